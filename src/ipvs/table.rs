@@ -1,0 +1,364 @@
+//! The IPVS table as plain data: what the kernel holds, or what the policy wants it to hold.
+//!
+//! Field meanings and numeric values follow `include/uapi/linux/ip_vs.h`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Address family of a service or destination (AF_INET / AF_INET6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+impl Family {
+    pub fn of(ip: &IpAddr) -> Family {
+        if ip.is_ipv4() { Family::Inet } else { Family::Inet6 }
+    }
+    /// The kernel's AF_* number.
+    pub fn af(self) -> u16 {
+        match self {
+            Family::Inet => 2,
+            Family::Inet6 => 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// IPPROTO_* number.
+    pub fn number(self) -> u16 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+    pub fn from_number(n: u16) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+    /// The name ipvsadm prints.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// How a virtual service is identified: protocol + address + port, or a firewall mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ServiceKey {
+    Addr { protocol: Protocol, addr: SocketAddr },
+    Fwmark { mark: u32, family: Family },
+}
+
+impl ServiceKey {
+    pub fn family(&self) -> Family {
+        match self {
+            ServiceKey::Addr { addr, .. } => Family::of(&addr.ip()),
+            ServiceKey::Fwmark { family, .. } => *family,
+        }
+    }
+}
+
+/// ipvsadm's sort order (libipvs `ipvs_cmp_services`): fwmark, family, protocol, address, port.
+/// Address differences are computed as C `int` subtraction of host-order words, as libipvs does.
+impl Ord for ServiceKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        fn parts(k: &ServiceKey) -> (u32, u16, u16, Option<SocketAddr>) {
+            match k {
+                ServiceKey::Addr { protocol, addr } => {
+                    (0, Family::of(&addr.ip()).af(), protocol.number(), Some(*addr))
+                }
+                ServiceKey::Fwmark { mark, family } => (*mark, family.af(), 0, None),
+            }
+        }
+        let (m1, f1, p1, a1) = parts(self);
+        let (m2, f2, p2, a2) = parts(other);
+        (m1 as i64)
+            .cmp(&(m2 as i64))
+            .then(f1.cmp(&f2))
+            .then(p1.cmp(&p2))
+            .then_with(|| match (a1, a2) {
+                (Some(a), Some(b)) => cmp_addr_port(&a, &b),
+                _ => std::cmp::Ordering::Equal,
+            })
+    }
+}
+impl PartialOrd for ServiceKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// libipvs compares addresses word by word with `int r = ntohl(a) - ntohl(b)`; the
+/// subtraction wraps, so we reproduce it to sort exactly as ipvsadm does. Ties fall back
+/// to a plain comparison so that distinct keys never compare equal.
+pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
+    fn words(ip: &IpAddr) -> Vec<u32> {
+        match ip {
+            IpAddr::V4(v4) => vec![u32::from(*v4)],
+            IpAddr::V6(v6) => v6.octets().chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        }
+    }
+    let (wa, wb) = (words(&a.ip()), words(&b.ip()));
+    let mut r: i32 = 0;
+    for (x, y) in wa.iter().zip(wb.iter()) {
+        r = x.wrapping_sub(*y) as i32;
+        if r != 0 {
+            break;
+        }
+    }
+    r.cmp(&0)
+        .then((a.port() as i32 - b.port() as i32).cmp(&0))
+        .then_with(|| a.ip().cmp(&b.ip()))
+}
+
+/// IP_VS_SVC_F_* flags.
+pub mod svc_flags {
+    pub const PERSISTENT: u32 = 0x0001;
+    pub const HASHED: u32 = 0x0002;
+    pub const ONEPACKET: u32 = 0x0004;
+    pub const SCHED1: u32 = 0x0008;
+    pub const SCHED2: u32 = 0x0010;
+    pub const SCHED3: u32 = 0x0020;
+    /// sh-fallback / mh-fallback share SCHED1; sh-port / mh-port share SCHED2.
+    pub const SCHED_SH_FALLBACK: u32 = SCHED1;
+    pub const SCHED_SH_PORT: u32 = SCHED2;
+    pub const SCHED_MH_FALLBACK: u32 = SCHED1;
+    pub const SCHED_MH_PORT: u32 = SCHED2;
+}
+
+/// Settings of a virtual service that can be edited in place (IPVS_CMD_SET_SERVICE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceConf {
+    /// Scheduler name as the kernel knows it ("wlc", "rr", ...).
+    pub scheduler: String,
+    /// IP_VS_SVC_F_* flags that matter to the user: PERSISTENT, ONEPACKET, SCHED1..3.
+    pub flags: u32,
+    /// Persistence timeout in seconds (only meaningful with PERSISTENT).
+    pub timeout: u32,
+    /// IPv4: the netmask as a host-order u32 (0xffffffff = /32); IPv6: a prefix length (128).
+    pub netmask: u32,
+    /// Persistence engine ("sip"), if any.
+    pub pe_name: Option<String>,
+}
+
+impl ServiceConf {
+    pub fn new(scheduler: &str, family: Family) -> ServiceConf {
+        ServiceConf {
+            scheduler: scheduler.to_string(),
+            flags: 0,
+            timeout: 0,
+            netmask: default_netmask(family),
+            pe_name: None,
+        }
+    }
+    pub fn persistent(&self) -> bool {
+        self.flags & svc_flags::PERSISTENT != 0
+    }
+}
+
+pub fn default_netmask(family: Family) -> u32 {
+    match family {
+        Family::Inet => 0xffff_ffff,
+        Family::Inet6 => 128,
+    }
+}
+
+/// IP_VS_CONN_F_FWD_MASK values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    /// IP_VS_CONN_F_MASQ = 0
+    Nat,
+    /// IP_VS_CONN_F_LOCALNODE = 1
+    Local,
+    /// IP_VS_CONN_F_TUNNEL = 2
+    Tun,
+    /// IP_VS_CONN_F_DROUTE = 3
+    Dr,
+    /// IP_VS_CONN_F_BYPASS = 4
+    Bypass,
+}
+
+impl Forward {
+    pub fn conn_flags(self) -> u32 {
+        match self {
+            Forward::Nat => 0,
+            Forward::Local => 1,
+            Forward::Tun => 2,
+            Forward::Dr => 3,
+            Forward::Bypass => 4,
+        }
+    }
+    pub fn from_conn_flags(f: u32) -> Forward {
+        match f & 0x7 {
+            0 => Forward::Nat,
+            1 => Forward::Local,
+            2 => Forward::Tun,
+            3 => Forward::Dr,
+            _ => Forward::Bypass,
+        }
+    }
+    /// The name ipvsadm prints in the Forward column.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            Forward::Nat => "Masq",
+            Forward::Local => "Local",
+            Forward::Tun => "Tunnel",
+            Forward::Dr => "Route",
+            Forward::Bypass => "Bypass",
+        }
+    }
+}
+
+/// IP_VS_CONN_F_TUNNEL_TYPE_*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelType {
+    #[default]
+    Ipip,
+    Gue,
+    Gre,
+}
+
+impl TunnelType {
+    pub fn number(self) -> u8 {
+        match self {
+            TunnelType::Ipip => 0,
+            TunnelType::Gue => 1,
+            TunnelType::Gre => 2,
+        }
+    }
+    pub fn from_number(n: u8) -> Option<TunnelType> {
+        match n {
+            0 => Some(TunnelType::Ipip),
+            1 => Some(TunnelType::Gue),
+            2 => Some(TunnelType::Gre),
+            _ => None,
+        }
+    }
+}
+
+/// A destination (real server) is identified inside its service by address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct DestKey(pub SocketAddr);
+
+/// libipvs `ipvs_cmp_dests`: address words, then port.
+impl Ord for DestKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        cmp_addr_port(&self.0, &other.0)
+    }
+}
+impl PartialOrd for DestKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Editable settings of a destination (IPVS_CMD_SET_DEST).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dest {
+    pub forward: Forward,
+    pub weight: u32,
+    /// Upper connection threshold (0 = none).
+    pub u_threshold: u32,
+    /// Lower connection threshold (0 = none).
+    pub l_threshold: u32,
+    pub tun_type: TunnelType,
+    /// GUE destination port (0 when unused).
+    pub tun_port: u16,
+    /// IP_VS_TUNNEL_ENCAP_FLAG_* (checksum options for GUE/GRE).
+    pub tun_flags: u16,
+    /// Counters: live values from the kernel, zero in desired tables. Not compared by reconcile.
+    pub stats: Stats,
+}
+
+impl Dest {
+    pub fn new(forward: Forward, weight: u32) -> Dest {
+        Dest {
+            forward,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+            tun_type: TunnelType::Ipip,
+            tun_port: 0,
+            tun_flags: 0,
+            stats: Stats::default(),
+        }
+    }
+    /// True when the settings (not the counters) equal.
+    pub fn same_settings(&self, other: &Dest) -> bool {
+        self.forward == other.forward
+            && self.weight == other.weight
+            && self.u_threshold == other.u_threshold
+            && self.l_threshold == other.l_threshold
+            && (self.forward != Forward::Tun
+                || (self.tun_type == other.tun_type
+                    && self.tun_port == other.tun_port
+                    && self.tun_flags == other.tun_flags))
+    }
+}
+
+/// Connection and traffic counters (IPVS_STATS_ATTR_* / IPVS_STATS64), plus the kernel's
+/// per-destination connection counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+    pub active_conns: u32,
+    pub inact_conns: u32,
+    pub persist_conns: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub conf: ServiceConf,
+    pub dests: BTreeMap<DestKey, Dest>,
+    pub stats: Stats,
+}
+
+impl Service {
+    pub fn new(conf: ServiceConf) -> Service {
+        Service { conf, dests: BTreeMap::new(), stats: Stats::default() }
+    }
+}
+
+/// A whole IPVS table, kept in ipvsadm's sort order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub services: BTreeMap<ServiceKey, Service>,
+}
+
+impl Table {
+    pub fn dest_count(&self) -> usize {
+        self.services.values().map(|s| s.dests.len()).sum()
+    }
+}

@@ -1,0 +1,10 @@
+//! lvsd: a Linux load-balancer director (VRRP + IPVS + health checks) driven by Lua policy files.
+//!
+//! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
+
+pub mod import;
+pub mod ipvs;
+pub mod model;
+pub mod net;
+pub mod policy;
+pub mod vrrp;
