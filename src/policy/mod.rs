@@ -58,18 +58,20 @@ pub fn hostname() -> String {
 }
 
 /// Turn an error from Lua into `file:line: message` entries.
-fn lua_error(e: &mlua::Error, main: &Path) -> ModelError {
+fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
     let text = match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::RuntimeError(m) => m.clone(),
         mlua::Error::MemoryError(_) => {
+            let (file, line) = budget.last_seen();
+            let origin = if file.is_empty() { Origin { file: main.to_path_buf(), line: 0 } } else { Origin { file: file.into(), line } };
             return ModelError::new(
-                &Origin { file: main.to_path_buf(), line: 0 },
-                "memory limit exceeded while evaluating the policy (raise it with --memory-limit if it is real)",
+                &origin,
+                "memory limit exceeded while evaluating the policy (near this line; raise --memory-limit if the policy really needs more)",
             );
         }
-        mlua::Error::CallbackError { cause, .. } => return lua_error(cause, main),
-        mlua::Error::WithContext { cause, .. } => return lua_error(cause, main),
+        mlua::Error::CallbackError { cause, .. } => return lua_error(cause, main, budget),
+        mlua::Error::WithContext { cause, .. } => return lua_error(cause, main, budget),
         other => other.to_string(),
     };
     let text = text.split("\nstack traceback:").next().unwrap_or("").trim().to_string();
@@ -112,7 +114,7 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     let collected = lua.remove_app_data::<api::Collected>().expect("collector");
     let mut errors = collected.errors;
     if let Err(e) = &result {
-        errors.push(lua_error(e, name));
+        errors.push(lua_error(e, name, &budget));
     }
     let mut model = collected.model;
     model.node = opts.node.clone();

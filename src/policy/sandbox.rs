@@ -27,13 +27,21 @@ const HOOK_EVERY: u32 = 10_000;
 /// The Lua library shipped inside the binary (`lua/` in the source tree).
 pub const BUNDLED: &[(&str, &str)] = &[("lvsd.helpers", include_str!("../../lua/lvsd/helpers.lua"))];
 
-/// Counts instructions; `reset` before each entry into Lua.
+/// Counts instructions; `reset` before each entry into Lua. Also remembers where the code
+/// last was, so that a memory-limit error (which carries no position) can name a line.
 #[derive(Clone, Default)]
-pub struct Budget(Arc<AtomicU64>);
+pub struct Budget {
+    used: Arc<AtomicU64>,
+    last_seen: Arc<Mutex<(String, u32)>>,
+}
 
 impl Budget {
     pub fn reset(&self) {
-        self.0.store(0, Ordering::Relaxed);
+        self.used.store(0, Ordering::Relaxed);
+    }
+    /// File and line the Lua code was at when the instruction hook last ran.
+    pub fn last_seen(&self) -> (String, u32) {
+        self.last_seen.lock().unwrap().clone()
     }
 }
 
@@ -64,18 +72,23 @@ pub fn new_state(limits: Limits, budget: &Budget) -> mlua::Result<Lua> {
     })?;
     g.set("load", text_load)?;
 
-    let count = budget.0.clone();
+    let budget = budget.clone();
     let limit = limits.instructions;
     lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_lua, debug| {
-        let used = count.fetch_add(HOOK_EVERY as u64, Ordering::Relaxed) + HOOK_EVERY as u64;
+        let used = budget.used.fetch_add(HOOK_EVERY as u64, Ordering::Relaxed) + HOOK_EVERY as u64;
+        let src = debug.source();
+        let file = src.source.as_deref().unwrap_or("?").trim_start_matches('@');
+        let line = debug.curr_line().max(0) as u32;
+        {
+            let mut seen = budget.last_seen.lock().unwrap();
+            if seen.0 != file {
+                seen.0 = file.to_string();
+            }
+            seen.1 = line;
+        }
         if used > limit {
-            let src = debug.source();
-            let file = src.source.as_deref().unwrap_or("?").trim_start_matches('@').to_string();
             return Err(mlua::Error::RuntimeError(format!(
-                "{}:{}: instruction limit of {} exceeded (an endless loop?)",
-                file,
-                debug.curr_line(),
-                limit
+                "{file}:{line}: instruction limit of {limit} exceeded (an endless loop?)"
             )));
         }
         Ok(VmState::Continue)
