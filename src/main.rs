@@ -234,7 +234,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lvsd: {e:#}");
+            eprintln!("lvsd: {e}");
             ExitCode::from(1)
         }
     }

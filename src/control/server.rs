@@ -44,7 +44,11 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Call>) {
         let tx = tx.clone();
         tokio::task::spawn_local(async move {
             if peer != 0 && peer != our_uid {
-                let _ = reply(stream, Response::err("permission denied: the control socket is root-only")).await;
+                // Take the request first, so the client reads our answer instead of a broken pipe.
+                let mut stream = BufReader::new(stream);
+                let mut line = Vec::new();
+                let _ = AsyncReadExt::take(&mut stream, MAX_REQUEST as u64).read_until(b'\n', &mut line).await;
+                let _ = reply(stream.into_inner(), Response::err("permission denied: the control socket is root-only")).await;
                 return;
             }
             let _ = connection(stream, tx).await;

@@ -72,6 +72,8 @@ pub struct Director {
     inspect: Option<inspect::Inspector>,
     last_sync: Option<SyncReport>,
     shutdown: bool,
+    /// The file watcher and the files it watches (re-created only when that list changes).
+    watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
 }
 
 impl Director {
@@ -94,6 +96,7 @@ impl Director {
             inspect: None,
             last_sync: None,
             shutdown: false,
+            watcher: None,
         })
     }
 
@@ -303,6 +306,10 @@ impl Director {
     /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
     pub async fn run(mut self) -> Result<(), DirectorError> {
         use tokio::signal::unix::{signal, SignalKind};
+        // Signal handlers first: a SIGHUP sent as soon as the socket appears must not kill us.
+        let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         let (call_tx, mut call_rx) = mpsc::channel::<Call>(64);
         if let Some(path) = &self.opts.control {
             let listener = crate::control::server::bind(path)?;
@@ -310,10 +317,7 @@ impl Director {
             tracing::info!("control socket {}", path.display());
         }
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let mut watcher = self.watch(watch_tx.clone());
-        let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        self.rewatch(&watch_tx);
         let mut resync = tokio::time::interval(self.opts.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload_at: Option<tokio::time::Instant> = None;
@@ -331,25 +335,26 @@ impl Director {
                 _ = sigterm.recv() => { self.events.push("stop", "SIGTERM: stopping"); break; }
                 _ = sigint.recv() => { self.events.push("stop", "SIGINT: stopping"); break; }
                 _ = sighup.recv() => {
-                    if self.reload("SIGHUP") { watcher = self.watch(watch_tx.clone()); }
+                    self.reload("SIGHUP");
+                    self.rewatch(&watch_tx);
                 }
                 Some(_) = watch_rx.recv() => {
                     reload_at = Some(tokio::time::Instant::now() + self.opts.debounce);
                 }
                 _ = reload_sleep => {
                     reload_at = None;
-                    if self.reload("file changed") { watcher = self.watch(watch_tx.clone()); }
+                    self.reload("file changed");
+                    self.rewatch(&watch_tx);
                 }
                 Some((cmd, reply)) = call_rx.recv() => {
-                    let reloading = matches!(cmd, Command::Reload);
                     let resp = self.handle(cmd);
-                    if reloading && resp.ok { watcher = self.watch(watch_tx.clone()); }
+                    self.rewatch(&watch_tx);
                     let _ = reply.send(resp);
                 }
                 _ = resync.tick() => { self.resync(); }
             }
         }
-        drop(watcher);
+        self.watcher = None;
         crate::systemd::notify("STOPPING=1");
         if let Some(path) = &self.opts.control {
             let _ = std::fs::remove_file(path);
@@ -357,13 +362,15 @@ impl Director {
         Ok(())
     }
 
-    fn watch(&mut self, tx: mpsc::UnboundedSender<PathBuf>) -> Option<policy::watch::PolicyWatcher> {
-        match policy::watch::watch(&self.policy.files, tx) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`"));
-                None
-            }
+    /// Watch the policy's files, unless the watcher already covers exactly these.
+    fn rewatch(&mut self, tx: &mpsc::UnboundedSender<PathBuf>) {
+        if self.watcher.as_ref().is_some_and(|(_, files)| *files == self.policy.files) {
+            return;
+        }
+        self.watcher = None;
+        match policy::watch::watch(&self.policy.files, tx.clone()) {
+            Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
+            Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
         }
     }
 }
