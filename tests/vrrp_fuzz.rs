@@ -71,7 +71,7 @@ fn seeds_reach_the_accepting_path() {
 #[test]
 fn mutated_adverts_never_panic() {
     let seeds = seeds();
-    let mut rng = Rng(0x5eed_0f_1a5d);
+    let mut rng = Rng(0x5eed_0f1a_5d00);
     let mut accepted = 0usize;
     for _ in 0..60_000 {
         let mut d = seeds[rng.below(seeds.len())].clone();

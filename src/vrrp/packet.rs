@@ -200,7 +200,7 @@ impl Advert {
                 }
                 // RFC 3768 section 5.3.7: Adver Int in seconds, default 1.
                 let secs = self.advert_int / 100;
-                if self.advert_int % 100 != 0 || !(1..=255).contains(&secs) {
+                if !self.advert_int.is_multiple_of(100) || !(1..=255).contains(&secs) {
                     return Err(EncodeError::V2Interval(self.advert_int));
                 }
                 out.push(self.auth.type_code());
