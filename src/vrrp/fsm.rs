@@ -23,8 +23,9 @@
 //!   instead lowers its own priority to 254; we do not, since the claim may be hostile.
 //! - Weights of tracked interfaces and track functions add to the priority as in keepalived:
 //!   a positive weight while up, a negative weight while down; the result is kept in 1..=254.
-//!   Weight 0 means "down puts the instance in Fault". An owner ignores weights (its priority
-//!   stays 255) and treats any tracked object going down as a fault.
+//!   Weight 0 means "down puts the instance in Fault". An address owner keeps priority 255
+//!   whatever the weights, so for it any tracked object going down is a fault: handing over
+//!   through Fault is the only way an owner can step aside (our choice).
 //! - A master that hears a lower-priority advert answers with its own advert at once
 //!   (keepalived, unless `lower_prio_no_advert`); RFC 5798 just discards it.
 //! - Leaving master for Fault sends a priority-0 advert so the backup takes over within
