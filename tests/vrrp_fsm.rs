@@ -382,11 +382,34 @@ fn lower_priority_advert_without_reply_when_disabled() {
     let t0 = Instant::now();
     let mut c = cfg(100);
     c.lower_prio_advert = false;
+    c.garp.lower_prio_repeat = 0;
     let (mut i, t) = master(c, t0);
     assert!(
         i.handle(t, advert(OTHER, 50)).is_empty(),
         "RFC 5798 6.4.3: discard"
     );
+}
+
+// keepalived garp_lower_prio_repeat / garp_lower_prio_delay: a master hearing a lower priority
+// re-announces its addresses at once and again after the delay.
+#[test]
+fn lower_priority_advert_triggers_gratuitous_arp() {
+    let t0 = Instant::now();
+    let (mut i, t) = master(cfg(100), t0);
+    run_until(&mut i, t + ms(5000)); // past the garp_master_delay burst
+    let now = t + ms(5500);
+    let vip = vec![ip("192.0.2.100")];
+    let garp = Action::SendGratuitous {
+        addresses: vip,
+        count: 5,
+        interval: Duration::ZERO,
+    };
+    assert_eq!(
+        i.handle(now, advert(OTHER, 50)),
+        vec![Action::SendAdvert { priority: 100 }, garp.clone()]
+    );
+    let later = run_until(&mut i, now + ms(5000));
+    assert!(later.contains(&(now + ms(5000), garp)));
 }
 
 // RFC 5798 6.4.2: "If Preempt_Mode is False ... Reset the Master_Down_Timer" (nopreempt).

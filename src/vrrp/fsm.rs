@@ -88,6 +88,11 @@ pub struct Garp {
     pub master_refresh_repeat: u32,
     /// `garp_interval` / `gna_interval`: gap between packets of a burst (the sender paces).
     pub interval: Duration,
+    /// `garp_lower_prio_repeat`: packets per address when a master hears a lower-priority
+    /// advert (that router may believe it is master and hold the addresses). 0: none.
+    pub lower_prio_repeat: u32,
+    /// `garp_lower_prio_delay`: a second such burst this long after (0: none).
+    pub lower_prio_delay: Duration,
 }
 
 impl Default for Garp {
@@ -98,6 +103,8 @@ impl Default for Garp {
             master_refresh: None,
             master_refresh_repeat: 1,
             interval: Duration::ZERO,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
         }
     }
 }
@@ -335,6 +342,7 @@ pub struct Instance {
     preempt_until: Option<Instant>,
     garp_delay_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
+    garp_lower_prio_at: Option<Instant>,
     /// The down timer was last set by a priority-0 advert.
     master_stopped: bool,
     /// The master as last heard in Backup: address and priority.
@@ -362,6 +370,7 @@ impl Instance {
             preempt_until: None,
             garp_delay_at: None,
             garp_refresh_at: None,
+            garp_lower_prio_at: None,
             master_stopped: false,
             master: None,
             down_interfaces: BTreeSet::new(),
@@ -424,6 +433,7 @@ impl Instance {
             self.down_timer,
             self.garp_delay_at,
             self.garp_refresh_at,
+            self.garp_lower_prio_at,
         ]
         .into_iter()
         .flatten()
@@ -528,6 +538,7 @@ impl Instance {
         self.preempt_until = None;
         self.garp_delay_at = None;
         self.garp_refresh_at = None;
+        self.garp_lower_prio_at = None;
         self.master_stopped = false;
     }
 
@@ -653,6 +664,10 @@ impl Instance {
                     self.garp_refresh_at = Some(now + period);
                     out.push(self.garp(self.cfg.garp.master_refresh_repeat));
                 }
+                if self.garp_lower_prio_at.is_some_and(|t| t <= now) {
+                    self.garp_lower_prio_at = None;
+                    out.push(self.garp(self.cfg.garp.lower_prio_repeat));
+                }
             }
             State::Initialize | State::Fault => {}
         }
@@ -751,12 +766,22 @@ impl Instance {
             self.master = Some((from, priority));
         } else if priority == self.effective && from == ours {
             out.push(Action::Warn(Warning::OwnAddress { from }));
-        } else if self.cfg.lower_prio_advert {
-            // "else: Discard the ADVERTISEMENT" - keepalived also re-advertises at once so a
-            // lower-priority router that thinks it is master hears us now.
-            out.push(Action::SendAdvert {
-                priority: self.effective,
-            });
+        } else {
+            // "else: Discard the ADVERTISEMENT". keepalived also re-advertises at once so a
+            // lower-priority router that thinks it is master hears us now, and re-announces
+            // the addresses in case that router took them.
+            if self.cfg.lower_prio_advert {
+                out.push(Action::SendAdvert {
+                    priority: self.effective,
+                });
+            }
+            let g = &self.cfg.garp;
+            if g.lower_prio_repeat > 0 {
+                out.push(self.garp(g.lower_prio_repeat));
+                if !g.lower_prio_delay.is_zero() {
+                    self.garp_lower_prio_at = Some(now + g.lower_prio_delay);
+                }
+            }
         }
     }
 
