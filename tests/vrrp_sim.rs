@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use lvsd::vrrp::fsm::{Action, Config, InitialState, Input, Instance, State};
 use lvsd::vrrp::packet::{
-    self, Advert, Auth, DropCounters, DropReason, Endpoints, Expect, Family, RxMeta, Version,
+    self, Advert, Auth, DropCounters, DropReason, Endpoints, RxMeta, Version,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -17,8 +17,6 @@ fn ip(s: &str) -> IpAddr {
 
 struct Router {
     fsm: Instance,
-    expect: Expect,
-    auth: Auth,
     alive: bool,
     holds_vips: bool,
     drops: DropCounters,
@@ -27,36 +25,19 @@ struct Router {
 struct Lan {
     routers: Vec<Router>,
     now: Instant,
-    /// (time, router index, became master)
+    /// (time, router index, new state)
     log: Vec<(Instant, usize, State)>,
 }
 
 impl Lan {
-    fn new(configs: Vec<(Config, Auth)>) -> Lan {
+    fn new(configs: Vec<Config>) -> Lan {
         let routers = configs
             .into_iter()
-            .map(|(c, auth)| {
-                let expect = Expect {
-                    version: c.version,
-                    family: Family::of(&c.primary_address),
-                    vrid: c.vrid,
-                    auth: auth.clone(),
-                    advert_int: c.advert_int,
-                    addresses: c.addresses.clone(),
-                    owner: c.is_owner(),
-                    unicast: false,
-                    unicast_peers: vec![],
-                    relax_unicast_ttl: false,
-                    v3_checksum_as_v2: false,
-                };
-                Router {
-                    fsm: Instance::new(c),
-                    expect,
-                    auth,
-                    alive: true,
-                    holds_vips: false,
-                    drops: DropCounters::default(),
-                }
+            .map(|c| Router {
+                fsm: Instance::new(c),
+                alive: true,
+                holds_vips: false,
+                drops: DropCounters::default(),
             })
             .collect();
         Lan {
@@ -68,20 +49,14 @@ impl Lan {
 
     fn advert_bytes(&self, from: usize, priority: u8) -> (Vec<u8>, Endpoints) {
         let c = self.routers[from].fsm.config();
-        let a = Advert {
-            version: c.version,
-            vrid: c.vrid,
-            priority,
-            advert_int: c.advert_int,
-            auth: self.routers[from].auth.clone(),
-            addresses: c.addresses.clone(),
-        };
-        let family = Family::of(&c.primary_address);
         let ep = Endpoints {
             src: c.primary_address,
-            dst: family.multicast_group(),
+            dst: c.destinations()[0],
         };
-        (a.encode(&ep, false).unwrap(), ep)
+        (
+            c.advert(priority).encode(&ep, c.v3_checksum_as_v2).unwrap(),
+            ep,
+        )
     }
 
     /// Delivers raw bytes to router `to`, through the decoder.
@@ -91,7 +66,7 @@ impl Lan {
         if !r.alive {
             return;
         }
-        match packet::decode(buf, &meta, &r.expect) {
+        match packet::decode(buf, &meta, &r.fsm.config().expect()) {
             Ok(rx) => {
                 let actions = r.fsm.handle(now, Input::advert(meta.src, &rx.advert));
                 self.apply(to, actions);
@@ -164,20 +139,21 @@ impl Lan {
     }
 }
 
-fn v2_config(addr: &str, priority: u8) -> (Config, Auth) {
+fn v2_config(addr: &str, priority: u8) -> Config {
     let mut c = Config::new("eth0", 51, ip(addr));
     c.priority = priority;
     c.addresses = vec![ip("192.0.2.100"), ip("192.0.2.101")];
-    (c, Auth::pass("1111"))
+    c.auth = Auth::pass("1111");
+    c
 }
 
-fn v3_v6_config(addr: &str, priority: u8) -> (Config, Auth) {
+fn v3_v6_config(addr: &str, priority: u8) -> Config {
     let mut c = Config::new("eth0", 53, ip(addr));
     c.version = Version::V3;
     c.priority = priority;
     c.advert_int = 10; // 0.1 s
     c.addresses = vec![ip("2001:db8::100")];
-    (c, Auth::None)
+    c
 }
 
 fn secs(n: u64) -> Duration {
@@ -266,10 +242,10 @@ fn graceful_stop_hands_over_within_skew_time() {
 #[test]
 fn higher_priority_router_joining_preempts_and_nopreempt_does_not() {
     for preempt in [true, false] {
-        let (mut a, auth) = v2_config("192.0.2.1", 90);
+        let mut a = v2_config("192.0.2.1", 90);
         a.preempt = preempt;
-        let (b, _) = v2_config("192.0.2.2", 80);
-        let mut lan = Lan::new(vec![(a, auth.clone()), (b, auth)]);
+        let b = v2_config("192.0.2.2", 80);
+        let mut lan = Lan::new(vec![a, b]);
         lan.routers[0].alive = false;
         let t0 = lan.now;
         lan.input(1, Input::Startup);
@@ -416,9 +392,9 @@ fn hostile_packets_are_dropped_counted_and_change_nothing() {
 // priority-255 claim for our addresses cannot make it back off.
 #[test]
 fn owner_keeps_the_addresses_against_a_255_claim() {
-    let (mut owner, auth) = v2_config("192.0.2.100", 255);
+    let mut owner = v2_config("192.0.2.100", 255);
     owner.initial_state = InitialState::Master;
-    let mut lan = Lan::new(vec![(owner, auth.clone()), v2_config("192.0.2.2", 100)]);
+    let mut lan = Lan::new(vec![owner, v2_config("192.0.2.2", 100)]);
     lan.start_all();
     assert_eq!(lan.holders(), vec![0]);
     let claim = Advert {
@@ -426,7 +402,7 @@ fn owner_keeps_the_addresses_against_a_255_claim() {
         vrid: 51,
         priority: 255,
         advert_int: 100,
-        auth,
+        auth: Auth::pass("1111"),
         addresses: vec![ip("192.0.2.100"), ip("192.0.2.101")],
     };
     let ep = Endpoints {
@@ -449,4 +425,46 @@ fn owner_keeps_the_addresses_against_a_255_claim() {
     assert_eq!(lan.routers[0].fsm.state(), State::Master);
     let t = lan.now;
     lan.run(t + secs(30), &mut |l| assert_eq!(l.holders(), vec![0]));
+}
+
+// keepalived unicast_peer: adverts go to the peer, and with check_unicast_src only the peer's
+// are accepted; the v3 IPv4 checksum then covers the unicast destination.
+#[test]
+fn v3_unicast_pair_elects_and_fails_over() {
+    let peer = |me: &str, other: &str, priority: u8| {
+        let mut c = Config::new("eth0", 60, ip(me));
+        c.version = Version::V3;
+        c.priority = priority;
+        c.addresses = vec![ip("192.0.2.130")];
+        c.unicast_peers = vec![ip(other)];
+        c.check_unicast_src = true;
+        c
+    };
+    let a = peer("192.0.2.1", "192.0.2.2", 120);
+    assert_eq!(a.destinations(), vec![ip("192.0.2.2")]);
+    assert!(a.expect().unicast);
+    let mut lan = converge_and_check(Lan::new(vec![a, peer("192.0.2.2", "192.0.2.1", 110)]), 0);
+    assert_eq!(lan.routers[1].drops.total(), 0);
+    // A stranger's unicast advert is refused.
+    let stranger = peer("192.0.2.9", "192.0.2.2", 250);
+    let ep = Endpoints {
+        src: ip("192.0.2.9"),
+        dst: ip("192.0.2.2"),
+    };
+    let buf = stranger.advert(250).encode(&ep, false).unwrap();
+    lan.receive(
+        1,
+        &buf,
+        RxMeta {
+            src: ep.src,
+            dst: ep.dst,
+            ttl: 255,
+        },
+    );
+    assert_eq!(lan.routers[1].drops.get(DropReason::UnknownPeer), 1);
+    // Kill the master: the peer takes over.
+    lan.routers[0].alive = false;
+    let t = lan.now;
+    lan.run(t + secs(5), &mut |_| {});
+    assert_eq!(lan.holders(), vec![1]);
 }

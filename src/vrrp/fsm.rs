@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 pub use super::packet::Version;
+use super::packet::{self, Advert, Auth, Expect, Family};
 
 /// Instance state. Initialize, Backup and Master are RFC 5798 section 6.4; Fault is
 /// keepalived's state for "cannot work" (interface or track down).
@@ -143,6 +144,20 @@ pub struct Config {
     /// Answer a lower-priority advert with ours at once (keepalived's default).
     pub lower_prio_advert: bool,
     pub garp: Garp,
+
+    // Wire settings: the state machine does not use them; [`Config::expect`] and
+    // [`Config::advert`] turn them into what `packet` needs, so one struct describes an instance.
+    /// VRRPv2 authentication (`auth_pass`).
+    pub auth: Auth,
+    /// keepalived `unicast_peer`: adverts go to these instead of the multicast group.
+    pub unicast_peers: Vec<IpAddr>,
+    /// keepalived `check_unicast_src`: accept unicast adverts only from `unicast_peers`.
+    pub check_unicast_src: bool,
+    /// Accept unicast adverts whatever their TTL / hop limit (keepalived never checks it for
+    /// unicast). Off by default: RFC 5798 7.1 wants 255.
+    pub relax_unicast_ttl: bool,
+    /// keepalived `v3_checksum_as_v2`.
+    pub v3_checksum_as_v2: bool,
 }
 
 impl Config {
@@ -167,6 +182,59 @@ impl Config {
             track_interfaces: Vec::new(),
             lower_prio_advert: true,
             garp: Garp::default(),
+            auth: Auth::None,
+            unicast_peers: Vec::new(),
+            check_unicast_src: false,
+            relax_unicast_ttl: false,
+            v3_checksum_as_v2: false,
+        }
+    }
+
+    /// The address family: that of `primary_address` (the VIPs must match; the model checks).
+    pub fn family(&self) -> Family {
+        Family::of(&self.primary_address)
+    }
+
+    /// Where adverts go: the unicast peers, or the family's multicast group.
+    pub fn destinations(&self) -> Vec<IpAddr> {
+        if self.unicast_peers.is_empty() {
+            vec![self.family().multicast_group()]
+        } else {
+            self.unicast_peers.clone()
+        }
+    }
+
+    /// What [`packet::decode`] must check for this instance.
+    pub fn expect(&self) -> Expect {
+        Expect {
+            version: self.version,
+            family: self.family(),
+            vrid: self.vrid,
+            auth: self.auth.clone(),
+            advert_int: self.advert_int,
+            addresses: self.addresses.clone(),
+            owner: self.is_owner(),
+            unicast: !self.unicast_peers.is_empty(),
+            unicast_peers: if self.check_unicast_src {
+                self.unicast_peers.clone()
+            } else {
+                Vec::new()
+            },
+            relax_unicast_ttl: self.relax_unicast_ttl,
+            v3_checksum_as_v2: self.v3_checksum_as_v2,
+        }
+    }
+
+    /// The advert for an [`Action::SendAdvert`] (encode it once per destination: the VRRPv3
+    /// checksum covers the destination address).
+    pub fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.version,
+            vrid: self.vrid,
+            priority,
+            advert_int: self.advert_int,
+            auth: self.auth.clone(),
+            addresses: self.addresses.clone(),
         }
     }
 
@@ -215,7 +283,7 @@ pub enum Input {
 
 impl Input {
     /// The input for a decoded advert received from `from`.
-    pub fn advert(from: IpAddr, advert: &super::packet::Advert) -> Input {
+    pub fn advert(from: IpAddr, advert: &Advert) -> Input {
         Input::Advert {
             from,
             priority: advert.priority,
@@ -720,7 +788,7 @@ impl Instance {
         // Master_Down_Timer to Master_Down_Interval. else: Discard the ADVERTISEMENT."
         if !self.cfg.preempt || priority >= self.effective || delaying {
             if self.cfg.version == Version::V3 && advert_int > 0 {
-                self.master_adver_int = advert_int.min(super::packet::V3_MAX_INTERVAL);
+                self.master_adver_int = advert_int.min(packet::V3_MAX_INTERVAL);
             }
             self.down_timer = Some(now + self.master_down_interval());
             self.master_stopped = false;
@@ -760,7 +828,7 @@ impl Instance {
             // ADVERTISEMENT; Recompute the Skew_Time; Recompute the Master_Down_Interval; Set
             // Master_Down_Timer to Master_Down_Interval; Transition to the Backup state".
             if self.cfg.version == Version::V3 && advert_int > 0 {
-                self.master_adver_int = advert_int.min(super::packet::V3_MAX_INTERVAL);
+                self.master_adver_int = advert_int.min(packet::V3_MAX_INTERVAL);
             }
             self.become_backup(now, Reason::HigherPriority { from, priority }, out);
             self.master = Some((from, priority));
