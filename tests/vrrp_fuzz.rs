@@ -71,15 +71,17 @@ fn seeds_reach_the_accepting_path() {
 #[test]
 fn mutated_adverts_never_panic() {
     let seeds = seeds();
-    let mut rng = Rng(0x5eed_0f1a_5d00);
-    let mut accepted = 0usize;
-    for _ in 0..60_000 {
-        let mut d = seeds[rng.below(seeds.len())].clone();
-        mutate(&mut rng, &mut d);
-        accepted += usize::from(harness::check(&d));
+    for seed in [0x5eed_0f1a_5d00_u64, 1, 2, 3] {
+        let mut rng = Rng(seed);
+        let mut accepted = 0usize;
+        for _ in 0..30_000 {
+            let mut d = seeds[rng.below(seeds.len())].clone();
+            mutate(&mut rng, &mut d);
+            accepted += usize::from(harness::check(&d));
+        }
+        // Some mutations (priority, selector bits) keep adverts valid: the Ok path runs.
+        assert!(accepted > 500, "seed {seed}: only {accepted} accepted");
     }
-    // Some mutations (priority, selector bits) keep adverts valid: the Ok path is exercised.
-    assert!(accepted > 1000, "only {accepted} accepted");
 }
 
 #[test]

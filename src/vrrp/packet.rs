@@ -148,7 +148,7 @@ pub struct Endpoints {
 pub enum EncodeError {
     #[error("VRRPv2 is IPv4 only (RFC 3768); use version 3 for IPv6")]
     V2Ipv6,
-    #[error("address {0} is not of the instance's address family")]
+    #[error("address {0} is not of the family of the packet's source and destination")]
     MixedFamily(IpAddr),
     #[error("{0} addresses do not fit the 8-bit address count")]
     TooManyAddresses(usize),
@@ -158,32 +158,25 @@ pub enum EncodeError {
     V3Interval(u16),
     #[error("VRRPv3 has no authentication (RFC 5798 section 9); remove the password")]
     V3Auth,
-    #[error("source {src} and destination {dst} are not both of the instance's address family")]
+    #[error("source {src} and destination {dst} are not of one address family")]
     Endpoints { src: IpAddr, dst: IpAddr },
 }
 
 impl Advert {
-    /// The address family of this advert, from its first address (IPv4 when it has none).
-    pub fn family(&self) -> Family {
-        self.addresses
-            .first()
-            .map(Family::of)
-            .unwrap_or(Family::Ipv4)
-    }
-
-    /// Encodes the VRRP message with its checksum. `ep` is needed by VRRPv3, whose checksum
-    /// covers a pseudo-header (RFC 5798 section 5.2.8); `v3_checksum_as_v2` leaves the
-    /// pseudo-header out for IPv4, like keepalived's option of that name.
+    /// Encodes the VRRP message with its checksum. The address family is that of `ep`; VRRPv3
+    /// needs `ep` for its checksum, which covers a pseudo-header (RFC 5798 section 5.2.8);
+    /// `v3_checksum_as_v2` leaves the pseudo-header out for IPv4, like keepalived's option of
+    /// that name.
     pub fn encode(&self, ep: &Endpoints, v3_checksum_as_v2: bool) -> Result<Vec<u8>, EncodeError> {
-        let family = self.family();
-        if let Some(a) = self.addresses.iter().find(|a| Family::of(a) != family) {
-            return Err(EncodeError::MixedFamily(*a));
-        }
-        if Family::of(&ep.src) != family || Family::of(&ep.dst) != family {
+        let family = Family::of(&ep.src);
+        if Family::of(&ep.dst) != family {
             return Err(EncodeError::Endpoints {
                 src: ep.src,
                 dst: ep.dst,
             });
+        }
+        if let Some(a) = self.addresses.iter().find(|a| Family::of(a) != family) {
+            return Err(EncodeError::MixedFamily(*a));
         }
         let count = u8::try_from(self.addresses.len())
             .map_err(|_| EncodeError::TooManyAddresses(self.addresses.len()))?;
@@ -1067,6 +1060,21 @@ mod tests {
             a.encode(&mcast_ep(), false),
             Err(EncodeError::MixedFamily(_))
         ));
+    }
+
+    // Found by tests/vrrp_fuzz.rs: with no addresses the family comes from the endpoints.
+    #[test]
+    fn ipv6_advert_without_addresses_round_trips() {
+        let a = Advert {
+            addresses: vec![],
+            ..v3_advert()
+        };
+        let ep = Endpoints {
+            src: "fe80::1".parse().unwrap(),
+            dst: IpAddr::V6(MCAST_V6),
+        };
+        let buf = a.encode(&ep, false).unwrap();
+        assert_eq!(parse(&buf, Family::Ipv6).unwrap(), a);
     }
 
     #[test]
