@@ -364,14 +364,17 @@ fn equal_priority_higher_address_wins() {
     // 192.0.2.0 < 192.0.2.1: we stay master and re-advertise (keepalived).
     assert_eq!(sent(&i.handle(t, advert("192.0.2.0", 100))), vec![100]);
     assert_eq!(i.state(), State::Master);
-    // Our own address: a warning, nothing else.
-    let a = i.handle(t, advert("192.0.2.1", 100));
-    assert_eq!(
-        a,
-        vec![Action::Warn(Warning::OwnAddress {
-            from: ip("192.0.2.1")
-        })]
-    );
+    // Our own address (a looped-back advert), whatever the priority: a warning, nothing else.
+    for p in [100, 200] {
+        let a = i.handle(t, advert("192.0.2.1", p));
+        assert_eq!(
+            a,
+            vec![Action::Warn(Warning::OwnAddress {
+                from: ip("192.0.2.1")
+            })]
+        );
+    }
+    assert_eq!(i.state(), State::Master);
     // 192.0.2.2 > 192.0.2.1: we yield.
     let a = i.handle(t, advert(OTHER, 100));
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);

@@ -351,7 +351,7 @@ impl fmt::Display for Reason {
 pub enum Warning {
     /// Another router claims priority 255 for a VRID whose addresses we own.
     OwnerConflict { from: IpAddr },
-    /// An advert with our priority and our own primary address: a duplicate address or a loop.
+    /// An advert from our own primary address: a multicast loop or a duplicate address.
     OwnAddress { from: IpAddr },
 }
 
@@ -764,6 +764,12 @@ impl Instance {
             }
             return;
         }
+        if from == self.cfg.primary_address && self.state != State::Initialize {
+            // Our own advert looped back, or another router with our address: neither may
+            // move us (keepalived only warns about the equal-priority case).
+            out.push(Action::Warn(Warning::OwnAddress { from }));
+            return;
+        }
         match self.state {
             State::Backup => self.advert_in_backup(now, from, priority, advert_int),
             State::Master => self.advert_in_master(now, from, priority, advert_int, out),
@@ -832,8 +838,6 @@ impl Instance {
             }
             self.become_backup(now, Reason::HigherPriority { from, priority }, out);
             self.master = Some((from, priority));
-        } else if priority == self.effective && from == ours {
-            out.push(Action::Warn(Warning::OwnAddress { from }));
         } else {
             // "else: Discard the ADVERTISEMENT". keepalived also re-advertises at once so a
             // lower-priority router that thinks it is master hears us now, and re-announces
