@@ -73,6 +73,11 @@ fn run_until(i: &mut Instance, until: Instant) -> Vec<(Instant, Action)> {
         for a in i.handle(t, Input::Timeout) {
             out.push((t, a));
         }
+        // A timer that does not move past `t` would spin the event loop.
+        assert!(
+            i.poll_timeout().is_none_or(|next| next > t),
+            "timer did not advance"
+        );
     }
     out
 }
@@ -903,4 +908,20 @@ fn sync_group_moves_together() {
         vec![Backup, Backup]
     );
     assert!(!g.in_fault());
+}
+
+// A zero period in the configuration means "off", never a timer firing in a loop.
+#[test]
+fn zero_periods_never_spin() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.garp.master_refresh = Some(Duration::ZERO);
+    c.garp.lower_prio_delay = Duration::ZERO;
+    let (mut i, t) = master(c, t0);
+    i.handle(t, advert(OTHER, 50));
+    let mut c = cfg(100);
+    c.advert_int = 0;
+    i.update_config(t, c).unwrap();
+    // The advert already scheduled goes out, then every centisecond (the floor).
+    assert!(run_until(&mut i, t + ms(2000)).len() >= 90);
 }

@@ -124,6 +124,11 @@ impl Lan {
                 Some((t, i)) if t <= until => {
                     self.now = t;
                     self.input(i, Input::Timeout);
+                    let next = self.routers[i].fsm.poll_timeout();
+                    assert!(
+                        next.is_none_or(|n| n > t),
+                        "router {i}: timer did not advance"
+                    );
                     check(self);
                 }
                 _ => break,

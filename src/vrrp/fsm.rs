@@ -426,6 +426,11 @@ fn cs(n: u16) -> Duration {
     Duration::from_millis(u64::from(n) * 10)
 }
 
+/// A period from the configuration; zero means "off" so that no timer can fire in a loop.
+fn period(d: Option<Duration>) -> Option<Duration> {
+    d.filter(|d| !d.is_zero())
+}
+
 impl Instance {
     pub fn new(cfg: Config) -> Instance {
         let mut i = Instance {
@@ -469,7 +474,12 @@ impl Instance {
 
     /// RFC 5798 Master_Adver_Interval: learnt from the master in VRRPv3, ours in VRRPv2.
     pub fn master_adver_interval(&self) -> Duration {
-        cs(self.master_adver_int)
+        cs(self.master_adver_int.max(1))
+    }
+
+    /// Our Advertisement_Interval (at least 1 cs, whatever the configuration says).
+    fn advert_interval(&self) -> Duration {
+        cs(self.cfg.advert_int.max(1))
     }
 
     /// RFC 3768: Skew_Time = (256 - Priority) / 256 seconds.
@@ -577,7 +587,7 @@ impl Instance {
                 }
             }
             if cfg.garp.master_refresh != self.cfg.garp.master_refresh {
-                self.garp_refresh_at = cfg.garp.master_refresh.map(|r| now + r);
+                self.garp_refresh_at = period(cfg.garp.master_refresh).map(|r| now + r);
             }
         }
         if self.cfg.version == Version::V2 || self.state != State::Backup {
@@ -631,8 +641,8 @@ impl Instance {
         if !g.master_delay.is_zero() && g.master_repeat > 0 {
             self.garp_delay_at = Some(now + g.master_delay);
         }
-        self.garp_refresh_at = g.master_refresh.map(|r| now + r);
-        self.adver_timer = Some(now + cs(self.cfg.advert_int));
+        self.garp_refresh_at = period(g.master_refresh).map(|r| now + r);
+        self.adver_timer = Some(now + self.advert_interval());
         self.set_state(State::Master, reason, out);
     }
 
@@ -714,22 +724,22 @@ impl Instance {
                         priority: self.effective,
                     });
                     // Keep the cadence; after a late wake-up start again from now.
-                    let next = t + cs(self.cfg.advert_int);
+                    let next = t + self.advert_interval();
                     self.adver_timer = Some(if next > now {
                         next
                     } else {
-                        now + cs(self.cfg.advert_int)
+                        now + self.advert_interval()
                     });
                 }
                 if self.garp_delay_at.is_some_and(|t| t <= now) {
                     self.garp_delay_at = None;
                     out.push(self.garp(self.cfg.garp.master_repeat));
                 }
-                if let (Some(t), Some(period)) =
-                    (self.garp_refresh_at, self.cfg.garp.master_refresh)
+                if let (Some(t), Some(every)) =
+                    (self.garp_refresh_at, period(self.cfg.garp.master_refresh))
                     && t <= now
                 {
-                    self.garp_refresh_at = Some(now + period);
+                    self.garp_refresh_at = Some(now + every);
                     out.push(self.garp(self.cfg.garp.master_refresh_repeat));
                 }
                 if self.garp_lower_prio_at.is_some_and(|t| t <= now) {
@@ -825,7 +835,7 @@ impl Instance {
             out.push(Action::SendAdvert {
                 priority: self.effective,
             });
-            self.adver_timer = Some(now + cs(self.cfg.advert_int));
+            self.adver_timer = Some(now + self.advert_interval());
         } else if priority > self.effective || (priority == self.effective && from > ours) {
             // "If the Priority in the ADVERTISEMENT is greater than the local Priority or the
             // Priority in the ADVERTISEMENT is equal to the local Priority and the primary IPvX
