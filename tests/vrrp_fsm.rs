@@ -925,3 +925,36 @@ fn zero_periods_never_spin() {
     // The advert already scheduled goes out, then every centisecond (the floor).
     assert!(run_until(&mut i, t + ms(2000)).len() >= 90);
 }
+
+// keepalived vrrp_sync_group with three members: the others follow a member's move, and a
+// member stopping (Initialize) moves nobody.
+#[test]
+fn sync_group_of_three_follows_and_ignores_a_stop() {
+    let t0 = Instant::now();
+    let mut members: Vec<Instance> = (0..3u8)
+        .map(|n| {
+            let mut c = cfg(100);
+            c.vrid = 51 + n;
+            c.interface = format!("eth{n}");
+            Instance::new(c)
+        })
+        .collect();
+    let mut g = SyncGroup::new(3);
+    use State::*;
+    for m in 0..3 {
+        drive(&mut g, &mut members, t0, m, Input::Startup);
+    }
+    let t = members[2].poll_timeout().unwrap();
+    assert_eq!(
+        drive(&mut g, &mut members, t, 2, Input::Timeout),
+        vec![Master, Master, Master]
+    );
+    assert_eq!(
+        drive(&mut g, &mut members, t, 1, Input::Shutdown),
+        vec![Master, Initialize, Master]
+    );
+    assert_eq!(
+        drive(&mut g, &mut members, t, 0, advert(OTHER, 200)),
+        vec![Backup, Initialize, Backup]
+    );
+}
