@@ -1,1 +1,20 @@
-//! net
+//! Thin I/O adapters: raw VRRP sockets, VIP addresses and link state over rtnetlink,
+//! gratuitous ARP / unsolicited NA, sysctls, and a network-namespace helper for tests and
+//! the lab. Everything here sends and receives bytes or applies a change it is told to make;
+//! no module decides anything.
+//!
+//! Network namespaces: every socket (raw, packet, netlink) belongs to the namespace of the
+//! thread that created it, and `/proc/sys/net` shows the namespace of the thread that opens
+//! it. So code that must act inside a namespace runs the *creating* call on a thread that
+//! entered it ([`netns::Netns::run`]); the resulting socket can then be used from anywhere.
+
+pub mod addr;
+pub mod link;
+
+mod rtnl;
+pub mod sysctl;
+
+pub use addr::{AddrError, AddrInfo, Vip};
+pub use link::{LinkError, LinkEvent, LinkInfo, LinkWatcher, OperState, ifindex, link_by_name};
+pub use rtnl::RtnlError;
+pub use sysctl::{SysctlError, SysctlKey};
