@@ -9,12 +9,16 @@
 //! entered it ([`netns::Netns::run`]); the resulting socket can then be used from anywhere.
 
 pub mod addr;
+pub mod garp;
 pub mod link;
-
+pub mod netns;
 mod rtnl;
 pub mod sysctl;
+pub mod vrrp_socket;
 
 pub use addr::{AddrError, AddrInfo, Vip};
+pub use garp::{Announcer, GarpError, announce, send_garp, send_unsolicited_na};
 pub use link::{LinkError, LinkEvent, LinkInfo, LinkWatcher, OperState, ifindex, link_by_name};
 pub use rtnl::RtnlError;
 pub use sysctl::{SysctlError, SysctlKey};
+pub use vrrp_socket::{Family, Mode, RecvMeta, VrrpSocket, VrrpSocketError};
