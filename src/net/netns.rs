@@ -121,6 +121,21 @@ impl Netns {
         })
     }
 
+    /// Like [`run`](Self::run), with the caller's tokio runtime entered on the namespace
+    /// thread, so `f` can create tokio-registered sockets (`VrrpSocket::open`,
+    /// `LinkWatcher::new`). Panics if called outside a tokio runtime.
+    pub fn run_in_runtime<F, R>(&self, f: F) -> Result<R, NetnsError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let handle = tokio::runtime::Handle::current();
+        self.run(move || {
+            let _guard = handle.enter();
+            f()
+        })
+    }
+
     /// Write a sysctl inside this namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let key = super::sysctl::SysctlKey::parse(key)?;
@@ -181,5 +196,55 @@ pub fn privileged_or_skip(test: &str) -> bool {
             eprintln!("SKIP {test}: {why}");
             false
         }
+    }
+}
+
+/// A switch (a namespace holding bridge `br0`) and hosts, each with an `eth0` plugged into
+/// the bridge. IPv6 duplicate address detection is off in the hosts so link-local and
+/// test addresses are usable at once. Everything is deleted on drop.
+#[derive(Debug)]
+pub struct Lan {
+    /// Dropped before the switch.
+    pub hosts: Vec<Netns>,
+    pub switch: Netns,
+}
+
+impl Lan {
+    /// `prefix` keeps names short and recognisable: `<prefix>-<pid>-<n>`.
+    pub fn new(prefix: &str, hosts: usize) -> Result<Self, NetnsError> {
+        let switch = Netns::create(&unique_name(&format!("{prefix}s")))?;
+        // The switch has no addresses of its own: keep its ports quiet (no IPv6 link-local,
+        // no DAD or MLD packets of its own on the wire that tests capture).
+        let key = super::sysctl::SysctlKey::ipv6_conf("default", "disable_ipv6").expect("static key");
+        switch.run(|| super::sysctl::write(&key, "1"))?.map_err(|e| NetnsError::Failed {
+            cmd: format!("sysctl {key}=1 in {}", switch.name()),
+            status: "error".into(),
+            stderr: e.to_string(),
+        })?;
+        bridge(&switch, "br0")?;
+        let mut lan = Lan { hosts: Vec::new(), switch };
+        for i in 0..hosts {
+            let host = Netns::create(&unique_name(&format!("{prefix}h")))?;
+            lan.hosts.push(host);
+            let host = &lan.hosts[i];
+            for conf in ["all", "default"] {
+                let key = super::sysctl::SysctlKey::ipv6_conf(conf, "accept_dad").expect("static key");
+                host.run(|| super::sysctl::write(&key, "0"))?.map_err(|e| NetnsError::Failed {
+                    cmd: format!("sysctl {key}=0 in {}", host.name()),
+                    status: "error".into(),
+                    stderr: e.to_string(),
+                })?;
+            }
+            let port = format!("p{i}");
+            host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", lan.switch.name()])?;
+            attach(&lan.switch, &port, "br0")?;
+            lan.switch.ip(&["link", "set", &port, "up"])?;
+            host.ip(&["link", "set", "eth0", "up"])?;
+        }
+        Ok(lan)
+    }
+
+    pub fn host(&self, i: usize) -> &Netns {
+        &self.hosts[i]
     }
 }

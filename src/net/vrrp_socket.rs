@@ -187,13 +187,17 @@ impl VrrpSocket {
                 sock.set_multicast_ttl_v4(VRRP_TTL).map_err(io_err("IP_MULTICAST_TTL"))?;
                 sock.set_multicast_loop_v4(false).map_err(io_err("IP_MULTICAST_LOOP"))?;
                 sock.set_tos_v4(TOS_INTERNETWORK_CONTROL).map_err(io_err("IP_TOS"))?;
-                set_multicast_if_v4_index(&sock, ifindex).map_err(io_err("IP_MULTICAST_IF"))?;
                 let IpAddr::V4(src4) = src else { unreachable!("family checked") };
-                sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
-                    .map_err(io_err("binding the source address"))?;
+                // The interface and the source of multicast sends.
+                set_multicast_if_v4(&sock, ifindex, src4).map_err(io_err("IP_MULTICAST_IF"))?;
                 if mode == Mode::Multicast {
+                    // No bind(): an IPv4 raw socket bound to an address only receives
+                    // packets addressed to it, never the group.
                     sock.join_multicast_v4_n(&VRRP_GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
                         .map_err(io_err("joining 224.0.0.18"))?;
+                } else {
+                    sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
+                        .map_err(io_err("binding the source address"))?;
                 }
             }
             Family::V6 => {
@@ -349,10 +353,10 @@ fn scope_for(a: &Ipv6Addr, ifindex: u32) -> u32 {
     if addr::is_link_local(a) || a.segments()[0] == 0xff02 { ifindex } else { 0 }
 }
 
-fn set_multicast_if_v4_index(sock: &Socket, ifindex: u32) -> io::Result<()> {
+fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result<()> {
     let mreqn = libc::ip_mreqn {
         imr_multiaddr: libc::in_addr { s_addr: 0 },
-        imr_address: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: u32::from(src).to_be() },
         imr_ifindex: ifindex as i32,
     };
     // SAFETY: valid fd and a correctly sized ip_mreqn.
