@@ -178,73 +178,59 @@ pub fn attach(ns: &Netns, ifname: &str, bridge: &str) -> Result<(), NetnsError> 
 /// return `false` so the test returns early — unless `LVSD_REQUIRE_PRIVILEGED=1`, in which
 /// case a test that cannot run is a failure (panics).
 pub fn privileged_or_skip(test: &str) -> bool {
-    let reason = if unsafe { libc::geteuid() } != 0 {
-        Some("not running as root".to_owned())
-    } else {
-        match Command::new("ip").arg("-V").output() {
-            Err(e) => Some(format!("cannot run `ip` (iproute2): {e}")),
-            Ok(o) if !o.status.success() => Some("`ip -V` failed".to_owned()),
-            Ok(_) => None,
+    let require = std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
+    match skip_decision(test, missing_privilege(), require) {
+        Ok(run) => run,
+        Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// Why privileged tests cannot run here, if they cannot.
+fn missing_privilege() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".to_owned());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Err(e) => Some(format!("cannot run `ip` (iproute2): {e}")),
+        Ok(o) if !o.status.success() => Some("`ip -V` failed".to_owned()),
+        Ok(_) if !std::path::Path::new("/proc/self/ns/net").exists() => {
+            Some("kernel without network namespaces".to_owned())
         }
-    };
-    match reason {
-        None => true,
+        Ok(_) => None,
+    }
+}
+
+/// `Ok(true)`: run; `Ok(false)`: skip (reason printed); `Err`: must fail.
+fn skip_decision(test: &str, missing: Option<String>, require: bool) -> Result<bool, String> {
+    match missing {
+        None => Ok(true),
+        Some(why) if require => Err(format!(
+            "{test}: privileged test cannot run: {why} (LVSD_REQUIRE_PRIVILEGED=1 makes this a failure)"
+        )),
         Some(why) => {
-            if std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-                panic!("{test}: privileged test cannot run: {why} (LVSD_REQUIRE_PRIVILEGED=1)");
-            }
-            eprintln!("SKIP {test}: {why}");
-            false
+            eprintln!("SKIP {test}: {why} (set LVSD_REQUIRE_PRIVILEGED=1 to make this a failure)");
+            Ok(false)
         }
     }
 }
 
-/// A switch (a namespace holding bridge `br0`) and hosts, each with an `eth0` plugged into
-/// the bridge. IPv6 duplicate address detection is off in the hosts so link-local and
-/// test addresses are usable at once. Everything is deleted on drop.
-#[derive(Debug)]
-pub struct Lan {
-    /// Dropped before the switch.
-    pub hosts: Vec<Netns>,
-    pub switch: Netns,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Lan {
-    /// `prefix` keeps names short and recognisable: `<prefix>-<pid>-<n>`.
-    pub fn new(prefix: &str, hosts: usize) -> Result<Self, NetnsError> {
-        let switch = Netns::create(&unique_name(&format!("{prefix}s")))?;
-        // The switch has no addresses of its own: keep its ports quiet (no IPv6 link-local,
-        // no DAD or MLD packets of its own on the wire that tests capture).
-        let key = super::sysctl::SysctlKey::ipv6_conf("default", "disable_ipv6").expect("static key");
-        switch.run(|| super::sysctl::write(&key, "1"))?.map_err(|e| NetnsError::Failed {
-            cmd: format!("sysctl {key}=1 in {}", switch.name()),
-            status: "error".into(),
-            stderr: e.to_string(),
-        })?;
-        bridge(&switch, "br0")?;
-        let mut lan = Lan { hosts: Vec::new(), switch };
-        for i in 0..hosts {
-            let host = Netns::create(&unique_name(&format!("{prefix}h")))?;
-            lan.hosts.push(host);
-            let host = &lan.hosts[i];
-            for conf in ["all", "default"] {
-                let key = super::sysctl::SysctlKey::ipv6_conf(conf, "accept_dad").expect("static key");
-                host.run(|| super::sysctl::write(&key, "0"))?.map_err(|e| NetnsError::Failed {
-                    cmd: format!("sysctl {key}=0 in {}", host.name()),
-                    status: "error".into(),
-                    stderr: e.to_string(),
-                })?;
-            }
-            let port = format!("p{i}");
-            host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", lan.switch.name()])?;
-            attach(&lan.switch, &port, "br0")?;
-            lan.switch.ip(&["link", "set", &port, "up"])?;
-            host.ip(&["link", "set", "eth0", "up"])?;
-        }
-        Ok(lan)
+    #[test]
+    fn skip_or_fail() {
+        assert_eq!(skip_decision("t", None, true), Ok(true));
+        assert_eq!(skip_decision("t", None, false), Ok(true));
+        assert_eq!(skip_decision("t", Some("not root".into()), false), Ok(false));
+        let e = skip_decision("t", Some("not root".into()), true).unwrap_err();
+        assert!(e.contains("not root") && e.contains("LVSD_REQUIRE_PRIVILEGED"), "{e}");
     }
 
-    pub fn host(&self, i: usize) -> &Netns {
-        &self.hosts[i]
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("x"), unique_name("x"));
+        assert!(unique_name("lvsd").len() <= 32);
     }
 }
