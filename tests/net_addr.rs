@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use lvsd::net::addr::{self, AddrError, Scope, Vip};
+use std::time::Duration;
+
+use lvsd::net::addr::{self, AddrError, AddrEvent, AddrWatcher, Scope, Vip};
 use lvsd::net::netns::{Netns, privileged_or_skip, unique_name};
 use lvsd::net::sysctl::{self, SysctlError, SysctlKey};
 
@@ -164,4 +166,59 @@ fn sysctl_round_trip_is_per_namespace() {
     assert!(e.to_string().contains("net.ipv4.ip_forward"), "{e}");
     ns.run(|| sysctl::write(&fwd, "1")).unwrap().unwrap();
     assert_eq!(ns.run(|| sysctl::read_int(&fwd)).unwrap().unwrap(), 1);
+}
+
+/// Next event for `addr`, skipping others; bounded in time and count.
+async fn next_for(w: &mut AddrWatcher, addr: &str) -> AddrEvent {
+    let want: IpAddr = addr.parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for _ in 0..100 {
+        let ev = tokio::time::timeout_at(deadline, w.next())
+            .await
+            .unwrap_or_else(|_| panic!("no event for {addr} within 5 s"))
+            .unwrap();
+        if ev.info.addr == want {
+            return ev;
+        }
+    }
+    panic!("too many unrelated address events");
+}
+
+#[tokio::test]
+async fn address_watcher_sees_changes_made_by_others() {
+    if !privileged_or_skip("address_watcher_sees_changes_made_by_others") {
+        return;
+    }
+    let ns = ns_with_eth0("lvaw");
+    ns.ip(&["addr", "add", "192.0.2.5/24", "dev", "eth0"]).unwrap();
+    let mut w = ns.run_in_runtime(AddrWatcher::new).unwrap().unwrap();
+    assert!(w.initial().iter().any(|a| a.addr == "192.0.2.5".parse::<IpAddr>().unwrap()));
+
+    // A VIP removed by hand is reported.
+    ns.ip(&["addr", "add", "192.0.2.77/32", "dev", "eth0"]).unwrap();
+    let ev = next_for(&mut w, "192.0.2.77").await;
+    assert!(ev.present && ev.info.prefix_len == 32, "{ev:?}");
+    ns.ip(&["addr", "del", "192.0.2.77/32", "dev", "eth0"]).unwrap();
+    let ev = next_for(&mut w, "192.0.2.77").await;
+    assert!(!ev.present, "{ev:?}");
+
+    // An IPv6 address under duplicate address detection becomes usable later: the
+    // watcher reports the change (this is how a VRRP socket knows it can open).
+    ns.sysctl("net.ipv6.conf.eth0.accept_dad", "1").unwrap();
+    ns.sysctl("net.ipv6.conf.eth0.dad_transmits", "1").unwrap();
+    ns.ip(&["addr", "add", "2001:db8::5/64", "dev", "eth0"]).unwrap();
+    let first = next_for(&mut w, "2001:db8::5").await;
+    assert!(first.present && first.info.is_tentative(), "starts tentative: {first:?}");
+    let mut usable = false;
+    for _ in 0..5 {
+        let ev = next_for(&mut w, "2001:db8::5").await;
+        assert!(ev.present, "{ev:?}");
+        if !ev.info.is_tentative() {
+            usable = true;
+            break;
+        }
+    }
+    assert!(usable, "2001:db8::5 never left DAD");
+    let listed = ns.run(|| addr::list_addresses("eth0")).unwrap().unwrap();
+    assert!(listed.iter().any(|a| a.addr == "2001:db8::5".parse::<IpAddr>().unwrap() && !a.is_tentative()));
 }

@@ -39,14 +39,15 @@ async fn link_down_and_carrier_loss_are_reported() {
     let mut w = a.run_in_runtime(LinkWatcher::new).unwrap().unwrap();
     assert!(w.initial().iter().any(|l| l.name == "eth0" && l.is_up()));
 
-    // Administrative down.
-    a.ip(&["link", "set", "eth0", "down"]).unwrap();
+    // Administrative down, through our own rtnetlink call.
+    a.run(|| link::set_link_up("eth0", false)).unwrap().unwrap();
+    assert!(a.ip(&["-o", "link", "show", "eth0"]).unwrap().contains("state DOWN"));
     let ev = next_for(&mut w, "eth0").await;
     assert!(!ev.up, "{ev:?}");
     assert_eq!(ev.ifindex, info.ifindex);
     assert!(!ev.info.unwrap().admin_up);
 
-    a.ip(&["link", "set", "eth0", "up"]).unwrap();
+    a.run(|| link::set_link_up("eth0", true)).unwrap().unwrap();
     let ev = next_for(&mut w, "eth0").await;
     assert!(ev.up, "{ev:?}");
 

@@ -1,6 +1,7 @@
 //! Interface addresses over rtnetlink: add/delete VIPs (IPv4 and IPv6, prefix, label,
 //! scope, IFA_F_NODAD for IPv6 as keepalived does) and list a link's addresses.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use neli::consts::nl::NlmF;
@@ -10,7 +11,9 @@ use neli::types::{Buffer, RtBuffer};
 use thiserror::Error;
 
 use super::link::{self, LinkError};
-use super::rtnl::{self, RtnlError};
+use neli::nl::NlPayload;
+
+use super::rtnl::{self, Datagram, RtnlError, Subscription};
 
 #[derive(Debug, Error)]
 pub enum AddrError {
@@ -285,6 +288,11 @@ pub fn list_addresses(ifname: &str) -> Result<Vec<AddrInfo>, AddrError> {
 
 /// All addresses (both families) on the interface with index `ifindex`.
 pub fn list_addresses_by_index(ifindex: u32) -> Result<Vec<AddrInfo>, AddrError> {
+    Ok(list_all_addresses()?.into_iter().filter(|a| a.ifindex == ifindex).collect())
+}
+
+/// All addresses on all interfaces of the calling thread's namespace.
+pub fn list_all_addresses() -> Result<Vec<AddrInfo>, AddrError> {
     let req = IfaddrmsgBuilder::default()
         .ifa_family(RtAddrFamily::Unspecified)
         .ifa_prefixlen(0)
@@ -297,9 +305,6 @@ pub fn list_addresses_by_index(ifindex: u32) -> Result<Vec<AddrInfo>, AddrError>
     let mut out = Vec::new();
     for p in &replies {
         let m: Ifaddrmsg = rtnl::decode("getaddr dump", p).map_err(AddrError::List)?;
-        if *m.ifa_index() != ifindex {
-            continue;
-        }
         out.extend(AddrInfo::from_msg(&m));
     }
     Ok(out)
@@ -321,6 +326,90 @@ pub fn link_local_ipv6(ifindex: u32) -> Result<Option<Ipv6Addr>, AddrError> {
         IpAddr::V6(v6) if is_link_local(&v6) && !a.is_tentative() && !a.is_dad_failed() => Some(v6),
         _ => None,
     }))
+}
+
+/// An address appearing on or disappearing from an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrEvent {
+    /// `true` for added (or changed, e.g. no longer tentative), `false` for removed.
+    pub present: bool,
+    pub info: AddrInfo,
+}
+
+/// Watches RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR: a VIP removed by hand, an IPv6
+/// link-local address finishing DAD (becoming usable as the VRRP source).
+pub struct AddrWatcher {
+    sub: Subscription,
+    known: HashMap<(u32, IpAddr, u8), AddrInfo>,
+    initial: Vec<AddrInfo>,
+    pending: VecDeque<AddrEvent>,
+}
+
+impl AddrWatcher {
+    /// Subscribe, then dump. Must be called inside a tokio runtime; the socket belongs to
+    /// the calling thread's namespace.
+    pub fn new() -> Result<Self, AddrError> {
+        let sub = Subscription::new(&[libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR])
+            .map_err(AddrError::List)?;
+        let initial = list_all_addresses()?;
+        let known = initial.iter().map(|a| (key(a), a.clone())).collect();
+        Ok(AddrWatcher { sub, known, initial, pending: VecDeque::new() })
+    }
+
+    /// Every address as it was when the watcher started.
+    pub fn initial(&self) -> &[AddrInfo] {
+        &self.initial
+    }
+
+    /// Wait for the next change. Errors are fatal for this watcher.
+    pub async fn next(&mut self) -> Result<AddrEvent, AddrError> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Ok(ev);
+            }
+            let msgs = match self.sub.next("address watch").await.map_err(AddrError::List)? {
+                Datagram::Messages(bytes) => rtnl::parse_datagram("address watch", bytes).map_err(AddrError::List)?,
+                Datagram::Overrun => {
+                    tracing::warn!("address watcher overrun, re-reading addresses");
+                    let now = list_all_addresses()?;
+                    let gone: Vec<_> =
+                        self.known.keys().filter(|k| !now.iter().any(|a| key(a) == **k)).cloned().collect();
+                    for k in gone {
+                        if let Some(info) = self.known.remove(&k) {
+                            self.pending.push_back(AddrEvent { present: false, info });
+                        }
+                    }
+                    for a in now {
+                        self.seen(a);
+                    }
+                    continue;
+                }
+            };
+            for m in msgs {
+                let ty = Rtm::from(*m.nl_type());
+                let NlPayload::Payload(p) = m.nl_payload() else { continue };
+                let msg: Ifaddrmsg = rtnl::decode("address watch", p).map_err(AddrError::List)?;
+                let Some(info) = AddrInfo::from_msg(&msg) else { continue };
+                if ty == Rtm::Newaddr {
+                    self.seen(info);
+                } else if ty == Rtm::Deladdr {
+                    self.known.remove(&key(&info));
+                    self.pending.push_back(AddrEvent { present: false, info });
+                }
+            }
+        }
+    }
+
+    fn seen(&mut self, info: AddrInfo) {
+        if self.known.get(&key(&info)) != Some(&info) {
+            self.known.insert(key(&info), info.clone());
+            self.pending.push_back(AddrEvent { present: true, info });
+        }
+    }
+}
+
+fn key(a: &AddrInfo) -> (u32, IpAddr, u8) {
+    (a.ifindex, a.addr, a.prefix_len)
 }
 
 pub(crate) fn is_link_local(a: &Ipv6Addr) -> bool {

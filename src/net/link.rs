@@ -1,23 +1,16 @@
 //! Link state over rtnetlink: query one link, list links, and watch RTNLGRP_LINK for
 //! changes so that an interface going down is seen at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
-use std::io;
-use std::os::fd::AsRawFd;
 
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifla, Iff, RtAddrFamily, Rtm};
-use neli::consts::socket::Msg;
 use neli::nl::NlPayload;
 use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder};
-use neli::socket::NlSocket;
-use neli::utils::Groups;
 use thiserror::Error;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
-use super::rtnl::{self, RtnlError};
+use super::rtnl::{self, Datagram, RtnlError, Subscription};
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -27,8 +20,13 @@ pub enum LinkError {
     InvalidName(String),
     #[error(transparent)]
     Rtnl(#[from] RtnlError),
-    #[error("link watcher: {0}")]
-    Watch(#[source] io::Error),
+    #[error("setting {ifname} {state}: {source}")]
+    Set {
+        ifname: String,
+        state: &'static str,
+        #[source]
+        source: RtnlError,
+    },
 }
 
 /// RFC 2863 operational state as the kernel reports it (IFLA_OPERSTATE).
@@ -161,6 +159,20 @@ pub fn list_links() -> Result<Vec<LinkInfo>, LinkError> {
         .collect()
 }
 
+/// Set a link administratively up or down (`ip link set dev NAME up|down`), e.g. the
+/// `tunl0` device of an LVS-TUN real server.
+pub fn set_link_up(name: &str, up: bool) -> Result<(), LinkError> {
+    let index = ifindex(name)?;
+    let state = if up { "up" } else { "down" };
+    let err = |source| LinkError::Set { ifname: name.to_owned(), state, source };
+    let b = IfinfomsgBuilder::default().ifi_family(RtAddrFamily::Unspecified).ifi_index(index as i32);
+    let msg = if up { b.up() } else { b.down() }
+        .build()
+        .map_err(|e| err(RtnlError::Malformed { op: "setlink", detail: e.to_string() }))?;
+    rtnl::request("setlink", Rtm::Newlink, NlmF::empty(), msg).map_err(err)?;
+    Ok(())
+}
+
 /// A change of a link's usability (see [`LinkInfo::is_up`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
@@ -175,34 +187,20 @@ pub struct LinkEvent {
 /// appears, or a link is deleted (reported as down). The state at creation time is
 /// available from [`LinkWatcher::initial`] so the caller never misses the starting point.
 pub struct LinkWatcher {
-    fd: AsyncFd<NlSocket>,
+    sub: Subscription,
     known: HashMap<u32, bool>,
     initial: Vec<LinkInfo>,
-    pending: std::collections::VecDeque<LinkEvent>,
-    buf: Vec<u8>,
+    pending: VecDeque<LinkEvent>,
 }
 
 impl LinkWatcher {
     /// Subscribe first, then dump, so no change between the two is lost. Must be called
     /// inside a tokio runtime; the socket belongs to the calling thread's namespace.
     pub fn new() -> Result<Self, LinkError> {
-        let sock = rtnl::open_socket(Groups::new_groups(&[libc::RTNLGRP_LINK]))?;
-        sock.nonblock().map_err(LinkError::Watch)?;
-        // A larger buffer makes overruns (ENOBUFS) on link storms unlikely; they are
-        // handled anyway by re-reading the full state.
-        set_rcvbuf(&sock, 1 << 20);
+        let sub = Subscription::new(&[libc::RTNLGRP_LINK])?;
         let initial = list_links()?;
         let known = initial.iter().map(|l| (l.ifindex, l.is_up())).collect();
-        Ok(LinkWatcher {
-            // SAFETY: NlSocket owns its fd and closes it only when dropped, which happens
-            // only when the AsyncFd is dropped.
-            fd: unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
-                .map_err(|e| LinkError::Watch(e.into()))?,
-            known,
-            initial,
-            pending: Default::default(),
-            buf: vec![0; rtnl::RECV_BUF],
-        })
+        Ok(LinkWatcher { sub, known, initial, pending: VecDeque::new() })
     }
 
     /// The links as they were when the watcher started.
@@ -216,70 +214,54 @@ impl LinkWatcher {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
-            let mut guard = self.fd.readable().await.map_err(LinkError::Watch)?;
-            let res = guard.try_io(|fd| fd.get_ref().recv(&mut self.buf[..], Msg::empty()).map(|(n, _)| n));
-            match res {
-                Err(_would_block) => continue,
-                Ok(Ok(n)) => {
-                    let bytes = self.buf[..n].to_vec();
-                    self.handle_datagram(&bytes)?;
-                }
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+            let msgs = match self.sub.next("link watch").await? {
+                Datagram::Messages(bytes) => rtnl::parse_datagram("link watch", bytes)?,
+                Datagram::Overrun => {
                     // Kernel dropped notifications: resynchronise from a fresh dump.
                     tracing::warn!("link watcher overrun, re-reading link state");
-                    let links = list_links()?;
-                    let present: Vec<u32> = links.iter().map(|l| l.ifindex).collect();
-                    for l in links {
-                        self.update(l.ifindex, l.name.clone(), l.is_up(), Some(l));
-                    }
-                    let gone: Vec<u32> =
-                        self.known.keys().copied().filter(|i| !present.contains(i)).collect();
-                    for i in gone {
-                        self.update(i, String::new(), false, None);
-                        self.known.remove(&i);
-                    }
+                    self.resync()?;
+                    continue;
                 }
-                Ok(Err(e)) => return Err(LinkError::Watch(e)),
+            };
+            for m in msgs {
+                let ty = Rtm::from(*m.nl_type());
+                if ty != Rtm::Newlink && ty != Rtm::Dellink {
+                    continue;
+                }
+                let NlPayload::Payload(p) = m.nl_payload() else { continue };
+                let info = LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("link watch", p)?);
+                if ty == Rtm::Dellink {
+                    self.removed(info.ifindex, info.name);
+                } else {
+                    self.update(info);
+                }
             }
         }
     }
 
-    fn handle_datagram(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        for m in rtnl::parse_datagram("link watch", bytes)? {
-            let ty = Rtm::from(*m.nl_type());
-            if ty != Rtm::Newlink && ty != Rtm::Dellink {
-                continue;
-            }
-            let NlPayload::Payload(p) = m.nl_payload() else { continue };
-            let info = LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("link watch", p)?);
-            if ty == Rtm::Dellink {
-                self.update(info.ifindex, info.name.clone(), false, None);
-                self.known.remove(&info.ifindex);
-            } else {
-                self.update(info.ifindex, info.name.clone(), info.is_up(), Some(info));
-            }
+    fn resync(&mut self) -> Result<(), LinkError> {
+        let links = list_links()?;
+        let gone: Vec<u32> =
+            self.known.keys().copied().filter(|i| !links.iter().any(|l| l.ifindex == *i)).collect();
+        for i in gone {
+            self.removed(i, String::new());
+        }
+        for l in links {
+            self.update(l);
         }
         Ok(())
     }
 
-    fn update(&mut self, ifindex: u32, name: String, up: bool, info: Option<LinkInfo>) {
-        let prev = self.known.insert(ifindex, up);
-        if prev != Some(up) || info.is_none() {
-            self.pending.push_back(LinkEvent { ifindex, name, up, info });
+    fn update(&mut self, info: LinkInfo) {
+        let up = info.is_up();
+        if self.known.insert(info.ifindex, up) != Some(up) {
+            self.pending.push_back(LinkEvent { ifindex: info.ifindex, name: info.name.clone(), up, info: Some(info) });
         }
     }
-}
 
-fn set_rcvbuf(sock: &NlSocket, bytes: libc::c_int) {
-    // SAFETY: valid fd and int-sized option. Failure only means the default size is kept.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &bytes as *const _ as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
+    fn removed(&mut self, ifindex: u32, name: String) {
+        self.known.remove(&ifindex);
+        self.pending.push_back(LinkEvent { ifindex, name, up: false, info: None });
     }
 }
 

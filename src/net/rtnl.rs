@@ -158,3 +158,56 @@ where
         }
     }
 }
+
+/// What one read from a multicast subscription produced.
+pub(crate) enum Datagram<'a> {
+    Messages(&'a [u8]),
+    /// The kernel dropped notifications (ENOBUFS): the caller must re-read full state.
+    Overrun,
+}
+
+/// A non-blocking rtnetlink socket subscribed to multicast groups, driven by tokio.
+pub(crate) struct Subscription {
+    fd: tokio::io::unix::AsyncFd<NlSocket>,
+    buf: Vec<u8>,
+}
+
+impl Subscription {
+    /// Must be called inside a tokio runtime.
+    pub(crate) fn new(groups: &[u32]) -> Result<Self, RtnlError> {
+        let sock = open_socket(Groups::new_groups(groups))?;
+        sock.nonblock().map_err(RtnlError::Socket)?;
+        // A larger buffer makes overruns on event storms unlikely; they are handled anyway.
+        let size: libc::c_int = 1 << 20;
+        // SAFETY: valid fd and int-sized option. Failure only keeps the default size.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &size as *const _ as *const libc::c_void,
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        // SAFETY: NlSocket owns its fd and closes it only when dropped, which happens only
+        // when the AsyncFd is dropped.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| RtnlError::Socket(e.into()))?;
+        Ok(Subscription { fd, buf: vec![0; RECV_BUF] })
+    }
+
+    pub(crate) async fn next(&mut self, op: &'static str) -> Result<Datagram<'_>, RtnlError> {
+        loop {
+            let mut guard = self.fd.readable().await.map_err(|source| RtnlError::Io { op, source })?;
+            let buf = &mut self.buf;
+            match guard.try_io(|fd| fd.get_ref().recv(&mut buf[..], Msg::empty()).map(|(n, _)| n)) {
+                Err(_would_block) => continue,
+                Ok(Ok(n)) => return Ok(Datagram::Messages(&self.buf[..n])),
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Datagram::Overrun),
+                Ok(Err(source)) => return Err(RtnlError::Io { op, source }),
+            }
+        }
+    }
+}
