@@ -52,7 +52,10 @@ impl RtnlError {
 pub(crate) fn open_socket(groups: Groups) -> Result<NlSocket, RtnlError> {
     let sock = NlSocket::connect(NlFamily::Route, None, groups).map_err(RtnlError::Socket)?;
     // A request should never hang the caller forever if the kernel does not answer.
-    let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+    let tv = libc::timeval {
+        tv_sec: 5,
+        tv_usec: 0,
+    };
     // SAFETY: valid fd and a correctly sized timeval.
     let rc = unsafe {
         libc::setsockopt(
@@ -195,17 +198,30 @@ impl Subscription {
             tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE)
         }
         .map_err(|e| RtnlError::Socket(e.into()))?;
-        Ok(Subscription { fd, buf: vec![0; RECV_BUF] })
+        Ok(Subscription {
+            fd,
+            buf: vec![0; RECV_BUF],
+        })
     }
 
     pub(crate) async fn next(&mut self, op: &'static str) -> Result<Datagram<'_>, RtnlError> {
         loop {
-            let mut guard = self.fd.readable().await.map_err(|source| RtnlError::Io { op, source })?;
+            let mut guard = self
+                .fd
+                .readable()
+                .await
+                .map_err(|source| RtnlError::Io { op, source })?;
             let buf = &mut self.buf;
-            match guard.try_io(|fd| fd.get_ref().recv(&mut buf[..], Msg::empty()).map(|(n, _)| n)) {
+            match guard.try_io(|fd| {
+                fd.get_ref()
+                    .recv(&mut buf[..], Msg::empty())
+                    .map(|(n, _)| n)
+            }) {
                 Err(_would_block) => continue,
                 Ok(Ok(n)) => return Ok(Datagram::Messages(&self.buf[..n])),
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Datagram::Overrun),
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    return Ok(Datagram::Overrun);
+                }
                 Ok(Err(source)) => return Err(RtnlError::Io { op, source }),
             }
         }
