@@ -171,7 +171,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
         add(h, ip, 24);
     }
     let ip = |i: usize| ips[i].parse::<IpAddr>().unwrap();
-    let tx = open(
+    let mut tx = open(
         lan.host(0),
         Family::V4,
         Mode::Unicast {
@@ -211,6 +211,18 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     tx.send(b"same").await.unwrap();
     assert_eq!(recv(&rx1).await.0, b"same");
     assert_eq!(recv(&rx2).await.0, b"same");
+
+    // Peers replaced on reload: only the remaining peer hears the next advert.
+    tx.set_unicast_peers(vec![ip(2)]).unwrap();
+    assert_eq!(tx.destinations(), &[ip(2)]);
+    tx.send(b"only-two").await.unwrap();
+    assert_eq!(recv(&rx2).await.0, b"only-two");
+    assert_silent(&rx1).await;
+    assert!(tx.set_unicast_peers(vec![]).is_err());
+    assert!(
+        tx.set_unicast_peers(vec!["2001:db8::9".parse().unwrap()])
+            .is_err()
+    );
 }
 
 #[tokio::test]
