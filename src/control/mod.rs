@@ -44,6 +44,8 @@ pub enum Command {
     CheckNow(RealRef),
     /// Give up mastership of an instance: send one priority-0 advert, as on a graceful stop.
     Yield { instance: String },
+    /// Undo `yield`: the instance's configured priority applies again.
+    Unyield { instance: String },
     /// Recent check results of a real.
     History(RealRef),
     /// Recent events (transitions, reloads, health changes).

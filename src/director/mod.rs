@@ -3,11 +3,13 @@
 
 mod events;
 mod inspect;
+pub mod vrrp;
 pub mod status;
 
 pub use events::{now_secs, Event, EventLog};
 
 use crate::control::server::Call;
+use crate::vrrp::fsm as fsm_state;
 use crate::control::{Command, RealRef, Response};
 use crate::desired::{self, RealState};
 use crate::ipvs::backend::{self, Backend, SyncReport};
@@ -74,6 +76,8 @@ pub struct Director {
     shutdown: bool,
     /// The file watcher and the files it watches (re-created only when that list changes).
     watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
+    /// Running VRRP instances (None until `run` starts them).
+    vrrp: Option<vrrp::Vrrp>,
 }
 
 impl Director {
@@ -97,6 +101,7 @@ impl Director {
             last_sync: None,
             shutdown: false,
             watcher: None,
+            vrrp: None,
         })
     }
 
@@ -165,6 +170,14 @@ impl Director {
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 self.forget_unknown_reals();
                 self.resync();
+                if let Some(mut v) = self.vrrp.take() {
+                    let (ts, errors) = v.update(&self.policy.model, std::time::Instant::now());
+                    self.vrrp = Some(v);
+                    for e in errors {
+                        self.events.push("vrrp_error", e);
+                    }
+                    self.on_transitions(ts);
+                }
                 true
             }
             Err(e) => {
@@ -264,7 +277,31 @@ impl Director {
             }
             Command::CheckNow(_) => Response::err("checks are not running in this director yet"),
             Command::History(_) => Response::ok(json!([])),
-            Command::Yield { instance } => Response::err(format!("no running VRRP instance '{instance}'")),
+            Command::Yield { instance } | Command::Unyield { instance } if self.vrrp.is_none() => {
+                Response::err(format!("no running VRRP instance '{instance}'"))
+            }
+            Command::Yield { instance } => {
+                let r = self.vrrp.as_mut().unwrap().yield_instance(&instance, std::time::Instant::now());
+                match r {
+                    Ok(ts) => {
+                        self.events.push("yield", format!("{instance}: yielding mastership (priority 0 sent, held at priority 1)"));
+                        self.on_transitions(ts);
+                        Response::ok(json!({ "yielded": instance }))
+                    }
+                    Err(e) => Response::err(e),
+                }
+            }
+            Command::Unyield { instance } => {
+                let r = self.vrrp.as_mut().unwrap().unyield(&instance, std::time::Instant::now());
+                match r {
+                    Ok(ts) => {
+                        self.events.push("yield", format!("{instance}: priority restored"));
+                        self.on_transitions(ts);
+                        Response::ok(json!({ "yielded": null }))
+                    }
+                    Err(e) => Response::err(e),
+                }
+            }
             Command::Events { limit } => Response::ok(json!(self.events.recent(limit.unwrap_or(50)))),
         }
     }
@@ -303,6 +340,48 @@ impl Director {
         &self.events
     }
 
+    /// Record VRRP transitions and run the policy's hooks and notify programs, in order.
+    fn on_transitions(&mut self, ts: Vec<vrrp::Transition>) {
+        let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
+        for t in ts {
+            self.events.push("vrrp", format!("{}: {} -> {} ({}, priority {})", t.instance, t.from, t.to, t.reason, t.priority));
+            let Some(model) = self.policy.model.vrrp.iter().find(|v| v.name == t.instance).cloned() else { continue };
+            let ev = |p: &Policy, name: &str| {
+                p.table([
+                    ("instance", p.string(name)),
+                    ("from", p.string(t.from.as_str())),
+                    ("to", p.string(t.to.as_str())),
+                    ("priority", mlua::Value::Integer(t.priority as i64)),
+                    ("reason", p.string(&t.reason)),
+                ])
+            };
+            if let Some(h) = model.on_change {
+                if let Ok(tbl) = ev(&self.policy, &t.instance) {
+                    if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
+                        self.events.push("hook_error", format!("{} on_change: {e}", t.instance));
+                    }
+                }
+            }
+            run_notify(&model.notify, "INSTANCE", &t.instance, t.to, t.priority);
+            if let Some(g) = &t.group {
+                if groups_done.iter().any(|(n, s)| n == g && *s == t.to) {
+                    continue;
+                }
+                groups_done.push((g.clone(), t.to));
+                if let Some(gm) = self.policy.model.sync_groups.iter().find(|x| &x.name == g).cloned() {
+                    if let Some(h) = gm.on_change {
+                        if let Ok(tbl) = ev(&self.policy, g) {
+                            if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
+                                self.events.push("hook_error", format!("sync group {g} on_change: {e}"));
+                            }
+                        }
+                    }
+                    run_notify(&gm.notify, "GROUP", g, t.to, t.priority);
+                }
+            }
+        }
+    }
+
     /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
     pub async fn run(mut self) -> Result<(), DirectorError> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -323,8 +402,24 @@ impl Director {
         let mut reload_at: Option<tokio::time::Instant> = None;
 
         self.resync();
+        let (vrrp_tx, mut vrrp_rx) = mpsc::unbounded_channel();
+        let mut v = vrrp::Vrrp::new(vrrp_tx);
+        let (ts, errors) = v.start(&self.policy.model, std::time::Instant::now());
+        self.vrrp = Some(v);
+        for e in errors {
+            self.events.push("vrrp_error", e);
+        }
+        self.on_transitions(ts);
+        self.flush_vrrp().await;
         crate::systemd::notify("READY=1");
         while !self.shutdown {
+            let deadline = self.vrrp.as_ref().and_then(|v| v.next_deadline());
+            let vrrp_sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let reload_sleep = async {
                 match reload_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -352,7 +447,20 @@ impl Director {
                     let _ = reply.send(resp);
                 }
                 _ = resync.tick() => { self.resync(); }
+                Some(input) = vrrp_rx.recv() => {
+                    let ts = self.vrrp.as_mut().map(|v| v.on_input(input, std::time::Instant::now())).unwrap_or_default();
+                    self.on_transitions(ts);
+                }
+                _ = vrrp_sleep => {
+                    let ts = self.vrrp.as_mut().map(|v| v.on_timeout(std::time::Instant::now())).unwrap_or_default();
+                    self.on_transitions(ts);
+                }
             }
+            self.flush_vrrp().await;
+        }
+        if let Some(mut v) = self.vrrp.take() {
+            let ts = v.shutdown(std::time::Instant::now()).await;
+            self.on_transitions(ts);
         }
         self.watcher = None;
         crate::systemd::notify("STOPPING=1");
@@ -360,6 +468,12 @@ impl Director {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    async fn flush_vrrp(&mut self) {
+        if let Some(v) = self.vrrp.as_mut() {
+            v.flush().await;
+        }
     }
 
     /// Watch the policy's files, unless the watcher already covers exactly these.
@@ -371,6 +485,39 @@ impl Director {
         match policy::watch::watch(&self.policy.files, tx.clone()) {
             Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
             Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
+        }
+    }
+}
+
+/// keepalived's notify scripts: `notify_master` etc. as given, and `notify` with
+/// TYPE NAME STATE PRIORITY appended. Argument vectors, never a shell.
+fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: fsm_state::State, priority: u8) {
+    use fsm_state::State;
+    let specific = match to {
+        State::Master => n.master.clone(),
+        State::Backup => n.backup.clone(),
+        State::Fault => n.fault.clone(),
+        State::Initialize => n.stop.clone(),
+    };
+    let mut runs: Vec<Vec<String>> = specific.into_iter().collect();
+    if let Some(mut any) = n.any.clone() {
+        let state = if to == State::Initialize { "STOP".to_string() } else { to.as_str().to_ascii_uppercase() };
+        any.extend([kind.to_string(), name.to_string(), state, priority.to_string()]);
+        runs.push(any);
+    }
+    for argv in runs {
+        let shown = argv.join(" ");
+        match tokio::process::Command::new(&argv[0]).args(&argv[1..]).kill_on_drop(false).spawn() {
+            Ok(mut child) => {
+                tokio::task::spawn_local(async move {
+                    match child.wait().await {
+                        Ok(s) if s.success() => {}
+                        Ok(s) => tracing::warn!("notify {shown}: {s}"),
+                        Err(e) => tracing::warn!("notify {shown}: {e}"),
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("notify {shown}: cannot run: {e}"),
         }
     }
 }
