@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests: a director process and control-socket calls.
 #![allow(dead_code)]
 
+pub mod keepalived;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
