@@ -35,6 +35,8 @@ pub struct Options {
     /// Quiet time after a file change before reloading (editors write in several steps).
     pub debounce: Duration,
     pub backend_name: &'static str,
+    /// Prometheus text exposition on this address (opt-in).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,8 @@ pub struct Director {
     watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
     /// Running VRRP instances (None until `run` starts them).
     vrrp: Option<vrrp::Vrrp>,
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 impl Director {
@@ -102,6 +106,8 @@ impl Director {
             shutdown: false,
             watcher: None,
             vrrp: None,
+            reloads_ok: 0,
+            reloads_failed: 0,
         })
     }
 
@@ -167,6 +173,7 @@ impl Director {
                 self.generation += 1;
                 self.inspect = None;
                 self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
+                self.reloads_ok += 1;
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 self.forget_unknown_reals();
                 self.resync();
@@ -193,6 +200,7 @@ impl Director {
                     format!("policy not reloaded ({why}): {}; generation {} keeps running", errors.join("; "), self.generation),
                 );
                 self.last_reload = ReloadStatus { at: now_secs(), ok: false, errors, generation: self.generation };
+                self.reloads_failed += 1;
                 false
             }
         };
@@ -392,9 +400,19 @@ impl Director {
         let (call_tx, mut call_rx) = mpsc::channel::<Call>(64);
         if let Some(path) = &self.opts.control {
             let listener = crate::control::server::bind(path)?;
-            tokio::task::spawn_local(crate::control::server::serve(listener, call_tx));
+            tokio::task::spawn_local(crate::control::server::serve(listener, call_tx.clone()));
             tracing::info!("control socket {}", path.display());
         }
+        if let Some(addr) = self.opts.metrics {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
+                    tracing::info!("metrics on http://{addr}/metrics");
+                }
+                Err(e) => self.events.push("metrics_error", format!("cannot listen on {addr}: {e}")),
+            }
+        }
+        drop(call_tx);
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         self.rewatch(&watch_tx);
         let mut resync = tokio::time::interval(self.opts.resync_interval);

@@ -64,6 +64,7 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
         "policy": d.opts.policy.display().to_string(),
         "generation": d.generation,
         "last_reload": d.last_reload,
+        "reloads": { "ok": d.reloads_ok, "failed": d.reloads_failed },
         "backend": d.opts.backend_name,
         "ipvs_writes": d.backend.writes(),
         "vrrp": vrrp,
