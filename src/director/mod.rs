@@ -1,6 +1,7 @@
 //! The director: the one place that wires the policy, the IPVS backend and the control
 //! socket together. Inputs arrive on channels; the director decides and acts.
 
+mod alert;
 mod events;
 mod inspect;
 pub mod vrrp;
@@ -371,6 +372,9 @@ impl Director {
                 }
             }
             run_notify(&model.notify, "INSTANCE", &t.instance, t.to, t.priority);
+            if model.smtp_alert {
+                self.mail_alert("Instance", &t.instance, &t);
+            }
             if let Some(g) = &t.group {
                 if groups_done.iter().any(|(n, s)| n == g && *s == t.to) {
                     continue;
@@ -385,6 +389,9 @@ impl Director {
                         }
                     }
                     run_notify(&gm.notify, "GROUP", g, t.to, t.priority);
+                    if gm.smtp_alert {
+                        self.mail_alert("Group", g, &t);
+                    }
                 }
             }
         }
@@ -486,6 +493,31 @@ impl Director {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    /// keepalived's alert: "[router_id] VRRP Instance VI_1 - Entering MASTER state".
+    fn mail_alert(&mut self, kind: &str, name: &str, t: &vrrp::Transition) {
+        let g = &self.policy.model.global;
+        let (Some(server), false) = (g.smtp_server.clone(), g.notification_email.is_empty()) else {
+            self.events.push("alert_error", format!("smtp_alert on {name}, but lvsd.global has no smtp_server or notification_email"));
+            return;
+        };
+        let router = g.router_id.clone().unwrap_or_else(|| self.policy.model.node.clone());
+        let state = t.to.as_str().to_ascii_uppercase();
+        let mail = alert::Mail {
+            server,
+            timeout: std::time::Duration::from_secs(g.smtp_connect_timeout as u64),
+            helo: self.policy.model.node.clone(),
+            from: g.notification_email_from.clone().unwrap_or_else(|| format!("lvsd@{}", self.policy.model.node)),
+            to: g.notification_email.clone(),
+            subject: format!("[{router}] VRRP {kind} {name} - Entering {state} state"),
+            body: format!("=> VRRP {kind} {name} is now {state} ({}, priority {}) <=", t.reason, t.priority),
+        };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = alert::send(&mail).await {
+                tracing::warn!("e-mail alert \"{}\": {e}", mail.subject);
+            }
+        });
     }
 
     async fn flush_vrrp(&mut self) {
