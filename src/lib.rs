@@ -4,6 +4,7 @@
 
 pub mod import;
 pub mod ipvs;
+pub mod lab;
 pub mod model;
 pub mod net;
 pub mod policy;
