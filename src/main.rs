@@ -96,6 +96,36 @@ enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// The production setup rehearsed on this machine: two directors, real servers and a
+    /// client in network namespaces, a bounded load, failures played out, timings measured.
+    Lab {
+        #[arg(long, value_enum, default_value = "dr")]
+        mode: lvsd::lab::Mode,
+        /// Number of real servers.
+        #[arg(long, default_value_t = 2)]
+        reals: usize,
+        /// Upper bound on client requests for the whole run.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        #[arg(long, value_enum, default_value = "all")]
+        scenario: lvsd::lab::Scenario,
+        /// A policy of your own instead of the seed (its addresses must fit the lab's).
+        #[arg(short = 'p', long = "policy")]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Check the rehearsal's claims and exit 1 if one does not hold.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// The lab's web server for real servers (answers with its name).
+    #[command(hide = true)]
+    LabHttp {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -229,7 +259,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
+        Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
+            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
+            run_lab(opts)
+        }
+        Command::LabHttp { name, port } => {
+            lvsd::lab::http::serve(&name, port)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
+    let (json, verify) = (opts.json, opts.verify);
+    let report = match lvsd::lab::run(opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lvsd lab: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let left = lvsd::lab::leftovers(std::process::id());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        lvsd::lab::print(&report);
+    }
+    let mut ok = left.is_empty();
+    if !left.is_empty() {
+        eprintln!("FAIL namespaces left behind: {}", left.join(", "));
+    }
+    if verify {
+        println!();
+        for (pass, line) in lvsd::lab::verify(&report) {
+            println!("{} {line}", if pass { "PASS" } else { "FAIL" });
+            ok &= pass;
+        }
+        println!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn main() -> ExitCode {
