@@ -1,8 +1,12 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
+pub mod attrs;
 pub mod format;
 pub mod memory;
 pub mod reconcile;
 pub mod table;
+pub mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 pub use table::{Dest, DestKey, Forward, Protocol, Service, ServiceConf, ServiceKey, Table, TunnelType};
