@@ -449,10 +449,10 @@ fn stats_of(a: &[Attr<'_>], s64: u16, s32: u16) -> Result<Stats, DecodeError> {
     }
 }
 
-/// Decode a service nest (the attributes inside IPVS_CMD_ATTR_SERVICE).
-pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), DecodeError> {
+/// The key of a service nest: family and fwmark, or family, protocol, address and port.
+pub fn decode_service_key(a: &[Attr<'_>]) -> Result<ServiceKey, DecodeError> {
     let family = family_from_af(need(a, svc_attr::AF, "service af")?.u16("service af")?, "service af")?;
-    let key = if let Some(m) = find(a, svc_attr::FWMARK).map(|x| x.u32("fwmark")).transpose()?.filter(|m| *m != 0) {
+    Ok(if let Some(m) = find(a, svc_attr::FWMARK).map(|x| x.u32("fwmark")).transpose()?.filter(|m| *m != 0) {
         ServiceKey::Fwmark { mark: m, family }
     } else {
         let p = need(a, svc_attr::PROTOCOL, "service protocol")?.u16("service protocol")?;
@@ -460,7 +460,13 @@ pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), Dec
         let ip = ip_from16(family, need(a, svc_attr::ADDR, "service address")?.data, "service address")?;
         let port = need(a, svc_attr::PORT, "service port")?.be16("service port")?;
         ServiceKey::Addr { protocol, addr: SocketAddr::new(ip, port) }
-    };
+    })
+}
+
+/// Decode a service nest (the attributes inside IPVS_CMD_ATTR_SERVICE).
+pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), DecodeError> {
+    let key = decode_service_key(a)?;
+    let family = key.family();
     let scheduler = need(a, svc_attr::SCHED_NAME, "scheduler")?.string("scheduler")?;
     let flags = match find(a, svc_attr::FLAGS) {
         Some(x) => x.u32("service flags")? & !svc_flags::HASHED,

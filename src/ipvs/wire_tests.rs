@@ -212,15 +212,7 @@ fn table_from(name: &str) -> (wire::Info, Table) {
             (Dir::Send, c) if c == cmd::GET_DEST => {
                 // ipvsadm asks for the services' dests in its own order; follow the request.
                 let r = wire::parse_genl(&m.payload).unwrap();
-                let a = r.attrs[0].nested().unwrap();
-                let mut full = a.clone();
-                // Dump requests carry only the key: decode it with a placeholder scheduler.
-                let mut w = super::attrs::Writer::new();
-                w.string(wire::svc_attr::SCHED_NAME, "");
-                let extra = w.buf.clone();
-                let extra_attrs = super::attrs::parse(&extra).unwrap();
-                full.extend(extra_attrs);
-                cur = Some(wire::decode_service_attrs(&full).unwrap().0);
+                cur = Some(wire::decode_service_key(&r.attrs[0].nested().unwrap()).unwrap());
             }
             (Dir::Recv, c) if c == cmd::NEW_DEST => {
                 let k = cur.unwrap();
