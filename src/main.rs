@@ -53,6 +53,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the director. With --once: apply the policy's IPVS table to the kernel and exit.
+    Run {
+        /// The policy file.
+        #[arg(short = 'p', long = "policy")]
+        file: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Apply the IPVS table once (no VRRP, no checks: every real counts as up) and exit;
+        /// exit 1 if any operation failed.
+        #[arg(long)]
+        once: bool,
+        /// Use the in-memory IPVS backend instead of the kernel.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show state. With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
+    Status {
+        /// Read the kernel's IPVS table directly.
+        #[arg(long)]
+        kernel: bool,
+        /// Counters, as `ipvsadm -L -n --stats`.
+        #[arg(long, conflicts_with = "rate")]
+        stats: bool,
+        /// Rates, as `ipvsadm -L -n --rate`.
+        #[arg(long)]
+        rate: bool,
+        /// Structured output with 64-bit counters.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Load a policy, printing every error; None when it is invalid.
@@ -99,6 +129,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", lvsd::plan::text(&p.model, &table));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { file, policy, once, dry_run } => {
+            let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };
+            if !once {
+                anyhow::bail!("only `lvsd run --once` is implemented so far");
+            }
+            let table = lvsd::desired::all_up(&p.model);
+            let remove = p.model.global.foreign == lvsd::model::Foreign::Remove;
+            let report = if dry_run {
+                lvsd::ipvs::cli::apply_dry_run(&table, remove)
+            } else {
+                lvsd::ipvs::cli::apply_once(&table, remove)?
+            };
+            lvsd::ipvs::cli::log_report(&report, remove);
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Status { kernel, stats, rate, json } => {
+            if !kernel {
+                anyhow::bail!("only `lvsd status --kernel` is implemented so far");
+            }
+            use lvsd::ipvs::format::Format;
+            let fmt = if stats { Format::Stats } else if rate { Format::Rate } else { Format::List };
+            print!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -53,7 +53,8 @@ pub fn addr_port(a: &SocketAddr) -> String {
 /// The service column: "TCP  192.0.2.1:80", "FWM  1", "FWM  1 IPv6".
 pub fn service_name(key: &ServiceKey) -> String {
     match key {
-        ServiceKey::Addr { protocol, addr } => format!("{}  {}", protocol.ipvsadm_name(), addr_port(addr)),
+        // ipvsadm pads the protocol name to four columns ("TCP  ", "SCTP ").
+        ServiceKey::Addr { protocol, addr } => format!("{:<4} {}", protocol.ipvsadm_name(), addr_port(addr)),
         ServiceKey::Fwmark { mark, family: Family::Inet } => format!("FWM  {mark}"),
         ServiceKey::Fwmark { mark, family: Family::Inet6 } => format!("FWM  {mark} IPv6"),
     }

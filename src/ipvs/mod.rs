@@ -1,7 +1,9 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
 pub mod attrs;
+pub mod cli;
 pub mod format;
+pub mod kernel;
 pub mod memory;
 pub mod reconcile;
 pub mod table;

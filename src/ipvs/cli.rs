@@ -1,0 +1,104 @@
+//! Command logic for the IPVS side of the CLI: `status --kernel` and `run --once`.
+//! main.rs only parses arguments and calls these.
+
+use super::format::{self, Format};
+use super::kernel::{self, ApplyReport, Kernel, KernelError};
+use super::memory::MemoryBackend;
+use super::reconcile;
+use super::table::{Stats, Table};
+use serde_json::{json, Value};
+
+/// `lvsd status --kernel [--stats|--rate] [--json]`: the kernel's table, byte-for-byte as
+/// `ipvsadm -L -n` (with its version header) prints it, or as JSON with 64-bit counters.
+pub fn status_kernel(fmt: Format, json: bool) -> Result<String, KernelError> {
+    let mut k = Kernel::open()?;
+    let info = k.info()?;
+    let table = k.dump()?;
+    if json {
+        let v = status_json(&info, &table);
+        return Ok(serde_json::to_string_pretty(&v).expect("JSON values serialize") + "\n");
+    }
+    let mut out = format::version_header(info.version, info.conn_tab_size);
+    out.push_str(&format::table(&table, fmt));
+    Ok(out)
+}
+
+fn stats_json(s: &Stats) -> Value {
+    json!({
+        "conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts, "inbytes": s.inbytes, "outbytes": s.outbytes,
+        "cps": s.cps, "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps,
+    })
+}
+
+/// The plan's table JSON with the live counters added to every service and real server.
+pub fn status_json(info: &super::wire::Info, t: &Table) -> Value {
+    let mut v = crate::plan::table_json(t);
+    if let Some(services) = v["services"].as_array_mut() {
+        for (sv, svc) in services.iter_mut().zip(t.services.values()) {
+            sv["stats"] = stats_json(&svc.stats);
+            if let Some(reals) = sv["reals"].as_array_mut() {
+                for (rv, d) in reals.iter_mut().zip(svc.dests.values()) {
+                    rv["stats"] = stats_json(&d.stats);
+                    rv["active_conns"] = json!(d.stats.active_conns);
+                    rv["inactive_conns"] = json!(d.stats.inact_conns);
+                    rv["persistent_conns"] = json!(d.stats.persist_conns);
+                }
+            }
+        }
+    }
+    v["version"] = json!(format!(
+        "{}.{}.{}",
+        (info.version >> 16) & 0xff,
+        (info.version >> 8) & 0xff,
+        info.version & 0xff
+    ));
+    v["conn_tab_size"] = json!(info.conn_tab_size);
+    v
+}
+
+/// `lvsd run --once`: make the kernel's table equal `desired` once.
+pub fn apply_once(desired: &Table, remove_foreign: bool) -> Result<ApplyReport, KernelError> {
+    let mut k = Kernel::open()?;
+    kernel::sync(&mut k, desired, remove_foreign)
+}
+
+/// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
+pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
+    let mut m = MemoryBackend::new();
+    let mut report = ApplyReport::default();
+    let actual = m.table.clone();
+    report.foreign = actual.services.keys().filter(|k| !desired.services.contains_key(k)).copied().collect();
+    for op in reconcile::diff(desired, &actual, |_| remove_foreign) {
+        match m.apply(&op) {
+            Ok(()) => report.applied.push(op),
+            Err(e) => report.failed.push((op, e.to_string())),
+        }
+    }
+    report.writes = m.writes;
+    report
+}
+
+/// Log what a pass did: one line per op, the foreign-service warning, a summary.
+pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
+    for op in &r.applied {
+        tracing::info!(op = %op, "applied");
+    }
+    for (op, err) in &r.failed {
+        tracing::error!(op = %op, error = %err, "failed");
+    }
+    if !r.foreign.is_empty() && !remove_foreign {
+        let names: Vec<String> = r.foreign.iter().map(format::service_name).collect();
+        tracing::warn!(
+            services = %names.join(", "),
+            "{} service(s) in the kernel are not in the policy; kept (set lvsd.global {{ foreign = \"remove\" }} to delete them)",
+            names.len()
+        );
+    }
+    tracing::info!(
+        applied = r.applied.len(),
+        failed = r.failed.len(),
+        writes = r.writes,
+        retried = r.retried,
+        "ipvs sync done"
+    );
+}

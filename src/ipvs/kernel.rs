@@ -1,0 +1,271 @@
+//! The kernel IPVS backend: generic netlink through neli (family "IPVS", resolved through
+//! nlctrl), messages from `wire`, and the dump -> diff -> apply loop.
+
+use super::reconcile::{self, Op};
+use super::table::{ServiceKey, Table};
+use super::wire::{self, DaemonState, Info, Request, SyncDaemon, Timeouts};
+use neli::consts::nl::{NlmF, Nlmsg};
+use neli::consts::socket::NlFamily;
+use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
+use neli::router::synchronous::NlRouter;
+use neli::socket::synchronous::NlSocketHandle;
+use neli::types::Buffer;
+use neli::utils::Groups;
+use std::io;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KernelError {
+    #[error("cannot open a generic netlink socket: {0}")]
+    Socket(String),
+    #[error("the kernel has no IPVS (generic netlink family \"IPVS\" not found): load the ip_vs module, or use --dry-run")]
+    NoIpvs,
+    #[error("{what}: {err}")]
+    Errno { what: String, errno: i32, err: io::Error },
+    #[error("{what}: netlink: {msg}")]
+    Netlink { what: String, msg: String },
+    #[error("{what}: cannot decode the kernel's reply: {err}")]
+    Decode { what: String, err: super::attrs::DecodeError },
+}
+
+impl KernelError {
+    /// The errno the kernel answered with, if that is what failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            KernelError::Errno { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+    /// The table changed under us (someone else added or removed the same thing).
+    pub fn is_stale(&self) -> bool {
+        matches!(self.errno(), Some(libc::EEXIST) | Some(libc::ESRCH) | Some(libc::ENOENT))
+    }
+}
+
+/// An open IPVS netlink channel. Counts the write requests it sends.
+pub struct Kernel {
+    sock: NlSocketHandle,
+    family: u16,
+    seq: u32,
+    writes: u64,
+}
+
+fn cmd_name(cmd: u8) -> &'static str {
+    use wire::cmd::*;
+    match cmd {
+        NEW_SERVICE => "add service",
+        SET_SERVICE => "edit service",
+        DEL_SERVICE => "delete service",
+        GET_SERVICE => "list services",
+        NEW_DEST => "add real server",
+        SET_DEST => "edit real server",
+        DEL_DEST => "delete real server",
+        GET_DEST => "list real servers",
+        NEW_DAEMON => "start sync daemon",
+        DEL_DAEMON => "stop sync daemon",
+        GET_DAEMON => "list sync daemons",
+        SET_CONFIG => "set timeouts",
+        GET_CONFIG => "get timeouts",
+        GET_INFO => "get IPVS info",
+        ZERO => "zero counters",
+        FLUSH => "flush",
+        _ => "IPVS request",
+    }
+}
+
+impl Kernel {
+    /// Resolve the "IPVS" family and open the socket used for requests.
+    pub fn open() -> Result<Kernel, KernelError> {
+        let family = {
+            let (router, _) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
+                .map_err(|e| KernelError::Socket(e.to_string()))?;
+            router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
+        };
+        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
+            .map_err(|e| KernelError::Socket(e.to_string()))?;
+        Ok(Kernel { sock, family, seq: 0, writes: 0 })
+    }
+
+    /// Write requests sent so far (successful or not).
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Send one request and collect the generic-netlink payloads of its replies. `what`
+    /// names the request in errors; it is only called when something failed.
+    fn call(&mut self, req: &Request, what: impl Fn() -> String) -> Result<Vec<Vec<u8>>, KernelError> {
+        let netlink = |msg: String| KernelError::Netlink { what: what(), msg };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut flags = NlmF::REQUEST | NlmF::ACK;
+        if req.dump {
+            flags |= NlmF::DUMP;
+        }
+        let msg: Nlmsghdr<u16, Buffer> = NlmsghdrBuilder::default()
+            .nl_type(self.family)
+            .nl_flags(flags)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(Buffer::from(req.genl_payload())))
+            .build()
+            .map_err(|e| netlink(e.to_string()))?;
+        if req.is_write() {
+            self.writes += 1;
+        }
+        self.sock.send(&msg).map_err(|e| netlink(e.to_string()))?;
+        let mut out = Vec::new();
+        loop {
+            let (iter, _) = self.sock.recv::<u16, Buffer>().map_err(|e| netlink(e.to_string()))?;
+            for m in iter {
+                let m = m.map_err(|e| netlink(e.to_string()))?;
+                if *m.nl_seq() != seq {
+                    continue; // a late reply to an earlier request
+                }
+                if *m.nl_type() == u16::from(Nlmsg::Done) {
+                    return Ok(out);
+                }
+                match m.nl_payload() {
+                    NlPayload::Ack(_) | NlPayload::DumpExtAck(_) => return Ok(out),
+                    NlPayload::Err(e) => {
+                        let errno = -*e.error();
+                        return Err(KernelError::Errno { what: what(), errno, err: io::Error::from_raw_os_error(errno) });
+                    }
+                    NlPayload::Payload(p) => out.push(p.as_ref().to_vec()),
+                    NlPayload::Empty => {}
+                }
+            }
+        }
+    }
+
+    fn decode<T>(what: &str, r: Result<T, super::attrs::DecodeError>) -> Result<T, KernelError> {
+        r.map_err(|err| KernelError::Decode { what: what.to_string(), err })
+    }
+
+    pub fn info(&mut self) -> Result<Info, KernelError> {
+        let r = self.call(&wire::get_info(), || "get IPVS info".into())?;
+        let p = r.first().ok_or(KernelError::Netlink { what: "get IPVS info".into(), msg: "no reply".into() })?;
+        Self::decode("get IPVS info", wire::decode_info(p))
+    }
+
+    /// The whole table: every service, then each service's destinations (as ipvsadm does).
+    pub fn dump(&mut self) -> Result<Table, KernelError> {
+        let mut t = Table::default();
+        for p in self.call(&wire::get_services(), || "list services".into())? {
+            let (k, s) = Self::decode("list services", wire::decode_service(&p))?;
+            t.services.insert(k, s);
+        }
+        let keys: Vec<ServiceKey> = t.services.keys().copied().collect();
+        for k in keys {
+            let what = || format!("list real servers of {}", super::format::service_name(&k));
+            let replies = match self.call(&wire::get_dests(&k), what) {
+                Ok(r) => r,
+                // Deleted between the two dumps: drop it from the snapshot.
+                Err(e) if e.is_stale() => {
+                    t.services.remove(&k);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let svc = t.services.get_mut(&k).expect("key from this table");
+            for p in replies {
+                let (dk, d) = Self::decode("list real servers", wire::decode_dest(&p, k.family()))?;
+                svc.dests.insert(dk, d);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Apply one reconcile op.
+    pub fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
+        let req = match op {
+            Op::AddService { key, conf } => wire::new_service(key, conf),
+            Op::EditService { key, conf } => wire::set_service(key, conf),
+            Op::DelService { key } => wire::del_service(key),
+            Op::AddDest { svc, dest, conf } => wire::new_dest(svc, dest, conf),
+            Op::EditDest { svc, dest, conf } => wire::set_dest(svc, dest, conf),
+            Op::DelDest { svc, dest } => wire::del_dest(svc, dest),
+        };
+        self.call(&req, || op.to_string()).map(|_| ())
+    }
+
+    pub fn timeouts(&mut self) -> Result<Timeouts, KernelError> {
+        let r = self.call(&wire::get_config(), || "get timeouts".into())?;
+        let p = r.first().ok_or(KernelError::Netlink { what: "get timeouts".into(), msg: "no reply".into() })?;
+        Self::decode("get timeouts", wire::decode_config(p))
+    }
+    pub fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), KernelError> {
+        self.call(&wire::set_config(t), || "set timeouts".into()).map(|_| ())
+    }
+    pub fn daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError> {
+        let r = self.call(&wire::get_daemons(), || "list sync daemons".into())?;
+        r.iter().map(|p| Self::decode("list sync daemons", wire::decode_daemon(p))).collect()
+    }
+    pub fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), KernelError> {
+        self.call(&wire::new_daemon(d), || format!("start sync daemon {:?} on {}", d.state, d.interface)).map(|_| ())
+    }
+    pub fn stop_daemon(&mut self, state: DaemonState) -> Result<(), KernelError> {
+        self.call(&wire::del_daemon(state), || format!("stop sync daemon {state:?}")).map(|_| ())
+    }
+    /// Zero the counters of one service or of all. Never called by reconcile.
+    pub fn zero(&mut self, svc: Option<&ServiceKey>) -> Result<(), KernelError> {
+        self.call(&wire::zero(svc), || cmd_name(wire::cmd::ZERO).into()).map(|_| ())
+    }
+    /// Delete every service. Only on the operator's explicit request.
+    pub fn flush(&mut self) -> Result<(), KernelError> {
+        self.call(&wire::flush(), || cmd_name(wire::cmd::FLUSH).into()).map(|_| ())
+    }
+}
+
+/// What one dump -> diff -> apply pass did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Ops applied successfully, in order.
+    pub applied: Vec<Op>,
+    /// Ops that failed (after the one retry), with the kernel's answer.
+    pub failed: Vec<(Op, String)>,
+    /// Netlink write requests sent (successful or not).
+    pub writes: u64,
+    /// Services in the kernel that the policy does not have (kept, or removed when asked).
+    pub foreign: Vec<ServiceKey>,
+    /// True when a stale-table error made us re-dump and try again.
+    pub retried: bool,
+}
+
+impl ApplyReport {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Make the kernel's table equal `desired`: dump, diff, apply in order. A failure is
+/// reported with its op and the pass goes on; if any failure says the table changed
+/// under us (EEXIST / ESRCH / ENOENT), dump and diff again and apply once more.
+/// Never flushes and never zeroes counters: what is already right is not touched.
+pub fn sync(k: &mut Kernel, desired: &Table, remove_foreign: bool) -> Result<ApplyReport, KernelError> {
+    let start = k.writes();
+    let mut report = ApplyReport::default();
+    for attempt in 0..2 {
+        let actual = k.dump()?;
+        if attempt == 0 {
+            report.foreign = actual.services.keys().filter(|key| !desired.services.contains_key(key)).copied().collect();
+        }
+        let ops = reconcile::diff(desired, &actual, |_| remove_foreign);
+        let mut failed = Vec::new();
+        let mut stale = false;
+        for op in ops {
+            match k.apply(&op) {
+                Ok(()) => report.applied.push(op),
+                Err(e) => {
+                    stale |= e.is_stale();
+                    failed.push((op, e.to_string()));
+                }
+            }
+        }
+        report.failed = failed;
+        if !stale || attempt == 1 {
+            break;
+        }
+        report.retried = true;
+    }
+    report.writes = k.writes() - start;
+    Ok(report)
+}
