@@ -144,6 +144,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 lvsd::ipvs::cli::apply_once(&table, remove)?
             };
             lvsd::ipvs::cli::log_report(&report, remove);
+            println!("{}", lvsd::ipvs::cli::summary(&report));
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Status { kernel, stats, rate, json } => {

@@ -78,6 +78,18 @@ pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
     report
 }
 
+/// One stable line for scripts: "ipvs: 3 applied, 0 failed, 3 writes, 0 foreign".
+pub fn summary(r: &ApplyReport) -> String {
+    format!(
+        "ipvs: {} applied, {} failed, {} writes, {} foreign{}",
+        r.applied.len(),
+        r.failed.len(),
+        r.writes,
+        r.foreign.len(),
+        if r.retried { ", retried" } else { "" }
+    )
+}
+
 /// Log what a pass did: one line per op, the foreign-service warning, a summary.
 pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     for op in &r.applied {
