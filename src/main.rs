@@ -141,7 +141,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = if dry_run {
                 lvsd::ipvs::cli::apply_dry_run(&table, remove)
             } else {
-                lvsd::ipvs::cli::apply_once(&table, remove)?
+                lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref())?
             };
             lvsd::ipvs::cli::log_report(&report, remove);
             println!("{}", lvsd::ipvs::cli::summary(&report));

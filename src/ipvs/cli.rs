@@ -6,6 +6,7 @@ use super::kernel::{self, ApplyReport, Kernel, KernelError};
 use super::memory::MemoryBackend;
 use super::reconcile;
 use super::table::{Stats, Table};
+use super::wire::{DaemonState, SyncDaemon};
 use serde_json::{json, Value};
 
 /// `lvsd status --kernel [--stats|--rate] [--json]`: the kernel's table, byte-for-byte as
@@ -56,10 +57,37 @@ pub fn status_json(info: &super::wire::Info, t: &Table) -> Value {
     v
 }
 
-/// `lvsd run --once`: make the kernel's table equal `desired` once.
-pub fn apply_once(desired: &Table, remove_foreign: bool) -> Result<ApplyReport, KernelError> {
+/// `lvsd run --once`: make the kernel's table equal `desired` once, and the sync daemon
+/// what the policy asks for (if it asks).
+pub fn apply_once(
+    desired: &Table,
+    remove_foreign: bool,
+    daemon: Option<&SyncDaemon>,
+) -> Result<ApplyReport, KernelError> {
     let mut k = Kernel::open()?;
-    kernel::sync(&mut k, desired, remove_foreign)
+    let mut report = kernel::sync(&mut k, desired, remove_foreign)?;
+    let before = k.writes();
+    report.daemon_ops = kernel::sync_daemon(&mut k, daemon)?;
+    report.writes += k.writes() - before;
+    Ok(report)
+}
+
+/// The sync daemon a policy asks for, in the state its VRRP instance starts in (master
+/// when it names none): a VRRP transition later switches it.
+pub fn daemon_from_model(m: &crate::model::Model) -> Option<SyncDaemon> {
+    let sd = m.sync_daemon.as_ref()?;
+    let backup = sd
+        .instance
+        .as_ref()
+        .and_then(|name| m.vrrp.iter().find(|v| &v.name == name))
+        .is_some_and(|v| v.state == crate::model::InitialState::Backup);
+    let state = if backup { DaemonState::Backup } else { DaemonState::Master };
+    let mut d = SyncDaemon::new(state, &sd.interface, sd.id as u32);
+    d.sync_maxlen = sd.maxlen;
+    d.mcast_group = sd.group;
+    d.mcast_port = sd.port;
+    d.mcast_ttl = sd.ttl;
+    Some(d)
 }
 
 /// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
@@ -94,6 +122,9 @@ pub fn summary(r: &ApplyReport) -> String {
 pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     for op in &r.applied {
         tracing::info!(op = %op, "applied");
+    }
+    for d in &r.daemon_ops {
+        tracing::info!(op = %d, "applied");
     }
     for (op, err) in &r.failed {
         tracing::error!(op = %op, error = %err, "failed");

@@ -228,6 +228,8 @@ pub struct ApplyReport {
     pub foreign: Vec<ServiceKey>,
     /// True when a stale-table error made us re-dump and try again.
     pub retried: bool,
+    /// Sync daemon changes made ("start master sync daemon on eth0 id 7"...).
+    pub daemon_ops: Vec<String>,
 }
 
 impl ApplyReport {
@@ -268,4 +270,46 @@ pub fn sync(k: &mut Kernel, desired: &Table, remove_foreign: bool) -> Result<App
     }
     report.writes = k.writes() - start;
     Ok(report)
+}
+
+/// True when the running daemon `have` is what `want` asks for. Settings `want` leaves
+/// unset take the kernel's defaults, so only the ones it sets are compared.
+fn daemon_matches(have: &SyncDaemon, want: &SyncDaemon) -> bool {
+    have.state == want.state
+        && have.interface == want.interface
+        && have.sync_id == want.sync_id
+        && want.sync_maxlen.is_none_or(|v| have.sync_maxlen == Some(v))
+        && want.mcast_group.is_none_or(|v| have.mcast_group == Some(v))
+        && want.mcast_port.is_none_or(|v| have.mcast_port == Some(v))
+        && want.mcast_ttl.is_none_or(|v| have.mcast_ttl == Some(v))
+}
+
+/// Make the connection sync daemons match `want`: exactly that daemon runs (a daemon of the
+/// other state is stopped, one of the same state with other settings restarted); with
+/// `None`, whatever runs is left alone (it may not be ours). Returns what was done.
+pub fn sync_daemon(k: &mut Kernel, want: Option<&SyncDaemon>) -> Result<Vec<String>, KernelError> {
+    let Some(want) = want else { return Ok(Vec::new()) };
+    let mut done = Vec::new();
+    let running = k.daemons()?;
+    if running.iter().any(|d| daemon_matches(d, want)) && running.len() == 1 {
+        return Ok(done);
+    }
+    for d in &running {
+        if !daemon_matches(d, want) {
+            k.stop_daemon(d.state)?;
+            done.push(format!("stop {} sync daemon on {} id {}", state_name(d.state), d.interface, d.sync_id));
+        }
+    }
+    if !running.iter().any(|d| daemon_matches(d, want)) {
+        k.start_daemon(want)?;
+        done.push(format!("start {} sync daemon on {} id {}", state_name(want.state), want.interface, want.sync_id));
+    }
+    Ok(done)
+}
+
+fn state_name(s: DaemonState) -> &'static str {
+    match s {
+        DaemonState::Master => "master",
+        DaemonState::Backup => "backup",
+    }
 }
