@@ -2,10 +2,12 @@
 //! main.rs only parses arguments and calls these.
 
 use super::format::{self, Format};
-use super::kernel::{self, ApplyReport, Kernel, KernelError};
+use super::backend::{self, Backend, SyncReport};
+use super::kernel::{self, Kernel, KernelError};
 use super::memory::MemoryBackend;
-use super::reconcile;
-use super::table::{Stats, Table};
+use super::table::{ServiceKey, Stats, Table};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use super::wire::{DaemonState, SyncDaemon};
 use serde_json::{json, Value};
 
@@ -57,6 +59,36 @@ pub fn status_json(info: &super::wire::Info, t: &Table) -> Value {
     v
 }
 
+/// What one `run --once` pass did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub sync: SyncReport,
+    /// Netlink write requests sent (successful or not): 0 when nothing changed.
+    pub writes: u64,
+    /// Services in the kernel that the policy does not have (kept, or removed when asked).
+    pub foreign: Vec<ServiceKey>,
+    /// Sync daemon changes ("start master sync daemon on eth0 id 7").
+    pub daemon_ops: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn ok(&self) -> bool {
+        self.sync.ok()
+    }
+}
+
+/// One pass of `backend::sync`, noting the services that are not in the policy: the diff
+/// asks about exactly those, so no extra dump is needed.
+fn sync_noting_foreign(b: &mut dyn Backend, desired: &Table, remove_foreign: bool) -> ApplyReport {
+    let foreign = RefCell::new(BTreeSet::new());
+    let before = b.writes();
+    let sync = backend::sync(b, desired, &|k: &ServiceKey| {
+        foreign.borrow_mut().insert(*k);
+        remove_foreign
+    });
+    ApplyReport { sync, writes: b.writes() - before, foreign: foreign.into_inner().into_iter().collect(), daemon_ops: Vec::new() }
+}
+
 /// `lvsd run --once`: make the kernel's table equal `desired` once, and the sync daemon
 /// what the policy asks for (if it asks).
 pub fn apply_once(
@@ -65,11 +97,16 @@ pub fn apply_once(
     daemon: Option<&SyncDaemon>,
 ) -> Result<ApplyReport, KernelError> {
     let mut k = Kernel::open()?;
-    let mut report = kernel::sync(&mut k, desired, remove_foreign)?;
+    let mut report = sync_noting_foreign(&mut k, desired, remove_foreign);
     let before = k.writes();
     report.daemon_ops = kernel::sync_daemon(&mut k, daemon)?;
     report.writes += k.writes() - before;
     Ok(report)
+}
+
+/// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
+pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
+    sync_noting_foreign(&mut MemoryBackend::new(), desired, remove_foreign)
 }
 
 /// The sync daemon a policy asks for, in the state its VRRP instance starts in (master
@@ -90,43 +127,29 @@ pub fn daemon_from_model(m: &crate::model::Model) -> Option<SyncDaemon> {
     Some(d)
 }
 
-/// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
-pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
-    let mut m = MemoryBackend::new();
-    let mut report = ApplyReport::default();
-    let actual = m.table.clone();
-    report.foreign = actual.services.keys().filter(|k| !desired.services.contains_key(k)).copied().collect();
-    for op in reconcile::diff(desired, &actual, |_| remove_foreign) {
-        match m.apply(&op) {
-            Ok(()) => report.applied.push(op),
-            Err(e) => report.failed.push((op, e.to_string())),
-        }
-    }
-    report.writes = m.writes;
-    report
-}
-
 /// One stable line for scripts: "ipvs: 3 applied, 0 failed, 3 writes, 0 foreign".
 pub fn summary(r: &ApplyReport) -> String {
     format!(
-        "ipvs: {} applied, {} failed, {} writes, {} foreign{}",
-        r.applied.len(),
-        r.failed.len(),
+        "ipvs: {} applied, {} failed, {} writes, {} foreign",
+        r.sync.applied.len(),
+        r.sync.failed.len() + usize::from(r.sync.dump_error.is_some()),
         r.writes,
         r.foreign.len(),
-        if r.retried { ", retried" } else { "" }
     )
 }
 
 /// Log what a pass did: one line per op, the foreign-service warning, a summary.
 pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
-    for op in &r.applied {
+    if let Some(e) = &r.sync.dump_error {
+        tracing::error!(error = %e, "cannot read the IPVS table");
+    }
+    for op in &r.sync.applied {
         tracing::info!(op = %op, "applied");
     }
     for d in &r.daemon_ops {
         tracing::info!(op = %d, "applied");
     }
-    for (op, err) in &r.failed {
+    for (op, err) in &r.sync.failed {
         tracing::error!(op = %op, error = %err, "failed");
     }
     if !r.foreign.is_empty() && !remove_foreign {
@@ -137,11 +160,5 @@ pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
             names.len()
         );
     }
-    tracing::info!(
-        applied = r.applied.len(),
-        failed = r.failed.len(),
-        writes = r.writes,
-        retried = r.retried,
-        "ipvs sync done"
-    );
+    tracing::info!(applied = r.sync.applied.len(), failed = r.sync.failed.len(), writes = r.writes, "ipvs sync done");
 }

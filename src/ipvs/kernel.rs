@@ -1,7 +1,8 @@
 //! The kernel IPVS backend: generic netlink through neli (family "IPVS", resolved through
 //! nlctrl), messages from `wire`, and the dump -> diff -> apply loop.
 
-use super::reconcile::{self, Op};
+use super::backend::{ApplyError, Backend};
+use super::reconcile::Op;
 use super::table::{ServiceKey, Table};
 use super::wire::{self, DaemonState, Info, Request, SyncDaemon, Timeouts};
 use neli::consts::nl::{NlmF, Nlmsg};
@@ -215,61 +216,26 @@ impl Kernel {
     }
 }
 
-/// What one dump -> diff -> apply pass did.
-#[derive(Debug, Default)]
-pub struct ApplyReport {
-    /// Ops applied successfully, in order.
-    pub applied: Vec<Op>,
-    /// Ops that failed (after the one retry), with the kernel's answer.
-    pub failed: Vec<(Op, String)>,
-    /// Netlink write requests sent (successful or not).
-    pub writes: u64,
-    /// Services in the kernel that the policy does not have (kept, or removed when asked).
-    pub foreign: Vec<ServiceKey>,
-    /// True when a stale-table error made us re-dump and try again.
-    pub retried: bool,
-    /// Sync daemon changes made ("start master sync daemon on eth0 id 7"...).
-    pub daemon_ops: Vec<String>,
-}
-
-impl ApplyReport {
-    pub fn ok(&self) -> bool {
-        self.failed.is_empty()
+impl Backend for Kernel {
+    fn dump(&mut self) -> Result<Table, ApplyError> {
+        Kernel::dump(self).map_err(apply_error)
+    }
+    fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
+        Kernel::apply(self, op).map_err(apply_error)
+    }
+    fn writes(&self) -> u64 {
+        self.writes
     }
 }
 
-/// Make the kernel's table equal `desired`: dump, diff, apply in order. A failure is
-/// reported with its op and the pass goes on; if any failure says the table changed
-/// under us (EEXIST / ESRCH / ENOENT), dump and diff again and apply once more.
-/// Never flushes and never zeroes counters: what is already right is not touched.
-pub fn sync(k: &mut Kernel, desired: &Table, remove_foreign: bool) -> Result<ApplyReport, KernelError> {
-    let start = k.writes();
-    let mut report = ApplyReport::default();
-    for attempt in 0..2 {
-        let actual = k.dump()?;
-        if attempt == 0 {
-            report.foreign = actual.services.keys().filter(|key| !desired.services.contains_key(key)).copied().collect();
-        }
-        let ops = reconcile::diff(desired, &actual, |_| remove_foreign);
-        let mut failed = Vec::new();
-        let mut stale = false;
-        for op in ops {
-            match k.apply(&op) {
-                Ok(()) => report.applied.push(op),
-                Err(e) => {
-                    stale |= e.is_stale();
-                    failed.push((op, e.to_string()));
-                }
-            }
-        }
-        report.failed = failed;
-        if !stale || attempt == 1 {
-            break;
-        }
-        report.retried = true;
+/// EEXIST means someone added it first; ESRCH (no service) and ENOENT (no real server)
+/// that someone removed it: both make `backend::sync` dump again and retry once.
+fn apply_error(e: KernelError) -> ApplyError {
+    match e.errno() {
+        Some(libc::EEXIST) => ApplyError::Exists,
+        Some(libc::ESRCH) | Some(libc::ENOENT) => ApplyError::NotFound,
+        _ => ApplyError::Other(e.to_string()),
     }
-    report.writes = k.writes() - start;
-    Ok(report)
 }
 
 /// True when the running daemon `have` is what `want` asks for. Settings `want` leaves

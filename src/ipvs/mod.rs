@@ -1,6 +1,7 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
 pub mod attrs;
+pub mod backend;
 pub mod cli;
 pub mod format;
 pub mod kernel;
