@@ -263,3 +263,27 @@ fn decode_config_and_daemons() {
     assert_eq!(ds[0].mcast_group, Some("224.0.0.81".parse().unwrap()));
     assert_eq!((ds[0].mcast_port, ds[0].sync_maxlen, ds[0].mcast_ttl), (Some(8848), Some(1472), Some(1)));
 }
+
+fn printed(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ipvs/ipvsadm");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let f = p.file_name().unwrap().to_str().unwrap().to_string();
+        if f.len() > 3 && f[3..] == format!("{name}.out") {
+            return std::fs::read_to_string(&p).unwrap();
+        }
+    }
+    panic!("no output fixture {name}");
+}
+
+/// Decode the kernel's replies as captured and print them: the same bytes ipvsadm printed.
+#[test]
+fn decoded_replies_format_as_ipvsadm_printed_them() {
+    use super::format::{self, Format};
+    for (name, fmt) in [("list", Format::List), ("list-stats", Format::Stats), ("list-rate", Format::Rate)] {
+        let (info, t) = table_from(name);
+        let mut out = format::version_header(info.version, info.conn_tab_size);
+        out.push_str(&format::table(&t, fmt));
+        assert_eq!(out, printed(name), "{name}");
+    }
+}

@@ -8,8 +8,10 @@ cap() {
     n=$((n+1))
     f=$LVSD_OUT/capture/$(printf %02d $n)-$name.strace
     echo "# ipvsadm $*" > $f
-    strace -qq -xx -e trace=sendmsg,recvmsg,sendto,recvfrom -e write=all -e read=all -o $f.tmp ipvsadm "$@"
+    strace -qq -xx -e trace=sendmsg,recvmsg,sendto,recvfrom -e write=all -e read=all -o $f.tmp ipvsadm "$@" > ${f%.strace}.out
     cat $f.tmp >> $f; rm $f.tmp
+    # Keep what ipvsadm printed (the formatter is tested against it) when it printed anything.
+    [ -s ${f%.strace}.out ] || rm ${f%.strace}.out
 }
 ip link add dummy0 type dummy
 ip link set dummy0 up
@@ -44,4 +46,4 @@ cap zero-all -Z
 cap zero-svc -Z -t 192.0.2.1:80
 cap svc-del -D -t 192.0.2.1:80
 cap flush -C
-ls -la $LVSD_OUT/capture
+ls $LVSD_OUT/capture
