@@ -121,15 +121,20 @@ impl Kernel {
                 if *m.nl_seq() != seq {
                     continue; // a late reply to an earlier request
                 }
+                let errno = match m.nl_payload() {
+                    NlPayload::Err(e) => -*e.error(),
+                    // A dump ends with NLMSG_DONE, whose payload is 0 or a negative errno.
+                    NlPayload::DumpExtAck(e) => -*e.error(),
+                    _ => 0,
+                };
+                if errno != 0 {
+                    return Err(KernelError::Errno { what: what(), errno, err: io::Error::from_raw_os_error(errno) });
+                }
                 if *m.nl_type() == u16::from(Nlmsg::Done) {
                     return Ok(out);
                 }
                 match m.nl_payload() {
-                    NlPayload::Ack(_) | NlPayload::DumpExtAck(_) => return Ok(out),
-                    NlPayload::Err(e) => {
-                        let errno = -*e.error();
-                        return Err(KernelError::Errno { what: what(), errno, err: io::Error::from_raw_os_error(errno) });
-                    }
+                    NlPayload::Ack(_) | NlPayload::DumpExtAck(_) | NlPayload::Err(_) => return Ok(out),
                     NlPayload::Payload(p) => out.push(p.as_ref().to_vec()),
                     NlPayload::Empty => {}
                 }
