@@ -284,3 +284,36 @@ fn state_name(s: DaemonState) -> &'static str {
         DaemonState::Backup => "backup",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno(n: i32) -> KernelError {
+        KernelError::Errno { what: "add service TCP  192.0.2.1:80 rr".into(), errno: n, err: io::Error::from_raw_os_error(n) }
+    }
+
+    #[test]
+    fn races_map_to_retryable_errors_and_others_keep_the_op() {
+        assert_eq!(apply_error(errno(libc::EEXIST)), ApplyError::Exists);
+        assert_eq!(apply_error(errno(libc::ESRCH)), ApplyError::NotFound);
+        assert_eq!(apply_error(errno(libc::ENOENT)), ApplyError::NotFound);
+        match apply_error(errno(libc::EINVAL)) {
+            ApplyError::Other(m) => assert!(m.starts_with("add service TCP  192.0.2.1:80 rr: "), "{m}"),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn daemon_settings_left_unset_take_the_kernels_defaults() {
+        let mut have = SyncDaemon::new(DaemonState::Master, "eth0", 7);
+        have.sync_maxlen = Some(1472);
+        have.mcast_port = Some(8848);
+        let want = SyncDaemon::new(DaemonState::Master, "eth0", 7);
+        assert!(daemon_matches(&have, &want));
+        let mut other_port = want.clone();
+        other_port.mcast_port = Some(9000);
+        assert!(!daemon_matches(&have, &other_port));
+        assert!(!daemon_matches(&have, &SyncDaemon::new(DaemonState::Backup, "eth0", 7)));
+    }
+}
