@@ -79,12 +79,22 @@ enum Command {
         metrics: Option<std::net::SocketAddr>,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
+    /// With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
     Status {
         #[command(flatten)]
         control: ControlArgs,
         /// The stable JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Read the kernel's IPVS table directly (no daemon needed).
+        #[arg(long)]
+        kernel: bool,
+        /// With --kernel: counters, as `ipvsadm -L -n --stats`.
+        #[arg(long, requires = "kernel", conflicts_with = "rate")]
+        stats: bool,
+        /// With --kernel: rates, as `ipvsadm -L -n --rate`.
+        #[arg(long, requires = "kernel")]
+        rate: bool,
     },
     /// Ask the running director to reload its policy.
     Reload {
@@ -151,21 +161,35 @@ fn run_director(
 ) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;
+    if once {
+        // Apply the table once, every real up, and the sync daemon if the policy has one.
+        let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };
+        let table = lvsd::desired::all_up(&p.model);
+        let remove = p.model.global.foreign == lvsd::model::Foreign::Remove;
+        let report = if dry_run {
+            lvsd::ipvs::cli::apply_dry_run(&table, remove)
+        } else {
+            lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref())?
+        };
+        lvsd::ipvs::cli::log_report(&report, remove);
+        println!("{}", lvsd::ipvs::cli::summary(&report));
+        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let backend: Box<dyn Backend> = if dry_run {
         Box::new(lvsd::ipvs::memory::MemoryBackend::new())
     } else {
-        anyhow::bail!("the kernel IPVS backend is not part of this build yet; use --dry-run");
+        Box::new(lvsd::ipvs::kernel::Kernel::open()?)
     };
     let opts = Options {
         policy: file.clone(),
         load: policy.options(),
-        control: if once { None } else { Some(control.path) },
+        control: Some(control.path),
         resync_interval: std::time::Duration::from_secs(resync.max(1)),
         debounce: std::time::Duration::from_millis(100),
         backend_name: if dry_run { "memory" } else { "kernel" },
         metrics,
     };
-    let mut director = match Director::new(opts, backend) {
+    let director = match Director::new(opts, backend) {
         Ok(d) => d,
         Err(lvsd::director::DirectorError::Policy(PolicyError::Invalid(errs))) => {
             for e in &errs {
@@ -175,14 +199,6 @@ fn run_director(
         }
         Err(e) => return Err(e.into()),
     };
-    if once {
-        let report = director.resync().clone();
-        println!("{} write op{}, {} failed", report.applied.len(), if report.applied.len() == 1 { "" } else { "s" }, report.failed.len());
-        for (op, e) in &report.failed {
-            eprintln!("{op}: {e}");
-        }
-        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, director.run())?;
@@ -238,7 +254,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { policy_file, policy, dry_run, once, control, resync, metrics } => {
             run_director(policy_file, policy, dry_run, once, control, resync, metrics)
         }
-        Command::Status { control, json } => {
+        Command::Status { kernel: true, stats, rate, json, .. } => {
+            use lvsd::ipvs::format::Format;
+            let fmt = if stats { Format::Stats } else if rate { Format::Rate } else { Format::List };
+            print!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { control, json, .. } => {
             let r = control_call(&control, lvsd::control::Command::Status)?;
             let Some(v) = r.result.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
             if json {
