@@ -292,7 +292,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Where the kernel has no IPVS, the lab runs inside the VM tier's guest (scripts/vm), with
+/// the same arguments, its console shown live.
+fn run_lab_in_vm() -> Result<ExitCode> {
+    let script = std::env::var("LVSD_VM_SCRIPT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm").to_string());
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    eprintln!("lvsd lab: this kernel has no IPVS; running the lab in a QEMU guest with Debian's kernel ({script})");
+    let status = std::process::Command::new(&script)
+        .args(["--install", "--verbose", "--lvsd"])
+        .arg(std::env::current_exe()?)
+        .arg("lab")
+        .env("LVSD_LAB_ARGS", args.join(" "))
+        .status()
+        .map_err(|e| anyhow::anyhow!("{script}: {e}"))?;
+    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+}
+
+fn kernel_has_ipvs() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+        || std::process::Command::new("modprobe").arg("ip_vs").status().is_ok_and(|s| s.success())
+}
+
 fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
+    if !kernel_has_ipvs() {
+        return run_lab_in_vm();
+    }
     let (json, verify) = (opts.json, opts.verify);
     let report = match lvsd::lab::run(opts) {
         Ok(r) => r,
