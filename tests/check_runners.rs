@@ -251,36 +251,12 @@ fn dns_rcode_and_id() {
     });
 }
 
-async fn smtp_server(banner: &'static str) -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::task::spawn_local(async move {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        while let Ok((s, _)) = l.accept().await {
-            tokio::task::spawn_local(async move {
-                let mut s = BufReader::new(s);
-                let _ = s.get_mut().write_all(banner.as_bytes()).await;
-                let mut line = String::new();
-                while let Ok(n) = s.read_line(&mut line).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let reply: &[u8] = if line.starts_with("HELO ") { b"250 hello\r\n" } else if line.starts_with("QUIT") { b"221 bye\r\n" } else { b"500 what\r\n" };
-                    let _ = s.get_mut().write_all(reply).await;
-                    line.clear();
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn smtp_banner_and_helo() {
     local(async {
-        let good = smtp_server("220-mail.example.org ESMTP\r\n220 ready\r\n").await;
+        let good = smtp_server(Switch::on()).await;
         assert!(check(r#"lvsd.check.smtp { timeout = 2, retries = 0, helo = "lvs.example.org" }"#, good).await.ok);
-        let busy = smtp_server("554 no service\r\n").await;
+        let busy = smtp_server(Switch::default()).await;
         let r = check(r#"lvsd.check.smtp { timeout = 2, retries = 0 }"#, busy).await;
         assert!(r.error.as_deref().unwrap().contains("banner: 554"), "{r:?}");
     });

@@ -140,3 +140,36 @@ pub async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// An SMTP server: a multi-line 220 banner and 250 to HELO while the switch is on, a 554
+/// banner while it is off.
+pub async fn smtp_server(up: Switch) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::task::spawn_local(async move {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        while let Ok((s, _)) = l.accept().await {
+            let banner: &[u8] = if up.get() { b"220-mail.example.org ESMTP\r\n220 ready\r\n" } else { b"554 no service\r\n" };
+            tokio::task::spawn_local(async move {
+                let mut s = BufReader::new(s);
+                let _ = s.get_mut().write_all(banner).await;
+                let mut line = String::new();
+                while let Ok(n) = s.read_line(&mut line).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let reply: &[u8] = if line.starts_with("HELO ") {
+                        b"250 hello\r\n"
+                    } else if line.starts_with("QUIT") {
+                        b"221 bye\r\n"
+                    } else {
+                        b"500 what\r\n"
+                    };
+                    let _ = s.get_mut().write_all(reply).await;
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
