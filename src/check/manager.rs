@@ -232,20 +232,17 @@ impl CheckManager {
         if let Some(lua) = lua {
             inner.lua = lua;
         }
-        let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
         // Old reals by (service name, address), with the keys of their probes.
-        let mut old_reals: HashMap<(String, SocketAddr), (Vec<ProbeKey>, RealState, Option<u32>, Option<u32>)> = HashMap::new();
-        let old_keys: Vec<ProbeKey> = inner.index.iter().fold(vec![None; inner.index.len()], |mut v, (k, &i)| {
-            v[i] = Some(k.clone());
-            v
-        }).into_iter().flatten().collect();
+        type Kept = (Vec<ProbeKey>, Option<u32>, Option<u32>);
+        let mut old_reals: HashMap<(String, SocketAddr), Kept> = HashMap::new();
         for (si, vs) in inner.model.services.iter().enumerate() {
             for (ri, r) in vs.reals.iter().enumerate() {
                 let slot = &inner.reals[si][ri];
-                let keys = slot.probes.iter().map(|&p| old_keys[p].clone()).collect();
-                old_reals.insert((vs.name.clone(), r.addr), (keys, slot.state, slot.check_weight, slot.fn_weight));
+                let keys = slot.probes.iter().map(|&p| inner.probes[p].key.clone()).collect();
+                old_reals.insert((vs.name.clone(), r.addr), (keys, slot.check_weight, slot.fn_weight));
             }
         }
+        let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
         let mut probes = Vec::with_capacity(plan.probes.len());
         let mut index = HashMap::with_capacity(plan.probes.len());
         for p in plan.probes {
@@ -278,7 +275,7 @@ impl CheckManager {
                 let ids = plan.reals[si][ri].clone();
                 let keys: Vec<ProbeKey> = ids.iter().map(|&i| probes[i].key.clone()).collect();
                 let (check_weight, fn_weight) = match old_reals.get(&(vs.name.clone(), r.addr)) {
-                    Some((k, _, cw, fw)) if *k == keys => (*cw, *fw),
+                    Some((k, cw, fw)) if *k == keys => (*cw, *fw),
                     _ => (None, None),
                 };
                 let all_up = ids.iter().all(|&i| probes[i].health.is_up());
