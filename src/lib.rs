@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod check;
 pub mod import;
 pub mod ipvs;
 pub mod lab;
