@@ -55,7 +55,7 @@ pub enum RealServerError {
     #[error("state directory {path} is unsafe: {why} (it must be a root-owned directory writable only by root)")]
     UnsafeStateDir { path: PathBuf, why: String },
     #[error(
-        "{dev} is missing and could not be created ({detail}): this kernel has no {module} tunnel support; load it with `modprobe {module}` (CONFIG_NET_IPIP / CONFIG_IPV6_TUNNEL), or use --mode dr"
+        "{dev} is missing and could not be created ({detail}): this kernel has no {module} tunnel support; load it with `modprobe {module}` (or use a kernel built with it), or use --mode dr"
     )]
     TunnelUnavailable { dev: String, module: &'static str, detail: String },
     #[error("the VIPs here are up in {current} mode; run `lvsd realserver down` before switching to {wanted}")]
