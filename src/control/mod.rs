@@ -5,6 +5,7 @@
 //! Response: `{"v":1,"ok":true,"result":...}` or `{"v":1,"ok":false,"error":"..."}`
 
 pub mod client;
+pub mod metrics;
 pub mod server;
 
 use serde::{Deserialize, Serialize};

@@ -166,17 +166,15 @@ impl Vrrp {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let (sock, tx, vrid) = (socket.clone(), self.tx.clone(), v.vrid);
+        let (sock, tx) = (socket.clone(), self.tx.clone());
         let recv_task = tokio::task::spawn_local(async move {
             loop {
                 match sock.recv().await {
-                    // Every VRRP socket on a link sees every advert there: keep only ours.
-                    Ok((bytes, meta)) if bytes.get(1) == Some(&vrid) => {
+                    Ok((bytes, meta)) => {
                         if tx.send(VrrpInput::Packet { id, bytes, meta }).is_err() {
                             return;
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!("VRRP receive: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -360,6 +358,24 @@ impl Vrrp {
         match input {
             VrrpInput::Packet { id, bytes, meta } => {
                 let Some(i) = self.running.iter().position(|r| r.id == id) else { return out };
+                // Every VRRP socket on a link receives every advert there. A packet for
+                // another VRID belongs to the instance with that VRID (its own socket has it);
+                // one for no instance of ours, or too short to say, is counted once per link.
+                let r = &self.running[i];
+                let same_link = |o: &Running| o.model.interface == r.model.interface && o.model.is_ipv6() == r.model.is_ipv6();
+                let vrid = packet::peek_vrid(&bytes);
+                if vrid != Some(r.model.vrid) {
+                    if self.running.iter().any(|o| same_link(o) && Some(o.model.vrid) == vrid) {
+                        return out;
+                    }
+                    if self.running.iter().position(same_link) != Some(i) {
+                        return out;
+                    }
+                    let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
+                    tracing::debug!("advert from {} for VRID {vrid:?} on {}: no such instance here", meta.src, r.model.interface);
+                    self.running[i].drops.record(reason);
+                    return out;
+                }
                 let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
                 let r = &mut self.running[i];
                 match packet::decode(&bytes, &rx, &r.expect) {

@@ -1,6 +1,7 @@
 //! The kernel's IPVS table against the one the policy yields (every real up): the seed's
-//! "look at `ipvsadm -L -n`" item. The table is read from `/proc/net/ip_vs` (text); weights
-//! are not compared, since health checks and drains change them on purpose.
+//! "look at `ipvsadm -L -n`" item. The table is dumped over generic netlink (the kernel
+//! backend), with `/proc/net/ip_vs` (text) as a fallback; weights are not compared, since
+//! health checks and drains change them on purpose.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,13 +21,23 @@ pub enum Gathered {
     /// No /proc/net/ip_vs: the kernel has no IPVS (or the module is not loaded).
     Unavailable,
     Error(String),
-    Table(Listing),
+    /// The table, and where it was read from.
+    Table(Listing, &'static str),
 }
 
 pub fn gather() -> Gathered {
+    use crate::ipvs::kernel::{Kernel, KernelError};
+    let netlink_err = match Kernel::open().and_then(|mut k| k.dump()) {
+        Ok(t) => return Gathered::Table(listing(&t), "netlink"),
+        Err(KernelError::NoIpvs) => None,
+        Err(e) => Some(e.to_string()),
+    };
     match std::fs::read_to_string(PROC) {
-        Ok(text) => parse_proc(&text).map_or_else(Gathered::Error, Gathered::Table),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Gathered::Unavailable,
+        Ok(text) => parse_proc(&text).map_or_else(Gathered::Error, |l| Gathered::Table(l, PROC)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match netlink_err {
+            Some(e) => Gathered::Error(e),
+            None => Gathered::Unavailable,
+        },
         Err(e) => Gathered::Error(format!("{PROC}: {e}")),
     }
 }
@@ -93,19 +104,19 @@ pub fn check(m: &Model, g: &Gathered) -> Vec<Finding> {
 
 /// Pure.
 pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
-    let have = match g {
+    let (have, source) = match g {
         Gathered::Unavailable if want.is_empty() => {
             return vec![Finding::pass(CHECK, "IPVS not available in this kernel, and the policy has no services")];
         }
         Gathered::Unavailable => {
             return vec![Finding::fail(
                 CHECK,
-                format!("IPVS not available in this kernel ({PROC} is missing): the policy's {} service(s) cannot be installed", want.len()),
+                format!("IPVS not available in this kernel (no IPVS netlink family, no {PROC}): the policy's {} service(s) cannot be installed", want.len()),
                 "modprobe ip_vs (kernel with CONFIG_IP_VS); to rehearse without IPVS use `lvsd run --dry-run`",
             )];
         }
         Gathered::Error(e) => return vec![Finding::warn(CHECK, format!("cannot read the IPVS table: {e}"), "run lvsd doctor as root")],
-        Gathered::Table(t) => t,
+        Gathered::Table(t, source) => (t, *source),
     };
     let mut out = Vec::new();
     for (svc, reals) in want {
@@ -136,7 +147,7 @@ pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
         out.push(Finding::warn(CHECK, format!("service {svc} is in the kernel but not in the policy"), format!("ipvsadm -D {} if nothing else manages it", service_flag(svc))));
     }
     if out.is_empty() {
-        out.push(Finding::pass(CHECK, format!("kernel IPVS table matches the policy ({} service(s), read from {PROC})", want.len())));
+        out.push(Finding::pass(CHECK, format!("kernel IPVS table matches the policy ({} service(s), read from {source})", want.len())));
     }
     out
 }
@@ -183,12 +194,12 @@ FWM  00000007 wlc
         let have = parse_proc(PROC_TEXT).unwrap();
         let mut want = Listing::new();
         want.insert("TCP 192.0.2.10:80".into(), have["TCP 192.0.2.10:80"].clone());
-        let f = decide(&want, &Gathered::Table(have.clone()));
+        let f = decide(&want, &Gathered::Table(have.clone(), PROC));
         assert!(f.iter().all(|x| x.level == Level::Warn), "{f:?}");
         assert!(f.iter().any(|x| x.message.contains("FWM 7") && x.fix.as_ref().unwrap().contains("-f 7")));
         want.insert("UDP 192.0.2.10:53".into(), BTreeMap::new());
         want.get_mut("TCP 192.0.2.10:80").unwrap().insert("198.51.100.1:80".parse().unwrap(), "Tunnel".into());
-        let f = decide(&want, &Gathered::Table(have));
+        let f = decide(&want, &Gathered::Table(have, PROC));
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("UDP 192.0.2.10:53")));
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("forwarded by Route")));
     }
