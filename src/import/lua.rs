@@ -87,7 +87,7 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
     let mut out = String::new();
     out.push_str(header);
     out.push('\n');
-    out.push_str("-- Settings equal to keepalived's defaults (which are lvsd's) are omitted.\n");
+    out.push_str("-- Settings equal to keepalived's defaults are omitted.\n");
     if pair.is_some() {
         out.push_str("\nlocal node = lvsd.node\n");
     }

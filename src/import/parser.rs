@@ -106,13 +106,13 @@ impl Reader<'_> {
             let loc = Loc { file: file.clone(), line: i + 1 };
             let mut line = strip_comment(raw[i]);
             i += 1;
-            // A trailing backslash continues the line. In a `$NAME=` definition the
-            // line breaks are kept, because the value usually holds several statements.
+            // keepalived continues lines only in `$NAME=` definitions (trailing backslash);
+            // the line breaks are kept, because the value usually holds several statements.
             let is_def = is_definition(&line);
-            while line.trim_end().ends_with('\\') && i < raw.len() {
+            while is_def && line.trim_end().ends_with('\\') && i < raw.len() {
                 let t = line.trim_end();
                 line = t[..t.len() - 1].to_string();
-                line.push(if is_def { '\n' } else { ' ' });
+                line.push('\n');
                 line.push_str(&strip_comment(raw[i]));
                 i += 1;
             }
