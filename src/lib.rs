@@ -8,3 +8,5 @@ pub mod model;
 pub mod net;
 pub mod policy;
 pub mod vrrp;
+pub mod desired;
+pub mod plan;

@@ -221,3 +221,107 @@ fn tun_flag_name(f: u16) -> &'static str {
         _ => "csum,remcsum",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::table::{Protocol, Service, ServiceConf};
+
+    fn svc(t: &mut Table, key: ServiceKey, conf: ServiceConf, dests: &[(&str, Forward, u32)]) {
+        let mut s = Service::new(conf);
+        for (a, f, w) in dests {
+            s.dests.insert(DestKey(a.parse().unwrap()), Dest::new(*f, *w));
+        }
+        t.services.insert(key, s);
+    }
+
+    #[test]
+    fn list_format_matches_ipvsadm() {
+        let mut t = Table::default();
+        let mut c = ServiceConf::new("wrr", Family::Inet);
+        c.flags |= svc_flags::PERSISTENT;
+        c.timeout = 50;
+        svc(
+            &mut t,
+            ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.123:80".parse().unwrap() },
+            c,
+            &[("198.51.100.157:80", Forward::Dr, 1), ("198.51.100.156:80", Forward::Dr, 1)],
+        );
+        let mut c6 = ServiceConf::new("sh", Family::Inet6);
+        c6.flags |= svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::PERSISTENT;
+        c6.timeout = 300;
+        c6.netmask = 64;
+        svc(
+            &mut t,
+            ServiceKey::Addr { protocol: Protocol::Udp, addr: "[2001:db8::1]:53".parse().unwrap() },
+            c6,
+            &[("[2001:db8::10]:53", Forward::Nat, 65535)],
+        );
+        let mut cf = ServiceConf::new("rr", Family::Inet);
+        cf.flags |= svc_flags::ONEPACKET | svc_flags::PERSISTENT;
+        cf.timeout = 360;
+        cf.netmask = 0xffff_ff00;
+        svc(&mut t, ServiceKey::Fwmark { mark: 7, family: Family::Inet }, cf, &[("203.0.113.5:0", Forward::Tun, 0)]);
+        let expected = "\
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.0.2.123:80 wrr persistent 50
+  -> 198.51.100.156:80            Route   1      0          0         
+  -> 198.51.100.157:80            Route   1      0          0         
+UDP  [2001:db8::1]:53 sh (sh-fallback,sh-port) persistent 300 mask 64
+  -> [2001:db8::10]:53            Masq    65535  0          0         
+FWM  7 rr ops persistent 360 mask 255.255.255.0
+  -> 203.0.113.5:0                Tunnel  0      0          0         
+";
+        assert_eq!(table(&t, Format::List), expected);
+    }
+
+    #[test]
+    fn sort_order_is_ipvsadms() {
+        // libipvs: fwmark first (0 = address services first), then family, protocol, address, port.
+        let mut t = Table::default();
+        for (p, a) in [(Protocol::Udp, "192.0.2.1:53"), (Protocol::Tcp, "192.0.2.2:80"), (Protocol::Tcp, "192.0.2.1:443"), (Protocol::Tcp, "192.0.2.1:80")] {
+            svc(&mut t, ServiceKey::Addr { protocol: p, addr: a.parse().unwrap() }, ServiceConf::new("rr", Family::Inet), &[]);
+        }
+        svc(&mut t, ServiceKey::Fwmark { mark: 1, family: Family::Inet }, ServiceConf::new("rr", Family::Inet), &[]);
+        svc(&mut t, ServiceKey::Addr { protocol: Protocol::Tcp, addr: "[2001:db8::1]:80".parse().unwrap() }, ServiceConf::new("rr", Family::Inet6), &[]);
+        let lines: Vec<String> = table(&t, Format::List).lines().skip(2).map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" ")).collect();
+        assert_eq!(lines, vec![
+            "TCP  192.0.2.1:80",
+            "TCP  192.0.2.1:443",
+            "TCP  192.0.2.2:80",
+            "UDP  192.0.2.1:53",
+            "TCP  [2001:db8::1]:80",
+            "FWM  1",
+        ]);
+    }
+
+    #[test]
+    fn stats_numbers_scale_like_ipvsadm() {
+        let mut s = String::new();
+        for v in [0u64, 99_999_999, 100_000_000, 1_000_000_000, 100_000_000_000, 100_000_000_000_000] {
+            largenum(&mut s, v);
+            s.push('|');
+        }
+        assert_eq!(s, "        0| 99999999|  100000K|    1000M|     100G|     100T|");
+    }
+
+    #[test]
+    fn stats_and_rate_lines() {
+        let mut t = Table::default();
+        svc(&mut t, ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() }, ServiceConf::new("rr", Family::Inet), &[("198.51.100.1:80", Forward::Dr, 1)]);
+        let s = t.services.values_mut().next().unwrap();
+        s.stats.conns = 12;
+        s.stats.inbytes = 3456;
+        let out = table(&t, Format::Stats);
+        assert_eq!(out.lines().nth(2).unwrap(), "TCP  192.0.2.1:80                       12        0        0     3456        0");
+        assert_eq!(out.lines().nth(3).unwrap(), "  -> 198.51.100.1:80                     0        0        0        0        0");
+        let rate = table(&t, Format::Rate);
+        assert_eq!(rate.lines().nth(3).unwrap(), "  -> 198.51.100.1:80                     0        0        0        0        0");
+    }
+
+    #[test]
+    fn version_header_line() {
+        assert_eq!(version_header(0x010201, 4096), "IP Virtual Server version 1.2.1 (size=4096)\n");
+    }
+}

@@ -1,1 +1,129 @@
-//! model
+//! The model: plain data saying what the director should do, validated. No I/O, no Lua.
+//!
+//! A policy file is evaluated into a [`Model`]; everything downstream (plan, IPVS, VRRP,
+//! checks) reads only this.
+
+mod check;
+mod service;
+mod validate;
+mod vrrp;
+
+pub use check::*;
+pub use service::*;
+pub use validate::validate;
+pub use vrrp::*;
+
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a declaration came from: file and line, for every error message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: u32,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: the position is not known (the whole file is meant).
+        if self.line == 0 { write!(f, "{}", self.file.display()) } else { write!(f, "{}:{}", self.file.display(), self.line) }
+    }
+}
+
+/// A validation or policy error with its place in the policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ModelError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl ModelError {
+    pub fn new(origin: &Origin, message: impl Into<String>) -> ModelError {
+        ModelError { origin: origin.clone(), message: message.into() }
+    }
+}
+
+/// A Lua function kept by the policy engine (hook, weight function, check body).
+/// The model only holds its index; the policy engine owns the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct HookRef(pub usize);
+
+/// An external program given as an argument vector: never run through a shell unless the
+/// policy itself names one.
+pub type Argv = Vec<String>;
+
+/// Settings that apply to the whole director (keepalived's global_defs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Global {
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    pub smtp_server: Option<String>,
+    /// keepalived default: 30 s.
+    pub smtp_connect_timeout: u32,
+    pub enable_script_security: bool,
+    pub garp: Garp,
+    /// What to do with IPVS services that are not in the policy.
+    pub foreign: Foreign,
+    /// Seconds a removed or failed real stays at weight 0 before removal (0 = at once, as keepalived).
+    pub drain_timeout: u32,
+}
+
+impl Default for Global {
+    fn default() -> Global {
+        Global {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_connect_timeout: 30,
+            enable_script_security: false,
+            garp: Garp::default(),
+            foreign: Foreign::Keep,
+            drain_timeout: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Foreign {
+    /// Leave services lvsd did not create alone (default; warn once).
+    Keep,
+    /// Delete every service that is not in the policy.
+    Remove,
+}
+
+/// The kernel's IPVS connection sync daemon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncDaemon {
+    pub interface: String,
+    /// Sync id 0-255 (keepalived default 0... both directors must agree).
+    pub id: u8,
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<std::net::IpAddr>,
+    /// The VRRP instance whose state drives master/backup.
+    pub instance: Option<String>,
+    pub origin: Origin,
+}
+
+/// Everything one policy evaluation produced.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Model {
+    pub node: String,
+    pub global: Global,
+    pub vrrp: Vec<VrrpInstance>,
+    pub sync_groups: Vec<SyncGroup>,
+    pub services: Vec<VirtualServer>,
+    pub sync_daemon: Option<SyncDaemon>,
+}
+
+impl Model {
+    pub fn real_count(&self) -> usize {
+        self.services.iter().map(|s| s.reals.len()).sum()
+    }
+}

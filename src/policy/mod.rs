@@ -1,1 +1,130 @@
-//! policy
+//! The policy engine: a fresh sandboxed Lua state per load evaluates `policy.lua` into a
+//! validated [`Model`]. The state is kept afterwards because hooks, weight functions and Lua
+//! checks live in it.
+
+mod api;
+mod convert;
+mod fields;
+pub mod sandbox;
+
+pub use convert::{parse_addr_port, parse_vip};
+pub use sandbox::Limits;
+
+use crate::model::{Model, ModelError, Origin};
+use mlua::Lua;
+use sandbox::Budget;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    #[error("{path}: cannot read policy: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// Every problem found, each with file and line.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ModelError>),
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The value of `lvsd.node`.
+    pub node: String,
+    pub limits: Limits,
+}
+
+/// A loaded policy: the model plus the Lua state its functions live in.
+pub struct Policy {
+    pub model: Model,
+    pub lua: Lua,
+    /// The policy file and every module it required (for the file watcher).
+    pub files: Vec<PathBuf>,
+    pub budget: Budget,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy").field("model", &self.model).field("files", &self.files).finish()
+    }
+}
+
+/// The machine's host name, the default for `lvsd.node`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Turn an error from Lua into `file:line: message` entries.
+fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
+    let text = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::MemoryError(_) => {
+            let (file, line) = budget.last_seen();
+            let origin = if file.is_empty() { Origin { file: main.to_path_buf(), line: 0 } } else { Origin { file: file.into(), line } };
+            return ModelError::new(
+                &origin,
+                "memory limit exceeded while evaluating the policy (near this line; raise --memory-limit if the policy really needs more)",
+            );
+        }
+        mlua::Error::CallbackError { cause, .. } => return lua_error(cause, main, budget),
+        mlua::Error::WithContext { cause, .. } => return lua_error(cause, main, budget),
+        other => other.to_string(),
+    };
+    let text = text.split("\nstack traceback:").next().unwrap_or("").trim().to_string();
+    // Lua messages start with "chunkname:line:"; keep that as the origin.
+    if let Some((file, rest)) = text.split_once(':') {
+        if let Some((line, msg)) = rest.split_once(':') {
+            if let Ok(n) = line.trim().parse::<u32>() {
+                return ModelError::new(&Origin { file: PathBuf::from(file), line: n }, msg.trim());
+            }
+        }
+    }
+    ModelError::new(&Origin { file: main.to_path_buf(), line: 0 }, text)
+}
+
+/// Load, evaluate and validate a policy file.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Policy, PolicyError> {
+    let src = std::fs::read_to_string(path)
+        .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+    let shown = sandbox::display_path(path);
+    load_source(&src, Path::new(&shown), path.parent().unwrap_or(Path::new(".")), opts)
+}
+
+/// Evaluate policy text as if it were the file `name` in directory `dir`.
+pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Result<Policy, PolicyError> {
+    let budget = Budget::default();
+    let invalid = |m: String| PolicyError::Invalid(vec![ModelError::new(&Origin { file: name.to_path_buf(), line: 0 }, m)]);
+    let lua = sandbox::new_state(opts.limits, &budget).map_err(|e| invalid(format!("cannot create the Lua state: {e}")))?;
+    let files = Arc::new(Mutex::new(Vec::new()));
+    sandbox::install_require(&lua, dir, files.clone()).map_err(|e| invalid(e.to_string()))?;
+    api::install(&lua, &opts.node).map_err(|e| invalid(e.to_string()))?;
+    lua.set_app_data(api::Collected { main_file: name.to_path_buf(), ..Default::default() });
+
+    budget.reset();
+    let result = lua
+        .load(src)
+        .set_name(format!("@{}", name.display()))
+        .set_mode(mlua::ChunkMode::Text)
+        .exec();
+
+    let collected = lua.remove_app_data::<api::Collected>().expect("collector");
+    let mut errors = collected.errors;
+    if let Err(e) = &result {
+        errors.push(lua_error(e, name, &budget));
+    }
+    let mut model = collected.model;
+    model.node = opts.node.clone();
+    errors.extend(crate::model::validate(&model));
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
+        errors.dedup();
+        return Err(PolicyError::Invalid(errors));
+    }
+    let mut all_files = vec![name.to_path_buf()];
+    all_files.extend(files.lock().unwrap().iter().cloned());
+    Ok(Policy { model, lua, files: all_files, budget })
+}

@@ -1,0 +1,106 @@
+//! Model + health -> the IPVS table the director wants. Pure.
+
+use crate::ipvs::table::{svc_flags, default_netmask, Dest, DestKey, Forward, Service, ServiceConf, ServiceKey, Table};
+use crate::model::{ForwardMethod, Model, RealServer, TunnelCsum, Vip, VirtualServer};
+
+/// What the director knows about one real server right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealState {
+    /// Healthy, at this weight.
+    Up(u32),
+    /// Failed: removed, or kept at weight 0 with inhibit_on_failure.
+    Down,
+    /// Draining: kept at weight 0 so existing connections finish.
+    Draining,
+}
+
+pub fn service_key(vip: &Vip) -> ServiceKey {
+    match *vip {
+        Vip::Addr { protocol, addr } => ServiceKey::Addr { protocol, addr },
+        Vip::Fwmark { mark, family } => ServiceKey::Fwmark { mark, family },
+    }
+}
+
+pub fn service_conf(vs: &VirtualServer) -> ServiceConf {
+    let fam = vs.vip.family();
+    let mut conf = ServiceConf::new(&vs.scheduler, fam);
+    for f in &vs.sched_flags {
+        conf.flags |= if f.ends_with("fallback") { svc_flags::SCHED1 } else { svc_flags::SCHED2 };
+    }
+    if vs.ops {
+        conf.flags |= svc_flags::ONEPACKET;
+    }
+    if let Some(t) = vs.persistence {
+        conf.flags |= svc_flags::PERSISTENT;
+        conf.timeout = t;
+        conf.netmask = vs.netmask.unwrap_or(default_netmask(fam));
+        conf.pe_name = vs.pe.clone();
+    }
+    conf
+}
+
+fn forward(f: ForwardMethod) -> Forward {
+    match f {
+        ForwardMethod::Dr => Forward::Dr,
+        ForwardMethod::Nat => Forward::Nat,
+        ForwardMethod::Tun => Forward::Tun,
+    }
+}
+
+pub fn dest(r: &RealServer, weight: u32) -> Dest {
+    let mut d = Dest::new(forward(r.forward), weight);
+    d.u_threshold = r.upper_threshold;
+    d.l_threshold = r.lower_threshold;
+    if r.forward == ForwardMethod::Tun {
+        d.tun_type = r.tunnel.kind;
+        d.tun_port = r.tunnel.port;
+        d.tun_flags = match r.tunnel.csum {
+            TunnelCsum::NoCsum => 0,
+            TunnelCsum::Csum => 1,
+            TunnelCsum::RemCsum => 2,
+        };
+    }
+    d
+}
+
+/// The table for `model`, asking `state` about each real (service index, real index).
+///
+/// Quorum (keepalived semantics): when the weights of the live reals add up to less than
+/// `quorum`, the sorry server (if any) is put in; it stays out otherwise.
+pub fn table(model: &Model, state: impl Fn(usize, usize) -> RealState) -> Table {
+    let mut t = Table::default();
+    for (si, vs) in model.services.iter().enumerate() {
+        let mut svc = Service::new(service_conf(vs));
+        let mut live_weight: u64 = 0;
+        for (ri, r) in vs.reals.iter().enumerate() {
+            let w = match state(si, ri) {
+                RealState::Up(w) => {
+                    live_weight += w as u64;
+                    Some(w)
+                }
+                RealState::Draining => Some(0),
+                RealState::Down if r.inhibit_on_failure => Some(0),
+                RealState::Down => None,
+            };
+            if let Some(w) = w {
+                svc.dests.insert(DestKey(r.addr), dest(r, w));
+            }
+        }
+        if let Some(sorry) = &vs.sorry_server {
+            let mut d = Dest::new(forward(sorry.forward), 1);
+            if live_weight < vs.quorum as u64 {
+                svc.dests.insert(DestKey(sorry.addr), d);
+            } else if sorry.inhibit {
+                d.weight = 0;
+                svc.dests.insert(DestKey(sorry.addr), d);
+            }
+        }
+        t.services.insert(service_key(&vs.vip), svc);
+    }
+    t
+}
+
+/// The table with every real up at its configured weight: what `plan` and `run --once` use.
+pub fn all_up(model: &Model) -> Table {
+    table(model, |si, ri| RealState::Up(model.services[si].reals[ri].weight))
+}

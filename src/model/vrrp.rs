@@ -1,0 +1,166 @@
+//! VRRP instances and sync groups.
+
+use super::{Argv, HookRef, Origin};
+use serde::Serialize;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialState {
+    Master,
+    Backup,
+}
+
+/// A virtual IP address held by the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipAddr {
+    pub addr: IpAddr,
+    /// Prefix length; keepalived's default is /32 (/128).
+    pub prefix: u8,
+    /// Device (default: the instance's interface).
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Display for VipAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)?;
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if let Some(l) = &self.label {
+            write!(f, " label {l}")?;
+        }
+        if let Some(s) = &self.scope {
+            write!(f, " scope {s}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInterface {
+    pub name: String,
+    /// 0: the instance goes to Fault when the link is down; otherwise the priority changes by weight.
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TrackKind {
+    /// Run a program; exit 0 = up (keepalived's vrrp_script).
+    Exec { command: Argv },
+    /// Call a Lua function; a true result = up.
+    Lua { run: HookRef },
+}
+
+/// keepalived's vrrp_script / track_script, as a track function.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Track {
+    pub name: String,
+    pub kind: TrackKind,
+    /// Seconds between runs; keepalived default 1.
+    pub interval: f64,
+    /// Seconds before a run counts as failed; 0 = the interval (keepalived's behaviour).
+    pub timeout: f64,
+    /// 0: failure sends the instance to Fault; otherwise priority changes by weight.
+    pub weight: i32,
+    pub rise: u32,
+    pub fall: u32,
+    pub origin: Origin,
+}
+
+/// Gratuitous ARP / unsolicited NA timing (keepalived's vrrp_garp_* / garp_*).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Garp {
+    /// Seconds after becoming master before the second burst; keepalived default 5.
+    pub master_delay: u32,
+    /// GARPs per burst; keepalived default 5.
+    pub master_repeat: u32,
+    /// Seconds between periodic refreshes while master; 0 = off (default).
+    pub master_refresh: u32,
+    /// GARPs per refresh; default 1.
+    pub master_refresh_repeat: u32,
+    /// Seconds between GARPs of a burst; default 0.
+    pub interval: f64,
+    /// After a lower-priority advert is received as master; default 5 / 5.
+    pub lower_prio_delay: u32,
+    pub lower_prio_repeat: u32,
+}
+
+impl Default for Garp {
+    fn default() -> Garp {
+        Garp {
+            master_delay: 5,
+            master_repeat: 5,
+            master_refresh: 0,
+            master_refresh_repeat: 1,
+            interval: 0.0,
+            lower_prio_delay: 5,
+            lower_prio_repeat: 5,
+        }
+    }
+}
+
+/// keepalived's notify_master / notify_backup / notify_fault / notify_stop / notify scripts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Notify {
+    pub master: Option<Argv>,
+    pub backup: Option<Argv>,
+    pub fault: Option<Argv>,
+    pub stop: Option<Argv>,
+    /// Called on every transition with INSTANCE NAME STATE PRIORITY appended, as keepalived's `notify`.
+    pub any: Option<Argv>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// 1..=255; 255 = the address owner. keepalived default 100.
+    pub priority: u8,
+    /// 2 or 3; default 2 (keepalived's vrrp_version default).
+    pub version: u8,
+    /// Advertisement interval in centiseconds (v2: whole seconds only). Default 1 s.
+    pub advert_int_cs: u16,
+    pub auth_pass: Option<String>,
+    pub vips: Vec<VipAddr>,
+    pub state: InitialState,
+    pub nopreempt: bool,
+    /// Seconds after start-up before this instance preempts a lower-priority master.
+    pub preempt_delay: u32,
+    pub unicast_src: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub tracks: Vec<Track>,
+    pub garp: Garp,
+    pub notify: Notify,
+    pub smtp_alert: bool,
+    /// keepalived's compatibility switch: compute the v3 IPv4 checksum without the pseudo-header.
+    pub v3_checksum_as_v2: bool,
+    pub on_change: Option<HookRef>,
+    pub origin: Origin,
+}
+
+impl VrrpInstance {
+    /// The address family of the instance: that of its VIPs (IPv4 when it has none).
+    pub fn is_ipv6(&self) -> bool {
+        self.vips.first().is_some_and(|v| v.addr.is_ipv6())
+    }
+    /// Advert interval in seconds, for display.
+    pub fn advert_int_secs(&self) -> f64 {
+        self.advert_int_cs as f64 / 100.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    pub instances: Vec<String>,
+    pub notify: Notify,
+    pub smtp_alert: bool,
+    pub on_change: Option<HookRef>,
+    pub origin: Origin,
+}
