@@ -12,6 +12,8 @@ pub enum Kind {
     Track,
     Vrrp,
     SyncGroup,
+    /// `lvsd.sync_daemon { ... }` (the IPVS connection sync daemon).
+    SyncDaemon,
     Service,
     /// Only comments (an untranslated top-level block).
     Note,
@@ -114,6 +116,7 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
             Kind::Track => Some(format!("local {} = lvsd.track.exec ", ident(&item.name))),
             Kind::Vrrp => Some(format!("lvsd.vrrp {} ", quote(&item.name))),
             Kind::SyncGroup => Some(format!("lvsd.sync_group {} ", quote(&item.name))),
+            Kind::SyncDaemon => Some("lvsd.sync_daemon ".to_string()),
             Kind::Service => Some(format!("lvsd.service {} ", quote(&item.name))),
             Kind::Note => None,
         };
@@ -142,6 +145,7 @@ fn section_title(k: &Kind) -> Option<&'static str> {
         Kind::Track => Some("Tracking scripts (keepalived vrrp_script)"),
         Kind::Vrrp => Some("VRRP instances"),
         Kind::SyncGroup => Some("Sync groups"),
+        Kind::SyncDaemon => Some("IPVS connection sync daemon"),
         Kind::Service => Some("Virtual services (keepalived virtual_server)"),
         Kind::Note => None,
     }

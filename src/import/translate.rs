@@ -89,6 +89,8 @@ struct Tx<'w> {
     scripts: HashMap<String, (Vec<Entry>, i64)>,
     /// virtual_server_group name -> members
     groups: HashMap<String, Vec<GroupMember>>,
+    /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
+    sync_daemon: Option<Item>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +101,7 @@ enum GroupMember {
 
 /// Translate a parsed configuration.
 pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
-    let mut tx = Tx { w: warnings, version: None, scripts: HashMap::new(), groups: HashMap::new() };
+    let mut tx = Tx { w: warnings, version: None, scripts: HashMap::new(), groups: HashMap::new(), sync_daemon: None };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
     let mut vrrps = Vec::new();
@@ -140,8 +142,25 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
     let mut doc = Doc::default();
     doc.items.extend(globals);
     doc.items.extend(tracks);
-    doc.items.extend(vrrps);
+    doc.items.extend(vrrps.iter().cloned());
     doc.items.extend(syncs);
+    if let Some(mut sd) = tx.sync_daemon.take() {
+        // keepalived's sync id defaults to the VRID of the instance the daemon follows.
+        let inst = find_str(&sd.body, "instance");
+        let has_id = sd.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "id"));
+        if let (Some(inst), false) = (inst, has_id) {
+            let vrid = vrrps.iter().find(|v| v.name == inst).and_then(|v| {
+                v.body.iter().find_map(|e| match e {
+                    Entry::Field(Field { key, value: Value::Int(i), .. }) if key == "vrid" => Some(*i),
+                    _ => None,
+                })
+            });
+            if let Some(id) = vrid {
+                sd.body.push(field("id", Value::Int(id), &sd.loc.clone()));
+            }
+        }
+        doc.items.push(sd);
+    }
     doc.items.extend(services);
     doc.items.extend(notes);
     Ok(doc)
@@ -271,6 +290,7 @@ impl Tx<'_> {
                         n.text
                     )));
                 }
+                "lvs_sync_daemon" => self.global_sync_daemon(n)?,
                 "vrrp_min_garp" => {
                     if bool_arg(n)? {
                         garp.push(field("master_repeat", Value::Int(1), &n.loc));
@@ -496,9 +516,16 @@ impl Tx<'_> {
                 }
                 "lvs_sync_daemon_interface" | "lvs_sync_daemon_inteface" => {
                     if k.ends_with("inteface") {
-                        self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as sync_daemon_interface");
+                        self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon");
                     }
-                    body.push(field("sync_daemon_interface", s(arg(n, 0)?), &n.loc));
+                    if self.sync_daemon.is_some() {
+                        self.unsupported(n, "only one IPVS sync daemon; the first one declared is used", &mut body);
+                    } else {
+                        // keepalived 2.x reads this as `lvs_sync_daemon IF inst NAME`, sync id = the VRID.
+                        let sd = vec![field("interface", s(arg(n, 0)?), &n.loc), field("instance", s(&name), &n.loc)];
+                        self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![format!("keepalived: {} (in vrrp_instance {name})", n.text)], body: sd, only_on: None });
+                        body.push(Entry::Comment(format!("keepalived: {} (see lvsd.sync_daemon below)", n.text)));
+                    }
                 }
                 _ if k.starts_with("garp_") && garp_key(k).is_some() => {
                     let key = garp_key(k).unwrap();
@@ -1088,7 +1115,8 @@ impl Tx<'_> {
             match n.key.as_str() {
                 "path" => out.push(field("path", s(arg(n, 0)?), &n.loc)),
                 "digest" => out.push(field("digest", s(arg(n, 0)?), &n.loc)),
-                "virtualhost" => out.push(field("virtualhost", s(arg(n, 0)?), &n.loc)),
+                "regex" => out.push(field("regex", s(arg(n, 0)?), &n.loc)),
+                "virtualhost" => self.unsupported(n, "a virtualhost per url; lvsd has one per check", body),
                 "status_code" => {
                     let mut codes = Vec::new();
                     for a in &n.args {
@@ -1110,12 +1138,43 @@ impl Tx<'_> {
                 _ => self.other(
                     n,
                     "url",
-                    &["regex", "regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset", "tls_compliant"],
+                    &["regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset", "tls_compliant"],
                     body,
                 )?,
             }
         }
         Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    /// `lvs_sync_daemon IF [[inst] NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`
+    fn global_sync_daemon(&mut self, n: &Node) -> R<()> {
+        let mut sd = vec![field("interface", s(arg(n, 0)?), &n.loc)];
+        let mut i = 1;
+        while i < n.args.len() {
+            let k = n.args[i].as_str();
+            let val = n.args.get(i + 1).map(String::as_str);
+            match (k, val) {
+                ("inst", Some(v)) => sd.push(field("instance", s(v), &n.loc)),
+                ("id", Some(v)) => sd.push(field("id", Value::Int(int(n, v, 0, 255)?), &n.loc)),
+                ("maxlen", Some(v)) => sd.push(field("maxlen", Value::Int(int(n, v, 1, 65507)?), &n.loc)),
+                ("port", Some(v)) => sd.push(field("port", Value::Int(int(n, v, 1, 65535)?), &n.loc)),
+                ("ttl", Some(v)) => sd.push(field("ttl", Value::Int(int(n, v, 1, 255)?), &n.loc)),
+                ("group", Some(v)) => sd.push(field("group", s(v), &n.loc)),
+                (inst, _) if i == 1 => {
+                    // `inst` may be omitted before the instance name.
+                    sd.push(field("instance", s(inst), &n.loc));
+                    i += 1;
+                    continue;
+                }
+                (other, _) => return Err(bad(n, other, "inst NAME, id N, maxlen N, port N, ttl N, group IP")),
+            }
+            i += 2;
+        }
+        // keepalived: the sync id defaults to the instance's VRID; resolved in `translate`.
+        self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![], body: sd, only_on: None });
+        Ok(())
     }
 }
 
@@ -1142,6 +1201,13 @@ fn set_default(d: &mut CheckDefaults, k: &str, v: Value) {
         "warmup" => d.warmup = Some(v),
         _ => {}
     }
+}
+
+fn find_str(body: &[Entry], key: &str) -> Option<String> {
+    body.iter().find_map(|e| match e {
+        Entry::Field(Field { key: k, value: Value::Str(v), .. }) if k == key => Some(v.clone()),
+        _ => None,
+    })
 }
 
 fn one_or_list(mut checks: Vec<Value>) -> Value {
