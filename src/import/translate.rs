@@ -367,7 +367,12 @@ impl Tx<'_> {
 
     /// Part of a keyword's arguments has no home: warn and keep the line as a comment.
     fn unsupported_arg(&mut self, n: &Node, what: &str, body: &mut Vec<Entry>) {
-        self.warn(&n.loc, format!("keyword '{}' option '{what}' is not supported by lvsd ({NO_HOME})", n.key));
+        self.unsupported_arg_of(n, &n.key.clone(), what, body)
+    }
+
+    /// As `unsupported_arg`, naming the enclosing keyword (list entries have no keyword).
+    fn unsupported_arg_of(&mut self, n: &Node, keyword: &str, what: &str, body: &mut Vec<Entry>) {
+        self.warn(&n.loc, format!("keyword '{keyword}' option '{what}' is not supported by lvsd ({NO_HOME})"));
         body.push(Entry::Comment(format!("keepalived: {} (not translated: option '{what}')", n.text)));
     }
 
@@ -441,7 +446,7 @@ impl Tx<'_> {
                     for a in n.children() {
                         ip(a, &a.key)?;
                         if !a.args.is_empty() {
-                            self.unsupported_arg(a, &a.args.join(" "), &mut body);
+                            self.unsupported_arg_of(a, "unicast_peer", &a.args.join(" "), &mut body);
                         }
                         peers.push(s(&a.key));
                     }
@@ -462,7 +467,7 @@ impl Tx<'_> {
                             Some("weight") => {
                                 let w = int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?;
                                 if a.args.get(2).map(String::as_str) == Some("reverse") {
-                                    self.unsupported_arg(a, "reverse", &mut body);
+                                    self.unsupported_arg_of(a, "track_interface", "reverse", &mut body);
                                 }
                                 list.push(Value::Table(vec![field("name", s(&a.key), &a.loc), field("weight", Value::Int(w), &a.loc)]));
                             }
@@ -485,7 +490,7 @@ impl Tx<'_> {
                                     _ => None,
                                 };
                                 if a.args.iter().any(|x| x == "reverse") {
-                                    self.unsupported_arg(a, "reverse", &mut body);
+                                    self.unsupported_arg_of(a, "track_script", "reverse", &mut body);
                                 }
                                 match w {
                                     Some(w) if w != default_w => {
@@ -569,11 +574,12 @@ impl Tx<'_> {
                     i += 2;
                 }
                 "brd" | "peer" | "preferred_lft" | "track_group" => {
-                    self.unsupported_arg(a, &format!("{opt} {}", a.args.get(i + 1).map(String::as_str).unwrap_or("")), body);
+                    let what = format!("{opt} {}", a.args.get(i + 1).map(String::as_str).unwrap_or(""));
+                    self.unsupported_arg_of(a, "virtual_ipaddress", &what, body);
                     i += 2;
                 }
                 _ => {
-                    self.unsupported_arg(a, opt, body);
+                    self.unsupported_arg_of(a, "virtual_ipaddress", opt, body);
                     i += 1;
                 }
             }
