@@ -81,10 +81,14 @@ fn check_vrrp(na: &str, ia: &Item, nb: &str, ib: &Item, diff: &mut Vec<String>) 
     for (key, kw) in MUST_AGREE {
         let fa = find(&ia.body, key);
         let fb = find(&ib.body, key);
-        if fa.map(|f| &f.value) != fb.map(|f| &f.value) {
-            let show = |node: &str, f: Option<&Field>, item: &Item| match f {
-                Some(f) => format!("{node} ({}) = {}", f.loc.as_ref().unwrap_or(&item.loc), show_value(&f.value)),
-                None => format!("{node} ({}) = keepalived's default", item.loc),
+        let default = default_of(&Kind::Vrrp, key);
+        let va = fa.map(|f| f.value.clone()).or(default.clone());
+        let vb = fb.map(|f| f.value.clone()).or(default.clone());
+        if va != vb {
+            let show = |node: &str, f: Option<&Field>, item: &Item| match (f, &default) {
+                (Some(f), _) => format!("{node} ({}) = {}", f.loc.as_ref().unwrap_or(&item.loc), show_value(&f.value)),
+                (None, Some(d)) => format!("{node} ({}) = {} (keepalived's default)", item.loc, show_value(d)),
+                (None, None) => format!("{node} ({}) = not set", item.loc),
             };
             diff.push(format!("  vrrp_instance {}: {kw}: {}, {}", ia.name, show(na, fa, ia), show(nb, fb, ib)));
         }
@@ -110,6 +114,8 @@ fn default_of(kind: &Kind, key: &str) -> Option<Value> {
         (Kind::Vrrp, "state") => Some(Value::Str("backup".into())),
         (Kind::Vrrp, "nopreempt") => Some(Value::Bool(false)),
         (Kind::Vrrp, "preempt_delay") => Some(Value::Int(0)),
+        (Kind::Vrrp, "advert_int") => Some(Value::Int(1)),
+        (Kind::Vrrp, "version") => Some(Value::Int(2)),
         _ => None,
     }
 }
