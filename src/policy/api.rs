@@ -54,6 +54,11 @@ pub fn caller(lua: &Lua) -> Origin {
     Origin { file: main, line: 0 }
 }
 
+/// A Lua error positioned at the calling line, for misuse of the API itself.
+fn raise(lua: &Lua, msg: String) -> mlua::Error {
+    mlua::Error::RuntimeError(format!("{}: {msg}", caller(lua)))
+}
+
 fn push_errors(lua: &Lua, errs: Vec<ModelError>) {
     if let Some(mut c) = lua.app_data_mut::<Collected>() {
         c.errors.extend(errs);
@@ -70,15 +75,13 @@ fn declaration(
         let name = match name {
             Value::String(s) => s.to_string_lossy(),
             _ => {
-                return Err(mlua::Error::RuntimeError(format!(
-                    "lvsd.{kind} needs a name first: lvsd.{kind} \"NAME\" {{ ... }}"
-                )));
+                return Err(raise(lua, format!("lvsd.{kind} needs a name first: lvsd.{kind} \"NAME\" {{ ... }}")));
             }
         };
         lua.create_function(move |lua, t: Value| {
             let origin = caller(lua);
             let Value::Table(t) = t else {
-                return Err(mlua::Error::RuntimeError(format!("lvsd.{kind} \"{name}\" needs a table: {{ ... }}")));
+                return Err(raise(lua, format!("lvsd.{kind} \"{name}\" needs a table: {{ ... }}")));
             };
             let mut errs = Vec::new();
             let mut f = Fields::new(t, format!("{kind} '{name}'"), origin, &mut errs);
@@ -119,7 +122,7 @@ fn settings(lua: &Lua, what: &'static str, store: fn(&Lua, &mut Fields)) -> mlua
     lua.create_function(move |lua, t: Value| {
         let origin = caller(lua);
         let Value::Table(t) = t else {
-            return Err(mlua::Error::RuntimeError(format!("lvsd.{what} needs a table: lvsd.{what} {{ ... }}")));
+            return Err(raise(lua, format!("lvsd.{what} needs a table: lvsd.{what} {{ ... }}")));
         };
         let mut errs = Vec::new();
         let mut f = Fields::new(t, what, origin, &mut errs);

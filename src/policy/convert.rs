@@ -357,12 +357,8 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let smtp_alert = f.flag("smtp_alert");
     let v3_checksum_as_v2 = f.flag("v3_checksum_as_v2");
     let on_change = f.function("on_change").map(|h| ctx.hook(h));
-    if interface.is_none() {
-        f.error("interface is required (the link VRRP runs on, e.g. interface = \"eth0\")");
-    }
-    if vrid.is_none() {
-        f.error("vrid is required (1..255, the same on both directors)");
-    }
+    f.require("interface", &interface, "the link VRRP runs on, e.g. interface = \"eth0\"");
+    f.require("vrid", &vrid, "1..255, the same on both directors");
     Some(VrrpInstance {
         name: name.to_string(),
         interface: interface?,
@@ -479,9 +475,7 @@ pub fn sync_daemon(f: &mut Fields) -> Option<SyncDaemon> {
     let ttl = f.integer("ttl", 1, 255).map(|v| v as u8);
     let group = ip_field(f, "group");
     let instance = f.string("instance");
-    if interface.is_none() {
-        f.error("interface is required");
-    }
+    f.require("interface", &interface, "the link the sync traffic uses");
     Some(SyncDaemon { interface: interface?, id, maxlen, port, ttl, group, instance, origin: f.origin.clone() })
 }
 

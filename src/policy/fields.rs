@@ -27,6 +27,13 @@ impl<'e> Fields<'e> {
         &self.what
     }
 
+    /// Report a required key that is absent (a present but bad value was reported already).
+    pub fn require<T>(&mut self, key: &str, v: &Option<T>, hint: &str) {
+        if v.is_none() && matches!(self.table.raw_get::<Value>(key), Ok(Value::Nil)) {
+            self.error(format!("{key} is required ({hint})"));
+        }
+    }
+
     pub fn error(&mut self, msg: impl AsRef<str>) {
         let m = format!("{}: {}", self.what, msg.as_ref());
         self.errs.push(ModelError::new(&self.origin, m));
