@@ -5,6 +5,7 @@
 //! (`lua`), `pair` merges the documents of two directors into one policy whose
 //! differences are conditions on `lvsd.node`.
 
+pub mod cli;
 pub mod lua;
 pub mod pair;
 pub mod parser;
