@@ -264,7 +264,7 @@ impl Tx<'_> {
             match k {
                 "router_id" => body.push(field("router_id", s(arg(n, 0)?), &n.loc)),
                 "lvs_id" => {
-                    self.warn(&n.loc, "keyword 'lvs_id' is keepalived 1.x's name for 'router_id'; translated as router_id");
+                    self.warn(&n.loc, "keyword 'lvs_id' is keepalived 1.x's name for 'router_id' (keepalived 2.2 ignores it); translated as router_id");
                     body.push(field("router_id", s(arg(n, 0)?), &n.loc));
                 }
                 "notification_email" => {
@@ -687,7 +687,6 @@ impl Tx<'_> {
         let mut sorry: Option<(String, Loc)> = None;
         let mut sorry_extra = Vec::new();
         let mut reals = Vec::new();
-        let mut service_inhibit = false;
         for n in vs.children() {
             let k = n.key.as_str();
             match k {
@@ -707,7 +706,7 @@ impl Tx<'_> {
                         body.push(field("scheduler", s(&sch), &n.loc));
                     }
                 }
-                "lb_kind" | "lvs_method" => forward = Some(self.method(n, &mut body)?),
+                "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
                 "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
                 "persistence_timeout" => {
                     let v = match n.args.first() {
@@ -731,10 +730,7 @@ impl Tx<'_> {
                 }
                 "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
                 "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
-                "inhibit_on_failure" => {
-                    service_inhibit = bool_arg(n)?;
-                    body.push(field(k, Value::Bool(service_inhibit), &n.loc));
-                }
+                "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
                 "quorum" | "hysteresis" => {
                     let v = int(n, arg(n, 0)?, 0, u32::MAX as i64)?;
                     if !(k == "quorum" && v == 1 || k == "hysteresis" && v == 0) {
@@ -756,7 +752,7 @@ impl Tx<'_> {
                 }
                 "sorry_server_inhibit" => sorry_extra.push(field("inhibit", Value::Bool(true), &n.loc)),
                 "sorry_server_lvs_method" => {
-                    let m = self.method(n, &mut body)?;
+                    let m = self.method(n)?;
                     sorry_extra.extend(m);
                 }
                 "ops" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
@@ -803,18 +799,13 @@ impl Tx<'_> {
 
         // Real servers and their checks; identical checks on every real move up to the service.
         let mut real_entries: Vec<(Vec<Entry>, Vec<Value>, String)> = Vec::new();
-        for (i, t) in targets.iter().enumerate() {
-            if i > 0 {
-                break; // reals are the same for every group member; ports follow below
-            }
-            let _ = t;
-        }
+        // A real without a port takes the virtual server's (a group's first member's).
         let vs_port = match &targets[0] {
             GroupMember::Addr(_, p) => *p,
             GroupMember::Fwmark(..) => 0,
         };
         for r in &reals {
-            real_entries.push(self.real_server(r, vs_port, &defaults, service_inhibit, &mut body)?);
+            real_entries.push(self.real_server(r, vs_port, &defaults, &mut body)?);
         }
         let all_same = !real_entries.is_empty()
             && !real_entries[0].1.is_empty()
@@ -879,7 +870,7 @@ impl Tx<'_> {
     }
 
     /// `lb_kind NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]`
-    fn method(&mut self, n: &Node, _body: &mut [Entry]) -> R<Vec<Entry>> {
+    fn method(&self, n: &Node) -> R<Vec<Entry>> {
         let m = arg(n, 0)?.to_ascii_uppercase();
         let mut out = Vec::new();
         match m.as_str() {
@@ -925,7 +916,6 @@ impl Tx<'_> {
         r: &Node,
         vs_port: u16,
         vs_defaults: &CheckDefaults,
-        _service_inhibit: bool,
         body: &mut Vec<Entry>,
     ) -> R<(Vec<Entry>, Vec<Value>, String)> {
         let a = ip(r, arg(r, 0)?)?;
@@ -961,7 +951,7 @@ impl Tx<'_> {
                 "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
                 "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
                 "lvs_method" => {
-                    let m = self.method(n, body)?;
+                    let m = self.method(n)?;
                     if m.is_empty() {
                         fields.push(field("forward", s("dr"), &n.loc));
                     } else {
