@@ -1369,3 +1369,76 @@ pub fn argv(script: &str) -> Value {
     }
     Value::List(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::parser::{ParseOptions, parse_str};
+    use std::path::Path;
+
+    fn strs(v: Value) -> Vec<String> {
+        match v {
+            Value::List(l) => l.into_iter().map(|x| if let Value::Str(s) = x { s } else { panic!() }).collect(),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn scripts_split_like_keepalived_without_a_shell() {
+        assert_eq!(strs(argv("/bin/check  a 'b c' d\\ e")), vec!["/bin/check", "a", "b c", "d e"]);
+        assert_eq!(strs(argv("x ''")), vec!["x", ""]);
+    }
+
+    fn translate_text(text: &str) -> (Doc, Vec<Warning>) {
+        let (nodes, mut w) = parse_str(Path::new("t.conf"), text, &ParseOptions::default()).unwrap();
+        let doc = translate(&nodes, &mut w).unwrap();
+        (doc, w)
+    }
+
+    #[test]
+    fn group_ranges_expand() {
+        let (doc, _) = translate_text(
+            "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n}\n",
+        );
+        let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["192.0.2.1:80", "192.0.2.2:80", "192.0.2.3:80", "192.0.2.254:81", "192.0.2.255:81", "192.0.3.0:81", "192.0.3.1:81", "fwmark 7"]
+        );
+    }
+
+    #[test]
+    fn timers_keep_fractions() {
+        let (doc, _) = translate_text("vrrp_instance V {\n advert_int 0.25\n preempt_delay 1.0\n}\n");
+        let body = &doc.items[0].body;
+        assert!(body.contains(&field("advert_int", Value::Num("0.25".into()), &Loc { file: String::new(), line: 0 })));
+        assert!(body.contains(&field("preempt_delay", Value::Int(1), &Loc { file: String::new(), line: 0 })));
+    }
+
+    #[test]
+    fn auth_pass_is_cut_to_eight_characters_like_keepalived() {
+        let (doc, w) = translate_text("vrrp_instance V {\n authentication {\n  auth_type PASS\n  auth_pass 0123456789\n }\n}\n");
+        assert!(doc.items[0].body.contains(&field("auth_pass", s("01234567"), &Loc { file: String::new(), line: 0 })));
+        assert_eq!(w[0].loc.line, 4);
+    }
+
+    #[test]
+    fn global_vrrp_version_applies_to_instances_without_their_own() {
+        let (doc, _) = translate_text("global_defs {\n vrrp_version 3\n}\nvrrp_instance A {\n}\nvrrp_instance B {\n version 2\n}\n");
+        let has_v3 = |i: &Item| i.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "version" && f.value == Value::Int(3)));
+        assert!(has_v3(&doc.items[1]));
+        assert!(!has_v3(&doc.items[2]));
+    }
+
+    #[test]
+    fn checks_differing_between_reals_stay_on_each_real() {
+        let (doc, _) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_kind DR\n real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n real_server 192.0.2.3 80 {\n }\n}\n",
+        );
+        let svc = &doc.items[0];
+        assert!(!svc.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "check")), "{svc:?}");
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("{ address = \"192.0.2.2:80\", check = lvsd.check.tcp {} }"), "{lua}");
+        assert!(lua.contains("\"192.0.2.3:80\""), "{lua}");
+    }
+}
