@@ -97,11 +97,10 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
     for item in &doc.items {
         // A blank line between items, a section comment when the kind changes.
         out.push('\n');
-        if last_kind != Some(&item.kind) {
-            if let Some(title) = section_title(&item.kind) {
+        if last_kind != Some(&item.kind)
+            && let Some(title) = section_title(&item.kind) {
                 out.push_str(&format!("-- {title}\n"));
             }
-        }
         last_kind = Some(&item.kind);
         let mut ind = 0;
         if let Some(n) = &item.only_on {
@@ -252,12 +251,11 @@ fn value(v: &Value, ind: usize) -> String {
         Value::Call(f, entries) => format!("{} {}", f, table(entries, ind, false)),
         Value::PerNode(choices) => {
             // Booleans cannot go through `and/or` (false would fall through): compare instead.
-            if choices.len() == 2 {
-                if let (Value::Bool(a), Value::Bool(_)) = (&choices[0].1, &choices[1].1) {
+            if choices.len() == 2
+                && let (Value::Bool(a), Value::Bool(_)) = (&choices[0].1, &choices[1].1) {
                     let op = if *a { "==" } else { "~=" };
                     return format!("node {} {}", op, quote(&choices[0].0));
                 }
-            }
             let mut out = String::new();
             for (i, (n, x)) in choices.iter().enumerate() {
                 if i + 1 == choices.len() {

@@ -137,15 +137,13 @@ fn merge_item(na: &str, ia: &Item, nb: &str, ib: &Item) -> Item {
 /// Add to `body` the default of each field `other` sets and `body` leaves out.
 fn fill_defaults(kind: &Kind, body: &mut Vec<Entry>, other: &[Entry]) {
     for (i, e) in other.iter().enumerate() {
-        if let Entry::Field(f) = e {
-            if find(body, &f.key).is_none() {
-                if let Some(v) = default_of(kind, &f.key) {
+        if let Entry::Field(f) = e
+            && find(body, &f.key).is_none()
+                && let Some(v) = default_of(kind, &f.key) {
                     // Same place as in the other director's body, so the merged order reads naturally.
                     let at = i.min(body.len());
                     body.insert(at, Entry::Field(Field { key: f.key.clone(), value: v, loc: None, note: None }));
                 }
-            }
-        }
     }
 }
 

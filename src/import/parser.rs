@@ -247,13 +247,12 @@ impl Reader<'_> {
                         j += 1;
                     }
                     let ends_ok = j == b.len() || b[j].is_ascii_whitespace();
-                    if j > start && ends_ok {
-                        if let Some(v) = self.lookup(dir, &s[start..j]) {
+                    if j > start && ends_ok
+                        && let Some(v) = self.lookup(dir, &s[start..j]) {
                             out.push_str(&v);
                             i = j;
                             continue;
                         }
-                    }
                 }
             }
             let ch = s[i..].chars().next().unwrap();

@@ -541,11 +541,10 @@ impl Tx<'_> {
                 _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
             }
         }
-        if !version_set {
-            if let Some(3) = self.version {
+        if !version_set
+            && let Some(3) = self.version {
                 body.push(field("version", Value::Int(3), &v.loc));
             }
-        }
         if !garp.is_empty() {
             body.push(field("garp", Value::Table(garp), &v.loc));
         }
@@ -1052,17 +1051,15 @@ impl Tx<'_> {
         }
 
         // Common settings, omitted where they equal the lvsd defaults.
-        if let Some(v) = &d.delay_loop {
-            if num_text(v) != "60" {
+        if let Some(v) = &d.delay_loop
+            && num_text(v) != "60" {
                 out.push(field("interval", v.clone(), &c.loc));
             }
-        }
         if func != "exec" {
-            if let Some(v) = &d.connect_timeout {
-                if num_text(v) != "5" {
+            if let Some(v) = &d.connect_timeout
+                && num_text(v) != "5" {
                     out.push(field("timeout", v.clone(), &c.loc));
                 }
-            }
         } else if !specific.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "timeout")) {
             // keepalived's misc_timeout defaults to delay_loop, lvsd's exec timeout to 5 s.
             let t = d.delay_loop.clone().unwrap_or(Value::Int(60));
@@ -1248,11 +1245,10 @@ fn int(n: &Node, v: &str, min: i64, max: i64) -> R<i64> {
 
 /// A keepalived <TIMER>: seconds, fractions allowed.
 fn timer(n: &Node, v: &str) -> R<Value> {
-    if let Ok(i) = v.parse::<i64>() {
-        if i >= 0 {
+    if let Ok(i) = v.parse::<i64>()
+        && i >= 0 {
             return Ok(Value::Int(i));
         }
-    }
     match v.parse::<f64>() {
         Ok(f) if f >= 0.0 && f.is_finite() => {
             if f.fract() == 0.0 {
