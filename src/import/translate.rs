@@ -37,7 +37,7 @@
 //! | connect_port                    | the real server's port             | man    | real's port           | omitted if equal  |
 //! | HTTP url status_code            | 200-299                            | man    | "200-299"             | omitted           |
 //! | DNS_CHECK type / name           | SOA / "."                          | man    | "SOA" / "."           | omitted           |
-//! | misc_timeout                    | delay_loop                         | keepalived check_misc.c | 5    | set from interval |
+//! | misc_timeout                    | the virtual_server's delay_loop    | check_misc.c (misc_check_thread) | 5 | written out |
 //! | auth_pass                       | only the first 8 characters used   | man    | max 8                 | truncated + warn  |
 //! | nat_mask                        | ignored (Linux 2.2 LVS only; 2.2.7 "Unknown keyword") | run | - | comment + warn |
 //! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | retries + warn |
@@ -74,6 +74,9 @@ const NO_HOME: &str = "no equivalent in the lvsd policy API";
 #[derive(Debug, Clone, Default)]
 struct CheckDefaults {
     delay_loop: Option<Value>,
+    /// The virtual_server's own delay_loop: keepalived's misc_timeout default (not overridable
+    /// by real_server or checker delay_loop).
+    vs_delay_loop: Option<Value>,
     connect_timeout: Option<Value>,
     retry: Option<(i64, Loc)>,
     delay_before_retry: Option<Value>,
@@ -692,6 +695,9 @@ impl Tx<'_> {
                 "real_server" => reals.push(n),
                 "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
                     let t = timer(n, arg(n, 0)?)?;
+                    if k == "delay_loop" {
+                        defaults.vs_delay_loop = Some(t.clone());
+                    }
                     set_default(&mut defaults, k, t);
                 }
                 "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
@@ -1061,8 +1067,8 @@ impl Tx<'_> {
                     out.push(field("timeout", v.clone(), &c.loc));
                 }
         } else if !specific.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "timeout")) {
-            // keepalived's misc_timeout defaults to delay_loop, lvsd's exec timeout to 5 s.
-            let t = d.delay_loop.clone().unwrap_or(Value::Int(60));
+            // keepalived's misc_timeout defaults to the virtual_server's delay_loop, lvsd's exec timeout to 5 s.
+            let t = d.vs_delay_loop.clone().unwrap_or(Value::Int(60));
             if num_text(&t) != "5" {
                 out.push(field("timeout", t, &c.loc));
             }
@@ -1436,5 +1442,14 @@ mod tests {
         let lua = crate::import::lua::render(&doc, "--", None);
         assert!(lua.contains("{ address = \"192.0.2.2:80\", check = lvsd.check.tcp {} }"), "{lua}");
         assert!(lua.contains("\"192.0.2.3:80\""), "{lua}");
+    }
+
+    #[test]
+    fn misc_timeout_defaults_to_the_virtual_servers_delay_loop() {
+        let (doc, _) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n delay_loop 10\n real_server 192.0.2.2 80 {\n  delay_loop 3\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("lvsd.check.exec { interval = 3, timeout = 10, retries = 0, command = { \"/bin/true\" } }"), "{lua}");
     }
 }
