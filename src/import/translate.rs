@@ -13,8 +13,9 @@
 //! | preempt_delay                   | 0                                  | man    | 0                     | omitted           |
 //! | vrrp_garp_master_delay          | 5 s                                | man    | 5                     | omitted           |
 //! | vrrp_garp_master_repeat         | 5                                  | man    | 5                     | omitted           |
-//! | vrrp_garp_lower_prio_delay      | = master_delay                     | man    | 5                     | as written        |
-//! | vrrp_garp_lower_prio_repeat     | = master_repeat                    | man    | 5                     | as written        |
+//! | vrrp_garp_lower_prio_delay      | = master_delay in effect           | man    | 5                     | written out       |
+//! | vrrp_garp_lower_prio_repeat     | = master_repeat in effect          | man    | 5                     | written out       |
+//! | instance garp_*                 | the global vrrp_garp_* values      | man    | (unspecified)         | whole table       |
 //! | vrrp_garp_master_refresh        | 0 (off)                            | man    | 0                     | omitted           |
 //! | vrrp_garp_master_refresh_repeat | 1                                  | man    | 1                     | omitted           |
 //! | vrrp_garp_interval              | 0                                  | man    | 0                     | omitted           |
@@ -94,6 +95,8 @@ struct Tx<'w> {
     groups: HashMap<String, Vec<GroupMember>>,
     /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
     sync_daemon: Option<Item>,
+    /// global_defs vrrp_garp_* settings, the defaults of each instance's garp_*.
+    global_garp: Vec<(&'static str, Value, Loc)>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +107,7 @@ enum GroupMember {
 
 /// Translate a parsed configuration.
 pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
-    let mut tx = Tx { w: warnings, version: None, scripts: HashMap::new(), groups: HashMap::new(), sync_daemon: None };
+    let mut tx = Tx { w: warnings, version: None, scripts: HashMap::new(), groups: HashMap::new(), sync_daemon: None, global_garp: Vec::new() };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
     let mut vrrps = Vec::new();
@@ -296,35 +299,22 @@ impl Tx<'_> {
                 "lvs_sync_daemon" => self.global_sync_daemon(n)?,
                 "vrrp_min_garp" => {
                     if bool_arg(n)? {
-                        garp.push(field("master_repeat", Value::Int(1), &n.loc));
-                        garp.push(field("master_delay", Value::Int(0), &n.loc));
+                        garp.push(("master_repeat", Value::Int(1), n.loc.clone()));
+                        garp.push(("master_delay", Value::Int(0), n.loc.clone()));
                     }
                 }
                 _ if k.starts_with("vrrp_garp_") && garp_key(&k[5..]).is_some() => {
-                    let key = garp_key(&k[5..]).unwrap();
-                    if let Some(v) = self.garp_value(n, key)? {
-                        garp.push(field(key, v, &n.loc));
-                    }
+                    garp.push((garp_key(&k[5..]).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
                 }
                 _ => self.other(n, "global_defs", GLOBAL_KNOWN, &mut body)?,
             }
         }
-        if !garp.is_empty() {
-            body.push(field("garp", Value::Table(garp), &g.loc));
+        self.global_garp = garp;
+        let table = resolve_garp(&self.global_garp, &[]);
+        if !table.is_empty() {
+            body.push(field("garp", Value::Table(table), &g.loc));
         }
         Ok(Item { kind: Kind::Global, name: "global".into(), loc: g.loc.clone(), pre: vec![], body, only_on: None })
-    }
-
-    /// A garp setting, or None when it equals keepalived's default.
-    fn garp_value(&mut self, n: &Node, key: &str) -> R<Option<Value>> {
-        let v = timer(n, arg(n, 0)?)?;
-        let default = match key {
-            "master_delay" | "master_repeat" => Some("5"),
-            "master_refresh" | "interval" => Some("0"),
-            "master_refresh_repeat" => Some("1"),
-            _ => None,
-        };
-        Ok(if default == Some(num_text(&v).as_str()) { None } else { Some(v) })
     }
 
     // ---------------------------------------------------------------- vrrp_script
@@ -536,10 +526,7 @@ impl Tx<'_> {
                     }
                 }
                 _ if k.starts_with("garp_") && garp_key(k).is_some() => {
-                    let key = garp_key(k).unwrap();
-                    if let Some(val) = self.garp_value(n, key)? {
-                        garp.push(field(key, val, &n.loc));
-                    }
+                    garp.push((garp_key(k).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
                 }
                 _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
             }
@@ -549,7 +536,12 @@ impl Tx<'_> {
                 body.push(field("version", Value::Int(3), &v.loc));
             }
         if !garp.is_empty() {
-            body.push(field("garp", Value::Table(garp), &v.loc));
+            // keepalived takes what the instance leaves out from global_defs: write the whole
+            // table so it means the same whether or not lvsd merges it with lvsd.global's.
+            let table = resolve_garp(&garp, &self.global_garp);
+            if !table.is_empty() {
+                body.push(field("garp", Value::Table(table), &v.loc));
+            }
         }
         if !notify.is_empty() {
             body.push(field("notify", Value::Table(notify), &v.loc));
@@ -1192,6 +1184,37 @@ fn garp_key(k: &str) -> Option<&'static str> {
     })
 }
 
+/// The garp table for settings `own` over `inherited`, keepalived's way: lower_prio_delay
+/// and lower_prio_repeat default to the master_delay and master_repeat in effect. Entries
+/// equal to lvsd's defaults (keepalived's with nothing set) are left out.
+fn resolve_garp(own: &[(&'static str, Value, Loc)], inherited: &[(&'static str, Value, Loc)]) -> Vec<Entry> {
+    let get = |k: &str| {
+        own.iter().rev().chain(inherited.iter().rev()).find(|(key, ..)| *key == k).map(|(_, v, l)| (v.clone(), l.clone()))
+    };
+    let mut out = Vec::new();
+    for (key, default) in [
+        ("master_delay", "5"),
+        ("master_repeat", "5"),
+        ("master_refresh", "0"),
+        ("master_refresh_repeat", "1"),
+        ("lower_prio_delay", "5"),
+        ("lower_prio_repeat", "5"),
+        ("interval", "0"),
+    ] {
+        let v = get(key).or_else(|| match key {
+            "lower_prio_delay" => get("master_delay"),
+            "lower_prio_repeat" => get("master_repeat"),
+            _ => None,
+        });
+        if let Some((v, loc)) = v {
+            if num_text(&v) != default {
+                out.push(field(key, v, &loc));
+            }
+        }
+    }
+    out
+}
+
 fn set_default(d: &mut CheckDefaults, k: &str, v: Value) {
     match k {
         "delay_loop" => d.delay_loop = Some(v),
@@ -1451,5 +1474,16 @@ mod tests {
         );
         let lua = crate::import::lua::render(&doc, "--", None);
         assert!(lua.contains("lvsd.check.exec { interval = 3, timeout = 10, retries = 0, command = { \"/bin/true\" } }"), "{lua}");
+    }
+
+    #[test]
+    fn garp_follows_keepalived_inheritance() {
+        let (doc, _) = translate_text(
+            "global_defs {\n vrrp_garp_master_delay 10\n}\nvrrp_instance V {\n garp_master_repeat 2\n}\nvrrp_instance W {\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("garp = { master_delay = 10, lower_prio_delay = 10 },"), "{lua}");
+        assert!(lua.contains("garp = { master_delay = 10, master_repeat = 2, lower_prio_delay = 10, lower_prio_repeat = 2 },"), "{lua}");
+        assert_eq!(lua.matches("garp =").count(), 2, "W has no garp of its own:\n{lua}");
     }
 }
