@@ -1,5 +1,6 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
+pub mod backend;
 pub mod format;
 pub mod memory;
 pub mod reconcile;

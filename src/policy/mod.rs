@@ -6,6 +6,7 @@ mod api;
 mod convert;
 mod fields;
 pub mod sandbox;
+pub mod watch;
 
 pub use convert::{parse_addr_port, parse_vip};
 pub use sandbox::Limits;
