@@ -89,8 +89,8 @@ struct Tx<'w> {
     w: &'w mut Vec<Warning>,
     /// global vrrp_version
     version: Option<i64>,
-    /// vrrp_script name -> (its body, default weight)
-    scripts: HashMap<String, (Vec<Entry>, i64)>,
+    /// vrrp_script name -> (its body, default weight, where it is defined)
+    scripts: HashMap<String, (Vec<Entry>, i64, Loc)>,
     /// virtual_server_group name -> members
     groups: HashMap<String, Vec<GroupMember>>,
     /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
@@ -352,9 +352,16 @@ impl Tx<'_> {
                 _ => self.other(c, "vrrp_script", &[], &mut body)?,
             }
         }
-        if self.scripts.insert(name.clone(), (body.clone(), weight)).is_some() {
-            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_script".into(), name, n.loc.clone()));
+        if !body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "command")) {
+            // keepalived: "No script set for vrrp_script NAME - removing".
+            let mut note = Vec::new();
+            self.unsupported(n, "no script line: keepalived removes it too", &mut note);
+            return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
         }
+        if let Some((_, _, first)) = self.scripts.get(&name) {
+            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_script".into(), name, first.clone()));
+        }
+        self.scripts.insert(name.clone(), (body.clone(), weight, n.loc.clone()));
         Ok(Item { kind: Kind::Track, name, loc: n.loc.clone(), pre: vec![], body, only_on: None })
     }
 
@@ -428,7 +435,15 @@ impl Tx<'_> {
                 }
                 "virtual_ipaddress" => {
                     let mut vips = Vec::new();
+                    let mut seen: Vec<&str> = Vec::new();
                     for a in n.children() {
+                        let addr = a.key.split('/').next().unwrap_or("");
+                        if seen.contains(&addr) {
+                            self.warn(&a.loc, format!("VIP {addr} is listed twice in virtual_ipaddress; the first is kept"));
+                            body.push(Entry::Comment(format!("keepalived: {} (not translated: {addr} is already a VIP)", a.text)));
+                            continue;
+                        }
+                        seen.push(addr);
                         vips.push(self.vip(a, &mut body)?);
                     }
                     body.push(field("vips", Value::List(vips), &n.loc));
@@ -477,7 +492,7 @@ impl Tx<'_> {
                                 self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", a.key));
                                 body.push(Entry::Comment(format!("keepalived: {} (not translated: no vrrp_script '{}')", a.text, a.key)));
                             }
-                            Some((mut sbody, default_w)) => {
+                            Some((mut sbody, default_w, _)) => {
                                 let w = match a.args.first().map(String::as_str) {
                                     Some("weight") => Some(int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?),
                                     _ => None,
@@ -620,6 +635,13 @@ impl Tx<'_> {
                     &mut body,
                 )?,
             }
+        }
+        if !body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "instances")) {
+            // keepalived drops a sync group without members; lvsd requires them.
+            self.warn(&g.loc, format!("vrrp_sync_group {name} has no 'group {{ ... }}' of instances; not translated"));
+            let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no 'group' block)", g.text))];
+            note.extend(body.into_iter().filter(|e| matches!(e, Entry::Comment(_))));
+            return Ok(Item { kind: Kind::Note, name, loc: g.loc.clone(), pre: vec![], body: note, only_on: None });
         }
         if !notify.is_empty() {
             body.push(field("notify", Value::Table(notify), &g.loc));
@@ -1038,6 +1060,7 @@ impl Tx<'_> {
                 "misc_path" if func == "exec" => specific.push(field("command", argv(&n.args.join(" ")), &n.loc)),
                 "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
                 "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
+                "host" if func == "smtp" => self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body),
                 _ => self.other(n, kind, CHECK_KNOWN, body)?,
             }
         }
