@@ -84,7 +84,7 @@ fn check_vrrp(na: &str, ia: &Item, nb: &str, ib: &Item, diff: &mut Vec<String>) 
         let default = default_of(&Kind::Vrrp, key);
         let va = fa.map(|f| f.value.clone()).or(default.clone());
         let vb = fb.map(|f| f.value.clone()).or(default.clone());
-        if va != vb {
+        if comparable(key, &va) != comparable(key, &vb) {
             let show = |node: &str, f: Option<&Field>, item: &Item| match (f, &default) {
                 (Some(f), _) => format!("{node} ({}) = {}", f.loc.as_ref().unwrap_or(&item.loc), show_value(&f.value)),
                 (None, Some(d)) => format!("{node} ({}) = {} (keepalived's default)", item.loc, show_value(d)),
@@ -92,6 +92,24 @@ fn check_vrrp(na: &str, ia: &Item, nb: &str, ib: &Item, diff: &mut Vec<String>) 
             };
             diff.push(format!("  vrrp_instance {}: {kw}: {}, {}", ia.name, show(na, fa, ia), show(nb, fb, ib)));
         }
+    }
+}
+
+/// What must agree: for VIPs the set of addresses (order, device and label may differ).
+fn comparable(key: &str, v: &Option<Value>) -> Option<Value> {
+    match (key, v) {
+        ("vips", Some(Value::List(l))) => {
+            let mut addrs: Vec<String> = l
+                .iter()
+                .map(|x| match x {
+                    Value::Str(s) => s.split_whitespace().next().unwrap_or("").to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            addrs.sort();
+            Some(Value::List(addrs.into_iter().map(Value::Str).collect()))
+        }
+        _ => v.clone(),
     }
 }
 
@@ -208,5 +226,15 @@ mod tests {
         let lua = render(&super::merge(("n1", &a), ("n2", &b)).unwrap(), "--", Some(()));
         assert!(lua.contains("if node == \"n2\" then\n  lvsd.service \"192.0.2.9:80\" {\n    vip = \"192.0.2.9:80\",\n  }\nend\n"), "{lua}");
         assert!(lua.contains("reals = node == \"n1\" and { \"192.0.2.2:80\" } or { { address = \"192.0.2.2:80\", weight = 3 } },"), "{lua}");
+    }
+
+    #[test]
+    fn vips_may_differ_in_order_and_device_but_not_in_addresses() {
+        let a = doc("vrrp_instance V {\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1\n  192.0.2.2 dev eth0\n }\n}\n");
+        let b = doc("vrrp_instance V {\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.2 dev ens3\n  192.0.2.1\n }\n}\n");
+        let lua = render(&super::merge(("n1", &a), ("n2", &b)).unwrap(), "--", Some(()));
+        assert!(lua.contains("vips = node == \"n1\" and"), "{lua}");
+        let c = doc("vrrp_instance V {\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n");
+        assert!(super::merge(("n1", &a), ("n2", &c)).is_err());
     }
 }
