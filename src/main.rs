@@ -9,6 +9,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "lvsd", version, about = "Linux load-balancer director: VRRP + IPVS + health checks, driven by Lua policy files")]
 struct Cli {
+    /// Log format on stderr: "text" (default) or "json" (one object per line, for journald/collectors).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +71,95 @@ enum Command {
         #[arg(long)]
         config_id: Option<String>,
     },
+    /// Run the director: VRRP, IPVS, checks, control socket; reload on change, SIGHUP or `lvsd reload`.
+    Run {
+        /// The policy file.
+        #[arg(short = 'p', long = "policy")]
+        policy_file: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Program IPVS in memory instead of the kernel (for hosts without IPVS, and rehearsals).
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the policy's IPVS table once (all reals up) and exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Seconds between comparisons of the IPVS table with the policy (drift repair).
+        #[arg(long, default_value_t = 10)]
+        resync: u64,
+    },
+    /// The running director's view: VRRP, services, real servers, health, weights.
+    Status {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// The stable JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask the running director to reload its policy.
+    Reload {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Interactive Lua against the running director.
+    Repl {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ControlArgs {
+    /// The control socket.
+    #[arg(long = "control", default_value = lvsd::control::DEFAULT_PATH)]
+    path: PathBuf,
+}
+
+fn control_call(c: &ControlArgs, cmd: lvsd::control::Command) -> Result<lvsd::control::Response> {
+    let mut client = lvsd::control::client::Client::connect(&c.path)?;
+    Ok(client.call(cmd)?)
+}
+
+fn run_director(file: PathBuf, policy: PolicyArgs, dry_run: bool, once: bool, control: ControlArgs, resync: u64) -> Result<ExitCode> {
+    use lvsd::director::{Director, Options};
+    use lvsd::ipvs::backend::Backend;
+    let backend: Box<dyn Backend> = if dry_run {
+        Box::new(lvsd::ipvs::memory::MemoryBackend::new())
+    } else {
+        anyhow::bail!("the kernel IPVS backend is not part of this build yet; use --dry-run");
+    };
+    let opts = Options {
+        policy: file.clone(),
+        load: policy.options(),
+        control: if once { None } else { Some(control.path) },
+        resync_interval: std::time::Duration::from_secs(resync.max(1)),
+        debounce: std::time::Duration::from_millis(100),
+        backend_name: if dry_run { "memory" } else { "kernel" },
+    };
+    let mut director = match Director::new(opts, backend) {
+        Ok(d) => d,
+        Err(lvsd::director::DirectorError::Policy(PolicyError::Invalid(errs))) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if once {
+        let report = director.resync().clone();
+        println!("{} write op{}, {} failed", report.applied.len(), if report.applied.len() == 1 { "" } else { "s" }, report.failed.len());
+        for (op, e) in &report.failed {
+            eprintln!("{op}: {e}");
+        }
+        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, director.run())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Load a policy, printing every error; None when it is invalid.
@@ -120,22 +212,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { policy_file, policy, dry_run, once, control, resync } => {
+            run_director(policy_file, policy, dry_run, once, control, resync)
+        }
+        Command::Status { control, json } => {
+            let r = control_call(&control, lvsd::control::Command::Status)?;
+            let Some(v) = r.result.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", v["text"].as_str().unwrap_or(""));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reload { control } => {
+            let r = control_call(&control, lvsd::control::Command::Reload)?;
+            if r.ok {
+                println!("reloaded: generation {}", r.result.unwrap_or_default()["generation"]);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{}", r.error.unwrap_or_default());
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
     }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LVSD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    // clap exits with 2 on usage errors, as the issue asks.
+    // clap exits with 2 on usage errors.
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVSD_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        use std::io::IsTerminal;
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lvsd: {e:#}");
+            eprintln!("lvsd: {e}");
             ExitCode::from(1)
         }
     }

@@ -1,0 +1,376 @@
+//! The director: the one place that wires the policy, the IPVS backend and the control
+//! socket together. Inputs arrive on channels; the director decides and acts.
+
+mod events;
+mod inspect;
+pub mod status;
+
+pub use events::{now_secs, Event, EventLog};
+
+use crate::control::server::Call;
+use crate::control::{Command, RealRef, Response};
+use crate::desired::{self, RealState};
+use crate::ipvs::backend::{self, Backend, SyncReport};
+use crate::ipvs::table::{ServiceKey, Table};
+use crate::model::Foreign;
+use crate::policy::{self, LoadOptions, Policy, PolicyError};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: PathBuf,
+    pub load: LoadOptions,
+    /// Where the control socket lives; None = no control socket.
+    pub control: Option<PathBuf>,
+    /// How often the kernel table is compared with the policy even when nothing changed,
+    /// so that a rule deleted or edited by hand comes back.
+    pub resync_interval: Duration,
+    /// Quiet time after a file change before reloading (editors write in several steps).
+    pub debounce: Duration,
+    pub backend_name: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectorError {
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("control socket: {0}")]
+    Control(#[from] crate::control::ControlError),
+}
+
+/// The result of the last reload, for status and the REPL.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    pub at: f64,
+    pub ok: bool,
+    pub errors: Vec<String>,
+    pub generation: u64,
+}
+
+/// A real server as the director names it: service name + address.
+pub type RealId = (String, SocketAddr);
+
+pub struct Director {
+    opts: Options,
+    policy: Policy,
+    generation: u64,
+    last_reload: ReloadStatus,
+    backend: Box<dyn Backend>,
+    /// Services we put in the table (so we may delete them when the policy drops them).
+    owned: HashSet<ServiceKey>,
+    warned_foreign: HashSet<ServiceKey>,
+    drained: HashSet<RealId>,
+    weight_overrides: HashMap<RealId, u32>,
+    /// Health from checks; a real without an entry counts as up (until the checks issue wires it).
+    down: HashSet<RealId>,
+    events: EventLog,
+    inspect: Option<inspect::Inspector>,
+    last_sync: Option<SyncReport>,
+    shutdown: bool,
+    /// The file watcher and the files it watches (re-created only when that list changes).
+    watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
+}
+
+impl Director {
+    pub fn new(opts: Options, backend: Box<dyn Backend>) -> Result<Director, DirectorError> {
+        let policy = policy::load(&opts.policy, &opts.load)?;
+        let mut events = EventLog::default();
+        events.push("reload", format!("policy {} loaded (generation 1)", opts.policy.display()));
+        Ok(Director {
+            last_reload: ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: 1 },
+            opts,
+            policy,
+            generation: 1,
+            backend,
+            owned: HashSet::new(),
+            warned_foreign: HashSet::new(),
+            drained: HashSet::new(),
+            weight_overrides: HashMap::new(),
+            down: HashSet::new(),
+            events,
+            inspect: None,
+            last_sync: None,
+            shutdown: false,
+            watcher: None,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn real_state(&self, si: usize, ri: usize) -> RealState {
+        let vs = &self.policy.model.services[si];
+        let r = &vs.reals[ri];
+        let id = (vs.name.clone(), r.addr);
+        if self.drained.contains(&id) {
+            RealState::Draining
+        } else if self.down.contains(&id) {
+            RealState::Down
+        } else {
+            RealState::Up(self.weight_overrides.get(&id).copied().unwrap_or(r.weight))
+        }
+    }
+
+    /// The table the director wants now.
+    pub fn desired(&self) -> Table {
+        desired::table(&self.policy.model, |si, ri| self.real_state(si, ri))
+    }
+
+    /// Compare the backend with the desired table and send the difference.
+    pub fn resync(&mut self) -> &SyncReport {
+        let want = self.desired();
+        let remove_all = self.policy.model.global.foreign == Foreign::Remove;
+        let owned = self.owned.clone();
+        let report = backend::sync(self.backend.as_mut(), &want, &|k| remove_all || owned.contains(k));
+        for op in &report.applied {
+            tracing::info!(target: "ipvs", "{op}");
+        }
+        for (op, e) in &report.failed {
+            self.events.push("ipvs_error", format!("{op}: {e} (will retry at the next resync)"));
+        }
+        if let Some(e) = &report.dump_error {
+            self.events.push("ipvs_error", format!("reading the IPVS table failed: {e}"));
+        }
+        self.owned = want.services.keys().copied().collect();
+        if let Ok(actual) = self.backend.dump() {
+            for k in actual.services.keys() {
+                if !want.services.contains_key(k) && self.warned_foreign.insert(*k) {
+                    tracing::warn!(
+                        "IPVS service {} is not in the policy; leaving it alone (set foreign = \"remove\" in lvsd.global to delete such services)",
+                        crate::ipvs::format::service_name(k)
+                    );
+                }
+            }
+        }
+        self.last_sync = Some(report);
+        self.last_sync.as_ref().unwrap()
+    }
+
+    /// Load the policy again; on any error the running generation stays.
+    pub fn reload(&mut self, why: &str) -> bool {
+        crate::systemd::notify_reloading();
+        let result = policy::load(&self.opts.policy, &self.opts.load);
+        let ok = match result {
+            Ok(p) => {
+                self.policy = p;
+                self.generation += 1;
+                self.inspect = None;
+                self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
+                self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
+                self.forget_unknown_reals();
+                self.resync();
+                true
+            }
+            Err(e) => {
+                let errors: Vec<String> = match e {
+                    PolicyError::Invalid(errs) => errs.iter().map(|e| e.to_string()).collect(),
+                    other => vec![other.to_string()],
+                };
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                self.events.push(
+                    "reload_failed",
+                    format!("policy not reloaded ({why}): {}; generation {} keeps running", errors.join("; "), self.generation),
+                );
+                self.last_reload = ReloadStatus { at: now_secs(), ok: false, errors, generation: self.generation };
+                false
+            }
+        };
+        crate::systemd::notify("READY=1");
+        ok
+    }
+
+    /// Drop overrides of reals the new policy no longer has.
+    fn forget_unknown_reals(&mut self) {
+        let known: HashSet<RealId> = self
+            .policy
+            .model
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.name.clone(), r.addr)))
+            .collect();
+        self.drained.retain(|id| known.contains(id));
+        self.weight_overrides.retain(|id, _| known.contains(id));
+        self.down.retain(|id| known.contains(id));
+    }
+
+    fn find_real(&self, r: &RealRef) -> Result<RealId, String> {
+        let Some(vs) = self.policy.model.services.iter().find(|s| s.name == r.service) else {
+            let names: Vec<&str> = self.policy.model.services.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!("no service '{}' (services: {})", r.service, names.join(", ")));
+        };
+        let addr = policy::parse_addr_port(&r.real, Some(vs.vip_port())).map_err(|e| format!("real {e}"))?;
+        if !vs.reals.iter().any(|x| x.addr == addr) {
+            let reals: Vec<String> = vs.reals.iter().map(|x| x.addr.to_string()).collect();
+            return Err(format!("service '{}' has no real {} (reals: {})", vs.name, addr, reals.join(", ")));
+        }
+        Ok((vs.name.clone(), addr))
+    }
+
+    /// Handle one control request.
+    pub fn handle(&mut self, cmd: Command) -> Response {
+        match cmd {
+            Command::Status => Response::ok(self.status()),
+            Command::Reload => {
+                if self.reload("requested") {
+                    Response::ok(json!({ "generation": self.generation }))
+                } else {
+                    Response::err(self.last_reload.errors.join("\n"))
+                }
+            }
+            Command::Eval { code } => self.eval(&code),
+            Command::Drain(r) | Command::Undrain(r) | Command::ClearWeight(r) | Command::CheckNow(r) | Command::History(r)
+                if self.find_real(&r).is_err() =>
+            {
+                Response::err(self.find_real(&r).unwrap_err())
+            }
+            Command::Drain(r) => {
+                let id = self.find_real(&r).unwrap();
+                self.drained.insert(id);
+                self.events.push("drain", format!("{} {} drained (weight 0)", r.service, r.real));
+                self.resync();
+                Response::ok(json!({ "drained": true }))
+            }
+            Command::Undrain(r) => {
+                let id = self.find_real(&r).unwrap();
+                self.drained.remove(&id);
+                self.events.push("drain", format!("{} {} undrained", r.service, r.real));
+                self.resync();
+                Response::ok(json!({ "drained": false }))
+            }
+            Command::SetWeight { real, weight } => match self.find_real(&real) {
+                Err(e) => Response::err(e),
+                Ok(_) if weight > 65535 => Response::err("weight must be 0..65535"),
+                Ok(id) => {
+                    self.weight_overrides.insert(id, weight);
+                    self.events.push("weight", format!("{} {} weight forced to {weight}", real.service, real.real));
+                    self.resync();
+                    Response::ok(json!({ "weight": weight }))
+                }
+            },
+            Command::ClearWeight(r) => {
+                let id = self.find_real(&r).unwrap();
+                self.weight_overrides.remove(&id);
+                self.events.push("weight", format!("{} {} weight override cleared", r.service, r.real));
+                self.resync();
+                Response::ok(json!({ "weight": null }))
+            }
+            Command::CheckNow(_) => Response::err("checks are not running in this director yet"),
+            Command::History(_) => Response::ok(json!([])),
+            Command::Yield { instance } => Response::err(format!("no running VRRP instance '{instance}'")),
+            Command::Events { limit } => Response::ok(json!(self.events.recent(limit.unwrap_or(50)))),
+        }
+    }
+
+    fn eval(&mut self, code: &str) -> Response {
+        let status = self.status();
+        let insp = match self.inspect.take() {
+            Some(i) => i,
+            None => match inspect::Inspector::new(&self.policy.model.node, self.opts.load.limits) {
+                Ok(i) => i,
+                Err(e) => return Response::err(format!("cannot create the inspection state: {e}")),
+            },
+        };
+        let (result, actions) = insp.eval(code, &status, &self.events.recent(100));
+        self.inspect = Some(insp);
+        let mut action_results = Vec::new();
+        for a in actions {
+            let r = self.handle(a);
+            if !r.ok {
+                return Response::err(r.error.unwrap_or_default());
+            }
+            action_results.push(r.result);
+        }
+        match result {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::err(e),
+        }
+    }
+
+    pub fn status(&mut self) -> serde_json::Value {
+        let actual = self.backend.dump().ok();
+        status::build(self, actual.as_ref())
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
+    pub async fn run(mut self) -> Result<(), DirectorError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Signal handlers first: a SIGHUP sent as soon as the socket appears must not kill us.
+        let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let (call_tx, mut call_rx) = mpsc::channel::<Call>(64);
+        if let Some(path) = &self.opts.control {
+            let listener = crate::control::server::bind(path)?;
+            tokio::task::spawn_local(crate::control::server::serve(listener, call_tx));
+            tracing::info!("control socket {}", path.display());
+        }
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+        self.rewatch(&watch_tx);
+        let mut resync = tokio::time::interval(self.opts.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reload_at: Option<tokio::time::Instant> = None;
+
+        self.resync();
+        crate::systemd::notify("READY=1");
+        while !self.shutdown {
+            let reload_sleep = async {
+                match reload_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sigterm.recv() => { self.events.push("stop", "SIGTERM: stopping"); break; }
+                _ = sigint.recv() => { self.events.push("stop", "SIGINT: stopping"); break; }
+                _ = sighup.recv() => {
+                    self.reload("SIGHUP");
+                    self.rewatch(&watch_tx);
+                }
+                Some(_) = watch_rx.recv() => {
+                    reload_at = Some(tokio::time::Instant::now() + self.opts.debounce);
+                }
+                _ = reload_sleep => {
+                    reload_at = None;
+                    self.reload("file changed");
+                    self.rewatch(&watch_tx);
+                }
+                Some((cmd, reply)) = call_rx.recv() => {
+                    let resp = self.handle(cmd);
+                    self.rewatch(&watch_tx);
+                    let _ = reply.send(resp);
+                }
+                _ = resync.tick() => { self.resync(); }
+            }
+        }
+        self.watcher = None;
+        crate::systemd::notify("STOPPING=1");
+        if let Some(path) = &self.opts.control {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Watch the policy's files, unless the watcher already covers exactly these.
+    fn rewatch(&mut self, tx: &mpsc::UnboundedSender<PathBuf>) {
+        if self.watcher.as_ref().is_some_and(|(_, files)| *files == self.policy.files) {
+            return;
+        }
+        self.watcher = None;
+        match policy::watch::watch(&self.policy.files, tx.clone()) {
+            Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
+            Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
+        }
+    }
+}
