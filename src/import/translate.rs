@@ -1229,10 +1229,10 @@ fn resolve_garp(own: &[(&'static str, Value, Loc)], inherited: &[(&'static str, 
             "lower_prio_repeat" => get("master_repeat"),
             _ => None,
         });
-        if let Some((v, loc)) = v {
-            if num_text(&v) != default {
-                out.push(field(key, v, &loc));
-            }
+        if let Some((v, loc)) = v
+            && num_text(&v) != default
+        {
+            out.push(field(key, v, &loc));
         }
     }
     out
