@@ -30,6 +30,7 @@ fn every_fixture_imports_to_a_policy_lvsd_check_accepts() {
         "all-keywords.conf",
         "unsupported.conf",
         "defaults.conf",
+        "normalized.conf",
         "include/main.conf",
     ] {
         let out = dir.path().join(f.replace('/', "_") + ".lua");

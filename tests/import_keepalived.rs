@@ -43,6 +43,7 @@ fn keepalived_reads_the_fixtures_and_we_warn_where_it_does() {
         ("all-keywords.conf", None),
         ("unsupported.conf", None),
         ("defaults.conf", None),
+        ("normalized.conf", None),
         ("preprocess.conf", Some("lvs01")),
         ("include/main.conf", None),
     ] {

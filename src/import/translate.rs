@@ -43,6 +43,16 @@
 //! | nat_mask                        | ignored (Linux 2.2 LVS only; 2.2.7 "Unknown keyword") | run | - | comment + warn |
 //! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | retries + warn |
 //! | lvs_sync_daemon_inteface        | unknown keyword in 2.2.7 (1.x misspelling) | run | -         | translated + warn |
+//!
+//! keepalived also corrects some settings when it validates the configuration
+//! (validate_check_config in keepalived/check/check_data.c; each prints a message with
+//! `keepalived -t`). The import makes the same corrections, each with a warning, so that
+//! the IPVS table is the one keepalived builds: a virtual_server without real servers is
+//! dropped; `ops` is cleared unless UDP or fwmark; a port-less address service becomes
+//! persistent (360 s); a duplicated real server is dropped; DR/TUN reals (and the sorry
+//! server) take the virtual server's port (none for fwmark); NAT reals without a port take
+//! the virtual server's; quorum is capped at the sum of weights and hysteresis below the
+//! quorum; ha_suspend is cleared on fwmark services.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -700,13 +710,28 @@ impl Tx<'_> {
         let mut protocol: Option<String> = None;
         let mut forward: Option<Vec<Entry>> = None;
         let mut sched_flags = Vec::new();
-        let mut sorry: Option<(String, Loc)> = None;
+        let mut sorry: Option<(IpAddr, u16, Node)> = None;
         let mut sorry_extra = Vec::new();
-        let mut reals = Vec::new();
+        let mut reals: Vec<&Node> = Vec::new();
+        let mut ops: Option<Loc> = None;
+        let mut quorum: Option<(i64, Loc)> = None;
+        let mut hysteresis: Option<(i64, Loc)> = None;
+        let mut persistent = false;
+        let is_fwmark = vs.args.first().map(String::as_str) == Some("fwmark");
+        let is_group = vs.args.first().map(String::as_str) == Some("group");
         for n in vs.children() {
             let k = n.key.as_str();
             match k {
-                "real_server" => reals.push(n),
+                "real_server" => {
+                    // keepalived: "real server ... is duplicated - removing second rs".
+                    let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
+                    if reals.iter().any(same) {
+                        self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", n.args.join(" ")));
+                        body.push(Entry::Comment(format!("keepalived: {} (not translated: a duplicate real server)", n.text)));
+                    } else {
+                        reals.push(n);
+                    }
+                }
                 "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
                     let t = timer(n, arg(n, 0)?)?;
                     if k == "delay_loop" {
@@ -728,6 +753,7 @@ impl Tx<'_> {
                 "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
                 "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
                 "persistence_timeout" => {
+                    persistent = true;
                     let v = match n.args.first() {
                         Some(t) => Value::Int(int(n, t, 1, u32::MAX as i64)?),
                         None => Value::Bool(true),
@@ -747,15 +773,15 @@ impl Tx<'_> {
                     }
                     protocol = Some(p);
                 }
+                "ha_suspend" if is_fwmark => {
+                    self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
+                    body.push(Entry::Comment(format!("keepalived: {} (not translated: keepalived clears it on fwmark services)", n.text)));
+                }
                 "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
                 "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
                 "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
-                "quorum" | "hysteresis" => {
-                    let v = int(n, arg(n, 0)?, 0, u32::MAX as i64)?;
-                    if !(k == "quorum" && v == 1 || k == "hysteresis" && v == 0) {
-                        body.push(field(k, Value::Int(v), &n.loc));
-                    }
-                }
+                "quorum" => quorum = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                "hysteresis" => hysteresis = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
                 "quorum_up" | "quorum_down" => {
                     let e = self.notify_field(n, k, &mut body)?;
                     body.push(e);
@@ -767,16 +793,20 @@ impl Tx<'_> {
                         Some(p) => int(n, p, 0, 65535)? as u16,
                         None => 0,
                     };
-                    sorry = Some((host_port(&a.to_string(), p as i64), n.loc.clone()));
+                    sorry = Some((a, p, n.clone()));
                 }
                 "sorry_server_inhibit" => sorry_extra.push(field("inhibit", Value::Bool(true), &n.loc)),
                 "sorry_server_lvs_method" => {
                     let m = self.method(n)?;
+                    if m.is_empty() {
+                        // DR: written out, since the service's own method may differ.
+                        sorry_extra.push(field("forward", s("dr"), &n.loc));
+                    }
                     sorry_extra.extend(m);
                 }
                 "ops" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
                     if k == "ops" {
-                        body.push(field("ops", Value::Bool(true), &n.loc));
+                        ops = Some(n.loc.clone());
                     } else {
                         sched_flags.push(s(k));
                     }
@@ -791,9 +821,37 @@ impl Tx<'_> {
                 _ => self.other(n, "virtual_server", VS_KNOWN, &mut body)?,
             }
         }
+        if reals.is_empty() {
+            // keepalived: "Virtual server ... has no real servers - ignoring".
+            self.warn(&vs.loc, format!("virtual_server {} has no real servers; keepalived ignores it: not translated", vs.args.join(" ")));
+            let lines = node_lines(vs, 0);
+            let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
+            note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
+            return Ok(vec![Item { kind: Kind::Note, name: vs.args.join(" "), loc: vs.loc.clone(), pre: vec![], body: note, only_on: None }]);
+        }
         if !sched_flags.is_empty() {
             body.push(field("sched_flags", Value::List(sched_flags), &vs.loc));
         }
+        if let Some(loc) = ops {
+            // One-packet scheduling is for UDP (or fwmark) services; keepalived resets it otherwise.
+            let udp = protocol.as_deref().unwrap_or("udp") == "udp";
+            if is_fwmark || udp {
+                body.push(field("ops", Value::Bool(true), &loc));
+            } else {
+                self.warn(&loc, "keyword 'ops' needs UDP; keepalived resets it for this service; not translated");
+                body.push(Entry::Comment("keepalived: ops (not translated: one-packet scheduling needs UDP)".into()));
+            }
+        }
+        let zero_port = targets.iter().any(|t| matches!(t, GroupMember::Addr(_, 0)));
+        if zero_port && !persistent {
+            // keepalived: "zero port only valid for persistent services - setting".
+            self.warn(&vs.loc, "a virtual server without a port must be persistent; keepalived makes it persistent (360 s); translated as persistence = true");
+            body.push(field("persistence", Value::Bool(true), &vs.loc));
+        }
+        let vs_method = match &forward {
+            None => "nat".to_string(),
+            Some(f) => find_str(f, "forward").unwrap_or_else(|| "dr".into()),
+        };
         match forward {
             Some(f) => body.extend(f),
             None => {
@@ -805,7 +863,17 @@ impl Tx<'_> {
                 }));
             }
         }
-        if let Some((addr, loc)) = sorry {
+        // A real without a port takes the virtual server's (a group's first member's).
+        let vs_port = match &targets[0] {
+            GroupMember::Addr(_, p) => *p,
+            GroupMember::Fwmark(..) => 0,
+        };
+        let ports = PortRules { vs_port, is_fwmark, is_group, vs_method: vs_method.clone() };
+        if let Some((a, p, n)) = sorry {
+            let method = find_str(&sorry_extra, "forward").unwrap_or(vs_method.clone());
+            let p = self.real_port(&n, &ports, p, &method, "sorry server");
+            let addr = host_port(&a.to_string(), p as i64);
+            let loc = n.loc.clone();
             let v = if sorry_extra.is_empty() {
                 s(&addr)
             } else {
@@ -818,13 +886,30 @@ impl Tx<'_> {
 
         // Real servers and their checks; identical checks on every real move up to the service.
         let mut real_entries: Vec<(Vec<Entry>, Vec<Value>, String)> = Vec::new();
-        // A real without a port takes the virtual server's (a group's first member's).
-        let vs_port = match &targets[0] {
-            GroupMember::Addr(_, p) => *p,
-            GroupMember::Fwmark(..) => 0,
-        };
+        let mut weight_sum = 0;
         for r in &reals {
-            real_entries.push(self.real_server(r, vs_port, &defaults, &mut body)?);
+            let w = r.children().iter().find(|c| c.key == "weight").and_then(|c| c.args.first()).and_then(|w| w.parse::<i64>().ok());
+            weight_sum += w.unwrap_or(1);
+            real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
+        }
+        // keepalived lowers a quorum above the total weight, and a hysteresis not below the quorum.
+        let mut q = quorum.clone().map(|(v, _)| v).unwrap_or(1);
+        if q > weight_sum {
+            let loc = quorum.as_ref().map(|(_, l)| l.clone()).unwrap_or(vs.loc.clone());
+            self.warn(&loc, format!("quorum {q} exceeds the total weight of the real servers {weight_sum}; keepalived reduces it: translated as quorum = {weight_sum}"));
+            q = weight_sum;
+        }
+        if q != 1 {
+            body.push(field("quorum", Value::Int(q), &quorum.as_ref().map(|(_, l)| l.clone()).unwrap_or(vs.loc.clone())));
+        }
+        if let Some((h, loc)) = hysteresis {
+            let h2 = if h >= q { (q - 1).max(0) } else { h };
+            if h2 != h {
+                self.warn(&loc, format!("hysteresis {h} is not below the quorum {q}; keepalived sets it to {h2}"));
+            }
+            if h2 != 0 {
+                body.push(field("hysteresis", Value::Int(h2), &loc));
+            }
         }
         let all_same = !real_entries.is_empty()
             && !real_entries[0].1.is_empty()
@@ -933,15 +1018,21 @@ impl Tx<'_> {
     fn real_server(
         &mut self,
         r: &Node,
-        vs_port: u16,
+        ports: &PortRules,
         vs_defaults: &CheckDefaults,
         body: &mut Vec<Entry>,
     ) -> R<(Vec<Entry>, Vec<Value>, String)> {
         let a = ip(r, arg(r, 0)?)?;
-        let port = match r.args.get(1) {
+        let given = match r.args.get(1) {
             Some(p) => int(r, p, 0, 65535)? as u16,
-            None => vs_port,
+            None => 0,
         };
+        let own_method = r.children().iter().find(|c| c.key == "lvs_method");
+        let method = match own_method {
+            Some(m) => find_str(&self.method(m)?, "forward").unwrap_or_else(|| "dr".into()),
+            None => ports.vs_method.clone(),
+        };
+        let port = self.real_port(r, ports, given, &method, "real server");
         let addr = host_port(&a.to_string(), port as i64);
         let mut fields = vec![field("address", s(&addr), &r.loc)];
         let mut defaults = vs_defaults.clone();
@@ -1161,7 +1252,36 @@ impl Tx<'_> {
     }
 }
 
+/// What decides a real (or sorry) server's port in keepalived's validate_check_config.
+struct PortRules {
+    vs_port: u16,
+    is_fwmark: bool,
+    is_group: bool,
+    vs_method: String,
+}
+
 impl Tx<'_> {
+    /// keepalived's port rules: NAT reals keep their port (none = the virtual server's);
+    /// other methods use the virtual server's port (none for fwmark services).
+    fn real_port(&mut self, n: &Node, r: &PortRules, given: u16, method: &str, what: &str) -> u16 {
+        if r.is_group {
+            return if given == 0 { r.vs_port } else { given };
+        }
+        if method == "nat" {
+            return if given == 0 && !r.is_fwmark { r.vs_port } else { given };
+        }
+        let want = if r.is_fwmark { 0 } else { r.vs_port };
+        if given != 0 && given != want {
+            let msg = if r.is_fwmark {
+                format!("{what} port {given}: a fwmark service's {method} servers have no port; keepalived clears it")
+            } else {
+                format!("{what} port {given} differs from the virtual server's ({method} forwarding); keepalived uses {want}")
+            };
+            self.warn(&n.loc, msg);
+        }
+        want
+    }
+
     /// `lvs_sync_daemon IF [[inst] NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`
     fn global_sync_daemon(&mut self, n: &Node) -> R<()> {
         let mut sd = vec![field("interface", s(arg(n, 0)?), &n.loc)];
@@ -1446,7 +1566,7 @@ mod tests {
     #[test]
     fn group_ranges_expand() {
         let (doc, _) = translate_text(
-            "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n}\n",
+            "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n real_server 192.0.2.9 80 {\n }\n}\n",
         );
         let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(
