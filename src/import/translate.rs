@@ -556,10 +556,7 @@ impl Tx<'_> {
                 _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
             }
         }
-        if !version_set
-            && let Some(3) = self.version {
-                body.push(field("version", Value::Int(3), &v.loc));
-            }
+        self.complete_vrrp(v, &name, version_set, &mut body);
         if !garp.is_empty() {
             // keepalived takes what the instance leaves out from global_defs: write the whole
             // table so it means the same whether or not lvsd merges it with lvsd.global's.
@@ -572,6 +569,77 @@ impl Tx<'_> {
             body.push(field("notify", Value::Table(notify), &v.loc));
         }
         Ok(Item { kind: Kind::Vrrp, name, loc: v.loc.clone(), pre: vec![], body, only_on: None })
+    }
+
+    /// What keepalived's vrrp_complete_instance (keepalived/vrrp/vrrp.c) derives or corrects,
+    /// made explicit so the instance behaves the same under lvsd's plain defaults.
+    fn complete_vrrp(&mut self, v: &Node, name: &str, version_set: bool, body: &mut Vec<Entry>) {
+        let ipv6 = matches!(get(body, "vips"), Some(Value::List(l)) if l.iter().any(|x| matches!(x, Value::Str(s) if s.contains(':'))));
+        // The version: IPv6 instances always use VRRPv3, others the global vrrp_version.
+        let version = match get(body, "version") {
+            Some(Value::Int(n)) => *n,
+            _ if !version_set && ipv6 => {
+                body.push(note_field("version", Value::Int(3), &v.loc, "keepalived uses VRRPv3 for IPv6"));
+                3
+            }
+            _ if !version_set && self.version == Some(3) => {
+                body.push(field("version", Value::Int(3), &v.loc));
+                3
+            }
+            _ => 2,
+        };
+        // Priority and state derive from each other when only one is given.
+        let master = get(body, "state") == Some(&s("master"));
+        if master && get(body, "priority").is_none() {
+            body.push(note_field("priority", Value::Int(255), &v.loc, "keepalived's default for state MASTER"));
+        }
+        let owner = get(body, "priority") == Some(&Value::Int(255));
+        if owner && !master {
+            if v.children().iter().any(|c| c.key == "state") {
+                // state BACKUP with priority 255: keepalived keeps BACKUP as the initial state.
+            } else {
+                body.push(note_field("state", s("master"), &v.loc, "keepalived's default for priority 255"));
+            }
+        }
+        let master = get(body, "state") == Some(&s("master"));
+        let drop = |tx: &mut Self, body: &mut Vec<Entry>, key: &str, why: &str| {
+            if let Some(f) = take(body, key) {
+                let loc = f.loc.clone().unwrap_or(v.loc.clone());
+                tx.warn(&loc, format!("vrrp_instance {name}: {why}; keepalived ignores it: not translated"));
+                body.push(Entry::Comment(format!("keepalived: {key} (not translated: {why})")));
+            }
+        };
+        if version == 3 {
+            drop(self, body, "auth_pass", "VRRP version 3 has no authentication");
+        }
+        if owner {
+            drop(self, body, "nopreempt", "nopreempt does not apply to priority 255");
+        }
+        if master {
+            drop(self, body, "nopreempt", "nopreempt does not work with initial state MASTER");
+            drop(self, body, "preempt_delay", "preempt_delay does not work with initial state MASTER");
+        }
+        if get(body, "nopreempt").is_some() {
+            drop(self, body, "preempt_delay", "preempt_delay does not apply with nopreempt");
+        }
+        // The advert interval: whole seconds below 256 for v2, 10 ms steps below 40.96 s for v3.
+        if let Some(f) = find_field(body, "advert_int") {
+            let secs: f64 = num_text(&f.value).parse().unwrap_or(1.0);
+            let loc = f.loc.clone().unwrap_or(v.loc.clone());
+            let fixed = if version == 2 {
+                ((secs + 0.5).floor()).clamp(1.0, 255.0)
+            } else {
+                ((secs * 100.0 + 0.5).floor() / 100.0).clamp(0.01, 40.95)
+            };
+            if (fixed - secs).abs() > 1e-9 {
+                self.warn(&loc, format!("vrrp_instance {name}: advert_int {secs} is not valid for VRRPv{version}; keepalived uses {fixed}"));
+                let value = if fixed.fract() == 0.0 { Value::Int(fixed as i64) } else { Value::Num(format!("{fixed}")) };
+                set(body, "advert_int", value);
+            }
+            if num_text(&get(body, "advert_int").cloned().unwrap_or(Value::Int(1))) == "1" {
+                take(body, "advert_int");
+            }
+        }
     }
 
     /// `192.0.2.1/24 dev eth0 label eth0:1 scope global brd ...` -> the lvsd VIP string.
@@ -1368,6 +1436,41 @@ fn set_default(d: &mut CheckDefaults, k: &str, v: Value) {
     }
 }
 
+fn find_field<'a>(body: &'a [Entry], key: &str) -> Option<&'a Field> {
+    body.iter().find_map(|e| match e {
+        Entry::Field(f) if f.key == key => Some(f),
+        _ => None,
+    })
+}
+
+fn get<'a>(body: &'a [Entry], key: &str) -> Option<&'a Value> {
+    find_field(body, key).map(|f| &f.value)
+}
+
+/// Remove a field, returning it.
+fn take(body: &mut Vec<Entry>, key: &str) -> Option<Field> {
+    let i = body.iter().position(|e| matches!(e, Entry::Field(f) if f.key == key))?;
+    match body.remove(i) {
+        Entry::Field(f) => Some(f),
+        Entry::Comment(_) => None,
+    }
+}
+
+fn set(body: &mut [Entry], key: &str, value: Value) {
+    for e in body.iter_mut() {
+        if let Entry::Field(f) = e
+            && f.key == key
+        {
+            f.value = value;
+            return;
+        }
+    }
+}
+
+fn note_field(key: &str, value: Value, loc: &Loc, note: &str) -> Entry {
+    Entry::Field(Field { key: key.into(), value, loc: Some(loc.clone()), note: Some(note.into()) })
+}
+
 fn find_str(body: &[Entry], key: &str) -> Option<String> {
     body.iter().find_map(|e| match e {
         Entry::Field(Field { key: k, value: Value::Str(v), .. }) if k == key => Some(v.clone()),
@@ -1577,7 +1680,7 @@ mod tests {
 
     #[test]
     fn timers_keep_fractions() {
-        let (doc, _) = translate_text("vrrp_instance V {\n advert_int 0.25\n preempt_delay 1.0\n}\n");
+        let (doc, _) = translate_text("vrrp_instance V {\n version 3\n advert_int 0.25\n preempt_delay 1.0\n}\n");
         let body = &doc.items[0].body;
         assert!(body.contains(&field("advert_int", Value::Num("0.25".into()), &Loc { file: String::new(), line: 0 })));
         assert!(body.contains(&field("preempt_delay", Value::Int(1), &Loc { file: String::new(), line: 0 })));
@@ -1628,5 +1731,34 @@ mod tests {
         assert!(lua.contains("garp = { master_delay = 10, lower_prio_delay = 10 },"), "{lua}");
         assert!(lua.contains("garp = { master_delay = 10, master_repeat = 2, lower_prio_delay = 10, lower_prio_repeat = 2 },"), "{lua}");
         assert_eq!(lua.matches("garp =").count(), 2, "W has no garp of its own:\n{lua}");
+    }
+
+    #[test]
+    fn vrrp_settings_keepalived_derives_or_corrects() {
+        // Each warning matches what `keepalived -t` 2.2.7 prints for the same instance.
+        let (doc, w) = translate_text(concat!(
+            "vrrp_instance A {\n state MASTER\n nopreempt\n}\n",
+            "vrrp_instance B {\n version 3\n authentication {\n  auth_type PASS\n  auth_pass 1234\n }\n}\n",
+            "vrrp_instance C {\n advert_int 2.5\n}\n",
+            "vrrp_instance D {\n priority 255\n preempt_delay 10\n virtual_ipaddress {\n  2001:db8::4\n }\n}\n",
+        ));
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("priority = 255, -- keepalived's default for state MASTER"), "{lua}");
+        assert!(lua.contains("state = \"master\", -- keepalived's default for priority 255"), "{lua}");
+        assert!(lua.contains("version = 3, -- keepalived uses VRRPv3 for IPv6"), "{lua}");
+        assert!(lua.contains("advert_int = 3,"), "v2 rounds half up:\n{lua}");
+        assert!(!lua.contains("auth_pass ="), "{lua}");
+        assert!(!lua.contains("nopreempt ="), "{lua}");
+        assert!(!lua.contains("preempt_delay ="), "{lua}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            vec![
+                "t.conf:3: vrrp_instance A: nopreempt does not apply to priority 255; keepalived ignores it: not translated",
+                "t.conf:9: vrrp_instance B: VRRP version 3 has no authentication; keepalived ignores it: not translated",
+                "t.conf:13: vrrp_instance C: advert_int 2.5 is not valid for VRRPv2; keepalived uses 3",
+                "t.conf:17: vrrp_instance D: preempt_delay does not work with initial state MASTER; keepalived ignores it: not translated",
+            ]
+        );
     }
 }
