@@ -20,7 +20,7 @@ fn every_supported_keyword_passes_check_and_plans() {
     ] {
         assert!(text.lines().any(|l| l.trim_end() == line), "missing {line:?} in plan:\n{text}");
     }
-    assert!(text.contains("VI_6  eth0       61    3        100       BACKUP  0.50s   2001:db8::10/64"), "{text}");
+    assert!(text.contains("VI_6  eth0       61    3        200       MASTER  0.50s   2001:db8::10/64"), "{text}");
 }
 
 #[test]

@@ -590,7 +590,8 @@ impl Tx<'_> {
         };
         // Priority and state derive from each other when only one is given.
         let master = get(body, "state") == Some(&s("master"));
-        if master && get(body, "priority").is_none() {
+        // (A priority of 100 written out is omitted from `body`: look at the source.)
+        if master && !v.children().iter().any(|c| c.key == "priority") {
             body.push(note_field("priority", Value::Int(255), &v.loc, "keepalived's default for state MASTER"));
         }
         let owner = get(body, "priority") == Some(&Value::Int(255));
