@@ -89,6 +89,9 @@ enum Command {
         /// Seconds between comparisons of the IPVS table with the policy (drift repair).
         #[arg(long, default_value_t = 10)]
         resync: u64,
+        /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
     Status {
@@ -122,7 +125,15 @@ fn control_call(c: &ControlArgs, cmd: lvsd::control::Command) -> Result<lvsd::co
     Ok(client.call(cmd)?)
 }
 
-fn run_director(file: PathBuf, policy: PolicyArgs, dry_run: bool, once: bool, control: ControlArgs, resync: u64) -> Result<ExitCode> {
+fn run_director(
+    file: PathBuf,
+    policy: PolicyArgs,
+    dry_run: bool,
+    once: bool,
+    control: ControlArgs,
+    resync: u64,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;
     let backend: Box<dyn Backend> = if dry_run {
@@ -137,6 +148,7 @@ fn run_director(file: PathBuf, policy: PolicyArgs, dry_run: bool, once: bool, co
         resync_interval: std::time::Duration::from_secs(resync.max(1)),
         debounce: std::time::Duration::from_millis(100),
         backend_name: if dry_run { "memory" } else { "kernel" },
+        metrics,
     };
     let mut director = match Director::new(opts, backend) {
         Ok(d) => d,
@@ -212,8 +224,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { policy_file, policy, dry_run, once, control, resync } => {
-            run_director(policy_file, policy, dry_run, once, control, resync)
+        Command::Run { policy_file, policy, dry_run, once, control, resync, metrics } => {
+            run_director(policy_file, policy, dry_run, once, control, resync, metrics)
         }
         Command::Status { control, json } => {
             let r = control_call(&control, lvsd::control::Command::Status)?;

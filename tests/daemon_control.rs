@@ -176,3 +176,39 @@ fn socket_is_root_only() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("root-only"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn metrics_scrape_parses_as_prometheus_text() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start(POLICY, "lvs01", &["--metrics", &addr]);
+    let scrape = || -> Option<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        Some(r)
+    };
+    d.wait_for(|_| scrape().is_some(), "the metrics listener");
+    let resp = scrape().unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(body.contains("lvsd_policy_generation 1"), "{body}");
+    assert!(body.contains("lvsd_real_weight{service=\"web\",real=\"198.51.100.1:80\"} 1"), "{body}");
+    // Parse with the reference client library's parser: every family and sample must be valid.
+    let mut py = Command::new("python3")
+        .args(["-c", "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\nfams = list(text_string_to_metric_families(sys.stdin.read()))\nprint(len(fams), sum(len(f.samples) for f in fams))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    py.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "prometheus_client rejected the exposition: {}\n{body}", String::from_utf8_lossy(&out.stderr));
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let families: usize = counts.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(families >= 10, "{counts}");
+}

@@ -2,93 +2,20 @@
 //! neighbouring namespace: multicast v2 over IPv4, v3 over IPv6, and unicast (root only;
 //! keepalived is installed by scripts/test).
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::keepalived::{Keepalived, keepalived_available};
+
 use lvsd::net::addr::{self, Vip};
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
+use lvsd::net::netns::{Lan, Netns};
 use lvsd::net::vrrp_socket::{VRRP_GROUP_V4, VRRP_GROUP_V6};
 use lvsd::net::{Family, Mode, RecvMeta, VrrpSocket, link};
 
 /// keepalived starts in BACKUP and becomes MASTER after Master_Down_Interval (~3.6 s for
 /// a 1 s advert interval); allow for a slow machine.
 const WAIT: Duration = Duration::from_secs(15);
-
-fn keepalived_available(test: &str) -> bool {
-    if !privileged_or_skip(test) {
-        return false;
-    }
-    if Command::new("keepalived").arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: keepalived is not installed (scripts/test installs it)");
-    }
-    eprintln!("SKIP {test}: keepalived is not installed (scripts/test installs it)");
-    false
-}
-
-/// keepalived in a namespace; stopped (SIGTERM, then SIGKILL after a bound) on drop.
-struct Keepalived {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Keepalived {
-    fn start(ns: &Netns, conf: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
-        std::fs::write(path("keepalived.conf"), conf).unwrap();
-        let log = File::create(path("log")).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "keepalived",
-                "--dont-fork",
-                "--log-console",
-                "--log-detail",
-                "--vrrp",
-            ])
-            .args([
-                "-f",
-                &path("keepalived.conf"),
-                "-p",
-                &path("k.pid"),
-                "-r",
-                &path("v.pid"),
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn keepalived");
-        Keepalived { child, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Keepalived {
-    fn drop(&mut self) {
-        // `ip netns exec` execs keepalived, so this pid is keepalived's parent process,
-        // which stops its VRRP child on SIGTERM.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn add(ns: &Netns, ip: &str, prefix: u8) {
     let v = Vip::host(ip.parse().unwrap(), "eth0").with_prefix(prefix);

@@ -5,6 +5,7 @@
 //! Response: `{"v":1,"ok":true,"result":...}` or `{"v":1,"ok":false,"error":"..."}`
 
 pub mod client;
+pub mod metrics;
 pub mod server;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub enum Command {
     CheckNow(RealRef),
     /// Give up mastership of an instance: send one priority-0 advert, as on a graceful stop.
     Yield { instance: String },
+    /// Undo `yield`: the instance's configured priority applies again.
+    Unyield { instance: String },
     /// Recent check results of a real.
     History(RealRef),
     /// Recent events (transitions, reloads, health changes).

@@ -54,6 +54,11 @@ impl Inspector {
             Ok(())
         })?)?;
         let a = actions.clone();
+        lvsd.set("unyield", lua.create_function(move |_, instance: String| {
+            a.borrow_mut().push(Command::Unyield { instance });
+            Ok(())
+        })?)?;
+        let a = actions.clone();
         lvsd.set("reload", lua.create_function(move |_, ()| {
             a.borrow_mut().push(Command::Reload);
             Ok(())

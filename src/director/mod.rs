@@ -1,13 +1,16 @@
 //! The director: the one place that wires the policy, the IPVS backend and the control
 //! socket together. Inputs arrive on channels; the director decides and acts.
 
+mod alert;
 mod events;
 mod inspect;
+pub mod vrrp;
 pub mod status;
 
 pub use events::{now_secs, Event, EventLog};
 
 use crate::control::server::Call;
+use crate::vrrp::fsm as fsm_state;
 use crate::control::{Command, RealRef, Response};
 use crate::desired::{self, RealState};
 use crate::ipvs::backend::{self, Backend, SyncReport};
@@ -33,6 +36,8 @@ pub struct Options {
     /// Quiet time after a file change before reloading (editors write in several steps).
     pub debounce: Duration,
     pub backend_name: &'static str,
+    /// Prometheus text exposition on this address (opt-in).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,10 @@ pub struct Director {
     shutdown: bool,
     /// The file watcher and the files it watches (re-created only when that list changes).
     watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
+    /// Running VRRP instances (None until `run` starts them).
+    vrrp: Option<vrrp::Vrrp>,
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 impl Director {
@@ -97,6 +106,9 @@ impl Director {
             last_sync: None,
             shutdown: false,
             watcher: None,
+            vrrp: None,
+            reloads_ok: 0,
+            reloads_failed: 0,
         })
     }
 
@@ -162,9 +174,18 @@ impl Director {
                 self.generation += 1;
                 self.inspect = None;
                 self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
+                self.reloads_ok += 1;
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 self.forget_unknown_reals();
                 self.resync();
+                if let Some(mut v) = self.vrrp.take() {
+                    let (ts, errors) = v.update(&self.policy.model, std::time::Instant::now());
+                    self.vrrp = Some(v);
+                    for e in errors {
+                        self.events.push("vrrp_error", e);
+                    }
+                    self.on_transitions(ts);
+                }
                 true
             }
             Err(e) => {
@@ -180,6 +201,7 @@ impl Director {
                     format!("policy not reloaded ({why}): {}; generation {} keeps running", errors.join("; "), self.generation),
                 );
                 self.last_reload = ReloadStatus { at: now_secs(), ok: false, errors, generation: self.generation };
+                self.reloads_failed += 1;
                 false
             }
         };
@@ -264,7 +286,31 @@ impl Director {
             }
             Command::CheckNow(_) => Response::err("checks are not running in this director yet"),
             Command::History(_) => Response::ok(json!([])),
-            Command::Yield { instance } => Response::err(format!("no running VRRP instance '{instance}'")),
+            Command::Yield { instance } | Command::Unyield { instance } if self.vrrp.is_none() => {
+                Response::err(format!("no running VRRP instance '{instance}'"))
+            }
+            Command::Yield { instance } => {
+                let r = self.vrrp.as_mut().unwrap().yield_instance(&instance, std::time::Instant::now());
+                match r {
+                    Ok(ts) => {
+                        self.events.push("yield", format!("{instance}: yielding mastership (priority 0 sent, held at priority 1)"));
+                        self.on_transitions(ts);
+                        Response::ok(json!({ "yielded": instance }))
+                    }
+                    Err(e) => Response::err(e),
+                }
+            }
+            Command::Unyield { instance } => {
+                let r = self.vrrp.as_mut().unwrap().unyield(&instance, std::time::Instant::now());
+                match r {
+                    Ok(ts) => {
+                        self.events.push("yield", format!("{instance}: priority restored"));
+                        self.on_transitions(ts);
+                        Response::ok(json!({ "yielded": null }))
+                    }
+                    Err(e) => Response::err(e),
+                }
+            }
             Command::Events { limit } => Response::ok(json!(self.events.recent(limit.unwrap_or(50)))),
         }
     }
@@ -303,6 +349,54 @@ impl Director {
         &self.events
     }
 
+    /// Record VRRP transitions and run the policy's hooks and notify programs, in order.
+    fn on_transitions(&mut self, ts: Vec<vrrp::Transition>) {
+        let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
+        for t in ts {
+            self.events.push("vrrp", format!("{}: {} -> {} ({}, priority {})", t.instance, t.from, t.to, t.reason, t.priority));
+            let Some(model) = self.policy.model.vrrp.iter().find(|v| v.name == t.instance).cloned() else { continue };
+            let ev = |p: &Policy, name: &str| {
+                p.table([
+                    ("instance", p.string(name)),
+                    ("from", p.string(t.from.as_str())),
+                    ("to", p.string(t.to.as_str())),
+                    ("priority", mlua::Value::Integer(t.priority as i64)),
+                    ("reason", p.string(&t.reason)),
+                ])
+            };
+            if let Some(h) = model.on_change {
+                if let Ok(tbl) = ev(&self.policy, &t.instance) {
+                    if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
+                        self.events.push("hook_error", format!("{} on_change: {e}", t.instance));
+                    }
+                }
+            }
+            run_notify(&model.notify, "INSTANCE", &t.instance, t.to, t.priority);
+            if model.smtp_alert {
+                self.mail_alert("Instance", &t.instance, &t);
+            }
+            if let Some(g) = &t.group {
+                if groups_done.iter().any(|(n, s)| n == g && *s == t.to) {
+                    continue;
+                }
+                groups_done.push((g.clone(), t.to));
+                if let Some(gm) = self.policy.model.sync_groups.iter().find(|x| &x.name == g).cloned() {
+                    if let Some(h) = gm.on_change {
+                        if let Ok(tbl) = ev(&self.policy, g) {
+                            if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
+                                self.events.push("hook_error", format!("sync group {g} on_change: {e}"));
+                            }
+                        }
+                    }
+                    run_notify(&gm.notify, "GROUP", g, t.to, t.priority);
+                    if gm.smtp_alert {
+                        self.mail_alert("Group", g, &t);
+                    }
+                }
+            }
+        }
+    }
+
     /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
     pub async fn run(mut self) -> Result<(), DirectorError> {
         use tokio::signal::unix::{signal, SignalKind};
@@ -313,9 +407,19 @@ impl Director {
         let (call_tx, mut call_rx) = mpsc::channel::<Call>(64);
         if let Some(path) = &self.opts.control {
             let listener = crate::control::server::bind(path)?;
-            tokio::task::spawn_local(crate::control::server::serve(listener, call_tx));
+            tokio::task::spawn_local(crate::control::server::serve(listener, call_tx.clone()));
             tracing::info!("control socket {}", path.display());
         }
+        if let Some(addr) = self.opts.metrics {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
+                    tracing::info!("metrics on http://{addr}/metrics");
+                }
+                Err(e) => self.events.push("metrics_error", format!("cannot listen on {addr}: {e}")),
+            }
+        }
+        drop(call_tx);
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
         self.rewatch(&watch_tx);
         let mut resync = tokio::time::interval(self.opts.resync_interval);
@@ -323,8 +427,24 @@ impl Director {
         let mut reload_at: Option<tokio::time::Instant> = None;
 
         self.resync();
+        let (vrrp_tx, mut vrrp_rx) = mpsc::unbounded_channel();
+        let mut v = vrrp::Vrrp::new(vrrp_tx);
+        let (ts, errors) = v.start(&self.policy.model, std::time::Instant::now());
+        self.vrrp = Some(v);
+        for e in errors {
+            self.events.push("vrrp_error", e);
+        }
+        self.on_transitions(ts);
+        self.flush_vrrp().await;
         crate::systemd::notify("READY=1");
         while !self.shutdown {
+            let deadline = self.vrrp.as_ref().and_then(|v| v.next_deadline());
+            let vrrp_sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let reload_sleep = async {
                 match reload_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -352,7 +472,20 @@ impl Director {
                     let _ = reply.send(resp);
                 }
                 _ = resync.tick() => { self.resync(); }
+                Some(input) = vrrp_rx.recv() => {
+                    let ts = self.vrrp.as_mut().map(|v| v.on_input(input, std::time::Instant::now())).unwrap_or_default();
+                    self.on_transitions(ts);
+                }
+                _ = vrrp_sleep => {
+                    let ts = self.vrrp.as_mut().map(|v| v.on_timeout(std::time::Instant::now())).unwrap_or_default();
+                    self.on_transitions(ts);
+                }
             }
+            self.flush_vrrp().await;
+        }
+        if let Some(mut v) = self.vrrp.take() {
+            let ts = v.shutdown(std::time::Instant::now()).await;
+            self.on_transitions(ts);
         }
         self.watcher = None;
         crate::systemd::notify("STOPPING=1");
@@ -360,6 +493,37 @@ impl Director {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    /// keepalived's alert: "[router_id] VRRP Instance VI_1 - Entering MASTER state".
+    fn mail_alert(&mut self, kind: &str, name: &str, t: &vrrp::Transition) {
+        let g = &self.policy.model.global;
+        let (Some(server), false) = (g.smtp_server.clone(), g.notification_email.is_empty()) else {
+            self.events.push("alert_error", format!("smtp_alert on {name}, but lvsd.global has no smtp_server or notification_email"));
+            return;
+        };
+        let router = g.router_id.clone().unwrap_or_else(|| self.policy.model.node.clone());
+        let state = t.to.as_str().to_ascii_uppercase();
+        let mail = alert::Mail {
+            server,
+            timeout: std::time::Duration::from_secs(g.smtp_connect_timeout as u64),
+            helo: self.policy.model.node.clone(),
+            from: g.notification_email_from.clone().unwrap_or_else(|| format!("lvsd@{}", self.policy.model.node)),
+            to: g.notification_email.clone(),
+            subject: format!("[{router}] VRRP {kind} {name} - Entering {state} state"),
+            body: format!("=> VRRP {kind} {name} is now {state} ({}, priority {}) <=", t.reason, t.priority),
+        };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = alert::send(&mail).await {
+                tracing::warn!("e-mail alert \"{}\": {e}", mail.subject);
+            }
+        });
+    }
+
+    async fn flush_vrrp(&mut self) {
+        if let Some(v) = self.vrrp.as_mut() {
+            v.flush().await;
+        }
     }
 
     /// Watch the policy's files, unless the watcher already covers exactly these.
@@ -371,6 +535,39 @@ impl Director {
         match policy::watch::watch(&self.policy.files, tx.clone()) {
             Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
             Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
+        }
+    }
+}
+
+/// keepalived's notify scripts: `notify_master` etc. as given, and `notify` with
+/// TYPE NAME STATE PRIORITY appended. Argument vectors, never a shell.
+fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: fsm_state::State, priority: u8) {
+    use fsm_state::State;
+    let specific = match to {
+        State::Master => n.master.clone(),
+        State::Backup => n.backup.clone(),
+        State::Fault => n.fault.clone(),
+        State::Initialize => n.stop.clone(),
+    };
+    let mut runs: Vec<Vec<String>> = specific.into_iter().collect();
+    if let Some(mut any) = n.any.clone() {
+        let state = if to == State::Initialize { "STOP".to_string() } else { to.as_str().to_ascii_uppercase() };
+        any.extend([kind.to_string(), name.to_string(), state, priority.to_string()]);
+        runs.push(any);
+    }
+    for argv in runs {
+        let shown = argv.join(" ");
+        match tokio::process::Command::new(&argv[0]).args(&argv[1..]).kill_on_drop(false).spawn() {
+            Ok(mut child) => {
+                tokio::task::spawn_local(async move {
+                    match child.wait().await {
+                        Ok(s) if s.success() => {}
+                        Ok(s) => tracing::warn!("notify {shown}: {s}"),
+                        Err(e) => tracing::warn!("notify {shown}: {e}"),
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("notify {shown}: cannot run: {e}"),
         }
     }
 }

@@ -44,23 +44,27 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
             "reals": reals,
         }));
     }
-    let vrrp: Vec<Value> = m
-        .vrrp
-        .iter()
-        .map(|v| {
-            json!({
-                "name": v.name, "interface": v.interface, "vrid": v.vrid, "version": v.version,
-                "priority": v.priority, "state": "not running",
-                "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    let vrrp: Vec<Value> = match &d.vrrp {
+        Some(v) => v.status(),
+        None => m
+            .vrrp
+            .iter()
+            .map(|v| {
+                json!({
+                    "name": v.name, "interface": v.interface, "vrid": v.vrid, "version": v.version,
+                    "priority": v.priority, "state": "not running",
+                    "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                })
             })
-        })
-        .collect();
+            .collect(),
+    };
     let mut doc = json!({
         "version": STATUS_VERSION,
         "node": m.node,
         "policy": d.opts.policy.display().to_string(),
         "generation": d.generation,
         "last_reload": d.last_reload,
+        "reloads": { "ok": d.reloads_ok, "failed": d.reloads_failed },
         "backend": d.opts.backend_name,
         "ipvs_writes": d.backend.writes(),
         "vrrp": vrrp,
@@ -85,9 +89,30 @@ fn text(d: &Director, actual: Option<&Table>) -> String {
         if r.ok { "last reload ok".to_string() } else { format!("LAST RELOAD FAILED: {}", r.errors.join("; ")) },
         d.opts.backend_name
     );
-    if !m.vrrp.is_empty() {
+    if let Some(v) = d.vrrp.as_ref().filter(|v| !v.is_empty()) {
         out.push('\n');
-        out.push_str(&crate::plan::vrrp_text(m));
+        let _ = writeln!(out, "{:<12} {:<10} {:>4} {:<7} {:>8}  {:<22} {:>6} {:>6} {:>7}", "VRRP", "Interface", "VRID", "State", "Priority", "Master", "Sent", "Recv", "Dropped");
+        for i in v.status() {
+            let dropped: u64 = i["dropped"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
+            let master = match &i["master"] {
+                Value::Null => if i["state"] == "master" { "(us)".to_string() } else { "-".to_string() },
+                m => format!("{} ({})", m["address"].as_str().unwrap_or("?"), m["priority"]),
+            };
+            let _ = writeln!(
+                out,
+                "{:<12} {:<10} {:>4} {:<7} {:>8}  {:<22} {:>6} {:>6} {:>7}{}",
+                i["name"].as_str().unwrap_or(""),
+                i["interface"].as_str().unwrap_or("-"),
+                i["vrid"],
+                i["state"].as_str().unwrap_or(""),
+                i["priority"],
+                master,
+                i["adverts_sent"],
+                i["adverts_received"],
+                dropped,
+                i["error"].as_str().map(|e| format!("  {e}")).unwrap_or_default(),
+            );
+        }
     }
     out.push('\n');
     let Some(actual) = actual else {

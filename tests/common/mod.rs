@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests: a director process and control-socket calls.
 #![allow(dead_code)]
 
+pub mod keepalived;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -37,11 +39,40 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(policy_src: &str, node: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_in(None, policy_src, node, extra)
+    }
+
+    /// Start inside network namespace `netns` (with `ip netns exec`, which execs lvsd: the
+    /// child's pid is lvsd's, so signals reach it).
+    pub fn start_in(netns: Option<&str>, policy_src: &str, node: &str, extra: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let policy = dir.path().join("policy.lua");
         std::fs::write(&policy, policy_src).unwrap();
+        Daemon::start_with(dir, policy, netns, node, extra)
+    }
+
+    /// Start again with the same directory and policy (after a kill).
+    pub fn restart(self, netns: Option<&str>, node: &str, extra: &[&str]) -> Daemon {
+        let mut me = self;
+        let _ = me.child.kill();
+        let _ = me.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&me.policy, dir.path().join("policy.lua")).unwrap();
+        let policy = dir.path().join("policy.lua");
+        Daemon::start_with(dir, policy, netns, node, extra)
+    }
+
+    fn start_with(dir: tempfile::TempDir, policy: PathBuf, netns: Option<&str>, node: &str, extra: &[&str]) -> Daemon {
         let socket = dir.path().join("ctl").join("lvsd.sock");
-        let child = Command::new(lvsd_bin())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, lvsd_bin()]);
+                c
+            }
+            None => Command::new(lvsd_bin()),
+        };
+        let child = cmd
             .args(["run", "-p", policy.to_str().unwrap(), "--node", node, "--dry-run", "--control", socket.to_str().unwrap()])
             .args(extra)
             .stdout(Stdio::null())
@@ -105,6 +136,23 @@ impl Daemon {
     pub fn stop(&mut self) -> i32 {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+
+    pub fn kill9(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// The state of VRRP instance `name` as status reports it ("master", "backup", ...).
+    pub fn vrrp_state(&self, name: &str) -> String {
+        let st = self.status();
+        st["vrrp"].as_array().unwrap().iter().find(|v| v["name"] == name).map(|v| v["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+    }
+
+    /// Recent events of one kind, as messages.
+    pub fn events(&self, kind: &str) -> Vec<String> {
+        let r = self.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 1000}));
+        r["result"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).map(|e| e["message"].as_str().unwrap().to_string()).collect()
     }
 }
 
