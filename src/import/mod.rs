@@ -1,9 +1,31 @@
 //! `lvsd import`: keepalived.conf -> policy.lua.
 //!
+//! ```text
+//! lvsd import /etc/keepalived/keepalived.conf -o policy.lua
+//! lvsd import --config-id lvs01 keepalived.conf          # which `@lvs01` lines apply
+//! lvsd import --pair lvs01=master.conf lvs02=backup.conf -o policy.lua
+//! ```
+//!
+//! What it promises:
+//! - The policy builds the IPVS table keepalived 2.2 builds from the same file: keepalived's
+//!   defaults that differ from lvsd's are written out (no `lb_kind` is NAT, no `protocol`
+//!   is UDP, HTTP retry delay 3 s, ...), and the corrections keepalived makes while
+//!   validating (ports, quorum, duplicate reals, VRRP priority/state, ...) are made too.
+//! - Nothing is dropped silently: every keyword without a home in lvsd is a warning
+//!   `FILE:LINE: ...` on stderr and a `-- keepalived: <line> (not translated: why)` comment
+//!   where it would have gone. Old keepalived 1.x spellings (`lvs_id`, `nb_get_retry`,
+//!   `lvs_sync_daemon_inteface`) are translated with a warning that keepalived 2.2 ignores them.
+//! - Malformed input (unbalanced braces, unknown blocks, bad numbers, include loops) is an
+//!   error naming file and line; the exit code is 1.
+//! - `--pair` reads each file with its node name as keepalived's config-id, translates both,
+//!   and writes one policy: values that differ become `node == "lvs01" and X or Y`, items
+//!   on one director only are wrapped in `if node == ... then ... end`. It refuses, listing
+//!   every difference, when the VRRP instances disagree on what both routers of a pair must
+//!   share: instance set, virtual_router_id, authentication, VIP addresses, advert_int, version.
+//!
 //! `parser` reads keepalived's configuration language into a statement tree,
 //! `translate` maps the tree onto the lvsd policy API as a small Lua document model
-//! (`lua`), `pair` merges the documents of two directors into one policy whose
-//! differences are conditions on `lvsd.node`.
+//! (`lua`), `pair` merges the documents of two directors, `cli` is the command.
 
 pub mod cli;
 pub mod lua;
