@@ -127,30 +127,8 @@ impl Reader<'_> {
         if body.trim().is_empty() {
             return Ok(());
         }
-        // `@id rest` keeps `rest` only on the node whose config-id is `id`; `@^id` is the negation.
-        if let Some(cond) = body.strip_prefix('@') {
-            let (word, rest) = split_word(cond);
-            let (negate, id) = match word.strip_prefix('^') {
-                Some(id) => (true, id),
-                None => (false, word),
-            };
-            let keep = match &self.opts.config_id {
-                Some(cid) => (cid == id) != negate,
-                None => {
-                    if !negate {
-                        self.warnings.push(Warning::new(
-                            loc,
-                            format!("line for config-id '{id}' skipped (no config-id given: use --config-id or --pair)"),
-                        ));
-                    }
-                    negate
-                }
-            };
-            if !keep {
-                return Ok(());
-            }
-            body = rest.trim_start().to_string();
-        }
+        let Some(rest) = self.conditional(loc, &body) else { return Ok(()) };
+        body = rest;
         if body.starts_with('~') {
             let what = body.split('(').next().unwrap_or("~").to_string();
             return Err(ParseError::Unsupported(loc.clone(), format!("'{what}' (sequence/list blocks)")));
@@ -170,6 +148,9 @@ impl Reader<'_> {
             if part.is_empty() {
                 continue;
             }
+            // A parameter may expand to a conditional line (`$IF_MAIN=@main`).
+            let Some(part) = self.conditional(loc, part) else { continue };
+            let part = part.as_str();
             if is_definition(part) {
                 let eq = part.find('=').unwrap();
                 self.params.insert(part[1..eq].to_string(), part[eq + 1..].trim().to_string());
@@ -183,6 +164,30 @@ impl Reader<'_> {
             self.lines.push(Line { loc: loc.clone(), text: part.to_string() });
         }
         Ok(())
+    }
+
+    /// `@id rest` keeps `rest` only on the node whose config-id is `id`; `@^id` is the
+    /// negation. Lines without `@` are kept as they are.
+    fn conditional(&mut self, loc: &Loc, line: &str) -> Option<String> {
+        let Some(cond) = line.strip_prefix('@') else { return Some(line.to_string()) };
+        let (word, rest) = split_word(cond);
+        let (negate, id) = match word.strip_prefix('^') {
+            Some(id) => (true, id),
+            None => (false, word),
+        };
+        let keep = match &self.opts.config_id {
+            Some(cid) => (cid == id) != negate,
+            None => {
+                if !negate {
+                    self.warnings.push(Warning::new(
+                        loc,
+                        format!("line for config-id '{id}' skipped (no config-id given: use --config-id or --pair)"),
+                    ));
+                }
+                negate
+            }
+        };
+        keep.then(|| rest.trim_start().to_string())
     }
 
     fn include(&mut self, loc: &Loc, dir: &Path, pattern: &str) -> Result<(), ParseError> {
@@ -569,6 +574,15 @@ mod tests {
         assert_eq!(n.len(), 2);
         assert_eq!(n[0].args, vec!["240"]);
         assert_eq!(n[1].args, vec!["2400"]);
+    }
+
+    #[test]
+    fn a_parameter_can_hold_a_condition() {
+        let opts = ParseOptions { config_id: Some("main".into()) };
+        let text = "$IF_MAIN=@main\n$IF_MAIN priority 240\n$IF_BACKUP=@backup\n$IF_BACKUP priority 100\n";
+        let (n, _) = parse_str(Path::new("t.conf"), text, &opts).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!((n[0].key.as_str(), n[0].args[0].as_str()), ("priority", "240"));
     }
 
     #[test]
