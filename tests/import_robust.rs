@@ -61,10 +61,10 @@ fn mangled_fixtures_never_panic() {
         let id = if round % 2 == 0 { Some("lvs01".to_string()) } else { None };
         let result = std::panic::catch_unwind(|| {
             let opts = ParseOptions { config_id: id.clone() };
-            if let Ok((nodes, mut w)) = parse_str(&name, &text, &opts) {
-                if let Ok(doc) = translate(&nodes, &mut w) {
-                    lvsd::import::lua::render(&doc, "--", None);
-                }
+            if let Ok((nodes, mut w)) = parse_str(&name, &text, &opts)
+                && let Ok(doc) = translate(&nodes, &mut w)
+            {
+                lvsd::import::lua::render(&doc, "--", None);
             }
         });
         assert!(result.is_ok(), "round {round} panicked on:\n{text}");
