@@ -104,6 +104,10 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
         last_kind = Some(&item.kind);
         let mut ind = 0;
         if let Some(n) = &item.only_on {
+            // A `local` inside the `if` would be out of scope for the instances using it.
+            if item.kind == Kind::Track {
+                out.push_str(&format!("local {}\n", ident(&item.name)));
+            }
             out.push_str(&format!("if node == {} then\n", quote(n)));
             ind = 1;
         }
@@ -112,6 +116,7 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
         }
         let head = match item.kind {
             Kind::Global => Some("lvsd.global ".to_string()),
+            Kind::Track if item.only_on.is_some() => Some(format!("{} = lvsd.track.exec ", ident(&item.name))),
             Kind::Track => Some(format!("local {} = lvsd.track.exec ", ident(&item.name))),
             Kind::Vrrp => Some(format!("lvsd.vrrp {} ", quote(&item.name))),
             Kind::SyncGroup => Some(format!("lvsd.sync_group {} ", quote(&item.name))),

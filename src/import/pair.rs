@@ -237,4 +237,14 @@ mod tests {
         let c = doc("vrrp_instance V {\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n");
         assert!(super::merge(("n1", &a), ("n2", &c)).is_err());
     }
+
+    #[test]
+    fn a_script_on_one_node_stays_in_scope() {
+        let inst = "vrrp_instance V {\n virtual_router_id 1\n virtual_ipaddress {\n  192.0.2.1\n }\n";
+        let a = doc(&format!("vrrp_script chk {{\n script /bin/true\n}}\n{inst} track_script {{\n  chk\n }}\n}}\n"));
+        let b = doc(&format!("{inst}}}\n"));
+        let lua = render(&super::merge(("n1", &a), ("n2", &b)).unwrap(), "--", Some(()));
+        assert!(lua.contains("local chk\nif node == \"n1\" then\n  chk = lvsd.track.exec {"), "{lua}");
+        assert!(lua.contains("track = node == \"n1\" and { chk } or nil,"), "{lua}");
+    }
 }

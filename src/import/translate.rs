@@ -822,12 +822,15 @@ impl Tx<'_> {
                 "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
                 "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
                 "persistence_timeout" => {
-                    persistent = true;
                     let v = match n.args.first() {
-                        Some(t) => Value::Int(int(n, t, 1, u32::MAX as i64)?),
+                        Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
                         None => Value::Bool(true),
                     };
-                    body.push(field("persistence", v, &n.loc));
+                    // `persistence_timeout 0` is keepalived's way of saying "not persistent".
+                    if v != Value::Int(0) {
+                        persistent = true;
+                        body.push(field("persistence", v, &n.loc));
+                    }
                 }
                 "persistence_granularity" => {
                     let m = arg(n, 0)?;
