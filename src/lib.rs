@@ -2,8 +2,10 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod check;
 pub mod import;
 pub mod ipvs;
+pub mod lab;
 pub mod model;
 pub mod net;
 pub mod policy;
