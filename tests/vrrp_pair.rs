@@ -146,3 +146,30 @@ lvsd.sync_group "G" { instances = { "VI_1", "VI_2" } }
     a.wait_for(|d| d.vrrp_state("VI_1") == "fault" && d.vrrp_state("VI_2") == "fault", "both in fault");
     b.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.vrrp_state("VI_2") == "master", "lvs02 master of both");
 }
+
+#[test]
+fn exec_track_lowers_priority_and_the_peer_preempts() {
+    if !privileged_or_skip("exec_track_lowers_priority_and_the_peer_preempts") {
+        return;
+    }
+    let lan = lan();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    // keepalived's vrrp_script as an exec track: `test -e FLAG`, weight -20, fall 2, rise 1.
+    let extra = format!(
+        "track = master and {{ lvsd.track.exec {{ name = \"chk\", command = {{ \"test\", \"-e\", \"{}\" }}, interval = 0.2, weight = -20, fall = 2 }} }} or nil,",
+        flag.display()
+    );
+    let src = policy(&extra);
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    std::fs::remove_file(&flag).unwrap();
+    a.wait_for(|d| d.status()["vrrp"][0]["priority"] == 80, "priority 100 - 20");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 (90) preempts lvs01 (80)");
+    assert!(a.events("track").iter().any(|e| e.contains("track chk is down")), "{:?}", a.events("track"));
+    std::fs::write(&flag, "").unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 back at 100 preempts");
+}
