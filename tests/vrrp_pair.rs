@@ -173,3 +173,39 @@ fn exec_track_lowers_priority_and_the_peer_preempts() {
     std::fs::write(&flag, "").unwrap();
     a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 back at 100 preempts");
 }
+
+#[test]
+fn hundred_saves_on_the_master_flap_nothing() {
+    if !privileged_or_skip("hundred_saves_on_the_master_flap_nothing") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (ta, tb) = (a.events("vrrp").len(), b.events("vrrp").len());
+    for i in 0..100u32 {
+        // Valid saves change a real's weight (and once the VIP list); every seventh is broken.
+        let body = if i % 7 == 6 {
+            "lvsd.vrrp \"VI_1\" { interface = ".to_string()
+        } else {
+            src.replace("\"198.51.100.1:80\"", &format!("{{ address = \"198.51.100.1:80\", weight = {} }}", i + 1))
+        };
+        let tmp = a.policy.with_extension("tmp");
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, &a.policy).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(if i % 10 == 0 { 150 } else { 10 }));
+    }
+    let last = src.replace("\"198.51.100.1:80\"", "{ address = \"198.51.100.1:80\", weight = 100 }");
+    std::fs::write(&a.policy, &last).unwrap();
+    a.wait_for(|d| d.status()["services"][0]["reals"][0]["weight"] == 100, "the last save to apply");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(a.events("vrrp").len(), ta, "no transition on the master: {:?}", a.events("vrrp"));
+    assert_eq!(b.events("vrrp").len(), tb, "no transition on the backup: {:?}", b.events("vrrp"));
+    assert_eq!(a.vrrp_state("VI_1"), "master");
+    let st = a.status();
+    assert!(st["generation"].as_u64().unwrap() > 2, "reloads happened: {}", st["generation"]);
+    assert!(st["reloads"]["failed"].as_u64().unwrap() >= 1 || st["last_reload"]["ok"] == true);
+}
