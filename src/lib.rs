@@ -16,3 +16,5 @@ pub mod plan;
 pub mod systemd;
 pub mod director;
 pub mod repl;
+pub mod realserver;
+pub mod doctor;

@@ -121,6 +121,11 @@ enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// The real-server side: VIPs on lo (DR) or tunl0 (TUN), ARP suppression, rp_filter.
+    Realserver(lvsd::realserver::Args),
+    /// The troubleshooting checklist, automated: each item PASS/WARN/FAIL with the fix.
+    #[command(after_help = lvsd::doctor::EXIT_CODES)]
+    Doctor(lvsd::doctor::Args),
     /// The production setup rehearsed on this machine: two directors, real servers and a
     /// client in network namespaces, a bounded load, failures played out, timings measured.
     Lab {
@@ -300,6 +305,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
+        Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
+        Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
         Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
             let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
             run_lab(opts)

@@ -67,6 +67,12 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> LabError + '_ {
     move |e| LabError::Setup(format!("{what}: {e}"))
 }
 
+/// The client's source addresses (last octet in 198.51.100.0/24): clear of the directors,
+/// the VIPs and the reals. Each phase takes fresh ones (see `run`).
+fn source_pool() -> Vec<u8> {
+    (20..100).chain(200..255).collect()
+}
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
@@ -217,7 +223,7 @@ impl Lab {
         let client = ns("client")?;
         plug(&client, "eth0", &switches[0], "pc")?;
         client.ip(&["addr", "add", "198.51.100.5/24", "dev", "eth0"]).map_err(setup("address"))?;
-        for n in 20..100 {
+        for n in source_pool() {
             client.ip(&["addr", "add", &format!("198.51.100.{n}/24"), "dev", "eth0"]).map_err(setup("address"))?;
         }
         let mut directors = Vec::new();
@@ -330,6 +336,10 @@ impl Lab {
         r.result
     }
 
+    fn vrrp_state_of(&self, d: &Director) -> String {
+        self.directors.iter().position(|x| x.name == d.name).map(|i| self.vrrp_state(i)).unwrap_or_default()
+    }
+
     fn vrrp_state(&self, i: usize) -> String {
         self.status(i)
             .and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string))
@@ -346,7 +356,17 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(LabError::Setup(format!("timed out after {limit:?} waiting for {what}; logs in {}", self.dir.display())))
+        let mut msg = format!("timed out after {limit:?} waiting for {what}");
+        for d in &self.directors {
+            let log = std::fs::read_to_string(self.dir.join(format!("{}.log", d.name))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            msg.push_str(&format!("\n--- {} (state {}), last lines of its log:\n", d.name, self.vrrp_state_of(d)));
+            for l in tail.iter().rev() {
+                msg.push_str(l);
+                msg.push('\n');
+            }
+        }
+        Err(LabError::Setup(msg))
     }
 
     fn real_health(&self, i: usize, real: &str) -> Option<String> {
@@ -382,7 +402,7 @@ impl Lab {
     }
 
     fn play(&mut self) -> Result<(), LabError> {
-        const STEADY: f64 = 3.0;
+        const STEADY: f64 = 2.0;
         let t = Duration::from_secs(20);
         self.phase("baseline", "both directors up, all reals healthy", |l| l.settle(STEADY))?;
         let s = self.opts.scenario;
@@ -447,12 +467,14 @@ impl Lab {
                 l.start_http(0)?;
                 l.wait("rs1 back in the table", t, |l| l.real_health(0, &rs2).as_deref() == Some("in"))?;
                 l.note("rs1 back in the IPVS table");
-                l.settle(STEADY)
+                Ok(())
             })?;
+            // New clients (fresh sources: persistence keeps the old ones where they were).
+            self.phase("real-back", "rs1 serves new clients again", |l| l.settle(STEADY))?;
         }
         if matches!(s, Scenario::All | Scenario::Reload) && self.reals.len() >= 2 {
             let rs2 = format!("{}:{}", self.reals[1].addr, self.plan.port);
-            self.phase("reload", &format!("policy edit: rs2 weight 1 -> 3, hot-reloaded on both directors"), move |l| {
+            self.phase("reload", "policy edit: rs2 weight 1 -> 3, hot-reloaded on both directors", move |l| {
                 let before: Vec<u64> = (0..2).map(|i| l.status(i).map(|s| s["generation"].as_u64().unwrap_or(0)).unwrap_or(0)).collect();
                 let src = std::fs::read_to_string(&l.policy_file).map_err(setup("policy"))?;
                 let tmp = l.policy_file.with_extension("tmp");
@@ -461,9 +483,18 @@ impl Lab {
                 l.wait("both directors to reload", t, |l| {
                     (0..2).all(|i| l.status(i).is_some_and(|s| s["generation"].as_u64().unwrap_or(0) > before[i]))
                 })?;
-                l.note("both directors reloaded");
-                l.settle(STEADY * 1.5)
+                let weights: Vec<String> = (0..2)
+                    .map(|i| {
+                        let w = l.status(i).and_then(|s| {
+                            s["services"][0]["reals"].as_array()?.iter().find(|r| r["address"] == rs2.as_str())?["weight"].as_u64()
+                        });
+                        format!("{} {}", l.directors[i].name, w.map(|w| w.to_string()).unwrap_or("-".into()))
+                    })
+                    .collect();
+                l.note(format!("both directors reloaded; rs2 weight in the tables: {}", weights.join(", ")));
+                Ok(())
             })?;
+            self.phase("reloaded", "new clients under the new weights", |l| l.settle(STEADY * 2.0))?;
         }
         Ok(())
     }
@@ -486,16 +517,22 @@ impl Lab {
 }
 
 /// Failovers seen on the wire: the new master's first advert after the old one's last.
+/// During a preemption both routers advertise for a moment; a change counts only once the
+/// next advert comes from the new master too.
 fn failovers(adverts: &[observe::Advert], vrid: u8) -> Vec<(Duration, IpAddr, IpAddr, Duration)> {
+    let ads: Vec<&observe::Advert> = adverts.iter().filter(|a| a.vrid == vrid && a.priority > 0).collect();
     let mut out = Vec::new();
-    let mut last: Option<observe::Advert> = None;
-    for a in adverts.iter().filter(|a| a.vrid == vrid && a.priority > 0) {
-        if let Some(l) = last {
-            if l.src != a.src {
-                out.push((a.at, l.src, a.src, a.at.saturating_sub(l.at)));
-            }
+    let mut master: Option<IpAddr> = ads.first().map(|a| a.src);
+    for w in ads.windows(2) {
+        let (prev, a) = (w[0], w[1]);
+        if Some(a.src) == master || prev.src == a.src {
+            continue;
         }
-        last = Some(*a);
+        let confirmed = ads.iter().skip_while(|x| !std::ptr::eq(**x, a)).nth(1).is_none_or(|next| next.src == a.src);
+        if confirmed {
+            out.push((a.at, master.unwrap_or(prev.src), a.src, a.at.saturating_sub(prev.at)));
+            master = Some(a.src);
+        }
     }
     out
 }
@@ -544,11 +581,12 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
         let shared = shared.clone();
         move || {
             let per_phase = 8;
+            let pool = source_pool();
             let mut sent = 0;
             while sent < max && !shared.stop.load(Ordering::Relaxed) {
                 let phase = shared.phase.load(Ordering::Relaxed);
-                let base = 20 + (phase * per_phase) % 80;
-                let sources: Vec<IpAddr> = (0..per_phase).map(|k| IpAddr::from([198, 51, 100, (base + k) as u8])).collect();
+                let sources: Vec<IpAddr> =
+                    (0..per_phase).map(|k| IpAddr::from([198, 51, 100, pool[(phase * per_phase + k) % pool.len()]])).collect();
                 let before = shared.requests.lock().unwrap().len();
                 observe::client(shared.clone(), sources, vip, Duration::from_millis(20), per_phase);
                 sent += shared.requests.lock().unwrap().len() - before;
@@ -610,6 +648,8 @@ fn report(lab: &mut Lab) -> Value {
         "vip": format!("{}:{}", lab.plan.vip, lab.plan.port),
         "reals": reals,
         "master_down_interval_ms": mdi,
+        // rr and other weight-blind schedulers do not show weights in the distribution.
+        "weighted": lab.status(0).and_then(|s| s["services"][0]["scheduler"].as_str().map(|x| !["rr", "dh", "sh", "mh", "fo"].contains(&x))).unwrap_or(false),
         "phases": phases,
         "timeline": timeline.iter().map(|(t, m)| json!({ "at": t.as_secs_f64(), "event": m })).collect::<Vec<_>>(),
         "requests": requests.len(),
@@ -631,9 +671,9 @@ pub fn print(report: &Value) {
     head.push_str("  failover on the wire");
     println!("{head}");
     for p in report["phases"].as_array().into_iter().flatten() {
-        let mut line = format!("  {:<12} {:>6} {:>6}", p["name"].as_str().unwrap_or(""), p["sent"], p["failed"]);
+        let mut line = format!("  {:<12} {:>6} {:>6}", p["name"].as_str().unwrap_or(""), p["sent"].to_string(), p["failed"].to_string());
         for r in &reals {
-            line.push_str(&format!(" {:>6}", p["distribution"][r]));
+            line.push_str(&format!(" {:>6}", p["distribution"][r].to_string()));
         }
         let fo: Vec<String> = p["failovers"]
             .as_array()
@@ -643,6 +683,9 @@ pub fn print(report: &Value) {
             .collect();
         line.push_str(&format!("  {}", if fo.is_empty() { "-".into() } else { fo.join(", ") }));
         println!("{line}");
+        for e in p["errors"].as_array().into_iter().flatten().take(3) {
+            println!("  {:<12}   failed: {}", "", e.as_str().unwrap_or(""));
+        }
     }
 }
 
@@ -662,7 +705,7 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
         if let Some(p) = phase(name) {
             let failed = p["failed"].as_u64().unwrap_or(0);
             out.push((failed <= bound, format!("{name}: {failed} failed requests, bound {bound} (Master_Down_Interval {mdi:.2} s)")));
-            out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 5, format!("{name}: requests succeed again through the backup")));
+            out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 3, format!("{name}: requests succeed again through the backup")));
             out.push((!p["failovers"].as_array().map(|f| f.is_empty()).unwrap_or(true), format!("{name}: the VIP moved on the wire ({})", p["failovers"])));
         }
     }
@@ -671,14 +714,22 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
     }
     if let Some(p) = phase("real-down") {
         let rs1 = p["distribution"]["rs1"].as_u64().unwrap_or(0);
-        out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 5, format!("real-down: the service keeps answering without rs1 (rs1 got {rs1} before removal)")));
+        out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 3, format!("real-down: the service keeps answering without rs1 (rs1 got {rs1} before removal)")));
     }
-    if let Some(p) = phase("real-up") {
-        out.push((p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0, "real-up: rs1 receives requests again".to_string()));
+    if let Some(p) = phase("real-back") {
+        out.push((p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0, format!("real-back: rs1 receives requests again ({})", p["distribution"])));
     }
-    if let Some(p) = phase("reload") {
+    if phase("reload").is_some() {
+        let reloaded = report["timeline"].as_array().into_iter().flatten().any(|e| {
+            e["event"].as_str().is_some_and(|m| m.contains("rs2 weight in the tables: lvs01 3, lvs02 3"))
+        });
+        out.push((reloaded, "reload: both directors reloaded and put rs2 at weight 3".to_string()));
+    }
+    if let Some(p) = phase("reloaded") {
         let (a, b) = (p["distribution"]["rs1"].as_u64().unwrap_or(0), p["distribution"]["rs2"].as_u64().unwrap_or(0));
-        out.push((b > a, format!("reload: rs2 (weight 3) gets more than rs1 (weight 1): {b} vs {a}")));
+        if report["weighted"] == true {
+            out.push((b > a, format!("reloaded: rs2 (weight 3) gets more than rs1 (weight 1): {b} vs {a}")));
+        }
     }
     out
 }
@@ -708,5 +759,30 @@ impl Drop for Lab {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ad(ms: u64, src: u8) -> observe::Advert {
+        observe::Advert { at: Duration::from_millis(ms), src: IpAddr::from([198, 51, 100, src]), vrid: 51, priority: 100 }
+    }
+
+    #[test]
+    fn a_kill_is_one_failover_with_the_silent_gap() {
+        let ads = [ad(0, 11), ad(1000, 11), ad(4700, 12), ad(5700, 12)];
+        let f = failovers(&ads, 51);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].3, Duration::from_millis(3700));
+    }
+
+    #[test]
+    fn a_preemption_flutter_is_one_failover() {
+        let ads = [ad(0, 12), ad(1000, 12), ad(1400, 11), ad(1410, 12), ad(1420, 11), ad(2420, 11)];
+        let f = failovers(&ads, 51);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].2, IpAddr::from([198, 51, 100, 11]));
     }
 }
