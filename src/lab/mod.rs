@@ -403,7 +403,8 @@ impl Lab {
 
     fn play(&mut self) -> Result<(), LabError> {
         const STEADY: f64 = 2.0;
-        let t = Duration::from_secs(20);
+        // Generous: under TCG on a busy machine a reload or takeover can take several seconds.
+        let t = Duration::from_secs(45);
         self.phase("baseline", "both directors up, all reals healthy", |l| l.settle(STEADY))?;
         let s = self.opts.scenario;
         if matches!(s, Scenario::All | Scenario::Kill) {
