@@ -249,10 +249,8 @@ async fn http_check(t: SocketAddr, bind: Option<IpAddr>, method: &str, urls: &[U
                 return fail(r, format!("{} {}: digest {got}, expected {d}", method, u.path));
             }
         }
-        if let Some(re) = &u.regex {
-            if !re.is_match(&resp.body) {
-                return fail(r, format!("{} {}: body does not match /{}/", method, u.path, re.as_str()));
-            }
+        if let Some(re) = u.regex.as_ref().filter(|re| !re.is_match(&resp.body)) {
+            return fail(r, format!("{} {}: body does not match /{}/", method, u.path, re.as_str()));
         }
         last = r;
     }
