@@ -1,12 +1,12 @@
 //! Check manager benchmark (prints figures; not a timed test).
 //!
-//!   cargo bench --bench check -- [--reals N] [--lua N] [--seconds S]
+//!   cargo bench --bench check -- [--reals N] [--lua N] [--lua-pure N] [--seconds S]
 //!
 //! 1. N loopback listeners (served by a separate thread), each TCP-checked every second by
 //!    one CheckManager on a current-thread runtime: CPU seconds per minute of the manager's
 //!    thread, results per second, RSS.
 //! 2. N Lua checks per second (each opens a TCP connection with lvsd.net.tcp): CPU of the
-//!    manager's thread.
+//!    manager's thread. `--lua-pure N`: Lua checks without network calls.
 //!
 //! The keepalived comparison (same checks, in the VM where its IPVS setup works) is separate.
 
@@ -115,9 +115,11 @@ fn main() {
     raise_fd_limit();
     let reals = arg("--reals", 10_000) as usize;
     let lua = arg("--lua", 5_000) as usize;
+    // Lua checks that touch no network: the cost of the coroutine machinery alone.
+    let pure = arg("--lua-pure", 0) as usize;
     let seconds = arg("--seconds", 30);
     println!("lvsd check benchmark: {seconds} s per run, 2 s warm-up; the listeners run on their own thread");
-    let addrs = listeners(reals.max(lua));
+    let addrs = listeners(reals.max(lua).max(pure));
     if reals > 0 {
         run("tcp", "lvsd.check.tcp { interval = 1, timeout = 5, retries = 0 }", &addrs[..reals], seconds);
     }
@@ -125,5 +127,8 @@ fn main() {
         let check = "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) \
                      local c = lvsd.net.tcp(rs.ip, rs.port) c:close() return true end }";
         run("lua", check, &addrs[..lua], seconds);
+    }
+    if pure > 0 {
+        run("lua-pure", "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) return true end }", &addrs[..pure], seconds);
     }
 }
