@@ -5,6 +5,7 @@
 pub mod check;
 pub mod import;
 pub mod ipvs;
+pub mod lab;
 pub mod model;
 pub mod net;
 pub mod policy;
@@ -15,3 +16,5 @@ pub mod plan;
 pub mod systemd;
 pub mod director;
 pub mod repl;
+pub mod realserver;
+pub mod doctor;
