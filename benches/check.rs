@@ -1,12 +1,12 @@
 //! Check manager benchmark (prints figures; not a timed test).
 //!
-//!   cargo bench --bench check -- [--reals N] [--lua N] [--seconds S]
+//!   cargo bench --bench check -- [--reals N] [--lua N] [--lua-pure N] [--seconds S]
 //!
 //! 1. N loopback listeners (served by a separate thread), each TCP-checked every second by
 //!    one CheckManager on a current-thread runtime: CPU seconds per minute of the manager's
 //!    thread, results per second, RSS.
 //! 2. N Lua checks per second (each opens a TCP connection with lvsd.net.tcp): CPU of the
-//!    manager's thread.
+//!    manager's thread. `--lua-pure N`: Lua checks without network calls.
 //!
 //! The keepalived comparison (same checks, in the VM where its IPVS setup works) is separate.
 
@@ -19,10 +19,12 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+/// User and system CPU time of the calling thread.
+fn thread_cpu() -> (Duration, Duration) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let d = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (d(ru.ru_utime), d(ru.ru_stime))
 }
 
 fn rss_kib() -> u64 {
@@ -74,12 +76,14 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
     set.block_on(&rt, async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions { every_result: true, ..Default::default() });
+        let rss_new = rss_kib();
         m.start();
         // Let the first-run spread (10% of the interval) pass, then measure.
         let warm_until = tokio::time::Instant::now() + Duration::from_secs(2);
         while tokio::time::Instant::now() < warm_until {
             let _ = tokio::time::timeout_at(warm_until, rx.recv()).await;
         }
+        let rss_warm = rss_kib();
         let (cpu0, t0) = (thread_cpu(), Instant::now());
         let (mut results, mut failed) = (0u64, 0u64);
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
@@ -87,17 +91,22 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
             results += 1;
             failed += (!ev.result.ok) as u64;
         }
-        let (cpu, wall) = (thread_cpu() - cpu0, t0.elapsed().as_secs_f64());
+        let (cpu1, wall) = (thread_cpu(), t0.elapsed().as_secs_f64());
+        let (user, sys) = ((cpu1.0 - cpu0.0).as_secs_f64(), (cpu1.1 - cpu0.1).as_secs_f64());
         println!(
-            "{name}: {} reals, {:.0} results/s ({failed} failed), manager thread CPU {:.2} s per minute ({:.1}% of a core), RSS {} MiB (+{} MiB for the manager), {} probes",
+            "{name}: {} reals, {:.0} results/s ({failed} failed), manager thread CPU {:.1} s per minute \
+             (user {:.1} + system {:.1}; {:.0}% of a core), RSS {} MiB (+{} MiB for the manager), {} probes",
             addrs.len(),
             results as f64 / wall,
-            cpu.as_secs_f64() / wall * 60.0,
-            cpu.as_secs_f64() / wall * 100.0,
+            (user + sys) / wall * 60.0,
+            user / wall * 60.0,
+            sys / wall * 60.0,
+            (user + sys) / wall * 100.0,
             rss_kib() / 1024,
             rss_kib().saturating_sub(rss0) / 1024,
             m.probe_count(),
         );
+        println!("  RSS before the manager {} MiB, after new() {} MiB, after 2 s of checks {} MiB, at the end {} MiB", rss0 / 1024, rss_new / 1024, rss_warm / 1024, rss_kib() / 1024);
         m.stop();
     });
 }
@@ -106,9 +115,11 @@ fn main() {
     raise_fd_limit();
     let reals = arg("--reals", 10_000) as usize;
     let lua = arg("--lua", 5_000) as usize;
+    // Lua checks that touch no network: the cost of the coroutine machinery alone.
+    let pure = arg("--lua-pure", 0) as usize;
     let seconds = arg("--seconds", 30);
     println!("lvsd check benchmark: {seconds} s per run, 2 s warm-up; the listeners run on their own thread");
-    let addrs = listeners(reals.max(lua));
+    let addrs = listeners(reals.max(lua).max(pure));
     if reals > 0 {
         run("tcp", "lvsd.check.tcp { interval = 1, timeout = 5, retries = 0 }", &addrs[..reals], seconds);
     }
@@ -116,5 +127,8 @@ fn main() {
         let check = "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) \
                      local c = lvsd.net.tcp(rs.ip, rs.port) c:close() return true end }";
         run("lua", check, &addrs[..lua], seconds);
+    }
+    if pure > 0 {
+        run("lua-pure", "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) return true end }", &addrs[..pure], seconds);
     }
 }

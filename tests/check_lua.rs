@@ -219,3 +219,20 @@ fn weight_functions() {
     r.status = Some(200);
     assert_eq!(call_weight(&p.lua, f(4), &rs(real), &r, 1_000_000), Ok(20));
 }
+
+#[test]
+fn call_sync_limits_nested_coroutines_too() {
+    let p = policy(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", reals = { "198.51.100.1:80" },
+            on_up = function(ev) coroutine.wrap(function() while true do end end)() end,
+            on_down = function(ev) return ev.n * 2 end }"#,
+    );
+    let hooks: mlua::Table = p.lua.named_registry_value("lvsd.hooks").unwrap();
+    let up: mlua::Function = hooks.raw_get(p.model.services[0].on_up.unwrap().0).unwrap();
+    let e = lvsd::check::lua::call_sync(&p.lua, up, (), 1_000_000).unwrap_err();
+    assert!(e.contains("instruction limit of 1000000 exceeded"), "{e}");
+    let down: mlua::Function = hooks.raw_get(p.model.services[0].on_down.unwrap().0).unwrap();
+    let ev = p.lua.create_table().unwrap();
+    ev.set("n", 21).unwrap();
+    assert_eq!(lvsd::check::lua::call_sync(&p.lua, down, ev, 1_000_000), Ok(mlua::Value::Integer(42)));
+}

@@ -100,7 +100,7 @@ fn flapping_within_rise_and_fall_changes_nothing() {
         // every other response fails
         let srv = tcp_server(false, Switch::on(), move |_| {
             n2.set(n2.get() + 1);
-            http_response(if n2.get() % 2 == 0 { 503 } else { 200 }, "")
+            http_response(if n2.get().is_multiple_of(2) { 503 } else { 200 }, "")
         })
         .await;
         let p = one_real("lvsd.check.http { interval = 0.05, timeout = 1, retries = 0, rise = 2, fall = 2 }", srv);

@@ -309,3 +309,43 @@ fn exec_timeout_kills_the_process_group() {
         assert!(gone, "grandchild {pid} still running");
     });
 }
+
+#[test]
+fn bind_sets_the_source_address_and_ipv6_works() {
+    local(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let peers = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let p2 = peers.clone();
+        tokio::task::spawn_local(async move {
+            while let Ok((_, peer)) = l.accept().await {
+                p2.borrow_mut().push(peer.ip());
+            }
+        });
+        assert!(check(r#"lvsd.check.tcp { timeout = 2, retries = 0, bind = "127.0.0.2" }"#, addr).await.ok);
+        // the check is done once connected; the server may accept a moment later
+        assert!(wait_until(Duration::from_secs(5), || !peers.borrow().is_empty()).await);
+        assert_eq!(peers.borrow().last().copied(), Some("127.0.0.2".parse().unwrap()));
+
+        let Ok(l6) = tokio::net::TcpListener::bind("[::1]:0").await else {
+            eprintln!("no IPv6 loopback here: IPv6 part skipped");
+            return;
+        };
+        let a6 = l6.local_addr().unwrap();
+        tokio::task::spawn_local(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l6.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let ok = req.contains(&format!("\r\nHost: [::1]:{}\r\n", a6.port()));
+                let _ = s.write_all(&http_response(if ok { 200 } else { 400 }, "")).await;
+            }
+        });
+        let p = policy(&format!(
+            r#"lvsd.service "s" {{ vip = "[2001:db8::1]:80", check = lvsd.check.http {{ timeout = 2, retries = 0 }}, reals = {{ "{a6}" }} }}"#
+        ));
+        let r = probe(&p).await;
+        assert!(r.ok, "{r:?}");
+    });
+}

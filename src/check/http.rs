@@ -142,7 +142,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8], 
     s.write_all(req).await?;
     s.flush().await?;
     let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 8192];
     loop {
         let n = match s.read(&mut chunk).await {
             Ok(n) => n,

@@ -158,14 +158,14 @@ fn h_table(lua: &Lua, r: &CheckResult) -> mlua::Result<Table> {
     Ok(h)
 }
 
-/// Call a weight function `weight(rs, h)` (synchronously, metered). An error or a value that
-/// is not a number is returned as a message; the caller keeps the previous weight.
-pub fn call_weight(lua: &Lua, f: HookRef, rs: &RsInfo, r: &CheckResult, instructions: u64) -> Result<u32, String> {
+/// Call `f(args)` synchronously in a coroutine of its own under an instruction limit that
+/// also covers coroutines it creates (mlua's per-state hook does not). Errors come back as
+/// text. Usable for any hook; yielding (an `lvsd.net` call) is an error here.
+pub fn call_sync(lua: &Lua, f: Function, args: impl mlua::IntoLuaMulti, instructions: u64) -> Result<Value, String> {
     let err = |e: mlua::Error| error_text(&e);
-    let func = hook_fn(lua, f).map_err(err)?;
     let entry = meter::entry(lua).map_err(err)?;
     let thread = lua.create_thread(entry).map_err(err)?;
-    let args = (func, rs.to_table(lua).map_err(err)?, h_table(lua, r).map_err(err)?);
+    let args = (f, args.into_lua_multi(lua).map_err(err)?);
     let meter = Meter::new(instructions, false);
     let v = meter::with_meter(&meter, || thread.resume::<Value>(args));
     if meter.exceeded() {
@@ -173,9 +173,18 @@ pub fn call_weight(lua: &Lua, f: HookRef, rs: &RsInfo, r: &CheckResult, instruct
     }
     let v = v.map_err(err)?;
     if thread.status() == mlua::ThreadStatus::Resumable {
-        return Err("weight function yielded (lvsd.net calls belong in checks, not in weight functions)".into());
+        return Err("the function yielded (lvsd.net calls belong in checks)".into());
     }
-    match v {
+    Ok(v)
+}
+
+/// Call a weight function `weight(rs, h)` (synchronously, metered). An error or a value that
+/// is not a number is returned as a message; the caller keeps the previous weight.
+pub fn call_weight(lua: &Lua, f: HookRef, rs: &RsInfo, r: &CheckResult, instructions: u64) -> Result<u32, String> {
+    let err = |e: mlua::Error| error_text(&e);
+    let func = hook_fn(lua, f).map_err(err)?;
+    let args = (rs.to_table(lua).map_err(err)?, h_table(lua, r).map_err(err)?);
+    match call_sync(lua, func, args, instructions)? {
         Value::Integer(i) => Ok(clamp_weight(i as f64).unwrap_or(0)),
         Value::Number(n) => clamp_weight(n).ok_or_else(|| "weight function returned NaN".to_string()),
         other => Err(format!("weight function returned a {}, not a number", other.type_name())),

@@ -104,7 +104,8 @@ impl Prober {
                 Prepared::Exec { .. } | Prepared::Udp { .. } => timeout + Duration::from_secs(2),
                 _ => timeout,
             };
-            let mut r = match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
+            // Boxed: the attempt's buffers live only while it runs, not in every idle task.
+            let mut r = match tokio::time::timeout(bound, Box::pin(self.attempt(ctx, timeout))).await {
                 Ok(r) => r,
                 Err(_) => CheckResult::down(Duration::ZERO, format!("timed out after {}s", c.timeout)),
             };
@@ -126,27 +127,28 @@ impl Prober {
         let z = Duration::ZERO;
         match &self.prepared {
             Prepared::Invalid(m) => CheckResult::down(z, m.clone()),
-            Prepared::Tcp { send, expect } => match tcp(t, bind, send.as_deref(), expect.as_deref()).await {
+            // Each kind boxed: an attempt allocates only what its own kind needs.
+            Prepared::Tcp { send, expect } => match Box::pin(tcp(t, bind, send.as_deref(), expect.as_deref())).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
-            Prepared::Http { method, urls, host, tls } => http_check(t, bind, method, urls, host.as_deref(), tls.as_ref()).await,
-            Prepared::Udp { payload, expect } => match udp(t, bind, payload, expect.as_deref(), timeout).await {
+            Prepared::Http { method, urls, host, tls } => Box::pin(http_check(t, bind, method, urls, host.as_deref(), tls.as_ref())).await,
+            Prepared::Udp { payload, expect } => match Box::pin(udp(t, bind, payload, expect.as_deref(), timeout)).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
-            Prepared::Dns { name, qtype } => match dns_check(t, bind, name, *qtype).await {
+            Prepared::Dns { name, qtype } => match Box::pin(dns_check(t, bind, name, *qtype)).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
-            Prepared::Smtp { helo } => match smtp(t, bind, helo).await {
+            Prepared::Smtp { helo } => match Box::pin(smtp(t, bind, helo)).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
-            Prepared::Exec { argv, dynamic } => exec(argv, *dynamic, timeout).await,
+            Prepared::Exec { argv, dynamic } => Box::pin(exec(argv, *dynamic, timeout)).await,
             Prepared::Lua { run } => match &ctx.lua {
                 None => CheckResult::down(z, "no Lua state for a Lua check"),
-                Some(lua) => match super::lua::run_check(lua, *run, &ctx.rs, ctx.instructions).await {
+                Some(lua) => match Box::pin(super::lua::run_check(lua, *run, &ctx.rs, ctx.instructions)).await {
                     Ok(r) => r,
                     Err(LuaCheckError(m)) => CheckResult::down(z, m),
                 },
@@ -205,7 +207,7 @@ async fn tcp(t: SocketAddr, bind: Option<IpAddr>, send: Option<&[u8]>, expect: O
     }
     if let Some(want) = expect {
         let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
+        let mut buf = vec![0u8; 4096];
         while !contains(&got, want) {
             let n = s.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
             if n == 0 || got.len() > MAX_EXPECT_READ {
@@ -247,10 +249,8 @@ async fn http_check(t: SocketAddr, bind: Option<IpAddr>, method: &str, urls: &[U
                 return fail(r, format!("{} {}: digest {got}, expected {d}", method, u.path));
             }
         }
-        if let Some(re) = &u.regex {
-            if !re.is_match(&resp.body) {
-                return fail(r, format!("{} {}: body does not match /{}/", method, u.path, re.as_str()));
-            }
+        if let Some(re) = u.regex.as_ref().filter(|re| !re.is_match(&resp.body)) {
+            return fail(r, format!("{} {}: body does not match /{}/", method, u.path, re.as_str()));
         }
         last = r;
     }

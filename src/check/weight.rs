@@ -49,12 +49,12 @@ mod tests {
         assert_eq!(exit_verdict(Some(0), false), ExitVerdict { ok: true, weight: None });
         assert_eq!(exit_verdict(Some(1), false), ExitVerdict { ok: false, weight: None });
         assert_eq!(exit_verdict(Some(7), false), ExitVerdict { ok: false, weight: None });
-        assert_eq!(exit_verdict(None, false).ok, false);
+        assert!(!exit_verdict(None, false).ok);
         assert_eq!(exit_verdict(Some(0), true), ExitVerdict { ok: true, weight: None });
         assert_eq!(exit_verdict(Some(1), true), ExitVerdict { ok: false, weight: None });
         assert_eq!(exit_verdict(Some(2), true), ExitVerdict { ok: true, weight: Some(0) });
         assert_eq!(exit_verdict(Some(7), true), ExitVerdict { ok: true, weight: Some(5) });
         assert_eq!(exit_verdict(Some(255), true), ExitVerdict { ok: true, weight: Some(253) });
-        assert_eq!(exit_verdict(None, true).ok, false);
+        assert!(!exit_verdict(None, true).ok);
     }
 }
