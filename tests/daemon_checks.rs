@@ -45,3 +45,27 @@ lvsd.service "web" {{
     let _back = TcpListener::bind(("127.0.0.1", p1)).unwrap();
     d.wait_for(|d| in_table(d, &r1), "the real to return after rise successes");
 }
+
+#[test]
+fn a_runaway_hook_is_stopped_and_the_director_goes_on() {
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p1 = l1.local_addr().unwrap().port();
+    // The loop runs in a coroutine of its own: the limit must reach it there too.
+    let src = format!(
+        r#"
+lvsd.service "web" {{
+  vip = "192.0.2.10:80",
+  check = lvsd.check.tcp {{ interval = 0.2, timeout = 0.5, retries = 0 }},
+  reals = {{ "127.0.0.1:{p1}" }},
+  on_down = function(ev) coroutine.wrap(function() while true do end end)() end,
+}}
+"#
+    );
+    let d = Daemon::start(&src, "lvs01", &["--instruction-limit", "2000000"]);
+    let real = format!("127.0.0.1:{p1}");
+    d.wait_for(|d| in_table(d, &real), "the real in the table");
+    drop(l1);
+    d.wait_for(|d| d.events("hook_error").iter().any(|e| e.contains("instruction limit")), "the hook to be stopped");
+    assert!(!in_table(&d, &real), "the health change still took effect");
+    assert_eq!(d.status()["generation"], 1, "the director still answers");
+}

@@ -8,6 +8,8 @@
 
 use std::process::Command;
 
+mod common;
+
 #[test]
 fn keepalived_and_imported_policy_build_the_same_ipvs_table() {
     let required = std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
@@ -16,17 +18,5 @@ fn keepalived_and_imported_policy_build_the_same_ipvs_table() {
         eprintln!("SKIPPED: keepalived is not installed");
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm");
-    let mut cmd = Command::new(script);
-    cmd.arg("--lvsd").arg(env!("CARGO_BIN_EXE_lvsd"));
-    if required {
-        cmd.arg("--install");
-    }
-    let status = cmd.arg("import").status().expect("run scripts/vm");
-    match status.code() {
-        Some(0) => {}
-        Some(77) if !required => eprintln!("SKIPPED: the VM tier cannot run here (see above)"),
-        Some(77) => panic!("the VM tier cannot run and LVSD_REQUIRE_PRIVILEGED=1"),
-        other => panic!("import scenario failed: scripts/vm exited with {other:?} (console log above)"),
-    }
+    common::vm::run_scenarios("import equivalence", &["import"]);
 }

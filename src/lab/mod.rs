@@ -407,38 +407,26 @@ impl Lab {
         let t = Duration::from_secs(45);
         self.phase("baseline", "both directors up, all reals healthy", |l| l.settle(STEADY))?;
         let s = self.opts.scenario;
-        if matches!(s, Scenario::All | Scenario::Kill) {
-            self.phase("kill", "SIGKILL the master (lvs01)", |l| {
-                if let Some(p) = l.directors[0].proc.as_mut() {
-                    unsafe { libc::kill(p.child.id() as i32, libc::SIGKILL) };
+        for (scenario, sig, name, what) in [
+            (Scenario::Kill, libc::SIGKILL, "kill", "SIGKILL the master (lvs01)"),
+            (Scenario::Stop, libc::SIGTERM, "stop", "SIGTERM the master (graceful: priority 0)"),
+        ] {
+            if !matches!(s, Scenario::All) && s != scenario {
+                continue;
+            }
+            self.phase(name, what, |l| {
+                if let Some(mut p) = l.directors[0].proc.take() {
+                    unsafe { libc::kill(p.child.id() as i32, sig) };
                     let _ = p.child.wait();
                 }
-                l.directors[0].proc = None;
                 l.wait("lvs02 to become master", t, |l| l.vrrp_state(1) == "master")?;
                 l.note("lvs02 is master");
                 l.settle(STEADY)
             })?;
-            self.phase("return-kill", "lvs01 restarts and preempts", |l| {
+            self.phase(&format!("return-{name}"), "lvs01 restarts and preempts", |l| {
                 l.start_director(0)?;
                 l.wait("lvs01 master again", t, |l| l.vrrp_state(0) == "master")?;
                 l.note("lvs01 is master again");
-                l.settle(STEADY)
-            })?;
-        }
-        if matches!(s, Scenario::All | Scenario::Stop) {
-            self.phase("stop", "SIGTERM the master (graceful: priority 0)", |l| {
-                if let Some(p) = l.directors[0].proc.as_mut() {
-                    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
-                    let _ = p.child.wait();
-                }
-                l.directors[0].proc = None;
-                l.wait("lvs02 to become master", t, |l| l.vrrp_state(1) == "master")?;
-                l.note("lvs02 is master");
-                l.settle(STEADY)
-            })?;
-            self.phase("return-stop", "lvs01 restarts and preempts", |l| {
-                l.start_director(0)?;
-                l.wait("lvs01 master again", t, |l| l.vrrp_state(0) == "master")?;
                 l.settle(STEADY)
             })?;
         }

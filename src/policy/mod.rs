@@ -41,6 +41,7 @@ pub struct Policy {
     /// The policy file and every module it required (for the file watcher).
     pub files: Vec<PathBuf>,
     pub budget: Budget,
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for Policy {
@@ -127,7 +128,7 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     }
     let mut all_files = vec![name.to_path_buf()];
     all_files.extend(files.lock().unwrap().iter().cloned());
-    Ok(Policy { model, lua, files: all_files, budget })
+    Ok(Policy { model, lua, files: all_files, budget, limits: opts.limits })
 }
 
 impl Policy {
@@ -136,14 +137,10 @@ impl Policy {
     pub fn call_hook<A: mlua::IntoLuaMulti, R: mlua::FromLuaMulti>(&self, hook: crate::model::HookRef, args: A) -> Result<R, String> {
         let hooks: mlua::Table = self.lua.named_registry_value(api::HOOKS).map_err(|e| e.to_string())?;
         let f: mlua::Function = hooks.raw_get(hook.0).map_err(|e| e.to_string())?;
-        self.budget.reset();
-        f.call::<R>(args).map_err(|e| {
-            let e = match &e {
-                mlua::Error::CallbackError { cause, .. } => cause.to_string(),
-                other => other.to_string(),
-            };
-            e.split("\nstack traceback:").next().unwrap_or("").to_string()
-        })
+        // In a metered coroutine: mlua's hook covers one thread only, so a hook that starts
+        // coroutines of its own would otherwise escape the instruction limit.
+        let v = crate::check::lua::call_sync(&self.lua, f, args, self.limits.instructions)?;
+        R::from_lua_multi(mlua::MultiValue::from(vec![v]), &self.lua).map_err(|e| e.to_string())
     }
 
     /// A Lua table from string keys and values, for hook arguments (`ev`).

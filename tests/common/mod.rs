@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod keepalived;
+pub mod vm;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

@@ -1,0 +1,25 @@
+//! Running guest scenarios (tests/vm/NAME.sh) in the VM tier from a test.
+
+use std::process::Command;
+
+/// Boot the VM once for `scenarios`. Skips (returns) when the VM tier cannot run here,
+/// unless LVSD_REQUIRE_PRIVILEGED=1, which makes that a failure (and lets scripts/vm
+/// install what it needs).
+pub fn run_scenarios(what: &str, scenarios: &[&str]) {
+    let required = std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm");
+    let mut cmd = Command::new(script);
+    cmd.arg("--lvsd").arg(env!("CARGO_BIN_EXE_lvsd"));
+    if required {
+        cmd.arg("--install");
+    }
+    let status = cmd.args(scenarios).status().expect("run scripts/vm");
+    match status.code() {
+        Some(0) => {}
+        Some(77) if !required => {
+            eprintln!("SKIPPED {what}: the VM tier cannot run here; set LVSD_REQUIRE_PRIVILEGED=1 to make this a failure")
+        }
+        Some(77) => panic!("{what}: the VM tier cannot run and LVSD_REQUIRE_PRIVILEGED=1"),
+        other => panic!("{what}: scripts/vm exited with {other:?} (console log above)"),
+    }
+}
