@@ -102,14 +102,6 @@ fn unknown_names_list_the_valid_ones() {
 }
 
 #[test]
-fn dr_reals_keep_the_vip_port() {
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", reals = { "198.51.100.1:8080" } }"#, 1, "with forward = \"dr\" the real receives the VIP's port 80; write 198.51.100.1:80");
-    let opts = LoadOptions { node: "n".into(), limits: Default::default() };
-    let nat = r#"lvsd.service "s" { vip = "192.0.2.1:80", forward = "nat", reals = { "198.51.100.1:8080" } }"#;
-    load_source(nat, Path::new("ok.lua"), Path::new("."), &opts).unwrap();
-}
-
-#[test]
 fn structural_rules() {
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "wrr", sched_flags = { "sh-port" } }"#, 1, "sched_flags only apply to the sh and mh schedulers");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", netmask = "255.255.255.0" }"#, 1, "needs persistence");

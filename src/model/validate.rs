@@ -198,23 +198,6 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
                     ),
                 );
             }
-            // DR and TUN hand the packet on unchanged, so the real sees the VIP's port;
-            // ipvsadm and keepalived silently force it, we say so instead.
-            if let Vip::Addr { addr: vip, .. } = s.vip {
-                if r.forward != ForwardMethod::Nat && r.addr.port() != vip.port() {
-                    rerr(
-                        errs,
-                        format!(
-                            "service '{}': real server {}: with forward = \"{}\" the real receives the VIP's port {}; write {} (or use forward = \"nat\" to change ports)",
-                            s.name,
-                            r.addr,
-                            if r.forward == ForwardMethod::Dr { "dr" } else { "tun" },
-                            vip.port(),
-                            std::net::SocketAddr::new(r.addr.ip(), vip.port())
-                        ),
-                    );
-                }
-            }
             // A NAT real without a port is fine behind a fwmark service (the packet's port is
             // kept, as keepalived's fwmark sample does); behind an address service it is not.
             if r.forward == ForwardMethod::Nat && r.addr.port() == 0 && matches!(s.vip, Vip::Addr { .. }) {
