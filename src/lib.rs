@@ -2,11 +2,19 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod check;
 pub mod import;
 pub mod ipvs;
+pub mod lab;
 pub mod model;
 pub mod net;
 pub mod policy;
 pub mod vrrp;
+pub mod control;
 pub mod desired;
 pub mod plan;
+pub mod systemd;
+pub mod director;
+pub mod repl;
+pub mod realserver;
+pub mod doctor;

@@ -76,6 +76,7 @@ pub fn table_json(t: &Table) -> Value {
                 Family::Inet6 => json!(c.netmask),
             };
             v["pe"] = json!(c.pe_name);
+            v["stats"] = stats_json(&s.stats);
             v["reals"] = s
                 .dests
                 .iter()
@@ -85,6 +86,7 @@ pub fn table_json(t: &Table) -> Value {
                         "forward": d.forward, "weight": d.weight,
                         "upper_threshold": d.u_threshold, "lower_threshold": d.l_threshold,
                         "tunnel": format::tunnel_info(d),
+                        "stats": stats_json(&d.stats),
                     })
                 })
                 .collect();
@@ -92,6 +94,14 @@ pub fn table_json(t: &Table) -> Value {
         })
         .collect();
     json!({ "services": services })
+}
+
+fn stats_json(s: &crate::ipvs::table::Stats) -> Value {
+    json!({
+        "conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts, "inbytes": s.inbytes, "outbytes": s.outbytes,
+        "cps": s.cps, "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps,
+        "active_conns": s.active_conns, "inact_conns": s.inact_conns, "persist_conns": s.persist_conns,
+    })
 }
 
 pub fn json(m: &Model, t: &Table) -> Value {

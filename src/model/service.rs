@@ -126,3 +126,13 @@ pub struct VirtualServer {
     pub on_down: Option<HookRef>,
     pub origin: Origin,
 }
+
+impl VirtualServer {
+    /// The port reals default to: the VIP's, or 0 for fwmark services.
+    pub fn vip_port(&self) -> u16 {
+        match self.vip {
+            Vip::Addr { addr, .. } => addr.port(),
+            Vip::Fwmark { .. } => 0,
+        }
+    }
+}

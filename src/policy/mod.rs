@@ -129,3 +129,33 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     all_files.extend(files.lock().unwrap().iter().cloned());
     Ok(Policy { model, lua, files: all_files, budget })
 }
+
+impl Policy {
+    /// Call a hook kept by the policy (on_change, weight, track or check function) under the
+    /// instruction limit. Errors come back as text with the policy's file and line.
+    pub fn call_hook<A: mlua::IntoLuaMulti, R: mlua::FromLuaMulti>(&self, hook: crate::model::HookRef, args: A) -> Result<R, String> {
+        let hooks: mlua::Table = self.lua.named_registry_value(api::HOOKS).map_err(|e| e.to_string())?;
+        let f: mlua::Function = hooks.raw_get(hook.0).map_err(|e| e.to_string())?;
+        self.budget.reset();
+        f.call::<R>(args).map_err(|e| {
+            let e = match &e {
+                mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+                other => other.to_string(),
+            };
+            e.split("\nstack traceback:").next().unwrap_or("").to_string()
+        })
+    }
+
+    /// A Lua table from string keys and values, for hook arguments (`ev`).
+    pub fn table<'a>(&self, fields: impl IntoIterator<Item = (&'a str, mlua::Value)>) -> mlua::Result<mlua::Table> {
+        let t = self.lua.create_table()?;
+        for (k, v) in fields {
+            t.raw_set(k, v)?;
+        }
+        Ok(t)
+    }
+
+    pub fn string(&self, s: &str) -> mlua::Value {
+        self.lua.create_string(s).map(mlua::Value::String).unwrap_or(mlua::Value::Nil)
+    }
+}

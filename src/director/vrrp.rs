@@ -1,0 +1,573 @@
+//! Running VRRP instances: the state machines of `vrrp::fsm` with their sockets, VIPs and
+//! gratuitous ARP from `net`. The fsm decides; this file carries out its actions and reports
+//! transitions to the director (which runs hooks and records events).
+
+use crate::model::{self, VrrpInstance};
+use crate::net::{self, Mode, VrrpSocket};
+use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
+use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// What arrives from the sockets and the link watcher.
+pub enum VrrpInput {
+    Packet { id: u64, bytes: Vec<u8>, meta: net::RecvMeta },
+    Link { name: String, up: bool },
+}
+
+/// A state change, for hooks, notify programs and the event log.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub instance: String,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+    pub priority: u8,
+    /// Set when the instance belongs to a sync group.
+    pub group: Option<String>,
+}
+
+/// The track name that holds an instance's priority down after `yield`.
+const YIELD_TRACK: &str = "lvsd.yield";
+
+struct Running {
+    id: u64,
+    model: VrrpInstance,
+    fsm: Instance,
+    expect: Expect,
+    socket: Rc<VrrpSocket>,
+    recv_task: JoinHandle<()>,
+    sent: u64,
+    received: u64,
+    drops: DropCounters,
+    group: Option<(usize, usize)>,
+    transitions: u64,
+}
+
+struct Group {
+    name: String,
+    fsm: SyncGroup,
+    members: Vec<String>,
+}
+
+pub struct Vrrp {
+    running: Vec<Running>,
+    groups: Vec<Group>,
+    /// Instances that could not start, with the reason (shown in status).
+    failed: Vec<(String, String)>,
+    tx: mpsc::UnboundedSender<VrrpInput>,
+    next_id: u64,
+    /// Adverts waiting to be sent by `flush`, in order.
+    outbox: Vec<(Rc<VrrpSocket>, Vec<u8>, IpAddr)>,
+    link_task: Option<JoinHandle<()>>,
+}
+
+fn secs(n: u32) -> Duration {
+    Duration::from_secs(n as u64)
+}
+
+/// The policy's instance as the state machine's configuration.
+pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
+    let mut c = Config::new(&v.interface, v.vrid, primary);
+    c.version = if v.version == 3 { Version::V3 } else { Version::V2 };
+    c.priority = v.priority;
+    c.advert_int = v.advert_int_cs;
+    c.preempt = !v.nopreempt;
+    c.preempt_delay = secs(v.preempt_delay);
+    c.initial_state = match v.state {
+        model::InitialState::Master => fsm::InitialState::Master,
+        model::InitialState::Backup => fsm::InitialState::Backup,
+    };
+    c.addresses = v.vips.iter().map(|a| a.addr).collect();
+    c.track_interfaces =
+        v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
+    let g = &v.garp;
+    c.garp = fsm::Garp {
+        master_delay: secs(g.master_delay),
+        master_repeat: g.master_repeat,
+        master_refresh: (g.master_refresh > 0).then(|| secs(g.master_refresh)),
+        master_refresh_repeat: g.master_refresh_repeat,
+        interval: Duration::from_secs_f64(g.interval),
+        lower_prio_repeat: g.lower_prio_repeat,
+        lower_prio_delay: secs(g.lower_prio_delay),
+    };
+    c.auth = v.auth_pass.as_deref().map(Auth::pass).unwrap_or(Auth::None);
+    c.unicast_peers = v.unicast_peers.clone();
+    c.v3_checksum_as_v2 = v.v3_checksum_as_v2;
+    c
+}
+
+fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
+    let m = v.vips.iter().find(|a| a.addr == addr);
+    let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.interface.clone());
+    let mut vip = net::Vip::host(addr, &dev);
+    if let Some(m) = m {
+        vip = vip.with_prefix(m.prefix);
+        if let Some(l) = &m.label {
+            vip = vip.with_label(l);
+        }
+        vip = vip.with_scope(match m.scope.as_deref() {
+            Some("host") => net::Scope::Host,
+            Some("link") => net::Scope::Link,
+            Some("site") => net::Scope::Site,
+            _ => net::Scope::Global,
+        });
+    }
+    vip
+}
+
+/// The advert source: `unicast_src`, else the interface's primary IPv4 or IPv6 link-local.
+fn primary_address(v: &VrrpInstance) -> Result<IpAddr, String> {
+    if let Some(src) = v.unicast_src {
+        return Ok(src);
+    }
+    let idx = net::ifindex(&v.interface).map_err(|e| e.to_string())?;
+    let found = if v.is_ipv6() {
+        net::addr::link_local_ipv6(idx).map_err(|e| e.to_string())?.map(IpAddr::V6)
+    } else {
+        net::addr::primary_ipv4(idx).map_err(|e| e.to_string())?.map(IpAddr::V4)
+    };
+    found.ok_or_else(|| {
+        format!("{} has no {} address to send adverts from", v.interface, if v.is_ipv6() { "IPv6 link-local" } else { "IPv4" })
+    })
+}
+
+impl Vrrp {
+    pub fn new(tx: mpsc::UnboundedSender<VrrpInput>) -> Vrrp {
+        Vrrp { running: Vec::new(), groups: Vec::new(), failed: Vec::new(), tx, next_id: 1, outbox: Vec::new(), link_task: None }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.running.iter().position(|r| r.model.name == name)
+    }
+
+    /// Open the socket and start the state machine of one instance.
+    fn start_instance(&mut self, v: &VrrpInstance, now: Instant, out: &mut Vec<Transition>) -> Result<(), String> {
+        let primary = primary_address(v)?;
+        let family = if v.is_ipv6() { net::Family::V6 } else { net::Family::V4 };
+        let mode = if v.unicast_peers.is_empty() {
+            Mode::Multicast
+        } else {
+            Mode::Unicast { src: primary, peers: v.unicast_peers.clone() }
+        };
+        let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode).map_err(|e| e.to_string())?);
+        let cfg = fsm_config(v, primary);
+        // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
+        // remove them before electing, so that a backup never holds them.
+        for a in &cfg.addresses {
+            if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
+                tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (sock, tx) = (socket.clone(), self.tx.clone());
+        let recv_task = tokio::task::spawn_local(async move {
+            loop {
+                match sock.recv().await {
+                    Ok((bytes, meta)) => {
+                        if tx.send(VrrpInput::Packet { id, bytes, meta }).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("VRRP receive: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        let mut fsm = Instance::new(cfg);
+        let expect = fsm.config().expect();
+        let mut initial = Vec::new();
+        for name in std::iter::once(&v.interface).chain(v.track_interfaces.iter().map(|t| &t.name)) {
+            let up = net::link_by_name(name).map(|l| l.is_up()).unwrap_or(false);
+            if !up {
+                initial.push(Input::Interface { name: name.clone(), up: false });
+            }
+        }
+        for input in initial {
+            fsm.handle(now, input);
+        }
+        self.running.push(Running {
+            id,
+            model: v.clone(),
+            fsm,
+            expect,
+            socket,
+            recv_task,
+            sent: 0,
+            received: 0,
+            drops: DropCounters::default(),
+            group: None,
+            transitions: 0,
+        });
+        let idx = self.running.len() - 1;
+        self.drive(idx, Input::Startup, now, out);
+        Ok(())
+    }
+
+    /// Start every instance of the model; failures are kept for status and returned.
+    pub fn start(&mut self, m: &model::Model, now: Instant) -> (Vec<Transition>, Vec<String>) {
+        if self.link_task.is_none() {
+            self.link_task = Some(spawn_link_watch(self.tx.clone()));
+        }
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for v in &m.vrrp {
+            if let Err(e) = self.start_instance(v, now, &mut out) {
+                errors.push(format!("vrrp '{}': {e}", v.name));
+                self.failed.push((v.name.clone(), e));
+            }
+        }
+        self.set_groups(m);
+        (out, errors)
+    }
+
+    fn set_groups(&mut self, m: &model::Model) {
+        self.groups.clear();
+        for r in &mut self.running {
+            r.group = None;
+        }
+        for (gi, g) in m.sync_groups.iter().enumerate() {
+            let mut fsm = SyncGroup::new(g.instances.len());
+            for (mi, name) in g.instances.iter().enumerate() {
+                if let Some(idx) = self.index(name) {
+                    self.running[idx].group = Some((gi, mi));
+                    let r = &self.running[idx];
+                    fsm.update(mi, r.fsm.state(), r.fsm.own_fault());
+                }
+            }
+            self.groups.push(Group { name: g.name.clone(), fsm, members: g.instances.clone() });
+        }
+    }
+
+    /// Feed one input to one instance, then whatever its sync group asks of the others.
+    fn drive(&mut self, idx: usize, input: Input, now: Instant, out: &mut Vec<Transition>) {
+        let mut queue = VecDeque::from([(idx, input)]);
+        while let Some((i, input)) = queue.pop_front() {
+            let actions = self.running[i].fsm.handle(now, input);
+            self.perform(i, actions, out);
+            if let Some((gi, mi)) = self.running[i].group {
+                let (state, fault) = (self.running[i].fsm.state(), self.running[i].fsm.own_fault());
+                for (member, cmd) in self.groups[gi].fsm.update(mi, state, fault) {
+                    let name = &self.groups[gi].members[member];
+                    if let Some(j) = self.index(name) {
+                        queue.push_back((j, Input::Sync(cmd)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn perform(&mut self, i: usize, actions: Vec<Action>, out: &mut Vec<Transition>) {
+        for a in actions {
+            let r = &mut self.running[i];
+            match a {
+                Action::SendAdvert { priority } => {
+                    let c = r.fsm.config();
+                    for dst in c.destinations() {
+                        let ep = Endpoints { src: c.primary_address, dst };
+                        match c.advert(priority).encode(&ep, c.v3_checksum_as_v2) {
+                            Ok(bytes) => self.outbox.push((r.socket.clone(), bytes, dst)),
+                            Err(e) => tracing::error!("{}: cannot encode advert: {e}", r.model.name),
+                        }
+                    }
+                    r.sent += 1;
+                }
+                Action::AddVips(addrs) => {
+                    for a in addrs {
+                        if let Err(e) = net::addr::add_address(&net_vip(&r.model, a)) {
+                            tracing::error!("{}: adding VIP {a}: {e}", r.model.name);
+                        }
+                    }
+                }
+                Action::RemoveVips(addrs) => {
+                    for a in addrs {
+                        if let Err(e) = net::addr::del_address(&net_vip(&r.model, a)) {
+                            tracing::error!("{}: removing VIP {a}: {e}", r.model.name);
+                        }
+                    }
+                }
+                Action::SendGratuitous { addresses, count, interval } => {
+                    let targets: Vec<(String, IpAddr)> =
+                        addresses.iter().map(|a| (net_vip(&r.model, *a).ifname, *a)).collect();
+                    let name = r.model.name.clone();
+                    tokio::task::spawn_local(async move {
+                        for n in 0..count {
+                            if n > 0 && !interval.is_zero() {
+                                tokio::time::sleep(interval).await;
+                            }
+                            for (ifname, a) in &targets {
+                                if let Err(e) = net::announce(ifname, *a) {
+                                    tracing::warn!("{name}: gratuitous ARP/NA for {a} on {ifname}: {e}");
+                                }
+                            }
+                        }
+                    });
+                }
+                Action::StateChanged { from, to, reason } => {
+                    r.transitions += 1;
+                    out.push(Transition {
+                        instance: r.model.name.clone(),
+                        from,
+                        to,
+                        reason: reason.to_string(),
+                        priority: r.fsm.effective_priority(),
+                        group: r.group.map(|(g, _)| self.groups.get(g).map(|g| g.name.clone()).unwrap_or_default()),
+                    });
+                }
+                Action::PriorityChanged { from, to } => {
+                    tracing::info!("{}: priority {from} -> {to}", r.model.name);
+                }
+                Action::Warn(w) => tracing::warn!("{}: {w:?}", r.model.name),
+            }
+        }
+    }
+
+    /// Send the adverts the last inputs produced.
+    pub async fn flush(&mut self) {
+        for (sock, bytes, dst) in std::mem::take(&mut self.outbox) {
+            if let Err(e) = sock.send_to(&bytes, dst).await {
+                tracing::warn!("VRRP send to {dst}: {e}");
+            }
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.running.iter().filter_map(|r| r.fsm.poll_timeout()).min()
+    }
+
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for i in 0..self.running.len() {
+            if self.running[i].fsm.poll_timeout().is_some_and(|t| t <= now) {
+                self.drive(i, Input::Timeout, now, &mut out);
+            }
+        }
+        out
+    }
+
+    pub fn on_input(&mut self, input: VrrpInput, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        match input {
+            VrrpInput::Packet { id, bytes, meta } => {
+                let Some(i) = self.running.iter().position(|r| r.id == id) else { return out };
+                // Every VRRP socket on a link receives every advert there. A packet for
+                // another VRID belongs to the instance with that VRID (its own socket has it);
+                // one for no instance of ours, or too short to say, is counted once per link.
+                let r = &self.running[i];
+                let same_link = |o: &Running| o.model.interface == r.model.interface && o.model.is_ipv6() == r.model.is_ipv6();
+                let vrid = packet::peek_vrid(&bytes);
+                if vrid != Some(r.model.vrid) {
+                    if self.running.iter().any(|o| same_link(o) && Some(o.model.vrid) == vrid) {
+                        return out;
+                    }
+                    if self.running.iter().position(same_link) != Some(i) {
+                        return out;
+                    }
+                    let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
+                    tracing::debug!("advert from {} for VRID {vrid:?} on {}: no such instance here", meta.src, r.model.interface);
+                    self.running[i].drops.record(reason);
+                    return out;
+                }
+                let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
+                let r = &mut self.running[i];
+                match packet::decode(&bytes, &rx, &r.expect) {
+                    Ok(got) => {
+                        r.received += 1;
+                        self.drive(i, Input::advert(meta.src, &got.advert), now, &mut out);
+                    }
+                    Err(e) => {
+                        r.drops.record(e.reason());
+                        if e.reason().is_misconfiguration() {
+                            tracing::warn!("{}: advert from {} dropped: {e}", r.model.name, meta.src);
+                        } else {
+                            tracing::debug!("{}: advert from {} dropped: {e}", r.model.name, meta.src);
+                        }
+                    }
+                }
+            }
+            VrrpInput::Link { name, up } => {
+                for i in 0..self.running.len() {
+                    self.drive(i, Input::Interface { name: name.clone(), up }, now, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Give up mastership: one priority-0 advert, then stay backup at priority 1 until
+    /// `unyield` (or a reload).
+    pub fn yield_instance(&mut self, name: &str, now: Instant) -> Result<Vec<Transition>, String> {
+        let i = self.index(name).ok_or_else(|| format!("no running VRRP instance '{name}'"))?;
+        let mut out = Vec::new();
+        self.drive(i, Input::Track { name: YIELD_TRACK.into(), up: false, weight: -254 }, now, &mut out);
+        if self.running[i].fsm.state() == State::Master {
+            self.drive(i, Input::Shutdown, now, &mut out);
+            self.drive(i, Input::Startup, now, &mut out);
+        }
+        Ok(out)
+    }
+
+    pub fn unyield(&mut self, name: &str, now: Instant) -> Result<Vec<Transition>, String> {
+        let i = self.index(name).ok_or_else(|| format!("no running VRRP instance '{name}'"))?;
+        let mut out = Vec::new();
+        self.drive(i, Input::Track { name: YIELD_TRACK.into(), up: true, weight: 0 }, now, &mut out);
+        Ok(out)
+    }
+
+    /// A new policy: instances whose identity (interface, VRID, version, family) is unchanged
+    /// keep their state and get the new settings in place; others stop or start.
+    pub fn update(&mut self, m: &model::Model, now: Instant) -> (Vec<Transition>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let mut keep = Vec::new();
+        for mut r in std::mem::take(&mut self.running) {
+            let same = m.vrrp.iter().find(|v| {
+                v.name == r.model.name
+                    && v.interface == r.model.interface
+                    && v.vrid == r.model.vrid
+                    && v.version == r.model.version
+                    && v.is_ipv6() == r.model.is_ipv6()
+                    && v.unicast_peers == r.model.unicast_peers
+                    && v.unicast_src == r.model.unicast_src
+            });
+            match same {
+                Some(v) => {
+                    let cfg = fsm_config(v, r.fsm.config().primary_address);
+                    match r.fsm.update_config(now, cfg) {
+                        Ok(actions) => {
+                            r.model = v.clone();
+                            r.expect = r.fsm.config().expect();
+                            keep.push((r, actions));
+                        }
+                        Err(e) => {
+                            errors.push(format!("vrrp '{}': {e}", v.name));
+                            self.stop_one(r, now, &mut out);
+                        }
+                    }
+                }
+                None => self.stop_one(r, now, &mut out),
+            }
+        }
+        let mut pending = Vec::new();
+        for (r, actions) in keep {
+            self.running.push(r);
+            pending.push((self.running.len() - 1, actions));
+        }
+        for (i, actions) in pending {
+            self.perform(i, actions, &mut out);
+        }
+        self.failed.clear();
+        for v in &m.vrrp {
+            if self.index(&v.name).is_none() {
+                if let Err(e) = self.start_instance(v, now, &mut out) {
+                    errors.push(format!("vrrp '{}': {e}", v.name));
+                    self.failed.push((v.name.clone(), e));
+                }
+            }
+        }
+        self.set_groups(m);
+        (out, errors)
+    }
+
+    fn stop_one(&mut self, mut r: Running, now: Instant, out: &mut Vec<Transition>) {
+        let actions = r.fsm.handle(now, Input::Shutdown);
+        r.recv_task.abort();
+        self.running.push(r);
+        let i = self.running.len() - 1;
+        self.perform(i, actions, out);
+        self.running.pop();
+    }
+
+    /// Graceful stop: masters send priority 0 and drop their VIPs (RFC 5798 6.4.3).
+    pub async fn shutdown(&mut self, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for r in std::mem::take(&mut self.running) {
+            self.stop_one(r, now, &mut out);
+        }
+        self.flush().await;
+        if let Some(t) = self.link_task.take() {
+            t.abort();
+        }
+        out
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        let mut v: Vec<Value> = self
+            .running
+            .iter()
+            .map(|r| {
+                let drops: serde_json::Map<String, Value> =
+                    r.drops.iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.as_str().to_string(), json!(n))).collect();
+                json!({
+                    "name": r.model.name,
+                    "interface": r.model.interface,
+                    "vrid": r.model.vrid,
+                    "version": r.model.version,
+                    "state": r.fsm.state().as_str(),
+                    "priority": r.fsm.effective_priority(),
+                    "configured_priority": r.model.priority,
+                    "master": r.fsm.master().map(|(a, p)| json!({ "address": a.to_string(), "priority": p })),
+                    "vips": r.model.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "adverts_sent": r.sent,
+                    "adverts_received": r.received,
+                    "dropped": drops,
+                    "transitions": r.transitions,
+                    "master_down_interval_ms": r.fsm.master_down_interval().as_millis() as u64,
+                })
+            })
+            .collect();
+        for (name, e) in &self.failed {
+            v.push(json!({ "name": name, "state": "not running", "error": e }));
+        }
+        v
+    }
+
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.index(name).map(|i| self.running[i].fsm.state())
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.running.iter().map(|r| r.model.name.clone()).collect()
+    }
+
+    pub fn model_of(&self, name: &str) -> Option<&VrrpInstance> {
+        self.index(name).map(|i| &self.running[i].model)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty() && self.failed.is_empty()
+    }
+}
+
+fn spawn_link_watch(tx: mpsc::UnboundedSender<VrrpInput>) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        let mut w = match net::LinkWatcher::new() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("cannot watch link state: {e}");
+                return;
+            }
+        };
+        loop {
+            match w.next().await {
+                Ok(ev) => {
+                    if tx.send(VrrpInput::Link { name: ev.name, up: ev.up }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("link watch: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,591 @@
+//! Raw VRRP sockets (IP protocol 112), IPv4 and IPv6, multicast or unicast, bound to one
+//! interface. Bytes in, bytes out: encoding, checksums and every RFC receive check belong
+//! to `vrrp::packet`; this module only reports what the kernel says about each packet
+//! (source, destination, TTL / hop limit, interface).
+
+use std::io;
+use std::mem::{MaybeUninit, size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use thiserror::Error;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use super::addr::{self, AddrError};
+use super::link::{self, LinkError};
+
+/// IANA protocol number of VRRP.
+pub const IPPROTO_VRRP: i32 = 112;
+/// VRRP IPv4 multicast group (RFC 3768 5.2.2, RFC 5798 5.1.1.2).
+pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// VRRP IPv6 multicast group (RFC 5798 5.1.2.2).
+pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// TTL / hop limit every VRRP packet is sent with (RFC 3768 5.2.3, RFC 5798 5.1.1.3).
+pub const VRRP_TTL: u32 = 255;
+/// DSCP/precedence "internetwork control", as keepalived marks adverts.
+const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
+/// Largest datagram we accept: well above any VRRP packet (max 255 addresses) plus headers.
+const RECV_BUF: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// Where adverts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// To 224.0.0.18 / ff02::12 on the interface. The source is the interface's primary
+    /// IPv4 address, or its IPv6 link-local address (RFC 5798 5.1.2.1).
+    Multicast,
+    /// To each peer, from `src` (keepalived's `unicast_src_ip` / `unicast_peer`).
+    Unicast { src: IpAddr, peers: Vec<IpAddr> },
+}
+
+#[derive(Debug, Error)]
+pub enum VrrpSocketError {
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    #[error(
+        "{ifname} has no {what} to send VRRP adverts from (for IPv6 the link-local address may still be in duplicate address detection; retry shortly)"
+    )]
+    NoSourceAddress { ifname: String, what: &'static str },
+    #[error("address {addr} does not belong to the {family:?} family of this VRRP socket")]
+    FamilyMismatch { addr: IpAddr, family: Family },
+    #[error("unicast mode on {ifname} needs at least one peer")]
+    NoPeers { ifname: String },
+    #[error("VRRP socket on {ifname}: {op}: {source}")]
+    Io {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("VRRP socket on {ifname}: sending to {dst}: {source}")]
+    Send {
+        ifname: String,
+        dst: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("VRRP socket on {ifname}: received a malformed or truncated datagram ({len} bytes)")]
+    Malformed { ifname: String, len: usize },
+}
+
+/// What the kernel told us about a received packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit as received (RFC check: must be 255).
+    pub ttl: u8,
+    /// Interface the packet arrived on.
+    pub ifindex: u32,
+}
+
+/// An open VRRP socket for one interface and family.
+pub struct VrrpSocket {
+    fd: AsyncFd<Socket>,
+    family: Family,
+    ifname: String,
+    ifindex: u32,
+    src: IpAddr,
+    dests: Vec<IpAddr>,
+}
+
+impl std::fmt::Debug for VrrpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VrrpSocket")
+            .field("family", &self.family)
+            .field("ifname", &self.ifname)
+            .field("ifindex", &self.ifindex)
+            .field("src", &self.src)
+            .field("dests", &self.dests)
+            .finish()
+    }
+}
+
+fn family_of(a: &IpAddr) -> Family {
+    if a.is_ipv4() { Family::V4 } else { Family::V6 }
+}
+
+fn setsockopt_int(sock: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: valid fd, int-sized option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            &value as *const i32 as *const libc::c_void,
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl VrrpSocket {
+    /// Open, configure and register the socket. Must be called inside a tokio runtime; the
+    /// socket lives in the calling thread's network namespace.
+    pub fn open(ifname: &str, family: Family, mode: Mode) -> Result<Self, VrrpSocketError> {
+        let ifindex = link::ifindex(ifname)?;
+        let io_err = |op: &'static str| {
+            let ifname = ifname.to_owned();
+            move |source| VrrpSocketError::Io {
+                ifname: ifname.clone(),
+                op,
+                source,
+            }
+        };
+
+        // Validate the mode and find the source address before touching the kernel.
+        let (src, dests) = match &mode {
+            Mode::Multicast => {
+                let src = match family {
+                    Family::V4 => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
+                    Family::V6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
+                };
+                let src = src.ok_or_else(|| VrrpSocketError::NoSourceAddress {
+                    ifname: ifname.to_owned(),
+                    what: match family {
+                        Family::V4 => "primary IPv4 address",
+                        Family::V6 => "usable IPv6 link-local address",
+                    },
+                })?;
+                let group = match family {
+                    Family::V4 => IpAddr::V4(VRRP_GROUP_V4),
+                    Family::V6 => IpAddr::V6(VRRP_GROUP_V6),
+                };
+                (src, vec![group])
+            }
+            Mode::Unicast { src, peers } => {
+                for a in std::iter::once(src).chain(peers) {
+                    if family_of(a) != family {
+                        return Err(VrrpSocketError::FamilyMismatch { addr: *a, family });
+                    }
+                }
+                if peers.is_empty() {
+                    return Err(VrrpSocketError::NoPeers {
+                        ifname: ifname.to_owned(),
+                    });
+                }
+                (*src, peers.clone())
+            }
+        };
+
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
+        };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(io_err("socket(SOCK_RAW, 112)"))?;
+        sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(io_err("SO_BINDTODEVICE"))?;
+
+        match family {
+            Family::V4 => {
+                // Only deliver groups this socket joined, not every group any socket joined.
+                sock.set_multicast_all_v4(false)
+                    .map_err(io_err("IP_MULTICAST_ALL"))?;
+                setsockopt_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+                    .map_err(io_err("IP_PKTINFO"))?;
+                sock.set_ttl_v4(VRRP_TTL).map_err(io_err("IP_TTL"))?;
+                sock.set_multicast_ttl_v4(VRRP_TTL)
+                    .map_err(io_err("IP_MULTICAST_TTL"))?;
+                sock.set_multicast_loop_v4(false)
+                    .map_err(io_err("IP_MULTICAST_LOOP"))?;
+                sock.set_tos_v4(TOS_INTERNETWORK_CONTROL)
+                    .map_err(io_err("IP_TOS"))?;
+                let IpAddr::V4(src4) = src else {
+                    unreachable!("family checked")
+                };
+                // The interface and the source of multicast sends.
+                set_multicast_if_v4(&sock, ifindex, src4).map_err(io_err("IP_MULTICAST_IF"))?;
+                if mode == Mode::Multicast {
+                    // No bind(): an IPv4 raw socket bound to an address only receives
+                    // packets addressed to it, never the group.
+                    sock.join_multicast_v4_n(
+                        &VRRP_GROUP_V4,
+                        &InterfaceIndexOrAddress::Index(ifindex),
+                    )
+                    .map_err(io_err("joining 224.0.0.18"))?;
+                } else {
+                    sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
+                        .map_err(io_err("binding the source address"))?;
+                }
+            }
+            Family::V6 => {
+                match sock.set_multicast_all_v6(false) {
+                    // Kernels before 4.20 lack the option; SO_BINDTODEVICE still limits
+                    // delivery to this interface.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
+                    r => r.map_err(io_err("IPV6_MULTICAST_ALL"))?,
+                }
+                setsockopt_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
+                    .map_err(io_err("IPV6_RECVPKTINFO"))?;
+                sock.set_recv_hoplimit_v6(true)
+                    .map_err(io_err("IPV6_RECVHOPLIMIT"))?;
+                sock.set_unicast_hops_v6(VRRP_TTL)
+                    .map_err(io_err("IPV6_UNICAST_HOPS"))?;
+                sock.set_multicast_hops_v6(VRRP_TTL)
+                    .map_err(io_err("IPV6_MULTICAST_HOPS"))?;
+                sock.set_multicast_loop_v6(false)
+                    .map_err(io_err("IPV6_MULTICAST_LOOP"))?;
+                sock.set_multicast_if_v6(ifindex)
+                    .map_err(io_err("IPV6_MULTICAST_IF"))?;
+                sock.set_tclass_v6(TOS_INTERNETWORK_CONTROL)
+                    .map_err(io_err("IPV6_TCLASS"))?;
+                let IpAddr::V6(src6) = src else {
+                    unreachable!("family checked")
+                };
+                sock.bind(&SockAddr::from(SocketAddrV6::new(
+                    src6,
+                    0,
+                    0,
+                    scope_for(&src6, ifindex),
+                )))
+                .map_err(io_err("binding the source address"))?;
+                if mode == Mode::Multicast {
+                    sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex)
+                        .map_err(io_err("joining ff02::12"))?;
+                }
+            }
+        }
+
+        // SAFETY: the Socket owns its fd and closes it only when dropped, which happens only
+        // when the AsyncFd is dropped.
+        let fd = unsafe {
+            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(|e| VrrpSocketError::Io {
+            ifname: ifname.to_owned(),
+            op: "registering with tokio",
+            source: e.into(),
+        })?;
+        Ok(VrrpSocket {
+            fd,
+            family,
+            ifname: ifname.to_owned(),
+            ifindex,
+            src,
+            dests,
+        })
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The source address every packet carries (needed for the VRRPv3 pseudo-header).
+    pub fn source(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Where [`send`](Self::send) sends: the group, or the unicast peers.
+    pub fn destinations(&self) -> &[IpAddr] {
+        &self.dests
+    }
+
+    /// Replace the unicast peers (policy reload). Ignored for a multicast socket's group.
+    pub fn set_unicast_peers(&mut self, peers: Vec<IpAddr>) -> Result<(), VrrpSocketError> {
+        if let Some(a) = peers.iter().find(|a| family_of(a) != self.family) {
+            return Err(VrrpSocketError::FamilyMismatch {
+                addr: *a,
+                family: self.family,
+            });
+        }
+        if peers.is_empty() {
+            return Err(VrrpSocketError::NoPeers {
+                ifname: self.ifname.clone(),
+            });
+        }
+        self.dests = peers;
+        Ok(())
+    }
+
+    /// Send the same bytes to every destination. Right for multicast and for VRRPv2; for
+    /// VRRPv3 unicast the checksum depends on the destination: use [`send_each`](Self::send_each).
+    /// Tries every destination; returns the first error.
+    pub async fn send(&self, payload: &[u8]) -> Result<(), VrrpSocketError> {
+        self.send_each(|_| payload.to_vec()).await
+    }
+
+    /// Send a payload built for each destination (VRRPv3 checksums cover the destination
+    /// address). Tries every destination; returns the first error.
+    pub async fn send_each(
+        &self,
+        mut build: impl FnMut(IpAddr) -> Vec<u8>,
+    ) -> Result<(), VrrpSocketError> {
+        let mut first_err = None;
+        for &dst in &self.dests {
+            let payload = build(dst);
+            if let Err(e) = self.send_to(&payload, dst).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Send one payload to one destination.
+    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), VrrpSocketError> {
+        let sa = match dst {
+            IpAddr::V4(a) => SockAddr::from(SocketAddrV4::new(a, 0)),
+            IpAddr::V6(a) => {
+                SockAddr::from(SocketAddrV6::new(a, 0, 0, scope_for(&a, self.ifindex)))
+            }
+        };
+        if family_of(&dst) != self.family {
+            return Err(VrrpSocketError::FamilyMismatch {
+                addr: dst,
+                family: self.family,
+            });
+        }
+        self.fd
+            .async_io(Interest::WRITABLE, |s| s.send_to(payload, &sa))
+            .await
+            .map(|_| ())
+            .map_err(|source| VrrpSocketError::Send {
+                ifname: self.ifname.clone(),
+                dst,
+                source,
+            })
+    }
+
+    /// Receive the next packet: the VRRP bytes (IP header removed) and what the kernel
+    /// says about it.
+    pub async fn recv(&self) -> Result<(Vec<u8>, RecvMeta), VrrpSocketError> {
+        let mut buf = vec![0u8; RECV_BUF];
+        let raw = self
+            .fd
+            .async_io(Interest::READABLE, |s| recvmsg(s, &mut buf))
+            .await
+            .map_err(|source| VrrpSocketError::Io {
+                ifname: self.ifname.clone(),
+                op: "recvmsg",
+                source,
+            })?;
+        let malformed = || VrrpSocketError::Malformed {
+            ifname: self.ifname.clone(),
+            len: raw.len,
+        };
+        if raw.truncated {
+            return Err(malformed());
+        }
+        let data = &buf[..raw.len];
+        match self.family {
+            Family::V4 => {
+                // The IPv4 raw socket hands us the IP header: TTL, src and dst come from it.
+                let (hdr_len, total) = ipv4_header_bounds(data).ok_or_else(malformed)?;
+                let meta = RecvMeta {
+                    src: IpAddr::V4(Ipv4Addr::new(data[12], data[13], data[14], data[15])),
+                    dst: IpAddr::V4(Ipv4Addr::new(data[16], data[17], data[18], data[19])),
+                    ttl: data[8],
+                    ifindex: raw.ifindex.unwrap_or(self.ifindex),
+                };
+                Ok((data[hdr_len..total].to_vec(), meta))
+            }
+            Family::V6 => {
+                let src = match raw.src {
+                    Some(SocketAddr::V6(a)) => IpAddr::V6(*a.ip()),
+                    _ => return Err(malformed()),
+                };
+                let meta = RecvMeta {
+                    src,
+                    dst: raw.dst6.map(IpAddr::V6).ok_or_else(malformed)?,
+                    ttl: raw.hoplimit.ok_or_else(malformed)?,
+                    ifindex: raw.ifindex.unwrap_or(self.ifindex),
+                };
+                Ok((data.to_vec(), meta))
+            }
+        }
+    }
+}
+
+/// Link-local addresses need the interface as scope id; others must not have one.
+fn scope_for(a: &Ipv6Addr, ifindex: u32) -> u32 {
+    if addr::is_link_local(a) || a.segments()[0] == 0xff02 {
+        ifindex
+    } else {
+        0
+    }
+}
+
+fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result<()> {
+    let mreqn = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr {
+            s_addr: u32::from(src).to_be(),
+        },
+        imr_ifindex: ifindex as i32,
+    };
+    // SAFETY: valid fd and a correctly sized ip_mreqn.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &mreqn as *const _ as *const libc::c_void,
+            size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Header length and total length of an IPv4 datagram, checked against the buffer.
+fn ipv4_header_bounds(data: &[u8]) -> Option<(usize, usize)> {
+    if data.len() < 20 || data[0] >> 4 != 4 {
+        return None;
+    }
+    let hdr_len = usize::from(data[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    // The kernel may report total length without trusting it; never read past the buffer.
+    let total = total.min(data.len());
+    if hdr_len < 20 || hdr_len > total {
+        return None;
+    }
+    Some((hdr_len, total))
+}
+
+struct RawRecv {
+    len: usize,
+    truncated: bool,
+    src: Option<SocketAddr>,
+    ifindex: Option<u32>,
+    dst6: Option<Ipv6Addr>,
+    hoplimit: Option<u8>,
+}
+
+fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
+    // SAFETY: all-zero sockaddr_storage / msghdr are valid initial values.
+    let mut name: libc::sockaddr_storage = unsafe { zeroed() };
+    // u64 alignment satisfies cmsghdr alignment.
+    let mut control = [MaybeUninit::<u64>::uninit(); 32];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+
+    // SAFETY: msg points at live buffers of the stated sizes for the duration of the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = RawRecv {
+        len: n as usize,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        src: None,
+        ifindex: None,
+        dst6: None,
+        hoplimit: None,
+    };
+    out.src = match i32::from(name.ss_family) {
+        libc::AF_INET6 if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the kernel wrote a sockaddr_in6 (family checked, length checked).
+            let sin6: libc::sockaddr_in6 = unsafe {
+                std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast())
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                0,
+                0,
+                sin6.sin6_scope_id,
+            )))
+        }
+        libc::AF_INET if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: as above, for sockaddr_in.
+            let sin: libc::sockaddr_in = unsafe {
+                std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast())
+            };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                0,
+            )))
+        }
+        _ => None,
+    };
+
+    // SAFETY: walking the control buffer the kernel filled, with the libc CMSG macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let pi: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
+                    out.ifindex = Some(pi.ipi_ifindex as u32);
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let pi: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                    out.ifindex = Some(pi.ipi6_ifindex);
+                    out.dst6 = Some(Ipv6Addr::from(pi.ipi6_addr.s6_addr));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                    let h: libc::c_int = std::ptr::read_unaligned(data.cast());
+                    out.hoplimit = u8::try_from(h).ok();
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_parsing() {
+        let mut pkt = vec![0u8; 28];
+        pkt[0] = 0x45;
+        pkt[2..4].copy_from_slice(&28u16.to_be_bytes());
+        assert_eq!(ipv4_header_bounds(&pkt), Some((20, 28)));
+        // Options: IHL 6.
+        pkt[0] = 0x46;
+        assert_eq!(ipv4_header_bounds(&pkt), Some((24, 28)));
+        // Not IPv4, too short, IHL < 5, IHL beyond data.
+        pkt[0] = 0x65;
+        assert_eq!(ipv4_header_bounds(&pkt), None);
+        assert_eq!(ipv4_header_bounds(&pkt[..10]), None);
+        pkt[0] = 0x44;
+        assert_eq!(ipv4_header_bounds(&pkt), None);
+        pkt[0] = 0x4f;
+        assert_eq!(ipv4_header_bounds(&pkt), None);
+    }
+
+    #[test]
+    fn scope_ids() {
+        assert_eq!(scope_for(&"fe80::1".parse().unwrap(), 7), 7);
+        assert_eq!(scope_for(&VRRP_GROUP_V6, 7), 7);
+        assert_eq!(scope_for(&"2001:db8::1".parse().unwrap(), 7), 0);
+    }
+}

@@ -1,0 +1,214 @@
+//! The running director over its control socket: status, REPL, live actions, hot reload.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const POLICY: &str = r#"
+lvsd.service "web" {
+  vip = "192.0.2.10:80", scheduler = "wrr",
+  reals = { "198.51.100.1:80", "198.51.100.2:80" },
+}
+"#;
+
+fn real_weight(st: &serde_json::Value, real: &str) -> Option<u64> {
+    st["services"][0]["reals"].as_array().unwrap().iter().find(|r| r["address"] == real).and_then(|r| r["weight"].as_u64())
+}
+
+#[test]
+fn status_shows_the_table_and_the_policy() {
+    let d = Daemon::start(POLICY, "lvs01", &[]);
+    let st = d.status();
+    assert_eq!(st["version"], 1);
+    assert_eq!(st["node"], "lvs01");
+    assert_eq!(st["generation"], 1);
+    assert_eq!(st["backend"], "memory");
+    assert_eq!(real_weight(&st, "198.51.100.1:80"), Some(1));
+    let (code, text, _) = d.cli(&["status"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("TCP  192.0.2.10:80 wrr"), "{text}");
+    assert!(text.contains(&format!("  -> {:<28} Route   1", "198.51.100.1:80")), "{text}");
+}
+
+#[test]
+fn repl_over_a_pipe_inspects_drains_and_undrains() {
+    let d = Daemon::start(POLICY, "lvs01", &[]);
+    let script = "lvsd.state.node\n\
+                  #lvsd.state.services[1].reals\n\
+                  lvsd.drain(\"web\", \"198.51.100.2:80\")\n\
+                  n = 0\nfor _, r in ipairs(lvsd.state.services[1].reals) do\n  n = n + r.weight\nend\nn\n\
+                  :help\n";
+    let mut child = Command::new(lvsd_bin())
+        .args(["repl", "--control", d.socket.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "lvs01");
+    assert_eq!(lines[1], "2");
+    assert_eq!(lines[2], "1", "the loop saw the drained real at weight 0: {text}");
+    assert!(text.contains("lvsd.drain(service, real)"), ":help printed: {text}");
+    assert_eq!(real_weight(&d.status(), "198.51.100.2:80"), Some(0), "drained = weight 0");
+    assert_eq!(d.status()["services"][0]["reals"][1]["drained"], true);
+
+    let r = d.call(json!({"v": 1, "cmd": "undrain", "service": "web", "real": "198.51.100.2:80"}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(real_weight(&d.status(), "198.51.100.2:80"), Some(1));
+}
+
+#[test]
+fn weight_override_and_unknown_names() {
+    let d = Daemon::start(POLICY, "lvs01", &[]);
+    let r = d.call(json!({"v": 1, "cmd": "set_weight", "service": "web", "real": "198.51.100.1:80", "weight": 7}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(real_weight(&d.status(), "198.51.100.1:80"), Some(7));
+    let r = d.call(json!({"v": 1, "cmd": "clear_weight", "service": "web", "real": "198.51.100.1:80"}));
+    assert_eq!(r["ok"], true);
+    assert_eq!(real_weight(&d.status(), "198.51.100.1:80"), Some(1));
+    let r = d.call(json!({"v": 1, "cmd": "drain", "service": "nope", "real": "198.51.100.1:80"}));
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().contains("no service 'nope' (services: web)"), "{r}");
+    let r = d.call(json!({"v": 1, "cmd": "drain", "service": "web", "real": "198.51.100.9:80"}));
+    assert!(r["error"].as_str().unwrap().contains("has no real 198.51.100.9:80"), "{r}");
+}
+
+#[test]
+fn malformed_and_huge_requests_get_errors_and_the_daemon_lives_on() {
+    let d = Daemon::start(POLICY, "lvs01", &[]);
+    let r: serde_json::Value = serde_json::from_str(&d.raw(b"{not json\n")).unwrap();
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().starts_with("malformed request"), "{r}");
+    let r: serde_json::Value = serde_json::from_str(&d.raw(b"{\"v\":2,\"cmd\":\"status\"}\n")).unwrap();
+    assert!(r["error"].as_str().unwrap().contains("protocol version 2"), "{r}");
+    let r: serde_json::Value = serde_json::from_str(&d.raw(b"{\"v\":1,\"cmd\":\"format_disk\"}\n")).unwrap();
+    assert_eq!(r["ok"], false);
+    let mut huge = vec![b'x'; 2 << 20];
+    huge.push(b'\n');
+    let r: serde_json::Value = serde_json::from_str(&d.raw(&huge)).unwrap();
+    assert!(r["error"].as_str().unwrap().contains("longer than"), "{r}");
+    assert_eq!(d.status()["generation"], 1, "still answering");
+}
+
+#[test]
+fn hot_reload_many_saves_some_invalid() {
+    let d = Daemon::start(POLICY, "lvs01", &["--resync", "1"]);
+    let good = |w: u32| POLICY.replace("\"198.51.100.2:80\"", &format!("{{ address = \"198.51.100.2:80\", weight = {w} }}"));
+    let mut last_good = 1;
+    for i in 0..=100u32 {
+        // Every fifth save is broken; atomic save (write + rename) like most editors.
+        let src = if i % 5 == 4 { "lvsd.service \"web\" { vip = ".to_string() } else { last_good = i + 2; good(last_good) };
+        let tmp = d.policy.with_extension("tmp");
+        std::fs::write(&tmp, src).unwrap();
+        std::fs::rename(&tmp, &d.policy).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(if i % 10 == 0 { 250 } else { 5 }));
+    }
+    d.wait_for(|d| real_weight(&d.status(), "198.51.100.2:80") == Some(last_good as u64), "the last good save to apply");
+    let st = d.status();
+    assert_eq!(st["last_reload"]["ok"], true);
+    let generation = st["generation"].as_u64().unwrap();
+    assert!(generation >= 2, "at least one reload: {st}");
+
+    // A broken save leaves the running generation and reports the error with file and line.
+    std::fs::write(&d.policy, "lvsd.service \"web\" {\n vip = 5 }\n").unwrap();
+    d.wait_for(|d| d.status()["last_reload"]["ok"] == false, "the failed reload to be reported");
+    let st = d.status();
+    assert_eq!(st["generation"].as_u64().unwrap(), generation);
+    let err = st["last_reload"]["errors"][0].as_str().unwrap();
+    assert!(err.contains("policy.lua:1: service 'web': vip must be a string"), "{err}");
+    assert_eq!(real_weight(&st, "198.51.100.2:80"), Some(last_good as u64), "the old table stays");
+    let (code, _, err) = d.cli(&["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("vip must be a string"), "{err}");
+
+    // The next good save recovers.
+    std::fs::write(&d.policy, good(42)).unwrap();
+    d.wait_for(|d| real_weight(&d.status(), "198.51.100.2:80") == Some(42), "recovery");
+}
+
+#[test]
+fn sighup_and_sigterm() {
+    let mut d = Daemon::start(POLICY, "lvs01", &[]);
+    std::fs::write(&d.policy, POLICY.replace("wrr", "rr")).unwrap();
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    d.wait_for(|d| d.status()["services"][0]["scheduler"] == "rr", "SIGHUP reload");
+    assert_eq!(d.stop(), 0);
+    assert!(!d.socket.exists(), "the socket is removed on exit");
+}
+
+#[test]
+fn socket_is_root_only() {
+    if !need_root("socket_is_root_only") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let d = Daemon::start(POLICY, "lvs01", &[]);
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(d.socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    // Let nobody reach the socket's directory, so that only the socket's own checks stand.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(lvsd_bin())
+        .args(["status", "--control", d.socket.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Even a socket opened up by mistake answers nobody.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new(lvsd_bin())
+        .args(["status", "--control", d.socket.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root-only"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn metrics_scrape_parses_as_prometheus_text() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start(POLICY, "lvs01", &["--metrics", &addr]);
+    let scrape = || -> Option<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        Some(r)
+    };
+    d.wait_for(|_| scrape().is_some(), "the metrics listener");
+    let resp = scrape().unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(body.contains("lvsd_policy_generation 1"), "{body}");
+    assert!(body.contains("lvsd_real_weight{service=\"web\",real=\"198.51.100.1:80\"} 1"), "{body}");
+    // Parse with the reference client library's parser: every family and sample must be valid.
+    let mut py = Command::new("python3")
+        .args(["-c", "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\nfams = list(text_string_to_metric_families(sys.stdin.read()))\nprint(len(fams), sum(len(f.samples) for f in fams))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    py.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "prometheus_client rejected the exposition: {}\n{body}", String::from_utf8_lossy(&out.stderr));
+    let counts = String::from_utf8_lossy(&out.stdout);
+    let families: usize = counts.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(families >= 10, "{counts}");
+}

@@ -1,0 +1,148 @@
+//! Two lvsd directors on one LAN (network namespaces on a bridge): election, takeover after
+//! SIGKILL, graceful handover, preemption and nopreempt, interface fault, sync groups.
+
+mod common;
+use common::*;
+use lvsd::net::netns::{privileged_or_skip, Lan};
+
+/// One policy for both nodes; VRRPv3 at 0.2 s keeps the test short (Master_Down_Interval
+/// about 0.7 s).
+fn policy(extra_vrrp: &str) -> String {
+    format!(
+        r#"
+local master = lvsd.node == "lvs01"
+lvsd.vrrp "VI_1" {{
+  interface = "eth0", vrid = 51, version = 3, advert_int = 0.2,
+  state = master and "master" or "backup",
+  priority = master and 100 or 90,
+  vips = {{ "192.0.2.100/24" }},
+  {extra_vrrp}
+}}
+lvsd.service "web" {{ vip = "192.0.2.100:80", reals = {{ "198.51.100.1:80" }} }}
+"#
+    )
+}
+
+fn lan() -> Lan {
+    let lan = Lan::new("lvp", 2).unwrap();
+    for (i, h) in lan.hosts.iter().enumerate() {
+        h.ip(&["addr", "add", &format!("192.0.2.{}/24", i + 1), "dev", "eth0"]).unwrap();
+    }
+    lan
+}
+
+fn has_vip(lan: &Lan, host: usize) -> bool {
+    lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains("192.0.2.100/24")
+}
+
+fn start(lan: &Lan, host: usize, src: &str) -> Daemon {
+    Daemon::start_in(Some(lan.host(host).name()), src, &format!("lvs0{}", host + 1), &[])
+}
+
+#[test]
+fn election_kill_restart_and_graceful_stop() {
+    if !privileged_or_skip("election_kill_restart_and_graceful_stop") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let mut a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    assert!(has_vip(&lan, 0) && !has_vip(&lan, 1), "only the master holds the VIP");
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "the backup sees the master: {st}");
+
+    // SIGKILL: the backup takes over after Master_Down_Interval; the dead master's VIP stays
+    // behind (as with keepalived).
+    a.kill9();
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over");
+    assert!(b.events("vrrp").iter().any(|e| e.contains("backup -> master (master_down")), "{:?}", b.events("vrrp"));
+    assert!(has_vip(&lan, 1));
+
+    // Restart: the stale VIP is removed before electing; priority 100 preempts 90.
+    let a = a.restart(Some(lan.host(0).name()), "lvs01", &[]);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 preempts");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 steps down");
+    assert!(b.events("vrrp").iter().any(|e| e.contains("master -> backup (higher_priority")), "{:?}", b.events("vrrp"));
+    assert!(has_vip(&lan, 0) && !has_vip(&lan, 1));
+
+    // Graceful stop: priority 0 is sent, the backup takes over after skew time only.
+    let mut a = a;
+    assert_eq!(a.stop(), 0);
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "handover");
+    assert!(b.events("vrrp").iter().any(|e| e.contains("backup -> master (master_stopped")), "{:?}", b.events("vrrp"));
+    assert!(!has_vip(&lan, 0), "a graceful stop removes the VIP");
+}
+
+#[test]
+fn nopreempt_and_yield() {
+    if !privileged_or_skip("nopreempt_and_yield") {
+        return;
+    }
+    let lan = lan();
+    // Both start as backup with nopreempt: whoever is master keeps it.
+    let src = policy("nopreempt = true,").replace("state = master and \"master\" or \"backup\",", "");
+    let b = start(&lan, 1, &src);
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 alone becomes master");
+    let a = start(&lan, 0, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs01 backup");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(a.vrrp_state("VI_1"), "backup", "nopreempt: the higher priority does not take over");
+    assert_eq!(b.vrrp_state("VI_1"), "master");
+
+    // yield: lvs02 sends priority 0 once; lvs01 takes over; lvs02 stays backup.
+    let r = b.call(serde_json::json!({"v": 1, "cmd": "yield", "instance": "VI_1"}));
+    assert_eq!(r["ok"], true, "{r}");
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 takes over after the yield");
+    assert!(a.events("vrrp").iter().any(|e| e.contains("master_stopped")), "{:?}", a.events("vrrp"));
+    assert_eq!(b.vrrp_state("VI_1"), "backup");
+    assert!(has_vip(&lan, 0) && !has_vip(&lan, 1));
+}
+
+#[test]
+fn interface_down_is_fault_and_the_other_takes_over() {
+    if !privileged_or_skip("interface_down_is_fault_and_the_other_takes_over") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    lan.host(0).ip(&["link", "set", "eth0", "down"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "lvs01 fault");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master");
+    lan.host(0).ip(&["link", "set", "eth0", "up"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 recovers and preempts");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup again");
+}
+
+#[test]
+fn sync_group_moves_together() {
+    if !privileged_or_skip("sync_group_moves_together") {
+        return;
+    }
+    let lan = lan();
+    // A second link in lvs01 that the test can take down: a veth pair inside the namespace.
+    lan.host(0).ip(&["link", "add", "trk0", "type", "veth", "peer", "name", "trk1"]).unwrap();
+    lan.host(0).ip(&["link", "set", "trk0", "up"]).unwrap();
+    lan.host(0).ip(&["link", "set", "trk1", "up"]).unwrap();
+    let src = r#"
+local master = lvsd.node == "lvs01"
+lvsd.vrrp "VI_1" { interface = "eth0", vrid = 51, version = 3, advert_int = 0.2,
+  priority = master and 100 or 90, vips = { "192.0.2.100/24" },
+  track_interfaces = master and { "trk0" } or nil }
+lvsd.vrrp "VI_2" { interface = "eth0", vrid = 52, version = 3, advert_int = 0.2,
+  priority = master and 100 or 90, vips = { "192.0.2.101/24" } }
+lvsd.sync_group "G" { instances = { "VI_1", "VI_2" } }
+"#;
+    let a = start(&lan, 0, src);
+    let b = start(&lan, 1, src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.vrrp_state("VI_2") == "master", "lvs01 master of both");
+    // The tracked link goes down: VI_1 faults, and the group sends VI_2 to fault with it.
+    lan.host(0).ip(&["link", "set", "trk1", "down"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault" && d.vrrp_state("VI_2") == "fault", "both in fault");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.vrrp_state("VI_2") == "master", "lvs02 master of both");
+}
