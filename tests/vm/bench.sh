@@ -15,6 +15,9 @@ echo "bench: $(grep -c '^-A' /tmp/rules) services, $(grep -c '^-a' /tmp/rules) r
 ip netns add bench-ipvsadm
 ip netns add bench-lvsd
 trap 'ip netns del bench-ipvsadm; ip netns del bench-lvsd' EXIT
+# With lo down the kernel takes every real server address for "not unicast".
+ip netns exec bench-ipvsadm ip link set lo up
+ip netns exec bench-lvsd ip link set lo up
 t0=$(up); ip netns exec bench-ipvsadm ipvsadm -R < /tmp/rules; t1=$(up)
 ipvsadm_s=$(secs $t0 $t1)
 ip netns exec bench-ipvsadm ipvsadm -S -n > /tmp/ipvsadm-save.txt
