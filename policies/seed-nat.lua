@@ -8,7 +8,7 @@ lvsd.vrrp "VI_1" {
   state = "master",
   priority = 150,
   advert_int = 1,
-  auth_pass = "1111",
+  auth_pass = "example",
   vips = { "192.168.1.11" },
 }
 
@@ -18,7 +18,7 @@ lvsd.vrrp "VI_GATEWAY" {
   state = "master",
   priority = 150,
   advert_int = 1,
-  auth_pass = "1111",
+  auth_pass = "example",
   vips = { "10.20.40.1" },
 }
 

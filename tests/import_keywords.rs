@@ -182,15 +182,15 @@ fn keepalived_corrections_are_made_and_reported() {
     assert_eq!(
         warnings(&imp),
         vec![
-            "normalized.conf:15: real server 192.0.2.21 80 is listed twice; keepalived removes the second",
+            "normalized.conf:14: real server 192.0.2.21 80 is listed twice; keepalived removes the second",
             "normalized.conf:6: keyword 'ops' needs UDP; keepalived resets it for this service; not translated",
-            "normalized.conf:10: real server port 8080 differs from the virtual server's (dr forwarding); keepalived uses 80",
+            "normalized.conf:9: real server port 8080 differs from the virtual server's (dr forwarding); keepalived uses 80",
             "normalized.conf:7: quorum 5 exceeds the total weight of the real servers 3; keepalived reduces it: translated as quorum = 3",
-            "normalized.conf:8: hysteresis 3 is not below the quorum 3; keepalived sets it to 2",
-            "normalized.conf:20: a virtual server without a port must be persistent; keepalived makes it persistent (360 s); translated as persistence = true",
-            "normalized.conf:29: keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated",
-            "normalized.conf:30: real server port 443: a fwmark service's dr servers have no port; keepalived clears it",
-            "normalized.conf:34: virtual_server 192.0.2.11 80 has no real servers; keepalived ignores it: not translated",
+            "normalized.conf:19: a virtual server without a port must be persistent; keepalived makes it persistent (360 s); translated as persistence = true",
+            "normalized.conf:28: keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated",
+            "normalized.conf:29: real server port 443: a fwmark service's dr servers have no port; keepalived clears it",
+            "normalized.conf:36: hysteresis 1 is not below the quorum 1; keepalived sets it to 0",
+            "normalized.conf:41: virtual_server 192.0.2.11 80 has no real servers; keepalived ignores it: not translated",
         ]
     );
     let (text, _) = plan(&imp.lua, "lvs01");
@@ -200,9 +200,12 @@ TCP  192.0.2.10:0 wlc persistent 360
 TCP  192.0.2.10:80 wlc
   -> 192.0.2.20:80                Route   2      0          0
   -> 192.0.2.21:80                Route   1      0          0
+TCP  192.0.2.12:80 wlc
+  -> 192.0.2.23:80                Route   1      0          0
 FWM  9 wlc
   -> 192.0.2.22:0                 Route   1      0          0";
-    let got: Vec<&str> = text.lines().skip(2).take(7).map(str::trim_end).collect();
+    let got: Vec<&str> = text.lines().skip(2).take(9).map(str::trim_end).collect();
     assert_eq!(got.join("\n"), want, "{text}");
-    assert!(imp.lua.contains("  sorry_server = \"192.0.2.99:80\",\n  quorum = 3,\n  hysteresis = 2,\n"), "{}", imp.lua);
+    assert!(imp.lua.contains("  sorry_server = \"192.0.2.99:80\",\n  quorum = 3,\n"), "{}", imp.lua);
+    assert!(!imp.lua.contains("hysteresis"), "{}", imp.lua);
 }

@@ -198,7 +198,9 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
                     ),
                 );
             }
-            if r.forward == ForwardMethod::Nat && r.addr.port() == 0 {
+            // A NAT real without a port is fine behind a fwmark service (the packet's port is
+            // kept, as keepalived's fwmark sample does); behind an address service it is not.
+            if r.forward == ForwardMethod::Nat && r.addr.port() == 0 && matches!(s.vip, Vip::Addr { .. }) {
                 rerr(errs, format!("service '{}': real server {}: NAT needs a port", s.name, r.addr));
             }
         }
