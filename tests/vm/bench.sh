@@ -9,17 +9,28 @@ awk 'BEGIN{for(i=0;i<10000;i++){v=sprintf("192.0.2.%d:%d", i%250+1, 1000+int(i/2
   printf "-A -t %s -s wrr\n", v; for(r=1;r<=4;r++) printf "-a -t %s -r 198.51.100.%d -g -w 1\n", v, r}}' > /tmp/rules
 echo "bench: $(grep -c '^-A' /tmp/rules) services, $(grep -c '^-a' /tmp/rules) reals"
 
-t0=$(up); ipvsadm -R < /tmp/rules; t1=$(up)
+# Each tool gets a fresh network namespace, so a fresh IPVS table: after a flush the kernel
+# keeps the deleted reals in a trash list that every later add scans, which would slow
+# whoever goes second.
+ip netns add bench-ipvsadm
+ip netns add bench-lvsd
+trap 'ip netns del bench-ipvsadm; ip netns del bench-lvsd' EXIT
+# With lo down the kernel takes every real server address for "not unicast".
+ip netns exec bench-ipvsadm ip link set lo up
+ip netns exec bench-lvsd ip link set lo up
+t0=$(up); ip netns exec bench-ipvsadm ipvsadm -R < /tmp/rules; t1=$(up)
 ipvsadm_s=$(secs $t0 $t1)
-ipvsadm -S -n > /tmp/ipvsadm-save.txt
-ipvsadm -C
+ip netns exec bench-ipvsadm ipvsadm -S -n > /tmp/ipvsadm-save.txt
 
 P="-p tests/vm/bench.lua --node lvs01"
-run() { LVSD_LOG=warn lvsd run "$@" --once > /tmp/once.out 2>/tmp/once.log || { cat /tmp/once.log; fail "lvsd run failed"; }; }
+run() {
+    LVSD_LOG=warn ip netns exec bench-lvsd lvsd run "$@" --once > /tmp/once.out 2>/tmp/once.log \
+        || { cat /tmp/once.log; fail "lvsd run failed"; }
+}
 t0=$(up); run $P; t1=$(up)
 lvsd_s=$(secs $t0 $t1)
 apply_out=$(cat /tmp/once.out)
-ipvsadm -S -n > /tmp/lvsd-save.txt
+ip netns exec bench-lvsd ipvsadm -S -n > /tmp/lvsd-save.txt
 cmp -s /tmp/ipvsadm-save.txt /tmp/lvsd-save.txt && identical=yes || identical=NO
 echo "BENCH ipvsadm -R (empty table):   ${ipvsadm_s} s"
 echo "BENCH lvsd run --once (empty):    ${lvsd_s} s   [$apply_out]"
