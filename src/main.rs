@@ -205,7 +205,8 @@ fn run_director(
         load: policy.options(),
         control: Some(control.path),
         resync_interval: std::time::Duration::from_secs(resync.max(1)),
-        debounce: std::time::Duration::from_millis(100),
+        // Editors finish an atomic save within milliseconds; a short quiet time keeps reloads quick.
+        debounce: std::time::Duration::from_millis(25),
         backend_name: if dry_run { "memory" } else { "kernel" },
         metrics,
     };

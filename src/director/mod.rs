@@ -683,6 +683,7 @@ impl Director {
     async fn flush_vrrp(&mut self) {
         if let Some(v) = self.vrrp.as_mut() {
             v.flush().await;
+            v.tidy();
         }
     }
 

@@ -36,12 +36,13 @@ pub struct Transition {
 const YIELD_TRACK: &str = "lvsd.yield";
 
 struct Running {
-    id: u64,
+    /// The socket this instance sends on and receives from (shared per link and family in
+    /// multicast mode).
+    sock: u64,
     model: VrrpInstance,
     fsm: Instance,
     expect: Expect,
     socket: Rc<VrrpSocket>,
-    recv_task: JoinHandle<()>,
     sent: u64,
     received: u64,
     drops: DropCounters,
@@ -55,8 +56,23 @@ struct Group {
     members: Vec<String>,
 }
 
+/// An open VRRP socket and the task that receives from it.
+struct Sock {
+    id: u64,
+    /// (interface, IPv6, unicast source and peers): multicast sockets are shared.
+    key: (String, bool, Option<(IpAddr, Vec<IpAddr>)>),
+    socket: Rc<VrrpSocket>,
+    task: JoinHandle<()>,
+}
+
 pub struct Vrrp {
     running: Vec<Running>,
+    /// Every VRRP socket receives every advert on its link, so instances of one link and
+    /// family share one socket and packets are dispatched by VRID.
+    sockets: Vec<Sock>,
+    /// One packet socket per interface for gratuitous ARP / NA (opening one per packet
+    /// costs an RCU grace period on close).
+    announcers: std::collections::HashMap<String, Rc<net::Announcer>>,
     groups: Vec<Group>,
     /// Instances that could not start, with the reason (shown in status).
     failed: Vec<(String, String)>,
@@ -139,7 +155,17 @@ fn primary_address(v: &VrrpInstance) -> Result<IpAddr, String> {
 
 impl Vrrp {
     pub fn new(tx: mpsc::UnboundedSender<VrrpInput>) -> Vrrp {
-        Vrrp { running: Vec::new(), groups: Vec::new(), failed: Vec::new(), tx, next_id: 1, outbox: Vec::new(), link_task: None }
+        Vrrp {
+            running: Vec::new(),
+            sockets: Vec::new(),
+            announcers: Default::default(),
+            groups: Vec::new(),
+            failed: Vec::new(),
+            tx,
+            next_id: 1,
+            outbox: Vec::new(),
+            link_task: None,
+        }
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -155,7 +181,40 @@ impl Vrrp {
         } else {
             Mode::Unicast { src: primary, peers: v.unicast_peers.clone() }
         };
-        let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode).map_err(|e| e.to_string())?);
+        let key = (
+            v.interface.clone(),
+            v.is_ipv6(),
+            match &mode {
+                Mode::Multicast => None,
+                Mode::Unicast { src, peers } => Some((*src, peers.clone())),
+            },
+        );
+        let (sock_id, socket) = match self.sockets.iter().find(|s| s.key == key) {
+            Some(s) => (s.id, s.socket.clone()),
+            None => {
+                let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode).map_err(|e| e.to_string())?);
+                let id = self.next_id;
+                self.next_id += 1;
+                let (sock, tx) = (socket.clone(), self.tx.clone());
+                let task = tokio::task::spawn_local(async move {
+                    loop {
+                        match sock.recv().await {
+                            Ok((bytes, meta)) => {
+                                if tx.send(VrrpInput::Packet { id, bytes, meta }).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!("VRRP receive: {e}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                });
+                self.sockets.push(Sock { id, key, socket: socket.clone(), task });
+                (id, socket)
+            }
+        };
         let cfg = fsm_config(v, primary);
         // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
         // remove them before electing, so that a backup never holds them.
@@ -164,24 +223,6 @@ impl Vrrp {
                 tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
             }
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let (sock, tx) = (socket.clone(), self.tx.clone());
-        let recv_task = tokio::task::spawn_local(async move {
-            loop {
-                match sock.recv().await {
-                    Ok((bytes, meta)) => {
-                        if tx.send(VrrpInput::Packet { id, bytes, meta }).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!("VRRP receive: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
         let mut fsm = Instance::new(cfg);
         let expect = fsm.config().expect();
         let mut initial = Vec::new();
@@ -195,12 +236,11 @@ impl Vrrp {
             fsm.handle(now, input);
         }
         self.running.push(Running {
-            id,
+            sock: sock_id,
             model: v.clone(),
             fsm,
             expect,
             socket,
-            recv_task,
             sent: 0,
             received: 0,
             drops: DropCounters::default(),
@@ -295,17 +335,38 @@ impl Vrrp {
                     }
                 }
                 Action::SendGratuitous { addresses, count, interval } => {
-                    let targets: Vec<(String, IpAddr)> =
-                        addresses.iter().map(|a| (net_vip(&r.model, *a).ifname, *a)).collect();
                     let name = r.model.name.clone();
+                    let mut targets: Vec<(Rc<net::Announcer>, IpAddr)> = Vec::new();
+                    for a in &addresses {
+                        let ifname = net_vip(&r.model, *a).ifname;
+                        let ann = match self.announcers.get(&ifname) {
+                            Some(x) => x.clone(),
+                            None => match net::Announcer::open(&ifname) {
+                                Ok(x) => {
+                                    let x = Rc::new(x);
+                                    self.announcers.insert(ifname.clone(), x.clone());
+                                    x
+                                }
+                                Err(e) => {
+                                    tracing::warn!("{name}: gratuitous ARP/NA on {ifname}: {e}");
+                                    continue;
+                                }
+                            },
+                        };
+                        targets.push((ann, *a));
+                    }
                     tokio::task::spawn_local(async move {
                         for n in 0..count {
                             if n > 0 && !interval.is_zero() {
                                 tokio::time::sleep(interval).await;
                             }
-                            for (ifname, a) in &targets {
-                                if let Err(e) = net::announce(ifname, *a) {
-                                    tracing::warn!("{name}: gratuitous ARP/NA for {a} on {ifname}: {e}");
+                            for (ann, a) in &targets {
+                                let sent = match a {
+                                    IpAddr::V4(v4) => ann.garp(*v4),
+                                    IpAddr::V6(v6) => ann.unsolicited_na(*v6, false),
+                                };
+                                if let Err(e) = sent {
+                                    tracing::warn!("{name}: gratuitous ARP/NA for {a}: {e}");
                                 }
                             }
                         }
@@ -357,25 +418,18 @@ impl Vrrp {
         let mut out = Vec::new();
         match input {
             VrrpInput::Packet { id, bytes, meta } => {
-                let Some(i) = self.running.iter().position(|r| r.id == id) else { return out };
-                // Every VRRP socket on a link receives every advert there. A packet for
-                // another VRID belongs to the instance with that VRID (its own socket has it);
-                // one for no instance of ours, or too short to say, is counted once per link.
-                let r = &self.running[i];
-                let same_link = |o: &Running| o.model.interface == r.model.interface && o.model.is_ipv6() == r.model.is_ipv6();
                 let vrid = packet::peek_vrid(&bytes);
-                if vrid != Some(r.model.vrid) {
-                    if self.running.iter().any(|o| same_link(o) && Some(o.model.vrid) == vrid) {
-                        return out;
+                let on_sock = |r: &Running| r.sock == id;
+                let Some(i) = self.running.iter().position(|r| on_sock(r) && Some(r.model.vrid) == vrid) else {
+                    // No instance of ours has this VRID here (or the packet is too short to
+                    // say): count it once, on the first instance of the link.
+                    if let Some(first) = self.running.iter().position(on_sock) {
+                        let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
+                        tracing::debug!("advert from {} for VRID {vrid:?}: no such instance here", meta.src);
+                        self.running[first].drops.record(reason);
                     }
-                    if self.running.iter().position(same_link) != Some(i) {
-                        return out;
-                    }
-                    let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
-                    tracing::debug!("advert from {} for VRID {vrid:?} on {}: no such instance here", meta.src, r.model.interface);
-                    self.running[i].drops.record(reason);
                     return out;
-                }
+                };
                 let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
                 let r = &mut self.running[i];
                 match packet::decode(&bytes, &rx, &r.expect) {
@@ -486,13 +540,29 @@ impl Vrrp {
         (out, errors)
     }
 
+    /// Called by the director after `flush`: sockets of stopped instances can go now.
+    pub fn tidy(&mut self) {
+        self.close_unused_sockets();
+    }
+
     fn stop_one(&mut self, mut r: Running, now: Instant, out: &mut Vec<Transition>) {
         let actions = r.fsm.handle(now, Input::Shutdown);
-        r.recv_task.abort();
         self.running.push(r);
         let i = self.running.len() - 1;
         self.perform(i, actions, out);
         self.running.pop();
+    }
+
+    /// Close sockets no instance uses any more (after the shutdown adverts went out).
+    fn close_unused_sockets(&mut self) {
+        let used: Vec<u64> = self.running.iter().map(|r| r.sock).collect();
+        self.sockets.retain(|s| {
+            let keep = used.contains(&s.id);
+            if !keep {
+                s.task.abort();
+            }
+            keep
+        });
     }
 
     /// Graceful stop: masters send priority 0 and drop their VIPs (RFC 5798 6.4.3).
@@ -502,6 +572,7 @@ impl Vrrp {
             self.stop_one(r, now, &mut out);
         }
         self.flush().await;
+        self.close_unused_sockets();
         if let Some(t) = self.link_task.take() {
             t.abort();
         }

@@ -80,8 +80,16 @@ impl Daemon {
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("lvsd.log")).unwrap()))
             .spawn()
             .unwrap();
-        let d = Daemon { child, dir, socket, policy };
-        d.wait_for(|d| d.socket.exists(), "the control socket");
+        let mut d = Daemon { child, dir, socket, policy };
+        // Ready when the control socket answers; a daemon that exited is reported with its log.
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("lvsd exited ({status}) before answering; log:\n{}", d.log());
+            }
+            assert!(Instant::now() < end, "the control socket never answered; log:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         d
     }
 
