@@ -506,7 +506,9 @@ pub fn parse_nft(json: &str) -> Result<Ruleset, String> {
     let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("nft JSON: {e}"))?;
     let items = doc["nftables"].as_array().ok_or("nft JSON: no \"nftables\" array")?;
     let mut rs = Ruleset { source: "nftables".into(), ..Ruleset::default() };
-    let mut base_info: Vec<(String, String, String, Option<u8>, (u8, i64), bool)> = Vec::new();
+    // (table, chain, display name, family, order, policy drop): filled in once all rules are read.
+    type Pending = (String, String, String, Option<u8>, (u8, i64), bool);
+    let mut base_info: Vec<Pending> = Vec::new();
     for it in items {
         if let Some(c) = it.get("chain") {
             let family = c["family"].as_str().unwrap_or("");
@@ -526,12 +528,12 @@ pub fn parse_nft(json: &str) -> Result<Ruleset, String> {
                 _ => None,
             };
             // NAT chains rewrite, they do not filter.
-            if let (Some(fam), Some(stage)) = (fam, stage) {
-                if c["type"].as_str() != Some("nat") {
-                    let prio = c["prio"].as_i64().unwrap_or(0);
-                    let drop = c["policy"].as_str() == Some("drop");
-                    base_info.push((table, name, format!("{family} {} {hook}", c["table"].as_str().unwrap_or("")), fam, (stage, prio), drop));
-                }
+            if let (Some(fam), Some(stage)) = (fam, stage)
+                && c["type"].as_str() != Some("nat")
+            {
+                let prio = c["prio"].as_i64().unwrap_or(0);
+                let drop = c["policy"].as_str() == Some("drop");
+                base_info.push((table, name, format!("{family} {} {hook}", c["table"].as_str().unwrap_or("")), fam, (stage, prio), drop));
             }
         } else if let Some(r) = it.get("rule") {
             let family = r["family"].as_str().unwrap_or("");
