@@ -56,6 +56,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate a keepalived configuration into a policy file (warnings on stderr).
+    Import {
+        /// The keepalived.conf to translate.
+        #[arg(required_unless_present = "pair", conflicts_with = "pair")]
+        file: Option<PathBuf>,
+        /// Merge two directors' configurations into one policy: --pair lvs01=a.conf lvs02=b.conf
+        #[arg(long, num_args = 2, value_names = ["NODE=FILE", "NODE=FILE"])]
+        pair: Vec<String>,
+        /// Write the policy here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// keepalived's config-id (-i): which `@id` lines apply.
+        #[arg(long)]
+        config_id: Option<String>,
+    },
     /// Run the director: VRRP, IPVS, checks, control socket; reload on change, SIGHUP or `lvsd reload`.
     Run {
         /// The policy file.
@@ -245,6 +260,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 m.node
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { file, pair, output, config_id } => {
+            let args = lvsd::import::cli::Args { file, pair, output, config_id };
+            Ok(ExitCode::from(lvsd::import::cli::run(&args) as u8))
         }
         Command::Plan { file, policy, json } => {
             let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };

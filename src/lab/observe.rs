@@ -53,7 +53,8 @@ pub fn client(shared: Arc<Shared>, sources: Vec<IpAddr>, vip: SocketAddr, gap: D
             break;
         }
         let phase = shared.phase.load(Ordering::Relaxed);
-        let result = get(sources[i % sources.len()], vip, Duration::from_secs(1));
+        // A client's TCP retransmits its SYN: give a request the time a browser would.
+        let result = get(sources[i % sources.len()], vip, Duration::from_secs(3));
         shared.requests.lock().unwrap().push(Request { phase, result });
         std::thread::sleep(gap);
     }
@@ -64,7 +65,9 @@ pub fn adverts(shared: Arc<Shared>, ifname: &str, t0: Instant) -> std::io::Resul
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112)))?;
     s.bind_device(Some(ifname.as_bytes()))?;
-    s.join_multicast_v4(&"224.0.0.18".parse().unwrap(), &std::net::Ipv4Addr::UNSPECIFIED)?;
+    // Join on this interface explicitly: the namespace has no route to pick one.
+    let idx = crate::net::ifindex(ifname).map_err(std::io::Error::other)?;
+    s.join_multicast_v4_n(&"224.0.0.18".parse().unwrap(), &socket2::InterfaceIndexOrAddress::Index(idx))?;
     s.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
     while !shared.stop.load(Ordering::Relaxed) {
