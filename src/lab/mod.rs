@@ -67,6 +67,12 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> LabError + '_ {
     move |e| LabError::Setup(format!("{what}: {e}"))
 }
 
+/// The client's source addresses (last octet in 198.51.100.0/24): clear of the directors,
+/// the VIPs and the reals. Each phase takes fresh ones (see `run`).
+fn source_pool() -> Vec<u8> {
+    (20..100).chain(200..255).collect()
+}
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
@@ -217,7 +223,7 @@ impl Lab {
         let client = ns("client")?;
         plug(&client, "eth0", &switches[0], "pc")?;
         client.ip(&["addr", "add", "198.51.100.5/24", "dev", "eth0"]).map_err(setup("address"))?;
-        for n in 20..100 {
+        for n in source_pool() {
             client.ip(&["addr", "add", &format!("198.51.100.{n}/24"), "dev", "eth0"]).map_err(setup("address"))?;
         }
         let mut directors = Vec::new();
@@ -330,6 +336,10 @@ impl Lab {
         r.result
     }
 
+    fn vrrp_state_of(&self, d: &Director) -> String {
+        self.directors.iter().position(|x| x.name == d.name).map(|i| self.vrrp_state(i)).unwrap_or_default()
+    }
+
     fn vrrp_state(&self, i: usize) -> String {
         self.status(i)
             .and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string))
@@ -346,7 +356,17 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(LabError::Setup(format!("timed out after {limit:?} waiting for {what}; logs in {}", self.dir.display())))
+        let mut msg = format!("timed out after {limit:?} waiting for {what}");
+        for d in &self.directors {
+            let log = std::fs::read_to_string(self.dir.join(format!("{}.log", d.name))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            msg.push_str(&format!("\n--- {} (state {}), last lines of its log:\n", d.name, self.vrrp_state_of(d)));
+            for l in tail.iter().rev() {
+                msg.push_str(l);
+                msg.push('\n');
+            }
+        }
+        Err(LabError::Setup(msg))
     }
 
     fn real_health(&self, i: usize, real: &str) -> Option<String> {
@@ -447,12 +467,14 @@ impl Lab {
                 l.start_http(0)?;
                 l.wait("rs1 back in the table", t, |l| l.real_health(0, &rs2).as_deref() == Some("in"))?;
                 l.note("rs1 back in the IPVS table");
-                l.settle(STEADY)
+                Ok(())
             })?;
+            // New clients (fresh sources: persistence keeps the old ones where they were).
+            self.phase("real-back", "rs1 serves new clients again", |l| l.settle(STEADY))?;
         }
         if matches!(s, Scenario::All | Scenario::Reload) && self.reals.len() >= 2 {
             let rs2 = format!("{}:{}", self.reals[1].addr, self.plan.port);
-            self.phase("reload", &format!("policy edit: rs2 weight 1 -> 3, hot-reloaded on both directors"), move |l| {
+            self.phase("reload", "policy edit: rs2 weight 1 -> 3, hot-reloaded on both directors", move |l| {
                 let before: Vec<u64> = (0..2).map(|i| l.status(i).map(|s| s["generation"].as_u64().unwrap_or(0)).unwrap_or(0)).collect();
                 let src = std::fs::read_to_string(&l.policy_file).map_err(setup("policy"))?;
                 let tmp = l.policy_file.with_extension("tmp");
@@ -470,8 +492,9 @@ impl Lab {
                     })
                     .collect();
                 l.note(format!("both directors reloaded; rs2 weight in the tables: {}", weights.join(", ")));
-                l.settle(STEADY * 2.0)
+                Ok(())
             })?;
+            self.phase("reloaded", "new clients under the new weights", |l| l.settle(STEADY * 2.0))?;
         }
         Ok(())
     }
@@ -558,11 +581,12 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
         let shared = shared.clone();
         move || {
             let per_phase = 8;
+            let pool = source_pool();
             let mut sent = 0;
             while sent < max && !shared.stop.load(Ordering::Relaxed) {
                 let phase = shared.phase.load(Ordering::Relaxed);
-                let base = 20 + (phase * per_phase) % 80;
-                let sources: Vec<IpAddr> = (0..per_phase).map(|k| IpAddr::from([198, 51, 100, (base + k) as u8])).collect();
+                let sources: Vec<IpAddr> =
+                    (0..per_phase).map(|k| IpAddr::from([198, 51, 100, pool[(phase * per_phase + k) % pool.len()]])).collect();
                 let before = shared.requests.lock().unwrap().len();
                 observe::client(shared.clone(), sources, vip, Duration::from_millis(20), per_phase);
                 sent += shared.requests.lock().unwrap().len() - before;
@@ -692,17 +716,19 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
         let rs1 = p["distribution"]["rs1"].as_u64().unwrap_or(0);
         out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 3, format!("real-down: the service keeps answering without rs1 (rs1 got {rs1} before removal)")));
     }
-    if let Some(p) = phase("real-up") {
-        out.push((p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0, "real-up: rs1 receives requests again".to_string()));
+    if let Some(p) = phase("real-back") {
+        out.push((p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0, format!("real-back: rs1 receives requests again ({})", p["distribution"])));
     }
-    if let Some(p) = phase("reload") {
+    if phase("reload").is_some() {
         let reloaded = report["timeline"].as_array().into_iter().flatten().any(|e| {
             e["event"].as_str().is_some_and(|m| m.contains("rs2 weight in the tables: lvs01 3, lvs02 3"))
         });
         out.push((reloaded, "reload: both directors reloaded and put rs2 at weight 3".to_string()));
+    }
+    if let Some(p) = phase("reloaded") {
         let (a, b) = (p["distribution"]["rs1"].as_u64().unwrap_or(0), p["distribution"]["rs2"].as_u64().unwrap_or(0));
         if report["weighted"] == true {
-            out.push((b > a, format!("reload: rs2 (weight 3) gets more than rs1 (weight 1): {b} vs {a}")));
+            out.push((b > a, format!("reloaded: rs2 (weight 3) gets more than rs1 (weight 1): {b} vs {a}")));
         }
     }
     out
