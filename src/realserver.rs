@@ -33,8 +33,9 @@ use crate::net::link::{self, LinkError};
 use crate::net::sysctl::{self, SysctlError, SysctlKey};
 
 /// Where state files go unless `--state-dir` says otherwise (tmpfs: cleared at reboot, like
-/// the settings it records).
-pub const DEFAULT_STATE_DIR: &str = "/run/lvsd";
+/// the settings it records). Not the director's /run/lvsd, which systemd removes when the
+/// director's unit stops.
+pub const DEFAULT_STATE_DIR: &str = "/run/lvsd-realserver";
 
 #[derive(Debug, Error)]
 pub enum RealServerError {
