@@ -324,7 +324,7 @@ async fn smtp(t: SocketAddr, bind: Option<IpAddr>, helo: &str) -> Result<(), Str
 }
 
 /// Run a program (no shell); kill its process group at the timeout.
-async fn exec(argv: &[String], dynamic: bool, timeout: Duration) -> CheckResult {
+pub async fn exec(argv: &[String], dynamic: bool, timeout: Duration) -> CheckResult {
     let z = Duration::ZERO;
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])

@@ -4,6 +4,7 @@
 mod alert;
 mod events;
 mod inspect;
+mod track;
 pub mod vrrp;
 pub mod status;
 
@@ -83,6 +84,7 @@ pub struct Director {
     vrrp: Option<vrrp::Vrrp>,
     reloads_ok: u64,
     reloads_failed: u64,
+    tracks: Option<track::Tracks>,
 }
 
 impl Director {
@@ -109,6 +111,7 @@ impl Director {
             vrrp: None,
             reloads_ok: 0,
             reloads_failed: 0,
+            tracks: None,
         })
     }
 
@@ -186,6 +189,9 @@ impl Director {
                     c.update(self.policy.model.clone(), self.policy.lua.clone());
                 }
                 self.resync();
+                if let Some(t) = self.tracks.as_mut() {
+                    t.set(&self.policy.model, std::time::Instant::now());
+                }
                 if let Some(mut v) = self.vrrp.take() {
                     let (ts, errors) = v.update(&self.policy.model, std::time::Instant::now());
                     self.vrrp = Some(v);
@@ -388,6 +394,36 @@ impl Director {
         }
     }
 
+    /// The IPVS connection sync daemon follows its VRRP instance: master while the instance
+    /// is master, backup otherwise (keepalived's lvs_sync_daemon behaviour).
+    fn follow_sync_daemon(&mut self, ts: &[vrrp::Transition]) {
+        let Some(sd) = self.policy.model.sync_daemon.clone() else { return };
+        let Some(name) = sd.instance.clone() else { return };
+        let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
+        let Some(mut want) = crate::ipvs::cli::daemon_from_model(&self.policy.model) else { return };
+        want.state = if t.to == fsm_state::State::Master {
+            crate::ipvs::wire::DaemonState::Master
+        } else {
+            crate::ipvs::wire::DaemonState::Backup
+        };
+        match self.backend.sync_daemon(Some(&want)) {
+            Ok(done) => {
+                for d in done {
+                    self.events.push("sync_daemon", d);
+                }
+            }
+            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
+        }
+    }
+
+    fn on_track_changes(&mut self, changes: Vec<track::TrackChange>) {
+        for (instance, name, up, weight) in changes {
+            self.events.push("track", format!("{instance}: track {name} is {}", if up { "up" } else { "down" }));
+            let ts = self.vrrp.as_mut().map(|v| v.track(&instance, &name, up, weight, std::time::Instant::now())).unwrap_or_default();
+            self.on_transitions(ts);
+        }
+    }
+
     /// Health changes: log them, run the reals' and services' hooks and notify programs, and
     /// send the table the difference (one sync for the whole batch).
     fn on_check_events(&mut self, batch: Vec<crate::check::CheckEvent>) {
@@ -427,6 +463,7 @@ impl Director {
 
     /// Record VRRP transitions and run the policy's hooks and notify programs, in order.
     fn on_transitions(&mut self, ts: Vec<vrrp::Transition>) {
+        self.follow_sync_daemon(&ts);
         let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
         for t in ts {
             self.events.push("vrrp", format!("{}: {} -> {} ({}, priority {})", t.instance, t.from, t.to, t.reason, t.priority));
@@ -510,6 +547,14 @@ impl Director {
         checks.start();
         self.checks = Some(checks);
         self.resync();
+        match self.backend.sync_daemon(crate::ipvs::cli::daemon_from_model(&self.policy.model).as_ref()) {
+            Ok(done) => done.into_iter().for_each(|d| self.events.push("sync_daemon", d)),
+            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
+        }
+        let (track_tx, mut track_rx) = mpsc::unbounded_channel();
+        let mut tracks = track::Tracks::new(track_tx);
+        tracks.set(&self.policy.model, std::time::Instant::now());
+        self.tracks = Some(tracks);
         let (vrrp_tx, mut vrrp_rx) = mpsc::unbounded_channel();
         let mut v = vrrp::Vrrp::new(vrrp_tx);
         let (ts, errors) = v.start(&self.policy.model, std::time::Instant::now());
@@ -522,6 +567,13 @@ impl Director {
         crate::systemd::notify("READY=1");
         while !self.shutdown {
             let deadline = self.vrrp.as_ref().and_then(|v| v.next_deadline());
+            let track_deadline = self.tracks.as_ref().and_then(|t| t.next_deadline());
+            let track_sleep = async {
+                match track_deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let vrrp_sleep = async {
                 match deadline {
                     Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -548,6 +600,17 @@ impl Director {
                     reload_at = None;
                     self.reload("file changed");
                     self.rewatch(&watch_tx);
+                }
+                _ = track_sleep => {
+                    let changes = match self.tracks.as_mut() {
+                        Some(t) => t.run_due(&self.policy, std::time::Instant::now()),
+                        None => Vec::new(),
+                    };
+                    self.on_track_changes(changes);
+                }
+                Some(done) = track_rx.recv() => {
+                    let change = self.tracks.as_mut().and_then(|t| t.on_done(done));
+                    self.on_track_changes(change.into_iter().collect());
                 }
                 Some(ev) = check_rx.recv() => {
                     let mut batch = vec![ev];

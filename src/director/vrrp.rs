@@ -402,6 +402,15 @@ impl Vrrp {
         out
     }
 
+    /// A track function changed (or reported for the first time).
+    pub fn track(&mut self, instance: &str, name: &str, up: bool, weight: i32, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        if let Some(i) = self.index(instance) {
+            self.drive(i, Input::Track { name: name.to_string(), up, weight }, now, &mut out);
+        }
+        out
+    }
+
     /// Give up mastership: one priority-0 advert, then stay backup at priority 1 until
     /// `unyield` (or a reload).
     pub fn yield_instance(&mut self, name: &str, now: Instant) -> Result<Vec<Transition>, String> {

@@ -231,6 +231,9 @@ impl Backend for Kernel {
     fn writes(&self) -> u64 {
         self.writes
     }
+    fn sync_daemon(&mut self, want: Option<&SyncDaemon>) -> Result<Vec<String>, ApplyError> {
+        sync_daemon(self, want).map_err(apply_error)
+    }
 }
 
 /// EEXIST means someone added it first; ESRCH (no service) and ENOENT (no real server)
