@@ -13,8 +13,8 @@ fn every_supported_keyword_passes_check_and_plans() {
         "TCP  192.0.2.10:443 sh (sh-fallback,sh-port) persistent 360",
         "UDP  192.0.2.10:53 rr ops",
         "  -> 192.0.2.22:53                Tunnel  1      0          0",
-        "SCTP  192.0.2.30:80 wlc",
-        "SCTP  192.0.2.31:80 wlc",
+        "SCTP 192.0.2.30:80 wlc",
+        "SCTP 192.0.2.31:80 wlc",
         "FWM  5 IPv6 mh (mh-port) persistent 300 pe sip",
         "  -> [2001:db8::20]:0             Tunnel  1      0          0",
     ] {
