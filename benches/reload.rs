@@ -80,13 +80,37 @@ struct Row {
     services: usize,
     to_event: Vec<f64>,
     to_seen: Vec<f64>,
+    /// IPVS writes over the timed saves, and the number of those saves.
+    writes_total: u64,
+    /// IPVS writes of each save in the second phase (status read after each save).
     writes: Vec<u64>,
+    /// Round-trip time of `status --json` (second phase).
+    status_rtt: Vec<f64>,
     baseline_gap: f64,
     reload_gap: f64,
-    overall_gap: f64,
+    series_gap: f64,
     late: usize,
     adverts: usize,
+    status_gap: f64,
     failures: usize,
+}
+
+/// Save the policy with `weight` and wait for the director to load it: (mtime, event at,
+/// seen), or `None` after 10 s.
+fn save_and_wait(d: &Daemon, services: usize, weight: u32, generation: u64) -> Option<(f64, f64, f64)> {
+    let mtime = save(&d.policy, &policy(services, weight));
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if let Some(at) = reload_event(d, generation) {
+            return Some((mtime, at, now()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+fn largest(g: &[(f64, f64)]) -> f64 {
+    g.iter().map(|g| g.1).fold(0.0, f64::max)
 }
 
 fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
@@ -95,27 +119,20 @@ fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
     // Baseline: adverts with nothing happening.
     cap.clear();
     std::thread::sleep(Duration::from_secs(3));
-    let baseline_gap = gaps(&cap.frames()).iter().map(|g| g.1).fold(0.0, f64::max);
+    let baseline_gap = largest(&gaps(&cap.frames()));
 
+    // Phase 1: timed saves, nothing but the small events request on the control socket.
+    let st = d.status();
+    let mut generation = st["generation"].as_u64().unwrap();
+    let writes_start = st["ipvs_writes"].as_u64().unwrap();
     cap.clear();
-    let mut generation = d.status()["generation"].as_u64().unwrap();
-    let mut writes_before = d.status()["ipvs_writes"].as_u64().unwrap();
-    let (mut to_event, mut to_seen, mut writes, mut windows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut to_event, mut to_seen, mut windows) = (Vec::new(), Vec::new(), Vec::new());
     let mut failures = 0;
+    let mut weight = 10;
     for k in 1..=saves {
-        let weight = 10 + k as u32;
-        let mtime = save(&d.policy, &policy(services, weight));
+        weight += 1;
         generation += 1;
-        let end = Instant::now() + Duration::from_secs(10);
-        let mut found = None;
-        while Instant::now() < end {
-            if let Some(at) = reload_event(&d, generation) {
-                found = Some((at, now()));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let Some((at, seen)) = found else {
+        let Some((mtime, at, seen)) = save_and_wait(&d, services, weight, generation) else {
             eprintln!("{services} services, save {k}: no reload to generation {generation} within 10 s");
             failures += 1;
             generation = d.status()["generation"].as_u64().unwrap();
@@ -124,27 +141,59 @@ fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
         to_event.push(at - mtime);
         to_seen.push(seen - mtime);
         windows.push((mtime - 0.05, seen + 0.05));
-        // Let a few adverts pass before asking for the (large) status document.
+        // Let a few adverts pass between saves.
         std::thread::sleep(Duration::from_millis(300));
-        let st = d.status();
-        let w = weight_of_first_real(&st);
-        if w != Some(weight as u64) {
-            eprintln!("{services} services, save {k}: weight in the backend is {w:?}, want {weight}");
-            failures += 1;
-        }
-        let now_writes = st["ipvs_writes"].as_u64().unwrap();
-        writes.push(now_writes - writes_before);
-        writes_before = now_writes;
-        std::thread::sleep(Duration::from_millis(100));
     }
     let g = gaps(&cap.frames());
     let adverts = g.len() + 1;
     let in_window = |t_end: f64, gap: f64| windows.iter().any(|&(a, b)| t_end - gap < b && t_end > a);
     let reload_gap = g.iter().filter(|&&(t, gap)| in_window(t, gap)).map(|g| g.1).fold(0.0, f64::max);
-    let overall_gap = g.iter().map(|g| g.1).fold(0.0, f64::max);
+    let series_gap = largest(&g);
     let late = g.iter().filter(|g| g.1 > ADVERT + 0.010).count();
+    if std::env::var_os("LVSD_BENCH_VERBOSE").is_some() {
+        // Each late advert, placed relative to the nearest save.
+        for &(t, gap) in g.iter().filter(|g| g.1 > ADVERT + 0.010) {
+            let near = windows.iter().min_by(|a, b| (a.0 - t).abs().partial_cmp(&(b.0 - t).abs()).unwrap());
+            let rel = near.map(|w| format!("starts {:+.1} ms from the save, which was seen at {:+.1} ms", (t - gap - w.0 - 0.05) * 1e3, (w.1 - w.0 - 0.1) * 1e3));
+            eprintln!("{services} services: late advert, gap {:.1} ms, {}", gap * 1e3, rel.unwrap_or_default());
+        }
+    }
+    let st = d.status();
+    let writes_total = st["ipvs_writes"].as_u64().unwrap() - writes_start;
+    if weight_of_first_real(&st) != Some(weight as u64) {
+        eprintln!("{services} services: weight in the backend is {:?}, want {weight}", weight_of_first_real(&st));
+        failures += 1;
+    }
+
+    // Phase 2: the IPVS writes of each save, read from status after it (and what a status
+    // request of this size costs the advert timing).
+    let mut writes = Vec::new();
+    let mut status_rtt = Vec::new();
+    let mut writes_before = writes_start + writes_total;
+    cap.clear();
+    for _ in 0..5 {
+        weight += 1;
+        generation += 1;
+        if save_and_wait(&d, services, weight, generation).is_none() {
+            failures += 1;
+            generation = d.status()["generation"].as_u64().unwrap();
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        let st = d.status();
+        status_rtt.push(t.elapsed().as_secs_f64());
+        if weight_of_first_real(&st) != Some(weight as u64) {
+            failures += 1;
+        }
+        let w = st["ipvs_writes"].as_u64().unwrap();
+        writes.push(w - writes_before);
+        writes_before = w;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status_gap = largest(&gaps(&cap.frames()));
     let _ = d.stop();
-    Row { services, to_event, to_seen, writes, baseline_gap, reload_gap, overall_gap, late, adverts, failures }
+    Row { services, to_event, to_seen, writes_total, writes, status_rtt, baseline_gap, reload_gap, series_gap, late, adverts, status_gap, failures }
 }
 
 fn main() {
@@ -164,30 +213,37 @@ fn main() {
     let cap = Capture::start(lan.host(1), "eth0");
     let rows: Vec<Row> = sizes.iter().map(|&n| bench(&lan, &cap, n, saves)).collect();
 
-    println!("\n## save -> change in the backend, ms (median / min / max over the saves)");
-    println!("| services | saves ok | mtime -> reload event | mtime -> seen on the control socket | IPVS writes per save (median / max) |");
+    println!("\n## save -> change in the backend, ms (median / min / max over {saves} saves)");
+    println!("| services | saves | failures | mtime -> reload event | mtime -> seen on the control socket |");
     println!("|---|---|---|---|---|");
     for r in &rows {
         let (a, b, c) = mmm(&r.to_event);
         let (d, e, f) = mmm(&r.to_seen);
-        let (w, _, wmax) = mmm(&r.writes.iter().map(|&x| x as f64).collect::<Vec<_>>());
-        println!(
-            "| {} | {}/{} | {} / {} / {} | {} / {} / {} | {w} / {wmax} |",
-            r.services,
-            r.to_seen.len() - r.failures.min(r.to_seen.len()),
-            r.to_seen.len() + r.failures,
-            ms(a),
-            ms(b),
-            ms(c),
-            ms(d),
-            ms(e),
-            ms(f)
-        );
+        println!("| {} | {} | {} | {} / {} / {} | {} / {} / {} |", r.services, r.to_seen.len(), r.failures, ms(a), ms(b), ms(c), ms(d), ms(e), ms(f));
     }
-    println!("\n## VRRP adverts of the master (v3, advert {} ms) on the wire, largest gap, ms", ADVERT * 1000.0);
-    println!("| services | baseline (3 s, no reloads) | during reloads (save .. seen) | whole series (incl. status calls) | gaps > interval + 10 ms | adverts |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n## IPVS writes for a one-weight change");
+    println!("| services | writes over the timed saves | per save (5 more saves, status after each) |");
+    println!("|---|---|---|");
     for r in &rows {
-        println!("| {} | {} | {} | {} | {} | {} |", r.services, ms(r.baseline_gap), ms(r.reload_gap), ms(r.overall_gap), r.late, r.adverts);
+        let each: Vec<String> = r.writes.iter().map(u64::to_string).collect();
+        println!("| {} | {} in {} saves | {} |", r.services, r.writes_total, r.to_seen.len(), each.join(", "));
+    }
+    println!("\n## VRRP adverts of the master (v3, advert {} ms) on the wire, largest gap between adverts, ms", ADVERT * 1000.0);
+    println!("| services | baseline (3 s, no reloads) | around reloads (save .. seen) | whole timed series | adverts later than interval + 10 ms (of adverts) | with a status --json after each save | status --json round trip (median / max) |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let (m, _, x) = mmm(&r.status_rtt);
+        println!(
+            "| {} | {} | {} | {} | {} of {} | {} | {} / {} |",
+            r.services,
+            ms(r.baseline_gap),
+            ms(r.reload_gap),
+            ms(r.series_gap),
+            r.late,
+            r.adverts,
+            ms(r.status_gap),
+            ms(m),
+            ms(x)
+        );
     }
 }
