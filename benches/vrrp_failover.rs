@@ -112,6 +112,18 @@ impl Node {
         }
     }
 
+    /// State changes so far: lvsd's status (bounded wait: a busy director may not answer),
+    /// keepalived's "Entering ... STATE" log lines.
+    fn transitions(&self) -> Option<u64> {
+        match self {
+            Node::Lvsd(d) => {
+                let st = support::control_call(&d.socket, &serde_json::json!({"v": 1, "cmd": "status"}), Duration::from_secs(20))?;
+                Some(st["vrrp"].as_array()?.iter().filter_map(|v| v["transitions"].as_u64()).sum())
+            }
+            Node::Keepalived(k) => Some(k.log().matches(") Entering ").count() as u64),
+        }
+    }
+
     fn log(&self) -> String {
         match self {
             Node::Lvsd(d) => d.log(),
@@ -246,39 +258,60 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
 }
 
 /// 100 instances, v3 advert 0.1 s: masters on h0 and backups on h1, both of one kind.
-fn bench_cpu(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], secs: f64) -> Vec<String> {
+fn bench_cpu(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
     const N: u32 = 100;
     println!("\n## CPU and memory of {N} VRRP v3 instances at advert 0.1 s, over {secs} s (master on h0, backup on h1, same implementation)");
-    println!("| implementation | role | CPU s | % of one core | RSS KiB | adverts/s on the wire |");
-    println!("|---|---|---|---|---|---|");
+    println!("| implementation | role | CPU s | % of one core | RSS KiB | adverts/s sent (on the wire; {} expected from the master) | state changes in the window | capture drops |", N * 10);
+    println!("|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
     let mut cpu_master = Vec::new();
     for which in [Impl::Lvsd, Impl::Keepalived] {
         let master = Node::start(which, lan.host(0), 3, 0.1, N, MASTER_PRIO, "master");
         let backup = Node::start(which, lan.host(1), 3, 0.1, N, BACKUP_PRIO, "backup");
         let vips = |h: usize| lan.host(h).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().matches("198.51.100.").count();
-        if !support::wait_until(Duration::from_secs(15), || vips(0) == N as usize && vips(1) == 0) {
-            eprintln!("{}: {N} instances did not converge ({} VIPs on the master, {} on the backup)", which.name(), vips(0), vips(1));
+        if !support::wait_until(Duration::from_secs(30), || vips(0) == N as usize && vips(1) == 0) {
+            eprintln!("{}: {N} instances did not converge in 30 s ({} VIPs on the master, {} on the backup)", which.name(), vips(0), vips(1));
         }
         std::thread::sleep(Duration::from_secs(2));
         let pids = [master.pids(), backup.pids()];
+        let nodes = [&master, &backup];
         let before = [support::usage_of(&pids[0]), support::usage_of(&pids[1])];
+        let trans_before = [master.transitions(), backup.transitions()];
+        let drops_before = cap.drops();
         cap.clear();
         let t0 = now();
         std::thread::sleep(Duration::from_secs_f64(secs));
         let after = [support::usage_of(&pids[0]), support::usage_of(&pids[1])];
         let t1 = now();
         let fs = cap.frames();
+        let drops = cap.drops() - drops_before;
+        if !cap.running() {
+            eprintln!("the capture stopped: adverts/s figures are wrong");
+        }
+        if std::env::var_os("LVSD_BENCH_VERBOSE").is_some() {
+            let mut by: std::collections::BTreeMap<(Ipv4Addr, u8), usize> = Default::default();
+            for f in &fs {
+                if let Kind::Vrrp { src, vrid, .. } = f.kind {
+                    *by.entry((src, vrid)).or_default() += 1;
+                }
+            }
+            for ((src, vrid), n) in &by {
+                eprintln!("{}: {src} vrid {vrid}: {n} adverts", which.name());
+            }
+        }
         for (role, i) in [("master", 0), ("backup", 1)] {
             let cpu = after[i].0 - before[i].0;
             let src = if i == 0 { MASTER_IP } else { BACKUP_IP };
-            let _ = macs;
             let adverts = fs.iter().filter(|f| matches!(f.kind, Kind::Vrrp { src: s, .. } if s == src)).count() as f64 / (t1 - t0);
+            let trans = match (trans_before[i], nodes[i].transitions()) {
+                (Some(a), Some(b)) => (b - a).to_string(),
+                _ => "? (no answer)".to_string(),
+            };
             if i == 0 {
                 cpu_master.push(cpu);
             }
             let line = format!(
-                "| {} | {role} ({} process{}) | {cpu:.2} | {:.1} | {} | {adverts:.0} |",
+                "| {} | {role} ({} process{}) | {cpu:.2} | {:.1} | {} | {adverts:.0} | {trans} | {drops} |",
                 which.name(),
                 pids[i].len(),
                 if pids[i].len() == 1 { "" } else { "es" },
@@ -291,7 +324,7 @@ fn bench_cpu(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], secs: f64) -> Vec<Strin
         drop(backup);
         drop(master);
     }
-    let line = format!("| ratio lvsd/keepalived (master CPU) | | {:.2} | | | |", cpu_master[0] / cpu_master[1]);
+    let line = format!("| ratio lvsd/keepalived (master CPU) | | {:.2} | | | | | |", cpu_master[0] / cpu_master[1]);
     println!("{line}");
     lines.push(line);
     lines
@@ -325,7 +358,7 @@ fn main() {
         bench_takeovers(&lan, &cap, &macs, reps, true);
     }
     if want("cpu") {
-        bench_cpu(&lan, &cap, &macs, cpu_secs);
+        bench_cpu(&lan, &cap, cpu_secs);
     }
 }
 

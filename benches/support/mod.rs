@@ -64,12 +64,13 @@ pub fn decode(f: &[u8]) -> Option<([u8; 6], Kind)> {
 /// stopped, dropped, or its bounds (time and frame count) are reached.
 pub struct Capture {
     frames: Arc<Mutex<Vec<Frame>>>,
+    drops: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 const MAX_FRAMES: usize = 2_000_000;
-const MAX_SECONDS: u64 = 300;
+const MAX_SECONDS: u64 = 900;
 
 impl Capture {
     pub fn start(ns: &Netns, ifname: &str) -> Capture {
@@ -77,23 +78,47 @@ impl Capture {
         let fd: OwnedFd = ns.run(move || open_packet_socket(&ifname)).expect("enter namespace").expect("packet socket");
         let frames = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (f2, s2) = (frames.clone(), stop.clone());
+        let drops = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (f2, s2, d2) = (frames.clone(), stop.clone(), drops.clone());
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
             let mut buf = [0u8; 2048];
             let mut cbuf = [0u64; 16];
+            let mut polled = 0u64;
             while !s2.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(MAX_SECONDS) {
-                let Some((n, t)) = recv(&fd, &mut buf, &mut cbuf) else { continue };
+                let Some((n, t)) = recv(&fd, &mut buf, &mut cbuf) else {
+                    d2.fetch_add(kernel_drops(&fd), Ordering::Relaxed);
+                    continue;
+                };
+                polled += 1;
+                if polled % 256 == 0 {
+                    d2.fetch_add(kernel_drops(&fd), Ordering::Relaxed);
+                }
                 if let Some((mac, kind)) = decode(&buf[..n]) {
                     let mut v = f2.lock().unwrap();
                     if v.len() >= MAX_FRAMES {
+                        eprintln!("capture: {MAX_FRAMES} frames, stopping");
                         break;
                     }
                     v.push(Frame { t, mac, kind });
                 }
             }
+            if start.elapsed() >= Duration::from_secs(MAX_SECONDS) {
+                eprintln!("capture: {MAX_SECONDS} s, stopping");
+            }
         });
-        Capture { frames, stop, thread: Some(thread) }
+        Capture { frames, drops, stop, thread: Some(thread) }
+    }
+
+    /// Frames the kernel dropped because the capture did not keep up (all frames, not only
+    /// the decoded ones), since the start. A figure taken with drops is not to be trusted.
+    pub fn drops(&self) -> u64 {
+        self.drops.load(Ordering::Relaxed)
+    }
+
+    /// Whether the capture thread still runs (it stops at its time and frame bounds).
+    pub fn running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// A copy of what was captured so far.
@@ -165,10 +190,21 @@ fn open_packet_socket(ifname: &str) -> std::io::Result<OwnedFd> {
         if setopt(libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const _, std::mem::size_of_val(&tv)) != 0 {
             return Err(err());
         }
-        let big: libc::c_int = 4 << 20;
-        setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &big as *const _ as *const _, 4);
+        // Room for seconds of frames even when the machine is busy (root may exceed rmem_max).
+        let big: libc::c_int = 16 << 20;
+        if setopt(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &big as *const _ as *const _, 4) != 0 {
+            setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &big as *const _ as *const _, 4);
+        }
         Ok(fd)
     }
+}
+
+/// Drops since the last call (PACKET_STATISTICS resets the counters it returns).
+fn kernel_drops(fd: &OwnedFd) -> u64 {
+    let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st as *mut _ as *mut _, &mut len) };
+    if r == 0 { st.tp_drops as u64 } else { 0 }
 }
 
 /// One frame and its kernel timestamp (seconds since the epoch); `None` on timeout.
@@ -267,4 +303,20 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// One request on a director's control socket, with a bound on the wait; `None` when the
+/// director does not answer in time (the caller reports it instead of failing).
+pub fn control_call(socket: &std::path::Path, req: &serde_json::Value, limit: Duration) -> Option<serde_json::Value> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    let mut line = serde_json::to_vec(req).ok()?;
+    line.push(b'\n');
+    s.write_all(&line).ok()?;
+    let mut r = String::new();
+    BufReader::new(s).read_line(&mut r).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r).ok()?;
+    (v["ok"] == true).then(|| v["result"].clone())
 }
