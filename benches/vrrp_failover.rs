@@ -92,6 +92,9 @@ fn keepalived_conf(version: u8, advert: f64, count: u32, prio: u8, state: &str) 
     s
 }
 
+/// Nice value given to every daemon under test (`--nice N`; 0 leaves them alone).
+static NICE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 enum Node {
     Lvsd(Daemon),
     Keepalived(Keepalived),
@@ -99,10 +102,22 @@ enum Node {
 
 impl Node {
     fn start(which: Impl, ns: &Netns, version: u8, advert: f64, count: u32, prio: u8, state: &str) -> Node {
-        match which {
+        let node = match which {
             Impl::Lvsd => Node::Lvsd(Daemon::start_in(Some(ns.name()), &lvsd_policy(version, advert, count, prio, state), ns.name(), &[])),
-            Impl::Keepalived => Node::Keepalived(Keepalived::start(ns, &keepalived_conf(version, advert, count, prio, &state.to_ascii_uppercase()))),
+            Impl::Keepalived => {
+                let k = Keepalived::start(ns, &keepalived_conf(version, advert, count, prio, &state.to_ascii_uppercase()));
+                let vpid = k.dir.path().join("v.pid");
+                support::wait_until(Duration::from_secs(5), || vpid.exists());
+                Node::Keepalived(k)
+            }
+        };
+        let nice = NICE.load(std::sync::atomic::Ordering::Relaxed);
+        if nice != 0 {
+            for p in node.pids() {
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, p, nice) };
+            }
         }
+        node
     }
 
     fn state(&self) -> String {
@@ -323,6 +338,10 @@ fn bench_cpu(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
         }
         drop(backup);
         drop(master);
+        // A killed lvsd leaves its VIPs behind (as keepalived does).
+        for h in 0..2 {
+            let _ = lan.host(h).ip(&["addr", "flush", "dev", "eth0", "to", "198.51.100.0/24"]);
+        }
     }
     let line = format!("| ratio lvsd/keepalived (master CPU) | | {:.2} | | | | | |", cpu_master[0] / cpu_master[1]);
     println!("{line}");
@@ -340,11 +359,13 @@ fn main() {
     };
     let reps = opt("--reps", 5.0) as usize;
     let cpu_secs = opt("--cpu-secs", 20.0);
+    NICE.store(opt("--nice", 0.0) as i32, std::sync::atomic::Ordering::Relaxed);
     let parts: Vec<&str> = args.iter().map(String::as_str).filter(|a| ["failover", "graceful", "cpu"].contains(a)).collect();
     let want = |p: &str| parts.is_empty() || parts.contains(&p);
 
     println!("# VRRP benchmark: lvsd vs keepalived ({})", version_of_keepalived());
     println!("machine: {}", support::machine());
+    println!("daemons under test run at nice {}", NICE.load(std::sync::atomic::Ordering::Relaxed));
     let lan = Lan::new("bv", 3).expect("namespaces");
     for (h, a) in [(0, MASTER_IP), (1, BACKUP_IP), (2, Ipv4Addr::new(192, 0, 2, 3))] {
         lan.host(h).ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]).unwrap();
