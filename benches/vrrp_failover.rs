@@ -307,8 +307,8 @@ fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
     const N: u32 = 100;
     let garp = if garp_reduced() { "1 GARP per VIP, no second burst" } else { "GARP defaults: 5 per VIP, 5 more after 5 s" };
     println!("\n## CPU and memory of {N} VRRP v3 instances at advert 0.1 s, over {secs} s (master on h0, backup on h1, same implementation; {garp})");
-    println!("| implementation | role | master steady after (s) | CPU s | % of one core | RSS KiB | adverts/s sent (on the wire; {} expected from the master) | state changes in the window | capture drops |", N * 10);
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| implementation | role | master steady after (s) | master alone, % of one core (3 s) | CPU s | % of one core | RSS KiB | adverts/s sent (on the wire; {} expected from the master) | state changes in the window | capture drops |", N * 10);
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
     let mut cpu_master = Vec::new();
     for which in [Impl::Lvsd, Impl::Keepalived] {
@@ -329,6 +329,10 @@ fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
             n >= (N * 9) as usize
         });
         let steady_after = if steady { format!("{:.1}", now() - t_start) } else { "not in 40 s".to_string() };
+        // The master alone, steady, for 3 s.
+        let (c0, t0) = (support::usage_of(&master.pids()).0, now());
+        std::thread::sleep(Duration::from_secs(3));
+        let alone = 100.0 * (support::usage_of(&master.pids()).0 - c0) / (now() - t0);
         let backup = Node::start(which, lan.host(1), 3, 0.1, N, BACKUP_PRIO, "backup");
         std::thread::sleep(Duration::from_secs(3));
         if vips(0) != N as usize || vips(1) != 0 {
@@ -372,11 +376,12 @@ fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
                 cpu_master.push(cpu);
             }
             let line = format!(
-                "| {} | {role} ({} process{}) | {} | {cpu:.2} | {:.1} | {} | {adverts:.0} | {trans} | {drops} |",
+                "| {} | {role} ({} process{}) | {} | {} | {cpu:.2} | {:.1} | {} | {adverts:.0} | {trans} | {drops} |",
                 which.name(),
                 pids[i].len(),
                 if pids[i].len() == 1 { "" } else { "es" },
                 if i == 0 { steady_after.as_str() } else { "" },
+                if i == 0 { format!("{alone:.1}") } else { String::new() },
                 100.0 * cpu / (t1 - t0),
                 after[i].1
             );
@@ -390,7 +395,7 @@ fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
             let _ = lan.host(h).ip(&["addr", "flush", "dev", "eth0", "to", "198.51.100.0/24"]);
         }
     }
-    let line = format!("| ratio lvsd/keepalived (master CPU) | | | {:.2} | | | | | |", cpu_master[0] / cpu_master[1]);
+    let line = format!("| ratio lvsd/keepalived (master CPU, with the backup) | | | | {:.2} | | | | | |", cpu_master[0] / cpu_master[1]);
     println!("{line}");
     lines.push(line);
     lines
