@@ -197,6 +197,12 @@ fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and a benchmark is no test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("reload: a benchmark; run it with `cargo bench --bench reload`");
+        return;
+    }
     if !privileged_or_skip("reload benchmark") {
         return;
     }

@@ -402,6 +402,12 @@ fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it,
+    // and a benchmark is no test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("vrrp_failover: a benchmark; run it with `cargo bench --bench vrrp_failover`");
+        return;
+    }
     if !privileged_or_skip("vrrp_failover benchmark") {
         return;
     }
