@@ -2,8 +2,10 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod check;
 pub mod import;
 pub mod ipvs;
+pub mod lab;
 pub mod model;
 pub mod net;
 pub mod policy;
@@ -14,3 +16,5 @@ pub mod plan;
 pub mod systemd;
 pub mod director;
 pub mod repl;
+pub mod realserver;
+pub mod doctor;

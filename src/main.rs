@@ -56,6 +56,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Translate a keepalived configuration into a policy file (warnings on stderr).
+    Import {
+        /// The keepalived.conf to translate.
+        #[arg(required_unless_present = "pair", conflicts_with = "pair")]
+        file: Option<PathBuf>,
+        /// Merge two directors' configurations into one policy: --pair lvs01=a.conf lvs02=b.conf
+        #[arg(long, num_args = 2, value_names = ["NODE=FILE", "NODE=FILE"])]
+        pair: Vec<String>,
+        /// Write the policy here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// keepalived's config-id (-i): which `@id` lines apply.
+        #[arg(long)]
+        config_id: Option<String>,
+    },
     /// Run the director: VRRP, IPVS, checks, control socket; reload on change, SIGHUP or `lvsd reload`.
     Run {
         /// The policy file.
@@ -79,12 +94,22 @@ enum Command {
         metrics: Option<std::net::SocketAddr>,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
+    /// With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
     Status {
         #[command(flatten)]
         control: ControlArgs,
         /// The stable JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Read the kernel's IPVS table directly (no daemon needed).
+        #[arg(long)]
+        kernel: bool,
+        /// With --kernel: counters, as `ipvsadm -L -n --stats`.
+        #[arg(long, requires = "kernel", conflicts_with = "rate")]
+        stats: bool,
+        /// With --kernel: rates, as `ipvsadm -L -n --rate`.
+        #[arg(long, requires = "kernel")]
+        rate: bool,
     },
     /// Ask the running director to reload its policy.
     Reload {
@@ -95,6 +120,41 @@ enum Command {
     Repl {
         #[command(flatten)]
         control: ControlArgs,
+    },
+    /// The real-server side: VIPs on lo (DR) or tunl0 (TUN), ARP suppression, rp_filter.
+    Realserver(lvsd::realserver::Args),
+    /// The troubleshooting checklist, automated: each item PASS/WARN/FAIL with the fix.
+    #[command(after_help = lvsd::doctor::EXIT_CODES)]
+    Doctor(lvsd::doctor::Args),
+    /// The production setup rehearsed on this machine: two directors, real servers and a
+    /// client in network namespaces, a bounded load, failures played out, timings measured.
+    Lab {
+        #[arg(long, value_enum, default_value = "dr")]
+        mode: lvsd::lab::Mode,
+        /// Number of real servers.
+        #[arg(long, default_value_t = 2)]
+        reals: usize,
+        /// Upper bound on client requests for the whole run.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        #[arg(long, value_enum, default_value = "all")]
+        scenario: lvsd::lab::Scenario,
+        /// A policy of your own instead of the seed (its addresses must fit the lab's).
+        #[arg(short = 'p', long = "policy")]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Check the rehearsal's claims and exit 1 if one does not hold.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// The lab's web server for real servers (answers with its name).
+    #[command(hide = true)]
+    LabHttp {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 80)]
+        port: u16,
     },
 }
 
@@ -121,21 +181,35 @@ fn run_director(
 ) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;
+    if once {
+        // Apply the table once, every real up, and the sync daemon if the policy has one.
+        let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };
+        let table = lvsd::desired::all_up(&p.model);
+        let remove = p.model.global.foreign == lvsd::model::Foreign::Remove;
+        let report = if dry_run {
+            lvsd::ipvs::cli::apply_dry_run(&table, remove)
+        } else {
+            lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref())?
+        };
+        lvsd::ipvs::cli::log_report(&report, remove);
+        println!("{}", lvsd::ipvs::cli::summary(&report));
+        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let backend: Box<dyn Backend> = if dry_run {
         Box::new(lvsd::ipvs::memory::MemoryBackend::new())
     } else {
-        anyhow::bail!("the kernel IPVS backend is not part of this build yet; use --dry-run");
+        Box::new(lvsd::ipvs::kernel::Kernel::open()?)
     };
     let opts = Options {
         policy: file.clone(),
         load: policy.options(),
-        control: if once { None } else { Some(control.path) },
+        control: Some(control.path),
         resync_interval: std::time::Duration::from_secs(resync.max(1)),
         debounce: std::time::Duration::from_millis(100),
         backend_name: if dry_run { "memory" } else { "kernel" },
         metrics,
     };
-    let mut director = match Director::new(opts, backend) {
+    let director = match Director::new(opts, backend) {
         Ok(d) => d,
         Err(lvsd::director::DirectorError::Policy(PolicyError::Invalid(errs))) => {
             for e in &errs {
@@ -145,14 +219,6 @@ fn run_director(
         }
         Err(e) => return Err(e.into()),
     };
-    if once {
-        let report = director.resync().clone();
-        println!("{} write op{}, {} failed", report.applied.len(), if report.applied.len() == 1 { "" } else { "s" }, report.failed.len());
-        for (op, e) in &report.failed {
-            eprintln!("{op}: {e}");
-        }
-        return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
-    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, director.run())?;
@@ -195,6 +261,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { file, pair, output, config_id } => {
+            let args = lvsd::import::cli::Args { file, pair, output, config_id };
+            Ok(ExitCode::from(lvsd::import::cli::run(&args) as u8))
+        }
         Command::Plan { file, policy, json } => {
             let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };
             let table = lvsd::desired::all_up(&p.model);
@@ -208,7 +278,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { policy_file, policy, dry_run, once, control, resync, metrics } => {
             run_director(policy_file, policy, dry_run, once, control, resync, metrics)
         }
-        Command::Status { control, json } => {
+        Command::Status { kernel: true, stats, rate, json, .. } => {
+            use lvsd::ipvs::format::Format;
+            let fmt = if stats { Format::Stats } else if rate { Format::Rate } else { Format::List };
+            print!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { control, json, .. } => {
             let r = control_call(&control, lvsd::control::Command::Status)?;
             let Some(v) = r.result.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
             if json {
@@ -229,7 +305,71 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
+        Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
+        Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
+        Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
+            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
+            run_lab(opts)
+        }
+        Command::LabHttp { name, port } => {
+            lvsd::lab::http::serve(&name, port)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Where the kernel has no IPVS, the lab runs inside the VM tier's guest (scripts/vm), with
+/// the same arguments, its console shown live.
+fn run_lab_in_vm() -> Result<ExitCode> {
+    let script = std::env::var("LVSD_VM_SCRIPT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm").to_string());
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    eprintln!("lvsd lab: this kernel has no IPVS; running the lab in a QEMU guest with Debian's kernel ({script})");
+    let status = std::process::Command::new(&script)
+        .args(["--install", "--verbose", "--lvsd"])
+        .arg(std::env::current_exe()?)
+        .arg("lab")
+        .env("LVSD_LAB_ARGS", args.join(" "))
+        .status()
+        .map_err(|e| anyhow::anyhow!("{script}: {e}"))?;
+    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+}
+
+fn kernel_has_ipvs() -> bool {
+    std::path::Path::new("/proc/net/ip_vs").exists()
+        || std::process::Command::new("modprobe").arg("ip_vs").status().is_ok_and(|s| s.success())
+}
+
+fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
+    if !kernel_has_ipvs() {
+        return run_lab_in_vm();
+    }
+    let (json, verify) = (opts.json, opts.verify);
+    let report = match lvsd::lab::run(opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lvsd lab: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let left = lvsd::lab::leftovers(std::process::id());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        lvsd::lab::print(&report);
+    }
+    let mut ok = left.is_empty();
+    if !left.is_empty() {
+        eprintln!("FAIL namespaces left behind: {}", left.join(", "));
+    }
+    if verify {
+        println!();
+        for (pass, line) in lvsd::lab::verify(&report) {
+            println!("{} {line}", if pass { "PASS" } else { "FAIL" });
+            ok &= pass;
+        }
+        println!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn main() -> ExitCode {

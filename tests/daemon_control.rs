@@ -212,3 +212,25 @@ fn metrics_scrape_parses_as_prometheus_text() {
     let families: usize = counts.split_whitespace().next().unwrap().parse().unwrap();
     assert!(families >= 10, "{counts}");
 }
+
+#[test]
+fn one_real_changed_among_a_thousand_services_is_one_op() {
+    let src = |w: u32| {
+        format!(
+            r#"
+for i = 1, 1000 do
+  lvsd.service ("svc" .. i) {{
+    vip = string.format("192.0.2.%d:%d", 1 + i % 200, 1000 + i),
+    reals = {{ {{ address = "198.51.100.1", weight = i == 500 and {w} or 1 }}, "198.51.100.2" }},
+  }}
+end
+"#
+        )
+    };
+    let d = Daemon::start(&src(1), "lvs01", &["--resync", "3600"]);
+    let writes = |d: &Daemon| d.status()["ipvs_writes"].as_u64().unwrap();
+    d.wait_for(|d| writes(d) == 3000, "1,000 services and 2,000 reals");
+    std::fs::write(&d.policy, src(7)).unwrap();
+    d.wait_for(|d| d.status()["generation"] == 2, "the reload");
+    assert_eq!(writes(&d), 3001, "exactly one op for one weight");
+}

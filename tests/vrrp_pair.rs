@@ -146,3 +146,66 @@ lvsd.sync_group "G" { instances = { "VI_1", "VI_2" } }
     a.wait_for(|d| d.vrrp_state("VI_1") == "fault" && d.vrrp_state("VI_2") == "fault", "both in fault");
     b.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.vrrp_state("VI_2") == "master", "lvs02 master of both");
 }
+
+#[test]
+fn exec_track_lowers_priority_and_the_peer_preempts() {
+    if !privileged_or_skip("exec_track_lowers_priority_and_the_peer_preempts") {
+        return;
+    }
+    let lan = lan();
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    // keepalived's vrrp_script as an exec track: `test -e FLAG`, weight -20, fall 2, rise 1.
+    let extra = format!(
+        "track = master and {{ lvsd.track.exec {{ name = \"chk\", command = {{ \"test\", \"-e\", \"{}\" }}, interval = 0.2, weight = -20, fall = 2 }} }} or nil,",
+        flag.display()
+    );
+    let src = policy(&extra);
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    std::fs::remove_file(&flag).unwrap();
+    a.wait_for(|d| d.status()["vrrp"][0]["priority"] == 80, "priority 100 - 20");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 (90) preempts lvs01 (80)");
+    assert!(a.events("track").iter().any(|e| e.contains("track chk is down")), "{:?}", a.events("track"));
+    std::fs::write(&flag, "").unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 back at 100 preempts");
+}
+
+#[test]
+fn hundred_saves_on_the_master_flap_nothing() {
+    if !privileged_or_skip("hundred_saves_on_the_master_flap_nothing") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (ta, tb) = (a.events("vrrp").len(), b.events("vrrp").len());
+    for i in 0..100u32 {
+        // Valid saves change a real's weight (and once the VIP list); every seventh is broken.
+        let body = if i % 7 == 6 {
+            "lvsd.vrrp \"VI_1\" { interface = ".to_string()
+        } else {
+            src.replace("\"198.51.100.1:80\"", &format!("{{ address = \"198.51.100.1:80\", weight = {} }}", i + 1))
+        };
+        let tmp = a.policy.with_extension("tmp");
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, &a.policy).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(if i % 10 == 0 { 150 } else { 10 }));
+    }
+    let last = src.replace("\"198.51.100.1:80\"", "{ address = \"198.51.100.1:80\", weight = 100 }");
+    std::fs::write(&a.policy, &last).unwrap();
+    a.wait_for(|d| d.status()["services"][0]["reals"][0]["weight"] == 100, "the last save to apply");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(a.events("vrrp").len(), ta, "no transition on the master: {:?}", a.events("vrrp"));
+    assert_eq!(b.events("vrrp").len(), tb, "no transition on the backup: {:?}", b.events("vrrp"));
+    assert_eq!(a.vrrp_state("VI_1"), "master");
+    let st = a.status();
+    assert!(st["generation"].as_u64().unwrap() > 2, "reloads happened: {}", st["generation"]);
+    assert!(st["reloads"]["failed"].as_u64().unwrap() >= 1 || st["last_reload"]["ok"] == true);
+}

@@ -1,8 +1,10 @@
 //! The director: the one place that wires the policy, the IPVS backend and the control
 //! socket together. Inputs arrive on channels; the director decides and acts.
 
+mod alert;
 mod events;
 mod inspect;
+mod track;
 pub mod vrrp;
 pub mod status;
 
@@ -70,8 +72,8 @@ pub struct Director {
     warned_foreign: HashSet<ServiceKey>,
     drained: HashSet<RealId>,
     weight_overrides: HashMap<RealId, u32>,
-    /// Health from checks; a real without an entry counts as up (until the checks issue wires it).
-    down: HashSet<RealId>,
+    /// The health checks (None until `run` starts them: `--once` and tests count reals up).
+    checks: Option<std::rc::Rc<crate::check::CheckManager>>,
     events: EventLog,
     inspect: Option<inspect::Inspector>,
     last_sync: Option<SyncReport>,
@@ -82,6 +84,7 @@ pub struct Director {
     vrrp: Option<vrrp::Vrrp>,
     reloads_ok: u64,
     reloads_failed: u64,
+    tracks: Option<track::Tracks>,
 }
 
 impl Director {
@@ -99,7 +102,7 @@ impl Director {
             warned_foreign: HashSet::new(),
             drained: HashSet::new(),
             weight_overrides: HashMap::new(),
-            down: HashSet::new(),
+            checks: None,
             events,
             inspect: None,
             last_sync: None,
@@ -108,6 +111,7 @@ impl Director {
             vrrp: None,
             reloads_ok: 0,
             reloads_failed: 0,
+            tracks: None,
         })
     }
 
@@ -119,12 +123,14 @@ impl Director {
         let vs = &self.policy.model.services[si];
         let r = &vs.reals[ri];
         let id = (vs.name.clone(), r.addr);
+        let forced = self.weight_overrides.get(&id).copied();
         if self.drained.contains(&id) {
-            RealState::Draining
-        } else if self.down.contains(&id) {
-            RealState::Down
-        } else {
-            RealState::Up(self.weight_overrides.get(&id).copied().unwrap_or(r.weight))
+            return RealState::Draining;
+        }
+        match self.checks.as_ref().map(|c| c.real_state(si, ri)) {
+            None => RealState::Up(forced.unwrap_or(r.weight)),
+            Some(RealState::Up(w)) => RealState::Up(forced.unwrap_or(w)),
+            Some(other) => other,
         }
     }
 
@@ -176,7 +182,16 @@ impl Director {
                 self.reloads_ok += 1;
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 self.forget_unknown_reals();
+                if let Some(c) = &self.checks {
+                    if let Err(e) = crate::check::install_net(&self.policy.lua) {
+                        self.events.push("check_error", format!("lvsd.net: {e}"));
+                    }
+                    c.update(self.policy.model.clone(), self.policy.lua.clone());
+                }
                 self.resync();
+                if let Some(t) = self.tracks.as_mut() {
+                    t.set(&self.policy.model, std::time::Instant::now());
+                }
                 if let Some(mut v) = self.vrrp.take() {
                     let (ts, errors) = v.update(&self.policy.model, std::time::Instant::now());
                     self.vrrp = Some(v);
@@ -219,7 +234,12 @@ impl Director {
             .collect();
         self.drained.retain(|id| known.contains(id));
         self.weight_overrides.retain(|id, _| known.contains(id));
-        self.down.retain(|id| known.contains(id));
+    }
+
+    fn real_index(&self, id: &RealId) -> Option<(usize, usize)> {
+        let si = self.policy.model.services.iter().position(|s| s.name == id.0)?;
+        let ri = self.policy.model.services[si].reals.iter().position(|r| r.addr == id.1)?;
+        Some((si, ri))
     }
 
     fn find_real(&self, r: &RealRef) -> Result<RealId, String> {
@@ -283,8 +303,15 @@ impl Director {
                 self.resync();
                 Response::ok(json!({ "weight": null }))
             }
-            Command::CheckNow(_) => Response::err("checks are not running in this director yet"),
-            Command::History(_) => Response::ok(json!([])),
+            Command::CheckNow(_) => Response::err("checks are not running in this director"),
+            Command::History(r) => {
+                let id = self.find_real(&r).unwrap();
+                let (si, ri) = self.real_index(&id).unwrap();
+                match self.checks.as_ref().and_then(|c| c.real_status(si, ri)) {
+                    Some(st) => Response::ok(serde_json::to_value(st).unwrap_or_default()),
+                    None => Response::ok(json!(null)),
+                }
+            }
             Command::Yield { instance } | Command::Unyield { instance } if self.vrrp.is_none() => {
                 Response::err(format!("no running VRRP instance '{instance}'"))
             }
@@ -348,8 +375,95 @@ impl Director {
         &self.events
     }
 
+    /// Run a real's checks now; checks are async, so a task answers when they are done.
+    fn check_now(&mut self, r: RealRef, reply: tokio::sync::oneshot::Sender<Response>) {
+        let found = self.find_real(&r).map(|id| self.real_index(&id));
+        match (found, self.checks.clone()) {
+            (Err(e), _) => {
+                let _ = reply.send(Response::err(e));
+            }
+            (Ok(Some((si, ri))), Some(c)) => {
+                tokio::task::spawn_local(async move {
+                    let results = c.run_now(si, ri).await;
+                    let _ = reply.send(Response::ok(serde_json::to_value(results).unwrap_or_default()));
+                });
+            }
+            _ => {
+                let _ = reply.send(Response::err("checks are not running in this director"));
+            }
+        }
+    }
+
+    /// The IPVS connection sync daemon follows its VRRP instance: master while the instance
+    /// is master, backup otherwise (keepalived's lvs_sync_daemon behaviour).
+    fn follow_sync_daemon(&mut self, ts: &[vrrp::Transition]) {
+        let Some(sd) = self.policy.model.sync_daemon.clone() else { return };
+        let Some(name) = sd.instance.clone() else { return };
+        let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
+        let Some(mut want) = crate::ipvs::cli::daemon_from_model(&self.policy.model) else { return };
+        want.state = if t.to == fsm_state::State::Master {
+            crate::ipvs::wire::DaemonState::Master
+        } else {
+            crate::ipvs::wire::DaemonState::Backup
+        };
+        match self.backend.sync_daemon(Some(&want)) {
+            Ok(done) => {
+                for d in done {
+                    self.events.push("sync_daemon", d);
+                }
+            }
+            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
+        }
+    }
+
+    fn on_track_changes(&mut self, changes: Vec<track::TrackChange>) {
+        for (instance, name, up, weight) in changes {
+            self.events.push("track", format!("{instance}: track {name} is {}", if up { "up" } else { "down" }));
+            let ts = self.vrrp.as_mut().map(|v| v.track(&instance, &name, up, weight, std::time::Instant::now())).unwrap_or_default();
+            self.on_transitions(ts);
+        }
+    }
+
+    /// Health changes: log them, run the reals' and services' hooks and notify programs, and
+    /// send the table the difference (one sync for the whole batch).
+    fn on_check_events(&mut self, batch: Vec<crate::check::CheckEvent>) {
+        let mut changed = false;
+        for ev in batch {
+            changed = true;
+            let Some(change) = ev.change else { continue };
+            let Some(vs) = self.policy.model.services.get(ev.service).cloned() else { continue };
+            let Some(r) = vs.reals.get(ev.real).cloned() else { continue };
+            let (up, reason) = match &change {
+                crate::check::RealChange::Up => (true, "checks pass".to_string()),
+                crate::check::RealChange::Down { reason } => (false, reason.clone()),
+            };
+            let state = if up { "up" } else { "down" };
+            self.events.push("health", format!("{} {}: {state} ({reason})", vs.name, r.addr));
+            for hook in [if up { r.on_up } else { r.on_down }, if up { vs.on_up } else { vs.on_down }].into_iter().flatten() {
+                let p = &self.policy;
+                if let Ok(t) = p.table([
+                    ("service", p.string(&vs.name)),
+                    ("real", p.string(&r.addr.to_string())),
+                    ("state", p.string(state)),
+                    ("reason", p.string(&reason)),
+                ]) {
+                    if let Err(e) = p.call_hook::<_, ()>(hook, t) {
+                        self.events.push("hook_error", format!("{} {} on_{state}: {e}", vs.name, r.addr));
+                    }
+                }
+            }
+            if let Some(argv) = if up { &r.notify_up } else { &r.notify_down } {
+                spawn_program(argv.clone());
+            }
+        }
+        if changed {
+            self.resync();
+        }
+    }
+
     /// Record VRRP transitions and run the policy's hooks and notify programs, in order.
     fn on_transitions(&mut self, ts: Vec<vrrp::Transition>) {
+        self.follow_sync_daemon(&ts);
         let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
         for t in ts {
             self.events.push("vrrp", format!("{}: {} -> {} ({}, priority {})", t.instance, t.from, t.to, t.reason, t.priority));
@@ -371,6 +485,9 @@ impl Director {
                 }
             }
             run_notify(&model.notify, "INSTANCE", &t.instance, t.to, t.priority);
+            if model.smtp_alert {
+                self.mail_alert("Instance", &t.instance, &t);
+            }
             if let Some(g) = &t.group {
                 if groups_done.iter().any(|(n, s)| n == g && *s == t.to) {
                     continue;
@@ -385,6 +502,9 @@ impl Director {
                         }
                     }
                     run_notify(&gm.notify, "GROUP", g, t.to, t.priority);
+                    if gm.smtp_alert {
+                        self.mail_alert("Group", g, &t);
+                    }
                 }
             }
         }
@@ -419,7 +539,22 @@ impl Director {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload_at: Option<tokio::time::Instant> = None;
 
+        let (check_tx, mut check_rx) = mpsc::unbounded_channel();
+        if let Err(e) = crate::check::install_net(&self.policy.lua) {
+            self.events.push("check_error", format!("lvsd.net: {e}"));
+        }
+        let checks = std::rc::Rc::new(crate::check::CheckManager::new(self.policy.model.clone(), self.policy.lua.clone(), check_tx));
+        checks.start();
+        self.checks = Some(checks);
         self.resync();
+        match self.backend.sync_daemon(crate::ipvs::cli::daemon_from_model(&self.policy.model).as_ref()) {
+            Ok(done) => done.into_iter().for_each(|d| self.events.push("sync_daemon", d)),
+            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
+        }
+        let (track_tx, mut track_rx) = mpsc::unbounded_channel();
+        let mut tracks = track::Tracks::new(track_tx);
+        tracks.set(&self.policy.model, std::time::Instant::now());
+        self.tracks = Some(tracks);
         let (vrrp_tx, mut vrrp_rx) = mpsc::unbounded_channel();
         let mut v = vrrp::Vrrp::new(vrrp_tx);
         let (ts, errors) = v.start(&self.policy.model, std::time::Instant::now());
@@ -432,6 +567,13 @@ impl Director {
         crate::systemd::notify("READY=1");
         while !self.shutdown {
             let deadline = self.vrrp.as_ref().and_then(|v| v.next_deadline());
+            let track_deadline = self.tracks.as_ref().and_then(|t| t.next_deadline());
+            let track_sleep = async {
+                match track_deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let vrrp_sleep = async {
                 match deadline {
                     Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -459,10 +601,32 @@ impl Director {
                     self.reload("file changed");
                     self.rewatch(&watch_tx);
                 }
+                _ = track_sleep => {
+                    let changes = match self.tracks.as_mut() {
+                        Some(t) => t.run_due(&self.policy, std::time::Instant::now()),
+                        None => Vec::new(),
+                    };
+                    self.on_track_changes(changes);
+                }
+                Some(done) = track_rx.recv() => {
+                    let change = self.tracks.as_mut().and_then(|t| t.on_done(done));
+                    self.on_track_changes(change.into_iter().collect());
+                }
+                Some(ev) = check_rx.recv() => {
+                    let mut batch = vec![ev];
+                    while let Ok(ev) = check_rx.try_recv() {
+                        batch.push(ev);
+                    }
+                    self.on_check_events(batch);
+                }
                 Some((cmd, reply)) = call_rx.recv() => {
-                    let resp = self.handle(cmd);
-                    self.rewatch(&watch_tx);
-                    let _ = reply.send(resp);
+                    if let Command::CheckNow(r) = cmd {
+                        self.check_now(r, reply);
+                    } else {
+                        let resp = self.handle(cmd);
+                        self.rewatch(&watch_tx);
+                        let _ = reply.send(resp);
+                    }
                 }
                 _ = resync.tick() => { self.resync(); }
                 Some(input) = vrrp_rx.recv() => {
@@ -480,12 +644,40 @@ impl Director {
             let ts = v.shutdown(std::time::Instant::now()).await;
             self.on_transitions(ts);
         }
+        if let Some(c) = self.checks.take() {
+            c.stop();
+        }
         self.watcher = None;
         crate::systemd::notify("STOPPING=1");
         if let Some(path) = &self.opts.control {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    /// keepalived's alert: "[router_id] VRRP Instance VI_1 - Entering MASTER state".
+    fn mail_alert(&mut self, kind: &str, name: &str, t: &vrrp::Transition) {
+        let g = &self.policy.model.global;
+        let (Some(server), false) = (g.smtp_server.clone(), g.notification_email.is_empty()) else {
+            self.events.push("alert_error", format!("smtp_alert on {name}, but lvsd.global has no smtp_server or notification_email"));
+            return;
+        };
+        let router = g.router_id.clone().unwrap_or_else(|| self.policy.model.node.clone());
+        let state = t.to.as_str().to_ascii_uppercase();
+        let mail = alert::Mail {
+            server,
+            timeout: std::time::Duration::from_secs(g.smtp_connect_timeout as u64),
+            helo: self.policy.model.node.clone(),
+            from: g.notification_email_from.clone().unwrap_or_else(|| format!("lvsd@{}", self.policy.model.node)),
+            to: g.notification_email.clone(),
+            subject: format!("[{router}] VRRP {kind} {name} - Entering {state} state"),
+            body: format!("=> VRRP {kind} {name} is now {state} ({}, priority {}) <=", t.reason, t.priority),
+        };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = alert::send(&mail).await {
+                tracing::warn!("e-mail alert \"{}\": {e}", mail.subject);
+            }
+        });
     }
 
     async fn flush_vrrp(&mut self) {
@@ -524,6 +716,13 @@ fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: fsm_state::S
         runs.push(any);
     }
     for argv in runs {
+        spawn_program(argv);
+    }
+}
+
+/// Run a program the policy named (an argument vector, no shell) and log how it ended.
+fn spawn_program(argv: Vec<String>) {
+    {
         let shown = argv.join(" ");
         match tokio::process::Command::new(&argv[0]).args(&argv[1..]).kill_on_drop(false).spawn() {
             Ok(mut child) => {

@@ -27,7 +27,7 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
                     "configured_weight": r.weight,
                     "weight": in_table.map(|x| x.weight),
                     "in_table": in_table.is_some(),
-                    "health": if d.down.contains(&id) { "down" } else { "up" },
+                    "health": match d.real_state(si, ri) { crate::desired::RealState::Down => "down", _ if d.drained.contains(&id) => "drained", _ => "up" },
                     "drained": d.drained.contains(&id),
                     "weight_override": d.weight_overrides.get(&id),
                     "state": format!("{:?}", d.real_state(si, ri)).to_ascii_lowercase(),
@@ -147,7 +147,11 @@ fn text(d: &Director, actual: Option<&Table>) -> String {
                     if let Some(w) = d.weight_overrides.get(&id) {
                         note.push(format!("weight forced to {w}"));
                     }
-                    (if d.down.contains(&id) { "down" } else { "up" }, r.weight.to_string(), note.join(", "))
+                    let health = match d.real_index(&id).map(|(si, ri)| d.real_state(si, ri)) {
+                        Some(crate::desired::RealState::Down) => "down",
+                        _ => "up",
+                    };
+                    (health, r.weight.to_string(), note.join(", "))
                 }
             };
             let _ = writeln!(out, "{line}  {health:<6}  {config:<6}  {note}").map(|_| ());

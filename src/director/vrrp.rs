@@ -363,7 +363,7 @@ impl Vrrp {
                 // one for no instance of ours, or too short to say, is counted once per link.
                 let r = &self.running[i];
                 let same_link = |o: &Running| o.model.interface == r.model.interface && o.model.is_ipv6() == r.model.is_ipv6();
-                let vrid = bytes.get(1).copied();
+                let vrid = packet::peek_vrid(&bytes);
                 if vrid != Some(r.model.vrid) {
                     if self.running.iter().any(|o| same_link(o) && Some(o.model.vrid) == vrid) {
                         return out;
@@ -398,6 +398,15 @@ impl Vrrp {
                     self.drive(i, Input::Interface { name: name.clone(), up }, now, &mut out);
                 }
             }
+        }
+        out
+    }
+
+    /// A track function changed (or reported for the first time).
+    pub fn track(&mut self, instance: &str, name: &str, up: bool, weight: i32, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        if let Some(i) = self.index(instance) {
+            self.drive(i, Input::Track { name: name.to_string(), up, weight }, now, &mut out);
         }
         out
     }

@@ -23,6 +23,11 @@ pub trait Backend {
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError>;
     /// Write ops sent so far (for status and benchmarks).
     fn writes(&self) -> u64;
+    /// Run the connection sync daemon as `want` says (None: leave it alone). Returns what
+    /// was done. Backends without one do nothing.
+    fn sync_daemon(&mut self, _want: Option<&super::wire::SyncDaemon>) -> Result<Vec<String>, ApplyError> {
+        Ok(Vec::new())
+    }
 }
 
 impl Backend for MemoryBackend {

@@ -53,7 +53,8 @@ pub fn addr_port(a: &SocketAddr) -> String {
 /// The service column: "TCP  192.0.2.1:80", "FWM  1", "FWM  1 IPv6".
 pub fn service_name(key: &ServiceKey) -> String {
     match key {
-        ServiceKey::Addr { protocol, addr } => format!("{}  {}", protocol.ipvsadm_name(), addr_port(addr)),
+        // ipvsadm pads the protocol name to four columns ("TCP  ", "SCTP ").
+        ServiceKey::Addr { protocol, addr } => format!("{:<4} {}", protocol.ipvsadm_name(), addr_port(addr)),
         ServiceKey::Fwmark { mark, family: Family::Inet } => format!("FWM  {mark}"),
         ServiceKey::Fwmark { mark, family: Family::Inet6 } => format!("FWM  {mark} IPv6"),
     }
@@ -201,10 +202,11 @@ pub fn table(t: &Table, fmt: Format) -> String {
     out
 }
 
-/// Tunnel details for status output ("ipip", "gue:6080:csum"...): ipvsadm's `--tun-info`.
+/// Tunnel details exactly as `ipvsadm -L -n --tun-info` prints them: "n/a" for other
+/// forwarding methods, "ipip", "gue:6080:+c", "gre:-c".
 pub fn tunnel_info(d: &Dest) -> String {
     if d.forward != Forward::Tun {
-        return "-".into();
+        return "n/a".into();
     }
     match d.tun_type {
         TunnelType::Ipip => "ipip".into(),
@@ -213,12 +215,14 @@ pub fn tunnel_info(d: &Dest) -> String {
     }
 }
 
+/// IP_VS_TUNNEL_ENCAP_FLAG_{NOCSUM,CSUM,REMCSUM} in ipvsadm's notation.
 fn tun_flag_name(f: u16) -> &'static str {
-    match f & 0x3 {
-        0 => "nocsum",
-        1 => "csum",
-        2 => "remcsum",
-        _ => "csum,remcsum",
+    if f & 0x2 != 0 {
+        "r+c"
+    } else if f & 0x1 != 0 {
+        "+c"
+    } else {
+        "-c"
     }
 }
 
@@ -323,5 +327,24 @@ FWM  7 rr ops persistent 360 mask 255.255.255.0
     #[test]
     fn version_header_line() {
         assert_eq!(version_header(0x010201, 4096), "IP Virtual Server version 1.2.1 (size=4096)\n");
+    }
+
+    /// Checked against ipvsadm 1.31 in the VM (tests/vm/format.sh, tests/vm/roundtrip.sh).
+    #[test]
+    fn sctp_width_and_tunnel_notation_match_ipvsadm() {
+        let k = ServiceKey::Addr { protocol: Protocol::Sctp, addr: "192.0.2.200:9".parse().unwrap() };
+        assert_eq!(service_name(&k), "SCTP 192.0.2.200:9");
+        let mut d = Dest::new(Forward::Tun, 1);
+        assert_eq!(tunnel_info(&d), "ipip");
+        d.tun_type = TunnelType::Gue;
+        d.tun_port = 6080;
+        d.tun_flags = 1;
+        assert_eq!(tunnel_info(&d), "gue:6080:+c");
+        d.tun_type = TunnelType::Gre;
+        d.tun_flags = 2;
+        assert_eq!(tunnel_info(&d), "gre:r+c");
+        d.tun_flags = 0;
+        assert_eq!(tunnel_info(&d), "gre:-c");
+        assert_eq!(tunnel_info(&Dest::new(Forward::Dr, 1)), "n/a");
     }
 }

@@ -1,9 +1,15 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
+pub mod attrs;
 pub mod backend;
+pub mod cli;
 pub mod format;
+pub mod kernel;
 pub mod memory;
 pub mod reconcile;
 pub mod table;
+pub mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 pub use table::{Dest, DestKey, Forward, Protocol, Service, ServiceConf, ServiceKey, Table, TunnelType};

@@ -587,18 +587,21 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
     }
     // "MUST verify the VRRP version", "... contains the complete VRRP packet".
     let advert = parse_as(buf, expect.family, expect.version)?;
-    // "MUST verify the VRRP checksum."
-    let got = u16::from_be_bytes([buf[6], buf[7]]);
-    let mut zeroed = buf.to_vec();
-    zeroed[6] = 0;
-    zeroed[7] = 0;
-    let computed = match expect.version {
-        Version::V2 => checksum::internet(&zeroed),
-        Version::V3 => checksum::v3(rx.src, rx.dst, &zeroed, expect.v3_checksum_as_v2)
+    // "MUST verify the VRRP checksum." Summing the message with its checksum gives zero
+    // (RFC 1071), which also accepts either form of one's-complement zero in the field.
+    let sum = |data: &[u8]| match expect.version {
+        Version::V2 => checksum::internet(data),
+        Version::V3 => checksum::v3(rx.src, rx.dst, data, expect.v3_checksum_as_v2)
             .expect("families checked above"),
     };
-    if got != computed {
-        return Err(DecodeError::Checksum { got, computed });
+    if sum(buf) != 0 {
+        let mut zeroed = buf.to_vec();
+        zeroed[6] = 0;
+        zeroed[7] = 0;
+        return Err(DecodeError::Checksum {
+            got: u16::from_be_bytes([buf[6], buf[7]]),
+            computed: sum(&zeroed),
+        });
     }
     // "MUST verify that the VRID is configured on the receiving interface and the local
     // router is not the IPvX address owner (Priority = 255 (decimal))."
@@ -1075,6 +1078,35 @@ mod tests {
         };
         let buf = a.encode(&ep, false).unwrap();
         assert_eq!(parse(&buf, Family::Ipv6).unwrap(), a);
+    }
+
+    // RFC 1071: 0x0000 and 0xffff are the same one's-complement value; accept both.
+    #[test]
+    fn checksum_of_negative_zero_is_accepted() {
+        let (vrid, priority, buf) = (1..=255u8)
+            .flat_map(|v| (0..=255u8).map(move |p| (v, p)))
+            .map(|(v, p)| {
+                (
+                    v,
+                    p,
+                    Advert {
+                        vrid: v,
+                        priority: p,
+                        ..v2_advert(0)
+                    },
+                )
+            })
+            .map(|(v, p, a)| (v, p, a.encode(&mcast_ep(), false).unwrap()))
+            .find(|(_, _, b)| b[6..8] == [0, 0])
+            .expect("some VRID and priority sum to a zero checksum");
+        let mut other = buf.clone();
+        other[6..8].copy_from_slice(&[0xff, 0xff]);
+        let e = Expect {
+            vrid,
+            ..v2_expect()
+        };
+        assert_eq!(decode(&buf, &rx(), &e).unwrap().advert.priority, priority);
+        assert_eq!(decode(&other, &rx(), &e).unwrap().advert.priority, priority);
     }
 
     #[test]

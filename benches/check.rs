@@ -1,0 +1,120 @@
+//! Check manager benchmark (prints figures; not a timed test).
+//!
+//!   cargo bench --bench check -- [--reals N] [--lua N] [--seconds S]
+//!
+//! 1. N loopback listeners (served by a separate thread), each TCP-checked every second by
+//!    one CheckManager on a current-thread runtime: CPU seconds per minute of the manager's
+//!    thread, results per second, RSS.
+//! 2. N Lua checks per second (each opens a TCP connection with lvsd.net.tcp): CPU of the
+//!    manager's thread.
+//!
+//! The keepalived comparison (same checks, in the VM where its IPVS setup works) is separate.
+
+use lvsd::check::{CheckManager, CheckOptions};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn raise_fd_limit() {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+}
+
+/// `n` listeners on 127.0.0.1, accepted and closed by their own thread.
+fn listeners(n: usize) -> Vec<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut addrs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addrs.push(l.local_addr().unwrap());
+                tokio::spawn(async move {
+                    while let Ok((s, _)) = l.accept().await {
+                        drop(s);
+                    }
+                });
+            }
+            tx.send(addrs).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
+    let reals: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+    let src = format!(r#"lvsd.service "bench" {{ vip = "192.0.2.1:80", check = {check}, reals = {{ {} }} }}"#, reals.join(", "));
+    let opts = lvsd::policy::LoadOptions { node: "bench".into(), limits: Default::default() };
+    let p = lvsd::policy::load_source(&src, "bench.lua".as_ref(), ".".as_ref(), &opts).unwrap();
+    lvsd::check::install_net(&p.lua).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let set = tokio::task::LocalSet::new();
+    let rss0 = rss_kib();
+    set.block_on(&rt, async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions { every_result: true, ..Default::default() });
+        m.start();
+        // Let the first-run spread (10% of the interval) pass, then measure.
+        let warm_until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < warm_until {
+            let _ = tokio::time::timeout_at(warm_until, rx.recv()).await;
+        }
+        let (cpu0, t0) = (thread_cpu(), Instant::now());
+        let (mut results, mut failed) = (0u64, 0u64);
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while let Ok(Some(ev)) = tokio::time::timeout_at(end, rx.recv()).await {
+            results += 1;
+            failed += (!ev.result.ok) as u64;
+        }
+        let (cpu, wall) = (thread_cpu() - cpu0, t0.elapsed().as_secs_f64());
+        println!(
+            "{name}: {} reals, {:.0} results/s ({failed} failed), manager thread CPU {:.2} s per minute ({:.1}% of a core), RSS {} MiB (+{} MiB for the manager), {} probes",
+            addrs.len(),
+            results as f64 / wall,
+            cpu.as_secs_f64() / wall * 60.0,
+            cpu.as_secs_f64() / wall * 100.0,
+            rss_kib() / 1024,
+            rss_kib().saturating_sub(rss0) / 1024,
+            m.probe_count(),
+        );
+        m.stop();
+    });
+}
+
+fn main() {
+    raise_fd_limit();
+    let reals = arg("--reals", 10_000) as usize;
+    let lua = arg("--lua", 5_000) as usize;
+    let seconds = arg("--seconds", 30);
+    println!("lvsd check benchmark: {seconds} s per run, 2 s warm-up; the listeners run on their own thread");
+    let addrs = listeners(reals.max(lua));
+    if reals > 0 {
+        run("tcp", "lvsd.check.tcp { interval = 1, timeout = 5, retries = 0 }", &addrs[..reals], seconds);
+    }
+    if lua > 0 {
+        let check = "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) \
+                     local c = lvsd.net.tcp(rs.ip, rs.port) c:close() return true end }";
+        run("lua", check, &addrs[..lua], seconds);
+    }
+}

@@ -1,0 +1,252 @@
+//! Pure health bookkeeping: one result, the last N results, and rise/fall hysteresis.
+//! No clock and no I/O: callers pass results in, transitions come out.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+/// How many results each check keeps for status and the REPL.
+pub const HISTORY: usize = 10;
+
+/// A value a Lua check returned beside `ok` (passed on to weight functions).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Str(String),
+}
+
+/// The outcome of one check run (after its retries).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// When the run finished (wall clock, for display).
+    pub at: SystemTime,
+    pub ok: bool,
+    /// Time of the last attempt.
+    pub latency: Duration,
+    /// Why it failed (or a note from a Lua check).
+    pub error: Option<String>,
+    /// HTTP status of the last response, if any.
+    pub status: Option<u16>,
+    /// A weight set by the check itself (exec `dynamic`, a Lua check returning a number or `weight`).
+    pub weight: Option<u32>,
+    /// Custom values returned by a Lua check.
+    pub values: BTreeMap<String, Scalar>,
+    /// The start of the HTTP body; given to weight functions, never kept in the history.
+    #[serde(skip)]
+    pub body: Option<String>,
+}
+
+impl CheckResult {
+    pub fn up(latency: Duration) -> CheckResult {
+        CheckResult {
+            at: SystemTime::now(),
+            ok: true,
+            latency,
+            error: None,
+            status: None,
+            weight: None,
+            values: BTreeMap::new(),
+            body: None,
+        }
+    }
+    pub fn down(latency: Duration, error: impl Into<String>) -> CheckResult {
+        CheckResult { ok: false, error: Some(error.into()), ..CheckResult::up(latency) }
+    }
+    pub fn latency_ms(&self) -> f64 {
+        self.latency.as_secs_f64() * 1000.0
+    }
+}
+
+/// The last [`HISTORY`] results, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct History(VecDeque<CheckResult>);
+
+impl History {
+    pub fn push(&mut self, mut r: CheckResult) {
+        r.body = None;
+        if self.0.len() == HISTORY {
+            self.0.pop_front();
+        }
+        self.0.push_back(r);
+    }
+    pub fn last(&self) -> Option<&CheckResult> {
+        self.0.back()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &CheckResult> {
+        self.0.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A change of a check's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Transition {
+    Up,
+    Down,
+}
+
+/// The state of one check on one target: rise/fall counting over consecutive results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    up: bool,
+    /// Consecutive results that disagree with `up`.
+    streak: u32,
+    rise: u32,
+    fall: u32,
+    history: History,
+}
+
+impl Health {
+    /// `alpha`: start down and wait for `rise` successes (keepalived's alpha); otherwise
+    /// start up, as keepalived does.
+    pub fn new(rise: u32, fall: u32, alpha: bool) -> Health {
+        Health { up: !alpha, streak: 0, rise: rise.max(1), fall: fall.max(1), history: History::default() }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn last(&self) -> Option<&CheckResult> {
+        self.history.last()
+    }
+
+    /// Change rise/fall on reload without losing the state or the history.
+    pub fn set_thresholds(&mut self, rise: u32, fall: u32) {
+        self.rise = rise.max(1);
+        self.fall = fall.max(1);
+    }
+
+    /// Record one result; returns the transition it caused, if any.
+    pub fn record(&mut self, r: CheckResult) -> Option<Transition> {
+        let ok = r.ok;
+        self.history.push(r);
+        if ok == self.up {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if self.up { self.fall } else { self.rise };
+        if self.streak < needed {
+            return None;
+        }
+        self.up = ok;
+        self.streak = 0;
+        Some(if ok { Transition::Up } else { Transition::Down })
+    }
+}
+
+/// keepalived's quorum with hysteresis: the service is "up" once the live weight reaches
+/// `quorum + hysteresis` and "down" once it falls below `quorum - hysteresis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quorum {
+    pub quorum: u64,
+    pub hysteresis: u64,
+    pub up: bool,
+}
+
+impl Quorum {
+    pub fn new(quorum: u32, hysteresis: u32) -> Quorum {
+        Quorum { quorum: quorum as u64, hysteresis: hysteresis as u64, up: true }
+    }
+    /// Feed the current sum of live weights; returns `Some(new_state)` on a change.
+    pub fn update(&mut self, live_weight: u64) -> Option<bool> {
+        let next = if self.up {
+            live_weight + self.hysteresis >= self.quorum
+        } else {
+            live_weight >= self.quorum + self.hysteresis
+        };
+        (next != self.up).then(|| {
+            self.up = next;
+            next
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> CheckResult {
+        CheckResult::up(Duration::from_millis(1))
+    }
+    fn bad() -> CheckResult {
+        CheckResult::down(Duration::from_millis(1), "refused")
+    }
+
+    #[test]
+    fn starts_up_without_alpha_and_down_with_it() {
+        assert!(Health::new(1, 1, false).is_up());
+        assert!(!Health::new(1, 1, true).is_up());
+    }
+
+    #[test]
+    fn fall_needs_consecutive_failures() {
+        let mut h = Health::new(2, 3, false);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(ok()), None); // streak broken
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(bad()), Some(Transition::Down));
+        assert!(!h.is_up());
+        assert_eq!(h.record(ok()), None);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(ok()), None);
+        assert_eq!(h.record(ok()), Some(Transition::Up));
+    }
+
+    #[test]
+    fn flapping_within_rise_and_fall_changes_nothing() {
+        let mut h = Health::new(2, 2, false);
+        for i in 0..50 {
+            let r = if i % 2 == 0 { bad() } else { ok() };
+            assert_eq!(h.record(r), None);
+        }
+        assert!(h.is_up());
+    }
+
+    #[test]
+    fn alpha_comes_up_on_first_success_with_rise_1() {
+        let mut h = Health::new(1, 1, true);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.record(ok()), Some(Transition::Up));
+    }
+
+    #[test]
+    fn history_keeps_the_last_n_without_bodies() {
+        let mut h = Health::new(1, 1, false);
+        for i in 0..25u64 {
+            let mut r = ok();
+            r.latency = Duration::from_millis(i);
+            r.body = Some("x".into());
+            h.record(r);
+        }
+        assert_eq!(h.history().len(), HISTORY);
+        assert_eq!(h.history().iter().next().unwrap().latency, Duration::from_millis(15));
+        assert_eq!(h.last().unwrap().latency, Duration::from_millis(24));
+        assert!(h.history().iter().all(|r| r.body.is_none()));
+    }
+
+    #[test]
+    fn quorum_hysteresis() {
+        let mut q = Quorum::new(10, 2);
+        assert_eq!(q.update(12), None);
+        assert_eq!(q.update(8), None); // 8 + 2 >= 10: still up
+        assert_eq!(q.update(7), Some(false));
+        assert_eq!(q.update(11), None); // needs 12 to come back
+        assert_eq!(q.update(12), Some(true));
+    }
+}

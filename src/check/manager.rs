@@ -1,0 +1,418 @@
+//! The check manager: runs every probe a model needs as a local tokio task, keeps each
+//! probe's health, combines them per real (up only if all its checks are up), applies
+//! dynamic weights, and tells the director about changes over a channel.
+//!
+//! Runs on the director's current-thread runtime inside a `LocalSet` (the Lua state is not
+//! `Send`); `start` must be called from within that LocalSet.
+
+use super::health::{CheckResult, Health, History, Transition};
+use super::lua::{call_weight, RsInfo};
+use super::registry::{Plan, ProbeKey};
+use super::runner::{Prober, RunCtx};
+use crate::desired::RealState;
+use crate::model::Model;
+use mlua::Lua;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Lua instructions per check run and per weight function call.
+    pub instructions: u64,
+    /// Interval jitter: each wait is interval × (1 ± jitter), spreading many checks.
+    pub jitter: f64,
+    /// Send an event for every result, not only when a real's state or weight changes.
+    pub every_result: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions { instructions: 10_000_000, jitter: 0.1, every_result: false }
+    }
+}
+
+/// How a real's state changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum RealChange {
+    /// Every check of the real is up again.
+    Up,
+    /// A check went down; the reason is its error.
+    Down { reason: String },
+}
+
+/// Sent to the director.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckEvent {
+    /// Index into `model.services`.
+    pub service: usize,
+    /// Index into that service's `reals`.
+    pub real: usize,
+    /// The result that caused the event.
+    pub result: CheckResult,
+    /// The real's state now: `Up(effective weight)` or `Down`.
+    pub new_state: RealState,
+    /// `Some` when the real went up or down (not for a weight change alone).
+    pub change: Option<RealChange>,
+}
+
+/// The wait before the next run: `interval` × (1 ± `jitter`), `r` uniform in 0..1.
+pub fn jittered(interval: f64, jitter: f64, r: f64) -> Duration {
+    let f = 1.0 + jitter.clamp(0.0, 0.9) * (2.0 * r - 1.0);
+    Duration::from_secs_f64((interval * f).max(0.0))
+}
+
+/// The wait before the first run: a random part of `warmup` (keepalived), or without one,
+/// of the first jitter window so that thousands of checks do not start together.
+pub fn first_delay(interval: f64, warmup: f64, jitter: f64, r: f64) -> Duration {
+    let window = if warmup > 0.0 { warmup } else { interval * jitter.clamp(0.0, 0.9) };
+    Duration::from_secs_f64((window * r).max(0.0))
+}
+
+/// One check on one target, as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeStatus {
+    pub kind: &'static str,
+    pub target: SocketAddr,
+    pub up: bool,
+    pub history: History,
+}
+
+/// One real, as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RealStatus {
+    pub address: SocketAddr,
+    pub state: String,
+    pub weight: Option<u32>,
+    pub checks: Vec<ProbeStatus>,
+}
+
+struct ProbeSlot {
+    key: ProbeKey,
+    prober: Rc<Prober>,
+    health: Health,
+    users: Vec<(usize, usize)>,
+    notify: Rc<Notify>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct RealSlot {
+    probes: Vec<usize>,
+    state: RealState,
+    /// Weight set by a check (exec dynamic, Lua); keepalived keeps it until changed.
+    check_weight: Option<u32>,
+    /// Last good value of the weight function.
+    fn_weight: Option<u32>,
+}
+
+struct Inner {
+    model: Model,
+    lua: Lua,
+    opts: CheckOptions,
+    probes: Vec<ProbeSlot>,
+    index: HashMap<ProbeKey, usize>,
+    reals: Vec<Vec<RealSlot>>,
+    tx: mpsc::UnboundedSender<CheckEvent>,
+    started: bool,
+}
+
+pub struct CheckManager {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl CheckManager {
+    /// Probes for `model`; events go to `tx`. Nothing runs until [`start`](Self::start).
+    pub fn new(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>) -> CheckManager {
+        CheckManager::with_options(model, lua, tx, CheckOptions::default())
+    }
+
+    pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
+        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false };
+        let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
+        m.install(model, None);
+        m
+    }
+
+    /// Spawn a local task per probe. Call from within the director's `LocalSet`.
+    pub fn start(&self) {
+        self.inner.borrow_mut().started = true;
+        let n = self.inner.borrow().probes.len();
+        for id in 0..n {
+            self.spawn(id);
+        }
+    }
+
+    /// Stop every probe task.
+    pub fn stop(&self) {
+        let mut inner = self.inner.borrow_mut();
+        inner.started = false;
+        for p in &mut inner.probes {
+            if let Some(t) = p.task.take() {
+                t.abort();
+            }
+        }
+    }
+
+    /// Hot reload: probes whose (target, spec) is unchanged keep running with their health
+    /// and history; others stop or start. Reals keep their state and dynamic weights when
+    /// their service name, address and checks are unchanged. Read [`real_state`](Self::real_state)
+    /// afterwards: no events are sent for the swap itself.
+    pub fn update(&self, model: Model, lua: Lua) {
+        self.install(model, Some(lua));
+    }
+
+    /// The state of real `ri` of service `si` in the current model, for `desired::table`.
+    pub fn real_state(&self, si: usize, ri: usize) -> RealState {
+        let inner = self.inner.borrow();
+        inner.reals.get(si).and_then(|s| s.get(ri)).map(|r| r.state).unwrap_or(RealState::Down)
+    }
+
+    /// Health, weight and the last results of one real (status, REPL).
+    pub fn real_status(&self, si: usize, ri: usize) -> Option<RealStatus> {
+        let inner = self.inner.borrow();
+        let slot = inner.reals.get(si)?.get(ri)?;
+        let rs = &inner.model.services[si].reals[ri];
+        let (state, weight) = match slot.state {
+            RealState::Up(w) => ("up", Some(w)),
+            RealState::Down => ("down", None),
+            RealState::Draining => ("draining", Some(0)),
+        };
+        let checks = slot
+            .probes
+            .iter()
+            .map(|&p| {
+                let p = &inner.probes[p];
+                ProbeStatus { kind: p.prober.spec.kind.name(), target: p.prober.target, up: p.health.is_up(), history: p.health.history().clone() }
+            })
+            .collect();
+        Some(RealStatus { address: rs.addr, state: state.into(), weight, checks })
+    }
+
+    /// Number of distinct probes (after sharing).
+    pub fn probe_count(&self) -> usize {
+        self.inner.borrow().probes.len()
+    }
+
+    /// Run every check of a real now (REPL), record the results as usual and return them.
+    pub async fn run_now(&self, si: usize, ri: usize) -> Vec<CheckResult> {
+        let jobs: Vec<(ProbeKey, Rc<Prober>, RunCtx)> = {
+            let inner = self.inner.borrow();
+            let Some(slot) = inner.reals.get(si).and_then(|s| s.get(ri)) else { return Vec::new() };
+            slot.probes.iter().map(|&p| (inner.probes[p].key.clone(), inner.probes[p].prober.clone(), inner.ctx(p))).collect()
+        };
+        let mut out = Vec::new();
+        for (key, prober, ctx) in jobs {
+            let r = prober.run(&ctx).await;
+            self.inner.borrow_mut().record(&key, r.clone());
+            out.push(r);
+        }
+        out
+    }
+
+    fn spawn(&self, id: usize) {
+        let weak = Rc::downgrade(&self.inner);
+        let mut inner = self.inner.borrow_mut();
+        let jitter = inner.opts.jitter;
+        let p = &mut inner.probes[id];
+        if p.task.is_some() {
+            return;
+        }
+        let (key, prober, notify) = (p.key.clone(), p.prober.clone(), p.notify.clone());
+        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, notify, jitter)));
+    }
+
+    fn install(&self, model: Model, lua: Option<Lua>) {
+        let plan = Plan::of(&model);
+        let mut inner = self.inner.borrow_mut();
+        if let Some(lua) = lua {
+            inner.lua = lua;
+        }
+        // Old reals by (service name, address), with the keys of their probes.
+        type Kept = (Vec<ProbeKey>, Option<u32>, Option<u32>);
+        let mut old_reals: HashMap<(String, SocketAddr), Kept> = HashMap::new();
+        for (si, vs) in inner.model.services.iter().enumerate() {
+            for (ri, r) in vs.reals.iter().enumerate() {
+                let slot = &inner.reals[si][ri];
+                let keys = slot.probes.iter().map(|&p| inner.probes[p].key.clone()).collect();
+                old_reals.insert((vs.name.clone(), r.addr), (keys, slot.check_weight, slot.fn_weight));
+            }
+        }
+        let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
+        let mut probes = Vec::with_capacity(plan.probes.len());
+        let mut index = HashMap::with_capacity(plan.probes.len());
+        for p in plan.probes {
+            let slot = match old.remove(&p.key) {
+                Some(mut s) => {
+                    s.users = p.users;
+                    s
+                }
+                None => ProbeSlot {
+                    prober: Rc::new(Prober::new(&p.spec, p.key.target)),
+                    health: Health::new(p.spec.common.rise, p.spec.common.fall, p.alpha),
+                    key: p.key.clone(),
+                    users: p.users,
+                    notify: Rc::new(Notify::new()),
+                    task: None,
+                },
+            };
+            index.insert(p.key, probes.len());
+            probes.push(slot);
+        }
+        for (_, mut gone) in old {
+            if let Some(t) = gone.task.take() {
+                t.abort();
+            }
+        }
+        let mut reals = Vec::with_capacity(model.services.len());
+        for (si, vs) in model.services.iter().enumerate() {
+            let mut row = Vec::with_capacity(vs.reals.len());
+            for (ri, r) in vs.reals.iter().enumerate() {
+                let ids = plan.reals[si][ri].clone();
+                let keys: Vec<ProbeKey> = ids.iter().map(|&i| probes[i].key.clone()).collect();
+                let (check_weight, fn_weight) = match old_reals.get(&(vs.name.clone(), r.addr)) {
+                    Some((k, cw, fw)) if *k == keys => (*cw, *fw),
+                    _ => (None, None),
+                };
+                let all_up = ids.iter().all(|&i| probes[i].health.is_up());
+                let w = fn_weight.or(check_weight).unwrap_or(r.weight);
+                let state = if all_up { RealState::Up(w) } else { RealState::Down };
+                row.push(RealSlot { probes: ids, state, check_weight, fn_weight });
+            }
+            reals.push(row);
+        }
+        inner.model = model;
+        inner.probes = probes;
+        inner.index = index;
+        inner.reals = reals;
+        let started = inner.started;
+        let n = inner.probes.len();
+        drop(inner);
+        if started {
+            for id in 0..n {
+                self.spawn(id);
+            }
+        }
+    }
+}
+
+impl Drop for CheckManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Inner {
+    fn ctx(&self, id: usize) -> RunCtx {
+        let p = &self.probes[id];
+        let (si, ri) = p.users[0];
+        let vs = &self.model.services[si];
+        let r = &vs.reals[ri];
+        RunCtx {
+            lua: Some(self.lua.clone()),
+            rs: RsInfo { address: r.addr, port: p.prober.target.port(), service: vs.name.clone(), weight: r.weight },
+            instructions: self.opts.instructions,
+        }
+    }
+
+    /// Take one result of probe `key`: update its health, then every real using it.
+    fn record(&mut self, key: &ProbeKey, r: CheckResult) {
+        let Some(&id) = self.index.get(key) else { return };
+        let p = &mut self.probes[id];
+        let t = p.health.record(r.clone());
+        if let Some(t) = t {
+            match t {
+                Transition::Up => tracing::info!(target: "check", "{} check of {} is up", p.prober.spec.kind.name(), p.prober.target),
+                Transition::Down => tracing::warn!(target: "check", "{} check of {} is down: {}", p.prober.spec.kind.name(), p.prober.target, r.error.as_deref().unwrap_or("failed")),
+            }
+        }
+        let users = p.users.clone();
+        for (si, ri) in users {
+            self.update_real(si, ri, id, &r);
+        }
+    }
+
+    fn update_real(&mut self, si: usize, ri: usize, probe: usize, r: &CheckResult) {
+        let vs = &self.model.services[si];
+        let rs = &vs.reals[ri];
+        let all_up = self.reals[si][ri].probes.iter().all(|&i| self.probes[i].health.is_up());
+        if let Some(w) = r.weight {
+            self.reals[si][ri].check_weight = Some(w);
+        }
+        if let Some(f) = rs.weight_fn {
+            let info = RsInfo { address: rs.addr, port: self.probes[probe].prober.target.port(), service: vs.name.clone(), weight: rs.weight };
+            match call_weight(&self.lua, f, &info, r, self.opts.instructions) {
+                Ok(w) => self.reals[si][ri].fn_weight = Some(w),
+                Err(e) => tracing::warn!(target: "check", "{}: weight function for {} in '{}' failed, keeping the previous weight: {e}", rs.origin, rs.addr, vs.name),
+            }
+        }
+        let slot = &mut self.reals[si][ri];
+        let w = slot.fn_weight.or(slot.check_weight).unwrap_or(rs.weight);
+        let new_state = if all_up { RealState::Up(w) } else { RealState::Down };
+        let old = slot.state;
+        slot.state = new_state;
+        let change = match (old, new_state) {
+            (RealState::Up(_), RealState::Down) | (RealState::Draining, RealState::Down) => {
+                // The reason is the error of a check that is down now.
+                let reason = slot
+                    .probes
+                    .iter()
+                    .map(|&i| &self.probes[i])
+                    .find(|p| !p.health.is_up())
+                    .map(|p| format!("{} {}: {}", p.prober.spec.kind.name(), p.prober.target, p.health.last().and_then(|l| l.error.clone()).unwrap_or_else(|| "failed".into())))
+                    .unwrap_or_default();
+                Some(RealChange::Down { reason })
+            }
+            (RealState::Down, RealState::Up(_)) => Some(RealChange::Up),
+            _ => None,
+        };
+        if old != new_state || self.opts.every_result {
+            if let Some(c) = &change {
+                tracing::info!(target: "check", "real {} of '{}' is {}", rs.addr, vs.name, match c { RealChange::Up => "up".to_string(), RealChange::Down { reason } => format!("down ({reason})") });
+            }
+            let _ = self.tx.send(CheckEvent { service: si, real: ri, result: r.clone(), new_state, change });
+        }
+    }
+}
+
+async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, notify: Rc<Notify>, jitter: f64) {
+    let c = prober.spec.common.clone();
+    tokio::time::sleep(first_delay(c.interval, c.warmup, jitter, fastrand::f64())).await;
+    loop {
+        let ctx = {
+            let Some(inner) = inner.upgrade() else { return };
+            let inner = inner.borrow();
+            let Some(&id) = inner.index.get(&key) else { return };
+            inner.ctx(id)
+        };
+        let r = prober.run(&ctx).await;
+        {
+            let Some(inner) = inner.upgrade() else { return };
+            inner.borrow_mut().record(&key, r);
+        }
+        let wait = jittered(c.interval, jitter, fastrand::f64());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = notify.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_its_window() {
+        assert_eq!(jittered(10.0, 0.1, 0.0), Duration::from_secs(9));
+        assert_eq!(jittered(10.0, 0.1, 0.5), Duration::from_secs(10));
+        assert_eq!(jittered(10.0, 0.1, 1.0), Duration::from_secs(11));
+        assert_eq!(jittered(10.0, 0.0, 0.9), Duration::from_secs(10));
+        assert_eq!(first_delay(10.0, 0.0, 0.1, 1.0), Duration::from_secs(1));
+        assert_eq!(first_delay(10.0, 4.0, 0.1, 0.5), Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,21 @@
+//! Health checks: runners (tcp, http/https, udp, dns, smtp, exec, lua), rise/fall
+//! hysteresis, shared probes, dynamic weights, and the manager that runs them for a model.
+//!
+//! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], [`dns`] codec,
+//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`].
+
+pub mod dns;
+pub mod health;
+pub mod http;
+pub mod lua;
+pub mod manager;
+mod meter;
+pub mod registry;
+pub mod runner;
+pub mod weight;
+
+pub use health::{CheckResult, Health, History, Quorum, Scalar, Transition};
+pub use lua::{install_net, RsInfo};
+pub use manager::{CheckEvent, CheckManager, CheckOptions, RealChange, RealStatus};
+pub use registry::{Plan, ProbeKey};
+pub use runner::{Prober, RunCtx};

@@ -1,0 +1,358 @@
+//! Running one check against one target: a spec prepared once (regexes compiled, TLS
+//! configured), then `run` per interval with timeout, retries and retry delay.
+
+use super::health::CheckResult;
+use super::lua::{LuaCheckError, RsInfo};
+use super::{dns, http, weight};
+use crate::model::{CheckKind, CheckSpec, HookRef};
+use regex::bytes::Regex;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+/// Bytes a `tcp` check reads while looking for `expect`.
+const MAX_EXPECT_READ: usize = 64 << 10;
+/// Body bytes handed to weight functions as `h.body`.
+const BODY_FOR_WEIGHT: usize = 4096;
+
+/// Connect from `bind` (if any) to `target`.
+pub async fn connect(target: SocketAddr, bind: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let sock = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(b) = bind {
+        sock.bind(SocketAddr::new(b, 0))?;
+    }
+    let s = sock.connect(target).await?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+/// A UDP socket from `bind` (or any address of the target's family) connected to `target`.
+pub async fn udp_socket(target: SocketAddr, bind: Option<IpAddr>) -> std::io::Result<UdpSocket> {
+    let local = match (bind, target) {
+        (Some(b), _) => SocketAddr::new(b, 0),
+        (None, SocketAddr::V4(_)) => "0.0.0.0:0".parse().unwrap(),
+        (None, SocketAddr::V6(_)) => "[::]:0".parse().unwrap(),
+    };
+    let s = UdpSocket::bind(local).await?;
+    s.connect(target).await?;
+    Ok(s)
+}
+
+struct Url {
+    path: String,
+    status: Vec<(u16, u16)>,
+    digest: Option<String>,
+    regex: Option<Regex>,
+}
+
+enum Prepared {
+    Tcp { send: Option<Vec<u8>>, expect: Option<Vec<u8>> },
+    Http { method: String, urls: Vec<Url>, host: Option<String>, tls: Option<http::Tls> },
+    Udp { payload: Vec<u8>, expect: Option<Vec<u8>> },
+    Dns { name: String, qtype: u16 },
+    Smtp { helo: String },
+    Exec { argv: Vec<String>, dynamic: bool },
+    Lua { run: HookRef },
+    /// The spec cannot run (bad regex, unknown DNS type): every run fails with this.
+    Invalid(String),
+}
+
+/// Context a run may need beyond the network: the Lua state and the real it is for.
+#[derive(Clone)]
+pub struct RunCtx {
+    pub lua: Option<mlua::Lua>,
+    pub rs: RsInfo,
+    /// Instructions a Lua check may use per run.
+    pub instructions: u64,
+}
+
+/// A check spec ready to run against one target.
+pub struct Prober {
+    pub spec: CheckSpec,
+    pub target: SocketAddr,
+    prepared: Prepared,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Prober {
+    pub fn new(spec: &CheckSpec, target: SocketAddr) -> Prober {
+        let prepared = match prepare(spec, target) {
+            Ok(p) => p,
+            Err(m) => Prepared::Invalid(m),
+        };
+        Prober { spec: spec.clone(), target, prepared }
+    }
+
+    /// One check run: up to 1 + `retries` attempts, each bounded by `timeout`.
+    pub async fn run(&self, ctx: &RunCtx) -> CheckResult {
+        let c = &self.spec.common;
+        let timeout = secs(c.timeout);
+        let mut attempt = 0;
+        loop {
+            let start = Instant::now();
+            // exec and udp end their own attempts at `timeout` (to kill, or to count
+            // silence as success); the outer bound is only a safety net for them.
+            let bound = match self.prepared {
+                Prepared::Exec { .. } | Prepared::Udp { .. } => timeout + Duration::from_secs(2),
+                _ => timeout,
+            };
+            let mut r = match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
+                Ok(r) => r,
+                Err(_) => CheckResult::down(Duration::ZERO, format!("timed out after {}s", c.timeout)),
+            };
+            r.latency = start.elapsed();
+            if r.ok || attempt >= c.retries {
+                if !r.ok && attempt > 0 {
+                    r.error = r.error.map(|e| format!("{e} ({} attempts)", attempt + 1));
+                }
+                return r;
+            }
+            attempt += 1;
+            tokio::time::sleep(secs(c.retry_delay)).await;
+        }
+    }
+
+    async fn attempt(&self, ctx: &RunCtx, timeout: Duration) -> CheckResult {
+        let bind = self.spec.common.bind;
+        let t = self.target;
+        let z = Duration::ZERO;
+        match &self.prepared {
+            Prepared::Invalid(m) => CheckResult::down(z, m.clone()),
+            Prepared::Tcp { send, expect } => match tcp(t, bind, send.as_deref(), expect.as_deref()).await {
+                Ok(()) => CheckResult::up(z),
+                Err(e) => CheckResult::down(z, e),
+            },
+            Prepared::Http { method, urls, host, tls } => http_check(t, bind, method, urls, host.as_deref(), tls.as_ref()).await,
+            Prepared::Udp { payload, expect } => match udp(t, bind, payload, expect.as_deref(), timeout).await {
+                Ok(()) => CheckResult::up(z),
+                Err(e) => CheckResult::down(z, e),
+            },
+            Prepared::Dns { name, qtype } => match dns_check(t, bind, name, *qtype).await {
+                Ok(()) => CheckResult::up(z),
+                Err(e) => CheckResult::down(z, e),
+            },
+            Prepared::Smtp { helo } => match smtp(t, bind, helo).await {
+                Ok(()) => CheckResult::up(z),
+                Err(e) => CheckResult::down(z, e),
+            },
+            Prepared::Exec { argv, dynamic } => exec(argv, *dynamic, timeout).await,
+            Prepared::Lua { run } => match &ctx.lua {
+                None => CheckResult::down(z, "no Lua state for a Lua check"),
+                Some(lua) => match super::lua::run_check(lua, *run, &ctx.rs, ctx.instructions).await {
+                    Ok(r) => r,
+                    Err(LuaCheckError(m)) => CheckResult::down(z, m),
+                },
+            },
+        }
+    }
+}
+
+fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
+    Ok(match &spec.kind {
+        CheckKind::Tcp { send, expect } => Prepared::Tcp {
+            send: send.as_ref().map(|s| s.as_bytes().to_vec()),
+            expect: expect.as_ref().map(|s| s.as_bytes().to_vec()),
+        },
+        CheckKind::Http { tls, method, urls, virtualhost, sni, verify } => {
+            let mut out = Vec::new();
+            for u in urls {
+                let regex = match &u.regex {
+                    Some(r) => Some(Regex::new(r).map_err(|e| format!("bad regex '{r}': {e}"))?),
+                    None => None,
+                };
+                out.push(Url { path: u.path.clone(), status: u.status.clone(), digest: u.digest.as_ref().map(|d| d.to_ascii_lowercase()), regex });
+            }
+            let tls = if *tls {
+                let name = sni.clone().or_else(|| virtualhost.clone()).unwrap_or_else(|| target.ip().to_string());
+                Some(http::Tls::new(&name, *verify).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            Prepared::Http { method: method.to_ascii_uppercase(), urls: out, host: virtualhost.clone(), tls }
+        }
+        CheckKind::Udp { payload, expect } => Prepared::Udp {
+            payload: payload.as_ref().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+            expect: expect.as_ref().map(|s| s.as_bytes().to_vec()),
+        },
+        CheckKind::Dns { name, qtype } => {
+            let q = dns::qtype(qtype).map_err(|e| e.to_string())?;
+            dns::query(0, name, q).map_err(|e| e.to_string())?;
+            Prepared::Dns { name: name.clone(), qtype: q }
+        }
+        CheckKind::Smtp { helo } => Prepared::Smtp { helo: helo.clone().unwrap_or_else(crate::policy::hostname) },
+        CheckKind::Exec { command, dynamic } => {
+            if command.is_empty() {
+                return Err("exec check without a command".into());
+            }
+            Prepared::Exec { argv: command.clone(), dynamic: *dynamic }
+        }
+        CheckKind::Lua { run } => Prepared::Lua { run: *run },
+    })
+}
+
+async fn tcp(t: SocketAddr, bind: Option<IpAddr>, send: Option<&[u8]>, expect: Option<&[u8]>) -> Result<(), String> {
+    let mut s = connect(t, bind).await.map_err(|e| format!("connect to {t}: {e}"))?;
+    if let Some(data) = send {
+        s.write_all(data).await.map_err(|e| format!("send: {e}"))?;
+    }
+    if let Some(want) = expect {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !contains(&got, want) {
+            let n = s.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+            if n == 0 || got.len() > MAX_EXPECT_READ {
+                return Err(format!("reply does not contain {:?}", String::from_utf8_lossy(want)));
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    Ok(())
+}
+
+async fn http_check(t: SocketAddr, bind: Option<IpAddr>, method: &str, urls: &[Url], host: Option<&str>, tls: Option<&http::Tls>) -> CheckResult {
+    let z = Duration::ZERO;
+    let host = http::host_header(host, t, tls.is_some());
+    let head = method == "HEAD";
+    let mut last = CheckResult::up(z);
+    // Every URL must pass (keepalived).
+    for u in urls {
+        let req = http::request(method, &u.path, &host, &[], b"");
+        let resp = match http::fetch(t, bind, tls, &req, head).await {
+            Ok(r) => r,
+            Err(e) => return CheckResult::down(z, format!("{} {}: {e}", method, u.path)),
+        };
+        let mut r = CheckResult::up(z);
+        r.status = Some(resp.status);
+        let n = resp.body.len().min(BODY_FOR_WEIGHT);
+        r.body = Some(String::from_utf8_lossy(&resp.body[..n]).into_owned());
+        let fail = |mut r: CheckResult, m: String| {
+            r.ok = false;
+            r.error = Some(m);
+            r
+        };
+        if !u.status.iter().any(|&(a, b)| (a..=b).contains(&resp.status)) {
+            return fail(r, format!("{} {}: status {}", method, u.path, resp.status));
+        }
+        if let Some(d) = &u.digest {
+            let got = http::md5_hex(&resp.body);
+            if &got != d {
+                return fail(r, format!("{} {}: digest {got}, expected {d}", method, u.path));
+            }
+        }
+        if let Some(re) = &u.regex {
+            if !re.is_match(&resp.body) {
+                return fail(r, format!("{} {}: body does not match /{}/", method, u.path, re.as_str()));
+            }
+        }
+        last = r;
+    }
+    last
+}
+
+async fn udp(t: SocketAddr, bind: Option<IpAddr>, payload: &[u8], expect: Option<&[u8]>, timeout: Duration) -> Result<(), String> {
+    let s = udp_socket(t, bind).await.map_err(|e| format!("socket: {e}"))?;
+    s.send(payload).await.map_err(|e| format!("send to {t}: {e}"))?;
+    let mut buf = vec![0u8; 65536];
+    match tokio::time::timeout(timeout, s.recv(&mut buf)).await {
+        Ok(Ok(n)) => match expect {
+            Some(want) if !contains(&buf[..n], want) => Err(format!("reply does not contain {:?}", String::from_utf8_lossy(want))),
+            _ => Ok(()),
+        },
+        // ICMP port unreachable shows up as ECONNREFUSED on a connected socket.
+        Ok(Err(e)) => Err(format!("{t}: {e}")),
+        Err(_) if expect.is_some() => Err(format!("no reply within {}s", timeout.as_secs_f64())),
+        // keepalived UDP_CHECK without a required reply: silence (no ICMP error) is success.
+        Err(_) => Ok(()),
+    }
+}
+
+async fn dns_check(t: SocketAddr, bind: Option<IpAddr>, name: &str, qtype: u16) -> Result<(), String> {
+    let id = fastrand::u16(..);
+    let q = dns::query(id, name, qtype).map_err(|e| e.to_string())?;
+    let s = udp_socket(t, bind).await.map_err(|e| format!("socket: {e}"))?;
+    s.send(&q).await.map_err(|e| format!("send to {t}: {e}"))?;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = s.recv(&mut buf).await.map_err(|e| format!("{t}: {e}"))?;
+        match dns::check_reply(&q, &buf[..n]) {
+            // A stray or late datagram: keep waiting for ours (the timeout bounds this).
+            Err(dns::DnsError::Id { .. }) => continue,
+            r => return r.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<(u16, String), String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad SMTP reply {:?}", line.trim_end()))?;
+        // "250-..." continues a multi-line reply; "250 ..." ends it.
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok((code, line.trim_end().to_string()));
+        }
+    }
+}
+
+async fn smtp(t: SocketAddr, bind: Option<IpAddr>, helo: &str) -> Result<(), String> {
+    let s = connect(t, bind).await.map_err(|e| format!("connect to {t}: {e}"))?;
+    let mut s = BufReader::new(s);
+    let (code, line) = smtp_reply(&mut s).await?;
+    if code != 220 {
+        return Err(format!("banner: {line}"));
+    }
+    s.get_mut().write_all(format!("HELO {helo}\r\n").as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    let (code, line) = smtp_reply(&mut s).await?;
+    if code != 250 {
+        return Err(format!("HELO: {line}"));
+    }
+    // Polite end; the answer does not matter.
+    let _ = s.get_mut().write_all(b"QUIT\r\n").await;
+    Ok(())
+}
+
+/// Run a program (no shell); kill its process group at the timeout.
+pub async fn exec(argv: &[String], dynamic: bool, timeout: Duration) -> CheckResult {
+    let z = Duration::ZERO;
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return CheckResult::down(z, format!("cannot run {}: {e}", argv[0])),
+    };
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            let v = weight::exit_verdict(status.code(), dynamic);
+            let mut r = if v.ok { CheckResult::up(z) } else { CheckResult::down(z, format!("{} {status}", argv[0])) };
+            r.weight = v.weight;
+            r
+        }
+        Ok(Err(e)) => CheckResult::down(z, format!("waiting for {}: {e}", argv[0])),
+        Err(_) => {
+            if let Some(pid) = pid {
+                // The child leads its own group: kill whatever it started too.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            let _ = child.wait().await;
+            CheckResult::down(z, format!("{} timed out after {}s and was killed", argv[0], timeout.as_secs_f64()))
+        }
+    }
+}

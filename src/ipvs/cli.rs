@@ -1,0 +1,164 @@
+//! Command logic for the IPVS side of the CLI: `status --kernel` and `run --once`.
+//! main.rs only parses arguments and calls these.
+
+use super::format::{self, Format};
+use super::backend::{self, Backend, SyncReport};
+use super::kernel::{self, Kernel, KernelError};
+use super::memory::MemoryBackend;
+use super::table::{ServiceKey, Stats, Table};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use super::wire::{DaemonState, SyncDaemon};
+use serde_json::{json, Value};
+
+/// `lvsd status --kernel [--stats|--rate] [--json]`: the kernel's table, byte-for-byte as
+/// `ipvsadm -L -n` (with its version header) prints it, or as JSON with 64-bit counters.
+pub fn status_kernel(fmt: Format, json: bool) -> Result<String, KernelError> {
+    let mut k = Kernel::open()?;
+    let info = k.info()?;
+    let table = k.dump()?;
+    if json {
+        let v = status_json(&info, &table);
+        return Ok(serde_json::to_string_pretty(&v).expect("JSON values serialize") + "\n");
+    }
+    let mut out = format::version_header(info.version, info.conn_tab_size);
+    out.push_str(&format::table(&table, fmt));
+    Ok(out)
+}
+
+fn stats_json(s: &Stats) -> Value {
+    json!({
+        "conns": s.conns, "inpkts": s.inpkts, "outpkts": s.outpkts, "inbytes": s.inbytes, "outbytes": s.outbytes,
+        "cps": s.cps, "inpps": s.inpps, "outpps": s.outpps, "inbps": s.inbps, "outbps": s.outbps,
+    })
+}
+
+/// The plan's table JSON with the live counters added to every service and real server.
+pub fn status_json(info: &super::wire::Info, t: &Table) -> Value {
+    let mut v = crate::plan::table_json(t);
+    if let Some(services) = v["services"].as_array_mut() {
+        for (sv, svc) in services.iter_mut().zip(t.services.values()) {
+            sv["stats"] = stats_json(&svc.stats);
+            if let Some(reals) = sv["reals"].as_array_mut() {
+                for (rv, d) in reals.iter_mut().zip(svc.dests.values()) {
+                    rv["stats"] = stats_json(&d.stats);
+                    rv["active_conns"] = json!(d.stats.active_conns);
+                    rv["inactive_conns"] = json!(d.stats.inact_conns);
+                    rv["persistent_conns"] = json!(d.stats.persist_conns);
+                }
+            }
+        }
+    }
+    v["version"] = json!(format!(
+        "{}.{}.{}",
+        (info.version >> 16) & 0xff,
+        (info.version >> 8) & 0xff,
+        info.version & 0xff
+    ));
+    v["conn_tab_size"] = json!(info.conn_tab_size);
+    v
+}
+
+/// What one `run --once` pass did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub sync: SyncReport,
+    /// Netlink write requests sent (successful or not): 0 when nothing changed.
+    pub writes: u64,
+    /// Services in the kernel that the policy does not have (kept, or removed when asked).
+    pub foreign: Vec<ServiceKey>,
+    /// Sync daemon changes ("start master sync daemon on eth0 id 7").
+    pub daemon_ops: Vec<String>,
+}
+
+impl ApplyReport {
+    pub fn ok(&self) -> bool {
+        self.sync.ok()
+    }
+}
+
+/// One pass of `backend::sync`, noting the services that are not in the policy: the diff
+/// asks about exactly those, so no extra dump is needed.
+fn sync_noting_foreign(b: &mut dyn Backend, desired: &Table, remove_foreign: bool) -> ApplyReport {
+    let foreign = RefCell::new(BTreeSet::new());
+    let before = b.writes();
+    let sync = backend::sync(b, desired, &|k: &ServiceKey| {
+        foreign.borrow_mut().insert(*k);
+        remove_foreign
+    });
+    ApplyReport { sync, writes: b.writes() - before, foreign: foreign.into_inner().into_iter().collect(), daemon_ops: Vec::new() }
+}
+
+/// `lvsd run --once`: make the kernel's table equal `desired` once, and the sync daemon
+/// what the policy asks for (if it asks).
+pub fn apply_once(
+    desired: &Table,
+    remove_foreign: bool,
+    daemon: Option<&SyncDaemon>,
+) -> Result<ApplyReport, KernelError> {
+    let mut k = Kernel::open()?;
+    let mut report = sync_noting_foreign(&mut k, desired, remove_foreign);
+    let before = k.writes();
+    report.daemon_ops = kernel::sync_daemon(&mut k, daemon)?;
+    report.writes += k.writes() - before;
+    Ok(report)
+}
+
+/// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
+pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
+    sync_noting_foreign(&mut MemoryBackend::new(), desired, remove_foreign)
+}
+
+/// The sync daemon a policy asks for, in the state its VRRP instance starts in (master
+/// when it names none): a VRRP transition later switches it.
+pub fn daemon_from_model(m: &crate::model::Model) -> Option<SyncDaemon> {
+    let sd = m.sync_daemon.as_ref()?;
+    let backup = sd
+        .instance
+        .as_ref()
+        .and_then(|name| m.vrrp.iter().find(|v| &v.name == name))
+        .is_some_and(|v| v.state == crate::model::InitialState::Backup);
+    let state = if backup { DaemonState::Backup } else { DaemonState::Master };
+    let mut d = SyncDaemon::new(state, &sd.interface, sd.id as u32);
+    d.sync_maxlen = sd.maxlen;
+    d.mcast_group = sd.group;
+    d.mcast_port = sd.port;
+    d.mcast_ttl = sd.ttl;
+    Some(d)
+}
+
+/// One stable line for scripts: "ipvs: 3 applied, 0 failed, 3 writes, 0 foreign".
+pub fn summary(r: &ApplyReport) -> String {
+    format!(
+        "ipvs: {} applied, {} failed, {} writes, {} foreign",
+        r.sync.applied.len(),
+        r.sync.failed.len() + usize::from(r.sync.dump_error.is_some()),
+        r.writes,
+        r.foreign.len(),
+    )
+}
+
+/// Log what a pass did: one line per op, the foreign-service warning, a summary.
+pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
+    if let Some(e) = &r.sync.dump_error {
+        tracing::error!(error = %e, "cannot read the IPVS table");
+    }
+    for op in &r.sync.applied {
+        tracing::info!(op = %op, "applied");
+    }
+    for d in &r.daemon_ops {
+        tracing::info!(op = %d, "applied");
+    }
+    for (op, err) in &r.sync.failed {
+        tracing::error!(op = %op, error = %err, "failed");
+    }
+    if !r.foreign.is_empty() && !remove_foreign {
+        let names: Vec<String> = r.foreign.iter().map(format::service_name).collect();
+        tracing::warn!(
+            services = %names.join(", "),
+            "{} service(s) in the kernel are not in the policy; kept (set lvsd.global {{ foreign = \"remove\" }} to delete them)",
+            names.len()
+        );
+    }
+    tracing::info!(applied = r.sync.applied.len(), failed = r.sync.failed.len(), writes = r.writes, "ipvs sync done");
+}
