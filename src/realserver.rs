@@ -33,8 +33,9 @@ use crate::net::link::{self, LinkError};
 use crate::net::sysctl::{self, SysctlError, SysctlKey};
 
 /// Where state files go unless `--state-dir` says otherwise (tmpfs: cleared at reboot, like
-/// the settings it records).
-pub const DEFAULT_STATE_DIR: &str = "/run/lvsd";
+/// the settings it records). Not the director's /run/lvsd, which systemd removes when the
+/// director's unit stops.
+pub const DEFAULT_STATE_DIR: &str = "/run/lvsd-realserver";
 
 #[derive(Debug, Error)]
 pub enum RealServerError {
@@ -256,10 +257,10 @@ pub fn up(state_file: &StateFile, vips: &[IpAddr], mode: Mode) -> Result<Report,
         return Err(RealServerError::NoVip);
     }
     let mut state = state_file.load()?.unwrap_or_default();
-    if let Some(current) = state.mode.filter(|_| !state.vips.is_empty()) {
-        if current != mode {
-            return Err(RealServerError::ModeMismatch { current, wanted: mode });
-        }
+    if let Some(current) = state.mode.filter(|_| !state.vips.is_empty())
+        && current != mode
+    {
+        return Err(RealServerError::ModeMismatch { current, wanted: mode });
     }
     state.mode = Some(mode);
     let p = plan(vips, mode);
@@ -277,8 +278,8 @@ pub fn up(state_file: &StateFile, vips: &[IpAddr], mode: Mode) -> Result<Report,
         }
     }
     for (k, _) in &p.settings {
-        if !state.saved.contains_key(&k.to_string()) {
-            state.saved.insert(k.to_string(), sysctl::read(k)?);
+        if let std::collections::btree_map::Entry::Vacant(e) = state.saved.entry(k.to_string()) {
+            e.insert(sysctl::read(k)?);
         }
     }
     state_file.save(&state)?;
@@ -446,7 +447,8 @@ pub struct CommonArgs {
 
 /// Run a `realserver` command, print its report; returns the exit code.
 pub fn run_cli(args: &Args) -> Result<u8, RealServerError> {
-    let (c, f): (&CommonArgs, fn(&StateFile, &[IpAddr], Mode) -> Result<Report, RealServerError>) = match &args.action {
+    type Run = fn(&StateFile, &[IpAddr], Mode) -> Result<Report, RealServerError>;
+    let (c, f): (&CommonArgs, Run) = match &args.action {
         Action::Up(c) => (c, up),
         Action::Down(c) => (c, down),
         Action::Status(c) => (c, status),

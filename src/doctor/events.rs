@@ -1,6 +1,7 @@
 //! Recent errors from a running lvsd, read over its control socket (`events`): failed
 //! reloads, IPVS write errors, VRRP socket errors, hook errors.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -29,36 +30,44 @@ pub enum Gathered {
     Events { now: f64, events: Vec<Event> },
 }
 
-/// Ask the daemon, with timeouts so a stuck daemon cannot hang the doctor.
-pub fn gather(socket: &Path) -> Gathered {
-    let s = match UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e) => return Gathered::NotRunning(format!("{}: {e}", socket.display())),
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
-    let mut w = match s.try_clone() {
-        Ok(w) => w,
-        Err(e) => return Gathered::Error(e.to_string()),
-    };
-    if let Err(e) = w.write_all(b"{\"v\":1,\"cmd\":\"events\",\"limit\":1000}\n") {
-        return Gathered::Error(format!("{}: {e}", socket.display()));
-    }
-    let mut line = String::new();
-    if let Err(e) = BufReader::new(s).read_line(&mut line) {
-        return Gathered::Error(format!("{}: {e}", socket.display()));
-    }
-    let r: crate::control::Response = match serde_json::from_str(&line) {
-        Ok(r) => r,
-        Err(e) => return Gathered::Error(format!("bad answer from {}: {e}", socket.display())),
-    };
+/// One request to the daemon, with timeouts so a stuck daemon cannot hang the doctor.
+fn request(socket: &Path, line: &[u8]) -> Result<serde_json::Value, Gathered> {
+    let s = UnixStream::connect(socket).map_err(|e| Gathered::NotRunning(format!("{}: {e}", socket.display())))?;
+    let io = |e: std::io::Error| Gathered::Error(format!("{}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(3))).map_err(io)?;
+    s.set_write_timeout(Some(Duration::from_secs(3))).map_err(io)?;
+    s.try_clone().map_err(io)?.write_all(line).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).map_err(io)?;
+    let r: crate::control::Response =
+        serde_json::from_str(&answer).map_err(|e| Gathered::Error(format!("bad answer from {}: {e}", socket.display())))?;
     match (r.ok, r.result) {
-        (true, Some(v)) => match serde_json::from_value(v) {
+        (true, Some(v)) => Ok(v),
+        _ => Err(Gathered::Error(r.error.unwrap_or_else(|| "no result".into()))),
+    }
+}
+
+pub fn gather(socket: &Path) -> Gathered {
+    match request(socket, b"{\"v\":1,\"cmd\":\"events\",\"limit\":1000}\n") {
+        Ok(v) => match serde_json::from_value(v) {
             Ok(events) => Gathered::Events { now: now_secs(), events },
             Err(e) => Gathered::Error(format!("bad events from {}: {e}", socket.display())),
         },
-        _ => Gathered::Error(r.error.unwrap_or_else(|| "no result".into())),
+        Err(g) => g,
     }
+}
+
+/// The running lvsd's VRRP instance states ("VI_1" -> "master"); empty when none answers.
+pub fn vrrp_states(socket: &Path) -> BTreeMap<String, String> {
+    let Ok(v) = request(socket, b"{\"v\":1,\"cmd\":\"status\"}\n") else { return BTreeMap::new() };
+    v["vrrp"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["state"].as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn now_secs() -> f64 {

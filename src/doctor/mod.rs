@@ -145,6 +145,10 @@ fn realserver_vips(args: &Args) -> Vec<IpAddr> {
     if !args.vips.is_empty() {
         return args.vips.clone();
     }
+    // Only read: the doctor must not create the directory as a side effect.
+    if !args.state_dir.is_dir() {
+        return Vec::new();
+    }
     crate::realserver::StateFile::open(&args.state_dir)
         .ok()
         .and_then(|sf| sf.load().ok().flatten())
@@ -166,8 +170,9 @@ pub fn run(args: &Args) -> Result<Vec<Finding>, DoctorError> {
         out.extend(reach::check(&reach::gather(m, std::time::Duration::from_secs_f64(args.connect_timeout.max(0.01)))));
         out.extend(ipvs::check(m, &ipvs::gather()));
         if args.listen > 0.0 && !m.vrrp.is_empty() {
-            let heard = peers::gather(m, std::time::Duration::from_secs_f64(args.listen));
-            out.extend(peers::check(m, &heard));
+            // Bounded: at most ten minutes of listening.
+            let heard = peers::gather(m, std::time::Duration::from_secs_f64(args.listen.min(600.0)));
+            out.extend(peers::check(m, &heard, &events::vrrp_states(&args.control)));
         }
         out.extend(events::check(&events::gather(&args.control)));
     }

@@ -128,8 +128,10 @@ fn list(a: &BTreeSet<IpAddr>) -> String {
     a.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
-/// Pure: the policy's instances against what was heard.
-pub fn check(m: &Model, l: &Listened) -> Vec<Finding> {
+/// Pure: the policy's instances against what was heard. `local` holds the states the
+/// running lvsd reports (instance -> "master", ...): a director does not hear its own
+/// adverts, so that is how it counts itself as a master.
+pub fn check(m: &Model, l: &Listened, local: &BTreeMap<String, String>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (ifname, e) in &l.errors {
         out.push(Finding::warn(CHECK, format!("cannot listen for VRRP on {ifname}: {e}"), "run lvsd doctor as root on the director, with the instance's interface up"));
@@ -142,12 +144,12 @@ pub fn check(m: &Model, l: &Listened) -> Vec<Finding> {
         if l.errors.iter().any(|(ifn, _)| *ifn == i.interface) {
             continue;
         }
-        out.extend(instance(i, l));
+        out.extend(instance(i, l, local.get(&i.name).map(String::as_str)));
     }
     out
 }
 
-fn instance(i: &VrrpInstance, l: &Listened) -> Vec<Finding> {
+fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding> {
     let mut out = Vec::new();
     let (_, fam) = wire_family(i);
     let version = if i.version == 3 { Version::V3 } else { Version::V2 };
@@ -226,16 +228,21 @@ fn instance(i: &VrrpInstance, l: &Listened) -> Vec<Finding> {
     // Still advertising near the end of the window (a failover in progress ends quickly).
     let recent = l.window - (1.5 * f64::from(i.advert_int_cs) / 100.0 + 0.3);
     let masters: Vec<&&Heard> = same.iter().filter(|h| h.advert.priority > 0 && h.count >= 2 && h.last >= recent).collect();
-    if masters.len() >= 2 {
+    let mut who: Vec<String> = masters.iter().map(|h| format!("{}{} (priority {})", h.src, if h.ours { " [this host]" } else { "" }, h.advert.priority)).collect();
+    if local == Some("master") && !masters.iter().any(|h| h.ours) {
+        who.push(format!("this host (lvsd reports master, priority {})", i.priority));
+    }
+    if who.len() >= 2 {
         bad = true;
-        let who: Vec<String> = masters.iter().map(|h| format!("{}{} (priority {})", h.src, if h.ours { " [this host]" } else { "" }, h.advert.priority)).collect();
         out.push(Finding::fail(
             CHECK,
-            format!("{name}: split brain, {} masters at once: {}", masters.len(), who.join(", ")),
+            format!("{name}: split brain, {} masters at once: {}", who.len(), who.join(", ")),
             "the masters do not accept each other's adverts: fix auth/version/interval mismatches above, let VRRP (protocol 112) through every firewall, check the link between them",
         ));
     }
-    if same.is_empty() {
+    if same.is_empty() && local == Some("master") {
+        out.push(Finding::pass(CHECK, format!("{name}: this host is master (lvsd), no other master heard")));
+    } else if same.is_empty() {
         out.push(Finding::warn(
             CHECK,
             format!("{name}: no adverts heard in {:.1} s: no master on this link", l.window),
@@ -288,7 +295,7 @@ mod tests {
     }
 
     fn run(h: Vec<Heard>) -> Vec<Finding> {
-        instance(&inst(), &Listened { window: 3.0, heard: h, errors: vec![] })
+        instance(&inst(), &Listened { window: 3.0, heard: h, errors: vec![] }, None)
     }
 
     #[test]
@@ -326,5 +333,16 @@ mod tests {
         old.last = 0.5;
         let f = run(vec![heard("198.51.100.2", 51, 100, "1111", &["192.0.2.100"]), old]);
         assert!(f.iter().all(|x| x.level == Level::Pass), "{f:?}");
+    }
+
+    #[test]
+    fn local_master_counts() {
+        let l = Listened { window: 3.0, heard: vec![heard("198.51.100.3", 51, 90, "1111", &["192.0.2.100"])], errors: vec![] };
+        let f = instance(&inst(), &l, Some("master"));
+        assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("2 masters at once: 198.51.100.3 (priority 90), this host (lvsd reports master")), "{f:?}");
+        let f = instance(&inst(), &l, Some("backup"));
+        assert!(f.iter().all(|x| x.level == Level::Pass), "{f:?}");
+        let quiet = Listened { window: 3.0, heard: vec![], errors: vec![] };
+        assert_eq!(instance(&inst(), &quiet, Some("master"))[0].level, Level::Pass);
     }
 }

@@ -16,8 +16,22 @@ const CHECK: &str = "realserver";
 pub struct Facts {
     /// VIP -> interfaces it is on.
     pub vip_devs: BTreeMap<IpAddr, Vec<String>>,
-    /// Interface (and "all") -> (arp_ignore, arp_announce, rp_filter).
-    pub conf: BTreeMap<String, (Option<i64>, Option<i64>, Option<i64>)>,
+    /// Interface (and "all") -> its settings.
+    pub conf: BTreeMap<String, Conf>,
+}
+
+/// One interface's settings (None: unreadable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Conf {
+    pub arp_ignore: Option<i64>,
+    pub arp_announce: Option<i64>,
+    pub rp_filter: Option<i64>,
+}
+
+impl Conf {
+    pub fn new(arp_ignore: i64, arp_announce: i64, rp_filter: i64) -> Conf {
+        Conf { arp_ignore: Some(arp_ignore), arp_announce: Some(arp_announce), rp_filter: Some(rp_filter) }
+    }
 }
 
 pub fn gather(vips: &[IpAddr], _mode: Mode) -> Facts {
@@ -31,7 +45,7 @@ pub fn gather(vips: &[IpAddr], _mode: Mode) -> Facts {
     }
     let read = |ifname: &str, what: &str| SysctlKey::ipv4_conf(ifname, what).ok().and_then(|k| sysctl::read_int(&k).ok());
     for ifname in std::iter::once("all".to_owned()).chain(links.iter().map(|l| l.name.clone())) {
-        let v = (read(&ifname, "arp_ignore"), read(&ifname, "arp_announce"), read(&ifname, "rp_filter"));
+        let v = Conf { arp_ignore: read(&ifname, "arp_ignore"), arp_announce: read(&ifname, "arp_announce"), rp_filter: read(&ifname, "rp_filter") };
         f.conf.insert(ifname, v);
     }
     f
@@ -84,19 +98,19 @@ fn arp(mode: Mode, f: &Facts, fix: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     let all = f.conf.get("all").cloned().unwrap_or_default();
     let (mut ignore_bad, mut announce_bad, mut rp_bad) = (Vec::new(), Vec::new(), Vec::new());
-    for (ifname, (ig, an, rp)) in &f.conf {
+    for (ifname, c) in &f.conf {
         if ifname == "all" || ifname == "lo" {
             continue;
         }
         // The kernel uses max(all, interface); unreadable counts as 0.
         let eff = |a: Option<i64>, b: Option<i64>| a.unwrap_or(0).max(b.unwrap_or(0));
-        if eff(all.0, *ig) == 0 {
+        if eff(all.arp_ignore, c.arp_ignore) == 0 {
             ignore_bad.push(ifname.as_str());
         }
-        if eff(all.1, *an) < 2 {
+        if eff(all.arp_announce, c.arp_announce) < 2 {
             announce_bad.push(ifname.as_str());
         }
-        if mode == Mode::Tun && ifname == TUNL_V4 && eff(all.2, *rp) == 1 {
+        if mode == Mode::Tun && ifname == TUNL_V4 && eff(all.rp_filter, c.rp_filter) == 1 {
             rp_bad.push(ifname.as_str());
         }
     }
@@ -137,9 +151,9 @@ mod tests {
         let vip: IpAddr = "192.0.2.10".parse().unwrap();
         let mut f = Facts::default();
         f.vip_devs.insert(vip, vec!["lo".into()]);
-        f.conf.insert("all".into(), (Some(1), Some(2), Some(0)));
-        f.conf.insert("lo".into(), (Some(1), Some(2), Some(0)));
-        f.conf.insert("eth0".into(), (Some(0), Some(0), Some(0)));
+        f.conf.insert("all".into(), Conf::new(1, 2, 0));
+        f.conf.insert("lo".into(), Conf::new(1, 2, 0));
+        f.conf.insert("eth0".into(), Conf::new(0, 0, 0));
         (vec![vip], f)
     }
 
@@ -160,12 +174,12 @@ mod tests {
         let r = check(&v, Mode::Dr, &f);
         assert!(r.iter().any(|x| x.level == Level::Fail && x.message.contains("not bound on lo")), "{r:?}");
         let (v, mut f) = good();
-        f.conf.insert("all".into(), (Some(0), Some(0), Some(0)));
+        f.conf.insert("all".into(), Conf::new(0, 0, 0));
         let r = check(&v, Mode::Dr, &f);
         assert!(r.iter().any(|x| x.level == Level::Fail && x.message.contains("arp_ignore is 0 on eth0")), "{r:?}");
         assert!(r.iter().any(|x| x.level == Level::Fail && x.message.contains("arp_announce")), "{r:?}");
         // Per-interface values count too.
-        f.conf.insert("eth0".into(), (Some(1), Some(2), Some(0)));
+        f.conf.insert("eth0".into(), Conf::new(1, 2, 0));
         assert!(check(&v, Mode::Dr, &f).iter().all(|x| x.level == Level::Pass));
     }
 
