@@ -180,7 +180,6 @@ impl Director {
                 self.inspect = None;
                 self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
                 self.reloads_ok += 1;
-                self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 self.forget_unknown_reals();
                 if let Some(c) = &self.checks {
                     if let Err(e) = crate::check::install_net(&self.policy.lua) {
@@ -189,6 +188,8 @@ impl Director {
                     c.update(self.policy.model.clone(), self.policy.lua.clone());
                 }
                 self.resync();
+                // Recorded once the table has the change, so its time is when it took effect.
+                self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 if let Some(t) = self.tracks.as_mut() {
                     t.set(&self.policy.model, std::time::Instant::now());
                 }
