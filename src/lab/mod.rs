@@ -421,7 +421,9 @@ impl Lab {
                 }
                 l.wait("lvs02 to become master", t, |l| l.vrrp_state(1) == "master")?;
                 l.note("lvs02 is master");
-                l.settle(STEADY)
+                // Long enough that requests through the backup are seen even after one that
+                // was cut mid-way has waited out its timeout.
+                l.settle(2.0 * STEADY)
             })?;
             self.phase(&format!("return-{name}"), "lvs01 restarts and preempts", |l| {
                 l.start_director(0)?;
@@ -435,7 +437,7 @@ impl Lab {
                 l.directors[0].ns.ip(&["link", "set", "eth0", "down"]).map_err(setup("link down"))?;
                 l.wait("lvs02 to become master", t, |l| l.vrrp_state(1) == "master")?;
                 l.note(format!("lvs01 is {}, lvs02 is master", l.vrrp_state(0)));
-                l.settle(STEADY)
+                l.settle(2.0 * STEADY)
             })?;
             self.phase("link-up", "the master's eth0 comes back", |l| {
                 l.directors[0].ns.ip(&["link", "set", "eth0", "up"]).map_err(setup("link up"))?;
