@@ -157,24 +157,23 @@ fn socket_is_root_only() {
     // Let nobody reach the socket's directory, so that only the socket's own checks stand.
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(d.socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new(lvsd_bin())
-        .args(["status", "--control", d.socket.to_str().unwrap()])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    // `lvsd status` run as nobody: it must fail; its stderr says why.
+    let as_nobody = || {
+        let out = Command::new(lvsd_bin())
+            .args(["status", "--control", d.socket.to_str().unwrap()])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = as_nobody();
+    assert!(err.contains("Permission denied"), "{err}");
     // Even a socket opened up by mistake answers nobody.
     std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = Command::new(lvsd_bin())
-        .args(["status", "--control", d.socket.to_str().unwrap()])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("root-only"), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = as_nobody();
+    assert!(err.contains("root-only"), "{err}");
 }
 
 #[test]
