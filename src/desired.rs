@@ -63,39 +63,49 @@ pub fn dest(r: &RealServer, weight: u32) -> Dest {
     d
 }
 
-/// The table for `model`, asking `state` about each real (service index, real index).
+/// The sum of the weights of the live reals of `vs`: what quorum is measured against.
+pub fn live_weight(vs: &VirtualServer, state: impl Fn(usize) -> RealState) -> u64 {
+    (0..vs.reals.len()).map(|ri| if let RealState::Up(w) = state(ri) { w as u64 } else { 0 }).sum()
+}
+
+/// One service as the director wants it, asking `state` about each real (by index).
 ///
-/// Quorum (keepalived semantics): when the weights of the live reals add up to less than
-/// `quorum`, the sorry server (if any) is put in; it stays out otherwise.
+/// `quorum_up` is the service's quorum state (keepalived semantics, with hysteresis kept by
+/// the caller): while it is lost the sorry server (if any) is put in; otherwise it stays out,
+/// or at weight 0 with `inhibit`.
+pub fn service(vs: &VirtualServer, state: impl Fn(usize) -> RealState, quorum_up: bool) -> (ServiceKey, Service) {
+    let mut svc = Service::new(service_conf(vs));
+    for (ri, r) in vs.reals.iter().enumerate() {
+        let w = match state(ri) {
+            RealState::Up(w) => Some(w),
+            RealState::Draining => Some(0),
+            RealState::Down if r.inhibit_on_failure => Some(0),
+            RealState::Down => None,
+        };
+        if let Some(w) = w {
+            svc.dests.insert(DestKey(r.addr), dest(r, w));
+        }
+    }
+    if let Some(sorry) = &vs.sorry_server {
+        let mut d = Dest::new(forward(sorry.forward), 1);
+        if !quorum_up {
+            svc.dests.insert(DestKey(sorry.addr), d);
+        } else if sorry.inhibit {
+            d.weight = 0;
+            svc.dests.insert(DestKey(sorry.addr), d);
+        }
+    }
+    (service_key(&vs.vip), svc)
+}
+
+/// The table for `model`, asking `state` about each real (service index, real index), with
+/// quorum measured without hysteresis (live weight below `quorum` = lost).
 pub fn table(model: &Model, state: impl Fn(usize, usize) -> RealState) -> Table {
     let mut t = Table::default();
     for (si, vs) in model.services.iter().enumerate() {
-        let mut svc = Service::new(service_conf(vs));
-        let mut live_weight: u64 = 0;
-        for (ri, r) in vs.reals.iter().enumerate() {
-            let w = match state(si, ri) {
-                RealState::Up(w) => {
-                    live_weight += w as u64;
-                    Some(w)
-                }
-                RealState::Draining => Some(0),
-                RealState::Down if r.inhibit_on_failure => Some(0),
-                RealState::Down => None,
-            };
-            if let Some(w) = w {
-                svc.dests.insert(DestKey(r.addr), dest(r, w));
-            }
-        }
-        if let Some(sorry) = &vs.sorry_server {
-            let mut d = Dest::new(forward(sorry.forward), 1);
-            if live_weight < vs.quorum as u64 {
-                svc.dests.insert(DestKey(sorry.addr), d);
-            } else if sorry.inhibit {
-                d.weight = 0;
-                svc.dests.insert(DestKey(sorry.addr), d);
-            }
-        }
-        t.services.insert(service_key(&vs.vip), svc);
+        let quorum_up = live_weight(vs, |ri| state(si, ri)) >= vs.quorum as u64;
+        let (key, svc) = service(vs, |ri| state(si, ri), quorum_up);
+        t.services.insert(key, svc);
     }
     t
 }

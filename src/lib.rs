@@ -12,6 +12,7 @@ pub mod policy;
 pub mod vrrp;
 pub mod control;
 pub mod desired;
+pub mod drain;
 pub mod plan;
 pub mod systemd;
 pub mod director;

@@ -69,6 +69,11 @@ pub struct Director {
     backend: Box<dyn Backend>,
     /// Services we put in the table (so we may delete them when the policy drops them).
     owned: HashSet<ServiceKey>,
+    /// The table as last sent to the backend (drains included): what `drain` compares with.
+    wanted: Table,
+    drain: crate::drain::Drain,
+    /// Each service's quorum state (with hysteresis), by service name.
+    quorum: HashMap<String, crate::check::Quorum>,
     warned_foreign: HashSet<ServiceKey>,
     drained: HashSet<RealId>,
     weight_overrides: HashMap<RealId, u32>,
@@ -99,6 +104,9 @@ impl Director {
             generation: 1,
             backend,
             owned: HashSet::new(),
+            wanted: Table::default(),
+            drain: crate::drain::Drain::default(),
+            quorum: HashMap::new(),
             warned_foreign: HashSet::new(),
             drained: HashSet::new(),
             weight_overrides: HashMap::new(),
@@ -134,17 +142,82 @@ impl Director {
         }
     }
 
-    /// The table the director wants now.
+    /// The table the director wants now (quorum as it stands, drains not included).
     pub fn desired(&self) -> Table {
-        desired::table(&self.policy.model, |si, ri| self.real_state(si, ri))
+        let mut t = Table::default();
+        for (si, vs) in self.policy.model.services.iter().enumerate() {
+            let quorum_up = self.quorum.get(&vs.name).map_or(true, |q| q.up);
+            let (k, svc) = desired::service(vs, |ri| self.real_state(si, ri), quorum_up);
+            t.services.insert(k, svc);
+        }
+        t
     }
 
-    /// Compare the backend with the desired table and send the difference.
+    /// Service `si` as wanted now. Its quorum state is updated first (keepalived's quorum
+    /// with hysteresis), and a change is recorded and runs quorum_up / quorum_down.
+    fn want_service(&mut self, si: usize) -> (ServiceKey, crate::ipvs::table::Service) {
+        let vs = &self.policy.model.services[si];
+        let live = desired::live_weight(vs, |ri| self.real_state(si, ri));
+        let q = self.quorum.entry(vs.name.clone()).or_insert_with(|| crate::check::Quorum::new(vs.quorum, vs.hysteresis));
+        q.quorum = vs.quorum as u64;
+        q.hysteresis = vs.hysteresis as u64;
+        let (changed, up) = (q.update(live), q.up);
+        if let Some(up) = changed {
+            let vs = vs.clone();
+            let what = if up { "quorum gained" } else { "quorum lost" };
+            let sorry = match (&vs.sorry_server, up) {
+                (Some(s), false) => format!("; sorry server {} in", s.addr),
+                (Some(s), true) => format!("; sorry server {} out", s.addr),
+                (None, _) => String::new(),
+            };
+            self.events.push("quorum", format!("{}: {what} (live weight {live}, quorum {} hysteresis {}){sorry}", vs.name, vs.quorum, vs.hysteresis));
+            if let Some(argv) = if up { &vs.quorum_up } else { &vs.quorum_down } {
+                spawn_program(argv.clone());
+            }
+        }
+        let vs = &self.policy.model.services[si];
+        desired::service(vs, |ri| self.real_state(si, ri), up)
+    }
+
+    /// Bring the whole backend table to what the policy and the health of the reals want.
     pub fn resync(&mut self) -> &SyncReport {
-        let want = self.desired();
+        let n = self.policy.model.services.len();
+        self.sync_services(0..n, true)
+    }
+
+    /// The same for some services only (a health change, a drain): only they are read and
+    /// written, so a change costs the same with ten services or ten thousand.
+    fn resync_services(&mut self, services: impl IntoIterator<Item = usize>) {
+        self.sync_services(services, false);
+    }
+
+    fn sync_services(&mut self, services: impl IntoIterator<Item = usize>, whole: bool) -> &SyncReport {
+        let now = std::time::Instant::now();
+        let timeout = Duration::from_secs(self.policy.model.global.drain_timeout as u64);
+        let mut want = Table::default();
+        for si in services {
+            let (k, svc) = self.want_service(si);
+            want.services.insert(k, svc);
+        }
+        // Services that left the policy: only a whole sync sees them go.
+        let mut scope: Vec<ServiceKey> = want.services.keys().copied().collect();
+        if whole {
+            scope.extend(self.wanted.services.keys().filter(|k| !want.services.contains_key(k)));
+        }
+        let mut next = Table::default();
+        for &k in &scope {
+            let prev = self.wanted.services.remove(&k);
+            if let Some(svc) = self.drain.apply(k, prev.as_ref(), want.services.remove(&k), now, timeout) {
+                next.services.insert(k, svc);
+            }
+        }
         let remove_all = self.policy.model.global.foreign == Foreign::Remove;
-        let owned = self.owned.clone();
-        let report = backend::sync(self.backend.as_mut(), &want, &|k| remove_all || owned.contains(k));
+        let owned = &self.owned;
+        let report = if whole {
+            backend::sync(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k))
+        } else {
+            backend::sync_services(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k), &scope)
+        };
         for op in &report.applied {
             tracing::info!(target: "ipvs", "{op}");
         }
@@ -154,19 +227,26 @@ impl Director {
         if let Some(e) = &report.dump_error {
             self.events.push("ipvs_error", format!("reading the IPVS table failed: {e}"));
         }
-        self.owned = want.services.keys().copied().collect();
-        if let Ok(actual) = self.backend.dump() {
-            for k in actual.services.keys() {
-                if !want.services.contains_key(k) && self.warned_foreign.insert(*k) {
-                    tracing::warn!(
-                        "IPVS service {} is not in the policy; leaving it alone (set foreign = \"remove\" in lvsd.global to delete such services)",
-                        crate::ipvs::format::service_name(k)
-                    );
-                }
+        for k in &report.foreign {
+            if self.warned_foreign.insert(*k) {
+                tracing::warn!(
+                    "IPVS service {} is not in the policy; leaving it alone (set foreign = \"remove\" in lvsd.global to delete such services)",
+                    crate::ipvs::format::service_name(k)
+                );
             }
         }
+        for k in &scope {
+            self.owned.remove(k);
+        }
+        self.owned.extend(next.services.keys().copied());
+        self.wanted.services.extend(next.services);
         self.last_sync = Some(report);
         self.last_sync.as_ref().unwrap()
+    }
+
+    /// The index of the service a real belongs to, for a sync of that service only.
+    fn service_index(&self, id: &RealId) -> Option<usize> {
+        self.policy.model.services.iter().position(|s| s.name == id.0)
     }
 
     /// Load the policy again; on any error the running generation stays.
@@ -275,33 +355,37 @@ impl Director {
             }
             Command::Drain(r) => {
                 let id = self.find_real(&r).unwrap();
+                let si = self.service_index(&id);
                 self.drained.insert(id);
                 self.events.push("drain", format!("{} {} drained (weight 0)", r.service, r.real));
-                self.resync();
+                self.resync_services(si);
                 Response::ok(json!({ "drained": true }))
             }
             Command::Undrain(r) => {
                 let id = self.find_real(&r).unwrap();
+                let si = self.service_index(&id);
                 self.drained.remove(&id);
                 self.events.push("drain", format!("{} {} undrained", r.service, r.real));
-                self.resync();
+                self.resync_services(si);
                 Response::ok(json!({ "drained": false }))
             }
             Command::SetWeight { real, weight } => match self.find_real(&real) {
                 Err(e) => Response::err(e),
                 Ok(_) if weight > 65535 => Response::err("weight must be 0..65535"),
                 Ok(id) => {
+                    let si = self.service_index(&id);
                     self.weight_overrides.insert(id, weight);
                     self.events.push("weight", format!("{} {} weight forced to {weight}", real.service, real.real));
-                    self.resync();
+                    self.resync_services(si);
                     Response::ok(json!({ "weight": weight }))
                 }
             },
             Command::ClearWeight(r) => {
                 let id = self.find_real(&r).unwrap();
+                let si = self.service_index(&id);
                 self.weight_overrides.remove(&id);
                 self.events.push("weight", format!("{} {} weight override cleared", r.service, r.real));
-                self.resync();
+                self.resync_services(si);
                 Response::ok(json!({ "weight": null }))
             }
             Command::CheckNow(_) => Response::err("checks are not running in this director"),
@@ -426,11 +510,13 @@ impl Director {
     }
 
     /// Health changes: log them, run the reals' and services' hooks and notify programs, and
-    /// send the table the difference (one sync for the whole batch).
+    /// send the table the difference (one sync of the services concerned for the whole batch).
     fn on_check_events(&mut self, batch: Vec<crate::check::CheckEvent>) {
-        let mut changed = false;
+        let mut changed = std::collections::BTreeSet::new();
         for ev in batch {
-            changed = true;
+            if ev.service < self.policy.model.services.len() {
+                changed.insert(ev.service);
+            }
             let Some(change) = ev.change else { continue };
             let Some(vs) = self.policy.model.services.get(ev.service).cloned() else { continue };
             let Some(r) = vs.reals.get(ev.real).cloned() else { continue };
@@ -457,8 +543,8 @@ impl Director {
                 spawn_program(argv.clone());
             }
         }
-        if changed {
-            self.resync();
+        if !changed.is_empty() {
+            self.resync_services(changed);
         }
     }
 
@@ -581,6 +667,13 @@ impl Director {
                     None => std::future::pending().await,
                 }
             };
+            let drain_deadline = self.drain.next_deadline();
+            let drain_sleep = async {
+                match drain_deadline {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
             let reload_sleep = async {
                 match reload_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -630,6 +723,7 @@ impl Director {
                     }
                 }
                 _ = resync.tick() => { self.resync(); }
+                _ = drain_sleep => { self.resync(); }
                 Some(input) = vrrp_rx.recv() => {
                     let ts = self.vrrp.as_mut().map(|v| v.on_input(input, std::time::Instant::now())).unwrap_or_default();
                     self.on_transitions(ts);

@@ -19,6 +19,13 @@ pub enum ApplyError {
 pub trait Backend {
     /// Read the whole table.
     fn dump(&mut self) -> Result<Table, ApplyError>;
+    /// Read only these services (those that do not exist are left out). Backends that can
+    /// ask for one service at a time override this; the default reads everything.
+    fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, ApplyError> {
+        let mut all = self.dump()?;
+        all.services.retain(|k, _| keys.contains(k));
+        Ok(all)
+    }
     /// Apply one op.
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError>;
     /// Write ops sent so far (for status and benchmarks).
@@ -33,6 +40,15 @@ pub trait Backend {
 impl Backend for MemoryBackend {
     fn dump(&mut self) -> Result<Table, ApplyError> {
         Ok(self.table.clone())
+    }
+    fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, ApplyError> {
+        let mut t = Table::default();
+        for k in keys {
+            if let Some(s) = self.table.services.get(k) {
+                t.services.insert(*k, s.clone());
+            }
+        }
+        Ok(t)
     }
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
         MemoryBackend::apply(self, op).map_err(|e| match e {
@@ -52,6 +68,8 @@ pub struct SyncReport {
     pub failed: Vec<(Op, ApplyError)>,
     /// Set when the table could not even be read.
     pub dump_error: Option<ApplyError>,
+    /// Services in the table that are neither wanted nor ours, left alone.
+    pub foreign: Vec<ServiceKey>,
 }
 
 impl SyncReport {
@@ -64,15 +82,36 @@ impl SyncReport {
 /// delete. When an op meets EEXIST/ESRCH (someone else changed the table), the table is
 /// dumped again and the remaining diff applied once more; what fails then is reported.
 pub fn sync(backend: &mut dyn Backend, desired: &Table, owned: &dyn Fn(&ServiceKey) -> bool) -> SyncReport {
+    sync_scoped(backend, desired, owned, None)
+}
+
+/// [`sync`] for some services only: reads and changes only `scope` (`desired` holds those of
+/// them that are wanted; the others are deleted if `owned`). What a health change needs,
+/// without reading the whole table.
+pub fn sync_services(backend: &mut dyn Backend, desired: &Table, owned: &dyn Fn(&ServiceKey) -> bool, scope: &[ServiceKey]) -> SyncReport {
+    sync_scoped(backend, desired, owned, Some(scope))
+}
+
+fn sync_scoped(
+    backend: &mut dyn Backend,
+    desired: &Table,
+    owned: &dyn Fn(&ServiceKey) -> bool,
+    scope: Option<&[ServiceKey]>,
+) -> SyncReport {
     let mut report = SyncReport::default();
     for attempt in 0..2 {
-        let actual = match backend.dump() {
+        let read = match scope {
+            Some(keys) => backend.dump_services(keys),
+            None => backend.dump(),
+        };
+        let actual = match read {
             Ok(t) => t,
             Err(e) => {
                 report.dump_error = Some(e);
                 return report;
             }
         };
+        report.foreign = actual.services.keys().filter(|k| !desired.services.contains_key(k) && !owned(k)).copied().collect();
         let mut raced = false;
         for op in diff(desired, &actual, owned) {
             match backend.apply(&op) {
@@ -152,5 +191,24 @@ mod tests {
         let r = sync(&mut racy, &desired(), &|_| true);
         assert!(!r.ok());
         assert!(matches!(r.failed[0], (Op::AddService { .. }, ApplyError::Exists)));
+    }
+
+    #[test]
+    fn a_scoped_sync_reads_and_changes_only_its_services() {
+        let mut m = MemoryBackend::new();
+        sync(&mut m, &desired(), &|_| true);
+        let other = ServiceKey::Addr { protocol: Protocol::Udp, addr: "192.0.2.2:53".parse().unwrap() };
+        m.table.services.insert(other, Service::new(ServiceConf::new("rr", Family::Inet)));
+        let key = *desired().services.keys().next().unwrap();
+        let mut want = desired();
+        want.services.get_mut(&key).unwrap().dests.values_mut().for_each(|d| d.weight = 7);
+        // `other` is not in the scope: not deleted although everything is "owned".
+        let r = sync_services(&mut m, &want, &|_| true, &[key]);
+        assert_eq!(r.applied.len(), 1, "{:?}", r.applied);
+        assert!(m.table.services.contains_key(&other));
+        // An owned service in the scope that is not wanted is deleted.
+        let r = sync_services(&mut m, &Table::default(), &|_| true, &[key]);
+        assert!(matches!(r.applied[..], [Op::DelService { .. }]), "{:?}", r.applied);
+        assert_eq!(m.table.services.len(), 1);
     }
 }

@@ -160,24 +160,51 @@ impl Kernel {
             t.services.insert(k, s);
         }
         let keys: Vec<ServiceKey> = t.services.keys().copied().collect();
+        self.fill_dests(&mut t, &keys)?;
+        Ok(t)
+    }
+
+    /// Only these services (asked for one by one), with their destinations; those that do
+    /// not exist are left out.
+    pub fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, KernelError> {
+        let mut t = Table::default();
         for k in keys {
-            let what = || format!("list real servers of {}", super::format::service_name(&k));
-            let replies = match self.call(&wire::get_dests(&k), what) {
+            let what = || format!("get service {}", super::format::service_name(k));
+            match self.call(&wire::get_service(k), what) {
+                Ok(replies) => {
+                    if let Some(p) = replies.first() {
+                        let (k, s) = Self::decode("get service", wire::decode_service(p))?;
+                        t.services.insert(k, s);
+                    }
+                }
+                Err(e) if e.is_stale() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let found: Vec<ServiceKey> = t.services.keys().copied().collect();
+        self.fill_dests(&mut t, &found)?;
+        Ok(t)
+    }
+
+    /// Read the destinations of `keys` into `t`; a service deleted meanwhile is dropped.
+    fn fill_dests(&mut self, t: &mut Table, keys: &[ServiceKey]) -> Result<(), KernelError> {
+        for k in keys {
+            let what = || format!("list real servers of {}", super::format::service_name(k));
+            let replies = match self.call(&wire::get_dests(k), what) {
                 Ok(r) => r,
-                // Deleted between the two dumps: drop it from the snapshot.
                 Err(e) if e.is_stale() => {
-                    t.services.remove(&k);
+                    t.services.remove(k);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let svc = t.services.get_mut(&k).expect("key from this table");
+            let svc = t.services.get_mut(k).expect("key from this table");
             for p in replies {
                 let (dk, d) = Self::decode("list real servers", wire::decode_dest(&p, k.family()))?;
                 svc.dests.insert(dk, d);
             }
         }
-        Ok(t)
+        Ok(())
     }
 
     /// Apply one reconcile op.
@@ -224,6 +251,9 @@ impl Kernel {
 impl Backend for Kernel {
     fn dump(&mut self) -> Result<Table, ApplyError> {
         Kernel::dump(self).map_err(apply_error)
+    }
+    fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, ApplyError> {
+        Kernel::dump_services(self, keys).map_err(apply_error)
     }
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
         Kernel::apply(self, op).map_err(apply_error)

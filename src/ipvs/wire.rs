@@ -252,6 +252,10 @@ pub fn del_service(key: &ServiceKey) -> Request {
 pub fn get_services() -> Request {
     Request::new(cmd::GET_SERVICE, true, |_| {})
 }
+/// One service by its key (not a dump): the reply is that service, or ESRCH.
+pub fn get_service(key: &ServiceKey) -> Request {
+    Request::new(cmd::GET_SERVICE, false, |w| put_service_key(w, key))
+}
 pub fn new_dest(svc: &ServiceKey, dest: &DestKey, d: &Dest) -> Request {
     Request::new(cmd::NEW_DEST, false, |w| {
         put_service(w, svc, None);
