@@ -98,6 +98,10 @@ lvsd.service "web" {{
     ls[0] = None;
     d.wait_for(|d| weight_in_table(&d.status(), &a[0]) == Some(0), "the failed real at weight 0");
     let zero_at = Instant::now();
+    let st = d.status();
+    let shown = &st["services"][0]["reals"][0];
+    assert!(shown["removal_in"].as_u64().is_some_and(|s| (1..=2).contains(&s)), "{shown}");
+    assert!(st["text"].as_str().unwrap().contains("draining, removed in"), "{}", st["text"]);
     d.wait_for(|d| weight_in_table(&d.status(), &a[0]).is_none(), "the failed real removed after the grace period");
     let held = zero_at.elapsed();
     assert!(held >= Duration::from_millis(1500), "removed after {held:?}, before drain_timeout");

@@ -156,7 +156,10 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Call>) {
             let (otx, orx) = oneshot::channel();
             let body = if tx.send((Command::Status, otx)).await.is_ok() {
                 match orx.await {
-                    Ok(r) if r.ok => render(&r.result.unwrap_or_default()),
+                    Ok(r) if r.ok => {
+                        let doc = r.result.unwrap_or_default();
+                        tokio::task::spawn_blocking(move || render(&doc)).await.unwrap_or_default()
+                    }
                     _ => String::new(),
                 }
             } else {

@@ -91,8 +91,14 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>) -> std::io::Resu
                 }
             }
         };
-        let mut line = serde_json::to_vec(&resp).unwrap_or_default();
-        line.push(b'\n');
+        // A big reply (status of a thousand services) is serialized off the event loop.
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = serde_json::to_vec(&resp).unwrap_or_default();
+            line.push(b'\n');
+            line
+        })
+        .await
+        .unwrap_or_default();
         wr.write_all(&line).await?;
         if too_long {
             return Ok(());

@@ -452,8 +452,49 @@ impl Director {
     }
 
     pub fn status(&mut self) -> serde_json::Value {
+        status::build(&self.snapshot())
+    }
+
+    /// What the status document needs, copied out (the document is built from it).
+    pub fn snapshot(&mut self) -> status::Snapshot {
         let actual = self.backend.dump().ok();
-        status::build(self, actual.as_ref())
+        let now = std::time::Instant::now();
+        let mut leaving = HashMap::new();
+        for (k, svc) in actual.iter().flat_map(|t| t.services.iter()) {
+            for dk in svc.dests.keys() {
+                if let Some(until) = self.drain.until(k, dk) {
+                    leaving.insert((*k, *dk), until.saturating_duration_since(now).as_secs_f64().ceil() as u64);
+                }
+            }
+        }
+        let m = &self.policy.model;
+        status::Snapshot {
+            model: m.clone(),
+            policy: self.opts.policy.display().to_string(),
+            generation: self.generation,
+            last_reload: self.last_reload.clone(),
+            reloads: (self.reloads_ok, self.reloads_failed),
+            backend: self.opts.backend_name,
+            writes: self.backend.writes(),
+            vrrp: self.vrrp.as_ref().map(|v| v.status()),
+            states: m.services.iter().enumerate().map(|(si, vs)| (0..vs.reals.len()).map(|ri| self.real_state(si, ri)).collect()).collect(),
+            drained: self.drained.clone(),
+            overrides: self.weight_overrides.clone(),
+            leaving,
+            actual,
+        }
+    }
+
+    /// Answer a status request: the document is built on a worker thread.
+    fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>) {
+        let snap = self.snapshot();
+        tokio::task::spawn_local(async move {
+            let doc = tokio::task::spawn_blocking(move || status::build(&snap)).await;
+            let _ = reply.send(match doc {
+                Ok(d) => Response::ok(d),
+                Err(e) => Response::err(format!("status: {e}")),
+            });
+        });
     }
 
     pub fn events(&self) -> &EventLog {
@@ -716,6 +757,8 @@ impl Director {
                 Some((cmd, reply)) = call_rx.recv() => {
                     if let Command::CheckNow(r) = cmd {
                         self.check_now(r, reply);
+                    } else if let Command::Status = cmd {
+                        self.status_reply(reply);
                     } else {
                         let resp = self.handle(cmd);
                         self.rewatch(&watch_tx);

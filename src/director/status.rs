@@ -1,16 +1,49 @@
 //! The director's view as a stable JSON document, with a text rendering in it.
+//!
+//! The director takes a [`Snapshot`] (plain data, cheap to copy) on its event loop; the
+//! document is built from it elsewhere, so a big policy's status never holds up VRRP.
 
-use super::Director;
+use super::{RealId, ReloadStatus};
+use crate::desired::{service_key, RealState};
 use crate::ipvs::format::{self, Format};
-use crate::ipvs::table::{DestKey, Table};
-use crate::desired::service_key;
+use crate::ipvs::table::{DestKey, ServiceKey, Table};
+use crate::model::Model;
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 pub const STATUS_VERSION: u32 = 1;
 
-pub fn build(d: &Director, actual: Option<&Table>) -> Value {
-    let m = &d.policy.model;
+/// Everything the status document shows, copied out of the director.
+pub struct Snapshot {
+    pub model: Model,
+    pub policy: String,
+    pub generation: u64,
+    pub last_reload: ReloadStatus,
+    pub reloads: (u64, u64),
+    pub backend: &'static str,
+    pub writes: u64,
+    /// VRRP instances as `Vrrp::status` reports them (None: VRRP not running).
+    pub vrrp: Option<Vec<Value>>,
+    /// Each real's state, by service and real index.
+    pub states: Vec<Vec<RealState>>,
+    pub drained: HashSet<RealId>,
+    pub overrides: HashMap<RealId, u32>,
+    /// Seconds until a draining entry of the table is removed (drain_timeout).
+    pub leaving: HashMap<(ServiceKey, DestKey), u64>,
+    /// The backend's table (None: it could not be read).
+    pub actual: Option<Table>,
+}
+
+impl Snapshot {
+    fn state(&self, si: usize, ri: usize) -> RealState {
+        self.states.get(si).and_then(|s| s.get(ri)).copied().unwrap_or(RealState::Down)
+    }
+}
+
+pub fn build(d: &Snapshot) -> Value {
+    let m = &d.model;
+    let actual = d.actual.as_ref();
     let mut services = Vec::new();
     for (si, vs) in m.services.iter().enumerate() {
         let key = service_key(&vs.vip);
@@ -27,12 +60,13 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
                     "configured_weight": r.weight,
                     "weight": in_table.map(|x| x.weight),
                     "in_table": in_table.is_some(),
-                    "health": match d.real_state(si, ri) { crate::desired::RealState::Down => "down", _ if d.drained.contains(&id) => "drained", _ => "up" },
+                    "health": match d.state(si, ri) { crate::desired::RealState::Down => "down", _ if d.drained.contains(&id) => "drained", _ => "up" },
                     "drained": d.drained.contains(&id),
-                    "weight_override": d.weight_overrides.get(&id),
-                    "state": format!("{:?}", d.real_state(si, ri)).to_ascii_lowercase(),
+                    "weight_override": d.overrides.get(&id),
+                    "state": format!("{:?}", d.state(si, ri)).to_ascii_lowercase(),
                     "active_conns": in_table.map(|x| x.stats.active_conns),
                     "inact_conns": in_table.map(|x| x.stats.inact_conns),
+                    "removal_in": d.leaving.get(&(key, DestKey(r.addr))),
                 })
             })
             .collect();
@@ -45,7 +79,7 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
         }));
     }
     let vrrp: Vec<Value> = match &d.vrrp {
-        Some(v) => v.status(),
+        Some(v) => v.clone(),
         None => m
             .vrrp
             .iter()
@@ -61,38 +95,38 @@ pub fn build(d: &Director, actual: Option<&Table>) -> Value {
     let mut doc = json!({
         "version": STATUS_VERSION,
         "node": m.node,
-        "policy": d.opts.policy.display().to_string(),
+        "policy": d.policy,
         "generation": d.generation,
         "last_reload": d.last_reload,
-        "reloads": { "ok": d.reloads_ok, "failed": d.reloads_failed },
-        "backend": d.opts.backend_name,
-        "ipvs_writes": d.backend.writes(),
+        "reloads": { "ok": d.reloads.0, "failed": d.reloads.1 },
+        "backend": d.backend,
+        "ipvs_writes": d.writes,
         "vrrp": vrrp,
         "services": services,
         "ipvs": actual.map(crate::plan::table_json),
     });
-    doc["text"] = json!(text(d, actual));
+    doc["text"] = json!(text(d));
     doc
 }
 
 /// ipvsadm-style lines with health, drain state and the configured weight beside them.
-fn text(d: &Director, actual: Option<&Table>) -> String {
-    let m = &d.policy.model;
+fn text(d: &Snapshot) -> String {
+    let m = &d.model;
     let mut out = String::new();
     let r = &d.last_reload;
     let _ = writeln!(
         out,
         "lvsd on {}: policy {} generation {} ({}), IPVS backend {}",
         m.node,
-        d.opts.policy.display(),
+        d.policy,
         d.generation,
         if r.ok { "last reload ok".to_string() } else { format!("LAST RELOAD FAILED: {}", r.errors.join("; ")) },
-        d.opts.backend_name
+        d.backend
     );
     if let Some(v) = d.vrrp.as_ref().filter(|v| !v.is_empty()) {
         out.push('\n');
         let _ = writeln!(out, "{:<12} {:<10} {:>4} {:<7} {:>8}  {:<22} {:>6} {:>6} {:>7}", "VRRP", "Interface", "VRID", "State", "Priority", "Master", "Sent", "Recv", "Dropped");
-        for i in v.status() {
+        for i in v {
             let dropped: u64 = i["dropped"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
             let master = match &i["master"] {
                 Value::Null => if i["state"] == "master" { "(us)".to_string() } else { "-".to_string() },
@@ -115,46 +149,48 @@ fn text(d: &Director, actual: Option<&Table>) -> String {
         }
     }
     out.push('\n');
-    let Some(actual) = actual else {
+    let Some(actual) = d.actual.as_ref() else {
         out.push_str("IPVS table: cannot be read\n");
         return out;
     };
-    let list = format::table(actual, Format::List);
-    let mut lines = list.lines();
-    let _ = writeln!(out, "{}", lines.next().unwrap_or(""));
+    let mut title = format::title(Format::List).lines();
+    let _ = writeln!(out, "{}", title.next().unwrap_or(""));
     // ipvsadm's InActConn column is 10 wide, its title 9.
-    let _ = writeln!(out, "{}   Health  Config  Note", lines.next().unwrap_or(""));
+    let _ = writeln!(out, "{}   Health  Config  Note", title.next().unwrap_or(""));
+    let by_key: HashMap<ServiceKey, usize> = m.services.iter().enumerate().map(|(si, vs)| (service_key(&vs.vip), si)).collect();
+    let mut line = String::new();
     for (key, svc) in &actual.services {
-        let vs = m.services.iter().find(|s| service_key(&s.vip) == *key);
-        let one = {
-            let mut t = Table::default();
-            t.services.insert(*key, svc.clone());
-            format::table(&t, Format::List)
-        };
-        let mut body = one.lines().skip(2);
-        let head = body.next().unwrap_or("");
-        let _ = writeln!(out, "{}{}", head, if vs.is_none() { "  (not in the policy)" } else { "" });
-        for (dk, line) in svc.dests.keys().zip(body) {
-            let real = vs.and_then(|vs| vs.reals.iter().find(|r| r.addr == dk.0).map(|r| (vs, r)));
-            let (health, config, note) = match real {
-                None => ("-", "-".to_string(), "sorry server or not in the policy".to_string()),
-                Some((vs, r)) => {
-                    let id = (vs.name.clone(), r.addr);
-                    let mut note = Vec::new();
+        let si = by_key.get(key).copied();
+        line.clear();
+        format::service_line(&mut line, key, svc, Format::List);
+        let _ = writeln!(out, "{}{}", line.trim_end(), if si.is_none() { "  (not in the policy)" } else { "" });
+        for (dk, dest) in &svc.dests {
+            line.clear();
+            format::dest_line(&mut line, dk, dest, Format::List);
+            let real = si.and_then(|si| m.services[si].reals.iter().position(|r| r.addr == dk.0).map(|ri| (si, ri)));
+            let mut note = Vec::new();
+            let (health, config) = match real {
+                None => {
+                    note.push("sorry server or not in the policy".to_string());
+                    ("-", "-".to_string())
+                }
+                Some((si, ri)) => {
+                    let vs = &m.services[si];
+                    let id = (vs.name.clone(), dk.0);
                     if d.drained.contains(&id) {
                         note.push("drained".to_string());
                     }
-                    if let Some(w) = d.weight_overrides.get(&id) {
+                    if let Some(w) = d.overrides.get(&id) {
                         note.push(format!("weight forced to {w}"));
                     }
-                    let health = match d.real_index(&id).map(|(si, ri)| d.real_state(si, ri)) {
-                        Some(crate::desired::RealState::Down) => "down",
-                        _ => "up",
-                    };
-                    (health, r.weight.to_string(), note.join(", "))
+                    let health = if d.state(si, ri) == RealState::Down { "down" } else { "up" };
+                    (health, vs.reals[ri].weight.to_string())
                 }
             };
-            let _ = writeln!(out, "{line}  {health:<6}  {config:<6}  {note}").map(|_| ());
+            if let Some(secs) = d.leaving.get(&(*key, *dk)) {
+                note.push(format!("draining, removed in {secs} s"));
+            }
+            let _ = writeln!(out, "{}  {health:<6}  {config:<6}  {}", line.trim_end(), note.join(", "));
         }
     }
     for vs in &m.services {

@@ -114,7 +114,7 @@ fn sched_flag_names(sched: &str, flags: u32) -> String {
     names.join(",")
 }
 
-fn service_line(out: &mut String, key: &ServiceKey, svc: &Service, fmt: Format) {
+pub fn service_line(out: &mut String, key: &ServiceKey, svc: &Service, fmt: Format) {
     let name = service_name(key);
     let s = &svc.stats;
     match fmt {
@@ -159,7 +159,7 @@ fn service_line(out: &mut String, key: &ServiceKey, svc: &Service, fmt: Format) 
     out.push('\n');
 }
 
-fn dest_line(out: &mut String, key: &DestKey, d: &Dest, fmt: Format) {
+pub fn dest_line(out: &mut String, key: &DestKey, d: &Dest, fmt: Format) {
     let name = dest_name(key);
     let s = &d.stats;
     match fmt {
