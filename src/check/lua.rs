@@ -10,9 +10,8 @@ use super::weight::clamp_weight;
 use super::{dns, http};
 use crate::model::HookRef;
 use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
@@ -197,13 +196,13 @@ fn ip_arg(ip: &str) -> mlua::Result<IpAddr> {
     ip.trim().trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| mlua::Error::runtime(format!("'{ip}' is not an IP address")))
 }
 
-type Conn = Rc<RefCell<Option<BufReader<TcpStream>>>>;
+type Conn = Arc<Mutex<Option<BufReader<TcpStream>>>>;
 
 /// `lvsd.net.tcp(ip, port)`: a connected TCP stream.
 struct LuaTcp(Conn);
 
 fn take(c: &Conn) -> mlua::Result<BufReader<TcpStream>> {
-    c.borrow_mut().take().ok_or_else(|| mlua::Error::runtime("connection is closed (or busy)"))
+    c.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| mlua::Error::runtime("connection is closed (or busy)"))
 }
 
 impl UserData for LuaTcp {
@@ -213,7 +212,7 @@ impl UserData for LuaTcp {
             async move {
                 let mut s = take(&c)?;
                 let r = s.get_mut().write_all(&data).await;
-                *c.borrow_mut() = Some(s);
+                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 r.map_err(|e| mlua::Error::runtime(format!("write: {e}")))?;
                 Ok(true)
             }
@@ -224,7 +223,7 @@ impl UserData for LuaTcp {
                 let mut s = take(&c)?;
                 let mut line = Vec::new();
                 let r = (&mut s).take(64 << 10).read_until(b'\n', &mut line).await;
-                *c.borrow_mut() = Some(s);
+                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 let n = r.map_err(|e| mlua::Error::runtime(format!("read: {e}")))?;
                 if n == 0 {
                     return Ok(Value::Nil);
@@ -241,7 +240,7 @@ impl UserData for LuaTcp {
                 let mut s = take(&c)?;
                 let mut buf = vec![0u8; n.unwrap_or(4096).clamp(1, 1 << 20)];
                 let r = s.read(&mut buf).await;
-                *c.borrow_mut() = Some(s);
+                *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
                 let k = r.map_err(|e| mlua::Error::runtime(format!("read: {e}")))?;
                 if k == 0 {
                     return Ok(Value::Nil);
@@ -250,14 +249,14 @@ impl UserData for LuaTcp {
             }
         });
         m.add_method("close", |_, this, ()| {
-            this.0.borrow_mut().take();
+            this.0.lock().unwrap_or_else(|e| e.into_inner()).take();
             Ok(())
         });
     }
 }
 
 /// `lvsd.net.udp(ip, port)`: a connected UDP socket.
-struct LuaUdp(Rc<UdpSocket>);
+struct LuaUdp(Arc<UdpSocket>);
 
 impl UserData for LuaUdp {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
@@ -366,7 +365,7 @@ pub fn install_net(lua: &Lua) -> mlua::Result<()> {
         lua.create_async_function(|_, (ip, port): (String, u16)| async move {
             let target = SocketAddr::new(ip_arg(&ip)?, port);
             let s = super::runner::connect(target, None).await.map_err(|e| mlua::Error::runtime(format!("connect to {target}: {e}")))?;
-            Ok(LuaTcp(Rc::new(RefCell::new(Some(BufReader::new(s))))))
+            Ok(LuaTcp(Arc::new(Mutex::new(Some(BufReader::new(s))))))
         })?,
     )?;
     net.set(
@@ -374,7 +373,7 @@ pub fn install_net(lua: &Lua) -> mlua::Result<()> {
         lua.create_async_function(|_, (ip, port): (String, u16)| async move {
             let target = SocketAddr::new(ip_arg(&ip)?, port);
             let s = super::runner::udp_socket(target, None).await.map_err(|e| mlua::Error::runtime(format!("udp {target}: {e}")))?;
-            Ok(LuaUdp(Rc::new(s)))
+            Ok(LuaUdp(Arc::new(s)))
         })?,
     )?;
     net.set("http", lua.create_async_function(net_http)?)?;

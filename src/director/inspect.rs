@@ -5,13 +5,12 @@
 use crate::control::{Command, RealRef};
 use crate::policy::sandbox::{self, Budget, Limits};
 use mlua::{Lua, LuaSerdeExt, MultiValue, Value};
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 pub struct Inspector {
     lua: Lua,
     budget: Budget,
-    actions: Rc<RefCell<Vec<Command>>>,
+    actions: Arc<Mutex<Vec<Command>>>,
 }
 
 fn real(service: String, real: String) -> RealRef {
@@ -22,22 +21,22 @@ impl Inspector {
     pub fn new(node: &str, limits: Limits) -> mlua::Result<Inspector> {
         let budget = Budget::default();
         let lua = sandbox::new_state(limits, &budget)?;
-        let actions: Rc<RefCell<Vec<Command>>> = Rc::default();
+        let actions: Arc<Mutex<Vec<Command>>> = Arc::default();
         let lvsd = lua.create_table()?;
         lvsd.set("node", node)?;
         let a = actions.clone();
         lvsd.set("drain", lua.create_function(move |_, (s, r): (String, String)| {
-            a.borrow_mut().push(Command::Drain(real(s, r)));
+            a.lock().unwrap().push(Command::Drain(real(s, r)));
             Ok(())
         })?)?;
         let a = actions.clone();
         lvsd.set("undrain", lua.create_function(move |_, (s, r): (String, String)| {
-            a.borrow_mut().push(Command::Undrain(real(s, r)));
+            a.lock().unwrap().push(Command::Undrain(real(s, r)));
             Ok(())
         })?)?;
         let a = actions.clone();
         lvsd.set("weight", lua.create_function(move |_, (s, r, w): (String, String, Option<u32>)| {
-            a.borrow_mut().push(match w {
+            a.lock().unwrap().push(match w {
                 Some(weight) => Command::SetWeight { real: real(s, r), weight },
                 None => Command::ClearWeight(real(s, r)),
             });
@@ -45,22 +44,22 @@ impl Inspector {
         })?)?;
         let a = actions.clone();
         lvsd.set("check_now", lua.create_function(move |_, (s, r): (String, String)| {
-            a.borrow_mut().push(Command::CheckNow(real(s, r)));
+            a.lock().unwrap().push(Command::CheckNow(real(s, r)));
             Ok(())
         })?)?;
         let a = actions.clone();
         lvsd.set("yield", lua.create_function(move |_, instance: String| {
-            a.borrow_mut().push(Command::Yield { instance });
+            a.lock().unwrap().push(Command::Yield { instance });
             Ok(())
         })?)?;
         let a = actions.clone();
         lvsd.set("unyield", lua.create_function(move |_, instance: String| {
-            a.borrow_mut().push(Command::Unyield { instance });
+            a.lock().unwrap().push(Command::Unyield { instance });
             Ok(())
         })?)?;
         let a = actions.clone();
         lvsd.set("reload", lua.create_function(move |_, ()| {
-            a.borrow_mut().push(Command::Reload);
+            a.lock().unwrap().push(Command::Reload);
             Ok(())
         })?)?;
         lua.globals().set("lvsd", lvsd)?;
@@ -69,9 +68,9 @@ impl Inspector {
 
     /// Evaluate `code`: first as `return <code>`, then as a statement (as a REPL should).
     pub fn eval(&self, code: &str, status: &serde_json::Value, events: &[super::Event]) -> (Result<serde_json::Value, String>, Vec<Command>) {
-        self.actions.borrow_mut().clear();
+        self.actions.lock().unwrap().clear();
         let result = self.eval_inner(code, status, events);
-        (result, self.actions.borrow_mut().drain(..).collect())
+        (result, self.actions.lock().unwrap().drain(..).collect())
     }
 
     fn eval_inner(&self, code: &str, status: &serde_json::Value, events: &[super::Event]) -> Result<serde_json::Value, String> {

@@ -253,9 +253,28 @@ impl Director {
     pub fn reload(&mut self, why: &str) -> bool {
         crate::systemd::notify_reloading();
         let result = policy::load(&self.opts.policy, &self.opts.load);
+        self.apply_reload(why, result)
+    }
+
+    /// Load the policy on a worker thread (a big policy takes tens of milliseconds to
+    /// evaluate, which must not delay VRRP adverts); `apply_reload` takes the result.
+    fn load_in_background(&self) -> tokio::task::JoinHandle<Result<Policy, PolicyError>> {
+        crate::systemd::notify_reloading();
+        let (path, opts) = (self.opts.policy.clone(), self.opts.load.clone());
+        tokio::task::spawn_blocking(move || policy::load(&path, &opts))
+    }
+
+    /// Swap in a freshly loaded policy, or keep the running one and report why not.
+    fn apply_reload(&mut self, why: &str, result: Result<Policy, PolicyError>) -> bool {
+        let started = std::time::Instant::now();
         let ok = match result {
             Ok(p) => {
-                self.policy = p;
+                let old = std::mem::replace(&mut self.policy, p);
+                // Closing a big Lua state takes a while too.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+                    Err(_) => drop(old),
+                }
                 self.generation += 1;
                 self.inspect = None;
                 self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
@@ -267,7 +286,9 @@ impl Director {
                     }
                     c.update(self.policy.model.clone(), self.policy.lua.clone());
                 }
+                let checked = started.elapsed();
                 self.resync();
+                tracing::debug!("reload applied: checks updated in {checked:?}, IPVS synced at {:?}", started.elapsed());
                 // Recorded once the table has the change, so its time is when it took effect.
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 if let Some(t) = self.tracks.as_mut() {
@@ -666,6 +687,7 @@ impl Director {
         let mut resync = tokio::time::interval(self.opts.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reload_at: Option<tokio::time::Instant> = None;
+        let mut reloads = Reloads::default();
 
         let (check_tx, mut check_rx) = mpsc::unbounded_channel();
         if let Err(e) = crate::check::install_net(&self.policy.lua) {
@@ -721,20 +743,45 @@ impl Director {
                     None => std::future::pending().await,
                 }
             };
+            let load_done = async {
+                match reloads.loading.as_mut() {
+                    Some((_, task)) => task.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                res = load_done => {
+                    let (why, _) = reloads.loading.take().expect("a load was running");
+                    let result = res.unwrap_or_else(|e| Err(PolicyError::Failed(e.to_string())));
+                    let resp = if self.apply_reload(&why, result) {
+                        Response::ok(json!({ "generation": self.generation }))
+                    } else {
+                        Response::err(self.last_reload.errors.join("\n"))
+                    };
+                    for w in reloads.waiting.drain(..) {
+                        let _ = w.send(resp.clone());
+                    }
+                    self.rewatch(&watch_tx);
+                    if let Some((why, next)) = reloads.again.take() {
+                        reloads.waiting = next;
+                        reloads.loading = Some((why, self.load_in_background()));
+                    }
+                }
                 _ = sigterm.recv() => { self.events.push("stop", "SIGTERM: stopping"); break; }
                 _ = sigint.recv() => { self.events.push("stop", "SIGINT: stopping"); break; }
                 _ = sighup.recv() => {
-                    self.reload("SIGHUP");
-                    self.rewatch(&watch_tx);
+                    if let Some(why) = reloads.request("SIGHUP", None) {
+                        reloads.loading = Some((why, self.load_in_background()));
+                    }
                 }
                 Some(_) = watch_rx.recv() => {
                     reload_at = Some(tokio::time::Instant::now() + self.opts.debounce);
                 }
                 _ = reload_sleep => {
                     reload_at = None;
-                    self.reload("file changed");
-                    self.rewatch(&watch_tx);
+                    if let Some(why) = reloads.request("file changed", None) {
+                        reloads.loading = Some((why, self.load_in_background()));
+                    }
                 }
                 _ = track_sleep => {
                     let changes = match self.tracks.as_mut() {
@@ -759,6 +806,10 @@ impl Director {
                         self.check_now(r, reply);
                     } else if let Command::Status = cmd {
                         self.status_reply(reply);
+                    } else if let Command::Reload = cmd {
+                        if let Some(why) = reloads.request("requested", Some(reply)) {
+                            reloads.loading = Some((why, self.load_in_background()));
+                        }
                     } else {
                         let resp = self.handle(cmd);
                         self.rewatch(&watch_tx);
@@ -835,6 +886,30 @@ impl Director {
             Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
             Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
         }
+    }
+}
+
+/// Reload requests while a policy loads in the background.
+#[derive(Default)]
+struct Reloads {
+    /// The load running now: why, and its task.
+    loading: Option<(String, tokio::task::JoinHandle<Result<Policy, PolicyError>>)>,
+    /// Control requests answered when it is done.
+    waiting: Vec<tokio::sync::oneshot::Sender<Response>>,
+    /// Requests that came during the load: the file may have changed since it was read, so
+    /// one more load follows, and these wait for that one.
+    again: Option<(String, Vec<tokio::sync::oneshot::Sender<Response>>)>,
+}
+
+impl Reloads {
+    /// Note a request; returns the reason when a load must start now.
+    fn request(&mut self, why: &str, reply: Option<tokio::sync::oneshot::Sender<Response>>) -> Option<String> {
+        if self.loading.is_none() {
+            self.waiting.extend(reply);
+            return Some(why.to_string());
+        }
+        self.again.get_or_insert_with(|| (why.to_string(), Vec::new())).1.extend(reply);
+        None
     }
 }
 

@@ -25,6 +25,8 @@ pub enum PolicyError {
     /// Every problem found, each with file and line.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<ModelError>),
+    #[error("loading the policy failed: {0}")]
+    Failed(String),
 }
 
 #[derive(Debug, Clone)]
