@@ -774,8 +774,11 @@ impl Director {
                         reloads.loading = Some((why, self.load_in_background()));
                     }
                 }
-                Some(_) = watch_rx.recv() => {
-                    reload_at = Some(tokio::time::Instant::now() + self.opts.debounce);
+                Some(change) = watch_rx.recv() => {
+                    // A finished save reloads almost at once (the few events of one rename
+                    // still come together); a write in progress waits for quiet.
+                    let wait = if change.complete { Duration::from_millis(2) } else { self.opts.debounce };
+                    reload_at = Some(tokio::time::Instant::now() + wait);
                 }
                 _ = reload_sleep => {
                     reload_at = None;
@@ -877,7 +880,7 @@ impl Director {
     }
 
     /// Watch the policy's files, unless the watcher already covers exactly these.
-    fn rewatch(&mut self, tx: &mpsc::UnboundedSender<PathBuf>) {
+    fn rewatch(&mut self, tx: &mpsc::UnboundedSender<policy::watch::Change>) {
         if self.watcher.as_ref().is_some_and(|(_, files)| *files == self.policy.files) {
             return;
         }
