@@ -130,9 +130,14 @@ impl Director {
     fn real_state(&self, si: usize, ri: usize) -> RealState {
         let vs = &self.policy.model.services[si];
         let r = &vs.reals[ri];
-        let id = (vs.name.clone(), r.addr);
-        let forced = self.weight_overrides.get(&id).copied();
-        if self.drained.contains(&id) {
+        // Most directors have no drains or overrides: skip building the key then.
+        let (mut forced, mut drained) = (None, false);
+        if !self.weight_overrides.is_empty() || !self.drained.is_empty() {
+            let id = (vs.name.clone(), r.addr);
+            forced = self.weight_overrides.get(&id).copied();
+            drained = self.drained.contains(&id);
+        }
+        if drained {
             return RealState::Draining;
         }
         match self.checks.as_ref().map(|c| c.real_state(si, ri)) {
@@ -158,7 +163,10 @@ impl Director {
     fn want_service(&mut self, si: usize) -> (ServiceKey, crate::ipvs::table::Service) {
         let vs = &self.policy.model.services[si];
         let live = desired::live_weight(vs, |ri| self.real_state(si, ri));
-        let q = self.quorum.entry(vs.name.clone()).or_insert_with(|| crate::check::Quorum::new(vs.quorum, vs.hysteresis));
+        if !self.quorum.contains_key(&vs.name) {
+            self.quorum.insert(vs.name.clone(), crate::check::Quorum::new(vs.quorum, vs.hysteresis));
+        }
+        let q = self.quorum.get_mut(&vs.name).expect("inserted above");
         q.quorum = vs.quorum as u64;
         q.hysteresis = vs.hysteresis as u64;
         let (changed, up) = (q.update(live), q.up);
