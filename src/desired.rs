@@ -71,12 +71,16 @@ pub fn live_weight(vs: &VirtualServer, state: impl Fn(usize) -> RealState) -> u6
 /// One service as the director wants it, asking `state` about each real (by index).
 ///
 /// `quorum_up` is the service's quorum state (keepalived semantics, with hysteresis kept by
-/// the caller): while it is lost the sorry server (if any) is put in; otherwise it stays out,
-/// or at weight 0 with `inhibit`.
+/// the caller): while it is lost the sorry server (if any) is put in and takes all the
+/// traffic: the reals still alive are taken out (weight 0 with `inhibit_on_failure`), as
+/// keepalived's "Remove remaining alive real servers" does. Otherwise the sorry server stays
+/// out, or at weight 0 with `inhibit`.
 pub fn service(vs: &VirtualServer, state: impl Fn(usize) -> RealState, quorum_up: bool) -> (ServiceKey, Service) {
     let mut svc = Service::new(service_conf(vs));
+    let sorry_only = !quorum_up && vs.sorry_server.is_some();
     for (ri, r) in vs.reals.iter().enumerate() {
         let w = match state(ri) {
+            RealState::Up(_) if sorry_only => r.inhibit_on_failure.then_some(0),
             RealState::Up(w) => Some(w),
             RealState::Draining => Some(0),
             RealState::Down if r.inhibit_on_failure => Some(0),

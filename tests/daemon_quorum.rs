@@ -45,6 +45,7 @@ lvsd.service "web" {{
     let d = Daemon::start(&src, "lvs01", &[]);
     let sorry = "127.0.0.1:9";
     let live = |d: &Daemon| a.iter().filter(|r| weight_in_table(&d.status(), r).is_some()).count();
+    let healthy = |d: &Daemon| d.status()["services"][0]["reals"].as_array().unwrap().iter().filter(|r| r["health"] == "up").count();
     d.wait_for(|d| live(d) == 3, "all three reals in the table");
     assert_eq!(weight_in_table(&d.status(), sorry), None, "sorry server out while quorum holds");
 
@@ -64,13 +65,16 @@ lvsd.service "web" {{
     // Two reals back: live weight 2 < quorum + hysteresis 3: still lost.
     ls[0] = Some(TcpListener::bind(&a[0]).unwrap());
     ls[1] = Some(TcpListener::bind(&a[1]).unwrap());
-    d.wait_for(|d| live(d) == 2, "two reals back");
+    d.wait_for(|d| healthy(d) == 2, "two reals healthy again");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(weight_in_table(&d.status(), sorry), Some(1), "quorum not regained below quorum + hysteresis");
+    // keepalived: while the sorry server is in, it alone takes the traffic.
+    assert_eq!(live(&d), 0, "healthy reals stay out while the quorum is lost: {}", d.status()["text"]);
     assert!(!dir.path().join("up").exists());
 
     ls[2] = Some(TcpListener::bind(&a[2]).unwrap());
     d.wait_for(|d| weight_in_table(&d.status(), sorry).is_none(), "the sorry server to leave at live weight 3");
+    assert_eq!(live(&d), 3, "all reals back in with the quorum");
     assert!(d.events("quorum").iter().any(|e| e.contains("web: quorum gained")), "{:?}", d.events("quorum"));
     d.wait_for(|_| dir.path().join("up").exists(), "quorum_up to run");
 }
