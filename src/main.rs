@@ -116,6 +116,49 @@ enum Command {
         #[command(flatten)]
         control: ControlArgs,
     },
+    /// Put a real server at weight 0 in the running director (existing connections finish).
+    Drain {
+        #[command(flatten)]
+        control: ControlArgs,
+        service: String,
+        /// ADDR or ADDR:PORT (the port defaults to the service's).
+        real: String,
+    },
+    /// Give a drained real server its weight back.
+    Undrain {
+        #[command(flatten)]
+        control: ControlArgs,
+        service: String,
+        real: String,
+    },
+    /// Force a real server's weight (0..65535), or `clear` the override.
+    Weight {
+        #[command(flatten)]
+        control: ControlArgs,
+        service: String,
+        real: String,
+        weight: String,
+    },
+    /// Hand mastership of a VRRP instance to the backup (priority 0 once, then held at 1).
+    Yield {
+        #[command(flatten)]
+        control: ControlArgs,
+        instance: String,
+    },
+    /// Give a yielded instance its priority back.
+    Unyield {
+        #[command(flatten)]
+        control: ControlArgs,
+        instance: String,
+    },
+    /// Recent events of the running director: transitions, reloads, health changes.
+    Events {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// How many (newest last).
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Interactive Lua against the running director.
     Repl {
         #[command(flatten)]
@@ -226,6 +269,19 @@ fn run_director(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Send one action to the running director: its result as JSON on stdout, exit 0; or the
+/// error on stderr, exit 1.
+fn control_action(control: &ControlArgs, cmd: lvsd::control::Command) -> Result<ExitCode> {
+    let r = control_call(control, cmd)?;
+    if r.ok {
+        println!("{}", r.result.unwrap_or_default());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{}", r.error.unwrap_or_default());
+        Ok(ExitCode::from(1))
+    }
+}
+
 /// Load a policy, printing every error; None when it is invalid.
 fn load(file: &Path, args: &PolicyArgs) -> Result<Option<policy::Policy>> {
     match policy::load(file, &args.options()) {
@@ -304,6 +360,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("{}", r.error.unwrap_or_default());
                 Ok(ExitCode::from(1))
             }
+        }
+        Command::Drain { control, service, real } => {
+            control_action(&control, lvsd::control::Command::Drain(lvsd::control::RealRef { service, real }))
+        }
+        Command::Undrain { control, service, real } => {
+            control_action(&control, lvsd::control::Command::Undrain(lvsd::control::RealRef { service, real }))
+        }
+        Command::Weight { control, service, real, weight } => {
+            let real = lvsd::control::RealRef { service, real };
+            let cmd = match weight.as_str() {
+                "clear" => lvsd::control::Command::ClearWeight(real),
+                w => match w.parse::<u32>() {
+                    Ok(weight) => lvsd::control::Command::SetWeight { real, weight },
+                    Err(_) => {
+                        eprintln!("weight must be a number 0..65535 or `clear`, not '{w}'");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
+            control_action(&control, cmd)
+        }
+        Command::Yield { control, instance } => control_action(&control, lvsd::control::Command::Yield { instance }),
+        Command::Unyield { control, instance } => control_action(&control, lvsd::control::Command::Unyield { instance }),
+        Command::Events { control, limit } => {
+            let r = control_call(&control, lvsd::control::Command::Events { limit: Some(limit) })?;
+            if !r.ok {
+                eprintln!("{}", r.error.unwrap_or_default());
+                return Ok(ExitCode::from(1));
+            }
+            for e in r.result.unwrap_or_default().as_array().into_iter().flatten() {
+                println!("{:.3}  {:<12} {}", e["at"].as_f64().unwrap_or(0.0), e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),

@@ -129,3 +129,34 @@ lvsd.service "web" {{
     std::thread::sleep(Duration::from_millis(2200));
     assert_eq!(weight_in_table(&d.status(), &a[1]), Some(1), "no removal once it came back");
 }
+
+#[test]
+fn drain_weight_and_events_from_the_command_line() {
+    let (_ls, a) = listeners(2);
+    let src = format!(
+        r#"
+lvsd.service "web" {{ vip = "192.0.2.10:80", scheduler = "rr", {CHECK}, reals = {{ "{}", "{}" }} }}
+"#,
+        a[0], a[1]
+    );
+    let d = Daemon::start(&src, "lvs01", &[]);
+    d.wait_for(|d| a.iter().all(|r| weight_in_table(&d.status(), r) == Some(1)), "both reals at weight 1");
+    let (code, out, err) = d.cli(&["drain", "web", &a[0]]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(weight_in_table(&d.status(), &a[0]), Some(0));
+    assert_eq!(d.cli(&["undrain", "web", &a[0]]).0, 0);
+    assert_eq!(weight_in_table(&d.status(), &a[0]), Some(1));
+    assert_eq!(d.cli(&["weight", "web", &a[1], "7"]).0, 0);
+    assert_eq!(weight_in_table(&d.status(), &a[1]), Some(7));
+    assert_eq!(d.cli(&["weight", "web", &a[1], "clear"]).0, 0);
+    assert_eq!(weight_in_table(&d.status(), &a[1]), Some(1));
+    // Mistakes name what exists, and change nothing.
+    let (code, _, err) = d.cli(&["drain", "web", "198.51.100.99"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has no real") && err.contains(&a[0]), "{err}");
+    let (code, _, err) = d.cli(&["weight", "web", &a[1], "heavy"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = d.cli(&["events", "-n", "20"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("drained (weight 0)") && out.contains("weight forced to 7"), "{out}");
+}
