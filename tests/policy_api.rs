@@ -230,3 +230,19 @@ fn errors_are_all_reported_with_lines() {
     assert!(errs[0].to_string().starts_with("bad.lua:1: "), "{}", errs[0]);
     assert!(errs[1].to_string().starts_with("bad.lua:2: "), "{}", errs[1]);
 }
+
+#[test]
+fn unicast_source_and_ttl_checks_are_opt_in() {
+    let p = load(
+        r#"lvsd.vrrp "U" { interface = "eth0", vrid = 7, vips = {"192.0.2.1"}, unicast_src = "192.0.2.2",
+             unicast_peers = {"192.0.2.3"}, check_unicast_src = true, relax_unicast_ttl = true }
+           lvsd.vrrp "D" { interface = "eth0", vrid = 8, vips = {"192.0.2.5"}, unicast_peers = {"192.0.2.3"} }"#,
+    );
+    assert!(p.model.vrrp[0].check_unicast_src && p.model.vrrp[0].relax_unicast_ttl);
+    assert!(!p.model.vrrp[1].check_unicast_src && !p.model.vrrp[1].relax_unicast_ttl, "defaults: off (RFC 5798 7.1)");
+    let src = "lvsd.vrrp \"M\" { interface = \"eth0\", vrid = 9, vips = {\"192.0.2.1\"}, check_unicast_src = true }\n";
+    let Err(PolicyError::Invalid(errs)) = load_source(src, Path::new("m.lua"), Path::new("."), &opts("n")) else {
+        panic!("a multicast instance with check_unicast_src must be refused")
+    };
+    assert!(errs[0].to_string().starts_with("m.lua:1: ") && errs[0].to_string().contains("unicast_peers"), "{}", errs[0]);
+}

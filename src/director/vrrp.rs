@@ -115,6 +115,8 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.auth = v.auth_pass.as_deref().map(Auth::pass).unwrap_or(Auth::None);
     c.unicast_peers = v.unicast_peers.clone();
     c.v3_checksum_as_v2 = v.v3_checksum_as_v2;
+    c.check_unicast_src = v.check_unicast_src;
+    c.relax_unicast_ttl = v.relax_unicast_ttl;
     c
 }
 

@@ -222,7 +222,7 @@ const GLOBAL_KNOWN: &[&str] = &[
 const VRRP_KNOWN: &[&str] = &[
     "vrf", "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "native_ipv6", "dont_track_primary",
     "track_file", "track_process", "track_bfd", "mcast_src_ip", "mcast_dst_ip", "track_src_ip",
-    "check_unicast_src", "unicast_fault_no_peer", "unicast_ttl", "old_unicast_checksum", "v3_checksum_as_v2",
+    "unicast_fault_no_peer", "unicast_ttl", "old_unicast_checksum",
     "garp_extra_if", "down_timer_adverts", "timer_expired_backup", "lower_prio_no_advert",
     "higher_prio_send_advert", "auth_hmac", "virtual_ipaddress_excluded", "no_virtual_ipaddress",
     "promote_secondaries", "virtual_routes", "virtual_rules", "accept", "no_accept", "skip_check_adv_addr",
@@ -469,8 +469,12 @@ impl Tx<'_> {
                         peers.push(s(&a.key));
                     }
                     body.push(field("unicast_peers", Value::List(peers), &n.loc));
+                    // keepalived does not check the TTL of unicast adverts; lvsd does unless told.
+                    body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
                 }
                 "nopreempt" => body.push(field("nopreempt", Value::Bool(true), &n.loc)),
+                "check_unicast_src" => body.push(field("check_unicast_src", Value::Bool(true), &n.loc)),
+                "v3_checksum_as_v2" => body.push(field("v3_checksum_as_v2", Value::Bool(true), &n.loc)),
                 "preempt" => body.push(Entry::Comment(format!("keepalived: {} (the default)", n.text))),
                 "preempt_delay" => {
                     let t = timer(n, arg(n, 0)?)?;

@@ -140,6 +140,11 @@ pub struct VrrpInstance {
     pub smtp_alert: bool,
     /// keepalived's compatibility switch: compute the v3 IPv4 checksum without the pseudo-header.
     pub v3_checksum_as_v2: bool,
+    /// keepalived `check_unicast_src`: accept unicast adverts only from `unicast_peers`.
+    pub check_unicast_src: bool,
+    /// Accept unicast adverts whatever their TTL / hop limit (peers behind a router).
+    /// Off by default: RFC 5798 7.1 wants 255.
+    pub relax_unicast_ttl: bool,
     pub on_change: Option<HookRef>,
     pub origin: Origin,
 }

@@ -356,6 +356,11 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let notify = notify_field(f);
     let smtp_alert = f.flag("smtp_alert");
     let v3_checksum_as_v2 = f.flag("v3_checksum_as_v2");
+    let check_unicast_src = f.flag("check_unicast_src");
+    let relax_unicast_ttl = f.flag("relax_unicast_ttl");
+    if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
+        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers".to_string());
+    }
     let on_change = f.function("on_change").map(|h| ctx.hook(h));
     f.require("interface", &interface, "the link VRRP runs on, e.g. interface = \"eth0\"");
     f.require("vrid", &vrid, "1..255, the same on both directors");
@@ -379,6 +384,8 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         notify,
         smtp_alert,
         v3_checksum_as_v2,
+        check_unicast_src,
+        relax_unicast_ttl,
         on_change,
         origin: f.origin.clone(),
     })
