@@ -160,3 +160,36 @@ lvsd.service "web" {{ vip = "192.0.2.10:80", scheduler = "rr", {CHECK}, reals = 
     assert_eq!(code, 0);
     assert!(out.contains("drained (weight 0)") && out.contains("weight forced to 7"), "{out}");
 }
+
+#[test]
+fn omega_runs_notify_down_when_a_service_goes_away() {
+    let (_ls, a) = listeners(2);
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().display().to_string();
+    let service = |name: &str, real: &str, omega: bool| {
+        format!(
+            r#"lvsd.service "{name}" {{ vip = "192.0.2.{}:80", omega = {omega}, {CHECK},
+                 reals = {{ {{ address = "{real}", notify_down = {{ "/bin/touch", "{marks}/{name}-down" }} }} }} }}
+"#,
+            if name == "a" { 10 } else { 11 }
+        )
+    };
+    let mut d = Daemon::start(&(service("a", &a[0], true) + &service("b", &a[1], false)), "lvs01", &[]);
+    d.wait_for(|d| a.iter().all(|r| weight_in_table(&d.status(), r) == Some(1)), "both reals in");
+    // A reload that drops service a runs its reals' notify_down.
+    std::fs::write(&d.policy, service("b", &a[1], false)).unwrap();
+    assert_eq!(d.call(json!({"v": 1, "cmd": "reload"}))["ok"], true);
+    d.wait_for(|_| dir.path().join("a-down").exists(), "notify_down of the dropped service's real");
+    // Stopping runs it for services with omega only.
+    std::fs::write(&d.policy, service("a", &a[0], true) + &service("b", &a[1], false)).unwrap();
+    assert_eq!(d.call(json!({"v": 1, "cmd": "reload"}))["ok"], true);
+    std::fs::remove_file(dir.path().join("a-down")).unwrap();
+    d.wait_for(|d| weight_in_table(&d.status(), &a[0]) == Some(1), "service a back");
+    assert_eq!(d.stop(), 0);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !dir.path().join("a-down").exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.path().join("a-down").exists(), "omega: notify_down on stop");
+    assert!(!dir.path().join("b-down").exists(), "no omega, no notify_down");
+}

@@ -187,6 +187,26 @@ impl Director {
         desired::service(vs, |ri| self.real_state(si, ri), up)
     }
 
+    /// keepalived's `omega`: a service that goes away (shutdown, or dropped from the policy)
+    /// runs `notify_down` for each of its reals still up, and `quorum_down` if it had quorum.
+    fn omega(&mut self, services: &[usize]) {
+        for &si in services {
+            let vs = &self.policy.model.services[si];
+            if !vs.omega {
+                continue;
+            }
+            for (ri, r) in vs.reals.iter().enumerate() {
+                if let (Some(argv), RealState::Up(_)) = (&r.notify_down, self.real_state(si, ri)) {
+                    spawn_program(argv.clone());
+                }
+            }
+            if let (Some(argv), true) = (&vs.quorum_down, self.quorum.get(&vs.name).is_none_or(|q| q.up)) {
+                spawn_program(argv.clone());
+            }
+            self.events.push("omega", format!("{}: going away, notify_down run for its reals", vs.name));
+        }
+    }
+
     /// Bring the whole backend table to what the policy and the health of the reals want.
     pub fn resync(&mut self) -> &SyncReport {
         let n = self.policy.model.services.len();
@@ -277,6 +297,10 @@ impl Director {
         let started = std::time::Instant::now();
         let ok = match result {
             Ok(p) => {
+                let gone: Vec<usize> = (0..self.policy.model.services.len())
+                    .filter(|&si| !p.model.services.iter().any(|s| s.name == self.policy.model.services[si].name))
+                    .collect();
+                self.omega(&gone);
                 let old = std::mem::replace(&mut self.policy, p);
                 // Closing a big Lua state takes a while too.
                 match tokio::runtime::Handle::try_current() {
@@ -840,6 +864,7 @@ impl Director {
             }
             self.flush_vrrp().await;
         }
+        self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
         if let Some(mut v) = self.vrrp.take() {
             let ts = v.shutdown(std::time::Instant::now()).await;
             self.on_transitions(ts);
