@@ -89,6 +89,8 @@ pub struct Director {
     vrrp: Option<vrrp::Vrrp>,
     reloads_ok: u64,
     reloads_failed: u64,
+    /// How long applying the last reload held the event loop.
+    last_apply: Duration,
     tracks: Option<track::Tracks>,
 }
 
@@ -119,6 +121,7 @@ impl Director {
             vrrp: None,
             reloads_ok: 0,
             reloads_failed: 0,
+            last_apply: Duration::from_millis(10),
             tracks: None,
         })
     }
@@ -290,6 +293,23 @@ impl Director {
         crate::systemd::notify_reloading();
         let (path, opts) = (self.opts.policy.clone(), self.opts.load.clone());
         tokio::task::spawn_blocking(move || policy::load(&path, &opts))
+    }
+
+    /// Applying a big policy holds the event loop for a while (tens of ms for a thousand
+    /// services: the IPVS diff and the checks' update). When a VRRP advert falls due within
+    /// that time, wait for it and send it first, so that no advert is late because of a
+    /// reload. Waits at most as long as the last apply took.
+    async fn advertise_before_apply(&mut self) {
+        let budget = self.last_apply + Duration::from_millis(5);
+        let Some(due) = self.vrrp.as_ref().and_then(|v| v.next_deadline()) else { return };
+        let now = std::time::Instant::now();
+        if due > now + budget {
+            return;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        let ts = self.vrrp.as_mut().map(|v| v.on_timeout(std::time::Instant::now())).unwrap_or_default();
+        self.on_transitions(ts);
+        self.flush_vrrp().await;
     }
 
     /// Swap in a freshly loaded policy, or keep the running one and report why not.
@@ -785,7 +805,15 @@ impl Director {
                 res = load_done => {
                     let (why, _) = reloads.loading.take().expect("a load was running");
                     let result = res.unwrap_or_else(|e| Err(PolicyError::Failed(e.to_string())));
-                    let resp = if self.apply_reload(&why, result) {
+                    if result.is_ok() {
+                        self.advertise_before_apply().await;
+                    }
+                    let started = std::time::Instant::now();
+                    let applied = self.apply_reload(&why, result);
+                    if applied {
+                        self.last_apply = started.elapsed();
+                    }
+                    let resp = if applied {
                         Response::ok(json!({ "generation": self.generation }))
                     } else {
                         Response::err(self.last_reload.errors.join("\n"))
