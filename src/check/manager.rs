@@ -166,7 +166,7 @@ impl CheckManager {
         self.install(model, Some(lua));
     }
 
-    /// The state of real `ri` of service `si` in the current model, for `desired::table`.
+    /// The state of real `ri` of service `si` in the current model, for `desired::service`.
     pub fn real_state(&self, si: usize, ri: usize) -> RealState {
         let inner = self.inner.borrow();
         inner.reals.get(si).and_then(|s| s.get(ri)).map(|r| r.state).unwrap_or(RealState::Down)

@@ -150,17 +150,6 @@ impl Director {
         }
     }
 
-    /// The table the director wants now (quorum as it stands, drains not included).
-    pub fn desired(&self) -> Table {
-        let mut t = Table::default();
-        for (si, vs) in self.policy.model.services.iter().enumerate() {
-            let quorum_up = self.quorum.get(&vs.name).map_or(true, |q| q.up);
-            let (k, svc) = desired::service(vs, |ri| self.real_state(si, ri), quorum_up);
-            t.services.insert(k, svc);
-        }
-        t
-    }
-
     /// Service `si` as wanted now. Its quorum state is updated first (keepalived's quorum
     /// with hysteresis), and a change is recorded and runs quorum_up / quorum_down.
     fn want_service(&mut self, si: usize) -> (ServiceKey, crate::ipvs::table::Service) {
