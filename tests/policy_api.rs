@@ -246,3 +246,9 @@ fn unicast_source_and_ttl_checks_are_opt_in() {
     };
     assert!(errs[0].to_string().starts_with("m.lua:1: ") && errs[0].to_string().contains("unicast_peers"), "{}", errs[0]);
 }
+
+#[test]
+fn ipvs_is_released_on_stop_unless_told_otherwise() {
+    assert!(load("").model.global.release_ipvs_on_stop, "keepalived's default");
+    assert!(!load("lvsd.global { release_ipvs_on_stop = false }").model.global.release_ipvs_on_stop);
+}

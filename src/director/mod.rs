@@ -199,6 +199,20 @@ impl Director {
         }
     }
 
+    /// Delete the services lvsd put in (on stop, as keepalived does), and say what failed.
+    fn release_ipvs(&mut self) {
+        let mut keys: Vec<ServiceKey> = self.owned.iter().copied().collect();
+        keys.sort();
+        for key in keys {
+            let op = crate::ipvs::reconcile::Op::DelService { key };
+            match self.backend.apply(&op) {
+                Ok(()) | Err(crate::ipvs::backend::ApplyError::NotFound) => tracing::info!(target: "ipvs", "{op}"),
+                Err(e) => tracing::warn!("{op} on stop: {e}"),
+            }
+        }
+        self.owned.clear();
+    }
+
     /// Bring the whole backend table to what the policy and the health of the reals want.
     pub fn resync(&mut self) -> &SyncReport {
         let n = self.policy.model.services.len();
@@ -885,6 +899,9 @@ impl Director {
         if let Some(mut v) = self.vrrp.take() {
             let ts = v.shutdown(std::time::Instant::now()).await;
             self.on_transitions(ts);
+        }
+        if self.policy.model.global.release_ipvs_on_stop {
+            self.release_ipvs();
         }
         if let Some(c) = self.checks.take() {
             c.stop();

@@ -69,6 +69,9 @@ pub struct Global {
     pub foreign: Foreign,
     /// Seconds a removed or failed real stays at weight 0 before removal (0 = at once, as keepalived).
     pub drain_timeout: u32,
+    /// Delete the IPVS services lvsd put in when it stops (keepalived's default; its
+    /// `--dont-release-ipvs` is `false` here).
+    pub release_ipvs_on_stop: bool,
 }
 
 impl Default for Global {
@@ -83,6 +86,7 @@ impl Default for Global {
             garp: Garp::default(),
             foreign: Foreign::Keep,
             drain_timeout: 0,
+            release_ipvs_on_stop: true,
         }
     }
 }

@@ -170,6 +170,9 @@ pub fn global(f: &mut Fields, g: &mut Global) {
     if let Some(v) = f.integer("drain_timeout", 0, 86_400) {
         g.drain_timeout = v as u32;
     }
+    if let Some(v) = f.boolean("release_ipvs_on_stop") {
+        g.release_ipvs_on_stop = v;
+    }
 }
 
 fn garp_field(f: &mut Fields) -> Option<Garp> {
