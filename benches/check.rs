@@ -8,7 +8,8 @@
 //! 2. N Lua checks per second (each opens a TCP connection with lvsd.net.tcp): CPU of the
 //!    manager's thread. `--lua-pure N`: Lua checks without network calls.
 //!
-//! The keepalived comparison (same checks, in the VM where its IPVS setup works) is separate.
+//! The keepalived comparison (the same checks, in the VM where its IPVS setup works) is
+//! `scripts/bench-check-vm` (tests/vm/bench-check.sh).
 
 use lvsd::check::{CheckManager, CheckOptions};
 use std::net::SocketAddr;
