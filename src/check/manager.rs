@@ -208,7 +208,10 @@ impl CheckManager {
         let mut out = Vec::new();
         for (key, prober, ctx) in jobs {
             let r = prober.run(&ctx).await;
-            self.inner.borrow_mut().record(&key, r.clone());
+            let mut inner = self.inner.borrow_mut();
+            if let Some(id) = inner.index.get(&key).copied() {
+                inner.record(id, r.clone());
+            }
             out.push(r);
         }
         out
@@ -312,16 +315,31 @@ impl Inner {
         let (si, ri) = p.users[0];
         let vs = &self.model.services[si];
         let r = &vs.reals[ri];
+        // Built per run: only a Lua check pays for the state and the names.
+        let lua = p.prober.is_lua();
         RunCtx {
-            lua: Some(self.lua.clone()),
-            rs: RsInfo { address: r.addr, port: p.prober.target.port(), service: vs.name.clone(), weight: r.weight },
+            lua: lua.then(|| self.lua.clone()),
+            rs: RsInfo {
+                address: r.addr,
+                port: p.prober.target.port(),
+                service: if lua { vs.name.clone() } else { String::new() },
+                weight: r.weight,
+            },
             instructions: self.opts.instructions,
         }
     }
 
+    /// The probe's index now: `hint` (where it was last time) when it still holds `key`,
+    /// which spares hashing the key's spec text on every run.
+    fn find(&self, key: &ProbeKey, hint: usize) -> Option<usize> {
+        if self.probes.get(hint).is_some_and(|p| p.key == *key) {
+            return Some(hint);
+        }
+        self.index.get(key).copied()
+    }
+
     /// Take one result of probe `key`: update its health, then every real using it.
-    fn record(&mut self, key: &ProbeKey, r: CheckResult) {
-        let Some(&id) = self.index.get(key) else { return };
+    fn record(&mut self, id: usize, r: CheckResult) {
         let p = &mut self.probes[id];
         let t = p.health.record(r.clone());
         if let Some(t) = t {
@@ -382,17 +400,23 @@ impl Inner {
 async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, notify: Rc<Notify>, jitter: f64) {
     let c = prober.spec.common.clone();
     tokio::time::sleep(first_delay(c.interval, c.warmup, jitter, fastrand::f64())).await;
+    let mut id = usize::MAX;
     loop {
         let ctx = {
             let Some(inner) = inner.upgrade() else { return };
             let inner = inner.borrow();
-            let Some(&id) = inner.index.get(&key) else { return };
+            let Some(found) = inner.find(&key, id) else { return };
+            id = found;
             inner.ctx(id)
         };
         let r = prober.run(&ctx).await;
         {
             let Some(inner) = inner.upgrade() else { return };
-            inner.borrow_mut().record(&key, r);
+            let mut inner = inner.borrow_mut();
+            // The model may have changed while the check ran.
+            let Some(found) = inner.find(&key, id) else { return };
+            id = found;
+            inner.record(id, r);
         }
         let wait = jittered(c.interval, jitter, fastrand::f64());
         tokio::select! {

@@ -74,6 +74,13 @@ pub struct Prober {
     prepared: Prepared,
 }
 
+impl Prober {
+    /// Lua checks need the Lua state and the real's details in their context; others do not.
+    pub fn is_lua(&self) -> bool {
+        matches!(self.prepared, Prepared::Lua { .. })
+    }
+}
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
