@@ -14,10 +14,26 @@ ip link add eth1 type dummy
 ip link set eth1 up
 mkdir -p /tmp/www
 echo ok > /tmp/www/index.html
-for a in 198.51.100.156:80 198.51.100.157:80 192.0.2.10:22 192.0.2.20:8080; do
+REALS="198.51.100.156:80 198.51.100.157:80 192.0.2.10:22 192.0.2.20:8080"
+for a in $REALS; do
     ip addr add ${a%:*}/32 dev lo
-    busybox httpd -p $a -h /tmp/www
 done
+# Every real answers before keepalived starts (a check that fails its first try removes the
+# real from keepalived's table): start a server where none answers, wait up to 10 s.
+answers() { printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 2 ${1%:*} ${1##*:} 2>/dev/null | grep -q ' 200 '; }
+serve() {
+    for a in $REALS; do
+        answers $a && continue
+        echo "starting the web server on $a"
+        busybox httpd -p $a -h /tmp/www
+        n=0
+        until answers $a; do
+            n=$((n+1))
+            [ $n -lt 100 ] || fail "the web server on $a does not answer"
+            sleep 0.1
+        done
+    done
+}
 
 clean() {
     ipvsadm -C
@@ -27,6 +43,7 @@ clean() {
 
 for f in dr-master dr-backup lvs-nat-howto normalized defaults; do
     clean
+    serve
     keepalived --dont-fork --log-console --check -f $F/$f.conf \
         -p /tmp/ka.pid -c /tmp/kc.pid -r /tmp/kv.pid > /tmp/ka-$f.log 2>&1 &
     kpid=$!
