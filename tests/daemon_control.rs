@@ -40,16 +40,7 @@ fn repl_over_a_pipe_inspects_drains_and_undrains() {
                   lvsd.drain(\"web\", \"198.51.100.2:80\")\n\
                   n = 0\nfor _, r in ipairs(lvsd.state.services[1].reals) do\n  n = n + r.weight\nend\nn\n\
                   :help\n";
-    let mut child = Command::new(lvsd_bin())
-        .args(["repl", "--control", d.socket.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = d.repl(script);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "lvs01");
     assert_eq!(lines[1], "2");

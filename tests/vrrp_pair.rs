@@ -35,29 +35,6 @@ fn has_vip(lan: &Lan, host: usize) -> bool {
     lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains("192.0.2.100/24")
 }
 
-/// Feed `script` to `lvsd repl` on a pipe; its output.
-fn repl_pipe(d: &Daemon, script: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(lvsd_bin())
-        .args(["repl", "--control", d.socket.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
-    text
-}
-
-/// When the last event of `kind` whose message contains `what` happened (seconds).
-fn event_at(d: &Daemon, kind: &str, what: &str) -> f64 {
-    let r = d.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 100}));
-    let found = r["result"].as_array().unwrap().iter().rev().find(|e| e["kind"] == kind && e["message"].as_str().unwrap().contains(what)).cloned();
-    found.unwrap_or_else(|| panic!("no {kind} event with '{what}': {r}"))["at"].as_f64().unwrap()
-}
-
 fn start(lan: &Lan, host: usize, src: &str) -> Daemon {
     Daemon::start_in(Some(lan.host(host).name()), src, &format!("lvs0{}", host + 1), &[])
 }
@@ -117,12 +94,12 @@ fn nopreempt_and_yield() {
 
     // yield from the REPL over a pipe: lvs02 sends priority 0 once; lvs01 takes over within
     // Skew_Time ((256 - 100) / 256 x 0.2 s = 122 ms, RFC 5798 6.4.2); lvs02 stays backup.
-    let out = repl_pipe(&b, "lvsd.yield(\"VI_1\")\nlvsd.state.vrrp[1].priority\n");
+    let out = b.repl("lvsd.yield(\"VI_1\")\nlvsd.state.vrrp[1].priority\n");
     assert_eq!(out.lines().last(), Some("1"), "held at priority 1 after the yield: {out}");
     a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 takes over after the yield");
     assert!(a.events("vrrp").iter().any(|e| e.contains("master_stopped")), "{:?}", a.events("vrrp"));
-    let yielded = event_at(&b, "yield", "yielding");
-    let took = event_at(&a, "vrrp", "backup -> master");
+    let yielded = b.event_at("yield", "yielding");
+    let took = a.event_at("vrrp", "backup -> master");
     let skew = (256.0 - 100.0) / 256.0 * 0.2;
     eprintln!("yield: lvs01 master {:.1} ms after lvs02 yielded (skew time {:.1} ms)", (took - yielded) * 1e3, skew * 1e3);
     assert!(took >= yielded && took - yielded <= skew + 0.1, "took over {:.0} ms after the yield (skew time {:.0} ms)", (took - yielded) * 1e3, skew * 1e3);

@@ -158,6 +158,28 @@ impl Daemon {
         st["vrrp"].as_array().unwrap().iter().find(|v| v["name"] == name).map(|v| v["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
     }
 
+    /// Feed `script` to `lvsd repl` on a pipe (it must exit 0); what it printed.
+    pub fn repl(&self, script: &str) -> String {
+        let mut child = Command::new(lvsd_bin())
+            .args(["repl", "--control", self.socket.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        text
+    }
+
+    /// When the last event of `kind` whose message contains `what` happened (seconds).
+    pub fn event_at(&self, kind: &str, what: &str) -> f64 {
+        let r = self.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 100}));
+        let found = r["result"].as_array().unwrap().iter().rev().find(|e| e["kind"] == kind && e["message"].as_str().unwrap().contains(what)).cloned();
+        found.unwrap_or_else(|| panic!("no {kind} event with '{what}': {r}"))["at"].as_f64().unwrap()
+    }
+
     /// Recent events of one kind, as messages.
     pub fn events(&self, kind: &str) -> Vec<String> {
         let r = self.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 1000}));
