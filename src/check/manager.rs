@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
@@ -29,11 +29,14 @@ pub struct CheckOptions {
     pub jitter: f64,
     /// Send an event for every result, not only when a real's state or weight changes.
     pub every_result: bool,
+    /// Runs start on a grid of this step (at most a twentieth of the check's interval), so
+    /// that checks due within a few milliseconds of each other share one wake-up of the loop.
+    pub tick: Duration,
 }
 
 impl Default for CheckOptions {
     fn default() -> CheckOptions {
-        CheckOptions { instructions: 10_000_000, jitter: 0.1, every_result: false }
+        CheckOptions { instructions: 10_000_000, jitter: 0.1, every_result: false, tick: Duration::from_millis(50) }
     }
 }
 
@@ -72,6 +75,26 @@ pub fn jittered(interval: f64, jitter: f64, r: f64) -> Duration {
 pub fn first_delay(interval: f64, warmup: f64, jitter: f64, r: f64) -> Duration {
     let window = if warmup > 0.0 { warmup } else { interval * jitter.clamp(0.0, 0.9) };
     Duration::from_secs_f64((window * r).max(0.0))
+}
+
+/// The grid step for a check of `interval` seconds: `tick`, or a twentieth of the interval
+/// when that is shorter, so short intervals keep their precision.
+pub fn grid_step(interval: f64, tick: Duration) -> Duration {
+    tick.min(Duration::from_secs_f64((interval / 20.0).max(0.0)))
+}
+
+/// `deadline` moved to the nearest point `epoch + k × step` (never before `epoch`). Checks
+/// spread by jitter still spread over the interval, but those falling in the same step run
+/// together: one timer firing and one poll of the sockets for the lot instead of one each,
+/// which is where a spread-out checker spends its time (keepalived's checkers run in bursts).
+pub fn on_grid(epoch: Instant, deadline: Instant, step: Duration) -> Instant {
+    let step_ns = step.as_nanos();
+    if step_ns == 0 || deadline <= epoch {
+        return deadline.max(epoch);
+    }
+    let since = deadline.duration_since(epoch).as_nanos();
+    let k = (since + step_ns / 2) / step_ns;
+    epoch + Duration::from_nanos((k * step_ns) as u64)
 }
 
 /// One check on one target, as status shows it.
@@ -119,6 +142,8 @@ struct Inner {
     reals: Vec<Vec<RealSlot>>,
     tx: mpsc::UnboundedSender<CheckEvent>,
     started: bool,
+    /// Origin of the probes' start grid.
+    epoch: Instant,
 }
 
 pub struct CheckManager {
@@ -132,7 +157,7 @@ impl CheckManager {
     }
 
     pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
-        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false };
+        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, epoch: Instant::now() };
         let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
         m.install(model, None);
         m
@@ -220,13 +245,13 @@ impl CheckManager {
     fn spawn(&self, id: usize) {
         let weak = Rc::downgrade(&self.inner);
         let mut inner = self.inner.borrow_mut();
-        let jitter = inner.opts.jitter;
+        let timing = Timing { jitter: inner.opts.jitter, tick: inner.opts.tick, epoch: inner.epoch };
         let p = &mut inner.probes[id];
         if p.task.is_some() {
             return;
         }
         let (key, prober, notify) = (p.key.clone(), p.prober.clone(), p.notify.clone());
-        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, notify, jitter)));
+        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, notify, timing)));
     }
 
     fn install(&self, model: Model, lua: Option<Lua>) {
@@ -397,9 +422,26 @@ impl Inner {
     }
 }
 
-async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, notify: Rc<Notify>, jitter: f64) {
+/// When a probe's runs start.
+#[derive(Clone, Copy)]
+struct Timing {
+    jitter: f64,
+    tick: Duration,
+    /// The origin of the grid, shared by all probes of the manager.
+    epoch: Instant,
+}
+
+impl Timing {
+    /// Sleep until `wait` from now, moved onto the grid.
+    async fn sleep(&self, interval: f64, wait: Duration) {
+        let at = on_grid(self.epoch, Instant::now() + wait, grid_step(interval, self.tick));
+        tokio::time::sleep_until(at.into()).await
+    }
+}
+
+async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, notify: Rc<Notify>, timing: Timing) {
     let c = prober.spec.common.clone();
-    tokio::time::sleep(first_delay(c.interval, c.warmup, jitter, fastrand::f64())).await;
+    timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
     let mut id = usize::MAX;
     loop {
         let ctx = {
@@ -418,9 +460,9 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             id = found;
             inner.record(id, r);
         }
-        let wait = jittered(c.interval, jitter, fastrand::f64());
+        let wait = jittered(c.interval, timing.jitter, fastrand::f64());
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = timing.sleep(c.interval, wait) => {}
             _ = notify.notified() => {}
         }
     }
@@ -438,5 +480,18 @@ mod tests {
         assert_eq!(jittered(10.0, 0.0, 0.9), Duration::from_secs(10));
         assert_eq!(first_delay(10.0, 0.0, 0.1, 1.0), Duration::from_secs(1));
         assert_eq!(first_delay(10.0, 4.0, 0.1, 0.5), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn runs_start_on_the_nearest_grid_point() {
+        let e = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(on_grid(e, e + ms(1024), ms(50)), e + ms(1000));
+        assert_eq!(on_grid(e, e + ms(1025), ms(50)), e + ms(1050));
+        assert_eq!(on_grid(e, e + ms(1049), ms(50)), e + ms(1050));
+        assert_eq!(on_grid(e, e + ms(7), ms(0)), e + ms(7));
+        assert_eq!(grid_step(1.0, ms(50)), ms(50));
+        assert_eq!(grid_step(0.2, ms(50)), ms(10));
+        assert_eq!(grid_step(0.0, ms(50)), ms(0));
     }
 }
