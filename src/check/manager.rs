@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -120,7 +120,6 @@ struct ProbeSlot {
     prober: Rc<Prober>,
     health: Health,
     users: Vec<(usize, usize)>,
-    notify: Rc<Notify>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -250,8 +249,8 @@ impl CheckManager {
         if p.task.is_some() {
             return;
         }
-        let (key, prober, notify) = (p.key.clone(), p.prober.clone(), p.notify.clone());
-        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, notify, timing)));
+        let (key, prober) = (p.key.clone(), p.prober.clone());
+        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, timing)));
     }
 
     fn install(&self, model: Model, lua: Option<Lua>) {
@@ -284,7 +283,6 @@ impl CheckManager {
                     health: Health::new(p.spec.common.rise, p.spec.common.fall, p.alpha),
                     key: p.key.clone(),
                     users: p.users,
-                    notify: Rc::new(Notify::new()),
                     task: None,
                 },
             };
@@ -354,10 +352,11 @@ impl Inner {
         }
     }
 
-    /// The probe's index now: `hint` (where it was last time) when it still holds `key`,
-    /// which spares hashing the key's spec text on every run.
-    fn find(&self, key: &ProbeKey, hint: usize) -> Option<usize> {
-        if self.probes.get(hint).is_some_and(|p| p.key == *key) {
+    /// The probe's index now: `hint` (where it was last time) when that slot still holds
+    /// this prober (a reload keeps the slot, prober and all, of an unchanged probe), which
+    /// spares hashing and comparing the key's spec text on every run.
+    fn find(&self, key: &ProbeKey, prober: &Rc<Prober>, hint: usize) -> Option<usize> {
+        if self.probes.get(hint).is_some_and(|p| Rc::ptr_eq(&p.prober, prober)) {
             return Some(hint);
         }
         self.index.get(key).copied()
@@ -373,8 +372,8 @@ impl Inner {
                 Transition::Down => tracing::warn!(target: "check", "{} check of {} is down: {}", p.prober.spec.kind.name(), p.prober.target, r.error.as_deref().unwrap_or("failed")),
             }
         }
-        let users = p.users.clone();
-        for (si, ri) in users {
+        for k in 0..p.users.len() {
+            let (si, ri) = self.probes[id].users[k];
             self.update_real(si, ri, id, &r);
         }
     }
@@ -439,7 +438,7 @@ impl Timing {
     }
 }
 
-async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, notify: Rc<Notify>, timing: Timing) {
+async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing) {
     let c = prober.spec.common.clone();
     timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
     let mut id = usize::MAX;
@@ -447,7 +446,7 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
         let ctx = {
             let Some(inner) = inner.upgrade() else { return };
             let inner = inner.borrow();
-            let Some(found) = inner.find(&key, id) else { return };
+            let Some(found) = inner.find(&key, &prober, id) else { return };
             id = found;
             inner.ctx(id)
         };
@@ -456,15 +455,11 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
-            let Some(found) = inner.find(&key, id) else { return };
+            let Some(found) = inner.find(&key, &prober, id) else { return };
             id = found;
             inner.record(id, r);
         }
-        let wait = jittered(c.interval, timing.jitter, fastrand::f64());
-        tokio::select! {
-            _ = timing.sleep(c.interval, wait) => {}
-            _ = notify.notified() => {}
-        }
+        timing.sleep(c.interval, jittered(c.interval, timing.jitter, fastrand::f64())).await;
     }
 }
 

@@ -6,6 +6,7 @@
 # actually accepted. Run it with scripts/bench-check-vm, which sets these:
 #   BENCH_REALS (10000)  BENCH_LUA (5000)  BENCH_SECS window (60)  BENCH_WARM warm-up (15)
 #   BENCH_ROUNDS keepalived-then-lvsd rounds (1)  BENCH_PARTS (keepalived,lvsd,lua)
+#   BENCH_INTERVAL check interval in seconds (1; a long one measures the daemons without checks)
 #   BENCH_STRACE=1: also count each daemon's syscalls for 10 s after its window
 #   BENCH_LVSD_LOG: LVSD_LOG for lvsd (warn)  BENCH_LVSD_RESYNC: lvsd's --resync (its default, 10)
 #
@@ -26,6 +27,7 @@ WARM=${BENCH_WARM:-15}
 ROUNDS=${BENCH_ROUNDS:-1}
 PARTS=${BENCH_PARTS:-keepalived,lvsd,lua}
 RESYNC=${BENCH_LVSD_RESYNC:+--resync $BENCH_LVSD_RESYNC}
+I=${BENCH_INTERVAL:-1}
 A=40
 IP=/sbin/ip.real
 command -v keepalived >/dev/null || fail "keepalived is not in the initramfs (scripts/vm copies the host's)"
@@ -163,6 +165,8 @@ measure() {
         echo "bench-check: $name under strace for 10 s: $(rate /tmp/$name.s2 /tmp/$name.s3) checks/s"
         grep -v '^strace:' /tmp/$name.strace | head -20
     fi
+    # With long intervals (the daemon's cost without checks) nothing would move.
+    [ "$I" -le 10 ] || return 0
     # Real 0's listener goes away: its checks fail and the real must leave the table. Not
     # fatal: a daemon that cannot keep up may take longer than the bound (reported).
     has_real0 $ns && before="in the table" || before="NOT in the table"
@@ -192,9 +196,9 @@ stop() {
 # The keepalived configuration: one virtual_server per port, TCP_CHECK on every real.
 awk 'BEGIN {print "global_defs {\n    router_id bench\n}"}
     {if ($2 != port) {if (port) print "}"; port = $2
-        printf "virtual_server 192.0.2.1 %d {\n    delay_loop 1\n    lb_algo wlc\n    lb_kind DR\n    protocol TCP\n", port}
+        printf "virtual_server 192.0.2.1 %d {\n    delay_loop %d\n    lb_algo wlc\n    lb_kind DR\n    protocol TCP\n", port, interval}
      printf "    real_server %s %d {\n        weight 1\n        TCP_CHECK {\n            connect_timeout 5\n            retry 1\n            delay_before_retry 1\n        }\n    }\n", $1, $2}
-    END {print "}"}' /tmp/reals > /tmp/keepalived.conf
+    END {print "}"}' interval=$I /tmp/reals > /tmp/keepalived.conf
 # The same for lvsd, written as a policy would be: a loop.
 policy() {  # FILE REALS CHECK
     cat > $1 <<EOF
@@ -212,9 +216,12 @@ end
 EOF
     lvsd check $1 --node bench > /dev/null || fail "policy $1 does not validate"
 }
-policy /tmp/tcp.lua $N 'lvsd.check.tcp { interval = 1, timeout = 5, retries = 1, retry_delay = 1 }'
-policy /tmp/lua.lua $L 'lvsd.check.lua { interval = 1, timeout = 5, retries = 1, retry_delay = 1,
-    run = function(rs) local c = lvsd.net.tcp(rs.ip, rs.port) c:close() return true end }'
+# In a directory of their own, as in /etc/lvsd: lvsd watches the policy's directory, and /tmp
+# is where the listeners write their counts every second.
+mkdir -p /etc/lvsd-bench
+policy /etc/lvsd-bench/tcp.lua $N "lvsd.check.tcp { interval = $I, timeout = 5, retries = 1, retry_delay = 1 }"
+policy /etc/lvsd-bench/lua.lua $L "lvsd.check.lua { interval = $I, timeout = 5, retries = 1, retry_delay = 1,
+    run = function(rs) local c = lvsd.net.tcp(rs.ip, rs.port) c:close() return true end }"
 echo "bench-check: $(keepalived --version 2>&1 | head -1); $(lvsd --version 2>&1 | head -1)"
 
 round=1
@@ -232,7 +239,7 @@ while [ $round -le $ROUNDS ]; do
     ;; esac
     case ,$PARTS, in *,lvsd,*)
         netns lv 198.51.100.2
-        LVSD_LOG=${BENCH_LVSD_LOG:-warn} $IP netns exec bc-lv lvsd run -p /tmp/tcp.lua --node bench $RESYNC --control /run/lvsd-tcp/lvsd.sock > /tmp/lvsd.log 2>&1 &
+        LVSD_LOG=${BENCH_LVSD_LOG:-warn} $IP netns exec bc-lv lvsd run -p /etc/lvsd-bench/tcp.lua --node bench $RESYNC --control /run/lvsd-tcp/lvsd.sock > /tmp/lvsd.log 2>&1 &
         DPID=$!
         measure lvsd $round bc-lv $DPID $N
         grep '198.51.100.11:10000' /tmp/lvsd.log | tail -4
@@ -253,7 +260,7 @@ done
 
 case ,$PARTS, in *,lua,*)
     netns lu 198.51.100.3
-    LVSD_LOG=${BENCH_LVSD_LOG:-warn} $IP netns exec bc-lu lvsd run -p /tmp/lua.lua --node bench $RESYNC --control /run/lvsd-lua/lvsd.sock > /tmp/lvsd-lua.log 2>&1 &
+    LVSD_LOG=${BENCH_LVSD_LOG:-warn} $IP netns exec bc-lu lvsd run -p /etc/lvsd-bench/lua.lua --node bench $RESYNC --control /run/lvsd-lua/lvsd.sock > /tmp/lvsd-lua.log 2>&1 &
     DPID=$!
     measure lvsd-lua 1 bc-lu $DPID $L
     grep '198.51.100.11:10000' /tmp/lvsd-lua.log | tail -4
