@@ -53,8 +53,12 @@ fn listeners(n: usize) -> Vec<SocketAddr> {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addrs.push(l.local_addr().unwrap());
                 tokio::spawn(async move {
-                    while let Ok((s, _)) = l.accept().await {
-                        drop(s);
+                    loop {
+                        match l.accept().await {
+                            Ok((s, _)) => drop(s),
+                            // Out of descriptors, say: keep listening.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
                     }
                 });
             }
@@ -87,10 +91,16 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
         let rss_warm = rss_kib();
         let (cpu0, t0) = (thread_cpu(), Instant::now());
         let (mut results, mut failed) = (0u64, 0u64);
+        // Why checks failed, by the error without its address.
+        let mut why: std::collections::BTreeMap<String, u64> = Default::default();
         let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
         while let Ok(Some(ev)) = tokio::time::timeout_at(end, rx.recv()).await {
             results += 1;
-            failed += (!ev.result.ok) as u64;
+            if !ev.result.ok {
+                failed += 1;
+                let e = ev.result.error.unwrap_or_default();
+                *why.entry(e.rsplit(": ").next().unwrap_or_default().to_string()).or_default() += 1;
+            }
         }
         let (cpu1, wall) = (thread_cpu(), t0.elapsed().as_secs_f64());
         let (user, sys) = ((cpu1.0 - cpu0.0).as_secs_f64(), (cpu1.1 - cpu0.1).as_secs_f64());
@@ -107,6 +117,9 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
             rss_kib().saturating_sub(rss0) / 1024,
             m.probe_count(),
         );
+        for (e, n) in &why {
+            println!("  failed {n} times: {e}");
+        }
         println!("  RSS before the manager {} MiB, after new() {} MiB, after 2 s of checks {} MiB, at the end {} MiB", rss0 / 1024, rss_new / 1024, rss_warm / 1024, rss_kib() / 1024);
         m.stop();
     });

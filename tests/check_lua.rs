@@ -25,7 +25,7 @@ fn run_ref(p: &Policy) -> HookRef {
 async fn probe(p: &Policy, instructions: u64) -> CheckResult {
     let spec = spec_of(p);
     let real = p.model.services[0].reals[0].addr;
-    let ctx = RunCtx { lua: Some(p.lua.clone()), rs: rs(real), instructions };
+    let ctx = RunCtx { lua: Some(p.lua.clone()), rs: rs(real), instructions, connects: None };
     Prober::new(&spec, real).run(&ctx).await
 }
 

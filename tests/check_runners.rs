@@ -16,6 +16,7 @@ async fn probe(p: &Policy) -> CheckResult {
         lua: Some(p.lua.clone()),
         rs: RsInfo { address: real, port: target.port(), service: "s".into(), weight: 1 },
         instructions: 1_000_000,
+        connects: None,
     };
     Prober::new(&spec, target).run(&ctx).await
 }

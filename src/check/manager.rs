@@ -5,6 +5,7 @@
 //! Runs on the director's current-thread runtime inside a `LocalSet` (the Lua state is not
 //! `Send`); `start` must be called from within that LocalSet.
 
+use super::connects::Connects;
 use super::health::{CheckResult, Health, History, Transition};
 use super::lua::{call_weight, RsInfo};
 use super::registry::{Plan, ProbeKey};
@@ -141,6 +142,9 @@ struct Inner {
     reals: Vec<Vec<RealSlot>>,
     tx: mpsc::UnboundedSender<CheckEvent>,
     started: bool,
+    /// Finishes the bare TCP checks' connects; its task runs while the probes do.
+    connects: Rc<Connects>,
+    poller: Option<JoinHandle<()>>,
     /// Origin of the probes' start grid.
     epoch: Instant,
 }
@@ -156,7 +160,7 @@ impl CheckManager {
     }
 
     pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
-        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, epoch: Instant::now() };
+        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, connects: Rc::default(), poller: None, epoch: Instant::now() };
         let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
         m.install(model, None);
         m
@@ -164,7 +168,13 @@ impl CheckManager {
 
     /// Spawn a local task per probe. Call from within the director's `LocalSet`.
     pub fn start(&self) {
-        self.inner.borrow_mut().started = true;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.started = true;
+            if inner.poller.is_none() {
+                inner.poller = Some(tokio::task::spawn_local(inner.connects.clone().run()));
+            }
+        }
         let n = self.inner.borrow().probes.len();
         for id in 0..n {
             self.spawn(id);
@@ -175,6 +185,9 @@ impl CheckManager {
     pub fn stop(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.started = false;
+        if let Some(t) = inner.poller.take() {
+            t.abort();
+        }
         for p in &mut inner.probes {
             if let Some(t) = p.task.take() {
                 t.abort();
@@ -349,6 +362,7 @@ impl Inner {
                 weight: r.weight,
             },
             instructions: self.opts.instructions,
+            connects: self.poller.as_ref().map(|_| self.connects.clone()),
         }
     }
 

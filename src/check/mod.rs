@@ -2,8 +2,9 @@
 //! hysteresis, shared probes, dynamic weights, and the manager that runs them for a model.
 //!
 //! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], [`dns`] codec,
-//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`].
+//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`] (and its connect poller, `connects`).
 
+mod connects;
 pub mod dns;
 pub mod health;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod registry;
 pub mod runner;
 pub mod weight;
 
+pub use connects::Connects;
 pub use health::{CheckResult, Health, History, Quorum, Scalar, Transition};
 pub use lua::{install_net, RsInfo};
 pub use manager::{CheckEvent, CheckManager, CheckOptions, RealChange, RealStatus};

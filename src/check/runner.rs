@@ -3,10 +3,12 @@
 
 use super::health::CheckResult;
 use super::lua::{LuaCheckError, RsInfo};
+use super::connects::Connects;
 use super::{dns, http, weight};
 use crate::model::{CheckKind, CheckSpec, HookRef};
 use regex::bytes::Regex;
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
@@ -70,6 +72,8 @@ pub struct RunCtx {
     pub rs: RsInfo,
     /// Instructions a Lua check may use per run.
     pub instructions: u64,
+    /// The check manager's connect poller, for bare TCP checks (tokio's reactor otherwise).
+    pub connects: Option<Rc<Connects>>,
 }
 
 /// A check spec ready to run against one target.
@@ -141,6 +145,16 @@ impl Prober {
         match &self.prepared {
             Prepared::Invalid(m) => CheckResult::down(z, m.clone()),
             // Each kind boxed: an attempt allocates only what its own kind needs.
+            Prepared::Tcp { send: None, expect: None } if ctx.connects.is_some() => {
+                let connects = ctx.connects.as_deref().expect("checked");
+                match Box::pin(connects.connect(t, bind)).await {
+                    Ok(s) => {
+                        close_with_reset(&s);
+                        CheckResult::up(z)
+                    }
+                    Err(e) => CheckResult::down(z, format!("connect to {t}: {e}")),
+                }
+            }
             Prepared::Tcp { send, expect } => match Box::pin(tcp(t, bind, send.as_deref(), expect.as_deref())).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
@@ -231,10 +245,14 @@ async fn tcp(t: SocketAddr, bind: Option<IpAddr>, send: Option<&[u8]>, expect: O
             got.extend_from_slice(&buf[..n]);
         }
     }
-    // Close with a reset, as keepalived does: no FIN exchange and no TIME_WAIT socket per
-    // check (10,000 checks a second would otherwise keep 600,000 of them).
-    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+    close_with_reset(&s);
     Ok(())
+}
+
+/// Make the coming close send a reset, as keepalived does: no FIN exchange and no TIME_WAIT
+/// socket per check (10,000 checks a second would otherwise keep 600,000 of them).
+fn close_with_reset<S: std::os::fd::AsFd>(s: &S) {
+    let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
 async fn http_check(t: SocketAddr, bind: Option<IpAddr>, method: &str, urls: &[Url], host: Option<&str>, tls: Option<&http::Tls>) -> CheckResult {

@@ -1,0 +1,264 @@
+//! Bare TCP connect checks without a reactor registration per socket: a check opens a
+//! non-blocking socket and starts the connect, and one task per check manager asks the kernel
+//! about every connect in flight with a single poll(2): right after the checks due together
+//! have sent their SYNs (on a LAN most answers are back by then), or as soon as 64 are
+//! pending, then after 1, 2, 4 ... 64 ms while some are still pending. A passing check then costs socket, connect,
+//! setsockopt (linger) and close plus its share of one poll: no epoll_ctl add and delete per
+//! socket, and no getsockopt unless the connect failed.
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The first wait after a poll that left connects pending; it doubles up to the longest.
+const FIRST_WAIT: Duration = Duration::from_millis(1);
+const LONGEST_WAIT: Duration = Duration::from_millis(64);
+/// Connects a check may start before one of them polls them all, so that a burst of checks
+/// does not hold thousands of sockets (descriptors) at once waiting for the poller's turn.
+const BATCH: usize = 64;
+
+struct Entry {
+    fd: RawFd,
+    waker: Option<Waker>,
+    /// poll's `revents` once the connect finished.
+    revents: Option<i16>,
+}
+
+#[derive(Default)]
+struct Slots {
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    pending: usize,
+    /// Pending connects at which the next one added polls them all: twice what the last poll
+    /// left (connects to slow peers), at least [`BATCH`], so the polls stay linear in count.
+    poll_at: usize,
+    fds: Vec<libc::pollfd>,
+    which: Vec<usize>,
+}
+
+/// The connects in flight of one check manager, and the poller that finishes them.
+#[derive(Default)]
+pub struct Connects {
+    slots: RefCell<Slots>,
+    added: Notify,
+}
+
+/// Takes a connect's slot back when its check ends or is dropped (timeout), before the
+/// socket is closed: the poller never sees a closed, perhaps reused, descriptor.
+struct Release<'a>(&'a Connects, usize);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.slots.borrow_mut();
+        if let Some(e) = s.entries[self.1].take() {
+            if e.revents.is_none() {
+                s.pending -= 1;
+            }
+        }
+        s.free.push(self.1);
+    }
+}
+
+impl Connects {
+    /// Connect from `bind` (if any) to `target`; the connected socket, non-blocking. Needs
+    /// [`run`](Self::run) running on the same thread.
+    pub async fn connect(&self, target: SocketAddr, bind: Option<IpAddr>) -> io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(target), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+        if let Some(b) = bind {
+            s.bind(&SockAddr::from(SocketAddr::new(b, 0)))?;
+        }
+        match s.connect(&SockAddr::from(target)) {
+            Ok(()) => return Ok(s),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let _release = Release(self, self.add(s.as_raw_fd()));
+        let revents = poll_fn(|cx| {
+            let mut slots = self.slots.borrow_mut();
+            let e = slots.entries[_release.1].as_mut().expect("a connect's slot is kept until it ends");
+            match e.revents {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    e.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Err(s.take_error()?.unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "connection closed")));
+        }
+        Ok(s)
+    }
+
+    fn add(&self, fd: RawFd) -> usize {
+        let mut s = self.slots.borrow_mut();
+        let entry = Some(Entry { fd, waker: None, revents: None });
+        let i = match s.free.pop() {
+            Some(i) => {
+                s.entries[i] = entry;
+                i
+            }
+            None => {
+                s.entries.push(entry);
+                s.entries.len() - 1
+            }
+        };
+        s.pending += 1;
+        let now = s.pending >= s.poll_at.max(BATCH);
+        drop(s);
+        if now {
+            self.poll_once();
+        }
+        self.added.notify_one();
+        i
+    }
+
+    /// Ask about every pending connect once; wake those that finished. Returns how many are
+    /// still pending.
+    fn poll_once(&self) -> usize {
+        let mut guard = self.slots.borrow_mut();
+        let s = &mut *guard;
+        let (fds, which) = (&mut s.fds, &mut s.which);
+        fds.clear();
+        which.clear();
+        for (i, e) in s.entries.iter().enumerate() {
+            if let Some(e) = e.as_ref().filter(|e| e.revents.is_none()) {
+                fds.push(libc::pollfd { fd: e.fd, events: libc::POLLOUT, revents: 0 });
+                which.push(i);
+            }
+        }
+        if fds.is_empty() {
+            return 0;
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd; timeout 0 never blocks.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if n > 0 {
+            for (p, &i) in fds.iter().zip(which.iter()) {
+                if p.revents != 0 {
+                    let e = s.entries[i].as_mut().expect("pending slot");
+                    e.revents = Some(p.revents);
+                    if let Some(w) = e.waker.take() {
+                        w.wake();
+                    }
+                    s.pending -= 1;
+                }
+            }
+        }
+        s.poll_at = 2 * s.pending;
+        s.pending
+    }
+
+    /// The poller: run it as a local task for as long as checks may connect.
+    pub async fn run(self: Rc<Self>) {
+        let mut wait = Duration::ZERO;
+        loop {
+            if self.slots.borrow().pending == 0 {
+                self.added.notified().await;
+                wait = Duration::ZERO;
+            } else if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    // New connects cut a long wait short.
+                    _ = self.added.notified() => wait = Duration::ZERO,
+                }
+            }
+            if wait.is_zero() {
+                // Poll after the other checks due now have started their connects.
+                tokio::task::yield_now().await;
+            }
+            let left = self.poll_once();
+            wait = match left {
+                0 => Duration::ZERO,
+                _ => (wait * 2).clamp(FIRST_WAIT, LONGEST_WAIT),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn local<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, f)
+    }
+
+    fn closed_port() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }
+
+    #[test]
+    fn many_connects_finish_and_free_their_slots() {
+        local(async {
+            let c = Rc::new(Connects::default());
+            tokio::task::spawn_local(c.clone().run());
+            let open = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (up, down) = (open.local_addr().unwrap(), closed_port());
+            let runs: Vec<_> = (0..40)
+                .map(|i| {
+                    let c = c.clone();
+                    let to = if i % 2 == 0 { up } else { down };
+                    tokio::task::spawn_local(async move { (to, c.connect(to, None).await.map(|_| ())) })
+                })
+                .collect();
+            for r in runs {
+                match r.await.unwrap() {
+                    (to, Ok(())) => assert_eq!(to, up),
+                    (to, Err(e)) => {
+                        assert_eq!(to, down);
+                        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+                    }
+                }
+            }
+            let s = c.slots.borrow();
+            assert_eq!(s.pending, 0);
+            assert!(s.entries.iter().all(Option::is_none));
+            assert_eq!(s.free.len(), s.entries.len());
+        });
+    }
+
+    #[test]
+    fn a_connect_given_up_leaves_nothing_behind() {
+        local(async {
+            let c = Rc::new(Connects::default());
+            tokio::task::spawn_local(c.clone().run());
+            // A listener that accepts nothing with a backlog of 0: once its queue is full,
+            // further SYNs are dropped and their connects stay pending.
+            let l = socket2::Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            l.bind(&SockAddr::from("127.0.0.1:0".parse::<SocketAddr>().unwrap())).unwrap();
+            l.listen(0).unwrap();
+            let to = l.local_addr().unwrap().as_socket().unwrap();
+            let mut held = Vec::new();
+            let mut timed_out = false;
+            for _ in 0..8 {
+                match tokio::time::timeout(Duration::from_millis(300), c.connect(to, None)).await {
+                    Ok(s) => held.push(s.unwrap()),
+                    Err(_) => {
+                        timed_out = true;
+                        break;
+                    }
+                }
+            }
+            assert!(timed_out, "{} connects to a full queue all finished", held.len());
+            {
+                let s = c.slots.borrow();
+                assert_eq!(s.pending, 0, "the abandoned connect is still polled");
+                assert!(s.entries.iter().all(Option::is_none));
+            }
+            // The poller still serves connects afterwards.
+            let open = TcpListener::bind("127.0.0.1:0").unwrap();
+            assert!(c.connect(open.local_addr().unwrap(), None).await.is_ok());
+        });
+    }
+}
