@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// The first wait after a poll that left connects pending; it doubles up to the longest.
@@ -26,10 +26,14 @@ const BATCH: usize = 64;
 
 struct Entry {
     fd: RawFd,
+    deadline: Instant,
     waker: Option<Waker>,
-    /// poll's `revents` once the connect finished.
+    /// poll's `revents` once the connect finished, [`TIMED_OUT`] if it did not in time.
     revents: Option<i16>,
 }
+
+/// `revents` of a connect that reached its deadline (poll reports only non-zero ones).
+const TIMED_OUT: i16 = 0;
 
 #[derive(Default)]
 struct Slots {
@@ -67,9 +71,10 @@ impl Drop for Release<'_> {
 }
 
 impl Connects {
-    /// Connect from `bind` (if any) to `target`; the connected socket, non-blocking. Needs
-    /// [`run`](Self::run) running on the same thread.
-    pub async fn connect(&self, target: SocketAddr, bind: Option<IpAddr>) -> io::Result<Socket> {
+    /// Connect from `bind` (if any) to `target` within `timeout` (`ErrorKind::TimedOut`
+    /// after it, noticed within the poller's longest wait); the connected socket,
+    /// non-blocking. Needs [`run`](Self::run) running on the same thread.
+    pub async fn connect(&self, target: SocketAddr, bind: Option<IpAddr>, timeout: Duration) -> io::Result<Socket> {
         let s = Socket::new(Domain::for_address(target), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
         if let Some(b) = bind {
             s.bind(&SockAddr::from(SocketAddr::new(b, 0)))?;
@@ -79,7 +84,7 @@ impl Connects {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let _release = Release(self, self.add(s.as_raw_fd()));
+        let _release = Release(self, self.add(s.as_raw_fd(), Instant::now() + timeout));
         let revents = poll_fn(|cx| {
             let mut slots = self.slots.borrow_mut();
             let e = slots.entries[_release.1].as_mut().expect("a connect's slot is kept until it ends");
@@ -92,15 +97,18 @@ impl Connects {
             }
         })
         .await;
+        if revents == TIMED_OUT {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
         if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
             return Err(s.take_error()?.unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "connection closed")));
         }
         Ok(s)
     }
 
-    fn add(&self, fd: RawFd) -> usize {
+    fn add(&self, fd: RawFd, deadline: Instant) -> usize {
         let mut s = self.slots.borrow_mut();
-        let entry = Some(Entry { fd, waker: None, revents: None });
+        let entry = Some(Entry { fd, deadline, waker: None, revents: None });
         let i = match s.free.pop() {
             Some(i) => {
                 s.entries[i] = entry;
@@ -121,8 +129,8 @@ impl Connects {
         i
     }
 
-    /// Ask about every pending connect once; wake those that finished. Returns how many are
-    /// still pending.
+    /// Ask about every pending connect once; wake those that finished or reached their
+    /// deadline. Returns how many are still pending.
     fn poll_once(&self) -> usize {
         let mut guard = self.slots.borrow_mut();
         let s = &mut *guard;
@@ -140,16 +148,19 @@ impl Connects {
         }
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd; timeout 0 never blocks.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
-        if n > 0 {
-            for (p, &i) in fds.iter().zip(which.iter()) {
-                if p.revents != 0 {
-                    let e = s.entries[i].as_mut().expect("pending slot");
-                    e.revents = Some(p.revents);
-                    if let Some(w) = e.waker.take() {
-                        w.wake();
-                    }
-                    s.pending -= 1;
+        if n < 0 {
+            // EINTR or out of memory: ask again next time.
+            fds.iter_mut().for_each(|p| p.revents = 0);
+        }
+        let now = Instant::now();
+        for (p, &i) in fds.iter().zip(which.iter()) {
+            let e = s.entries[i].as_mut().expect("pending slot");
+            if p.revents != 0 || e.deadline <= now {
+                e.revents = Some(p.revents);
+                if let Some(w) = e.waker.take() {
+                    w.wake();
                 }
+                s.pending -= 1;
             }
         }
         s.poll_at = 2 * s.pending;
@@ -209,7 +220,7 @@ mod tests {
                 .map(|i| {
                     let c = c.clone();
                     let to = if i % 2 == 0 { up } else { down };
-                    tokio::task::spawn_local(async move { (to, c.connect(to, None).await.map(|_| ())) })
+                    tokio::task::spawn_local(async move { (to, c.connect(to, None, Duration::from_secs(5)).await.map(|_| ())) })
                 })
                 .collect();
             for r in runs {
@@ -242,7 +253,7 @@ mod tests {
             let mut held = Vec::new();
             let mut timed_out = false;
             for _ in 0..8 {
-                match tokio::time::timeout(Duration::from_millis(300), c.connect(to, None)).await {
+                match tokio::time::timeout(Duration::from_millis(300), c.connect(to, None, Duration::from_secs(5))).await {
                     Ok(s) => held.push(s.unwrap()),
                     Err(_) => {
                         timed_out = true;
@@ -258,7 +269,14 @@ mod tests {
             }
             // The poller still serves connects afterwards.
             let open = TcpListener::bind("127.0.0.1:0").unwrap();
-            assert!(c.connect(open.local_addr().unwrap(), None).await.is_ok());
+            assert!(c.connect(open.local_addr().unwrap(), None, Duration::from_secs(5)).await.is_ok());
+            // A connect to the full queue ends at its own deadline.
+            let t0 = Instant::now();
+            let e = c.connect(to, None, Duration::from_millis(200)).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+            let took = t0.elapsed();
+            assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(200) + 2 * LONGEST_WAIT, "{took:?}");
+            assert_eq!(c.slots.borrow().pending, 0);
         });
     }
 }

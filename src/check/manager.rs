@@ -121,6 +121,8 @@ struct ProbeSlot {
     prober: Rc<Prober>,
     health: Health,
     users: Vec<(usize, usize)>,
+    /// A real using this probe has a weight function, which sees every result.
+    weighs: bool,
     task: Option<JoinHandle<()>>,
 }
 
@@ -286,9 +288,11 @@ impl CheckManager {
         let mut probes = Vec::with_capacity(plan.probes.len());
         let mut index = HashMap::with_capacity(plan.probes.len());
         for p in plan.probes {
+            let weighs = p.users.iter().any(|&(si, ri)| model.services[si].reals[ri].weight_fn.is_some());
             let slot = match old.remove(&p.key) {
                 Some(mut s) => {
                     s.users = p.users;
+                    s.weighs = weighs;
                     s
                 }
                 None => ProbeSlot {
@@ -296,6 +300,7 @@ impl CheckManager {
                     health: Health::new(p.spec.common.rise, p.spec.common.fall, p.alpha),
                     key: p.key.clone(),
                     users: p.users,
+                    weighs,
                     task: None,
                 },
             };
@@ -348,19 +353,19 @@ impl Drop for CheckManager {
 impl Inner {
     fn ctx(&self, id: usize) -> RunCtx {
         let p = &self.probes[id];
-        let (si, ri) = p.users[0];
-        let vs = &self.model.services[si];
-        let r = &vs.reals[ri];
-        // Built per run: only a Lua check pays for the state and the names.
-        let lua = p.prober.is_lua();
+        let target = p.prober.target;
+        // Built per run: only a Lua check pays for the state and the real's details.
+        let rs = if p.prober.is_lua() {
+            let (si, ri) = p.users[0];
+            let vs = &self.model.services[si];
+            let r = &vs.reals[ri];
+            RsInfo { address: r.addr, port: target.port(), service: vs.name.clone(), weight: r.weight }
+        } else {
+            RsInfo { address: target, port: target.port(), service: String::new(), weight: 0 }
+        };
         RunCtx {
-            lua: lua.then(|| self.lua.clone()),
-            rs: RsInfo {
-                address: r.addr,
-                port: p.prober.target.port(),
-                service: if lua { vs.name.clone() } else { String::new() },
-                weight: r.weight,
-            },
+            lua: p.prober.is_lua().then(|| self.lua.clone()),
+            rs,
             instructions: self.opts.instructions,
             connects: self.poller.as_ref().map(|_| self.connects.clone()),
         }
@@ -379,7 +384,15 @@ impl Inner {
     /// Take one result of probe `key`: update its health, then every real using it.
     fn record(&mut self, id: usize, r: CheckResult) {
         let p = &mut self.probes[id];
-        let t = p.health.record(r.clone());
+        // Most results change nothing: the probe stays up (or down) and no weight depends
+        // on the result; those only go into the history.
+        let quiet = r.weight.is_none() && !p.weighs && !self.opts.every_result;
+        let (t, r) = if quiet {
+            let Some(t) = p.health.record(r) else { return };
+            (Some(t), p.health.last().expect("just recorded").clone())
+        } else {
+            (p.health.record(r.clone()), r)
+        };
         if let Some(t) = t {
             match t {
                 Transition::Up => tracing::info!(target: "check", "{} check of {} is up", p.prober.spec.kind.name(), p.prober.target),

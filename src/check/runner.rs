@@ -94,6 +94,10 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
+fn timed_out(timeout: f64) -> String {
+    format!("timed out after {timeout}s")
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -107,6 +111,14 @@ impl Prober {
         Prober { spec: spec.clone(), target, prepared }
     }
 
+    /// The connect poller, for a bare TCP check (nothing to send or expect) when there is one.
+    fn polled<'a>(&self, ctx: &'a RunCtx) -> Option<&'a Connects> {
+        match self.prepared {
+            Prepared::Tcp { send: None, expect: None } => ctx.connects.as_deref(),
+            _ => None,
+        }
+    }
+
     /// One check run: up to 1 + `retries` attempts, each bounded by `timeout`.
     pub async fn run(&self, ctx: &RunCtx) -> CheckResult {
         let c = &self.spec.common;
@@ -115,16 +127,21 @@ impl Prober {
         loop {
             let start = Instant::now();
             // exec and udp end their own attempts at `timeout` (to kill, or to count
-            // silence as success); the outer bound is only a safety net for them.
+            // silence as success); the outer bound is only a safety net for them. The connect
+            // poller ends a bare connect at `timeout` itself: no timer of its own.
             let bound = match self.prepared {
-                Prepared::Exec { .. } | Prepared::Udp { .. } => timeout + Duration::from_secs(2),
-                _ => timeout,
+                _ if self.polled(ctx).is_some() => None,
+                Prepared::Exec { .. } | Prepared::Udp { .. } => Some(timeout + Duration::from_secs(2)),
+                _ => Some(timeout),
             };
             // `attempt` boxes each kind's future: its buffers live only while it runs, not in
             // every idle task.
-            let mut r = match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
-                Ok(r) => r,
-                Err(_) => CheckResult::down(Duration::ZERO, format!("timed out after {}s", c.timeout)),
+            let mut r = match bound {
+                None => self.attempt(ctx, timeout).await,
+                Some(bound) => match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
+                    Ok(r) => r,
+                    Err(_) => CheckResult::down(Duration::ZERO, timed_out(c.timeout)),
+                },
             };
             r.latency = start.elapsed();
             if r.ok || attempt >= c.retries {
@@ -145,13 +162,14 @@ impl Prober {
         match &self.prepared {
             Prepared::Invalid(m) => CheckResult::down(z, m.clone()),
             // Each kind boxed: an attempt allocates only what its own kind needs.
-            Prepared::Tcp { send: None, expect: None } if ctx.connects.is_some() => {
-                let connects = ctx.connects.as_deref().expect("checked");
-                match Box::pin(connects.connect(t, bind)).await {
+            Prepared::Tcp { .. } if self.polled(ctx).is_some() => {
+                let connects = self.polled(ctx).expect("checked");
+                match Box::pin(connects.connect(t, bind, timeout)).await {
                     Ok(s) => {
                         close_with_reset(&s);
                         CheckResult::up(z)
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => CheckResult::down(z, timed_out(self.spec.common.timeout)),
                     Err(e) => CheckResult::down(z, format!("connect to {t}: {e}")),
                 }
             }
