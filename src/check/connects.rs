@@ -2,9 +2,9 @@
 //! non-blocking socket and starts the connect, and one task per check manager asks the kernel
 //! about every connect in flight with a single poll(2): right after the checks due together
 //! have sent their SYNs (on a LAN most answers are back by then), or as soon as 64 are
-//! pending, then after 1, 2, 4 ... 64 ms while some are still pending. A passing check then costs socket, connect,
-//! setsockopt (linger) and close plus its share of one poll: no epoll_ctl add and delete per
-//! socket, and no getsockopt unless the connect failed.
+//! pending, then after 1, 2, 4 ... 64 ms while some still are. A passing check costs socket,
+//! connect, setsockopt (linger) and close plus its share of one poll: no epoll_ctl add and
+//! delete per socket, and no getsockopt unless the connect failed.
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::cell::RefCell;
@@ -84,10 +84,10 @@ impl Connects {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let _release = Release(self, self.add(s.as_raw_fd(), Instant::now() + timeout));
+        let release = Release(self, self.add(s.as_raw_fd(), Instant::now() + timeout));
         let revents = poll_fn(|cx| {
             let mut slots = self.slots.borrow_mut();
-            let e = slots.entries[_release.1].as_mut().expect("a connect's slot is kept until it ends");
+            let e = slots.entries[release.1].as_mut().expect("a connect's slot is kept until it ends");
             match e.revents {
                 Some(r) => Poll::Ready(r),
                 None => {
@@ -97,10 +97,11 @@ impl Connects {
             }
         })
         .await;
+        drop(release);
         if revents == TIMED_OUT {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+        if revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
             return Err(s.take_error()?.unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "connection closed")));
         }
         Ok(s)
