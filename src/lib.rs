@@ -6,6 +6,7 @@ pub mod check;
 pub mod import;
 pub mod ipvs;
 pub mod lab;
+pub mod limits;
 pub mod model;
 pub mod net;
 pub mod policy;

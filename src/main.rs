@@ -238,6 +238,11 @@ fn run_director(
         println!("{}", lvsd::ipvs::cli::summary(&report));
         return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
+    match lvsd::limits::raise_open_files() {
+        Ok((before, after)) if after > before => tracing::info!("open files limit raised from {before} to {after}"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let backend: Box<dyn Backend> = if dry_run {
         Box::new(lvsd::ipvs::memory::MemoryBackend::new())
     } else {
