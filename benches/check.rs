@@ -33,15 +33,6 @@ fn rss_kib() -> u64 {
     s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-fn raise_fd_limit() {
-    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
-        l.rlim_cur = l.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-    }
-}
-
 /// `n` listeners on 127.0.0.1, accepted and closed by their own thread.
 fn listeners(n: usize) -> Vec<SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -126,7 +117,7 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
 }
 
 fn main() {
-    raise_fd_limit();
+    lvsd::limits::raise_open_files().expect("open files limit");
     let reals = arg("--reals", 10_000) as usize;
     let lua = arg("--lua", 5_000) as usize;
     // Lua checks that touch no network: the cost of the coroutine machinery alone.

@@ -159,20 +159,19 @@ impl Prober {
         let bind = self.spec.common.bind;
         let t = self.target;
         let z = Duration::ZERO;
+        if let Some(connects) = self.polled(ctx) {
+            return match Box::pin(connects.connect(t, bind, timeout)).await {
+                Ok(s) => {
+                    close_with_reset(&s);
+                    CheckResult::up(z)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => CheckResult::down(z, timed_out(self.spec.common.timeout)),
+                Err(e) => CheckResult::down(z, format!("connect to {t}: {e}")),
+            };
+        }
         match &self.prepared {
             Prepared::Invalid(m) => CheckResult::down(z, m.clone()),
             // Each kind boxed: an attempt allocates only what its own kind needs.
-            Prepared::Tcp { .. } if self.polled(ctx).is_some() => {
-                let connects = self.polled(ctx).expect("checked");
-                match Box::pin(connects.connect(t, bind, timeout)).await {
-                    Ok(s) => {
-                        close_with_reset(&s);
-                        CheckResult::up(z)
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => CheckResult::down(z, timed_out(self.spec.common.timeout)),
-                    Err(e) => CheckResult::down(z, format!("connect to {t}: {e}")),
-                }
-            }
             Prepared::Tcp { send, expect } => match Box::pin(tcp(t, bind, send.as_deref(), expect.as_deref())).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
