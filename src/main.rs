@@ -270,7 +270,11 @@ fn run_director(
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, director.run())?;
+    // The director runs as a task of its own: the future given to `block_on` is polled
+    // whenever any local task wakes (a probe, say), and polling the director's loop means
+    // polling every branch of its select.
+    let task = local.spawn_local(director.run());
+    local.block_on(&rt, task)??;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -113,15 +113,20 @@ impl PartialOrd for ServiceKey {
 /// subtraction wraps, so we reproduce it to sort exactly as ipvsadm does. Ties fall back
 /// to a plain comparison so that distinct keys never compare equal.
 pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
-    fn words(ip: &IpAddr) -> Vec<u32> {
+    // Host-order words of an address; IPv4 uses the first. No allocation: a resync sorts
+    // every destination of the table with this.
+    fn words(ip: &IpAddr) -> ([u32; 4], usize) {
         match ip {
-            IpAddr::V4(v4) => vec![u32::from(*v4)],
-            IpAddr::V6(v6) => v6.octets().chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            IpAddr::V4(v4) => ([u32::from(*v4), 0, 0, 0], 1),
+            IpAddr::V6(v6) => {
+                let s = v6.segments().map(u32::from);
+                ([s[0] << 16 | s[1], s[2] << 16 | s[3], s[4] << 16 | s[5], s[6] << 16 | s[7]], 4)
+            }
         }
     }
-    let (wa, wb) = (words(&a.ip()), words(&b.ip()));
+    let ((wa, na), (wb, nb)) = (words(&a.ip()), words(&b.ip()));
     let mut r: i32 = 0;
-    for (x, y) in wa.iter().zip(wb.iter()) {
+    for (x, y) in wa[..na].iter().zip(&wb[..nb]) {
         r = x.wrapping_sub(*y) as i32;
         if r != 0 {
             break;
@@ -360,5 +365,28 @@ pub struct Table {
 impl Table {
     pub fn dest_count(&self) -> usize {
         self.services.values().map(|s| s.dests.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::{Equal, Greater, Less};
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_compare_as_libipvs_does() {
+        assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.2:80")), Less);
+        assert_eq!(cmp_addr_port(&sa("192.0.2.1:81"), &sa("192.0.2.1:80")), Greater);
+        assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.1:80")), Equal);
+        // ntohl(a) - ntohl(b) as C int: 1.0.0.0 - 203.0.113.1 wraps to a positive number.
+        assert_eq!(cmp_addr_port(&sa("1.0.0.0:80"), &sa("203.0.113.1:80")), Greater);
+        // IPv6: word by word, the first difference decides, with the same wrap.
+        assert_eq!(cmp_addr_port(&sa("[2001:db8::1]:80"), &sa("[2001:db8:0:1::]:80")), Less);
+        assert_eq!(cmp_addr_port(&sa("[2001:db8::8000:1]:80"), &sa("[2001:db8::1]:80")), Less);
+        assert_eq!(cmp_addr_port(&sa("[2001:db8::2]:80"), &sa("[2001:db8::1]:80")), Greater);
     }
 }
