@@ -6,6 +6,7 @@
 //! `Send`); `start` must be called from within that LocalSet.
 
 use super::connects::Connects;
+use super::grid::{first_delay, grid_step, jittered, Grid};
 use super::health::{CheckResult, Health, History, Transition};
 use super::lua::{call_weight, RsInfo};
 use super::registry::{Plan, ProbeKey};
@@ -65,39 +66,6 @@ pub struct CheckEvent {
     pub change: Option<RealChange>,
 }
 
-/// The wait before the next run: `interval` × (1 ± `jitter`), `r` uniform in 0..1.
-pub fn jittered(interval: f64, jitter: f64, r: f64) -> Duration {
-    let f = 1.0 + jitter.clamp(0.0, 0.9) * (2.0 * r - 1.0);
-    Duration::from_secs_f64((interval * f).max(0.0))
-}
-
-/// The wait before the first run: a random part of `warmup` (keepalived), or without one,
-/// of the first jitter window so that thousands of checks do not start together.
-pub fn first_delay(interval: f64, warmup: f64, jitter: f64, r: f64) -> Duration {
-    let window = if warmup > 0.0 { warmup } else { interval * jitter.clamp(0.0, 0.9) };
-    Duration::from_secs_f64((window * r).max(0.0))
-}
-
-/// The grid step for a check of `interval` seconds: `tick`, or a twentieth of the interval
-/// when that is shorter, so short intervals keep their precision.
-pub fn grid_step(interval: f64, tick: Duration) -> Duration {
-    tick.min(Duration::from_secs_f64((interval / 20.0).max(0.0)))
-}
-
-/// `deadline` moved to the nearest point `epoch + k × step` (never before `epoch`). Checks
-/// spread by jitter still spread over the interval, but those falling in the same step run
-/// together: one timer firing and one poll of the sockets for the lot instead of one each,
-/// which is where a spread-out checker spends its time (keepalived's checkers run in bursts).
-pub fn on_grid(epoch: Instant, deadline: Instant, step: Duration) -> Instant {
-    let step_ns = step.as_nanos();
-    if step_ns == 0 || deadline <= epoch {
-        return deadline.max(epoch);
-    }
-    let since = deadline.duration_since(epoch).as_nanos();
-    let k = (since + step_ns / 2) / step_ns;
-    epoch + Duration::from_nanos((k * step_ns) as u64)
-}
-
 /// One check on one target, as status shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeStatus {
@@ -147,8 +115,9 @@ struct Inner {
     /// Finishes the bare TCP checks' connects; its task runs while the probes do.
     connects: Rc<Connects>,
     poller: Option<JoinHandle<()>>,
-    /// Origin of the probes' start grid.
-    epoch: Instant,
+    /// When probe runs start; its timer task runs while the probes do.
+    grid: Rc<Grid>,
+    ticker: Option<JoinHandle<()>>,
 }
 
 pub struct CheckManager {
@@ -162,7 +131,7 @@ impl CheckManager {
     }
 
     pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
-        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, connects: Rc::default(), poller: None, epoch: Instant::now() };
+        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, connects: Rc::default(), poller: None, grid: Rc::new(Grid::new(Instant::now())), ticker: None };
         let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
         m.install(model, None);
         m
@@ -176,6 +145,9 @@ impl CheckManager {
             if inner.poller.is_none() {
                 inner.poller = Some(tokio::task::spawn_local(inner.connects.clone().run()));
             }
+            if inner.ticker.is_none() {
+                inner.ticker = Some(tokio::task::spawn_local(inner.grid.clone().run()));
+            }
         }
         let n = self.inner.borrow().probes.len();
         for id in 0..n {
@@ -188,6 +160,9 @@ impl CheckManager {
         let mut inner = self.inner.borrow_mut();
         inner.started = false;
         if let Some(t) = inner.poller.take() {
+            t.abort();
+        }
+        if let Some(t) = inner.ticker.take() {
             t.abort();
         }
         for p in &mut inner.probes {
@@ -259,7 +234,7 @@ impl CheckManager {
     fn spawn(&self, id: usize) {
         let weak = Rc::downgrade(&self.inner);
         let mut inner = self.inner.borrow_mut();
-        let timing = Timing { jitter: inner.opts.jitter, tick: inner.opts.tick, epoch: inner.epoch };
+        let timing = Timing { jitter: inner.opts.jitter, tick: inner.opts.tick, grid: inner.grid.clone() };
         let p = &mut inner.probes[id];
         if p.task.is_some() {
             return;
@@ -449,19 +424,17 @@ impl Inner {
 }
 
 /// When a probe's runs start.
-#[derive(Clone, Copy)]
 struct Timing {
     jitter: f64,
     tick: Duration,
-    /// The origin of the grid, shared by all probes of the manager.
-    epoch: Instant,
+    /// The grid shared by all probes of the manager.
+    grid: Rc<Grid>,
 }
 
 impl Timing {
     /// Sleep until `wait` from now, moved onto the grid.
     async fn sleep(&self, interval: f64, wait: Duration) {
-        let at = on_grid(self.epoch, Instant::now() + wait, grid_step(interval, self.tick));
-        tokio::time::sleep_until(at.into()).await
+        self.grid.sleep(wait, grid_step(interval, self.tick)).await
     }
 }
 
@@ -487,33 +460,5 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             inner.record(id, r);
         }
         timing.sleep(c.interval, jittered(c.interval, timing.jitter, fastrand::f64())).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_in_its_window() {
-        assert_eq!(jittered(10.0, 0.1, 0.0), Duration::from_secs(9));
-        assert_eq!(jittered(10.0, 0.1, 0.5), Duration::from_secs(10));
-        assert_eq!(jittered(10.0, 0.1, 1.0), Duration::from_secs(11));
-        assert_eq!(jittered(10.0, 0.0, 0.9), Duration::from_secs(10));
-        assert_eq!(first_delay(10.0, 0.0, 0.1, 1.0), Duration::from_secs(1));
-        assert_eq!(first_delay(10.0, 4.0, 0.1, 0.5), Duration::from_secs(2));
-    }
-
-    #[test]
-    fn runs_start_on_the_nearest_grid_point() {
-        let e = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(on_grid(e, e + ms(1024), ms(50)), e + ms(1000));
-        assert_eq!(on_grid(e, e + ms(1025), ms(50)), e + ms(1050));
-        assert_eq!(on_grid(e, e + ms(1049), ms(50)), e + ms(1050));
-        assert_eq!(on_grid(e, e + ms(7), ms(0)), e + ms(7));
-        assert_eq!(grid_step(1.0, ms(50)), ms(50));
-        assert_eq!(grid_step(0.2, ms(50)), ms(10));
-        assert_eq!(grid_step(0.0, ms(50)), ms(0));
     }
 }

@@ -2,9 +2,11 @@
 //! hysteresis, shared probes, dynamic weights, and the manager that runs them for a model.
 //!
 //! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], [`dns`] codec,
-//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`] (and its connect poller, `connects`).
+//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`] (with its start grid, `grid`,
+//! and its connect poller, `connects`).
 
 mod connects;
+mod grid;
 pub mod dns;
 pub mod health;
 pub mod http;
