@@ -160,11 +160,8 @@ impl Prober {
         let t = self.target;
         let z = Duration::ZERO;
         if let Some(connects) = self.polled(ctx) {
-            return match Box::pin(connects.connect(t, bind, timeout)).await {
-                Ok(s) => {
-                    close_with_reset(&s);
-                    CheckResult::up(z)
-                }
+            return match connects.check(t, bind, timeout).await {
+                Ok(()) => CheckResult::up(z),
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => CheckResult::down(z, timed_out(self.spec.common.timeout)),
                 Err(e) => CheckResult::down(z, format!("connect to {t}: {e}")),
             };
