@@ -91,6 +91,8 @@ struct ProbeSlot {
     users: Vec<(usize, usize)>,
     /// A real using this probe has a weight function, which sees every result.
     weighs: bool,
+    /// Every service using this probe is suspended (`ha_suspend`): runs are skipped.
+    suspended: bool,
     task: Option<JoinHandle<()>>,
 }
 
@@ -207,6 +209,17 @@ impl CheckManager {
         Some(RealStatus { address: rs.addr, state: state.into(), weight, checks })
     }
 
+    /// keepalived's `ha_suspend`: `services[si]` tells whether service `si` is suspended. A
+    /// probe used only by suspended services skips its runs (its health and history stay as
+    /// they were) until one of them resumes; a probe shared with an active service runs on.
+    /// A reload clears this: call it again afterwards.
+    pub fn suspend(&self, services: &[bool]) {
+        let mut inner = self.inner.borrow_mut();
+        for p in &mut inner.probes {
+            p.suspended = !p.users.is_empty() && p.users.iter().all(|&(si, _)| services.get(si).copied().unwrap_or(false));
+        }
+    }
+
     /// Number of distinct probes (after sharing).
     pub fn probe_count(&self) -> usize {
         self.inner.borrow().probes.len()
@@ -268,6 +281,7 @@ impl CheckManager {
                 Some(mut s) => {
                     s.users = p.users;
                     s.weighs = weighs;
+                    s.suspended = false;
                     s
                 }
                 None => ProbeSlot {
@@ -276,6 +290,7 @@ impl CheckManager {
                     key: p.key.clone(),
                     users: p.users,
                     weighs,
+                    suspended: false,
                     task: None,
                 },
             };
@@ -448,10 +463,10 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             let inner = inner.borrow();
             let Some(found) = inner.find(&key, &prober, id) else { return };
             id = found;
-            inner.ctx(id)
+            (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
-        let r = prober.run(&ctx).await;
-        {
+        if let Some(ctx) = ctx {
+            let r = prober.run(&ctx).await;
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.

@@ -4,6 +4,7 @@
 mod alert;
 mod events;
 mod inspect;
+mod suspend;
 mod track;
 pub mod vrrp;
 pub mod status;
@@ -92,6 +93,8 @@ pub struct Director {
     /// How long applying the last reload held the event loop.
     last_apply: Duration,
     tracks: Option<track::Tracks>,
+    /// Services held out by `ha_suspend` (not master of their VIP), by name.
+    suspended: HashSet<String>,
 }
 
 impl Director {
@@ -123,6 +126,7 @@ impl Director {
             reloads_failed: 0,
             last_apply: Duration::from_millis(10),
             tracks: None,
+            suspended: HashSet::new(),
         })
     }
 
@@ -229,12 +233,17 @@ impl Director {
         let now = std::time::Instant::now();
         let timeout = Duration::from_secs(self.policy.model.global.drain_timeout as u64);
         let mut want = Table::default();
+        let mut scope: Vec<ServiceKey> = Vec::new();
         for si in services {
             let (k, svc) = self.want_service(si);
-            want.services.insert(k, svc);
+            scope.push(k);
+            if !self.ha_suspended(si) {
+                want.services.insert(k, svc);
+            }
         }
+        scope.sort_unstable();
+        scope.dedup();
         // Services that left the policy: only a whole sync sees them go.
-        let mut scope: Vec<ServiceKey> = want.services.keys().copied().collect();
         if whole {
             scope.extend(self.wanted.services.keys().filter(|k| !want.services.contains_key(k)));
         }
@@ -276,6 +285,37 @@ impl Director {
         self.wanted.services.extend(next.services);
         self.last_sync = Some(report);
         self.last_sync.as_ref().unwrap()
+    }
+
+    /// keepalived's `ha_suspend` for service `si`, with the VRRP states of now.
+    fn ha_suspended(&self, si: usize) -> bool {
+        let m = &self.policy.model;
+        let master = |name: &str| self.vrrp.as_ref().and_then(|v| v.state_of(name)) == Some(fsm_state::State::Master);
+        suspend::suspended(&m.services[si], &m.vrrp, master)
+    }
+
+    /// Follow VRRP into `ha_suspend`: services that became suspended leave the table and
+    /// their checks pause; those resumed come back. `force` tells the checks even when
+    /// nothing changed (after a reload, whose new probes know nothing of it).
+    fn follow_ha_suspend(&mut self, force: bool) {
+        let m = &self.policy.model;
+        if !force && self.suspended.is_empty() && !m.services.iter().any(|s| s.ha_suspend) {
+            return;
+        }
+        let now: Vec<bool> = (0..m.services.len()).map(|si| self.ha_suspended(si)).collect();
+        let changed: Vec<usize> = (0..now.len()).filter(|&si| now[si] != self.suspended.contains(&m.services[si].name)).collect();
+        if !force && changed.is_empty() {
+            return;
+        }
+        for &si in &changed {
+            let what = if now[si] { "suspended: no VRRP instance holding its VIP is master here" } else { "resumed: master of its VIP" };
+            self.events.push("ha_suspend", format!("{}: {what}", m.services[si].name));
+        }
+        self.suspended = (0..now.len()).filter(|&si| now[si]).map(|si| m.services[si].name.clone()).collect();
+        if let Some(c) = &self.checks {
+            c.suspend(&now);
+        }
+        self.resync_services(changed);
     }
 
     /// The index of the service a real belongs to, for a sync of that service only.
@@ -357,6 +397,7 @@ impl Director {
                     }
                     self.on_transitions(ts);
                 }
+                self.follow_ha_suspend(true);
                 true
             }
             Err(e) => {
@@ -558,6 +599,7 @@ impl Director {
             overrides: self.weight_overrides.clone(),
             leaving,
             actual,
+            suspended: self.suspended.clone(),
         }
     }
 
@@ -667,6 +709,9 @@ impl Director {
 
     /// Record VRRP transitions and run the policy's hooks and notify programs, in order.
     fn on_transitions(&mut self, ts: Vec<vrrp::Transition>) {
+        if ts.is_empty() {
+            return;
+        }
         self.follow_sync_daemon(&ts);
         let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
         for t in ts {
@@ -712,6 +757,7 @@ impl Director {
                 }
             }
         }
+        self.follow_ha_suspend(false);
     }
 
     /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
@@ -768,6 +814,8 @@ impl Director {
             self.events.push("vrrp_error", e);
         }
         self.on_transitions(ts);
+        // The first sync ran before VRRP: services with ha_suspend were held out of it.
+        self.follow_ha_suspend(false);
         self.flush_vrrp().await;
         crate::systemd::notify("READY=1");
         while !self.shutdown {

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub leaving: HashMap<(ServiceKey, DestKey), u64>,
     /// The backend's table (None: it could not be read).
     pub actual: Option<Table>,
+    /// Services held out of the table by `ha_suspend`, by name.
+    pub suspended: HashSet<String>,
 }
 
 impl Snapshot {
@@ -75,6 +77,7 @@ pub fn build(d: &Snapshot) -> Value {
             "vip": format::service_name(&key),
             "scheduler": vs.scheduler,
             "in_table": live.is_some(),
+            "ha_suspended": d.suspended.contains(&vs.name),
             "reals": reals,
         }));
     }
@@ -195,7 +198,8 @@ fn text(d: &Snapshot) -> String {
     }
     for vs in &m.services {
         if !actual.services.contains_key(&service_key(&vs.vip)) {
-            let _ = writeln!(out, "{}  (in the policy, not in the table)", format::service_name(&service_key(&vs.vip)));
+            let why = if d.suspended.contains(&vs.name) { "suspended by ha_suspend: not master of its VIP" } else { "in the policy, not in the table" };
+            let _ = writeln!(out, "{}  ({why})", format::service_name(&service_key(&vs.vip)));
         }
     }
     out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
