@@ -241,12 +241,12 @@ impl Director {
                 want.services.insert(k, svc);
             }
         }
-        scope.sort_unstable();
-        scope.dedup();
         // Services that left the policy: only a whole sync sees them go.
         if whole {
             scope.extend(self.wanted.services.keys().filter(|k| !want.services.contains_key(k)));
         }
+        scope.sort_unstable();
+        scope.dedup();
         let mut next = Table::default();
         for &k in &scope {
             let prev = self.wanted.services.remove(&k);
