@@ -161,7 +161,7 @@ fn errors_and_memory_fail_the_check_with_the_message() {
         // the state goes on working once the garbage is collected
         p.lua.gc_collect().unwrap();
         let CheckKind::Lua { run } = p.model.services[0].reals[1].checks[0].kind else { panic!() };
-        assert!(run_check(&p.lua, run, &rs(real), 1_000_000).await.unwrap().ok);
+        assert!(run_check(&p.lua, run, &rs(real), 1_000_000, None).await.unwrap().ok);
     });
 }
 
@@ -180,11 +180,11 @@ fn return_values() {
         ];
         for (body, ok, weight, err) in cases {
             let p = one_real(&format!("lvsd.check.lua {{ retries = 0, run = function(rs) {body} end }}"), real);
-            let r = run_check(&p.lua, run_ref(&p), &rs(real), 1_000_000).await.unwrap();
+            let r = run_check(&p.lua, run_ref(&p), &rs(real), 1_000_000, None).await.unwrap();
             assert_eq!((r.ok, r.weight, r.error.as_deref()), (*ok, *weight, *err), "{body}");
         }
         let p = one_real("lvsd.check.lua { run = function(rs) return { lag = 1.5, role = 'replica', rs_weight = rs.weight } end }", real);
-        let r = run_check(&p.lua, run_ref(&p), &rs(real), 1_000_000).await.unwrap();
+        let r = run_check(&p.lua, run_ref(&p), &rs(real), 1_000_000, None).await.unwrap();
         assert_eq!(r.values.get("lag"), Some(&Scalar::Num(1.5)));
         assert_eq!(r.values.get("role"), Some(&Scalar::Str("replica".into())));
         assert_eq!(r.values.get("rs_weight"), Some(&Scalar::Int(10)));
@@ -235,4 +235,42 @@ fn call_sync_limits_nested_coroutines_too() {
     let ev = p.lua.create_table().unwrap();
     ev.set("n", 21).unwrap();
     assert_eq!(lvsd::check::lua::call_sync(&p.lua, down, ev, 1_000_000), Ok(mlua::Value::Integer(42)));
+}
+
+/// `lvsd.net.*` connect from the check's `bind` address, as the built-in checks do.
+#[test]
+fn lua_net_calls_use_the_checks_bind_address() {
+    use tokio::io::AsyncWriteExt;
+    local(async {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (tp, up) = (tcp.local_addr().unwrap().port(), udp.local_addr().unwrap().port());
+        let peers = || async {
+            let mut out = Vec::new();
+            // lvsd.net.tcp, then lvsd.net.http (answered), then the datagram.
+            for _ in 0..2 {
+                let (mut s, peer) = tcp.accept().await.unwrap();
+                out.push(peer.ip().to_string());
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+            }
+            let mut buf = [0u8; 16];
+            let (_, peer) = udp.recv_from(&mut buf).await.unwrap();
+            out.push(peer.ip().to_string());
+            out
+        };
+        for (bind, want) in [("bind = \"127.0.0.2\",", "127.0.0.2"), ("", "127.0.0.1")] {
+            let src = format!(
+                r#"lvsd.check.lua {{ {bind} timeout = 2, retries = 0, run = function(rs)
+                    lvsd.net.tcp("127.0.0.1", {tp}):close()
+                    local h = lvsd.net.http {{ ip = "127.0.0.1", port = {tp} }}
+                    lvsd.net.udp("127.0.0.1", {up}):send("x")
+                    return h.status == 200
+                end }}"#
+            );
+            let p = one_real(&src, "127.0.0.1:80".parse().unwrap());
+            let (r, seen) = tokio::join!(probe(&p, 1_000_000), peers());
+            assert!(r.ok, "{r:?}");
+            assert_eq!(seen, vec![want; 3], "{bind}");
+        }
+    });
 }

@@ -64,12 +64,15 @@ fn hook_fn(lua: &Lua, h: HookRef) -> mlua::Result<Function> {
 }
 
 /// Run a Lua check's `run(rs)` once as a metered coroutine. The caller bounds it in time.
-pub async fn run_check(lua: &Lua, run: HookRef, rs: &RsInfo, instructions: u64) -> Result<CheckResult, LuaCheckError> {
+pub async fn run_check(lua: &Lua, run: HookRef, rs: &RsInfo, instructions: u64, bind: Option<IpAddr>) -> Result<CheckResult, LuaCheckError> {
     let err = |e: mlua::Error| LuaCheckError(error_text(&e));
     let f = hook_fn(lua, run).map_err(err)?;
     let entry = meter::entry(lua).map_err(err)?;
     let rs_t = rs.to_table(lua).map_err(err)?;
     let thread = lua.create_thread(entry).map_err(err)?;
+    if let Some(b) = bind {
+        binds(lua).and_then(|t| t.set(&thread, b.to_string())).map_err(err)?;
+    }
     let meter = Meter::new(instructions, true);
     let vals = Metered::new(thread.into_async::<MultiValue>((f, rs_t)), meter).await.map_err(err)?;
     Ok(check_result(vals))
@@ -192,6 +195,29 @@ pub fn call_weight(lua: &Lua, f: HookRef, rs: &RsInfo, r: &CheckResult, instruct
 
 // ------------------------------------------------------------------ lvsd.net
 
+/// The registry table of the check coroutines that have a `bind` address: coroutine -> address,
+/// with weak keys (an entry goes with its coroutine).
+const BINDS: &str = "lvsd.check_binds";
+
+fn binds(lua: &Lua) -> mlua::Result<Table> {
+    if let Ok(t) = lua.named_registry_value::<Table>(BINDS) {
+        return Ok(t);
+    }
+    let t = lua.create_table()?;
+    let mt = lua.create_table()?;
+    mt.set("__mode", "k")?;
+    t.set_metatable(Some(mt));
+    lua.set_named_registry_value(BINDS, &t)?;
+    Ok(t)
+}
+
+/// The `bind` address of the check whose coroutine is calling (`lvsd.net.*` connect from it,
+/// as the built-in checks do). Read when the call is made, inside the coroutine.
+fn check_bind(lua: &Lua) -> Option<IpAddr> {
+    let t = lua.named_registry_value::<Table>(BINDS).ok()?;
+    t.get::<Option<String>>(lua.current_thread()).ok()??.parse().ok()
+}
+
 fn ip_arg(ip: &str) -> mlua::Result<IpAddr> {
     ip.trim().trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| mlua::Error::runtime(format!("'{ip}' is not an IP address")))
 }
@@ -279,7 +305,7 @@ impl UserData for LuaUdp {
     }
 }
 
-async fn net_http(lua: Lua, t: Table) -> mlua::Result<Table> {
+async fn net_http(lua: Lua, t: Table, bind: Option<IpAddr>) -> mlua::Result<Table> {
     let ip = ip_arg(&t.get::<String>("ip").map_err(|_| mlua::Error::runtime("lvsd.net.http needs ip = \"addr\""))?)?;
     let tls: bool = t.get::<Option<bool>>("tls")?.unwrap_or(false);
     let port: u16 = t.get::<Option<u16>>("port")?.unwrap_or(if tls { 443 } else { 80 });
@@ -303,7 +329,7 @@ async fn net_http(lua: Lua, t: Table) -> mlua::Result<Table> {
         None
     };
     let req = http::request(&method, &path, &host, &headers, &body);
-    let resp = http::fetch(target, None, tls.as_ref(), &req, method == "HEAD").await.map_err(|e| mlua::Error::runtime(e.to_string()))?;
+    let resp = http::fetch(target, bind, tls.as_ref(), &req, method == "HEAD").await.map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let out = lua.create_table()?;
     out.set("status", resp.status)?;
     out.set("body", lua.create_string(&resp.body)?)?;
@@ -315,14 +341,14 @@ async fn net_http(lua: Lua, t: Table) -> mlua::Result<Table> {
     Ok(out)
 }
 
-async fn net_dns(lua: Lua, t: Table) -> mlua::Result<Table> {
+async fn net_dns(lua: Lua, t: Table, bind: Option<IpAddr>) -> mlua::Result<Table> {
     let ip = ip_arg(&t.get::<String>("ip").map_err(|_| mlua::Error::runtime("lvsd.net.dns needs ip = \"addr\""))?)?;
     let port: u16 = t.get::<Option<u16>>("port")?.unwrap_or(53);
     let name = t.get::<Option<String>>("name")?.unwrap_or_else(|| ".".into());
     let qtype = dns::qtype(&t.get::<Option<String>>("type")?.unwrap_or_else(|| "SOA".into())).map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let q = dns::query(fastrand::u16(..), &name, qtype).map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let target = SocketAddr::new(ip, port);
-    let s = super::runner::udp_socket(target, None).await.map_err(|e| mlua::Error::runtime(format!("socket: {e}")))?;
+    let s = super::runner::udp_socket(target, bind).await.map_err(|e| mlua::Error::runtime(format!("socket: {e}")))?;
     s.send(&q).await.map_err(|e| mlua::Error::runtime(format!("send to {target}: {e}")))?;
     let mut buf = vec![0u8; 65536];
     loop {
@@ -362,22 +388,34 @@ pub fn install_net(lua: &Lua) -> mlua::Result<()> {
     let net = lua.create_table()?;
     net.set(
         "tcp",
-        lua.create_async_function(|_, (ip, port): (String, u16)| async move {
-            let target = SocketAddr::new(ip_arg(&ip)?, port);
-            let s = super::runner::connect(target, None).await.map_err(|e| mlua::Error::runtime(format!("connect to {target}: {e}")))?;
-            Ok(LuaTcp(Arc::new(Mutex::new(Some(BufReader::new(s))))))
+        lua.create_async_function(|lua, (ip, port): (String, u16)| {
+            let bind = check_bind(&lua);
+            async move {
+                let target = SocketAddr::new(ip_arg(&ip)?, port);
+                let s = super::runner::connect(target, bind).await.map_err(|e| mlua::Error::runtime(format!("connect to {target}: {e}")))?;
+                Ok(LuaTcp(Arc::new(Mutex::new(Some(BufReader::new(s))))))
+            }
         })?,
     )?;
     net.set(
         "udp",
-        lua.create_async_function(|_, (ip, port): (String, u16)| async move {
-            let target = SocketAddr::new(ip_arg(&ip)?, port);
-            let s = super::runner::udp_socket(target, None).await.map_err(|e| mlua::Error::runtime(format!("udp {target}: {e}")))?;
-            Ok(LuaUdp(Arc::new(s)))
+        lua.create_async_function(|lua, (ip, port): (String, u16)| {
+            let bind = check_bind(&lua);
+            async move {
+                let target = SocketAddr::new(ip_arg(&ip)?, port);
+                let s = super::runner::udp_socket(target, bind).await.map_err(|e| mlua::Error::runtime(format!("udp {target}: {e}")))?;
+                Ok(LuaUdp(Arc::new(s)))
+            }
         })?,
     )?;
-    net.set("http", lua.create_async_function(net_http)?)?;
-    net.set("dns", lua.create_async_function(net_dns)?)?;
+    net.set("http", lua.create_async_function(|lua, t| {
+        let bind = check_bind(&lua);
+        net_http(lua, t, bind)
+    })?)?;
+    net.set("dns", lua.create_async_function(|lua, t| {
+        let bind = check_bind(&lua);
+        net_dns(lua, t, bind)
+    })?)?;
     lvsd.set("net", net)?;
     Ok(())
 }

@@ -189,7 +189,7 @@ impl Prober {
             Prepared::Exec { argv, dynamic } => Box::pin(exec(argv, *dynamic, timeout)).await,
             Prepared::Lua { run } => match &ctx.lua {
                 None => CheckResult::down(z, "no Lua state for a Lua check"),
-                Some(lua) => match Box::pin(super::lua::run_check(lua, *run, &ctx.rs, ctx.instructions)).await {
+                Some(lua) => match Box::pin(super::lua::run_check(lua, *run, &ctx.rs, ctx.instructions, self.spec.common.bind)).await {
                     Ok(r) => r,
                     Err(LuaCheckError(m)) => CheckResult::down(z, m),
                 },
