@@ -17,6 +17,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -29,6 +30,13 @@ const LONGEST_WAIT: Duration = Duration::from_millis(64);
 const BATCH: usize = 64;
 /// Disconnected sockets kept for later checks, at most this many per address family.
 const POOL: usize = 256;
+
+/// How many sockets to keep per address family: [`POOL`], or a sixteenth of the limit on open
+/// files when that is less, so that idle sockets never crowd out those the checks need.
+fn pool_size() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| (crate::limits::open_files_soft() / 16).min(POOL as u64) as usize)
+}
 
 struct Entry {
     fd: RawFd,
@@ -143,7 +151,7 @@ impl Connects {
     fn keep(&self, s: Socket, v6: bool) {
         let mut pool = self.pool.borrow_mut();
         let pool = &mut pool[v6 as usize];
-        if pool.len() < POOL && disconnect(&s).is_ok() {
+        if pool.len() < pool_size() && disconnect(&s).is_ok() {
             pool.push(s);
         }
     }
