@@ -53,8 +53,11 @@ for f in dr-master dr-backup lvs-nat-howto normalized defaults; do
         [ $n -lt 300 ] || { cat /tmp/ka-$f.log; fail "$f: keepalived built no IPVS table in 30 s"; }
         sleep 0.1
     done
-    # Let the first checks run (they pass: the reals answer), then take keepalived's table.
-    sleep 3
+    # Take keepalived's table once it has settled, before a failing check can remove a real:
+    # with `defaults` keepalived's HTTP_GET of its UDP service fails ("HTTP_CHECK on service
+    # [192.0.2.20]:udp:8080 failed after 1 retries") and, with HTTP_GET's 3 s between
+    # retries, removes the real about 3 s after start; a 3 s wait here raced with that.
+    sleep 1
     ipvsadm -L -n > /tmp/keepalived-$f.txt
     kill $kpid
     wait $kpid || true
