@@ -269,6 +269,13 @@ mod tests {
         tokio::task::LocalSet::new().block_on(&rt, f)
     }
 
+    /// A `Connects` with its poller running (call inside `local`).
+    fn polling() -> Rc<Connects> {
+        let c = Rc::new(Connects::default());
+        tokio::task::spawn_local(c.clone().run());
+        c
+    }
+
     fn closed_port() -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
@@ -277,8 +284,7 @@ mod tests {
     #[test]
     fn many_connects_finish_and_free_their_slots() {
         local(async {
-            let c = Rc::new(Connects::default());
-            tokio::task::spawn_local(c.clone().run());
+            let c = polling();
             let open = TcpListener::bind("127.0.0.1:0").unwrap();
             let (up, down) = (open.local_addr().unwrap(), closed_port());
             let runs: Vec<_> = (0..40)
@@ -309,8 +315,7 @@ mod tests {
     #[test]
     fn kept_sockets_connect_again() {
         local(async {
-            let c = Rc::new(Connects::default());
-            tokio::task::spawn_local(c.clone().run());
+            let c = polling();
             let open = TcpListener::bind("127.0.0.1:0").unwrap();
             let up = open.local_addr().unwrap();
             let mut ports = std::collections::HashSet::new();
@@ -343,8 +348,7 @@ mod tests {
     #[test]
     fn a_connect_given_up_leaves_nothing_behind() {
         local(async {
-            let c = Rc::new(Connects::default());
-            tokio::task::spawn_local(c.clone().run());
+            let c = polling();
             // A listener that accepts nothing with a backlog of 0: once its queue is full,
             // further SYNs are dropped and their connects stay pending.
             let l = socket2::Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
