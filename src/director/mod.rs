@@ -3,6 +3,7 @@
 
 mod alert;
 mod events;
+pub mod heartbeat;
 mod inspect;
 mod suspend;
 mod track;
@@ -86,12 +87,10 @@ pub struct Director {
     shutdown: bool,
     /// The file watcher and the files it watches (re-created only when that list changes).
     watcher: Option<(policy::watch::PolicyWatcher, Vec<PathBuf>)>,
-    /// Running VRRP instances (None until `run` starts them).
-    vrrp: Option<vrrp::Vrrp>,
+    /// The VRRP instances, on their own thread (None until `run` starts them).
+    heartbeat: Option<heartbeat::Heartbeat>,
     reloads_ok: u64,
     reloads_failed: u64,
-    /// How long applying the last reload held the event loop.
-    last_apply: Duration,
     tracks: Option<track::Tracks>,
     /// Services held out by `ha_suspend` (not master of their VIP), by name.
     suspended: HashSet<String>,
@@ -121,10 +120,9 @@ impl Director {
             last_sync: None,
             shutdown: false,
             watcher: None,
-            vrrp: None,
+            heartbeat: None,
             reloads_ok: 0,
             reloads_failed: 0,
-            last_apply: Duration::from_millis(10),
             tracks: None,
             suspended: HashSet::new(),
         })
@@ -290,7 +288,7 @@ impl Director {
     /// keepalived's `ha_suspend` for service `si`, with the VRRP states of now.
     fn ha_suspended(&self, si: usize) -> bool {
         let m = &self.policy.model;
-        let master = |name: &str| self.vrrp.as_ref().and_then(|v| v.state_of(name)) == Some(fsm_state::State::Master);
+        let master = |name: &str| self.heartbeat.as_ref().and_then(|h| h.state_of(name)) == Some(fsm_state::State::Master);
         suspend::suspended(&m.services[si], &m.vrrp, master)
     }
 
@@ -338,23 +336,6 @@ impl Director {
         tokio::task::spawn_blocking(move || policy::load(&path, &opts))
     }
 
-    /// Applying a big policy holds the event loop for a while (tens of ms for a thousand
-    /// services: the IPVS diff and the checks' update). When a VRRP advert falls due within
-    /// that time, wait for it and send it first, so that no advert is late because of a
-    /// reload. Waits at most as long as the last apply took.
-    async fn advertise_before_apply(&mut self) {
-        let budget = self.last_apply + Duration::from_millis(5);
-        let Some(due) = self.vrrp.as_ref().and_then(|v| v.next_deadline()) else { return };
-        let now = std::time::Instant::now();
-        if due > now + budget {
-            return;
-        }
-        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-        let ts = self.vrrp.as_mut().map(|v| v.on_timeout(std::time::Instant::now())).unwrap_or_default();
-        self.on_transitions(ts);
-        self.flush_vrrp().await;
-    }
-
     /// Swap in a freshly loaded policy, or keep the running one and report why not.
     fn apply_reload(&mut self, why: &str, result: Result<Policy, PolicyError>) -> bool {
         let started = std::time::Instant::now();
@@ -389,13 +370,10 @@ impl Director {
                 if let Some(t) = self.tracks.as_mut() {
                     t.set(&self.policy.model, std::time::Instant::now());
                 }
-                if let Some(mut v) = self.vrrp.take() {
-                    let (ts, errors) = v.update(&self.policy.model, std::time::Instant::now());
-                    self.vrrp = Some(v);
-                    for e in errors {
-                        self.events.push("vrrp_error", e);
+                if let Some(h) = &self.heartbeat {
+                    if let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()))) {
+                        self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
                     }
-                    self.on_transitions(ts);
                 }
                 self.follow_ha_suspend(true);
                 true
@@ -514,26 +492,24 @@ impl Director {
                     None => Response::ok(json!(null)),
                 }
             }
-            Command::Yield { instance } | Command::Unyield { instance } if self.vrrp.is_none() => {
+            Command::Yield { instance } | Command::Unyield { instance }
+                if !self.heartbeat.as_ref().is_some_and(|h| h.is_running(&instance)) =>
+            {
                 Response::err(format!("no running VRRP instance '{instance}'"))
             }
             Command::Yield { instance } => {
-                let r = self.vrrp.as_mut().unwrap().yield_instance(&instance, std::time::Instant::now());
-                match r {
-                    Ok(ts) => {
+                match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Yield(instance.clone())) {
+                    Ok(()) => {
                         self.events.push("yield", format!("{instance}: yielding mastership (priority 0 sent, held at priority 1)"));
-                        self.on_transitions(ts);
                         Response::ok(json!({ "yielded": instance }))
                     }
                     Err(e) => Response::err(e),
                 }
             }
             Command::Unyield { instance } => {
-                let r = self.vrrp.as_mut().unwrap().unyield(&instance, std::time::Instant::now());
-                match r {
-                    Ok(ts) => {
+                match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Unyield(instance.clone())) {
+                    Ok(()) => {
                         self.events.push("yield", format!("{instance}: priority restored"));
-                        self.on_transitions(ts);
                         Response::ok(json!({ "yielded": null }))
                     }
                     Err(e) => Response::err(e),
@@ -593,7 +569,7 @@ impl Director {
             reloads: (self.reloads_ok, self.reloads_failed),
             backend: self.opts.backend_name,
             writes: self.backend.writes(),
-            vrrp: self.vrrp.as_ref().map(|v| v.status()),
+            vrrp: self.heartbeat.as_ref().map(|h| h.status()),
             states: m.services.iter().enumerate().map(|(si, vs)| (0..vs.reals.len()).map(|ri| self.real_state(si, ri)).collect()).collect(),
             drained: self.drained.clone(),
             overrides: self.weight_overrides.clone(),
@@ -663,8 +639,11 @@ impl Director {
     fn on_track_changes(&mut self, changes: Vec<track::TrackChange>) {
         for (instance, name, up, weight) in changes {
             self.events.push("track", format!("{instance}: track {name} is {}", if up { "up" } else { "down" }));
-            let ts = self.vrrp.as_mut().map(|v| v.track(&instance, &name, up, weight, std::time::Instant::now())).unwrap_or_default();
-            self.on_transitions(ts);
+            if let Some(h) = &self.heartbeat {
+                if let Err(e) = h.send(heartbeat::Command::Track { instance: instance.clone(), name, up, weight }) {
+                    self.events.push("vrrp_error", format!("{instance}: {e}"));
+                }
+            }
         }
     }
 
@@ -806,29 +785,27 @@ impl Director {
         let mut tracks = track::Tracks::new(track_tx);
         tracks.set(&self.policy.model, std::time::Instant::now());
         self.tracks = Some(tracks);
-        let (vrrp_tx, mut vrrp_rx) = mpsc::unbounded_channel();
-        let mut v = vrrp::Vrrp::new(vrrp_tx);
-        let (ts, errors) = v.start(&self.policy.model, std::time::Instant::now());
-        self.vrrp = Some(v);
-        for e in errors {
-            self.events.push("vrrp_error", e);
-        }
-        self.on_transitions(ts);
-        // The first sync ran before VRRP: services with ha_suspend were held out of it.
-        self.follow_ha_suspend(false);
-        self.flush_vrrp().await;
+        let mut reports = match heartbeat::Heartbeat::start(self.policy.model.clone()) {
+            Ok((h, reports)) => {
+                self.heartbeat = Some(h);
+                Some(reports)
+            }
+            Err(e) => {
+                self.events.push("vrrp_error", format!("cannot start the VRRP thread: {e}"));
+                None
+            }
+        };
         crate::systemd::notify("READY=1");
         while !self.shutdown {
-            let deadline = self.vrrp.as_ref().and_then(|v| v.next_deadline());
-            let track_deadline = self.tracks.as_ref().and_then(|t| t.next_deadline());
-            let track_sleep = async {
-                match track_deadline {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+            let report = async {
+                match reports.as_mut() {
+                    Some(r) => r.recv().await,
                     None => std::future::pending().await,
                 }
             };
-            let vrrp_sleep = async {
-                match deadline {
+            let track_deadline = self.tracks.as_ref().and_then(|t| t.next_deadline());
+            let track_sleep = async {
+                match track_deadline {
                     Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
                     None => std::future::pending().await,
                 }
@@ -856,14 +833,7 @@ impl Director {
                 res = load_done => {
                     let (why, _) = reloads.loading.take().expect("a load was running");
                     let result = res.unwrap_or_else(|e| Err(PolicyError::Failed(e.to_string())));
-                    if result.is_ok() {
-                        self.advertise_before_apply().await;
-                    }
-                    let started = std::time::Instant::now();
                     let applied = self.apply_reload(&why, result);
-                    if applied {
-                        self.last_apply = started.elapsed();
-                    }
                     let resp = if applied {
                         Response::ok(json!({ "generation": self.generation }))
                     } else {
@@ -932,21 +902,16 @@ impl Director {
                 }
                 _ = resync.tick() => { self.resync(); }
                 _ = drain_sleep => { self.resync(); }
-                Some(input) = vrrp_rx.recv() => {
-                    let ts = self.vrrp.as_mut().map(|v| v.on_input(input, std::time::Instant::now())).unwrap_or_default();
-                    self.on_transitions(ts);
-                }
-                _ = vrrp_sleep => {
-                    let ts = self.vrrp.as_mut().map(|v| v.on_timeout(std::time::Instant::now())).unwrap_or_default();
-                    self.on_transitions(ts);
-                }
+                Some(r) = report => self.on_report(r),
             }
-            self.flush_vrrp().await;
         }
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
-        if let Some(mut v) = self.vrrp.take() {
-            let ts = v.shutdown(std::time::Instant::now()).await;
-            self.on_transitions(ts);
+        if let Some(h) = self.heartbeat.take() {
+            h.shutdown(Duration::from_secs(3)).await;
+            // The stop's own transitions (notify_stop and friends).
+            while let Some(r) = reports.as_mut().and_then(|r| r.try_recv().ok()) {
+                self.on_report(r);
+            }
         }
         if self.policy.model.global.release_ipvs_on_stop {
             self.release_ipvs();
@@ -987,10 +952,10 @@ impl Director {
         });
     }
 
-    async fn flush_vrrp(&mut self) {
-        if let Some(v) = self.vrrp.as_mut() {
-            v.flush().await;
-            v.tidy();
+    fn on_report(&mut self, r: heartbeat::Report) {
+        match r {
+            heartbeat::Report::Transitions(ts) => self.on_transitions(ts),
+            heartbeat::Report::Note(kind, msg) => self.events.push(kind, msg),
         }
     }
 
