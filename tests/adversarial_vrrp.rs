@@ -212,13 +212,12 @@ impl Capture {
 }
 
 /// A flood from `ns`; its report is read by [`finish`].
-fn start_flood(ns: &Netns, plan: &str, rate: u32, extra: &[&str]) -> Proc {
+fn start_flood(ns: &Netns, plan: &str, rate: u32) -> Proc {
     let rate = rate.to_string();
-    let mut args = vec![
+    let args = [
         "flood", "--src", FLOODER_IP, "--vrid", "51", "--password", PASS, "--advert-int", "1", "--vip", VIP, "--plan", plan,
         "--rate", &rate, "--max-seconds", "40",
     ];
-    args.extend_from_slice(extra);
     Proc(python_in(ns, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
 }
 
@@ -349,7 +348,7 @@ fn flood_pair(lan: &Lan, d: [&Daemon; 2], plan: &str, rate: u32, mdi: f64) -> Fl
     let c0 = pids.map(cpu_secs);
     let t0 = Instant::now();
     let e0 = epoch_now();
-    let mut flood = start_flood(lan.host(2), plan, rate, &[]);
+    let mut flood = start_flood(lan.host(2), plan, rate);
     let mut looks = 0;
     let mut flood_over: Option<Instant> = None;
     let mut c1 = c0;
@@ -576,7 +575,7 @@ fn wrong_password_flood_is_counted_not_logged_per_packet() {
     let lines0 = a.log().lines().count();
 
     let t0 = Instant::now();
-    let report = finish(start_flood(lan.host(1), "auth=15000,interval=5000", 5000, &[]));
+    let report = finish(start_flood(lan.host(1), "auth=15000,interval=5000", 5000));
     // Let the counters settle (bounded): until every datagram is counted or lost.
     let expected = expected_of(&report);
     let want: u64 = expected.values().sum();
