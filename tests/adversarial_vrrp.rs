@@ -615,3 +615,48 @@ fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Case 3, continued: rate-limiting the log must not hide a misconfiguration behind noise. A
+/// few wrong-password and wrong-interval adverts (what an operator must hear about) arrive
+/// among thousands of bad-checksum datagrams (noise, not worth a warning): the log still names
+/// each misconfiguration while the counters count everything.
+#[test]
+fn noise_does_not_hide_a_misconfiguration_in_the_log() {
+    let _one = serial();
+    if !privileged_or_skip("noise_does_not_hide_a_misconfiguration_in_the_log") {
+        return;
+    }
+    let lan = lan("avn", &[MASTER_IP, FLOODER_IP]);
+    let a = start(&lan, 0, &policy_v2());
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    let i0 = inst(&a);
+    let pid = a.child.id();
+    let k0 = kernel_drops(pid);
+    let log0 = a.log().len();
+
+    let report = finish(start_flood(lan.host(1), "checksum=6000,auth=30,interval=30", 2000));
+    let expected = expected_of(&report);
+    let want: u64 = expected.values().sum();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut i1;
+    loop {
+        i1 = inst(&a);
+        let counted: u64 = dropped(&i1).values().sum::<u64>() - dropped(&i0).values().sum::<u64>();
+        if counted + (kernel_drops(pid) - k0) >= want || Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_counted("lvs01", &dropped(&i0), &dropped(&i1), &expected, kernel_drops(pid) - k0, want);
+    let log = a.log();
+    let added = &log[log0.min(log.len())..];
+    // The messages of DecodeError::AuthFailure and DecodeError::AdvertInterval.
+    for (reason, text) in [("auth_failure", "wrong password"), ("advert_interval", "advert interval")] {
+        assert!(
+            added.lines().any(|l| l.contains(text)),
+            "30 {reason} drops among 6,000 bad checksums, and the log never says \"{text}\": noise hid the \
+             misconfiguration (rate-limit each reason on its own). The log meanwhile:\n{}",
+            tail(added, 10)
+        );
+    }
+}
