@@ -109,7 +109,7 @@ fn epoch_now() -> f64 {
 
 /// Datagrams the kernel dropped at a process's VRRP sockets (receive queue full): the last
 /// column of /proc/PID/net/raw for protocol 112 (local "port" 0070), in that process's
-/// namespace. The only place between the wire and lvsd where a datagram can vanish unseen.
+/// namespace. This is where datagrams vanish when lvsd falls behind.
 fn kernel_drops(pid: u32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/raw")).unwrap_or_default();
     text.lines()
@@ -213,9 +213,9 @@ impl Capture {
 
 /// A flood from `ns`; its report is read by [`finish`].
 fn start_flood(ns: &Netns, plan: &str, rate: u32) -> Proc {
-    let rate = rate.to_string();
+    let (rate, vrid) = (rate.to_string(), VRID.to_string());
     let args = [
-        "flood", "--src", FLOODER_IP, "--vrid", "51", "--password", PASS, "--advert-int", "1", "--vip", VIP, "--plan", plan,
+        "flood", "--src", FLOODER_IP, "--vrid", &vrid, "--password", PASS, "--advert-int", "1", "--vip", VIP, "--plan", plan,
         "--rate", &rate, "--max-seconds", "40",
     ];
     Proc(python_in(ns, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())

@@ -199,7 +199,8 @@ def cmd_flood(cfg):
             socks[sock].sendto(data, dst)
         except OSError as e:
             errors += 1
-            print(f"send {kind}: {e}", file=sys.stderr)
+            if errors <= 5:
+                print(f"send {kind}: {e}", file=sys.stderr)
             continue
         done = i + 1
         if reason is None:
