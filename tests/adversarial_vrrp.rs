@@ -621,8 +621,6 @@ fn tail(text: &str, n: usize) -> String {
 /// among thousands of bad-checksum datagrams (noise, not worth a warning): the log still names
 /// each misconfiguration while the counters count everything.
 #[test]
-#[ignore = "fails today: one drop-log limiter per instance, taken by noise logged at debug level, \
-            hides the wrong-password warning; run with --ignored once each reason is limited on its own"]
 fn noise_does_not_hide_a_misconfiguration_in_the_log() {
     let _one = serial();
     if !privileged_or_skip("noise_does_not_hide_a_misconfiguration_in_the_log") {

@@ -67,8 +67,9 @@ struct Running {
     transitions: u64,
     /// Adverts that failed to send in a row.
     send_failures: u32,
-    /// Dropped adverts are logged at most once per period, with the count held back.
-    drop_log: LogLimiter,
+    /// Dropped adverts are logged at most once per period and reason, with the count held
+    /// back (one limiter per reason: noise must not hide a misconfiguration).
+    drop_log: std::collections::HashMap<packet::DropReason, LogLimiter>,
 }
 
 struct Group {
@@ -281,7 +282,7 @@ impl Vrrp {
             group: None,
             transitions: 0,
             send_failures: 0,
-            drop_log: LogLimiter::default(),
+            drop_log: Default::default(),
         });
         let idx = self.running.len() - 1;
         self.drive(idx, Input::Startup, now, out);
@@ -589,7 +590,7 @@ impl Vrrp {
                 if let Some(first) = self.running.iter().position(|r| r.sock == id) {
                     let r = &mut self.running[first];
                     r.drops.record(packet::DropReason::Malformed);
-                    if let Some(held) = r.drop_log.allow(now) {
+                    if let Some(held) = r.drop_log.entry(packet::DropReason::Malformed).or_default().allow(now) {
                         tracing::debug!("{}: datagram that is not VRRP dropped ({held} more drops not logged)", r.model.name);
                     }
                 }
@@ -622,7 +623,7 @@ impl Vrrp {
                     Err(e) => {
                         r.drops.record(e.reason());
                         // One line per period at most: a flood must not become a log flood.
-                        if let Some(held) = r.drop_log.allow(now) {
+                        if let Some(held) = r.drop_log.entry(e.reason()).or_default().allow(now) {
                             let more = if held > 0 { format!(" ({held} more drops not logged)") } else { String::new() };
                             if e.reason().is_misconfiguration() {
                                 tracing::warn!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
