@@ -17,6 +17,7 @@ pub mod manager;
 mod meter;
 pub mod registry;
 pub mod runner;
+pub mod smtp;
 pub mod weight;
 
 pub use connects::Connects;
