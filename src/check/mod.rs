@@ -18,6 +18,7 @@ mod meter;
 pub mod registry;
 pub mod runner;
 pub mod smtp;
+mod supervise;
 pub mod weight;
 
 pub use connects::Connects;
