@@ -169,11 +169,10 @@ impl Parser {
                     return Ok(None);
                 }
                 State::ChunkSize => {
-                    // Up to the next LF: a size line ends there or later, never earlier.
+                    // Up to the next LF (a size line ends there or later, never earlier), and
+                    // no further than the line limit.
                     let n = input.iter().position(|&b| b == b'\n').map_or(input.len(), |i| i + 1);
-                    if n > self.limits.line - self.buf.len() {
-                        return Err(ResponseError::ChunkLineTooLong(self.limits.line));
-                    }
+                    let n = n.min(self.limits.line - self.buf.len());
                     self.buf.extend_from_slice(&input[..n]);
                     input = &input[n..];
                     match httparse::parse_chunk_size(&self.buf) {
@@ -190,6 +189,9 @@ impl Parser {
                                 return Err(ResponseError::BodyTooLarge(self.limits.body));
                             }
                             self.state = State::ChunkData { left: size };
+                        }
+                        Ok(httparse::Status::Partial) if self.buf.len() >= self.limits.line => {
+                            return Err(ResponseError::ChunkLineTooLong(self.limits.line));
                         }
                         Ok(httparse::Status::Partial) => {}
                         Err(httparse::InvalidChunkSize) => return Err(ResponseError::ChunkSize),
