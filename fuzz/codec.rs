@@ -1,6 +1,6 @@
-//! The VRRP codec alone, compiled from the project's own sources (no tokio, mlua or
+//! The pure parsers alone, compiled from the project's own sources (no tokio, mlua or
 //! netlink), so that the fuzz build takes seconds and CI can afford it. Named `lvsd` so the
-//! harness reads as it would against the whole crate.
+//! harnesses read as they would against the whole crate.
 
 #[path = "../src/vrrp/checksum.rs"]
 pub mod checksum;
@@ -9,4 +9,16 @@ pub mod packet;
 
 pub mod vrrp {
     pub use crate::{checksum, packet};
+}
+
+// What check targets answer: HTTP responses, DNS replies, SMTP replies.
+#[path = "../src/check/dns.rs"]
+pub mod dns;
+#[path = "../src/check/http_response.rs"]
+pub mod http_response;
+#[path = "../src/check/smtp.rs"]
+pub mod smtp;
+
+pub mod check {
+    pub use crate::{dns, http_response, smtp};
 }

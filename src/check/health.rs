@@ -146,6 +146,16 @@ impl Health {
         self.streak = 0;
         Some(if ok { Transition::Up } else { Transition::Down })
     }
+
+    /// Record a failure that counts at once, whatever `fall` says: the check could not run
+    /// at all (its task panicked), so nothing vouches for the target any more. Coming back
+    /// up takes `rise` successes as usual.
+    pub fn fail_now(&mut self, r: CheckResult) -> Option<Transition> {
+        self.history.push(r);
+        self.streak = 0;
+        let was_up = std::mem::replace(&mut self.up, false);
+        was_up.then_some(Transition::Down)
+    }
 }
 
 /// keepalived's quorum with hysteresis: the service is "up" once the live weight reaches
@@ -206,6 +216,18 @@ mod tests {
         assert_eq!(h.record(bad()), None);
         assert_eq!(h.record(ok()), None);
         assert_eq!(h.record(ok()), Some(Transition::Up));
+    }
+
+    #[test]
+    fn fail_now_ignores_fall_but_not_rise() {
+        let mut h = Health::new(2, 5, false);
+        assert_eq!(h.record(bad()), None);
+        assert_eq!(h.fail_now(bad()), Some(Transition::Down));
+        assert!(!h.is_up());
+        assert_eq!(h.fail_now(bad()), None);
+        assert_eq!(h.record(ok()), None);
+        assert_eq!(h.record(ok()), Some(Transition::Up));
+        assert_eq!(h.history().len(), 5);
     }
 
     #[test]

@@ -1,14 +1,15 @@
-//! HTTP/1.1 for the http/https checks and `lvsd.net.http`: build a request, read and parse
-//! the response (Content-Length, chunked or until close), TLS with rustls.
+//! HTTP/1.1 for the http/https checks and `lvsd.net.http`, the client side: build a
+//! request, send it (TLS with rustls) and feed what comes back to the pure response parser
+//! ([`super::http_response`]), which bounds and frames it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use super::http_response::Parser;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
-/// Responses larger than this are cut and fail (a health page is small).
-pub const MAX_RESPONSE: usize = 1 << 20;
+pub use super::http_response::{Response, ResponseError};
 
 #[derive(Debug, Error)]
 pub enum HttpError {
@@ -20,19 +21,8 @@ pub enum HttpError {
     ServerName(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-    #[error("malformed response: {0}")]
-    Malformed(&'static str),
-    #[error("response larger than {MAX_RESPONSE} bytes")]
-    TooLarge,
-    #[error("connection closed before the response was complete")]
-    Incomplete,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    #[error("{0}")]
+    Response(#[from] ResponseError),
 }
 
 /// The request text. `Connection: close`: one request per connection, as keepalived.
@@ -68,80 +58,11 @@ pub fn host_header(virtualhost: Option<&str>, target: SocketAddr, tls: bool) -> 
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parse what has been read so far. `Ok(None)`: more is needed. `eof`: nothing more will
-/// come. `head`: the request was HEAD (no body follows).
-pub fn parse(raw: &[u8], eof: bool, head: bool) -> Result<Option<Response>, HttpError> {
-    let Some(end) = find(raw, b"\r\n\r\n") else {
-        return if eof { Err(HttpError::Incomplete) } else { Ok(None) };
-    };
-    let text = std::str::from_utf8(&raw[..end]).map_err(|_| HttpError::Malformed("header is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(HttpError::Malformed("no HTTP/1.x status line"));
-    }
-    let status: u16 = parts.next().and_then(|s| s.parse().ok()).filter(|s| (100..=999).contains(s)).ok_or(HttpError::Malformed("bad status code"))?;
-    let mut headers = Vec::new();
-    for l in lines {
-        let (k, v) = l.split_once(':').ok_or(HttpError::Malformed("header line without ':'"))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let rest = &raw[end + 4..];
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let no_body = head || status < 200 || status == 204 || status == 304;
-    let body = if no_body {
-        Vec::new()
-    } else if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        match dechunk(rest)? {
-            Some(b) => b,
-            None if eof => return Err(HttpError::Incomplete),
-            None => return Ok(None),
-        }
-    } else if let Some(len) = header("content-length") {
-        let len: usize = len.parse().map_err(|_| HttpError::Malformed("bad Content-Length"))?;
-        if rest.len() < len {
-            return if eof { Err(HttpError::Incomplete) } else { Ok(None) };
-        }
-        rest[..len].to_vec()
-    } else if eof {
-        rest.to_vec()
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(Response { status, headers, body }))
-}
-
-/// Decode a chunked body; `Ok(None)` while incomplete.
-fn dechunk(mut raw: &[u8]) -> Result<Option<Vec<u8>>, HttpError> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = find(raw, b"\r\n") else { return Ok(None) };
-        let size_text = std::str::from_utf8(&raw[..eol]).map_err(|_| HttpError::Malformed("bad chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Malformed("bad chunk size"))?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Ok(Some(out)); // trailers, if any, are ignored
-        }
-        if raw.len() < size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
-}
-
 /// Send `req` and read the response.
 pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8], head: bool) -> Result<Response, HttpError> {
     s.write_all(req).await?;
     s.flush().await?;
-    let mut buf = Vec::with_capacity(4096);
+    let mut parser = Parser::new(head);
     let mut chunk = vec![0u8; 8192];
     loop {
         let n = match s.read(&mut chunk).await {
@@ -150,11 +71,10 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, req: &[u8], 
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
             Err(e) => return Err(e.into()),
         };
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_RESPONSE {
-            return Err(HttpError::TooLarge);
+        if n == 0 {
+            return Ok(parser.finish()?);
         }
-        if let Some(r) = parse(&buf, n == 0, head)? {
+        if let Some(r) = parser.push(&chunk[..n])? {
             return Ok(r);
         }
     }
@@ -265,25 +185,6 @@ pub fn md5_hex(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_content_length_chunked_and_close() {
-        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, false).unwrap().unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", false, false).unwrap().is_none());
-        assert!(matches!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", true, false), Err(HttpError::Incomplete)));
-        let c = b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
-        let r = parse(c, false, false).unwrap().unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (503, &b"hello world"[..]));
-        assert!(parse(&c[..c.len() - 7], false, false).unwrap().is_none());
-        assert!(parse(b"HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\nbody", false, false).unwrap().is_none());
-        let r = parse(b"HTTP/1.0 404 Not Found\r\nServer: x\r\n\r\nbody", true, false).unwrap().unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (404, &b"body"[..]));
-        assert_eq!(r.headers, vec![("server".to_string(), "x".to_string())]);
-        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", false, true).unwrap().unwrap();
-        assert!(r.body.is_empty());
-        assert!(matches!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", false, false), Err(HttpError::Malformed(_))));
-    }
 
     #[test]
     fn request_and_host() {

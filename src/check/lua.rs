@@ -353,19 +353,19 @@ async fn net_dns(lua: Lua, t: Table, bind: Option<IpAddr>) -> mlua::Result<Table
     let mut buf = vec![0u8; 65536];
     loop {
         let n = s.recv(&mut buf).await.map_err(|e| mlua::Error::runtime(format!("{target}: {e}")))?;
-        let r = &buf[..n];
-        let res = dns::check_reply(&q, r);
-        match res {
+        let res = dns::check_reply(&q, &buf[..n]);
+        let h = match &res {
             Err(dns::DnsError::Id { .. }) => continue,
-            Err(dns::DnsError::Short(_)) | Err(dns::DnsError::NotResponse) | Err(dns::DnsError::Question) => {
-                return Err(mlua::Error::runtime(res.unwrap_err().to_string()));
-            }
-            _ => {}
-        }
+            Ok(r) => r.header,
+            // The other errors are answers the script can look at (rcode, TC): the header
+            // parsed, since the id was compared.
+            Err(dns::DnsError::Truncated | dns::DnsError::Rcode(_)) => dns::header(&buf[..n]).map_err(|e| mlua::Error::runtime(e.to_string()))?,
+            Err(e) => return Err(mlua::Error::runtime(e.to_string())),
+        };
         let out = lua.create_table()?;
         out.set("ok", res.is_ok())?;
-        out.set("rcode", r[3] & 0x0f)?;
-        out.set("answers", u16::from_be_bytes([r[6], r[7]]))?;
+        out.set("rcode", h.rcode)?;
+        out.set("answers", h.ancount)?;
         if let Err(e) = res {
             out.set("error", e.to_string())?;
         }

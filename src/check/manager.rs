@@ -4,6 +4,11 @@
 //!
 //! Runs on the director's current-thread runtime inside a `LocalSet` (the Lua state is not
 //! `Send`); `start` must be called from within that LocalSet.
+//!
+//! Every task is supervised: a probe task that panics (or ends while its probe is still
+//! wanted) takes its probe down at once, which sends the director a `Down` event with the
+//! reason, and is started again after a backoff; the timer and the connect poller, on
+//! which every probe waits, are restarted the same way.
 
 use super::connects::Connects;
 use super::grid::{first_delay, grid_step, jittered, Grid};
@@ -11,12 +16,14 @@ use super::health::{CheckResult, Health, History, Transition};
 use super::lua::{call_weight, RsInfo};
 use super::registry::{Plan, ProbeKey};
 use super::runner::{Prober, RunCtx};
+use super::supervise::{backoff, CatchUnwind, MAX_BACKOFF};
 use crate::desired::RealState;
 use crate::model::Model;
 use mlua::Lua;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -145,10 +152,12 @@ impl CheckManager {
             let mut inner = self.inner.borrow_mut();
             inner.started = true;
             if inner.poller.is_none() {
-                inner.poller = Some(tokio::task::spawn_local(inner.connects.clone().run()));
+                let connects = inner.connects.clone();
+                inner.poller = Some(tokio::task::spawn_local(keep_running("connect poller", move || connects.clone().run())));
             }
             if inner.ticker.is_none() {
-                inner.ticker = Some(tokio::task::spawn_local(inner.grid.clone().run()));
+                let grid = inner.grid.clone();
+                inner.ticker = Some(tokio::task::spawn_local(keep_running("timer", move || grid.clone().run())));
             }
         }
         let n = self.inner.borrow().probes.len();
@@ -234,11 +243,24 @@ impl CheckManager {
         };
         let mut out = Vec::new();
         for (key, prober, ctx) in jobs {
-            let r = prober.run(&ctx).await;
+            let run = CatchUnwind::new(run_once(&prober, &ctx)).await;
             let mut inner = self.inner.borrow_mut();
-            if let Some(id) = inner.index.get(&key).copied() {
-                inner.record(id, r.clone());
-            }
+            let r = match run {
+                Ok(r) => {
+                    if let Some(id) = inner.index.get(&key).copied() {
+                        inner.record(id, r.clone());
+                    }
+                    r
+                }
+                Err(m) => {
+                    let why = format!("check panicked: {m}");
+                    tracing::error!(target: "check", "{} check of {}: {why}", prober.spec.kind.name(), prober.target);
+                    if let Some(id) = inner.index.get(&key).copied() {
+                        inner.fail(id, why.clone());
+                    }
+                    CheckResult::down(Duration::ZERO, why)
+                }
+            };
             out.push(r);
         }
         out
@@ -253,7 +275,7 @@ impl CheckManager {
             return;
         }
         let (key, prober) = (p.key.clone(), p.prober.clone());
-        p.task = Some(tokio::task::spawn_local(probe_loop(weak, key, prober, timing)));
+        p.task = Some(tokio::task::spawn_local(supervised(weak, key, prober, timing)));
     }
 
     fn install(&self, model: Model, lua: Option<Lua>) {
@@ -391,18 +413,33 @@ impl Inner {
         }
         for k in 0..p.users.len() {
             let (si, ri) = self.probes[id].users[k];
-            self.update_real(si, ri, id, &r);
+            self.update_real(si, ri, id, &r, true);
         }
     }
 
-    fn update_real(&mut self, si: usize, ri: usize, probe: usize, r: &CheckResult) {
+    /// Probe `id` could not run (its task failed): down at once, whatever its `fall`, and
+    /// so every real using it, with `reason` in the event the director gets. Weight
+    /// functions are not called: the reals are down, and the failure may have been theirs.
+    fn fail(&mut self, id: usize, reason: String) {
+        let r = CheckResult::down(Duration::ZERO, reason);
+        let p = &mut self.probes[id];
+        if p.health.fail_now(r.clone()).is_some() {
+            tracing::warn!(target: "check", "{} check of {} is down: {}", p.prober.spec.kind.name(), p.prober.target, r.error.as_deref().unwrap_or("failed"));
+        }
+        for k in 0..p.users.len() {
+            let (si, ri) = self.probes[id].users[k];
+            self.update_real(si, ri, id, &r, false);
+        }
+    }
+
+    fn update_real(&mut self, si: usize, ri: usize, probe: usize, r: &CheckResult, weigh: bool) {
         let vs = &self.model.services[si];
         let rs = &vs.reals[ri];
         let all_up = self.reals[si][ri].probes.iter().all(|&i| self.probes[i].health.is_up());
         if let Some(w) = r.weight {
             self.reals[si][ri].check_weight = Some(w);
         }
-        if let Some(f) = rs.weight_fn {
+        if let Some(f) = rs.weight_fn.filter(|_| weigh) {
             let info = RsInfo { address: rs.addr, port: self.probes[probe].prober.target.port(), service: vs.name.clone(), weight: rs.weight };
             match call_weight(&self.lua, f, &info, r, self.opts.instructions) {
                 Ok(w) => self.reals[si][ri].fn_weight = Some(w),
@@ -439,6 +476,7 @@ impl Inner {
 }
 
 /// When a probe's runs start.
+#[derive(Clone)]
 struct Timing {
     jitter: f64,
     tick: Duration,
@@ -453,9 +491,68 @@ impl Timing {
     }
 }
 
-async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing) {
+/// A probe's task: its loop, started again whenever it panics or ends while the probe is
+/// still wanted. Each failure takes the probe down at once (see [`Inner::fail`]) and waits a
+/// backoff before the restart; the restarted loop runs at once, without the warm-up wait.
+async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing) {
+    let base = Duration::from_secs_f64(prober.spec.common.interval.max(1.0));
+    let mut failures = 0;
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let outcome = CatchUnwind::new(probe_loop(inner.clone(), key.clone(), prober.clone(), timing.clone(), first)).await;
+        first = false;
+        let Some(rc) = inner.upgrade() else { return };
+        let Some(id) = rc.borrow().find(&key, &prober, usize::MAX) else { return };
+        let why = match outcome {
+            // The loop ends by itself only when its probe is gone: here it is not.
+            Ok(()) => "probe task ended unexpectedly".to_string(),
+            Err(m) => format!("probe task panicked: {m}"),
+        };
+        if started.elapsed() > MAX_BACKOFF {
+            failures = 0;
+        }
+        failures += 1;
+        let wait = backoff(base, failures);
+        tracing::error!(target: "check", "{} check of {}: {why}; restarting it in {:.1}s", prober.spec.kind.name(), prober.target, wait.as_secs_f64());
+        rc.borrow_mut().fail(id, format!("{why}; restarted"));
+        drop(rc);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Run the future `make` gives for as long as the manager runs: when it panics or ends, log
+/// why and start a new one after a backoff (from 100 ms).
+async fn keep_running<F: Future<Output = ()>>(what: &'static str, make: impl Fn() -> F) {
+    let mut failures = 0;
+    loop {
+        let started = Instant::now();
+        let why = match CatchUnwind::new(make()).await {
+            Ok(()) => "ended".to_string(),
+            Err(m) => format!("panicked: {m}"),
+        };
+        if started.elapsed() > MAX_BACKOFF {
+            failures = 0;
+        }
+        failures += 1;
+        let wait = backoff(Duration::from_millis(100), failures);
+        tracing::error!(target: "check", "the checks' {what} {why}; restarting it in {:.1}s", wait.as_secs_f64());
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One run of a probe (where the tests make one panic).
+async fn run_once(prober: &Prober, ctx: &RunCtx) -> CheckResult {
+    #[cfg(test)]
+    tests::injected_panic(prober.target);
+    prober.run(ctx).await
+}
+
+async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing, first: bool) {
     let c = prober.spec.common.clone();
-    timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
+    if first {
+        timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
+    }
     let mut id = usize::MAX;
     loop {
         let ctx = {
@@ -466,7 +563,7 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
         if let Some(ctx) = ctx {
-            let r = prober.run(&ctx).await;
+            let r = run_once(&prober, &ctx).await;
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
@@ -475,5 +572,153 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
             inner.record(id, r);
         }
         timing.sleep(c.interval, jittered(c.interval, timing.jitter, fastrand::f64())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{load_source, LoadOptions};
+    use std::cell::Cell;
+    use std::path::Path;
+
+    thread_local! {
+        /// Targets whose probe panics in its next run (this thread's managers only).
+        static PANIC_AT: RefCell<Vec<SocketAddr>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn panic_next_run(target: SocketAddr) {
+        PANIC_AT.with(|p| p.borrow_mut().push(target));
+    }
+
+    /// Called by the probe loop before each run: nothing can make a check panic from outside
+    /// any more, so the tests provoke one here.
+    pub(super) fn injected_panic(target: SocketAddr) {
+        let hit = PANIC_AT.with(|p| {
+            let mut p = p.borrow_mut();
+            p.iter().position(|&t| t == target).map(|i| p.remove(i)).is_some()
+        });
+        if hit {
+            panic!("injected panic for {target}");
+        }
+    }
+
+    fn local<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, f)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<CheckEvent>) -> CheckEvent {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("an event within 10 s").expect("the channel is open")
+    }
+
+    /// A listener counting the connections it accepts.
+    async fn counting_server() -> (SocketAddr, Rc<Cell<usize>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = Rc::new(Cell::new(0));
+        let c = n.clone();
+        tokio::task::spawn_local(async move {
+            while l.accept().await.is_ok() {
+                c.set(c.get() + 1);
+            }
+        });
+        (addr, n)
+    }
+
+    async fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if f() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f()
+    }
+
+    /// A probe that panics (fall = 3, so one ordinary failure would change nothing) takes its
+    /// real down at once, the director hears why, and the probe runs again: the target sees
+    /// new connections and the real comes back up after `rise` successes.
+    #[test]
+    fn a_panicking_probe_takes_its_real_down_and_is_restarted() {
+        local(async {
+            let (addr, accepted) = counting_server().await;
+            let src = format!(
+                r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ interval = 0.1, timeout = 1, retries = 0, fall = 3, rise = 2 }}, reals = {{ "{addr}" }} }}"#
+            );
+            let opts = LoadOptions { node: "t".into(), limits: Default::default() };
+            let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let m = CheckManager::new(p.model, p.lua, tx);
+            m.start();
+            assert!(wait_until(|| accepted.get() >= 2).await, "the probe runs");
+            assert_eq!(m.real_state(0, 0), RealState::Up(1));
+
+            panic_next_run(addr);
+            let ev = next(&mut rx).await;
+            assert_eq!(ev.new_state, RealState::Down, "{ev:?}");
+            let Some(RealChange::Down { reason }) = &ev.change else { panic!("{ev:?}") };
+            assert!(reason.contains("probe task panicked: injected panic"), "{reason}");
+            assert!(reason.contains("restarted"), "{reason}");
+            assert_eq!(m.real_state(0, 0), RealState::Down);
+            let h = m.real_status(0, 0).unwrap();
+            assert!(h.checks[0].history.last().unwrap().error.as_deref().unwrap().contains("panicked"));
+
+            let before = accepted.get();
+            let ev = next(&mut rx).await;
+            assert_eq!(ev.change, Some(RealChange::Up), "{ev:?}");
+            assert!(accepted.get() >= before + 2, "the restarted probe connects again");
+            // and the restarted probe is the manager's: it goes on running
+            let now = accepted.get();
+            assert!(wait_until(|| accepted.get() > now + 2).await);
+            m.stop();
+        });
+    }
+
+    /// A panic in `run_now` (the REPL's check-now) is a failed result that takes the real
+    /// down, not a crash of the director that called it.
+    #[test]
+    fn a_panic_in_a_forced_run_is_a_result() {
+        local(async {
+            let (addr, _) = counting_server().await;
+            let src = format!(r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ timeout = 1, retries = 0, fall = 3 }}, reals = {{ "{addr}" }} }}"#);
+            let opts = LoadOptions { node: "t".into(), limits: Default::default() };
+            let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            // Not started: only the forced runs reach the target.
+            let m = CheckManager::new(p.model, p.lua, tx);
+            assert!(m.run_now(0, 0).await[0].ok);
+            panic_next_run(addr);
+            let r = m.run_now(0, 0).await;
+            assert!(!r[0].ok);
+            assert!(r[0].error.as_deref().unwrap().contains("check panicked: injected panic"), "{r:?}");
+            assert_eq!(m.real_state(0, 0), RealState::Down);
+            let ev = next(&mut rx).await;
+            assert!(matches!(ev.change, Some(RealChange::Down { .. })), "{ev:?}");
+        });
+    }
+
+    /// The timer and the connect poller are started again when they panic.
+    #[test]
+    fn a_panicking_helper_task_is_restarted() {
+        local(async {
+            let starts = Rc::new(Cell::new(0));
+            let s = starts.clone();
+            let task = tokio::task::spawn_local(keep_running("test task", move || {
+                let s = s.clone();
+                async move {
+                    s.set(s.get() + 1);
+                    tokio::task::yield_now().await;
+                    if s.get() < 3 {
+                        panic!("helper failed");
+                    }
+                    std::future::pending::<()>().await
+                }
+            }));
+            assert!(wait_until(|| starts.get() == 3).await, "started {} times", starts.get());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(starts.get(), 3, "a task that runs on is left alone");
+            task.abort();
+        });
     }
 }

@@ -1,20 +1,24 @@
 //! Health checks: runners (tcp, http/https, udp, dns, smtp, exec, lua), rise/fall
 //! hysteresis, shared probes, dynamic weights, and the manager that runs them for a model.
 //!
-//! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], [`dns`] codec,
-//! [`http`] parsing. I/O: [`runner`], [`lua`], [`manager`] (with its start grid, `grid`,
-//! and its connect poller, `connects`).
+//! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], and the parsers of
+//! what targets answer: [`http_response`], [`dns`], [`smtp`] (each with a fuzz target under
+//! fuzz/). I/O: [`runner`], [`http`] (the client), [`lua`], [`manager`] (with its start
+//! grid, `grid`, its connect poller, `connects`, and the supervision of its tasks, `supervise`).
 
 mod connects;
 mod grid;
 pub mod dns;
 pub mod health;
 pub mod http;
+pub mod http_response;
 pub mod lua;
 pub mod manager;
 mod meter;
 pub mod registry;
 pub mod runner;
+pub mod smtp;
+mod supervise;
 pub mod weight;
 
 pub use connects::Connects;

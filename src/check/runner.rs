@@ -4,13 +4,13 @@
 use super::health::CheckResult;
 use super::lua::{LuaCheckError, RsInfo};
 use super::connects::Connects;
-use super::{dns, http, weight};
+use super::{dns, http, smtp, weight};
 use crate::model::{CheckKind, CheckSpec, HookRef};
 use regex::bytes::Regex;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// Bytes a `tcp` check reads while looking for `expect`.
@@ -335,41 +335,41 @@ async fn dns_check(t: SocketAddr, bind: Option<IpAddr>, name: &str, qtype: u16) 
         match dns::check_reply(&q, &buf[..n]) {
             // A stray or late datagram: keep waiting for ours (the timeout bounds this).
             Err(dns::DnsError::Id { .. }) => continue,
-            r => return r.map_err(|e| e.to_string()),
+            r => return r.map(|_| ()).map_err(|e| e.to_string()),
         }
     }
 }
 
-async fn smtp_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<(u16, String), String> {
-    let mut line = String::new();
+/// The next whole reply: read until the pure parser has one (it bounds what it keeps).
+async fn smtp_reply(s: &mut TcpStream, replies: &mut smtp::Replies) -> Result<smtp::Reply, String> {
+    let mut buf = [0u8; 1024];
+    let mut got: &[u8] = &[];
     loop {
-        line.clear();
-        let n = r.read_line(&mut line).await.map_err(|e| format!("read: {e}"))?;
+        if let Some(r) = replies.push(got).map_err(|e| e.to_string())? {
+            return Ok(r);
+        }
+        let n = s.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
         if n == 0 {
             return Err("connection closed".into());
         }
-        let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| format!("bad SMTP reply {:?}", line.trim_end()))?;
-        // "250-..." continues a multi-line reply; "250 ..." ends it.
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok((code, line.trim_end().to_string()));
-        }
+        got = &buf[..n];
     }
 }
 
 async fn smtp(t: SocketAddr, bind: Option<IpAddr>, helo: &str) -> Result<(), String> {
-    let s = connect(t, bind).await.map_err(|e| format!("connect to {t}: {e}"))?;
-    let mut s = BufReader::new(s);
-    let (code, line) = smtp_reply(&mut s).await?;
-    if code != 220 {
-        return Err(format!("banner: {line}"));
+    let mut s = connect(t, bind).await.map_err(|e| format!("connect to {t}: {e}"))?;
+    let mut replies = smtp::Replies::new();
+    let r = smtp_reply(&mut s, &mut replies).await?;
+    if r.code != 220 {
+        return Err(format!("banner: {}", r.last_line()));
     }
-    s.get_mut().write_all(format!("HELO {helo}\r\n").as_bytes()).await.map_err(|e| format!("send: {e}"))?;
-    let (code, line) = smtp_reply(&mut s).await?;
-    if code != 250 {
-        return Err(format!("HELO: {line}"));
+    s.write_all(format!("HELO {helo}\r\n").as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    let r = smtp_reply(&mut s, &mut replies).await?;
+    if r.code != 250 {
+        return Err(format!("HELO: {}", r.last_line()));
     }
     // Polite end; the answer does not matter.
-    let _ = s.get_mut().write_all(b"QUIT\r\n").await;
+    let _ = s.write_all(b"QUIT\r\n").await;
     Ok(())
 }
 

@@ -1,0 +1,115 @@
+//! Fuzz cases for the parsers of what check targets answer, shared by the cargo-fuzz targets
+//! (http_response, dns_reply, smtp_reply) and the fixed-seed test (tests/check_fuzz.rs).
+//!
+//! Besides "never panics": a response fed in pieces parses exactly as when fed at once (the
+//! parsers are incremental), and whatever is accepted stays within the limits.
+
+use lvsd::check::http_response::{self, Limits, Parser};
+use lvsd::check::{dns, smtp};
+
+/// Cut `data` into pieces whose sizes come from `sizes` (cycled; 0 means 1).
+fn pieces<'a>(mut data: &'a [u8], sizes: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while !data.is_empty() {
+        let n = sizes.get(i % sizes.len().max(1)).map_or(data.len(), |&s| (s as usize).max(1)).min(data.len());
+        out.push(&data[..n]);
+        data = &data[n..];
+        i += 1;
+    }
+    out
+}
+
+/// Byte 0: bit 0 the request was HEAD, bit 1 small limits (so they are reached with short
+/// inputs), bit 2 the stream ends after the data; bytes 1..4 the piece sizes; the rest is
+/// what the server sent.
+pub fn http(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let (sizes, raw) = rest.split_at(rest.len().min(3));
+    let head = sel & 1 != 0;
+    let limits = if sel & 2 != 0 { Limits { head: 200, line: 40, headers: 4, body: 64 } } else { Limits::DEFAULT };
+    let eof = sel & 4 != 0;
+
+    let whole = http_response::parse_with(raw, eof, head, limits);
+    let mut p = Parser::with_limits(head, limits);
+    let mut piecewise = Ok(None);
+    for piece in pieces(raw, sizes) {
+        piecewise = p.push(piece);
+        if !matches!(piecewise, Ok(None)) {
+            break;
+        }
+    }
+    if eof && matches!(piecewise, Ok(None)) {
+        piecewise = p.finish().map(Some);
+    }
+    assert_eq!(whole, piecewise, "one push and {} pieces disagree", pieces(raw, sizes).len());
+    if let Ok(Some(r)) = whole {
+        assert!(r.body.len() <= limits.body);
+        assert!(r.headers.len() <= limits.headers);
+        assert!((100..=999).contains(&r.status));
+        // Invalid UTF-8 in a value may triple in size when replaced.
+        assert!(r.headers.iter().all(|(k, v)| k.len() + v.len() <= 3 * limits.line));
+        if head {
+            assert!(r.body.is_empty());
+        }
+    }
+}
+
+/// Byte 0: bit 0 gives the reply our query's id, bit 1 our question too (so the later checks
+/// are reached); the rest is the reply.
+pub fn dns(data: &[u8]) {
+    let Some((&sel, reply)) = data.split_first() else { return };
+    let query = dns::query(0x1234, "www.example.org", 1).expect("a valid query");
+    let mut reply = reply.to_vec();
+    if sel & 1 != 0 && reply.len() >= 2 {
+        reply[..2].copy_from_slice(&query[..2]);
+    }
+    if sel & 2 != 0 && reply.len() >= query.len() {
+        reply[12..query.len()].copy_from_slice(&query[12..]);
+    }
+    let parsed = dns::parse_reply(&reply);
+    if reply.len() >= 12 {
+        let h = dns::header(&reply).expect("12 bytes are a header");
+        assert_eq!(parsed.as_ref().map(|r| r.header).unwrap_or(h), h);
+    }
+    if let Ok(r) = dns::check_reply(&query, &reply) {
+        assert_eq!(Ok(&r), parsed.as_ref());
+        assert_eq!(r.header.id, 0x1234);
+        assert!(r.header.response && !r.header.truncated && r.header.rcode == 0);
+        assert!(r.question.expect("checked replies have our question").name.eq_ignore_ascii_case(&query[12..query.len() - 4]));
+    }
+}
+
+/// Every reply in `raw`, and the error that ended them, if any.
+fn replies(chunks: &[&[u8]]) -> Vec<Result<smtp::Reply, smtp::SmtpError>> {
+    let mut r = smtp::Replies::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        let mut got = r.push(c);
+        loop {
+            match got {
+                Ok(None) => break,
+                Ok(Some(reply)) => out.push(Ok(reply)),
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+            got = r.push(&[]);
+        }
+    }
+    out
+}
+
+/// Bytes 0..3: the piece sizes; the rest is what the server sent.
+pub fn smtp(data: &[u8]) {
+    let (sizes, raw) = data.split_at(data.len().min(3));
+    let whole = replies(&[raw]);
+    let piecewise = replies(&pieces(raw, sizes));
+    assert_eq!(whole, piecewise);
+    for r in whole.iter().flatten() {
+        assert!(!r.lines.is_empty() && r.lines.len() <= smtp::MAX_LINES);
+        assert!(r.lines.iter().all(|l| l.len() <= 3 * smtp::MAX_LINE));
+        assert!((100..600).contains(&r.code));
+    }
+}
