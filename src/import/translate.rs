@@ -60,7 +60,7 @@ use std::net::IpAddr;
 use thiserror::Error;
 
 use super::lua::{self, Doc, Entry, Field, Item, Kind, Value, field, s};
-use super::parser::Node;
+use super::parser::{Node, keyword_like, shown};
 use super::{Loc, Warning};
 
 #[derive(Debug, Error)]
@@ -75,6 +75,8 @@ pub enum TranslateError {
     UnknownBlock(Loc, String, String),
     #[error("{0}: {1} '{2}' is defined twice (first at {3})")]
     Duplicate(Loc, String, String, Loc),
+    #[error("{0}: not a keepalived statement (its text is not shown); is this file a keepalived configuration?")]
+    NotKeepalived(Loc),
 }
 
 type R<T> = Result<T, TranslateError>;
@@ -145,6 +147,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
                 tx.unsupported(n, NO_HOME, &mut body);
                 notes.push(Item { kind: Kind::Note, name: k.into(), loc: n.loc.clone(), pre: vec![], body, only_on: None });
             }
+            k if !keyword_like(k) => return Err(TranslateError::NotKeepalived(n.loc.clone())),
             k if n.block.is_some() => {
                 return Err(TranslateError::UnknownBlock(n.loc.clone(), k.into(), "top-level".into()));
             }
@@ -244,7 +247,7 @@ impl Tx<'_> {
 
     /// A known keepalived keyword lvsd has no home for: warning + comment in place.
     fn unsupported(&mut self, n: &Node, reason: &str, body: &mut Vec<Entry>) {
-        self.warn(&n.loc, format!("keyword '{}' is not supported by lvsd ({reason})", n.key));
+        self.warn(&n.loc, format!("keyword '{}' is not supported by lvsd ({reason})", shown(&n.key)));
         let lines = node_lines(n, 0);
         body.push(Entry::Comment(format!("keepalived: {} (not translated: {reason})", lines[0])));
         for l in &lines[1..] {
@@ -252,9 +255,13 @@ impl Tx<'_> {
         }
     }
 
-    /// A keyword keepalived does not know either (it ignores those with a warning).
+    /// A keyword keepalived does not know either (it ignores those with a warning). Only the
+    /// keyword is quoted, as keepalived's "Unknown keyword" does: the line may be anything.
     fn unknown(&mut self, n: &Node, body: &mut Vec<Entry>) {
-        self.unsupported(n, "not a keepalived 2.2 keyword here; keepalived ignores it too", body);
+        let why = "not a keepalived 2.2 keyword here; keepalived ignores it too";
+        let key = shown(&n.key);
+        self.warn(&n.loc, format!("keyword '{key}' is not supported by lvsd ({why})"));
+        body.push(Entry::Comment(format!("keepalived: line {}: {key} ... (not translated: {why})", n.loc.line)));
     }
 
     /// An unknown keyword: a block is an error, a single line a warning.
@@ -263,7 +270,7 @@ impl Tx<'_> {
             self.unsupported(n, NO_HOME, body);
             Ok(())
         } else if n.block.is_some() {
-            Err(TranslateError::UnknownBlock(n.loc.clone(), n.key.clone(), within.into()))
+            Err(TranslateError::UnknownBlock(n.loc.clone(), shown(&n.key), within.into()))
         } else {
             self.unknown(n, body);
             Ok(())
@@ -369,7 +376,7 @@ impl Tx<'_> {
             return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
         }
         if let Some((_, _, first)) = self.scripts.get(&name) {
-            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_script".into(), name, first.clone()));
+            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_script".into(), shown(&name), first.clone()));
         }
         self.scripts.insert(name.clone(), (body.clone(), weight, n.loc.clone()));
         Ok(Item { kind: Kind::Track, name, loc: n.loc.clone(), pre: vec![], body, only_on: None })
@@ -382,6 +389,7 @@ impl Tx<'_> {
 
     /// As `unsupported_arg`, naming the enclosing keyword (list entries have no keyword).
     fn unsupported_arg_of(&mut self, n: &Node, keyword: &str, what: &str, body: &mut Vec<Entry>) {
+        let what = what.split(' ').map(shown).collect::<Vec<_>>().join(" ");
         self.warn(&n.loc, format!("keyword '{keyword}' option '{what}' is not supported by lvsd ({NO_HOME})"));
         body.push(Entry::Comment(format!("keepalived: {} (not translated: option '{what}')", n.text)));
     }
@@ -449,7 +457,7 @@ impl Tx<'_> {
                     for a in n.children() {
                         let addr = a.key.split('/').next().unwrap_or("");
                         if seen.contains(&addr) {
-                            self.warn(&a.loc, format!("VIP {addr} is listed twice in virtual_ipaddress; the first is kept"));
+                            self.warn(&a.loc, format!("VIP {} is listed twice in virtual_ipaddress; the first is kept", shown(addr)));
                             body.push(Entry::Comment(format!("keepalived: {} (not translated: {addr} is already a VIP)", a.text)));
                             continue;
                         }
@@ -503,7 +511,7 @@ impl Tx<'_> {
                     for a in n.children() {
                         match self.scripts.get(&a.key).cloned() {
                             None => {
-                                self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", a.key));
+                                self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", shown(&a.key)));
                                 body.push(Entry::Comment(format!("keepalived: {} (not translated: no vrrp_script '{}')", a.text, a.key)));
                             }
                             Some((mut sbody, default_w, _)) => {
@@ -799,7 +807,7 @@ impl Tx<'_> {
                     // keepalived: "real server ... is duplicated - removing second rs".
                     let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
                     if reals.iter().any(same) {
-                        self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", n.args.join(" ")));
+                        self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", shown_all(&n.args)));
                         body.push(Entry::Comment(format!("keepalived: {} (not translated: a duplicate real server)", n.text)));
                     } else {
                         reals.push(n);
@@ -899,7 +907,7 @@ impl Tx<'_> {
         }
         if reals.is_empty() {
             // keepalived: "Virtual server ... has no real servers - ignoring".
-            self.warn(&vs.loc, format!("virtual_server {} has no real servers; keepalived ignores it: not translated", vs.args.join(" ")));
+            self.warn(&vs.loc, format!("virtual_server {} has no real servers; keepalived ignores it: not translated", shown_all(&vs.args)));
             let lines = node_lines(vs, 0);
             let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
             note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
@@ -1510,19 +1518,23 @@ fn words(n: &Node) -> Vec<String> {
     v
 }
 
+fn shown_all(words: &[String]) -> String {
+    words.iter().map(|w| shown(w)).collect::<Vec<_>>().join(" ")
+}
+
 fn arg(n: &Node, i: usize) -> R<&str> {
-    n.args.get(i).map(String::as_str).ok_or_else(|| TranslateError::MissingArg(n.loc.clone(), n.key.clone(), format!("expected {} argument(s)", i + 1)))
+    n.args.get(i).map(String::as_str).ok_or_else(|| TranslateError::MissingArg(n.loc.clone(), shown(&n.key), format!("expected {} argument(s)", i + 1)))
 }
 
 fn bad(n: &Node, v: &str, what: &str) -> TranslateError {
-    TranslateError::BadValue(n.loc.clone(), n.key.clone(), v.to_string(), what.to_string())
+    TranslateError::BadValue(n.loc.clone(), shown(&n.key), shown(v), what.to_string())
 }
 
 fn int(n: &Node, v: &str, min: i64, max: i64) -> R<i64> {
     match v.parse::<i64>() {
         Ok(x) if x >= min && x <= max => Ok(x),
-        Ok(_) => Err(TranslateError::BadNumber(n.loc.clone(), n.key.clone(), v.into(), format!(" (range {min}..{max})"))),
-        Err(_) => Err(TranslateError::BadNumber(n.loc.clone(), n.key.clone(), v.into(), String::new())),
+        Ok(_) => Err(TranslateError::BadNumber(n.loc.clone(), shown(&n.key), shown(v), format!(" (range {min}..{max})"))),
+        Err(_) => Err(TranslateError::BadNumber(n.loc.clone(), shown(&n.key), shown(v), String::new())),
     }
 }
 
@@ -1540,7 +1552,7 @@ fn timer(n: &Node, v: &str) -> R<Value> {
                 Ok(Value::Num(format!("{f}")))
             }
         }
-        _ => Err(TranslateError::BadNumber(n.loc.clone(), n.key.clone(), v.into(), " (seconds)".into())),
+        _ => Err(TranslateError::BadNumber(n.loc.clone(), shown(&n.key), shown(v), " (seconds)".into())),
     }
 }
 
