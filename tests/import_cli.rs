@@ -93,3 +93,16 @@ fn usage_errors_exit_2() {
     let a = format!("lvs01={}", s(&f));
     assert_eq!(lvsd(&["import", s(&f), "--pair", &a, &a]).status.code(), Some(2));
 }
+
+#[test]
+fn every_error_is_reported_with_exit_1() {
+    let o = lvsd(&["import", s(&fixture("malformed/several-errors.conf"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    for (line, at) in lines.iter().zip([":5: ", ":9: ", ":10: ", ":16: "]) {
+        assert!(line.contains(&format!("several-errors.conf{at}")), "{line} is not at {at}:\n{err}");
+    }
+}

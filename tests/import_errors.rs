@@ -110,3 +110,21 @@ fn pair_needs_two_node_names() {
     let err = import_pair(("lvs01", &f), ("lvs01", &f)).unwrap_err().to_string();
     assert_eq!(err, "node names must differ (both are 'lvs01')");
 }
+
+#[test]
+fn every_error_and_warning_is_reported_in_one_run_in_file_order() {
+    let dir = fixture("").display().to_string();
+    let e = import_file(&fixture("malformed/several-errors.conf"), &ParseOptions::default()).unwrap_err();
+    let lines: Vec<String> = e.report().iter().map(|l| l.replace(&dir, "")).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "malformed/several-errors.conf:5: smtp_connect_timeout: 'soon' is not a valid number",
+            "malformed/several-errors.conf:9: virtual_router_id: '300' is not a valid number (range 1..255)",
+            "malformed/several-errors.conf:10: keyword 'bogus_keyword' is not supported by lvsd (not a keepalived 2.2 keyword here; keepalived ignores it too)",
+            "malformed/several-errors.conf:16: weight: 'heavy' is not a valid number",
+        ]
+    );
+    // The error alone (Display) lists the errors, one per line.
+    assert_eq!(e.to_string().lines().count(), 3);
+}

@@ -23,57 +23,62 @@ impl Tx<'_> {
         let mut urls: Vec<Vec<Entry>> = Vec::new();
         let mut sni_enabled = false;
         for n in c.children() {
-            let k = n.key.as_str();
-            match k {
-                "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut d, k, timer(n, arg(n, 0)?)?),
-                "retry" => d.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
-                "nb_get_retry" => {
-                    let v = int(n, arg(n, 0)?, 0, 1_000_000)?;
-                    if func == "http" || func == "https" {
-                        self.warn(&n.loc, "keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
-                    } else {
-                        self.warn(&n.loc, format!("keyword 'nb_get_retry' is keepalived 1.x's name for 'retry' (keepalived 2.2 ignores it in {kind}); translated as retries = {v}"));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut d, k, timer(n, arg(n, 0)?)?),
+                    "retry" => d.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    "nb_get_retry" => {
+                        let v = int(n, arg(n, 0)?, 0, 1_000_000)?;
+                        if func == "http" || func == "https" {
+                            self.warn(&n.loc, "keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
+                        } else {
+                            self.warn(&n.loc, format!("keyword 'nb_get_retry' is keepalived 1.x's name for 'retry' (keepalived 2.2 ignores it in {kind}); translated as retries = {v}"));
+                        }
+                        d.retry = Some((v, n.loc.clone()));
                     }
-                    d.retry = Some((v, n.loc.clone()));
-                }
-                "connect_port" => {
-                    let p = int(n, arg(n, 0)?, 1, 65535)?;
-                    if p != rs_port as i64 {
-                        specific.push(field("port", Value::Int(p), &n.loc));
+                    "connect_port" => {
+                        let p = int(n, arg(n, 0)?, 1, 65535)?;
+                        if p != rs_port as i64 {
+                            specific.push(field("port", Value::Int(p), &n.loc));
+                        }
                     }
-                }
-                "bindto" => specific.push(field("bind", s(arg(n, 0)?), &n.loc)),
-                "virtualhost" => d.virtualhost = Some(arg(n, 0)?.to_string()),
-                "url" if func == "http" || func == "https" => urls.push(self.url(n, body)?),
-                "sni_name" if func == "https" => specific.push(field("sni", s(arg(n, 0)?), &n.loc)),
-                "enable_sni" if func == "https" => sni_enabled = true,
-                "helo_name" if func == "smtp" => specific.push(field("helo", s(&n.args.join(" ")), &n.loc)),
-                "type" if func == "dns" => {
-                    let t = arg(n, 0)?.to_ascii_uppercase();
-                    if t != "SOA" {
-                        specific.push(field("type", s(&t), &n.loc));
+                    "bindto" => specific.push(field("bind", s(arg(n, 0)?), &n.loc)),
+                    "virtualhost" => d.virtualhost = Some(arg(n, 0)?.to_string()),
+                    "url" if func == "http" || func == "https" => urls.push(self.url(n, body)?),
+                    "sni_name" if func == "https" => specific.push(field("sni", s(arg(n, 0)?), &n.loc)),
+                    "enable_sni" if func == "https" => sni_enabled = true,
+                    "helo_name" if func == "smtp" => specific.push(field("helo", s(&n.args.join(" ")), &n.loc)),
+                    "type" if func == "dns" => {
+                        let t = arg(n, 0)?.to_ascii_uppercase();
+                        if t != "SOA" {
+                            specific.push(field("type", s(&t), &n.loc));
+                        }
                     }
-                }
-                "name" if func == "dns" => {
-                    let v = arg(n, 0)?;
-                    if v != "." {
-                        specific.push(field("name", s(v), &n.loc));
+                    "name" if func == "dns" => {
+                        let v = arg(n, 0)?;
+                        if v != "." {
+                            specific.push(field("name", s(v), &n.loc));
+                        }
                     }
-                }
-                "payload" if func == "udp" => specific.push(field("payload", s(&n.args.join(" ")), &n.loc)),
-                "require_reply" if func == "udp" => {
-                    if n.args.is_empty() {
-                        self.unsupported(n, "a reply without content check; lvsd's udp check takes 'expect'", body);
-                    } else {
-                        specific.push(field("expect", s(&n.args.join(" ")), &n.loc));
+                    "payload" if func == "udp" => specific.push(field("payload", s(&n.args.join(" ")), &n.loc)),
+                    "require_reply" if func == "udp" => {
+                        if n.args.is_empty() {
+                            self.unsupported(n, "a reply without content check; lvsd's udp check takes 'expect'", body);
+                        } else {
+                            specific.push(field("expect", s(&n.args.join(" ")), &n.loc));
+                        }
                     }
+                    "misc_path" if func == "exec" => specific.push(field("command", argv(&n.args.join(" ")), &n.loc)),
+                    "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
+                    "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
+                    "host" if func == "smtp" => self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body),
+                    _ => self.other(n, kind, CHECK_KNOWN, body)?,
                 }
-                "misc_path" if func == "exec" => specific.push(field("command", argv(&n.args.join(" ")), &n.loc)),
-                "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
-                "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
-                "host" if func == "smtp" => self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body),
-                _ => self.other(n, kind, CHECK_KNOWN, body)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         if sni_enabled && !specific.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "sni")) {
             // keepalived sends the virtualhost as SNI when no sni_name is given.
@@ -137,36 +142,41 @@ impl Tx<'_> {
     pub(super) fn url(&mut self, u: &Node, body: &mut Vec<Entry>) -> R<Vec<Entry>> {
         let mut out = Vec::new();
         for n in u.children() {
-            match n.key.as_str() {
-                "path" => out.push(field("path", s(arg(n, 0)?), &n.loc)),
-                "digest" => out.push(field("digest", s(arg(n, 0)?), &n.loc)),
-                "regex" => out.push(field("regex", s(arg(n, 0)?), &n.loc)),
-                "virtualhost" => self.unsupported(n, "a virtualhost per url; lvsd has one per check", body),
-                "status_code" => {
-                    let mut codes = Vec::new();
-                    for a in &n.args {
-                        if let Some((lo, hi)) = a.split_once('-') {
-                            int(n, lo, 100, 999)?;
-                            int(n, hi, 100, 999)?;
-                            codes.push(s(a));
-                        } else {
-                            codes.push(Value::Int(int(n, a, 100, 999)?));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                match n.key.as_str() {
+                    "path" => out.push(field("path", s(arg(n, 0)?), &n.loc)),
+                    "digest" => out.push(field("digest", s(arg(n, 0)?), &n.loc)),
+                    "regex" => out.push(field("regex", s(arg(n, 0)?), &n.loc)),
+                    "virtualhost" => self.unsupported(n, "a virtualhost per url; lvsd has one per check", body),
+                    "status_code" => {
+                        let mut codes = Vec::new();
+                        for a in &n.args {
+                            if let Some((lo, hi)) = a.split_once('-') {
+                                int(n, lo, 100, 999)?;
+                                int(n, hi, 100, 999)?;
+                                codes.push(s(a));
+                            } else {
+                                codes.push(Value::Int(int(n, a, 100, 999)?));
+                            }
+                        }
+                        match codes.len() {
+                            0 => return Err(TranslateError::MissingArg(n.loc.clone(), "status_code".into(), "a code or range".into())),
+                            1 if codes[0] == s("200-299") => {}
+                            1 => out.push(field("status", codes.pop().unwrap(), &n.loc)),
+                            _ => out.push(field("status", Value::List(codes), &n.loc)),
                         }
                     }
-                    match codes.len() {
-                        0 => return Err(TranslateError::MissingArg(n.loc.clone(), "status_code".into(), "a code or range".into())),
-                        1 if codes[0] == s("200-299") => {}
-                        1 => out.push(field("status", codes.pop().unwrap(), &n.loc)),
-                        _ => out.push(field("status", Value::List(codes), &n.loc)),
-                    }
+                    _ => self.other(
+                        n,
+                        "url",
+                        &["regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset", "tls_compliant"],
+                        body,
+                    )?,
                 }
-                _ => self.other(
-                    n,
-                    "url",
-                    &["regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset", "tls_compliant"],
-                    body,
-                )?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         Ok(out)
     }

@@ -9,48 +9,53 @@ impl Tx<'_> {
         let mut body = Vec::new();
         let mut garp = Vec::new();
         for n in g.children() {
-            let k = n.key.as_str();
-            match k {
-                "router_id" => body.push(field("router_id", s(arg(n, 0)?), &n.loc)),
-                "lvs_id" => {
-                    self.warn(&n.loc, "keyword 'lvs_id' is keepalived 1.x's name for 'router_id' (keepalived 2.2 ignores it); translated as router_id");
-                    body.push(field("router_id", s(arg(n, 0)?), &n.loc));
-                }
-                "notification_email" => {
-                    let list = n.children().iter().map(|c| s(&words(c).join(" "))).collect();
-                    body.push(field("notification_email", Value::List(list), &n.loc));
-                }
-                "notification_email_from" => body.push(field(k, s(&n.args.join(" ")), &n.loc)),
-                "smtp_server" => {
-                    let addr = arg(n, 0)?;
-                    let v = match n.args.get(1) {
-                        Some(p) => host_port(addr, int(n, p, 1, 65535)?),
-                        None => addr.to_string(),
-                    };
-                    body.push(field(k, s(&v), &n.loc));
-                }
-                "smtp_connect_timeout" => body.push(field(k, Value::Int(int(n, arg(n, 0)?, 1, 3600)?), &n.loc)),
-                "enable_script_security" => body.push(field(k, Value::Bool(true), &n.loc)),
-                "vrrp_version" => {
-                    let v = int(n, arg(n, 0)?, 2, 3)?;
-                    self.version = Some(v);
-                    body.push(Entry::Comment(format!(
-                        "keepalived: {} (applied to each VRRP instance as version = {v})",
-                        n.text
-                    )));
-                }
-                "lvs_sync_daemon" => self.global_sync_daemon(n)?,
-                "vrrp_min_garp" => {
-                    if bool_arg(n)? {
-                        garp.push(("master_repeat", Value::Int(1), n.loc.clone()));
-                        garp.push(("master_delay", Value::Int(0), n.loc.clone()));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "router_id" => body.push(field("router_id", s(arg(n, 0)?), &n.loc)),
+                    "lvs_id" => {
+                        self.warn(&n.loc, "keyword 'lvs_id' is keepalived 1.x's name for 'router_id' (keepalived 2.2 ignores it); translated as router_id");
+                        body.push(field("router_id", s(arg(n, 0)?), &n.loc));
                     }
+                    "notification_email" => {
+                        let list = n.children().iter().map(|c| s(&words(c).join(" "))).collect();
+                        body.push(field("notification_email", Value::List(list), &n.loc));
+                    }
+                    "notification_email_from" => body.push(field(k, s(&n.args.join(" ")), &n.loc)),
+                    "smtp_server" => {
+                        let addr = arg(n, 0)?;
+                        let v = match n.args.get(1) {
+                            Some(p) => host_port(addr, int(n, p, 1, 65535)?),
+                            None => addr.to_string(),
+                        };
+                        body.push(field(k, s(&v), &n.loc));
+                    }
+                    "smtp_connect_timeout" => body.push(field(k, Value::Int(int(n, arg(n, 0)?, 1, 3600)?), &n.loc)),
+                    "enable_script_security" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    "vrrp_version" => {
+                        let v = int(n, arg(n, 0)?, 2, 3)?;
+                        self.version = Some(v);
+                        body.push(Entry::Comment(format!(
+                            "keepalived: {} (applied to each VRRP instance as version = {v})",
+                            n.text
+                        )));
+                    }
+                    "lvs_sync_daemon" => self.global_sync_daemon(n)?,
+                    "vrrp_min_garp" => {
+                        if bool_arg(n)? {
+                            garp.push(("master_repeat", Value::Int(1), n.loc.clone()));
+                            garp.push(("master_delay", Value::Int(0), n.loc.clone()));
+                        }
+                    }
+                    _ if k.starts_with("vrrp_garp_") && garp_key(&k[5..]).is_some() => {
+                        garp.push((garp_key(&k[5..]).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
+                    }
+                    _ => self.other(n, "global_defs", GLOBAL_KNOWN, &mut body)?,
                 }
-                _ if k.starts_with("vrrp_garp_") && garp_key(&k[5..]).is_some() => {
-                    garp.push((garp_key(&k[5..]).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
-                }
-                _ => self.other(n, "global_defs", GLOBAL_KNOWN, &mut body)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         self.global_garp = garp;
         let table = resolve_garp(&self.global_garp, &[]);

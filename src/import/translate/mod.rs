@@ -94,7 +94,36 @@ pub enum TranslateError {
     Duplicate(Loc, String, String, Loc),
     #[error("{0}: not a keepalived statement (its text is not shown); is this file a keepalived configuration?")]
     NotKeepalived(Loc),
+    /// Every error found, in file order (as `keepalived -t` lists them all).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<TranslateError>),
 }
+
+impl TranslateError {
+    /// Where the error is (the first one's place for `Several`).
+    pub fn loc(&self) -> Option<&Loc> {
+        match self {
+            TranslateError::BadNumber(l, ..)
+            | TranslateError::BadValue(l, ..)
+            | TranslateError::MissingArg(l, ..)
+            | TranslateError::UnknownBlock(l, ..)
+            | TranslateError::Duplicate(l, ..)
+            | TranslateError::NotKeepalived(l) => Some(l),
+            TranslateError::Several(v) => v.first().and_then(|e| e.loc()),
+        }
+    }
+
+    /// The single errors, in order.
+    pub fn all(&self) -> Vec<&TranslateError> {
+        match self {
+            TranslateError::Several(v) => v.iter().flat_map(|e| e.all()).collect(),
+            e => vec![e],
+        }
+    }
+}
+
+/// Errors reported in one run; past this many the rest are counted, not listed.
+const MAX_ERRORS: usize = 100;
 
 type R<T> = Result<T, TranslateError>;
 
@@ -126,6 +155,9 @@ struct Tx<'w> {
     sync_daemon: Option<Item>,
     /// global_defs vrrp_garp_* settings, the defaults of each instance's garp_*.
     global_garp: Vec<(&'static str, Value, Loc)>,
+    /// Errors so far: a wrong statement is reported and the translation goes on, so that one
+    /// run lists every error.
+    errors: Vec<TranslateError>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +168,15 @@ enum GroupMember {
 
 /// Translate a parsed configuration.
 pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
-    let mut tx = Tx { w: warnings, version: None, scripts: HashMap::new(), groups: HashMap::new(), sync_daemon: None, global_garp: Vec::new() };
+    let mut tx = Tx {
+        w: warnings,
+        version: None,
+        scripts: HashMap::new(),
+        groups: HashMap::new(),
+        sync_daemon: None,
+        global_garp: Vec::new(),
+        errors: Vec::new(),
+    };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
     let mut vrrps = Vec::new();
@@ -147,26 +187,38 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
     // Definitions used by later blocks first: global vrrp_version, scripts, server groups.
     for n in nodes {
         match n.key.as_str() {
-            "global_defs" => globals.push(tx.global(n)?),
-            "vrrp_script" => tracks.push(tx.script(n)?),
-            "virtual_server_group" => tx.server_group(n)?,
+            "global_defs" => globals.extend({ let r = tx.global(n); tx.ok(r) }),
+            "vrrp_script" => tracks.extend({ let r = tx.script(n); tx.ok(r) }),
+            "virtual_server_group" => {
+                let r = tx.server_group(n);
+                tx.keep(r);
+            }
             _ => {}
         }
     }
     for n in nodes {
         match n.key.as_str() {
             "global_defs" | "vrrp_script" | "virtual_server_group" => {}
-            "vrrp_instance" => vrrps.push(tx.vrrp(n)?),
-            "vrrp_sync_group" => syncs.push(tx.sync_group(n)?),
-            "virtual_server" => services.extend(tx.virtual_server(n)?),
+            "vrrp_instance" => {
+                let r = tx.vrrp(n);
+                vrrps.extend(tx.ok(r));
+            }
+            "vrrp_sync_group" => {
+                let r = tx.sync_group(n);
+                syncs.extend(tx.ok(r));
+            }
+            "virtual_server" => {
+                let r = tx.virtual_server(n);
+                services.extend(tx.ok(r).into_iter().flatten());
+            }
             k if TOP_UNSUPPORTED.contains(&k) => {
                 let mut body = Vec::new();
                 tx.unsupported(n, NO_HOME, &mut body);
                 notes.push(Item { kind: Kind::Note, name: k.into(), loc: n.loc.clone(), pre: vec![], body, only_on: None });
             }
-            k if !keyword_like(k) => return Err(TranslateError::NotKeepalived(n.loc.clone())),
+            k if !keyword_like(k) => tx.keep(Err(TranslateError::NotKeepalived(n.loc.clone()))),
             k if n.block.is_some() => {
-                return Err(TranslateError::UnknownBlock(n.loc.clone(), k.into(), "top-level".into()));
+                tx.keep(Err(TranslateError::UnknownBlock(n.loc.clone(), k.into(), "top-level".into())));
             }
             _ => {
                 let mut body = Vec::new();
@@ -175,6 +227,20 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
             }
         }
     }
+    if !tx.errors.is_empty() {
+        let order = file_order(nodes);
+        let mut errors = std::mem::take(&mut tx.errors);
+        errors.sort_by_key(|e| e.loc().map(|l| (order.get(&l.file).copied().unwrap_or(usize::MAX), l.line)));
+        if errors.len() > MAX_ERRORS {
+            let more = errors.len() - MAX_ERRORS;
+            errors.truncate(MAX_ERRORS);
+            let loc = errors[MAX_ERRORS - 1].loc().cloned().unwrap_or(Loc { file: String::new(), line: 0 });
+            errors.push(TranslateError::MissingArg(loc, format!("{more} more errors"), "not listed".into()));
+        }
+        sort_warnings(nodes, tx.w);
+        return Err(if errors.len() == 1 { errors.remove(0) } else { TranslateError::Several(errors) });
+    }
+    sort_warnings(nodes, tx.w);
     let mut doc = Doc::default();
     doc.items.extend(globals);
     doc.items.extend(tracks);
@@ -200,6 +266,25 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
     doc.items.extend(services);
     doc.items.extend(notes);
     Ok(doc)
+}
+
+/// Each file's rank in reading order (includes are read where they stand, so the first
+/// statement of each file, in tree order, gives that order).
+fn file_order(nodes: &[Node]) -> HashMap<String, usize> {
+    let mut order = HashMap::new();
+    let mut stack: Vec<&Node> = nodes.iter().rev().collect();
+    while let Some(n) = stack.pop() {
+        let next = order.len();
+        order.entry(n.loc.file.clone()).or_insert(next);
+        stack.extend(n.children().iter().rev());
+    }
+    order
+}
+
+/// Warnings in file order (a stable sort: those of one line keep their order).
+pub fn sort_warnings(nodes: &[Node], warnings: &mut [Warning]) {
+    let order = file_order(nodes);
+    warnings.sort_by_key(|w| (order.get(&w.loc.file).copied().unwrap_or(usize::MAX), w.loc.line));
 }
 
 const TOP_UNSUPPORTED: &[&str] = &[
@@ -261,6 +346,24 @@ const CHECK_KNOWN: &[&str] = &[
 impl Tx<'_> {
     fn warn(&mut self, loc: &Loc, msg: impl Into<String>) {
         self.w.push(Warning::new(loc, msg));
+    }
+
+    /// Record an error and go on.
+    fn keep(&mut self, r: R<()>) {
+        if let Err(e) = r {
+            self.errors.push(e);
+        }
+    }
+
+    /// The value, or `None` with the error recorded.
+    fn ok<T>(&mut self, r: R<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
     }
 
     /// A known keepalived keyword lvsd has no home for: warning + comment in place.

@@ -20,17 +20,22 @@ impl Tx<'_> {
         let name = arg(g, 0)?.to_string();
         let mut members = Vec::new();
         for n in g.children() {
-            if n.key == "fwmark" {
-                members.push(GroupMember::Fwmark(int(n, arg(n, 0)?, 1, u32::MAX as i64)?, n.args.get(1).cloned()));
-                continue;
-            }
-            let port = match n.args.first() {
-                Some(p) => int(n, p, 0, 65535)? as u16,
-                None => 0,
-            };
-            for addr in expand_range(n)? {
-                members.push(GroupMember::Addr(addr, port));
-            }
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                if n.key == "fwmark" {
+                    members.push(GroupMember::Fwmark(int(n, arg(n, 0)?, 1, u32::MAX as i64)?, n.args.get(1).cloned()));
+                    return Ok(());
+                }
+                let port = match n.args.first() {
+                    Some(p) => int(n, p, 0, 65535)? as u16,
+                    None => 0,
+                };
+                for addr in expand_range(n)? {
+                    members.push(GroupMember::Addr(addr, port));
+                }
+                Ok(())
+            })();
+            self.keep(r);
         }
         self.groups.insert(name, members);
         Ok(())
@@ -75,109 +80,114 @@ impl Tx<'_> {
         let is_fwmark = vs.args.first().map(String::as_str) == Some("fwmark");
         let is_group = vs.args.first().map(String::as_str) == Some("group");
         for n in vs.children() {
-            let k = n.key.as_str();
-            match k {
-                "real_server" => {
-                    // keepalived: "real server ... is duplicated - removing second rs".
-                    let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
-                    if reals.iter().any(same) {
-                        self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", shown_all(&n.args)));
-                        body.push(Entry::Comment(format!("keepalived: {} (not translated: a duplicate real server)", n.text)));
-                    } else {
-                        reals.push(n);
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "real_server" => {
+                        // keepalived: "real server ... is duplicated - removing second rs".
+                        let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
+                        if reals.iter().any(same) {
+                            self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", shown_all(&n.args)));
+                            body.push(Entry::Comment(format!("keepalived: {} (not translated: a duplicate real server)", n.text)));
+                        } else {
+                            reals.push(n);
+                        }
                     }
-                }
-                "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
-                    let t = timer(n, arg(n, 0)?)?;
-                    if k == "delay_loop" {
-                        defaults.vs_delay_loop = Some(t.clone());
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
+                        let t = timer(n, arg(n, 0)?)?;
+                        if k == "delay_loop" {
+                            defaults.vs_delay_loop = Some(t.clone());
+                        }
+                        set_default(&mut defaults, k, t);
                     }
-                    set_default(&mut defaults, k, t);
-                }
-                "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
-                "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
-                "lb_algo" | "lvs_sched" => {
-                    let sch = arg(n, 0)?.to_ascii_lowercase();
-                    if !SCHEDULERS.contains(&sch.as_str()) {
-                        return Err(bad(n, &sch, &format!("one of {}", SCHEDULERS.join(" "))));
+                    "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
+                    "lb_algo" | "lvs_sched" => {
+                        let sch = arg(n, 0)?.to_ascii_lowercase();
+                        if !SCHEDULERS.contains(&sch.as_str()) {
+                            return Err(bad(n, &sch, &format!("one of {}", SCHEDULERS.join(" "))));
+                        }
+                        if sch != "wlc" {
+                            body.push(field("scheduler", s(&sch), &n.loc));
+                        }
                     }
-                    if sch != "wlc" {
-                        body.push(field("scheduler", s(&sch), &n.loc));
+                    "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
+                    "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
+                    "persistence_timeout" => {
+                        let v = match n.args.first() {
+                            Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
+                            None => Value::Bool(true),
+                        };
+                        // `persistence_timeout 0` is keepalived's way of saying "not persistent".
+                        if v != Value::Int(0) {
+                            persistent = true;
+                            body.push(field("persistence", v, &n.loc));
+                        }
                     }
-                }
-                "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
-                "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
-                "persistence_timeout" => {
-                    let v = match n.args.first() {
-                        Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
-                        None => Value::Bool(true),
-                    };
-                    // `persistence_timeout 0` is keepalived's way of saying "not persistent".
-                    if v != Value::Int(0) {
-                        persistent = true;
-                        body.push(field("persistence", v, &n.loc));
+                    "persistence_granularity" => {
+                        let m = arg(n, 0)?;
+                        let v = if m.contains('.') { s(m) } else { Value::Int(int(n, m, 0, 128)?) };
+                        body.push(field("netmask", v, &n.loc));
                     }
-                }
-                "persistence_granularity" => {
-                    let m = arg(n, 0)?;
-                    let v = if m.contains('.') { s(m) } else { Value::Int(int(n, m, 0, 128)?) };
-                    body.push(field("netmask", v, &n.loc));
-                }
-                "persistence_engine" => body.push(field("pe", s(arg(n, 0)?), &n.loc)),
-                "protocol" => {
-                    let p = arg(n, 0)?.to_ascii_lowercase();
-                    if !["tcp", "udp", "sctp"].contains(&p.as_str()) {
-                        return Err(bad(n, &p, "TCP, UDP or SCTP"));
+                    "persistence_engine" => body.push(field("pe", s(arg(n, 0)?), &n.loc)),
+                    "protocol" => {
+                        let p = arg(n, 0)?.to_ascii_lowercase();
+                        if !["tcp", "udp", "sctp"].contains(&p.as_str()) {
+                            return Err(bad(n, &p, "TCP, UDP or SCTP"));
+                        }
+                        protocol = Some(p);
                     }
-                    protocol = Some(p);
-                }
-                "ha_suspend" if is_fwmark => {
-                    self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
-                    body.push(Entry::Comment(format!("keepalived: {} (not translated: keepalived clears it on fwmark services)", n.text)));
-                }
-                "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
-                "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
-                "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
-                "quorum" => quorum = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
-                "hysteresis" => hysteresis = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
-                "quorum_up" | "quorum_down" => {
-                    let e = self.notify_field(n, k, &mut body)?;
-                    body.push(e);
-                }
-                "ip_family" => body.push(field("family", s(arg(n, 0)?), &n.loc)),
-                "sorry_server" => {
-                    let a = ip(n, arg(n, 0)?)?;
-                    let p = match n.args.get(1) {
-                        Some(p) => int(n, p, 0, 65535)? as u16,
-                        None => 0,
-                    };
-                    sorry = Some((a, p, n.clone()));
-                }
-                "sorry_server_inhibit" => sorry_extra.push(field("inhibit", Value::Bool(true), &n.loc)),
-                "sorry_server_lvs_method" => {
-                    let m = self.method(n)?;
-                    if m.is_empty() {
-                        // DR: written out, since the service's own method may differ.
-                        sorry_extra.push(field("forward", s("dr"), &n.loc));
+                    "ha_suspend" if is_fwmark => {
+                        self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
+                        body.push(Entry::Comment(format!("keepalived: {} (not translated: keepalived clears it on fwmark services)", n.text)));
                     }
-                    sorry_extra.extend(m);
-                }
-                "ops" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
-                    if k == "ops" {
-                        ops = Some(n.loc.clone());
-                    } else {
-                        sched_flags.push(s(k));
+                    "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
+                    "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
+                    "quorum" => quorum = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                    "hysteresis" => hysteresis = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                    "quorum_up" | "quorum_down" => {
+                        let e = self.notify_field(n, k, &mut body)?;
+                        body.push(e);
                     }
+                    "ip_family" => body.push(field("family", s(arg(n, 0)?), &n.loc)),
+                    "sorry_server" => {
+                        let a = ip(n, arg(n, 0)?)?;
+                        let p = match n.args.get(1) {
+                            Some(p) => int(n, p, 0, 65535)? as u16,
+                            None => 0,
+                        };
+                        sorry = Some((a, p, n.clone()));
+                    }
+                    "sorry_server_inhibit" => sorry_extra.push(field("inhibit", Value::Bool(true), &n.loc)),
+                    "sorry_server_lvs_method" => {
+                        let m = self.method(n)?;
+                        if m.is_empty() {
+                            // DR: written out, since the service's own method may differ.
+                            sorry_extra.push(field("forward", s("dr"), &n.loc));
+                        }
+                        sorry_extra.extend(m);
+                    }
+                    "ops" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                        if k == "ops" {
+                            ops = Some(n.loc.clone());
+                        } else {
+                            sched_flags.push(s(k));
+                        }
+                    }
+                    "flag-1" | "flag-2" => {
+                        // flag-1/flag-2 are the sh/mh fallback/port bits under their generic names.
+                        let sch = vs.children().iter().find(|c| c.key == "lb_algo" || c.key == "lvs_sched").and_then(|c| c.args.first()).map(|x| x.to_ascii_lowercase());
+                        let prefix = if sch.as_deref() == Some("mh") { "mh" } else { "sh" };
+                        let flag = if k == "flag-1" { "fallback" } else { "port" };
+                        sched_flags.push(s(&format!("{prefix}-{flag}")));
+                    }
+                    _ => self.other(n, "virtual_server", VS_KNOWN, &mut body)?,
                 }
-                "flag-1" | "flag-2" => {
-                    // flag-1/flag-2 are the sh/mh fallback/port bits under their generic names.
-                    let sch = vs.children().iter().find(|c| c.key == "lb_algo" || c.key == "lvs_sched").and_then(|c| c.args.first()).map(|x| x.to_ascii_lowercase());
-                    let prefix = if sch.as_deref() == Some("mh") { "mh" } else { "sh" };
-                    let flag = if k == "flag-1" { "fallback" } else { "port" };
-                    sched_flags.push(s(&format!("{prefix}-{flag}")));
-                }
-                _ => self.other(n, "virtual_server", VS_KNOWN, &mut body)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         if reals.is_empty() {
             // keepalived: "Virtual server ... has no real servers - ignoring".
@@ -396,48 +406,58 @@ impl Tx<'_> {
         let mut defaults = vs_defaults.clone();
         // Settings inherited by checks come first, whatever their place in the block.
         for n in r.children() {
-            let k = n.key.as_str();
-            match k {
-                "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut defaults, k, timer(n, arg(n, 0)?)?),
-                "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
-                "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
-                _ => {}
-            }
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut defaults, k, timer(n, arg(n, 0)?)?),
+                    "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
+                    _ => {}
+                }
+                Ok(())
+            })();
+            self.keep(r);
         }
         let mut checks = Vec::new();
         let mut comments = Vec::new();
         for n in r.children() {
-            let k = n.key.as_str();
-            match k {
-                "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" | "retry" | "virtualhost" => {}
-                "weight" => {
-                    let w = int(n, arg(n, 0)?, 0, 65535)?;
-                    if w != 1 {
-                        fields.push(field("weight", Value::Int(w), &n.loc));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" | "retry" | "virtualhost" => {}
+                    "weight" => {
+                        let w = int(n, arg(n, 0)?, 0, 65535)?;
+                        if w != 1 {
+                            fields.push(field("weight", Value::Int(w), &n.loc));
+                        }
                     }
-                }
-                "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
-                "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
-                "lvs_method" => {
-                    let m = self.method(n)?;
-                    if m.is_empty() {
-                        fields.push(field("forward", s("dr"), &n.loc));
-                    } else {
-                        fields.extend(m);
+                    "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
+                    "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
+                    "lvs_method" => {
+                        let m = self.method(n)?;
+                        if m.is_empty() {
+                            fields.push(field("forward", s("dr"), &n.loc));
+                        } else {
+                            fields.extend(m);
+                        }
                     }
+                    "inhibit_on_failure" => fields.push(field("inhibit_on_failure", Value::Bool(bool_arg(n)?), &n.loc)),
+                    "notify_up" | "notify_down" => {
+                        let e = self.notify_field(n, k, &mut comments)?;
+                        fields.push(e);
+                    }
+                    "alpha" => self.unsupported(n, "alpha is per service in lvsd", &mut comments),
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "MISC_CHECK" => {
+                        checks.push(self.check(n, port, &defaults, &mut comments)?);
+                    }
+                    "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => self.unsupported(n, "no such check in lvsd", &mut comments),
+                    _ => self.other(n, "real_server", RS_KNOWN, &mut comments)?,
                 }
-                "inhibit_on_failure" => fields.push(field("inhibit_on_failure", Value::Bool(bool_arg(n)?), &n.loc)),
-                "notify_up" | "notify_down" => {
-                    let e = self.notify_field(n, k, &mut comments)?;
-                    fields.push(e);
-                }
-                "alpha" => self.unsupported(n, "alpha is per service in lvsd", &mut comments),
-                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "MISC_CHECK" => {
-                    checks.push(self.check(n, port, &defaults, &mut comments)?);
-                }
-                "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => self.unsupported(n, "no such check in lvsd", &mut comments),
-                _ => self.other(n, "real_server", RS_KNOWN, &mut comments)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         // Comments about the real go into the service body, next to the reals.
         body.extend(comments);

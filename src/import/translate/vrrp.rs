@@ -11,33 +11,38 @@ impl Tx<'_> {
         let mut body = vec![field("name", s(&name), &n.loc)];
         let mut weight = 0;
         for c in n.children() {
-            let k = c.key.as_str();
-            match k {
-                "script" => body.push(field("command", argv(&c.args.join(" ")), &c.loc)),
-                "interval" | "timeout" => {
-                    let v = timer(c, arg(c, 0)?)?;
-                    if !(k == "interval" && num_text(&v) == "1") {
-                        body.push(field(k, v, &c.loc));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = c.key.as_str();
+                match k {
+                    "script" => body.push(field("command", argv(&c.args.join(" ")), &c.loc)),
+                    "interval" | "timeout" => {
+                        let v = timer(c, arg(c, 0)?)?;
+                        if !(k == "interval" && num_text(&v) == "1") {
+                            body.push(field(k, v, &c.loc));
+                        }
                     }
+                    "weight" => {
+                        weight = int(c, arg(c, 0)?, -253, 253)?;
+                        if weight != 0 {
+                            body.push(field("weight", Value::Int(weight), &c.loc));
+                        }
+                        if c.args.get(1).map(String::as_str) == Some("reverse") {
+                            self.unsupported_arg(c, "reverse", &mut body);
+                        }
+                    }
+                    "rise" | "fall" => {
+                        let v = int(c, arg(c, 0)?, 1, 1_000_000)?;
+                        if v != 1 {
+                            body.push(field(k, Value::Int(v), &c.loc));
+                        }
+                    }
+                    "user" | "init_fail" => self.unsupported(c, NO_HOME, &mut body),
+                    _ => self.other(c, "vrrp_script", &[], &mut body)?,
                 }
-                "weight" => {
-                    weight = int(c, arg(c, 0)?, -253, 253)?;
-                    if weight != 0 {
-                        body.push(field("weight", Value::Int(weight), &c.loc));
-                    }
-                    if c.args.get(1).map(String::as_str) == Some("reverse") {
-                        self.unsupported_arg(c, "reverse", &mut body);
-                    }
-                }
-                "rise" | "fall" => {
-                    let v = int(c, arg(c, 0)?, 1, 1_000_000)?;
-                    if v != 1 {
-                        body.push(field(k, Value::Int(v), &c.loc));
-                    }
-                }
-                "user" | "init_fail" => self.unsupported(c, NO_HOME, &mut body),
-                _ => self.other(c, "vrrp_script", &[], &mut body)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         if !body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "command")) {
             // keepalived: "No script set for vrrp_script NAME - removing".
@@ -60,164 +65,169 @@ impl Tx<'_> {
         let mut notify = Vec::new();
         let mut version_set = false;
         for n in v.children() {
-            let k = n.key.as_str();
-            match k {
-                "state" => match arg(n, 0)?.to_ascii_uppercase().as_str() {
-                    "MASTER" => body.push(field("state", s("master"), &n.loc)),
-                    "BACKUP" => {}
-                    other => return Err(bad(n, other, "MASTER or BACKUP")),
-                },
-                "interface" => body.push(field("interface", s(arg(n, 0)?), &n.loc)),
-                "virtual_router_id" => body.push(field("vrid", Value::Int(int(n, arg(n, 0)?, 1, 255)?), &n.loc)),
-                "priority" => {
-                    let p = int(n, arg(n, 0)?, 1, 255)?;
-                    if p != 100 {
-                        body.push(field("priority", Value::Int(p), &n.loc));
-                    }
-                }
-                "advert_int" => {
-                    let t = timer(n, arg(n, 0)?)?;
-                    if num_text(&t) != "1" {
-                        body.push(field("advert_int", t, &n.loc));
-                    }
-                }
-                "version" => {
-                    version_set = true;
-                    let ver = int(n, arg(n, 0)?, 2, 3)?;
-                    if ver != 2 {
-                        body.push(field("version", Value::Int(ver), &n.loc));
-                    }
-                }
-                "authentication" => {
-                    let mut pass = None;
-                    let mut ah = false;
-                    for a in n.children() {
-                        match a.key.as_str() {
-                            "auth_type" => ah = arg(a, 0)?.eq_ignore_ascii_case("AH"),
-                            "auth_pass" => pass = Some((a.args.join(" "), a.loc.clone())),
-                            _ => self.other(a, "authentication", &[], &mut body)?,
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "state" => match arg(n, 0)?.to_ascii_uppercase().as_str() {
+                        "MASTER" => body.push(field("state", s("master"), &n.loc)),
+                        "BACKUP" => {}
+                        other => return Err(bad(n, other, "MASTER or BACKUP")),
+                    },
+                    "interface" => body.push(field("interface", s(arg(n, 0)?), &n.loc)),
+                    "virtual_router_id" => body.push(field("vrid", Value::Int(int(n, arg(n, 0)?, 1, 255)?), &n.loc)),
+                    "priority" => {
+                        let p = int(n, arg(n, 0)?, 1, 255)?;
+                        if p != 100 {
+                            body.push(field("priority", Value::Int(p), &n.loc));
                         }
                     }
-                    if ah {
-                        self.unsupported(n, "AH authentication; only PASS is supported", &mut body);
-                    } else if let Some((mut p, loc)) = pass {
-                        if p.chars().count() > 8 {
-                            p = p.chars().take(8).collect();
-                            self.warn(&loc, format!("auth_pass is longer than 8 characters; keepalived uses only the first 8: translated as \"{p}\""));
+                    "advert_int" => {
+                        let t = timer(n, arg(n, 0)?)?;
+                        if num_text(&t) != "1" {
+                            body.push(field("advert_int", t, &n.loc));
                         }
-                        body.push(field("auth_pass", s(&p), &loc));
                     }
-                }
-                "virtual_ipaddress" => {
-                    let mut vips = Vec::new();
-                    let mut seen: Vec<&str> = Vec::new();
-                    for a in n.children() {
-                        let addr = a.key.split('/').next().unwrap_or("");
-                        if seen.contains(&addr) {
-                            self.warn(&a.loc, format!("VIP {} is listed twice in virtual_ipaddress; the first is kept", shown(addr)));
-                            body.push(Entry::Comment(format!("keepalived: {} (not translated: {addr} is already a VIP)", a.text)));
-                            continue;
+                    "version" => {
+                        version_set = true;
+                        let ver = int(n, arg(n, 0)?, 2, 3)?;
+                        if ver != 2 {
+                            body.push(field("version", Value::Int(ver), &n.loc));
                         }
-                        seen.push(addr);
-                        vips.push(self.vip(a, &mut body)?);
                     }
-                    body.push(field("vips", Value::List(vips), &n.loc));
-                }
-                "unicast_src_ip" => body.push(field("unicast_src", s(arg(n, 0)?), &n.loc)),
-                "unicast_peer" => {
-                    let mut peers = Vec::new();
-                    for a in n.children() {
-                        ip(a, &a.key)?;
-                        if !a.args.is_empty() {
-                            self.unsupported_arg_of(a, "unicast_peer", &a.args.join(" "), &mut body);
-                        }
-                        peers.push(s(&a.key));
-                    }
-                    body.push(field("unicast_peers", Value::List(peers), &n.loc));
-                    // keepalived does not check the TTL of unicast adverts; lvsd does unless told.
-                    body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
-                }
-                "nopreempt" => body.push(field("nopreempt", Value::Bool(true), &n.loc)),
-                "check_unicast_src" => body.push(field("check_unicast_src", Value::Bool(true), &n.loc)),
-                "v3_checksum_as_v2" => body.push(field("v3_checksum_as_v2", Value::Bool(true), &n.loc)),
-                "preempt" => body.push(Entry::Comment(format!("keepalived: {} (the default)", n.text))),
-                "preempt_delay" => {
-                    let t = timer(n, arg(n, 0)?)?;
-                    if num_text(&t) != "0" {
-                        body.push(field("preempt_delay", t, &n.loc));
-                    }
-                }
-                "track_interface" => {
-                    let mut list = Vec::new();
-                    for a in n.children() {
-                        match a.args.first().map(String::as_str) {
-                            Some("weight") => {
-                                let w = int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?;
-                                if a.args.get(2).map(String::as_str) == Some("reverse") {
-                                    self.unsupported_arg_of(a, "track_interface", "reverse", &mut body);
-                                }
-                                list.push(Value::Table(vec![field("name", s(&a.key), &a.loc), field("weight", Value::Int(w), &a.loc)]));
+                    "authentication" => {
+                        let mut pass = None;
+                        let mut ah = false;
+                        for a in n.children() {
+                            match a.key.as_str() {
+                                "auth_type" => ah = arg(a, 0)?.eq_ignore_ascii_case("AH"),
+                                "auth_pass" => pass = Some((a.args.join(" "), a.loc.clone())),
+                                _ => self.other(a, "authentication", &[], &mut body)?,
                             }
-                            _ => list.push(s(&a.key)),
+                        }
+                        if ah {
+                            self.unsupported(n, "AH authentication; only PASS is supported", &mut body);
+                        } else if let Some((mut p, loc)) = pass {
+                            if p.chars().count() > 8 {
+                                p = p.chars().take(8).collect();
+                                self.warn(&loc, format!("auth_pass is longer than 8 characters; keepalived uses only the first 8: translated as \"{p}\""));
+                            }
+                            body.push(field("auth_pass", s(&p), &loc));
                         }
                     }
-                    body.push(field("track_interfaces", Value::List(list), &n.loc));
-                }
-                "track_script" => {
-                    let mut list = Vec::new();
-                    for a in n.children() {
-                        match self.scripts.get(&a.key).cloned() {
-                            None => {
-                                self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", shown(&a.key)));
-                                body.push(Entry::Comment(format!("keepalived: {} (not translated: no vrrp_script '{}')", a.text, a.key)));
+                    "virtual_ipaddress" => {
+                        let mut vips = Vec::new();
+                        let mut seen: Vec<&str> = Vec::new();
+                        for a in n.children() {
+                            let addr = a.key.split('/').next().unwrap_or("");
+                            if seen.contains(&addr) {
+                                self.warn(&a.loc, format!("VIP {} is listed twice in virtual_ipaddress; the first is kept", shown(addr)));
+                                body.push(Entry::Comment(format!("keepalived: {} (not translated: {addr} is already a VIP)", a.text)));
+                                continue;
                             }
-                            Some((mut sbody, default_w, _)) => {
-                                let w = match a.args.first().map(String::as_str) {
-                                    Some("weight") => Some(int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?),
-                                    _ => None,
-                                };
-                                if a.args.iter().any(|x| x == "reverse") {
-                                    self.unsupported_arg_of(a, "track_script", "reverse", &mut body);
-                                }
-                                match w {
-                                    Some(w) if w != default_w => {
-                                        // A different weight here: a copy of the script's check.
-                                        sbody.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight"));
-                                        if w != 0 {
-                                            sbody.push(field("weight", Value::Int(w), &a.loc));
-                                        }
-                                        list.push(Value::Call("lvsd.track.exec".into(), sbody));
+                            seen.push(addr);
+                            vips.push(self.vip(a, &mut body)?);
+                        }
+                        body.push(field("vips", Value::List(vips), &n.loc));
+                    }
+                    "unicast_src_ip" => body.push(field("unicast_src", s(arg(n, 0)?), &n.loc)),
+                    "unicast_peer" => {
+                        let mut peers = Vec::new();
+                        for a in n.children() {
+                            ip(a, &a.key)?;
+                            if !a.args.is_empty() {
+                                self.unsupported_arg_of(a, "unicast_peer", &a.args.join(" "), &mut body);
+                            }
+                            peers.push(s(&a.key));
+                        }
+                        body.push(field("unicast_peers", Value::List(peers), &n.loc));
+                        // keepalived does not check the TTL of unicast adverts; lvsd does unless told.
+                        body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
+                    }
+                    "nopreempt" => body.push(field("nopreempt", Value::Bool(true), &n.loc)),
+                    "check_unicast_src" => body.push(field("check_unicast_src", Value::Bool(true), &n.loc)),
+                    "v3_checksum_as_v2" => body.push(field("v3_checksum_as_v2", Value::Bool(true), &n.loc)),
+                    "preempt" => body.push(Entry::Comment(format!("keepalived: {} (the default)", n.text))),
+                    "preempt_delay" => {
+                        let t = timer(n, arg(n, 0)?)?;
+                        if num_text(&t) != "0" {
+                            body.push(field("preempt_delay", t, &n.loc));
+                        }
+                    }
+                    "track_interface" => {
+                        let mut list = Vec::new();
+                        for a in n.children() {
+                            match a.args.first().map(String::as_str) {
+                                Some("weight") => {
+                                    let w = int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?;
+                                    if a.args.get(2).map(String::as_str) == Some("reverse") {
+                                        self.unsupported_arg_of(a, "track_interface", "reverse", &mut body);
                                     }
-                                    _ => list.push(Value::Ident(lua::ident(&a.key))),
+                                    list.push(Value::Table(vec![field("name", s(&a.key), &a.loc), field("weight", Value::Int(w), &a.loc)]));
+                                }
+                                _ => list.push(s(&a.key)),
+                            }
+                        }
+                        body.push(field("track_interfaces", Value::List(list), &n.loc));
+                    }
+                    "track_script" => {
+                        let mut list = Vec::new();
+                        for a in n.children() {
+                            match self.scripts.get(&a.key).cloned() {
+                                None => {
+                                    self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", shown(&a.key)));
+                                    body.push(Entry::Comment(format!("keepalived: {} (not translated: no vrrp_script '{}')", a.text, a.key)));
+                                }
+                                Some((mut sbody, default_w, _)) => {
+                                    let w = match a.args.first().map(String::as_str) {
+                                        Some("weight") => Some(int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?),
+                                        _ => None,
+                                    };
+                                    if a.args.iter().any(|x| x == "reverse") {
+                                        self.unsupported_arg_of(a, "track_script", "reverse", &mut body);
+                                    }
+                                    match w {
+                                        Some(w) if w != default_w => {
+                                            // A different weight here: a copy of the script's check.
+                                            sbody.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight"));
+                                            if w != 0 {
+                                                sbody.push(field("weight", Value::Int(w), &a.loc));
+                                            }
+                                            list.push(Value::Call("lvsd.track.exec".into(), sbody));
+                                        }
+                                        _ => list.push(Value::Ident(lua::ident(&a.key))),
+                                    }
                                 }
                             }
                         }
+                        if !list.is_empty() {
+                            body.push(field("track", Value::List(list), &n.loc));
+                        }
                     }
-                    if !list.is_empty() {
-                        body.push(field("track", Value::List(list), &n.loc));
+                    "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
+                        self.state_alert(n, &mut notify, &mut body)?
                     }
-                }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
-                    self.state_alert(n, &mut notify, &mut body)?
-                }
-                "lvs_sync_daemon_interface" | "lvs_sync_daemon_inteface" => {
-                    if k.ends_with("inteface") {
-                        self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon");
+                    "lvs_sync_daemon_interface" | "lvs_sync_daemon_inteface" => {
+                        if k.ends_with("inteface") {
+                            self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon");
+                        }
+                        if self.sync_daemon.is_some() {
+                            self.unsupported(n, "only one IPVS sync daemon; the first one declared is used", &mut body);
+                        } else {
+                            // keepalived 2.x reads this as `lvs_sync_daemon IF inst NAME`, sync id = the VRID.
+                            let sd = vec![field("interface", s(arg(n, 0)?), &n.loc), field("instance", s(&name), &n.loc)];
+                            self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![format!("keepalived: {} (in vrrp_instance {name})", n.text)], body: sd, only_on: None });
+                            body.push(Entry::Comment(format!("keepalived: {} (see lvsd.sync_daemon below)", n.text)));
+                        }
                     }
-                    if self.sync_daemon.is_some() {
-                        self.unsupported(n, "only one IPVS sync daemon; the first one declared is used", &mut body);
-                    } else {
-                        // keepalived 2.x reads this as `lvs_sync_daemon IF inst NAME`, sync id = the VRID.
-                        let sd = vec![field("interface", s(arg(n, 0)?), &n.loc), field("instance", s(&name), &n.loc)];
-                        self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![format!("keepalived: {} (in vrrp_instance {name})", n.text)], body: sd, only_on: None });
-                        body.push(Entry::Comment(format!("keepalived: {} (see lvsd.sync_daemon below)", n.text)));
+                    _ if k.starts_with("garp_") && garp_key(k).is_some() => {
+                        garp.push((garp_key(k).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
                     }
+                    _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
                 }
-                _ if k.starts_with("garp_") && garp_key(k).is_some() => {
-                    garp.push((garp_key(k).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
-                }
-                _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         self.complete_vrrp(v, &name, version_set, &mut body);
         if !garp.is_empty() {
@@ -369,23 +379,28 @@ impl Tx<'_> {
         let mut body = Vec::new();
         let mut notify = Vec::new();
         for n in g.children() {
-            let k = n.key.as_str();
-            match k {
-                "group" => {
-                    let list = n.children().iter().map(|c| s(&c.key)).collect();
-                    body.push(field("instances", Value::List(list), &n.loc));
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "group" => {
+                        let list = n.children().iter().map(|c| s(&c.key)).collect();
+                        body.push(field("instances", Value::List(list), &n.loc));
+                    }
+                    "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
+                        self.state_alert(n, &mut notify, &mut body)?
+                    }
+                    _ => self.other(
+                        n,
+                        "vrrp_sync_group",
+                        &["track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
+                          "sync_group_tracking_weight", "notify_priority_changes", "notify_deleted"],
+                        &mut body,
+                    )?,
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
-                    self.state_alert(n, &mut notify, &mut body)?
-                }
-                _ => self.other(
-                    n,
-                    "vrrp_sync_group",
-                    &["track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
-                      "sync_group_tracking_weight", "notify_priority_changes", "notify_deleted"],
-                    &mut body,
-                )?,
-            }
+                Ok(())
+            })();
+            self.keep(r);
         }
         if !body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "instances")) {
             // keepalived drops a sync group without members; lvsd requires them.
