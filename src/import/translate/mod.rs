@@ -227,6 +227,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
             }
         }
     }
+    let syncs = tx.sync_members(syncs, &vrrps);
     if !tx.errors.is_empty() {
         let order = file_order(nodes);
         let mut errors = std::mem::take(&mut tx.errors);
@@ -346,6 +347,47 @@ const CHECK_KNOWN: &[&str] = &[
 impl Tx<'_> {
     fn warn(&mut self, loc: &Loc, msg: impl Into<String>) {
         self.w.push(Warning::new(loc, msg));
+    }
+
+    /// keepalived's vrrp_sync_set_group (keepalived/vrrp/vrrp_sync.c): "Virtual router %s
+    /// specified in sync group %s doesn't exist - ignoring", "cannot exist in more than one
+    /// sync group; ignoring", and a group left without members is removed.
+    fn sync_members(&mut self, syncs: Vec<Item>, vrrps: &[Item]) -> Vec<Item> {
+        let mut taken: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for mut g in syncs {
+            if g.kind != Kind::SyncGroup {
+                out.push(g);
+                continue;
+            }
+            let Some(Entry::Field(f)) = g.body.iter_mut().find(|e| matches!(e, Entry::Field(f) if f.key == "instances")) else {
+                out.push(g);
+                continue;
+            };
+            let loc = f.loc.clone().unwrap_or(g.loc.clone());
+            let Value::List(list) = &mut f.value else { continue };
+            let mut kept = Vec::new();
+            for v in list.drain(..) {
+                let Value::Str(name) = &v else { continue };
+                if !vrrps.iter().any(|i| &i.name == name) {
+                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is not defined; keepalived ignores it: left out", shown(&g.name), shown(name)));
+                } else if taken.contains(name) {
+                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is already in another sync group; keepalived ignores it here: left out", shown(&g.name), shown(name)));
+                } else {
+                    taken.push(name.clone());
+                    kept.push(v);
+                }
+            }
+            if kept.is_empty() {
+                self.warn(&g.loc, format!("vrrp_sync_group {} has no defined instance; keepalived removes it: not translated", shown(&g.name)));
+                let body = vec![Entry::Comment(format!("keepalived: vrrp_sync_group {} (not translated: no defined instance)", shown(&g.name)))];
+                out.push(Item { kind: Kind::Note, body, ..g });
+                continue;
+            }
+            *list = kept;
+            out.push(g);
+        }
+        out
     }
 
     /// Record an error and go on.
