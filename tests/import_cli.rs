@@ -102,7 +102,7 @@ fn every_error_is_reported_with_exit_1() {
     let err = String::from_utf8_lossy(&o.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 4, "{err}");
-    for (line, at) in lines.iter().zip([":5: ", ":9: ", ":10: ", ":16: "]) {
+    for (line, at) in lines.iter().zip([":5: ", ":9: ", ":10: ", ":19: "]) {
         assert!(line.contains(&format!("several-errors.conf{at}")), "{line} is not at {at}:\n{err}");
     }
 }

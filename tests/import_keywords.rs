@@ -144,7 +144,6 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
     assert_eq!(
         warnings(&imp),
         vec![
-            "unsupported.conf:4: keyword 'vrrp_strict' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:5: keyword 'lvs_flush' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:8: keyword 'static_ipaddress' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:15: keyword 'use_vmac' is not supported by lvsd (no equivalent in the lvsd policy API)",
@@ -159,7 +158,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
         ]
     );
     for comment in [
-        "  -- keepalived: vrrp_strict (not translated: no equivalent in the lvsd policy API)",
+        "  -- keepalived: vrrp_strict (applied to each VRRP instance as keepalived does)",
         "-- keepalived: static_ipaddress { (not translated: no equivalent in the lvsd policy API)",
         "-- keepalived:   192.0.2.200/24 dev eth0",
         "  -- keepalived: authentication { (not translated: AH authentication; only PASS is supported)",

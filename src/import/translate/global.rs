@@ -42,6 +42,10 @@ impl Tx<'_> {
                         )));
                     }
                     "lvs_sync_daemon" => self.global_sync_daemon(n)?,
+                    "vrrp_strict" => {
+                        self.strict = Some(n.loc.clone());
+                        body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as keepalived does)", n.text)));
+                    }
                     "vrrp_min_garp" => {
                         if bool_arg(n)? {
                             garp.push(("master_repeat", Value::Int(1), n.loc.clone()));

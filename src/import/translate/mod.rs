@@ -158,6 +158,8 @@ struct Tx<'w> {
     /// Errors so far: a wrong statement is reported and the translation goes on, so that one
     /// run lists every error.
     errors: Vec<TranslateError>,
+    /// global_defs vrrp_strict (each instance's strict_mode defaults to it).
+    strict: Option<Loc>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +178,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         sync_daemon: None,
         global_garp: Vec::new(),
         errors: Vec::new(),
+        strict: None,
     };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
@@ -390,6 +393,16 @@ impl Tx<'_> {
         out
     }
 
+    /// A keyword that sets one value: a repeated one replaces the earlier (keepalived's
+    /// handlers assign), said in a warning.
+    fn set_last(&mut self, body: &mut Vec<Entry>, n: &Node, key: &str, value: Value) {
+        if let Some(old) = take(body, key) {
+            let at = old.loc.map(|l| format!(" (also at line {})", l.line)).unwrap_or_default();
+            self.warn(&n.loc, format!("keyword '{}' repeated{at}; keepalived uses the last", shown(&n.key)));
+        }
+        body.push(field(key, value, &n.loc));
+    }
+
     /// Record an error and go on.
     fn keep(&mut self, r: R<()>) {
         if let Err(e) = r {
@@ -475,7 +488,20 @@ mod tests {
     }
 
     fn translate_text(text: &str) -> (Doc, Vec<Warning>) {
-        let (nodes, mut w) = parse_str(Path::new("t.conf"), text, &ParseOptions::default()).unwrap();
+        // lvsd needs a VIP per instance: give one (on the opening line, so line numbers stay)
+        // to each instance written without.
+        let parts: Vec<&str> = text.split("vrrp_instance ").collect();
+        let mut text = parts[0].to_string();
+        for p in &parts[1..] {
+            let own = p.split("\n}\n").next().unwrap_or("");
+            text.push_str("vrrp_instance ");
+            if own.contains("virtual_ipaddress") {
+                text.push_str(p);
+            } else {
+                text.push_str(&p.replacen(" {\n", " { virtual_ipaddress { 192.0.2.99 }\n", 1));
+            }
+        }
+        let (nodes, mut w) = parse_str(Path::new("t.conf"), &text, &ParseOptions::default()).unwrap();
         let doc = translate(&nodes, &mut w).unwrap();
         (doc, w)
     }

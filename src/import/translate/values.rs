@@ -25,6 +25,25 @@ pub(super) fn get<'a>(body: &'a [Entry], key: &str) -> Option<&'a Value> {
     find_field(body, key).map(|f| &f.value)
 }
 
+/// Add a list field, or extend the one already there (keepalived appends a repeated
+/// virtual_ipaddress, unicast_peer, track_interface or track_script block to the first).
+pub(super) fn append_list(body: &mut Vec<Entry>, entry: Entry) {
+    let Entry::Field(Field { key, value: Value::List(more), .. }) = &entry else {
+        body.push(entry);
+        return;
+    };
+    for e in body.iter_mut() {
+        if let Entry::Field(f) = e
+            && &f.key == key
+            && let Value::List(list) = &mut f.value
+        {
+            list.extend(more.iter().cloned());
+            return;
+        }
+    }
+    body.push(entry);
+}
+
 /// Remove a field, returning it.
 pub(super) fn take(body: &mut Vec<Entry>, key: &str) -> Option<Field> {
     let i = body.iter().position(|e| matches!(e, Entry::Field(f) if f.key == key))?;

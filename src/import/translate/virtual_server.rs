@@ -103,13 +103,17 @@ impl Tx<'_> {
                     }
                     "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
                     "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
+                    // lvs_sched_handler (check_parser.c): the name as written (strcmp), else
+                    // "Invalid lvs_scheduler '%s' - ignoring"; a repeated one replaces.
                     "lb_algo" | "lvs_sched" => {
-                        let sch = arg(n, 0)?.to_ascii_lowercase();
-                        if !SCHEDULERS.contains(&sch.as_str()) {
-                            return Err(bad(n, &sch, &format!("one of {}", SCHEDULERS.join(" "))));
-                        }
-                        if sch != "wlc" {
-                            body.push(field("scheduler", s(&sch), &n.loc));
+                        let sch = arg(n, 0)?;
+                        if !SCHEDULERS.contains(&sch) {
+                            self.warn(&n.loc, format!("{k} '{}' is not a scheduler keepalived knows (one of {}); keepalived ignores it", shown(sch), SCHEDULERS.join(" ")));
+                        } else if find_field(&body, "scheduler").is_some() {
+                            self.warn(&n.loc, format!("keyword '{k}' repeated; keepalived uses the last"));
+                            set(&mut body, "scheduler", s(sch));
+                        } else {
+                            body.push(field("scheduler", s(sch), &n.loc));
                         }
                     }
                     "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
@@ -131,12 +135,14 @@ impl Tx<'_> {
                         body.push(field("netmask", v, &n.loc));
                     }
                     "persistence_engine" => body.push(field("pe", s(arg(n, 0)?), &n.loc)),
+                    // proto_handler: TCP, UDP or SCTP in any case, else "Unknown protocol - ignoring".
                     "protocol" => {
                         let p = arg(n, 0)?.to_ascii_lowercase();
                         if !["tcp", "udp", "sctp"].contains(&p.as_str()) {
-                            return Err(bad(n, &p, "TCP, UDP or SCTP"));
+                            self.warn(&n.loc, format!("protocol '{}' is not TCP, UDP or SCTP; keepalived ignores it", shown(&n.args[0])));
+                        } else {
+                            protocol = Some(p);
                         }
-                        protocol = Some(p);
                     }
                     "ha_suspend" if is_fwmark => {
                         self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
@@ -196,6 +202,9 @@ impl Tx<'_> {
             let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
             note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
             return Ok(vec![Item { kind: Kind::Note, name: vs.args.join(" "), loc: vs.loc.clone(), pre: vec![], body: note, only_on: None }]);
+        }
+        if get(&body, "scheduler") == Some(&s("wlc")) {
+            take(&mut body, "scheduler");
         }
         if !sched_flags.is_empty() {
             body.push(field("sched_flags", Value::List(sched_flags), &vs.loc));

@@ -64,36 +64,64 @@ impl Tx<'_> {
         let mut garp = Vec::new();
         let mut notify = Vec::new();
         let mut version_set = false;
+        let mut seen_vips: Vec<String> = Vec::new();
+        let mut ah_auth: Option<Loc> = None;
+        let mut strict: Option<Loc> = self.strict.clone();
         for n in v.children() {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
                 let k = n.key.as_str();
                 match k {
-                    "state" => match arg(n, 0)?.to_ascii_uppercase().as_str() {
-                        "MASTER" => body.push(field("state", s("master"), &n.loc)),
+                    // keepalived's vrrp_state_handler (vrrp_parser.c): exact spelling; MASTER once
+                    // given stays ("state previously set as MASTER - ignoring BACKUP"); anything
+                    // else is "unknown state, defaulting to BACKUP".
+                    "state" => match arg(n, 0)? {
+                        "MASTER" => self.set_last(&mut body, n, "state", s("master")),
+                        "BACKUP" if get(&body, "state").is_some() => {
+                            self.warn(&n.loc, format!("vrrp_instance {name}: state previously set as MASTER; keepalived ignores BACKUP"));
+                        }
                         "BACKUP" => {}
-                        other => return Err(bad(n, other, "MASTER or BACKUP")),
+                        other => {
+                            self.warn(&n.loc, format!("vrrp_instance {name}: unknown state '{}'; keepalived uses BACKUP", shown(other)));
+                            take(&mut body, "state");
+                        }
                     },
-                    "interface" => body.push(field("interface", s(arg(n, 0)?), &n.loc)),
-                    "virtual_router_id" => body.push(field("vrid", Value::Int(int(n, arg(n, 0)?, 1, 255)?), &n.loc)),
+                    "interface" => self.set_last(&mut body, n, "interface", s(arg(n, 0)?)),
+                    "virtual_router_id" => {
+                        let id = Value::Int(int(n, arg(n, 0)?, 1, 255)?);
+                        self.set_last(&mut body, n, "vrid", id)
+                    }
+                    // vrrp_prio_handler: "Priority not valid! ... Using default 100".
                     "priority" => {
-                        let p = int(n, arg(n, 0)?, 1, 255)?;
-                        if p != 100 {
-                            body.push(field("priority", Value::Int(p), &n.loc));
-                        }
+                        let p = match int(n, arg(n, 0)?, 1, 255) {
+                            Ok(p) => p,
+                            Err(_) => {
+                                self.warn(&n.loc, format!("vrrp_instance {name}: priority '{}' is not valid (1..255); keepalived uses 100", shown(&n.args[0])));
+                                100
+                            }
+                        };
+                        self.set_last(&mut body, n, "priority", Value::Int(p));
                     }
-                    "advert_int" => {
-                        let t = timer(n, arg(n, 0)?)?;
-                        if num_text(&t) != "1" {
-                            body.push(field("advert_int", t, &n.loc));
-                        }
-                    }
-                    "version" => {
-                        version_set = true;
-                        let ver = int(n, arg(n, 0)?, 2, 3)?;
-                        if ver != 2 {
-                            body.push(field("version", Value::Int(ver), &n.loc));
-                        }
+                    // vrrp_adv_handler: "Advert interval (%s) not valid! Must be > 0 - ignoring".
+                    "advert_int" => match timer(n, arg(n, 0)?) {
+                        Ok(t) if num_text(&t) != "0" => self.set_last(&mut body, n, "advert_int", t),
+                        _ => self.warn(&n.loc, format!("vrrp_instance {name}: advert_int '{}' is not valid; keepalived ignores it", shown(&n.args[0]))),
+                    },
+                    // vrrp_version_handler: a second, different version "conflicts ...; ignoring".
+                    "version" => match int(n, arg(n, 0)?, 2, 3) {
+                        Ok(ver) => match get(&body, "version") {
+                            Some(Value::Int(old)) if *old != ver => {
+                                self.warn(&n.loc, format!("vrrp_instance {name}: version {ver} conflicts with version {old} set before; keepalived ignores it"));
+                            }
+                            _ => {
+                                version_set = true;
+                                self.set_last(&mut body, n, "version", Value::Int(ver));
+                            }
+                        },
+                        Err(_) => self.warn(&n.loc, format!("vrrp_instance {name}: version must be 2 or 3; keepalived ignores '{}'", shown(&n.args[0]))),
+                    },
+                    "strict_mode" => {
+                        strict = if bool_arg(n)? { Some(n.loc.clone()) } else { None };
                     }
                     "authentication" => {
                         let mut pass = None;
@@ -107,30 +135,37 @@ impl Tx<'_> {
                         }
                         if ah {
                             self.unsupported(n, "AH authentication; only PASS is supported", &mut body);
+                            // Without a password keepalived uses no authentication at all.
+                            ah_auth = pass.is_some().then(|| n.loc.clone());
+                            take(&mut body, "auth_pass");
                         } else if let Some((mut p, loc)) = pass {
                             if p.chars().count() > 8 {
                                 p = p.chars().take(8).collect();
                                 self.warn(&loc, format!("auth_pass is longer than 8 characters; keepalived uses only the first 8: translated as \"{p}\""));
                             }
-                            body.push(field("auth_pass", s(&p), &loc));
+                            ah_auth = None;
+                            let a = Node { loc: loc.clone(), ..n.clone() };
+                            self.set_last(&mut body, &a, "auth_pass", s(&p));
                         }
                     }
+                    // A second virtual_ipaddress block adds to the first (alloc_value_block appends).
                     "virtual_ipaddress" => {
                         let mut vips = Vec::new();
-                        let mut seen: Vec<&str> = Vec::new();
                         for a in n.children() {
-                            let addr = a.key.split('/').next().unwrap_or("");
-                            if seen.contains(&addr) {
-                                self.warn(&a.loc, format!("VIP {} is listed twice in virtual_ipaddress; the first is kept", shown(addr)));
-                                body.push(Entry::Comment(format!("keepalived: {} (not translated: {addr} is already a VIP)", a.text)));
+                            let addr = a.key.split('/').next().unwrap_or("").to_string();
+                            if seen_vips.contains(&addr) {
+                                // keepalived keeps both and counts both in its adverts; lvsd's
+                                // model refuses a VIP listed twice, so the count differs.
+                                self.warn(&a.loc, format!("VIP {} is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first", shown(&addr)));
+                                body.push(Entry::Comment(format!("keepalived: {} (not translated: {} is already a VIP)", a.text, shown(&addr))));
                                 continue;
                             }
-                            seen.push(addr);
+                            seen_vips.push(addr);
                             vips.push(self.vip(a, &mut body)?);
                         }
-                        body.push(field("vips", Value::List(vips), &n.loc));
+                        append_list(&mut body, field("vips", Value::List(vips), &n.loc));
                     }
-                    "unicast_src_ip" => body.push(field("unicast_src", s(arg(n, 0)?), &n.loc)),
+                    "unicast_src_ip" => self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?)),
                     "unicast_peer" => {
                         let mut peers = Vec::new();
                         for a in n.children() {
@@ -140,19 +175,21 @@ impl Tx<'_> {
                             }
                             peers.push(s(&a.key));
                         }
-                        body.push(field("unicast_peers", Value::List(peers), &n.loc));
+                        append_list(&mut body, field("unicast_peers", Value::List(peers), &n.loc));
                         // keepalived does not check the TTL of unicast adverts; lvsd does unless told.
-                        body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
+                        if get(&body, "relax_unicast_ttl").is_none() {
+                            body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
+                        }
                     }
-                    "nopreempt" => body.push(field("nopreempt", Value::Bool(true), &n.loc)),
-                    "check_unicast_src" => body.push(field("check_unicast_src", Value::Bool(true), &n.loc)),
-                    "v3_checksum_as_v2" => body.push(field("v3_checksum_as_v2", Value::Bool(true), &n.loc)),
+                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" => {
+                        if get(&body, k).is_none() {
+                            body.push(field(k, Value::Bool(true), &n.loc));
+                        }
+                    }
                     "preempt" => body.push(Entry::Comment(format!("keepalived: {} (the default)", n.text))),
                     "preempt_delay" => {
                         let t = timer(n, arg(n, 0)?)?;
-                        if num_text(&t) != "0" {
-                            body.push(field("preempt_delay", t, &n.loc));
-                        }
+                        self.set_last(&mut body, n, "preempt_delay", t);
                     }
                     "track_interface" => {
                         let mut list = Vec::new();
@@ -168,7 +205,7 @@ impl Tx<'_> {
                                 _ => list.push(s(&a.key)),
                             }
                         }
-                        body.push(field("track_interfaces", Value::List(list), &n.loc));
+                        append_list(&mut body, field("track_interfaces", Value::List(list), &n.loc));
                     }
                     "track_script" => {
                         let mut list = Vec::new();
@@ -201,7 +238,7 @@ impl Tx<'_> {
                             }
                         }
                         if !list.is_empty() {
-                            body.push(field("track", Value::List(list), &n.loc));
+                            append_list(&mut body, field("track", Value::List(list), &n.loc));
                         }
                     }
                     "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" | "smtp_alert" => {
@@ -229,7 +266,12 @@ impl Tx<'_> {
             })();
             self.keep(r);
         }
-        self.complete_vrrp(v, &name, version_set, &mut body);
+        self.complete_vrrp(v, &name, version_set, &mut body, strict, ah_auth);
+        if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {
+            // keepalived runs a VRRPv2 instance without VIPs ("at least one is sensible");
+            // lvsd's model requires one, so this cannot be imported as it is.
+            return Err(TranslateError::MissingArg(v.loc.clone(), format!("vrrp_instance {}", shown(&name)), "a virtual_ipaddress block with at least one address (lvsd needs one)".into()));
+        }
         if !garp.is_empty() {
             // keepalived takes what the instance leaves out from global_defs: write the whole
             // table so it means the same whether or not lvsd merges it with lvsd.global's.
@@ -246,7 +288,14 @@ impl Tx<'_> {
 
     /// What keepalived's vrrp_complete_instance (keepalived/vrrp/vrrp.c) derives or corrects,
     /// made explicit so the instance behaves the same under lvsd's plain defaults.
-    pub(super) fn complete_vrrp(&mut self, v: &Node, name: &str, version_set: bool, body: &mut Vec<Entry>) {
+    pub(super) fn complete_vrrp(&mut self, v: &Node, name: &str, version_set: bool, body: &mut Vec<Entry>, strict: Option<Loc>, ah: Option<Loc>) {
+        // Values equal to lvsd's defaults are left out (only the last of a repeated keyword
+        // counts, so this is decided here, not where each line is read).
+        for (key, default) in [("priority", "100"), ("preempt_delay", "0")] {
+            if get(body, key).is_some_and(|v| num_text(v) == default) {
+                take(body, key);
+            }
+        }
         let ipv6 = matches!(get(body, "vips"), Some(Value::List(l)) if l.iter().any(|x| matches!(x, Value::Str(s) if s.contains(':'))));
         // The version: IPv6 instances always use VRRPv3, others the global vrrp_version.
         let version = match get(body, "version") {
@@ -260,6 +309,18 @@ impl Tx<'_> {
                 3
             }
             _ => 2,
+        };
+        if version == 2 && strict.is_some() && ipv6 {
+            // "cannot use IPv6 with VRRP version 2; setting version 3".
+            self.warn(&v.loc, format!("vrrp_instance {name}: vrrp_strict: IPv6 cannot use VRRP version 2; keepalived uses version 3"));
+            take(body, "version");
+            body.push(note_field("version", Value::Int(3), &v.loc, "vrrp_strict: IPv6 needs VRRPv3"));
+        }
+        let version = if get(body, "version") == Some(&Value::Int(2)) {
+            take(body, "version");
+            2
+        } else {
+            version
         };
         // Priority and state derive from each other when only one is given.
         let master = get(body, "state") == Some(&s("master"));
@@ -275,7 +336,31 @@ impl Tx<'_> {
                 body.push(note_field("state", s("master"), &v.loc, "keepalived's default for priority 255"));
             }
         }
-        let master = get(body, "state") == Some(&s("master"));
+        let mut master = get(body, "state") == Some(&s("master"));
+        if let Some(sloc) = &strict
+            && master != owner
+        {
+            // vrrp_complete_instance: "State MASTER must match being address owner".
+            if master {
+                take(body, "state");
+                self.warn(sloc, format!("vrrp_instance {name}: vrrp_strict: only the address owner (priority 255) may start as MASTER; keepalived starts it as BACKUP: translated without state = \"master\""));
+            } else {
+                body.push(note_field("state", s("master"), &v.loc, "vrrp_strict: the address owner starts as MASTER"));
+                self.warn(sloc, format!("vrrp_instance {name}: vrrp_strict: the address owner (priority 255) starts as MASTER: translated as state = \"master\""));
+            }
+            master = !master;
+        }
+        if let Some(aloc) = &ah
+            && master
+            && !owner
+            && strict.is_none()
+            && version == 2
+        {
+            // "Initial state master is incompatible with AH authentication - clearing".
+            take(body, "state");
+            self.warn(aloc, format!("vrrp_instance {name}: keepalived starts an instance with AH authentication as BACKUP unless it is the address owner: translated without state = \"master\""));
+            master = false;
+        }
         let drop = |tx: &mut Self, body: &mut Vec<Entry>, key: &str, why: &str| {
             if let Some(f) = take(body, key) {
                 let loc = f.loc.clone().unwrap_or(v.loc.clone());
@@ -283,6 +368,10 @@ impl Tx<'_> {
                 body.push(Entry::Comment(format!("keepalived: {key} (not translated: {why})")));
             }
         };
+        if strict.is_some() {
+            drop(self, body, "auth_pass", "vrrp_strict: keepalived uses no authentication in strict mode");
+            drop(self, body, "preempt_delay", "vrrp_strict: preempt_delay does not work in strict mode");
+        }
         if version == 3 {
             drop(self, body, "auth_pass", "VRRP version 3 has no authentication");
         }
@@ -359,6 +448,11 @@ impl Tx<'_> {
             }
             k => {
                 let key = if k == "notify" { "any" } else { k.strip_prefix("notify_").unwrap_or(k) };
+                if find_field(notify, key).is_some() {
+                    // "notify_master script already specified - ignoring".
+                    self.warn(&n.loc, format!("keyword '{k}' repeated; keepalived keeps the first script: not translated"));
+                    return Ok(());
+                }
                 notify.push(self.notify_field(n, key, body)?);
             }
         }
