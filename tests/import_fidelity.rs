@@ -109,3 +109,35 @@ fn values_keepalived_ignores_get_its_fallback_and_a_warning() {
     let (text, _) = plan(&imp.lua, "lvs01");
     assert!(text.contains("TCP  192.0.2.10:80 wlc"), "{text}");
 }
+
+#[test]
+fn cidr_ranges_in_a_server_group_expand_as_keepalived_does() {
+    let imp = import("fidelity/group-cidr.conf");
+    assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
+    let (text, _) = plan(&imp.lua, "lvs01");
+    let services: Vec<&str> = text.lines().filter(|l| l.starts_with("TCP")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(
+        services,
+        vec!["192.0.2.8:80", "192.0.2.9:80", "192.0.2.10:80", "192.0.2.11:80", "192.0.2.20:80"],
+        "{text}"
+    );
+    // Host bits set: keepalived skips the entry ("Address mask bits not empty"); refused here.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.conf");
+    std::fs::write(&p, "virtual_server_group G {\n  192.0.2.9/30 80\n}\n").unwrap();
+    let e = lvsd::import::import_file(&p, &Default::default()).unwrap_err().to_string();
+    assert!(e.ends_with("g.conf:2: 192.0.2.9/30: '192.0.2.9/30' is not valid (a prefix without host bits set (keepalived skips it))"), "{e}");
+}
+
+#[test]
+fn a_duplicate_vip_is_kept_once_with_a_warning() {
+    // Not yet the same on the wire: keepalived advertises 3 addresses, lvsd 2 (the policy
+    // model refuses a VIP listed twice: src/model/validate.rs).
+    let imp = import("fidelity/duplicate-vip.conf");
+    assert!(vrrp_block(&imp.lua, "VI_1").contains("vips = { \"192.0.2.10\", \"192.0.2.11\" },"), "{}", imp.lua);
+    assert_eq!(
+        warned(&imp),
+        vec!["duplicate-vip.conf:11: VIP 192.0.2.10 is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first"]
+    );
+    plan(&imp.lua, "lvs01");
+}

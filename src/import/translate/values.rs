@@ -165,7 +165,7 @@ pub(super) fn host_port(addr: &str, port: i64) -> String {
     if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") }
 }
 
-/// `192.0.2.1-10`, `192.0.2.250-192.0.3.10` or a plain address.
+/// `192.0.2.1-10`, `192.0.2.250-192.0.3.10`, `192.0.2.8/29` or a plain address.
 pub(super) fn expand_range(n: &Node) -> R<Vec<IpAddr>> {
     let text = n.key.as_str();
     if let Some((lo, hi)) = text.split_once('-') {
@@ -193,8 +193,31 @@ pub(super) fn expand_range(n: &Node) -> R<Vec<IpAddr>> {
                 IpAddr::V6(_) => IpAddr::V6(x.into()),
             })
             .collect())
-    } else if text.contains('/') {
-        Err(bad(n, text, "CIDR ranges in virtual_server_group are not supported; list the addresses"))
+    } else if let Some((addr, mask)) = text.split_once('/') {
+        // keepalived's alloc_vsg_entry (keepalived/check/check_data.c): `a.b.c.d/n` is every
+        // address of the prefix, network and broadcast included; a mask of 0 or past the
+        // address length, or host bits set, is refused ("Invalid netmask", "Address mask bits
+        // not empty").
+        let base = ip(n, addr)?;
+        let (bits, value) = match base {
+            IpAddr::V4(a) => (32u32, u32::from(a) as u128),
+            IpAddr::V6(a) => (128u32, u128::from(a)),
+        };
+        let m = int(n, mask, 1, bits as i64)? as u32;
+        let host_len = bits - m;
+        let host = if host_len == 0 { 0 } else { u128::MAX >> (128 - host_len) };
+        if value & host != 0 {
+            return Err(bad(n, text, "a prefix without host bits set (keepalived skips it)"));
+        }
+        if host > 1023 {
+            return Err(bad(n, text, "a range of at most 1024 addresses"));
+        }
+        Ok((value..=value | host)
+            .map(|x| match base {
+                IpAddr::V4(_) => IpAddr::V4((x as u32).into()),
+                IpAddr::V6(_) => IpAddr::V6(x.into()),
+            })
+            .collect())
     } else {
         Ok(vec![ip(n, text)?])
     }
