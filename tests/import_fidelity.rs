@@ -141,3 +141,15 @@ fn a_duplicate_vip_is_kept_once_with_a_warning() {
     );
     plan(&imp.lua, "lvs01");
 }
+
+#[test]
+fn a_redirection_script_runs_through_the_shell() {
+    let imp = import("fidelity/shell-script.conf");
+    assert!(imp.lua.contains("command = { \"/bin/sh\", \"-c\", \"</dev/tcp/127.0.0.1/80\" },"), "{}", imp.lua);
+    assert!(imp.lua.contains("command = { \"/bin/true\", \"arg\" },"), "other scripts are exec'd as before:\n{}", imp.lua);
+    assert_eq!(
+        warned(&imp),
+        vec!["shell-script.conf:6: keyword 'script': a script starting with '<' is run by keepalived through /bin/sh; translated as { \"/bin/sh\", \"-c\", ... }"]
+    );
+    plan(&imp.lua, "lvs01");
+}

@@ -70,7 +70,10 @@ impl Tx<'_> {
                             specific.push(field("expect", s(&n.args.join(" ")), &n.loc));
                         }
                     }
-                    "misc_path" if func == "exec" => specific.push(field("command", argv(&n.args.join(" ")), &n.loc)),
+                    "misc_path" if func == "exec" => {
+                            let cmd = self.command(n, &n.args.join(" "));
+                            specific.push(field("command", cmd, &n.loc))
+                        },
                     "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
                     "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
                     "host" if func == "smtp" => self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body),

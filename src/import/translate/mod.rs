@@ -72,7 +72,7 @@ use std::net::IpAddr;
 
 use thiserror::Error;
 
-use super::lua::{Doc, Entry, Field, Item, Kind, Value, field};
+use super::lua::{Doc, Entry, Field, Item, Kind, Value, field, s};
 use super::parser::{Node, keyword_like, shown};
 use super::{Loc, Warning};
 
@@ -401,6 +401,30 @@ impl Tx<'_> {
             self.warn(&n.loc, format!("keyword '{}' repeated{at}; keepalived uses the last", shown(&n.key)));
         }
         body.push(field(key, value, &n.loc));
+    }
+
+    /// A script line as an argument vector. keepalived execs it without a shell, except a
+    /// script whose first word is a redirection to a path (`</dev/tcp/192.0.2.1/80`), which
+    /// it runs with system(3), the other words single-quoted (check_script_secure and
+    /// cmd_str_r in keepalived's lib/notify.c): that one becomes `/bin/sh -c`.
+    fn command(&mut self, n: &Node, script: &str) -> Value {
+        let Value::List(words) = argv(script) else { return argv(script) };
+        let first = match words.first() {
+            Some(Value::Str(w)) => w.clone(),
+            _ => return Value::List(words),
+        };
+        let after = first.get(1..).unwrap_or("").trim_start_matches([' ', '\t']);
+        if !(first.starts_with('<') && after.starts_with('/')) {
+            return Value::List(words);
+        }
+        let mut line = first;
+        for w in &words[1..] {
+            if let Value::Str(w) = w {
+                line.push_str(&format!(" '{w}'"));
+            }
+        }
+        self.warn(&n.loc, format!("keyword '{}': a script starting with '<' is run by keepalived through /bin/sh; translated as {{ \"/bin/sh\", \"-c\", ... }}", shown(&n.key)));
+        Value::List(vec![s("/bin/sh"), s("-c"), s(&line)])
     }
 
     /// Record an error and go on.

@@ -15,7 +15,10 @@ impl Tx<'_> {
             let r = (|| -> R<()> {
                 let k = c.key.as_str();
                 match k {
-                    "script" => body.push(field("command", argv(&c.args.join(" ")), &c.loc)),
+                    "script" => {
+                        let cmd = self.command(c, &c.args.join(" "));
+                        body.push(field("command", cmd, &c.loc))
+                    }
                     "interval" | "timeout" => {
                         let v = timer(c, arg(c, 0)?)?;
                         if !(k == "interval" && num_text(&v) == "1") {
@@ -465,7 +468,8 @@ impl Tx<'_> {
         if n.args.len() > 1 {
             self.unsupported_arg(n, &format!("run as user {}", n.args[1..].join(" ")), body);
         }
-        Ok(field(key, argv(script), &n.loc))
+        let cmd = self.command(n, script);
+        Ok(field(key, cmd, &n.loc))
     }
 
     pub(super) fn sync_group(&mut self, g: &Node) -> R<Item> {
