@@ -93,3 +93,69 @@ fn usage_errors_exit_2() {
     let a = format!("lvs01={}", s(&f));
     assert_eq!(lvsd(&["import", s(&f), "--pair", &a, &a]).status.code(), Some(2));
 }
+
+#[test]
+fn every_error_is_reported_with_exit_1() {
+    let o = lvsd(&["import", s(&fixture("malformed/several-errors.conf"))]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    for (line, at) in lines.iter().zip([":5: ", ":9: ", ":10: ", ":19: "]) {
+        assert!(line.contains(&format!("several-errors.conf{at}")), "{line} is not at {at}:\n{err}");
+    }
+}
+
+/// Every `.conf` under the fixture directory, sub-directories included.
+fn all_fixtures() -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![fixture("")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "conf") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_import_that_exits_0_passes_lvsd_check() {
+    // The property over the whole fixture set, with and without a config-id: an import
+    // either fails (exit 1, with file:line) or writes a policy `lvsd check` accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut passed, mut refused) = (0, 0);
+    for f in all_fixtures() {
+        for id in [None, Some("lvs01")] {
+            let out = dir.path().join("policy.lua");
+            let _ = std::fs::remove_file(&out);
+            let mut args = vec!["import", s(&f), "-o", s(&out)];
+            if let Some(id) = id {
+                args.extend(["--config-id", id]);
+            }
+            let o = lvsd(&args);
+            let what = format!("{} (config-id {id:?})", f.display());
+            match o.status.code() {
+                Some(0) => {
+                    ok(&lvsd(&["check", s(&out), "--node", id.unwrap_or("lvs01")]), &format!("check of {what}"));
+                    passed += 1;
+                }
+                Some(1) => {
+                    assert!(!out.exists(), "{what}: a failed import writes nothing");
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    assert!(err.lines().all(|l| l.contains(".conf:") || l.contains("/dev/")), "{what}: every line has file:line:\n{err}");
+                    refused += 1;
+                }
+                c => panic!("{what}: exit {c:?}\n{}", String::from_utf8_lossy(&o.stderr)),
+            }
+        }
+    }
+    eprintln!("{passed} imports passed lvsd check, {refused} refused");
+    assert!(passed >= 20, "the fixture set imports: {passed} passed, {refused} refused");
+}

@@ -33,7 +33,7 @@ fn unknown_block() {
 
 #[test]
 fn bad_number() {
-    assert_eq!(error("malformed/bad-number.conf"), "malformed/bad-number.conf:4: priority: 'high' is not a valid number");
+    assert_eq!(error("malformed/bad-number.conf"), "malformed/bad-number.conf:4: virtual_router_id: 'high' is not a valid number");
 }
 
 #[test]
@@ -49,9 +49,7 @@ fn include_loop_shows_the_chain() {
 fn inline_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("vrrp_instance VI_1 {\n  virtual_router_id 256\n}\n", "x.conf:2: virtual_router_id: '256' is not a valid number (range 1..255)"),
-        ("vrrp_instance VI_1 {\n  state PRIMARY\n}\n", "x.conf:2: state: 'PRIMARY' is not valid (MASTER or BACKUP)"),
-        ("virtual_server 192.0.2.1 80 {\n  lb_algo fastest\n}\n", "x.conf:2: lb_algo: 'fastest' is not valid (one of rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos)"),
+        ("vrrp_instance VI_1 {\n  virtual_router_id 256\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n", "x.conf:2: virtual_router_id: '256' is not a valid number (range 1..255)"),
         ("virtual_server 192.0.2.300 80 {\n}\n", "x.conf:1: virtual_server: '192.0.2.300' is not valid (an IPv4 or IPv6 address)"),
         ("global_defs {\n  router_id \"unterminated\n}\n", "x.conf:2: unterminated quoted string"),
         ("vrrp_instance VI_1 {\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  bogus_block {\n  }\n}\n", "x.conf:5: unknown block 'bogus_block' (not a keepalived vrrp_instance block)"),
@@ -109,4 +107,22 @@ fn pair_needs_two_node_names() {
     let f = fixture("dr-master.conf");
     let err = import_pair(("lvs01", &f), ("lvs01", &f)).unwrap_err().to_string();
     assert_eq!(err, "node names must differ (both are 'lvs01')");
+}
+
+#[test]
+fn every_error_and_warning_is_reported_in_one_run_in_file_order() {
+    let dir = fixture("").display().to_string();
+    let e = import_file(&fixture("malformed/several-errors.conf"), &ParseOptions::default()).unwrap_err();
+    let lines: Vec<String> = e.report().iter().map(|l| l.replace(&dir, "")).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "malformed/several-errors.conf:5: smtp_connect_timeout: 'soon' is not a valid number",
+            "malformed/several-errors.conf:9: virtual_router_id: '300' is not a valid number (range 1..255)",
+            "malformed/several-errors.conf:10: keyword 'bogus_keyword' is not supported by lvsd (not a keepalived 2.2 keyword here; keepalived ignores it too)",
+            "malformed/several-errors.conf:19: weight: 'heavy' is not a valid number",
+        ]
+    );
+    // The error alone (Display) lists the errors, one per line.
+    assert_eq!(e.to_string().lines().count(), 3);
 }

@@ -144,7 +144,6 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
     assert_eq!(
         warnings(&imp),
         vec![
-            "unsupported.conf:4: keyword 'vrrp_strict' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:5: keyword 'lvs_flush' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:8: keyword 'static_ipaddress' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:15: keyword 'use_vmac' is not supported by lvsd (no equivalent in the lvsd policy API)",
@@ -159,7 +158,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
         ]
     );
     for comment in [
-        "  -- keepalived: vrrp_strict (not translated: no equivalent in the lvsd policy API)",
+        "  -- keepalived: vrrp_strict (applied to each VRRP instance as keepalived does)",
         "-- keepalived: static_ipaddress { (not translated: no equivalent in the lvsd policy API)",
         "-- keepalived:   192.0.2.200/24 dev eth0",
         "  -- keepalived: authentication { (not translated: AH authentication; only PASS is supported)",
@@ -178,14 +177,15 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
 fn keepalived_corrections_are_made_and_reported() {
     // Each warning below matches a message keepalived 2.2.7 prints for the same file
     // (`keepalived -t -f normalized.conf`); the table is the one keepalived builds.
+    // Warnings come in file order.
     let imp = import("normalized.conf");
     assert_eq!(
         warnings(&imp),
         vec![
-            "normalized.conf:14: real server 192.0.2.21 80 is listed twice; keepalived removes the second",
             "normalized.conf:6: keyword 'ops' needs UDP; keepalived resets it for this service; not translated",
-            "normalized.conf:9: real server port 8080 differs from the virtual server's (dr forwarding); keepalived uses 80",
             "normalized.conf:7: quorum 5 exceeds the total weight of the real servers 3; keepalived reduces it: translated as quorum = 3",
+            "normalized.conf:9: real server port 8080 differs from the virtual server's (dr forwarding); keepalived uses 80",
+            "normalized.conf:14: real server 192.0.2.21 80 is listed twice; keepalived removes the second",
             "normalized.conf:19: a virtual server without a port must be persistent; keepalived makes it persistent (360 s); translated as persistence = true",
             "normalized.conf:28: keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated",
             "normalized.conf:29: real server port 443: a fwmark service's dr servers have no port; keepalived clears it",

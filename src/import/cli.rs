@@ -54,7 +54,9 @@ fn split_pair(s: &str) -> Option<(&str, &Path)> {
 }
 
 fn report(e: &ImportError) {
-    eprintln!("{e}");
+    for line in e.report() {
+        eprintln!("{line}");
+    }
 }
 
 fn write(imp: &Import, output: Option<&Path>) -> i32 {

@@ -85,14 +85,46 @@ pub enum ImportError {
     Parse(#[from] parser::ParseError),
     #[error(transparent)]
     Translate(#[from] translate::TranslateError),
+    /// The configuration's errors (all of them), with the warnings found in the same run.
+    #[error("{error}")]
+    Invalid { error: translate::TranslateError, warnings: Vec<Warning> },
     #[error(transparent)]
     Pair(#[from] pair::PairError),
+}
+
+impl ImportError {
+    /// Every line to print for this failure: errors and warnings in file order, each
+    /// `FILE:LINE: message` (as `keepalived -t` lists them).
+    pub fn report(&self) -> Vec<String> {
+        let ImportError::Invalid { error, warnings } = self else { return vec![self.to_string()] };
+        let mut lines: Vec<(Option<&Loc>, String)> = warnings.iter().map(|w| (Some(&w.loc), w.to_string())).collect();
+        let errors = error.all();
+        // Merge: warnings are in file order already, so are the errors; keep each file's order.
+        let mut out = Vec::new();
+        let mut wi = lines.drain(..).peekable();
+        for e in errors {
+            let eloc = e.loc();
+            while let Some((wloc, _)) = wi.peek() {
+                let before = match (wloc, eloc) {
+                    (Some(w), Some(e)) => w.file == e.file && w.line <= e.line,
+                    _ => false,
+                };
+                if !before {
+                    break;
+                }
+                out.push(wi.next().map(|x| x.1).unwrap_or_default());
+            }
+            out.push(e.to_string());
+        }
+        out.extend(wi.map(|x| x.1));
+        out
+    }
 }
 
 /// Translate one keepalived configuration file.
 pub fn import_file(path: &Path, opts: &ParseOptions) -> Result<Import, ImportError> {
     let (nodes, mut warnings) = parser::parse_file(path, opts)?;
-    let doc = translate::translate(&nodes, &mut warnings)?;
+    let doc = translate::translate(&nodes, &mut warnings).map_err(|error| ImportError::Invalid { error, warnings: warnings.clone() })?;
     let header = format!("-- Imported from {} by `lvsd import`.", path.display());
     Ok(Import { lua: lua::render(&doc, &header, None), warnings })
 }
@@ -105,7 +137,7 @@ pub fn import_pair(a: (&str, &Path), b: (&str, &Path)) -> Result<Import, ImportE
     for (node, path) in [a, b] {
         let opts = ParseOptions { config_id: Some(node.to_string()) };
         let (nodes, mut w) = parser::parse_file(path, &opts)?;
-        let doc = translate::translate(&nodes, &mut w)?;
+        let doc = translate::translate(&nodes, &mut w).map_err(|error| ImportError::Invalid { error, warnings: w.clone() })?;
         warnings.extend(w);
         docs.push(doc);
     }

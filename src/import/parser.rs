@@ -4,9 +4,16 @@
 //! then comments are cut, `@id` conditional lines are kept or skipped, `$NAME=value`
 //! lines define parameters and `$NAME` / `${NAME}` are substituted. What remains is a
 //! stream of words where `{` opens a block belonging to the statement before it.
+//!
+//! The input is foreign and may be hostile (an `include` of the wrong file, a parameter
+//! bomb, a brace bomb), so everything is bounded: bytes per file and in total, only
+//! regular files are read, logical lines and parameter expansion have a size and round
+//! limit, blocks a depth limit, statements a count limit. Messages quote a keyword or a
+//! name, never a whole line of the input (see `shown`).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -50,8 +57,102 @@ pub enum ParseError {
     Unterminated(Loc),
     #[error("{0}: {1} is not supported by lvsd import (expand it by hand)")]
     Unsupported(Loc, String),
-    #[error("{0}: parameter substitution does not terminate (recursive definition of ${1}?)")]
-    Recursion(Loc, String),
+    #[error("{0}: parameter substitution does not terminate after {max} rounds (recursive definition?)", max = MAX_ROUNDS)]
+    Recursion(Loc),
+    #[error("{0}: parameter substitution grows the line past {max} bytes", max = MAX_LINE)]
+    ExpansionTooLarge(Loc),
+    #[error("{0}: line longer than {max} bytes", max = MAX_LINE)]
+    LineTooLong(Loc),
+    #[error("{0}: blocks nested deeper than {max} levels", max = MAX_DEPTH)]
+    TooDeep(Loc),
+    #[error("{0}: more than {max} statements", max = MAX_STATEMENTS)]
+    TooManyStatements(Loc),
+    #[error("{0}: include pattern expands to more than {max} paths", max = MAX_PATTERNS)]
+    TooManyPatterns(Loc),
+    #[error("{at}{1}: not a regular file (only regular files are read)", at = at(.0))]
+    NotRegular(Option<Loc>, PathBuf),
+    #[error("{at}{1}: larger than {2} bytes", at = at(.0))]
+    TooLarge(Option<Loc>, PathBuf, u64),
+    #[error("{at}{1}: the configuration read so far exceeds {max} bytes", at = at(.0), max = MAX_TOTAL)]
+    TotalTooLarge(Option<Loc>, PathBuf),
+    #[error("{0}: binary data (a NUL byte); not a keepalived configuration")]
+    Binary(Loc),
+}
+
+/// "FILE:LINE: " of the include line that read the file, or nothing for the top file.
+fn at(loc: &Option<Loc>) -> String {
+    loc.as_ref().map(|l| format!("{l}: ")).unwrap_or_default()
+}
+
+/// Bytes of one file (keepalived configurations are kilobytes; this is a guard, not a budget).
+pub const MAX_FILE: u64 = 4 << 20;
+/// Bytes read in total, the top file and every include.
+pub const MAX_TOTAL: u64 = 16 << 20;
+/// Bytes of one logical line, also after parameter substitution.
+pub const MAX_LINE: usize = 64 << 10;
+/// Rounds of parameter substitution (a parameter may name another).
+pub const MAX_ROUNDS: usize = 64;
+/// Block nesting (keepalived's deepest is virtual_server > real_server > HTTP_GET > url).
+pub const MAX_DEPTH: usize = 64;
+/// Statements in the whole configuration.
+pub const MAX_STATEMENTS: usize = 200_000;
+/// Paths one include pattern's `{a,b}` alternatives may expand to.
+pub const MAX_PATTERNS: usize = 256;
+/// Characters of a source line kept on a statement for `-- keepalived:` comments.
+const MAX_TEXT: usize = 512;
+/// Preprocessor warnings kept (a file of 100,000 skipped `@id` lines says so once per line).
+const MAX_WARNINGS: usize = 10_000;
+
+/// A word from the input as it may appear in a message: keyword-like words as they are,
+/// anything else (a line of a file that is not a keepalived configuration, a password
+/// hash, ...) only by its length, so that no message echoes foreign data.
+pub fn shown(word: &str) -> String {
+    // An undefined `$NAME` left in place is worth seeing; `$6$salt$hash` is not.
+    let param = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')).or_else(|| word.strip_prefix('$'));
+    if param.is_some_and(|p| keyword_like(p) || p.starts_with('_') && keyword_like(&p[1..])) {
+        return word.to_string();
+    }
+    let ok = !word.is_empty()
+        && word.len() <= 64
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@%+,=[]^~".contains(&b));
+    if ok { word.to_string() } else { format!("<{} characters, not shown>", word.chars().count()) }
+}
+
+/// Whether a statement's first word looks like a keepalived keyword (top-level statements
+/// must: anything else means the file is not a keepalived configuration).
+pub fn keyword_like(word: &str) -> bool {
+    let b = word.as_bytes();
+    !b.is_empty() && b.len() <= 64 && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+/// Read a configuration file: regular files only, at most `MAX_FILE` bytes and what is left
+/// of `budget`, UTF-8 text. `from` is the include line, `None` for the top file.
+pub fn read_bounded(path: &Path, from: Option<&Loc>, budget: &mut u64) -> Result<String, ParseError> {
+    let io = |err| match from {
+        Some(l) => ParseError::Read(l.clone(), path.to_path_buf(), err),
+        None => ParseError::ReadTop { path: path.to_path_buf(), err },
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ParseError::NotRegular(from.cloned(), path.to_path_buf()));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(ParseError::TooLarge(from.cloned(), path.to_path_buf(), MAX_FILE));
+    }
+    // /proc files say 0 bytes whatever they hold: the read itself is bounded too.
+    let limit = MAX_FILE.min(*budget);
+    let mut buf = Vec::new();
+    f.take(limit + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(if limit == MAX_FILE {
+            ParseError::TooLarge(from.cloned(), path.to_path_buf(), MAX_FILE)
+        } else {
+            ParseError::TotalTooLarge(from.cloned(), path.to_path_buf())
+        });
+    }
+    *budget -= buf.len() as u64;
+    String::from_utf8(buf).map_err(|_| io(std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")))
 }
 
 /// How to read a configuration: which `@id` lines apply.
@@ -75,28 +176,73 @@ struct Reader<'a> {
     stack: Vec<PathBuf>,
     lines: Vec<Line>,
     warnings: Vec<Warning>,
+    /// Warnings past MAX_WARNINGS, counted only.
+    dropped: usize,
+    /// Bytes that may still be read (MAX_TOTAL in all).
+    budget: u64,
+    /// Whether `include` reads files; without it the reader does no I/O at all.
+    follow_includes: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(opts: &'a ParseOptions, follow_includes: bool) -> Self {
+        Reader {
+            opts,
+            params: HashMap::new(),
+            stack: Vec::new(),
+            lines: Vec::new(),
+            warnings: Vec::new(),
+            dropped: 0,
+            budget: MAX_TOTAL,
+            follow_includes,
+        }
+    }
+
+    fn finish(mut self) -> Result<(Vec<Node>, Vec<Warning>), ParseError> {
+        let nodes = build_tree(&self.lines)?;
+        if self.dropped > 0 {
+            let loc = self.warnings.last().map(|w| w.loc.clone()).unwrap_or(Loc { file: String::new(), line: 0 });
+            self.warnings.push(Warning::new(&loc, format!("{} more preprocessor warnings not shown", self.dropped)));
+        }
+        Ok((nodes, self.warnings))
+    }
+
+    fn warn(&mut self, loc: &Loc, msg: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(Warning::new(loc, msg));
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// Parse a keepalived configuration file and everything it includes.
 pub fn parse_file(path: &Path, opts: &ParseOptions) -> Result<(Vec<Node>, Vec<Warning>), ParseError> {
-    let mut r = Reader { opts, params: HashMap::new(), stack: Vec::new(), lines: Vec::new(), warnings: Vec::new() };
-    let text = std::fs::read_to_string(path).map_err(|err| ParseError::ReadTop { path: path.to_path_buf(), err })?;
+    let mut r = Reader::new(opts, true);
+    let text = read_bounded(path, None, &mut r.budget)?;
     r.read(path, &text)?;
-    let nodes = build_tree(&r.lines)?;
-    Ok((nodes, r.warnings))
+    r.finish()
 }
 
-/// Parse configuration text as if it were the file `name` (used by tests).
+/// Parse configuration text as if it were the file `name`; includes are read from disk
+/// relative to `name` (used by tests).
 pub fn parse_str(name: &Path, text: &str, opts: &ParseOptions) -> Result<(Vec<Node>, Vec<Warning>), ParseError> {
-    let mut r = Reader { opts, params: HashMap::new(), stack: Vec::new(), lines: Vec::new(), warnings: Vec::new() };
+    let mut r = Reader::new(opts, true);
     r.read(name, text)?;
-    let nodes = build_tree(&r.lines)?;
-    Ok((nodes, r.warnings))
+    r.finish()
+}
+
+/// Parse configuration text without any I/O: `include` lines are reported, not read.
+/// The pure entry point (fuzzed by fuzz/fuzz_targets/keepalived_conf.rs).
+pub fn parse_text(name: &Path, text: &str, opts: &ParseOptions) -> Result<(Vec<Node>, Vec<Warning>), ParseError> {
+    let mut r = Reader::new(opts, false);
+    r.read(name, text)?;
+    r.finish()
 }
 
 impl Reader<'_> {
     fn read(&mut self, path: &Path, text: &str) -> Result<(), ParseError> {
-        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let canon = if self.follow_includes { path.canonicalize().unwrap_or_else(|_| path.to_path_buf()) } else { path.to_path_buf() };
         self.stack.push(canon);
         let file = path.display().to_string();
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -104,6 +250,9 @@ impl Reader<'_> {
         let mut i = 0;
         while i < raw.len() {
             let loc = Loc { file: file.clone(), line: i + 1 };
+            if raw[i].contains('\0') {
+                return Err(ParseError::Binary(loc));
+            }
             let mut line = strip_comment(raw[i]);
             i += 1;
             // keepalived continues lines only in `$NAME=` definitions (trailing backslash);
@@ -115,6 +264,12 @@ impl Reader<'_> {
                 line.push('\n');
                 line.push_str(&strip_comment(raw[i]));
                 i += 1;
+                if line.len() > MAX_LINE {
+                    return Err(ParseError::LineTooLong(loc));
+                }
+            }
+            if line.len() > MAX_LINE {
+                return Err(ParseError::LineTooLong(loc));
             }
             self.line(&loc, &dir, line)?;
         }
@@ -130,7 +285,7 @@ impl Reader<'_> {
         let Some(rest) = self.conditional(loc, &body) else { return Ok(()) };
         body = rest;
         if body.starts_with('~') {
-            let what = body.split('(').next().unwrap_or("~").to_string();
+            let what = shown(body.split(['(', ' ', '\t']).next().unwrap_or("~"));
             return Err(ParseError::Unsupported(loc.clone(), format!("'{what}' (sequence/list blocks)")));
         }
         // `$NAME=value` defines a parameter; no space is allowed before '='.
@@ -161,6 +316,9 @@ impl Reader<'_> {
                 self.include(loc, dir, rest.trim())?;
                 continue;
             }
+            if self.lines.len() >= MAX_STATEMENTS {
+                return Err(ParseError::TooManyStatements(loc.clone()));
+            }
             self.lines.push(Line { loc: loc.clone(), text: part.to_string() });
         }
         Ok(())
@@ -179,10 +337,8 @@ impl Reader<'_> {
             Some(cid) => (cid == id) != negate,
             None => {
                 if !negate {
-                    self.warnings.push(Warning::new(
-                        loc,
-                        format!("line for config-id '{id}' skipped (no config-id given: use --config-id or --pair)"),
-                    ));
+                    let id = shown(id);
+                    self.warn(loc, format!("line for config-id '{id}' skipped (no config-id given: use --config-id or --pair)"));
                 }
                 negate
             }
@@ -192,14 +348,21 @@ impl Reader<'_> {
 
     fn include(&mut self, loc: &Loc, dir: &Path, pattern: &str) -> Result<(), ParseError> {
         let pattern = unquote(pattern);
+        if !self.follow_includes {
+            self.warn(loc, format!("include '{}' not read (no file access here)", shown(&pattern)));
+            return Ok(());
+        }
         let full = if Path::new(&pattern).is_absolute() { PathBuf::from(&pattern) } else { dir.join(&pattern) };
         let mut files = Vec::new();
-        for p in expand_braces(&full.display().to_string()) {
+        let mut patterns = Vec::new();
+        expand_braces(&full.display().to_string(), &mut patterns).ok_or_else(|| ParseError::TooManyPatterns(loc.clone()))?;
+        for p in patterns {
             files.extend(glob(&p));
         }
         if files.is_empty() {
             // keepalived's plain `include` does not fail on a missing file either; say so.
-            self.warnings.push(Warning::new(loc, format!("include '{pattern}' matches no file")));
+            // The pattern is written in the including file, not read from a foreign one.
+            self.warn(loc, format!("include '{pattern}' matches no file"));
         }
         for f in files {
             let canon = f.canonicalize().unwrap_or_else(|_| f.clone());
@@ -211,26 +374,29 @@ impl Reader<'_> {
             if self.stack.len() >= MAX_INCLUDE_DEPTH {
                 return Err(ParseError::IncludeDepth(loc.clone(), MAX_INCLUDE_DEPTH));
             }
-            let text = std::fs::read_to_string(&f).map_err(|e| ParseError::Read(loc.clone(), f.clone(), e))?;
+            let text = read_bounded(&f, Some(loc), &mut self.budget)?;
             self.read(&f, &text)?;
         }
         Ok(())
     }
 
     /// Replace `$NAME` (followed by whitespace or end) and `${NAME}`; undefined names stay.
+    /// Bounded: at most MAX_ROUNDS rounds, and the line never grows past MAX_LINE bytes
+    /// (a dozen parameters each naming the previous twice would otherwise need gigabytes).
     fn substitute(&self, loc: &Loc, dir: &Path, s: &str) -> Result<String, ParseError> {
         let mut cur = s.to_string();
-        for _ in 0..64 {
-            let next = self.substitute_once(dir, &cur);
+        for _ in 0..MAX_ROUNDS {
+            let next = self.substitute_once(dir, &cur).ok_or_else(|| ParseError::ExpansionTooLarge(loc.clone()))?;
             if next == cur {
                 return Ok(cur);
             }
             cur = next;
         }
-        Err(ParseError::Recursion(loc.clone(), s.to_string()))
+        Err(ParseError::Recursion(loc.clone()))
     }
 
-    fn substitute_once(&self, dir: &Path, s: &str) -> String {
+    /// One round of substitution; `None` when the result would exceed MAX_LINE.
+    fn substitute_once(&self, dir: &Path, s: &str) -> Option<String> {
         let b = s.as_bytes();
         let mut out = String::new();
         let mut i = 0;
@@ -240,6 +406,9 @@ impl Reader<'_> {
                     if let Some(end) = s[i + 2..].find('}') {
                         let name = &s[i + 2..i + 2 + end];
                         if let Some(v) = self.lookup(dir, name) {
+                            if out.len() + v.len() > MAX_LINE {
+                                return None;
+                            }
                             out.push_str(&v);
                             i += end + 3;
                             continue;
@@ -254,17 +423,20 @@ impl Reader<'_> {
                     let ends_ok = j == b.len() || b[j].is_ascii_whitespace();
                     if j > start && ends_ok
                         && let Some(v) = self.lookup(dir, &s[start..j]) {
+                            if out.len() + v.len() > MAX_LINE {
+                                return None;
+                            }
                             out.push_str(&v);
                             i = j;
                             continue;
                         }
                 }
             }
-            let ch = s[i..].chars().next().unwrap();
+            let Some(ch) = s[i..].chars().next() else { break };
             out.push(ch);
             i += ch.len_utf8();
         }
-        out
+        (out.len() <= MAX_LINE).then_some(out)
     }
 
     fn lookup(&self, dir: &Path, name: &str) -> Option<String> {
@@ -412,7 +584,7 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
                             args: Vec::new(),
                             block: None,
                             loc: line.loc.clone(),
-                            text: line.text.trim().to_string(),
+                            text: clip(line.text.trim()),
                         })
                     }
                 },
@@ -420,6 +592,10 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
                     let Some(owner) = pending.take() else {
                         return Err(ParseError::BareOpen(line.loc.clone()));
                     };
+                    // Bounded, so that nothing walking the tree (or dropping it) recurses deeply.
+                    if stack.len() > MAX_DEPTH {
+                        return Err(ParseError::TooDeep(line.loc.clone()));
+                    }
                     stack.push((Vec::new(), Some(owner)));
                 }
                 Tok::Close => {
@@ -429,8 +605,9 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
                     if stack.len() == 1 {
                         return Err(ParseError::UnexpectedClose(line.loc.clone()));
                     }
-                    let (children, owner) = stack.pop().unwrap();
-                    let mut owner = owner.unwrap();
+                    let Some((children, Some(mut owner))) = stack.pop() else {
+                        return Err(ParseError::UnexpectedClose(line.loc.clone()));
+                    };
                     owner.block = Some(children);
                     stack.last_mut().unwrap().0.push(owner);
                 }
@@ -440,16 +617,32 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
             stack.last_mut().unwrap().0.push(n);
         }
     }
-    if stack.len() > 1 {
-        let owner = stack.pop().unwrap().1.unwrap();
+    if stack.len() > 1
+        && let Some((_, Some(owner))) = stack.pop()
+    {
         return Err(ParseError::Unclosed(owner.loc));
     }
-    Ok(stack.pop().unwrap().0)
+    Ok(stack.pop().map(|s| s.0).unwrap_or_default())
 }
 
-/// Expand csh-style braces: `a{b,c}d` -> `abd`, `acd`.
-fn expand_braces(s: &str) -> Vec<String> {
-    let Some(open) = s.find('{') else { return vec![s.to_string()] };
+/// A source line kept for comments, cut to MAX_TEXT characters.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => format!("{} ...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Expand csh-style braces: `a{b,c}d` -> `abd`, `acd`. `None` past MAX_PATTERNS results
+/// (each group multiplies them).
+fn expand_braces(s: &str, out: &mut Vec<String>) -> Option<()> {
+    let Some(open) = s.find('{') else {
+        if out.len() >= MAX_PATTERNS {
+            return None;
+        }
+        out.push(s.to_string());
+        return Some(());
+    };
     let mut depth = 0;
     let mut close = None;
     let mut commas = Vec::new();
@@ -467,17 +660,24 @@ fn expand_braces(s: &str) -> Vec<String> {
             _ => {}
         }
     }
-    let Some(close) = close else { return vec![s.to_string()] };
+    let Some(close) = close else {
+        if out.len() >= MAX_PATTERNS {
+            return None;
+        }
+        out.push(s.to_string());
+        return Some(());
+    };
     let (pre, post) = (&s[..open], &s[close + 1..]);
     let mut bounds = vec![open];
     bounds.extend(commas);
     bounds.push(close);
-    let mut out = Vec::new();
     for w in bounds.windows(2) {
         let alt = &s[w[0] + 1..w[1]];
-        out.extend(expand_braces(&format!("{pre}{alt}{post}")));
+        // Each alternative removes one brace pair, so the recursion depth is bounded by
+        // the number of pairs, and the count check stops it early.
+        expand_braces(&format!("{pre}{alt}{post}"), out)?;
     }
-    out
+    Some(())
 }
 
 /// Match a path pattern with `*`, `?` and `[...]` in any component; sorted like glob(3).
@@ -508,21 +708,49 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
         }
         found = next;
     }
-    found.into_iter().filter(|p| p.is_file()).collect()
+    // Whatever exists: a match that is not a regular file is refused when it is read.
+    found.into_iter().filter(|p| p.exists()).collect()
 }
 
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => wildcard(&p[1..], s) || (!s.is_empty() && wildcard(p, &s[1..])),
-        (Some(b'?'), Some(_)) => wildcard(&p[1..], &s[1..]),
-        (Some(b'['), Some(&c)) => {
-            let Some(end) = p.iter().position(|&x| x == b']') else { return false };
-            let set = &p[1..end];
-            let (neg, set) = match set.first() {
-                Some(b'!' | b'^') => (true, &set[1..]),
-                _ => (false, set),
-            };
+/// One pattern element: `?`, `[set]`, a literal byte, or `*`.
+enum Pat<'a> {
+    Any,
+    Set(bool, &'a [u8]),
+    Byte(u8),
+    Star,
+}
+
+fn pattern(p: &[u8]) -> Vec<Pat<'_>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'*' => out.push(Pat::Star),
+            b'?' => out.push(Pat::Any),
+            b'[' => {
+                if let Some(len) = p[i..].iter().position(|&x| x == b']') {
+                    let set = &p[i + 1..i + len];
+                    out.push(match set.first() {
+                        Some(b'!' | b'^') => Pat::Set(true, &set[1..]),
+                        _ => Pat::Set(false, set),
+                    });
+                    i += len + 1;
+                    continue;
+                }
+                out.push(Pat::Byte(b'['));
+            }
+            b => out.push(Pat::Byte(b)),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn one(p: &Pat, c: u8) -> bool {
+    match p {
+        Pat::Any => true,
+        Pat::Byte(b) => *b == c,
+        Pat::Set(neg, set) => {
             let mut hit = false;
             let mut i = 0;
             while i < set.len() {
@@ -534,11 +762,39 @@ fn wildcard(p: &[u8], s: &[u8]) -> bool {
                     i += 1;
                 }
             }
-            hit != neg && wildcard(&p[end + 1..], &s[1..])
+            hit != *neg
         }
-        (Some(a), Some(b)) => a == b && wildcard(&p[1..], &s[1..]),
-        _ => false,
+        Pat::Star => true,
     }
+}
+
+/// fnmatch(3) for one path component, without recursion: the classic greedy match that
+/// backtracks only to the last `*` (time O(pattern x name), whatever the pattern).
+fn wildcard(p: &[u8], s: &[u8]) -> bool {
+    let p = pattern(p);
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(Pat::Star) => {
+                star = Some((pi, si));
+                pi += 1;
+            }
+            Some(q) if one(q, s[si]) => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    pi = sp + 1;
+                    si = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|q| matches!(q, Pat::Star))
 }
 
 impl fmt::Display for Node {
@@ -590,6 +846,31 @@ mod tests {
         assert!(wildcard(b"*.conf", b"a.conf"));
         assert!(!wildcard(b"*.conf", b"a.cfg"));
         assert!(wildcard(b"[ab]?.c*", b"bx.conf"));
-        assert_eq!(expand_braces("x{a,b}y"), vec!["xay", "xby"]);
+        let mut v = Vec::new();
+        expand_braces("x{a,b}y", &mut v).unwrap();
+        assert_eq!(v, vec!["xay", "xby"]);
+        assert!(wildcard(b"*a*b*", b"xxaxxbxx"));
+        assert!(!wildcard(b"*a*b*c", b"xxaxxbxx"));
+        assert!(wildcard(b"a[!0-9]c", b"abc") && !wildcard(b"a[!0-9]c", b"a1c"));
+        let long: Vec<u8> = b"*a".repeat(2000);
+        assert!(!wildcard(&long, &[b'a'; 200]));
+    }
+
+    #[test]
+    fn bombs_are_errors_not_crashes() {
+        let deep = "a {\n".repeat(150_000);
+        let e = parse_text(Path::new("t.conf"), &deep, &ParseOptions::default()).unwrap_err();
+        assert_eq!(e.to_string(), format!("t.conf:{}: blocks nested deeper than 64 levels", MAX_DEPTH + 1));
+        let braces = "{".repeat(150_000);
+        assert!(parse_text(Path::new("t.conf"), &format!("a {braces}"), &ParseOptions::default()).is_err());
+        let mut bomb = String::from("$A0=xxxxxxxx xxxxxxxx\n");
+        for i in 1..13 {
+            bomb.push_str(&format!("$A{i}=$A{} $A{}\n", i - 1, i - 1));
+        }
+        bomb.push_str("x $A12\n");
+        let e = parse_text(Path::new("t.conf"), &bomb, &ParseOptions::default()).unwrap_err();
+        assert_eq!(e.to_string(), format!("t.conf:14: parameter substitution grows the line past {MAX_LINE} bytes"));
+        let mut v = Vec::new();
+        assert!(expand_braces(&"{a,b}".repeat(40), &mut v).is_none());
     }
 }

@@ -1,0 +1,145 @@
+//! global_defs: router_id and e-mail settings, vrrp_version, the global gratuitous ARP
+//! settings (the defaults of every instance's garp_*), and the IPVS sync daemon.
+
+use crate::import::lua::s;
+use super::*;
+
+impl Tx<'_> {
+    pub(super) fn global(&mut self, g: &Node) -> R<Item> {
+        let mut body = Vec::new();
+        let mut garp = Vec::new();
+        for n in g.children() {
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "router_id" => body.push(field("router_id", s(arg(n, 0)?), &n.loc)),
+                    "lvs_id" => {
+                        self.warn(&n.loc, "keyword 'lvs_id' is keepalived 1.x's name for 'router_id' (keepalived 2.2 ignores it); translated as router_id");
+                        body.push(field("router_id", s(arg(n, 0)?), &n.loc));
+                    }
+                    "notification_email" => {
+                        let list = n.children().iter().map(|c| s(&words(c).join(" "))).collect();
+                        body.push(field("notification_email", Value::List(list), &n.loc));
+                    }
+                    "notification_email_from" => body.push(field(k, s(&n.args.join(" ")), &n.loc)),
+                    "smtp_server" => {
+                        let addr = arg(n, 0)?;
+                        let v = match n.args.get(1) {
+                            Some(p) => host_port(addr, int(n, p, 1, 65535)?),
+                            None => addr.to_string(),
+                        };
+                        body.push(field(k, s(&v), &n.loc));
+                    }
+                    "smtp_connect_timeout" => body.push(field(k, Value::Int(int(n, arg(n, 0)?, 1, 3600)?), &n.loc)),
+                    "enable_script_security" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    "vrrp_version" => {
+                        let v = int(n, arg(n, 0)?, 2, 3)?;
+                        self.version = Some(v);
+                        body.push(Entry::Comment(format!(
+                            "keepalived: {} (applied to each VRRP instance as version = {v})",
+                            n.text
+                        )));
+                    }
+                    "lvs_sync_daemon" => self.global_sync_daemon(n)?,
+                    "vrrp_strict" => {
+                        self.strict = Some(n.loc.clone());
+                        body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as keepalived does)", n.text)));
+                    }
+                    "vrrp_min_garp" => {
+                        if bool_arg(n)? {
+                            garp.push(("master_repeat", Value::Int(1), n.loc.clone()));
+                            garp.push(("master_delay", Value::Int(0), n.loc.clone()));
+                        }
+                    }
+                    _ if k.starts_with("vrrp_garp_") && garp_key(&k[5..]).is_some() => {
+                        garp.push((garp_key(&k[5..]).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
+                    }
+                    _ => self.other(n, "global_defs", GLOBAL_KNOWN, &mut body)?,
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        self.global_garp = garp;
+        let table = resolve_garp(&self.global_garp, &[]);
+        if !table.is_empty() {
+            body.push(field("garp", Value::Table(table), &g.loc));
+        }
+        Ok(Item { kind: Kind::Global, name: "global".into(), loc: g.loc.clone(), pre: vec![], body, only_on: None })
+    }
+
+
+    /// `lvs_sync_daemon IF [[inst] NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`
+    pub(super) fn global_sync_daemon(&mut self, n: &Node) -> R<()> {
+        let mut sd = vec![field("interface", s(arg(n, 0)?), &n.loc)];
+        let mut i = 1;
+        while i < n.args.len() {
+            let k = n.args[i].as_str();
+            let val = n.args.get(i + 1).map(String::as_str);
+            match (k, val) {
+                ("inst", Some(v)) => sd.push(field("instance", s(v), &n.loc)),
+                ("id", Some(v)) => sd.push(field("id", Value::Int(int(n, v, 0, 255)?), &n.loc)),
+                ("maxlen", Some(v)) => sd.push(field("maxlen", Value::Int(int(n, v, 1, 65507)?), &n.loc)),
+                ("port", Some(v)) => sd.push(field("port", Value::Int(int(n, v, 1, 65535)?), &n.loc)),
+                ("ttl", Some(v)) => sd.push(field("ttl", Value::Int(int(n, v, 1, 255)?), &n.loc)),
+                ("group", Some(v)) => sd.push(field("group", s(v), &n.loc)),
+                (inst, _) if i == 1 => {
+                    // `inst` may be omitted before the instance name.
+                    sd.push(field("instance", s(inst), &n.loc));
+                    i += 1;
+                    continue;
+                }
+                (other, _) => return Err(bad(n, other, "inst NAME, id N, maxlen N, port N, ttl N, group IP")),
+            }
+            i += 2;
+        }
+        // keepalived: the sync id defaults to the instance's VRID; resolved in `translate`.
+        self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![], body: sd, only_on: None });
+        Ok(())
+    }
+}
+
+pub(super) fn garp_key(k: &str) -> Option<&'static str> {
+    Some(match k {
+        "garp_master_delay" => "master_delay",
+        "garp_master_repeat" => "master_repeat",
+        "garp_master_refresh" => "master_refresh",
+        "garp_master_refresh_repeat" => "master_refresh_repeat",
+        "garp_lower_prio_delay" => "lower_prio_delay",
+        "garp_lower_prio_repeat" => "lower_prio_repeat",
+        "garp_interval" => "interval",
+        _ => return None,
+    })
+}
+
+/// The garp table for settings `own` over `inherited`, keepalived's way: lower_prio_delay
+/// and lower_prio_repeat default to the master_delay and master_repeat in effect. Entries
+/// equal to lvsd's defaults (keepalived's with nothing set) are left out.
+pub(super) fn resolve_garp(own: &[(&'static str, Value, Loc)], inherited: &[(&'static str, Value, Loc)]) -> Vec<Entry> {
+    let get = |k: &str| {
+        own.iter().rev().chain(inherited.iter().rev()).find(|(key, ..)| *key == k).map(|(_, v, l)| (v.clone(), l.clone()))
+    };
+    let mut out = Vec::new();
+    for (key, default) in [
+        ("master_delay", "5"),
+        ("master_repeat", "5"),
+        ("master_refresh", "0"),
+        ("master_refresh_repeat", "1"),
+        ("lower_prio_delay", "5"),
+        ("lower_prio_repeat", "5"),
+        ("interval", "0"),
+    ] {
+        let v = get(key).or_else(|| match key {
+            "lower_prio_delay" => get("master_delay"),
+            "lower_prio_repeat" => get("master_repeat"),
+            _ => None,
+        });
+        if let Some((v, loc)) = v
+            && num_text(&v) != default
+        {
+            out.push(field(key, v, &loc));
+        }
+    }
+    out
+}

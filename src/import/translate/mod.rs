@@ -1,0 +1,628 @@
+//! keepalived statement tree -> lvsd policy document.
+//!
+//! keepalived defaults this translation relies on (keepalived 2.2.7; "man" is
+//! keepalived.conf(5) as shipped in Debian's keepalived 2.2.7, "run" is what
+//! `keepalived -d` / `keepalived -t` 2.2.7 printed for a config without the keyword):
+//!
+//! | keyword                         | keepalived default                 | source | lvsd contract default | output            |
+//! |---------------------------------|------------------------------------|--------|-----------------------|-------------------|
+//! | vrrp_instance state             | BACKUP                             | man    | "backup"              | omitted           |
+//! | priority                        | 100                                | man    | 100                   | omitted           |
+//! | advert_int                      | 1 s                                | man    | 1                     | omitted           |
+//! | version                         | global vrrp_version, else 2        | man    | 2                     | set when 3        |
+//! | preempt_delay                   | 0                                  | man    | 0                     | omitted           |
+//! | vrrp_garp_master_delay          | 5 s                                | man    | 5                     | omitted           |
+//! | vrrp_garp_master_repeat         | 5                                  | man    | 5                     | omitted           |
+//! | vrrp_garp_lower_prio_delay      | = master_delay in effect           | man    | 5                     | written out       |
+//! | vrrp_garp_lower_prio_repeat     | = master_repeat in effect          | man    | 5                     | written out       |
+//! | instance garp_*                 | the global vrrp_garp_* values      | man    | (unspecified)         | whole table       |
+//! | vrrp_garp_master_refresh        | 0 (off)                            | man    | 0                     | omitted           |
+//! | vrrp_garp_master_refresh_repeat | 1                                  | man    | 1                     | omitted           |
+//! | vrrp_garp_interval              | 0                                  | man    | 0                     | omitted           |
+//! | vrrp_script interval            | 1 s                                | man    | 1                     | omitted           |
+//! | vrrp_script timeout             | = interval                         | man    | (unset)               | as written        |
+//! | vrrp_script weight / rise / fall| 0 / 1 / 1                          | man    | 0 / 1 / 1             | omitted           |
+//! | virtual_server protocol         | UDP (!) when absent                | run    | "tcp"                 | `protocol = "udp"`|
+//! | lb_algo / lvs_sched             | wlc                                | run    | "wlc"                 | omitted           |
+//! | lb_kind / lvs_method            | NAT (!)                            | man+run| "dr"                  | `forward = "nat"` |
+//! | persistence_timeout (no value)  | 360 s ("6 minutes")                | man    | true = 360            | `true`            |
+//! | quorum / hysteresis             | 1 / 0                              | man    | 1 / 0                 | omitted           |
+//! | real_server weight              | 1                                  | man    | 1                     | omitted           |
+//! | real_server port (absent)       | the virtual server's port          | run    | -                     | written out       |
+//! | delay_loop                      | 60 s                               | man    | interval = 60         | omitted           |
+//! | connect_timeout                 | 5 s                                | man    | timeout = 5           | omitted           |
+//! | retry                           | 1; DNS_CHECK 3; MISC_CHECK 0       | man    | retries = 1           | set for DNS/MISC  |
+//! | delay_before_retry              | 1 s; HTTP_GET/SSL_GET 3 s;         | man    | retry_delay = 1       | set for HTTP/SSL/ |
+//! |                                 | DNS_CHECK = delay_loop             |        |                       | DNS               |
+//! | warmup                          | random up to delay_loop            | man    | 0                     | not expressible   |
+//! | connect_port                    | the real server's port             | man    | real's port           | omitted if equal  |
+//! | HTTP url status_code            | 200-299                            | man    | "200-299"             | omitted           |
+//! | DNS_CHECK type / name           | SOA / "."                          | man    | "SOA" / "."           | omitted           |
+//! | misc_timeout                    | the virtual_server's delay_loop    | check_misc.c (misc_check_thread) | 5 | written out |
+//! | auth_pass                       | only the first 8 characters used   | man    | max 8                 | truncated + warn  |
+//! | nat_mask                        | ignored (Linux 2.2 LVS only; 2.2.7 "Unknown keyword") | run | - | comment + warn |
+//! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | retries + warn |
+//! | lvs_sync_daemon_inteface        | unknown keyword in 2.2.7 (1.x misspelling) | run | -         | translated + warn |
+//!
+//! keepalived also corrects some settings when it validates the configuration
+//! (validate_check_config in keepalived/check/check_data.c; each prints a message with
+//! `keepalived -t`). The import makes the same corrections, each with a warning, so that
+//! the IPVS table is the one keepalived builds: a virtual_server without real servers is
+//! dropped; `ops` is cleared unless UDP or fwmark; a port-less address service becomes
+//! persistent (360 s); a duplicated real server is dropped; DR/TUN reals (and the sorry
+//! server) take the virtual server's port (none for fwmark); NAT reals without a port take
+//! the virtual server's; quorum is capped at the sum of weights and hysteresis below the
+//! quorum; ha_suspend is cleared on fwmark services.
+
+//!
+//! The translation is split by keepalived block: this file is the driver (the order blocks
+//! are read in, the shared state, the keyword tables and the warnings for keywords without a
+//! home); `global` is global_defs; `vrrp` is vrrp_script, vrrp_instance and
+//! vrrp_sync_group; `virtual_server` is virtual_server_group, virtual_server and
+//! real_server; `checkers` is the health checkers; `values` parses keepalived's values.
+
+mod checkers;
+mod global;
+mod values;
+mod virtual_server;
+mod vrrp;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+use super::lua::{Doc, Entry, Field, Item, Kind, Value, field, s};
+use super::parser::{Node, keyword_like, shown};
+use super::{Loc, Warning};
+
+pub use values::argv;
+use values::*;
+use global::{garp_key, resolve_garp};
+
+#[derive(Debug, Error)]
+pub enum TranslateError {
+    #[error("{0}: {1}: '{2}' is not a valid number{3}")]
+    BadNumber(Loc, String, String, String),
+    #[error("{0}: {1}: '{2}' is not valid ({3})")]
+    BadValue(Loc, String, String, String),
+    #[error("{0}: {1}: missing argument ({2})")]
+    MissingArg(Loc, String, String),
+    #[error("{0}: unknown block '{1}' (not a keepalived {2} block)")]
+    UnknownBlock(Loc, String, String),
+    #[error("{0}: {1} '{2}' is defined twice (first at {3})")]
+    Duplicate(Loc, String, String, Loc),
+    #[error("{0}: not a keepalived statement (its text is not shown); is this file a keepalived configuration?")]
+    NotKeepalived(Loc),
+    /// Every error found, in file order (as `keepalived -t` lists them all).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<TranslateError>),
+}
+
+impl TranslateError {
+    /// Where the error is (the first one's place for `Several`).
+    pub fn loc(&self) -> Option<&Loc> {
+        match self {
+            TranslateError::BadNumber(l, ..)
+            | TranslateError::BadValue(l, ..)
+            | TranslateError::MissingArg(l, ..)
+            | TranslateError::UnknownBlock(l, ..)
+            | TranslateError::Duplicate(l, ..)
+            | TranslateError::NotKeepalived(l) => Some(l),
+            TranslateError::Several(v) => v.first().and_then(|e| e.loc()),
+        }
+    }
+
+    /// The single errors, in order.
+    pub fn all(&self) -> Vec<&TranslateError> {
+        match self {
+            TranslateError::Several(v) => v.iter().flat_map(|e| e.all()).collect(),
+            e => vec![e],
+        }
+    }
+}
+
+/// Errors reported in one run; past this many the rest are counted, not listed.
+const MAX_ERRORS: usize = 100;
+
+type R<T> = Result<T, TranslateError>;
+
+const NO_HOME: &str = "no equivalent in the lvsd policy API";
+
+/// Checker settings inherited virtual_server -> real_server -> checker.
+#[derive(Debug, Clone, Default)]
+struct CheckDefaults {
+    delay_loop: Option<Value>,
+    /// The virtual_server's own delay_loop: keepalived's misc_timeout default (not overridable
+    /// by real_server or checker delay_loop).
+    vs_delay_loop: Option<Value>,
+    connect_timeout: Option<Value>,
+    retry: Option<(i64, Loc)>,
+    delay_before_retry: Option<Value>,
+    warmup: Option<Value>,
+    virtualhost: Option<String>,
+}
+
+struct Tx<'w> {
+    w: &'w mut Vec<Warning>,
+    /// global vrrp_version
+    version: Option<i64>,
+    /// vrrp_script name -> (its body, default weight, where it is defined)
+    scripts: HashMap<String, (Vec<Entry>, i64, Loc)>,
+    /// virtual_server_group name -> members
+    groups: HashMap<String, Vec<GroupMember>>,
+    /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
+    sync_daemon: Option<Item>,
+    /// global_defs vrrp_garp_* settings, the defaults of each instance's garp_*.
+    global_garp: Vec<(&'static str, Value, Loc)>,
+    /// Errors so far: a wrong statement is reported and the translation goes on, so that one
+    /// run lists every error.
+    errors: Vec<TranslateError>,
+    /// global_defs vrrp_strict (each instance's strict_mode defaults to it).
+    strict: Option<Loc>,
+}
+
+#[derive(Debug, Clone)]
+enum GroupMember {
+    Addr(IpAddr, u16),
+    Fwmark(i64, Option<String>),
+}
+
+/// Translate a parsed configuration.
+pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
+    let mut tx = Tx {
+        w: warnings,
+        version: None,
+        scripts: HashMap::new(),
+        groups: HashMap::new(),
+        sync_daemon: None,
+        global_garp: Vec::new(),
+        errors: Vec::new(),
+        strict: None,
+    };
+    let mut globals = Vec::new();
+    let mut tracks = Vec::new();
+    let mut vrrps = Vec::new();
+    let mut syncs = Vec::new();
+    let mut services = Vec::new();
+    let mut notes = Vec::new();
+
+    // Definitions used by later blocks first: global vrrp_version, scripts, server groups.
+    for n in nodes {
+        match n.key.as_str() {
+            "global_defs" => globals.extend({ let r = tx.global(n); tx.ok(r) }),
+            "vrrp_script" => tracks.extend({ let r = tx.script(n); tx.ok(r) }),
+            "virtual_server_group" => {
+                let r = tx.server_group(n);
+                tx.keep(r);
+            }
+            _ => {}
+        }
+    }
+    for n in nodes {
+        match n.key.as_str() {
+            "global_defs" | "vrrp_script" | "virtual_server_group" => {}
+            "vrrp_instance" => {
+                let r = tx.vrrp(n);
+                vrrps.extend(tx.ok(r));
+            }
+            "vrrp_sync_group" => {
+                let r = tx.sync_group(n);
+                syncs.extend(tx.ok(r));
+            }
+            "virtual_server" => {
+                let r = tx.virtual_server(n);
+                services.extend(tx.ok(r).into_iter().flatten());
+            }
+            k if TOP_UNSUPPORTED.contains(&k) => {
+                let mut body = Vec::new();
+                tx.unsupported(n, NO_HOME, &mut body);
+                notes.push(Item { kind: Kind::Note, name: k.into(), loc: n.loc.clone(), pre: vec![], body, only_on: None });
+            }
+            k if !keyword_like(k) => tx.keep(Err(TranslateError::NotKeepalived(n.loc.clone()))),
+            k if n.block.is_some() => {
+                tx.keep(Err(TranslateError::UnknownBlock(n.loc.clone(), k.into(), "top-level".into())));
+            }
+            _ => {
+                let mut body = Vec::new();
+                tx.unknown(n, &mut body);
+                notes.push(Item { kind: Kind::Note, name: n.key.clone(), loc: n.loc.clone(), pre: vec![], body, only_on: None });
+            }
+        }
+    }
+    let syncs = tx.sync_members(syncs, &vrrps);
+    if !tx.errors.is_empty() {
+        let order = file_order(nodes);
+        let mut errors = std::mem::take(&mut tx.errors);
+        errors.sort_by_key(|e| e.loc().map(|l| (order.get(&l.file).copied().unwrap_or(usize::MAX), l.line)));
+        if errors.len() > MAX_ERRORS {
+            let more = errors.len() - MAX_ERRORS;
+            errors.truncate(MAX_ERRORS);
+            let loc = errors[MAX_ERRORS - 1].loc().cloned().unwrap_or(Loc { file: String::new(), line: 0 });
+            errors.push(TranslateError::MissingArg(loc, format!("{more} more errors"), "not listed".into()));
+        }
+        sort_warnings(nodes, tx.w);
+        return Err(if errors.len() == 1 { errors.remove(0) } else { TranslateError::Several(errors) });
+    }
+    sort_warnings(nodes, tx.w);
+    let mut doc = Doc::default();
+    doc.items.extend(globals);
+    doc.items.extend(tracks);
+    doc.items.extend(vrrps.iter().cloned());
+    doc.items.extend(syncs);
+    if let Some(mut sd) = tx.sync_daemon.take() {
+        // keepalived's sync id defaults to the VRID of the instance the daemon follows.
+        let inst = find_str(&sd.body, "instance");
+        let has_id = sd.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "id"));
+        if let (Some(inst), false) = (inst, has_id) {
+            let vrid = vrrps.iter().find(|v| v.name == inst).and_then(|v| {
+                v.body.iter().find_map(|e| match e {
+                    Entry::Field(Field { key, value: Value::Int(i), .. }) if key == "vrid" => Some(*i),
+                    _ => None,
+                })
+            });
+            if let Some(id) = vrid {
+                sd.body.push(field("id", Value::Int(id), &sd.loc.clone()));
+            }
+        }
+        doc.items.push(sd);
+    }
+    doc.items.extend(services);
+    doc.items.extend(notes);
+    Ok(doc)
+}
+
+/// Each file's rank in reading order (includes are read where they stand, so the first
+/// statement of each file, in tree order, gives that order).
+fn file_order(nodes: &[Node]) -> HashMap<String, usize> {
+    let mut order = HashMap::new();
+    let mut stack: Vec<&Node> = nodes.iter().rev().collect();
+    while let Some(n) = stack.pop() {
+        let next = order.len();
+        order.entry(n.loc.file.clone()).or_insert(next);
+        stack.extend(n.children().iter().rev());
+    }
+    order
+}
+
+/// Warnings in file order (a stable sort: those of one line keep their order).
+pub fn sort_warnings(nodes: &[Node], warnings: &mut [Warning]) {
+    let order = file_order(nodes);
+    warnings.sort_by_key(|w| (order.get(&w.loc.file).copied().unwrap_or(usize::MAX), w.loc.line));
+}
+
+const TOP_UNSUPPORTED: &[&str] = &[
+    "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces", "track_group", "track_file",
+    "vrrp_track_file", "vrrp_track_process", "bfd_instance", "garp_group", "interface_up_down_delays",
+    "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance", "use_pid_dir",
+    "linkbeat_use_polling", "child_wait_time", "SSL",
+];
+
+const GLOBAL_KNOWN: &[&str] = &[
+    "tmp_config_directory", "config_save_dir", "process_names", "process_name", "vrrp_process_name",
+    "checker_process_name", "bfd_process_name", "use_symlink_paths", "set_supplementary_groups", "startup_script",
+    "startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "smtp_helo_name", "smtp_alert",
+    "smtp_alert_vrrp", "smtp_alert_checker", "checker_log_all_failures", "no_email_faults", "vrrp_mcast_group4",
+    "vrrp_mcast_group6", "default_interface", "lvs_sync_daemon", "lvs_timeouts", "lvs_flush", "lvs_flush_on_stop",
+    "vrrp_gna_interval", "vrrp_garp_extra_if", "vrrp_down_timer_adverts", "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert", "v3_checksum_as_v2", "nftables", "nftables_priority", "nftables_counters",
+    "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "vrrp_iptables",
+    "vrrp_ipsets", "disable_local_igmp", "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "vrrp_strict",
+    "vrrp_notify_priority_changes", "max_auto_priority", "min_auto_priority_delay", "vrrp_priority",
+    "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap", "vrrp_cpu_affinity",
+    "checker_cpu_affinity", "bfd_cpu_affinity", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
+    "vrrp_rlimit_rttime", "checker_rlimit_rttime", "bfd_rlimit_rttime", "snmp_socket", "enable_snmp_vrrp",
+    "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps",
+    "enable_snmp_keepalived", "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval", "enable_dbus",
+    "dbus_service_name", "dbus_no_interface_name", "script_user", "notify_fifo", "notify_fifo_script",
+    "vrrp_notify_fifo", "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script",
+    "fifo_write_vrrp_states_on_reload", "dynamic_interfaces", "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
+    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force",
+    "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "rs_init_notifies", "no_checker_emails", "umask",
+    "vrrp_startup_delay", "vrrp_delay_after_boot", "log_unknown_vrids", "vmac_prefix", "vmac_addr_prefix",
+    "random_seed", "reload_check_config", "include_check", "reload_time_file", "reload_repeat", "reload_file",
+    "data_use_instance", "state_file_location", "stats_file_location", "json_file_location", "json_version",
+    "iproute_usr_dir", "iproute_etc_dir", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets",
+    "instance", "use_pid_dir", "linkbeat_use_polling", "child_wait_time",
+];
+
+const VRRP_KNOWN: &[&str] = &[
+    "vrf", "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "native_ipv6", "dont_track_primary",
+    "track_file", "track_process", "track_bfd", "mcast_src_ip", "mcast_dst_ip", "track_src_ip",
+    "unicast_fault_no_peer", "unicast_ttl", "old_unicast_checksum",
+    "garp_extra_if", "down_timer_adverts", "timer_expired_backup", "lower_prio_no_advert",
+    "higher_prio_send_advert", "auth_hmac", "virtual_ipaddress_excluded", "no_virtual_ipaddress",
+    "promote_secondaries", "virtual_routes", "virtual_rules", "accept", "no_accept", "skip_check_adv_addr",
+    "strict_mode", "debug", "notify_master_rx_lower_pri", "notify_priority_changes", "notify_deleted",
+    "kernel_rx_buf_size", "linkbeat_use_polling", "garp_interval", "gna_interval", "gna_master_delay",
+];
+
+const VS_KNOWN: &[&str] = &["flag-3", "smtp_alert", "snmp_name", "abs_priority"];
+const RS_KNOWN: &[&str] = &["smtp_alert", "snmp_name", "track_file", "track_bfd"];
+const CHECK_KNOWN: &[&str] = &[
+    "connect_ip", "bind_if", "bind_port", "fwmark", "alpha", "log_all_failures", "http_protocol", "fast_recovery",
+    "tls_compliant", "enable_sni", "user", "min_reply_length", "max_reply_length", "host",
+];
+
+
+impl Tx<'_> {
+    fn warn(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.w.push(Warning::new(loc, msg));
+    }
+
+    /// keepalived's vrrp_sync_set_group (keepalived/vrrp/vrrp_sync.c): "Virtual router %s
+    /// specified in sync group %s doesn't exist - ignoring", "cannot exist in more than one
+    /// sync group; ignoring", and a group left without members is removed.
+    fn sync_members(&mut self, syncs: Vec<Item>, vrrps: &[Item]) -> Vec<Item> {
+        let mut taken: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        for mut g in syncs {
+            if g.kind != Kind::SyncGroup {
+                out.push(g);
+                continue;
+            }
+            let Some(Entry::Field(f)) = g.body.iter_mut().find(|e| matches!(e, Entry::Field(f) if f.key == "instances")) else {
+                out.push(g);
+                continue;
+            };
+            let loc = f.loc.clone().unwrap_or(g.loc.clone());
+            let Value::List(list) = &mut f.value else { continue };
+            let mut kept = Vec::new();
+            for v in list.drain(..) {
+                let Value::Str(name) = &v else { continue };
+                if !vrrps.iter().any(|i| &i.name == name) {
+                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is not defined; keepalived ignores it: left out", shown(&g.name), shown(name)));
+                } else if taken.contains(name) {
+                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is already in another sync group; keepalived ignores it here: left out", shown(&g.name), shown(name)));
+                } else {
+                    taken.push(name.clone());
+                    kept.push(v);
+                }
+            }
+            if kept.is_empty() {
+                self.warn(&g.loc, format!("vrrp_sync_group {} has no defined instance; keepalived removes it: not translated", shown(&g.name)));
+                let body = vec![Entry::Comment(format!("keepalived: vrrp_sync_group {} (not translated: no defined instance)", shown(&g.name)))];
+                out.push(Item { kind: Kind::Note, body, ..g });
+                continue;
+            }
+            *list = kept;
+            out.push(g);
+        }
+        out
+    }
+
+    /// A keyword that sets one value: a repeated one replaces the earlier (keepalived's
+    /// handlers assign), said in a warning.
+    fn set_last(&mut self, body: &mut Vec<Entry>, n: &Node, key: &str, value: Value) {
+        if let Some(old) = take(body, key) {
+            let at = old.loc.map(|l| format!(" (also at line {})", l.line)).unwrap_or_default();
+            self.warn(&n.loc, format!("keyword '{}' repeated{at}; keepalived uses the last", shown(&n.key)));
+        }
+        body.push(field(key, value, &n.loc));
+    }
+
+    /// A script line as an argument vector. keepalived execs it without a shell, except a
+    /// script whose first word is a redirection to a path (`</dev/tcp/192.0.2.1/80`), which
+    /// it runs with system(3), the other words single-quoted (check_script_secure and
+    /// cmd_str_r in keepalived's lib/notify.c): that one becomes `/bin/sh -c`.
+    fn command(&mut self, n: &Node, script: &str) -> Value {
+        let Value::List(words) = argv(script) else { return argv(script) };
+        let first = match words.first() {
+            Some(Value::Str(w)) => w.clone(),
+            _ => return Value::List(words),
+        };
+        let after = first.get(1..).unwrap_or("").trim_start_matches([' ', '\t']);
+        if !(first.starts_with('<') && after.starts_with('/')) {
+            return Value::List(words);
+        }
+        let mut line = first;
+        for w in &words[1..] {
+            if let Value::Str(w) = w {
+                line.push_str(&format!(" '{w}'"));
+            }
+        }
+        self.warn(&n.loc, format!("keyword '{}': a script starting with '<' is run by keepalived through /bin/sh; translated as {{ \"/bin/sh\", \"-c\", ... }}", shown(&n.key)));
+        Value::List(vec![s("/bin/sh"), s("-c"), s(&line)])
+    }
+
+    /// Record an error and go on.
+    fn keep(&mut self, r: R<()>) {
+        if let Err(e) = r {
+            self.errors.push(e);
+        }
+    }
+
+    /// The value, or `None` with the error recorded.
+    fn ok<T>(&mut self, r: R<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    /// A known keepalived keyword lvsd has no home for: warning + comment in place.
+    fn unsupported(&mut self, n: &Node, reason: &str, body: &mut Vec<Entry>) {
+        self.warn(&n.loc, format!("keyword '{}' is not supported by lvsd ({reason})", shown(&n.key)));
+        let lines = node_lines(n, 0);
+        body.push(Entry::Comment(format!("keepalived: {} (not translated: {reason})", lines[0])));
+        for l in &lines[1..] {
+            body.push(Entry::Comment(format!("keepalived: {l}")));
+        }
+    }
+
+    /// A keyword keepalived does not know either (it ignores those with a warning). Only the
+    /// keyword is quoted, as keepalived's "Unknown keyword" does: the line may be anything.
+    fn unknown(&mut self, n: &Node, body: &mut Vec<Entry>) {
+        let why = "not a keepalived 2.2 keyword here; keepalived ignores it too";
+        let key = shown(&n.key);
+        self.warn(&n.loc, format!("keyword '{key}' is not supported by lvsd ({why})"));
+        body.push(Entry::Comment(format!("keepalived: line {}: {key} ... (not translated: {why})", n.loc.line)));
+    }
+
+    /// An unknown keyword: a block is an error, a single line a warning.
+    fn other(&mut self, n: &Node, within: &str, known: &[&str], body: &mut Vec<Entry>) -> R<()> {
+        if known.contains(&n.key.as_str()) {
+            self.unsupported(n, NO_HOME, body);
+            Ok(())
+        } else if n.block.is_some() {
+            Err(TranslateError::UnknownBlock(n.loc.clone(), shown(&n.key), within.into()))
+        } else {
+            self.unknown(n, body);
+            Ok(())
+        }
+    }
+
+    /// Part of a keyword's arguments has no home: warn and keep the line as a comment.
+    fn unsupported_arg(&mut self, n: &Node, what: &str, body: &mut Vec<Entry>) {
+        self.unsupported_arg_of(n, &n.key.clone(), what, body)
+    }
+
+    /// As `unsupported_arg`, naming the enclosing keyword (list entries have no keyword).
+    fn unsupported_arg_of(&mut self, n: &Node, keyword: &str, what: &str, body: &mut Vec<Entry>) {
+        let what = what.split(' ').map(shown).collect::<Vec<_>>().join(" ");
+        self.warn(&n.loc, format!("keyword '{keyword}' option '{what}' is not supported by lvsd ({NO_HOME})"));
+        body.push(Entry::Comment(format!("keepalived: {} (not translated: option '{what}')", n.text)));
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::lua::s;
+    use crate::import::parser::{ParseOptions, parse_str};
+    use std::path::Path;
+
+    fn strs(v: Value) -> Vec<String> {
+        match v {
+            Value::List(l) => l.into_iter().map(|x| if let Value::Str(s) = x { s } else { panic!() }).collect(),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn scripts_split_like_keepalived_without_a_shell() {
+        assert_eq!(strs(argv("/bin/check  a 'b c' d\\ e")), vec!["/bin/check", "a", "b c", "d e"]);
+        assert_eq!(strs(argv("x ''")), vec!["x", ""]);
+    }
+
+    fn translate_text(text: &str) -> (Doc, Vec<Warning>) {
+        // lvsd needs a VIP per instance: give one (on the opening line, so line numbers stay)
+        // to each instance written without.
+        let parts: Vec<&str> = text.split("vrrp_instance ").collect();
+        let mut text = parts[0].to_string();
+        for p in &parts[1..] {
+            let own = p.split("\n}\n").next().unwrap_or("");
+            text.push_str("vrrp_instance ");
+            if own.contains("virtual_ipaddress") {
+                text.push_str(p);
+            } else {
+                text.push_str(&p.replacen(" {\n", " { virtual_ipaddress { 192.0.2.99 }\n", 1));
+            }
+        }
+        let (nodes, mut w) = parse_str(Path::new("t.conf"), &text, &ParseOptions::default()).unwrap();
+        let doc = translate(&nodes, &mut w).unwrap();
+        (doc, w)
+    }
+
+    #[test]
+    fn group_ranges_expand() {
+        let (doc, _) = translate_text(
+            "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n real_server 192.0.2.9 80 {\n }\n}\n",
+        );
+        let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["192.0.2.1:80", "192.0.2.2:80", "192.0.2.3:80", "192.0.2.254:81", "192.0.2.255:81", "192.0.3.0:81", "192.0.3.1:81", "fwmark 7"]
+        );
+    }
+
+    #[test]
+    fn timers_keep_fractions() {
+        let (doc, _) = translate_text("vrrp_instance V {\n version 3\n advert_int 0.25\n preempt_delay 1.0\n}\n");
+        let body = &doc.items[0].body;
+        assert!(body.contains(&field("advert_int", Value::Num("0.25".into()), &Loc { file: String::new(), line: 0 })));
+        assert!(body.contains(&field("preempt_delay", Value::Int(1), &Loc { file: String::new(), line: 0 })));
+    }
+
+    #[test]
+    fn auth_pass_is_cut_to_eight_characters_like_keepalived() {
+        let (doc, w) = translate_text("vrrp_instance V {\n authentication {\n  auth_type PASS\n  auth_pass 0123456789\n }\n}\n");
+        assert!(doc.items[0].body.contains(&field("auth_pass", s("01234567"), &Loc { file: String::new(), line: 0 })));
+        assert_eq!(w[0].loc.line, 4);
+    }
+
+    #[test]
+    fn global_vrrp_version_applies_to_instances_without_their_own() {
+        let (doc, _) = translate_text("global_defs {\n vrrp_version 3\n}\nvrrp_instance A {\n}\nvrrp_instance B {\n version 2\n}\n");
+        let has_v3 = |i: &Item| i.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "version" && f.value == Value::Int(3)));
+        assert!(has_v3(&doc.items[1]));
+        assert!(!has_v3(&doc.items[2]));
+    }
+
+    #[test]
+    fn checks_differing_between_reals_stay_on_each_real() {
+        let (doc, _) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_kind DR\n real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n real_server 192.0.2.3 80 {\n }\n}\n",
+        );
+        let svc = &doc.items[0];
+        assert!(!svc.body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "check")), "{svc:?}");
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("{ address = \"192.0.2.2:80\", check = lvsd.check.tcp {} }"), "{lua}");
+        assert!(lua.contains("\"192.0.2.3:80\""), "{lua}");
+    }
+
+    #[test]
+    fn misc_timeout_defaults_to_the_virtual_servers_delay_loop() {
+        let (doc, _) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n delay_loop 10\n real_server 192.0.2.2 80 {\n  delay_loop 3\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("lvsd.check.exec { interval = 3, timeout = 10, retries = 0, command = { \"/bin/true\" } }"), "{lua}");
+    }
+
+    #[test]
+    fn garp_follows_keepalived_inheritance() {
+        let (doc, _) = translate_text(
+            "global_defs {\n vrrp_garp_master_delay 10\n}\nvrrp_instance V {\n garp_master_repeat 2\n}\nvrrp_instance W {\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("garp = { master_delay = 10, lower_prio_delay = 10 },"), "{lua}");
+        assert!(lua.contains("garp = { master_delay = 10, master_repeat = 2, lower_prio_delay = 10, lower_prio_repeat = 2 },"), "{lua}");
+        assert_eq!(lua.matches("garp =").count(), 2, "W has no garp of its own:\n{lua}");
+    }
+
+    #[test]
+    fn vrrp_settings_keepalived_derives_or_corrects() {
+        // Each warning matches what `keepalived -t` 2.2.7 prints for the same instance.
+        let (doc, w) = translate_text(concat!(
+            "vrrp_instance A {\n state MASTER\n nopreempt\n}\n",
+            "vrrp_instance B {\n version 3\n authentication {\n  auth_type PASS\n  auth_pass 1234\n }\n}\n",
+            "vrrp_instance C {\n advert_int 2.5\n}\n",
+            "vrrp_instance D {\n priority 255\n preempt_delay 10\n virtual_ipaddress {\n  2001:db8::4\n }\n}\n",
+        ));
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(lua.contains("priority = 255, -- keepalived's default for state MASTER"), "{lua}");
+        assert!(lua.contains("state = \"master\", -- keepalived's default for priority 255"), "{lua}");
+        assert!(lua.contains("version = 3, -- keepalived uses VRRPv3 for IPv6"), "{lua}");
+        assert!(lua.contains("advert_int = 3,"), "v2 rounds half up:\n{lua}");
+        assert!(!lua.contains("auth_pass ="), "{lua}");
+        assert!(!lua.contains("nopreempt ="), "{lua}");
+        assert!(!lua.contains("preempt_delay ="), "{lua}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            vec![
+                "t.conf:3: vrrp_instance A: nopreempt does not apply to priority 255; keepalived ignores it: not translated",
+                "t.conf:9: vrrp_instance B: VRRP version 3 has no authentication; keepalived ignores it: not translated",
+                "t.conf:13: vrrp_instance C: advert_int 2.5 is not valid for VRRPv2; keepalived uses 3",
+                "t.conf:17: vrrp_instance D: preempt_delay does not work with initial state MASTER; keepalived ignores it: not translated",
+            ]
+        );
+    }
+}

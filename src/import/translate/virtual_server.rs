@@ -1,0 +1,498 @@
+//! virtual_server_group (address ranges and fwmarks), virtual_server (-> `lvsd.service`, one
+//! per address of a group) and real_server, with the corrections keepalived's
+//! validate_check_config makes (ports, quorum, duplicates, persistence).
+
+use crate::import::lua::s;
+use super::*;
+
+/// What decides a real (or sorry) server's port in keepalived's validate_check_config.
+pub(super) struct PortRules {
+    vs_port: u16,
+    is_fwmark: bool,
+    is_group: bool,
+    vs_method: String,
+}
+
+pub(super) const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
+
+impl Tx<'_> {
+    pub(super) fn server_group(&mut self, g: &Node) -> R<()> {
+        let name = arg(g, 0)?.to_string();
+        let mut members = Vec::new();
+        for n in g.children() {
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                if n.key == "fwmark" {
+                    members.push(GroupMember::Fwmark(int(n, arg(n, 0)?, 1, u32::MAX as i64)?, n.args.get(1).cloned()));
+                    return Ok(());
+                }
+                let port = match n.args.first() {
+                    Some(p) => int(n, p, 0, 65535)? as u16,
+                    None => 0,
+                };
+                for addr in expand_range(n)? {
+                    members.push(GroupMember::Addr(addr, port));
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        self.groups.insert(name, members);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- virtual_server
+
+    pub(super) fn virtual_server(&mut self, vs: &Node) -> R<Vec<Item>> {
+        // Which services this block makes: one address, one fwmark, or a group's members.
+        let targets: Vec<GroupMember> = match vs.args.first().map(String::as_str) {
+            Some("fwmark") => vec![GroupMember::Fwmark(int(vs, arg(vs, 1)?, 1, u32::MAX as i64)?, None)],
+            Some("group") => {
+                let g = arg(vs, 1)?;
+                match self.groups.get(g) {
+                    Some(m) => m.clone(),
+                    None => return Err(bad(vs, g, "no virtual_server_group of that name")),
+                }
+            }
+            Some(a) => {
+                let addr = ip(vs, a)?;
+                let port = match vs.args.get(1) {
+                    Some(p) => int(vs, p, 0, 65535)? as u16,
+                    None => 0,
+                };
+                vec![GroupMember::Addr(addr, port)]
+            }
+            None => return Err(TranslateError::MissingArg(vs.loc.clone(), "virtual_server".into(), "an address and port, fwmark N or group NAME".into())),
+        };
+
+        let mut body = Vec::new();
+        let mut defaults = CheckDefaults::default();
+        let mut protocol: Option<String> = None;
+        let mut forward: Option<Vec<Entry>> = None;
+        let mut sched_flags = Vec::new();
+        let mut sorry: Option<(IpAddr, u16, Node)> = None;
+        let mut sorry_extra = Vec::new();
+        let mut reals: Vec<&Node> = Vec::new();
+        let mut ops: Option<Loc> = None;
+        let mut quorum: Option<(i64, Loc)> = None;
+        let mut hysteresis: Option<(i64, Loc)> = None;
+        let mut persistent = false;
+        let is_fwmark = vs.args.first().map(String::as_str) == Some("fwmark");
+        let is_group = vs.args.first().map(String::as_str) == Some("group");
+        for n in vs.children() {
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "real_server" => {
+                        // keepalived: "real server ... is duplicated - removing second rs".
+                        let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
+                        if reals.iter().any(same) {
+                            self.warn(&n.loc, format!("real server {} is listed twice; keepalived removes the second", shown_all(&n.args)));
+                            body.push(Entry::Comment(format!("keepalived: {} (not translated: a duplicate real server)", n.text)));
+                        } else {
+                            reals.push(n);
+                        }
+                    }
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
+                        let t = timer(n, arg(n, 0)?)?;
+                        if k == "delay_loop" {
+                            defaults.vs_delay_loop = Some(t.clone());
+                        }
+                        set_default(&mut defaults, k, t);
+                    }
+                    "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
+                    // lvs_sched_handler (check_parser.c): the name as written (strcmp), else
+                    // "Invalid lvs_scheduler '%s' - ignoring"; a repeated one replaces.
+                    "lb_algo" | "lvs_sched" => {
+                        let sch = arg(n, 0)?;
+                        if !SCHEDULERS.contains(&sch) {
+                            self.warn(&n.loc, format!("{k} '{}' is not a scheduler keepalived knows (one of {}); keepalived ignores it", shown(sch), SCHEDULERS.join(" ")));
+                        } else if find_field(&body, "scheduler").is_some() {
+                            self.warn(&n.loc, format!("keyword '{k}' repeated; keepalived uses the last"));
+                            set(&mut body, "scheduler", s(sch));
+                        } else {
+                            body.push(field("scheduler", s(sch), &n.loc));
+                        }
+                    }
+                    "lb_kind" | "lvs_method" => forward = Some(self.method(n)?),
+                    "nat_mask" => self.unsupported(n, "obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it", &mut body),
+                    "persistence_timeout" => {
+                        let v = match n.args.first() {
+                            Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
+                            None => Value::Bool(true),
+                        };
+                        // `persistence_timeout 0` is keepalived's way of saying "not persistent".
+                        if v != Value::Int(0) {
+                            persistent = true;
+                            body.push(field("persistence", v, &n.loc));
+                        }
+                    }
+                    "persistence_granularity" => {
+                        let m = arg(n, 0)?;
+                        let v = if m.contains('.') { s(m) } else { Value::Int(int(n, m, 0, 128)?) };
+                        body.push(field("netmask", v, &n.loc));
+                    }
+                    "persistence_engine" => body.push(field("pe", s(arg(n, 0)?), &n.loc)),
+                    // proto_handler: TCP, UDP or SCTP in any case, else "Unknown protocol - ignoring".
+                    "protocol" => {
+                        let p = arg(n, 0)?.to_ascii_lowercase();
+                        if !["tcp", "udp", "sctp"].contains(&p.as_str()) {
+                            self.warn(&n.loc, format!("protocol '{}' is not TCP, UDP or SCTP; keepalived ignores it", shown(&n.args[0])));
+                        } else {
+                            protocol = Some(p);
+                        }
+                    }
+                    "ha_suspend" if is_fwmark => {
+                        self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
+                        body.push(Entry::Comment(format!("keepalived: {} (not translated: keepalived clears it on fwmark services)", n.text)));
+                    }
+                    "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
+                    "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
+                    "quorum" => quorum = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                    "hysteresis" => hysteresis = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                    "quorum_up" | "quorum_down" => {
+                        let e = self.notify_field(n, k, &mut body)?;
+                        body.push(e);
+                    }
+                    "ip_family" => body.push(field("family", s(arg(n, 0)?), &n.loc)),
+                    "sorry_server" => {
+                        let a = ip(n, arg(n, 0)?)?;
+                        let p = match n.args.get(1) {
+                            Some(p) => int(n, p, 0, 65535)? as u16,
+                            None => 0,
+                        };
+                        sorry = Some((a, p, n.clone()));
+                    }
+                    "sorry_server_inhibit" => sorry_extra.push(field("inhibit", Value::Bool(true), &n.loc)),
+                    "sorry_server_lvs_method" => {
+                        let m = self.method(n)?;
+                        if m.is_empty() {
+                            // DR: written out, since the service's own method may differ.
+                            sorry_extra.push(field("forward", s("dr"), &n.loc));
+                        }
+                        sorry_extra.extend(m);
+                    }
+                    "ops" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                        if k == "ops" {
+                            ops = Some(n.loc.clone());
+                        } else {
+                            sched_flags.push(s(k));
+                        }
+                    }
+                    "flag-1" | "flag-2" => {
+                        // flag-1/flag-2 are the sh/mh fallback/port bits under their generic names.
+                        let sch = vs.children().iter().find(|c| c.key == "lb_algo" || c.key == "lvs_sched").and_then(|c| c.args.first()).map(|x| x.to_ascii_lowercase());
+                        let prefix = if sch.as_deref() == Some("mh") { "mh" } else { "sh" };
+                        let flag = if k == "flag-1" { "fallback" } else { "port" };
+                        sched_flags.push(s(&format!("{prefix}-{flag}")));
+                    }
+                    _ => self.other(n, "virtual_server", VS_KNOWN, &mut body)?,
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        if reals.is_empty() {
+            // keepalived: "Virtual server ... has no real servers - ignoring".
+            self.warn(&vs.loc, format!("virtual_server {} has no real servers; keepalived ignores it: not translated", shown_all(&vs.args)));
+            let lines = node_lines(vs, 0);
+            let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
+            note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
+            return Ok(vec![Item { kind: Kind::Note, name: vs.args.join(" "), loc: vs.loc.clone(), pre: vec![], body: note, only_on: None }]);
+        }
+        if get(&body, "scheduler") == Some(&s("wlc")) {
+            take(&mut body, "scheduler");
+        }
+        if !sched_flags.is_empty() {
+            body.push(field("sched_flags", Value::List(sched_flags), &vs.loc));
+        }
+        if let Some(loc) = ops {
+            // One-packet scheduling is for UDP (or fwmark) services; keepalived resets it otherwise.
+            let udp = protocol.as_deref().unwrap_or("udp") == "udp";
+            if is_fwmark || udp {
+                body.push(field("ops", Value::Bool(true), &loc));
+            } else {
+                self.warn(&loc, "keyword 'ops' needs UDP; keepalived resets it for this service; not translated");
+                body.push(Entry::Comment("keepalived: ops (not translated: one-packet scheduling needs UDP)".into()));
+            }
+        }
+        let zero_port = targets.iter().any(|t| matches!(t, GroupMember::Addr(_, 0)));
+        if zero_port && !persistent {
+            // keepalived: "zero port only valid for persistent services - setting".
+            self.warn(&vs.loc, "a virtual server without a port must be persistent; keepalived makes it persistent (360 s); translated as persistence = true");
+            body.push(field("persistence", Value::Bool(true), &vs.loc));
+        }
+        let vs_method = match &forward {
+            None => "nat".to_string(),
+            Some(f) => find_str(f, "forward").unwrap_or_else(|| "dr".into()),
+        };
+        match forward {
+            Some(f) => body.extend(f),
+            None => {
+                body.push(Entry::Field(Field {
+                    key: "forward".into(),
+                    value: s("nat"),
+                    loc: Some(vs.loc.clone()),
+                    note: Some("keepalived's default when lb_kind is absent".into()),
+                }));
+            }
+        }
+        // A real without a port takes the virtual server's (a group's first member's).
+        let vs_port = match &targets[0] {
+            GroupMember::Addr(_, p) => *p,
+            GroupMember::Fwmark(..) => 0,
+        };
+        let ports = PortRules { vs_port, is_fwmark, is_group, vs_method: vs_method.clone() };
+        if let Some((a, p, n)) = sorry {
+            let method = find_str(&sorry_extra, "forward").unwrap_or(vs_method.clone());
+            let p = self.real_port(&n, &ports, p, &method, "sorry server");
+            let addr = host_port(&a.to_string(), p as i64);
+            let loc = n.loc.clone();
+            let v = if sorry_extra.is_empty() {
+                s(&addr)
+            } else {
+                let mut t = vec![field("address", s(&addr), &loc)];
+                t.extend(sorry_extra);
+                Value::Table(t)
+            };
+            body.push(field("sorry_server", v, &loc));
+        }
+
+        // Real servers and their checks; identical checks on every real move up to the service.
+        let mut real_entries: Vec<(Vec<Entry>, Vec<Value>, String)> = Vec::new();
+        let mut weight_sum = 0;
+        for r in &reals {
+            let w = r.children().iter().find(|c| c.key == "weight").and_then(|c| c.args.first()).and_then(|w| w.parse::<i64>().ok());
+            weight_sum += w.unwrap_or(1);
+            real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
+        }
+        // keepalived lowers a quorum above the total weight, and a hysteresis not below the quorum.
+        let mut q = quorum.clone().map(|(v, _)| v).unwrap_or(1);
+        if q > weight_sum {
+            let loc = quorum.as_ref().map(|(_, l)| l.clone()).unwrap_or(vs.loc.clone());
+            self.warn(&loc, format!("quorum {q} exceeds the total weight of the real servers {weight_sum}; keepalived reduces it: translated as quorum = {weight_sum}"));
+            q = weight_sum;
+        }
+        if q != 1 {
+            body.push(field("quorum", Value::Int(q), &quorum.as_ref().map(|(_, l)| l.clone()).unwrap_or(vs.loc.clone())));
+        }
+        if let Some((h, loc)) = hysteresis {
+            let h2 = if h >= q { (q - 1).max(0) } else { h };
+            if h2 != h {
+                self.warn(&loc, format!("hysteresis {h} is not below the quorum {q}; keepalived sets it to {h2}"));
+            }
+            if h2 != 0 {
+                body.push(field("hysteresis", Value::Int(h2), &loc));
+            }
+        }
+        let all_same = !real_entries.is_empty()
+            && !real_entries[0].1.is_empty()
+            && real_entries.iter().all(|r| r.1 == real_entries[0].1);
+        if all_same {
+            let checks = real_entries[0].1.clone();
+            body.push(field("check", one_or_list(checks), &vs.loc));
+        }
+        let mut reals_v = Vec::new();
+        for (mut fields, checks, addr) in real_entries {
+            if !all_same && !checks.is_empty() {
+                fields.push(field("check", one_or_list(checks), &vs.loc));
+            }
+            let only_addr = fields.iter().all(|e| matches!(e, Entry::Field(f) if f.key == "address"));
+            reals_v.push(if only_addr { s(&addr) } else { Value::Table(fields) });
+        }
+        if !reals_v.is_empty() {
+            body.push(field("reals", Value::List(reals_v), &vs.loc));
+        }
+
+        // One item per target; a group yields several services with the same body.
+        let mut items = Vec::new();
+        for t in &targets {
+            let mut head = Vec::new();
+            let mut pre = Vec::new();
+            let name = match t {
+                GroupMember::Addr(a, p) => {
+                    let vip = host_port(&a.to_string(), *p as i64);
+                    head.push(field("vip", s(&vip), &vs.loc));
+                    match protocol.as_deref() {
+                        Some("tcp") => vip,
+                        Some(p) => {
+                            head.push(field("protocol", s(p), &vs.loc));
+                            format!("{vip}/{p}")
+                        }
+                        None => {
+                            head.push(Entry::Field(Field {
+                                key: "protocol".into(),
+                                value: s("udp"),
+                                loc: Some(vs.loc.clone()),
+                                note: Some("keepalived 2.2 defaults to UDP when 'protocol' is absent".into()),
+                            }));
+                            format!("{vip}/udp")
+                        }
+                    }
+                }
+                GroupMember::Fwmark(m, fam) => {
+                    head.push(field("fwmark", Value::Int(*m), &vs.loc));
+                    if let Some(f) = fam {
+                        head.push(field("family", s(f), &vs.loc));
+                    }
+                    format!("fwmark {m}")
+                }
+            };
+            if vs.args.first().map(String::as_str) == Some("group") {
+                pre.push(format!("keepalived: virtual_server group {} (member {})", vs.args[1], name));
+            }
+            head.extend(body.iter().cloned());
+            items.push(Item { kind: Kind::Service, name, loc: vs.loc.clone(), pre, body: head, only_on: None });
+        }
+        Ok(items)
+    }
+
+    /// `lb_kind NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]`
+    pub(super) fn method(&self, n: &Node) -> R<Vec<Entry>> {
+        let m = arg(n, 0)?.to_ascii_uppercase();
+        let mut out = Vec::new();
+        match m.as_str() {
+            "DR" => {}
+            "NAT" => out.push(field("forward", s("nat"), &n.loc)),
+            "TUN" => {
+                out.push(field("forward", s("tun"), &n.loc));
+                let mut tunnel = Vec::new();
+                let mut i = 1;
+                while i < n.args.len() {
+                    match n.args[i].as_str() {
+                        "type" => {
+                            let t = n.args.get(i + 1).map(|x| x.to_ascii_lowercase()).unwrap_or_default();
+                            if t != "ipip" {
+                                tunnel.push(field("type", s(&t), &n.loc));
+                            }
+                            i += 2;
+                        }
+                        "port" => {
+                            let p = int(n, n.args.get(i + 1).map(String::as_str).unwrap_or(""), 1, 65535)?;
+                            tunnel.push(field("port", Value::Int(p), &n.loc));
+                            i += 2;
+                        }
+                        c @ ("nocsum" | "csum" | "remcsum") => {
+                            tunnel.push(field("csum", s(c), &n.loc));
+                            i += 1;
+                        }
+                        other => return Err(bad(n, other, "type ipip|gue|gre, port N, nocsum|csum|remcsum")),
+                    }
+                }
+                if !tunnel.is_empty() {
+                    out.push(field("tunnel", Value::Table(tunnel), &n.loc));
+                }
+            }
+            other => return Err(bad(n, other, "NAT, DR or TUN")),
+        }
+        Ok(out)
+    }
+
+    /// A real_server block -> (its fields, its checks, "addr:port").
+    pub(super) fn real_server(
+        &mut self,
+        r: &Node,
+        ports: &PortRules,
+        vs_defaults: &CheckDefaults,
+        body: &mut Vec<Entry>,
+    ) -> R<(Vec<Entry>, Vec<Value>, String)> {
+        let a = ip(r, arg(r, 0)?)?;
+        let given = match r.args.get(1) {
+            Some(p) => int(r, p, 0, 65535)? as u16,
+            None => 0,
+        };
+        let own_method = r.children().iter().find(|c| c.key == "lvs_method");
+        let method = match own_method {
+            Some(m) => find_str(&self.method(m)?, "forward").unwrap_or_else(|| "dr".into()),
+            None => ports.vs_method.clone(),
+        };
+        let port = self.real_port(r, ports, given, &method, "real server");
+        let addr = host_port(&a.to_string(), port as i64);
+        let mut fields = vec![field("address", s(&addr), &r.loc)];
+        let mut defaults = vs_defaults.clone();
+        // Settings inherited by checks come first, whatever their place in the block.
+        for n in r.children() {
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut defaults, k, timer(n, arg(n, 0)?)?),
+                    "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
+                    _ => {}
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        let mut checks = Vec::new();
+        let mut comments = Vec::new();
+        for n in r.children() {
+            // An error in one statement is recorded; the others are still translated.
+            let r = (|| -> R<()> {
+                let k = n.key.as_str();
+                match k {
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" | "retry" | "virtualhost" => {}
+                    "weight" => {
+                        let w = int(n, arg(n, 0)?, 0, 65535)?;
+                        if w != 1 {
+                            fields.push(field("weight", Value::Int(w), &n.loc));
+                        }
+                    }
+                    "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
+                    "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
+                    "lvs_method" => {
+                        let m = self.method(n)?;
+                        if m.is_empty() {
+                            fields.push(field("forward", s("dr"), &n.loc));
+                        } else {
+                            fields.extend(m);
+                        }
+                    }
+                    "inhibit_on_failure" => fields.push(field("inhibit_on_failure", Value::Bool(bool_arg(n)?), &n.loc)),
+                    "notify_up" | "notify_down" => {
+                        let e = self.notify_field(n, k, &mut comments)?;
+                        fields.push(e);
+                    }
+                    "alpha" => self.unsupported(n, "alpha is per service in lvsd", &mut comments),
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "MISC_CHECK" => {
+                        checks.push(self.check(n, port, &defaults, &mut comments)?);
+                    }
+                    "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => self.unsupported(n, "no such check in lvsd", &mut comments),
+                    _ => self.other(n, "real_server", RS_KNOWN, &mut comments)?,
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        // Comments about the real go into the service body, next to the reals.
+        body.extend(comments);
+        Ok((fields, checks, addr))
+    }
+
+
+    /// keepalived's port rules: NAT reals keep their port (none = the virtual server's);
+    /// other methods use the virtual server's port (none for fwmark services).
+    pub(super) fn real_port(&mut self, n: &Node, r: &PortRules, given: u16, method: &str, what: &str) -> u16 {
+        if r.is_group {
+            return if given == 0 { r.vs_port } else { given };
+        }
+        if method == "nat" {
+            return if given == 0 && !r.is_fwmark { r.vs_port } else { given };
+        }
+        let want = if r.is_fwmark { 0 } else { r.vs_port };
+        if given != 0 && given != want {
+            let msg = if r.is_fwmark {
+                format!("{what} port {given}: a fwmark service's {method} servers have no port; keepalived clears it")
+            } else {
+                format!("{what} port {given} differs from the virtual server's ({method} forwarding); keepalived uses {want}")
+            };
+            self.warn(&n.loc, msg);
+        }
+        want
+    }
+
+}
