@@ -12,7 +12,6 @@ pub mod health;
 pub mod http;
 pub mod lua;
 pub mod manager;
-mod meter;
 pub mod registry;
 pub mod runner;
 pub mod weight;
