@@ -5,8 +5,10 @@
 mod api;
 mod convert;
 mod fields;
+pub mod guard;
 pub mod patterns;
 pub mod sandbox;
+pub mod security;
 pub mod watch;
 
 pub use convert::{parse_addr_port, parse_vip};
@@ -147,6 +149,9 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     let mut model = collected.model;
     model.node = opts.node.clone();
     errors.extend(crate::model::validate(&model));
+    if errors.is_empty() && model.global.enable_script_security {
+        errors.extend(security::check_model(&model));
+    }
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
         errors.dedup();
