@@ -7,6 +7,7 @@ pub mod import;
 pub mod ipvs;
 pub mod lab;
 pub mod limits;
+pub mod lua_limits;
 pub mod model;
 pub mod net;
 pub mod policy;

@@ -2,10 +2,11 @@
 //!
 //! A Lua check's `run(rs)` runs as a coroutine driven by tokio: `lvsd.net.*` calls are async
 //! Rust functions that yield to the runtime, so a slow server never blocks other checks. Every
-//! call into Lua here is metered (see `meter`): an endless loop fails that check only.
+//! call into Lua here is metered (see `crate::lua_limits`): an endless loop fails that check only.
 
 use super::health::{CheckResult, Scalar};
-use super::meter::{self, Meter, Metered};
+use crate::lua_limits::{self as meter, Meter, Metered};
+pub use crate::lua_limits::{call_sync, error_text};
 use super::weight::clamp_weight;
 use super::{dns, http};
 use crate::model::HookRef;
@@ -44,18 +45,6 @@ impl RsInfo {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
 pub struct LuaCheckError(pub String);
-
-/// The text of a Lua error without the traceback and the callback wrapping.
-pub fn error_text(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::CallbackError { cause, .. } => error_text(cause),
-        mlua::Error::WithContext { cause, .. } => error_text(cause),
-        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or("").trim().to_string(),
-        mlua::Error::MemoryError(_) => "Lua memory limit exceeded".to_string(),
-        mlua::Error::ExternalError(e) => e.to_string(),
-        other => other.to_string().split("\nstack traceback:").next().unwrap_or("").trim().to_string(),
-    }
-}
 
 fn hook_fn(lua: &Lua, h: HookRef) -> mlua::Result<Function> {
     // The policy engine keeps hook functions in this registry table (policy::api::HOOKS).
@@ -158,26 +147,6 @@ fn h_table(lua: &Lua, r: &CheckResult) -> mlua::Result<Table> {
     h.set("error", r.error.as_deref())?;
     h.set("weight", r.weight)?;
     Ok(h)
-}
-
-/// Call `f(args)` synchronously in a coroutine of its own under an instruction limit that
-/// also covers coroutines it creates (mlua's per-state hook does not). Errors come back as
-/// text. Usable for any hook; yielding (an `lvsd.net` call) is an error here.
-pub fn call_sync(lua: &Lua, f: Function, args: impl mlua::IntoLuaMulti, instructions: u64) -> Result<Value, String> {
-    let err = |e: mlua::Error| error_text(&e);
-    let entry = meter::entry(lua).map_err(err)?;
-    let thread = lua.create_thread(entry).map_err(err)?;
-    let args = (f, args.into_lua_multi(lua).map_err(err)?);
-    let meter = Meter::new(instructions, false);
-    let v = meter::with_meter(&meter, || thread.resume::<Value>(args));
-    if meter.exceeded() {
-        return Err(meter.message());
-    }
-    let v = v.map_err(err)?;
-    if thread.status() == mlua::ThreadStatus::Resumable {
-        return Err("the function yielded (lvsd.net calls belong in checks)".into());
-    }
-    Ok(v)
 }
 
 /// Call a weight function `weight(rs, h)` (synchronously, metered). An error or a value that

@@ -14,7 +14,6 @@ pub mod http;
 pub mod http_response;
 pub mod lua;
 pub mod manager;
-mod meter;
 pub mod registry;
 pub mod runner;
 pub mod smtp;

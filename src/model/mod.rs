@@ -72,6 +72,8 @@ pub struct Global {
     /// Delete the IPVS services lvsd put in when it stops (keepalived's default; its
     /// `--dont-release-ipvs` is `false` here).
     pub release_ipvs_on_stop: bool,
+    /// The largest share (0..1) of the running services a reload may remove unless forced.
+    pub reload_guard: f64,
 }
 
 impl Default for Global {
@@ -87,6 +89,7 @@ impl Default for Global {
             foreign: Foreign::Keep,
             drain_timeout: 0,
             release_ipvs_on_stop: true,
+            reload_guard: 0.5,
         }
     }
 }

@@ -197,6 +197,17 @@ fn log_fn(lua: &Lua, level: tracing::Level) -> mlua::Result<Function> {
     })
 }
 
+/// `print(a, b, ...)`: every argument through `tostring` (`__tostring` and `__name`
+/// included), separated by tabs, as Lua's own `print`; logged at info level.
+fn print_fn(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, args: mlua::MultiValue| {
+        let o = caller(lua);
+        let parts = args.iter().map(|v| v.to_string()).collect::<mlua::Result<Vec<_>>>()?;
+        tracing::info!(target: "policy", "{o}: {}", parts.join("\t"));
+        Ok(())
+    })
+}
+
 /// Build the `lvsd` global.
 pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
     lua.set_named_registry_value(HOOKS, lua.create_table()?)?;
@@ -246,7 +257,7 @@ pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
     lvsd.set("log", log)?;
     let g = lua.globals();
     // `print` goes to the log, not to stdout (the daemon's stdout is not a terminal).
-    g.set("print", log_fn(lua, tracing::Level::INFO)?)?;
+    g.set("print", print_fn(lua)?)?;
     g.set("lvsd", lvsd)?;
     Ok(())
 }

@@ -173,6 +173,9 @@ pub fn global(f: &mut Fields, g: &mut Global) {
     if let Some(v) = f.boolean("release_ipvs_on_stop") {
         g.release_ipvs_on_stop = v;
     }
+    if let Some(v) = f.number("reload_guard", 0.0, 1.0) {
+        g.reload_guard = v;
+    }
 }
 
 fn garp_field(f: &mut Fields) -> Option<Garp> {

@@ -5,7 +5,10 @@
 mod api;
 mod convert;
 mod fields;
+pub mod guard;
+pub mod patterns;
 pub mod sandbox;
+pub mod security;
 pub mod watch;
 
 pub use convert::{parse_addr_port, parse_vip};
@@ -27,6 +30,9 @@ pub enum PolicyError {
     Invalid(Vec<ModelError>),
     #[error("loading the policy failed: {0}")]
     Failed(String),
+    /// The load did not finish in time; it was abandoned (its thread is left to end alone).
+    #[error("{path}: loading the policy took longer than {secs:.1} s and was abandoned (an endless loop in a C call, or a file that never ends?)")]
+    Timeout { path: String, secs: f64 },
 }
 
 #[derive(Debug, Clone)]
@@ -90,12 +96,32 @@ fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
     ModelError::new(&Origin { file: main.to_path_buf(), line: 0 }, text)
 }
 
-/// Load, evaluate and validate a policy file.
+/// Load, evaluate and validate a policy file (at most [`sandbox::MAX_FILE`] bytes).
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Policy, PolicyError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
+    let src = sandbox::read_bounded(path).map_err(|source| PolicyError::Read { path: path.display().to_string(), source })?;
     let shown = sandbox::display_path(path);
     load_source(&src, Path::new(&shown), path.parent().unwrap_or(Path::new(".")), opts)
+}
+
+/// [`load`] on a thread of its own, waiting at most `deadline`: past it, the load is
+/// abandoned with [`PolicyError::Timeout`] and its thread is never joined. The hook stops Lua
+/// code at `opts.limits.load_time`; this bounds what it cannot see (a C call that does not
+/// end, a read of a file that never ends). A load that finishes after its caller gave up
+/// drops its Lua state on its own thread, never on the caller's.
+pub fn load_with_deadline(path: &Path, opts: &LoadOptions, deadline: std::time::Duration) -> Result<Policy, PolicyError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (p, o) = (path.to_path_buf(), opts.clone());
+    let spawned = std::thread::Builder::new().name("lvsd-load".into()).spawn(move || {
+        // A send to a caller that gave up fails and gives the policy back: drop it here.
+        let _ = tx.send(load(&p, &o));
+    });
+    if let Err(e) = spawned {
+        return Err(PolicyError::Failed(format!("cannot start the loading thread: {e}")));
+    }
+    match rx.recv_timeout(deadline) {
+        Ok(r) => r,
+        Err(_) => Err(PolicyError::Timeout { path: path.display().to_string(), secs: deadline.as_secs_f64() }),
+    }
 }
 
 /// Evaluate policy text as if it were the file `name` in directory `dir`.
@@ -104,16 +130,16 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     let invalid = |m: String| PolicyError::Invalid(vec![ModelError::new(&Origin { file: name.to_path_buf(), line: 0 }, m)]);
     let lua = sandbox::new_state(opts.limits, &budget).map_err(|e| invalid(format!("cannot create the Lua state: {e}")))?;
     let files = Arc::new(Mutex::new(Vec::new()));
-    sandbox::install_require(&lua, dir, files.clone()).map_err(|e| invalid(e.to_string()))?;
+    // The policy file itself is being loaded: a `require` of it is circular.
+    let main_path = dir.join(name.file_name().unwrap_or_default());
+    let loading = Arc::new(Mutex::new(vec![main_path]));
+    sandbox::install_require(&lua, dir, files.clone(), loading).map_err(|e| invalid(e.to_string()))?;
     api::install(&lua, &opts.node).map_err(|e| invalid(e.to_string()))?;
     lua.set_app_data(api::Collected { main_file: name.to_path_buf(), ..Default::default() });
 
-    budget.reset();
-    let result = lua
-        .load(src)
-        .set_name(format!("@{}", name.display()))
-        .set_mode(mlua::ChunkMode::Text)
-        .exec();
+    let result = budget.run(opts.limits.load(), || {
+        lua.load(src).set_name(format!("@{}", name.display())).set_mode(mlua::ChunkMode::Text).exec()
+    });
 
     let collected = lua.remove_app_data::<api::Collected>().expect("collector");
     let mut errors = collected.errors;
@@ -123,6 +149,9 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     let mut model = collected.model;
     model.node = opts.node.clone();
     errors.extend(crate::model::validate(&model));
+    if errors.is_empty() && model.global.enable_script_security {
+        errors.extend(security::check_model(&model));
+    }
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
         errors.dedup();
@@ -135,13 +164,16 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
 
 impl Policy {
     /// Call a hook kept by the policy (on_change, weight, track or check function) under the
-    /// instruction limit. Errors come back as text with the policy's file and line.
+    /// hook budget (`limits.hook()`: instructions and time, coroutines it makes included;
+    /// `pcall` cannot catch the limit for good). Errors come back as text with the policy's
+    /// file and line. A call that runs into a C call that never ends cannot be stopped: call
+    /// from a thread that may be abandoned, and abandon the whole `Policy` with it.
     pub fn call_hook<A: mlua::IntoLuaMulti, R: mlua::FromLuaMulti>(&self, hook: crate::model::HookRef, args: A) -> Result<R, String> {
         let hooks: mlua::Table = self.lua.named_registry_value(api::HOOKS).map_err(|e| e.to_string())?;
         let f: mlua::Function = hooks.raw_get(hook.0).map_err(|e| e.to_string())?;
         // In a metered coroutine: mlua's hook covers one thread only, so a hook that starts
         // coroutines of its own would otherwise escape the instruction limit.
-        let v = crate::check::lua::call_sync(&self.lua, f, args, self.limits.instructions)?;
+        let v = crate::lua_limits::call_sync(&self.lua, f, args, self.limits.hook_instructions)?;
         R::from_lua_multi(mlua::MultiValue::from(vec![v]), &self.lua).map_err(|e| e.to_string())
     }
 
