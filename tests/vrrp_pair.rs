@@ -202,7 +202,8 @@ fn hundred_saves_on_the_master_flap_nothing() {
         let tmp = a.policy.with_extension("tmp");
         std::fs::write(&tmp, body).unwrap();
         std::fs::rename(&tmp, &a.policy).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(if i % 10 == 0 { 150 } else { 10 }));
+        // A pause longer than the watcher's settle time (200 ms) now and then lets a save apply.
+        std::thread::sleep(std::time::Duration::from_millis(if i % 10 == 0 { 350 } else { 10 }));
     }
     let last = src.replace("\"198.51.100.1:80\"", "{ address = \"198.51.100.1:80\", weight = 100 }");
     std::fs::write(&a.policy, &last).unwrap();
