@@ -8,6 +8,7 @@ use crate::desired::{service_key, RealState};
 use crate::ipvs::format::{self, Format};
 use crate::ipvs::table::{DestKey, ServiceKey, Table};
 use crate::model::Model;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -43,44 +44,89 @@ impl Snapshot {
     }
 }
 
-pub fn build(d: &Snapshot) -> Value {
+/// One service in the status document (`services[]`). Typed, so that the metrics page reads
+/// the same fields the document is written from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub vip: String,
+    pub scheduler: String,
+    pub in_table: bool,
+    pub ha_suspended: bool,
+    pub reals: Vec<RealStatus>,
+}
+
+/// One configured real server of a service (`services[].reals[]`), in the table or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealStatus {
+    pub address: String,
+    pub configured_weight: u32,
+    /// Its weight in the IPVS table; None: not in the table.
+    pub weight: Option<u32>,
+    pub in_table: bool,
+    /// "up", "down" or "drained".
+    pub health: String,
+    pub drained: bool,
+    pub weight_override: Option<u32>,
+    /// The director's state of it: "up", "down" or "draining".
+    pub state: String,
+    pub active_conns: Option<u32>,
+    pub inact_conns: Option<u32>,
+    /// Seconds until a draining entry is removed from the table.
+    pub removal_in: Option<u64>,
+}
+
+fn services(d: &Snapshot) -> Vec<ServiceStatus> {
     let m = &d.model;
     let actual = d.actual.as_ref();
     let mut services = Vec::new();
     for (si, vs) in m.services.iter().enumerate() {
         let key = service_key(&vs.vip);
         let live = actual.and_then(|t| t.services.get(&key));
-        let reals: Vec<Value> = vs
+        let reals = vs
             .reals
             .iter()
             .enumerate()
             .map(|(ri, r)| {
                 let id = (vs.name.clone(), r.addr);
                 let in_table = live.and_then(|s| s.dests.get(&DestKey(r.addr)));
-                json!({
-                    "address": r.addr.to_string(),
-                    "configured_weight": r.weight,
-                    "weight": in_table.map(|x| x.weight),
-                    "in_table": in_table.is_some(),
-                    "health": match d.state(si, ri) { crate::desired::RealState::Down => "down", _ if d.drained.contains(&id) => "drained", _ => "up" },
-                    "drained": d.drained.contains(&id),
-                    "weight_override": d.overrides.get(&id),
-                    "state": format!("{:?}", d.state(si, ri)).to_ascii_lowercase(),
-                    "active_conns": in_table.map(|x| x.stats.active_conns),
-                    "inact_conns": in_table.map(|x| x.stats.inact_conns),
-                    "removal_in": d.leaving.get(&(key, DestKey(r.addr))),
-                })
+                let state = d.state(si, ri);
+                RealStatus {
+                    address: r.addr.to_string(),
+                    configured_weight: r.weight,
+                    weight: in_table.map(|x| x.weight),
+                    in_table: in_table.is_some(),
+                    health: match state {
+                        RealState::Down => "down",
+                        _ if d.drained.contains(&id) => "drained",
+                        _ => "up",
+                    }
+                    .to_string(),
+                    drained: d.drained.contains(&id),
+                    weight_override: d.overrides.get(&id).copied(),
+                    state: format!("{state:?}").to_ascii_lowercase(),
+                    active_conns: in_table.map(|x| x.stats.active_conns),
+                    inact_conns: in_table.map(|x| x.stats.inact_conns),
+                    removal_in: d.leaving.get(&(key, DestKey(r.addr))).copied(),
+                }
             })
             .collect();
-        services.push(json!({
-            "name": vs.name,
-            "vip": format::service_name(&key),
-            "scheduler": vs.scheduler,
-            "in_table": live.is_some(),
-            "ha_suspended": d.suspended.contains(&vs.name),
-            "reals": reals,
-        }));
+        services.push(ServiceStatus {
+            name: vs.name.clone(),
+            vip: format::service_name(&key),
+            scheduler: vs.scheduler.clone(),
+            in_table: live.is_some(),
+            ha_suspended: d.suspended.contains(&vs.name),
+            reals,
+        });
     }
+    services
+}
+
+pub fn build(d: &Snapshot) -> Value {
+    let m = &d.model;
+    let actual = d.actual.as_ref();
+    let services = services(d);
     let vrrp: Vec<Value> = match &d.vrrp {
         Some(v) => v.clone(),
         None => m
@@ -195,12 +241,45 @@ fn text(d: &Snapshot) -> String {
             }
             let _ = writeln!(out, "{}  {health:<6}  {config:<6}  {}", line.trim_end(), note.join(", "));
         }
+        if let Some(si) = si {
+            missing_reals(&mut out, d, si, Some(svc));
+        }
     }
-    for vs in &m.services {
+    for (si, vs) in m.services.iter().enumerate() {
         if !actual.services.contains_key(&service_key(&vs.vip)) {
             let why = if d.suspended.contains(&vs.name) { "suspended by ha_suspend: not master of its VIP" } else { "in the policy, not in the table" };
             let _ = writeln!(out, "{}  ({why})", format::service_name(&service_key(&vs.vip)));
+            missing_reals(&mut out, d, si, None);
         }
     }
     out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// The configured reals of service `si` that are not in its table entry `live`: no arrow (so
+/// a script reading ipvsadm's `  -> ` lines skips them), the address, then where the
+/// Forward..InActConn columns would be, "(not in the table)", and the health and weight.
+fn missing_reals(out: &mut String, d: &Snapshot, si: usize, live: Option<&crate::ipvs::table::Service>) {
+    let vs = &d.model.services[si];
+    for (ri, r) in vs.reals.iter().enumerate() {
+        if live.is_some_and(|s| s.dests.contains_key(&DestKey(r.addr))) {
+            continue;
+        }
+        let id = (vs.name.clone(), r.addr);
+        let health = if d.state(si, ri) == RealState::Down { "down" } else { "up" };
+        let mut note = Vec::new();
+        if d.drained.contains(&id) {
+            note.push("drained".to_string());
+        }
+        if let Some(w) = d.overrides.get(&id) {
+            note.push(format!("weight forced to {w}"));
+        }
+        let _ = writeln!(
+            out,
+            "     {:<28} {:<27}  {health:<6}  {:<6}  {}",
+            format::dest_name(&DestKey(r.addr)),
+            "(not in the table)",
+            r.weight,
+            note.join(", ")
+        );
+    }
 }
