@@ -20,3 +20,4 @@ pub mod director;
 pub mod repl;
 pub mod realserver;
 pub mod doctor;
+pub mod ratelimit;

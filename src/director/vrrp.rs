@@ -1,9 +1,10 @@
 //! Running VRRP instances: the state machines of `vrrp::fsm` with their sockets, VIPs and
 //! gratuitous ARP from `net`. The fsm decides; this file carries out its actions and reports
-//! transitions to the director (which runs hooks and records events).
+//! transitions. It runs on the heartbeat's thread (`heartbeat.rs`), never on the director's.
 
 use crate::model::{self, VrrpInstance};
-use crate::net::{self, Mode, VrrpSocket};
+use crate::net::{self, Mode, VrrpSocket, VrrpSocketError};
+use crate::ratelimit::LogLimiter;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
 use serde_json::{json, Value};
@@ -17,8 +18,23 @@ use tokio::task::JoinHandle;
 /// What arrives from the sockets and the link watcher.
 pub enum VrrpInput {
     Packet { id: u64, bytes: Vec<u8>, meta: net::RecvMeta },
-    Link { name: String, up: bool },
+    /// A datagram on socket `id` that is not VRRP at all (unreadable IP header, or larger
+    /// than any advert): one counted drop, nothing else.
+    Malformed { id: u64 },
+    /// Receiving failed on socket `id` (not a bad datagram): its link is checked at once.
+    RecvFailed { id: u64 },
+    Link { name: String, ifindex: u32, up: bool },
 }
+
+/// How many packets may wait between the sockets and the state machines. When the heartbeat
+/// is behind, the receive tasks wait and the kernel's socket buffer takes the rest.
+pub const INPUT_QUEUE: usize = 1024;
+
+/// Adverts that failed in a row before the instance goes to Fault (its socket is reopened).
+const SEND_FAULT_AFTER: u32 = 3;
+
+/// The track name that puts an instance in Fault while its socket cannot send.
+const SEND_TRACK: &str = "lvsd.send";
 
 /// A state change, for hooks, notify programs and the event log.
 #[derive(Debug, Clone)]
@@ -48,6 +64,10 @@ struct Running {
     drops: DropCounters,
     group: Option<(usize, usize)>,
     transitions: u64,
+    /// Adverts that failed to send in a row.
+    send_failures: u32,
+    /// Dropped adverts are logged at most once per period, with the count held back.
+    drop_log: LogLimiter,
 }
 
 struct Group {
@@ -61,8 +81,14 @@ struct Sock {
     id: u64,
     /// (interface, IPv6, unicast source and peers): multicast sockets are shared.
     key: (String, bool, Option<(IpAddr, Vec<IpAddr>)>),
+    family: net::Family,
+    mode: Mode,
     socket: Rc<VrrpSocket>,
     task: JoinHandle<()>,
+    /// Sending failed persistently: the instances on it are in Fault until it is reopened.
+    broken: bool,
+    /// Receiving failed: look at the link at the next maintenance.
+    suspect: bool,
 }
 
 pub struct Vrrp {
@@ -76,11 +102,16 @@ pub struct Vrrp {
     groups: Vec<Group>,
     /// Instances that could not start, with the reason (shown in status).
     failed: Vec<(String, String)>,
-    tx: mpsc::UnboundedSender<VrrpInput>,
+    tx: mpsc::Sender<VrrpInput>,
     next_id: u64,
-    /// Adverts waiting to be sent by `flush`, in order.
-    outbox: Vec<(Rc<VrrpSocket>, Vec<u8>, IpAddr)>,
+    /// Adverts waiting to be sent by `flush`, in order, with the instance that sends them.
+    /// (The instance is named: stopping ones are no longer in `running`.)
+    outbox: Vec<(String, Rc<VrrpSocket>, Vec<u8>, IpAddr)>,
     link_task: Option<JoinHandle<()>>,
+    /// Notes for the director's event log (a VIP put back, a socket reopened).
+    notes: Vec<(&'static str, String)>,
+    /// Receive errors are logged at most once per period.
+    recv_log: Rc<std::cell::RefCell<LogLimiter>>,
 }
 
 fn secs(n: u32) -> Duration {
@@ -120,6 +151,14 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c
 }
 
+/// The state of the links an instance watches, as inputs for its state machine.
+fn link_inputs(v: &VrrpInstance) -> Vec<Input> {
+    std::iter::once(&v.interface)
+        .chain(v.track_interfaces.iter().map(|t| &t.name))
+        .map(|name| Input::Interface { name: name.clone(), up: net::link_by_name(name).map(|l| l.is_up()).unwrap_or(false) })
+        .collect()
+}
+
 fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
     let m = v.vips.iter().find(|a| a.addr == addr);
     let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.interface.clone());
@@ -155,8 +194,35 @@ fn primary_address(v: &VrrpInstance) -> Result<IpAddr, String> {
     })
 }
 
+/// The task that receives from one socket. A datagram that is not VRRP is one counted drop
+/// and the next is read at once: garbage on the LAN must never delay a valid advert.
+fn spawn_receiver(id: u64, sock: Rc<VrrpSocket>, tx: mpsc::Sender<VrrpInput>, log: Rc<std::cell::RefCell<LogLimiter>>) -> JoinHandle<()> {
+    tokio::task::spawn_local(async move {
+        loop {
+            let input = match sock.recv().await {
+                Ok((bytes, meta)) => VrrpInput::Packet { id, bytes, meta },
+                Err(VrrpSocketError::Malformed { .. }) => VrrpInput::Malformed { id },
+                Err(e) => {
+                    if let Some(held) = log.borrow_mut().allow(Instant::now()) {
+                        tracing::warn!("VRRP receive: {e} ({held} more such errors not logged)");
+                    }
+                    if tx.send(VrrpInput::RecvFailed { id }).await.is_err() {
+                        return;
+                    }
+                    // A real socket error (not a bad packet) repeats until the link is fixed.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            if tx.send(input).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 impl Vrrp {
-    pub fn new(tx: mpsc::UnboundedSender<VrrpInput>) -> Vrrp {
+    pub fn new(tx: mpsc::Sender<VrrpInput>) -> Vrrp {
         Vrrp {
             running: Vec::new(),
             sockets: Vec::new(),
@@ -167,7 +233,14 @@ impl Vrrp {
             next_id: 1,
             outbox: Vec::new(),
             link_task: None,
+            notes: Vec::new(),
+            recv_log: Rc::new(std::cell::RefCell::new(LogLimiter::default())),
         }
+    }
+
+    /// Notes gathered since the last call, for the event log.
+    pub fn take_notes(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.notes)
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -194,26 +267,11 @@ impl Vrrp {
         let (sock_id, socket) = match self.sockets.iter().find(|s| s.key == key) {
             Some(s) => (s.id, s.socket.clone()),
             None => {
-                let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode).map_err(|e| e.to_string())?);
+                let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode.clone()).map_err(|e| e.to_string())?);
                 let id = self.next_id;
                 self.next_id += 1;
-                let (sock, tx) = (socket.clone(), self.tx.clone());
-                let task = tokio::task::spawn_local(async move {
-                    loop {
-                        match sock.recv().await {
-                            Ok((bytes, meta)) => {
-                                if tx.send(VrrpInput::Packet { id, bytes, meta }).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!("VRRP receive: {e}");
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                            }
-                        }
-                    }
-                });
-                self.sockets.push(Sock { id, key, socket: socket.clone(), task });
+                let task = spawn_receiver(id, socket.clone(), self.tx.clone(), self.recv_log.clone());
+                self.sockets.push(Sock { id, key, family, mode, socket: socket.clone(), task, broken: false, suspect: false });
                 (id, socket)
             }
         };
@@ -227,14 +285,7 @@ impl Vrrp {
         }
         let mut fsm = Instance::new(cfg);
         let expect = fsm.config().expect();
-        let mut initial = Vec::new();
-        for name in std::iter::once(&v.interface).chain(v.track_interfaces.iter().map(|t| &t.name)) {
-            let up = net::link_by_name(name).map(|l| l.is_up()).unwrap_or(false);
-            if !up {
-                initial.push(Input::Interface { name: name.clone(), up: false });
-            }
-        }
-        for input in initial {
+        for input in link_inputs(v).into_iter().filter(|i| matches!(i, Input::Interface { up: false, .. })) {
             fsm.handle(now, input);
         }
         self.running.push(Running {
@@ -248,6 +299,8 @@ impl Vrrp {
             drops: DropCounters::default(),
             group: None,
             transitions: 0,
+            send_failures: 0,
+            drop_log: LogLimiter::default(),
         });
         let idx = self.running.len() - 1;
         self.drive(idx, Input::Startup, now, out);
@@ -316,7 +369,7 @@ impl Vrrp {
                     for dst in c.destinations() {
                         let ep = Endpoints { src: c.primary_address, dst };
                         match c.advert(priority).encode(&ep, c.v3_checksum_as_v2) {
-                            Ok(bytes) => self.outbox.push((r.socket.clone(), bytes, dst)),
+                            Ok(bytes) => self.outbox.push((r.model.name.clone(), r.socket.clone(), bytes, dst)),
                             Err(e) => tracing::error!("{}: cannot encode advert: {e}", r.model.name),
                         }
                     }
@@ -336,44 +389,7 @@ impl Vrrp {
                         }
                     }
                 }
-                Action::SendGratuitous { addresses, count, interval } => {
-                    let name = r.model.name.clone();
-                    let mut targets: Vec<(Rc<net::Announcer>, IpAddr)> = Vec::new();
-                    for a in &addresses {
-                        let ifname = net_vip(&r.model, *a).ifname;
-                        let ann = match self.announcers.get(&ifname) {
-                            Some(x) => x.clone(),
-                            None => match net::Announcer::open(&ifname) {
-                                Ok(x) => {
-                                    let x = Rc::new(x);
-                                    self.announcers.insert(ifname.clone(), x.clone());
-                                    x
-                                }
-                                Err(e) => {
-                                    tracing::warn!("{name}: gratuitous ARP/NA on {ifname}: {e}");
-                                    continue;
-                                }
-                            },
-                        };
-                        targets.push((ann, *a));
-                    }
-                    tokio::task::spawn_local(async move {
-                        for n in 0..count {
-                            if n > 0 && !interval.is_zero() {
-                                tokio::time::sleep(interval).await;
-                            }
-                            for (ann, a) in &targets {
-                                let sent = match a {
-                                    IpAddr::V4(v4) => ann.garp(*v4),
-                                    IpAddr::V6(v6) => ann.unsolicited_na(*v6, false),
-                                };
-                                if let Err(e) = sent {
-                                    tracing::warn!("{name}: gratuitous ARP/NA for {a}: {e}");
-                                }
-                            }
-                        }
-                    });
-                }
+                Action::SendGratuitous { addresses, count, interval } => self.announce(i, &addresses, count, interval),
                 Action::StateChanged { from, to, reason } => {
                     r.transitions += 1;
                     out.push(Transition {
@@ -393,11 +409,149 @@ impl Vrrp {
         }
     }
 
-    /// Send the adverts the last inputs produced.
-    pub async fn flush(&mut self) {
-        for (sock, bytes, dst) in std::mem::take(&mut self.outbox) {
-            if let Err(e) = sock.send_to(&bytes, dst).await {
-                tracing::warn!("VRRP send to {dst}: {e}");
+    /// Gratuitous ARP / unsolicited NA for some of instance `i`'s VIPs, `count` times.
+    fn announce(&mut self, i: usize, addresses: &[IpAddr], count: u32, interval: Duration) {
+        let r = &self.running[i];
+        let name = r.model.name.clone();
+        let mut targets: Vec<(Rc<net::Announcer>, IpAddr)> = Vec::new();
+        for a in addresses {
+            let ifname = net_vip(&r.model, *a).ifname;
+            let ann = match self.announcers.get(&ifname) {
+                Some(x) => x.clone(),
+                None => match net::Announcer::open(&ifname) {
+                    Ok(x) => {
+                        let x = Rc::new(x);
+                        self.announcers.insert(ifname.clone(), x.clone());
+                        x
+                    }
+                    Err(e) => {
+                        tracing::warn!("{name}: gratuitous ARP/NA on {ifname}: {e}");
+                        continue;
+                    }
+                },
+            };
+            targets.push((ann, *a));
+        }
+        tokio::task::spawn_local(async move {
+            for n in 0..count {
+                if n > 0 && !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
+                for (ann, a) in &targets {
+                    let sent = match a {
+                        IpAddr::V4(v4) => ann.garp(*v4),
+                        IpAddr::V6(v6) => ann.unsolicited_na(*v6, false),
+                    };
+                    if let Err(e) = sent {
+                        tracing::warn!("{name}: gratuitous ARP/NA for {a}: {e}");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Send the adverts the last inputs produced. An instance whose adverts keep failing
+    /// (its link was deleted and re-created, say) goes to Fault, visibly, and its socket is
+    /// reopened at the next maintenance: a master that cannot advertise must not keep its VIPs.
+    pub async fn flush(&mut self, now: Instant) -> Vec<Transition> {
+        let mut failing = Vec::new();
+        for (name, sock, bytes, dst) in std::mem::take(&mut self.outbox) {
+            let sent = sock.send_to(&bytes, dst).await;
+            let Some(i) = self.index(&name) else { continue };
+            let r = &mut self.running[i];
+            match sent {
+                Ok(()) => r.send_failures = 0,
+                Err(e) => {
+                    r.send_failures = r.send_failures.saturating_add(1);
+                    if r.send_failures <= SEND_FAULT_AFTER {
+                        tracing::warn!("{}: VRRP send to {dst}: {e}", r.model.name);
+                    }
+                    if r.send_failures == SEND_FAULT_AFTER {
+                        failing.push((i, e.to_string()));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (i, e) in failing {
+            let id = self.running[i].sock;
+            if let Some(s) = self.sockets.iter_mut().find(|s| s.id == id) {
+                s.broken = true;
+            }
+            let name = self.running[i].model.name.clone();
+            self.notes.push(("vrrp_error", format!("{name}: {SEND_FAULT_AFTER} adverts in a row could not be sent ({e}): fault until the socket is reopened")));
+            self.drive(i, Input::Track { name: SEND_TRACK.into(), up: false, weight: 0 }, now, &mut out);
+        }
+        out
+    }
+
+    /// Reopen the sockets whose link changed identity (deleted and re-created: a new ifindex)
+    /// or that could not send, and put back any VIP a master lost. Called about once a second,
+    /// and at once when the link watcher sees one of our links change.
+    pub fn maintain(&mut self, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for k in 0..self.sockets.len() {
+            let s = &self.sockets[k];
+            let current = net::ifindex(&s.key.0).ok();
+            let moved = current.is_some_and(|idx| idx != s.socket.ifindex());
+            if !(moved || s.broken || (s.suspect && current.is_some())) {
+                continue;
+            }
+            self.reopen(k, now, &mut out);
+        }
+        for i in 0..self.running.len() {
+            if self.running[i].fsm.state() != State::Master {
+                continue;
+            }
+            let vips: Vec<(IpAddr, net::Vip)> =
+                self.running[i].fsm.config().addresses.iter().map(|a| (*a, net_vip(&self.running[i].model, *a))).collect();
+            for (a, vip) in vips {
+                let name = &self.running[i].model.name;
+                match net::addr::add_address(&vip) {
+                    Ok(true) => {
+                        self.notes.push(("vip", format!("{name}: VIP {a} was missing on {}: added again", vip.ifname)));
+                        self.announce(i, &[a], 1, Duration::ZERO);
+                    }
+                    Ok(false) => {}
+                    // The link is gone: the link watcher puts the instance in Fault.
+                    Err(e) => tracing::debug!("{name}: VIP {a}: {e}"),
+                }
+            }
+        }
+        out
+    }
+
+    /// Open socket `k` again on its link as it is now; on success its instances leave the
+    /// send fault.
+    fn reopen(&mut self, k: usize, now: Instant, out: &mut Vec<Transition>) {
+        let s = &self.sockets[k];
+        let opened = VrrpSocket::open(&s.key.0, s.family, s.mode.clone());
+        let socket = match opened {
+            Ok(x) => Rc::new(x),
+            Err(e) => {
+                tracing::debug!("VRRP socket on {}: reopening: {e}", s.key.0);
+                return;
+            }
+        };
+        let (id, ifname) = (s.id, s.key.0.clone());
+        let task = spawn_receiver(id, socket.clone(), self.tx.clone(), self.recv_log.clone());
+        let s = &mut self.sockets[k];
+        s.task.abort();
+        s.task = task;
+        s.socket = socket.clone();
+        let was_broken = std::mem::take(&mut s.broken);
+        s.suspect = false;
+        // Packet sockets for gratuitous ARP are bound to the old ifindex too.
+        self.announcers.remove(&ifname);
+        self.notes.push(("vrrp", format!("VRRP socket on {ifname} reopened (ifindex {})", socket.ifindex())));
+        for i in 0..self.running.len() {
+            if self.running[i].sock != id {
+                continue;
+            }
+            self.running[i].socket = socket.clone();
+            self.running[i].send_failures = 0;
+            if was_broken {
+                self.drive(i, Input::Track { name: SEND_TRACK.into(), up: true, weight: 0 }, now, out);
             }
         }
     }
@@ -419,6 +573,20 @@ impl Vrrp {
     pub fn on_input(&mut self, input: VrrpInput, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
         match input {
+            VrrpInput::Malformed { id } => {
+                if let Some(first) = self.running.iter().position(|r| r.sock == id) {
+                    let r = &mut self.running[first];
+                    r.drops.record(packet::DropReason::Malformed);
+                    if let Some(held) = r.drop_log.allow(now) {
+                        tracing::debug!("{}: datagram that is not VRRP dropped ({held} more drops not logged)", r.model.name);
+                    }
+                }
+            }
+            VrrpInput::RecvFailed { id } => {
+                if let Some(s) = self.sockets.iter_mut().find(|s| s.id == id) {
+                    s.suspect = true;
+                }
+            }
             VrrpInput::Packet { id, bytes, meta } => {
                 let vrid = packet::peek_vrid(&bytes);
                 let on_sock = |r: &Running| r.sock == id;
@@ -441,17 +609,30 @@ impl Vrrp {
                     }
                     Err(e) => {
                         r.drops.record(e.reason());
-                        if e.reason().is_misconfiguration() {
-                            tracing::warn!("{}: advert from {} dropped: {e}", r.model.name, meta.src);
-                        } else {
-                            tracing::debug!("{}: advert from {} dropped: {e}", r.model.name, meta.src);
+                        // One line per period at most: a flood must not become a log flood.
+                        if let Some(held) = r.drop_log.allow(now) {
+                            let more = if held > 0 { format!(" ({held} more drops not logged)") } else { String::new() };
+                            if e.reason().is_misconfiguration() {
+                                tracing::warn!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
+                            } else {
+                                tracing::debug!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
+                            }
                         }
                     }
                 }
             }
-            VrrpInput::Link { name, up } => {
+            VrrpInput::Link { name, ifindex, up } => {
+                // A link of ours that came back under a new ifindex (deleted and re-created)
+                // needs new sockets before it can carry adverts again.
+                if up && self.sockets.iter().any(|s| s.key.0 == name && s.socket.ifindex() != ifindex) {
+                    out.extend(self.maintain(now));
+                }
+                // Only the instances that care hear of a link: the state machines keep the
+                // links they were told about, and a host's links come and go (containers).
                 for i in 0..self.running.len() {
-                    self.drive(i, Input::Interface { name: name.clone(), up }, now, &mut out);
+                    if self.running[i].fsm.config().watches_interface(&name) {
+                        self.drive(i, Input::Interface { name: name.clone(), up }, now, &mut out);
+                    }
                 }
             }
         }
@@ -528,6 +709,10 @@ impl Vrrp {
         }
         for (i, actions) in pending {
             self.perform(i, actions, &mut out);
+            // The new settings may track links the instance was never told about.
+            for input in link_inputs(&self.running[i].model.clone()) {
+                self.drive(i, input, now, &mut out);
+            }
         }
         self.failed.clear();
         for v in &m.vrrp {
@@ -573,7 +758,7 @@ impl Vrrp {
         for r in std::mem::take(&mut self.running) {
             self.stop_one(r, now, &mut out);
         }
-        self.flush().await;
+        self.flush(now).await;
         self.close_unused_sockets();
         if let Some(t) = self.link_task.take() {
             t.abort();
@@ -629,25 +814,40 @@ impl Vrrp {
     }
 }
 
-fn spawn_link_watch(tx: mpsc::UnboundedSender<VrrpInput>) -> JoinHandle<()> {
+/// Follow link changes. A watcher error is fatal for that watcher: a new one is made (its
+/// first dump is replayed, so a change missed in between is not lost).
+fn spawn_link_watch(tx: mpsc::Sender<VrrpInput>) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
-        let mut w = match net::LinkWatcher::new() {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!("cannot watch link state: {e}");
-                return;
-            }
-        };
+        let mut first = true;
         loop {
-            match w.next().await {
-                Ok(ev) => {
-                    if tx.send(VrrpInput::Link { name: ev.name, up: ev.up }).is_err() {
+            let mut w = match net::LinkWatcher::new() {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!("cannot watch link state: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if !first {
+                for l in w.initial().to_vec() {
+                    if tx.send(VrrpInput::Link { name: l.name.clone(), ifindex: l.ifindex, up: l.is_up() }).await.is_err() {
                         return;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!("link watch: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            first = false;
+            loop {
+                match w.next().await {
+                    Ok(ev) => {
+                        if tx.send(VrrpInput::Link { name: ev.name, ifindex: ev.ifindex, up: ev.up }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("link watch: {e}; watching again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
                 }
             }
         }

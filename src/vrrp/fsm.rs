@@ -196,6 +196,11 @@ impl Config {
     }
 
     /// Where adverts go: the unicast peers, or the family's multicast group.
+    /// Whether the state of link `name` matters to this instance (its own or a tracked one).
+    pub fn watches_interface(&self, name: &str) -> bool {
+        self.interface == name || self.track_interfaces.iter().any(|t| t.name == name)
+    }
+
     pub fn destinations(&self) -> Vec<IpAddr> {
         if self.unicast_peers.is_empty() {
             vec![self.family().multicast_group()]

@@ -372,10 +372,13 @@ pub enum DropReason {
     Delivery,
     UnknownPeer,
     AddressList,
+    /// The IP header could not be read, or the datagram was larger than any advert can be
+    /// (cut by the receive buffer): not VRRP at all.
+    Malformed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Family,
         DropReason::Ttl,
         DropReason::Truncated,
@@ -392,6 +395,7 @@ impl DropReason {
         DropReason::Delivery,
         DropReason::UnknownPeer,
         DropReason::AddressList,
+        DropReason::Malformed,
     ];
 
     /// Stable name for metrics, logs and status output. Never rename one.
@@ -413,6 +417,7 @@ impl DropReason {
             DropReason::Delivery => "delivery",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::AddressList => "address_list",
+            DropReason::Malformed => "malformed",
         }
     }
 

@@ -1,0 +1,243 @@
+//! The heartbeat: the VRRP instances (`vrrp.rs`), their sockets, VIPs and gratuitous ARP run
+//! on a thread of their own with its own runtime, so that nothing else the director does (Lua
+//! hooks, netlink dumps, status and metrics, reloads, notify programs) can delay an advert.
+//! The director talks to it over bounded channels and reads its state from a shared view.
+
+use super::vrrp::{self, Transition, Vrrp};
+use crate::model::Model;
+use crate::vrrp::fsm::State;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests from the director.
+pub enum Command {
+    /// A new policy generation: instances kept, restarted, started or stopped.
+    Update(Box<Model>),
+    /// A track function changed.
+    Track { instance: String, name: String, up: bool, weight: i32 },
+    Yield(String),
+    Unyield(String),
+    /// Graceful stop: masters send priority 0 and drop their VIPs; answered when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What the heartbeat tells the director.
+#[derive(Debug)]
+pub enum Report {
+    Transitions(Vec<Transition>),
+    /// For the event log: (kind, message).
+    Note(&'static str, String),
+}
+
+/// How many requests and reports may wait. Neither side ever blocks on the other: the
+/// director's requests are tried (a full queue is an error it reports), the heartbeat's
+/// reports too (a director that stopped reading loses reports, never adverts).
+const QUEUE: usize = 1024;
+
+/// The heartbeat's state as the director sees it (status, ha_suspend).
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    pub status: Vec<Value>,
+    pub states: HashMap<String, State>,
+    /// Reports that could not be delivered (the director was not reading).
+    pub lost_reports: u64,
+}
+
+/// The director's handle on the heartbeat thread.
+pub struct Heartbeat {
+    tx: mpsc::Sender<Command>,
+    view: Arc<Mutex<View>>,
+}
+
+impl Heartbeat {
+    /// Start the thread and the model's instances on it.
+    pub fn start(model: Model) -> std::io::Result<(Heartbeat, mpsc::Receiver<Report>)> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (report_tx, report_rx) = mpsc::channel(QUEUE);
+        let view = Arc::new(Mutex::new(View::default()));
+        let shared = view.clone();
+        std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("VRRP runtime: {e}");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, run(model, rx, report_tx, shared));
+        })?;
+        Ok((Heartbeat { tx, view }, report_rx))
+    }
+
+    pub fn view(&self) -> View {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    pub fn state_of(&self, name: &str) -> Option<State> {
+        self.view.lock().ok()?.states.get(name).copied()
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        self.view.lock().map(|v| v.status.clone()).unwrap_or_default()
+    }
+
+    pub fn is_running(&self, name: &str) -> bool {
+        self.view.lock().is_ok_and(|v| v.states.contains_key(name))
+    }
+
+    /// Queue a request; an error when the heartbeat is gone or not keeping up.
+    pub fn send(&self, cmd: Command) -> Result<(), String> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the VRRP thread is not keeping up: request dropped".to_string(),
+            mpsc::error::TrySendError::Closed(_) => "the VRRP thread has stopped".to_string(),
+        })
+    }
+
+    /// Stop every instance gracefully; waits at most `bound`.
+    pub async fn shutdown(self, bound: Duration) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(done_tx)).await.is_ok() {
+            let _ = tokio::time::timeout(bound, done_rx).await;
+        }
+    }
+}
+
+/// How often sockets and VIPs are compared with what they should be (a link re-created, a
+/// VIP deleted by hand), and the longest the view may lag behind the counters.
+const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
+const VIEW_EVERY: Duration = Duration::from_millis(100);
+/// Packets handled before timers are looked at again.
+const BATCH: usize = 64;
+
+struct Loop {
+    vrrp: Vrrp,
+    reports: mpsc::Sender<Report>,
+    view: Arc<Mutex<View>>,
+    view_at: Option<Instant>,
+    lost: u64,
+}
+
+impl Loop {
+    fn report(&mut self, r: Report) {
+        if self.reports.try_send(r).is_err() {
+            self.lost += 1;
+        }
+    }
+
+    fn transitions(&mut self, ts: Vec<Transition>) {
+        if !ts.is_empty() {
+            // The states the director reads for ha_suspend follow at once.
+            self.publish(true);
+            self.report(Report::Transitions(ts));
+        }
+    }
+
+    fn publish(&mut self, now_please: bool) {
+        let now = Instant::now();
+        if !now_please && self.view_at.is_some_and(|t| now.duration_since(t) < VIEW_EVERY) {
+            return;
+        }
+        self.view_at = Some(now);
+        let status = self.vrrp.status();
+        let states = self.vrrp.names().into_iter().filter_map(|n| self.vrrp.state_of(&n).map(|s| (n, s))).collect();
+        if let Ok(mut v) = self.view.lock() {
+            *v = View { status, states, lost_reports: self.lost };
+        }
+    }
+
+    async fn flush(&mut self) {
+        let ts = self.vrrp.flush(Instant::now()).await;
+        self.vrrp.tidy();
+        self.transitions(ts);
+        for (kind, msg) in self.vrrp.take_notes() {
+            self.report(Report::Note(kind, msg));
+        }
+    }
+}
+
+async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sender<Report>, view: Arc<Mutex<View>>) {
+    let (in_tx, mut inputs) = mpsc::channel(vrrp::INPUT_QUEUE);
+    let mut l = Loop { vrrp: Vrrp::new(in_tx), reports, view, view_at: None, lost: 0 };
+    let (ts, errors) = l.vrrp.start(&model, Instant::now());
+    for e in errors {
+        l.report(Report::Note("vrrp_error", e));
+    }
+    l.transitions(ts);
+    l.flush().await;
+    l.publish(true);
+    let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
+    maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let deadline = l.vrrp.next_deadline();
+        let timer = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Timers first: an advert that is due goes out before any packet is looked at.
+        tokio::select! {
+            biased;
+            _ = timer => {
+                let ts = l.vrrp.on_timeout(Instant::now());
+                l.transitions(ts);
+            }
+            Some(input) = inputs.recv() => {
+                let mut ts = l.vrrp.on_input(input, Instant::now());
+                for _ in 1..BATCH {
+                    let Ok(input) = inputs.try_recv() else { break };
+                    ts.extend(l.vrrp.on_input(input, Instant::now()));
+                }
+                l.transitions(ts);
+            }
+            cmd = cmds.recv() => {
+                let now = Instant::now();
+                match cmd {
+                    Some(Command::Update(m)) => {
+                        let (ts, errors) = l.vrrp.update(&m, now);
+                        for e in errors {
+                            l.report(Report::Note("vrrp_error", e));
+                        }
+                        l.transitions(ts);
+                        l.publish(true);
+                    }
+                    Some(Command::Track { instance, name, up, weight }) => {
+                        let ts = l.vrrp.track(&instance, &name, up, weight, now);
+                        l.transitions(ts);
+                    }
+                    Some(Command::Yield(name)) => match l.vrrp.yield_instance(&name, now) {
+                        Ok(ts) => l.transitions(ts),
+                        Err(e) => l.report(Report::Note("vrrp_error", e)),
+                    },
+                    Some(Command::Unyield(name)) => match l.vrrp.unyield(&name, now) {
+                        Ok(ts) => l.transitions(ts),
+                        Err(e) => l.report(Report::Note("vrrp_error", e)),
+                    },
+                    Some(Command::Shutdown(done)) => {
+                        let ts = l.vrrp.shutdown(Instant::now()).await;
+                        l.transitions(ts);
+                        l.publish(true);
+                        let _ = done.send(());
+                        return;
+                    }
+                    // The director is gone without a graceful stop: stop anyway, so that no
+                    // VIP outlives the process's will to advertise it.
+                    None => {
+                        l.vrrp.shutdown(Instant::now()).await;
+                        return;
+                    }
+                }
+            }
+            _ = maintain.tick() => {
+                let ts = l.vrrp.maintain(Instant::now());
+                l.transitions(ts);
+            }
+        }
+        l.flush().await;
+        l.publish(false);
+    }
+}

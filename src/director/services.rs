@@ -1,0 +1,232 @@
+//! The service sync: the desired IPVS table from the policy and the health of the reals
+//! (quorum, ha_suspend, drains), the diff sent to the backend, and what happens to services
+//! that go away (omega, release on stop).
+
+use super::*;
+use super::hooks::spawn_program;
+
+/// A service whose quorum was gained or lost.
+pub(super) struct QuorumChange {
+    service: usize,
+    up: bool,
+    live: u64,
+}
+
+impl Director {
+    pub(super) fn real_state(&self, si: usize, ri: usize) -> RealState {
+        let vs = &self.policy.model.services[si];
+        let r = &vs.reals[ri];
+        // Most directors have no drains or overrides: skip building the key then.
+        let (mut forced, mut drained) = (None, false);
+        if !self.weight_overrides.is_empty() || !self.drained.is_empty() {
+            let id = (vs.name.clone(), r.addr);
+            forced = self.weight_overrides.get(&id).copied();
+            drained = self.drained.contains(&id);
+        }
+        if drained {
+            return RealState::Draining;
+        }
+        match self.checks.as_ref().map(|c| c.real_state(si, ri)) {
+            None => RealState::Up(forced.unwrap_or(r.weight)),
+            Some(RealState::Up(w)) => RealState::Up(forced.unwrap_or(w)),
+            Some(other) => other,
+        }
+    }
+
+    /// Service `si` as wanted now, and its quorum change if it has one (keepalived's quorum
+    /// with hysteresis). Computes only: the caller records the change and runs its programs.
+    pub(super) fn want_service(&mut self, si: usize) -> (ServiceKey, crate::ipvs::table::Service, Option<QuorumChange>) {
+        let vs = &self.policy.model.services[si];
+        let live = desired::live_weight(vs, |ri| self.real_state(si, ri));
+        let q = self.quorum.entry(vs.name.clone()).or_insert_with(|| crate::check::Quorum::new(vs.quorum, vs.hysteresis));
+        q.quorum = vs.quorum as u64;
+        q.hysteresis = vs.hysteresis as u64;
+        let (changed, up) = (q.update(live), q.up);
+        let change = changed.map(|up| QuorumChange { service: si, up, live });
+        let (k, svc) = desired::service(vs, |ri| self.real_state(si, ri), up);
+        (k, svc, change)
+    }
+
+    /// Record a quorum change and run quorum_up / quorum_down.
+    fn act_on_quorum(&mut self, c: QuorumChange) {
+        let vs = &self.policy.model.services[c.service];
+        let what = if c.up { "quorum gained" } else { "quorum lost" };
+        let sorry = match (&vs.sorry_server, c.up) {
+            (Some(s), false) => format!("; sorry server {} in", s.addr),
+            (Some(s), true) => format!("; sorry server {} out", s.addr),
+            (None, _) => String::new(),
+        };
+        let msg = format!("{}: {what} (live weight {}, quorum {} hysteresis {}){sorry}", vs.name, c.live, vs.quorum, vs.hysteresis);
+        if let Some(argv) = if c.up { &vs.quorum_up } else { &vs.quorum_down } {
+            spawn_program(argv.clone());
+        }
+        self.events.push("quorum", msg);
+    }
+
+    /// keepalived's `omega`: a service that goes away (shutdown, or dropped from the policy)
+    /// runs `notify_down` for each of its reals still up, and `quorum_down` if it had quorum.
+    pub(super) fn omega(&mut self, services: &[usize]) {
+        for &si in services {
+            let vs = &self.policy.model.services[si];
+            if !vs.omega {
+                continue;
+            }
+            for (ri, r) in vs.reals.iter().enumerate() {
+                if let (Some(argv), RealState::Up(_)) = (&r.notify_down, self.real_state(si, ri)) {
+                    spawn_program(argv.clone());
+                }
+            }
+            if let (Some(argv), true) = (&vs.quorum_down, self.quorum.get(&vs.name).is_none_or(|q| q.up)) {
+                spawn_program(argv.clone());
+            }
+            self.events.push("omega", format!("{}: going away, notify_down run for its reals", vs.name));
+        }
+    }
+
+    /// Delete the services lvsd put in (on stop, as keepalived does), and say what failed.
+    pub(super) fn release_ipvs(&mut self) {
+        let mut keys: Vec<ServiceKey> = self.owned.iter().copied().collect();
+        keys.sort();
+        for key in keys {
+            let op = crate::ipvs::reconcile::Op::DelService { key };
+            match self.backend.apply(&op) {
+                Ok(()) | Err(crate::ipvs::backend::ApplyError::NotFound) => tracing::info!(target: "ipvs", "{op}"),
+                Err(e) => tracing::warn!("{op} on stop: {e}"),
+            }
+        }
+        self.owned.clear();
+    }
+
+    /// Bring the whole backend table to what the policy and the health of the reals want.
+    pub fn resync(&mut self) -> &SyncReport {
+        let n = self.policy.model.services.len();
+        self.sync_services(0..n, true)
+    }
+
+    /// The same for some services only (a health change, a drain): only they are read and
+    /// written, so a change costs the same with ten services or ten thousand.
+    pub(super) fn resync_services(&mut self, services: impl IntoIterator<Item = usize>) {
+        self.sync_services(services, false);
+    }
+
+    pub(super) fn sync_services(&mut self, services: impl IntoIterator<Item = usize>, whole: bool) -> &SyncReport {
+        let now = std::time::Instant::now();
+        let timeout = Duration::from_secs(self.policy.model.global.drain_timeout as u64);
+        let mut want = Table::default();
+        let mut scope: Vec<ServiceKey> = Vec::new();
+        let mut quorum_changes = Vec::new();
+        for si in services {
+            let (k, svc, change) = self.want_service(si);
+            scope.push(k);
+            quorum_changes.extend(change);
+            if !self.ha_suspended(si) {
+                want.services.insert(k, svc);
+            }
+        }
+        for c in quorum_changes {
+            self.act_on_quorum(c);
+        }
+        // Services that left the policy: only a whole sync sees them go.
+        if whole {
+            scope.extend(self.wanted.services.keys().filter(|k| !want.services.contains_key(k)));
+        }
+        scope.sort_unstable();
+        scope.dedup();
+        let mut next = Table::default();
+        for &k in &scope {
+            let prev = self.wanted.services.remove(&k);
+            if let Some(svc) = self.drain.apply(k, prev.as_ref(), want.services.remove(&k), now, timeout) {
+                next.services.insert(k, svc);
+            }
+        }
+        let remove_all = self.policy.model.global.foreign == Foreign::Remove;
+        let owned = &self.owned;
+        let report = if whole {
+            backend::sync(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k))
+        } else {
+            backend::sync_services(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k), &scope)
+        };
+        for op in &report.applied {
+            tracing::info!(target: "ipvs", "{op}");
+        }
+        for (op, e) in &report.failed {
+            self.events.push("ipvs_error", format!("{op}: {e} (will retry at the next resync)"));
+        }
+        if let Some(e) = &report.dump_error {
+            self.events.push("ipvs_error", format!("reading the IPVS table failed: {e}"));
+        }
+        for k in &report.foreign {
+            if self.warned_foreign.insert(*k) {
+                tracing::warn!(
+                    "IPVS service {} is not in the policy; leaving it alone (set foreign = \"remove\" in lvsd.global to delete such services)",
+                    crate::ipvs::format::service_name(k)
+                );
+            }
+        }
+        for k in &scope {
+            self.owned.remove(k);
+        }
+        self.owned.extend(next.services.keys().copied());
+        self.wanted.services.extend(next.services);
+        self.last_sync = Some(report);
+        self.last_sync.as_ref().unwrap()
+    }
+
+    /// keepalived's `ha_suspend` for service `si`, with the VRRP states of now.
+    pub(super) fn ha_suspended(&self, si: usize) -> bool {
+        let m = &self.policy.model;
+        let master = |name: &str| self.heartbeat.as_ref().and_then(|h| h.state_of(name)) == Some(fsm_state::State::Master);
+        suspend::suspended(&m.services[si], &m.vrrp, master)
+    }
+
+    /// Follow VRRP into `ha_suspend`: services that became suspended leave the table and
+    /// their checks pause; those resumed come back. `force` tells the checks even when
+    /// nothing changed (after a reload, whose new probes know nothing of it).
+    pub(super) fn follow_ha_suspend(&mut self, force: bool) {
+        let m = &self.policy.model;
+        if !force && self.suspended.is_empty() && !m.services.iter().any(|s| s.ha_suspend) {
+            return;
+        }
+        let now: Vec<bool> = (0..m.services.len()).map(|si| self.ha_suspended(si)).collect();
+        let changed: Vec<usize> = (0..now.len()).filter(|&si| now[si] != self.suspended.contains(&m.services[si].name)).collect();
+        if !force && changed.is_empty() {
+            return;
+        }
+        for &si in &changed {
+            let what = if now[si] { "suspended: no VRRP instance holding its VIP is master here" } else { "resumed: master of its VIP" };
+            self.events.push("ha_suspend", format!("{}: {what}", m.services[si].name));
+        }
+        self.suspended = (0..now.len()).filter(|&si| now[si]).map(|si| m.services[si].name.clone()).collect();
+        if let Some(c) = &self.checks {
+            c.suspend(&now);
+        }
+        self.resync_services(changed);
+    }
+
+    /// The index of the service a real belongs to, for a sync of that service only.
+    pub(super) fn service_index(&self, id: &RealId) -> Option<usize> {
+        self.policy.model.services.iter().position(|s| s.name == id.0)
+    }
+
+    /// The IPVS connection sync daemon follows its VRRP instance: master while the instance
+    /// is master, backup otherwise (keepalived's lvs_sync_daemon behaviour).
+    pub(super) fn follow_sync_daemon(&mut self, ts: &[vrrp::Transition]) {
+        let Some(sd) = self.policy.model.sync_daemon.clone() else { return };
+        let Some(name) = sd.instance.clone() else { return };
+        let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
+        let Some(mut want) = crate::ipvs::cli::daemon_from_model(&self.policy.model) else { return };
+        want.state = if t.to == fsm_state::State::Master {
+            crate::ipvs::wire::DaemonState::Master
+        } else {
+            crate::ipvs::wire::DaemonState::Backup
+        };
+        match self.backend.sync_daemon(Some(&want)) {
+            Ok(done) => {
+                for d in done {
+                    self.events.push("sync_daemon", d);
+                }
+            }
+            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
+        }
+    }
+}
