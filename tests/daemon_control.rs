@@ -224,3 +224,44 @@ end
     d.wait_for(|d| d.status()["generation"] == 2, "the reload");
     assert_eq!(writes(&d), 3001, "exactly one op for one weight");
 }
+
+#[test]
+fn status_text_lists_reals_that_are_down_and_out_of_the_table() {
+    // One real that accepts connections (the kernel completes the handshake from the
+    // listen queue), one on a port nothing listens on.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = up.local_addr().unwrap().port();
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let policy = format!(
+        r#"
+lvsd.service "web" {{
+  vip = "192.0.2.10:80", scheduler = "wrr",
+  check = lvsd.check.tcp {{ interval = 1, timeout = 1, retries = 1 }},
+  reals = {{ "127.0.0.1:{up_port}", {{ address = "127.0.0.1:{down_port}", weight = 5 }} }},
+}}
+lvsd.service "idle" {{
+  vip = "192.0.2.11:80",
+  check = lvsd.check.tcp {{ interval = 1, timeout = 1, retries = 1 }},
+  reals = {{ "127.0.0.1:{down_port}" }},
+  quorum = 1,
+}}
+"#
+    );
+    let d = Daemon::start(&policy, "lvs01", &[]);
+    let down = format!("127.0.0.1:{down_port}");
+    d.wait_for(
+        |d| {
+            let st = d.status();
+            st["services"][0]["reals"][1]["health"] == "down" && st["services"][0]["reals"][1]["in_table"] == false
+        },
+        "the real without a listener to go down",
+    );
+    let (code, text, _) = d.cli(&["status"]);
+    assert_eq!(code, 0);
+    // The real in the table keeps its ipvsadm line; the one out of it is listed, marked.
+    assert!(text.contains(&format!("  -> {:<28} Route   1", format!("127.0.0.1:{up_port}"))), "{text}");
+    let line = text.lines().find(|l| l.contains(&down) && !l.contains("->")).unwrap_or_else(|| panic!("{down} missing:\n{text}"));
+    assert!(line.contains("(not in the table)") && line.contains("down") && line.contains(" 5"), "{line}");
+    // Under a service the table has, and under one it does not have at all.
+    assert_eq!(text.lines().filter(|l| l.contains(&down)).count(), 2, "{text}");
+}

@@ -2,19 +2,18 @@
 //! pending connection stays queued, so the listener stays readable) the loop sleeps a little,
 //! doubling up to a second, and logs one line per interval with how many failures it saw.
 
+use crate::ratelimit::LogLimiter;
 use std::time::{Duration, Instant};
 
 const FIRST_DELAY: Duration = Duration::from_millis(10);
 const MAX_DELAY: Duration = Duration::from_secs(1);
-/// At most one log line per this interval (per listener).
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The backoff state of one accept loop (pure: the caller passes the time).
+/// The backoff state of one accept loop (pure: the caller passes the time). Logs at most one
+/// line per [`LogLimiter`]'s default interval (10 s).
 #[derive(Debug, Default)]
 pub struct Backoff {
     delay: Option<Duration>,
-    last_log: Option<Instant>,
-    unreported: u64,
+    log: LogLimiter,
 }
 
 impl Backoff {
@@ -23,14 +22,7 @@ impl Backoff {
     pub fn failed(&mut self, now: Instant) -> (Duration, Option<u64>) {
         let delay = self.delay.map_or(FIRST_DELAY, |d| (d * 2).min(MAX_DELAY));
         self.delay = Some(delay);
-        self.unreported += 1;
-        let due = self.last_log.is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY);
-        if !due {
-            return (delay, None);
-        }
-        self.last_log = Some(now);
-        let n = std::mem::take(&mut self.unreported);
-        (delay, Some(n))
+        (delay, self.log.allow(now).map(|held| held + 1))
     }
 
     /// A connection was accepted: the next failure starts from the shortest delay again.
@@ -69,9 +61,9 @@ mod tests {
         }
         assert_eq!(logs, 0);
         assert!(total > Duration::from_secs(900), "the loop sleeps, not spins: {total:?}");
-        // The next interval reports everything it held back.
-        assert_eq!(b.failed(t0 + LOG_EVERY).1, Some(1000));
+        // The next interval reports everything it held back, this failure included.
+        assert_eq!(b.failed(t0 + Duration::from_secs(10)).1, Some(1000));
         b.succeeded();
-        assert_eq!(b.failed(t0 + LOG_EVERY).0, FIRST_DELAY);
+        assert_eq!(b.failed(t0 + Duration::from_secs(10)).0, FIRST_DELAY);
     }
 }
