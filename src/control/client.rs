@@ -52,6 +52,13 @@ pub fn trust(path: &str, peer: Peer, euid: u32) -> Result<(), ControlError> {
     )))
 }
 
+/// Refuse a server that is neither root nor the client's own user (see [`trust`]); every
+/// client of the socket calls this before it sends anything.
+pub fn check_server(stream: &UnixStream, path: &str) -> Result<(), ControlError> {
+    let peer = peer_of(stream).map_err(|source| ControlError::Io { path: path.to_string(), source })?;
+    trust(path, peer, unsafe { libc::geteuid() })
+}
+
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ControlError> {
         let shown = path.display().to_string();
@@ -59,8 +66,7 @@ impl Client {
             path: format!("{shown} (is `lvsd run` running, and are you root?)"),
             source,
         })?;
-        let peer = peer_of(&stream).map_err(|source| ControlError::Io { path: shown.clone(), source })?;
-        trust(&shown, peer, unsafe { libc::geteuid() })?;
+        check_server(&stream, &shown)?;
         let writer = stream.try_clone().map_err(|source| ControlError::Io { path: shown.clone(), source })?;
         Ok(Client { path: shown, reader: BufReader::new(stream), writer })
     }
