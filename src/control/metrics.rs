@@ -8,6 +8,7 @@ use super::accept::Backoff;
 use super::server::Call;
 use super::{Command, ControlError};
 use crate::director::status::ServiceStatus;
+use crate::ratelimit::LogLimiter;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -287,6 +288,8 @@ struct Shared {
     cache_for: Duration,
     /// The last page built; the lock also makes builds one at a time.
     page: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
+    /// A director that cannot answer would log once per scrape otherwise.
+    log: std::cell::RefCell<LogLimiter>,
 }
 
 impl Shared {
@@ -321,7 +324,7 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Call>) {
 }
 
 pub async fn serve_with(listener: TcpListener, tx: mpsc::Sender<Call>, opts: Options) {
-    let shared = Rc::new(Shared { tx, cache_for: opts.cache_for, page: tokio::sync::Mutex::new(None) });
+    let shared = Rc::new(Shared { tx, cache_for: opts.cache_for, page: tokio::sync::Mutex::new(None), log: Default::default() });
     let in_flight = Arc::new(Semaphore::new(opts.max_in_flight));
     let turned_away = Arc::new(Semaphore::new(MAX_TURNED_AWAY));
     let mut backoff = Backoff::default();
@@ -380,7 +383,9 @@ async fn scrape(mut stream: TcpStream, shared: &Shared) {
     match shared.page().await {
         Ok(body) => respond(&mut stream, "200 OK", &body).await,
         Err(e) => {
-            tracing::warn!("metrics: cannot build the page: {e}");
+            if let Some(held) = shared.log.borrow_mut().allow(Instant::now()) {
+                tracing::warn!("metrics: cannot build the page: {e} ({held} more such failure(s) not logged)");
+            }
             respond(&mut stream, "503 Service Unavailable", &format!("cannot build the metrics page: {e}\n")).await;
         }
     }

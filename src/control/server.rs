@@ -15,6 +15,8 @@ pub type Call = (Command, oneshot::Sender<Response>);
 
 /// Connections served at once; more wait in the listen queue.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Time a peer that is neither root nor the daemon's user has to send its request.
+const STRANGER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Symlinks followed while checking the socket's ancestors (the kernel's ELOOP bound).
 const MAX_SYMLINKS: usize = 40;
 
@@ -157,7 +159,9 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Call>) {
                 // Take the request first, so the client reads our answer instead of a broken pipe.
                 let mut stream = BufReader::new(stream);
                 let mut line = Vec::new();
-                let _ = AsyncReadExt::take(&mut stream, MAX_REQUEST as u64).read_until(b'\n', &mut line).await;
+                // Bounded in time too: a stranger must not hold a connection slot.
+                let mut limited = AsyncReadExt::take(&mut stream, MAX_REQUEST as u64);
+                let _ = tokio::time::timeout(STRANGER_WITHIN, limited.read_until(b'\n', &mut line)).await;
                 let _ = reply(stream.into_inner(), Response::err("permission denied: the control socket is root-only")).await;
                 return;
             }
