@@ -316,7 +316,11 @@ fn run_director(
     // whenever any local task wakes (a probe, say), and polling the director's loop means
     // polling every branch of its select.
     let task = local.spawn_local(director.run());
-    local.block_on(&rt, task)??;
+    let result = local.block_on(&rt, task);
+    // Threads still busy (an abandoned policy load) must not hold the exit.
+    drop(local);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result??;
     Ok(ExitCode::SUCCESS)
 }
 

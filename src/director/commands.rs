@@ -40,12 +40,11 @@ impl Director {
     pub fn handle(&mut self, cmd: Command) -> Response {
         match cmd {
             Command::Status => Response::ok(self.status()),
+            // From the REPL: the load runs in the background like any other (never on the
+            // event loop); its result is in the status and the events.
             Command::Reload => {
-                if self.reload("requested") {
-                    Response::ok(json!({ "generation": self.generation }))
-                } else {
-                    Response::err(self.last_reload.errors.join("\n"))
-                }
+                self.reload_requested = true;
+                Response::ok(json!({ "reload": "started" }))
             }
             Command::Eval { code } => self.eval(&code),
             Command::CheckNow(r) | Command::History(r) if self.find_real(&r).is_err() => Response::err(self.find_real(&r).unwrap_err()),
@@ -101,7 +100,48 @@ impl Director {
         }
     }
 
+    /// The REPL's eval as the loop runs it: actions go through the same paths as the control
+    /// commands, checks run now included (their results are the answer when the code
+    /// returns nothing else).
+    pub(super) fn eval_reply(&mut self, code: &str, reply: tokio::sync::oneshot::Sender<Response>) {
+        let mut checks = Vec::new();
+        let resp = self.eval_with(code, &mut checks);
+        if checks.is_empty() || !resp.ok {
+            let _ = reply.send(resp);
+            return;
+        }
+        let found: Result<Vec<(usize, usize)>, String> =
+            checks.iter().map(|r| self.find_real(r).and_then(|id| self.real_index(&id).ok_or_else(|| "no such real".to_string()))).collect();
+        let (found, c) = match (found, self.checks.clone()) {
+            (Err(e), _) => {
+                let _ = reply.send(Response::err(e));
+                return;
+            }
+            (Ok(f), Some(c)) => (f, c),
+            (Ok(_), None) => {
+                let _ = reply.send(Response::err("checks are not running in this director"));
+                return;
+            }
+        };
+        tokio::task::spawn_local(async move {
+            let mut results = Vec::new();
+            for (si, ri) in found {
+                results.push(serde_json::to_value(c.run_now(si, ri).await).unwrap_or_default());
+            }
+            let value = match resp.result {
+                Some(v) if !v.is_null() => v,
+                _ => serde_json::Value::Array(results),
+            };
+            let _ = reply.send(Response::ok(value));
+        });
+    }
+
     pub(super) fn eval(&mut self, code: &str) -> Response {
+        self.eval_with(code, &mut Vec::new())
+    }
+
+    /// Evaluate; `check_now` actions are left in `checks` for the caller (they are async).
+    fn eval_with(&mut self, code: &str, checks: &mut Vec<RealRef>) -> Response {
         let status = self.status();
         let insp = match self.inspect.take() {
             Some(i) => i,
@@ -114,6 +154,10 @@ impl Director {
         self.inspect = Some(insp);
         let mut action_results = Vec::new();
         for a in actions {
+            if let Command::CheckNow(r) = a {
+                checks.push(r);
+                continue;
+            }
             let r = self.handle(a);
             if !r.ok {
                 return Response::err(r.error.unwrap_or_default());

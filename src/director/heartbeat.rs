@@ -3,6 +3,7 @@
 //! hooks, netlink dumps, status and metrics, reloads, notify programs) can delay an advert.
 //! The director talks to it over bounded channels and reads its state from a shared view.
 
+use super::track::TrackChange;
 use super::vrrp::{self, Transition, Vrrp};
 use crate::model::Model;
 use crate::vrrp::fsm::State;
@@ -14,8 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Requests from the director.
 pub enum Command {
-    /// A new policy generation: instances kept, restarted, started or stopped.
-    Update(Box<Model>),
+    /// A new policy generation: instances kept, restarted, started or stopped; with the state
+    /// of every track function for them.
+    Update(Box<Model>, Vec<TrackChange>),
     /// A track function changed.
     Track { instance: String, name: String, up: bool, weight: i32 },
     Yield(String),
@@ -197,8 +199,8 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
             cmd = cmds.recv() => {
                 let now = Instant::now();
                 match cmd {
-                    Some(Command::Update(m)) => {
-                        let (ts, errors) = l.vrrp.update(&m, now);
+                    Some(Command::Update(m, tracks)) => {
+                        let (ts, errors) = l.vrrp.update(&m, &tracks, now);
                         for e in errors {
                             l.report(Report::Note("vrrp_error", e));
                         }

@@ -99,6 +99,8 @@ pub struct Director {
     tracks: Option<track::Tracks>,
     /// Services held out by `ha_suspend` (not master of their VIP), by name.
     suspended: HashSet<String>,
+    /// A reload asked for from the REPL, started by the loop.
+    reload_requested: bool,
 }
 
 impl Director {
@@ -130,6 +132,7 @@ impl Director {
             reloads_failed: 0,
             tracks: None,
             suspended: HashSet::new(),
+            reload_requested: false,
         })
     }
 
@@ -283,6 +286,9 @@ impl Director {
                 Some((cmd, reply)) = call_rx.recv() => {
                     if let Command::CheckNow(r) = cmd {
                         self.check_now(r, reply);
+                    } else if let Command::Eval { code } = cmd {
+                        self.eval_reply(&code, reply);
+                        self.rewatch(&watch_tx);
                     } else if let Command::Status = cmd {
                         self.status_reply(reply);
                     } else if let Command::Reload = cmd {
@@ -298,6 +304,11 @@ impl Director {
                 _ = resync.tick() => { self.resync(); }
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
+            }
+            if std::mem::take(&mut self.reload_requested) {
+                if let Some(why) = reloads.request("requested", None) {
+                    reloads.loading = Some((why, self.load_in_background()));
+                }
             }
         }
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());

@@ -3,20 +3,42 @@
 
 use super::*;
 
-impl Director {
-    /// Load the policy again; on any error the running generation stays.
-    pub fn reload(&mut self, why: &str) -> bool {
-        crate::systemd::notify_reloading();
-        let result = policy::load(&self.opts.policy, &self.opts.load);
-        self.apply_reload(why, result)
-    }
+/// The longest a policy load may take before it is abandoned.
+const LOAD_DEADLINE: Duration = Duration::from_secs(10);
 
-    /// Load the policy on a worker thread (a big policy takes tens of milliseconds to
-    /// evaluate, which must not delay VRRP adverts); `apply_reload` takes the result.
+/// Drop a value (a Lua state) on a thread of its own, never waited for.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new().name("lvsd-drop".into()).spawn(move || drop(value)) {
+        tracing::warn!("cannot start a thread to close the old policy: {e}");
+    }
+}
+
+impl Director {
+    /// Load the policy on a thread of its own (a big policy takes a while to evaluate, and a
+    /// hostile one may never finish); `apply_reload` takes the result. A load still running
+    /// at its deadline is abandoned: its thread is left behind, never waited for, so that
+    /// later reloads and a stop go on.
     pub(super) fn load_in_background(&self) -> tokio::task::JoinHandle<Result<Policy, PolicyError>> {
         crate::systemd::notify_reloading();
         let (path, opts) = (self.opts.policy.clone(), self.opts.load.clone());
-        tokio::task::spawn_blocking(move || policy::load(&path, &opts))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shown = path.display().to_string();
+        let spawned = std::thread::Builder::new().name("lvsd-load".into()).spawn(move || {
+            let _ = tx.send(policy::load(&path, &opts));
+        });
+        tokio::task::spawn_local(async move {
+            if let Err(e) = spawned {
+                return Err(PolicyError::Failed(format!("{shown}: cannot start a thread to load it: {e}")));
+            }
+            match tokio::time::timeout(LOAD_DEADLINE, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(PolicyError::Failed(format!("{shown}: the load ended without a result"))),
+                Err(_) => Err(PolicyError::Failed(format!(
+                    "{shown}: loading took longer than {} s and was abandoned (an endless loop in C code?)",
+                    LOAD_DEADLINE.as_secs()
+                ))),
+            }
+        })
     }
 
     /// Swap in a freshly loaded policy, or keep the running one and report why not.
@@ -29,11 +51,8 @@ impl Director {
                     .collect();
                 self.omega(&gone);
                 let old = std::mem::replace(&mut self.policy, p);
-                // Closing a big Lua state takes a while too.
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
-                    Err(_) => drop(old),
-                }
+                // Closing a big Lua state takes a while too; on a thread nobody waits for.
+                drop_elsewhere(old);
                 self.generation += 1;
                 self.inspect = None;
                 self.last_reload = ReloadStatus { at: now_secs(), ok: true, errors: Vec::new(), generation: self.generation };
@@ -50,11 +69,9 @@ impl Director {
                 tracing::debug!("reload applied: checks updated in {checked:?}, IPVS synced at {:?}", started.elapsed());
                 // Recorded once the table has the change, so its time is when it took effect.
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
-                if let Some(t) = self.tracks.as_mut() {
-                    t.set(&self.policy.model, std::time::Instant::now());
-                }
+                let tracks = self.tracks.as_mut().map(|t| t.set(&self.policy.model, std::time::Instant::now())).unwrap_or_default();
                 if let Some(h) = &self.heartbeat {
-                    if let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()))) {
+                    if let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()), tracks)) {
                         self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
                     }
                 }

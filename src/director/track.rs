@@ -40,8 +40,10 @@ impl Tracks {
         Tracks { runs: Vec::new(), generation: 0, tx }
     }
 
-    /// Track functions of a (new) model; history of unchanged tracks is kept.
-    pub fn set(&mut self, m: &Model, now: Instant) {
+    /// Track functions of a (new) model; history of unchanged tracks is kept. Returns what the
+    /// instances must be told so that they agree with it: the state of every track known
+    /// (with its weight as the model now says), and removed tracks as neutral (up, weight 0).
+    pub fn set(&mut self, m: &Model, now: Instant) -> Vec<TrackChange> {
         let mut old = std::mem::take(&mut self.runs);
         self.generation += 1;
         for v in &m.vrrp {
@@ -67,6 +69,9 @@ impl Tracks {
                 self.runs.push(run);
             }
         }
+        let known = self.runs.iter().filter(|r| r.reported).map(|r| (r.instance.clone(), r.track.name.clone(), r.health.is_up(), r.track.weight));
+        let removed = old.into_iter().filter(|r| r.reported).map(|r| (r.instance, r.track.name, true, 0));
+        known.chain(removed).collect()
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

@@ -5,6 +5,7 @@
 use crate::model::{self, VrrpInstance};
 use crate::net::{self, Mode, VrrpSocket, VrrpSocketError};
 use crate::ratelimit::LogLimiter;
+use super::track::TrackChange;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
 use serde_json::{json, Value};
@@ -66,8 +67,9 @@ struct Running {
     transitions: u64,
     /// Adverts that failed to send in a row.
     send_failures: u32,
-    /// Dropped adverts are logged at most once per period, with the count held back.
-    drop_log: LogLimiter,
+    /// Dropped adverts are logged at most once per period and reason, with the count held
+    /// back (one limiter per reason: noise must not hide a misconfiguration).
+    drop_log: std::collections::HashMap<packet::DropReason, LogLimiter>,
 }
 
 struct Group {
@@ -248,8 +250,48 @@ impl Vrrp {
     }
 
     /// Open the socket and start the state machine of one instance.
-    fn start_instance(&mut self, v: &VrrpInstance, now: Instant, out: &mut Vec<Transition>) -> Result<(), String> {
+    fn start_instance(&mut self, v: &VrrpInstance, tracks: &[TrackChange], now: Instant, out: &mut Vec<Transition>) -> Result<(), String> {
         let primary = primary_address(v)?;
+        let (sock_id, socket) = self.socket_for(v, primary)?;
+        let cfg = fsm_config(v, primary);
+        // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
+        // remove them before electing, so that a backup never holds them.
+        for a in &cfg.addresses {
+            if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
+                tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
+            }
+        }
+        let mut fsm = Instance::new(cfg);
+        let expect = fsm.config().expect();
+        for input in link_inputs(v).into_iter().filter(|i| matches!(i, Input::Interface { up: false, .. })) {
+            fsm.handle(now, input);
+        }
+        // Tracks already known (a reload restarting the instance): before it elects itself.
+        for (_, name, up, weight) in tracks.iter().filter(|t| t.0 == v.name) {
+            fsm.handle(now, Input::Track { name: name.clone(), up: *up, weight: *weight });
+        }
+        self.running.push(Running {
+            sock: sock_id,
+            model: v.clone(),
+            fsm,
+            expect,
+            socket,
+            sent: 0,
+            received: 0,
+            drops: DropCounters::default(),
+            group: None,
+            transitions: 0,
+            send_failures: 0,
+            drop_log: Default::default(),
+        });
+        let idx = self.running.len() - 1;
+        self.drive(idx, Input::Startup, now, out);
+        Ok(())
+    }
+
+    /// The socket an instance sends and receives on: shared by the instances of one link and
+    /// family (multicast) or of one source and peer list (unicast); opened when new.
+    fn socket_for(&mut self, v: &VrrpInstance, primary: IpAddr) -> Result<(u64, Rc<VrrpSocket>), String> {
         let family = if v.is_ipv6() { net::Family::V6 } else { net::Family::V4 };
         let mode = if v.unicast_peers.is_empty() {
             Mode::Multicast
@@ -275,36 +317,7 @@ impl Vrrp {
                 (id, socket)
             }
         };
-        let cfg = fsm_config(v, primary);
-        // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
-        // remove them before electing, so that a backup never holds them.
-        for a in &cfg.addresses {
-            if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
-                tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
-            }
-        }
-        let mut fsm = Instance::new(cfg);
-        let expect = fsm.config().expect();
-        for input in link_inputs(v).into_iter().filter(|i| matches!(i, Input::Interface { up: false, .. })) {
-            fsm.handle(now, input);
-        }
-        self.running.push(Running {
-            sock: sock_id,
-            model: v.clone(),
-            fsm,
-            expect,
-            socket,
-            sent: 0,
-            received: 0,
-            drops: DropCounters::default(),
-            group: None,
-            transitions: 0,
-            send_failures: 0,
-            drop_log: LogLimiter::default(),
-        });
-        let idx = self.running.len() - 1;
-        self.drive(idx, Input::Startup, now, out);
-        Ok(())
+        Ok((sock_id, socket))
     }
 
     /// Start every instance of the model; failures are kept for status and returned.
@@ -315,7 +328,7 @@ impl Vrrp {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for v in &m.vrrp {
-            if let Err(e) = self.start_instance(v, now, &mut out) {
+            if let Err(e) = self.start_instance(v, &[], now, &mut out) {
                 errors.push(format!("vrrp '{}': {e}", v.name));
                 self.failed.push((v.name.clone(), e));
             }
@@ -577,7 +590,7 @@ impl Vrrp {
                 if let Some(first) = self.running.iter().position(|r| r.sock == id) {
                     let r = &mut self.running[first];
                     r.drops.record(packet::DropReason::Malformed);
-                    if let Some(held) = r.drop_log.allow(now) {
+                    if let Some(held) = r.drop_log.entry(packet::DropReason::Malformed).or_default().allow(now) {
                         tracing::debug!("{}: datagram that is not VRRP dropped ({held} more drops not logged)", r.model.name);
                     }
                 }
@@ -610,7 +623,7 @@ impl Vrrp {
                     Err(e) => {
                         r.drops.record(e.reason());
                         // One line per period at most: a flood must not become a log flood.
-                        if let Some(held) = r.drop_log.allow(now) {
+                        if let Some(held) = r.drop_log.entry(e.reason()).or_default().allow(now) {
                             let more = if held > 0 { format!(" ({held} more drops not logged)") } else { String::new() };
                             if e.reason().is_misconfiguration() {
                                 tracing::warn!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
@@ -670,7 +683,10 @@ impl Vrrp {
 
     /// A new policy: instances whose identity (interface, VRID, version, family) is unchanged
     /// keep their state and get the new settings in place; others stop or start.
-    pub fn update(&mut self, m: &model::Model, now: Instant) -> (Vec<Transition>, Vec<String>) {
+    /// `tracks` is the state of every track function (as the director knows it): instances
+    /// started now learn it before they elect themselves, kept ones get the new weights.
+    /// A reload also clears a `yield`. A change of unicast peers is applied in place.
+    pub fn update(&mut self, m: &model::Model, tracks: &[TrackChange], now: Instant) -> (Vec<Transition>, Vec<String>) {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let mut keep = Vec::new();
@@ -681,16 +697,19 @@ impl Vrrp {
                     && v.vrid == r.model.vrid
                     && v.version == r.model.version
                     && v.is_ipv6() == r.model.is_ipv6()
-                    && v.unicast_peers == r.model.unicast_peers
+                    && v.unicast_peers.is_empty() == r.model.unicast_peers.is_empty()
                     && v.unicast_src == r.model.unicast_src
             });
             match same {
                 Some(v) => {
-                    let cfg = fsm_config(v, r.fsm.config().primary_address);
-                    match r.fsm.update_config(now, cfg) {
-                        Ok(actions) => {
+                    let primary = r.fsm.config().primary_address;
+                    let socket = if v.unicast_peers == r.model.unicast_peers { Ok((r.sock, r.socket.clone())) } else { self.socket_for(v, primary) };
+                    let updated = socket.and_then(|s| r.fsm.update_config(now, fsm_config(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
+                    match updated {
+                        Ok(((sock, socket), actions)) => {
                             r.model = v.clone();
                             r.expect = r.fsm.config().expect();
+                            (r.sock, r.socket) = (sock, socket);
                             keep.push((r, actions));
                         }
                         Err(e) => {
@@ -710,14 +729,19 @@ impl Vrrp {
         for (i, actions) in pending {
             self.perform(i, actions, &mut out);
             // The new settings may track links the instance was never told about.
-            for input in link_inputs(&self.running[i].model.clone()) {
+            let model = self.running[i].model.clone();
+            for input in link_inputs(&model) {
                 self.drive(i, input, now, &mut out);
+            }
+            self.drive(i, Input::Track { name: YIELD_TRACK.into(), up: true, weight: 0 }, now, &mut out);
+            for (_, name, up, weight) in tracks.iter().filter(|t| t.0 == model.name) {
+                self.drive(i, Input::Track { name: name.clone(), up: *up, weight: *weight }, now, &mut out);
             }
         }
         self.failed.clear();
         for v in &m.vrrp {
             if self.index(&v.name).is_none() {
-                if let Err(e) = self.start_instance(v, now, &mut out) {
+                if let Err(e) = self.start_instance(v, tracks, now, &mut out) {
                     errors.push(format!("vrrp '{}': {e}", v.name));
                     self.failed.push((v.name.clone(), e));
                 }

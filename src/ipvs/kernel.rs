@@ -74,6 +74,31 @@ fn cmd_name(cmd: u8) -> &'static str {
     }
 }
 
+/// A reply that has not come after this long never will: the call fails (and is retried at
+/// the next resync) instead of holding the director. A dump of 10,000 services takes well
+/// under a second.
+const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn set_recv_timeout(sock: &NlSocketHandle, t: std::time::Duration) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
+    // SAFETY: a valid socket and a correctly sized timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 impl Kernel {
     /// Resolve the "IPVS" family and open the socket used for requests.
     pub fn open() -> Result<Kernel, KernelError> {
@@ -84,6 +109,7 @@ impl Kernel {
         };
         let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
             .map_err(|e| KernelError::Socket(e.to_string()))?;
+        set_recv_timeout(&sock, RECV_TIMEOUT).map_err(|e| KernelError::Socket(format!("receive timeout: {e}")))?;
         Ok(Kernel { sock, family, seq: 0, writes: 0 })
     }
 

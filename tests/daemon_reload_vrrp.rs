@@ -1,0 +1,130 @@
+//! Reloads against running VRRP instances: tracks, yields and restarted instances end in the
+//! state the new policy says; a load that never finishes is abandoned and the next save is
+//! applied; SIGTERM is not held by it.
+
+mod common;
+use common::*;
+use lvsd::net::netns::{privileged_or_skip, Lan};
+use std::time::{Duration, Instant};
+
+fn lan() -> Lan {
+    let lan = Lan::new("lvr", 1).unwrap();
+    lan.host(0).ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
+    lan
+}
+
+/// One instance; `vrid` and `track` vary between generations.
+fn policy(vrid: u8, track: &str) -> String {
+    format!(
+        r#"
+lvsd.vrrp "VI_1" {{
+  interface = "eth0", vrid = {vrid}, version = 3, advert_int = 0.2, priority = 100,
+  vips = {{ "192.0.2.100/24" }},
+  track = {{ {track} }},
+}}
+lvsd.service "web" {{ vip = "192.0.2.100:80", reals = {{ "198.51.100.1:80" }} }}
+"#
+    )
+}
+
+const FAILING: &str = r#"lvsd.track.lua { name = "chk", interval = 0.2, weight = 0, run = function() return false end }"#;
+const LOWERING: &str = r#"lvsd.track.lua { name = "chk", interval = 0.2, weight = -30, run = function() return false end }"#;
+
+fn save(d: &Daemon, src: &str) {
+    let tmp = d.policy.with_extension("new");
+    std::fs::write(&tmp, src).unwrap();
+    std::fs::rename(&tmp, &d.policy).unwrap();
+}
+
+fn generation(d: &Daemon) -> u64 {
+    d.status()["generation"].as_u64().unwrap_or(0)
+}
+
+fn reload_to(d: &Daemon, src: &str) {
+    let g = generation(d);
+    save(d, src);
+    d.wait_for(|d| generation(d) > g, "the save is applied");
+}
+
+#[test]
+fn reload_reconciles_tracks_yield_and_restarted_instances() {
+    if !privileged_or_skip("reload_reconciles_tracks_yield_and_restarted_instances") {
+        return;
+    }
+    let lan = lan();
+    let d = Daemon::start_in(Some(lan.host(0).name()), &policy(51, FAILING), "lvs01", &[]);
+    d.wait_for(|d| d.vrrp_state("VI_1") == "fault", "a failing track of weight 0 is Fault");
+
+    // The track removed: the instance leaves Fault and, alone on its LAN, becomes master.
+    reload_to(&d, &policy(51, ""));
+    d.wait_for(|d| d.vrrp_state("VI_1") == "master", "the removed track no longer holds it in Fault");
+
+    // Back in, then the VRID changes (the instance restarts): the restarted instance knows
+    // the failing track before it elects itself and never becomes master.
+    reload_to(&d, &policy(51, FAILING));
+    d.wait_for(|d| d.vrrp_state("VI_1") == "fault", "failing again");
+    let masters_before = d.events("vrrp").iter().filter(|e| e.contains("-> master")).count();
+    reload_to(&d, &policy(52, FAILING));
+    d.wait_for(|d| d.status()["vrrp"][0]["vrid"] == 52, "restarted with VRID 52");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.vrrp_state("VI_1"), "fault", "the restarted instance stays in Fault: {:?}", d.events("vrrp"));
+    let masters_after = d.events("vrrp").iter().filter(|e| e.contains("-> master")).count();
+    assert_eq!(masters_before, masters_after, "never master in between: {:?}", d.events("vrrp"));
+
+    // A weight change is sent again: -30 instead of Fault.
+    reload_to(&d, &policy(52, LOWERING));
+    d.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.status()["vrrp"][0]["priority"] == 70, "priority 100 - 30");
+
+    // A yield holds priority 1; a reload clears it (as the README says).
+    reload_to(&d, &policy(52, ""));
+    d.wait_for(|d| d.status()["vrrp"][0]["priority"] == 100, "no track, full priority");
+    let (code, _, err) = d.cli(&["yield", "VI_1"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait_for(|d| d.status()["vrrp"][0]["priority"] == 1, "yielded: priority 1");
+    reload_to(&d, &policy(52, "").replace("priority = 100", "priority = 101"));
+    d.wait_for(|d| d.status()["vrrp"][0]["priority"] == 101, "the reload cleared the yield");
+}
+
+/// A policy whose load never ends inside one C call (a pattern that backtracks for ever),
+/// or ends only when something stops it.
+const HANGS: &str = r#"
+local s = string.rep("a", 60)
+string.find(s, string.rep("a-", 30) .. "b")
+"#;
+
+#[test]
+fn a_hung_load_is_abandoned_and_the_next_save_applies() {
+    if !need_root("a_hung_load_is_abandoned_and_the_next_save_applies") {
+        return;
+    }
+    let src = policy(51, "");
+    let mut d = Daemon::start(&src, "lvs01", &[]);
+    let g = generation(&d);
+    save(&d, &format!("{src}\n{HANGS}"));
+    // Whatever ends that load (a limit, or its deadline), it is reported and not applied,
+    // and a good save afterwards is.
+    let end = Instant::now() + Duration::from_secs(25);
+    while d.events("reload_failed").is_empty() {
+        assert!(Instant::now() < end, "the hung load was never given up; log:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(generation(&d), g, "nothing of it was applied");
+    reload_to(&d, &src.replace("\"198.51.100.1:80\"", "\"198.51.100.2:80\""));
+
+    // Again, and SIGTERM while it hangs: the process exits within seconds.
+    save(&d, &format!("{src}\n{HANGS}"));
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let code = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s.code();
+        }
+        if t0.elapsed() > Duration::from_secs(8) {
+            d.kill9();
+            panic!("still running 8 s after SIGTERM; log:\n{}", d.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
