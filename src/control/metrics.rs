@@ -223,7 +223,8 @@ pub fn render(st: &View) -> String {
     }
 
     // IPVS counters straight from the table (the kernel's, with the kernel backend).
-    let counters: [(&str, fn(&IpvsStats) -> u64, &str); 5] = [
+    type Counter = (&'static str, fn(&IpvsStats) -> u64, &'static str);
+    let counters: [Counter; 5] = [
         ("connections", |s| s.conns, "Connections scheduled"),
         ("packets_in", |s| s.inpkts, "Incoming packets"),
         ("packets_out", |s| s.outpkts, "Outgoing packets"),

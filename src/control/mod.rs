@@ -3,6 +3,10 @@
 //!
 //! Request:  `{"v":1,"cmd":"status"}`
 //! Response: `{"v":1,"ok":true,"result":...}` or `{"v":1,"ok":false,"error":"..."}`
+//!
+//! Trust runs both ways: the daemon binds only in a directory no other user can rewrite
+//! (`server::judge`) and answers only root or its own user; a client talks only to a server
+//! run by root or by its own user (SO_PEERCRED, `client::trust`), before it sends anything.
 
 pub mod accept;
 pub mod client;
