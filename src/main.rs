@@ -6,6 +6,48 @@ use lvsd::policy::{self, Limits, LoadOptions, PolicyError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `print!`, except that a reader gone away (`lvsd status | head -1`) ends the command
+/// quietly: Rust ignores SIGPIPE, so the write fails with EPIPE and `print!` would panic.
+macro_rules! out {
+    ($($t:tt)*) => { emit(format_args!($($t)*)) };
+}
+macro_rules! outln {
+    ($($t:tt)*) => { emit(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e.to_string(), e.kind() == std::io::ErrorKind::BrokenPipe);
+    }
+}
+
+/// Exit 0 without a word when stdout's reader went away (as ripgrep does), 1 on any other
+/// write error.
+fn stdout_failed(e: &str, broken_pipe: bool) -> ! {
+    if !broken_pipe {
+        eprintln!("lvsd: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+/// The modules that print for a command (import, lab, doctor, realserver, repl) use `print!`:
+/// its broken-pipe panic ends the command quietly too. Not for the daemon, whose stdout is
+/// not its output.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("");
+        // std's message: "failed printing to stdout: Broken pipe (os error 32)".
+        if msg.starts_with("failed printing to stdout") && msg.contains(&format!("(os error {})", libc::EPIPE)) {
+            stdout_failed(msg, true);
+        }
+        default(info)
+    }));
+}
+
 #[derive(Parser)]
 #[command(name = "lvsd", version, about = "Linux load-balancer director: VRRP + IPVS + health checks, driven by Lua policy files")]
 struct Cli {
@@ -235,7 +277,7 @@ fn run_director(
             lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref())?
         };
         lvsd::ipvs::cli::log_report(&report, remove);
-        println!("{}", lvsd::ipvs::cli::summary(&report));
+        outln!("{}", lvsd::ipvs::cli::summary(&report));
         return Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     match lvsd::limits::raise_open_files() {
@@ -287,7 +329,7 @@ fn run_director(
 fn control_action(control: &ControlArgs, cmd: lvsd::control::Command) -> Result<ExitCode> {
     let r = control_call(control, cmd)?;
     if r.ok {
-        println!("{}", r.result.unwrap_or_default());
+        outln!("{}", r.result.unwrap_or_default());
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("{}", r.error.unwrap_or_default());
@@ -327,7 +369,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let deadline = opts.limits.load_time + std::time::Duration::from_secs(2);
             let Some(p) = report(&file, policy::load_with_deadline(&file, &opts, deadline))? else { return Ok(ExitCode::from(1)) };
             let m = &p.model;
-            println!(
+            outln!(
                 "{}: ok: {} service{}, {} real server{}, {} VRRP instance{} (node {})",
                 file.display(),
                 m.services.len(),
@@ -351,9 +393,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let Some(p) = load(&file, &policy)? else { return Ok(ExitCode::from(1)) };
             let table = lvsd::desired::all_up(&p.model);
             if json {
-                println!("{}", serde_json::to_string_pretty(&lvsd::plan::json(&p.model, &table))?);
+                outln!("{}", serde_json::to_string_pretty(&lvsd::plan::json(&p.model, &table))?);
             } else {
-                print!("{}", lvsd::plan::text(&p.model, &table));
+                out!("{}", lvsd::plan::text(&p.model, &table));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -363,23 +405,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { kernel: true, stats, rate, json, .. } => {
             use lvsd::ipvs::format::Format;
             let fmt = if stats { Format::Stats } else if rate { Format::Rate } else { Format::List };
-            print!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
+            out!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { control, json, .. } => {
             let r = control_call(&control, lvsd::control::Command::Status)?;
             let Some(v) = r.result.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
             if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", v["text"].as_str().unwrap_or(""));
+                out!("{}", v["text"].as_str().unwrap_or(""));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Reload { control } => {
             let r = control_call(&control, lvsd::control::Command::Reload)?;
             if r.ok {
-                println!("reloaded: generation {}", r.result.unwrap_or_default()["generation"]);
+                outln!("reloaded: generation {}", r.result.unwrap_or_default()["generation"]);
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!("{}", r.error.unwrap_or_default());
@@ -415,7 +457,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             for e in r.result.unwrap_or_default().as_array().into_iter().flatten() {
-                println!("{:.3}  {:<12} {}", e["at"].as_f64().unwrap_or(0.0), e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+                outln!("{:.3}  {:<12} {}", e["at"].as_f64().unwrap_or(0.0), e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -468,7 +510,7 @@ fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
     };
     let left = lvsd::lab::leftovers(std::process::id());
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         lvsd::lab::print(&report);
     }
@@ -477,12 +519,12 @@ fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
         eprintln!("FAIL namespaces left behind: {}", left.join(", "));
     }
     if verify {
-        println!();
+        out!("\n");
         for (pass, line) in lvsd::lab::verify(&report) {
-            println!("{} {line}", if pass { "PASS" } else { "FAIL" });
+            outln!("{} {line}", if pass { "PASS" } else { "FAIL" });
             ok &= pass;
         }
-        println!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
+        outln!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -497,6 +539,9 @@ fn main() -> ExitCode {
     } else {
         use std::io::IsTerminal;
         logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_broken_pipe();
     }
     match run(cli) {
         Ok(code) => code,

@@ -224,3 +224,82 @@ end
     d.wait_for(|d| d.status()["generation"] == 2, "the reload");
     assert_eq!(writes(&d), 3001, "exactly one op for one weight");
 }
+
+#[test]
+fn status_text_lists_reals_that_are_down_and_out_of_the_table() {
+    // One real that accepts connections (the kernel completes the handshake from the
+    // listen queue), one on a port nothing listens on.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = up.local_addr().unwrap().port();
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let policy = format!(
+        r#"
+lvsd.service "web" {{
+  vip = "192.0.2.10:80", scheduler = "wrr",
+  check = lvsd.check.tcp {{ interval = 1, timeout = 1, retries = 1 }},
+  reals = {{ "127.0.0.1:{up_port}", {{ address = "127.0.0.1:{down_port}", weight = 5 }} }},
+}}
+lvsd.service "idle" {{
+  vip = "192.0.2.11:80",
+  check = lvsd.check.tcp {{ interval = 1, timeout = 1, retries = 1 }},
+  reals = {{ "127.0.0.1:{down_port}" }},
+  quorum = 1,
+}}
+"#
+    );
+    let d = Daemon::start(&policy, "lvs01", &[]);
+    let down = format!("127.0.0.1:{down_port}");
+    d.wait_for(
+        |d| {
+            let st = d.status();
+            st["services"][0]["reals"][1]["health"] == "down" && st["services"][0]["reals"][1]["in_table"] == false
+        },
+        "the real without a listener to go down",
+    );
+    let (code, text, _) = d.cli(&["status"]);
+    assert_eq!(code, 0);
+    // The real in the table keeps its ipvsadm line; the one out of it is listed, marked.
+    assert!(text.contains(&format!("  -> {:<28} Route   1", format!("127.0.0.1:{up_port}"))), "{text}");
+    let line = text.lines().find(|l| l.contains(&down) && !l.contains("->")).unwrap_or_else(|| panic!("{down} missing:\n{text}"));
+    assert!(line.contains("(not in the table)") && line.contains("down") && line.contains(" 5"), "{line}");
+    // Under a service the table has, and under one it does not have at all.
+    assert_eq!(text.lines().filter(|l| l.contains(&down)).count(), 2, "{text}");
+}
+
+#[test]
+fn metrics_of_a_running_vrrp_instance() {
+    // The VRRP part of the page is read from the instance's status by name: a field renamed
+    // there makes the page a 503, which this test would catch.
+    if !lvsd::net::netns::privileged_or_skip("metrics_of_a_running_vrrp_instance") {
+        return;
+    }
+    let lan = lvsd::net::netns::Lan::new("lcm", 1).unwrap();
+    let ns = lan.host(0);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let policy = r#"
+lvsd.vrrp "VI_1" { interface = "eth0", vrid = 51, version = 3, advert_int = 0.2, priority = 100, vips = { "192.0.2.100/24" } }
+lvsd.service "web" { vip = "192.0.2.100:80", reals = { "198.51.100.1:80" } }
+"#;
+    let d = Daemon::start_in(Some(ns.name()), policy, "lvs01", &["--metrics", "127.0.0.1:9815"]);
+    d.wait_for(|d| d.vrrp_state("VI_1") == "master", "mastership");
+    let scrape = || {
+        ns.run(|| {
+            use std::io::Read;
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9815").ok()?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+            let mut r = String::new();
+            s.read_to_string(&mut r).ok()?;
+            Some(r)
+        })
+        .unwrap()
+    };
+    let sent = |page: &str| -> Option<u64> {
+        page.lines().find_map(|l| l.strip_prefix("lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"sent\"} ")).and_then(|v| v.parse().ok())
+    };
+    d.wait_for(|_| scrape().is_some_and(|p| p.contains("lvsd_vrrp_state{instance=\"VI_1\",state=\"master\"} 1") && sent(&p) > Some(0)), "the instance's metrics");
+    let page = scrape().unwrap();
+    assert!(page.starts_with("HTTP/1.0 200 OK"), "{page}");
+    assert!(page.contains("lvsd_vrrp_priority{instance=\"VI_1\"} 100"), "{page}");
+    assert!(page.contains("lvsd_vrrp_transitions_total{instance=\"VI_1\"} "), "{page}");
+}

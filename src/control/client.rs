@@ -1,14 +1,62 @@
-//! The client side: one connection, requests and responses in order.
+//! The client side: one connection, requests and responses in order. Before anything is
+//! sent the server's credentials are checked: whoever could replace the socket must not
+//! receive our requests (or answer them).
 
-use super::{Command, ControlError, Request, Response, PROTOCOL_VERSION};
-use std::io::{BufRead, BufReader, Write};
+use super::{encode_request, Command, ControlError, Response};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+
+/// Longest response line read (a thousand services' status is a few MB).
+const MAX_RESPONSE: u64 = 256 << 20;
 
 pub struct Client {
     path: String,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+}
+
+/// The server's process as the kernel saw it when it called listen() (SO_PEERCRED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+}
+
+fn peer_of(s: &UnixStream) -> std::io::Result<Peer> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Peer { pid: cred.pid, uid: cred.uid })
+}
+
+/// Whether a server running as `peer` may be trusted by a client running as `euid`: root's
+/// daemon, or one of the client's own user.
+pub fn trust(path: &str, peer: Peer, euid: u32) -> Result<(), ControlError> {
+    if peer.uid == 0 || peer.uid == euid {
+        return Ok(());
+    }
+    Err(ControlError::Refused(format!(
+        "{path}: refusing to use this control socket: it is served by uid {} (pid {}), not by root{}; \
+         another user may have replaced it. Nothing was sent. Check who owns the socket's directory.",
+        peer.uid,
+        peer.pid,
+        if euid == 0 { String::new() } else { format!(" or you (uid {euid})") }
+    )))
+}
+
+/// Refuse a server that is neither root nor the client's own user (see [`trust`]); every
+/// client of the socket calls this before it sends anything.
+pub fn check_server(stream: &UnixStream, path: &str) -> Result<(), ControlError> {
+    let peer = peer_of(stream).map_err(|source| ControlError::Io { path: path.to_string(), source })?;
+    trust(path, peer, unsafe { libc::geteuid() })
 }
 
 impl Client {
@@ -18,20 +66,45 @@ impl Client {
             path: format!("{shown} (is `lvsd run` running, and are you root?)"),
             source,
         })?;
+        check_server(&stream, &shown)?;
         let writer = stream.try_clone().map_err(|source| ControlError::Io { path: shown.clone(), source })?;
         Ok(Client { path: shown, reader: BufReader::new(stream), writer })
     }
 
     pub fn call(&mut self, command: Command) -> Result<Response, ControlError> {
         let io = |source| ControlError::Io { path: self.path.clone(), source };
-        let mut line = serde_json::to_vec(&Request { v: PROTOCOL_VERSION, command }).expect("request serializes");
-        line.push(b'\n');
-        self.writer.write_all(&line).map_err(io)?;
-        let mut answer = String::new();
-        self.reader.read_line(&mut answer).map_err(|source| ControlError::Io { path: self.path.clone(), source })?;
+        self.writer.write_all(&encode_request(command)).map_err(io)?;
+        let mut answer = Vec::new();
+        (&mut self.reader)
+            .take(MAX_RESPONSE)
+            .read_until(b'\n', &mut answer)
+            .map_err(|source| ControlError::Io { path: self.path.clone(), source })?;
         if answer.is_empty() {
             return Err(ControlError::Protocol("the daemon closed the connection".into()));
         }
-        serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("bad response: {e}")))
+        serde_json::from_slice(&answer).map_err(|e| ControlError::Protocol(format!("bad response: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_or_our_own_user_is_trusted() {
+        assert!(trust("s", Peer { pid: 1, uid: 0 }, 0).is_ok());
+        assert!(trust("s", Peer { pid: 1, uid: 0 }, 1000).is_ok());
+        assert!(trust("s", Peer { pid: 1, uid: 1000 }, 1000).is_ok());
+        let e = trust("/run/lvsd/lvsd.sock", Peer { pid: 42, uid: 65534 }, 0).unwrap_err().to_string();
+        assert!(e.contains("served by uid 65534 (pid 42)") && e.contains("Nothing was sent"), "{e}");
+        assert!(trust("s", Peer { pid: 1, uid: 1000 }, 1001).is_err());
+    }
+
+    #[test]
+    fn peer_credentials_are_read() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let p = peer_of(&a).unwrap();
+        assert_eq!(p.uid, unsafe { libc::geteuid() });
+        assert_eq!(p.pid, std::process::id() as i32);
     }
 }

@@ -1,14 +1,154 @@
-//! Prometheus text exposition on an opt-in address. Each scrape asks the director for its
-//! status (the same document `lvsd status --json` prints) and renders it, so the numbers are
-//! always the director's own.
+//! Prometheus text exposition on an opt-in address. A scrape asks the director for its status
+//! (the document `lvsd status --json` prints), reads it into the typed [`View`] and renders
+//! that, so the numbers are the director's own and a renamed field is an error (503), never a
+//! silent 0. The page is cached for [`CACHE_FOR`] and built by one scrape at a time; at most
+//! [`MAX_IN_FLIGHT`] connections are served at once, the next ones get a 503 at once.
 
+use super::accept::Backoff;
 use super::server::Call;
-use super::Command;
+use super::{Command, ControlError};
+use crate::director::status::ServiceStatus;
+use crate::ratelimit::LogLimiter;
+use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// How long a built page is served again (scrapers every second or so share one build).
+pub const CACHE_FOR: Duration = Duration::from_secs(1);
+/// Scrape connections served at once.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Connections beyond that which are still answered (a 503); later ones are closed at once.
+const MAX_TURNED_AWAY: usize = 64;
+/// Time a client has to send its request head.
+const HEAD_WITHIN: Duration = Duration::from_secs(5);
+/// Time the director has to answer the status request.
+const STATUS_WITHIN: Duration = Duration::from_secs(10);
+
+// ---- the typed view of the status document ----
+
+/// What the metrics page needs from the status document (other fields are ignored).
+#[derive(Debug, Deserialize)]
+pub struct View {
+    pub generation: u64,
+    pub reloads: Reloads,
+    pub last_reload: LastReload,
+    pub ipvs_writes: u64,
+    pub vrrp: Vec<VrrpView>,
+    pub services: Vec<ServiceStatus>,
+    /// The backend's table; None when it could not be read.
+    pub ipvs: Option<IpvsView>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Reloads {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LastReload {
+    pub ok: bool,
+}
+
+/// One VRRP instance. Only a running instance (initialize, backup, master, fault) has every
+/// counter; one that is not running has a name, a state and perhaps a priority.
+#[derive(Debug, Deserialize)]
+pub struct VrrpView {
+    pub name: String,
+    pub state: String,
+    pub priority: Option<u64>,
+    pub transitions: Option<u64>,
+    pub adverts_sent: Option<u64>,
+    pub adverts_received: Option<u64>,
+    pub dropped: Option<BTreeMap<String, u64>>,
+}
+
+const VRRP_STATES: [&str; 4] = ["initialize", "backup", "master", "fault"];
+
+impl VrrpView {
+    fn check(&self) -> Result<(), String> {
+        if !VRRP_STATES.contains(&self.state.as_str()) {
+            return Ok(());
+        }
+        let missing = [
+            ("priority", self.priority.is_none()),
+            ("transitions", self.transitions.is_none()),
+            ("adverts_sent", self.adverts_sent.is_none()),
+            ("adverts_received", self.adverts_received.is_none()),
+            ("dropped", self.dropped.is_none()),
+        ];
+        match missing.iter().find(|(_, m)| *m) {
+            Some((field, _)) => Err(format!("vrrp instance {}: the status has no {field}", self.name)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IpvsView {
+    pub services: Vec<IpvsService>,
+}
+
+/// A service of the table: by fwmark, or by protocol, address and port.
+#[derive(Debug, Deserialize)]
+pub struct IpvsService {
+    pub fwmark: Option<u32>,
+    pub protocol: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub stats: IpvsStats,
+    pub reals: Vec<IpvsReal>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IpvsReal {
+    pub address: String,
+    pub port: u16,
+    pub stats: IpvsStats,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IpvsStats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+    pub active_conns: u64,
+    pub inact_conns: u64,
+}
+
+impl IpvsService {
+    fn label(&self) -> Result<String, String> {
+        match (self.fwmark, &self.protocol, &self.address, self.port) {
+            (Some(m), ..) => Ok(format!("FWM {m}")),
+            (None, Some(p), Some(a), Some(port)) => Ok(format!("{p} {a}:{port}")),
+            _ => Err("an IPVS service in the status has neither a fwmark nor protocol, address and port".into()),
+        }
+    }
+}
+
+/// Read a status document into the typed view; any missing or mistyped field is an error.
+pub fn view(doc: Value) -> Result<View, String> {
+    let v: View = serde_json::from_value(doc).map_err(|e| format!("the status document does not read as expected: {e}"))?;
+    for i in &v.vrrp {
+        i.check()?;
+    }
+    for s in v.ipvs.iter().flat_map(|t| &t.services) {
+        s.label()?;
+    }
+    Ok(v)
+}
+
+// ---- rendering ----
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -30,148 +170,404 @@ impl Out {
     }
 }
 
-fn num(v: &Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-/// Render a status document as Prometheus text.
-pub fn render(st: &Value) -> String {
+/// Render the view as Prometheus text.
+pub fn render(st: &View) -> String {
     let mut o = Out(String::new());
     o.family("lvsd_policy_generation", "gauge", "Generation of the policy that runs (1 = as started).");
-    o.sample("lvsd_policy_generation", &[], num(&st["generation"]));
+    o.sample("lvsd_policy_generation", &[], st.generation);
     o.family("lvsd_reloads_total", "counter", "Policy reloads by result.");
-    o.sample("lvsd_reloads_total", &[("result", "ok")], num(&st["reloads"]["ok"]));
-    o.sample("lvsd_reloads_total", &[("result", "failed")], num(&st["reloads"]["failed"]));
+    o.sample("lvsd_reloads_total", &[("result", "ok")], st.reloads.ok);
+    o.sample("lvsd_reloads_total", &[("result", "failed")], st.reloads.failed);
     o.family("lvsd_last_reload_ok", "gauge", "1 when the last reload succeeded.");
-    o.sample("lvsd_last_reload_ok", &[], if st["last_reload"]["ok"] == true { 1 } else { 0 });
+    o.sample("lvsd_last_reload_ok", &[], st.last_reload.ok as u8);
     o.family("lvsd_ipvs_writes_total", "counter", "IPVS write operations sent to the backend.");
-    o.sample("lvsd_ipvs_writes_total", &[], num(&st["ipvs_writes"]));
+    o.sample("lvsd_ipvs_writes_total", &[], st.ipvs_writes);
 
-    let vrrp = st["vrrp"].as_array().cloned().unwrap_or_default();
     o.family("lvsd_vrrp_state", "gauge", "1 for the state each VRRP instance is in.");
-    for v in &vrrp {
-        let name = v["name"].as_str().unwrap_or("");
-        for s in ["initialize", "backup", "master", "fault"] {
-            o.sample("lvsd_vrrp_state", &[("instance", name), ("state", s)], if v["state"] == s { 1 } else { 0 });
+    for v in &st.vrrp {
+        for s in VRRP_STATES {
+            o.sample("lvsd_vrrp_state", &[("instance", &v.name), ("state", s)], (v.state == s) as u8);
         }
     }
     o.family("lvsd_vrrp_priority", "gauge", "Priority each instance advertises (after weights).");
-    for v in &vrrp {
-        o.sample("lvsd_vrrp_priority", &[("instance", v["name"].as_str().unwrap_or(""))], num(&v["priority"]));
+    for v in &st.vrrp {
+        o.sample("lvsd_vrrp_priority", &[("instance", &v.name)], v.priority.unwrap_or(0));
     }
     o.family("lvsd_vrrp_transitions_total", "counter", "State transitions per instance.");
-    for v in &vrrp {
-        o.sample("lvsd_vrrp_transitions_total", &[("instance", v["name"].as_str().unwrap_or(""))], num(&v["transitions"]));
+    for v in &st.vrrp {
+        o.sample("lvsd_vrrp_transitions_total", &[("instance", &v.name)], v.transitions.unwrap_or(0));
     }
     o.family("lvsd_vrrp_adverts_total", "counter", "Adverts sent, received (accepted) and dropped by reason.");
-    for v in &vrrp {
-        let n = v["name"].as_str().unwrap_or("");
-        o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "sent")], num(&v["adverts_sent"]));
-        o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "received")], num(&v["adverts_received"]));
-        for (reason, c) in v["dropped"].as_object().into_iter().flatten() {
-            o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "dropped"), ("reason", reason)], num(c));
+    for v in &st.vrrp {
+        let n = v.name.as_str();
+        o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "sent")], v.adverts_sent.unwrap_or(0));
+        o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "received")], v.adverts_received.unwrap_or(0));
+        for (reason, c) in v.dropped.iter().flatten() {
+            o.sample("lvsd_vrrp_adverts_total", &[("instance", n), ("result", "dropped"), ("reason", reason)], c);
         }
     }
 
-    let services = st["services"].as_array().cloned().unwrap_or_default();
     o.family("lvsd_real_up", "gauge", "1 when the real server is healthy.");
-    for s in &services {
-        for r in s["reals"].as_array().into_iter().flatten() {
-            let labels = [("service", s["name"].as_str().unwrap_or("")), ("real", r["address"].as_str().unwrap_or(""))];
-            o.sample("lvsd_real_up", &labels, if r["health"] == "up" { 1 } else { 0 });
+    for s in &st.services {
+        for r in &s.reals {
+            o.sample("lvsd_real_up", &[("service", &s.name), ("real", &r.address)], (r.health == "up") as u8);
         }
     }
     o.family("lvsd_real_weight", "gauge", "Weight of the real server in the IPVS table (absent: not in the table).");
-    for s in &services {
-        for r in s["reals"].as_array().into_iter().flatten() {
-            if let Some(w) = r["weight"].as_u64() {
-                let labels = [("service", s["name"].as_str().unwrap_or("")), ("real", r["address"].as_str().unwrap_or(""))];
-                o.sample("lvsd_real_weight", &labels, w);
+    for s in &st.services {
+        for r in &s.reals {
+            if let Some(w) = r.weight {
+                o.sample("lvsd_real_weight", &[("service", &s.name), ("real", &r.address)], w);
             }
         }
     }
 
     // IPVS counters straight from the table (the kernel's, with the kernel backend).
-    let counters = [
-        ("connections", "conns", "Connections scheduled"),
-        ("packets_in", "inpkts", "Incoming packets"),
-        ("packets_out", "outpkts", "Outgoing packets"),
-        ("bytes_in", "inbytes", "Incoming bytes"),
-        ("bytes_out", "outbytes", "Outgoing bytes"),
+    type Counter = (&'static str, fn(&IpvsStats) -> u64, &'static str);
+    let counters: [Counter; 5] = [
+        ("connections", |s| s.conns, "Connections scheduled"),
+        ("packets_in", |s| s.inpkts, "Incoming packets"),
+        ("packets_out", |s| s.outpkts, "Outgoing packets"),
+        ("bytes_in", |s| s.inbytes, "Incoming bytes"),
+        ("bytes_out", |s| s.outbytes, "Outgoing bytes"),
     ];
-    let table = st["ipvs"]["services"].as_array().cloned().unwrap_or_default();
-    let svc_name = |s: &Value| match s["fwmark"].as_u64() {
-        Some(m) => format!("FWM {m}"),
-        None => format!("{} {}:{}", s["protocol"].as_str().unwrap_or(""), s["address"].as_str().unwrap_or(""), s["port"]),
-    };
-    for (metric, key, help) in counters {
+    let table: Vec<(String, &IpvsService)> =
+        st.ipvs.iter().flat_map(|t| &t.services).map(|s| (s.label().unwrap_or_default(), s)).collect();
+    let real = |r: &IpvsReal| format!("{}:{}", r.address, r.port);
+    for (metric, get, help) in counters {
         let name = format!("lvsd_ipvs_service_{metric}_total");
         o.family(&name, "counter", &format!("{help} per virtual service."));
-        for s in &table {
-            o.sample(&name, &[("vip", &svc_name(s))], num(&s["stats"][key]));
+        for (vip, s) in &table {
+            o.sample(&name, &[("vip", vip)], get(&s.stats));
         }
         let name = format!("lvsd_ipvs_real_{metric}_total");
         o.family(&name, "counter", &format!("{help} per real server."));
-        for s in &table {
-            for r in s["reals"].as_array().into_iter().flatten() {
-                let real = format!("{}:{}", r["address"].as_str().unwrap_or(""), r["port"]);
-                o.sample(&name, &[("vip", &svc_name(s)), ("real", &real)], num(&r["stats"][key]));
+        for (vip, s) in &table {
+            for r in &s.reals {
+                o.sample(&name, &[("vip", vip), ("real", &real(r))], get(&r.stats));
             }
         }
     }
     o.family("lvsd_ipvs_real_connections", "gauge", "Connections to each real server now, by state.");
-    for s in &table {
-        for r in s["reals"].as_array().into_iter().flatten() {
-            let real = format!("{}:{}", r["address"].as_str().unwrap_or(""), r["port"]);
-            o.sample("lvsd_ipvs_real_connections", &[("vip", &svc_name(s)), ("real", &real), ("state", "active")], num(&r["stats"]["active_conns"]));
-            o.sample("lvsd_ipvs_real_connections", &[("vip", &svc_name(s)), ("real", &real), ("state", "inactive")], num(&r["stats"]["inact_conns"]));
+    for (vip, s) in &table {
+        for r in &s.reals {
+            o.sample("lvsd_ipvs_real_connections", &[("vip", vip), ("real", &real(r)), ("state", "active")], r.stats.active_conns);
+            o.sample("lvsd_ipvs_real_connections", &[("vip", vip), ("real", &real(r)), ("state", "inactive")], r.stats.inact_conns);
         }
-    }
-    if let Some(extra) = st["metrics_extra"].as_str() {
-        o.0.push_str(extra);
     }
     o.0
 }
 
-/// Serve `GET /metrics` (any path answers the same) until the listener fails.
+/// Read a status document and render it.
+pub fn render_doc(doc: Value) -> Result<String, String> {
+    view(doc).map(|v| render(&v))
+}
+
+// ---- serving ----
+
+/// Bind the metrics address; failing here fails the daemon's start.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ControlError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ControlError::Io { path: format!("metrics address {addr} (--metrics)"), source })
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub cache_for: Duration,
+    pub max_in_flight: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { cache_for: CACHE_FOR, max_in_flight: MAX_IN_FLIGHT }
+    }
+}
+
+struct Shared {
+    tx: mpsc::Sender<Call>,
+    cache_for: Duration,
+    /// The last page built; the lock also makes builds one at a time.
+    page: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
+    /// A director that cannot answer would log once per scrape otherwise.
+    log: std::cell::RefCell<LogLimiter>,
+}
+
+impl Shared {
+    async fn page(&self) -> Result<Arc<str>, String> {
+        let mut page = self.page.lock().await;
+        if let Some((_, body)) = page.as_ref().filter(|(at, _)| at.elapsed() < self.cache_for) {
+            return Ok(body.clone());
+        }
+        let body: Arc<str> = self.build().await?.into();
+        *page = Some((Instant::now(), body.clone()));
+        Ok(body)
+    }
+
+    async fn build(&self) -> Result<String, String> {
+        let (otx, orx) = oneshot::channel();
+        self.tx.send((Command::Status, otx)).await.map_err(|_| "the director is not running".to_string())?;
+        let r = match tokio::time::timeout(STATUS_WITHIN, orx).await {
+            Err(_) => return Err(format!("the director did not answer within {STATUS_WITHIN:?}")),
+            Ok(Err(_)) => return Err("the director dropped the request".into()),
+            Ok(Ok(r)) => r,
+        };
+        let Some(doc) = r.result.filter(|_| r.ok) else {
+            return Err(format!("status: {}", r.error.unwrap_or_default()));
+        };
+        tokio::task::spawn_blocking(move || render_doc(doc)).await.map_err(|e| format!("rendering: {e}"))?
+    }
+}
+
+/// Serve `GET /metrics` (any path answers the same) until the listener is dropped.
 pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Call>) {
+    serve_with(listener, tx, Options::default()).await
+}
+
+pub async fn serve_with(listener: TcpListener, tx: mpsc::Sender<Call>, opts: Options) {
+    let shared = Rc::new(Shared { tx, cache_for: opts.cache_for, page: tokio::sync::Mutex::new(None), log: Default::default() });
+    let in_flight = Arc::new(Semaphore::new(opts.max_in_flight));
+    let turned_away = Arc::new(Semaphore::new(MAX_TURNED_AWAY));
+    let mut backoff = Backoff::default();
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
-        let tx = tx.clone();
-        tokio::task::spawn_local(async move {
-            // Read the request head (bounded); the content does not matter.
-            let mut buf = vec![0u8; 4096];
-            let mut got = 0;
-            while got < buf.len() {
-                match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf[got..])).await {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => {
-                        got += n;
-                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                backoff.pause("metrics", &e).await;
+                continue;
+            }
+        };
+        backoff.succeeded();
+        if let Ok(slot) = in_flight.clone().try_acquire_owned() {
+            let shared = shared.clone();
+            tokio::task::spawn_local(async move {
+                let _slot = slot;
+                scrape(stream, &shared).await;
+            });
+        } else if let Ok(slot) = turned_away.clone().try_acquire_owned() {
+            tokio::task::spawn_local(async move {
+                let _slot = slot;
+                let mut stream = stream;
+                let _ = read_head(&mut stream).await;
+                respond(&mut stream, "503 Service Unavailable", "too many concurrent scrapes\n").await;
+            });
+        }
+        // Beyond both limits the connection is closed unanswered (dropped here).
+    }
+}
+
+/// Read the request head (bounded in size and time); its content does not matter.
+async fn read_head(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut got = 0;
+    let read = async {
+        while got < buf.len() {
+            match stream.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    got += n;
+                    if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                        return true;
                     }
                 }
             }
-            let (otx, orx) = oneshot::channel();
-            let body = if tx.send((Command::Status, otx)).await.is_ok() {
-                match orx.await {
-                    Ok(r) if r.ok => {
-                        let doc = r.result.unwrap_or_default();
-                        tokio::task::spawn_blocking(move || render(&doc)).await.unwrap_or_default()
-                    }
-                    _ => String::new(),
+        }
+        true
+    };
+    tokio::time::timeout(HEAD_WITHIN, read).await.unwrap_or(false)
+}
+
+async fn scrape(mut stream: TcpStream, shared: &Shared) {
+    if !read_head(&mut stream).await {
+        return;
+    }
+    match shared.page().await {
+        Ok(body) => respond(&mut stream, "200 OK", &body).await,
+        Err(e) => {
+            if let Some(held) = shared.log.borrow_mut().allow(Instant::now()) {
+                tracing::warn!("metrics: cannot build the page: {e} ({held} more such failure(s) not logged)");
+            }
+            respond(&mut stream, "503 Service Unavailable", &format!("cannot build the metrics page: {e}\n")).await;
+        }
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+    let retry = if status.starts_with("503") { "Retry-After: 1\r\n" } else { "" };
+    let head = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Response;
+    use serde_json::json;
+    use std::cell::Cell;
+
+    fn doc() -> Value {
+        json!({
+            "version": 1, "generation": 3, "reloads": {"ok": 2, "failed": 1},
+            "last_reload": {"at": 1.5, "ok": true, "errors": [], "generation": 3},
+            "ipvs_writes": 7,
+            "vrrp": [
+                {"name": "VI_1", "state": "master", "priority": 100, "transitions": 2, "adverts_sent": 10,
+                 "adverts_received": 0, "dropped": {"auth": 3, "ttl": 1}},
+                {"name": "VI_2", "state": "not running", "error": "no such interface"},
+            ],
+            "services": [{"name": "web", "vip": "TCP  192.0.2.10:80", "scheduler": "wrr", "in_table": true,
+                "ha_suspended": false, "reals": [
+                {"address": "198.51.100.1:80", "configured_weight": 1, "weight": 1, "in_table": true, "health": "up",
+                 "drained": false, "weight_override": null, "state": "up(1)", "active_conns": 0, "inact_conns": 0, "removal_in": null},
+                {"address": "198.51.100.2:80", "configured_weight": 1, "weight": null, "in_table": false, "health": "down",
+                 "drained": false, "weight_override": null, "state": "down", "active_conns": null, "inact_conns": null, "removal_in": null}]}],
+            "ipvs": {"services": [{"protocol": "tcp", "address": "192.0.2.10", "port": 80,
+                "stats": {"conns": 5, "inpkts": 6, "outpkts": 0, "inbytes": 300, "outbytes": 0, "active_conns": 0, "inact_conns": 0},
+                "reals": [{"address": "198.51.100.1", "port": 80,
+                    "stats": {"conns": 5, "inpkts": 6, "outpkts": 0, "inbytes": 300, "outbytes": 0, "active_conns": 1, "inact_conns": 2}}]}]},
+        })
+    }
+
+    #[test]
+    fn the_page_shows_the_document() {
+        let page = render_doc(doc()).unwrap();
+        for line in [
+            "lvsd_policy_generation 3",
+            "lvsd_reloads_total{result=\"failed\"} 1",
+            "lvsd_last_reload_ok 1",
+            "lvsd_vrrp_state{instance=\"VI_1\",state=\"master\"} 1",
+            "lvsd_vrrp_state{instance=\"VI_2\",state=\"master\"} 0",
+            "lvsd_vrrp_priority{instance=\"VI_2\"} 0",
+            "lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"dropped\",reason=\"auth\"} 3",
+            "lvsd_real_up{service=\"web\",real=\"198.51.100.2:80\"} 0",
+            "lvsd_real_weight{service=\"web\",real=\"198.51.100.1:80\"} 1",
+            "lvsd_ipvs_service_bytes_in_total{vip=\"tcp 192.0.2.10:80\"} 300",
+            "lvsd_ipvs_real_connections{vip=\"tcp 192.0.2.10:80\",real=\"198.51.100.1:80\",state=\"inactive\"} 2",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+        }
+        assert!(!page.contains("lvsd_real_weight{service=\"web\",real=\"198.51.100.2:80\"}"), "not in the table: no weight");
+    }
+
+    #[test]
+    fn a_renamed_or_missing_field_is_an_error_not_a_zero() {
+        let mut d = doc();
+        let i = d["vrrp"][0].as_object_mut().unwrap();
+        let sent = i.remove("adverts_sent").unwrap();
+        i.insert("adverts_tx".into(), sent);
+        assert!(render_doc(d).unwrap_err().contains("adverts_sent"));
+        let mut d = doc();
+        d.as_object_mut().unwrap().remove("ipvs_writes");
+        assert!(render_doc(d).unwrap_err().contains("ipvs_writes"));
+        let mut d = doc();
+        d["services"][0]["reals"][0]["weight"] = json!("heavy");
+        assert!(render_doc(d).is_err());
+        let mut d = doc();
+        d["ipvs"]["services"][0].as_object_mut().unwrap().remove("protocol");
+        assert!(render_doc(d).is_err());
+    }
+
+    /// A director that answers status requests with `answer` and counts them.
+    fn fake_director(answer: fn() -> Option<Response>) -> (mpsc::Sender<Call>, Rc<Cell<u32>>) {
+        let (tx, mut rx) = mpsc::channel::<Call>(8);
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        tokio::task::spawn_local(async move {
+            while let Some((_, reply)) = rx.recv().await {
+                c.set(c.get() + 1);
+                if let Some(r) = answer() {
+                    let _ = reply.send(r);
                 }
-            } else {
-                String::new()
-            };
-            let head = format!(
-                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
-            let _ = stream.shutdown().await;
+            }
+        });
+        (tx, calls)
+    }
+
+    async fn get(addr: SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).await.unwrap();
+        r
+    }
+
+    fn local<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, f)
+    }
+
+    async fn start(answer: fn() -> Option<Response>, opts: Options) -> (SocketAddr, Rc<Cell<u32>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, calls) = fake_director(answer);
+        tokio::task::spawn_local(serve_with(l, tx, opts));
+        (addr, calls)
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_built_is_a_503() {
+        local(async {
+            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 4 };
+            let (addr, _) = start(|| Some(Response::err("busy")), opts).await;
+            let r = get(addr).await;
+            assert!(r.starts_with("HTTP/1.0 503 Service Unavailable\r\n"), "{r}");
+            assert!(r.contains("Retry-After: 1\r\n") && r.ends_with("cannot build the metrics page: status: busy\n"), "{r}");
+            let (addr, _) = start(|| Some(Response::ok(json!({"generation": 1}))), opts).await;
+            assert!(get(addr).await.starts_with("HTTP/1.0 503"), "a document that does not read");
+            let (addr, _) = start(|| None, opts).await;
+            assert!(get(addr).await.starts_with("HTTP/1.0 503"), "no answer");
+            let (addr, _) = start(|| Some(Response::ok(doc())), opts).await;
+            let r = get(addr).await;
+            assert!(r.starts_with("HTTP/1.0 200 OK\r\n") && r.contains("lvsd_policy_generation 3\n"), "{r}");
+        });
+    }
+
+    #[test]
+    fn pages_are_cached_and_built_once_for_concurrent_scrapes() {
+        local(async {
+            let cached = Options { cache_for: Duration::from_secs(3600), max_in_flight: 8 };
+            let (addr, calls) = start(|| Some(Response::ok(doc())), cached).await;
+            let scrapes: Vec<_> = (0..8).map(|_| tokio::task::spawn_local(get(addr))).collect();
+            for s in scrapes {
+                assert!(s.await.unwrap().starts_with("HTTP/1.0 200"));
+            }
+            assert!(get(addr).await.starts_with("HTTP/1.0 200"));
+            assert_eq!(calls.get(), 1, "nine scrapes, one status request");
+            let uncached = Options { cache_for: Duration::ZERO, max_in_flight: 8 };
+            let (addr, calls) = start(|| Some(Response::ok(doc())), uncached).await;
+            for _ in 0..3 {
+                get(addr).await;
+            }
+            assert_eq!(calls.get(), 3);
+        });
+    }
+
+    #[test]
+    fn scrapes_beyond_the_limit_get_a_503_at_once() {
+        local(async {
+            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 2 };
+            let (addr, _) = start(|| Some(Response::ok(doc())), opts).await;
+            // Two connections that never send their request hold both slots.
+            let _a = TcpStream::connect(addr).await.unwrap();
+            let _b = TcpStream::connect(addr).await.unwrap();
+            let r = get(addr).await;
+            assert!(r.starts_with("HTTP/1.0 503") && r.ends_with("too many concurrent scrapes\n"), "{r}");
+            drop((_a, _b));
+            // Their slots come back once the server notices the close.
+            let mut ok = false;
+            for _ in 0..200 {
+                if get(addr).await.starts_with("HTTP/1.0 200") {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(ok, "the slots were given back");
         });
     }
 }

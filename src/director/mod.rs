@@ -148,19 +148,16 @@ impl Director {
         let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut sighup = signal(SignalKind::hangup()).expect("SIGHUP handler");
         let (call_tx, mut call_rx) = mpsc::channel::<Call>(64);
+        // Metrics first: an address that cannot be bound fails the start, before the socket exists.
+        if let Some(addr) = self.opts.metrics {
+            let l = crate::control::metrics::bind(addr).await?;
+            tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
         if let Some(path) = &self.opts.control {
             let listener = crate::control::server::bind(path)?;
             tokio::task::spawn_local(crate::control::server::serve(listener, call_tx.clone()));
             tracing::info!("control socket {}", path.display());
-        }
-        if let Some(addr) = self.opts.metrics {
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(l) => {
-                    tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
-                    tracing::info!("metrics on http://{addr}/metrics");
-                }
-                Err(e) => self.events.push("metrics_error", format!("cannot listen on {addr}: {e}")),
-            }
         }
         drop(call_tx);
         let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();

@@ -8,6 +8,7 @@ use crate::desired::{service_key, RealState};
 use crate::ipvs::format::{self, Format};
 use crate::ipvs::table::{DestKey, ServiceKey, Table};
 use crate::model::Model;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -43,44 +44,89 @@ impl Snapshot {
     }
 }
 
-pub fn build(d: &Snapshot) -> Value {
+/// One service in the status document (`services[]`). Typed, so that the metrics page reads
+/// the same fields the document is written from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub vip: String,
+    pub scheduler: String,
+    pub in_table: bool,
+    pub ha_suspended: bool,
+    pub reals: Vec<RealStatus>,
+}
+
+/// One configured real server of a service (`services[].reals[]`), in the table or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealStatus {
+    pub address: String,
+    pub configured_weight: u32,
+    /// Its weight in the IPVS table; None: not in the table.
+    pub weight: Option<u32>,
+    pub in_table: bool,
+    /// "up", "down" or "drained".
+    pub health: String,
+    pub drained: bool,
+    pub weight_override: Option<u32>,
+    /// The director's state of it: "up", "down" or "draining".
+    pub state: String,
+    pub active_conns: Option<u32>,
+    pub inact_conns: Option<u32>,
+    /// Seconds until a draining entry is removed from the table.
+    pub removal_in: Option<u64>,
+}
+
+fn services(d: &Snapshot) -> Vec<ServiceStatus> {
     let m = &d.model;
     let actual = d.actual.as_ref();
     let mut services = Vec::new();
     for (si, vs) in m.services.iter().enumerate() {
         let key = service_key(&vs.vip);
         let live = actual.and_then(|t| t.services.get(&key));
-        let reals: Vec<Value> = vs
+        let reals = vs
             .reals
             .iter()
             .enumerate()
             .map(|(ri, r)| {
                 let id = (vs.name.clone(), r.addr);
                 let in_table = live.and_then(|s| s.dests.get(&DestKey(r.addr)));
-                json!({
-                    "address": r.addr.to_string(),
-                    "configured_weight": r.weight,
-                    "weight": in_table.map(|x| x.weight),
-                    "in_table": in_table.is_some(),
-                    "health": match d.state(si, ri) { crate::desired::RealState::Down => "down", _ if d.drained.contains(&id) => "drained", _ => "up" },
-                    "drained": d.drained.contains(&id),
-                    "weight_override": d.overrides.get(&id),
-                    "state": format!("{:?}", d.state(si, ri)).to_ascii_lowercase(),
-                    "active_conns": in_table.map(|x| x.stats.active_conns),
-                    "inact_conns": in_table.map(|x| x.stats.inact_conns),
-                    "removal_in": d.leaving.get(&(key, DestKey(r.addr))),
-                })
+                let state = d.state(si, ri);
+                RealStatus {
+                    address: r.addr.to_string(),
+                    configured_weight: r.weight,
+                    weight: in_table.map(|x| x.weight),
+                    in_table: in_table.is_some(),
+                    health: match state {
+                        RealState::Down => "down",
+                        _ if d.drained.contains(&id) => "drained",
+                        _ => "up",
+                    }
+                    .to_string(),
+                    drained: d.drained.contains(&id),
+                    weight_override: d.overrides.get(&id).copied(),
+                    state: format!("{state:?}").to_ascii_lowercase(),
+                    active_conns: in_table.map(|x| x.stats.active_conns),
+                    inact_conns: in_table.map(|x| x.stats.inact_conns),
+                    removal_in: d.leaving.get(&(key, DestKey(r.addr))).copied(),
+                }
             })
             .collect();
-        services.push(json!({
-            "name": vs.name,
-            "vip": format::service_name(&key),
-            "scheduler": vs.scheduler,
-            "in_table": live.is_some(),
-            "ha_suspended": d.suspended.contains(&vs.name),
-            "reals": reals,
-        }));
+        services.push(ServiceStatus {
+            name: vs.name.clone(),
+            vip: format::service_name(&key),
+            scheduler: vs.scheduler.clone(),
+            in_table: live.is_some(),
+            ha_suspended: d.suspended.contains(&vs.name),
+            reals,
+        });
     }
+    services
+}
+
+pub fn build(d: &Snapshot) -> Value {
+    let m = &d.model;
+    let actual = d.actual.as_ref();
+    let services = services(d);
     let vrrp: Vec<Value> = match &d.vrrp {
         Some(v) => v.clone(),
         None => m
@@ -154,6 +200,11 @@ fn text(d: &Snapshot) -> String {
     out.push('\n');
     let Some(actual) = d.actual.as_ref() else {
         out.push_str("IPVS table: cannot be read\n");
+        // Still every configured real, with what the director knows of it.
+        for (si, vs) in m.services.iter().enumerate() {
+            let _ = writeln!(out, "{}", format::service_name(&service_key(&vs.vip)));
+            missing_reals(&mut out, d, si, None, "(table unknown)");
+        }
         return out;
     };
     let mut title = format::title(Format::List).lines();
@@ -195,12 +246,106 @@ fn text(d: &Snapshot) -> String {
             }
             let _ = writeln!(out, "{}  {health:<6}  {config:<6}  {}", line.trim_end(), note.join(", "));
         }
+        if let Some(si) = si {
+            missing_reals(&mut out, d, si, Some(svc), "(not in the table)");
+        }
     }
-    for vs in &m.services {
+    for (si, vs) in m.services.iter().enumerate() {
         if !actual.services.contains_key(&service_key(&vs.vip)) {
             let why = if d.suspended.contains(&vs.name) { "suspended by ha_suspend: not master of its VIP" } else { "in the policy, not in the table" };
             let _ = writeln!(out, "{}  ({why})", format::service_name(&service_key(&vs.vip)));
+            missing_reals(&mut out, d, si, None, "(not in the table)");
         }
     }
     out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// The configured reals of service `si` that are not in its table entry `live`: no arrow (so
+/// a script reading ipvsadm's `  -> ` lines skips them), the address, then where the
+/// Forward..InActConn columns would be `why` ("(not in the table)"), and the health and weight.
+fn missing_reals(out: &mut String, d: &Snapshot, si: usize, live: Option<&crate::ipvs::table::Service>, why: &str) {
+    let vs = &d.model.services[si];
+    for (ri, r) in vs.reals.iter().enumerate() {
+        if live.is_some_and(|s| s.dests.contains_key(&DestKey(r.addr))) {
+            continue;
+        }
+        let id = (vs.name.clone(), r.addr);
+        let health = if d.state(si, ri) == RealState::Down { "down" } else { "up" };
+        let mut note = Vec::new();
+        if d.drained.contains(&id) {
+            note.push("drained".to_string());
+        }
+        if let Some(w) = d.overrides.get(&id) {
+            note.push(format!("weight forced to {w}"));
+        }
+        let _ = writeln!(
+            out,
+            "     {:<28} {:<27}  {health:<6}  {:<6}  {}",
+            format::dest_name(&DestKey(r.addr)),
+            why,
+            r.weight,
+            note.join(", ")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{load_source, LoadOptions};
+    use std::path::Path;
+
+    fn snapshot(actual: impl FnOnce(&Model) -> Option<Table>) -> Snapshot {
+        let src = r#"lvsd.service "web" { vip = "192.0.2.10:80", reals = { "198.51.100.1:80", { address = "198.51.100.2:80", weight = 5 } } }"#;
+        let o = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+        let model = load_source(src, Path::new("p.lua"), Path::new("."), &o).unwrap().model;
+        Snapshot {
+            actual: actual(&model),
+            policy: "p.lua".into(),
+            generation: 1,
+            last_reload: ReloadStatus { at: 0.0, ok: true, errors: vec![], generation: 1 },
+            reloads: (0, 0),
+            backend: "memory",
+            writes: 0,
+            vrrp: None,
+            states: vec![vec![RealState::Up(1), RealState::Down]],
+            drained: HashSet::new(),
+            overrides: HashMap::new(),
+            leaving: HashMap::new(),
+            suspended: HashSet::new(),
+            model,
+        }
+    }
+
+    /// The table with the second real removed, as after its check failed.
+    fn without_second(m: &Model) -> Option<Table> {
+        let mut t = crate::desired::all_up(m);
+        for s in t.services.values_mut() {
+            s.dests.retain(|k, _| k.0.ip().to_string() != "198.51.100.2");
+        }
+        Some(t)
+    }
+
+    #[test]
+    fn text_lists_every_configured_real() {
+        let doc = build(&snapshot(without_second));
+        let text = doc["text"].as_str().unwrap();
+        assert!(text.contains(&format!("  -> {:<28} Route   1", "198.51.100.1:80")), "{text}");
+        let line = text.lines().find(|l| l.contains("198.51.100.2:80")).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(line, format!("     {:<28} {:<27}  down    5", "198.51.100.2:80", "(not in the table)"));
+
+        let text = build(&snapshot(|_| None))["text"].as_str().unwrap().to_string();
+        assert!(text.contains("IPVS table: cannot be read"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.contains("(table unknown)")).count(), 2, "{text}");
+    }
+
+    #[test]
+    fn services_in_the_document_read_back_typed() {
+        let doc = build(&snapshot(without_second));
+        let back: Vec<ServiceStatus> = serde_json::from_value(doc["services"].clone()).unwrap();
+        assert_eq!(back, services(&snapshot(without_second)));
+        let r = &back[0].reals[1];
+        assert_eq!((r.in_table, r.weight, r.health.as_str(), r.configured_weight), (false, None, "down", 5));
+        assert_eq!(doc["services"][0]["reals"][1]["weight"], Value::Null, "absent weight stays null");
+    }
 }

@@ -34,6 +34,7 @@ pub enum Gathered {
 fn request(socket: &Path, line: &[u8]) -> Result<serde_json::Value, Gathered> {
     let s = UnixStream::connect(socket).map_err(|e| Gathered::NotRunning(format!("{}: {e}", socket.display())))?;
     let io = |e: std::io::Error| Gathered::Error(format!("{}: {e}", socket.display()));
+    crate::control::client::check_server(&s, &socket.display().to_string()).map_err(|e| Gathered::Error(e.to_string()))?;
     s.set_read_timeout(Some(Duration::from_secs(3))).map_err(io)?;
     s.set_write_timeout(Some(Duration::from_secs(3))).map_err(io)?;
     s.try_clone().map_err(io)?.write_all(line).map_err(io)?;
