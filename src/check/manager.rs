@@ -503,7 +503,10 @@ async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
         let outcome = CatchUnwind::new(probe_loop(inner.clone(), key.clone(), prober.clone(), timing.clone(), first)).await;
         first = false;
         let Some(rc) = inner.upgrade() else { return };
-        let Some(id) = rc.borrow().find(&key, &prober, usize::MAX) else { return };
+        // Still this task's probe (a reload may have put another prober under the same key:
+        // that one has a task of its own).
+        let id = rc.borrow().index.get(&key).copied().filter(|&id| Rc::ptr_eq(&rc.borrow().probes[id].prober, &prober));
+        let Some(id) = id else { return };
         let why = match outcome {
             // The loop ends by itself only when its probe is gone: here it is not.
             Ok(()) => "probe task ended unexpectedly".to_string(),
