@@ -38,14 +38,8 @@ fn nft_available(test: &str) -> bool {
     if !privileged_or_skip(test) {
         return false;
     }
-    if Command::new("nft").arg("--version").output().is_ok() {
-        return true;
-    }
-    if std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: nft is not installed (scripts/test installs nftables)");
-    }
-    eprintln!("SKIP {test}: nft is not installed (scripts/test installs nftables)");
-    false
+    Command::new("nft").arg("--version").output().is_ok()
+        || lvsd::net::netns::cannot_run(test, "nft is not installed (scripts/test installs nftables)")
 }
 
 fn state_dir() -> tempfile::TempDir {

@@ -42,7 +42,7 @@ async fn receives_keepalived_v2_multicast_with_pass_auth() {
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
     let rx = b
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::V4, Mode::Multicast))
+        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast))
         .unwrap()
         .unwrap();
     let k = Keepalived::start(
@@ -109,7 +109,7 @@ async fn receives_keepalived_v3_ipv6_from_link_local() {
     let a_ll = ll(a, a_eth0);
     ll(b, b_eth0);
     let rx = b
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::V6, Mode::Multicast))
+        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv6, Mode::Multicast))
         .unwrap()
         .unwrap();
     let k = Keepalived::start(
@@ -163,7 +163,7 @@ async fn receives_keepalived_unicast() {
         .run_in_runtime(|| {
             VrrpSocket::open(
                 "eth0",
-                Family::V4,
+                Family::Ipv4,
                 Mode::Unicast {
                     src: ib,
                     peers: vec![ia],

@@ -69,8 +69,8 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
 
-    let rx = open(b, Family::V4, Mode::Multicast);
-    let tx = open(a, Family::V4, Mode::Multicast);
+    let rx = open(b, Family::Ipv4, Mode::Multicast);
+    let tx = open(a, Family::Ipv4, Mode::Multicast);
     assert_eq!(tx.source(), "192.0.2.1".parse::<IpAddr>().unwrap());
     assert_eq!(tx.destinations(), &[IpAddr::V4(VRRP_GROUP_V4)]);
 
@@ -123,8 +123,8 @@ async fn multicast_v6_arrives_from_link_local_with_hop_limit_255() {
     // A global address on the sender must not be used as the source.
     add(a, "2001:db8::1", 64);
 
-    let rx = open(b, Family::V6, Mode::Multicast);
-    let tx = open(a, Family::V6, Mode::Multicast);
+    let rx = open(b, Family::Ipv6, Mode::Multicast);
+    let tx = open(a, Family::Ipv6, Mode::Multicast);
     assert_eq!(tx.source(), IpAddr::V6(a_ll));
 
     let payload = [0x31, 0x33, 0x64, 0x01, 0x00, 0x64, 0x12, 0x34];
@@ -173,7 +173,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     let ip = |i: usize| ips[i].parse::<IpAddr>().unwrap();
     let mut tx = open(
         lan.host(0),
-        Family::V4,
+        Family::Ipv4,
         Mode::Unicast {
             src: ip(0),
             peers: vec![ip(1), ip(2)],
@@ -181,7 +181,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     );
     let rx1 = open(
         lan.host(1),
-        Family::V4,
+        Family::Ipv4,
         Mode::Unicast {
             src: ip(1),
             peers: vec![ip(0)],
@@ -189,7 +189,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     );
     let rx2 = open(
         lan.host(2),
-        Family::V4,
+        Family::Ipv4,
         Mode::Unicast {
             src: ip(2),
             peers: vec![ip(0)],
@@ -242,7 +242,7 @@ async fn unicast_v6_arrives_from_configured_source() {
     );
     let tx = open(
         a,
-        Family::V6,
+        Family::Ipv6,
         Mode::Unicast {
             src: ia,
             peers: vec![ib],
@@ -250,7 +250,7 @@ async fn unicast_v6_arrives_from_configured_source() {
     );
     let rx = open(
         b,
-        Family::V6,
+        Family::Ipv6,
         Mode::Unicast {
             src: ib,
             peers: vec![ia],
@@ -280,7 +280,7 @@ async fn open_reports_bad_configuration() {
     let a = lan.host(0);
     // No IPv4 address yet: multicast has no source.
     let e = a
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::V4, Mode::Multicast))
+        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast))
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("no primary IPv4 address"), "{e}");
@@ -288,7 +288,7 @@ async fn open_reports_bad_configuration() {
         .run_in_runtime(|| {
             VrrpSocket::open(
                 "eth0",
-                Family::V4,
+                Family::Ipv4,
                 Mode::Unicast {
                     src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
                     peers: vec!["2001:db8::2".parse().unwrap()],
@@ -299,7 +299,7 @@ async fn open_reports_bad_configuration() {
         .unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
     let e = a
-        .run_in_runtime(|| VrrpSocket::open("nope0", Family::V4, Mode::Multicast))
+        .run_in_runtime(|| VrrpSocket::open("nope0", Family::Ipv4, Mode::Multicast))
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("nope0"), "{e}");

@@ -128,10 +128,7 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.advert_int = v.advert_int_cs;
     c.preempt = !v.nopreempt;
     c.preempt_delay = secs(v.preempt_delay);
-    c.initial_state = match v.state {
-        model::InitialState::Master => fsm::InitialState::Master,
-        model::InitialState::Backup => fsm::InitialState::Backup,
-    };
+    c.initial_state = v.state;
     c.addresses = v.vips.iter().map(|a| a.addr).collect();
     c.track_interfaces =
         v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
@@ -292,7 +289,7 @@ impl Vrrp {
     /// The socket an instance sends and receives on: shared by the instances of one link and
     /// family (multicast) or of one source and peer list (unicast); opened when new.
     fn socket_for(&mut self, v: &VrrpInstance, primary: IpAddr) -> Result<(u64, Rc<VrrpSocket>), String> {
-        let family = if v.is_ipv6() { net::Family::V6 } else { net::Family::V4 };
+        let family = if v.is_ipv6() { net::Family::Ipv6 } else { net::Family::Ipv4 };
         let mode = if v.unicast_peers.is_empty() {
             Mode::Multicast
         } else {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::Finding;
 use crate::model::{Model, VrrpInstance};
-use crate::net::vrrp_socket::{Family as SockFamily, Mode, VrrpSocket};
+use crate::net::vrrp_socket::{Mode, VrrpSocket};
 use crate::vrrp::packet::{self, Advert, Auth, Family, Version};
 
 const CHECK: &str = "vrrp";
@@ -38,8 +38,8 @@ pub struct Listened {
     pub errors: Vec<(String, String)>,
 }
 
-fn wire_family(i: &VrrpInstance) -> (SockFamily, Family) {
-    if i.is_ipv6() { (SockFamily::V6, Family::Ipv6) } else { (SockFamily::V4, Family::Ipv4) }
+fn wire_family(i: &VrrpInstance) -> Family {
+    if i.is_ipv6() { Family::Ipv6 } else { Family::Ipv4 }
 }
 
 /// Listen for `window` on every (interface, family) the multicast instances use.
@@ -65,9 +65,9 @@ pub fn gather(m: &Model, window: Duration) -> Listened {
     let results = rt.block_on(async {
         let mut tasks = Vec::new();
         for (ifname, v6) in wanted {
-            let fam = if v6 { (SockFamily::V6, Family::Ipv6) } else { (SockFamily::V4, Family::Ipv4) };
+            let fam = if v6 { Family::Ipv6 } else { Family::Ipv4 };
             tasks.push(tokio::spawn(async move {
-                let sock = match VrrpSocket::open(&ifname, fam.0, Mode::Multicast) {
+                let sock = match VrrpSocket::open(&ifname, fam, Mode::Multicast) {
                     Ok(s) => s,
                     Err(e) => return (ifname, Err(e.to_string())),
                 };
@@ -75,7 +75,7 @@ pub fn gather(m: &Model, window: Duration) -> Listened {
                 while got.len() < MAX_PACKETS {
                     match tokio::time::timeout_at(deadline, sock.recv()).await {
                         Ok(Ok((bytes, meta))) => {
-                            if let Ok(a) = packet::parse(&bytes, fam.1) {
+                            if let Ok(a) = packet::parse(&bytes, fam) {
                                 got.push((meta.src, a, start.elapsed().as_secs_f64()));
                             }
                         }
@@ -151,7 +151,7 @@ pub fn check(m: &Model, l: &Listened, local: &BTreeMap<String, String>) -> Vec<F
 
 fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let (_, fam) = wire_family(i);
+    let fam = wire_family(i);
     let version = if i.version == 3 { Version::V3 } else { Version::V2 };
     let auth = match (version, &i.auth_pass) {
         (Version::V2, Some(p)) => Auth::pass(p),

@@ -4,12 +4,8 @@ use super::{Argv, HookRef, Origin};
 use serde::Serialize;
 use std::net::IpAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InitialState {
-    Master,
-    Backup,
-}
+/// keepalived's `state MASTER|BACKUP`: the state machine's own type.
+pub use crate::vrrp::fsm::InitialState;
 
 /// A virtual IP address held by the master.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -278,8 +278,22 @@ impl Lan {
 /// return `false` so the test returns early — unless `LVSD_REQUIRE_PRIVILEGED=1`, in which
 /// case a test that cannot run is a failure (panics).
 pub fn privileged_or_skip(test: &str) -> bool {
-    let require = std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
-    match skip_decision(test, missing_privilege(), require) {
+    match missing_privilege() {
+        None => true,
+        Some(why) => cannot_run(test, &why),
+    }
+}
+
+/// Whether a privileged tier that cannot run must fail (`LVSD_REQUIRE_PRIVILEGED=1`, as CI
+/// sets it) rather than skip.
+pub fn privileged_required() -> bool {
+    std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1")
+}
+
+/// A test that cannot run here for `why`: print it and return `false` (the test returns
+/// early), or panic when `LVSD_REQUIRE_PRIVILEGED=1`. The one place that rule lives.
+pub fn cannot_run(test: &str, why: &str) -> bool {
+    match skip_decision(test, Some(why.to_string()), privileged_required()) {
         Ok(run) => run,
         Err(msg) => panic!("{msg}"),
     }

@@ -16,24 +16,14 @@ use tokio::io::unix::AsyncFd;
 use super::addr::{self, AddrError};
 use super::link::{self, LinkError};
 
-/// IANA protocol number of VRRP.
-pub const IPPROTO_VRRP: i32 = 112;
-/// VRRP IPv4 multicast group (RFC 3768 5.2.2, RFC 5798 5.1.1.2).
-pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// VRRP IPv6 multicast group (RFC 5798 5.1.2.2).
-pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+// The protocol number, groups and family are the codec's: one definition each.
+pub use crate::vrrp::packet::{Family, IPPROTO_VRRP, MCAST_V4 as VRRP_GROUP_V4, MCAST_V6 as VRRP_GROUP_V6};
 /// TTL / hop limit every VRRP packet is sent with (RFC 3768 5.2.3, RFC 5798 5.1.1.3).
 pub const VRRP_TTL: u32 = 255;
 /// DSCP/precedence "internetwork control", as keepalived marks adverts.
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
 /// Largest datagram we accept: well above any VRRP packet (max 255 addresses) plus headers.
 const RECV_BUF: usize = 4096;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
 
 /// Where adverts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +101,7 @@ impl std::fmt::Debug for VrrpSocket {
 }
 
 fn family_of(a: &IpAddr) -> Family {
-    if a.is_ipv4() { Family::V4 } else { Family::V6 }
+    if a.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
 }
 
 fn setsockopt_int(sock: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
@@ -150,19 +140,19 @@ impl VrrpSocket {
         let (src, dests) = match &mode {
             Mode::Multicast => {
                 let src = match family {
-                    Family::V4 => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
-                    Family::V6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
+                    Family::Ipv4 => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
+                    Family::Ipv6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
                 };
                 let src = src.ok_or_else(|| VrrpSocketError::NoSourceAddress {
                     ifname: ifname.to_owned(),
                     what: match family {
-                        Family::V4 => "primary IPv4 address",
-                        Family::V6 => "usable IPv6 link-local address",
+                        Family::Ipv4 => "primary IPv4 address",
+                        Family::Ipv6 => "usable IPv6 link-local address",
                     },
                 })?;
                 let group = match family {
-                    Family::V4 => IpAddr::V4(VRRP_GROUP_V4),
-                    Family::V6 => IpAddr::V6(VRRP_GROUP_V6),
+                    Family::Ipv4 => IpAddr::V4(VRRP_GROUP_V4),
+                    Family::Ipv6 => IpAddr::V6(VRRP_GROUP_V6),
                 };
                 (src, vec![group])
             }
@@ -182,17 +172,17 @@ impl VrrpSocket {
         };
 
         let domain = match family {
-            Family::V4 => Domain::IPV4,
-            Family::V6 => Domain::IPV6,
+            Family::Ipv4 => Domain::IPV4,
+            Family::Ipv6 => Domain::IPV6,
         };
-        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))))
             .map_err(io_err("socket(SOCK_RAW, 112)"))?;
         sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
         sock.bind_device(Some(ifname.as_bytes()))
             .map_err(io_err("SO_BINDTODEVICE"))?;
 
         match family {
-            Family::V4 => {
+            Family::Ipv4 => {
                 // Only deliver groups this socket joined, not every group any socket joined.
                 sock.set_multicast_all_v4(false)
                     .map_err(io_err("IP_MULTICAST_ALL"))?;
@@ -223,7 +213,7 @@ impl VrrpSocket {
                         .map_err(io_err("binding the source address"))?;
                 }
             }
-            Family::V6 => {
+            Family::Ipv6 => {
                 match sock.set_multicast_all_v6(false) {
                     // Kernels before 4.20 lack the option; SO_BINDTODEVICE still limits
                     // delivery to this interface.
@@ -390,7 +380,7 @@ impl VrrpSocket {
         }
         let data = &buf[..raw.len];
         match self.family {
-            Family::V4 => {
+            Family::Ipv4 => {
                 // The IPv4 raw socket hands us the IP header: TTL, src and dst come from it.
                 let (hdr_len, total) = ipv4_header_bounds(data).ok_or_else(malformed)?;
                 let meta = RecvMeta {
@@ -401,7 +391,7 @@ impl VrrpSocket {
                 };
                 Ok((data[hdr_len..total].to_vec(), meta))
             }
-            Family::V6 => {
+            Family::Ipv6 => {
                 let src = match raw.src {
                     Some(SocketAddr::V6(a)) => IpAddr::V6(*a.ip()),
                     _ => return Err(malformed()),

@@ -69,7 +69,8 @@ impl fmt::Display for State {
 }
 
 /// keepalived's `state MASTER|BACKUP`; see the module docs for what it changes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InitialState {
     #[default]
     Backup,

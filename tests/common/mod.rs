@@ -20,14 +20,7 @@ pub fn is_root() -> bool {
 
 /// Skip a privileged test, or fail it when LVSD_REQUIRE_PRIVILEGED=1.
 pub fn need_root(what: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{what}: needs root, and LVSD_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("skipping {what}: needs root");
-    false
+    is_root() || lvsd::net::netns::cannot_run(what, "needs root")
 }
 
 /// A `lvsd run --dry-run` process; killed on drop.

@@ -6,7 +6,7 @@ use std::process::Command;
 /// unless LVSD_REQUIRE_PRIVILEGED=1, which makes that a failure (and lets scripts/vm
 /// install what it needs).
 pub fn run_scenarios(what: &str, scenarios: &[&str]) {
-    let required = std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() == Ok("1");
+    let required = lvsd::net::netns::privileged_required();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm");
     let mut cmd = Command::new(script);
     cmd.arg("--lvsd").arg(env!("CARGO_BIN_EXE_lvsd"));
@@ -16,10 +16,9 @@ pub fn run_scenarios(what: &str, scenarios: &[&str]) {
     let status = cmd.args(scenarios).status().expect("run scripts/vm");
     match status.code() {
         Some(0) => {}
-        Some(77) if !required => {
-            eprintln!("SKIPPED {what}: the VM tier cannot run here; set LVSD_REQUIRE_PRIVILEGED=1 to make this a failure")
+        Some(77) => {
+            lvsd::net::netns::cannot_run(what, "the VM tier cannot run here");
         }
-        Some(77) => panic!("{what}: the VM tier cannot run and LVSD_REQUIRE_PRIVILEGED=1"),
         other => panic!("{what}: scripts/vm exited with {other:?} (console log above)"),
     }
 }
