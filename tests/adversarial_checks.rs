@@ -155,8 +155,8 @@ async fn all_go_down_and_are_probed_again(cases: Vec<Case>) {
     let p = policy(&services);
     let (tx, mut rx) = mpsc::unbounded_channel::<CheckEvent>();
     let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions::default());
-    for i in 0..cases.len() {
-        assert_eq!(m.real_state(i, 0), RealState::Up(1), "{} starts up", cases[i].name);
+    for (i, c) in cases.iter().enumerate() {
+        assert_eq!(m.real_state(i, 0), RealState::Up(1), "{} starts up", c.name);
     }
     m.start();
 
@@ -334,7 +334,8 @@ fn hostile_dns_servers() {
             r
         }
         let mut cases = Vec::new();
-        let servers: Vec<(&'static str, Box<dyn Fn(&[u8]) -> Vec<u8>>, &'static str)> = vec![
+        type Answer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+        let servers: Vec<(&'static str, Answer, &'static str)> = vec![
             ("short", Box::new(|q: &[u8]| q[..5].to_vec()), "reply too short"),
             ("pointer-question", Box::new(|q: &[u8]| {
                 let mut r = reply(q, 0x8180, b"");

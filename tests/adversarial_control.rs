@@ -160,7 +160,10 @@ print("ready", flush=True)
 for _ in range(n):
     c, _ = s.accept()
     c.settimeout(5)
-    c.sendall(b'{"v":1,"ok":true,"result":{"text":"IMPOSTOR\\n","generation":99}}\n')
+    try:
+        c.sendall(b'{"v":1,"ok":true,"result":{"text":"IMPOSTOR\\n","generation":99}}\n')
+    except OSError:
+        pass  # a careful client may have hung up already; what it sent is still counted
     got = 0
     try:
         while True:

@@ -324,7 +324,7 @@ fn framing(status: u16, headers: &[(String, String)], head_request: bool) -> Res
     }
     let mut te = headers.iter().filter(|(k, _)| k == "transfer-encoding").peekable();
     if te.peek().is_some() {
-        let last = te.flat_map(|(_, v)| v.split(',')).map(str::trim).filter(|c| !c.is_empty()).last();
+        let last = te.flat_map(|(_, v)| v.split(',')).map(str::trim).rfind(|c| !c.is_empty());
         return Ok(if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) { Framing::Chunked } else { Framing::Close });
     }
     let mut length = None;

@@ -476,7 +476,6 @@ impl Inner {
 }
 
 /// When a probe's runs start.
-#[derive(Clone)]
 struct Timing {
     jitter: f64,
     tick: Duration,
@@ -500,10 +499,14 @@ async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
     let mut first = true;
     loop {
         let started = Instant::now();
-        let outcome = CatchUnwind::new(probe_loop(inner.clone(), key.clone(), prober.clone(), timing.clone(), first)).await;
+        // Borrows what it needs from here: no copy of the key per probe.
+        let outcome = CatchUnwind::new(probe_loop(&inner, &key, &prober, &timing, first)).await;
         first = false;
         let Some(rc) = inner.upgrade() else { return };
-        let Some(id) = rc.borrow().find(&key, &prober, usize::MAX) else { return };
+        // Still this task's probe (a reload may have put another prober under the same key:
+        // that one has a task of its own).
+        let id = rc.borrow().index.get(&key).copied().filter(|&id| Rc::ptr_eq(&rc.borrow().probes[id].prober, &prober));
+        let Some(id) = id else { return };
         let why = match outcome {
             // The loop ends by itself only when its probe is gone: here it is not.
             Ok(()) => "probe task ended unexpectedly".to_string(),
@@ -548,7 +551,7 @@ async fn run_once(prober: &Prober, ctx: &RunCtx) -> CheckResult {
     prober.run(ctx).await
 }
 
-async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing, first: bool) {
+async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Prober>, timing: &Timing, first: bool) {
     let c = prober.spec.common.clone();
     if first {
         timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
@@ -558,16 +561,16 @@ async fn probe_loop(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
         let ctx = {
             let Some(inner) = inner.upgrade() else { return };
             let inner = inner.borrow();
-            let Some(found) = inner.find(&key, &prober, id) else { return };
+            let Some(found) = inner.find(key, prober, id) else { return };
             id = found;
             (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
         if let Some(ctx) = ctx {
-            let r = run_once(&prober, &ctx).await;
+            let r = run_once(prober, &ctx).await;
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
-            let Some(found) = inner.find(&key, &prober, id) else { return };
+            let Some(found) = inner.find(key, prober, id) else { return };
             id = found;
             inner.record(id, r);
         }

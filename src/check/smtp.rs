@@ -68,6 +68,9 @@ pub fn parse_line(line: &[u8]) -> Result<(u16, bool, String), SmtpError> {
 pub struct Replies {
     /// Bytes not consumed yet: the unfinished line, and any lines after the last reply.
     buf: Vec<u8>,
+    /// How many bytes at the start of `buf` are known to hold no line end: a line that comes
+    /// a byte at a time is scanned once, not once per byte.
+    scanned: usize,
     /// The lines of the reply being read.
     lines: Vec<String>,
     code: Option<u16>,
@@ -83,8 +86,9 @@ impl Replies {
     pub fn push(&mut self, data: &[u8]) -> Result<Option<Reply>, SmtpError> {
         self.buf.extend_from_slice(data);
         let mut start = 0;
+        let mut from = self.scanned;
         let result = loop {
-            let Some(nl) = self.buf[start..].iter().position(|&b| b == b'\n') else {
+            let Some(nl) = self.buf[from..].iter().position(|&b| b == b'\n').map(|i| from + i - start) else {
                 if self.buf.len() - start > MAX_LINE {
                     break Err(SmtpError::LineTooLong);
                 }
@@ -99,6 +103,7 @@ impl Replies {
                 line = rest;
             }
             start += nl + 1;
+            from = start;
             let (code, more, text) = match parse_line(line) {
                 Ok(l) => l,
                 Err(e) => break Err(e),
@@ -117,6 +122,7 @@ impl Replies {
             }
         };
         self.buf.drain(..start);
+        self.scanned = if matches!(result, Ok(None)) { self.buf.len() } else { 0 };
         result
     }
 }
