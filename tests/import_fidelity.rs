@@ -153,3 +153,18 @@ fn a_redirection_script_runs_through_the_shell() {
     );
     plan(&imp.lua, "lvs01");
 }
+
+#[test]
+fn nb_get_retry_counts_only_where_keepalived_reads_it() {
+    let imp = import("fidelity/tcp-nb-get-retry.conf");
+    let lua = &imp.lua;
+    assert!(lua.contains("{ address = \"192.0.2.20:80\", check = lvsd.check.tcp { timeout = 3 } }"), "the default, 1:\n{lua}");
+    assert!(lua.contains("{ address = \"192.0.2.21:80\", check = lvsd.check.tcp { timeout = 3, retries = 2 } }"), "the real's retry:\n{lua}");
+    assert!(lua.contains("lvsd.check.http { retries = 4, retry_delay = 3, path = \"/\" }"), "HTTP_GET reads it:\n{lua}");
+    let w = warned(&imp);
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].starts_with("tcp-nb-get-retry.conf:12: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2") && w[0].ends_with("so keepalived retries 1 time(s), not 5: translated as retries = 1"), "{w:#?}");
+    assert!(w[1].starts_with("tcp-nb-get-retry.conf:19: ") && w[1].ends_with("retries 2 time(s), not 5: translated as retries = 2"), "{w:#?}");
+    assert_eq!(w[2], "tcp-nb-get-retry.conf:27: keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
+    plan(lua, "lvs01");
+}
