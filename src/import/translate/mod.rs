@@ -543,6 +543,14 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_server_group_is_an_error_not_a_panic() {
+        let text = "virtual_server_group G {\n}\nvirtual_server group G {\n real_server 192.0.2.9 80 {\n }\n}\n";
+        let (nodes, mut w) = parse_str(Path::new("t.conf"), text, &ParseOptions::default()).unwrap();
+        let e = translate(&nodes, &mut w).unwrap_err().to_string();
+        assert_eq!(e, "t.conf:3: virtual_server: 'G' is not valid (a virtual_server_group with at least one entry)");
+    }
+
+    #[test]
     fn timers_keep_fractions() {
         let (doc, _) = translate_text("vrrp_instance V {\n version 3\n advert_int 0.25\n preempt_delay 1.0\n}\n");
         let body = &doc.items[0].body;

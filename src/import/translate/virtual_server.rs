@@ -50,6 +50,8 @@ impl Tx<'_> {
             Some("group") => {
                 let g = arg(vs, 1)?;
                 match self.groups.get(g) {
+                    // keepalived removes a group without entries ("has no entries - removing").
+                    Some(m) if m.is_empty() => return Err(bad(vs, g, "a virtual_server_group with at least one entry")),
                     Some(m) => m.clone(),
                     None => return Err(bad(vs, g, "no virtual_server_group of that name")),
                 }
