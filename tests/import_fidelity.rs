@@ -98,14 +98,28 @@ fn ah_authentication_starts_a_non_owner_as_backup() {
 fn values_keepalived_ignores_get_its_fallback_and_a_warning() {
     // keepalived -t 2.2.7 on the same file: "unknown state 'master', defaulting to BACKUP",
     // "Priority not valid! ... Using default 100", "Advert interval (0) not valid! ... ignoring",
-    // "Invalid lvs_scheduler 'fastest' - ignoring", "Unknown protocol XTP - ignoring".
+    // "Invalid lvs_scheduler 'fastest' - ignoring", "Unknown protocol XTP - ignoring",
+    // "Quorum 0 must be in [1, 4294967295]. Setting to 1.", "Hysteresis -1 must be in [0, ...] -
+    // ignoring", "Real server weight -5 is outside range 0-2147483647".
     let imp = import("fidelity/ignored-values.conf");
     let vi = vrrp_block(&imp.lua, "VI_1");
     assert_eq!(vi, "lvsd.vrrp \"VI_1\" {\n  interface = \"eth0\",\n  vrid = 51,\n  vips = { \"192.0.2.10\" },");
     assert!(imp.lua.contains("lvsd.service \"192.0.2.10:80\" {\n  vip = \"192.0.2.10:80\",\n  reals = { \"192.0.2.20:80\" },\n}"), "{}", imp.lua);
     let w = warned(&imp);
     let lines: Vec<&str> = w.iter().map(|w| w.split(": ").next().unwrap()).collect();
-    assert_eq!(lines, vec!["ignored-values.conf:5", "ignored-values.conf:8", "ignored-values.conf:9", "ignored-values.conf:15", "ignored-values.conf:18"]);
+    assert_eq!(
+        lines,
+        vec![
+            "ignored-values.conf:5",
+            "ignored-values.conf:8",
+            "ignored-values.conf:9",
+            "ignored-values.conf:15",
+            "ignored-values.conf:18",
+            "ignored-values.conf:19",
+            "ignored-values.conf:20",
+            "ignored-values.conf:22",
+        ]
+    );
     let (text, _) = plan(&imp.lua, "lvs01");
     assert!(text.contains("TCP  192.0.2.10:80 wlc"), "{text}");
 }
