@@ -551,6 +551,17 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_service_setting_counts_last_even_when_it_is_the_default() {
+        let (doc, w) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_algo rr\n persistence_timeout 50\n lb_algo wlc\n persistence_timeout 0\n real_server 192.0.2.2 80 {\n  weight 3\n  weight 1\n }\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(!lua.contains("scheduler") && !lua.contains("persistence") && !lua.contains("weight"), "{lua}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w, vec!["t.conf:5: keyword 'lb_algo' repeated; keepalived uses the last", "t.conf:6: keyword 'persistence_timeout' repeated; keepalived uses the last"]);
+    }
+
+    #[test]
     fn timers_keep_fractions() {
         let (doc, _) = translate_text("vrrp_instance V {\n version 3\n advert_int 0.25\n preempt_delay 1.0\n}\n");
         let body = &doc.items[0].body;

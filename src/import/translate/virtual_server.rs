@@ -125,9 +125,13 @@ impl Tx<'_> {
                             Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
                             None => Value::Bool(true),
                         };
-                        // `persistence_timeout 0` is keepalived's way of saying "not persistent".
-                        if v != Value::Int(0) {
-                            persistent = true;
+                        // `persistence_timeout 0` is keepalived's way of saying "not persistent";
+                        // a repeated one replaces the earlier (the handler assigns).
+                        if take(&mut body, "persistence").is_some() {
+                            self.warn(&n.loc, "keyword 'persistence_timeout' repeated; keepalived uses the last");
+                        }
+                        persistent = v != Value::Int(0);
+                        if persistent {
                             body.push(field("persistence", v, &n.loc));
                         }
                     }
