@@ -135,6 +135,12 @@ fn only_regular_files_of_bounded_size_are_read() {
         assert!(r.stderr.contains("inc.conf:3: "), "names the include line: {}", r.stderr);
     }
 
+    // A FIFO is refused before it is opened (opening it would wait for a writer).
+    let fifo = dir.path().join("fifo.conf");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    refused(&import(&[s(&fifo)], &[]), "fifo.conf: not a regular file (only regular files are read)");
+
     // Many includes of one (allowed) file add up to the total bound.
     let part = dir.path().join("part.conf");
     std::fs::write(&part, format!("{}\n", "#".repeat(3 << 20))).unwrap();

@@ -34,7 +34,9 @@ fn dr_master_output_reads_like_a_policy() {
         "lvsd.service \"198.51.100.123:80\" {",
         "  scheduler = \"wrr\",",
         "  persistence = 50,",
-        "  check = lvsd.check.tcp { interval = 6, timeout = 8, retries = 3, retry_delay = 3 },",
+        // keepalived 2.2 ignores nb_get_retry in TCP_CHECK: the default retry (1) applies.
+        "  check = lvsd.check.tcp { interval = 6, timeout = 8, retry_delay = 3 },",
+        "  -- keepalived: nb_get_retry 3 (ignored by keepalived 2.2 in TCP_CHECK: retries = 1)",
         "  reals = { \"198.51.100.156:80\", \"198.51.100.157:80\" },",
         "  -- keepalived: nat_mask 255.255.255.0 (not translated: obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it)",
     ] {
@@ -53,8 +55,8 @@ fn dr_warnings_name_file_and_line() {
         vec![
             "dr-master.conf:18: keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon",
             "dr-master.conf:36: keyword 'nat_mask' is not supported by lvsd (obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it)",
-            "dr-master.conf:44: keyword 'nb_get_retry' is keepalived 1.x's name for 'retry' (keepalived 2.2 ignores it in TCP_CHECK); translated as retries = 3",
-            "dr-master.conf:54: keyword 'nb_get_retry' is keepalived 1.x's name for 'retry' (keepalived 2.2 ignores it in TCP_CHECK); translated as retries = 3",
+            "dr-master.conf:44: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2 (only HTTP_GET and SSL_GET take it), so keepalived retries 1 time(s), not 3: translated as retries = 1",
+            "dr-master.conf:54: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2 (only HTTP_GET and SSL_GET take it), so keepalived retries 1 time(s), not 3: translated as retries = 1",
         ]
     );
 }

@@ -98,14 +98,28 @@ fn ah_authentication_starts_a_non_owner_as_backup() {
 fn values_keepalived_ignores_get_its_fallback_and_a_warning() {
     // keepalived -t 2.2.7 on the same file: "unknown state 'master', defaulting to BACKUP",
     // "Priority not valid! ... Using default 100", "Advert interval (0) not valid! ... ignoring",
-    // "Invalid lvs_scheduler 'fastest' - ignoring", "Unknown protocol XTP - ignoring".
+    // "Invalid lvs_scheduler 'fastest' - ignoring", "Unknown protocol XTP - ignoring",
+    // "Quorum 0 must be in [1, 4294967295]. Setting to 1.", "Hysteresis -1 must be in [0, ...] -
+    // ignoring", "Real server weight -5 is outside range 0-2147483647".
     let imp = import("fidelity/ignored-values.conf");
     let vi = vrrp_block(&imp.lua, "VI_1");
     assert_eq!(vi, "lvsd.vrrp \"VI_1\" {\n  interface = \"eth0\",\n  vrid = 51,\n  vips = { \"192.0.2.10\" },");
     assert!(imp.lua.contains("lvsd.service \"192.0.2.10:80\" {\n  vip = \"192.0.2.10:80\",\n  reals = { \"192.0.2.20:80\" },\n}"), "{}", imp.lua);
     let w = warned(&imp);
     let lines: Vec<&str> = w.iter().map(|w| w.split(": ").next().unwrap()).collect();
-    assert_eq!(lines, vec!["ignored-values.conf:5", "ignored-values.conf:8", "ignored-values.conf:9", "ignored-values.conf:15", "ignored-values.conf:18"]);
+    assert_eq!(
+        lines,
+        vec![
+            "ignored-values.conf:5",
+            "ignored-values.conf:8",
+            "ignored-values.conf:9",
+            "ignored-values.conf:15",
+            "ignored-values.conf:18",
+            "ignored-values.conf:19",
+            "ignored-values.conf:20",
+            "ignored-values.conf:22",
+        ]
+    );
     let (text, _) = plan(&imp.lua, "lvs01");
     assert!(text.contains("TCP  192.0.2.10:80 wlc"), "{text}");
 }
@@ -152,4 +166,19 @@ fn a_redirection_script_runs_through_the_shell() {
         vec!["shell-script.conf:6: keyword 'script': a script starting with '<' is run by keepalived through /bin/sh; translated as { \"/bin/sh\", \"-c\", ... }"]
     );
     plan(&imp.lua, "lvs01");
+}
+
+#[test]
+fn nb_get_retry_counts_only_where_keepalived_reads_it() {
+    let imp = import("fidelity/tcp-nb-get-retry.conf");
+    let lua = &imp.lua;
+    assert!(lua.contains("{ address = \"192.0.2.20:80\", check = lvsd.check.tcp { timeout = 3 } }"), "the default, 1:\n{lua}");
+    assert!(lua.contains("{ address = \"192.0.2.21:80\", check = lvsd.check.tcp { timeout = 3, retries = 2 } }"), "the real's retry:\n{lua}");
+    assert!(lua.contains("lvsd.check.http { retries = 4, retry_delay = 3, path = \"/\" }"), "HTTP_GET reads it:\n{lua}");
+    let w = warned(&imp);
+    assert_eq!(w.len(), 3, "{w:#?}");
+    assert!(w[0].starts_with("tcp-nb-get-retry.conf:12: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2") && w[0].ends_with("so keepalived retries 1 time(s), not 5: translated as retries = 1"), "{w:#?}");
+    assert!(w[1].starts_with("tcp-nb-get-retry.conf:19: ") && w[1].ends_with("retries 2 time(s), not 5: translated as retries = 2"), "{w:#?}");
+    assert_eq!(w[2], "tcp-nb-get-retry.conf:27: keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
+    plan(lua, "lvs01");
 }

@@ -57,9 +57,13 @@ fn conditional_lines_without_a_config_id_warn() {
 
 #[test]
 fn undefined_parameters_stay_as_written() {
-    // Without a config-id $PRIO is never defined; keepalived leaves `$PRIO` in place too.
-    let err = lvsd::import::import_file(&fixture("preprocess.conf"), &Default::default()).unwrap_err().to_string();
-    assert!(err.ends_with("preprocess.conf:21: priority: '$PRIO' is not a valid number"), "{err}");
+    // Without a config-id $PRIO is never defined; keepalived leaves `$PRIO` in place too,
+    // finds no number there and uses its default priority ("Priority not valid! ... Using
+    // default 100").
+    let imp = lvsd::import::import_file(&fixture("preprocess.conf"), &Default::default()).unwrap();
+    let last = imp.warnings.last().unwrap().to_string();
+    assert!(last.ends_with("preprocess.conf:21: vrrp_instance VI_1: priority '$PRIO' is not valid (1..255); keepalived uses 100"), "{last}");
+    assert!(!imp.lua.contains("priority"), "{}", imp.lua);
 }
 
 #[test]

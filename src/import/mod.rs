@@ -13,10 +13,16 @@
 //!   validating (ports, quorum, duplicate reals, VRRP priority/state, ...) are made too.
 //! - Nothing is dropped silently: every keyword without a home in lvsd is a warning
 //!   `FILE:LINE: ...` on stderr and a `-- keepalived: <line> (not translated: why)` comment
-//!   where it would have gone. Old keepalived 1.x spellings (`lvs_id`, `nb_get_retry`,
-//!   `lvs_sync_daemon_inteface`) are translated with a warning that keepalived 2.2 ignores them.
+//!   where it would have gone. Old keepalived 1.x spellings (`lvs_id`,
+//!   `lvs_sync_daemon_inteface`) are translated with a warning that keepalived 2.2 ignores
+//!   them; `nb_get_retry` counts only in HTTP_GET/SSL_GET, as in keepalived 2.2.
+//! - Repeated keywords, values keepalived ignores with a warning, `vrrp_strict`, AH
+//!   authentication: read as keepalived 2.2.7 reads them, each change said in a warning.
 //! - Malformed input (unbalanced braces, unknown blocks, bad numbers, include loops) is an
-//!   error naming file and line; the exit code is 1.
+//!   error naming file and line; the exit code is 1. Every error of a run is listed, with
+//!   the warnings, in file order. An import that succeeds passes `lvsd check`.
+//! - The input is untrusted: sizes, nesting and parameter expansion are bounded, only
+//!   regular files are read, and messages quote keywords, never foreign lines (`parser`).
 //! - `--pair` reads each file with its node name as keepalived's config-id, translates both,
 //!   and writes one policy: values that differ become `node == "lvs01" and X or Y`, items
 //!   on one director only are wrapped in `if node == ... then ... end`. It refuses, listing

@@ -132,6 +132,10 @@ pub fn read_bounded(path: &Path, from: Option<&Loc>, budget: &mut u64) -> Result
         Some(l) => ParseError::Read(l.clone(), path.to_path_buf(), err),
         None => ParseError::ReadTop { path: path.to_path_buf(), err },
     };
+    // Looked at before opening: opening a FIFO would block until a writer comes.
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(ParseError::NotRegular(from.cloned(), path.to_path_buf()));
+    }
     let f = std::fs::File::open(path).map_err(io)?;
     let meta = f.metadata().map_err(io)?;
     if !meta.is_file() {

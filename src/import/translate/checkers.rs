@@ -22,6 +22,7 @@ impl Tx<'_> {
         let mut specific = Vec::new();
         let mut urls: Vec<Vec<Entry>> = Vec::new();
         let mut sni_enabled = false;
+        let mut ignored_nb: Option<(i64, Node)> = None;
         for n in c.children() {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
@@ -29,14 +30,18 @@ impl Tx<'_> {
                 match k {
                     "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut d, k, timer(n, arg(n, 0)?)?),
                     "retry" => d.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
+                    // keepalived 2.2.7 reads nb_get_retry only in HTTP_GET/SSL_GET
+                    // (http_get_retry_handler, check_http.c: "nb_get_retry is deprecated");
+                    // elsewhere it is an unknown keyword, ignored: the retry count stays the
+                    // inherited `retry` or the checker's default (check_data.c).
                     "nb_get_retry" => {
                         let v = int(n, arg(n, 0)?, 0, 1_000_000)?;
                         if func == "http" || func == "https" {
                             self.warn(&n.loc, "keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
+                            d.retry = Some((v, n.loc.clone()));
                         } else {
-                            self.warn(&n.loc, format!("keyword 'nb_get_retry' is keepalived 1.x's name for 'retry' (keepalived 2.2 ignores it in {kind}); translated as retries = {v}"));
+                            ignored_nb = Some((v, n.clone()));
                         }
-                        d.retry = Some((v, n.loc.clone()));
                     }
                     "connect_port" => {
                         let p = int(n, arg(n, 0)?, 1, 65535)?;
@@ -115,6 +120,10 @@ impl Tx<'_> {
         };
         if retries != 1 {
             out.push(field("retries", Value::Int(retries), &c.loc));
+        }
+        if let Some((v, n)) = ignored_nb {
+            self.warn(&n.loc, format!("keyword 'nb_get_retry' is not read in {kind} by keepalived 2.2 (only HTTP_GET and SSL_GET take it), so keepalived retries {retries} time(s), not {v}: translated as retries = {retries}"));
+            body.push(Entry::Comment(format!("keepalived: nb_get_retry {v} (ignored by keepalived 2.2 in {kind}: retries = {retries})")));
         }
         let retry_delay = match (&d.delay_before_retry, func) {
             (Some(v), _) => v.clone(),

@@ -41,7 +41,7 @@
 //! | misc_timeout                    | the virtual_server's delay_loop    | check_misc.c (misc_check_thread) | 5 | written out |
 //! | auth_pass                       | only the first 8 characters used   | man    | max 8                 | truncated + warn  |
 //! | nat_mask                        | ignored (Linux 2.2 LVS only; 2.2.7 "Unknown keyword") | run | - | comment + warn |
-//! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | retries + warn |
+//! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | HTTP/SSL: retries + warn; else ignored + warn |
 //! | lvs_sync_daemon_inteface        | unknown keyword in 2.2.7 (1.x misspelling) | run | -         | translated + warn |
 //!
 //! keepalived also corrects some settings when it validates the configuration
@@ -540,6 +540,25 @@ mod tests {
             names,
             vec!["192.0.2.1:80", "192.0.2.2:80", "192.0.2.3:80", "192.0.2.254:81", "192.0.2.255:81", "192.0.3.0:81", "192.0.3.1:81", "fwmark 7"]
         );
+    }
+
+    #[test]
+    fn an_empty_server_group_is_an_error_not_a_panic() {
+        let text = "virtual_server_group G {\n}\nvirtual_server group G {\n real_server 192.0.2.9 80 {\n }\n}\n";
+        let (nodes, mut w) = parse_str(Path::new("t.conf"), text, &ParseOptions::default()).unwrap();
+        let e = translate(&nodes, &mut w).unwrap_err().to_string();
+        assert_eq!(e, "t.conf:3: virtual_server: 'G' is not valid (a virtual_server_group with at least one entry)");
+    }
+
+    #[test]
+    fn a_repeated_service_setting_counts_last_even_when_it_is_the_default() {
+        let (doc, w) = translate_text(
+            "virtual_server 192.0.2.1 80 {\n protocol TCP\n lb_algo rr\n persistence_timeout 50\n lb_algo wlc\n persistence_timeout 0\n real_server 192.0.2.2 80 {\n  weight 3\n  weight 1\n }\n}\n",
+        );
+        let lua = crate::import::lua::render(&doc, "--", None);
+        assert!(!lua.contains("scheduler") && !lua.contains("persistence") && !lua.contains("weight"), "{lua}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w, vec!["t.conf:5: keyword 'lb_algo' repeated; keepalived uses the last", "t.conf:6: keyword 'persistence_timeout' repeated; keepalived uses the last"]);
     }
 
     #[test]

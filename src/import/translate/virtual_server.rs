@@ -50,6 +50,8 @@ impl Tx<'_> {
             Some("group") => {
                 let g = arg(vs, 1)?;
                 match self.groups.get(g) {
+                    // keepalived removes a group without entries ("has no entries - removing").
+                    Some(m) if m.is_empty() => return Err(bad(vs, g, "a virtual_server_group with at least one entry")),
                     Some(m) => m.clone(),
                     None => return Err(bad(vs, g, "no virtual_server_group of that name")),
                 }
@@ -123,9 +125,13 @@ impl Tx<'_> {
                             Some(t) => Value::Int(int(n, t, 0, u32::MAX as i64)?),
                             None => Value::Bool(true),
                         };
-                        // `persistence_timeout 0` is keepalived's way of saying "not persistent".
-                        if v != Value::Int(0) {
-                            persistent = true;
+                        // `persistence_timeout 0` is keepalived's way of saying "not persistent";
+                        // a repeated one replaces the earlier (the handler assigns).
+                        if take(&mut body, "persistence").is_some() {
+                            self.warn(&n.loc, "keyword 'persistence_timeout' repeated; keepalived uses the last");
+                        }
+                        persistent = v != Value::Int(0);
+                        if persistent {
                             body.push(field("persistence", v, &n.loc));
                         }
                     }
@@ -151,8 +157,19 @@ impl Tx<'_> {
                     "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
                     "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
                     "inhibit_on_failure" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
-                    "quorum" => quorum = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
-                    "hysteresis" => hysteresis = Some((int(n, arg(n, 0)?, 0, u32::MAX as i64)?, n.loc.clone())),
+                    // quorum_handler: "Quorum %s must be in [1, %u]. Setting to 1."
+                    "quorum" => {
+                        let q = int(n, arg(n, 0)?, 1, u32::MAX as i64).unwrap_or_else(|_| {
+                            self.warn(&n.loc, format!("quorum '{}' is not in 1..{}; keepalived sets it to 1", shown(&n.args[0]), u32::MAX));
+                            1
+                        });
+                        quorum = Some((q, n.loc.clone()));
+                    }
+                    // hysteresis_handler: "Hysteresis %s must be in [0, %u] - ignoring".
+                    "hysteresis" => match int(n, arg(n, 0)?, 0, u32::MAX as i64) {
+                        Ok(h) => hysteresis = Some((h, n.loc.clone())),
+                        Err(_) => self.warn(&n.loc, format!("hysteresis '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), u32::MAX)),
+                    },
                     "quorum_up" | "quorum_down" => {
                         let e = self.notify_field(n, k, &mut body)?;
                         body.push(e);
@@ -265,7 +282,7 @@ impl Tx<'_> {
         let mut real_entries: Vec<(Vec<Entry>, Vec<Value>, String)> = Vec::new();
         let mut weight_sum = 0;
         for r in &reals {
-            let w = r.children().iter().find(|c| c.key == "weight").and_then(|c| c.args.first()).and_then(|w| w.parse::<i64>().ok());
+            let w = r.children().iter().filter(|c| c.key == "weight").filter_map(|c| c.args.first()?.parse::<i64>().ok()).filter(|w| (0..=i32::MAX as i64).contains(w)).last();
             weight_sum += w.unwrap_or(1);
             real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
         }
@@ -436,12 +453,18 @@ impl Tx<'_> {
                 let k = n.key.as_str();
                 match k {
                     "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" | "retry" | "virtualhost" => {}
-                    "weight" => {
-                        let w = int(n, arg(n, 0)?, 0, 65535)?;
-                        if w != 1 {
-                            fields.push(field("weight", Value::Int(w), &n.loc));
+                    // rs_weight_handler: "Real server weight %s is outside range 0-%d" (IPVS_WEIGHT_LIMIT,
+                    // INT32_MAX) and
+                    // the weight stays as it was; a repeated weight replaces.
+                    "weight" => match int(n, arg(n, 0)?, 0, i32::MAX as i64) {
+                        Ok(w) => {
+                            take(&mut fields, "weight");
+                            if w != 1 {
+                                fields.push(field("weight", Value::Int(w), &n.loc));
+                            }
                         }
-                    }
+                        Err(_) => self.warn(&n.loc, format!("real_server weight '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), i32::MAX)),
+                    },
                     "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
                     "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
                     "lvs_method" => {
