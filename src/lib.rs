@@ -21,3 +21,5 @@ pub mod repl;
 pub mod realserver;
 pub mod doctor;
 pub mod ratelimit;
+pub mod build_info;
+pub mod manual;
