@@ -63,27 +63,31 @@ else
     cargo build --release --locked --bin lvsd
 fi
 bin=$target_dir/release/lvsd
-gen=$target_dir/release/gen
+# Where Cargo.toml's assets say (relative to the crate, whatever the target dir).
+gen=$repo/target/deb-assets
 rm -rf "$gen"
 "$bin" generate man "$gen/man" >/dev/null
 "$bin" generate completions "$gen/completions" >/dev/null
 step "cargo deb"
 rm -rf "$cache/deb"
 mkdir -p "$cache/deb"
-CARGO_TARGET_DIR=$target_dir "$cargo_deb" deb --no-build --output "$cache/deb/" >"$cache/cargo-deb.log" 2>&1 \
+# --strip: the release profile keeps line tables for backtraces; the package does not. A given
+# binary (the test's) is packed with --fast compression.
+CARGO_TARGET_DIR=$target_dir "$cargo_deb" deb --no-build --strip ${binary:+--fast} --output "$cache/deb/" >"$cache/cargo-deb.log" 2>&1 \
     || { cat "$cache/cargo-deb.log"; echo "FAIL cargo deb"; exit 1; }
 deb=$(ls "$cache"/deb/*.deb)
 pass "cargo deb built $(basename "$deb") ($(du -h "$deb" | cut -f1))"
 grep -i warning "$cache/cargo-deb.log" && fail "cargo deb warned (above)"
 
 # --- a clean Debian 12 root --------------------------------------------------------------
-# minbase plus systemd: systemd-analyze verify resolves the units' dependencies
-# (network-online.target ...) in the root, with Debian 12's systemd.
-tarball=$cache/bookworm-minbase-systemd.tar
+# minbase plus systemd and man-db: systemd-analyze verify resolves the units' dependencies
+# (network-online.target ...) and their Documentation=man: pages in the root, with Debian 12's
+# systemd.
+tarball=$cache/bookworm-minbase-systemd-man.tar
 if [ ! -s "$tarball" ]; then
     step "debootstrap bookworm (cached as $tarball)"
     rm -rf "$cache/root.tmp"
-    debootstrap --variant=minbase --include=systemd bookworm "$cache/root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+    debootstrap --variant=minbase --include=systemd,man-db bookworm "$cache/root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 \
         || { tail -20 "$cache/debootstrap.log"; echo "FAIL debootstrap"; exit 1; }
     tar -C "$cache/root.tmp" -cf "$tarball.part" .
     mv "$tarball.part" "$tarball"
