@@ -150,3 +150,20 @@ fn version_names_the_commit_and_build_date() {
         assert!(lvsd(&["--version"]).contains(&format!("commit {head}")), "not HEAD's commit {head}");
     }
 }
+
+#[test]
+fn status_and_metrics_carry_the_build() {
+    let d = common::Daemon::start("lvsd.service \"web\" { vip = \"192.0.2.10:80\", reals = { \"198.51.100.11:80\" } }", "lvs01", &[]);
+    let st = d.status();
+    // The document's own format version stays where it was.
+    assert_eq!(st["version"], 1);
+    let b = &st["build"];
+    assert_eq!(b["version"], env!("CARGO_PKG_VERSION"));
+    let v = lvsd(&["--version"]);
+    let (commit, date) = (b["commit"].as_str().unwrap(), b["date"].as_str().unwrap());
+    assert!(v.contains(&format!("(commit {commit}, built {date})")), "{v} vs {b}");
+    let page = lvsd::control::metrics::render(&st);
+    let line = format!("lvsd_build_info{{version=\"{}\",commit=\"{commit}\",date=\"{date}\"}} 1", env!("CARGO_PKG_VERSION"));
+    assert!(page.lines().any(|l| l == line), "no {line} in\n{page}");
+    assert!(page.contains("# TYPE lvsd_build_info gauge"), "{page}");
+}
