@@ -4,8 +4,8 @@
 //! prints a PASS/FAIL line per check). Root only; fails instead of skipping under
 //! LVSD_REQUIRE_PRIVILEGED=1.
 //!
-//! The first run installs cargo-deb and debootstraps the root (both cached under target/);
-//! later runs take well under a minute.
+//! The first run installs cargo-deb (into Cargo's bin directory) and debootstraps the root
+//! (cached under target/package/); later runs take under a minute.
 
 mod common;
 
@@ -17,9 +17,10 @@ fn debian_package_installs_and_verifies_on_a_clean_root() {
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/package/run.sh");
-    // Bounded: 20 minutes covers a first run's cargo-deb build and debootstrap on a busy machine.
+    // Bounded: a first run builds cargo-deb and debootstraps (measured here on a busy machine:
+    // 19 and 8 minutes); later runs take under a minute.
     let out = Command::new("timeout")
-        .args(["--kill-after=10", "1200", "bash", script, "--binary", common::lvsd_bin()])
+        .args(["--kill-after=10", "1800", "bash", script, "--binary", common::lvsd_bin()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
