@@ -36,17 +36,27 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LVSD_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
 
-    // Re-run when HEAD moves: HEAD itself (a branch switch), the branch's ref (a commit) and
-    // packed-refs. In a worktree HEAD lives in the worktree's git dir, refs in the common one.
+    // Re-run when HEAD moves: HEAD itself (a branch switch) and the branch's ref (a commit):
+    // its loose file, or while it is packed, packed-refs and the directory a loose file would
+    // appear in. In a worktree HEAD lives in the worktree's git dir, refs in the common one.
+    // Only existing paths are named: Cargo re-runs the script at every build for a missing one.
     let git_dir = git(&root, &["rev-parse", "--absolute-git-dir"]);
     let commit = match &git_dir {
         Some(dir) => {
             let dir = PathBuf::from(dir);
             let common = git(&root, &["rev-parse", "--git-common-dir"]).map(|c| root.join(c)).unwrap_or_else(|| dir.clone());
-            println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-            println!("cargo:rerun-if-changed={}", common.join("packed-refs").display());
+            let mut watch = vec![dir.join("HEAD")];
             if let Some(r) = git(&root, &["symbolic-ref", "-q", "HEAD"]) {
-                println!("cargo:rerun-if-changed={}", common.join(r).display());
+                let loose = common.join(&r);
+                if loose.exists() {
+                    watch.push(loose);
+                } else {
+                    watch.push(common.join("packed-refs"));
+                    watch.extend(loose.parent().map(Path::to_path_buf));
+                }
+            }
+            for p in watch.iter().filter(|p| p.exists()) {
+                println!("cargo:rerun-if-changed={}", p.display());
             }
             git(&root, &["rev-parse", "--short=12", "HEAD"])
         }
