@@ -22,3 +22,5 @@ pub mod repl;
 pub mod realserver;
 pub mod doctor;
 pub mod ratelimit;
+pub mod build_info;
+pub mod manual;

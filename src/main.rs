@@ -49,7 +49,7 @@ fn quiet_broken_pipe() {
 }
 
 #[derive(Parser)]
-#[command(name = "lvsd", version, about = "Linux load-balancer director: VRRP + IPVS + health checks, driven by Lua policy files")]
+#[command(name = "lvsd", version = lvsd::build_info::LONG_VERSION, about = "Linux load-balancer director: VRRP + IPVS + health checks, driven by Lua policy files")]
 struct Cli {
     /// Log format on stderr: "text" (default) or "json" (one object per line, for journald/collectors).
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -233,6 +233,14 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Write the manual pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generate,
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
     /// The lab's web server for real servers (answers with its name).
     #[command(hide = true)]
     LabHttp {
@@ -241,6 +249,14 @@ enum Command {
         #[arg(long, default_value_t = 80)]
         port: u16,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum Generate {
+    /// lvsd.8, lvsd-SUBCOMMAND.8 and lvsd-policy.5.
+    Man,
+    /// bash (lvsd), zsh (_lvsd) and fish (lvsd.fish).
+    Completions,
 }
 
 #[derive(clap::Args, Clone)]
@@ -467,6 +483,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
             let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
             run_lab(opts)
+        }
+        Command::Generate { what, dir } => {
+            use clap::CommandFactory;
+            let files = match what {
+                Generate::Man => lvsd::manual::man_pages(&Cli::command(), &dir)?,
+                Generate::Completions => lvsd::manual::completions(&Cli::command(), &dir)?,
+            };
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::LabHttp { name, port } => {
             lvsd::lab::http::serve(&name, port)?;

@@ -46,6 +46,8 @@ pub struct View {
     pub states: HashMap<String, State>,
     /// Reports that could not be delivered (the director was not reading).
     pub lost_reports: u64,
+    /// The end of the heartbeat loop's latest turn: the systemd watchdog's sign of life.
+    pub last_beat: Option<Instant>,
 }
 
 /// The director's handle on the heartbeat thread.
@@ -87,6 +89,11 @@ impl Heartbeat {
         self.view.lock().map(|v| v.status.clone()).unwrap_or_default()
     }
 
+    /// When the heartbeat loop last went round (it does at least every [`BEAT_EVERY`]).
+    pub fn last_beat(&self) -> Option<Instant> {
+        self.view.lock().ok()?.last_beat
+    }
+
     pub fn is_running(&self, name: &str) -> bool {
         self.view.lock().is_ok_and(|v| v.states.contains_key(name))
     }
@@ -112,6 +119,8 @@ impl Heartbeat {
 /// VIP deleted by hand), and the longest the view may lag behind the counters.
 const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 const VIEW_EVERY: Duration = Duration::from_millis(100);
+/// The longest the loop waits between turns when idle (the maintenance tick).
+pub const BEAT_EVERY: Duration = MAINTAIN_EVERY;
 /// Packets handled before timers are looked at again.
 const BATCH: usize = 64;
 
@@ -147,7 +156,7 @@ impl Loop {
         let status = self.vrrp.status();
         let states = self.vrrp.names().into_iter().filter_map(|n| self.vrrp.state_of(&n).map(|s| (n, s))).collect();
         if let Ok(mut v) = self.view.lock() {
-            *v = View { status, states, lost_reports: self.lost };
+            *v = View { status, states, lost_reports: self.lost, last_beat: Some(now) };
         }
     }
 
@@ -241,5 +250,8 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
         }
         l.flush().await;
         l.publish(false);
+        if let Ok(mut v) = l.view.lock() {
+            v.last_beat = Some(Instant::now());
+        }
     }
 }

@@ -194,6 +194,9 @@ impl Director {
             }
         };
         crate::systemd::notify("READY=1");
+        let mut watchdog = crate::systemd::Watchdog::from_env();
+        let mut watchdog_tick = tokio::time::interval(watchdog.as_ref().map_or(Duration::from_secs(3600), |w| w.ping_every()));
+        watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.shutdown {
             let report = async {
                 match reports.as_mut() {
@@ -299,6 +302,12 @@ impl Director {
                         let resp = self.handle(cmd);
                         self.rewatch(&watch_tx);
                         let _ = reply.send(resp);
+                    }
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                    let age = self.heartbeat.as_ref().and_then(|h| h.last_beat()).map(|t| t.elapsed());
+                    if let Some(w) = watchdog.as_mut() {
+                        w.tick(age, heartbeat::BEAT_EVERY);
                     }
                 }
                 _ = resync.tick() => { self.resync(); }

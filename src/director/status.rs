@@ -143,6 +143,7 @@ pub fn build(d: &Snapshot) -> Value {
     };
     let mut doc = json!({
         "version": STATUS_VERSION,
+        "build": crate::build_info::json(),
         "node": m.node,
         "policy": d.policy,
         "generation": d.generation,
