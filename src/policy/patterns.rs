@@ -160,7 +160,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     let wrap: mlua::Function = lua
         .load(
             r#"
-local check, string, error = ...
+local check, string = ...
+local error = error
 for _, name in ipairs { "find", "match", "gmatch", "gsub" } do
   local raw = string[name]
   string[name] = function(s, p, a, b)
@@ -174,7 +175,7 @@ end
         .set_name("=patterns")
         .into_function()?;
     let string: mlua::Table = lua.globals().get("string")?;
-    wrap.call::<()>((check, string, Value::Nil))
+    wrap.call::<()>((check, string))
 }
 
 #[cfg(test)]
