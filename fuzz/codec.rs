@@ -10,3 +10,7 @@ pub mod packet;
 pub mod vrrp {
     pub use crate::{checksum, packet};
 }
+
+/// The cost bound of Lua string patterns (pure, no Lua).
+#[path = "../src/policy/patterns.rs"]
+pub mod patterns;

@@ -39,7 +39,7 @@ const ESCAPES: &[(&str, &str)] = &[
     ("__gc loop", "local t = setmetatable({}, { __gc = function() while true do end end })\nt = nil\ncollectgarbage()\n"),
     ("xpcall with a looping handler", "while true do\n  xpcall(function() while true do end end, function(m) while true do end end)\nend\n"),
     ("error object whose __tostring loops", "error(setmetatable({}, { __tostring = function() while true do end end }))\n"),
-    ("pathological pattern", "local s = string.rep('a', 100000)\nreturn string.find(s, '.-.-.-.-b')\n"),
+    ("pathological pattern", "local s = string.rep('a', 100000)\nlocal i = string.find(s, '.-.-.-.-b')\n"),
 ];
 
 fn write(dir: &Path, name: &str, src: &str) -> PathBuf {
@@ -59,14 +59,21 @@ fn load_err(path: &Path, limits: Limits) -> (String, Duration) {
     }
 }
 
+/// `text` has "FILE:LINE:" with a line above 0.
+fn names_a_line(text: &str, file: &str) -> bool {
+    text.match_indices(&format!("{file}:")).any(|(at, m)| {
+        let digits: String = text[at + m.len()..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().is_ok_and(|n| n > 0)
+    })
+}
+
 #[test]
 fn every_escape_at_load_time_ends_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     for (i, (what, src)) in ESCAPES.iter().enumerate() {
         let p = write(dir.path(), &format!("escape{i}.lua"), src);
         let (e, took) = load_err(&p, small());
-        let name = format!("escape{i}.lua:");
-        assert!(e.contains(&name), "{what}: the error names the file and line: {e}");
+        assert!(names_a_line(&e, &format!("escape{i}.lua")), "{what}: the error names the file and a line: {e}");
         assert!(
             e.contains("limit of") || e.contains("__gc is not allowed") || e.contains("may take too long"),
             "{what}: {e}"
@@ -195,7 +202,7 @@ fn lvsd_check_exits_non_zero_on_every_escape() {
         let p = write(dir.path(), &format!("escape{i}.lua"), src);
         let (code, err) = lvsd_check(&p, &["--instruction-limit", "20000000"]);
         assert_eq!(code, Some(1), "{what}: {err}");
-        assert!(err.contains(&format!("escape{i}.lua:")), "{what}: {err}");
+        assert!(names_a_line(&err, &format!("escape{i}.lua")), "{what}: {err}");
     }
     // A file that never ends is cut at 4 MiB.
     let (code, err) = lvsd_check(Path::new("/dev/zero"), &[]);
