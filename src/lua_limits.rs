@@ -256,7 +256,7 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
             c.set(n);
             n
         });
-        if n % CALLS_EVERY != 0 {
+        if !n.is_multiple_of(CALLS_EVERY) {
             return;
         }
     }

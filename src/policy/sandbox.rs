@@ -199,10 +199,10 @@ pub fn install_require(lua: &Lua, dir: &Path, files: Arc<Mutex<Vec<PathBuf>>>, l
         let path = dir.join(&rel);
         if path.is_file() {
             // A symbolic link may still point out of the directory.
-            if let (Ok(real), Ok(base)) = (path.canonicalize(), dir.canonicalize()) {
-                if !real.starts_with(&base) {
-                    return Err(mlua::Error::runtime(format!("{at}: require '{name}': {} leads out of the policy's directory", display_path(&path))));
-                }
+            if let (Ok(real), Ok(base)) = (path.canonicalize(), dir.canonicalize())
+                && !real.starts_with(&base)
+            {
+                return Err(mlua::Error::runtime(format!("{at}: require '{name}': {} leads out of the policy's directory", display_path(&path))));
             }
             let shown = display_path(&path);
             {
@@ -241,10 +241,10 @@ pub fn install_require(lua: &Lua, dir: &Path, files: Arc<Mutex<Vec<PathBuf>>>, l
 
 /// Paths in messages: as short as possible, relative to the working directory when inside it.
 pub fn display_path(p: &Path) -> String {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = p.strip_prefix(&cwd) {
-            return rel.display().to_string();
-        }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = p.strip_prefix(&cwd)
+    {
+        return rel.display().to_string();
     }
     p.display().to_string()
 }
