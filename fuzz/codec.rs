@@ -22,3 +22,7 @@ pub mod smtp;
 pub mod check {
     pub use crate::{dns, http_response, smtp};
 }
+
+/// The cost bound of Lua string patterns (pure, no Lua).
+#[path = "../src/policy/patterns.rs"]
+pub mod patterns;

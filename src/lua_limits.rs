@@ -180,7 +180,14 @@ impl Meter {
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Meter>>> = const { RefCell::new(None) };
+    /// Call events seen; only every [`CALLS_EVERY`]th looks at the meter.
+    static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
+
+/// A call event looks at the meter once in this many: the hook runs at every call, and most
+/// calls are quick Lua or C functions; a loop of slow C calls overruns its deadline by at most
+/// this many calls.
+const CALLS_EVERY: u32 = 16;
 
 /// Run `f` with `meter` as the current meter of this OS thread.
 pub fn with_meter<R>(meter: &Arc<Meter>, f: impl FnOnce() -> R) -> R {
@@ -198,7 +205,16 @@ pub fn with_meter<R>(meter: &Arc<Meter>, f: impl FnOnce() -> R) -> R {
 enum Action {
     Continue,
     Yield,
-    Stop(Vec<u8>),
+    /// The message, in a plain buffer: `lua_error` jumps over this frame, so nothing with a
+    /// destructor may be alive when it is called.
+    Stop([u8; 160], usize),
+}
+
+fn stop(msg: &str) -> Action {
+    let mut buf = [0u8; 160];
+    let n = msg.len().min(buf.len());
+    buf[..n].copy_from_slice(&msg.as_bytes()[..n]);
+    Action::Stop(buf, n)
 }
 
 /// The state's budget, read from the thread's extra space (null before `install`).
@@ -234,6 +250,16 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
     // SAFETY (whole function): `state` and `ar` are what Lua passes to a hook.
     let event = unsafe { (*ar).event };
     let count = event == ffi::LUA_HOOKCOUNT;
+    if !count {
+        let n = CALLS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if !n.is_multiple_of(CALLS_EVERY) {
+            return;
+        }
+    }
     let default = unsafe { state_meter(state) };
     let action = CURRENT.with(|c| {
         let current = c.borrow();
@@ -249,7 +275,7 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
                 unsafe { ffi::lua_sethook(state, Some(hook), MASK, 1) };
             }
             // Yielding lets `Metered` drop the coroutine; an error is the fallback.
-            if yieldable { Action::Yield } else { Action::Stop(m.message().into_bytes()) }
+            if yieldable { Action::Yield } else { stop(&m.message()) }
         } else {
             if unsafe { ffi::lua_gethookcount(state) } != HOOK_EVERY {
                 // Left at 1 by an earlier entry that was stopped.
@@ -264,16 +290,43 @@ unsafe extern "C-unwind" fn hook(state: *mut ffi::lua_State, ar: *mut ffi::lua_D
         Action::Yield => unsafe {
             ffi::lua_yield(state, 0);
         },
-        Action::Stop(msg) => unsafe {
-            // "file:line: " of the running Lua function (of its caller at a call event).
-            ffi::luaL_where(state, if count { 0 } else { 1 });
-            ffi::lua_pushlstring(state, msg.as_ptr() as *const _, msg.len());
-            drop(msg);
+        Action::Stop(msg, n) => unsafe {
+            push_where(state);
+            ffi::lua_pushlstring(state, msg.as_ptr() as *const _, n);
             ffi::lua_concat(state, 2);
             // No Rust value with a destructor is alive here: lua_error does not return.
             ffi::lua_error(state);
         },
     }
+}
+
+/// Push "file:line: " of the innermost function on the stack that comes from a file (a
+/// chunk named "@..."): the policy's line, not that of a wrapper such as `xpcall`.
+unsafe fn push_where(state: *mut ffi::lua_State) {
+    for level in 0..32 {
+        // SAFETY: a zeroed lua_Debug is a valid output buffer; getstack/getinfo fill it.
+        let mut ar: ffi::lua_Debug = unsafe { std::mem::zeroed() };
+        if unsafe { ffi::lua_getstack(state, level, &mut ar) } == 0 {
+            break;
+        }
+        if unsafe { ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut ar) } == 0 || ar.source.is_null() || ar.currentline <= 0 {
+            continue;
+        }
+        let src = unsafe { std::ffi::CStr::from_ptr(ar.source) }.to_bytes();
+        if let Some(file) = src.strip_prefix(b"@") {
+            // In a stack buffer: lua_pushlstring may raise (out of memory), and nothing with
+            // a destructor may be alive then.
+            let mut buf = [0u8; 512];
+            let mut w = std::io::Cursor::new(&mut buf[..]);
+            let file = &file[..file.len().min(400)];
+            let _ = std::io::Write::write_all(&mut w, file);
+            let _ = std::io::Write::write_fmt(&mut w, format_args!(":{}: ", ar.currentline));
+            let n = w.position() as usize;
+            unsafe { ffi::lua_pushlstring(state, buf.as_ptr() as *const _, n) };
+            return;
+        }
+    }
+    unsafe { ffi::luaL_where(state, 0) };
 }
 
 /// Put the hook on `state` (and so on every coroutine created from it afterwards).

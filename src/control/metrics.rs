@@ -174,8 +174,9 @@ impl Out {
 pub fn render(st: &View) -> String {
     let mut o = Out(String::new());
     o.family("lvsd_build_info", "gauge", "Always 1; the labels say which lvsd runs.");
-    let b = |k: &str| st["build"][k].as_str().unwrap_or("unknown").to_string();
-    o.sample("lvsd_build_info", &[("version", &b("version")), ("commit", &b("commit")), ("date", &b("date"))], 1);
+    // This process's own build (the same as the status document's `build`).
+    use crate::build_info::{COMMIT, DATE, VERSION};
+    o.sample("lvsd_build_info", &[("version", VERSION), ("commit", COMMIT), ("date", DATE)], 1);
     o.family("lvsd_policy_generation", "gauge", "Generation of the policy that runs (1 = as started).");
     o.sample("lvsd_policy_generation", &[], st.generation);
     o.family("lvsd_reloads_total", "counter", "Policy reloads by result.");

@@ -2,7 +2,8 @@
 //! backtracks: `string.find(("a"):rep(1e6), ".-.-b")` runs for hours inside one call. So
 //! `string.find`, `match`, `gmatch` and `gsub` first estimate the worst case of the call from
 //! the pattern's shape and the subject's length, and refuse it (an error naming the line)
-//! when the estimate is over [`MAX_COST`].
+//! when the estimate is over [`MAX_COST`]. Pure (no Lua here: `sandbox` installs the
+//! wrappers), and fuzzed (fuzz/fuzz_targets/pattern_cost.rs).
 //!
 //! The estimate is a bound, not a guess: the q variable-length items (quantified with `*`,
 //! `+`, `-`, `?`, balances `%b`, back-references `%1`) of one attempt can end at most at
@@ -16,8 +17,6 @@
 //! on megabytes; an unanchored one on a few KiB (`".-b"`: 7 KiB); two quantifiers unanchored
 //! on several hundred bytes. Past that, cut the subject (`s:sub(1, 4096)`), anchor the
 //! pattern, or find a literal first (`s:find("\"status\":", 1, true)`).
-
-use mlua::{Lua, Value};
 
 /// The most steps one pattern call may take in the worst case. Measured here (debug build of
 /// Lua 5.4.7's matcher, worst subjects): 1e8 steps of `.-b` (one quantifier) take about 0.8 s
@@ -139,42 +138,6 @@ pub fn refuse(function: &str, subject: &[u8], init: Option<i64>, pattern: &[u8],
     Some(format!(
         "string.{function}: this pattern may take too long on {n} bytes (up to {c:.0e} steps; the limit is {MAX_COST:.0e} because one pattern call cannot be interrupted): cut the subject (s:sub(1, 4096)), anchor the pattern with '^', or find a literal first (s:find(text, 1, true))"
     ))
-}
-
-/// Wrap string.find/match/gmatch/gsub with [`refuse`]. Strings share the `string` table as
-/// their `__index`, so `s:find(p)` goes through the wrappers too.
-pub fn install(lua: &Lua) -> mlua::Result<()> {
-    let check = lua.create_function(|_, (f, s, p, init, plain): (String, Value, Value, Option<i64>, Value)| {
-        let bytes = |v: &Value| match v {
-            Value::String(s) => Some(s.as_bytes().to_vec()),
-            Value::Integer(i) => Some(i.to_string().into_bytes()),
-            Value::Number(n) => Some(n.to_string().into_bytes()),
-            _ => None,
-        };
-        // Anything else is Lua's own argument error.
-        let (Some(s), Some(p)) = (bytes(&s), bytes(&p)) else { return Ok(None) };
-        let plain = f == "find" && !matches!(plain, Value::Nil | Value::Boolean(false));
-        let init = if f == "gsub" { None } else { init };
-        Ok(refuse(&f, &s, init, &p, plain))
-    })?;
-    let wrap: mlua::Function = lua
-        .load(
-            r#"
-local check, string, error = ...
-for _, name in ipairs { "find", "match", "gmatch", "gsub" } do
-  local raw = string[name]
-  string[name] = function(s, p, a, b)
-    local why = check(name, s, p, a, b)
-    if why then error(why, 2) end
-    return raw(s, p, a, b)
-  end
-end
-"#,
-        )
-        .set_name("=patterns")
-        .into_function()?;
-    let string: mlua::Table = lua.globals().get("string")?;
-    wrap.call::<()>((check, string, Value::Nil))
 }
 
 #[cfg(test)]

@@ -112,12 +112,54 @@ pub fn new_state(limits: Limits, budget: &Budget) -> mlua::Result<Lua> {
     g.set("load", text_load)?;
     let setmetatable: mlua::Function = lua.load(SETMETATABLE).set_name("=setmetatable").call(())?;
     g.set("setmetatable", setmetatable)?;
-    patterns::install(&lua)?;
+    install_patterns(&lua)?;
 
     crate::lua_limits::install(&lua, budget)?;
     budget.set_default(limits.hook());
     budget.set_call_limits(limits.hook());
     Ok(lua)
+}
+
+/// Wrap string.find/match/gmatch/gsub with [`patterns::refuse`]. Strings share the `string` table as
+/// their `__index`, so `s:find(p)` goes through the wrappers too.
+fn install_patterns(lua: &Lua) -> mlua::Result<()> {
+    let check = lua.create_function(|_, (f, s, p, init, plain): (String, Value, Value, Value, Value)| {
+        let bytes = |v: &Value| match v {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Integer(i) => Some(i.to_string().into_bytes()),
+            Value::Number(n) => Some(n.to_string().into_bytes()),
+            _ => None,
+        };
+        // Anything else is Lua's own argument error.
+        let (Some(s), Some(p)) = (bytes(&s), bytes(&p)) else { return Ok(None) };
+        let plain = f == "find" && !matches!(plain, Value::Nil | Value::Boolean(false));
+        // gsub's third argument is the replacement, not a start.
+        let init = match init {
+            Value::Integer(i) if f != "gsub" => Some(i),
+            Value::Number(n) if f != "gsub" => Some(n as i64),
+            _ => None,
+        };
+        Ok(patterns::refuse(&f, &s, init, &p, plain))
+    })?;
+    let wrap: mlua::Function = lua
+        .load(
+            r#"
+local check, string = ...
+local error = error
+for _, name in ipairs { "find", "match", "gmatch", "gsub" } do
+  local raw = string[name]
+  string[name] = function(s, p, a, b)
+    local why = check(name, s, p, a, b)
+    if why then error(why, 2) end
+    return raw(s, p, a, b)
+  end
+end
+"#,
+        )
+        .set_name("=patterns")
+        .into_function()?;
+    let string: mlua::Table = lua.globals().get("string")?;
+    wrap.call::<()>((check, string))
 }
 
 /// A module name is dot-separated words of letters, digits, `_` and `-`: no path, no
@@ -157,10 +199,10 @@ pub fn install_require(lua: &Lua, dir: &Path, files: Arc<Mutex<Vec<PathBuf>>>, l
         let path = dir.join(&rel);
         if path.is_file() {
             // A symbolic link may still point out of the directory.
-            if let (Ok(real), Ok(base)) = (path.canonicalize(), dir.canonicalize()) {
-                if !real.starts_with(&base) {
-                    return Err(mlua::Error::runtime(format!("{at}: require '{name}': {} leads out of the policy's directory", display_path(&path))));
-                }
+            if let (Ok(real), Ok(base)) = (path.canonicalize(), dir.canonicalize())
+                && !real.starts_with(&base)
+            {
+                return Err(mlua::Error::runtime(format!("{at}: require '{name}': {} leads out of the policy's directory", display_path(&path))));
             }
             let shown = display_path(&path);
             {
@@ -199,10 +241,10 @@ pub fn install_require(lua: &Lua, dir: &Path, files: Arc<Mutex<Vec<PathBuf>>>, l
 
 /// Paths in messages: as short as possible, relative to the working directory when inside it.
 pub fn display_path(p: &Path) -> String {
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Ok(rel) = p.strip_prefix(&cwd) {
-            return rel.display().to_string();
-        }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Ok(rel) = p.strip_prefix(&cwd)
+    {
+        return rel.display().to_string();
     }
     p.display().to_string()
 }
@@ -229,6 +271,35 @@ mod tests {
         let p = dir.path().join("p.lua");
         std::fs::write(&p, "return 1").unwrap();
         assert_eq!(read_bounded(&p).unwrap(), "return 1");
+    }
+
+    #[test]
+    fn an_evaluation_gets_the_hook_budget() {
+        // What the REPL does: a state of its own, `reset` before each evaluation.
+        let budget = Budget::default();
+        let limits = Limits { hook_instructions: 1_000_000, ..Limits::default() };
+        let lua = new_state(limits, &budget).unwrap();
+        for code in [
+            "coroutine.wrap(function() while true do pcall(function() while true do end end) end end)()",
+            "while true do xpcall(function() while true do end end, function() while true do end end) end",
+        ] {
+            budget.reset();
+            let e = lua.load(code).set_name("=repl").exec().unwrap_err().to_string();
+            assert!(e.contains("instruction limit of 1000000 exceeded"), "{code}: {e}");
+        }
+        budget.reset();
+        assert_eq!(lua.load("return 6 * 7").eval::<i64>().unwrap(), 42);
+    }
+
+    #[test]
+    fn patterns_are_bounded_through_the_string_methods() {
+        let lua = new_state(Limits::default(), &Budget::default()).unwrap();
+        let e = lua.load("local s = ('a'):rep(1e5) local i = s:find('.-.-b') return i").set_name("@p.lua").exec().unwrap_err();
+        assert!(e.to_string().contains("p.lua:1: string.find: this pattern may take too long"), "{e}");
+        let n: i64 = lua.load("return select(2, ('a,b,c'):gsub(',', ';'))").eval().unwrap();
+        assert_eq!(n, 2);
+        let m: String = lua.load("return ('HTTP/1.1 200 OK'):match('^HTTP/1%.%d (%d+)')").eval().unwrap();
+        assert_eq!(m, "200");
     }
 
     #[test]
