@@ -157,6 +157,10 @@ enum Command {
     Reload {
         #[command(flatten)]
         control: ControlArgs,
+        /// Apply the policy even when a reload guard refuses it (no instance and no service
+        /// left, or more than `reload_guard` of the services removed).
+        #[arg(long)]
+        force: bool,
     },
     /// Put a real server at weight 0 in the running director (existing connections finish).
     Drain {
@@ -434,8 +438,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Reload { control } => {
-            let r = control_call(&control, lvsd::control::Command::Reload)?;
+        Command::Reload { control, force } => {
+            let r = control_call(&control, lvsd::control::Command::Reload { force })?;
             if r.ok {
                 outln!("reloaded: generation {}", r.result.unwrap_or_default()["generation"]);
                 Ok(ExitCode::SUCCESS)

@@ -128,3 +128,52 @@ fn a_hung_load_is_abandoned_and_the_next_save_applies() {
     };
     assert_eq!(code, Some(0));
 }
+
+fn has_vip(lan: &Lan) -> bool {
+    lan.host(0).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains("192.0.2.100/24")
+}
+
+#[test]
+fn empty_truncated_and_two_step_saves_never_take_the_site_down() {
+    if !privileged_or_skip("empty_truncated_and_two_step_saves_never_take_the_site_down") {
+        return;
+    }
+    let lan = lan();
+    let src = policy(51, "");
+    let d = Daemon::start_in(Some(lan.host(0).name()), &src, "lvs01", &[]);
+    d.wait_for(|d| d.vrrp_state("VI_1") == "master", "master");
+    assert!(has_vip(&lan));
+    let services = |d: &Daemon| d.status()["services"].as_array().map(|a| a.len()).unwrap_or(0);
+    assert_eq!(services(&d), 1);
+    let g = generation(&d);
+
+    // Truncated in place, then the same content written 300 ms later (an editor or a
+    // configuration-management run writing in two steps); then emptied and left so.
+    for body in ["", "lvsd.vrrp \"VI_1\" { interf", ""] {
+        std::fs::write(&d.policy, body).unwrap();
+        for _ in 0..15 {
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(has_vip(&lan), "the VIP never leaves");
+            assert_eq!(d.vrrp_state("VI_1"), "master");
+        }
+        std::fs::write(&d.policy, &src).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::fs::write(&d.policy, "").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(has_vip(&lan) && services(&d) == 1, "an empty file is a save in progress, never a policy");
+
+    // A complete policy that declares nothing is refused by the guard, and says so...
+    let failed = d.events("reload_failed").len();
+    save(&d, "-- nothing here yet\n");
+    d.wait_for(|d| d.events("reload_failed").len() > failed, "the empty policy is refused");
+    assert!(d.events("reload_failed").last().unwrap().contains("--force"), "{:?}", d.events("reload_failed"));
+    assert!(has_vip(&lan) && services(&d) == 1 && d.vrrp_state("VI_1") == "master");
+    assert!(generation(&d) >= g);
+
+    // ...until the operator forces it.
+    let (code, _, err) = d.cli(&["reload", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    d.wait_for(|d| services(d) == 0 && d.status()["vrrp"].as_array().is_none_or(|a| a.is_empty()), "forced: applied");
+    d.wait_for(|_| !has_vip(&lan), "and the VIP goes with it");
+}

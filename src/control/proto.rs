@@ -21,8 +21,12 @@ pub struct RealRef {
 pub enum Command {
     /// The director's whole view (see `director::status`).
     Status,
-    /// Reload the policy now.
-    Reload,
+    /// Reload the policy now; `force` applies it even when a reload guard refuses it (an
+    /// empty policy, or one that removes too many services).
+    Reload {
+        #[serde(default)]
+        force: bool,
+    },
     /// Evaluate Lua in the inspection context.
     Eval { code: String },
     /// Weight 0 until undrained: existing connections finish, new ones go elsewhere.

@@ -42,8 +42,9 @@ impl Director {
             Command::Status => Response::ok(self.status()),
             // From the REPL: the load runs in the background like any other (never on the
             // event loop); its result is in the status and the events.
-            Command::Reload => {
+            Command::Reload { force } => {
                 self.reload_requested = true;
+                self.force_reload |= force;
                 Response::ok(json!({ "reload": "started" }))
             }
             Command::Eval { code } => self.eval(&code),

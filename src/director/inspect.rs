@@ -59,7 +59,7 @@ impl Inspector {
         })?)?;
         let a = actions.clone();
         lvsd.set("reload", lua.create_function(move |_, ()| {
-            a.lock().unwrap().push(Command::Reload);
+            a.lock().unwrap().push(Command::Reload { force: false });
             Ok(())
         })?)?;
         lua.globals().set("lvsd", lvsd)?;

@@ -101,6 +101,8 @@ pub struct Director {
     suspended: HashSet<String>,
     /// A reload asked for from the REPL, started by the loop.
     reload_requested: bool,
+    /// The next policy loaded is applied even when a reload guard refuses it.
+    force_reload: bool,
 }
 
 impl Director {
@@ -133,6 +135,7 @@ impl Director {
             tracks: None,
             suspended: HashSet::new(),
             reload_requested: false,
+            force_reload: false,
         })
     }
 
@@ -294,7 +297,8 @@ impl Director {
                         self.rewatch(&watch_tx);
                     } else if let Command::Status = cmd {
                         self.status_reply(reply);
-                    } else if let Command::Reload = cmd {
+                    } else if let Command::Reload { force } = cmd {
+                        self.force_reload |= force;
                         if let Some(why) = reloads.request("requested", Some(reply)) {
                             reloads.loading = Some((why, self.load_in_background()));
                         }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The longest a policy load may take before it is abandoned.
-const LOAD_DEADLINE: Duration = Duration::from_secs(10);
+const LOAD_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Drop a value (a Lua state) on a thread of its own, never waited for.
 fn drop_elsewhere<T: Send + 'static>(value: T) {
@@ -44,6 +44,16 @@ impl Director {
     /// Swap in a freshly loaded policy, or keep the running one and report why not.
     pub(super) fn apply_reload(&mut self, why: &str, result: Result<Policy, PolicyError>) -> bool {
         let started = std::time::Instant::now();
+        // The guards: an empty or gutted policy (a half-written save?) is not applied unless
+        // forced.
+        let force = std::mem::take(&mut self.force_reload);
+        let result = result.and_then(|p| match policy::guard::check(&self.policy.model, &p.model, force) {
+            Ok(()) => Ok(p),
+            Err(refused) => {
+                drop_elsewhere(p);
+                Err(PolicyError::Failed(format!("{}: {refused}", self.opts.policy.display())))
+            }
+        });
         let ok = match result {
             Ok(p) => {
                 let gone: Vec<usize> = (0..self.policy.model.services.len())
