@@ -71,6 +71,7 @@ impl Heartbeat {
                     return;
                 }
             };
+            realtime();
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, run(model, rx, report_tx, shared));
         })?;
@@ -112,6 +113,18 @@ impl Heartbeat {
         if self.tx.send(Command::Shutdown(done_tx)).await.is_ok() {
             let _ = tokio::time::timeout(bound, done_rx).await;
         }
+    }
+}
+
+/// Run the heartbeat's thread at a real-time priority (SCHED_RR, the lowest such priority):
+/// a busy machine (a spinning hook, a big resync, other daemons) must not delay an advert.
+/// Nothing runs on this thread but VRRP, which never spins; the kernel's real-time throttling
+/// still leaves the rest of the machine its share. Without CAP_SYS_NICE it stays as it was.
+fn realtime() {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+        tracing::debug!("VRRP thread: no real-time priority: {}", std::io::Error::last_os_error());
     }
 }
 

@@ -75,6 +75,9 @@ impl Inspector {
 
     fn eval_inner(&self, code: &str, status: &serde_json::Value, events: &[super::Event]) -> Result<serde_json::Value, String> {
         let lua = &self.lua;
+        // A fresh entry before anything touches the state: a previous eval that hit its limit
+        // leaves the meter exceeded, and even mlua's own calls below would raise that again.
+        self.budget.reset();
         let set_state = || -> mlua::Result<()> {
             let state = lua.to_value(status)?;
             if let Value::Table(t) = &state {
@@ -88,7 +91,6 @@ impl Inspector {
             Ok(f) => f,
             Err(_) => lua.load(code).set_name("=repl").into_function().map_err(|e| clean(&e))?,
         };
-        self.budget.reset();
         let values: MultiValue = chunk.call(()).map_err(|e| clean(&e))?;
         let mut out: Vec<serde_json::Value> = values.into_iter().map(|v| to_json(lua, v)).collect();
         Ok(match out.len() {

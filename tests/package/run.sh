@@ -164,7 +164,7 @@ else
 fi
 # The hardening is there (a unit edited down would still verify).
 for want in Type=notify WatchdogSec= NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
-            "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_KILL" RuntimeDirectory=lvsd ExecStart=/usr/sbin/lvsd; do
+            "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_KILL CAP_SYS_NICE" RuntimeDirectory=lvsd ExecStart=/usr/sbin/lvsd; do
     grep -q "^$want" "$root/usr/lib/systemd/system/lvsd.service" && pass "lvsd.service: $want" || fail "lvsd.service lacks $want"
 done
 if command -v systemd-analyze >/dev/null; then
