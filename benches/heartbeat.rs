@@ -18,8 +18,12 @@
 //! `--peer PATH` (e.g. a build of the tree before the heartbeat had a thread of its own).
 //!
 //!   sudo cargo bench --bench heartbeat -- [--peer PATH] [--seconds 30] [--services 10000]
-//!        [--rate 10] [--flap 2] [--check-interval 1] [--resync 1] [--warm 5] [--rounds 1]
-//!        [--instruction-limit N] [--kernel] [--lvsd-label TEXT] [--peer-label TEXT]
+//!        [--rate 10] [--flap 1] [--check-interval 3] [--resync 1] [--warm 8] [--rounds 1] [--baseline 10]
+//!        [--instruction-limit N] [--vrrp-rt PRIO] [--kernel] [--lvsd-label TEXT] [--peer-label TEXT]
+//!
+//! `--baseline S` (default 10, 0 for none) first measures each binary for S seconds with the
+//! table and its resync only. `--vrrp-rt PRIO` puts the daemons' `lvsd-vrrp` thread in
+//! SCHED_FIFO (a tree without that thread is left as it is).
 //!
 //! Prints figures; asserts nothing about time. Every wait is bounded, daemons are killed with
 //! the benchmark (PR_SET_PDEATHSIG) and the namespaces are deleted on drop.
@@ -60,6 +64,11 @@ struct Opts {
     resync: u64,
     instruction_limit: Option<u64>,
     kernel: bool,
+    /// The baseline: the same table and resync, no flapping checks, no hook, no requests.
+    quiet: bool,
+    /// SCHED_FIFO priority for the daemons' `lvsd-vrrp` thread (what the operating system can
+    /// add once VRRP has a thread of its own; a tree without that thread is left as it is).
+    vrrp_rt: Option<i32>,
 }
 
 fn policy(o: &Opts) -> String {
@@ -74,6 +83,16 @@ lvsd.vrrp "VI_1" {{
 }}
 if not master then return end
 
+if {quiet} then
+  for i = 1, {n} do
+    lvsd.service("s" .. i) {{
+      vip = "203.0.113." .. (1 + (i - 1) % 250) .. ":" .. (1000 + (i - 1) // 250),
+      scheduler = "wrr",
+      reals = {{ "198.51.100.1:80", "198.51.100.2:80" }},
+    }}
+  end
+  return
+end
 -- Each real's check alternates: down, up, down... so every run is a health change.
 local flip = {{}}
 local flap = lvsd.check.lua {{ interval = {ci}, timeout = 1, retries = 0, run = function(rs)
@@ -101,6 +120,7 @@ end
         ci = o.check_interval,
         reals = reals.join(", "),
         n = o.services,
+        quiet = o.quiet,
     )
 }
 
@@ -147,7 +167,27 @@ impl Director {
         if !ok || matches!(d.child.try_wait(), Ok(Some(_))) {
             panic!("{node}: lvsd did not answer on its control socket; log:\n{}", d.log());
         }
+        if let Some(prio) = o.vrrp_rt {
+            d.realtime_vrrp_thread(prio);
+        }
         d
+    }
+
+    /// Put the `lvsd-vrrp` thread, if there is one, in SCHED_FIFO at `prio`.
+    fn realtime_vrrp_thread(&self, prio: i32) {
+        let pid = self.child.id();
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+        for t in tasks {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if comm.trim() == "lvsd-vrrp" {
+                let p = libc::sched_param { sched_priority: prio };
+                // SAFETY: plain syscall on a thread id of our child.
+                if unsafe { libc::sched_setscheduler(tid, libc::SCHED_FIFO, &p) } != 0 {
+                    eprintln!("sched_setscheduler({tid}): {}", std::io::Error::last_os_error());
+                }
+            }
+        }
     }
 
     fn log(&self) -> String {
@@ -303,6 +343,9 @@ struct Row {
     label: String,
     adverts: usize,
     gaps: Vec<f64>,
+    /// The same gaps seen on the master's own eth0 (outgoing frames, timestamped as they are
+    /// queued to the device): the sender's part of a delay, without the LAN's delivery.
+    sent_gaps: Vec<f64>,
     backup_adverts: usize,
     backup_transitions: Option<u64>,
     master_prio_changes: usize,
@@ -327,7 +370,22 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn run_one(lan: &Lan, cap: &Capture, bin: &Path, label: &str, o: &Opts) -> Row {
+/// Gaps between consecutive adverts from `src` inside [t0, t1], with the edges of the window
+/// counted when the master was already late there.
+fn advert_gaps(frames: &[Frame], src: Ipv4Addr, t0: f64, t1: f64) -> (Vec<f64>, Vec<f64>) {
+    let ts: Vec<f64> = frames.iter().filter(|f| f.t >= t0 && f.t <= t1 && matches!(f.kind, Kind::Vrrp { src: s, vrid: VRID, .. } if s == src)).map(|f| f.t).collect();
+    let mut gaps: Vec<f64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
+    // A master silent at the window's edges: the part of that gap inside the window counts
+    // (a lower bound of the whole gap), when it is already late.
+    for edge in [ts.first().map_or(t1 - t0, |f| f - t0), ts.last().map_or(0.0, |l| t1 - l)] {
+        if edge > ADVERT + LATE {
+            gaps.push(edge);
+        }
+    }
+    (ts, gaps)
+}
+
+fn run_one(lan: &Lan, cap: &Capture, tap: &Capture, bin: &Path, label: &str, o: &Opts) -> Row {
     let (h0, h1) = (lan.host(0).name().to_owned(), lan.host(1).name().to_owned());
     eprintln!("{label}: starting the master ({} services{})", o.services, if o.kernel { ", kernel IPVS" } else { ", in-memory IPVS" });
     cap.clear();
@@ -342,45 +400,50 @@ fn run_one(lan: &Lan, cap: &Capture, bin: &Path, label: &str, o: &Opts) -> Row {
     }
     // Let the table be applied and the checks start flapping.
     std::thread::sleep(Duration::from_secs_f64(o.warm));
-    let backup_before = backup.vrrp(Duration::from_secs(5)).map(|v| v.1);
     let cpu_before = support::proc_usage(master.child.id()).map(|u| u.0);
     let load_avg = loadavg();
 
-    eprintln!("{label}: load on for {} s", o.seconds);
+    eprintln!("{label}: {} for {} s", if o.quiet { "no load" } else { "load on" }, o.seconds);
     let stop = Arc::new(AtomicBool::new(false));
     let (b, s) = (bin.to_owned(), master.socket.clone());
-    let st = drive(o.rate, stop.clone(), Arc::new(move || status_cli(&b, &s)));
     let ns = h0.clone();
-    let sc = drive(o.rate, stop.clone(), Arc::new(move || scrape(&ns)));
+    let drivers = (!o.quiet).then(|| {
+        (drive(o.rate, stop.clone(), Arc::new(move || status_cli(&b, &s))), drive(o.rate, stop.clone(), Arc::new(move || scrape(&ns))))
+    });
     let t0 = now();
     cap.clear();
+    tap.clear();
     std::thread::sleep(Duration::from_secs_f64(o.seconds));
     let t1 = now();
     let frames = cap.frames();
+    let tapped = tap.frames();
     let cpu_after = support::proc_usage(master.child.id()).map(|u| u.0);
     stop.store(true, Ordering::Relaxed);
-    let status = st.join().unwrap();
-    let scrapes = sc.join().unwrap();
+    let (status, scrapes) = match drivers {
+        Some((st, sc)) => (st.join().unwrap(), sc.join().unwrap()),
+        None => (Load::default(), Load::default()),
+    };
 
     let window: Vec<&Frame> = frames.iter().filter(|f| f.t >= t0 && f.t <= t1).collect();
-    let ts: Vec<f64> = window.iter().filter(|f| mine(f, MASTER_IP)).map(|f| f.t).collect();
-    let mut gaps: Vec<f64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
-    // A master silent at the window's edges: the part of that gap inside the window counts
-    // (a lower bound of the whole gap), when it is already late.
-    for edge in [ts.first().map_or(t1 - t0, |f| f - t0), ts.last().map_or(0.0, |l| t1 - l)] {
-        if edge > ADVERT + LATE {
-            gaps.push(edge);
-        }
-    }
+    let (ts, gaps) = advert_gaps(&frames, MASTER_IP, t0, t1);
+    let (_, sent_gaps) = advert_gaps(&tapped, MASTER_IP, t0, t1);
     let prios: Vec<u8> = window.iter().filter_map(|f| match f.kind { Kind::Vrrp { src, vrid: VRID, prio, .. } if src == MASTER_IP => Some(prio), _ => None }).collect();
     let master_prio_changes = prios.windows(2).filter(|w| w[0] != w[1]).count();
     let backup_adverts = window.iter().filter(|f| mine(f, BACKUP_IP)).count();
-    let backup_transitions = match (backup_before, backup.vrrp(Duration::from_secs(5)).map(|v| v.1)) {
-        (Some(a), Some(b)) => Some(b - a),
-        _ => None,
-    };
+    // The backup's transitions in the window, from its events (it carries no load).
+    let bev = control_call(&backup.socket, &serde_json::json!({"v": 1, "cmd": "events", "limit": 1000}), Duration::from_secs(5));
+    let backup_changes: Option<Vec<String>> = bev.as_ref().and_then(|e| e.as_array()).map(|a| {
+        a.iter()
+            .filter(|e| e["kind"] == "vrrp" && e["at"].as_f64().is_some_and(|t| t >= t0 && t <= t1))
+            .map(|e| format!("{:+.3} s: {}", e["at"].as_f64().unwrap_or(0.0) - t0, e["message"].as_str().unwrap_or("")))
+            .collect()
+    });
+    for c in backup_changes.iter().flatten() {
+        eprintln!("{label}: backup transition at {c}");
+    }
+    let backup_transitions = backup_changes.map(|c| c.len() as u64);
     // Events of the window, from the master (it may be slow to answer: bounded).
-    let events = control_call(&master.socket, &serde_json::json!({"v": 1, "cmd": "events", "limit": 100000}), Duration::from_secs(10));
+    let events = control_call(&master.socket, &serde_json::json!({"v": 1, "cmd": "events", "limit": 100000}), Duration::from_secs(30));
     let count = |kind: &str| {
         events.as_ref().and_then(|e| e.as_array()).map(|a| a.iter().filter(|e| e["kind"] == kind && e["at"].as_f64().is_some_and(|t| t >= t0 && t <= t1)).count())
     };
@@ -403,6 +466,7 @@ fn run_one(lan: &Lan, cap: &Capture, bin: &Path, label: &str, o: &Opts) -> Row {
         label: label.to_owned(),
         adverts: ts.len(),
         gaps,
+        sent_gaps,
         backup_adverts,
         backup_transitions,
         master_prio_changes,
@@ -411,7 +475,7 @@ fn run_one(lan: &Lan, cap: &Capture, bin: &Path, label: &str, o: &Opts) -> Row {
         status,
         scrapes,
         cpu: cpu_before.zip(cpu_after).map(|(a, b)| (b - a) / (t1 - t0)),
-        drops: cap.drops(),
+        drops: cap.drops() + tap.drops(),
         load_avg,
     }
 }
@@ -438,14 +502,17 @@ fn main() {
     let o = Opts {
         services: num("--services", 10_000.0) as usize,
         seconds: num("--seconds", 30.0).clamp(1.0, 600.0),
-        warm: num("--warm", 5.0).clamp(0.0, 120.0),
+        warm: num("--warm", 8.0).clamp(0.0, 120.0),
         rate: num("--rate", 10.0).clamp(0.1, 100.0),
-        flap: (num("--flap", 2.0) as usize).clamp(1, 200),
-        check_interval: num("--check-interval", 1.0),
+        flap: (num("--flap", 1.0) as usize).clamp(1, 200),
+        check_interval: num("--check-interval", 3.0),
         resync: num("--resync", 1.0) as u64,
         instruction_limit: arg("--instruction-limit").map(|v| v.parse().expect("--instruction-limit")),
         kernel: args.iter().any(|a| a == "--kernel"),
+        quiet: false,
+        vrrp_rt: arg("--vrrp-rt").map(|v| v.parse().expect("--vrrp-rt: a priority, 1..99")),
     };
+    let baseline = num("--baseline", 10.0).clamp(0.0, 600.0);
     let rounds = (num("--rounds", 1.0) as usize).clamp(1, 10);
     let ours = arg("--lvsd").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lvsd")));
     let mut bins = vec![(arg("--lvsd-label").unwrap_or_else(|| "lvsd".into()), ours)];
@@ -467,31 +534,41 @@ fn main() {
         o.seconds,
         o.warm
     );
+    if let Some(p) = o.vrrp_rt {
+        println!("the daemons' lvsd-vrrp thread, where there is one, runs in SCHED_FIFO at priority {p}");
+    }
     let lan = Lan::new("hb", 3).expect("namespaces");
     for (h, a) in [(0, MASTER_IP), (1, BACKUP_IP), (2, Ipv4Addr::new(192, 0, 2, 3))] {
         lan.host(h).ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]).unwrap();
     }
     let cap = Capture::start(lan.host(2), "eth0");
+    let tap = Capture::start(lan.host(0), "eth0");
     let mut rows = Vec::new();
+    if baseline > 0.0 {
+        let q = Opts { quiet: true, seconds: baseline, ..o.clone() };
+        for (label, bin) in &bins {
+            rows.push(run_one(&lan, &cap, &tap, bin, &format!("{label}, baseline: table and resync only"), &q));
+        }
+    }
     for _ in 0..rounds {
         for (label, bin) in &bins {
-            rows.push(run_one(&lan, &cap, bin, label, &o));
+            rows.push(run_one(&lan, &cap, &tap, bin, label, &o));
         }
     }
 
     println!("\n## Gaps between the master's adverts on the wire, ms");
     println!(
-        "| binary | load average | adverts | largest gap | 99th percentile | median | later than {:.0} ms | adverts from the backup | backup transitions | master priority changes | hooks stopped by a limit | health changes | master CPU, % of a core | capture drops |",
+        "| binary | load average | adverts | largest gap | 99th percentile | median | later than {:.0} ms | at the master's eth0: largest / later | adverts from the backup | backup transitions | master priority changes | hooks stopped by a limit | health changes | master CPU, % of a core | capture drops |",
         (ADVERT + LATE) * 1e3
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let mut g = r.gaps.clone();
         g.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let late = g.iter().filter(|&&x| x > ADVERT + LATE).count();
         let opt = |x: Option<usize>| x.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | **{}** | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.load_avg,
             r.adverts,
@@ -499,6 +576,8 @@ fn main() {
             ms(percentile(&g, 0.99)),
             ms(percentile(&g, 0.5)),
             late,
+            ms(r.sent_gaps.iter().copied().fold(f64::NAN, f64::max)),
+            r.sent_gaps.iter().filter(|&&x| x > ADVERT + LATE).count(),
             r.backup_adverts,
             r.backup_transitions.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
             r.master_prio_changes,
