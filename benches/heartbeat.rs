@@ -161,7 +161,7 @@ impl Director {
         }
         let child = cmd.spawn().expect("spawn lvsd");
         let mut d = Director { child, dir, socket };
-        let ok = support::wait_until(Duration::from_secs(60), || {
+        let ok = support::wait_until(Duration::from_secs(120), || {
             std::os::unix::net::UnixStream::connect(&d.socket).is_ok() || matches!(d.child.try_wait(), Ok(Some(_)))
         });
         if !ok || matches!(d.child.try_wait(), Ok(Some(_))) {
@@ -391,8 +391,8 @@ fn run_one(lan: &Lan, cap: &Capture, tap: &Capture, bin: &Path, label: &str, o: 
     cap.clear();
     let master = Director::start(bin, &h0, "lvs01", o, true);
     let mine = |f: &Frame, src: Ipv4Addr| matches!(f.kind, Kind::Vrrp { src: s, vrid: VRID, .. } if s == src);
-    if cap.wait_for(Duration::from_secs(60), |fs| fs.iter().any(|f| mine(f, MASTER_IP)).then_some(())).is_none() {
-        panic!("{label}: no advert from the master within 60 s; log:\n{}", master.log());
+    if cap.wait_for(Duration::from_secs(120), |fs| fs.iter().any(|f| mine(f, MASTER_IP)).then_some(())).is_none() {
+        panic!("{label}: no advert from the master within 120 s; log:\n{}", master.log());
     }
     let backup = Director::start(bin, &h1, "lvs02", o, false);
     if !support::wait_until(Duration::from_secs(20), || backup.vrrp(Duration::from_secs(2)).is_some_and(|(s, _)| s == "backup")) {
