@@ -207,7 +207,14 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
         tokio::select! {
             biased;
             _ = timer => {
-                let ts = l.vrrp.on_timeout(Instant::now());
+                // Adverts already received come first: on a starved machine the master's advert
+                // may be waiting here while the backup's timer runs out, and it cancels that timer.
+                let mut ts = Vec::new();
+                for _ in 0..BATCH {
+                    let Ok(input) = inputs.try_recv() else { break };
+                    ts.extend(l.vrrp.on_input(input, Instant::now()));
+                }
+                ts.extend(l.vrrp.on_timeout(Instant::now()));
                 l.transitions(ts);
             }
             Some(input) = inputs.recv() => {

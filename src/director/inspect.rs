@@ -21,6 +21,12 @@ impl Inspector {
     pub fn new(node: &str, limits: Limits) -> mlua::Result<Inspector> {
         let budget = Budget::default();
         let lua = sandbox::new_state(limits, &budget)?;
+        // An operator's eval may take longer than a hook (it runs on the director's loop, never
+        // on the heartbeat's): ten times a hook's instructions, and a second.
+        budget.set_default(crate::lua_limits::Entry {
+            instructions: limits.hook_instructions.saturating_mul(10).min(limits.instructions),
+            time: std::time::Duration::from_secs(1),
+        });
         let actions: Arc<Mutex<Vec<Command>>> = Arc::default();
         let lvsd = lua.create_table()?;
         lvsd.set("node", node)?;
