@@ -26,3 +26,15 @@ pub mod check {
 /// The cost bound of Lua string patterns (pure, no Lua).
 #[path = "../src/policy/patterns.rs"]
 pub mod patterns;
+
+// What the kernel answers over generic netlink for IPVS: the reply decoders (pure).
+#[path = "../src/ipvs/attrs.rs"]
+pub mod attrs;
+#[path = "../src/ipvs/table.rs"]
+pub mod table;
+#[path = "../src/ipvs/wire.rs"]
+pub mod wire;
+
+pub mod ipvs {
+    pub use crate::{attrs, table, wire};
+}

@@ -177,3 +177,23 @@ fn empty_truncated_and_two_step_saves_never_take_the_site_down() {
     d.wait_for(|d| services(d) == 0 && d.status()["vrrp"].as_array().is_none_or(|a| a.is_empty()), "forced: applied");
     d.wait_for(|_| !has_vip(&lan), "and the VIP goes with it");
 }
+
+#[test]
+fn a_unicast_peer_change_is_applied_in_place() {
+    if !privileged_or_skip("a_unicast_peer_change_is_applied_in_place") {
+        return;
+    }
+    let lan = lan();
+    let unicast = |peers: &str| {
+        policy(51, "").replace("priority = 100,", &format!("priority = 100, unicast_src = \"192.0.2.1\", unicast_peers = {{ {peers} }},"))
+    };
+    let d = Daemon::start_in(Some(lan.host(0).name()), &unicast("\"192.0.2.2\""), "lvs01", &[]);
+    d.wait_for(|d| d.vrrp_state("VI_1") == "master", "alone on its LAN: master");
+    let transitions = d.events("vrrp").len();
+    let sent = |d: &Daemon| d.status()["vrrp"][0]["adverts_sent"].as_u64().unwrap_or(0);
+    reload_to(&d, &unicast("\"192.0.2.2\", \"192.0.2.3\""));
+    let before = sent(&d);
+    d.wait_for(|d| sent(d) > before + 3, "adverts go on after the change");
+    assert_eq!(d.vrrp_state("VI_1"), "master");
+    assert_eq!(d.events("vrrp").len(), transitions, "no restart, no transition: {:?}", d.events("vrrp"));
+}

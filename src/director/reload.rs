@@ -127,7 +127,8 @@ impl Director {
         if self.watcher.as_ref().is_some_and(|(_, files)| *files == self.policy.files) {
             return;
         }
-        self.watcher = None;
+        // The new watcher first: a save between dropping the old one and starting the new one
+        // would be missed. If it cannot start, the old one (if any) goes on watching.
         match policy::watch::watch(&self.policy.files, tx.clone()) {
             Ok(w) => self.watcher = Some((w, self.policy.files.clone())),
             Err(e) => self.events.push("watch_error", format!("{e}; reload with SIGHUP or `lvsd reload`")),
