@@ -67,7 +67,8 @@ struct PolicyArgs {
     /// Memory limit of the policy's Lua state, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_limit: usize,
-    /// Instruction limit for evaluating the policy and for each hook call.
+    /// Instruction limit for evaluating the policy (hooks, weight functions and tracks get at
+    /// most 10,000,000 each call, and 100 ms).
     #[arg(long, default_value_t = 200_000_000)]
     instruction_limit: u64,
 }
