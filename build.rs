@@ -62,9 +62,8 @@ fn main() {
         }
         None => None,
     };
-    let commit = commit
-        .or_else(|| std::env::var("LVSD_GIT_COMMIT").ok().filter(|c| !c.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string());
+    let commit =
+        commit.or_else(|| std::env::var("LVSD_GIT_COMMIT").ok().filter(|c| !c.is_empty())).unwrap_or_else(|| "unknown".to_string());
 
     let secs = std::env::var("SOURCE_DATE_EPOCH")
         .ok()

@@ -111,7 +111,13 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
         for (e, n) in &why {
             println!("  failed {n} times: {e}");
         }
-        println!("  RSS before the manager {} MiB, after new() {} MiB, after 2 s of checks {} MiB, at the end {} MiB", rss0 / 1024, rss_new / 1024, rss_warm / 1024, rss_kib() / 1024);
+        println!(
+            "  RSS before the manager {} MiB, after new() {} MiB, after 2 s of checks {} MiB, at the end {} MiB",
+            rss0 / 1024,
+            rss_new / 1024,
+            rss_warm / 1024,
+            rss_kib() / 1024
+        );
         m.stop();
     });
 }
@@ -134,6 +140,11 @@ fn main() {
         run("lua", check, &addrs[..lua], seconds);
     }
     if pure > 0 {
-        run("lua-pure", "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) return true end }", &addrs[..pure], seconds);
+        run(
+            "lua-pure",
+            "lvsd.check.lua { interval = 1, timeout = 5, retries = 0, run = function(rs) return true end }",
+            &addrs[..pure],
+            seconds,
+        );
     }
 }

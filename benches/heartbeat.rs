@@ -30,7 +30,7 @@
 
 mod support;
 
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -39,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{control_call, ms, now, Capture, Frame, Kind};
+use support::{Capture, Frame, Kind, control_call, ms, now};
 
 const MASTER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const BACKUP_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -260,7 +260,11 @@ fn drive(rate: f64, stop: Arc<AtomicBool>, request: Arc<dyn Fn() -> bool + Send 
                 let t = Instant::now();
                 let ok = request();
                 let mut l = load.lock().unwrap();
-                if ok { l.answered.push(t.elapsed().as_secs_f64()) } else { l.failed += 1 }
+                if ok {
+                    l.answered.push(t.elapsed().as_secs_f64())
+                } else {
+                    l.failed += 1
+                }
                 inflight.fetch_sub(1, Ordering::Relaxed);
             }));
             workers.retain(|w| !w.is_finished());
@@ -275,7 +279,10 @@ fn drive(rate: f64, stop: Arc<AtomicBool>, request: Arc<dyn Fn() -> bool + Send 
 
 /// `lvsd status` (text) as an operator runs it; killed at REQUEST_LIMIT.
 fn status_cli(bin: &Path, socket: &Path) -> bool {
-    let Ok(mut c) = Command::new(bin).arg("status").arg("--control").arg(socket).stdout(Stdio::piped()).stderr(Stdio::null()).spawn() else { return false };
+    let Ok(mut c) = Command::new(bin).arg("status").arg("--control").arg(socket).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()
+    else {
+        return false;
+    };
     let mut out = c.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut n = 0usize;
@@ -373,7 +380,11 @@ fn loadavg() -> String {
 /// Gaps between consecutive adverts from `src` inside [t0, t1], with the edges of the window
 /// counted when the master was already late there.
 fn advert_gaps(frames: &[Frame], src: Ipv4Addr, t0: f64, t1: f64) -> (Vec<f64>, Vec<f64>) {
-    let ts: Vec<f64> = frames.iter().filter(|f| f.t >= t0 && f.t <= t1 && matches!(f.kind, Kind::Vrrp { src: s, vrid: VRID, .. } if s == src)).map(|f| f.t).collect();
+    let ts: Vec<f64> = frames
+        .iter()
+        .filter(|f| f.t >= t0 && f.t <= t1 && matches!(f.kind, Kind::Vrrp { src: s, vrid: VRID, .. } if s == src))
+        .map(|f| f.t)
+        .collect();
     let mut gaps: Vec<f64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
     // A master silent at the window's edges: the part of that gap inside the window counts
     // (a lower bound of the whole gap), when it is already late.
@@ -427,7 +438,13 @@ fn run_one(lan: &Lan, cap: &Capture, tap: &Capture, bin: &Path, label: &str, o: 
     let window: Vec<&Frame> = frames.iter().filter(|f| f.t >= t0 && f.t <= t1).collect();
     let (ts, gaps) = advert_gaps(&frames, MASTER_IP, t0, t1);
     let (_, sent_gaps) = advert_gaps(&tapped, MASTER_IP, t0, t1);
-    let prios: Vec<u8> = window.iter().filter_map(|f| match f.kind { Kind::Vrrp { src, vrid: VRID, prio, .. } if src == MASTER_IP => Some(prio), _ => None }).collect();
+    let prios: Vec<u8> = window
+        .iter()
+        .filter_map(|f| match f.kind {
+            Kind::Vrrp { src, vrid: VRID, prio, .. } if src == MASTER_IP => Some(prio),
+            _ => None,
+        })
+        .collect();
     let master_prio_changes = prios.windows(2).filter(|w| w[0] != w[1]).count();
     let backup_adverts = window.iter().filter(|f| mine(f, BACKUP_IP)).count();
     // The backup's transitions in the window, from its events (it carries no load).
@@ -445,7 +462,10 @@ fn run_one(lan: &Lan, cap: &Capture, tap: &Capture, bin: &Path, label: &str, o: 
     // Events of the window, from the master (it may be slow to answer: bounded).
     let events = control_call(&master.socket, &serde_json::json!({"v": 1, "cmd": "events", "limit": 100000}), Duration::from_secs(30));
     let count = |kind: &str| {
-        events.as_ref().and_then(|e| e.as_array()).map(|a| a.iter().filter(|e| e["kind"] == kind && e["at"].as_f64().is_some_and(|t| t >= t0 && t <= t1)).count())
+        events
+            .as_ref()
+            .and_then(|e| e.as_array())
+            .map(|a| a.iter().filter(|e| e["kind"] == kind && e["at"].as_f64().is_some_and(|t| t >= t0 && t <= t1)).count())
     };
     let (hooks_stopped, health_events) = (count("hook_error"), count("health"));
     if std::env::var_os("LVSD_BENCH_VERBOSE").is_some() {
@@ -483,7 +503,15 @@ fn run_one(lan: &Lan, cap: &Capture, tap: &Capture, bin: &Path, label: &str, o: 
 fn load_cell(l: &Load) -> String {
     let mut v = l.answered.clone();
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    format!("{} of {} ({} skipped, {} failed); {} / {}", v.len(), l.requested, l.skipped, l.failed, ms(percentile(&v, 0.5)), ms(v.last().copied().unwrap_or(f64::NAN)))
+    format!(
+        "{} of {} ({} skipped, {} failed); {} / {}",
+        v.len(),
+        l.requested,
+        l.skipped,
+        l.failed,
+        ms(percentile(&v, 0.5)),
+        ms(v.last().copied().unwrap_or(f64::NAN))
+    )
 }
 
 fn main() {
@@ -498,7 +526,9 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let num = |name: &str, default: f64| arg(name).map(|v| v.parse::<f64>().unwrap_or_else(|_| panic!("{name}: not a number: {v}"))).unwrap_or(default);
+    let num = |name: &str, default: f64| {
+        arg(name).map(|v| v.parse::<f64>().unwrap_or_else(|_| panic!("{name}: not a number: {v}"))).unwrap_or(default)
+    };
     let o = Opts {
         services: num("--services", 10_000.0) as usize,
         seconds: num("--seconds", 30.0).clamp(1.0, 600.0),

@@ -23,11 +23,11 @@ mod common;
 mod support;
 
 use common::Daemon;
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use support::{mmm, ms, now, Capture, Frame, Kind};
+use support::{Capture, Frame, Kind, mmm, ms, now};
 
 const MASTER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ADVERT: f64 = 0.1;
@@ -63,7 +63,8 @@ fn save(path: &std::path::Path, src: &str) -> f64 {
 fn reload_event(d: &Daemon, generation: u64) -> Option<f64> {
     let r = d.call(json!({"v": 1, "cmd": "events", "limit": 5}));
     let want = format!("generation {generation}");
-    r["result"].as_array()?.iter().find(|e| e["kind"] == "reload" && e["message"].as_str().is_some_and(|m| m.ends_with(&want)))?["at"].as_f64()
+    r["result"].as_array()?.iter().find(|e| e["kind"] == "reload" && e["message"].as_str().is_some_and(|m| m.ends_with(&want)))?["at"]
+        .as_f64()
 }
 
 fn weight_of_first_real(st: &serde_json::Value) -> Option<u64> {
@@ -154,7 +155,13 @@ fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
         // Each late advert, placed relative to the nearest save.
         for &(t, gap) in g.iter().filter(|g| g.1 > ADVERT + 0.010) {
             let near = windows.iter().min_by(|a, b| (a.0 - t).abs().partial_cmp(&(b.0 - t).abs()).unwrap());
-            let rel = near.map(|w| format!("starts {:+.1} ms from the save, which was seen at {:+.1} ms", (t - gap - w.0 - 0.05) * 1e3, (w.1 - w.0 - 0.1) * 1e3));
+            let rel = near.map(|w| {
+                format!(
+                    "starts {:+.1} ms from the save, which was seen at {:+.1} ms",
+                    (t - gap - w.0 - 0.05) * 1e3,
+                    (w.1 - w.0 - 0.1) * 1e3
+                )
+            });
             eprintln!("{services} services: late advert, gap {:.1} ms, {}", gap * 1e3, rel.unwrap_or_default());
         }
     }
@@ -193,7 +200,21 @@ fn bench(lan: &Lan, cap: &Capture, services: usize, saves: usize) -> Row {
     }
     let status_gap = largest(&gaps(&cap.frames()));
     let _ = d.stop();
-    Row { services, to_event, to_seen, writes_total, writes, status_rtt, baseline_gap, reload_gap, series_gap, late, adverts, status_gap, failures }
+    Row {
+        services,
+        to_event,
+        to_seen,
+        writes_total,
+        writes,
+        status_rtt,
+        baseline_gap,
+        reload_gap,
+        series_gap,
+        late,
+        adverts,
+        status_gap,
+        failures,
+    }
 }
 
 fn main() {
@@ -225,7 +246,18 @@ fn main() {
     for r in &rows {
         let (a, b, c) = mmm(&r.to_event);
         let (d, e, f) = mmm(&r.to_seen);
-        println!("| {} | {} | {} | {} / {} / {} | {} / {} / {} |", r.services, r.to_seen.len(), r.failures, ms(a), ms(b), ms(c), ms(d), ms(e), ms(f));
+        println!(
+            "| {} | {} | {} | {} / {} / {} | {} / {} / {} |",
+            r.services,
+            r.to_seen.len(),
+            r.failures,
+            ms(a),
+            ms(b),
+            ms(c),
+            ms(d),
+            ms(e),
+            ms(f)
+        );
     }
     println!("\n## IPVS writes for a one-weight change");
     println!("| services | writes over the timed saves | per save (5 more saves, status after each) |");
@@ -235,7 +267,9 @@ fn main() {
         println!("| {} | {} in {} saves | {} |", r.services, r.writes_total, r.to_seen.len(), each.join(", "));
     }
     println!("\n## VRRP adverts of the master (v3, advert {} ms) on the wire, largest gap between adverts, ms", ADVERT * 1000.0);
-    println!("| services | baseline (3 s, no reloads) | around reloads (save .. seen) | whole timed series | adverts later than interval + 10 ms (of adverts) | with a status --json after each save | status --json round trip (median / max) |");
+    println!(
+        "| services | baseline (3 s, no reloads) | around reloads (save .. seen) | whole timed series | adverts later than interval + 10 ms (of adverts) | with a status --json after each save | status --json round trip (median / max) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         let (m, _, x) = mmm(&r.status_rtt);

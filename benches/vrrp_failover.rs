@@ -17,12 +17,12 @@
 mod common;
 mod support;
 
-use common::keepalived::Keepalived;
 use common::Daemon;
-use lvsd::net::netns::{privileged_or_skip, Lan, Netns};
+use common::keepalived::Keepalived;
+use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use support::{mmm, ms, now, Capture, Frame, Kind};
+use support::{Capture, Frame, Kind, mmm, ms, now};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 const MASTER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -98,7 +98,8 @@ fn keepalived_conf(version: u8, advert: f64, count: u32, prio: u8, state: &str) 
     let garp = if count > 1 && garp_reduced() { " vrrp_garp_master_delay 0\n vrrp_garp_master_repeat 1\n" } else { "" };
     let mut s = format!("global_defs {{\n router_id K\n vrrp_version {version}\n{garp}}}\n");
     for i in 1..=count {
-        let (name, vrid, vip) = if count == 1 { ("VI_1".to_string(), 51, VIP.to_string()) } else { (format!("VI_{i}"), i, format!("198.51.100.{i}")) };
+        let (name, vrid, vip) =
+            if count == 1 { ("VI_1".to_string(), 51, VIP.to_string()) } else { (format!("VI_{i}"), i, format!("198.51.100.{i}")) };
         s.push_str(&format!(
             "vrrp_instance {name} {{\n state {state}\n interface eth0\n virtual_router_id {vrid}\n priority {prio}\n advert_int {advert}\n virtual_ipaddress {{\n {vip}\n }}\n}}\n"
         ));
@@ -231,7 +232,8 @@ fn takeover(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], which: Impl, c: Case, si
         .filter(|f| f.t < t_garp && (sig == libc::SIGKILL || matches!(f.kind, Kind::Vrrp { prio: 0, .. })))
         .map(|f| f.t)
         .fold(f64::NAN, f64::max);
-    let new_master = |f: &&Frame| f.t > t_sig && matches!(f.kind, Kind::Vrrp { src, vrid: 51, prio, .. } if src == BACKUP_IP && prio == BACKUP_PRIO);
+    let new_master =
+        |f: &&Frame| f.t > t_sig && matches!(f.kind, Kind::Vrrp { src, vrid: 51, prio, .. } if src == BACKUP_IP && prio == BACKUP_PRIO);
     // The new master's first adverts: the first one, and the largest gap among the first
     // five (wait for them).
     cap.wait_for(Duration::from_secs_f64(6.0 * c.advert + 1.0), |fs| (fs.iter().filter(new_master).count() >= 5).then_some(()));
@@ -252,7 +254,9 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
         (libc::SIGKILL, "takeover after SIGKILL of the master, last advert of the dead master -> first GARP of the backup")
     };
     println!("\n## VRRP {title}; {reps} repetitions, ms");
-    println!("| case | backup | limit (ms) | median | min | max | signal->GARP median | ->first advert median | new master's largest gap, first 5 adverts (max) | lvsd/keepalived (median) |");
+    println!(
+        "| case | backup | limit (ms) | median | min | max | signal->GARP median | ->first advert median | new master's largest gap, first 5 adverts (max) | lvsd/keepalived (median) |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
     for c in CASES {
@@ -306,8 +310,13 @@ fn bench_cpu(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
 fn bench_cpu_once(lan: &Lan, cap: &Capture, secs: f64) -> Vec<String> {
     const N: u32 = 100;
     let garp = if garp_reduced() { "1 GARP per VIP, no second burst" } else { "GARP defaults: 5 per VIP, 5 more after 5 s" };
-    println!("\n## CPU and memory of {N} VRRP v3 instances at advert 0.1 s, over {secs} s (master on h0, backup on h1, same implementation; {garp})");
-    println!("| implementation | role | master steady after (s) | master alone, % of one core (3 s) | CPU s | % of one core | RSS KiB | adverts/s sent (on the wire; {} expected from the master) | state changes in the window | capture drops |", N * 10);
+    println!(
+        "\n## CPU and memory of {N} VRRP v3 instances at advert 0.1 s, over {secs} s (master on h0, backup on h1, same implementation; {garp})"
+    );
+    println!(
+        "| implementation | role | master steady after (s) | master alone, % of one core (3 s) | CPU s | % of one core | RSS KiB | adverts/s sent (on the wire; {} expected from the master) | state changes in the window | capture drops |",
+        N * 10
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
     let mut cpu_master = Vec::new();

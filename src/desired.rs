@@ -1,6 +1,6 @@
 //! Model + health -> the IPVS table the director wants. Pure.
 
-use crate::ipvs::table::{svc_flags, default_netmask, Dest, DestKey, Forward, Service, ServiceConf, ServiceKey, Table};
+use crate::ipvs::table::{Dest, DestKey, Forward, Service, ServiceConf, ServiceKey, Table, default_netmask, svc_flags};
 use crate::model::{ForwardMethod, Model, RealServer, TunnelCsum, Vip, VirtualServer};
 
 /// What the director knows about one real server right now.

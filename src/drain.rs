@@ -18,7 +18,14 @@ pub struct Drain {
 impl Drain {
     /// What to install for `key`: `want` (None = not wanted) plus whatever of `prev` (what
     /// was installed last time) is still within its grace period, at weight 0.
-    pub fn apply(&mut self, key: ServiceKey, prev: Option<&Service>, want: Option<Service>, now: Instant, timeout: Duration) -> Option<Service> {
+    pub fn apply(
+        &mut self,
+        key: ServiceKey,
+        prev: Option<&Service>,
+        want: Option<Service>,
+        now: Instant,
+        timeout: Duration,
+    ) -> Option<Service> {
         if timeout.is_zero() {
             self.forget(key);
             return want;

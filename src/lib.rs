@@ -2,25 +2,25 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod build_info;
 pub mod check;
+pub mod control;
+pub mod desired;
+pub mod director;
+pub mod doctor;
+pub mod drain;
 pub mod import;
 pub mod ipvs;
 pub mod lab;
 pub mod limits;
 pub mod lua_limits;
+pub mod manual;
 pub mod model;
 pub mod net;
-pub mod policy;
-pub mod vrrp;
-pub mod control;
-pub mod desired;
-pub mod drain;
 pub mod plan;
-pub mod systemd;
-pub mod director;
-pub mod repl;
-pub mod realserver;
-pub mod doctor;
+pub mod policy;
 pub mod ratelimit;
-pub mod build_info;
-pub mod manual;
+pub mod realserver;
+pub mod repl;
+pub mod systemd;
+pub mod vrrp;

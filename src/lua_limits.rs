@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::os::raw::c_int;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -476,10 +476,8 @@ pub fn entry(lua: &mlua::Lua) -> mlua::Result<mlua::Function> {
     }
     // SAFETY: `arm` follows the lua_CFunction protocol and touches only the calling thread.
     let arm_fn = unsafe { lua.create_c_function(arm)? };
-    let f: mlua::Function = lua
-        .load("local arm = ... return function(f, ...) arm() return f(...) end")
-        .set_name("=lvsd.check")
-        .call(arm_fn)?;
+    let f: mlua::Function =
+        lua.load("local arm = ... return function(f, ...) arm() return f(...) end").set_name("=lvsd.check").call(arm_fn)?;
     lua.set_named_registry_value(ENTRY, &f)?;
     Ok(f)
 }

@@ -306,11 +306,8 @@ fn run_director(
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
-    let backend: Box<dyn Backend> = if dry_run {
-        Box::new(lvsd::ipvs::memory::MemoryBackend::new())
-    } else {
-        Box::new(lvsd::ipvs::kernel::Kernel::open()?)
-    };
+    let backend: Box<dyn Backend> =
+        if dry_run { Box::new(lvsd::ipvs::memory::MemoryBackend::new()) } else { Box::new(lvsd::ipvs::kernel::Kernel::open()?) };
     let opts = Options {
         policy: file.clone(),
         load: policy.options(),
@@ -425,7 +422,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status { kernel: true, stats, rate, json, .. } => {
             use lvsd::ipvs::format::Format;
-            let fmt = if stats { Format::Stats } else if rate { Format::Rate } else { Format::List };
+            let fmt = if stats {
+                Format::Stats
+            } else if rate {
+                Format::Rate
+            } else {
+                Format::List
+            };
             out!("{}", lvsd::ipvs::cli::status_kernel(fmt, json)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -478,7 +481,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             for e in r.result.unwrap_or_default().as_array().into_iter().flatten() {
-                outln!("{:.3}  {:<12} {}", e["at"].as_f64().unwrap_or(0.0), e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+                outln!(
+                    "{:.3}  {:<12} {}",
+                    e["at"].as_f64().unwrap_or(0.0),
+                    e["kind"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,7 @@
 
 use clap::Command;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-use roff::{bold, italic, roman, Inline, Roff};
+use roff::{Inline, Roff, bold, italic, roman};
 use std::path::{Path, PathBuf};
 
 /// The README sections that make up lvsd-policy(5), in order.
@@ -130,7 +130,16 @@ pub fn policy_page_from(readme: &str) -> Result<String, ManualError> {
     r.text([bold("/etc/lvsd/policy.lua")]);
     r.text([roman("The policy the packaged lvsd.service runs; a commented example is installed there.")]);
     r.control("SH", ["SEE ALSO"]);
-    r.text([bold("lvsd"), roman("(8), "), bold("lvsd-check"), roman("(8), "), bold("lvsd-run"), roman("(8), "), bold("keepalived.conf"), roman("(5)")]);
+    r.text([
+        bold("lvsd"),
+        roman("(8), "),
+        bold("lvsd-check"),
+        roman("(8), "),
+        bold("lvsd-run"),
+        roman("(8), "),
+        bold("keepalived.conf"),
+        roman("(5)"),
+    ]);
     Ok(ascii_roff(&r.render()))
 }
 

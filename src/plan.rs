@@ -3,7 +3,7 @@
 use crate::ipvs::format::{self, Format};
 use crate::ipvs::table::{Family, ServiceKey, Table};
 use crate::model::{InitialState, Model};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::fmt::Write;
 
 fn state_name(v: &crate::model::VrrpInstance) -> &'static str {

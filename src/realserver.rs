@@ -193,13 +193,8 @@ impl StateFile {
         let io = |source| RealServerError::State { path: self.path.clone(), source };
         let tmp = self.path.with_extension("json.tmp");
         let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(io)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&tmp).map_err(io)?;
         let mut bytes = serde_json::to_vec_pretty(state).expect("state serializes");
         bytes.push(b'\n');
         f.write_all(&bytes).map_err(io)?;
@@ -209,9 +204,7 @@ impl StateFile {
 
     pub fn remove(&self) -> Result<(), RealServerError> {
         match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(RealServerError::State { path: self.path.clone(), source: e })
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RealServerError::State { path: self.path.clone(), source: e }),
             _ => Ok(()),
         }
     }

@@ -24,9 +24,21 @@ lvsd repl: Lua evaluated inside the running director (a sandbox with read access
 An expression prints its value; a statement runs. :help this text, :quit leaves.";
 
 const API: &[&str] = &[
-    "lvsd.state", "lvsd.state.vrrp", "lvsd.state.services", "lvsd.state.events", "lvsd.state.generation",
-    "lvsd.state.last_reload", "lvsd.drain(", "lvsd.undrain(", "lvsd.weight(", "lvsd.check_now(", "lvsd.yield(",
-    "lvsd.reload()", "lvsd.node", ":help", ":quit",
+    "lvsd.state",
+    "lvsd.state.vrrp",
+    "lvsd.state.services",
+    "lvsd.state.events",
+    "lvsd.state.generation",
+    "lvsd.state.last_reload",
+    "lvsd.drain(",
+    "lvsd.undrain(",
+    "lvsd.weight(",
+    "lvsd.check_now(",
+    "lvsd.yield(",
+    "lvsd.reload()",
+    "lvsd.node",
+    ":help",
+    ":quit",
 ];
 
 #[derive(Helper, Highlighter, Hinter, Validator)]
@@ -39,12 +51,8 @@ impl Completer for Complete {
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = line[..pos].rfind(|c: char| c == ' ' || c == '(' || c == ',' || c == '"' || c == '\'').map(|i| i + 1).unwrap_or(0);
         let word = &line[start..pos];
-        let pairs = self
-            .words
-            .iter()
-            .filter(|w| w.starts_with(word))
-            .map(|w| Pair { display: w.clone(), replacement: w.clone() })
-            .collect();
+        let pairs =
+            self.words.iter().filter(|w| w.starts_with(word)).map(|w| Pair { display: w.clone(), replacement: w.clone() }).collect();
         Ok((start, pairs))
     }
 }
@@ -80,7 +88,9 @@ pub fn pretty(v: &Value) -> String {
             };
             let widths: Vec<usize> = cols.iter().map(|c| items.iter().map(|i| cell(i, c).len()).max().unwrap_or(0).max(c.len())).collect();
             let mut out = String::new();
-            let row = |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string();
+            let row = |vals: Vec<String>| {
+                vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+            };
             out.push_str(&row(cols.clone()));
             for i in items {
                 out.push('\n');
@@ -169,8 +179,7 @@ pub fn run(path: &std::path::Path) -> Result<i32, ControlError> {
         return Ok(if failed { 1 } else { 0 });
     }
     let words = names(&mut client);
-    let mut rl: Editor<Complete, rustyline::history::DefaultHistory> =
-        Editor::new().map_err(|e| ControlError::Protocol(e.to_string()))?;
+    let mut rl: Editor<Complete, rustyline::history::DefaultHistory> = Editor::new().map_err(|e| ControlError::Protocol(e.to_string()))?;
     rl.set_helper(Some(Complete { words }));
     let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".lvsd_history"));
     if let Some(h) = &history {

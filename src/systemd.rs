@@ -104,7 +104,10 @@ impl Watchdog {
         } else if !self.withheld {
             self.withheld = true;
             match heartbeat_age {
-                Some(a) => tracing::error!("the VRRP thread has been silent for {:.1} s: watchdog pings withheld, systemd will restart lvsd", a.as_secs_f64()),
+                Some(a) => tracing::error!(
+                    "the VRRP thread has been silent for {:.1} s: watchdog pings withheld, systemd will restart lvsd",
+                    a.as_secs_f64()
+                ),
                 None => tracing::error!("the VRRP thread is not running: watchdog pings withheld, systemd will restart lvsd"),
             }
         }

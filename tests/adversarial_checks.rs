@@ -150,7 +150,15 @@ async fn all_go_down_and_are_probed_again(cases: Vec<Case>) {
     let services: String = cases
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("lvsd.service \"{}\" {{ vip = \"192.0.2.{}:80\", check = {}, reals = {{ \"{}\" }} }}\n", c.name, i + 1, c.check, c.target))
+        .map(|(i, c)| {
+            format!(
+                "lvsd.service \"{}\" {{ vip = \"192.0.2.{}:80\", check = {}, reals = {{ \"{}\" }} }}\n",
+                c.name,
+                i + 1,
+                c.check,
+                c.target
+            )
+        })
         .collect();
     let p = policy(&services);
     let (tx, mut rx) = mpsc::unbounded_channel::<CheckEvent>();
@@ -178,12 +186,19 @@ async fn all_go_down_and_are_probed_again(cases: Vec<Case>) {
         let Some(RealChange::Down { reason }) = &ev.change else { unreachable!() };
         assert!(reason.contains(c.reason), "{}: reason {reason:?} does not say {:?}", c.name, c.reason);
         // fall = 1: the first run that met the misbehaviour; it ended within the timeout.
-        assert!(ev.result.latency <= Duration::from_secs_f64(TIMEOUT) + Duration::from_millis(500), "{}: took {:?}", c.name, ev.result.latency);
+        assert!(
+            ev.result.latency <= Duration::from_secs_f64(TIMEOUT) + Duration::from_millis(500),
+            "{}: took {:?}",
+            c.name,
+            ev.result.latency
+        );
     }
 
     // The probes go on: every target sees at least two more connections (or datagrams).
     let before: Vec<usize> = cases.iter().map(|c| c.seen.connections.get()).collect();
-    let probed_again = check_support::wait_until(Duration::from_secs(20), || cases.iter().zip(&before).all(|(c, &b)| c.seen.connections.get() >= b + 2)).await;
+    let probed_again =
+        check_support::wait_until(Duration::from_secs(20), || cases.iter().zip(&before).all(|(c, &b)| c.seen.connections.get() >= b + 2))
+            .await;
     let counts: Vec<_> = cases.iter().zip(&before).map(|(c, b)| (c.name, *b, c.seen.connections.get())).collect();
     assert!(probed_again, "not probed again (name, before, now): {counts:?}");
     for (i, c) in cases.iter().enumerate() {
@@ -225,17 +240,48 @@ fn absurd_heads() {
         let mb = vec![b'a'; 1 << 20];
         let many: Vec<u8> = b"X-Many: header\r\n".to_vec();
         all_go_down_and_are_probed_again(vec![
-            http_case("1mb-header-line", Act::Write([b"HTTP/1.1 200 OK\r\nX-Long: ".as_slice(), &mb, b"\r\n\r\n"].concat()), "header line is longer than 8192").await,
-            http_case("endless-header-line", Act::Endless(b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec(), vec![b'a'; 4096]), "header line is longer than 8192").await,
-            http_case("endless-headers", Act::Endless(b"HTTP/1.1 200 OK\r\n".to_vec(), many.repeat(256)), "header section is longer than 65536").await,
-            http_case("200-headers", Act::Write([b"HTTP/1.1 200 OK\r\n".as_slice(), &many.repeat(200), b"\r\n"].concat()), "more than 100 header fields").await,
-            http_case("1mb-status-line", Act::Write([b"HTTP/1.1 200 ".as_slice(), &mb, b"\r\n\r\n"].concat()), "header line is longer than 8192").await,
-            http_case("huge-status", Act::Write(b"HTTP/1.1 99999999999 OK\r\nContent-Length: 0\r\n\r\n".to_vec()), "malformed status line").await,
+            http_case(
+                "1mb-header-line",
+                Act::Write([b"HTTP/1.1 200 OK\r\nX-Long: ".as_slice(), &mb, b"\r\n\r\n"].concat()),
+                "header line is longer than 8192",
+            )
+            .await,
+            http_case(
+                "endless-header-line",
+                Act::Endless(b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec(), vec![b'a'; 4096]),
+                "header line is longer than 8192",
+            )
+            .await,
+            http_case(
+                "endless-headers",
+                Act::Endless(b"HTTP/1.1 200 OK\r\n".to_vec(), many.repeat(256)),
+                "header section is longer than 65536",
+            )
+            .await,
+            http_case(
+                "200-headers",
+                Act::Write([b"HTTP/1.1 200 OK\r\n".as_slice(), &many.repeat(200), b"\r\n"].concat()),
+                "more than 100 header fields",
+            )
+            .await,
+            http_case(
+                "1mb-status-line",
+                Act::Write([b"HTTP/1.1 200 ".as_slice(), &mb, b"\r\n\r\n"].concat()),
+                "header line is longer than 8192",
+            )
+            .await,
+            http_case("huge-status", Act::Write(b"HTTP/1.1 99999999999 OK\r\nContent-Length: 0\r\n\r\n".to_vec()), "malformed status line")
+                .await,
             http_case("status-000", Act::Write(b"HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n".to_vec()), "status code 0").await,
             http_case("http-9", Act::Write(b"HTTP/9.9 200 OK\r\n\r\n".to_vec()), "malformed status line").await,
             http_case("binary", Act::Endless(vec![0xff, 0x00, 0x13], vec![0x00; 4096]), "not an HTTP/1.x response").await,
             http_case("ssh-banner", Act::Write(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()), "not an HTTP/1.x response").await,
-            http_case("endless-interim", Act::Endless(Vec::new(), b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100)), "header section is longer than 65536").await,
+            http_case(
+                "endless-interim",
+                Act::Endless(Vec::new(), b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100)),
+                "header section is longer than 65536",
+            )
+            .await,
             http_case("bad-length", Act::Write(ok_head("Content-Length: -1\r\n")), "bad Content-Length").await,
         ])
         .await;
@@ -245,7 +291,9 @@ fn absurd_heads() {
 #[test]
 fn absurd_chunk_sizes() {
     local(async {
-        let te = |size: &str| Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), format!("{size}\r\nabc\r\n0\r\n\r\n").into_bytes()].concat());
+        let te = |size: &str| {
+            Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), format!("{size}\r\nabc\r\n0\r\n\r\n").into_bytes()].concat())
+        };
         all_go_down_and_are_probed_again(vec![
             http_case("ffffffffffffffff", te("ffffffffffffffff"), "body larger than 1048576").await,
             http_case("fffffffffffffffe", te("fffffffffffffffe"), "body larger than 1048576").await,
@@ -254,7 +302,15 @@ fn absurd_chunk_sizes() {
             http_case("minus-one", te("-1"), "bad chunk size").await,
             http_case("0x-prefix", te("0x10"), "bad chunk size").await,
             http_case("empty-size", te(""), "bad chunk size").await,
-            http_case("endless-extension", Act::Endless(ok_head("Transfer-Encoding: chunked\r\n"), b"5;".iter().copied().chain(std::iter::repeat_n(b'e', 4094)).collect()), "chunk-size line is longer than 8192").await,
+            http_case(
+                "endless-extension",
+                Act::Endless(
+                    ok_head("Transfer-Encoding: chunked\r\n"),
+                    b"5;".iter().copied().chain(std::iter::repeat_n(b'e', 4094)).collect(),
+                ),
+                "chunk-size line is longer than 8192",
+            )
+            .await,
             http_case("no-crlf-after-data", te("2"), "chunk data not followed by CRLF").await,
         ])
         .await;
@@ -266,12 +322,32 @@ fn silence_close_and_reset() {
     local(async {
         all_go_down_and_are_probed_again(vec![
             http_case("silent", Act::Silent, "timed out after 1s").await,
-            http_case("close-mid-body", Act::Write(ok_head("Content-Length: 100\r\n").into_iter().chain(*b"half").collect()), "connection closed before the response was complete").await,
-            http_case("close-mid-head", Act::Write(b"HTTP/1.1 200 OK\r\nServer: x".to_vec()), "connection closed before the response was complete").await,
-            http_case("close-mid-chunk", Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"10\r\nabc".to_vec()].concat()), "connection closed before the response was complete").await,
+            http_case(
+                "close-mid-body",
+                Act::Write(ok_head("Content-Length: 100\r\n").into_iter().chain(*b"half").collect()),
+                "connection closed before the response was complete",
+            )
+            .await,
+            http_case(
+                "close-mid-head",
+                Act::Write(b"HTTP/1.1 200 OK\r\nServer: x".to_vec()),
+                "connection closed before the response was complete",
+            )
+            .await,
+            http_case(
+                "close-mid-chunk",
+                Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"10\r\nabc".to_vec()].concat()),
+                "connection closed before the response was complete",
+            )
+            .await,
             http_case("close-at-once", Act::Write(Vec::new()), "connection closed before the response was complete").await,
             http_case("reset-at-once", Act::Reset(Vec::new()), "reset by peer").await,
-            http_case("reset-mid-body", Act::Reset(ok_head("Content-Length: 100\r\n").into_iter().chain(*b"half").collect()), "reset by peer").await,
+            http_case(
+                "reset-mid-body",
+                Act::Reset(ok_head("Content-Length: 100\r\n").into_iter().chain(*b"half").collect()),
+                "reset by peer",
+            )
+            .await,
         ])
         .await;
     });
@@ -286,7 +362,8 @@ fn lua_http_shares_the_limits() {
         );
         let x = vec![b'x'; 64 << 10];
         let (a, sa) = hostile(Act::Endless(ok_head(""), x), false).await;
-        let (b, sb) = hostile(Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"ffffffffffffffff\r\nabc".to_vec()].concat()), false).await;
+        let (b, sb) =
+            hostile(Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"ffffffffffffffff\r\nabc".to_vec()].concat()), false).await;
         let (c, sc) = hostile(Act::Write([b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &vec![b'a'; 1 << 20], b"\r\n\r\n"].concat()), false).await;
         all_go_down_and_are_probed_again(vec![
             Case { name: "lua-endless-body", check: lua.clone(), target: a, seen: sa, reason: "body larger than 1048576" },
@@ -300,7 +377,9 @@ fn lua_http_shares_the_limits() {
 #[test]
 fn hostile_smtp_servers() {
     local(async {
-        let smtp = format!("lvsd.check.smtp {{ interval = 0.2, timeout = {TIMEOUT}, retries = 0, fall = 1, rise = 1, helo = \"lvs.example.org\" }}");
+        let smtp = format!(
+            "lvsd.check.smtp {{ interval = 0.2, timeout = {TIMEOUT}, retries = 0, fall = 1, rise = 1, helo = \"lvs.example.org\" }}"
+        );
         let case = |name, act, reason| {
             let check = smtp.clone();
             async move {
@@ -325,7 +404,9 @@ fn hostile_smtp_servers() {
 #[test]
 fn hostile_dns_servers() {
     local(async {
-        let dns = format!("lvsd.check.dns {{ interval = 0.2, timeout = {TIMEOUT}, retries = 0, fall = 1, rise = 1, name = \"www.example.org\", type = \"A\" }}");
+        let dns = format!(
+            "lvsd.check.dns {{ interval = 0.2, timeout = {TIMEOUT}, retries = 0, fall = 1, rise = 1, name = \"www.example.org\", type = \"A\" }}"
+        );
         // A reply to `q`: our id and question, flags `flags`, then `tail`.
         fn reply(q: &[u8], flags: u16, tail: &[u8]) -> Vec<u8> {
             let mut r = q.to_vec();
@@ -337,25 +418,37 @@ fn hostile_dns_servers() {
         type Answer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
         let servers: Vec<(&'static str, Answer, &'static str)> = vec![
             ("short", Box::new(|q: &[u8]| q[..5].to_vec()), "reply too short"),
-            ("pointer-question", Box::new(|q: &[u8]| {
-                let mut r = reply(q, 0x8180, b"");
-                r[12] = 0xc0;
-                r[13] = 12;
-                r
-            }), "malformed question name"),
+            (
+                "pointer-question",
+                Box::new(|q: &[u8]| {
+                    let mut r = reply(q, 0x8180, b"");
+                    r[12] = 0xc0;
+                    r[13] = 12;
+                    r
+                }),
+                "malformed question name",
+            ),
             ("cut-question", Box::new(|q: &[u8]| reply(q, 0x8180, b"")[..16].to_vec()), "malformed question name"),
-            ("other-question", Box::new(|q: &[u8]| {
-                let mut r = reply(q, 0x8180, b"");
-                r[14] ^= 0x20 ^ 0x01;
-                r
-            }), "does not echo the question"),
+            (
+                "other-question",
+                Box::new(|q: &[u8]| {
+                    let mut r = reply(q, 0x8180, b"");
+                    r[14] ^= 0x20 ^ 0x01;
+                    r
+                }),
+                "does not echo the question",
+            ),
             ("not-a-response", Box::new(|q: &[u8]| reply(q, 0x0100, b"")), "QR bit clear"),
             ("servfail", Box::new(|q: &[u8]| reply(q, 0x8182, b"")), "SERVFAIL"),
-            ("stray-ids-only", Box::new(|q: &[u8]| {
-                let mut r = reply(q, 0x8180, b"");
-                r[0] ^= 0xff;
-                r
-            }), "timed out after 1s"),
+            (
+                "stray-ids-only",
+                Box::new(|q: &[u8]| {
+                    let mut r = reply(q, 0x8180, b"");
+                    r[0] ^= 0xff;
+                    r
+                }),
+                "timed out after 1s",
+            ),
             ("silent", Box::new(|_: &[u8]| Vec::new()), "timed out after 1s"),
             ("64k-garbage", Box::new(|q: &[u8]| reply(q, 0x8180, &vec![0xc0; 60_000])), "up"),
         ];
@@ -367,7 +460,8 @@ fn hostile_dns_servers() {
         // check reads no further. Check it apart: it must stay up.
         let good = cases.pop().unwrap();
         all_go_down_and_are_probed_again(cases).await;
-        let p = policy(&format!("lvsd.service \"s\" {{ vip = \"192.0.2.1:53\", check = {}, reals = {{ \"{}\" }} }}", good.check, good.target));
+        let p =
+            policy(&format!("lvsd.service \"s\" {{ vip = \"192.0.2.1:53\", check = {}, reals = {{ \"{}\" }} }}", good.check, good.target));
         let (tx, mut rx) = mpsc::unbounded_channel();
         let m = CheckManager::new(p.model.clone(), p.lua.clone(), tx);
         m.start();
@@ -433,7 +527,11 @@ fn a_director_against_hostile_targets() {
     let x = vec![b'x'; 64 << 10];
     let targets = [
         ("endless-body", thread_target(Act::Endless(ok_head(""), x.clone())), "body larger than"),
-        ("huge-chunk", thread_target(Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"ffffffffffffffff\r\nabc".to_vec()].concat())), "body larger than"),
+        (
+            "huge-chunk",
+            thread_target(Act::Write([ok_head("Transfer-Encoding: chunked\r\n"), b"ffffffffffffffff\r\nabc".to_vec()].concat())),
+            "body larger than",
+        ),
         ("endless-header", thread_target(Act::Endless(b"HTTP/1.1 200 OK\r\nX: ".to_vec(), vec![b'a'; 64 << 10])), "header line is longer"),
         ("silent", thread_target(Act::Silent), "timed out"),
         ("reset", thread_target(Act::Reset(b"HTTP/1.1 200 OK\r\n".to_vec())), "reset by peer"),
@@ -445,7 +543,11 @@ fn a_director_against_hostile_targets() {
     );
     let d = common::Daemon::start(&src, "lvs01", &[]);
     let in_table = |d: &common::Daemon, port: u16| {
-        d.status()["services"][0]["reals"].as_array().unwrap().iter().any(|r| r["address"] == format!("127.0.0.1:{port}") && r["in_table"] == true)
+        d.status()["services"][0]["reals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["address"] == format!("127.0.0.1:{port}") && r["in_table"] == true)
     };
     for (name, (port, _), reason) in &targets {
         d.wait_for(|d| !in_table(d, *port), &format!("{name} to leave the table"));
@@ -454,7 +556,10 @@ fn a_director_against_hostile_targets() {
     }
     // Each target probed again several times after it went down; still out of the table.
     let before: Vec<usize> = targets.iter().map(|(_, (_, seen), _)| seen.load(Ordering::Relaxed)).collect();
-    d.wait_for(|_| targets.iter().zip(&before).all(|((_, (_, seen), _), b)| seen.load(Ordering::Relaxed) >= b + 5), "five more probes of every target");
+    d.wait_for(
+        |_| targets.iter().zip(&before).all(|((_, (_, seen), _), b)| seen.load(Ordering::Relaxed) >= b + 5),
+        "five more probes of every target",
+    );
     for (name, (port, _), _) in &targets {
         assert!(!in_table(&d, *port), "{name} came back");
     }

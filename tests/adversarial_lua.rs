@@ -5,7 +5,7 @@
 use lvsd::check::lua::{call_weight, run_check};
 use lvsd::check::{CheckResult, RsInfo};
 use lvsd::model::CheckKind;
-use lvsd::policy::{guard, load_source, load_with_deadline, watch, Limits, LoadOptions, Policy, PolicyError};
+use lvsd::policy::{Limits, LoadOptions, Policy, PolicyError, guard, load_source, load_with_deadline, watch};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,7 +37,10 @@ const ESCAPES: &[(&str, &str)] = &[
         "local co = coroutine.create(function() while true do pcall(coroutine.yield) end end)\nwhile true do pcall(coroutine.resume, co) end\n",
     ),
     ("__gc loop", "local t = setmetatable({}, { __gc = function() while true do end end })\nt = nil\ncollectgarbage()\n"),
-    ("xpcall with a looping handler", "while true do\n  xpcall(function() while true do end end, function(m) while true do end end)\nend\n"),
+    (
+        "xpcall with a looping handler",
+        "while true do\n  xpcall(function() while true do end end, function(m) while true do end end)\nend\n",
+    ),
     ("error object whose __tostring loops", "error(setmetatable({}, { __tostring = function() while true do end end }))\n"),
     ("pathological pattern", "local s = string.rep('a', 100000)\nlocal i = string.find(s, '.-.-.-.-b')\n"),
 ];
@@ -74,10 +77,7 @@ fn every_escape_at_load_time_ends_with_an_error() {
         let p = write(dir.path(), &format!("escape{i}.lua"), src);
         let (e, took) = load_err(&p, small());
         assert!(names_a_line(&e, &format!("escape{i}.lua")), "{what}: the error names the file and a line: {e}");
-        assert!(
-            e.contains("limit of") || e.contains("__gc is not allowed") || e.contains("may take too long"),
-            "{what}: {e}"
-        );
+        assert!(e.contains("limit of") || e.contains("__gc is not allowed") || e.contains("may take too long"), "{what}: {e}");
         assert!(took < BOUND, "{what}: {took:?}");
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 use std::time::{Duration, Instant};
 
 const SPIN: &str = "while true do pcall(function() while true do end end) end";
@@ -61,8 +61,22 @@ fn escapes_hot_saved_into_the_master_never_split_the_pair() {
         ("a looping __gc", policy("setmetatable({}, { __gc = function() while true do end end }) collectgarbage()", "", ""), true),
         ("xpcall with a looping handler", policy("xpcall(function() error('x') end, function() while true do end end)", "", ""), true),
         // Weight -1: the failing track leaves the master above the backup (100 - 1 > 90).
-        ("a track", policy("", "", &format!("lvsd.track.lua {{ name = \"spin\", interval = 0.2, weight = -1, run = function() {SPIN} end }}")), false),
-        ("a Lua check's nested coroutine", policy("", &format!("check = lvsd.check.lua {{ interval = 0.2, timeout = 1, run = function() coroutine.wrap(function() {SPIN} end)() return true end }},"), ""), false),
+        (
+            "a track",
+            policy("", "", &format!("lvsd.track.lua {{ name = \"spin\", interval = 0.2, weight = -1, run = function() {SPIN} end }}")),
+            false,
+        ),
+        (
+            "a Lua check's nested coroutine",
+            policy(
+                "",
+                &format!(
+                    "check = lvsd.check.lua {{ interval = 0.2, timeout = 1, run = function() coroutine.wrap(function() {SPIN} end)() return true end }},"
+                ),
+                "",
+            ),
+            false,
+        ),
         ("a weight function", policy("", &format!("weight = function(rs, h) {SPIN} end,"), ""), false),
     ];
     // Hold the pair's promise while `done` is not true (bounded).

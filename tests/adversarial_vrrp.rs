@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use lvsd::net::netns::{privileged_or_skip, Lan, Netns};
+use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -215,8 +215,23 @@ impl Capture {
 fn start_flood(ns: &Netns, plan: &str, rate: u32) -> Proc {
     let (rate, vrid) = (rate.to_string(), VRID.to_string());
     let args = [
-        "flood", "--src", FLOODER_IP, "--vrid", &vrid, "--password", PASS, "--advert-int", "1", "--vip", VIP, "--plan", plan,
-        "--rate", &rate, "--max-seconds", "40",
+        "flood",
+        "--src",
+        FLOODER_IP,
+        "--vrid",
+        &vrid,
+        "--password",
+        PASS,
+        "--advert-int",
+        "1",
+        "--vip",
+        VIP,
+        "--plan",
+        plan,
+        "--rate",
+        &rate,
+        "--max-seconds",
+        "40",
     ];
     Proc(python_in(ns, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
 }
@@ -250,7 +265,14 @@ fn expected_of(report: &Value) -> BTreeMap<String, u64> {
 /// and moves on keeps up with these paces by far (well under 10% of one core), so `lost` itself
 /// must stay below a tenth of what was sent (a director descheduled for a while on a loaded
 /// machine loses a few); a receiver that stalls on bad datagrams loses most of them.
-fn assert_counted(who: &str, before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, expected: &BTreeMap<String, u64>, lost: u64, sent: u64) {
+fn assert_counted(
+    who: &str,
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    expected: &BTreeMap<String, u64>,
+    lost: u64,
+    sent: u64,
+) {
     let reasons: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).chain(expected.keys()).collect();
     let mut missing = 0;
     let mut table = String::new();
@@ -269,7 +291,10 @@ fn assert_counted(who: &str, before: &BTreeMap<String, u64>, after: &BTreeMap<St
         lost * 10 <= sent,
         "{who}: the director did not keep up: the kernel dropped {lost} of {sent} datagrams at its full receive queue:\n{table}"
     );
-    assert!(wrong.is_empty(), "{who}: bad datagrams not counted under their reason ({wrong:?}); lost at the receive queue: {lost}:\n{table}");
+    assert!(
+        wrong.is_empty(),
+        "{who}: bad datagrams not counted under their reason ({wrong:?}); lost at the receive queue: {lost}:\n{table}"
+    );
     assert!(missing <= lost, "{who}: {missing} bad datagrams uncounted, the kernel dropped only {lost}:\n{table}");
 }
 
@@ -312,8 +337,7 @@ impl Look {
 /// The largest interval between consecutive adverts of `src` within [from, to], the window's
 /// ends included (a silence at either end counts), and how many adverts fell in it.
 fn largest_gap(seen: &[Seen], src: &str, from: f64, to: f64) -> (f64, usize) {
-    let times: Vec<f64> =
-        seen.iter().filter(|s| s.src == src && s.vrid == VRID && s.at >= from && s.at <= to).map(|s| s.at).collect();
+    let times: Vec<f64> = seen.iter().filter(|s| s.src == src && s.vrid == VRID && s.at >= from && s.at <= to).map(|s| s.at).collect();
     let mut prev = from;
     let mut gap: f64 = 0.0;
     for t in times.iter().copied().chain(std::iter::once(to)) {
@@ -385,7 +409,11 @@ impl Flooded {
     fn check(&self, what: &str, cap: &Capture, mdi: f64) {
         let secs = self.report["elapsed"].as_f64().unwrap();
         let n = self.report["datagrams"].as_u64().unwrap();
-        eprintln!("{what}: {n} datagrams in {secs:.1} s ({:.0}/s); {} looks at both directors, never two masters", n as f64 / secs, self.looks);
+        eprintln!(
+            "{what}: {n} datagrams in {secs:.1} s ({:.0}/s); {} looks at both directors, never two masters",
+            n as f64 / secs,
+            self.looks
+        );
         for (i, name) in ["lvs01", "lvs02"].iter().enumerate() {
             assert_eq!(
                 num(&self.after[i], "transitions"),

@@ -34,7 +34,21 @@ fn inputs(target: &str) -> Vec<Vec<u8>> {
 }
 
 /// Tokens that make parsers take their other paths.
-const TOKENS: &[&[u8]] = &[b"\r\n", b"\n", b"\r\n\r\n", b"HTTP/1.1 ", b"Transfer-Encoding: chunked\r\n", b"Content-Length: ", b"ffffffffffffffff", b"0\r\n", b";", b"-", b" ", b"250", b"\xc0"];
+const TOKENS: &[&[u8]] = &[
+    b"\r\n",
+    b"\n",
+    b"\r\n\r\n",
+    b"HTTP/1.1 ",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Content-Length: ",
+    b"ffffffffffffffff",
+    b"0\r\n",
+    b";",
+    b"-",
+    b" ",
+    b"250",
+    b"\xc0",
+];
 
 fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
     for _ in 0..=rng.below(4) {

@@ -93,7 +93,10 @@ fn lua_net_udp_http_dns() {
 #[test]
 fn endless_loop_hits_the_instruction_limit_without_blocking_others() {
     local(async {
-        let p = one_real("lvsd.check.lua { timeout = 30, retries = 0, run = function(rs) while true do end end }", "127.0.0.1:80".parse().unwrap());
+        let p = one_real(
+            "lvsd.check.lua { timeout = 30, retries = 0, run = function(rs) while true do end end }",
+            "127.0.0.1:80".parse().unwrap(),
+        );
         let srv = redis_like().await;
         let q = one_real(REDIS_CHECK, srv);
         let t = Instant::now();
@@ -118,7 +121,10 @@ fn endless_loop_hits_the_instruction_limit_without_blocking_others() {
 #[test]
 fn endless_loop_is_stopped_by_the_timeout() {
     local(async {
-        let p = one_real("lvsd.check.lua { timeout = 0.3, retries = 0, run = function(rs) while true do end end }", "127.0.0.1:80".parse().unwrap());
+        let p = one_real(
+            "lvsd.check.lua { timeout = 0.3, retries = 0, run = function(rs) while true do end end }",
+            "127.0.0.1:80".parse().unwrap(),
+        );
         let t = Instant::now();
         let r = probe(&p, u64::MAX).await;
         assert!(!r.ok);

@@ -40,7 +40,8 @@ fn tcp_connect_and_refused() {
 #[test]
 fn tcp_send_expect() {
     local(async {
-        let srv = tcp_server(false, Switch::on(), |req| if req == b"PING\r\n" { b"+PONG\r\n".to_vec() } else { b"-ERR\r\n".to_vec() }).await;
+        let srv =
+            tcp_server(false, Switch::on(), |req| if req == b"PING\r\n" { b"+PONG\r\n".to_vec() } else { b"-ERR\r\n".to_vec() }).await;
         let r = check(r#"lvsd.check.tcp { timeout = 2, retries = 0, send = "PING\r\n", expect = "+PONG" }"#, srv).await;
         assert!(r.ok, "{r:?}");
         let r = check(r#"lvsd.check.tcp { timeout = 2, retries = 0, send = "PONG\r\n", expect = "+PONG" }"#, srv).await;
@@ -267,7 +268,8 @@ fn smtp_banner_and_helo() {
 fn exec_exit_codes_and_misc_dynamic() {
     local(async {
         let real: SocketAddr = "127.0.0.1:80".parse().unwrap();
-        let e = |argv: &str, dynamic: bool| format!("lvsd.check.exec {{ timeout = 5, retries = 0, command = {argv}, dynamic = {dynamic} }}");
+        let e =
+            |argv: &str, dynamic: bool| format!("lvsd.check.exec {{ timeout = 5, retries = 0, command = {argv}, dynamic = {dynamic} }}");
         assert!(check(&e(r#"{ "/bin/true" }"#, false), real).await.ok);
         let r = check(&e(r#"{ "/bin/false" }"#, false), real).await;
         assert!(!r.ok && r.error.as_deref().unwrap().contains("exit status: 1"), "{r:?}");

@@ -94,7 +94,12 @@ fn hot_reload_many_saves_some_invalid() {
     let mut last_good = 1;
     for i in 0..=100u32 {
         // Every fifth save is broken; atomic save (write + rename) like most editors.
-        let src = if i % 5 == 4 { "lvsd.service \"web\" { vip = ".to_string() } else { last_good = i + 2; good(last_good) };
+        let src = if i % 5 == 4 {
+            "lvsd.service \"web\" { vip = ".to_string()
+        } else {
+            last_good = i + 2;
+            good(last_good)
+        };
         let tmp = d.policy.with_extension("tmp");
         std::fs::write(&tmp, src).unwrap();
         std::fs::rename(&tmp, &d.policy).unwrap();
@@ -150,12 +155,8 @@ fn socket_is_root_only() {
     std::fs::set_permissions(d.socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // `lvsd status` run as nobody: it must fail; its stderr says why.
     let as_nobody = || {
-        let out = Command::new(lvsd_bin())
-            .args(["status", "--control", d.socket.to_str().unwrap()])
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
+        let out =
+            Command::new(lvsd_bin()).args(["status", "--control", d.socket.to_str().unwrap()]).uid(65534).gid(65534).output().unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -295,9 +296,14 @@ lvsd.service "web" { vip = "192.0.2.100:80", reals = { "198.51.100.1:80" } }
         .unwrap()
     };
     let sent = |page: &str| -> Option<u64> {
-        page.lines().find_map(|l| l.strip_prefix("lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"sent\"} ")).and_then(|v| v.parse().ok())
+        page.lines()
+            .find_map(|l| l.strip_prefix("lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"sent\"} "))
+            .and_then(|v| v.parse().ok())
     };
-    d.wait_for(|_| scrape().is_some_and(|p| p.contains("lvsd_vrrp_state{instance=\"VI_1\",state=\"master\"} 1") && sent(&p) > Some(0)), "the instance's metrics");
+    d.wait_for(
+        |_| scrape().is_some_and(|p| p.contains("lvsd_vrrp_state{instance=\"VI_1\",state=\"master\"} 1") && sent(&p) > Some(0)),
+        "the instance's metrics",
+    );
     let page = scrape().unwrap();
     assert!(page.starts_with("HTTP/1.0 200 OK"), "{page}");
     assert!(page.contains("lvsd_vrrp_priority{instance=\"VI_1\"} 100"), "{page}");

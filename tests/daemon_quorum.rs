@@ -3,16 +3,18 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 /// The weight of `addr` in the director's IPVS table (None: not in the table).
 fn weight_in_table(st: &Value, addr: &str) -> Option<u64> {
     let (ip, port) = addr.rsplit_once(':').unwrap();
-    st["ipvs"]["services"].as_array()?.iter().flat_map(|s| s["reals"].as_array().cloned().unwrap_or_default()).find_map(|r| {
-        (r["address"] == ip && r["port"].as_u64() == port.parse().ok()).then(|| r["weight"].as_u64().unwrap())
-    })
+    st["ipvs"]["services"]
+        .as_array()?
+        .iter()
+        .flat_map(|s| s["reals"].as_array().cloned().unwrap_or_default())
+        .find_map(|r| (r["address"] == ip && r["port"].as_u64() == port.parse().ok()).then(|| r["weight"].as_u64().unwrap()))
 }
 
 fn listeners(n: usize) -> (Vec<Option<TcpListener>>, Vec<String>) {

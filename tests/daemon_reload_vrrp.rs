@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 use std::time::{Duration, Instant};
 
 fn lan() -> Lan {

@@ -3,8 +3,8 @@
 //! keepalived 2.2.7 and lvsd directors on a namespace LAN.
 
 mod common;
-use common::keepalived::{Keepalived, keepalived_available};
 use common::Daemon;
+use common::keepalived::{Keepalived, keepalived_available};
 use lvsd::net::netns::{Lan, Netns, privileged_or_skip, unique_name};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -13,14 +13,12 @@ use std::time::{Duration, Instant};
 
 /// `lvsd doctor --json ARGS` inside `ns`: (exit code, findings).
 fn doctor(ns: &Netns, args: &[&str]) -> (i32, Vec<Value>) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_lvsd"), "doctor", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
+    let out =
+        Command::new("ip").args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_lvsd"), "doctor", "--json"]).args(args).output().unwrap();
     let code = out.status.code().unwrap_or(-1);
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor output is not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("doctor output is not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
     assert_eq!(doc["exit"], code, "the exit code is the one in the report");
     (code, doc["findings"].as_array().unwrap().clone())
 }
@@ -59,7 +57,14 @@ fn host(prefix: &str) -> Netns {
 }
 
 fn lvsd(ns: &Netns, args: &[&str]) -> i32 {
-    Command::new("ip").args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_lvsd")]).args(args).output().unwrap().status.code().unwrap_or(-1)
+    Command::new("ip")
+        .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_lvsd")])
+        .args(args)
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap_or(-1)
 }
 
 fn policy_file(dir: &tempfile::TempDir, src: &str) -> String {
@@ -246,7 +251,8 @@ fn two_lvsd_masters_seen_from_a_third_namespace() {
     assert!(has(&f, "vrrp", "FAIL", "192.0.2.2 uses a different password"), "{f:#?}");
 
     // On a director itself: its own adverts count as one master, and its lvsd answers.
-    let (_, f) = doctor(lan.host(0), &["-p", a.policy.to_str().unwrap(), "--node", "a", "--listen", "3", "--control", a.socket.to_str().unwrap()]);
+    let (_, f) =
+        doctor(lan.host(0), &["-p", a.policy.to_str().unwrap(), "--node", "a", "--listen", "3", "--control", a.socket.to_str().unwrap()]);
     assert!(has(&f, "vrrp", "FAIL", "split brain, 2 masters at once: 192.0.2.2 (priority 100), this host (lvsd reports master"), "{f:#?}");
     assert!(f.iter().any(|x| x["check"] == "events"), "{f:#?}");
     assert!(!has(&f, "events", "WARN", "no running lvsd"), "{f:#?}");

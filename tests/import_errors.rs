@@ -49,11 +49,20 @@ fn include_loop_shows_the_chain() {
 fn inline_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("vrrp_instance VI_1 {\n  virtual_router_id 256\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n", "x.conf:2: virtual_router_id: '256' is not a valid number (range 1..255)"),
+        (
+            "vrrp_instance VI_1 {\n  virtual_router_id 256\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\n",
+            "x.conf:2: virtual_router_id: '256' is not a valid number (range 1..255)",
+        ),
         ("virtual_server 192.0.2.300 80 {\n}\n", "x.conf:1: virtual_server: '192.0.2.300' is not valid (an IPv4 or IPv6 address)"),
         ("global_defs {\n  router_id \"unterminated\n}\n", "x.conf:2: unterminated quoted string"),
-        ("vrrp_instance VI_1 {\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  bogus_block {\n  }\n}\n", "x.conf:5: unknown block 'bogus_block' (not a keepalived vrrp_instance block)"),
-        ("~SEQ(A, 1, 3) real_server 192.0.2.$A 80\n", "x.conf:1: '~SEQ' (sequence/list blocks) is not supported by lvsd import (expand it by hand)"),
+        (
+            "vrrp_instance VI_1 {\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  bogus_block {\n  }\n}\n",
+            "x.conf:5: unknown block 'bogus_block' (not a keepalived vrrp_instance block)",
+        ),
+        (
+            "~SEQ(A, 1, 3) real_server 192.0.2.$A 80\n",
+            "x.conf:1: '~SEQ' (sequence/list blocks) is not supported by lvsd import (expand it by hand)",
+        ),
     ];
     for (text, want) in cases {
         let p = dir.path().join("x.conf");
@@ -76,10 +85,26 @@ fn backup_with(dir: &tempfile::TempDir, from: &str, to: &str) -> std::path::Path
 fn pair_refuses_what_a_vrrp_pair_must_agree_on() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("virtual_router_id 51", "virtual_router_id 52", "vrrp_instance VI_1: virtual_router_id: lvs01 (MASTER:19) = 51, lvs02 (BACKUP:19) = 52"),
-        ("auth_pass 1111", "auth_pass 2222", "vrrp_instance VI_1: authentication: lvs01 (MASTER:25) = \"1111\", lvs02 (BACKUP:25) = \"2222\""),
-        ("      198.51.100.123\n", "      198.51.100.124\n", "vrrp_instance VI_1: virtual_ipaddress: lvs01 (MASTER:27) = { \"198.51.100.123\" }, lvs02 (BACKUP:27) = { \"198.51.100.124\" }"),
-        ("advert_int 1", "advert_int 2", "vrrp_instance VI_1: advert_int: lvs01 (MASTER:14) = 1 (keepalived's default), lvs02 (BACKUP:22) = 2"),
+        (
+            "virtual_router_id 51",
+            "virtual_router_id 52",
+            "vrrp_instance VI_1: virtual_router_id: lvs01 (MASTER:19) = 51, lvs02 (BACKUP:19) = 52",
+        ),
+        (
+            "auth_pass 1111",
+            "auth_pass 2222",
+            "vrrp_instance VI_1: authentication: lvs01 (MASTER:25) = \"1111\", lvs02 (BACKUP:25) = \"2222\"",
+        ),
+        (
+            "      198.51.100.123\n",
+            "      198.51.100.124\n",
+            "vrrp_instance VI_1: virtual_ipaddress: lvs01 (MASTER:27) = { \"198.51.100.123\" }, lvs02 (BACKUP:27) = { \"198.51.100.124\" }",
+        ),
+        (
+            "advert_int 1",
+            "advert_int 2",
+            "vrrp_instance VI_1: advert_int: lvs01 (MASTER:14) = 1 (keepalived's default), lvs02 (BACKUP:22) = 2",
+        ),
         ("vrrp_instance VI_1", "vrrp_instance VI_2", "vrrp_instance VI_1: only on lvs01 (MASTER:14)"),
     ];
     let master = fixture("dr-master.conf");
@@ -95,7 +120,10 @@ fn pair_refuses_what_a_vrrp_pair_must_agree_on() {
 #[test]
 fn pair_refusal_lists_every_difference() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(fixture("dr-backup.conf")).unwrap().replace("virtual_router_id 51", "virtual_router_id 52").replace("auth_pass 1111", "auth_pass 2222");
+    let text = std::fs::read_to_string(fixture("dr-backup.conf"))
+        .unwrap()
+        .replace("virtual_router_id 51", "virtual_router_id 52")
+        .replace("auth_pass 1111", "auth_pass 2222");
     let p = dir.path().join("b.conf");
     std::fs::write(&p, text).unwrap();
     let err = import_pair(("lvs01", &fixture("dr-master.conf")), ("lvs02", &p)).unwrap_err().to_string();

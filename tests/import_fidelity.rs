@@ -104,7 +104,11 @@ fn values_keepalived_ignores_get_its_fallback_and_a_warning() {
     let imp = import("fidelity/ignored-values.conf");
     let vi = vrrp_block(&imp.lua, "VI_1");
     assert_eq!(vi, "lvsd.vrrp \"VI_1\" {\n  interface = \"eth0\",\n  vrid = 51,\n  vips = { \"192.0.2.10\" },");
-    assert!(imp.lua.contains("lvsd.service \"192.0.2.10:80\" {\n  vip = \"192.0.2.10:80\",\n  reals = { \"192.0.2.20:80\" },\n}"), "{}", imp.lua);
+    assert!(
+        imp.lua.contains("lvsd.service \"192.0.2.10:80\" {\n  vip = \"192.0.2.10:80\",\n  reals = { \"192.0.2.20:80\" },\n}"),
+        "{}",
+        imp.lua
+    );
     let w = warned(&imp);
     let lines: Vec<&str> = w.iter().map(|w| w.split(": ").next().unwrap()).collect();
     assert_eq!(
@@ -130,17 +134,16 @@ fn cidr_ranges_in_a_server_group_expand_as_keepalived_does() {
     assert!(imp.warnings.is_empty(), "{:?}", imp.warnings);
     let (text, _) = plan(&imp.lua, "lvs01");
     let services: Vec<&str> = text.lines().filter(|l| l.starts_with("TCP")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
-    assert_eq!(
-        services,
-        vec!["192.0.2.8:80", "192.0.2.9:80", "192.0.2.10:80", "192.0.2.11:80", "192.0.2.20:80"],
-        "{text}"
-    );
+    assert_eq!(services, vec!["192.0.2.8:80", "192.0.2.9:80", "192.0.2.10:80", "192.0.2.11:80", "192.0.2.20:80"], "{text}");
     // Host bits set: keepalived skips the entry ("Address mask bits not empty"); refused here.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("g.conf");
     std::fs::write(&p, "virtual_server_group G {\n  192.0.2.9/30 80\n}\n").unwrap();
     let e = lvsd::import::import_file(&p, &Default::default()).unwrap_err().to_string();
-    assert!(e.ends_with("g.conf:2: 192.0.2.9/30: '192.0.2.9/30' is not valid (a prefix without host bits set (keepalived skips it))"), "{e}");
+    assert!(
+        e.ends_with("g.conf:2: 192.0.2.9/30: '192.0.2.9/30' is not valid (a prefix without host bits set (keepalived skips it))"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -151,7 +154,9 @@ fn a_duplicate_vip_is_kept_once_with_a_warning() {
     assert!(vrrp_block(&imp.lua, "VI_1").contains("vips = { \"192.0.2.10\", \"192.0.2.11\" },"), "{}", imp.lua);
     assert_eq!(
         warned(&imp),
-        vec!["duplicate-vip.conf:11: VIP 192.0.2.10 is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first"]
+        vec![
+            "duplicate-vip.conf:11: VIP 192.0.2.10 is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first"
+        ]
     );
     plan(&imp.lua, "lvs01");
 }
@@ -163,7 +168,9 @@ fn a_redirection_script_runs_through_the_shell() {
     assert!(imp.lua.contains("command = { \"/bin/true\", \"arg\" },"), "other scripts are exec'd as before:\n{}", imp.lua);
     assert_eq!(
         warned(&imp),
-        vec!["shell-script.conf:6: keyword 'script': a script starting with '<' is run by keepalived through /bin/sh; translated as { \"/bin/sh\", \"-c\", ... }"]
+        vec![
+            "shell-script.conf:6: keyword 'script': a script starting with '<' is run by keepalived through /bin/sh; translated as { \"/bin/sh\", \"-c\", ... }"
+        ]
     );
     plan(&imp.lua, "lvs01");
 }
@@ -173,12 +180,22 @@ fn nb_get_retry_counts_only_where_keepalived_reads_it() {
     let imp = import("fidelity/tcp-nb-get-retry.conf");
     let lua = &imp.lua;
     assert!(lua.contains("{ address = \"192.0.2.20:80\", check = lvsd.check.tcp { timeout = 3 } }"), "the default, 1:\n{lua}");
-    assert!(lua.contains("{ address = \"192.0.2.21:80\", check = lvsd.check.tcp { timeout = 3, retries = 2 } }"), "the real's retry:\n{lua}");
+    assert!(
+        lua.contains("{ address = \"192.0.2.21:80\", check = lvsd.check.tcp { timeout = 3, retries = 2 } }"),
+        "the real's retry:\n{lua}"
+    );
     assert!(lua.contains("lvsd.check.http { retries = 4, retry_delay = 3, path = \"/\" }"), "HTTP_GET reads it:\n{lua}");
     let w = warned(&imp);
     assert_eq!(w.len(), 3, "{w:#?}");
-    assert!(w[0].starts_with("tcp-nb-get-retry.conf:12: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2") && w[0].ends_with("so keepalived retries 1 time(s), not 5: translated as retries = 1"), "{w:#?}");
-    assert!(w[1].starts_with("tcp-nb-get-retry.conf:19: ") && w[1].ends_with("retries 2 time(s), not 5: translated as retries = 2"), "{w:#?}");
+    assert!(
+        w[0].starts_with("tcp-nb-get-retry.conf:12: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2")
+            && w[0].ends_with("so keepalived retries 1 time(s), not 5: translated as retries = 1"),
+        "{w:#?}"
+    );
+    assert!(
+        w[1].starts_with("tcp-nb-get-retry.conf:19: ") && w[1].ends_with("retries 2 time(s), not 5: translated as retries = 2"),
+        "{w:#?}"
+    );
     assert_eq!(w[2], "tcp-nb-get-retry.conf:27: keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
     plan(lua, "lvs01");
 }

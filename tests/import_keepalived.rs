@@ -10,10 +10,7 @@ use std::process::Command;
 fn keepalived_available() -> bool {
     let found = Command::new("keepalived").arg("--version").output().is_ok();
     if !found {
-        assert!(
-            std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-            "keepalived is not installed (apt-get install keepalived)"
-        );
+        assert!(std::env::var("LVSD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"), "keepalived is not installed (apt-get install keepalived)");
         eprintln!("skipped: keepalived is not installed");
     }
     found

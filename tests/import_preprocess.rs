@@ -62,7 +62,10 @@ fn undefined_parameters_stay_as_written() {
     // default 100").
     let imp = lvsd::import::import_file(&fixture("preprocess.conf"), &Default::default()).unwrap();
     let last = imp.warnings.last().unwrap().to_string();
-    assert!(last.ends_with("preprocess.conf:21: vrrp_instance VI_1: priority '$PRIO' is not valid (1..255); keepalived uses 100"), "{last}");
+    assert!(
+        last.ends_with("preprocess.conf:21: vrrp_instance VI_1: priority '$PRIO' is not valid (1..255); keepalived uses 100"),
+        "{last}"
+    );
     assert!(!imp.lua.contains("priority"), "{}", imp.lua);
 }
 

@@ -21,8 +21,34 @@ impl Rng {
 }
 
 const PIECES: &[&str] = &[
-    "{", "}", "\"", "'", "\\", "\n", " ", "$X=1\n", "$X", "${X}", "@lvs01 ", "@^x ", "!", "#", "-", "/", "::", "0", "999999999999999999999",
-    "include *.conf\n", "real_server", "virtual_server", "vrrp_instance", "fwmark", "group", "TCP_CHECK {", "~SEQ(", "é",
+    "{",
+    "}",
+    "\"",
+    "'",
+    "\\",
+    "\n",
+    " ",
+    "$X=1\n",
+    "$X",
+    "${X}",
+    "@lvs01 ",
+    "@^x ",
+    "!",
+    "#",
+    "-",
+    "/",
+    "::",
+    "0",
+    "999999999999999999999",
+    "include *.conf\n",
+    "real_server",
+    "virtual_server",
+    "vrrp_instance",
+    "fwmark",
+    "group",
+    "TCP_CHECK {",
+    "~SEQ(",
+    "é",
 ];
 
 #[test]

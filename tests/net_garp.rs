@@ -17,31 +17,16 @@ const WAIT: Duration = Duration::from_secs(5);
 fn capture(ns: &Netns) -> Socket {
     ns.run(|| {
         let all = (libc::ETH_P_ALL as u16).to_be();
-        let s = Socket::new(
-            Domain::PACKET,
-            Type::RAW,
-            Some(Protocol::from(i32::from(all))),
-        )
-        .unwrap();
+        let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(i32::from(all)))).unwrap();
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = all;
         sll.sll_ifindex = link::ifindex("eth0").unwrap() as i32;
         let rc = unsafe {
-            libc::bind(
-                s.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
+            libc::bind(s.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t)
         };
-        assert_eq!(
-            rc,
-            0,
-            "bind packet socket: {}",
-            std::io::Error::last_os_error()
-        );
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        assert_eq!(rc, 0, "bind packet socket: {}", std::io::Error::last_os_error());
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         s
     })
     .unwrap()
@@ -59,10 +44,7 @@ fn wait_frame(sock: &Socket, what: &str, want: impl Fn(&[u8]) -> bool) -> Vec<u8
             Err(e) => panic!("capture: {e}"),
         };
         // SAFETY: recv initialised the first n bytes.
-        let frame: Vec<u8> = buf[..n]
-            .iter()
-            .map(|b| unsafe { b.assume_init() })
-            .collect();
+        let frame: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
         if want(&frame) {
             return frame;
         }
@@ -78,19 +60,13 @@ fn wait_neigh(ns: &Netns, ip: &str, mac: &str) {
         if out.contains(mac) {
             return;
         }
-        assert!(
-            start.elapsed() < WAIT,
-            "neighbour {ip} never got {mac}: {out:?}"
-        );
+        assert!(start.elapsed() < WAIT, "neighbour {ip} never got {mac}: {out:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn mac_str(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[test]
@@ -115,18 +91,12 @@ fn garp_is_seen_and_accepted_by_the_peer() {
     let mac = a.run(|| Announcer::open("eth0").unwrap().mac()).unwrap();
     a.run(|| garp::send_garp("eth0", vip)).unwrap().unwrap();
 
-    let f = wait_frame(&cap, "gratuitous ARP", |f| {
-        f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[28..32] == vip.octets()
-    });
+    let f = wait_frame(&cap, "gratuitous ARP", |f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[28..32] == vip.octets());
     assert_eq!(&f[0..6], &[0xff; 6], "broadcast");
     assert_eq!(&f[6..12], &mac, "from the interface's MAC");
     assert_eq!(&f[20..22], &[0, 1], "ARP request");
     assert_eq!(&f[22..28], &mac, "sender hardware address");
-    assert_eq!(
-        &f[38..42],
-        &vip.octets(),
-        "target protocol address = sender"
-    );
+    assert_eq!(&f[38..42], &vip.octets(), "target protocol address = sender");
     wait_neigh(b, "192.0.2.50", &mac_str(mac));
 }
 
@@ -141,38 +111,16 @@ fn unsolicited_na_is_seen_and_accepted_by_the_peer() {
     let v = Vip::host(vip.into(), "eth0").with_prefix(64);
     a.run(|| addr::add_address(&v)).unwrap().unwrap();
     // The peer has a stale entry with another MAC: an NA with the override flag replaces it.
-    b.ip(&[
-        "neigh",
-        "add",
-        "2001:db8::50",
-        "lladdr",
-        "02:00:00:00:00:99",
-        "dev",
-        "eth0",
-        "nud",
-        "stale",
-    ])
-    .unwrap();
+    b.ip(&["neigh", "add", "2001:db8::50", "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale"]).unwrap();
     // Make sure the peer's forwarding setting does not matter for the check.
-    assert_eq!(
-        b.run(|| sysctl::read_int(&sysctl::SysctlKey::ipv6_forwarding()))
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_eq!(b.run(|| sysctl::read_int(&sysctl::SysctlKey::ipv6_forwarding())).unwrap().unwrap(), 0);
 
     let cap = capture(b);
     let mac = a.run(|| Announcer::open("eth0").unwrap().mac()).unwrap();
-    a.run(|| garp::send_unsolicited_na("eth0", vip))
-        .unwrap()
-        .unwrap();
+    a.run(|| garp::send_unsolicited_na("eth0", vip)).unwrap().unwrap();
 
     let f = wait_frame(&cap, "unsolicited NA", |f| {
-        f.len() >= 86
-            && f[12..14] == [0x86, 0xdd]
-            && f[20] == 58
-            && f[54] == 136
-            && f[62..78] == vip.octets()
+        f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136 && f[62..78] == vip.octets()
     });
     assert_eq!(&f[0..6], &[0x33, 0x33, 0, 0, 0, 1], "to all-nodes");
     assert_eq!(&f[6..12], &mac);
@@ -181,20 +129,8 @@ fn unsolicited_na_is_seen_and_accepted_by_the_peer() {
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     assert_eq!(&f[38..54], &all_nodes.octets());
     let icmp = &f[54..86];
-    assert_eq!(
-        icmp[4] & 0xe0,
-        0x20,
-        "override set, solicited and router clear"
-    );
-    assert_eq!(
-        &icmp[24..32],
-        &[&[2u8, 1][..], &mac[..]].concat()[..],
-        "target link-layer address option"
-    );
-    assert_eq!(
-        garp::icmpv6_checksum(&vip, &all_nodes, icmp),
-        0,
-        "checksum verifies"
-    );
+    assert_eq!(icmp[4] & 0xe0, 0x20, "override set, solicited and router clear");
+    assert_eq!(&icmp[24..32], &[&[2u8, 1][..], &mac[..]].concat()[..], "target link-layer address option");
+    assert_eq!(garp::icmpv6_checksum(&vip, &all_nodes, icmp), 0, "checksum verifies");
     wait_neigh(b, "2001:db8::50", &mac_str(mac));
 }

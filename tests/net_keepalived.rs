@@ -25,10 +25,7 @@ fn add(ns: &Netns, ip: &str, prefix: u8) {
 async fn recv(sock: &VrrpSocket, k: &Keepalived) -> (Vec<u8>, RecvMeta) {
     match tokio::time::timeout(WAIT, sock.recv()).await {
         Ok(r) => r.unwrap(),
-        Err(_) => panic!(
-            "no advert from keepalived within {WAIT:?}; its log:\n{}",
-            k.log()
-        ),
+        Err(_) => panic!("no advert from keepalived within {WAIT:?}; its log:\n{}", k.log()),
     }
 }
 
@@ -41,10 +38,7 @@ async fn receives_keepalived_v2_multicast_with_pass_auth() {
     let (a, b) = (lan.host(0), lan.host(1));
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
-    let rx = b
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast))
-        .unwrap()
-        .unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_v2 }
@@ -62,22 +56,10 @@ vrrp_instance VI_1 {
     );
     let (p, meta) = recv(&rx, &k).await;
     let b_eth0 = b.run(|| link::ifindex("eth0")).unwrap().unwrap();
-    assert_eq!(
-        meta,
-        RecvMeta {
-            src: "192.0.2.1".parse().unwrap(),
-            dst: IpAddr::V4(VRRP_GROUP_V4),
-            ttl: 255,
-            ifindex: b_eth0
-        }
-    );
+    assert_eq!(meta, RecvMeta { src: "192.0.2.1".parse().unwrap(), dst: IpAddr::V4(VRRP_GROUP_V4), ttl: 255, ifindex: b_eth0 });
     // RFC 3768 5.1 layout, IP header already removed.
     assert_eq!(p.len(), 8 + 4 + 8, "{p:02x?}");
-    assert_eq!(
-        &p[..6],
-        &[0x21, 51, 150, 1, 1, 1],
-        "v2 advert, vrid, priority, 1 address, PASS, 1 s"
-    );
+    assert_eq!(&p[..6], &[0x21, 51, 150, 1, 1, 1], "v2 advert, vrid, priority, 1 address, PASS, 1 s");
     assert_eq!(&p[8..12], &Ipv4Addr::new(192, 0, 2, 100).octets());
     assert_eq!(&p[12..20], b"1111\0\0\0\0");
 }
@@ -98,20 +80,13 @@ async fn receives_keepalived_v3_ipv6_from_link_local() {
             if let Some(a) = ns.run(|| addr::link_local_ipv6(idx)).unwrap().unwrap() {
                 return a;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "no link-local in {}",
-                ns.name()
-            );
+            assert!(start.elapsed() < Duration::from_secs(5), "no link-local in {}", ns.name());
             std::thread::sleep(Duration::from_millis(50));
         }
     };
     let a_ll = ll(a, a_eth0);
     ll(b, b_eth0);
-    let rx = b
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv6, Mode::Multicast))
-        .unwrap()
-        .unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv6, Mode::Multicast)).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_v3
@@ -127,26 +102,12 @@ vrrp_instance VI_6 {
 ",
     );
     let (p, meta) = recv(&rx, &k).await;
-    assert_eq!(
-        meta,
-        RecvMeta {
-            src: IpAddr::V6(a_ll),
-            dst: IpAddr::V6(VRRP_GROUP_V6),
-            ttl: 255,
-            ifindex: b_eth0
-        }
-    );
+    assert_eq!(meta, RecvMeta { src: IpAddr::V6(a_ll), dst: IpAddr::V6(VRRP_GROUP_V6), ttl: 255, ifindex: b_eth0 });
     // RFC 5798 5.1 layout: version 3 advert, vrid, priority, count, 12-bit interval (cs).
     assert_eq!(p.len(), 8 + 16, "{p:02x?}");
     assert_eq!(&p[..4], &[0x31, 53, 200, 1]);
     assert_eq!(u16::from_be_bytes([p[4], p[5]]) & 0x0fff, 50);
-    assert_eq!(
-        &p[8..24],
-        &"2001:db8::100"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets()
-    );
+    assert_eq!(&p[8..24], &"2001:db8::100".parse::<std::net::Ipv6Addr>().unwrap().octets());
 }
 
 #[tokio::test]
@@ -159,19 +120,7 @@ async fn receives_keepalived_unicast() {
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
     let (ia, ib): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-    let rx = b
-        .run_in_runtime(|| {
-            VrrpSocket::open(
-                "eth0",
-                Family::Ipv4,
-                Mode::Unicast {
-                    src: ib,
-                    peers: vec![ia],
-                },
-            )
-        })
-        .unwrap()
-        .unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Unicast { src: ib, peers: vec![ia] })).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_uni

@@ -11,10 +11,8 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn next_for(w: &mut LinkWatcher, name: &str) -> LinkEvent {
     let deadline = tokio::time::Instant::now() + WAIT;
     for _ in 0..100 {
-        let ev = tokio::time::timeout_at(deadline, w.next())
-            .await
-            .unwrap_or_else(|_| panic!("no event for {name} within {WAIT:?}"))
-            .unwrap();
+        let ev =
+            tokio::time::timeout_at(deadline, w.next()).await.unwrap_or_else(|_| panic!("no event for {name} within {WAIT:?}")).unwrap();
         if ev.name == name {
             return ev;
         }
@@ -41,11 +39,7 @@ async fn link_down_and_carrier_loss_are_reported() {
 
     // Administrative down, through our own rtnetlink call.
     a.run(|| link::set_link_up("eth0", false)).unwrap().unwrap();
-    assert!(
-        a.ip(&["-o", "link", "show", "eth0"])
-            .unwrap()
-            .contains("state DOWN")
-    );
+    assert!(a.ip(&["-o", "link", "show", "eth0"]).unwrap().contains("state DOWN"));
     let ev = next_for(&mut w, "eth0").await;
     assert!(!ev.up, "{ev:?}");
     assert_eq!(ev.ifindex, info.ifindex);
@@ -70,10 +64,7 @@ async fn link_down_and_carrier_loss_are_reported() {
     assert!(next_for(&mut w, "eth0").await.up);
 
     // A new link appears, then is deleted (with its peer).
-    a.ip(&[
-        "link", "add", "dum0", "type", "veth", "peer", "name", "dum1",
-    ])
-    .unwrap();
+    a.ip(&["link", "add", "dum0", "type", "veth", "peer", "name", "dum1"]).unwrap();
     let ev = next_for(&mut w, "dum0").await;
     assert!(!ev.up, "a new link is down until set up: {ev:?}");
     a.ip(&["link", "del", "dum0"]).unwrap();

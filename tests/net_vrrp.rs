@@ -20,33 +20,21 @@ fn add(ns: &Netns, ip: &str, prefix: u8) {
 fn link_local(ns: &Netns) -> Ipv6Addr {
     let start = Instant::now();
     loop {
-        let ll = ns
-            .run(|| addr::link_local_ipv6(link::ifindex("eth0").unwrap()))
-            .unwrap()
-            .unwrap();
+        let ll = ns.run(|| addr::link_local_ipv6(link::ifindex("eth0").unwrap())).unwrap().unwrap();
         if let Some(a) = ll {
             return a;
         }
-        assert!(
-            start.elapsed() < WAIT,
-            "no link-local address on eth0 in {}",
-            ns.name()
-        );
+        assert!(start.elapsed() < WAIT, "no link-local address on eth0 in {}", ns.name());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn open(ns: &Netns, family: Family, mode: Mode) -> VrrpSocket {
-    ns.run_in_runtime(|| VrrpSocket::open("eth0", family, mode))
-        .unwrap()
-        .unwrap()
+    ns.run_in_runtime(|| VrrpSocket::open("eth0", family, mode)).unwrap().unwrap()
 }
 
 async fn recv(sock: &VrrpSocket) -> (Vec<u8>, RecvMeta) {
-    tokio::time::timeout(WAIT, sock.recv())
-        .await
-        .expect("no packet within 5 s")
-        .unwrap()
+    tokio::time::timeout(WAIT, sock.recv()).await.expect("no packet within 5 s").unwrap()
 }
 
 async fn assert_silent(sock: &VrrpSocket) {
@@ -74,21 +62,11 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
     assert_eq!(tx.source(), "192.0.2.1".parse::<IpAddr>().unwrap());
     assert_eq!(tx.destinations(), &[IpAddr::V4(VRRP_GROUP_V4)]);
 
-    let payload = [
-        0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0xaa, 0xbb, 192, 0, 2, 100,
-    ];
+    let payload = [0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0xaa, 0xbb, 192, 0, 2, 100];
     tx.send(&payload).await.unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, payload, "payload without the IP header");
-    assert_eq!(
-        meta,
-        RecvMeta {
-            src: "192.0.2.1".parse().unwrap(),
-            dst: IpAddr::V4(VRRP_GROUP_V4),
-            ttl: 255,
-            ifindex: eth0_index(b),
-        }
-    );
+    assert_eq!(meta, RecvMeta { src: "192.0.2.1".parse().unwrap(), dst: IpAddr::V4(VRRP_GROUP_V4), ttl: 255, ifindex: eth0_index(b) });
     // Multicast loop is off: the sender does not hear itself.
     assert_silent(&tx).await;
 
@@ -101,11 +79,7 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
             s
         })
         .unwrap();
-    raw.send_to(
-        b"ttl-one",
-        &SockAddr::from(SocketAddrV4::new(VRRP_GROUP_V4, 0)),
-    )
-    .unwrap();
+    raw.send_to(b"ttl-one", &SockAddr::from(SocketAddrV4::new(VRRP_GROUP_V4, 0))).unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, b"ttl-one");
     assert_eq!(meta.ttl, 1);
@@ -131,15 +105,7 @@ async fn multicast_v6_arrives_from_link_local_with_hop_limit_255() {
     tx.send(&payload).await.unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, payload);
-    assert_eq!(
-        meta,
-        RecvMeta {
-            src: IpAddr::V6(a_ll),
-            dst: IpAddr::V6(VRRP_GROUP_V6),
-            ttl: 255,
-            ifindex: eth0_index(b)
-        }
-    );
+    assert_eq!(meta, RecvMeta { src: IpAddr::V6(a_ll), dst: IpAddr::V6(VRRP_GROUP_V6), ttl: 255, ifindex: eth0_index(b) });
     assert_silent(&tx).await;
 
     // The hop limit is reported as received.
@@ -148,8 +114,7 @@ async fn multicast_v6_arrives_from_link_local_with_hop_limit_255() {
             let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112))).unwrap();
             s.bind_device(Some(b"eth0")).unwrap();
             s.set_multicast_hops_v6(7).unwrap();
-            s.set_multicast_if_v6(link::ifindex("eth0").unwrap())
-                .unwrap();
+            s.set_multicast_if_v6(link::ifindex("eth0").unwrap()).unwrap();
             s
         })
         .unwrap();
@@ -171,34 +136,11 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
         add(h, ip, 24);
     }
     let ip = |i: usize| ips[i].parse::<IpAddr>().unwrap();
-    let mut tx = open(
-        lan.host(0),
-        Family::Ipv4,
-        Mode::Unicast {
-            src: ip(0),
-            peers: vec![ip(1), ip(2)],
-        },
-    );
-    let rx1 = open(
-        lan.host(1),
-        Family::Ipv4,
-        Mode::Unicast {
-            src: ip(1),
-            peers: vec![ip(0)],
-        },
-    );
-    let rx2 = open(
-        lan.host(2),
-        Family::Ipv4,
-        Mode::Unicast {
-            src: ip(2),
-            peers: vec![ip(0)],
-        },
-    );
+    let mut tx = open(lan.host(0), Family::Ipv4, Mode::Unicast { src: ip(0), peers: vec![ip(1), ip(2)] });
+    let rx1 = open(lan.host(1), Family::Ipv4, Mode::Unicast { src: ip(1), peers: vec![ip(0)] });
+    let rx2 = open(lan.host(2), Family::Ipv4, Mode::Unicast { src: ip(2), peers: vec![ip(0)] });
 
-    tx.send_each(|dst| format!("for {dst}").into_bytes())
-        .await
-        .unwrap();
+    tx.send_each(|dst| format!("for {dst}").into_bytes()).await.unwrap();
     for (rx, i) in [(&rx1, 1), (&rx2, 2)] {
         let (got, meta) = recv(rx).await;
         assert_eq!(got, format!("for {}", ip(i)).into_bytes());
@@ -219,10 +161,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     assert_eq!(recv(&rx2).await.0, b"only-two");
     assert_silent(&rx1).await;
     assert!(tx.set_unicast_peers(vec![]).is_err());
-    assert!(
-        tx.set_unicast_peers(vec!["2001:db8::9".parse().unwrap()])
-            .is_err()
-    );
+    assert!(tx.set_unicast_peers(vec!["2001:db8::9".parse().unwrap()]).is_err());
 }
 
 #[tokio::test]
@@ -236,39 +175,14 @@ async fn unicast_v6_arrives_from_configured_source() {
     link_local(b);
     add(a, "2001:db8::1", 64);
     add(b, "2001:db8::2", 64);
-    let (ia, ib): (IpAddr, IpAddr) = (
-        "2001:db8::1".parse().unwrap(),
-        "2001:db8::2".parse().unwrap(),
-    );
-    let tx = open(
-        a,
-        Family::Ipv6,
-        Mode::Unicast {
-            src: ia,
-            peers: vec![ib],
-        },
-    );
-    let rx = open(
-        b,
-        Family::Ipv6,
-        Mode::Unicast {
-            src: ib,
-            peers: vec![ia],
-        },
-    );
+    let (ia, ib): (IpAddr, IpAddr) = ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+    let tx = open(a, Family::Ipv6, Mode::Unicast { src: ia, peers: vec![ib] });
+    let rx = open(b, Family::Ipv6, Mode::Unicast { src: ib, peers: vec![ia] });
     // Neighbour discovery runs first; the packet still arrives within the bound.
     tx.send(b"v6-unicast").await.unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, b"v6-unicast");
-    assert_eq!(
-        meta,
-        RecvMeta {
-            src: ia,
-            dst: ib,
-            ttl: 255,
-            ifindex: eth0_index(b)
-        }
-    );
+    assert_eq!(meta, RecvMeta { src: ia, dst: ib, ttl: 255, ifindex: eth0_index(b) });
 }
 
 #[tokio::test]
@@ -279,28 +193,19 @@ async fn open_reports_bad_configuration() {
     let lan = Lan::new("lvbad", 1).unwrap();
     let a = lan.host(0);
     // No IPv4 address yet: multicast has no source.
-    let e = a
-        .run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast))
-        .unwrap()
-        .unwrap_err();
+    let e = a.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap_err();
     assert!(e.to_string().contains("no primary IPv4 address"), "{e}");
     let e = a
         .run_in_runtime(|| {
             VrrpSocket::open(
                 "eth0",
                 Family::Ipv4,
-                Mode::Unicast {
-                    src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                    peers: vec!["2001:db8::2".parse().unwrap()],
-                },
+                Mode::Unicast { src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), peers: vec!["2001:db8::2".parse().unwrap()] },
             )
         })
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
-    let e = a
-        .run_in_runtime(|| VrrpSocket::open("nope0", Family::Ipv4, Mode::Multicast))
-        .unwrap()
-        .unwrap_err();
+    let e = a.run_in_runtime(|| VrrpSocket::open("nope0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap_err();
     assert!(e.to_string().contains("nope0"), "{e}");
 }

@@ -19,10 +19,7 @@ fn debian_package_installs_and_verifies_on_a_clean_root() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/package/run.sh");
     // Bounded: a first run builds cargo-deb and debootstraps (measured here on a busy machine:
     // 19 and 8 minutes); later runs take under a minute.
-    let out = Command::new("timeout")
-        .args(["--kill-after=10", "1800", "bash", script, "--binary", common::lvsd_bin()])
-        .output()
-        .unwrap();
+    let out = Command::new("timeout").args(["--kill-after=10", "1800", "bash", script, "--binary", common::lvsd_bin()]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));

@@ -2,7 +2,7 @@
 
 use lvsd::ipvs::table::{Family, Protocol};
 use lvsd::model::*;
-use lvsd::policy::{load_source, LoadOptions, Policy, PolicyError};
+use lvsd::policy::{LoadOptions, Policy, PolicyError, load_source};
 use std::path::Path;
 
 fn opts(node: &str) -> LoadOptions {
@@ -40,14 +40,26 @@ fn vrrp_defaults_are_keepalived_defaults() {
     assert_eq!(v.state, InitialState::Backup);
     assert!(!v.nopreempt);
     assert_eq!(v.preempt_delay, 0);
-    assert_eq!(v.garp, Garp { master_delay: 5, master_repeat: 5, master_refresh: 0, master_refresh_repeat: 1, interval: 0.0, lower_prio_delay: 5, lower_prio_repeat: 5 });
+    assert_eq!(
+        v.garp,
+        Garp {
+            master_delay: 5,
+            master_repeat: 5,
+            master_refresh: 0,
+            master_refresh_repeat: 1,
+            interval: 0.0,
+            lower_prio_delay: 5,
+            lower_prio_repeat: 5
+        }
+    );
     assert_eq!(v.vips[0].prefix, 32);
     assert_eq!(v.origin.line, 1);
 }
 
 #[test]
 fn vrrp_full_declaration() {
-    let p = load(r#"
+    let p = load(
+        r#"
         lvsd.vrrp "V6" {
           interface = "eth1", vrid = 9, version = 3, advert_int = 0.5, priority = 255,
           vips = { "2001:db8::10/64 dev eth1", { address = "2001:db8::11", prefix = 128, label = "x" } },
@@ -59,7 +71,8 @@ fn vrrp_full_declaration() {
           notify = { master = { "/usr/local/bin/notify", "master" } },
           on_change = function(ev) end,
         }
-    "#);
+    "#,
+    );
     let v = &p.model.vrrp[0];
     assert_eq!(v.version, 3);
     assert_eq!(v.advert_int_cs, 50);
@@ -67,10 +80,10 @@ fn vrrp_full_declaration() {
     assert_eq!(v.vips[0].prefix, 64);
     assert_eq!(v.vips[0].dev.as_deref(), Some("eth1"));
     assert_eq!(v.vips[1].label.as_deref(), Some("x"));
-    assert_eq!(v.track_interfaces, vec![
-        TrackInterface { name: "eth2".into(), weight: 0 },
-        TrackInterface { name: "eth3".into(), weight: -20 },
-    ]);
+    assert_eq!(
+        v.track_interfaces,
+        vec![TrackInterface { name: "eth2".into(), weight: 0 }, TrackInterface { name: "eth3".into(), weight: -20 },]
+    );
     assert_eq!(v.tracks[0].name, "chk");
     assert_eq!(v.tracks[0].fall, 3);
     assert_eq!(v.tracks[0].kind, TrackKind::Exec { command: vec!["/bin/true".into()] });
@@ -99,9 +112,11 @@ fn service_defaults() {
 
 #[test]
 fn persistence_true_is_keepalived_360() {
-    let p = load(r#"lvsd.service "a" { vip = "192.0.2.1:80", persistence = true }
+    let p = load(
+        r#"lvsd.service "a" { vip = "192.0.2.1:80", persistence = true }
                    lvsd.service "b" { vip = "192.0.2.1:81", persistence = 50, netmask = "255.255.255.0" }
-                   lvsd.service "c" { vip = "[2001:db8::1]:80", persistence = 10, netmask = 64 }"#);
+                   lvsd.service "c" { vip = "[2001:db8::1]:80", persistence = 10, netmask = 64 }"#,
+    );
     assert_eq!(p.model.services[0].persistence, Some(360));
     assert_eq!(p.model.services[1].netmask, Some(0xffff_ff00));
     assert_eq!(p.model.services[2].netmask, Some(64));
@@ -121,7 +136,8 @@ fn check_defaults_match_keepalived() {
 
 #[test]
 fn every_check_kind() {
-    let p = load(r#"
+    let p = load(
+        r#"
         local checks = {
           lvsd.check.tcp { send = "PING\r\n", expect = "+PONG" },
           lvsd.check.http { path = "/health", status = "200-299,301", digest = "9b3a0c85a887a256d6939da88aabd8cd" },
@@ -133,7 +149,8 @@ fn every_check_kind() {
           lvsd.check.lua { run = function(rs) return true end, interval = 2 },
         }
         lvsd.service "web" { vip = "192.0.2.1:80", check = checks, reals = { "198.51.100.1:80" } }
-    "#);
+    "#,
+    );
     let c = &p.model.services[0].reals[0].checks;
     let names: Vec<&str> = c.iter().map(|c| c.kind.name()).collect();
     assert_eq!(names, CHECK_KINDS);
@@ -160,7 +177,8 @@ fn every_check_kind() {
 
 #[test]
 fn real_overrides_and_fwmark_services() {
-    let p = load(r#"
+    let p = load(
+        r#"
         lvsd.service "fw" {
           fwmark = 5, family = "inet6", scheduler = "sh", sched_flags = { "sh-port" }, forward = "tun",
           tunnel = { type = "gue", port = 6080, csum = "csum" },
@@ -171,7 +189,8 @@ fn real_overrides_and_fwmark_services() {
           },
           sorry_server = "[2001:db8::99]:80",
         }
-    "#);
+    "#,
+    );
     let s = &p.model.services[0];
     assert_eq!(s.vip, Vip::Fwmark { mark: 5, family: Family::Inet6 });
     assert_eq!(s.reals[0].upper_threshold, 100);
@@ -184,13 +203,15 @@ fn real_overrides_and_fwmark_services() {
 
 #[test]
 fn sync_group_and_global() {
-    let p = load(r#"
+    let p = load(
+        r#"
         lvsd.global { router_id = "LVS_01", notification_email = { "ops@example.org" }, foreign = "remove", drain_timeout = 30 }
         lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "192.0.2.1" } }
         lvsd.vrrp "B" { interface = "eth1", vrid = 1, vips = { "198.51.100.1" } }
         lvsd.sync_group "G" { instances = { "A", "B" } }
         lvsd.sync_daemon { interface = "eth1", id = 3, instance = "A" }
-    "#);
+    "#,
+    );
     assert_eq!(p.model.global.router_id.as_deref(), Some("LVS_01"));
     assert_eq!(p.model.global.foreign, Foreign::Remove);
     assert_eq!(p.model.global.drain_timeout, 30);
@@ -223,9 +244,7 @@ fn require_finds_modules_next_to_the_policy_and_bundled_ones() {
 fn errors_are_all_reported_with_lines() {
     let src = "lvsd.vrrp \"A\" { interface = \"eth0\", vrid = 300, vips = {\"192.0.2.1\"} }\n\
                lvsd.service \"s\" { vip = \"192.0.2.1:80\", scheduler = \"nope\" }\n";
-    let Err(PolicyError::Invalid(errs)) = load_source(src, Path::new("bad.lua"), Path::new("."), &opts("n")) else {
-        panic!("must fail")
-    };
+    let Err(PolicyError::Invalid(errs)) = load_source(src, Path::new("bad.lua"), Path::new("."), &opts("n")) else { panic!("must fail") };
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[0].to_string().starts_with("bad.lua:1: "), "{}", errs[0]);
     assert!(errs[1].to_string().starts_with("bad.lua:2: "), "{}", errs[1]);

@@ -1,6 +1,6 @@
 //! The sandbox: limits end runaway policies with an error, and nothing runs programs.
 
-use lvsd::policy::{load_source, Limits, LoadOptions, PolicyError};
+use lvsd::policy::{Limits, LoadOptions, PolicyError, load_source};
 use std::path::Path;
 
 fn first_error(src: &str, limits: Limits) -> String {

@@ -1,6 +1,6 @@
 //! Every validation rule, each with a bad policy: the error names file and line.
 
-use lvsd::policy::{load_source, LoadOptions, PolicyError};
+use lvsd::policy::{LoadOptions, PolicyError, load_source};
 use std::path::Path;
 
 fn errors(src: &str) -> Vec<String> {
@@ -27,7 +27,11 @@ const OK_VRRP: &str = r#"lvsd.vrrp "A" { interface = "eth0", vrid = 51, vips = {
 
 #[test]
 fn duplicate_vrid_on_one_interface() {
-    rejects(&format!("{OK_VRRP}\nlvsd.vrrp \"B\" {{ interface = \"eth0\", vrid = 51, vips = {{ \"192.0.2.2\" }} }}"), 2, "vrid 51 is already used on eth0 by 'A'");
+    rejects(
+        &format!("{OK_VRRP}\nlvsd.vrrp \"B\" {{ interface = \"eth0\", vrid = 51, vips = {{ \"192.0.2.2\" }} }}"),
+        2,
+        "vrid 51 is already used on eth0 by 'A'",
+    );
 }
 
 #[test]
@@ -42,34 +46,70 @@ fn same_vrid_on_other_interface_or_family_is_fine() {
 
 #[test]
 fn vip_family_mismatch() {
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, vips = { "192.0.2.1", "2001:db8::1" } }"#, 1, "not in the same address family");
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, vips = { "192.0.2.1", "2001:db8::1" } }"#,
+        1,
+        "not in the same address family",
+    );
 }
 
 #[test]
 fn ipv6_needs_v3_and_auth_is_v2_only() {
     rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "2001:db8::1" } }"#, 1, "need version = 3");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, auth_pass = "x", vips = { "192.0.2.1" } }"#, 1, "auth_pass is VRRPv2 only");
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, auth_pass = "x", vips = { "192.0.2.1" } }"#,
+        1,
+        "auth_pass is VRRPv2 only",
+    );
     rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, auth_pass = "123456789", vips = { "192.0.2.1" } }"#, 1, "1 to 8 characters");
 }
 
 #[test]
 fn out_of_range_numbers() {
     rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 0, vips = { "192.0.2.1" } }"#, 1, "vrid = 0 is out of range (1..255)");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, priority = 256, vips = { "192.0.2.1" } }"#, 1, "priority = 256 is out of range");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 4, vips = { "192.0.2.1" } }"#, 1, "version = 4 is out of range (2..3)");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, advert_int = 0.5, vips = { "192.0.2.1" } }"#, 1, "advert_int = 0.5 is out of range (1..255)");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, advert_int = 41, vips = { "192.0.2.1" } }"#, 1, "advert_int = 41 is out of range (0.01..40.95)");
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, priority = 256, vips = { "192.0.2.1" } }"#,
+        1,
+        "priority = 256 is out of range",
+    );
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 4, vips = { "192.0.2.1" } }"#,
+        1,
+        "version = 4 is out of range (2..3)",
+    );
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, advert_int = 0.5, vips = { "192.0.2.1" } }"#,
+        1,
+        "advert_int = 0.5 is out of range (1..255)",
+    );
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, advert_int = 41, vips = { "192.0.2.1" } }"#,
+        1,
+        "advert_int = 41 is out of range (0.01..40.95)",
+    );
     rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, advert_int = 1.5, version = 2, vips = { "192.0.2.1" } }"#, 1, "advert_int");
     rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1.5, vips = { "192.0.2.1" } }"#, 1, "vrid = 1.5 must be a whole number");
-    rejects("\n\nlvsd.service \"s\" { vip = \"192.0.2.1:80\", reals = { { address = \"198.51.100.1:80\", weight = 65536 } } }", 3, "weight = 65536 is out of range (0..65535)");
+    rejects(
+        "\n\nlvsd.service \"s\" { vip = \"192.0.2.1:80\", reals = { { address = \"198.51.100.1:80\", weight = 65536 } } }",
+        3,
+        "weight = 65536 is out of range (0..65535)",
+    );
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:70000" }"#, 1, "is not an address:port");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { timeout = -1 } }"#, 1, "timeout = -1 is out of range");
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.http { status = 99 } }"#, 1, "status '99' is not an HTTP status code");
+    rejects(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.http { status = 99 } }"#,
+        1,
+        "status '99' is not an HTTP status code",
+    );
 }
 
 #[test]
 fn duplicate_service() {
-    rejects("lvsd.service \"a\" { vip = \"192.0.2.1:80\" }\nlvsd.service \"b\" { vip = \"192.0.2.1:80\" }", 2, "TCP 192.0.2.1:80 is already service 'a' (bad.lua:1)");
+    rejects(
+        "lvsd.service \"a\" { vip = \"192.0.2.1:80\" }\nlvsd.service \"b\" { vip = \"192.0.2.1:80\" }",
+        2,
+        "TCP 192.0.2.1:80 is already service 'a' (bad.lua:1)",
+    );
     rejects("lvsd.service \"a\" { fwmark = 3 }\nlvsd.service \"b\" { fwmark = 3 }", 2, "is already service 'a'");
     rejects("lvsd.service \"a\" { vip = \"192.0.2.1:80\" }\nlvsd.service \"a\" { vip = \"192.0.2.1:81\" }", 2, "declared twice");
 }
@@ -91,19 +131,43 @@ fn real_family_mismatch_outside_tun() {
 
 #[test]
 fn unknown_names_list_the_valid_ones() {
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "fastest" }"#, 1, "unknown scheduler 'fastest' (valid: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)");
+    rejects(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "fastest" }"#,
+        1,
+        "unknown scheduler 'fastest' (valid: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)",
+    );
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", forward = "fullnat" }"#, 1, "unknown forward 'fullnat' (valid: dr, nat, tun)");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", protocol = "icmp" }"#, 1, "unknown protocol 'icmp' (valid: tcp, udp, sctp)");
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "sh", sched_flags = { "sh-everything" } }"#, 1, "valid: sh-fallback, sh-port, mh-fallback, mh-port");
+    rejects(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "sh", sched_flags = { "sh-everything" } }"#,
+        1,
+        "valid: sh-fallback, sh-port, mh-fallback, mh-port",
+    );
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", persistance = 50 }"#, 1, "unknown key 'persistance' (valid keys: ");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "192.0.2.1" }, state = "leader" }"#, 1, "unknown state 'leader' (valid: master, backup)");
-    rejects(&format!("{OK_VRRP}\nlvsd.sync_group \"G\" {{ instances = {{ \"A\", \"B\" }} }}"), 2, "unknown vrrp instance 'B' (declared instances: A)");
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { intervall = 3 } }"#, 1, "check.tcp: unknown key 'intervall'");
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "192.0.2.1" }, state = "leader" }"#,
+        1,
+        "unknown state 'leader' (valid: master, backup)",
+    );
+    rejects(
+        &format!("{OK_VRRP}\nlvsd.sync_group \"G\" {{ instances = {{ \"A\", \"B\" }} }}"),
+        2,
+        "unknown vrrp instance 'B' (declared instances: A)",
+    );
+    rejects(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { intervall = 3 } }"#,
+        1,
+        "check.tcp: unknown key 'intervall'",
+    );
 }
 
 #[test]
 fn structural_rules() {
-    rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "wrr", sched_flags = { "sh-port" } }"#, 1, "sched_flags only apply to the sh and mh schedulers");
+    rejects(
+        r#"lvsd.service "s" { vip = "192.0.2.1:80", scheduler = "wrr", sched_flags = { "sh-port" } }"#,
+        1,
+        "sched_flags only apply to the sh and mh schedulers",
+    );
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", netmask = "255.255.255.0" }"#, 1, "needs persistence");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", persistence = 5, netmask = "255.0.255.0" }"#, 1, "not a contiguous IPv4 netmask");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", reals = { "198.51.100.1:80", "198.51.100.1:80" } }"#, 1, "listed twice");

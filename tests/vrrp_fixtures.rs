@@ -6,14 +6,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use lvsd::vrrp::packet::{
-    self, Advert, Auth, DropReason, Endpoints, Expect, Family, RxMeta, Version,
-};
+use lvsd::vrrp::packet::{self, Advert, Auth, DropReason, Endpoints, Expect, Family, RxMeta, Version};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/vrrp")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vrrp").join(name)
 }
 
 /// A VRRP message as captured, with what the IP header said.
@@ -36,11 +32,7 @@ fn read_pcap(name: &str) -> Vec<Captured> {
     };
     let u32_at = |b: &[u8], i: usize| {
         let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
+        if le { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) }
     };
     let linktype = u32_at(&data, 20);
     let link_len = match linktype {
@@ -65,14 +57,7 @@ fn read_pcap(name: &str) -> Vec<Captured> {
                 }
                 let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
                 let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
-                out.push(Captured {
-                    meta: RxMeta {
-                        src,
-                        dst,
-                        ttl: ip[8],
-                    },
-                    payload: ip[ihl..total].to_vec(),
-                });
+                out.push(Captured { meta: RxMeta { src, dst, ttl: ip[8] }, payload: ip[ihl..total].to_vec() });
             }
             0x86dd => {
                 if ip[6] != packet::IPPROTO_VRRP {
@@ -84,14 +69,7 @@ fn read_pcap(name: &str) -> Vec<Captured> {
                     o.copy_from_slice(&ip[i..i + 16]);
                     IpAddr::V6(Ipv6Addr::from(o))
                 };
-                out.push(Captured {
-                    meta: RxMeta {
-                        src: addr(8),
-                        dst: addr(24),
-                        ttl: ip[7],
-                    },
-                    payload: ip[40..40 + plen].to_vec(),
-                });
+                out.push(Captured { meta: RxMeta { src: addr(8), dst: addr(24), ttl: ip[7] }, payload: ip[40..40 + plen].to_vec() });
             }
             _ => {}
         }
@@ -156,9 +134,7 @@ fn read_conf(name: &str) -> BTreeMap<u8, Instance> {
                 }
                 "virtual_router_id" => inst.vrid = next.parse().unwrap(),
                 "priority" => inst.priority = next.parse().unwrap(),
-                "advert_int" => {
-                    inst.advert_int = (next.parse::<f64>().unwrap() * 100.0).round() as u16
-                }
+                "advert_int" => inst.advert_int = (next.parse::<f64>().unwrap() * 100.0).round() as u16,
                 "auth_pass" => inst.auth = Auth::pass(next),
                 "unicast_src_ip" => inst.unicast_src = Some(next.parse().unwrap()),
                 _ if block == "virtual_ipaddress" => inst.vips.push(t.parse().unwrap()),
@@ -198,19 +174,13 @@ fn check_capture(pcap: &str, conf: &str) -> BTreeMap<u8, Vec<u8>> {
     let mut priorities: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
     for (n, c) in captured.iter().enumerate() {
         let vrid = packet::peek_vrid(&c.payload).unwrap();
-        let inst = instances
-            .get(&vrid)
-            .unwrap_or_else(|| panic!("{pcap}#{n}: VRID {vrid} not in {conf}"));
-        let rx = packet::decode(&c.payload, &c.meta, &expect_for(inst))
-            .unwrap_or_else(|e| panic!("{pcap}#{n}: {e}"));
+        let inst = instances.get(&vrid).unwrap_or_else(|| panic!("{pcap}#{n}: VRID {vrid} not in {conf}"));
+        let rx = packet::decode(&c.payload, &c.meta, &expect_for(inst)).unwrap_or_else(|e| panic!("{pcap}#{n}: {e}"));
         let a = &rx.advert;
         assert!(!rx.address_mismatch);
         assert_eq!(a.version, inst.version, "{pcap}#{n}");
         assert_eq!(a.advert_int, inst.advert_int, "{pcap}#{n}");
-        assert_eq!(
-            a.addresses, inst.vips,
-            "{pcap}#{n}: keepalived sends VIPs in config order"
-        );
+        assert_eq!(a.addresses, inst.vips, "{pcap}#{n}: keepalived sends VIPs in config order");
         assert_eq!(a.auth, inst.auth, "{pcap}#{n}");
         if let Some(src) = inst.unicast_src {
             assert_eq!(c.meta.src, src);
@@ -227,15 +197,8 @@ fn check_capture(pcap: &str, conf: &str) -> BTreeMap<u8, Vec<u8>> {
             auth: inst.auth.clone(),
             addresses: inst.vips.clone(),
         };
-        let ep = Endpoints {
-            src: c.meta.src,
-            dst: c.meta.dst,
-        };
-        assert_eq!(
-            ours.encode(&ep, false).unwrap(),
-            c.payload,
-            "{pcap}#{n}: encode differs"
-        );
+        let ep = Endpoints { src: c.meta.src, dst: c.meta.dst };
+        assert_eq!(ours.encode(&ep, false).unwrap(), c.payload, "{pcap}#{n}: encode differs");
         priorities.entry(vrid).or_default().push(a.priority);
     }
     priorities
@@ -251,11 +214,7 @@ fn assert_ends_with_priority_zero(prios: &[u8], configured: u8) {
 
 #[test]
 fn pcap_link_type_is_ethernet() {
-    for f in [
-        "keepalived-2.2.7-v2pass.pcap",
-        "keepalived-2.2.7-v3.pcap",
-        "keepalived-2.2.7-v3uni.pcap",
-    ] {
+    for f in ["keepalived-2.2.7-v2pass.pcap", "keepalived-2.2.7-v3.pcap", "keepalived-2.2.7-v3uni.pcap"] {
         let d = std::fs::read(fixture(f)).unwrap();
         assert_eq!(u32::from_le_bytes([d[20], d[21], d[22], d[23]]), 1, "{f}");
     }
@@ -263,10 +222,7 @@ fn pcap_link_type_is_ethernet() {
 
 #[test]
 fn v2_pass_auth_two_vips() {
-    let p = check_capture(
-        "keepalived-2.2.7-v2pass.pcap",
-        "keepalived-2.2.7-v2pass.conf",
-    );
+    let p = check_capture("keepalived-2.2.7-v2pass.pcap", "keepalived-2.2.7-v2pass.conf");
     assert_eq!(p.keys().copied().collect::<Vec<_>>(), vec![51]);
     assert_ends_with_priority_zero(&p[&51], 100);
 }
@@ -293,10 +249,7 @@ fn v3_unicast() {
 fn keepalived_v3_ipv4_checksum_uses_the_pseudo_header() {
     let instances = read_conf("keepalived-2.2.7-v3uni.conf");
     for c in read_pcap("keepalived-2.2.7-v3uni.pcap") {
-        let e = Expect {
-            v3_checksum_as_v2: true,
-            ..expect_for(&instances[&60])
-        };
+        let e = Expect { v3_checksum_as_v2: true, ..expect_for(&instances[&60]) };
         let err = packet::decode(&c.payload, &c.meta, &e).unwrap_err();
         assert_eq!(err.reason(), DropReason::Checksum);
     }
@@ -308,36 +261,17 @@ fn tampered_captures_are_dropped() {
     let instances = read_conf("keepalived-2.2.7-v2pass.conf");
     let e = expect_for(&instances[&51]);
     let c = &read_pcap("keepalived-2.2.7-v2pass.pcap")[0];
-    let reason =
-        |payload: &[u8], meta: &RxMeta| packet::decode(payload, meta, &e).unwrap_err().reason();
+    let reason = |payload: &[u8], meta: &RxMeta| packet::decode(payload, meta, &e).unwrap_err().reason();
 
-    assert_eq!(
-        reason(&c.payload, &RxMeta { ttl: 64, ..c.meta }),
-        DropReason::Ttl
-    );
+    assert_eq!(reason(&c.payload, &RxMeta { ttl: 64, ..c.meta }), DropReason::Ttl);
     let mut p = c.payload.clone();
     p[2] = 255; // priority 255 claim without fixing the checksum
     assert_eq!(reason(&p, &c.meta), DropReason::Checksum);
     let mut p = c.payload.clone();
     p[1] = 99;
-    assert_eq!(
-        reason(&p, &c.meta),
-        DropReason::Checksum,
-        "the checksum covers the VRID"
-    );
-    assert_eq!(
-        reason(&c.payload[..c.payload.len() - 1], &c.meta),
-        DropReason::Length
-    );
+    assert_eq!(reason(&p, &c.meta), DropReason::Checksum, "the checksum covers the VRID");
+    assert_eq!(reason(&c.payload[..c.payload.len() - 1], &c.meta), DropReason::Length);
 
-    let wrong_pass = Expect {
-        auth: Auth::pass("2222"),
-        ..e.clone()
-    };
-    assert_eq!(
-        packet::decode(&c.payload, &c.meta, &wrong_pass)
-            .unwrap_err()
-            .reason(),
-        DropReason::AuthFailure
-    );
+    let wrong_pass = Expect { auth: Auth::pass("2222"), ..e.clone() };
+    assert_eq!(packet::decode(&c.payload, &c.meta, &wrong_pass).unwrap_err().reason(), DropReason::AuthFailure);
 }

@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lvsd::vrrp::fsm::{
-    Action, Config, InitialState, Input, Instance, Reason, State, SyncCommand, SyncGroup,
-    TrackedInterface, Version, Warning,
+    Action, Config, InitialState, Input, Instance, Reason, State, SyncCommand, SyncGroup, TrackedInterface, Version, Warning,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -32,11 +31,7 @@ fn cfg(priority: u8) -> Config {
 }
 
 fn advert(from: &str, priority: u8) -> Input {
-    Input::Advert {
-        from: ip(from),
-        priority,
-        advert_int: 100,
-    }
+    Input::Advert { from: ip(from), priority, advert_int: 100 }
 }
 
 fn transitions(actions: &[Action]) -> Vec<(State, State)> {
@@ -74,10 +69,7 @@ fn run_until(i: &mut Instance, until: Instant) -> Vec<(Instant, Action)> {
             out.push((t, a));
         }
         // A timer that does not move past `t` would spin the event loop.
-        assert!(
-            i.poll_timeout().is_none_or(|next| next > t),
-            "timer did not advance"
-        );
+        assert!(i.poll_timeout().is_none_or(|next| next > t), "timer did not advance");
     }
     out
 }
@@ -143,16 +135,8 @@ fn startup_waits_master_down_interval_then_takes_over_exactly() {
         vec![
             Action::SendAdvert { priority: 100 },
             Action::AddVips(vec![ip("192.0.2.100")]),
-            Action::SendGratuitous {
-                addresses: vec![ip("192.0.2.100")],
-                count: 5,
-                interval: Duration::ZERO
-            },
-            Action::StateChanged {
-                from: State::Backup,
-                to: State::Master,
-                reason: Reason::MasterDown
-            },
+            Action::SendGratuitous { addresses: vec![ip("192.0.2.100")], count: 5, interval: Duration::ZERO },
+            Action::StateChanged { from: State::Backup, to: State::Master, reason: Reason::MasterDown },
         ]
     );
 }
@@ -180,11 +164,7 @@ fn owner_with_state_master_is_master_at_once() {
     let a = i.handle(t0, Input::Startup);
     assert_eq!(transitions(&a), vec![(State::Initialize, State::Master)]);
     assert_eq!(sent(&a), vec![255]);
-    assert_eq!(
-        i.poll_timeout(),
-        Some(t0 + ms(1000)),
-        "Adver_Timer = Advertisement_Interval"
-    );
+    assert_eq!(i.poll_timeout(), Some(t0 + ms(1000)), "Adver_Timer = Advertisement_Interval");
 }
 
 #[test]
@@ -201,11 +181,7 @@ fn master_advertises_every_interval() {
     let t0 = Instant::now();
     let (mut i, t) = master(cfg(100), t0);
     let got = run_until(&mut i, t + ms(3000));
-    let adverts: Vec<Instant> = got
-        .iter()
-        .filter(|(_, a)| matches!(a, Action::SendAdvert { priority: 100 }))
-        .map(|(t, _)| *t)
-        .collect();
+    let adverts: Vec<Instant> = got.iter().filter(|(_, a)| matches!(a, Action::SendAdvert { priority: 100 })).map(|(t, _)| *t).collect();
     assert_eq!(adverts, vec![t + ms(1000), t + ms(2000), t + ms(3000)]);
 }
 
@@ -236,15 +212,8 @@ fn higher_priority_backup_preempts() {
     }
     let mdi = i.master_down_interval();
     let got = run_until(&mut i, t0 + mdi);
-    assert_eq!(
-        transitions(&actions(&got)),
-        vec![(State::Backup, State::Master)]
-    );
-    assert_eq!(
-        got[0].0,
-        t0 + mdi,
-        "the discarded adverts never reset the timer"
-    );
+    assert_eq!(transitions(&actions(&got)), vec![(State::Backup, State::Master)]);
+    assert_eq!(got[0].0, t0 + mdi, "the discarded adverts never reset the timer");
 }
 
 // RFC 5798 6.4.2: takeover happens Master_Down_Interval after the last advert, not earlier.
@@ -273,14 +242,7 @@ fn v3_backup_learns_the_masters_interval() {
     c.version = Version::V3;
     c.advert_int = 100;
     let mut i = started(c, t0);
-    i.handle(
-        t0 + ms(100),
-        Input::Advert {
-            from: ip(OTHER),
-            priority: 150,
-            advert_int: 10,
-        },
-    );
+    i.handle(t0 + ms(100), Input::Advert { from: ip(OTHER), priority: 150, advert_int: 10 });
     assert_eq!(i.master_adver_interval(), ms(100));
     // 3 * 0.1 s + 156 * 0.1 s / 256
     assert_eq!(i.master_down_interval(), ms(300) + us(60_937));
@@ -292,14 +254,7 @@ fn v3_backup_learns_the_masters_interval() {
 fn v2_backup_keeps_its_own_interval() {
     let t0 = Instant::now();
     let mut i = started(cfg(100), t0);
-    i.handle(
-        t0,
-        Input::Advert {
-            from: ip(OTHER),
-            priority: 150,
-            advert_int: 300,
-        },
-    );
+    i.handle(t0, Input::Advert { from: ip(OTHER), priority: 150, advert_int: 300 });
     assert_eq!(i.master_adver_interval(), ms(1000));
 }
 
@@ -314,10 +269,7 @@ fn priority_zero_handover_within_skew_time() {
     i.handle(stop, advert(OTHER, 0));
     assert_eq!(i.poll_timeout(), Some(stop + i.skew_time()));
     let got = run_until(&mut i, stop + us(609_375));
-    assert_eq!(
-        transitions(&actions(&got)),
-        vec![(State::Backup, State::Master)]
-    );
+    assert_eq!(transitions(&actions(&got)), vec![(State::Backup, State::Master)]);
     assert_eq!(reason(&actions(&got)), Some(Reason::MasterStopped));
 }
 
@@ -347,17 +299,11 @@ fn master_yields_to_higher_priority() {
             Action::StateChanged {
                 from: State::Master,
                 to: State::Backup,
-                reason: Reason::HigherPriority {
-                    from: ip(OTHER),
-                    priority: 150
-                }
+                reason: Reason::HigherPriority { from: ip(OTHER), priority: 150 }
             },
         ]
     );
-    assert_eq!(
-        i.poll_timeout(),
-        Some(t + ms(10) + i.master_down_interval())
-    );
+    assert_eq!(i.poll_timeout(), Some(t + ms(10) + i.master_down_interval()));
 }
 
 // RFC 5798 6.4.3: "... or the Priority in the ADVERTISEMENT is equal to the local Priority and
@@ -372,12 +318,7 @@ fn equal_priority_higher_address_wins() {
     // Our own address (a looped-back advert), whatever the priority: a warning, nothing else.
     for p in [100, 200] {
         let a = i.handle(t, advert("192.0.2.1", p));
-        assert_eq!(
-            a,
-            vec![Action::Warn(Warning::OwnAddress {
-                from: ip("192.0.2.1")
-            })]
-        );
+        assert_eq!(a, vec![Action::Warn(Warning::OwnAddress { from: ip("192.0.2.1") })]);
     }
     assert_eq!(i.state(), State::Master);
     // 192.0.2.2 > 192.0.2.1: we yield.
@@ -392,10 +333,7 @@ fn lower_priority_advert_without_reply_when_disabled() {
     c.lower_prio_advert = false;
     c.garp.lower_prio_repeat = 0;
     let (mut i, t) = master(c, t0);
-    assert!(
-        i.handle(t, advert(OTHER, 50)).is_empty(),
-        "RFC 5798 6.4.3: discard"
-    );
+    assert!(i.handle(t, advert(OTHER, 50)).is_empty(), "RFC 5798 6.4.3: discard");
 }
 
 // keepalived garp_lower_prio_repeat / garp_lower_prio_delay: a master hearing a lower priority
@@ -407,15 +345,8 @@ fn lower_priority_advert_triggers_gratuitous_arp() {
     run_until(&mut i, t + ms(5000)); // past the garp_master_delay burst
     let now = t + ms(5500);
     let vip = vec![ip("192.0.2.100")];
-    let garp = Action::SendGratuitous {
-        addresses: vip,
-        count: 5,
-        interval: Duration::ZERO,
-    };
-    assert_eq!(
-        i.handle(now, advert(OTHER, 50)),
-        vec![Action::SendAdvert { priority: 100 }, garp.clone()]
-    );
+    let garp = Action::SendGratuitous { addresses: vip, count: 5, interval: Duration::ZERO };
+    assert_eq!(i.handle(now, advert(OTHER, 50)), vec![Action::SendAdvert { priority: 100 }, garp.clone()]);
     let later = run_until(&mut i, now + ms(5000));
     assert!(later.contains(&(now + ms(5000), garp)));
 }
@@ -447,13 +378,7 @@ fn preempt_delay_postpones_preemption() {
     for s in 1..=20 {
         let now = t0 + ms(1000 * s);
         for (t, a) in run_until(&mut i, now) {
-            if matches!(
-                a,
-                Action::StateChanged {
-                    to: State::Master,
-                    ..
-                }
-            ) {
+            if matches!(a, Action::StateChanged { to: State::Master, .. }) {
                 became = Some(t);
             }
         }
@@ -483,10 +408,7 @@ fn shutdown_sends_priority_zero_from_master_only() {
     assert!(sent(&a).is_empty());
     assert_eq!(transitions(&a), vec![(State::Backup, State::Initialize)]);
     // Startup again works.
-    assert_eq!(
-        transitions(&b.handle(t0, Input::Startup)),
-        vec![(State::Initialize, State::Backup)]
-    );
+    assert_eq!(transitions(&b.handle(t0, Input::Startup)), vec![(State::Initialize, State::Backup)]);
 }
 
 // keepalived: the instance's interface going down puts it in Fault; a master tells the backup
@@ -495,13 +417,7 @@ fn shutdown_sends_priority_zero_from_master_only() {
 fn interface_down_fault_and_recovery() {
     let t0 = Instant::now();
     let (mut i, t) = master(cfg(100), t0);
-    let a = i.handle(
-        t,
-        Input::Interface {
-            name: "eth0".into(),
-            up: false,
-        },
-    );
+    let a = i.handle(t, Input::Interface { name: "eth0".into(), up: false });
     assert_eq!(sent(&a), vec![0]);
     assert!(a.contains(&Action::RemoveVips(vec![ip("192.0.2.100")])));
     assert_eq!(reason(&a), Some(Reason::InterfaceDown("eth0".into())));
@@ -510,52 +426,21 @@ fn interface_down_fault_and_recovery() {
     // Adverts are ignored in Fault.
     assert!(i.handle(t, advert(OTHER, 0)).is_empty());
     // An unrelated interface changes nothing.
-    assert!(
-        i.handle(
-            t,
-            Input::Interface {
-                name: "eth9".into(),
-                up: true
-            }
-        )
-        .is_empty()
-    );
+    assert!(i.handle(t, Input::Interface { name: "eth9".into(), up: true }).is_empty());
 
     let up = t + ms(5000);
-    let a = i.handle(
-        up,
-        Input::Interface {
-            name: "eth0".into(),
-            up: true,
-        },
-    );
-    assert_eq!(
-        a,
-        vec![Action::StateChanged {
-            from: State::Fault,
-            to: State::Backup,
-            reason: Reason::FaultCleared
-        }]
-    );
+    let a = i.handle(up, Input::Interface { name: "eth0".into(), up: true });
+    assert_eq!(a, vec![Action::StateChanged { from: State::Fault, to: State::Backup, reason: Reason::FaultCleared }]);
     let mdi = i.master_down_interval();
     let got = run_until(&mut i, up + mdi);
-    assert_eq!(
-        transitions(&actions(&got)),
-        vec![(State::Backup, State::Master)]
-    );
+    assert_eq!(transitions(&actions(&got)), vec![(State::Backup, State::Master)]);
 }
 
 #[test]
 fn startup_with_interface_down_goes_to_fault() {
     let t0 = Instant::now();
     let mut i = Instance::new(cfg(100));
-    i.handle(
-        t0,
-        Input::Interface {
-            name: "eth0".into(),
-            up: false,
-        },
-    );
+    i.handle(t0, Input::Interface { name: "eth0".into(), up: false });
     let a = i.handle(t0, Input::Startup);
     assert_eq!(transitions(&a), vec![(State::Initialize, State::Fault)]);
 }
@@ -565,45 +450,17 @@ fn startup_with_interface_down_goes_to_fault() {
 fn tracked_interface_weight_changes_priority() {
     let t0 = Instant::now();
     let mut c = cfg(100);
-    c.track_interfaces = vec![
-        TrackedInterface {
-            name: "eth1".into(),
-            weight: -60,
-        },
-        TrackedInterface {
-            name: "eth2".into(),
-            weight: 0,
-        },
-    ];
+    c.track_interfaces = vec![TrackedInterface { name: "eth1".into(), weight: -60 }, TrackedInterface { name: "eth2".into(), weight: 0 }];
     let (mut i, t) = master(c, t0);
-    let a = i.handle(
-        t,
-        Input::Interface {
-            name: "eth1".into(),
-            up: false,
-        },
-    );
+    let a = i.handle(t, Input::Interface { name: "eth1".into(), up: false });
     assert_eq!(a, vec![Action::PriorityChanged { from: 100, to: 40 }]);
     assert_eq!(i.state(), State::Master);
     let got = run_until(&mut i, t + ms(1000));
-    assert_eq!(
-        sent(&actions(&got)),
-        vec![40],
-        "adverts carry the new priority"
-    );
+    assert_eq!(sent(&actions(&got)), vec![40], "adverts carry the new priority");
     // A peer at 90 now wins.
-    assert_eq!(
-        transitions(&i.handle(t + ms(1100), advert(OTHER, 90))),
-        vec![(State::Master, State::Backup)]
-    );
+    assert_eq!(transitions(&i.handle(t + ms(1100), advert(OTHER, 90))), vec![(State::Master, State::Backup)]);
     // Weight 0: Fault.
-    let a = i.handle(
-        t + ms(1200),
-        Input::Interface {
-            name: "eth2".into(),
-            up: false,
-        },
-    );
+    let a = i.handle(t + ms(1200), Input::Interface { name: "eth2".into(), up: false });
     assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
 }
 
@@ -613,41 +470,15 @@ fn tracked_interface_weight_changes_priority() {
 fn track_functions_weights_and_fault() {
     let t0 = Instant::now();
     let mut i = started(cfg(100), t0);
-    let up = |n: &str, w| Input::Track {
-        name: n.into(),
-        up: true,
-        weight: w,
-    };
-    let down = |n: &str, w| Input::Track {
-        name: n.into(),
-        up: false,
-        weight: w,
-    };
-    assert_eq!(
-        i.handle(t0, up("web", 20)),
-        vec![Action::PriorityChanged { from: 100, to: 120 }]
-    );
-    assert_eq!(
-        i.handle(t0, down("web", 20)),
-        vec![Action::PriorityChanged { from: 120, to: 100 }]
-    );
+    let up = |n: &str, w| Input::Track { name: n.into(), up: true, weight: w };
+    let down = |n: &str, w| Input::Track { name: n.into(), up: false, weight: w };
+    assert_eq!(i.handle(t0, up("web", 20)), vec![Action::PriorityChanged { from: 100, to: 120 }]);
+    assert_eq!(i.handle(t0, down("web", 20)), vec![Action::PriorityChanged { from: 120, to: 100 }]);
     assert!(i.handle(t0, up("db", -30)).is_empty());
-    assert_eq!(
-        i.handle(t0, down("db", -30)),
-        vec![Action::PriorityChanged { from: 100, to: 70 }]
-    );
-    assert_eq!(
-        i.handle(t0, up("big", 200)),
-        vec![Action::PriorityChanged { from: 70, to: 254 }]
-    );
-    assert_eq!(
-        i.handle(t0, down("huge", -250)),
-        vec![Action::PriorityChanged { from: 254, to: 20 }]
-    );
-    assert_eq!(
-        i.handle(t0, down("more", -250)),
-        vec![Action::PriorityChanged { from: 20, to: 1 }]
-    );
+    assert_eq!(i.handle(t0, down("db", -30)), vec![Action::PriorityChanged { from: 100, to: 70 }]);
+    assert_eq!(i.handle(t0, up("big", 200)), vec![Action::PriorityChanged { from: 70, to: 254 }]);
+    assert_eq!(i.handle(t0, down("huge", -250)), vec![Action::PriorityChanged { from: 254, to: 20 }]);
+    assert_eq!(i.handle(t0, down("more", -250)), vec![Action::PriorityChanged { from: 20, to: 1 }]);
     let a = i.handle(t0, down("must", 0));
     assert_eq!(reason(&a), Some(Reason::TrackDown("must".into())));
     assert_eq!(i.state(), State::Fault);
@@ -663,37 +494,13 @@ fn owner_ignores_weights_and_faults_instead() {
     c.initial_state = InitialState::Master;
     let mut i = Instance::new(c);
     i.handle(t0, Input::Startup);
-    assert!(
-        i.handle(
-            t0,
-            Input::Track {
-                name: "x".into(),
-                up: true,
-                weight: 10
-            }
-        )
-        .is_empty()
-    );
+    assert!(i.handle(t0, Input::Track { name: "x".into(), up: true, weight: 10 }).is_empty());
     assert_eq!(i.effective_priority(), 255);
-    let a = i.handle(
-        t0,
-        Input::Track {
-            name: "x".into(),
-            up: false,
-            weight: 10,
-        },
-    );
+    let a = i.handle(t0, Input::Track { name: "x".into(), up: false, weight: 10 });
     assert_eq!(transitions(&a), vec![(State::Master, State::Fault)]);
     // Recovery: owner configured MASTER waits one interval plus skew (keepalived).
     let back = t0 + ms(10);
-    i.handle(
-        back,
-        Input::Track {
-            name: "x".into(),
-            up: true,
-            weight: 10,
-        },
-    );
+    i.handle(back, Input::Track { name: "x".into(), up: true, weight: 10 });
     assert_eq!(i.poll_timeout(), Some(back + ms(1000) + us(3_906)));
 }
 
@@ -707,12 +514,7 @@ fn owner_never_backs_off_from_a_255_claim() {
     let mut i = Instance::new(c);
     i.handle(t0, Input::Startup);
     let a = i.handle(t0, advert("192.0.2.200", 255));
-    assert_eq!(
-        a,
-        vec![Action::Warn(Warning::OwnerConflict {
-            from: ip("192.0.2.200")
-        })]
-    );
+    assert_eq!(a, vec![Action::Warn(Warning::OwnerConflict { from: ip("192.0.2.200") })]);
     assert_eq!(i.state(), State::Master);
     assert!(i.handle(t0, advert(OTHER, 0)).is_empty());
     assert!(i.handle(t0, advert(OTHER, 254)).is_empty());
@@ -732,11 +534,7 @@ fn update_config_keeps_state() {
         a,
         vec![
             Action::AddVips(vec![ip("192.0.2.101")]),
-            Action::SendGratuitous {
-                addresses: vec![ip("192.0.2.101")],
-                count: 5,
-                interval: Duration::ZERO
-            },
+            Action::SendGratuitous { addresses: vec![ip("192.0.2.101")], count: 5, interval: Duration::ZERO },
             Action::PriorityChanged { from: 100, to: 90 },
         ]
     );
@@ -746,10 +544,7 @@ fn update_config_keeps_state() {
 
     let mut c = cfg(90);
     c.addresses = vec![ip("192.0.2.101")];
-    assert_eq!(
-        i.update_config(next, c).unwrap(),
-        vec![Action::RemoveVips(vec![ip("192.0.2.100")])]
-    );
+    assert_eq!(i.update_config(next, c).unwrap(), vec![Action::RemoveVips(vec![ip("192.0.2.100")])]);
 
     let mut c = cfg(90);
     c.vrid = 52;
@@ -766,18 +561,9 @@ fn update_config_in_backup_does_not_flap() {
     assert!(i.update_config(t0 + ms(600), cfg(100)).unwrap().is_empty());
     assert_eq!(i.poll_timeout(), due, "the Master_Down_Timer keeps running");
     // Tracking a new interface that is already known down moves to Fault.
-    i.handle(
-        t0 + ms(700),
-        Input::Interface {
-            name: "eth1".into(),
-            up: false,
-        },
-    );
+    i.handle(t0 + ms(700), Input::Interface { name: "eth1".into(), up: false });
     let mut c = cfg(100);
-    c.track_interfaces = vec![TrackedInterface {
-        name: "eth1".into(),
-        weight: 0,
-    }];
+    c.track_interfaces = vec![TrackedInterface { name: "eth1".into(), weight: 0 }];
     let a = i.update_config(t0 + ms(800), c).unwrap();
     assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
 }
@@ -794,9 +580,7 @@ fn gratuitous_arp_delay_and_refresh() {
     let garps = |v: &[(Instant, Action)]| -> Vec<(Instant, u32)> {
         v.iter()
             .filter_map(|(t, a)| match a {
-                Action::SendGratuitous {
-                    count, interval, ..
-                } => {
+                Action::SendGratuitous { count, interval, .. } => {
                     assert_eq!(*interval, ms(10));
                     Some((*t, *count))
                 }
@@ -805,10 +589,7 @@ fn gratuitous_arp_delay_and_refresh() {
             .collect()
     };
     let got = run_until(&mut i, t + Duration::from_secs(125));
-    assert_eq!(
-        garps(&got),
-        vec![(t + ms(5000), 5), (t + ms(60_000), 2), (t + ms(120_000), 2)]
-    );
+    assert_eq!(garps(&got), vec![(t + ms(5000), 5), (t + ms(60_000), 2), (t + ms(120_000), 2)]);
 }
 
 #[test]
@@ -818,21 +599,12 @@ fn no_delayed_garp_when_delay_is_zero() {
     c.garp.master_delay = Duration::ZERO;
     let (mut i, t) = master(c, t0);
     let got = run_until(&mut i, t + ms(10_000));
-    assert!(
-        got.iter()
-            .all(|(_, a)| !matches!(a, Action::SendGratuitous { .. }))
-    );
+    assert!(got.iter().all(|(_, a)| !matches!(a, Action::SendGratuitous { .. })));
 }
 
 /// Runs a sync group: handles `input` on `member`, then delivers the group's commands until
 /// nothing more happens. Returns every member's state.
-fn drive(
-    group: &mut SyncGroup,
-    members: &mut [Instance],
-    now: Instant,
-    member: usize,
-    input: Input,
-) -> Vec<State> {
+fn drive(group: &mut SyncGroup, members: &mut [Instance], now: Instant, member: usize, input: Input) -> Vec<State> {
     let mut queue = vec![(member, input)];
     while let Some((m, inp)) = queue.pop() {
         members[m].handle(now, inp);
@@ -856,57 +628,26 @@ fn sync_group_moves_together() {
     let mut members = vec![Instance::new(a), Instance::new(b)];
     let mut g = SyncGroup::new(2);
     use State::*;
-    assert_eq!(
-        drive(&mut g, &mut members, t0, 0, Input::Startup),
-        vec![Backup, Initialize]
-    );
-    assert_eq!(
-        drive(&mut g, &mut members, t0, 1, Input::Startup),
-        vec![Backup, Backup]
-    );
+    assert_eq!(drive(&mut g, &mut members, t0, 0, Input::Startup), vec![Backup, Initialize]);
+    assert_eq!(drive(&mut g, &mut members, t0, 1, Input::Startup), vec![Backup, Backup]);
     // Member 1 keeps hearing its master, member 0 times out: both become master.
     members[1].handle(t0 + ms(3000), advert(OTHER, 150));
     let t = members[0].poll_timeout().unwrap();
-    assert_eq!(
-        drive(&mut g, &mut members, t, 0, Input::Timeout),
-        vec![Master, Master]
-    );
+    assert_eq!(drive(&mut g, &mut members, t, 0, Input::Timeout), vec![Master, Master]);
     // Member 1 hears a higher priority: both go back to backup.
-    assert_eq!(
-        drive(&mut g, &mut members, t, 1, advert(OTHER, 200)),
-        vec![Backup, Backup]
-    );
+    assert_eq!(drive(&mut g, &mut members, t, 1, advert(OTHER, 200)), vec![Backup, Backup]);
     // Master again, then member 0's interface fails: everybody in Fault.
-    assert_eq!(
-        drive(&mut g, &mut members, t, 0, Input::Sync(SyncCommand::Master)),
-        vec![Master, Master]
-    );
-    let down = Input::Interface {
-        name: "eth0".into(),
-        up: false,
-    };
+    assert_eq!(drive(&mut g, &mut members, t, 0, Input::Sync(SyncCommand::Master)), vec![Master, Master]);
+    let down = Input::Interface { name: "eth0".into(), up: false };
     assert_eq!(drive(&mut g, &mut members, t, 0, down), vec![Fault, Fault]);
     assert!(g.in_fault());
     // Member 1's own track also fails, then member 0 recovers: still all Fault.
-    let tr = |up| Input::Track {
-        name: "chk".into(),
-        up,
-        weight: 0,
-    };
-    assert_eq!(
-        drive(&mut g, &mut members, t, 1, tr(false)),
-        vec![Fault, Fault]
-    );
-    let up = Input::Interface {
-        name: "eth0".into(),
-        up: true,
-    };
+    let tr = |up| Input::Track { name: "chk".into(), up, weight: 0 };
+    assert_eq!(drive(&mut g, &mut members, t, 1, tr(false)), vec![Fault, Fault]);
+    let up = Input::Interface { name: "eth0".into(), up: true };
     assert_eq!(drive(&mut g, &mut members, t, 0, up), vec![Fault, Fault]);
     // Last fault clears: everybody back to Backup.
-    assert_eq!(
-        drive(&mut g, &mut members, t, 1, tr(true)),
-        vec![Backup, Backup]
-    );
+    assert_eq!(drive(&mut g, &mut members, t, 1, tr(true)), vec![Backup, Backup]);
     assert!(!g.in_fault());
 }
 
@@ -945,16 +686,7 @@ fn sync_group_of_three_follows_and_ignores_a_stop() {
         drive(&mut g, &mut members, t0, m, Input::Startup);
     }
     let t = members[2].poll_timeout().unwrap();
-    assert_eq!(
-        drive(&mut g, &mut members, t, 2, Input::Timeout),
-        vec![Master, Master, Master]
-    );
-    assert_eq!(
-        drive(&mut g, &mut members, t, 1, Input::Shutdown),
-        vec![Master, Initialize, Master]
-    );
-    assert_eq!(
-        drive(&mut g, &mut members, t, 0, advert(OTHER, 200)),
-        vec![Backup, Initialize, Backup]
-    );
+    assert_eq!(drive(&mut g, &mut members, t, 2, Input::Timeout), vec![Master, Master, Master]);
+    assert_eq!(drive(&mut g, &mut members, t, 1, Input::Shutdown), vec![Master, Initialize, Master]);
+    assert_eq!(drive(&mut g, &mut members, t, 0, advert(OTHER, 200)), vec![Backup, Initialize, Backup]);
 }

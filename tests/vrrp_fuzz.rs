@@ -23,10 +23,8 @@ impl Rng {
 
 fn seeds() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .expect("fuzz/seeds exists")
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
+    let mut out: Vec<Vec<u8>> =
+        std::fs::read_dir(&dir).expect("fuzz/seeds exists").map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
     out.sort();
     assert!(out.len() >= 8);
     out

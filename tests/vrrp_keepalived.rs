@@ -3,8 +3,8 @@
 //! takes over when the other goes; the higher priority preempts. tcpdump decodes our adverts.
 
 mod common;
-use common::keepalived::{keepalived_available, Keepalived};
 use common::Daemon;
+use common::keepalived::{Keepalived, keepalived_available};
 use lvsd::net::netns::Lan;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -35,7 +35,9 @@ fn lvsd_policy(c: &Case, prio: u8) -> String {
     }
     format!(
         "lvsd.vrrp \"VI_1\" {{ interface = \"eth0\", vrid = 51, version = {}, advert_int = {}, priority = {prio}, vips = {{ \"{}\" }}, {extra} }}\n",
-        c.version, c.advert, vip(c)
+        c.version,
+        c.advert,
+        vip(c)
     )
 }
 
@@ -49,7 +51,9 @@ fn keepalived_conf(c: &Case, prio: u8) -> String {
     }
     format!(
         "global_defs {{\n router_id K\n vrrp_version {}\n}}\nvrrp_instance VI_1 {{\n state BACKUP\n interface eth0\n virtual_router_id 51\n priority {prio}\n advert_int {}\n {extra}\n virtual_ipaddress {{\n {}\n }}\n}}\n",
-        c.version, c.advert, vip(c)
+        c.version,
+        c.advert,
+        vip(c)
     )
 }
 
@@ -90,11 +94,19 @@ fn run_case(c: &Case) {
         .args(["netns", "exec", &ns(1), "timeout", "10", "tcpdump", "-i", "eth0", "-c", "2", "-vv", "-n", "-l"])
         .arg(if c.v6 { "ip6 proto 112" } else { "ip proto 112" })
         .arg("and")
-        .arg(format!("src host {}", if c.v6 && !c.unicast { "fe80::/10".to_string() } else { addr(c, 1) }).replace("host fe80::/10", "net fe80::/10"))
+        .arg(
+            format!("src host {}", if c.v6 && !c.unicast { "fe80::/10".to_string() } else { addr(c, 1) })
+                .replace("host fe80::/10", "net fe80::/10"),
+        )
         .output()
         .expect("tcpdump (scripts/test installs it)");
     let text = String::from_utf8_lossy(&dump.stdout);
-    assert!(text.contains(&format!("VRRPv{}, Advertisement, vrid 51, prio 150", c.version)), "{}: tcpdump says:\n{text}\n{}", c.name, String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        text.contains(&format!("VRRPv{}, Advertisement, vrid 51, prio 150", c.version)),
+        "{}: tcpdump says:\n{text}\n{}",
+        c.name,
+        String::from_utf8_lossy(&dump.stderr)
+    );
     assert!(text.contains(&vip(c)), "{text}");
     if c.auth {
         assert!(text.contains("authtype simple"), "{text}");
@@ -105,7 +117,11 @@ fn run_case(c: &Case) {
     wait(&format!("{}: keepalived takes over", c.name), || has_vip(&lan, 1, c), || k.log());
     // 3. lvsd back: it removes its stale VIP and preempts again.
     let mut l = l.restart(Some(&ns(0)), "lvs01", &[]);
-    wait(&format!("{}: lvsd preempts again", c.name), || has_vip(&lan, 0, c) && !has_vip(&lan, 1, c), || format!("{}\n{}", l.log(), k.log()));
+    wait(
+        &format!("{}: lvsd preempts again", c.name),
+        || has_vip(&lan, 0, c) && !has_vip(&lan, 1, c),
+        || format!("{}\n{}", l.log(), k.log()),
+    );
     // 4. lvsd stops gracefully: keepalived takes over at once (priority 0).
     assert_eq!(l.stop(), 0);
     wait(&format!("{}: keepalived after graceful stop", c.name), || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c), || k.log());
@@ -114,7 +130,11 @@ fn run_case(c: &Case) {
     // 5. Roles swapped: keepalived 200 master, lvsd 150 backup; keepalived stops -> lvsd.
     let k = Keepalived::start(lan.host(1), &keepalived_conf(c, 200));
     let l = Daemon::start_in(Some(&ns(0)), &lvsd_policy(c, 150), "lvs01", &[]);
-    wait(&format!("{}: keepalived 200 master", c.name), || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c), || format!("{}\n{}", l.log(), k.log()));
+    wait(
+        &format!("{}: keepalived 200 master", c.name),
+        || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c),
+        || format!("{}\n{}", l.log(), k.log()),
+    );
     l.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvsd backup");
     let st = l.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 200, "{st}");

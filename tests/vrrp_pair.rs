@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 
 /// One policy for both nodes; VRRPv3 at 0.2 s keeps the test short (Master_Down_Interval
 /// about 0.7 s).
@@ -102,7 +102,12 @@ fn nopreempt_and_yield() {
     let took = a.event_at("vrrp", "backup -> master");
     let skew = (256.0 - 100.0) / 256.0 * 0.2;
     eprintln!("yield: lvs01 master {:.1} ms after lvs02 yielded (skew time {:.1} ms)", (took - yielded) * 1e3, skew * 1e3);
-    assert!(took >= yielded && took - yielded <= skew + 0.1, "took over {:.0} ms after the yield (skew time {:.0} ms)", (took - yielded) * 1e3, skew * 1e3);
+    assert!(
+        took >= yielded && took - yielded <= skew + 0.1,
+        "took over {:.0} ms after the yield (skew time {:.0} ms)",
+        (took - yielded) * 1e3,
+        skew * 1e3
+    );
     assert_eq!(b.vrrp_state("VI_1"), "backup");
     assert!(has_vip(&lan, 0) && !has_vip(&lan, 1));
 }

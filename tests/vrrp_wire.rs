@@ -4,7 +4,7 @@
 
 mod common;
 use common::Daemon;
-use lvsd::net::netns::{privileged_or_skip, Lan};
+use lvsd::net::netns::{Lan, privileged_or_skip};
 use lvsd::vrrp::packet::{Advert, Auth, Endpoints, Version};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;

@@ -68,23 +68,30 @@ fn watchdog_pings_at_half_the_timeout_and_stop_while_the_loop_is_stalled() {
             let _ = self.0.wait();
         }
     }
-    let mut child = Kill(Command::new(common::lvsd_bin())
-        .args(["run", "-p", policy.to_str().unwrap(), "--node", "lvs01", "--dry-run", "--control", control.to_str().unwrap()])
-        // The stall below must outlast the timeout without hitting the instruction limit.
-        .args(["--instruction-limit", "1000000000000"])
-        .env("NOTIFY_SOCKET", &notify)
-        .env("WATCHDOG_USEC", TIMEOUT.as_micros().to_string())
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap());
+    let mut child = Kill(
+        Command::new(common::lvsd_bin())
+            .args(["run", "-p", policy.to_str().unwrap(), "--node", "lvs01", "--dry-run", "--control", control.to_str().unwrap()])
+            // The stall below must outlast the timeout without hitting the instruction limit.
+            .args(["--instruction-limit", "1000000000000"])
+            .env("NOTIFY_SOCKET", &notify)
+            .env("WATCHDOG_USEC", TIMEOUT.as_micros().to_string())
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
     let log = || std::fs::read_to_string(dir.path().join("lvsd.log")).unwrap_or_default();
 
     // READY=1, then the pings.
     assert!(notes.read_until(Duration::from_secs(20), |s| s.iter().any(|(_, m)| m == "READY=1")), "no READY=1; log:\n{}", log());
     let ready = notes.seen.iter().find(|(_, m)| m == "READY=1").unwrap().0;
-    assert!(notes.read_until(Duration::from_secs(15), |s| count_pings_since(s, ready) >= 5), "fewer than 5 pings in 15 s; seen {:?}; log:\n{}", notes.seen, log());
+    assert!(
+        notes.read_until(Duration::from_secs(15), |s| count_pings_since(s, ready) >= 5),
+        "fewer than 5 pings in 15 s; seen {:?}; log:\n{}",
+        notes.seen,
+        log()
+    );
     let pings = notes.pings(ready);
     let gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
     let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;

@@ -173,11 +173,7 @@ impl Quorum {
     }
     /// Feed the current sum of live weights; returns `Some(new_state)` on a change.
     pub fn update(&mut self, live_weight: u64) -> Option<bool> {
-        let next = if self.up {
-            live_weight + self.hysteresis >= self.quorum
-        } else {
-            live_weight >= self.quorum + self.hysteresis
-        };
+        let next = if self.up { live_weight + self.hysteresis >= self.quorum } else { live_weight >= self.quorum + self.hysteresis };
         (next != self.up).then(|| {
             self.up = next;
             next

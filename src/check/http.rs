@@ -2,9 +2,9 @@
 //! request, send it (TLS with rustls) and feed what comes back to the pure response parser
 //! ([`super::http_response`]), which bounds and frames it.
 
+use super::http_response::Parser;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use super::http_response::Parser;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls::{self, pki_types::ServerName};
@@ -27,7 +27,10 @@ pub enum HttpError {
 
 /// The request text. `Connection: close`: one request per connection, as keepalived.
 pub fn request(method: &str, path: &str, host: &str, extra: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvsd/{}\r\nAccept: */*\r\nConnection: close\r\n", env!("CARGO_PKG_VERSION"));
+    let mut r = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lvsd/{}\r\nAccept: */*\r\nConnection: close\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
     for (k, v) in extra {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -105,7 +108,9 @@ fn client_config(verify: bool) -> Arc<rustls::ClientConfig> {
     static VERIFY: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     static NO_VERIFY: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let make = |verify: bool| {
-        let b = rustls::ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().expect("ring supports the default versions");
+        let b = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions");
         let c = if verify {
             let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
             b.with_root_certificates(roots).with_no_client_auth()
@@ -194,7 +199,14 @@ mod tests {
         assert_eq!(host_header(Some("www.example.org"), "198.51.100.1:80".parse().unwrap(), false), "www.example.org");
         assert_eq!(host_header(None, "[2001:db8::1]:443".parse().unwrap(), true), "[2001:db8::1]");
         let r = request("GET", "/health", "h", &[], b"");
-        assert_eq!(r, format!("GET /health HTTP/1.1\r\nHost: h\r\nUser-Agent: lvsd/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n", env!("CARGO_PKG_VERSION")).into_bytes());
+        assert_eq!(
+            r,
+            format!(
+                "GET /health HTTP/1.1\r\nHost: h\r\nUser-Agent: lvsd/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+                env!("CARGO_PKG_VERSION")
+            )
+            .into_bytes()
+        );
     }
 
     #[test]

@@ -91,13 +91,19 @@ enum Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Reading the head into `buf`; `line` bytes of it are the current, unfinished line.
-    Head { line: usize },
+    Head {
+        line: usize,
+    },
     /// Body bytes still to come.
-    Length { left: u64 },
+    Length {
+        left: u64,
+    },
     /// Reading a chunk-size line into `buf`.
     ChunkSize,
     /// Chunk data still to come, then its CRLF (read into `buf`).
-    ChunkData { left: u64 },
+    ChunkData {
+        left: u64,
+    },
     ChunkEnd,
     Close,
     Done,
@@ -288,11 +294,8 @@ impl Parser {
         if !(100..=999).contains(&status) {
             return Err(ResponseError::Status(status));
         }
-        let headers: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_string()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            r.headers.iter().map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).trim().to_string())).collect();
         let len = std::mem::take(&mut self.buf).len();
         // RFC 9110 §15.2: a client must accept 1xx responses before the final one. 101 is
         // final here (a check never asks to switch protocols).

@@ -5,10 +5,10 @@
 //! call into Lua here is metered (see `crate::lua_limits`): an endless loop fails that check only.
 
 use super::health::{CheckResult, Scalar};
-use crate::lua_limits::{self as meter, Meter, Metered};
-pub use crate::lua_limits::{call_sync, error_text};
 use super::weight::clamp_weight;
 use super::{dns, http};
+use crate::lua_limits::{self as meter, Meter, Metered};
+pub use crate::lua_limits::{call_sync, error_text};
 use crate::model::HookRef;
 use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -53,7 +53,13 @@ fn hook_fn(lua: &Lua, h: HookRef) -> mlua::Result<Function> {
 }
 
 /// Run a Lua check's `run(rs)` once as a metered coroutine. The caller bounds it in time.
-pub async fn run_check(lua: &Lua, run: HookRef, rs: &RsInfo, instructions: u64, bind: Option<IpAddr>) -> Result<CheckResult, LuaCheckError> {
+pub async fn run_check(
+    lua: &Lua,
+    run: HookRef,
+    rs: &RsInfo,
+    instructions: u64,
+    bind: Option<IpAddr>,
+) -> Result<CheckResult, LuaCheckError> {
     let err = |e: mlua::Error| LuaCheckError(error_text(&e));
     let f = hook_fn(lua, run).map_err(err)?;
     let entry = meter::entry(lua).map_err(err)?;
@@ -99,15 +105,19 @@ pub fn check_result(vals: MultiValue) -> CheckResult {
                 let k = k.to_string_lossy();
                 match k.as_str() {
                     "ok" => r.ok = !matches!(v, Value::Nil | Value::Boolean(false)),
-                    "weight" => r.weight = scalar(&v).and_then(|s| match s {
-                        Scalar::Int(i) => clamp_weight(i as f64),
-                        Scalar::Num(n) => clamp_weight(n),
-                        _ => None,
-                    }),
-                    "error" => r.error = scalar(&v).map(|s| match s {
-                        Scalar::Str(s) => s,
-                        other => format!("{other:?}"),
-                    }),
+                    "weight" => {
+                        r.weight = scalar(&v).and_then(|s| match s {
+                            Scalar::Int(i) => clamp_weight(i as f64),
+                            Scalar::Num(n) => clamp_weight(n),
+                            _ => None,
+                        })
+                    }
+                    "error" => {
+                        r.error = scalar(&v).map(|s| match s {
+                            Scalar::Str(s) => s,
+                            other => format!("{other:?}"),
+                        })
+                    }
                     _ => {
                         if let Some(s) = scalar(&v) {
                             r.values.insert(k, s);
@@ -188,7 +198,11 @@ fn check_bind(lua: &Lua) -> Option<IpAddr> {
 }
 
 fn ip_arg(ip: &str) -> mlua::Result<IpAddr> {
-    ip.trim().trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| mlua::Error::runtime(format!("'{ip}' is not an IP address")))
+    ip.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| mlua::Error::runtime(format!("'{ip}' is not an IP address")))
 }
 
 type Conn = Arc<Mutex<Option<BufReader<TcpStream>>>>;
@@ -314,7 +328,8 @@ async fn net_dns(lua: Lua, t: Table, bind: Option<IpAddr>) -> mlua::Result<Table
     let ip = ip_arg(&t.get::<String>("ip").map_err(|_| mlua::Error::runtime("lvsd.net.dns needs ip = \"addr\""))?)?;
     let port: u16 = t.get::<Option<u16>>("port")?.unwrap_or(53);
     let name = t.get::<Option<String>>("name")?.unwrap_or_else(|| ".".into());
-    let qtype = dns::qtype(&t.get::<Option<String>>("type")?.unwrap_or_else(|| "SOA".into())).map_err(|e| mlua::Error::runtime(e.to_string()))?;
+    let qtype =
+        dns::qtype(&t.get::<Option<String>>("type")?.unwrap_or_else(|| "SOA".into())).map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let q = dns::query(fastrand::u16(..), &name, qtype).map_err(|e| mlua::Error::runtime(e.to_string()))?;
     let target = SocketAddr::new(ip, port);
     let s = super::runner::udp_socket(target, bind).await.map_err(|e| mlua::Error::runtime(format!("socket: {e}")))?;
@@ -328,7 +343,9 @@ async fn net_dns(lua: Lua, t: Table, bind: Option<IpAddr>) -> mlua::Result<Table
             Ok(r) => r.header,
             // The other errors are answers the script can look at (rcode, TC): the header
             // parsed, since the id was compared.
-            Err(dns::DnsError::Truncated | dns::DnsError::Rcode(_)) => dns::header(&buf[..n]).map_err(|e| mlua::Error::runtime(e.to_string()))?,
+            Err(dns::DnsError::Truncated | dns::DnsError::Rcode(_)) => {
+                dns::header(&buf[..n]).map_err(|e| mlua::Error::runtime(e.to_string()))?
+            }
             Err(e) => return Err(mlua::Error::runtime(e.to_string())),
         };
         let out = lua.create_table()?;
@@ -361,7 +378,8 @@ pub fn install_net(lua: &Lua) -> mlua::Result<()> {
             let bind = check_bind(&lua);
             async move {
                 let target = SocketAddr::new(ip_arg(&ip)?, port);
-                let s = super::runner::connect(target, bind).await.map_err(|e| mlua::Error::runtime(format!("connect to {target}: {e}")))?;
+                let s =
+                    super::runner::connect(target, bind).await.map_err(|e| mlua::Error::runtime(format!("connect to {target}: {e}")))?;
                 Ok(LuaTcp(Arc::new(Mutex::new(Some(BufReader::new(s))))))
             }
         })?,
@@ -377,14 +395,20 @@ pub fn install_net(lua: &Lua) -> mlua::Result<()> {
             }
         })?,
     )?;
-    net.set("http", lua.create_async_function(|lua, t| {
-        let bind = check_bind(&lua);
-        net_http(lua, t, bind)
-    })?)?;
-    net.set("dns", lua.create_async_function(|lua, t| {
-        let bind = check_bind(&lua);
-        net_dns(lua, t, bind)
-    })?)?;
+    net.set(
+        "http",
+        lua.create_async_function(|lua, t| {
+            let bind = check_bind(&lua);
+            net_http(lua, t, bind)
+        })?,
+    )?;
+    net.set(
+        "dns",
+        lua.create_async_function(|lua, t| {
+            let bind = check_bind(&lua);
+            net_dns(lua, t, bind)
+        })?,
+    )?;
     lvsd.set("net", net)?;
     Ok(())
 }

@@ -11,12 +11,12 @@
 //! which every probe waits, are restarted the same way.
 
 use super::connects::Connects;
-use super::grid::{first_delay, grid_step, jittered, Grid};
+use super::grid::{Grid, first_delay, grid_step, jittered};
 use super::health::{CheckResult, Health, History, Transition};
-use super::lua::{call_weight, RsInfo};
+use super::lua::{RsInfo, call_weight};
 use super::registry::{Plan, ProbeKey};
 use super::runner::{Prober, RunCtx};
-use super::supervise::{backoff, CatchUnwind, MAX_BACKOFF};
+use super::supervise::{CatchUnwind, MAX_BACKOFF, backoff};
 use crate::desired::RealState;
 use crate::model::Model;
 use mlua::Lua;
@@ -140,7 +140,20 @@ impl CheckManager {
     }
 
     pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
-        let inner = Inner { model: Model::default(), lua, opts, probes: Vec::new(), index: HashMap::new(), reals: Vec::new(), tx, started: false, connects: Rc::default(), poller: None, grid: Rc::new(Grid::new(Instant::now())), ticker: None };
+        let inner = Inner {
+            model: Model::default(),
+            lua,
+            opts,
+            probes: Vec::new(),
+            index: HashMap::new(),
+            reals: Vec::new(),
+            tx,
+            started: false,
+            connects: Rc::default(),
+            poller: None,
+            grid: Rc::new(Grid::new(Instant::now())),
+            ticker: None,
+        };
         let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
         m.install(model, None);
         m
@@ -212,7 +225,12 @@ impl CheckManager {
             .iter()
             .map(|&p| {
                 let p = &inner.probes[p];
-                ProbeStatus { kind: p.prober.spec.kind.name(), target: p.prober.target, up: p.health.is_up(), history: p.health.history().clone() }
+                ProbeStatus {
+                    kind: p.prober.spec.kind.name(),
+                    target: p.prober.target,
+                    up: p.health.is_up(),
+                    history: p.health.history().clone(),
+                }
             })
             .collect();
         Some(RealStatus { address: rs.addr, state: state.into(), weight, checks })
@@ -408,7 +426,9 @@ impl Inner {
         if let Some(t) = t {
             match t {
                 Transition::Up => tracing::info!(target: "check", "{} check of {} is up", p.prober.spec.kind.name(), p.prober.target),
-                Transition::Down => tracing::warn!(target: "check", "{} check of {} is down: {}", p.prober.spec.kind.name(), p.prober.target, r.error.as_deref().unwrap_or("failed")),
+                Transition::Down => {
+                    tracing::warn!(target: "check", "{} check of {} is down: {}", p.prober.spec.kind.name(), p.prober.target, r.error.as_deref().unwrap_or("failed"))
+                }
             }
         }
         for k in 0..p.users.len() {
@@ -440,10 +460,13 @@ impl Inner {
             self.reals[si][ri].check_weight = Some(w);
         }
         if let Some(f) = rs.weight_fn.filter(|_| weigh) {
-            let info = RsInfo { address: rs.addr, port: self.probes[probe].prober.target.port(), service: vs.name.clone(), weight: rs.weight };
+            let info =
+                RsInfo { address: rs.addr, port: self.probes[probe].prober.target.port(), service: vs.name.clone(), weight: rs.weight };
             match call_weight(&self.lua, f, &info, r, self.opts.instructions) {
                 Ok(w) => self.reals[si][ri].fn_weight = Some(w),
-                Err(e) => tracing::warn!(target: "check", "{}: weight function for {} in '{}' failed, keeping the previous weight: {e}", rs.origin, rs.addr, vs.name),
+                Err(e) => {
+                    tracing::warn!(target: "check", "{}: weight function for {} in '{}' failed, keeping the previous weight: {e}", rs.origin, rs.addr, vs.name)
+                }
             }
         }
         let slot = &mut self.reals[si][ri];
@@ -459,7 +482,14 @@ impl Inner {
                     .iter()
                     .map(|&i| &self.probes[i])
                     .find(|p| !p.health.is_up())
-                    .map(|p| format!("{} {}: {}", p.prober.spec.kind.name(), p.prober.target, p.health.last().and_then(|l| l.error.clone()).unwrap_or_else(|| "failed".into())))
+                    .map(|p| {
+                        format!(
+                            "{} {}: {}",
+                            p.prober.spec.kind.name(),
+                            p.prober.target,
+                            p.health.last().and_then(|l| l.error.clone()).unwrap_or_else(|| "failed".into())
+                        )
+                    })
                     .unwrap_or_default();
                 Some(RealChange::Down { reason })
             }
@@ -581,7 +611,7 @@ async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::cell::Cell;
     use std::path::Path;
 
@@ -684,7 +714,9 @@ mod tests {
     fn a_panic_in_a_forced_run_is_a_result() {
         local(async {
             let (addr, _) = counting_server().await;
-            let src = format!(r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ timeout = 1, retries = 0, fall = 3 }}, reals = {{ "{addr}" }} }}"#);
+            let src = format!(
+                r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ timeout = 1, retries = 0, fall = 3 }}, reals = {{ "{addr}" }} }}"#
+            );
             let opts = LoadOptions { node: "t".into(), limits: Default::default() };
             let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
             let (tx, mut rx) = mpsc::unbounded_channel();

@@ -7,8 +7,8 @@
 //! grid, `grid`, its connect poller, `connects`, and the supervision of its tasks, `supervise`).
 
 mod connects;
-mod grid;
 pub mod dns;
+mod grid;
 pub mod health;
 pub mod http;
 pub mod http_response;
@@ -22,7 +22,7 @@ pub mod weight;
 
 pub use connects::Connects;
 pub use health::{CheckResult, Health, History, Quorum, Scalar, Transition};
-pub use lua::{install_net, RsInfo};
+pub use lua::{RsInfo, install_net};
 pub use manager::{CheckEvent, CheckManager, CheckOptions, RealChange, RealStatus};
 pub use registry::{Plan, ProbeKey};
 pub use runner::{Prober, RunCtx};

@@ -83,7 +83,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::path::Path;
 
     fn model(src: &str) -> Model {

@@ -1,9 +1,9 @@
 //! Running one check against one target: a spec prepared once (regexes compiled, TLS
 //! configured), then `run` per interval with timeout, retries and retry delay.
 
+use super::connects::Connects;
 use super::health::CheckResult;
 use super::lua::{LuaCheckError, RsInfo};
-use super::connects::Connects;
 use super::{dns, http, smtp, weight};
 use crate::model::{CheckKind, CheckSpec, HookRef};
 use regex::bytes::Regex;
@@ -54,13 +54,34 @@ struct Url {
 }
 
 enum Prepared {
-    Tcp { send: Option<Vec<u8>>, expect: Option<Vec<u8>> },
-    Http { method: String, urls: Vec<Url>, host: Option<String>, tls: Option<http::Tls> },
-    Udp { payload: Vec<u8>, expect: Option<Vec<u8>> },
-    Dns { name: String, qtype: u16 },
-    Smtp { helo: String },
-    Exec { argv: Vec<String>, dynamic: bool },
-    Lua { run: HookRef },
+    Tcp {
+        send: Option<Vec<u8>>,
+        expect: Option<Vec<u8>>,
+    },
+    Http {
+        method: String,
+        urls: Vec<Url>,
+        host: Option<String>,
+        tls: Option<http::Tls>,
+    },
+    Udp {
+        payload: Vec<u8>,
+        expect: Option<Vec<u8>>,
+    },
+    Dns {
+        name: String,
+        qtype: u16,
+    },
+    Smtp {
+        helo: String,
+    },
+    Exec {
+        argv: Vec<String>,
+        dynamic: bool,
+    },
+    Lua {
+        run: HookRef,
+    },
     /// The spec cannot run (bad regex, unknown DNS type): every run fails with this.
     Invalid(String),
 }
@@ -200,10 +221,9 @@ impl Prober {
 
 fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
     Ok(match &spec.kind {
-        CheckKind::Tcp { send, expect } => Prepared::Tcp {
-            send: send.as_ref().map(|s| s.as_bytes().to_vec()),
-            expect: expect.as_ref().map(|s| s.as_bytes().to_vec()),
-        },
+        CheckKind::Tcp { send, expect } => {
+            Prepared::Tcp { send: send.as_ref().map(|s| s.as_bytes().to_vec()), expect: expect.as_ref().map(|s| s.as_bytes().to_vec()) }
+        }
         CheckKind::Http { tls, method, urls, virtualhost, sni, verify } => {
             let mut out = Vec::new();
             for u in urls {
@@ -211,7 +231,12 @@ fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
                     Some(r) => Some(Regex::new(r).map_err(|e| format!("bad regex '{r}': {e}"))?),
                     None => None,
                 };
-                out.push(Url { path: u.path.clone(), status: u.status.clone(), digest: u.digest.as_ref().map(|d| d.to_ascii_lowercase()), regex });
+                out.push(Url {
+                    path: u.path.clone(),
+                    status: u.status.clone(),
+                    digest: u.digest.as_ref().map(|d| d.to_ascii_lowercase()),
+                    regex,
+                });
             }
             let tls = if *tls {
                 let name = sni.clone().or_else(|| virtualhost.clone()).unwrap_or_else(|| target.ip().to_string());
@@ -269,7 +294,14 @@ fn close_with_reset<S: std::os::fd::AsFd>(s: &S) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
 }
 
-async fn http_check(t: SocketAddr, bind: Option<IpAddr>, method: &str, urls: &[Url], host: Option<&str>, tls: Option<&http::Tls>) -> CheckResult {
+async fn http_check(
+    t: SocketAddr,
+    bind: Option<IpAddr>,
+    method: &str,
+    urls: &[Url],
+    host: Option<&str>,
+    tls: Option<&http::Tls>,
+) -> CheckResult {
     let z = Duration::ZERO;
     let host = http::host_header(host, t, tls.is_some());
     let head = method == "HEAD";

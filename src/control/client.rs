@@ -2,7 +2,7 @@
 //! sent the server's credentials are checked: whoever could replace the socket must not
 //! receive our requests (or answer them).
 
-use super::{encode_request, Command, ControlError, Response};
+use super::{Command, ControlError, Response, encode_request};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -28,9 +28,7 @@ fn peer_of(s: &UnixStream) -> std::io::Result<Peer> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `cred` and `len` are valid for writes of the sizes given.
-    let rc = unsafe {
-        libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len)
-    };
+    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -62,10 +60,8 @@ pub fn check_server(stream: &UnixStream, path: &str) -> Result<(), ControlError>
 impl Client {
     pub fn connect(path: &Path) -> Result<Client, ControlError> {
         let shown = path.display().to_string();
-        let stream = UnixStream::connect(path).map_err(|source| ControlError::Io {
-            path: format!("{shown} (is `lvsd run` running, and are you root?)"),
-            source,
-        })?;
+        let stream = UnixStream::connect(path)
+            .map_err(|source| ControlError::Io { path: format!("{shown} (is `lvsd run` running, and are you root?)"), source })?;
         check_server(&stream, &shown)?;
         let writer = stream.try_clone().map_err(|source| ControlError::Io { path: shown.clone(), source })?;
         Ok(Client { path: shown, reader: BufReader::new(stream), writer })

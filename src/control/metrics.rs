@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// How long a built page is served again (scrapers every second or so share one build).
 pub const CACHE_FOR: Duration = Duration::from_secs(1);
@@ -235,8 +235,7 @@ pub fn render(st: &View) -> String {
         ("bytes_in", |s| s.inbytes, "Incoming bytes"),
         ("bytes_out", |s| s.outbytes, "Outgoing bytes"),
     ];
-    let table: Vec<(String, &IpvsService)> =
-        st.ipvs.iter().flat_map(|t| &t.services).map(|s| (s.label().unwrap_or_default(), s)).collect();
+    let table: Vec<(String, &IpvsService)> = st.ipvs.iter().flat_map(|t| &t.services).map(|s| (s.label().unwrap_or_default(), s)).collect();
     let real = |r: &IpvsReal| format!("{}:{}", r.address, r.port);
     for (metric, get, help) in counters {
         let name = format!("lvsd_ipvs_service_{metric}_total");
@@ -271,9 +270,7 @@ pub fn render_doc(doc: Value) -> Result<String, String> {
 
 /// Bind the metrics address; failing here fails the daemon's start.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ControlError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ControlError::Io { path: format!("metrics address {addr} (--metrics)"), source })
+    TcpListener::bind(addr).await.map_err(|source| ControlError::Io { path: format!("metrics address {addr} (--metrics)"), source })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -28,7 +28,9 @@ pub enum Command {
         force: bool,
     },
     /// Evaluate Lua in the inspection context.
-    Eval { code: String },
+    Eval {
+        code: String,
+    },
     /// Weight 0 until undrained: existing connections finish, new ones go elsewhere.
     Drain(RealRef),
     Undrain(RealRef),
@@ -42,9 +44,13 @@ pub enum Command {
     /// Run the real's checks now.
     CheckNow(RealRef),
     /// Give up mastership of an instance: send one priority-0 advert, as on a graceful stop.
-    Yield { instance: String },
+    Yield {
+        instance: String,
+    },
     /// Undo `yield`: the instance's configured priority applies again.
-    Unyield { instance: String },
+    Unyield {
+        instance: String,
+    },
     /// Recent check results of a real.
     History(RealRef),
     /// Recent events (transitions, reloads, health changes).
@@ -167,7 +173,10 @@ mod tests {
         assert_eq!(parse_request(b"{\"v\":2,\"cmd\":\"status\"}"), Err(RequestError::Version(2)));
         assert!(matches!(parse_request(b"{not json"), Err(RequestError::Malformed(_))));
         assert!(matches!(parse_request(b"{\"v\":1,\"cmd\":\"format_disk\"}"), Err(RequestError::Malformed(_))));
-        assert!(matches!(parse_request(b"{\"v\":1,\"cmd\":\"set_weight\",\"service\":\"a\",\"real\":\"b\",\"weight\":-1}"), Err(RequestError::Malformed(_))));
+        assert!(matches!(
+            parse_request(b"{\"v\":1,\"cmd\":\"set_weight\",\"service\":\"a\",\"real\":\"b\",\"weight\":-1}"),
+            Err(RequestError::Malformed(_))
+        ));
         let deep = format!("{{\"v\":1,\"cmd\":\"eval\",\"code\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(matches!(parse_request(deep.as_bytes()), Err(RequestError::Malformed(_))));
         let mut long = vec![b' '; MAX_REQUEST];

@@ -2,13 +2,13 @@
 //! request loop.
 
 use super::accept::Backoff;
-use super::{parse_request, Command, ControlError, Response, MAX_REQUEST};
+use super::{Command, ControlError, MAX_REQUEST, Response, parse_request};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// A request on its way to the director, with the channel for its answer.
 pub type Call = (Command, oneshot::Sender<Response>);

@@ -1,9 +1,9 @@
 //! E-mail alerts on VRRP transitions, as keepalived's `notification_email` + `smtp_alert`.
 //! A plain SMTP client: banner, HELO, MAIL FROM, RCPT TO, DATA, QUIT, each with a timeout.
 
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {

@@ -24,7 +24,14 @@ impl Director {
 
     /// An operator's change to one real (drain, undrain, a weight override): find the real,
     /// change the director's state, record it, and sync that real's service only.
-    fn change_real(&mut self, r: &RealRef, kind: &'static str, what: &str, result: serde_json::Value, change: impl FnOnce(&mut Self, RealId)) -> Response {
+    fn change_real(
+        &mut self,
+        r: &RealRef,
+        kind: &'static str,
+        what: &str,
+        result: serde_json::Value,
+        change: impl FnOnce(&mut Self, RealId),
+    ) -> Response {
         let id = match self.find_real(r) {
             Ok(id) => id,
             Err(e) => return Response::err(e),
@@ -79,24 +86,20 @@ impl Director {
             {
                 Response::err(format!("no running VRRP instance '{instance}'"))
             }
-            Command::Yield { instance } => {
-                match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Yield(instance.clone())) {
-                    Ok(()) => {
-                        self.events.push("yield", format!("{instance}: yielding mastership (priority 0 sent, held at priority 1)"));
-                        Response::ok(json!({ "yielded": instance }))
-                    }
-                    Err(e) => Response::err(e),
+            Command::Yield { instance } => match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Yield(instance.clone())) {
+                Ok(()) => {
+                    self.events.push("yield", format!("{instance}: yielding mastership (priority 0 sent, held at priority 1)"));
+                    Response::ok(json!({ "yielded": instance }))
                 }
-            }
-            Command::Unyield { instance } => {
-                match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Unyield(instance.clone())) {
-                    Ok(()) => {
-                        self.events.push("yield", format!("{instance}: priority restored"));
-                        Response::ok(json!({ "yielded": null }))
-                    }
-                    Err(e) => Response::err(e),
+                Err(e) => Response::err(e),
+            },
+            Command::Unyield { instance } => match self.heartbeat.as_ref().unwrap().send(heartbeat::Command::Unyield(instance.clone())) {
+                Ok(()) => {
+                    self.events.push("yield", format!("{instance}: priority restored"));
+                    Response::ok(json!({ "yielded": null }))
                 }
-            }
+                Err(e) => Response::err(e),
+            },
             Command::Events { limit } => Response::ok(json!(self.events.recent(limit.unwrap_or(50)))),
         }
     }
@@ -111,8 +114,10 @@ impl Director {
             let _ = reply.send(resp);
             return;
         }
-        let found: Result<Vec<(usize, usize)>, String> =
-            checks.iter().map(|r| self.find_real(r).and_then(|id| self.real_index(&id).ok_or_else(|| "no such real".to_string()))).collect();
+        let found: Result<Vec<(usize, usize)>, String> = checks
+            .iter()
+            .map(|r| self.find_real(r).and_then(|id| self.real_index(&id).ok_or_else(|| "no such real".to_string())))
+            .collect();
         let (found, c) = match (found, self.checks.clone()) {
             (Err(e), _) => {
                 let _ = reply.send(Response::err(e));

@@ -19,7 +19,12 @@ pub enum Command {
     /// of every track function for them.
     Update(Box<Model>, Vec<TrackChange>),
     /// A track function changed.
-    Track { instance: String, name: String, up: bool, weight: i32 },
+    Track {
+        instance: String,
+        name: String,
+        up: bool,
+        weight: i32,
+    },
     Yield(String),
     Unyield(String),
     /// Graceful stop: masters send priority 0 and drop their VIPs; answered when done.

@@ -31,49 +31,75 @@ impl Inspector {
         let lvsd = lua.create_table()?;
         lvsd.set("node", node)?;
         let a = actions.clone();
-        lvsd.set("drain", lua.create_function(move |_, (s, r): (String, String)| {
-            a.lock().unwrap().push(Command::Drain(real(s, r)));
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "drain",
+            lua.create_function(move |_, (s, r): (String, String)| {
+                a.lock().unwrap().push(Command::Drain(real(s, r)));
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("undrain", lua.create_function(move |_, (s, r): (String, String)| {
-            a.lock().unwrap().push(Command::Undrain(real(s, r)));
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "undrain",
+            lua.create_function(move |_, (s, r): (String, String)| {
+                a.lock().unwrap().push(Command::Undrain(real(s, r)));
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("weight", lua.create_function(move |_, (s, r, w): (String, String, Option<u32>)| {
-            a.lock().unwrap().push(match w {
-                Some(weight) => Command::SetWeight { real: real(s, r), weight },
-                None => Command::ClearWeight(real(s, r)),
-            });
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "weight",
+            lua.create_function(move |_, (s, r, w): (String, String, Option<u32>)| {
+                a.lock().unwrap().push(match w {
+                    Some(weight) => Command::SetWeight { real: real(s, r), weight },
+                    None => Command::ClearWeight(real(s, r)),
+                });
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("check_now", lua.create_function(move |_, (s, r): (String, String)| {
-            a.lock().unwrap().push(Command::CheckNow(real(s, r)));
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "check_now",
+            lua.create_function(move |_, (s, r): (String, String)| {
+                a.lock().unwrap().push(Command::CheckNow(real(s, r)));
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("yield", lua.create_function(move |_, instance: String| {
-            a.lock().unwrap().push(Command::Yield { instance });
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "yield",
+            lua.create_function(move |_, instance: String| {
+                a.lock().unwrap().push(Command::Yield { instance });
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("unyield", lua.create_function(move |_, instance: String| {
-            a.lock().unwrap().push(Command::Unyield { instance });
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "unyield",
+            lua.create_function(move |_, instance: String| {
+                a.lock().unwrap().push(Command::Unyield { instance });
+                Ok(())
+            })?,
+        )?;
         let a = actions.clone();
-        lvsd.set("reload", lua.create_function(move |_, ()| {
-            a.lock().unwrap().push(Command::Reload { force: false });
-            Ok(())
-        })?)?;
+        lvsd.set(
+            "reload",
+            lua.create_function(move |_, ()| {
+                a.lock().unwrap().push(Command::Reload { force: false });
+                Ok(())
+            })?,
+        )?;
         lua.globals().set("lvsd", lvsd)?;
         Ok(Inspector { lua, budget, actions })
     }
 
     /// Evaluate `code`: first as `return <code>`, then as a statement (as a REPL should).
-    pub fn eval(&self, code: &str, status: &serde_json::Value, events: &[super::Event]) -> (Result<serde_json::Value, String>, Vec<Command>) {
+    pub fn eval(
+        &self,
+        code: &str,
+        status: &serde_json::Value,
+        events: &[super::Event],
+    ) -> (Result<serde_json::Value, String>, Vec<Command>) {
         self.actions.lock().unwrap().clear();
         let result = self.eval_inner(code, status, events);
         (result, self.actions.lock().unwrap().drain(..).collect())

@@ -3,28 +3,28 @@
 
 mod alert;
 mod commands;
-mod hooks;
-mod reload;
-mod services;
 mod events;
 pub mod heartbeat;
+mod hooks;
 mod inspect;
+mod reload;
+mod services;
+pub mod status;
 mod suspend;
 mod track;
 pub mod vrrp;
-pub mod status;
 
-pub use events::{now_secs, Event, EventLog};
+pub use events::{Event, EventLog, now_secs};
 use reload::Reloads;
 
 use crate::control::server::Call;
-use crate::vrrp::fsm as fsm_state;
 use crate::control::{Command, RealRef, Response};
 use crate::desired::{self, RealState};
 use crate::ipvs::backend::{self, Backend, SyncReport};
 use crate::ipvs::table::{ServiceKey, Table};
 use crate::model::Foreign;
 use crate::policy::{self, LoadOptions, Policy, PolicyError};
+use crate::vrrp::fsm as fsm_state;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -145,7 +145,7 @@ impl Director {
 
     /// Run until SIGTERM/SIGINT. Must be called inside a tokio LocalSet.
     pub async fn run(mut self) -> Result<(), DirectorError> {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         // Signal handlers first: a SIGHUP sent as soon as the socket appears must not kill us.
         let mut sigterm = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut sigint = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -345,6 +345,4 @@ impl Director {
         }
         Ok(())
     }
-
 }
-

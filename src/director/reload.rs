@@ -111,13 +111,8 @@ impl Director {
 
     /// Drop overrides of reals the new policy no longer has.
     pub(super) fn forget_unknown_reals(&mut self) {
-        let known: HashSet<RealId> = self
-            .policy
-            .model
-            .services
-            .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.name.clone(), r.addr)))
-            .collect();
+        let known: HashSet<RealId> =
+            self.policy.model.services.iter().flat_map(|s| s.reals.iter().map(move |r| (s.name.clone(), r.addr))).collect();
         self.drained.retain(|id| known.contains(id));
         self.weight_overrides.retain(|id, _| known.contains(id));
     }

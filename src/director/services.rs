@@ -2,8 +2,8 @@
 //! (quorum, ha_suspend, drains), the diff sent to the backend, and what happens to services
 //! that go away (omega, release on stop).
 
-use super::*;
 use super::hooks::spawn_program;
+use super::*;
 
 /// A service whose quorum was gained or lost.
 pub(super) struct QuorumChange {
@@ -215,11 +215,8 @@ impl Director {
         let Some(name) = sd.instance.clone() else { return };
         let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
         let Some(mut want) = crate::ipvs::cli::daemon_from_model(&self.policy.model) else { return };
-        want.state = if t.to == fsm_state::State::Master {
-            crate::ipvs::wire::DaemonState::Master
-        } else {
-            crate::ipvs::wire::DaemonState::Backup
-        };
+        want.state =
+            if t.to == fsm_state::State::Master { crate::ipvs::wire::DaemonState::Master } else { crate::ipvs::wire::DaemonState::Backup };
         match self.backend.sync_daemon(Some(&want)) {
             Ok(done) => {
                 for d in done {

@@ -4,12 +4,12 @@
 //! document is built from it elsewhere, so a big policy's status never holds up VRRP.
 
 use super::{RealId, ReloadStatus};
-use crate::desired::{service_key, RealState};
+use crate::desired::{RealState, service_key};
 use crate::ipvs::format::{self, Format};
 use crate::ipvs::table::{DestKey, ServiceKey, Table};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
@@ -175,11 +175,21 @@ fn text(d: &Snapshot) -> String {
     );
     if let Some(v) = d.vrrp.as_ref().filter(|v| !v.is_empty()) {
         out.push('\n');
-        let _ = writeln!(out, "{:<12} {:<10} {:>4} {:<7} {:>8}  {:<22} {:>6} {:>6} {:>7}", "VRRP", "Interface", "VRID", "State", "Priority", "Master", "Sent", "Recv", "Dropped");
+        let _ = writeln!(
+            out,
+            "{:<12} {:<10} {:>4} {:<7} {:>8}  {:<22} {:>6} {:>6} {:>7}",
+            "VRRP", "Interface", "VRID", "State", "Priority", "Master", "Sent", "Recv", "Dropped"
+        );
         for i in v {
             let dropped: u64 = i["dropped"].as_object().map(|m| m.values().filter_map(|x| x.as_u64()).sum()).unwrap_or(0);
             let master = match &i["master"] {
-                Value::Null => if i["state"] == "master" { "(us)".to_string() } else { "-".to_string() },
+                Value::Null => {
+                    if i["state"] == "master" {
+                        "(us)".to_string()
+                    } else {
+                        "-".to_string()
+                    }
+                }
                 m => format!("{} ({})", m["address"].as_str().unwrap_or("?"), m["priority"]),
             };
             let _ = writeln!(
@@ -253,7 +263,11 @@ fn text(d: &Snapshot) -> String {
     }
     for (si, vs) in m.services.iter().enumerate() {
         if !actual.services.contains_key(&service_key(&vs.vip)) {
-            let why = if d.suspended.contains(&vs.name) { "suspended by ha_suspend: not master of its VIP" } else { "in the policy, not in the table" };
+            let why = if d.suspended.contains(&vs.name) {
+                "suspended by ha_suspend: not master of its VIP"
+            } else {
+                "in the policy, not in the table"
+            };
             let _ = writeln!(out, "{}  ({why})", format::service_name(&service_key(&vs.vip)));
             missing_reals(&mut out, d, si, None, "(not in the table)");
         }
@@ -293,11 +307,12 @@ fn missing_reals(out: &mut String, d: &Snapshot, si: usize, live: Option<&crate:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::path::Path;
 
     fn snapshot(actual: impl FnOnce(&Model) -> Option<Table>) -> Snapshot {
-        let src = r#"lvsd.service "web" { vip = "192.0.2.10:80", reals = { "198.51.100.1:80", { address = "198.51.100.2:80", weight = 5 } } }"#;
+        let src =
+            r#"lvsd.service "web" { vip = "192.0.2.10:80", reals = { "198.51.100.1:80", { address = "198.51.100.2:80", weight = 5 } } }"#;
         let o = LoadOptions { node: "lvs01".into(), limits: Default::default() };
         let model = load_source(src, Path::new("p.lua"), Path::new("."), &o).unwrap().model;
         Snapshot {

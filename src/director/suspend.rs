@@ -20,7 +20,7 @@ pub fn suspended(vs: &VirtualServer, instances: &[VrrpInstance], is_master: impl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::path::Path;
 
     #[test]

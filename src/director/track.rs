@@ -69,7 +69,8 @@ impl Tracks {
                 self.runs.push(run);
             }
         }
-        let known = self.runs.iter().filter(|r| r.reported).map(|r| (r.instance.clone(), r.track.name.clone(), r.health.is_up(), r.track.weight));
+        let known =
+            self.runs.iter().filter(|r| r.reported).map(|r| (r.instance.clone(), r.track.name.clone(), r.health.is_up(), r.track.weight));
         let removed = old.into_iter().filter(|r| r.reported).map(|r| (r.instance, r.track.name, true, 0));
         known.chain(removed).collect()
     }

@@ -2,13 +2,13 @@
 //! gratuitous ARP from `net`. The fsm decides; this file carries out its actions and reports
 //! transitions. It runs on the heartbeat's thread (`heartbeat.rs`), never on the director's.
 
+use super::track::TrackChange;
 use crate::model::{self, VrrpInstance};
 use crate::net::{self, Mode, VrrpSocket, VrrpSocketError};
 use crate::ratelimit::LogLimiter;
-use super::track::TrackChange;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -18,13 +18,25 @@ use tokio::task::JoinHandle;
 
 /// What arrives from the sockets and the link watcher.
 pub enum VrrpInput {
-    Packet { id: u64, bytes: Vec<u8>, meta: net::RecvMeta },
+    Packet {
+        id: u64,
+        bytes: Vec<u8>,
+        meta: net::RecvMeta,
+    },
     /// A datagram on socket `id` that is not VRRP at all (unreadable IP header, or larger
     /// than any advert): one counted drop, nothing else.
-    Malformed { id: u64 },
+    Malformed {
+        id: u64,
+    },
     /// Receiving failed on socket `id` (not a bad datagram): its link is checked at once.
-    RecvFailed { id: u64 },
-    Link { name: String, ifindex: u32, up: bool },
+    RecvFailed {
+        id: u64,
+    },
+    Link {
+        name: String,
+        ifindex: u32,
+        up: bool,
+    },
 }
 
 /// How many packets may wait between the sockets and the state machines. When the heartbeat
@@ -130,8 +142,7 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.preempt_delay = secs(v.preempt_delay);
     c.initial_state = v.state;
     c.addresses = v.vips.iter().map(|a| a.addr).collect();
-    c.track_interfaces =
-        v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
+    c.track_interfaces = v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
     let g = &v.garp;
     c.garp = fsm::Garp {
         master_delay: secs(g.master_delay),
@@ -290,11 +301,8 @@ impl Vrrp {
     /// family (multicast) or of one source and peer list (unicast); opened when new.
     fn socket_for(&mut self, v: &VrrpInstance, primary: IpAddr) -> Result<(u64, Rc<VrrpSocket>), String> {
         let family = if v.is_ipv6() { net::Family::Ipv6 } else { net::Family::Ipv4 };
-        let mode = if v.unicast_peers.is_empty() {
-            Mode::Multicast
-        } else {
-            Mode::Unicast { src: primary, peers: v.unicast_peers.clone() }
-        };
+        let mode =
+            if v.unicast_peers.is_empty() { Mode::Multicast } else { Mode::Unicast { src: primary, peers: v.unicast_peers.clone() } };
         let key = (
             v.interface.clone(),
             v.is_ipv6(),
@@ -489,7 +497,10 @@ impl Vrrp {
                 s.broken = true;
             }
             let name = self.running[i].model.name.clone();
-            self.notes.push(("vrrp_error", format!("{name}: {SEND_FAULT_AFTER} adverts in a row could not be sent ({e}): fault until the socket is reopened")));
+            self.notes.push((
+                "vrrp_error",
+                format!("{name}: {SEND_FAULT_AFTER} adverts in a row could not be sent ({e}): fault until the socket is reopened"),
+            ));
             self.drive(i, Input::Track { name: SEND_TRACK.into(), up: false, weight: 0 }, now, &mut out);
         }
         out
@@ -700,8 +711,10 @@ impl Vrrp {
             match same {
                 Some(v) => {
                     let primary = r.fsm.config().primary_address;
-                    let socket = if v.unicast_peers == r.model.unicast_peers { Ok((r.sock, r.socket.clone())) } else { self.socket_for(v, primary) };
-                    let updated = socket.and_then(|s| r.fsm.update_config(now, fsm_config(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
+                    let socket =
+                        if v.unicast_peers == r.model.unicast_peers { Ok((r.sock, r.socket.clone())) } else { self.socket_for(v, primary) };
+                    let updated =
+                        socket.and_then(|s| r.fsm.update_config(now, fsm_config(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
                     match updated {
                         Ok(((sock, socket), actions)) => {
                             r.model = v.clone();

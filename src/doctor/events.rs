@@ -27,7 +27,10 @@ pub enum Gathered {
     /// No daemon answers on the socket.
     NotRunning(String),
     Error(String),
-    Events { now: f64, events: Vec<Event> },
+    Events {
+        now: f64,
+        events: Vec<Event>,
+    },
 }
 
 /// One request to the daemon, with timeouts so a stuck daemon cannot hang the doctor.
@@ -63,11 +66,7 @@ pub fn vrrp_states(socket: &Path) -> BTreeMap<String, String> {
     let Ok(v) = request(socket, b"{\"v\":1,\"cmd\":\"status\"}\n") else { return BTreeMap::new() };
     v["vrrp"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["state"].as_str()?.to_owned())))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|i| Some((i["name"].as_str()?.to_owned(), i["state"].as_str()?.to_owned()))).collect())
         .unwrap_or_default()
 }
 
@@ -124,7 +123,8 @@ mod tests {
 
     #[test]
     fn recent_errors_warn() {
-        let g = Gathered::Events { now: 10_000.0, events: vec![ev(9_990.0, "reload"), ev(9_995.0, "reload_failed"), ev(1.0, "ipvs_error")] };
+        let g =
+            Gathered::Events { now: 10_000.0, events: vec![ev(9_990.0, "reload"), ev(9_995.0, "reload_failed"), ev(1.0, "ipvs_error")] };
         let f = check(&g);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].level, Level::Warn);

@@ -253,9 +253,7 @@ fn val_match(field: Field, v: &Val, p: &Probe) -> Tri {
                 Val::Prefix(n, len) => Tri::from(ip_in(p.daddr, *n, *len)),
                 Val::Range(a, b) => match (&**a, &**b) {
                     (Val::Str(a), Val::Str(b)) => match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-                        (Ok(a), Ok(b)) if a.is_ipv4() == p.daddr.is_ipv4() => {
-                            Tri::from((ip_key(a)..=ip_key(b)).contains(&ip_key(p.daddr)))
-                        }
+                        (Ok(a), Ok(b)) if a.is_ipv4() == p.daddr.is_ipv4() => Tri::from((ip_key(a)..=ip_key(b)).contains(&ip_key(p.daddr))),
                         (Ok(_), Ok(_)) => Tri::No,
                         _ => Tri::Maybe,
                     },
@@ -451,11 +449,7 @@ pub fn check(probes: &[Probe], g: &Gathered) -> Vec<Finding> {
                 Outcome::Accept => {}
                 Outcome::Drop(why) => {
                     bad = true;
-                    out.push(Finding::fail(
-                        CHECK,
-                        format!("{} drops {} ({why})", rs.source, p.what),
-                        fix_for(p),
-                    ));
+                    out.push(Finding::fail(CHECK, format!("{} drops {} ({why})", rs.source, p.what), fix_for(p)));
                 }
                 Outcome::MaybeDrop(why) => {
                     bad = true;
@@ -485,7 +479,11 @@ fn fix_for(p: &Probe) -> String {
         _ => {
             let port = p.dport.map(|d| format!(" dport {d}")).unwrap_or_default();
             let proto = proto_name(p.proto);
-            format!("accept the service before the drop: nft insert rule inet filter input ip{} daddr {} {proto}{port} accept", if p.daddr.is_ipv6() { "6" } else { "" }, p.daddr)
+            format!(
+                "accept the service before the drop: nft insert rule inet filter input ip{} daddr {} {proto}{port} accept",
+                if p.daddr.is_ipv6() { "6" } else { "" },
+                p.daddr
+            )
         }
     }
 }
@@ -855,9 +853,7 @@ fn run_tool(program: &str, args: &[&str]) -> Option<Result<String, String>> {
     match Command::new(program).args(args).output() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => Some(Err(format!("{program}: {e}"))),
-        Ok(o) if !o.status.success() => {
-            Some(Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())))
-        }
+        Ok(o) if !o.status.success() => Some(Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim()))),
         Ok(o) => Some(Ok(String::from_utf8_lossy(&o.stdout).into_owned())),
     }
 }
@@ -881,11 +877,8 @@ pub fn gather() -> Gathered {
         }
         None => {}
     }
-    let tools: &[(&str, u8)] = if found {
-        &[("iptables-legacy-save", 4), ("ip6tables-legacy-save", 6)]
-    } else {
-        &[("iptables-save", 4), ("ip6tables-save", 6)]
-    };
+    let tools: &[(&str, u8)] =
+        if found { &[("iptables-legacy-save", 4), ("ip6tables-legacy-save", 6)] } else { &[("iptables-save", 4), ("ip6tables-save", 6)] };
     for (tool, fam) in tools {
         match run_tool(tool, &[]) {
             Some(Ok(out)) => {
@@ -943,7 +936,10 @@ mod tests {
 
     #[test]
     fn nft_drop_of_vrrp_by_protocol_name_and_number() {
-        let by_name = rule("input", r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "vrrp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]"#);
+        let by_name = rule(
+            "input",
+            r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "vrrp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]"#,
+        );
         let rs = nft(&by_name, "accept");
         assert!(matches!(evaluate(&rs, &vrrp_probe()), Outcome::Drop(t) if t.contains("ip protocol == vrrp drop")));
         assert_eq!(evaluate(&rs, &web_probe()), Outcome::Accept);
@@ -957,8 +953,14 @@ mod tests {
 
     #[test]
     fn nft_policy_drop_with_accepts() {
-        let accept_vrrp = rule("input", r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "vrrp"}}, {"accept": null}]"#);
-        let accept_web = rule("input", r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [22, 80]}}}, {"accept": null}]"#);
+        let accept_vrrp = rule(
+            "input",
+            r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "vrrp"}}, {"accept": null}]"#,
+        );
+        let accept_web = rule(
+            "input",
+            r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"set": [22, 80]}}}, {"accept": null}]"#,
+        );
         let lo = rule("input", r#"[{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "lo"}}, {"accept": null}]"#);
         let rs = nft(&format!("{lo}{accept_vrrp}{accept_web}"), "drop");
         assert_eq!(evaluate(&rs, &vrrp_probe()), Outcome::Accept);
@@ -972,13 +974,22 @@ mod tests {
 
     #[test]
     fn nft_ct_state_and_daddr_and_jump() {
-        let est = rule("input", r#"[{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]"#);
+        let est = rule(
+            "input",
+            r#"[{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]"#,
+        );
         let jump = rule("input", r#"[{"jump": {"target": "sub"}}]"#);
-        let drop_mcast = rule("sub", r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": {"addr": "224.0.0.0", "len": 4}}}}, {"drop": null}]"#);
+        let drop_mcast = rule(
+            "sub",
+            r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": {"addr": "224.0.0.0", "len": 4}}}}, {"drop": null}]"#,
+        );
         let rs = nft(&format!("{est}{jump}{drop_mcast}"), "accept");
         assert!(matches!(evaluate(&rs, &vrrp_probe()), Outcome::Drop(_)));
         assert_eq!(evaluate(&rs, &web_probe()), Outcome::Accept);
-        let drop_other = rule("input", r#"[{"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.10"}}, {"drop": null}]"#);
+        let drop_other = rule(
+            "input",
+            r#"[{"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.10"}}, {"drop": null}]"#,
+        );
         let rs = nft(&drop_other, "accept");
         assert_eq!(evaluate(&rs, &web_probe()), Outcome::Accept);
         assert!(matches!(evaluate(&rs, &vrrp_probe()), Outcome::Drop(_)));
@@ -986,7 +997,10 @@ mod tests {
 
     #[test]
     fn nft_unknown_match_is_a_maybe() {
-        let r = rule("input", r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "198.51.100.9"}}, {"drop": null}]"#);
+        let r = rule(
+            "input",
+            r#"[{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "198.51.100.9"}}, {"drop": null}]"#,
+        );
         let rs = nft(&r, "accept");
         assert!(matches!(evaluate(&rs, &vrrp_probe()), Outcome::MaybeDrop(_)));
     }

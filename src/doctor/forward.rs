@@ -47,7 +47,10 @@ pub fn decide(v4: &[&str], v6: &[&str], f: &Facts) -> Vec<Finding> {
             Some("1") => out.push(Finding::pass(CHECK, format!("{key} = 1 for NAT service(s) {}", names.join(", ")))),
             Some(v) => out.push(Finding::fail(
                 CHECK,
-                format!("{key} = {v}, but NAT service(s) {} need forwarding: replies from the real servers are not routed back", names.join(", ")),
+                format!(
+                    "{key} = {v}, but NAT service(s) {} need forwarding: replies from the real servers are not routed back",
+                    names.join(", ")
+                ),
                 format!("sysctl -w {key}=1, and set it in /etc/sysctl.d/ to survive a reboot"),
             )),
             None => out.push(Finding::warn(CHECK, format!("cannot read {key}"), "run lvsd doctor as root")),

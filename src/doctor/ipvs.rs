@@ -111,7 +111,10 @@ pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
         Gathered::Unavailable => {
             return vec![Finding::fail(
                 CHECK,
-                format!("IPVS not available in this kernel (no IPVS netlink family, no {PROC}): the policy's {} service(s) cannot be installed", want.len()),
+                format!(
+                    "IPVS not available in this kernel (no IPVS netlink family, no {PROC}): the policy's {} service(s) cannot be installed",
+                    want.len()
+                ),
                 "modprobe ip_vs (kernel with CONFIG_IP_VS); to rehearse without IPVS use `lvsd run --dry-run`",
             )];
         }
@@ -121,7 +124,11 @@ pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
     let mut out = Vec::new();
     for (svc, reals) in want {
         let Some(kreals) = have.get(svc) else {
-            out.push(Finding::fail(CHECK, format!("service {svc} is in the policy but not in the kernel"), "start `lvsd run -p POLICY` (it installs and repairs the table), then check `lvsd status`"));
+            out.push(Finding::fail(
+                CHECK,
+                format!("service {svc} is in the policy but not in the kernel"),
+                "start `lvsd run -p POLICY` (it installs and repairs the table), then check `lvsd status`",
+            ));
             continue;
         };
         for (r, fwd) in reals {
@@ -140,11 +147,19 @@ pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
             }
         }
         for r in kreals.keys().filter(|r| !reals.contains_key(r)) {
-            out.push(Finding::warn(CHECK, format!("real server {r} of {svc} is in the kernel but not in the policy"), format!("ipvsadm -d {} -r {r} (or add it to the policy)", service_flag(svc))));
+            out.push(Finding::warn(
+                CHECK,
+                format!("real server {r} of {svc} is in the kernel but not in the policy"),
+                format!("ipvsadm -d {} -r {r} (or add it to the policy)", service_flag(svc)),
+            ));
         }
     }
     for svc in have.keys().filter(|s| !want.contains_key(*s)) {
-        out.push(Finding::warn(CHECK, format!("service {svc} is in the kernel but not in the policy"), format!("ipvsadm -D {} if nothing else manages it", service_flag(svc))));
+        out.push(Finding::warn(
+            CHECK,
+            format!("service {svc} is in the kernel but not in the policy"),
+            format!("ipvsadm -D {} if nothing else manages it", service_flag(svc)),
+        ));
     }
     if out.is_empty() {
         out.push(Finding::pass(CHECK, format!("kernel IPVS table matches the policy ({} service(s), read from {source})", want.len())));

@@ -133,9 +133,7 @@ fn load_policy(args: &Args, path: &std::path::Path) -> Result<Model, DoctorError
     let opts = LoadOptions { node: args.node.clone().unwrap_or_else(policy::hostname), limits: policy::Limits::default() };
     match policy::load(path, &opts) {
         Ok(p) => Ok(p.model),
-        Err(PolicyError::Invalid(errs)) => {
-            Err(DoctorError::Policy(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")))
-        }
+        Err(PolicyError::Invalid(errs)) => Err(DoctorError::Policy(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))),
         Err(e) => Err(DoctorError::Policy(e.to_string())),
     }
 }
@@ -149,11 +147,7 @@ fn realserver_vips(args: &Args) -> Vec<IpAddr> {
     if !args.state_dir.is_dir() {
         return Vec::new();
     }
-    crate::realserver::StateFile::open(&args.state_dir)
-        .ok()
-        .and_then(|sf| sf.load().ok().flatten())
-        .map(|s| s.vips)
-        .unwrap_or_default()
+    crate::realserver::StateFile::open(&args.state_dir).ok().and_then(|sf| sf.load().ok().flatten()).map(|s| s.vips).unwrap_or_default()
 }
 
 /// Run every check that applies and return the findings.

@@ -134,7 +134,11 @@ fn list(a: &BTreeSet<IpAddr>) -> String {
 pub fn check(m: &Model, l: &Listened, local: &BTreeMap<String, String>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (ifname, e) in &l.errors {
-        out.push(Finding::warn(CHECK, format!("cannot listen for VRRP on {ifname}: {e}"), "run lvsd doctor as root on the director, with the instance's interface up"));
+        out.push(Finding::warn(
+            CHECK,
+            format!("cannot listen for VRRP on {ifname}: {e}"),
+            "run lvsd doctor as root on the director, with the instance's interface up",
+        ));
     }
     for i in &m.vrrp {
         if !i.unicast_peers.is_empty() {
@@ -158,11 +162,7 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
         _ => Auth::None,
     };
     let vips: BTreeSet<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
-    let on_link: Vec<&Heard> = l
-        .heard
-        .iter()
-        .filter(|h| h.ifname == i.interface && Family::of(&h.src) == fam)
-        .collect();
+    let on_link: Vec<&Heard> = l.heard.iter().filter(|h| h.ifname == i.interface && Family::of(&h.src) == fam).collect();
     let same: Vec<&Heard> = on_link.iter().copied().filter(|h| h.advert.vrid == i.vrid).collect();
     let name = format!("{} (VRID {} on {})", i.name, i.vrid, i.interface);
     let mut bad = false;
@@ -219,8 +219,16 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
             bad = true;
             out.push(Finding::fail(
                 CHECK,
-                format!("{name}: {} advertises our VIP(s) {} with VRID {}: the routers do not see each other as one group", h.src, list(&shared), h.advert.vrid),
-                format!("use the same vrid ({} or {}) on every router of the instance (keepalived: virtual_router_id)", i.vrid, h.advert.vrid),
+                format!(
+                    "{name}: {} advertises our VIP(s) {} with VRID {}: the routers do not see each other as one group",
+                    h.src,
+                    list(&shared),
+                    h.advert.vrid
+                ),
+                format!(
+                    "use the same vrid ({} or {}) on every router of the instance (keepalived: virtual_router_id)",
+                    i.vrid, h.advert.vrid
+                ),
             ));
         }
     }
@@ -228,7 +236,8 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
     // Still advertising near the end of the window (a failover in progress ends quickly).
     let recent = l.window - (1.5 * f64::from(i.advert_int_cs) / 100.0 + 0.3);
     let masters: Vec<&&Heard> = same.iter().filter(|h| h.advert.priority > 0 && h.count >= 2 && h.last >= recent).collect();
-    let mut who: Vec<String> = masters.iter().map(|h| format!("{}{} (priority {})", h.src, if h.ours { " [this host]" } else { "" }, h.advert.priority)).collect();
+    let mut who: Vec<String> =
+        masters.iter().map(|h| format!("{}{} (priority {})", h.src, if h.ours { " [this host]" } else { "" }, h.advert.priority)).collect();
     if local == Some("master") && !masters.iter().any(|h| h.ours) {
         who.push(format!("this host (lvsd reports master, priority {})", i.priority));
     }
@@ -252,7 +261,12 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
         let m = same.iter().max_by_key(|h| h.last as u64).expect("not empty");
         out.push(Finding::pass(
             CHECK,
-            format!("{name}: master {}{} (priority {}), settings match", m.src, if m.ours { " [this host]" } else { "" }, m.advert.priority),
+            format!(
+                "{name}: master {}{} (priority {}), settings match",
+                m.src,
+                if m.ours { " [this host]" } else { "" },
+                m.advert.priority
+            ),
         ));
     }
     out
@@ -326,7 +340,8 @@ mod tests {
 
     #[test]
     fn two_masters() {
-        let f = run(vec![heard("198.51.100.2", 51, 100, "1111", &["192.0.2.100"]), heard("198.51.100.3", 51, 90, "1111", &["192.0.2.100"])]);
+        let f =
+            run(vec![heard("198.51.100.2", 51, 100, "1111", &["192.0.2.100"]), heard("198.51.100.3", 51, 90, "1111", &["192.0.2.100"])]);
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("split brain, 2 masters")), "{f:?}");
         // A master that stopped early in the window (a takeover) is not a split brain.
         let mut old = heard("198.51.100.3", 51, 110, "1111", &["192.0.2.100"]);
@@ -339,7 +354,11 @@ mod tests {
     fn local_master_counts() {
         let l = Listened { window: 3.0, heard: vec![heard("198.51.100.3", 51, 90, "1111", &["192.0.2.100"])], errors: vec![] };
         let f = instance(&inst(), &l, Some("master"));
-        assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("2 masters at once: 198.51.100.3 (priority 90), this host (lvsd reports master")), "{f:?}");
+        assert!(
+            f.iter().any(|x| x.level == Level::Fail
+                && x.message.contains("2 masters at once: 198.51.100.3 (priority 90), this host (lvsd reports master")),
+            "{f:?}"
+        );
         let f = instance(&inst(), &l, Some("backup"));
         assert!(f.iter().all(|x| x.level == Level::Pass), "{f:?}");
         let quiet = Listened { window: 3.0, heard: vec![], errors: vec![] };

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::Finding;
-use crate::net::{addr, link, sysctl::{self, SysctlKey}};
+use crate::net::{
+    addr, link,
+    sysctl::{self, SysctlKey},
+};
 use crate::realserver::{Mode, TUNL_V4, TUNL_V6};
 
 const CHECK: &str = "realserver";
@@ -45,7 +48,11 @@ pub fn gather(vips: &[IpAddr], _mode: Mode) -> Facts {
     }
     let read = |ifname: &str, what: &str| SysctlKey::ipv4_conf(ifname, what).ok().and_then(|k| sysctl::read_int(&k).ok());
     for ifname in std::iter::once("all".to_owned()).chain(links.iter().map(|l| l.name.clone())) {
-        let v = Conf { arp_ignore: read(&ifname, "arp_ignore"), arp_announce: read(&ifname, "arp_announce"), rp_filter: read(&ifname, "rp_filter") };
+        let v = Conf {
+            arp_ignore: read(&ifname, "arp_ignore"),
+            arp_announce: read(&ifname, "arp_announce"),
+            rp_filter: read(&ifname, "rp_filter"),
+        };
         f.conf.insert(ifname, v);
     }
     f
@@ -74,7 +81,10 @@ pub fn check(vips: &[IpAddr], mode: Mode, f: &Facts) -> Vec<Finding> {
         if !elsewhere.is_empty() && v.is_ipv4() {
             out.push(Finding::fail(
                 CHECK,
-                format!("VIP {v} is on {}: this server answers ARP for it and takes the VIP away from the director", elsewhere.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "VIP {v} is on {}: this server answers ARP for it and takes the VIP away from the director",
+                    elsewhere.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
                 format!("ip addr del {v}/32 dev {}; then {}", elsewhere[0], up(v)),
             ));
         }
@@ -128,7 +138,10 @@ fn arp(mode: Mode, f: &Facts, fix: &str) -> Vec<Finding> {
     } else {
         out.push(Finding::fail(
             CHECK,
-            format!("arp_announce is below 2 on {}: ARP requests may carry the VIP as sender and poison neighbours' caches", announce_bad.join(", ")),
+            format!(
+                "arp_announce is below 2 on {}: ARP requests may carry the VIP as sender and poison neighbours' caches",
+                announce_bad.join(", ")
+            ),
             format!("{fix} (sets net.ipv4.conf.all.arp_announce=2 and lo)"),
         ));
     }

@@ -98,9 +98,10 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
         // A blank line between items, a section comment when the kind changes.
         out.push('\n');
         if last_kind != Some(&item.kind)
-            && let Some(title) = section_title(&item.kind) {
-                out.push_str(&format!("-- {title}\n"));
-            }
+            && let Some(title) = section_title(&item.kind)
+        {
+            out.push_str(&format!("-- {title}\n"));
+        }
         last_kind = Some(&item.kind);
         let mut ind = 0;
         if let Some(n) = &item.only_on {
@@ -169,8 +170,8 @@ pub fn ident(name: &str) -> String {
 }
 
 const LUA_KEYWORDS: &[&str] = &[
-    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil",
-    "not", "or", "repeat", "return", "then", "true", "until", "while",
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat",
+    "return", "then", "true", "until", "while",
 ];
 
 pub fn quote(s: &str) -> String {
@@ -257,10 +258,11 @@ fn value(v: &Value, ind: usize) -> String {
         Value::PerNode(choices) => {
             // Booleans cannot go through `and/or` (false would fall through): compare instead.
             if choices.len() == 2
-                && let (Value::Bool(a), Value::Bool(_)) = (&choices[0].1, &choices[1].1) {
-                    let op = if *a { "==" } else { "~=" };
-                    return format!("node {} {}", op, quote(&choices[0].0));
-                }
+                && let (Value::Bool(a), Value::Bool(_)) = (&choices[0].1, &choices[1].1)
+            {
+                let op = if *a { "==" } else { "~=" };
+                return format!("node {} {}", op, quote(&choices[0].0));
+            }
             let mut out = String::new();
             for (i, (n, x)) in choices.iter().enumerate() {
                 if i + 1 == choices.len() {

@@ -149,12 +149,6 @@ pub fn import_pair(a: (&str, &Path), b: (&str, &Path)) -> Result<Import, ImportE
     }
     let merged = pair::merge((a.0, &docs[0]), (b.0, &docs[1]))?;
     // The same warning from both files (identical lines) is said once per file; keep both.
-    let header = format!(
-        "-- Imported from {} ({}) and {} ({}) by `lvsd import --pair`.",
-        a.1.display(),
-        a.0,
-        b.1.display(),
-        b.0
-    );
+    let header = format!("-- Imported from {} ({}) and {} ({}) by `lvsd import --pair`.", a.1.display(), a.0, b.1.display(), b.0);
     Ok(Import { lua: lua::render(&merged, &header, Some(())), warnings })
 }

@@ -157,11 +157,12 @@ fn fill_defaults(kind: &Kind, body: &mut Vec<Entry>, other: &[Entry]) {
     for (i, e) in other.iter().enumerate() {
         if let Entry::Field(f) = e
             && find(body, &f.key).is_none()
-                && let Some(v) = default_of(kind, &f.key) {
-                    // Same place as in the other director's body, so the merged order reads naturally.
-                    let at = i.min(body.len());
-                    body.insert(at, Entry::Field(Field { key: f.key.clone(), value: v, loc: None, note: None }));
-                }
+            && let Some(v) = default_of(kind, &f.key)
+        {
+            // Same place as in the other director's body, so the merged order reads naturally.
+            let at = i.min(body.len());
+            body.insert(at, Entry::Field(Field { key: f.key.clone(), value: v, loc: None, note: None }));
+        }
     }
 }
 
@@ -222,10 +223,16 @@ mod tests {
     #[test]
     fn a_service_on_one_node_is_wrapped_and_differences_become_conditions() {
         let a = doc(&VS.replace('W', "1"));
-        let b = doc(&format!("{}virtual_server 192.0.2.9 80 {{\n protocol TCP\n lb_kind DR\n real_server 192.0.2.2 80 {{\n }}\n}}\n", VS.replace('W', "3")));
+        let b = doc(&format!(
+            "{}virtual_server 192.0.2.9 80 {{\n protocol TCP\n lb_kind DR\n real_server 192.0.2.2 80 {{\n }}\n}}\n",
+            VS.replace('W', "3")
+        ));
         let lua = render(&super::merge(("n1", &a), ("n2", &b)).unwrap(), "--", Some(()));
         assert!(lua.contains("if node == \"n2\" then\n  lvsd.service \"192.0.2.9:80\" {\n    vip = \"192.0.2.9:80\",\n    reals = { \"192.0.2.2:80\" },\n  }\nend\n"), "{lua}");
-        assert!(lua.contains("reals = node == \"n1\" and { \"192.0.2.2:80\" } or { { address = \"192.0.2.2:80\", weight = 3 } },"), "{lua}");
+        assert!(
+            lua.contains("reals = node == \"n1\" and { \"192.0.2.2:80\" } or { { address = \"192.0.2.2:80\", weight = 3 } },"),
+            "{lua}"
+        );
     }
 
     #[test]

@@ -112,9 +112,7 @@ pub fn shown(word: &str) -> String {
     if param.is_some_and(|p| keyword_like(p) || p.starts_with('_') && keyword_like(&p[1..])) {
         return word.to_string();
     }
-    let ok = !word.is_empty()
-        && word.len() <= 64
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@%+,=[]^~".contains(&b));
+    let ok = !word.is_empty() && word.len() <= 64 && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@%+,=[]^~".contains(&b));
     if ok { word.to_string() } else { format!("<{} characters, not shown>", word.chars().count()) }
 }
 
@@ -371,8 +369,7 @@ impl Reader<'_> {
         for f in files {
             let canon = f.canonicalize().unwrap_or_else(|_| f.clone());
             if let Some(pos) = self.stack.iter().position(|p| *p == canon) {
-                let chain: Vec<String> =
-                    self.stack[pos..].iter().chain(std::iter::once(&canon)).map(|p| p.display().to_string()).collect();
+                let chain: Vec<String> = self.stack[pos..].iter().chain(std::iter::once(&canon)).map(|p| p.display().to_string()).collect();
                 return Err(ParseError::IncludeLoop(loc.clone(), chain.join(" -> ")));
             }
             if self.stack.len() >= MAX_INCLUDE_DEPTH {
@@ -425,15 +422,17 @@ impl Reader<'_> {
                         j += 1;
                     }
                     let ends_ok = j == b.len() || b[j].is_ascii_whitespace();
-                    if j > start && ends_ok
-                        && let Some(v) = self.lookup(dir, &s[start..j]) {
-                            if out.len() + v.len() > MAX_LINE {
-                                return None;
-                            }
-                            out.push_str(&v);
-                            i = j;
-                            continue;
+                    if j > start
+                        && ends_ok
+                        && let Some(v) = self.lookup(dir, &s[start..j])
+                    {
+                        if out.len() + v.len() > MAX_LINE {
+                            return None;
                         }
+                        out.push_str(&v);
+                        i = j;
+                        continue;
+                    }
                 }
             }
             let Some(ch) = s[i..].chars().next() else { break };
@@ -583,13 +582,7 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
                 Tok::Word(w) => match &mut pending {
                     Some(n) => n.args.push(w),
                     None => {
-                        pending = Some(Node {
-                            key: w,
-                            args: Vec::new(),
-                            block: None,
-                            loc: line.loc.clone(),
-                            text: clip(line.text.trim()),
-                        })
+                        pending = Some(Node { key: w, args: Vec::new(), block: None, loc: line.loc.clone(), text: clip(line.text.trim()) })
                     }
                 },
                 Tok::Open => {
@@ -698,8 +691,7 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
             }
             let dir = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base.clone() };
             let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-            let mut names: Vec<String> =
-                rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+            let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
             names.sort();
             for n in names {
                 if n.starts_with('.') && !part.starts_with('.') {

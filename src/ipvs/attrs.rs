@@ -155,10 +155,7 @@ mod tests {
             w.u16(1, 2);
             w.string(6, "wrr");
         });
-        assert_eq!(
-            w.buf,
-            [0x14, 0, 0x01, 0x80, 6, 0, 1, 0, 2, 0, 0, 0, 8, 0, 6, 0, b'w', b'r', b'r', 0]
-        );
+        assert_eq!(w.buf, [0x14, 0, 0x01, 0x80, 6, 0, 1, 0, 2, 0, 0, 0, 8, 0, 6, 0, b'w', b'r', b'r', 0]);
         let top = parse(&w.buf).unwrap();
         assert_eq!(top.len(), 1);
         assert_eq!(top[0].ty, 1);

@@ -2,7 +2,7 @@
 //! routine both use: dump, diff, apply in order, retry once on a race.
 
 use super::memory::{MemoryBackend, MemoryError};
-use super::reconcile::{diff, Op};
+use super::reconcile::{Op, diff};
 use super::table::{ServiceKey, Table};
 
 /// Why one op failed. `Exists`/`NotFound` mean the table changed under us (EEXIST/ESRCH).

@@ -1,15 +1,15 @@
 //! Command logic for the IPVS side of the CLI: `status --kernel` and `run --once`.
 //! main.rs only parses arguments and calls these.
 
-use super::format::{self, Format};
 use super::backend::{self, Backend, SyncReport};
+use super::format::{self, Format};
 use super::kernel::{self, Kernel, KernelError};
 use super::memory::MemoryBackend;
 use super::table::{ServiceKey, Stats, Table};
+use super::wire::{DaemonState, SyncDaemon};
+use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use super::wire::{DaemonState, SyncDaemon};
-use serde_json::{json, Value};
 
 /// `lvsd status --kernel [--stats|--rate] [--json]`: the kernel's table, byte-for-byte as
 /// `ipvsadm -L -n` (with its version header) prints it, or as JSON with 64-bit counters.
@@ -49,12 +49,7 @@ pub fn status_json(info: &super::wire::Info, t: &Table) -> Value {
             }
         }
     }
-    v["version"] = json!(format!(
-        "{}.{}.{}",
-        (info.version >> 16) & 0xff,
-        (info.version >> 8) & 0xff,
-        info.version & 0xff
-    ));
+    v["version"] = json!(format!("{}.{}.{}", (info.version >> 16) & 0xff, (info.version >> 8) & 0xff, info.version & 0xff));
     v["conn_tab_size"] = json!(info.conn_tab_size);
     v
 }
@@ -91,11 +86,7 @@ fn sync_noting_foreign(b: &mut dyn Backend, desired: &Table, remove_foreign: boo
 
 /// `lvsd run --once`: make the kernel's table equal `desired` once, and the sync daemon
 /// what the policy asks for (if it asks).
-pub fn apply_once(
-    desired: &Table,
-    remove_foreign: bool,
-    daemon: Option<&SyncDaemon>,
-) -> Result<ApplyReport, KernelError> {
+pub fn apply_once(desired: &Table, remove_foreign: bool, daemon: Option<&SyncDaemon>) -> Result<ApplyReport, KernelError> {
     let mut k = Kernel::open()?;
     let mut report = sync_noting_foreign(&mut k, desired, remove_foreign);
     let before = k.writes();

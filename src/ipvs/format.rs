@@ -3,7 +3,7 @@
 //! Column widths and number formatting follow ipvsadm's `print_title`,
 //! `print_service_entry` and `print_largenum`.
 
-use super::table::{svc_flags, Dest, DestKey, Family, Forward, Service, ServiceKey, Table, TunnelType};
+use super::table::{Dest, DestKey, Family, Forward, Service, ServiceKey, Table, TunnelType, svc_flags};
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -19,26 +19,14 @@ pub enum Format {
 
 /// "IP Virtual Server version 1.2.1 (size=4096)"
 pub fn version_header(version: u32, size: u32) -> String {
-    format!(
-        "IP Virtual Server version {}.{}.{} (size={})\n",
-        (version >> 16) & 0xff,
-        (version >> 8) & 0xff,
-        version & 0xff,
-        size
-    )
+    format!("IP Virtual Server version {}.{}.{} (size={})\n", (version >> 16) & 0xff, (version >> 8) & 0xff, version & 0xff, size)
 }
 
 pub fn title(fmt: Format) -> &'static str {
     match fmt {
-        Format::List => {
-            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
-        }
-        Format::Stats => {
-            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n"
-        }
-        Format::Rate => {
-            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n"
-        }
+        Format::List => "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        Format::Stats => "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n",
+        Format::Rate => "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n",
     }
 }
 
@@ -284,20 +272,27 @@ FWM  7 rr ops persistent 360 mask 255.255.255.0
     fn sort_order_is_ipvsadms() {
         // libipvs: fwmark first (0 = address services first), then family, protocol, address, port.
         let mut t = Table::default();
-        for (p, a) in [(Protocol::Udp, "192.0.2.1:53"), (Protocol::Tcp, "192.0.2.2:80"), (Protocol::Tcp, "192.0.2.1:443"), (Protocol::Tcp, "192.0.2.1:80")] {
+        for (p, a) in [
+            (Protocol::Udp, "192.0.2.1:53"),
+            (Protocol::Tcp, "192.0.2.2:80"),
+            (Protocol::Tcp, "192.0.2.1:443"),
+            (Protocol::Tcp, "192.0.2.1:80"),
+        ] {
             svc(&mut t, ServiceKey::Addr { protocol: p, addr: a.parse().unwrap() }, ServiceConf::new("rr", Family::Inet), &[]);
         }
         svc(&mut t, ServiceKey::Fwmark { mark: 1, family: Family::Inet }, ServiceConf::new("rr", Family::Inet), &[]);
-        svc(&mut t, ServiceKey::Addr { protocol: Protocol::Tcp, addr: "[2001:db8::1]:80".parse().unwrap() }, ServiceConf::new("rr", Family::Inet6), &[]);
-        let lines: Vec<String> = table(&t, Format::List).lines().skip(2).map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" ")).collect();
-        assert_eq!(lines, vec![
-            "TCP  192.0.2.1:80",
-            "TCP  192.0.2.1:443",
-            "TCP  192.0.2.2:80",
-            "UDP  192.0.2.1:53",
-            "TCP  [2001:db8::1]:80",
-            "FWM  1",
-        ]);
+        svc(
+            &mut t,
+            ServiceKey::Addr { protocol: Protocol::Tcp, addr: "[2001:db8::1]:80".parse().unwrap() },
+            ServiceConf::new("rr", Family::Inet6),
+            &[],
+        );
+        let lines: Vec<String> =
+            table(&t, Format::List).lines().skip(2).map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" ")).collect();
+        assert_eq!(
+            lines,
+            vec!["TCP  192.0.2.1:80", "TCP  192.0.2.1:443", "TCP  192.0.2.2:80", "UDP  192.0.2.1:53", "TCP  [2001:db8::1]:80", "FWM  1",]
+        );
     }
 
     #[test]
@@ -313,7 +308,12 @@ FWM  7 rr ops persistent 360 mask 255.255.255.0
     #[test]
     fn stats_and_rate_lines() {
         let mut t = Table::default();
-        svc(&mut t, ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() }, ServiceConf::new("rr", Family::Inet), &[("198.51.100.1:80", Forward::Dr, 1)]);
+        svc(
+            &mut t,
+            ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() },
+            ServiceConf::new("rr", Family::Inet),
+            &[("198.51.100.1:80", Forward::Dr, 1)],
+        );
         let s = t.services.values_mut().next().unwrap();
         s.stats.conns = 12;
         s.stats.inbytes = 3456;

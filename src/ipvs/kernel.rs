@@ -92,23 +92,18 @@ fn set_recv_timeout(sock: &NlSocketHandle, t: std::time::Duration) -> std::io::R
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         )
     };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 impl Kernel {
     /// Resolve the "IPVS" family and open the socket used for requests.
     pub fn open() -> Result<Kernel, KernelError> {
         let family = {
-            let (router, _) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
-                .map_err(|e| KernelError::Socket(e.to_string()))?;
+            let (router, _) =
+                NlRouter::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| KernelError::Socket(e.to_string()))?;
             router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
         };
-        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| KernelError::Socket(e.to_string()))?;
+        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| KernelError::Socket(e.to_string()))?;
         set_recv_timeout(&sock, RECV_TIMEOUT).map_err(|e| KernelError::Socket(format!("receive timeout: {e}")))?;
         Ok(Kernel { sock, family, seq: 0, writes: 0 })
     }

@@ -18,7 +18,6 @@ pub enum Op {
     DelDest { svc: ServiceKey, dest: DestKey },
 }
 
-
 impl std::fmt::Display for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use super::format::{dest_name, service_name};
@@ -63,9 +62,7 @@ pub fn diff(desired: &Table, actual: &Table, remove_extra: impl Fn(&ServiceKey) 
                 for (dk, d) in &want.dests {
                     match have.dests.get(dk) {
                         None => adds.push(Op::AddDest { svc: *key, dest: *dk, conf: d.clone() }),
-                        Some(hd) if !hd.same_settings(d) => {
-                            edits.push(Op::EditDest { svc: *key, dest: *dk, conf: d.clone() })
-                        }
+                        Some(hd) if !hd.same_settings(d) => edits.push(Op::EditDest { svc: *key, dest: *dk, conf: d.clone() }),
                         Some(_) => {}
                     }
                 }
@@ -159,10 +156,7 @@ mod tests {
         let udp = ServiceKey::Addr { protocol: Protocol::Udp, addr: A.parse().unwrap() };
         want.services.insert(udp, Service::new(ServiceConf::new("wrr", Family::Inet)));
         let ops = diff(&want, &have, |_| true);
-        assert_eq!(ops, vec![
-            Op::AddService { key: udp, conf: ServiceConf::new("wrr", Family::Inet) },
-            Op::DelService { key: key(A) },
-        ]);
+        assert_eq!(ops, vec![Op::AddService { key: udp, conf: ServiceConf::new("wrr", Family::Inet) }, Op::DelService { key: key(A) },]);
     }
 
     #[test]

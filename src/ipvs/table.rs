@@ -85,22 +85,16 @@ impl Ord for ServiceKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         fn parts(k: &ServiceKey) -> (u32, u16, u16, Option<SocketAddr>) {
             match k {
-                ServiceKey::Addr { protocol, addr } => {
-                    (0, Family::of(&addr.ip()).af(), protocol.number(), Some(*addr))
-                }
+                ServiceKey::Addr { protocol, addr } => (0, Family::of(&addr.ip()).af(), protocol.number(), Some(*addr)),
                 ServiceKey::Fwmark { mark, family } => (*mark, family.af(), 0, None),
             }
         }
         let (m1, f1, p1, a1) = parts(self);
         let (m2, f2, p2, a2) = parts(other);
-        (m1 as i64)
-            .cmp(&(m2 as i64))
-            .then(f1.cmp(&f2))
-            .then(p1.cmp(&p2))
-            .then_with(|| match (a1, a2) {
-                (Some(a), Some(b)) => cmp_addr_port(&a, &b),
-                _ => std::cmp::Ordering::Equal,
-            })
+        (m1 as i64).cmp(&(m2 as i64)).then(f1.cmp(&f2)).then(p1.cmp(&p2)).then_with(|| match (a1, a2) {
+            (Some(a), Some(b)) => cmp_addr_port(&a, &b),
+            _ => std::cmp::Ordering::Equal,
+        })
     }
 }
 impl PartialOrd for ServiceKey {
@@ -132,9 +126,7 @@ pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
             break;
         }
     }
-    r.cmp(&0)
-        .then((a.port() as i32 - b.port() as i32).cmp(&0))
-        .then_with(|| a.ip().cmp(&b.ip()))
+    r.cmp(&0).then((a.port() as i32 - b.port() as i32).cmp(&0)).then_with(|| a.ip().cmp(&b.ip()))
 }
 
 /// IP_VS_SVC_F_* flags.
@@ -169,13 +161,7 @@ pub struct ServiceConf {
 
 impl ServiceConf {
     pub fn new(scheduler: &str, family: Family) -> ServiceConf {
-        ServiceConf {
-            scheduler: scheduler.to_string(),
-            flags: 0,
-            timeout: 0,
-            netmask: default_netmask(family),
-            pe_name: None,
-        }
+        ServiceConf { scheduler: scheduler.to_string(), flags: 0, timeout: 0, netmask: default_netmask(family), pe_name: None }
     }
     pub fn persistent(&self) -> bool {
         self.flags & svc_flags::PERSISTENT != 0
@@ -318,9 +304,7 @@ impl Dest {
             && self.u_threshold == other.u_threshold
             && self.l_threshold == other.l_threshold
             && (self.forward != Forward::Tun
-                || (self.tun_type == other.tun_type
-                    && self.tun_port == other.tun_port
-                    && self.tun_flags == other.tun_flags))
+                || (self.tun_type == other.tun_type && self.tun_port == other.tun_port && self.tun_flags == other.tun_flags))
     }
 }
 

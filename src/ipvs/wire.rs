@@ -4,10 +4,9 @@
 //! Numbers follow `include/uapi/linux/ip_vs.h`. The payloads built here are the generic
 //! netlink part (genlmsghdr + attributes); `kernel.rs` wraps them in a netlink header.
 
-use super::attrs::{self, find, Attr, DecodeError, Writer};
+use super::attrs::{self, Attr, DecodeError, Writer, find};
 use super::table::{
-    default_netmask, svc_flags, Dest, DestKey, Family, Forward, Protocol, Service, ServiceConf, ServiceKey, Stats,
-    TunnelType,
+    Dest, DestKey, Family, Forward, Protocol, Service, ServiceConf, ServiceKey, Stats, TunnelType, default_netmask, svc_flags,
 };
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -478,13 +477,9 @@ pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), Dec
     };
     let timeout = find(a, svc_attr::TIMEOUT).map(|x| x.u32("timeout")).transpose()?.unwrap_or(0);
     let netmask = match find(a, svc_attr::NETMASK) {
-        Some(x) if family == Family::Inet => u32::from_be_bytes(x.data.get(..4).ok_or(DecodeError::BadLength {
-            what: "netmask",
-            len: x.data.len(),
-            expected: 4,
-        })?
-        .try_into()
-        .expect("4 bytes")),
+        Some(x) if family == Family::Inet => u32::from_be_bytes(
+            x.data.get(..4).ok_or(DecodeError::BadLength { what: "netmask", len: x.data.len(), expected: 4 })?.try_into().expect("4 bytes"),
+        ),
         Some(x) => x.u32("netmask")?,
         None => default_netmask(family),
     };
@@ -504,9 +499,8 @@ pub fn decode_dest_attrs(a: &[Attr<'_>], svc_family: Family) -> Result<(DestKey,
     let port = need(a, dest_attr::PORT, "dest port")?.be16("dest port")?;
     let fwd = need(a, dest_attr::FWD_METHOD, "forward method")?.u32("forward method")?;
     let mut d = Dest::new(Forward::from_conn_flags(fwd), need(a, dest_attr::WEIGHT, "weight")?.u32("weight")?);
-    let u32_or0 = |ty: u16, what: &'static str| -> Result<u32, DecodeError> {
-        find(a, ty).map(|x| x.u32(what)).transpose().map(|v| v.unwrap_or(0))
-    };
+    let u32_or0 =
+        |ty: u16, what: &'static str| -> Result<u32, DecodeError> { find(a, ty).map(|x| x.u32(what)).transpose().map(|v| v.unwrap_or(0)) };
     d.u_threshold = u32_or0(dest_attr::U_THRESH, "upper threshold")?;
     d.l_threshold = u32_or0(dest_attr::L_THRESH, "lower threshold")?;
     if let Some(x) = find(a, dest_attr::TUN_TYPE) {

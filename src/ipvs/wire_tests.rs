@@ -2,7 +2,7 @@
 //! Debian 6.1 kernel. The fixtures are strace hex dumps made by `scripts/vm capture`.
 
 use super::table::*;
-use super::wire::{self, cmd, Request};
+use super::wire::{self, Request, cmd};
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +73,8 @@ fn messages(text: &str) -> Vec<NlMsg> {
 
 /// The IPVS request ipvsadm sent (the one that is not nlctrl's and not the GET_INFO probe).
 fn sent(name: &str) -> NlMsg {
-    let all: Vec<NlMsg> = messages(&fixture(name))
-        .into_iter()
-        .filter(|m| m.dir == Dir::Send && m.ty >= 0x11 && m.payload[0] != cmd::GET_INFO)
-        .collect();
+    let all: Vec<NlMsg> =
+        messages(&fixture(name)).into_iter().filter(|m| m.dir == Dir::Send && m.ty >= 0x11 && m.payload[0] != cmd::GET_INFO).collect();
     assert_eq!(all.len(), 1, "{name}: expected one IPVS request, got {all:?}");
     all.into_iter().next().unwrap()
 }
@@ -125,10 +123,7 @@ fn encode_services_like_ipvsadm() {
     );
     check(
         "svc-new-fwmark-v6",
-        wire::new_service(
-            &ServiceKey::Fwmark { mark: 8, family: Family::Inet6 },
-            &conf("mh", P | svc_flags::SCHED_MH_PORT, 60, 64, None),
-        ),
+        wire::new_service(&ServiceKey::Fwmark { mark: 8, family: Family::Inet6 }, &conf("mh", P | svc_flags::SCHED_MH_PORT, 60, 64, None)),
     );
     check("svc-new-v4-pe-sip", wire::new_service(&udp("192.0.2.2:5060"), &conf("rr", P, 60, 0xffff_ffff, Some("sip"))));
     check("svc-new-v4-ops", wire::new_service(&udp("192.0.2.3:53"), &conf("rr", svc_flags::ONEPACKET, 0, 0xffff_ffff, None)));
@@ -157,10 +152,7 @@ fn encode_dests_like_ipvsadm() {
     gre.tun_type = TunnelType::Gre;
     gre.tun_flags = 1; // csum
     check("dest-new-tun-gre", wire::new_dest(&web, &dk("198.51.100.4:80"), &gre));
-    check(
-        "dest-new-v6",
-        wire::new_dest(&udp("[2001:db8::1]:53"), &dk("[2001:db8::10]:53"), &dest(Forward::Dr, 2)),
-    );
+    check("dest-new-v6", wire::new_dest(&udp("[2001:db8::1]:53"), &dk("[2001:db8::10]:53"), &dest(Forward::Dr, 2)));
     check(
         "dest-new-fwmark",
         wire::new_dest(&ServiceKey::Fwmark { mark: 7, family: Family::Inet }, &dk("198.51.100.5:0"), &dest(Forward::Dr, 3)),

@@ -12,13 +12,13 @@ pub mod policy;
 
 use crate::net::netns::{self, Netns};
 use observe::Shared;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -324,7 +324,11 @@ impl Lab {
             self.start_http(i)?;
         }
         let n = self.reals.len();
-        let what = if self.opts.mode == Mode::Nat { "default route via the gateway VIP" } else { "lvsd realserver up (VIP on lo, ARP suppressed)" };
+        let what = if self.opts.mode == Mode::Nat {
+            "default route via the gateway VIP"
+        } else {
+            "lvsd realserver up (VIP on lo, ARP suppressed)"
+        };
         self.note(format!("{n} real servers: {what}, HTTP on port {}", self.plan.port));
         Ok(())
     }
@@ -341,9 +345,7 @@ impl Lab {
     }
 
     fn vrrp_state(&self, i: usize) -> String {
-        self.status(i)
-            .and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string))
-            .unwrap_or_else(|| "down".into())
+        self.status(i).and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string)).unwrap_or_else(|| "down".into())
     }
 
     /// Wait (bounded) until `cond` holds, polling every 50 ms.
@@ -371,9 +373,11 @@ impl Lab {
 
     fn real_health(&self, i: usize, real: &str) -> Option<String> {
         let st = self.status(i)?;
-        st["services"].get(0)?["reals"].as_array()?.iter().find(|r| r["address"].as_str().is_some_and(|a| a.starts_with(real))).map(|r| {
-            if r["in_table"] == true { "in".to_string() } else { "out".to_string() }
-        })
+        st["services"].get(0)?["reals"]
+            .as_array()?
+            .iter()
+            .find(|r| r["address"].as_str().is_some_and(|a| a.starts_with(real)))
+            .map(|r| if r["in_table"] == true { "in".to_string() } else { "out".to_string() })
     }
 
     /// Run the load for `secs` in a named phase.
@@ -655,7 +659,12 @@ pub fn print(report: &Value) {
         println!("  {:8.2}s  {}", e["at"].as_f64().unwrap_or(0.0), e["event"].as_str().unwrap_or(""));
     }
     let reals: Vec<String> = report["reals"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_string)).collect();
-    println!("\nSummary ({} mode, VIP {}, Master_Down_Interval {} ms)", report["mode"].as_str().unwrap_or(""), report["vip"].as_str().unwrap_or(""), report["master_down_interval_ms"]);
+    println!(
+        "\nSummary ({} mode, VIP {}, Master_Down_Interval {} ms)",
+        report["mode"].as_str().unwrap_or(""),
+        report["vip"].as_str().unwrap_or(""),
+        report["master_down_interval_ms"]
+    );
     let mut head = format!("  {:<12} {:>6} {:>6}", "phase", "sent", "failed");
     for r in &reals {
         head.push_str(&format!(" {:>6}", r));
@@ -698,7 +707,10 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
             let failed = p["failed"].as_u64().unwrap_or(0);
             out.push((failed <= bound, format!("{name}: {failed} failed requests, bound {bound} (Master_Down_Interval {mdi:.2} s)")));
             out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 3, format!("{name}: requests succeed again through the backup")));
-            out.push((!p["failovers"].as_array().map(|f| f.is_empty()).unwrap_or(true), format!("{name}: the VIP moved on the wire ({})", p["failovers"])));
+            out.push((
+                !p["failovers"].as_array().map(|f| f.is_empty()).unwrap_or(true),
+                format!("{name}: the VIP moved on the wire ({})", p["failovers"]),
+            ));
         }
     }
     if let Some(p) = phase("stop") {
@@ -717,15 +729,23 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
     }
     if let Some(p) = phase("real-down") {
         let rs1 = p["distribution"]["rs1"].as_u64().unwrap_or(0);
-        out.push((p["ok_at_end"].as_u64().unwrap_or(0) >= 3, format!("real-down: the service keeps answering without rs1 (rs1 got {rs1} before removal)")));
+        out.push((
+            p["ok_at_end"].as_u64().unwrap_or(0) >= 3,
+            format!("real-down: the service keeps answering without rs1 (rs1 got {rs1} before removal)"),
+        ));
     }
     if let Some(p) = phase("real-back") {
-        out.push((p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0, format!("real-back: rs1 receives requests again ({})", p["distribution"])));
+        out.push((
+            p["distribution"]["rs1"].as_u64().unwrap_or(0) > 0,
+            format!("real-back: rs1 receives requests again ({})", p["distribution"]),
+        ));
     }
     if phase("reload").is_some() {
-        let reloaded = report["timeline"].as_array().into_iter().flatten().any(|e| {
-            e["event"].as_str().is_some_and(|m| m.contains("rs2 weight in the tables: lvs01 3, lvs02 3"))
-        });
+        let reloaded = report["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["event"].as_str().is_some_and(|m| m.contains("rs2 weight in the tables: lvs01 3, lvs02 3")));
         out.push((reloaded, "reload: both directors reloaded and put rs2 at weight 3".to_string()));
     }
     if let Some(p) = phase("reloaded") {
@@ -741,7 +761,9 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
 pub fn leftovers(pid: u32) -> Vec<String> {
     let prefix = format!("lab{pid}-");
     std::fs::read_dir("/run/netns")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -783,9 +805,8 @@ mod tests {
 
     #[test]
     fn a_graceful_stop_may_reset_only_the_request_in_flight() {
-        let report = |errors: &[&str]| {
-            json!({ "phases": [{ "name": "stop", "failed": errors.len(), "failovers": [], "all_errors": errors }] })
-        };
+        let report =
+            |errors: &[&str]| json!({ "phases": [{ "name": "stop", "failed": errors.len(), "failovers": [], "all_errors": errors }] });
         let verdict = |errors: &[&str]| verify(&report(errors)).iter().find(|(_, l)| l.starts_with("stop:")).unwrap().0;
         assert!(verdict(&[]));
         assert!(verdict(&["read: Connection reset by peer (os error 104)"]));

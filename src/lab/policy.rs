@@ -76,14 +76,9 @@ pub fn from_seed(seed: &str, mode: Mode, p: &Plan) -> String {
             }
         }
     }
-    let reals: Vec<String> =
-        p.reals.iter().map(|r| format!("{{ address = \"{r}:{}\", weight = 1 }}", p.port)).collect();
+    let reals: Vec<String> = p.reals.iter().map(|r| format!("{{ address = \"{r}:{}\", weight = 1 }}", p.port)).collect();
     t = replace_block(&t, "reals = {", &reals.join(", "));
-    replace_block(
-        &t,
-        "lvsd.check.tcp {",
-        &format!("interval = 1, timeout = 1, retries = 1, retry_delay = 0.5, port = {}", p.port),
-    )
+    replace_block(&t, "lvsd.check.tcp {", &format!("interval = 1, timeout = 1, retries = 1, retry_delay = 0.5, port = {}", p.port))
 }
 
 /// The same policy with real `n`'s weight changed (the reload phase).
@@ -94,7 +89,7 @@ pub fn with_weight(policy: &str, real: &str, weight: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::path::Path;
 
     fn check(src: &str, node: &str) -> crate::model::Model {

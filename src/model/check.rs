@@ -42,17 +42,7 @@ pub struct CheckCommon {
 
 impl Default for CheckCommon {
     fn default() -> CheckCommon {
-        CheckCommon {
-            interval: 60.0,
-            timeout: 5.0,
-            retries: 1,
-            retry_delay: 1.0,
-            port: None,
-            bind: None,
-            warmup: 0.0,
-            rise: 1,
-            fall: 1,
-        }
+        CheckCommon { interval: 60.0, timeout: 5.0, retries: 1, retry_delay: 1.0, port: None, bind: None, warmup: 0.0, rise: 1, fall: 1 }
     }
 }
 

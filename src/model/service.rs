@@ -6,8 +6,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 
 /// The IPVS schedulers (ipvsadm(8)).
-pub const SCHEDULERS: &[&str] =
-    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
+pub const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
 
 /// Scheduler flags: only sh and mh have any.
 pub const SCHED_FLAGS: &[&str] = &["sh-fallback", "sh-port", "mh-fallback", "mh-port"];

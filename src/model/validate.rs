@@ -1,7 +1,7 @@
 //! Rules that span fields or objects. Per-field types and ranges are checked when the
 //! policy is read; what is here needs the whole model.
 
-use super::{ForwardMethod, Model, ModelError, Vip, VrrpInstance, SCHED_FLAGS};
+use super::{ForwardMethod, Model, ModelError, SCHED_FLAGS, Vip, VrrpInstance};
 use std::collections::{HashMap, HashSet};
 
 /// Every rule violated, in policy order. Empty means valid.
@@ -74,18 +74,12 @@ fn validate_vrrp(m: &Model, errs: &mut Vec<ModelError>) {
     for v in &m.vrrp {
         validate_instance(v, errs);
         if let Some(prev) = names.insert(&v.name, v) {
-            errs.push(ModelError::new(
-                &v.origin,
-                format!("vrrp '{}' is declared twice (first at {})", v.name, prev.origin),
-            ));
+            errs.push(ModelError::new(&v.origin, format!("vrrp '{}' is declared twice (first at {})", v.name, prev.origin)));
         }
         if let Some(prev) = vrids.insert((&v.interface, v.is_ipv6(), v.vrid), v) {
             errs.push(ModelError::new(
                 &v.origin,
-                format!(
-                    "vrrp '{}': vrid {} is already used on {} by '{}' ({})",
-                    v.name, v.vrid, v.interface, prev.name, prev.origin
-                ),
+                format!("vrrp '{}': vrid {} is already used on {} by '{}' ({})", v.name, v.vrid, v.interface, prev.name, prev.origin),
             ));
         }
     }
@@ -147,10 +141,7 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
             }
         }
         if !s.sched_flags.is_empty() && s.scheduler != "sh" && s.scheduler != "mh" {
-            err(
-                errs,
-                format!("service '{}': sched_flags only apply to the sh and mh schedulers, not {}", s.name, s.scheduler),
-            );
+            err(errs, format!("service '{}': sched_flags only apply to the sh and mh schedulers, not {}", s.name, s.scheduler));
         }
         for f in &s.sched_flags {
             if !f.starts_with(&s.scheduler) {

@@ -82,13 +82,7 @@ pub struct Vip {
 impl Vip {
     /// A host address (/32 or /128), global scope, no label.
     pub fn host(addr: IpAddr, ifname: &str) -> Self {
-        Vip {
-            addr,
-            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
-            ifname: ifname.to_owned(),
-            label: None,
-            scope: Scope::Global,
-        }
+        Vip { addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, ifname: ifname.to_owned(), label: None, scope: Scope::Global }
     }
 
     pub fn with_prefix(mut self, prefix_len: u8) -> Self {
@@ -109,36 +103,23 @@ impl Vip {
     fn validate(&self) -> Result<(), AddrError> {
         let max = if self.addr.is_ipv4() { 32 } else { 128 };
         if self.prefix_len > max {
-            return Err(AddrError::BadPrefix {
-                addr: self.addr,
-                prefix_len: self.prefix_len,
-            });
+            return Err(AddrError::BadPrefix { addr: self.addr, prefix_len: self.prefix_len });
         }
         if let Some(label) = &self.label {
             if self.addr.is_ipv6() {
-                return Err(AddrError::LabelOnIpv6 {
-                    label: label.clone(),
-                    addr: self.addr,
-                });
+                return Err(AddrError::LabelOnIpv6 { label: label.clone(), addr: self.addr });
             }
             // Same rule as iproute2; the kernel stores at most IFNAMSIZ-1 bytes.
-            let ok = label.len() <= 15
-                && (label == &self.ifname || label.starts_with(&format!("{}:", self.ifname)));
+            let ok = label.len() <= 15 && (label == &self.ifname || label.starts_with(&format!("{}:", self.ifname)));
             if !ok {
-                return Err(AddrError::BadLabel {
-                    label: label.clone(),
-                    ifname: self.ifname.clone(),
-                });
+                return Err(AddrError::BadLabel { label: label.clone(), ifname: self.ifname.clone() });
             }
         }
         Ok(())
     }
 
     fn message(&self, ifindex: u32) -> Result<Ifaddrmsg, RtnlError> {
-        let bad = |e: String| RtnlError::Malformed {
-            op: "build address",
-            detail: e,
-        };
+        let bad = |e: String| RtnlError::Malformed { op: "build address", detail: e };
         let mut attrs = RtBuffer::new();
         let octets: Vec<u8> = match self.addr {
             IpAddr::V4(a) => a.octets().to_vec(),
@@ -146,21 +127,11 @@ impl Vip {
         };
         for ty in [Ifa::Local, Ifa::Address] {
             attrs.push(
-                RtattrBuilder::default()
-                    .rta_type(ty)
-                    .rta_payload(Buffer::from(octets.clone()))
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
+                RtattrBuilder::default().rta_type(ty).rta_payload(Buffer::from(octets.clone())).build().map_err(|e| bad(e.to_string()))?,
             );
         }
         if let Some(label) = &self.label {
-            attrs.push(
-                RtattrBuilder::default()
-                    .rta_type(Ifa::Label)
-                    .rta_payload(label.as_str())
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
-            );
+            attrs.push(RtattrBuilder::default().rta_type(Ifa::Label).rta_payload(label.as_str()).build().map_err(|e| bad(e.to_string()))?);
         }
         let (family, flags) = match self.addr {
             IpAddr::V4(_) => (RtAddrFamily::Inet, IfaF::empty()),
@@ -183,13 +154,7 @@ impl Vip {
 pub fn add_address(vip: &Vip) -> Result<bool, AddrError> {
     vip.validate()?;
     let idx = link::ifindex(&vip.ifname)?;
-    let err = |source| AddrError::Rtnl {
-        op: "adding",
-        addr: vip.addr,
-        prefix_len: vip.prefix_len,
-        ifname: vip.ifname.clone(),
-        source,
-    };
+    let err = |source| AddrError::Rtnl { op: "adding", addr: vip.addr, prefix_len: vip.prefix_len, ifname: vip.ifname.clone(), source };
     let msg = vip.message(idx).map_err(err)?;
     match rtnl::request("newaddr", Rtm::Newaddr, NlmF::CREATE | NlmF::EXCL, msg) {
         Ok(_) => Ok(true),
@@ -203,13 +168,7 @@ pub fn add_address(vip: &Vip) -> Result<bool, AddrError> {
 pub fn del_address(vip: &Vip) -> Result<bool, AddrError> {
     vip.validate()?;
     let idx = link::ifindex(&vip.ifname)?;
-    let err = |source| AddrError::Rtnl {
-        op: "deleting",
-        addr: vip.addr,
-        prefix_len: vip.prefix_len,
-        ifname: vip.ifname.clone(),
-        source,
-    };
+    let err = |source| AddrError::Rtnl { op: "deleting", addr: vip.addr, prefix_len: vip.prefix_len, ifname: vip.ifname.clone(), source };
     // The label is not used for matching: a VIP added with another label is still ours.
     let mut unlabelled = vip.clone();
     unlabelled.label = None;
@@ -300,10 +259,7 @@ pub fn list_addresses(ifname: &str) -> Result<Vec<AddrInfo>, AddrError> {
 
 /// All addresses (both families) on the interface with index `ifindex`.
 pub fn list_addresses_by_index(ifindex: u32) -> Result<Vec<AddrInfo>, AddrError> {
-    Ok(list_all_addresses()?
-        .into_iter()
-        .filter(|a| a.ifindex == ifindex)
-        .collect())
+    Ok(list_all_addresses()?.into_iter().filter(|a| a.ifindex == ifindex).collect())
 }
 
 /// All addresses on all interfaces of the calling thread's namespace.
@@ -314,14 +270,8 @@ pub fn list_all_addresses() -> Result<Vec<AddrInfo>, AddrError> {
         .ifa_scope(RtScope::Universe)
         .ifa_index(0)
         .build()
-        .map_err(|e| {
-            AddrError::List(RtnlError::Malformed {
-                op: "getaddr",
-                detail: e.to_string(),
-            })
-        })?;
-    let replies =
-        rtnl::request("getaddr dump", Rtm::Getaddr, NlmF::DUMP, req).map_err(AddrError::List)?;
+        .map_err(|e| AddrError::List(RtnlError::Malformed { op: "getaddr", detail: e.to_string() }))?;
+    let replies = rtnl::request("getaddr dump", Rtm::Getaddr, NlmF::DUMP, req).map_err(AddrError::List)?;
     let mut out = Vec::new();
     for p in &replies {
         let m: Ifaddrmsg = rtnl::decode("getaddr dump", p).map_err(AddrError::List)?;
@@ -333,25 +283,19 @@ pub fn list_all_addresses() -> Result<Vec<AddrInfo>, AddrError> {
 /// The interface's primary IPv4 address (the first one that is not secondary), which
 /// VRRPv2/v3 over IPv4 use as the advert source.
 pub fn primary_ipv4(ifindex: u32) -> Result<Option<Ipv4Addr>, AddrError> {
-    Ok(list_addresses_by_index(ifindex)?
-        .into_iter()
-        .find_map(|a| match a.addr {
-            IpAddr::V4(v4) if !a.is_secondary() => Some(v4),
-            _ => None,
-        }))
+    Ok(list_addresses_by_index(ifindex)?.into_iter().find_map(|a| match a.addr {
+        IpAddr::V4(v4) if !a.is_secondary() => Some(v4),
+        _ => None,
+    }))
 }
 
 /// The interface's usable (not tentative, not DAD-failed) IPv6 link-local address, which
 /// VRRPv3 over IPv6 must use as the advert source (RFC 5798 5.1.2.1).
 pub fn link_local_ipv6(ifindex: u32) -> Result<Option<Ipv6Addr>, AddrError> {
-    Ok(list_addresses_by_index(ifindex)?
-        .into_iter()
-        .find_map(|a| match a.addr {
-            IpAddr::V6(v6) if is_link_local(&v6) && !a.is_tentative() && !a.is_dad_failed() => {
-                Some(v6)
-            }
-            _ => None,
-        }))
+    Ok(list_addresses_by_index(ifindex)?.into_iter().find_map(|a| match a.addr {
+        IpAddr::V6(v6) if is_link_local(&v6) && !a.is_tentative() && !a.is_dad_failed() => Some(v6),
+        _ => None,
+    }))
 }
 
 /// An address appearing on or disappearing from an interface.
@@ -375,16 +319,10 @@ impl AddrWatcher {
     /// Subscribe, then dump. Must be called inside a tokio runtime; the socket belongs to
     /// the calling thread's namespace.
     pub fn new() -> Result<Self, AddrError> {
-        let sub = Subscription::new(&[libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR])
-            .map_err(AddrError::List)?;
+        let sub = Subscription::new(&[libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR]).map_err(AddrError::List)?;
         let initial = list_all_addresses()?;
         let known = initial.iter().map(|a| (key(a), a.clone())).collect();
-        Ok(AddrWatcher {
-            sub,
-            known,
-            initial,
-            pending: VecDeque::new(),
-        })
+        Ok(AddrWatcher { sub, known, initial, pending: VecDeque::new() })
     }
 
     /// Every address as it was when the watcher started.
@@ -398,30 +336,15 @@ impl AddrWatcher {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
-            let msgs = match self
-                .sub
-                .next("address watch")
-                .await
-                .map_err(AddrError::List)?
-            {
-                Datagram::Messages(bytes) => {
-                    rtnl::parse_datagram("address watch", bytes).map_err(AddrError::List)?
-                }
+            let msgs = match self.sub.next("address watch").await.map_err(AddrError::List)? {
+                Datagram::Messages(bytes) => rtnl::parse_datagram("address watch", bytes).map_err(AddrError::List)?,
                 Datagram::Overrun => {
                     tracing::warn!("address watcher overrun, re-reading addresses");
                     let now = list_all_addresses()?;
-                    let gone: Vec<_> = self
-                        .known
-                        .keys()
-                        .filter(|k| !now.iter().any(|a| key(a) == **k))
-                        .cloned()
-                        .collect();
+                    let gone: Vec<_> = self.known.keys().filter(|k| !now.iter().any(|a| key(a) == **k)).cloned().collect();
                     for k in gone {
                         if let Some(info) = self.known.remove(&k) {
-                            self.pending.push_back(AddrEvent {
-                                present: false,
-                                info,
-                            });
+                            self.pending.push_back(AddrEvent { present: false, info });
                         }
                     }
                     for a in now {
@@ -443,10 +366,7 @@ impl AddrWatcher {
                     self.seen(info);
                 } else if ty == Rtm::Deladdr {
                     self.known.remove(&key(&info));
-                    self.pending.push_back(AddrEvent {
-                        present: false,
-                        info,
-                    });
+                    self.pending.push_back(AddrEvent { present: false, info });
                 }
             }
         }
@@ -455,10 +375,7 @@ impl AddrWatcher {
     fn seen(&mut self, info: AddrInfo) {
         if self.known.get(&key(&info)) != Some(&info) {
             self.known.insert(key(&info), info.clone());
-            self.pending.push_back(AddrEvent {
-                present: true,
-                info,
-            });
+            self.pending.push_back(AddrEvent { present: true, info });
         }
     }
 }
@@ -480,36 +397,18 @@ mod tests {
         let v = Vip::host("192.0.2.10".parse().unwrap(), "eth0");
         assert!(v.clone().with_label("eth0:0").validate().is_ok());
         assert!(v.clone().with_label("eth0").validate().is_ok());
-        assert!(matches!(
-            v.clone().with_label("eth1:0").validate(),
-            Err(AddrError::BadLabel { .. })
-        ));
-        assert!(matches!(
-            v.clone().with_label("eth0x").validate(),
-            Err(AddrError::BadLabel { .. })
-        ));
-        assert!(matches!(
-            v.clone().with_label("eth0:0123456789ab").validate(),
-            Err(AddrError::BadLabel { .. })
-        ));
+        assert!(matches!(v.clone().with_label("eth1:0").validate(), Err(AddrError::BadLabel { .. })));
+        assert!(matches!(v.clone().with_label("eth0x").validate(), Err(AddrError::BadLabel { .. })));
+        assert!(matches!(v.clone().with_label("eth0:0123456789ab").validate(), Err(AddrError::BadLabel { .. })));
         let v6 = Vip::host("2001:db8::10".parse().unwrap(), "eth0").with_label("eth0:1");
         assert!(matches!(v6.validate(), Err(AddrError::LabelOnIpv6 { .. })));
-        assert!(matches!(
-            Vip::host("192.0.2.1".parse().unwrap(), "lo")
-                .with_prefix(33)
-                .validate(),
-            Err(AddrError::BadPrefix { .. })
-        ));
+        assert!(matches!(Vip::host("192.0.2.1".parse().unwrap(), "lo").with_prefix(33).validate(), Err(AddrError::BadPrefix { .. })));
     }
 
     #[test]
     fn loopback_has_127_0_0_1() {
         let addrs = list_addresses("lo").unwrap();
-        assert!(
-            addrs
-                .iter()
-                .any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST) && a.prefix_len == 8)
-        );
+        assert!(addrs.iter().any(|a| a.addr == IpAddr::V4(Ipv4Addr::LOCALHOST) && a.prefix_len == 8));
     }
 
     #[test]

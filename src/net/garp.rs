@@ -26,9 +26,7 @@ const NA_FLAG_OVERRIDE: u8 = 0x20;
 pub enum GarpError {
     #[error(transparent)]
     Link(#[from] LinkError),
-    #[error(
-        "{ifname} has no Ethernet address (hardware address {mac:02x?}); GARP/NA need an Ethernet link"
-    )]
+    #[error("{ifname} has no Ethernet address (hardware address {mac:02x?}); GARP/NA need an Ethernet link")]
     NotEthernet { ifname: String, mac: Vec<u8> },
     #[error("{what} on {ifname}: {source}")]
     Io {
@@ -52,33 +50,17 @@ impl Announcer {
     /// The socket lives in the calling thread's network namespace.
     pub fn open(ifname: &str) -> Result<Self, GarpError> {
         let info = link::link_by_name(ifname)?;
-        let mac: [u8; 6] = info
-            .mac
-            .as_slice()
-            .try_into()
-            .map_err(|_| GarpError::NotEthernet {
-                ifname: ifname.to_owned(),
-                mac: info.mac.clone(),
-            })?;
+        let mac: [u8; 6] =
+            info.mac.as_slice().try_into().map_err(|_| GarpError::NotEthernet { ifname: ifname.to_owned(), mac: info.mac.clone() })?;
         let io_err = |what| {
             let ifname = ifname.to_owned();
-            move |source| GarpError::Io {
-                ifname: ifname.clone(),
-                what,
-                source,
-            }
+            move |source| GarpError::Io { ifname: ifname.clone(), what, source }
         };
         // Protocol 0: send only, the kernel delivers nothing to this socket.
-        let sock =
-            Socket::new(Domain::PACKET, Type::RAW, None).map_err(io_err("socket(AF_PACKET)"))?;
+        let sock = Socket::new(Domain::PACKET, Type::RAW, None).map_err(io_err("socket(AF_PACKET)"))?;
         // Never block the caller (it may be an async task); a full queue is an error.
         sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
-        Ok(Announcer {
-            sock,
-            ifname: ifname.to_owned(),
-            ifindex: info.ifindex,
-            mac,
-        })
+        Ok(Announcer { sock, ifname: ifname.to_owned(), ifindex: info.ifindex, mac })
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -87,33 +69,17 @@ impl Announcer {
 
     /// One gratuitous ARP request for `ip` (sender = target = ip), broadcast.
     pub fn garp(&self, ip: Ipv4Addr) -> Result<(), GarpError> {
-        self.send(
-            &garp_frame(self.mac, ip),
-            ETH_P_ARP,
-            BROADCAST,
-            "sending gratuitous ARP",
-        )
+        self.send(&garp_frame(self.mac, ip), ETH_P_ARP, BROADCAST, "sending gratuitous ARP")
     }
 
     /// One unsolicited neighbour advertisement for `ip` to ff02::1 (override flag, target
     /// link-layer address option, hop limit 255). `router` sets the R flag, which a host
     /// that forwards (a NAT director acting as gateway) must set (RFC 4861 7.2.6/7.2.5).
     pub fn unsolicited_na(&self, ip: Ipv6Addr, router: bool) -> Result<(), GarpError> {
-        self.send(
-            &na_frame(self.mac, ip, router),
-            ETH_P_IPV6,
-            ALL_NODES_MAC,
-            "sending unsolicited NA",
-        )
+        self.send(&na_frame(self.mac, ip, router), ETH_P_IPV6, ALL_NODES_MAC, "sending unsolicited NA")
     }
 
-    fn send(
-        &self,
-        frame: &[u8],
-        proto: u16,
-        dst: [u8; 6],
-        what: &'static str,
-    ) -> Result<(), GarpError> {
+    fn send(&self, frame: &[u8], proto: u16, dst: [u8; 6], what: &'static str) -> Result<(), GarpError> {
         // SAFETY: zeroed sockaddr_ll is valid; fields set below.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -133,11 +99,7 @@ impl Announcer {
             )
         };
         if n < 0 {
-            return Err(GarpError::Io {
-                ifname: self.ifname.clone(),
-                what,
-                source: io::Error::last_os_error(),
-            });
+            return Err(GarpError::Io { ifname: self.ifname.clone(), what, source: io::Error::last_os_error() });
         }
         Ok(())
     }
@@ -240,8 +202,7 @@ mod tests {
     fn garp_bytes() {
         let f = garp_frame(MAC, "192.0.2.10".parse().unwrap());
         let expected: [u8; 42] = [
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x5e, 0x00, 0x01, 0x33, 0x08,
-            0x06, // eth
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x5e, 0x00, 0x01, 0x33, 0x08, 0x06, // eth
             0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, // arp request
             0x02, 0x00, 0x5e, 0x00, 0x01, 0x33, 192, 0, 2, 10, // sender
             0, 0, 0, 0, 0, 0, 192, 0, 2, 10, // target

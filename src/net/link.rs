@@ -100,9 +100,7 @@ impl LinkInfo {
                 }
                 Ifla::Operstate if !p.is_empty() => info.oper_state = OperState::from_u8(p[0]),
                 Ifla::Address => info.mac = p.to_vec(),
-                Ifla::Mtu if p.len() >= 4 => {
-                    info.mtu = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]]))
-                }
+                Ifla::Mtu if p.len() >= 4 => info.mtu = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
                 _ => {}
             }
         }
@@ -126,10 +124,7 @@ fn getlink_request(index: i32) -> Result<Ifinfomsg, RtnlError> {
         .ifi_family(RtAddrFamily::Unspecified)
         .ifi_index(index)
         .build()
-        .map_err(|e| RtnlError::Malformed {
-            op: "getlink",
-            detail: e.to_string(),
-        })
+        .map_err(|e| RtnlError::Malformed { op: "getlink", detail: e.to_string() })
 }
 
 /// The link with this index.
@@ -141,12 +136,8 @@ pub fn link_by_index(index: u32) -> Result<LinkInfo, LinkError> {
         }
         r => r?,
     };
-    let first = replies
-        .first()
-        .ok_or_else(|| LinkError::NoSuchLink(format!("ifindex {index}")))?;
-    Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>(
-        "getlink", first,
-    )?))
+    let first = replies.first().ok_or_else(|| LinkError::NoSuchLink(format!("ifindex {index}")))?;
+    Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("getlink", first)?))
 }
 
 /// The link called `name`.
@@ -158,15 +149,7 @@ pub fn link_by_name(name: &str) -> Result<LinkInfo, LinkError> {
 pub fn list_links() -> Result<Vec<LinkInfo>, LinkError> {
     let req = getlink_request(0)?;
     let replies = rtnl::request("getlink dump", Rtm::Getlink, NlmF::DUMP, req)?;
-    replies
-        .iter()
-        .map(|p| {
-            Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>(
-                "getlink dump",
-                p,
-            )?))
-        })
-        .collect()
+    replies.iter().map(|p| Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("getlink dump", p)?))).collect()
 }
 
 /// Set a link administratively up or down (`ip link set dev NAME up|down`), e.g. the
@@ -174,20 +157,9 @@ pub fn list_links() -> Result<Vec<LinkInfo>, LinkError> {
 pub fn set_link_up(name: &str, up: bool) -> Result<(), LinkError> {
     let index = ifindex(name)?;
     let state = if up { "up" } else { "down" };
-    let err = |source| LinkError::Set {
-        ifname: name.to_owned(),
-        state,
-        source,
-    };
-    let b = IfinfomsgBuilder::default()
-        .ifi_family(RtAddrFamily::Unspecified)
-        .ifi_index(index as i32);
-    let msg = if up { b.up() } else { b.down() }.build().map_err(|e| {
-        err(RtnlError::Malformed {
-            op: "setlink",
-            detail: e.to_string(),
-        })
-    })?;
+    let err = |source| LinkError::Set { ifname: name.to_owned(), state, source };
+    let b = IfinfomsgBuilder::default().ifi_family(RtAddrFamily::Unspecified).ifi_index(index as i32);
+    let msg = if up { b.up() } else { b.down() }.build().map_err(|e| err(RtnlError::Malformed { op: "setlink", detail: e.to_string() }))?;
     rtnl::request("setlink", Rtm::Newlink, NlmF::empty(), msg).map_err(err)?;
     Ok(())
 }
@@ -219,12 +191,7 @@ impl LinkWatcher {
         let sub = Subscription::new(&[libc::RTNLGRP_LINK])?;
         let initial = list_links()?;
         let known = initial.iter().map(|l| (l.ifindex, l.is_up())).collect();
-        Ok(LinkWatcher {
-            sub,
-            known,
-            initial,
-            pending: VecDeque::new(),
-        })
+        Ok(LinkWatcher { sub, known, initial, pending: VecDeque::new() })
     }
 
     /// The links as they were when the watcher started.
@@ -267,12 +234,7 @@ impl LinkWatcher {
 
     fn resync(&mut self) -> Result<(), LinkError> {
         let links = list_links()?;
-        let gone: Vec<u32> = self
-            .known
-            .keys()
-            .copied()
-            .filter(|i| !links.iter().any(|l| l.ifindex == *i))
-            .collect();
+        let gone: Vec<u32> = self.known.keys().copied().filter(|i| !links.iter().any(|l| l.ifindex == *i)).collect();
         for i in gone {
             self.removed(i, String::new());
         }
@@ -285,23 +247,13 @@ impl LinkWatcher {
     fn update(&mut self, info: LinkInfo) {
         let up = info.is_up();
         if self.known.insert(info.ifindex, up) != Some(up) {
-            self.pending.push_back(LinkEvent {
-                ifindex: info.ifindex,
-                name: info.name.clone(),
-                up,
-                info: Some(info),
-            });
+            self.pending.push_back(LinkEvent { ifindex: info.ifindex, name: info.name.clone(), up, info: Some(info) });
         }
     }
 
     fn removed(&mut self, ifindex: u32, name: String) {
         self.known.remove(&ifindex);
-        self.pending.push_back(LinkEvent {
-            ifindex,
-            name,
-            up: false,
-            info: None,
-        });
+        self.pending.push_back(LinkEvent { ifindex, name, up: false, info: None });
     }
 }
 
@@ -319,13 +271,7 @@ mod tests {
 
     #[test]
     fn unknown_link_is_an_error() {
-        assert!(matches!(
-            ifindex("lvsd-nope0"),
-            Err(LinkError::NoSuchLink(_))
-        ));
-        assert!(matches!(
-            link_by_index(0x7fff_fff0),
-            Err(LinkError::NoSuchLink(_))
-        ));
+        assert!(matches!(ifindex("lvsd-nope0"), Err(LinkError::NoSuchLink(_))));
+        assert!(matches!(link_by_index(0x7fff_fff0), Err(LinkError::NoSuchLink(_))));
     }
 }

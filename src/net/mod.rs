@@ -34,9 +34,7 @@ pub mod vrrp_socket;
 
 pub use addr::{AddrError, AddrEvent, AddrInfo, AddrWatcher, Scope, Vip};
 pub use garp::{Announcer, GarpError, announce, send_garp, send_unsolicited_na};
-pub use link::{
-    LinkError, LinkEvent, LinkInfo, LinkWatcher, OperState, ifindex, link_by_name, set_link_up,
-};
+pub use link::{LinkError, LinkEvent, LinkInfo, LinkWatcher, OperState, ifindex, link_by_name, set_link_up};
 pub use rtnl::RtnlError;
 pub use sysctl::{SysctlError, SysctlKey};
 pub use vrrp_socket::{Family, Mode, RecvMeta, VrrpSocket, VrrpSocketError};

@@ -25,11 +25,7 @@ pub enum NetnsError {
         source: io::Error,
     },
     #[error("`{cmd}` failed ({status}): {stderr}")]
-    Failed {
-        cmd: String,
-        status: String,
-        stderr: String,
-    },
+    Failed { cmd: String, status: String, stderr: String },
     #[error("entering namespace {name}: {source}")]
     Enter {
         name: String,
@@ -42,22 +38,12 @@ pub enum NetnsError {
 /// interface names derived from it still fit.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 fn run_cmd(program: &str, args: &[&str]) -> Result<Output, NetnsError> {
     let cmd = format!("{program} {}", args.join(" "));
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|source| NetnsError::Spawn {
-            cmd: cmd.clone(),
-            source,
-        })?;
+    let out = Command::new(program).args(args).output().map_err(|source| NetnsError::Spawn { cmd: cmd.clone(), source })?;
     if !out.status.success() {
         return Err(NetnsError::Failed {
             cmd,
@@ -84,9 +70,7 @@ impl Netns {
     /// Create the namespace and bring its loopback up.
     pub fn create(name: &str) -> Result<Self, NetnsError> {
         ip(&["netns", "add", name])?;
-        let ns = Netns {
-            name: name.to_owned(),
-        };
+        let ns = Netns { name: name.to_owned() };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -117,10 +101,7 @@ impl Netns {
         R: Send,
     {
         let path = format!("/run/netns/{}", self.name);
-        let enter_err = |source| NetnsError::Enter {
-            name: self.name.clone(),
-            source,
-        };
+        let enter_err = |source| NetnsError::Enter { name: self.name.clone(), source };
         let file = File::open(&path).map_err(enter_err)?;
         std::thread::scope(|s| {
             let handle = s.spawn(move || {
@@ -153,11 +134,7 @@ impl Netns {
     }
 
     /// Write a sysctl inside this namespace.
-    pub fn sysctl(
-        &self,
-        key: &str,
-        value: &str,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let key = super::sysctl::SysctlKey::parse(key)?;
         self.run(|| super::sysctl::write(&key, value))??;
         Ok(())
@@ -174,18 +151,7 @@ impl Drop for Netns {
 
 /// Create a veth pair `a_if` (in `a`) <-> `b_if` (in `b`), both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<(), NetnsError> {
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])?;
+    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()])?;
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
     Ok(())
@@ -221,47 +187,28 @@ impl Lan {
         let switch = Netns::create(&unique_name(&format!("{prefix}s")))?;
         // The switch has no addresses of its own: keep its ports quiet (no IPv6 link-local,
         // no DAD or MLD packets of its own on the wire that tests capture).
-        let key =
-            super::sysctl::SysctlKey::ipv6_conf("default", "disable_ipv6").expect("static key");
-        switch
-            .run(|| super::sysctl::write(&key, "1"))?
-            .map_err(|e| NetnsError::Failed {
-                cmd: format!("sysctl {key}=1 in {}", switch.name()),
-                status: "error".into(),
-                stderr: e.to_string(),
-            })?;
+        let key = super::sysctl::SysctlKey::ipv6_conf("default", "disable_ipv6").expect("static key");
+        switch.run(|| super::sysctl::write(&key, "1"))?.map_err(|e| NetnsError::Failed {
+            cmd: format!("sysctl {key}=1 in {}", switch.name()),
+            status: "error".into(),
+            stderr: e.to_string(),
+        })?;
         bridge(&switch, "br0")?;
-        let mut lan = Lan {
-            hosts: Vec::new(),
-            switch,
-        };
+        let mut lan = Lan { hosts: Vec::new(), switch };
         for i in 0..hosts {
             let host = Netns::create(&unique_name(&format!("{prefix}h")))?;
             lan.hosts.push(host);
             let host = &lan.hosts[i];
             for conf in ["all", "default"] {
-                let key =
-                    super::sysctl::SysctlKey::ipv6_conf(conf, "accept_dad").expect("static key");
-                host.run(|| super::sysctl::write(&key, "0"))?
-                    .map_err(|e| NetnsError::Failed {
-                        cmd: format!("sysctl {key}=0 in {}", host.name()),
-                        status: "error".into(),
-                        stderr: e.to_string(),
-                    })?;
+                let key = super::sysctl::SysctlKey::ipv6_conf(conf, "accept_dad").expect("static key");
+                host.run(|| super::sysctl::write(&key, "0"))?.map_err(|e| NetnsError::Failed {
+                    cmd: format!("sysctl {key}=0 in {}", host.name()),
+                    status: "error".into(),
+                    stderr: e.to_string(),
+                })?;
             }
             let port = format!("p{i}");
-            host.ip(&[
-                "link",
-                "add",
-                "eth0",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &port,
-                "netns",
-                lan.switch.name(),
-            ])?;
+            host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", lan.switch.name()])?;
             attach(&lan.switch, &port, "br0")?;
             lan.switch.ip(&["link", "set", &port, "up"])?;
             host.ip(&["link", "set", "eth0", "up"])?;
@@ -308,9 +255,7 @@ fn missing_privilege() -> Option<String> {
     match Command::new("ip").arg("-V").output() {
         Err(e) => Some(format!("cannot run `ip` (iproute2): {e}")),
         Ok(o) if !o.status.success() => Some("`ip -V` failed".to_owned()),
-        Ok(_) if !std::path::Path::new("/proc/self/ns/net").exists() => {
-            Some("kernel without network namespaces".to_owned())
-        }
+        Ok(_) if !std::path::Path::new("/proc/self/ns/net").exists() => Some("kernel without network namespaces".to_owned()),
         Ok(_) => None,
     }
 }
@@ -319,9 +264,7 @@ fn missing_privilege() -> Option<String> {
 fn skip_decision(test: &str, missing: Option<String>, require: bool) -> Result<bool, String> {
     match missing {
         None => Ok(true),
-        Some(why) if require => Err(format!(
-            "{test}: privileged test cannot run: {why} (LVSD_REQUIRE_PRIVILEGED=1 makes this a failure)"
-        )),
+        Some(why) if require => Err(format!("{test}: privileged test cannot run: {why} (LVSD_REQUIRE_PRIVILEGED=1 makes this a failure)")),
         Some(why) => {
             eprintln!("SKIP {test}: {why} (set LVSD_REQUIRE_PRIVILEGED=1 to make this a failure)");
             Ok(false)
@@ -337,15 +280,9 @@ mod tests {
     fn skip_or_fail() {
         assert_eq!(skip_decision("t", None, true), Ok(true));
         assert_eq!(skip_decision("t", None, false), Ok(true));
-        assert_eq!(
-            skip_decision("t", Some("not root".into()), false),
-            Ok(false)
-        );
+        assert_eq!(skip_decision("t", Some("not root".into()), false), Ok(false));
         let e = skip_decision("t", Some("not root".into()), true).unwrap_err();
-        assert!(
-            e.contains("not root") && e.contains("LVSD_REQUIRE_PRIVILEGED"),
-            "{e}"
-        );
+        assert!(e.contains("not root") && e.contains("LVSD_REQUIRE_PRIVILEGED"), "{e}");
     }
 
     #[test]

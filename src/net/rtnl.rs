@@ -52,10 +52,7 @@ impl RtnlError {
 pub(crate) fn open_socket(groups: Groups) -> Result<NlSocket, RtnlError> {
     let sock = NlSocket::connect(NlFamily::Route, None, groups).map_err(RtnlError::Socket)?;
     // A request should never hang the caller forever if the kernel does not answer.
-    let tv = libc::timeval {
-        tv_sec: 5,
-        tv_usec: 0,
-    };
+    let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
     // SAFETY: valid fd and a correctly sized timeval.
     let rc = unsafe {
         libc::setsockopt(
@@ -73,16 +70,8 @@ pub(crate) fn open_socket(groups: Groups) -> Result<NlSocket, RtnlError> {
 }
 
 /// Parse every netlink message in one datagram, payloads left as raw bytes.
-pub(crate) fn parse_datagram(
-    op: &'static str,
-    bytes: &[u8],
-) -> Result<NlBuffer<u16, Buffer>, RtnlError> {
-    NlBuffer::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| {
-        RtnlError::Malformed {
-            op,
-            detail: e.to_string(),
-        }
-    })
+pub(crate) fn parse_datagram(op: &'static str, bytes: &[u8]) -> Result<NlBuffer<u16, Buffer>, RtnlError> {
+    NlBuffer::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })
 }
 
 /// Decode a raw payload into a typed rtnetlink message (Ifaddrmsg, Ifinfomsg, ...).
@@ -91,22 +80,12 @@ where
     R: FromBytesWithInput<Input = usize>,
 {
     let bytes: &[u8] = payload.as_ref();
-    R::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| {
-        RtnlError::Malformed {
-            op,
-            detail: e.to_string(),
-        }
-    })
+    R::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })
 }
 
 /// Send one request and collect the payloads of every reply until the final ACK or DONE.
 /// `flags` gets REQUEST and ACK added.
-pub(crate) fn request<P>(
-    op: &'static str,
-    ty: Rtm,
-    flags: NlmF,
-    payload: P,
-) -> Result<Vec<Buffer>, RtnlError>
+pub(crate) fn request<P>(op: &'static str, ty: Rtm, flags: NlmF, payload: P) -> Result<Vec<Buffer>, RtnlError>
 where
     P: Size + ToBytes,
 {
@@ -117,24 +96,15 @@ where
         .nl_seq(1)
         .nl_payload(NlPayload::Payload(payload))
         .build()
-        .map_err(|e| RtnlError::Malformed {
-            op,
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })?;
     let mut out = Cursor::new(vec![0u8; msg.padded_size()]);
-    msg.to_bytes(&mut out).map_err(|e| RtnlError::Malformed {
-        op,
-        detail: e.to_string(),
-    })?;
-    sock.send(out.get_ref(), Msg::empty())
-        .map_err(|source| RtnlError::Io { op, source })?;
+    msg.to_bytes(&mut out).map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })?;
+    sock.send(out.get_ref(), Msg::empty()).map_err(|source| RtnlError::Io { op, source })?;
 
     let mut replies = Vec::new();
     let mut buf = vec![0u8; RECV_BUF];
     loop {
-        let (n, _) = sock
-            .recv(&mut buf[..], Msg::empty())
-            .map_err(|source| RtnlError::Io { op, source })?;
+        let (n, _) = sock.recv(&mut buf[..], Msg::empty()).map_err(|source| RtnlError::Io { op, source })?;
         if n == 0 {
             return Ok(replies);
         }
@@ -148,10 +118,7 @@ where
                 NlPayload::Ack(_) => return Ok(replies),
                 NlPayload::DumpExtAck(_) => return Ok(replies),
                 NlPayload::Err(e) => {
-                    return Err(RtnlError::Kernel {
-                        op,
-                        source: io::Error::from_raw_os_error(-*e.error()),
-                    });
+                    return Err(RtnlError::Kernel { op, source: io::Error::from_raw_os_error(-*e.error()) });
                 }
                 NlPayload::Payload(p) if !is_done => replies.push(p.clone()),
                 // DONE ends a dump; with ACK set the kernel still sends no separate ACK.
@@ -194,29 +161,16 @@ impl Subscription {
         }
         // SAFETY: NlSocket owns its fd and closes it only when dropped, which happens only
         // when the AsyncFd is dropped.
-        let fd = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE)
-        }
-        .map_err(|e| RtnlError::Socket(e.into()))?;
-        Ok(Subscription {
-            fd,
-            buf: vec![0; RECV_BUF],
-        })
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
+            .map_err(|e| RtnlError::Socket(e.into()))?;
+        Ok(Subscription { fd, buf: vec![0; RECV_BUF] })
     }
 
     pub(crate) async fn next(&mut self, op: &'static str) -> Result<Datagram<'_>, RtnlError> {
         loop {
-            let mut guard = self
-                .fd
-                .readable()
-                .await
-                .map_err(|source| RtnlError::Io { op, source })?;
+            let mut guard = self.fd.readable().await.map_err(|source| RtnlError::Io { op, source })?;
             let buf = &mut self.buf;
-            match guard.try_io(|fd| {
-                fd.get_ref()
-                    .recv(&mut buf[..], Msg::empty())
-                    .map(|(n, _)| n)
-            }) {
+            match guard.try_io(|fd| fd.get_ref().recv(&mut buf[..], Msg::empty()).map(|(n, _)| n)) {
                 Err(_would_block) => continue,
                 Ok(Ok(n)) => return Ok(Datagram::Messages(&self.buf[..n])),
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {

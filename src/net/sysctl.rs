@@ -11,9 +11,7 @@ const ROOT: &str = "/proc/sys";
 
 #[derive(Debug, Error)]
 pub enum SysctlError {
-    #[error(
-        "sysctl {key}: no such setting ({path} does not exist; wrong interface name or the kernel lacks it)"
-    )]
+    #[error("sysctl {key}: no such setting ({path} does not exist; wrong interface name or the kernel lacks it)")]
     NotFound { key: SysctlKey, path: PathBuf },
     #[error("sysctl {key}: permission denied writing {path} (needs root / CAP_NET_ADMIN)")]
     PermissionDenied { key: SysctlKey, path: PathBuf },
@@ -49,11 +47,7 @@ impl SysctlKey {
     }
 
     fn from_parts(parts: Vec<String>, orig: &str) -> Result<Self, SysctlError> {
-        if parts.is_empty()
-            || parts
-                .iter()
-                .any(|p| p.is_empty() || p == ".." || p == "." || p.contains('/'))
-        {
+        if parts.is_empty() || parts.iter().any(|p| p.is_empty() || p == ".." || p == "." || p.contains('/')) {
             return Err(SysctlError::InvalidKey(orig.to_owned()));
         }
         Ok(SysctlKey(parts))
@@ -61,17 +55,13 @@ impl SysctlKey {
 
     /// `net.ipv4.conf.<ifname>.<name>`; `ifname` may be `all` or `default`.
     pub fn ipv4_conf(ifname: &str, name: &str) -> Result<Self, SysctlError> {
-        let parts = ["net", "ipv4", "conf", ifname, name]
-            .map(str::to_owned)
-            .to_vec();
+        let parts = ["net", "ipv4", "conf", ifname, name].map(str::to_owned).to_vec();
         Self::from_parts(parts, &format!("net.ipv4.conf.{ifname}.{name}"))
     }
 
     /// `net.ipv6.conf.<ifname>.<name>`.
     pub fn ipv6_conf(ifname: &str, name: &str) -> Result<Self, SysctlError> {
-        let parts = ["net", "ipv6", "conf", ifname, name]
-            .map(str::to_owned)
-            .to_vec();
+        let parts = ["net", "ipv6", "conf", ifname, name].map(str::to_owned).to_vec();
         Self::from_parts(parts, &format!("net.ipv6.conf.{ifname}.{name}"))
     }
 
@@ -97,11 +87,7 @@ impl SysctlKey {
 
     /// `net.ipv6.conf.all.forwarding`
     pub fn ipv6_forwarding() -> Self {
-        SysctlKey(
-            ["net", "ipv6", "conf", "all", "forwarding"]
-                .map(str::to_owned)
-                .to_vec(),
-        )
+        SysctlKey(["net", "ipv6", "conf", "all", "forwarding"].map(str::to_owned).to_vec())
     }
 
     pub fn path(&self) -> PathBuf {
@@ -114,31 +100,16 @@ impl SysctlKey {
 impl fmt::Display for SysctlKey {
     /// Dotted form when unambiguous, slash form when a component contains a dot.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.0.iter().any(|p| p.contains('.')) {
-            "/"
-        } else {
-            "."
-        };
+        let sep = if self.0.iter().any(|p| p.contains('.')) { "/" } else { "." };
         f.write_str(&self.0.join(sep))
     }
 }
 
 fn map_err(key: &SysctlKey, op: &'static str, path: &Path, e: io::Error) -> SysctlError {
     match e.kind() {
-        io::ErrorKind::NotFound => SysctlError::NotFound {
-            key: key.clone(),
-            path: path.into(),
-        },
-        io::ErrorKind::PermissionDenied => SysctlError::PermissionDenied {
-            key: key.clone(),
-            path: path.into(),
-        },
-        _ => SysctlError::Io {
-            key: key.clone(),
-            op,
-            path: path.into(),
-            source: e,
-        },
+        io::ErrorKind::NotFound => SysctlError::NotFound { key: key.clone(), path: path.into() },
+        io::ErrorKind::PermissionDenied => SysctlError::PermissionDenied { key: key.clone(), path: path.into() },
+        _ => SysctlError::Io { key: key.clone(), op, path: path.into(), source: e },
     }
 }
 
@@ -152,10 +123,7 @@ pub fn read(key: &SysctlKey) -> Result<String, SysctlError> {
 /// Current value as an integer (most net sysctls are).
 pub fn read_int(key: &SysctlKey) -> Result<i64, SysctlError> {
     let v = read(key)?;
-    v.trim().parse().map_err(|_| SysctlError::NotInteger {
-        key: key.clone(),
-        value: v,
-    })
+    v.trim().parse().map_err(|_| SysctlError::NotInteger { key: key.clone(), value: v })
 }
 
 /// Write a value. The kernel validates it; an out-of-range value is reported as an I/O error
@@ -163,10 +131,7 @@ pub fn read_int(key: &SysctlKey) -> Result<i64, SysctlError> {
 pub fn write(key: &SysctlKey, value: &str) -> Result<(), SysctlError> {
     let path = key.path();
     // Open without create/truncate semantics surprises: the file always exists or it is an error.
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| map_err(key, "opening", &path, e))?;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| map_err(key, "opening", &path, e))?;
     io::Write::write_all(&mut &f, value.as_bytes()).map_err(|e| map_err(key, "writing", &path, e))
 }
 
@@ -184,16 +149,10 @@ mod tests {
     #[test]
     fn parse_dotted_and_slash() {
         let k = SysctlKey::parse("net.ipv4.conf.lo.arp_ignore").unwrap();
-        assert_eq!(
-            k.path(),
-            PathBuf::from("/proc/sys/net/ipv4/conf/lo/arp_ignore")
-        );
+        assert_eq!(k.path(), PathBuf::from("/proc/sys/net/ipv4/conf/lo/arp_ignore"));
         assert_eq!(k, SysctlKey::arp_ignore("lo").unwrap());
         let k = SysctlKey::parse("net/ipv4/conf/eth0.100/rp_filter").unwrap();
-        assert_eq!(
-            k.path(),
-            PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/rp_filter")
-        );
+        assert_eq!(k.path(), PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/rp_filter"));
         assert_eq!(k.to_string(), "net/ipv4/conf/eth0.100/rp_filter");
         assert_eq!(SysctlKey::ip_forward().to_string(), "net.ipv4.ip_forward");
     }

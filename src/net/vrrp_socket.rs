@@ -107,19 +107,9 @@ fn family_of(a: &IpAddr) -> Family {
 fn setsockopt_int(sock: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: valid fd, int-sized option value.
     let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            &value as *const i32 as *const libc::c_void,
-            size_of::<i32>() as libc::socklen_t,
-        )
+        libc::setsockopt(sock.as_raw_fd(), level, name, &value as *const i32 as *const libc::c_void, size_of::<i32>() as libc::socklen_t)
     };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 impl VrrpSocket {
@@ -129,11 +119,7 @@ impl VrrpSocket {
         let ifindex = link::ifindex(ifname)?;
         let io_err = |op: &'static str| {
             let ifname = ifname.to_owned();
-            move |source| VrrpSocketError::Io {
-                ifname: ifname.clone(),
-                op,
-                source,
-            }
+            move |source| VrrpSocketError::Io { ifname: ifname.clone(), op, source }
         };
 
         // Validate the mode and find the source address before touching the kernel.
@@ -163,9 +149,7 @@ impl VrrpSocket {
                     }
                 }
                 if peers.is_empty() {
-                    return Err(VrrpSocketError::NoPeers {
-                        ifname: ifname.to_owned(),
-                    });
+                    return Err(VrrpSocketError::NoPeers { ifname: ifname.to_owned() });
                 }
                 (*src, peers.clone())
             }
@@ -175,42 +159,30 @@ impl VrrpSocket {
             Family::Ipv4 => Domain::IPV4,
             Family::Ipv6 => Domain::IPV6,
         };
-        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))))
-            .map_err(io_err("socket(SOCK_RAW, 112)"))?;
+        let sock =
+            Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP)))).map_err(io_err("socket(SOCK_RAW, 112)"))?;
         sock.set_nonblocking(true).map_err(io_err("O_NONBLOCK"))?;
-        sock.bind_device(Some(ifname.as_bytes()))
-            .map_err(io_err("SO_BINDTODEVICE"))?;
+        sock.bind_device(Some(ifname.as_bytes())).map_err(io_err("SO_BINDTODEVICE"))?;
 
         match family {
             Family::Ipv4 => {
                 // Only deliver groups this socket joined, not every group any socket joined.
-                sock.set_multicast_all_v4(false)
-                    .map_err(io_err("IP_MULTICAST_ALL"))?;
-                setsockopt_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
-                    .map_err(io_err("IP_PKTINFO"))?;
+                sock.set_multicast_all_v4(false).map_err(io_err("IP_MULTICAST_ALL"))?;
+                setsockopt_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1).map_err(io_err("IP_PKTINFO"))?;
                 sock.set_ttl_v4(VRRP_TTL).map_err(io_err("IP_TTL"))?;
-                sock.set_multicast_ttl_v4(VRRP_TTL)
-                    .map_err(io_err("IP_MULTICAST_TTL"))?;
-                sock.set_multicast_loop_v4(false)
-                    .map_err(io_err("IP_MULTICAST_LOOP"))?;
-                sock.set_tos_v4(TOS_INTERNETWORK_CONTROL)
-                    .map_err(io_err("IP_TOS"))?;
-                let IpAddr::V4(src4) = src else {
-                    unreachable!("family checked")
-                };
+                sock.set_multicast_ttl_v4(VRRP_TTL).map_err(io_err("IP_MULTICAST_TTL"))?;
+                sock.set_multicast_loop_v4(false).map_err(io_err("IP_MULTICAST_LOOP"))?;
+                sock.set_tos_v4(TOS_INTERNETWORK_CONTROL).map_err(io_err("IP_TOS"))?;
+                let IpAddr::V4(src4) = src else { unreachable!("family checked") };
                 // The interface and the source of multicast sends.
                 set_multicast_if_v4(&sock, ifindex, src4).map_err(io_err("IP_MULTICAST_IF"))?;
                 if mode == Mode::Multicast {
                     // No bind(): an IPv4 raw socket bound to an address only receives
                     // packets addressed to it, never the group.
-                    sock.join_multicast_v4_n(
-                        &VRRP_GROUP_V4,
-                        &InterfaceIndexOrAddress::Index(ifindex),
-                    )
-                    .map_err(io_err("joining 224.0.0.18"))?;
+                    sock.join_multicast_v4_n(&VRRP_GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))
+                        .map_err(io_err("joining 224.0.0.18"))?;
                 } else {
-                    sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0)))
-                        .map_err(io_err("binding the source address"))?;
+                    sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0))).map_err(io_err("binding the source address"))?;
                 }
             }
             Family::Ipv6 => {
@@ -220,55 +192,27 @@ impl VrrpSocket {
                     Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
                     r => r.map_err(io_err("IPV6_MULTICAST_ALL"))?,
                 }
-                setsockopt_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
-                    .map_err(io_err("IPV6_RECVPKTINFO"))?;
-                sock.set_recv_hoplimit_v6(true)
-                    .map_err(io_err("IPV6_RECVHOPLIMIT"))?;
-                sock.set_unicast_hops_v6(VRRP_TTL)
-                    .map_err(io_err("IPV6_UNICAST_HOPS"))?;
-                sock.set_multicast_hops_v6(VRRP_TTL)
-                    .map_err(io_err("IPV6_MULTICAST_HOPS"))?;
-                sock.set_multicast_loop_v6(false)
-                    .map_err(io_err("IPV6_MULTICAST_LOOP"))?;
-                sock.set_multicast_if_v6(ifindex)
-                    .map_err(io_err("IPV6_MULTICAST_IF"))?;
-                sock.set_tclass_v6(TOS_INTERNETWORK_CONTROL)
-                    .map_err(io_err("IPV6_TCLASS"))?;
-                let IpAddr::V6(src6) = src else {
-                    unreachable!("family checked")
-                };
-                sock.bind(&SockAddr::from(SocketAddrV6::new(
-                    src6,
-                    0,
-                    0,
-                    scope_for(&src6, ifindex),
-                )))
-                .map_err(io_err("binding the source address"))?;
+                setsockopt_int(&sock, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1).map_err(io_err("IPV6_RECVPKTINFO"))?;
+                sock.set_recv_hoplimit_v6(true).map_err(io_err("IPV6_RECVHOPLIMIT"))?;
+                sock.set_unicast_hops_v6(VRRP_TTL).map_err(io_err("IPV6_UNICAST_HOPS"))?;
+                sock.set_multicast_hops_v6(VRRP_TTL).map_err(io_err("IPV6_MULTICAST_HOPS"))?;
+                sock.set_multicast_loop_v6(false).map_err(io_err("IPV6_MULTICAST_LOOP"))?;
+                sock.set_multicast_if_v6(ifindex).map_err(io_err("IPV6_MULTICAST_IF"))?;
+                sock.set_tclass_v6(TOS_INTERNETWORK_CONTROL).map_err(io_err("IPV6_TCLASS"))?;
+                let IpAddr::V6(src6) = src else { unreachable!("family checked") };
+                sock.bind(&SockAddr::from(SocketAddrV6::new(src6, 0, 0, scope_for(&src6, ifindex))))
+                    .map_err(io_err("binding the source address"))?;
                 if mode == Mode::Multicast {
-                    sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex)
-                        .map_err(io_err("joining ff02::12"))?;
+                    sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex).map_err(io_err("joining ff02::12"))?;
                 }
             }
         }
 
         // SAFETY: the Socket owns its fd and closes it only when dropped, which happens only
         // when the AsyncFd is dropped.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| VrrpSocketError::Io {
-            ifname: ifname.to_owned(),
-            op: "registering with tokio",
-            source: e.into(),
-        })?;
-        Ok(VrrpSocket {
-            fd,
-            family,
-            ifname: ifname.to_owned(),
-            ifindex,
-            src,
-            dests,
-        })
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE) }
+            .map_err(|e| VrrpSocketError::Io { ifname: ifname.to_owned(), op: "registering with tokio", source: e.into() })?;
+        Ok(VrrpSocket { fd, family, ifname: ifname.to_owned(), ifindex, src, dests })
     }
 
     pub fn family(&self) -> Family {
@@ -296,15 +240,10 @@ impl VrrpSocket {
     /// Replace the unicast peers (policy reload). Ignored for a multicast socket's group.
     pub fn set_unicast_peers(&mut self, peers: Vec<IpAddr>) -> Result<(), VrrpSocketError> {
         if let Some(a) = peers.iter().find(|a| family_of(a) != self.family) {
-            return Err(VrrpSocketError::FamilyMismatch {
-                addr: *a,
-                family: self.family,
-            });
+            return Err(VrrpSocketError::FamilyMismatch { addr: *a, family: self.family });
         }
         if peers.is_empty() {
-            return Err(VrrpSocketError::NoPeers {
-                ifname: self.ifname.clone(),
-            });
+            return Err(VrrpSocketError::NoPeers { ifname: self.ifname.clone() });
         }
         self.dests = peers;
         Ok(())
@@ -319,10 +258,7 @@ impl VrrpSocket {
 
     /// Send a payload built for each destination (VRRPv3 checksums cover the destination
     /// address). Tries every destination; returns the first error.
-    pub async fn send_each(
-        &self,
-        mut build: impl FnMut(IpAddr) -> Vec<u8>,
-    ) -> Result<(), VrrpSocketError> {
+    pub async fn send_each(&self, mut build: impl FnMut(IpAddr) -> Vec<u8>) -> Result<(), VrrpSocketError> {
         let mut first_err = None;
         for &dst in &self.dests {
             let payload = build(dst);
@@ -337,44 +273,28 @@ impl VrrpSocket {
     pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), VrrpSocketError> {
         let sa = match dst {
             IpAddr::V4(a) => SockAddr::from(SocketAddrV4::new(a, 0)),
-            IpAddr::V6(a) => {
-                SockAddr::from(SocketAddrV6::new(a, 0, 0, scope_for(&a, self.ifindex)))
-            }
+            IpAddr::V6(a) => SockAddr::from(SocketAddrV6::new(a, 0, 0, scope_for(&a, self.ifindex))),
         };
         if family_of(&dst) != self.family {
-            return Err(VrrpSocketError::FamilyMismatch {
-                addr: dst,
-                family: self.family,
-            });
+            return Err(VrrpSocketError::FamilyMismatch { addr: dst, family: self.family });
         }
-        self.fd
-            .async_io(Interest::WRITABLE, |s| s.send_to(payload, &sa))
-            .await
-            .map(|_| ())
-            .map_err(|source| VrrpSocketError::Send {
-                ifname: self.ifname.clone(),
-                dst,
-                source,
-            })
+        self.fd.async_io(Interest::WRITABLE, |s| s.send_to(payload, &sa)).await.map(|_| ()).map_err(|source| VrrpSocketError::Send {
+            ifname: self.ifname.clone(),
+            dst,
+            source,
+        })
     }
 
     /// Receive the next packet: the VRRP bytes (IP header removed) and what the kernel
     /// says about it.
     pub async fn recv(&self) -> Result<(Vec<u8>, RecvMeta), VrrpSocketError> {
         let mut buf = vec![0u8; RECV_BUF];
-        let raw = self
-            .fd
-            .async_io(Interest::READABLE, |s| recvmsg(s, &mut buf))
-            .await
-            .map_err(|source| VrrpSocketError::Io {
-                ifname: self.ifname.clone(),
-                op: "recvmsg",
-                source,
-            })?;
-        let malformed = || VrrpSocketError::Malformed {
+        let raw = self.fd.async_io(Interest::READABLE, |s| recvmsg(s, &mut buf)).await.map_err(|source| VrrpSocketError::Io {
             ifname: self.ifname.clone(),
-            len: raw.len,
-        };
+            op: "recvmsg",
+            source,
+        })?;
+        let malformed = || VrrpSocketError::Malformed { ifname: self.ifname.clone(), len: raw.len };
         if raw.truncated {
             return Err(malformed());
         }
@@ -410,19 +330,13 @@ impl VrrpSocket {
 
 /// Link-local addresses need the interface as scope id; others must not have one.
 fn scope_for(a: &Ipv6Addr, ifindex: u32) -> u32 {
-    if addr::is_link_local(a) || a.segments()[0] == 0xff02 {
-        ifindex
-    } else {
-        0
-    }
+    if addr::is_link_local(a) || a.segments()[0] == 0xff02 { ifindex } else { 0 }
 }
 
 fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result<()> {
     let mreqn = libc::ip_mreqn {
         imr_multiaddr: libc::in_addr { s_addr: 0 },
-        imr_address: libc::in_addr {
-            s_addr: u32::from(src).to_be(),
-        },
+        imr_address: libc::in_addr { s_addr: u32::from(src).to_be() },
         imr_ifindex: ifindex as i32,
     };
     // SAFETY: valid fd and a correctly sized ip_mreqn.
@@ -435,11 +349,7 @@ fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result
             size_of::<libc::ip_mreqn>() as libc::socklen_t,
         )
     };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Header length and total length of an IPv4 datagram, checked against the buffer.
@@ -471,10 +381,7 @@ fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
     let mut name: libc::sockaddr_storage = unsafe { zeroed() };
     // u64 alignment satisfies cmsghdr alignment.
     let mut control = [MaybeUninit::<u64>::uninit(); 32];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
     msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -488,36 +395,18 @@ fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut out = RawRecv {
-        len: n as usize,
-        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        src: None,
-        ifindex: None,
-        dst6: None,
-        hoplimit: None,
-    };
+    let mut out =
+        RawRecv { len: n as usize, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, src: None, ifindex: None, dst6: None, hoplimit: None };
     out.src = match i32::from(name.ss_family) {
         libc::AF_INET6 if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the kernel wrote a sockaddr_in6 (family checked, length checked).
-            let sin6: libc::sockaddr_in6 = unsafe {
-                std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast())
-            };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                0,
-                0,
-                sin6.sin6_scope_id,
-            )))
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(sin6.sin6_addr.s6_addr), 0, 0, sin6.sin6_scope_id)))
         }
         libc::AF_INET if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: as above, for sockaddr_in.
-            let sin: libc::sockaddr_in = unsafe {
-                std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast())
-            };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                0,
-            )))
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), 0)))
         }
         _ => None,
     };

@@ -66,11 +66,7 @@ fn push_errors(lua: &Lua, errs: Vec<ModelError>) {
 }
 
 /// `lvsd.KIND "NAME" { ... }`: a function of the name returning a function of the table.
-fn declaration(
-    lua: &Lua,
-    kind: &'static str,
-    store: fn(&Lua, &str, &mut Fields, &dyn Ctx),
-) -> mlua::Result<Function> {
+fn declaration(lua: &Lua, kind: &'static str, store: fn(&Lua, &str, &mut Fields, &dyn Ctx)) -> mlua::Result<Function> {
     lua.create_function(move |lua, name: Value| {
         let name = match name {
             Value::String(s) => s.to_string_lossy(),
@@ -153,11 +149,7 @@ fn check_ctor(lua: &Lua, kind: &'static str) -> mlua::Result<Function> {
 /// Stands in for a check whose declaration had errors, so that evaluation can go on and
 /// report everything; the policy is rejected anyway.
 fn placeholder_check(_kind: &str) -> CheckSpec {
-    CheckSpec {
-        common: Default::default(),
-        kind: crate::model::CheckKind::Tcp { send: None, expect: None },
-        origin: Origin::default(),
-    }
+    CheckSpec { common: Default::default(), kind: crate::model::CheckKind::Tcp { send: None, expect: None }, origin: Origin::default() }
 }
 
 fn track_ctor(lua: &Lua, kind: &'static str) -> mlua::Result<Function> {

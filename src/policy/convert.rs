@@ -2,7 +2,7 @@
 //! unknown keys are reported with the list of valid ones) and records errors instead of
 //! stopping.
 
-use super::fields::{int_value, Fields};
+use super::fields::{Fields, int_value};
 use crate::ipvs::table::{Family, Protocol, TunnelType};
 use crate::model::*;
 use mlua::{Function, Table, Value};
@@ -128,10 +128,9 @@ fn checks_field(f: &mut Fields, ctx: &dyn Ctx) -> Option<Vec<CheckSpec>> {
                     out.push(c);
                 }
             }
-            other => f.error(format!(
-                "check must be made with lvsd.check.tcp/http/https/udp/dns/smtp/exec/lua, not a {}",
-                other.type_name()
-            )),
+            other => {
+                f.error(format!("check must be made with lvsd.check.tcp/http/https/udp/dns/smtp/exec/lua, not a {}", other.type_name()))
+            }
         }
     }
     Some(out)
@@ -208,7 +207,10 @@ fn notify_field(f: &mut Fields) -> Notify {
         Value::Nil => return Notify::default(),
         Value::Table(t) => t,
         other => {
-            f.error(format!("notify must be a table {{ master = {{argv}}, backup = ..., fault = ..., stop = ..., any = ... }}, not a {}", other.type_name()));
+            f.error(format!(
+                "notify must be a table {{ master = {{argv}}, backup = ..., fault = ..., stop = ..., any = ... }}, not a {}",
+                other.type_name()
+            ));
             return Notify::default();
         }
     };
@@ -464,7 +466,11 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
     let rise = f.integer("rise", 1, 1000).unwrap_or(1) as u32;
     let fall = f.integer("fall", 1, 1000).unwrap_or(1) as u32;
     if k.is_none() {
-        f.error(if kind == "exec" { "command = { \"/path/to/program\", ... } is required" } else { "run = function() ... end is required" });
+        f.error(if kind == "exec" {
+            "command = { \"/path/to/program\", ... } is required"
+        } else {
+            "run = function() ... end is required"
+        });
     }
     Some(Track { name, kind: k?, interval, timeout, weight, rise, fall, origin: f.origin.clone() })
 }
@@ -761,11 +767,16 @@ fn sorry_field(f: &mut Fields, forward: ForwardMethod, default_port: Option<u16>
             let origin = f.origin.clone();
             let mut sf = Fields::new(t, what, origin, f.errs);
             let addr = sf.string("address");
-            let fw = one_of(&mut sf, "forward", FORWARD_METHODS, match forward {
-                ForwardMethod::Dr => "dr",
-                ForwardMethod::Nat => "nat",
-                ForwardMethod::Tun => "tun",
-            });
+            let fw = one_of(
+                &mut sf,
+                "forward",
+                FORWARD_METHODS,
+                match forward {
+                    ForwardMethod::Dr => "dr",
+                    ForwardMethod::Nat => "nat",
+                    ForwardMethod::Tun => "tun",
+                },
+            );
             let inhibit = sf.flag("inhibit");
             sf.finish();
             match parse_addr_port(&addr.unwrap_or_default(), default_port) {
@@ -905,4 +916,3 @@ pub fn check(kind: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<CheckSpec> {
     };
     Some(CheckSpec { common, kind, origin: f.origin.clone() })
 }
-

@@ -174,10 +174,7 @@ impl<'e> Fields<'e> {
                 other => format!("<{}>", other.type_name()),
             };
             if !asked.contains(&name.as_str()) {
-                errs.push(ModelError::new(
-                    &origin,
-                    format!("{what}: unknown key '{name}' (valid keys: {})", asked.join(", ")),
-                ));
+                errs.push(ModelError::new(&origin, format!("{what}: unknown key '{name}' (valid keys: {})", asked.join(", "))));
             }
         }
     }

@@ -14,9 +14,13 @@ use std::collections::HashSet;
 /// Why a reload is refused; the message says what to do.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refused {
-    #[error("the new policy declares no VRRP instance and no service, where the running one has {instances} instance(s) and {services} service(s): refusing to take the site down (an empty or half-written save?); `lvsd reload --force` applies it")]
+    #[error(
+        "the new policy declares no VRRP instance and no service, where the running one has {instances} instance(s) and {services} service(s): refusing to take the site down (an empty or half-written save?); `lvsd reload --force` applies it"
+    )]
     Empty { instances: usize, services: usize },
-    #[error("the new policy removes {removed} of the {running} running services ({share:.0}% > reload_guard {guard:.0}%: {names}): refused; `lvsd reload --force` applies it, or raise lvsd.global {{ reload_guard }}")]
+    #[error(
+        "the new policy removes {removed} of the {running} running services ({share:.0}% > reload_guard {guard:.0}%: {names}): refused; `lvsd reload --force` applies it, or raise lvsd.global {{ reload_guard }}"
+    )]
     TooMany { removed: usize, running: usize, share: f64, guard: f64, names: String },
 }
 
@@ -41,7 +45,13 @@ pub fn check(running: &Model, new: &Model, force: bool) -> Result<(), Refused> {
         if removed.len() > 5 {
             names.push_str(&format!(" and {} more", removed.len() - 5));
         }
-        return Err(Refused::TooMany { removed: removed.len(), running: running.services.len(), share: share * 100.0, guard: guard * 100.0, names });
+        return Err(Refused::TooMany {
+            removed: removed.len(),
+            running: running.services.len(),
+            share: share * 100.0,
+            guard: guard * 100.0,
+            names,
+        });
     }
     Ok(())
 }
@@ -49,7 +59,7 @@ pub fn check(running: &Model, new: &Model, force: bool) -> Result<(), Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{load_source, LoadOptions};
+    use crate::policy::{LoadOptions, load_source};
     use std::path::Path;
 
     fn model(src: &str) -> Model {

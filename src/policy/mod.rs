@@ -31,7 +31,9 @@ pub enum PolicyError {
     #[error("loading the policy failed: {0}")]
     Failed(String),
     /// The load did not finish in time; it was abandoned (its thread is left to end alone).
-    #[error("{path}: loading the policy took longer than {secs:.1} s and was abandoned (an endless loop in a C call, or a file that never ends?)")]
+    #[error(
+        "{path}: loading the policy took longer than {secs:.1} s and was abandoned (an endless loop in a C call, or a file that never ends?)"
+    )]
     Timeout { path: String, secs: f64 },
 }
 
@@ -137,9 +139,8 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     api::install(&lua, &opts.node).map_err(|e| invalid(e.to_string()))?;
     lua.set_app_data(api::Collected { main_file: name.to_path_buf(), ..Default::default() });
 
-    let result = budget.run(opts.limits.load(), || {
-        lua.load(src).set_name(format!("@{}", name.display())).set_mode(mlua::ChunkMode::Text).exec()
-    });
+    let result =
+        budget.run(opts.limits.load(), || lua.load(src).set_name(format!("@{}", name.display())).set_mode(mlua::ChunkMode::Text).exec());
 
     let collected = lua.remove_app_data::<api::Collected>().expect("collector");
     let mut errors = collected.errors;

@@ -127,11 +127,7 @@ pub fn refuse(function: &str, subject: &[u8], init: Option<i64>, pattern: &[u8],
     }
     .clamp(0, len);
     let n = (len - from) as usize;
-    let c = if plain {
-        n as f64 * pattern.len().max(1) as f64 / 8.0
-    } else {
-        cost(shape(pattern), n, function != "gmatch")
-    };
+    let c = if plain { n as f64 * pattern.len().max(1) as f64 / 8.0 } else { cost(shape(pattern), n, function != "gmatch") };
     if c <= MAX_COST {
         return None;
     }

@@ -85,7 +85,13 @@ pub fn check_program(program: &str) -> Result<(), String> {
 pub fn programs(m: &Model) -> Vec<(&Argv, &Origin, String)> {
     let mut out = Vec::new();
     for v in &m.vrrp {
-        for (k, a) in [("master", &v.notify.master), ("backup", &v.notify.backup), ("fault", &v.notify.fault), ("stop", &v.notify.stop), ("any", &v.notify.any)] {
+        for (k, a) in [
+            ("master", &v.notify.master),
+            ("backup", &v.notify.backup),
+            ("fault", &v.notify.fault),
+            ("stop", &v.notify.stop),
+            ("any", &v.notify.any),
+        ] {
             if let Some(a) = a {
                 out.push((a, &v.origin, format!("vrrp '{}' notify.{k}", v.name)));
             }
@@ -97,7 +103,13 @@ pub fn programs(m: &Model) -> Vec<(&Argv, &Origin, String)> {
         }
     }
     for g in &m.sync_groups {
-        for (k, a) in [("master", &g.notify.master), ("backup", &g.notify.backup), ("fault", &g.notify.fault), ("stop", &g.notify.stop), ("any", &g.notify.any)] {
+        for (k, a) in [
+            ("master", &g.notify.master),
+            ("backup", &g.notify.backup),
+            ("fault", &g.notify.fault),
+            ("stop", &g.notify.stop),
+            ("any", &g.notify.any),
+        ] {
             if let Some(a) = a {
                 out.push((a, &g.origin, format!("sync_group '{}' notify.{k}", g.name)));
             }

@@ -155,9 +155,7 @@ pub fn watch_with(files: &[PathBuf], tx: mpsc::UnboundedSender<Change>, interval
     })
     .map_err(|source| WatchError { path: "-".into(), source })?;
     for d in dirs {
-        watcher
-            .watch(&d, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError { path: d.display().to_string(), source })?;
+        watcher.watch(&d, RecursiveMode::NonRecursive).map_err(|source| WatchError { path: d.display().to_string(), source })?;
     }
     // Ends when the notify watcher (and with it `raw_tx`) is dropped, or the receiver is.
     let spawned = std::thread::Builder::new().name("lvsd-watch".into()).spawn(move || {

@@ -70,18 +70,12 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 section 3 example: sum of 0001 f203 f4f5 f6f7 is ddf2, checksum 220d.
-        assert_eq!(
-            internet(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0x220d
-        );
+        assert_eq!(internet(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
     }
 
     #[test]
     fn odd_length_pads_with_zero() {
-        assert_eq!(
-            internet(&[0x12, 0x34, 0x56]),
-            internet(&[0x12, 0x34, 0x56, 0x00])
-        );
+        assert_eq!(internet(&[0x12, 0x34, 0x56]), internet(&[0x12, 0x34, 0x56, 0x00]));
     }
 
     #[test]

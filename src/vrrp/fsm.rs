@@ -167,11 +167,7 @@ impl Config {
     pub fn new(interface: &str, vrid: u8, primary_address: IpAddr) -> Config {
         Config {
             vrid,
-            version: if primary_address.is_ipv4() {
-                Version::V2
-            } else {
-                Version::V3
-            },
+            version: if primary_address.is_ipv4() { Version::V2 } else { Version::V3 },
             priority: 100,
             advert_int: 100,
             preempt: true,
@@ -203,11 +199,7 @@ impl Config {
     }
 
     pub fn destinations(&self) -> Vec<IpAddr> {
-        if self.unicast_peers.is_empty() {
-            vec![self.family().multicast_group()]
-        } else {
-            self.unicast_peers.clone()
-        }
+        if self.unicast_peers.is_empty() { vec![self.family().multicast_group()] } else { self.unicast_peers.clone() }
     }
 
     /// What [`packet::decode`] must check for this instance.
@@ -221,11 +213,7 @@ impl Config {
             addresses: self.addresses.clone(),
             owner: self.is_owner(),
             unicast: !self.unicast_peers.is_empty(),
-            unicast_peers: if self.check_unicast_src {
-                self.unicast_peers.clone()
-            } else {
-                Vec::new()
-            },
+            unicast_peers: if self.check_unicast_src { self.unicast_peers.clone() } else { Vec::new() },
             relax_unicast_ttl: self.relax_unicast_ttl,
             v3_checksum_as_v2: self.v3_checksum_as_v2,
         }
@@ -290,11 +278,7 @@ pub enum Input {
 impl Input {
     /// The input for a decoded advert received from `from`.
     pub fn advert(from: IpAddr, advert: &Advert) -> Input {
-        Input::Advert {
-            from,
-            priority: advert.priority,
-            advert_int: advert.advert_int,
-        }
+        Input::Advert { from, priority: advert.priority, advert_int: advert.advert_int }
     }
 }
 
@@ -393,12 +377,7 @@ pub enum ConfigError {
     #[error(
         "VRID or VRRP version changed ({old_vrid}/v{old_version} -> {new_vrid}/v{new_version}): this is a new instance, stop the old one and start a new one"
     )]
-    Identity {
-        old_vrid: u8,
-        old_version: u8,
-        new_vrid: u8,
-        new_version: u8,
-    },
+    Identity { old_vrid: u8, old_version: u8, new_vrid: u8, new_version: u8 },
 }
 
 /// One VRRP instance.
@@ -512,16 +491,7 @@ impl Instance {
 
     /// When `handle(now, Input::Timeout)` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.adver_timer,
-            self.down_timer,
-            self.garp_delay_at,
-            self.garp_refresh_at,
-            self.garp_lower_prio_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.adver_timer, self.down_timer, self.garp_delay_at, self.garp_refresh_at, self.garp_lower_prio_at].into_iter().flatten().min()
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
@@ -529,11 +499,7 @@ impl Instance {
         match input {
             Input::Startup => self.startup(now, &mut out),
             Input::Shutdown => self.shutdown(&mut out),
-            Input::Advert {
-                from,
-                priority,
-                advert_int,
-            } => self.advert(now, from, priority, advert_int, &mut out),
+            Input::Advert { from, priority, advert_int } => self.advert(now, from, priority, advert_int, &mut out),
             Input::Timeout => self.timeout(now, &mut out),
             Input::Interface { name, up } => {
                 if up {
@@ -566,30 +532,15 @@ impl Instance {
         }
         let mut out = Vec::new();
         if self.state == State::Master {
-            let removed: Vec<IpAddr> = self
-                .cfg
-                .addresses
-                .iter()
-                .filter(|a| !cfg.addresses.contains(a))
-                .copied()
-                .collect();
-            let added: Vec<IpAddr> = cfg
-                .addresses
-                .iter()
-                .filter(|a| !self.cfg.addresses.contains(a))
-                .copied()
-                .collect();
+            let removed: Vec<IpAddr> = self.cfg.addresses.iter().filter(|a| !cfg.addresses.contains(a)).copied().collect();
+            let added: Vec<IpAddr> = cfg.addresses.iter().filter(|a| !self.cfg.addresses.contains(a)).copied().collect();
             if !removed.is_empty() {
                 out.push(Action::RemoveVips(removed));
             }
             if !added.is_empty() {
                 out.push(Action::AddVips(added.clone()));
                 if cfg.garp.master_repeat > 0 {
-                    out.push(Action::SendGratuitous {
-                        addresses: added,
-                        count: cfg.garp.master_repeat,
-                        interval: cfg.garp.interval,
-                    });
+                    out.push(Action::SendGratuitous { addresses: added, count: cfg.garp.master_repeat, interval: cfg.garp.interval });
                 }
             }
             if cfg.garp.master_refresh != self.cfg.garp.master_refresh {
@@ -632,17 +583,11 @@ impl Instance {
     fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
         self.clear_timers();
         self.master = None;
-        out.push(Action::SendAdvert {
-            priority: self.effective,
-        });
+        out.push(Action::SendAdvert { priority: self.effective });
         out.push(Action::AddVips(self.cfg.addresses.clone()));
         let g = &self.cfg.garp;
         if g.master_repeat > 0 {
-            out.push(Action::SendGratuitous {
-                addresses: self.cfg.addresses.clone(),
-                count: g.master_repeat,
-                interval: g.interval,
-            });
+            out.push(Action::SendGratuitous { addresses: self.cfg.addresses.clone(), count: g.master_repeat, interval: g.interval });
         }
         if !g.master_delay.is_zero() && g.master_repeat > 0 {
             self.garp_delay_at = Some(now + g.master_delay);
@@ -714,11 +659,7 @@ impl Instance {
                 // RFC 5798 6.4.2: "If the Master_Down_Timer fires, then: Send an ADVERTISEMENT;
                 // broadcast gratuitous ARP ...; Set the Adver_Timer; Transition to Master".
                 if self.down_timer.is_some_and(|t| t <= now) {
-                    let reason = if self.master_stopped {
-                        Reason::MasterStopped
-                    } else {
-                        Reason::MasterDown
-                    };
+                    let reason = if self.master_stopped { Reason::MasterStopped } else { Reason::MasterDown };
                     self.become_master(now, reason, out);
                 }
             }
@@ -726,23 +667,16 @@ impl Instance {
                 // RFC 5798 6.4.3: "If the Adver_Timer fires, then: Send an ADVERTISEMENT;
                 // Reset the Adver_Timer to Advertisement_Interval".
                 if let Some(t) = self.adver_timer.filter(|t| *t <= now) {
-                    out.push(Action::SendAdvert {
-                        priority: self.effective,
-                    });
+                    out.push(Action::SendAdvert { priority: self.effective });
                     // Keep the cadence; after a late wake-up start again from now.
                     let next = t + self.advert_interval();
-                    self.adver_timer = Some(if next > now {
-                        next
-                    } else {
-                        now + self.advert_interval()
-                    });
+                    self.adver_timer = Some(if next > now { next } else { now + self.advert_interval() });
                 }
                 if self.garp_delay_at.is_some_and(|t| t <= now) {
                     self.garp_delay_at = None;
                     out.push(self.garp(self.cfg.garp.master_repeat));
                 }
-                if let (Some(t), Some(every)) =
-                    (self.garp_refresh_at, period(self.cfg.garp.master_refresh))
+                if let (Some(t), Some(every)) = (self.garp_refresh_at, period(self.cfg.garp.master_refresh))
                     && t <= now
                 {
                     self.garp_refresh_at = Some(now + every);
@@ -758,21 +692,10 @@ impl Instance {
     }
 
     fn garp(&self, count: u32) -> Action {
-        Action::SendGratuitous {
-            addresses: self.cfg.addresses.clone(),
-            count,
-            interval: self.cfg.garp.interval,
-        }
+        Action::SendGratuitous { addresses: self.cfg.addresses.clone(), count, interval: self.cfg.garp.interval }
     }
 
-    fn advert(
-        &mut self,
-        now: Instant,
-        from: IpAddr,
-        priority: u8,
-        advert_int: u16,
-        out: &mut Vec<Action>,
-    ) {
+    fn advert(&mut self, now: Instant, from: IpAddr, priority: u8, advert_int: u16, out: &mut Vec<Action>) {
         if self.cfg.is_owner() {
             // RFC 5798 7.1: the address owner does not process adverts for its VRID.
             if priority == 255 {
@@ -802,8 +725,7 @@ impl Instance {
             self.master_stopped = true;
             return;
         }
-        let delaying =
-            !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
+        let delaying = !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
         // "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT is greater than
         // or equal to the local Priority, then: Set Master_Adver_Interval to Adver Interval
         // contained in the ADVERTISEMENT; Recompute the Master_Down_Interval; Reset the
@@ -826,21 +748,12 @@ impl Instance {
     }
 
     /// RFC 5798 6.4.3 "If an ADVERTISEMENT is received".
-    fn advert_in_master(
-        &mut self,
-        now: Instant,
-        from: IpAddr,
-        priority: u8,
-        advert_int: u16,
-        out: &mut Vec<Action>,
-    ) {
+    fn advert_in_master(&mut self, now: Instant, from: IpAddr, priority: u8, advert_int: u16, out: &mut Vec<Action>) {
         let ours = self.cfg.primary_address;
         if priority == 0 {
             // "If the Priority in the ADVERTISEMENT is zero, then: Send an ADVERTISEMENT;
             // Reset the Adver_Timer to Advertisement_Interval".
-            out.push(Action::SendAdvert {
-                priority: self.effective,
-            });
+            out.push(Action::SendAdvert { priority: self.effective });
             self.adver_timer = Some(now + self.advert_interval());
         } else if priority > self.effective || (priority == self.effective && from > ours) {
             // "If the Priority in the ADVERTISEMENT is greater than the local Priority or the
@@ -859,9 +772,7 @@ impl Instance {
             // lower-priority router that thinks it is master hears us now, and re-announces
             // the addresses in case that router took them.
             if self.cfg.lower_prio_advert {
-                out.push(Action::SendAdvert {
-                    priority: self.effective,
-                });
+                out.push(Action::SendAdvert { priority: self.effective });
             }
             let g = &self.cfg.garp;
             if g.lower_prio_repeat > 0 {
@@ -939,21 +850,14 @@ impl Instance {
     }
 
     fn fault_reason(&self) -> Option<Reason> {
-        self.own_fault_reason().or(if self.sync_fault {
-            Some(Reason::SyncFault)
-        } else {
-            None
-        })
+        self.own_fault_reason().or(if self.sync_fault { Some(Reason::SyncFault) } else { None })
     }
 
     /// After anything that may change priority or fault: apply it.
     fn reevaluate(&mut self, now: Instant, out: &mut Vec<Action>) {
         let p = self.compute_priority();
         if p != self.effective {
-            out.push(Action::PriorityChanged {
-                from: self.effective,
-                to: p,
-            });
+            out.push(Action::PriorityChanged { from: self.effective, to: p });
             self.effective = p;
         }
         match (self.state, self.fault_reason()) {
@@ -990,24 +894,14 @@ pub struct SyncGroup {
 
 impl SyncGroup {
     pub fn new(members: usize) -> SyncGroup {
-        SyncGroup {
-            states: vec![State::Initialize; members],
-            own_fault: vec![false; members],
-            group: State::Backup,
-            in_fault: false,
-        }
+        SyncGroup { states: vec![State::Initialize; members], own_fault: vec![false; members], group: State::Backup, in_fault: false }
     }
 
     pub fn in_fault(&self) -> bool {
         self.in_fault
     }
 
-    pub fn update(
-        &mut self,
-        member: usize,
-        state: State,
-        own_fault: bool,
-    ) -> Vec<(usize, SyncCommand)> {
+    pub fn update(&mut self, member: usize, state: State, own_fault: bool) -> Vec<(usize, SyncCommand)> {
         let prev = self.states[member];
         self.states[member] = state;
         self.own_fault[member] = own_fault;
@@ -1017,11 +911,7 @@ impl SyncGroup {
             self.in_fault = any_fault;
             // Every member, the faulty ones too: a member whose own fault clears must stay in
             // Fault while another member is still faulty.
-            let cmd = if any_fault {
-                SyncCommand::Fault
-            } else {
-                SyncCommand::Recover
-            };
+            let cmd = if any_fault { SyncCommand::Fault } else { SyncCommand::Recover };
             if !any_fault {
                 self.group = State::Backup;
             }
@@ -1036,14 +926,7 @@ impl SyncGroup {
             _ => return Vec::new(),
         };
         self.group = state;
-        let from = if state == State::Master {
-            State::Backup
-        } else {
-            State::Master
-        };
-        (0..n)
-            .filter(|j| *j != member && self.states[*j] == from)
-            .map(|j| (j, follow))
-            .collect()
+        let from = if state == State::Master { State::Backup } else { State::Master };
+        (0..n).filter(|j| *j != member && self.states[*j] == from).map(|j| (j, follow)).collect()
     }
 }

@@ -170,16 +170,12 @@ impl Advert {
     pub fn encode(&self, ep: &Endpoints, v3_checksum_as_v2: bool) -> Result<Vec<u8>, EncodeError> {
         let family = Family::of(&ep.src);
         if Family::of(&ep.dst) != family {
-            return Err(EncodeError::Endpoints {
-                src: ep.src,
-                dst: ep.dst,
-            });
+            return Err(EncodeError::Endpoints { src: ep.src, dst: ep.dst });
         }
         if let Some(a) = self.addresses.iter().find(|a| Family::of(a) != family) {
             return Err(EncodeError::MixedFamily(*a));
         }
-        let count = u8::try_from(self.addresses.len())
-            .map_err(|_| EncodeError::TooManyAddresses(self.addresses.len()))?;
+        let count = u8::try_from(self.addresses.len()).map_err(|_| EncodeError::TooManyAddresses(self.addresses.len()))?;
 
         let mut out = Vec::with_capacity(expected_len(self.version, family, count));
         out.push((self.version.number() << 4) | TYPE_ADVERTISEMENT);
@@ -227,8 +223,7 @@ impl Advert {
                 // RFC 3768 section 5.3.8: checksum of the VRRP message alone.
                 checksum::internet(&out)
             }
-            Version::V3 => checksum::v3(ep.src, ep.dst, &out, v3_checksum_as_v2)
-                .expect("families checked above"),
+            Version::V3 => checksum::v3(ep.src, ep.dst, &out, v3_checksum_as_v2).expect("families checked above"),
         };
         out[6..8].copy_from_slice(&sum.to_be_bytes());
         Ok(out)
@@ -237,11 +232,7 @@ impl Advert {
 
 /// Length of a complete message with `count` addresses.
 fn expected_len(version: Version, family: Family, count: u8) -> usize {
-    let auth = if version == Version::V2 {
-        V2_AUTH_LEN
-    } else {
-        0
-    };
+    let auth = if version == Version::V2 { V2_AUTH_LEN } else { 0 };
     HEADER_LEN + usize::from(count) * family.addr_len() + auth
 }
 
@@ -307,9 +298,7 @@ pub struct Received {
 pub enum DecodeError {
     #[error("packet from {got} is not of the instance's address family")]
     Family { got: IpAddr },
-    #[error(
-        "TTL/hop limit is {got}, must be 255 (RFC 5798 section 7.1): sent from beyond the link"
-    )]
+    #[error("TTL/hop limit is {got}, must be 255 (RFC 5798 section 7.1): sent from beyond the link")]
     Ttl { got: u8 },
     #[error("{len} bytes is shorter than the 8-byte VRRP header")]
     Truncated { len: usize },
@@ -318,28 +307,18 @@ pub enum DecodeError {
     #[error("VRRP packet type {got}, only 1 (advertisement) exists")]
     Type { got: u8 },
     #[error("{got} bytes, but {count} addresses make {expected}")]
-    Length {
-        got: usize,
-        expected: usize,
-        count: u8,
-    },
+    Length { got: usize, expected: usize, count: u8 },
     #[error("bad checksum {got:#06x}, computed {computed:#06x}")]
     Checksum { got: u16, computed: u16 },
     #[error("VRID {got}, this instance is VRID {expected}")]
     Vrid { got: u8, expected: u8 },
-    #[error(
-        "advert for VRID {vrid} whose addresses we own (priority 255): ignored (RFC 5798 section 7.1)"
-    )]
+    #[error("advert for VRID {vrid} whose addresses we own (priority 255): ignored (RFC 5798 section 7.1)")]
     LocalOwner { vrid: u8 },
-    #[error(
-        "auth type {got}, this instance uses {expected} (auth_type must match on every router)"
-    )]
+    #[error("auth type {got}, this instance uses {expected} (auth_type must match on every router)")]
     AuthType { got: u8, expected: u8 },
     #[error("wrong password (auth_pass must match on every router)")]
     AuthFailure,
-    #[error(
-        "advert interval {got} cs, this instance uses {expected} cs (advert_int must match for VRRPv2)"
-    )]
+    #[error("advert interval {got} cs, this instance uses {expected} cs (advert_int must match for VRRPv2)")]
     AdvertInterval { got: u16, expected: u16 },
     #[error("advert interval 0 (RFC 5798 section 5.2.7 needs at least 1 centisecond)")]
     ZeroInterval,
@@ -347,9 +326,7 @@ pub enum DecodeError {
     Delivery { unicast: bool },
     #[error("unicast advert from {src}, which is not a configured peer")]
     UnknownPeer { src: IpAddr },
-    #[error(
-        "address list differs from ours ({got} addresses, we have {expected}): check virtual addresses on every router"
-    )]
+    #[error("address list differs from ours ({got} addresses, we have {expected}): check virtual addresses on every router")]
     AddressList { got: usize, expected: usize },
 }
 
@@ -516,10 +493,7 @@ fn parse_as(buf: &[u8], family: Family, version: Version) -> Result<Advert, Deco
     }
     let got_version = buf[0] >> 4;
     if got_version != version.number() {
-        return Err(DecodeError::Version {
-            got: got_version,
-            expected: version.number(),
-        });
+        return Err(DecodeError::Version { got: got_version, expected: version.number() });
     }
     let ty = buf[0] & 0x0f;
     if ty != TYPE_ADVERTISEMENT {
@@ -530,11 +504,7 @@ fn parse_as(buf: &[u8], family: Family, version: Version) -> Result<Advert, Deco
     // RFC 5798 section 7.1: MUST verify the packet contains the complete VRRP packet. Like
     // keepalived we also refuse trailing bytes: a peer that sends them is not one of ours.
     if buf.len() != expected {
-        return Err(DecodeError::Length {
-            got: buf.len(),
-            expected,
-            count,
-        });
+        return Err(DecodeError::Length { got: buf.len(), expected, count });
     }
     let addr_end = HEADER_LEN + usize::from(count) * family.addr_len();
     let addresses = buf[HEADER_LEN..addr_end]
@@ -563,19 +533,9 @@ fn parse_as(buf: &[u8], family: Family, version: Version) -> Result<Advert, Deco
             (u16::from(buf[5]) * 100, auth)
         }
         // RFC 5798 section 5.2.6: reserved bits MUST be ignored on receipt.
-        Version::V3 => (
-            u16::from_be_bytes([buf[4], buf[5]]) & V3_MAX_INTERVAL,
-            Auth::None,
-        ),
+        Version::V3 => (u16::from_be_bytes([buf[4], buf[5]]) & V3_MAX_INTERVAL, Auth::None),
     };
-    Ok(Advert {
-        version,
-        vrid: buf[1],
-        priority: buf[2],
-        advert_int,
-        auth,
-        addresses,
-    })
+    Ok(Advert { version, vrid: buf[1], priority: buf[2], advert_int, auth, addresses })
 }
 
 /// Decodes an advert received for the instance described by `expect`, running every receive
@@ -596,25 +556,18 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
     // (RFC 1071), which also accepts either form of one's-complement zero in the field.
     let sum = |data: &[u8]| match expect.version {
         Version::V2 => checksum::internet(data),
-        Version::V3 => checksum::v3(rx.src, rx.dst, data, expect.v3_checksum_as_v2)
-            .expect("families checked above"),
+        Version::V3 => checksum::v3(rx.src, rx.dst, data, expect.v3_checksum_as_v2).expect("families checked above"),
     };
     if sum(buf) != 0 {
         let mut zeroed = buf.to_vec();
         zeroed[6] = 0;
         zeroed[7] = 0;
-        return Err(DecodeError::Checksum {
-            got: u16::from_be_bytes([buf[6], buf[7]]),
-            computed: sum(&zeroed),
-        });
+        return Err(DecodeError::Checksum { got: u16::from_be_bytes([buf[6], buf[7]]), computed: sum(&zeroed) });
     }
     // "MUST verify that the VRID is configured on the receiving interface and the local
     // router is not the IPvX address owner (Priority = 255 (decimal))."
     if advert.vrid != expect.vrid {
-        return Err(DecodeError::Vrid {
-            got: advert.vrid,
-            expected: expect.vrid,
-        });
+        return Err(DecodeError::Vrid { got: advert.vrid, expected: expect.vrid });
     }
     if expect.owner {
         return Err(DecodeError::LocalOwner { vrid: advert.vrid });
@@ -625,10 +578,7 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
         let got_type = buf[4];
         let expected_type = expect.auth.type_code();
         if got_type != expected_type {
-            return Err(DecodeError::AuthType {
-                got: got_type,
-                expected: expected_type,
-            });
+            return Err(DecodeError::AuthType { got: got_type, expected: expected_type });
         }
         if let Auth::Pass(ours) = &expect.auth {
             let theirs = &buf[buf.len() - V2_AUTH_LEN..];
@@ -641,10 +591,7 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
         // RFC 3768 7.1: "MUST verify that the Adver Interval in the packet is the same as the
         // locally configured for this virtual router".
         if advert.advert_int != expect.advert_int {
-            return Err(DecodeError::AdvertInterval {
-                got: advert.advert_int,
-                expected: expect.advert_int,
-            });
+            return Err(DecodeError::AdvertInterval { got: advert.advert_int, expected: expect.advert_int });
         }
     } else if advert.advert_int == 0 {
         // A zero interval would make a backup's Master_Down_Interval almost nothing.
@@ -652,12 +599,9 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
     }
     // keepalived: a multicast instance drops unicast adverts and the other way round.
     if rx.unicast() != expect.unicast {
-        return Err(DecodeError::Delivery {
-            unicast: rx.unicast(),
-        });
+        return Err(DecodeError::Delivery { unicast: rx.unicast() });
     }
-    if expect.unicast && !expect.unicast_peers.is_empty() && !expect.unicast_peers.contains(&rx.src)
-    {
+    if expect.unicast && !expect.unicast_peers.is_empty() && !expect.unicast_peers.contains(&rx.src) {
         return Err(DecodeError::UnknownPeer { src: rx.src });
     }
     // "MAY verify that the 'Count IPvX Addrs' and the list of IPvX address(es) match the
@@ -666,15 +610,9 @@ pub fn decode(buf: &[u8], rx: &RxMeta, expect: &Expect) -> Result<Received, Deco
     // packet; otherwise, continue processing."
     let address_mismatch = !same_addresses(&advert.addresses, &expect.addresses);
     if address_mismatch && advert.priority != 255 {
-        return Err(DecodeError::AddressList {
-            got: advert.addresses.len(),
-            expected: expect.addresses.len(),
-        });
+        return Err(DecodeError::AddressList { got: advert.addresses.len(), expected: expect.addresses.len() });
     }
-    Ok(Received {
-        advert,
-        address_mismatch,
-    })
+    Ok(Received { advert, address_mismatch })
 }
 
 /// Same set of addresses, in any order (keepalived checks each of ours is present).
@@ -718,18 +656,11 @@ mod tests {
     }
 
     fn mcast_ep() -> Endpoints {
-        Endpoints {
-            src: v4("192.0.2.1"),
-            dst: IpAddr::V4(MCAST_V4),
-        }
+        Endpoints { src: v4("192.0.2.1"), dst: IpAddr::V4(MCAST_V4) }
     }
 
     fn rx() -> RxMeta {
-        RxMeta {
-            src: v4("192.0.2.1"),
-            dst: IpAddr::V4(MCAST_V4),
-            ttl: 255,
-        }
+        RxMeta { src: v4("192.0.2.1"), dst: IpAddr::V4(MCAST_V4), ttl: 255 }
     }
 
     fn v3_expect() -> Expect {
@@ -779,10 +710,7 @@ mod tests {
             auth: Auth::None,
             addresses: vec!["2001:db8::100".parse().unwrap()],
         };
-        let ep = Endpoints {
-            src,
-            dst: IpAddr::V6(MCAST_V6),
-        };
+        let ep = Endpoints { src, dst: IpAddr::V6(MCAST_V6) };
         let buf = a.encode(&ep, false).unwrap();
         let e = Expect {
             version: Version::V3,
@@ -793,17 +721,10 @@ mod tests {
             addresses: a.addresses.clone(),
             ..v2_expect()
         };
-        let meta = RxMeta {
-            src,
-            dst: ep.dst,
-            ttl: 255,
-        };
+        let meta = RxMeta { src, dst: ep.dst, ttl: 255 };
         assert_eq!(decode(&buf, &meta, &e).unwrap().advert, a);
         // Another source address changes the pseudo-header, so the checksum fails.
-        let other = RxMeta {
-            src: "fe80::2".parse().unwrap(),
-            ..meta
-        };
+        let other = RxMeta { src: "fe80::2".parse().unwrap(), ..meta };
         assert_eq!(err(&buf, &other, &e), DropReason::Checksum);
     }
 
@@ -812,45 +733,22 @@ mod tests {
     fn ttl_not_255_is_dropped() {
         let buf = v2_advert(100).encode(&mcast_ep(), false).unwrap();
         let meta = RxMeta { ttl: 254, ..rx() };
-        assert_eq!(
-            decode(&buf, &meta, &v2_expect()).unwrap_err(),
-            DecodeError::Ttl { got: 254 }
-        );
+        assert_eq!(decode(&buf, &meta, &v2_expect()).unwrap_err(), DecodeError::Ttl { got: 254 });
     }
 
     #[test]
     fn unicast_ttl_relaxed_only_when_configured() {
-        let ep = Endpoints {
-            src: v4("192.0.2.1"),
-            dst: v4("192.0.2.2"),
-        };
+        let ep = Endpoints { src: v4("192.0.2.1"), dst: v4("192.0.2.2") };
         let buf = v3_advert().encode(&ep, false).unwrap();
-        let meta = RxMeta {
-            src: ep.src,
-            dst: ep.dst,
-            ttl: 63,
-        };
-        let mut e = Expect {
-            unicast: true,
-            ..v3_expect()
-        };
+        let meta = RxMeta { src: ep.src, dst: ep.dst, ttl: 63 };
+        let mut e = Expect { unicast: true, ..v3_expect() };
         assert_eq!(err(&buf, &meta, &e), DropReason::Ttl);
         e.relax_unicast_ttl = true;
         assert!(decode(&buf, &meta, &e).is_ok());
         // Relaxing never applies to multicast.
         let mbuf = v3_advert().encode(&mcast_ep(), false).unwrap();
         let mmeta = RxMeta { ttl: 63, ..rx() };
-        assert_eq!(
-            err(
-                &mbuf,
-                &mmeta,
-                &Expect {
-                    unicast: false,
-                    ..e
-                }
-            ),
-            DropReason::Ttl
-        );
+        assert_eq!(err(&mbuf, &mmeta, &Expect { unicast: false, ..e }), DropReason::Ttl);
     }
 
     #[test]
@@ -877,55 +775,15 @@ mod tests {
         let mut bad = buf.clone();
         bad[7] ^= 1;
         assert_eq!(err(&bad, &rx(), &v2_expect()), DropReason::Checksum);
-        assert_eq!(
-            err(
-                &buf,
-                &rx(),
-                &Expect {
-                    vrid: 52,
-                    ..v2_expect()
-                }
-            ),
-            DropReason::Vrid
-        );
-        assert_eq!(
-            err(
-                &buf,
-                &rx(),
-                &Expect {
-                    owner: true,
-                    ..v2_expect()
-                }
-            ),
-            DropReason::LocalOwner
-        );
+        assert_eq!(err(&buf, &rx(), &Expect { vrid: 52, ..v2_expect() }), DropReason::Vrid);
+        assert_eq!(err(&buf, &rx(), &Expect { owner: true, ..v2_expect() }), DropReason::LocalOwner);
     }
 
     #[test]
     fn auth_checks() {
         let buf = v2_advert(100).encode(&mcast_ep(), false).unwrap();
-        assert_eq!(
-            err(
-                &buf,
-                &rx(),
-                &Expect {
-                    auth: Auth::None,
-                    ..v2_expect()
-                }
-            ),
-            DropReason::AuthType
-        );
-        assert_eq!(
-            err(
-                &buf,
-                &rx(),
-                &Expect {
-                    auth: Auth::pass("1112"),
-                    ..v2_expect()
-                }
-            ),
-            DropReason::AuthFailure
-        );
+        assert_eq!(err(&buf, &rx(), &Expect { auth: Auth::None, ..v2_expect() }), DropReason::AuthType);
+        assert_eq!(err(&buf, &rx(), &Expect { auth: Auth::pass("1112"), ..v2_expect() }), DropReason::AuthFailure);
         // keepalived uses the first 8 characters only.
         assert_eq!(Auth::pass("123456789"), Auth::pass("12345678"));
         assert_eq!(format!("{:?}", Auth::pass("secret")), "Pass(..)");
@@ -935,32 +793,11 @@ mod tests {
     fn v2_interval_must_match_v3_need_not() {
         let buf = v2_advert(100).encode(&mcast_ep(), false).unwrap();
         assert_eq!(
-            decode(
-                &buf,
-                &rx(),
-                &Expect {
-                    advert_int: 200,
-                    ..v2_expect()
-                }
-            )
-            .unwrap_err(),
-            DecodeError::AdvertInterval {
-                got: 100,
-                expected: 200
-            }
+            decode(&buf, &rx(), &Expect { advert_int: 200, ..v2_expect() }).unwrap_err(),
+            DecodeError::AdvertInterval { got: 100, expected: 200 }
         );
         let b3 = v3_advert().encode(&mcast_ep(), false).unwrap();
-        assert!(
-            decode(
-                &b3,
-                &rx(),
-                &Expect {
-                    advert_int: 100,
-                    ..v3_expect()
-                }
-            )
-            .is_ok()
-        );
+        assert!(decode(&b3, &rx(), &Expect { advert_int: 100, ..v3_expect() }).is_ok());
     }
 
     #[test]
@@ -978,33 +815,12 @@ mod tests {
     #[test]
     fn delivery_and_peer_checks() {
         let b = v3_advert().encode(&mcast_ep(), false).unwrap();
-        assert_eq!(
-            err(
-                &b,
-                &rx(),
-                &Expect {
-                    unicast: true,
-                    ..v3_expect()
-                }
-            ),
-            DropReason::Delivery
-        );
-        let ep = Endpoints {
-            src: v4("192.0.2.9"),
-            dst: v4("192.0.2.2"),
-        };
+        assert_eq!(err(&b, &rx(), &Expect { unicast: true, ..v3_expect() }), DropReason::Delivery);
+        let ep = Endpoints { src: v4("192.0.2.9"), dst: v4("192.0.2.2") };
         let u = v3_advert().encode(&ep, false).unwrap();
-        let meta = RxMeta {
-            src: ep.src,
-            dst: ep.dst,
-            ttl: 255,
-        };
+        let meta = RxMeta { src: ep.src, dst: ep.dst, ttl: 255 };
         assert_eq!(err(&u, &meta, &v3_expect()), DropReason::Delivery);
-        let e = Expect {
-            unicast: true,
-            unicast_peers: vec![v4("192.0.2.1")],
-            ..v3_expect()
-        };
+        let e = Expect { unicast: true, unicast_peers: vec![v4("192.0.2.1")], ..v3_expect() };
         assert_eq!(err(&u, &meta, &e), DropReason::UnknownPeer);
     }
 
@@ -1014,10 +830,7 @@ mod tests {
         let mut a = v3_advert();
         a.addresses = vec![v4("192.0.2.111"), v4("192.0.2.110")];
         let b = a.encode(&mcast_ep(), false).unwrap();
-        assert!(
-            decode(&b, &rx(), &v3_expect()).is_ok(),
-            "order does not matter"
-        );
+        assert!(decode(&b, &rx(), &v3_expect()).is_ok(), "order does not matter");
         a.addresses = vec![v4("192.0.2.110"), v4("192.0.2.112")];
         let b = a.encode(&mcast_ep(), false).unwrap();
         assert_eq!(err(&b, &rx(), &v3_expect()), DropReason::AddressList);
@@ -1032,55 +845,30 @@ mod tests {
         let rfc = v3_advert().encode(&mcast_ep(), false).unwrap();
         assert_ne!(as_v2, rfc);
         assert_eq!(err(&as_v2, &rx(), &v3_expect()), DropReason::Checksum);
-        assert!(
-            decode(
-                &as_v2,
-                &rx(),
-                &Expect {
-                    v3_checksum_as_v2: true,
-                    ..v3_expect()
-                }
-            )
-            .is_ok()
-        );
+        assert!(decode(&as_v2, &rx(), &Expect { v3_checksum_as_v2: true, ..v3_expect() }).is_ok());
     }
 
     #[test]
     fn encode_refuses_bad_settings() {
         let mut a = v2_advert(100);
         a.advert_int = 50;
-        assert_eq!(
-            a.encode(&mcast_ep(), false),
-            Err(EncodeError::V2Interval(50))
-        );
+        assert_eq!(a.encode(&mcast_ep(), false), Err(EncodeError::V2Interval(50)));
         let mut a = v3_advert();
         a.advert_int = 4096;
-        assert_eq!(
-            a.encode(&mcast_ep(), false),
-            Err(EncodeError::V3Interval(4096))
-        );
+        assert_eq!(a.encode(&mcast_ep(), false), Err(EncodeError::V3Interval(4096)));
         a.advert_int = 100;
         a.auth = Auth::pass("x");
         assert_eq!(a.encode(&mcast_ep(), false), Err(EncodeError::V3Auth));
         let mut a = v3_advert();
         a.addresses.push("2001:db8::1".parse().unwrap());
-        assert!(matches!(
-            a.encode(&mcast_ep(), false),
-            Err(EncodeError::MixedFamily(_))
-        ));
+        assert!(matches!(a.encode(&mcast_ep(), false), Err(EncodeError::MixedFamily(_))));
     }
 
     // Found by tests/vrrp_fuzz.rs: with no addresses the family comes from the endpoints.
     #[test]
     fn ipv6_advert_without_addresses_round_trips() {
-        let a = Advert {
-            addresses: vec![],
-            ..v3_advert()
-        };
-        let ep = Endpoints {
-            src: "fe80::1".parse().unwrap(),
-            dst: IpAddr::V6(MCAST_V6),
-        };
+        let a = Advert { addresses: vec![], ..v3_advert() };
+        let ep = Endpoints { src: "fe80::1".parse().unwrap(), dst: IpAddr::V6(MCAST_V6) };
         let buf = a.encode(&ep, false).unwrap();
         assert_eq!(parse(&buf, Family::Ipv6).unwrap(), a);
     }
@@ -1090,26 +878,13 @@ mod tests {
     fn checksum_of_negative_zero_is_accepted() {
         let (vrid, priority, buf) = (1..=255u8)
             .flat_map(|v| (0..=255u8).map(move |p| (v, p)))
-            .map(|(v, p)| {
-                (
-                    v,
-                    p,
-                    Advert {
-                        vrid: v,
-                        priority: p,
-                        ..v2_advert(0)
-                    },
-                )
-            })
+            .map(|(v, p)| (v, p, Advert { vrid: v, priority: p, ..v2_advert(0) }))
             .map(|(v, p, a)| (v, p, a.encode(&mcast_ep(), false).unwrap()))
             .find(|(_, _, b)| b[6..8] == [0, 0])
             .expect("some VRID and priority sum to a zero checksum");
         let mut other = buf.clone();
         other[6..8].copy_from_slice(&[0xff, 0xff]);
-        let e = Expect {
-            vrid,
-            ..v2_expect()
-        };
+        let e = Expect { vrid, ..v2_expect() };
         assert_eq!(decode(&buf, &rx(), &e).unwrap().advert.priority, priority);
         assert_eq!(decode(&other, &rx(), &e).unwrap().advert.priority, priority);
     }
@@ -1126,8 +901,7 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
-        let names: std::collections::BTreeSet<_> =
-            DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        let names: std::collections::BTreeSet<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), DropReason::ALL.len(), "names are unique");
     }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use lvsd::model::CheckSpec;
-use lvsd::policy::{load_source, LoadOptions, Policy};
+use lvsd::policy::{LoadOptions, Policy, load_source};
 use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,11 +59,7 @@ impl Switch {
 
 /// A TCP server: each connection gets `reply(request bytes)`, written after the first read
 /// (or at once when `greet`), then closed. When the switch is off it closes at once.
-pub async fn tcp_server(
-    greet: bool,
-    up: Switch,
-    reply: impl Fn(&[u8]) -> Vec<u8> + 'static,
-) -> SocketAddr {
+pub async fn tcp_server(greet: bool, up: Switch, reply: impl Fn(&[u8]) -> Vec<u8> + 'static) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let reply = Rc::new(reply);

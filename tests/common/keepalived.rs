@@ -27,24 +27,8 @@ impl Keepalived {
         std::fs::write(path("keepalived.conf"), conf).unwrap();
         let log = File::create(path("log")).unwrap();
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "keepalived",
-                "--dont-fork",
-                "--log-console",
-                "--log-detail",
-                "--vrrp",
-            ])
-            .args([
-                "-f",
-                &path("keepalived.conf"),
-                "-p",
-                &path("k.pid"),
-                "-r",
-                &path("v.pid"),
-            ])
+            .args(["netns", "exec", ns.name(), "keepalived", "--dont-fork", "--log-console", "--log-detail", "--vrrp"])
+            .args(["-f", &path("keepalived.conf"), "-p", &path("k.pid"), "-r", &path("v.pid")])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -73,7 +57,6 @@ impl Drop for Keepalived {
         let _ = self.child.wait();
     }
 }
-
 
 impl Keepalived {
     /// The last "Entering X STATE" keepalived logged for `instance`, as "master"/"backup"/"fault".

@@ -148,7 +148,13 @@ impl Daemon {
     /// The state of VRRP instance `name` as status reports it ("master", "backup", ...).
     pub fn vrrp_state(&self, name: &str) -> String {
         let st = self.status();
-        st["vrrp"].as_array().unwrap().iter().find(|v| v["name"] == name).map(|v| v["state"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+        st["vrrp"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .map(|v| v["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
     }
 
     /// Feed `script` to `lvsd repl` on a pipe (it must exit 0); what it printed.
@@ -169,7 +175,13 @@ impl Daemon {
     /// When the last event of `kind` whose message contains `what` happened (seconds).
     pub fn event_at(&self, kind: &str, what: &str) -> f64 {
         let r = self.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 100}));
-        let found = r["result"].as_array().unwrap().iter().rev().find(|e| e["kind"] == kind && e["message"].as_str().unwrap().contains(what)).cloned();
+        let found = r["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == kind && e["message"].as_str().unwrap().contains(what))
+            .cloned();
         found.unwrap_or_else(|| panic!("no {kind} event with '{what}': {r}"))["at"].as_f64().unwrap()
     }
 
@@ -182,11 +194,7 @@ impl Daemon {
 
 pub fn cli_at(socket: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(lvsd_bin()).args(args).arg("--control").arg(socket).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 impl Drop for Daemon {

@@ -2,8 +2,8 @@
 //! UDP_CHECK, MISC_CHECK) -> `lvsd.check.*`, with keepalived's per-checker defaults and the
 //! settings inherited from the virtual_server and real_server.
 
-use crate::import::lua::s;
 use super::*;
+use crate::import::lua::s;
 
 impl Tx<'_> {
     pub(super) fn check(&mut self, c: &Node, rs_port: u16, inherited: &CheckDefaults, body: &mut Vec<Entry>) -> R<Value> {
@@ -76,12 +76,14 @@ impl Tx<'_> {
                         }
                     }
                     "misc_path" if func == "exec" => {
-                            let cmd = self.command(n, &n.args.join(" "));
-                            specific.push(field("command", cmd, &n.loc))
-                        },
+                        let cmd = self.command(n, &n.args.join(" "));
+                        specific.push(field("command", cmd, &n.loc))
+                    }
                     "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
                     "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
-                    "host" if func == "smtp" => self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body),
+                    "host" if func == "smtp" => {
+                        self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body)
+                    }
                     _ => self.other(n, kind, CHECK_KNOWN, body)?,
                 }
                 Ok(())
@@ -97,14 +99,16 @@ impl Tx<'_> {
 
         // Common settings, omitted where they equal the lvsd defaults.
         if let Some(v) = &d.delay_loop
-            && num_text(v) != "60" {
-                out.push(field("interval", v.clone(), &c.loc));
-            }
+            && num_text(v) != "60"
+        {
+            out.push(field("interval", v.clone(), &c.loc));
+        }
         if func != "exec" {
             if let Some(v) = &d.connect_timeout
-                && num_text(v) != "5" {
-                    out.push(field("timeout", v.clone(), &c.loc));
-                }
+                && num_text(v) != "5"
+            {
+                out.push(field("timeout", v.clone(), &c.loc));
+            }
         } else if !specific.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "timeout")) {
             // keepalived's misc_timeout defaults to the virtual_server's delay_loop, lvsd's exec timeout to 5 s.
             let t = d.vs_delay_loop.clone().unwrap_or(Value::Int(60));

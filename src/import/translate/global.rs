@@ -1,8 +1,8 @@
 //! global_defs: router_id and e-mail settings, vrrp_version, the global gratuitous ARP
 //! settings (the defaults of every instance's garp_*), and the IPVS sync daemon.
 
-use crate::import::lua::s;
 use super::*;
+use crate::import::lua::s;
 
 impl Tx<'_> {
     pub(super) fn global(&mut self, g: &Node) -> R<Item> {
@@ -36,10 +36,7 @@ impl Tx<'_> {
                     "vrrp_version" => {
                         let v = int(n, arg(n, 0)?, 2, 3)?;
                         self.version = Some(v);
-                        body.push(Entry::Comment(format!(
-                            "keepalived: {} (applied to each VRRP instance as version = {v})",
-                            n.text
-                        )));
+                        body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as version = {v})", n.text)));
                     }
                     "lvs_sync_daemon" => self.global_sync_daemon(n)?,
                     "vrrp_strict" => {
@@ -69,7 +66,6 @@ impl Tx<'_> {
         Ok(Item { kind: Kind::Global, name: "global".into(), loc: g.loc.clone(), pre: vec![], body, only_on: None })
     }
 
-
     /// `lvs_sync_daemon IF [[inst] NAME] [id N] [maxlen N] [port N] [ttl N] [group IP]`
     pub(super) fn global_sync_daemon(&mut self, n: &Node) -> R<()> {
         let mut sd = vec![field("interface", s(arg(n, 0)?), &n.loc)];
@@ -95,7 +91,8 @@ impl Tx<'_> {
             i += 2;
         }
         // keepalived: the sync id defaults to the instance's VRID; resolved in `translate`.
-        self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![], body: sd, only_on: None });
+        self.sync_daemon =
+            Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![], body: sd, only_on: None });
         Ok(())
     }
 }
@@ -117,9 +114,7 @@ pub(super) fn garp_key(k: &str) -> Option<&'static str> {
 /// and lower_prio_repeat default to the master_delay and master_repeat in effect. Entries
 /// equal to lvsd's defaults (keepalived's with nothing set) are left out.
 pub(super) fn resolve_garp(own: &[(&'static str, Value, Loc)], inherited: &[(&'static str, Value, Loc)]) -> Vec<Entry> {
-    let get = |k: &str| {
-        own.iter().rev().chain(inherited.iter().rev()).find(|(key, ..)| *key == k).map(|(_, v, l)| (v.clone(), l.clone()))
-    };
+    let get = |k: &str| own.iter().rev().chain(inherited.iter().rev()).find(|(key, ..)| *key == k).map(|(_, v, l)| (v.clone(), l.clone()));
     let mut out = Vec::new();
     for (key, default) in [
         ("master_delay", "5"),

@@ -76,9 +76,9 @@ use super::lua::{Doc, Entry, Field, Item, Kind, Value, field, s};
 use super::parser::{Node, keyword_like, shown};
 use super::{Loc, Warning};
 
+use global::{garp_key, resolve_garp};
 pub use values::argv;
 use values::*;
-use global::{garp_key, resolve_garp};
 
 #[derive(Debug, Error)]
 pub enum TranslateError {
@@ -190,8 +190,14 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
     // Definitions used by later blocks first: global vrrp_version, scripts, server groups.
     for n in nodes {
         match n.key.as_str() {
-            "global_defs" => globals.extend({ let r = tx.global(n); tx.ok(r) }),
-            "vrrp_script" => tracks.extend({ let r = tx.script(n); tx.ok(r) }),
+            "global_defs" => globals.extend({
+                let r = tx.global(n);
+                tx.ok(r)
+            }),
+            "vrrp_script" => tracks.extend({
+                let r = tx.script(n);
+                tx.ok(r)
+            }),
             "virtual_server_group" => {
                 let r = tx.server_group(n);
                 tx.keep(r);
@@ -292,60 +298,216 @@ pub fn sort_warnings(nodes: &[Node], warnings: &mut [Warning]) {
 }
 
 const TOP_UNSUPPORTED: &[&str] = &[
-    "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces", "track_group", "track_file",
-    "vrrp_track_file", "vrrp_track_process", "bfd_instance", "garp_group", "interface_up_down_delays",
-    "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets", "instance", "use_pid_dir",
-    "linkbeat_use_polling", "child_wait_time", "SSL",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "linkbeat_interfaces",
+    "track_group",
+    "track_file",
+    "vrrp_track_file",
+    "vrrp_track_process",
+    "bfd_instance",
+    "garp_group",
+    "interface_up_down_delays",
+    "net_namespace",
+    "net_namespace_ipvs",
+    "namespace_with_ipsets",
+    "instance",
+    "use_pid_dir",
+    "linkbeat_use_polling",
+    "child_wait_time",
+    "SSL",
 ];
 
 const GLOBAL_KNOWN: &[&str] = &[
-    "tmp_config_directory", "config_save_dir", "process_names", "process_name", "vrrp_process_name",
-    "checker_process_name", "bfd_process_name", "use_symlink_paths", "set_supplementary_groups", "startup_script",
-    "startup_script_timeout", "shutdown_script", "shutdown_script_timeout", "smtp_helo_name", "smtp_alert",
-    "smtp_alert_vrrp", "smtp_alert_checker", "checker_log_all_failures", "no_email_faults", "vrrp_mcast_group4",
-    "vrrp_mcast_group6", "default_interface", "lvs_sync_daemon", "lvs_timeouts", "lvs_flush", "lvs_flush_on_stop",
-    "vrrp_gna_interval", "vrrp_garp_extra_if", "vrrp_down_timer_adverts", "vrrp_lower_prio_no_advert",
-    "vrrp_higher_prio_send_advert", "v3_checksum_as_v2", "nftables", "nftables_priority", "nftables_counters",
-    "nftables_ifindex", "nftables_ipvs", "nftables_ipvs_priority", "nftables_ipvs_start_fwmark", "vrrp_iptables",
-    "vrrp_ipsets", "disable_local_igmp", "vrrp_check_unicast_src", "vrrp_skip_check_adv_addr", "vrrp_strict",
-    "vrrp_notify_priority_changes", "max_auto_priority", "min_auto_priority_delay", "vrrp_priority",
-    "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap", "vrrp_cpu_affinity",
-    "checker_cpu_affinity", "bfd_cpu_affinity", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
-    "vrrp_rlimit_rttime", "checker_rlimit_rttime", "bfd_rlimit_rttime", "snmp_socket", "enable_snmp_vrrp",
-    "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps",
-    "enable_snmp_keepalived", "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval", "enable_dbus",
-    "dbus_service_name", "dbus_no_interface_name", "script_user", "notify_fifo", "notify_fifo_script",
-    "vrrp_notify_fifo", "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script",
-    "fifo_write_vrrp_states_on_reload", "dynamic_interfaces", "vrrp_netlink_cmd_rcv_bufs",
-    "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs_force",
-    "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force", "lvs_netlink_monitor_rcv_bufs",
-    "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs", "process_monitor_rcv_bufs_force",
-    "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "rs_init_notifies", "no_checker_emails", "umask",
-    "vrrp_startup_delay", "vrrp_delay_after_boot", "log_unknown_vrids", "vmac_prefix", "vmac_addr_prefix",
-    "random_seed", "reload_check_config", "include_check", "reload_time_file", "reload_repeat", "reload_file",
-    "data_use_instance", "state_file_location", "stats_file_location", "json_file_location", "json_version",
-    "iproute_usr_dir", "iproute_etc_dir", "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets",
-    "instance", "use_pid_dir", "linkbeat_use_polling", "child_wait_time",
+    "tmp_config_directory",
+    "config_save_dir",
+    "process_names",
+    "process_name",
+    "vrrp_process_name",
+    "checker_process_name",
+    "bfd_process_name",
+    "use_symlink_paths",
+    "set_supplementary_groups",
+    "startup_script",
+    "startup_script_timeout",
+    "shutdown_script",
+    "shutdown_script_timeout",
+    "smtp_helo_name",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "checker_log_all_failures",
+    "no_email_faults",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "default_interface",
+    "lvs_sync_daemon",
+    "lvs_timeouts",
+    "lvs_flush",
+    "lvs_flush_on_stop",
+    "vrrp_gna_interval",
+    "vrrp_garp_extra_if",
+    "vrrp_down_timer_adverts",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "v3_checksum_as_v2",
+    "nftables",
+    "nftables_priority",
+    "nftables_counters",
+    "nftables_ifindex",
+    "nftables_ipvs",
+    "nftables_ipvs_priority",
+    "nftables_ipvs_start_fwmark",
+    "vrrp_iptables",
+    "vrrp_ipsets",
+    "disable_local_igmp",
+    "vrrp_check_unicast_src",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_strict",
+    "vrrp_notify_priority_changes",
+    "max_auto_priority",
+    "min_auto_priority_delay",
+    "vrrp_priority",
+    "checker_priority",
+    "bfd_priority",
+    "vrrp_no_swap",
+    "checker_no_swap",
+    "bfd_no_swap",
+    "vrrp_cpu_affinity",
+    "checker_cpu_affinity",
+    "bfd_cpu_affinity",
+    "vrrp_rt_priority",
+    "checker_rt_priority",
+    "bfd_rt_priority",
+    "vrrp_rlimit_rttime",
+    "checker_rlimit_rttime",
+    "bfd_rlimit_rttime",
+    "snmp_socket",
+    "enable_snmp_vrrp",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3",
+    "enable_traps",
+    "enable_snmp_keepalived",
+    "snmp_vs_stats_update_interval",
+    "snmp_rs_stats_update_interval",
+    "enable_dbus",
+    "dbus_service_name",
+    "dbus_no_interface_name",
+    "script_user",
+    "notify_fifo",
+    "notify_fifo_script",
+    "vrrp_notify_fifo",
+    "vrrp_notify_fifo_script",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
+    "fifo_write_vrrp_states_on_reload",
+    "dynamic_interfaces",
+    "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs_force",
+    "lvs_netlink_cmd_rcv_bufs",
+    "lvs_netlink_cmd_rcv_bufs_force",
+    "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force",
+    "process_monitor_rcv_bufs",
+    "process_monitor_rcv_bufs_force",
+    "vrrp_rx_bufs_policy",
+    "vrrp_rx_bufs_multiplier",
+    "rs_init_notifies",
+    "no_checker_emails",
+    "umask",
+    "vrrp_startup_delay",
+    "vrrp_delay_after_boot",
+    "log_unknown_vrids",
+    "vmac_prefix",
+    "vmac_addr_prefix",
+    "random_seed",
+    "reload_check_config",
+    "include_check",
+    "reload_time_file",
+    "reload_repeat",
+    "reload_file",
+    "data_use_instance",
+    "state_file_location",
+    "stats_file_location",
+    "json_file_location",
+    "json_version",
+    "iproute_usr_dir",
+    "iproute_etc_dir",
+    "net_namespace",
+    "net_namespace_ipvs",
+    "namespace_with_ipsets",
+    "instance",
+    "use_pid_dir",
+    "linkbeat_use_polling",
+    "child_wait_time",
 ];
 
 const VRRP_KNOWN: &[&str] = &[
-    "vrf", "use_vmac", "use_vmac_addr", "vmac_xmit_base", "use_ipvlan", "native_ipv6", "dont_track_primary",
-    "track_file", "track_process", "track_bfd", "mcast_src_ip", "mcast_dst_ip", "track_src_ip",
-    "unicast_fault_no_peer", "unicast_ttl", "old_unicast_checksum",
-    "garp_extra_if", "down_timer_adverts", "timer_expired_backup", "lower_prio_no_advert",
-    "higher_prio_send_advert", "auth_hmac", "virtual_ipaddress_excluded", "no_virtual_ipaddress",
-    "promote_secondaries", "virtual_routes", "virtual_rules", "accept", "no_accept", "skip_check_adv_addr",
-    "strict_mode", "debug", "notify_master_rx_lower_pri", "notify_priority_changes", "notify_deleted",
-    "kernel_rx_buf_size", "linkbeat_use_polling", "garp_interval", "gna_interval", "gna_master_delay",
+    "vrf",
+    "use_vmac",
+    "use_vmac_addr",
+    "vmac_xmit_base",
+    "use_ipvlan",
+    "native_ipv6",
+    "dont_track_primary",
+    "track_file",
+    "track_process",
+    "track_bfd",
+    "mcast_src_ip",
+    "mcast_dst_ip",
+    "track_src_ip",
+    "unicast_fault_no_peer",
+    "unicast_ttl",
+    "old_unicast_checksum",
+    "garp_extra_if",
+    "down_timer_adverts",
+    "timer_expired_backup",
+    "lower_prio_no_advert",
+    "higher_prio_send_advert",
+    "auth_hmac",
+    "virtual_ipaddress_excluded",
+    "no_virtual_ipaddress",
+    "promote_secondaries",
+    "virtual_routes",
+    "virtual_rules",
+    "accept",
+    "no_accept",
+    "skip_check_adv_addr",
+    "strict_mode",
+    "debug",
+    "notify_master_rx_lower_pri",
+    "notify_priority_changes",
+    "notify_deleted",
+    "kernel_rx_buf_size",
+    "linkbeat_use_polling",
+    "garp_interval",
+    "gna_interval",
+    "gna_master_delay",
 ];
 
 const VS_KNOWN: &[&str] = &["flag-3", "smtp_alert", "snmp_name", "abs_priority"];
 const RS_KNOWN: &[&str] = &["smtp_alert", "snmp_name", "track_file", "track_bfd"];
 const CHECK_KNOWN: &[&str] = &[
-    "connect_ip", "bind_if", "bind_port", "fwmark", "alpha", "log_all_failures", "http_protocol", "fast_recovery",
-    "tls_compliant", "enable_sni", "user", "min_reply_length", "max_reply_length", "host",
+    "connect_ip",
+    "bind_if",
+    "bind_port",
+    "fwmark",
+    "alpha",
+    "log_all_failures",
+    "http_protocol",
+    "fast_recovery",
+    "tls_compliant",
+    "enable_sni",
+    "user",
+    "min_reply_length",
+    "max_reply_length",
+    "host",
 ];
-
 
 impl Tx<'_> {
     fn warn(&mut self, loc: &Loc, msg: impl Into<String>) {
@@ -373,17 +535,35 @@ impl Tx<'_> {
             for v in list.drain(..) {
                 let Value::Str(name) = &v else { continue };
                 if !vrrps.iter().any(|i| &i.name == name) {
-                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is not defined; keepalived ignores it: left out", shown(&g.name), shown(name)));
+                    self.warn(
+                        &loc,
+                        format!(
+                            "vrrp_sync_group {}: instance {} is not defined; keepalived ignores it: left out",
+                            shown(&g.name),
+                            shown(name)
+                        ),
+                    );
                 } else if taken.contains(name) {
-                    self.warn(&loc, format!("vrrp_sync_group {}: instance {} is already in another sync group; keepalived ignores it here: left out", shown(&g.name), shown(name)));
+                    self.warn(
+                        &loc,
+                        format!(
+                            "vrrp_sync_group {}: instance {} is already in another sync group; keepalived ignores it here: left out",
+                            shown(&g.name),
+                            shown(name)
+                        ),
+                    );
                 } else {
                     taken.push(name.clone());
                     kept.push(v);
                 }
             }
             if kept.is_empty() {
-                self.warn(&g.loc, format!("vrrp_sync_group {} has no defined instance; keepalived removes it: not translated", shown(&g.name)));
-                let body = vec![Entry::Comment(format!("keepalived: vrrp_sync_group {} (not translated: no defined instance)", shown(&g.name)))];
+                self.warn(
+                    &g.loc,
+                    format!("vrrp_sync_group {} has no defined instance; keepalived removes it: not translated", shown(&g.name)),
+                );
+                let body =
+                    vec![Entry::Comment(format!("keepalived: vrrp_sync_group {} (not translated: no defined instance)", shown(&g.name)))];
                 out.push(Item { kind: Kind::Note, body, ..g });
                 continue;
             }
@@ -488,7 +668,6 @@ impl Tx<'_> {
         self.warn(&n.loc, format!("keyword '{keyword}' option '{what}' is not supported by lvsd ({NO_HOME})"));
         body.push(Entry::Comment(format!("keepalived: {} (not translated: option '{what}')", n.text)));
     }
-
 }
 
 #[cfg(test)]
@@ -538,7 +717,16 @@ mod tests {
         let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(
             names,
-            vec!["192.0.2.1:80", "192.0.2.2:80", "192.0.2.3:80", "192.0.2.254:81", "192.0.2.255:81", "192.0.3.0:81", "192.0.3.1:81", "fwmark 7"]
+            vec![
+                "192.0.2.1:80",
+                "192.0.2.2:80",
+                "192.0.2.3:80",
+                "192.0.2.254:81",
+                "192.0.2.255:81",
+                "192.0.3.0:81",
+                "192.0.3.1:81",
+                "fwmark 7"
+            ]
         );
     }
 
@@ -558,7 +746,13 @@ mod tests {
         let lua = crate::import::lua::render(&doc, "--", None);
         assert!(!lua.contains("scheduler") && !lua.contains("persistence") && !lua.contains("weight"), "{lua}");
         let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
-        assert_eq!(w, vec!["t.conf:5: keyword 'lb_algo' repeated; keepalived uses the last", "t.conf:6: keyword 'persistence_timeout' repeated; keepalived uses the last"]);
+        assert_eq!(
+            w,
+            vec![
+                "t.conf:5: keyword 'lb_algo' repeated; keepalived uses the last",
+                "t.conf:6: keyword 'persistence_timeout' repeated; keepalived uses the last"
+            ]
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! keepalived's values: numbers, timers, booleans, addresses and ranges, script command
 //! lines, and small helpers over the document being built (find, take, set a field).
 
-use crate::import::lua::s;
 use super::*;
+use crate::import::lua::s;
 
 pub(super) fn set_default(d: &mut CheckDefaults, k: &str, v: Value) {
     match k {
@@ -104,7 +104,10 @@ pub(super) fn shown_all(words: &[String]) -> String {
 }
 
 pub(super) fn arg(n: &Node, i: usize) -> R<&str> {
-    n.args.get(i).map(String::as_str).ok_or_else(|| TranslateError::MissingArg(n.loc.clone(), shown(&n.key), format!("expected {} argument(s)", i + 1)))
+    n.args
+        .get(i)
+        .map(String::as_str)
+        .ok_or_else(|| TranslateError::MissingArg(n.loc.clone(), shown(&n.key), format!("expected {} argument(s)", i + 1)))
 }
 
 pub(super) fn bad(n: &Node, v: &str, what: &str) -> TranslateError {
@@ -122,9 +125,10 @@ pub(super) fn int(n: &Node, v: &str, min: i64, max: i64) -> R<i64> {
 /// A keepalived <TIMER>: seconds, fractions allowed.
 pub(super) fn timer(n: &Node, v: &str) -> R<Value> {
     if let Ok(i) = v.parse::<i64>()
-        && i >= 0 {
-            return Ok(Value::Int(i));
-        }
+        && i >= 0
+    {
+        return Ok(Value::Int(i));
+    }
     match v.parse::<f64>() {
         Ok(f) if f >= 0.0 && f.is_finite() => {
             if f.fract() == 0.0 {

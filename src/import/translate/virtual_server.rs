@@ -2,8 +2,8 @@
 //! per address of a group) and real_server, with the corrections keepalived's
 //! validate_check_config makes (ports, quorum, duplicates, persistence).
 
-use crate::import::lua::s;
 use super::*;
+use crate::import::lua::s;
 
 /// What decides a real (or sorry) server's port in keepalived's validate_check_config.
 pub(super) struct PortRules {
@@ -64,7 +64,13 @@ impl Tx<'_> {
                 };
                 vec![GroupMember::Addr(addr, port)]
             }
-            None => return Err(TranslateError::MissingArg(vs.loc.clone(), "virtual_server".into(), "an address and port, fwmark N or group NAME".into())),
+            None => {
+                return Err(TranslateError::MissingArg(
+                    vs.loc.clone(),
+                    "virtual_server".into(),
+                    "an address and port, fwmark N or group NAME".into(),
+                ));
+            }
         };
 
         let mut body = Vec::new();
@@ -110,7 +116,14 @@ impl Tx<'_> {
                     "lb_algo" | "lvs_sched" => {
                         let sch = arg(n, 0)?;
                         if !SCHEDULERS.contains(&sch) {
-                            self.warn(&n.loc, format!("{k} '{}' is not a scheduler keepalived knows (one of {}); keepalived ignores it", shown(sch), SCHEDULERS.join(" ")));
+                            self.warn(
+                                &n.loc,
+                                format!(
+                                    "{k} '{}' is not a scheduler keepalived knows (one of {}); keepalived ignores it",
+                                    shown(sch),
+                                    SCHEDULERS.join(" ")
+                                ),
+                            );
                         } else if find_field(&body, "scheduler").is_some() {
                             self.warn(&n.loc, format!("keyword '{k}' repeated; keepalived uses the last"));
                             set(&mut body, "scheduler", s(sch));
@@ -152,7 +165,10 @@ impl Tx<'_> {
                     }
                     "ha_suspend" if is_fwmark => {
                         self.warn(&n.loc, "keyword 'ha_suspend' does not apply to fwmark services (keepalived clears it); not translated");
-                        body.push(Entry::Comment(format!("keepalived: {} (not translated: keepalived clears it on fwmark services)", n.text)));
+                        body.push(Entry::Comment(format!(
+                            "keepalived: {} (not translated: keepalived clears it on fwmark services)",
+                            n.text
+                        )));
                     }
                     "ha_suspend" | "omega" => body.push(field(k, Value::Bool(true), &n.loc)),
                     "alpha" => body.push(field(k, Value::Bool(bool_arg(n)?), &n.loc)),
@@ -168,7 +184,8 @@ impl Tx<'_> {
                     // hysteresis_handler: "Hysteresis %s must be in [0, %u] - ignoring".
                     "hysteresis" => match int(n, arg(n, 0)?, 0, u32::MAX as i64) {
                         Ok(h) => hysteresis = Some((h, n.loc.clone())),
-                        Err(_) => self.warn(&n.loc, format!("hysteresis '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), u32::MAX)),
+                        Err(_) => self
+                            .warn(&n.loc, format!("hysteresis '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), u32::MAX)),
                     },
                     "quorum_up" | "quorum_down" => {
                         let e = self.notify_field(n, k, &mut body)?;
@@ -201,7 +218,12 @@ impl Tx<'_> {
                     }
                     "flag-1" | "flag-2" => {
                         // flag-1/flag-2 are the sh/mh fallback/port bits under their generic names.
-                        let sch = vs.children().iter().find(|c| c.key == "lb_algo" || c.key == "lvs_sched").and_then(|c| c.args.first()).map(|x| x.to_ascii_lowercase());
+                        let sch = vs
+                            .children()
+                            .iter()
+                            .find(|c| c.key == "lb_algo" || c.key == "lvs_sched")
+                            .and_then(|c| c.args.first())
+                            .map(|x| x.to_ascii_lowercase());
                         let prefix = if sch.as_deref() == Some("mh") { "mh" } else { "sh" };
                         let flag = if k == "flag-1" { "fallback" } else { "port" };
                         sched_flags.push(s(&format!("{prefix}-{flag}")));
@@ -214,11 +236,22 @@ impl Tx<'_> {
         }
         if reals.is_empty() {
             // keepalived: "Virtual server ... has no real servers - ignoring".
-            self.warn(&vs.loc, format!("virtual_server {} has no real servers; keepalived ignores it: not translated", shown_all(&vs.args)));
+            self.warn(
+                &vs.loc,
+                format!("virtual_server {} has no real servers; keepalived ignores it: not translated", shown_all(&vs.args)),
+            );
             let lines = node_lines(vs, 0);
-            let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
+            let mut note =
+                vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
             note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
-            return Ok(vec![Item { kind: Kind::Note, name: vs.args.join(" "), loc: vs.loc.clone(), pre: vec![], body: note, only_on: None }]);
+            return Ok(vec![Item {
+                kind: Kind::Note,
+                name: vs.args.join(" "),
+                loc: vs.loc.clone(),
+                pre: vec![],
+                body: note,
+                only_on: None,
+            }]);
         }
         if get(&body, "scheduler") == Some(&s("wlc")) {
             take(&mut body, "scheduler");
@@ -282,7 +315,13 @@ impl Tx<'_> {
         let mut real_entries: Vec<(Vec<Entry>, Vec<Value>, String)> = Vec::new();
         let mut weight_sum = 0;
         for r in &reals {
-            let w = r.children().iter().filter(|c| c.key == "weight").filter_map(|c| c.args.first()?.parse::<i64>().ok()).filter(|w| (0..=i32::MAX as i64).contains(w)).last();
+            let w = r
+                .children()
+                .iter()
+                .filter(|c| c.key == "weight")
+                .filter_map(|c| c.args.first()?.parse::<i64>().ok())
+                .filter(|w| (0..=i32::MAX as i64).contains(w))
+                .last();
             weight_sum += w.unwrap_or(1);
             real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
         }
@@ -305,9 +344,7 @@ impl Tx<'_> {
                 body.push(field("hysteresis", Value::Int(h2), &loc));
             }
         }
-        let all_same = !real_entries.is_empty()
-            && !real_entries[0].1.is_empty()
-            && real_entries.iter().all(|r| r.1 == real_entries[0].1);
+        let all_same = !real_entries.is_empty() && !real_entries[0].1.is_empty() && real_entries.iter().all(|r| r.1 == real_entries[0].1);
         if all_same {
             let checks = real_entries[0].1.clone();
             body.push(field("check", one_or_list(checks), &vs.loc));
@@ -436,7 +473,9 @@ impl Tx<'_> {
             let r = (|| -> R<()> {
                 let k = n.key.as_str();
                 match k {
-                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => set_default(&mut defaults, k, timer(n, arg(n, 0)?)?),
+                    "delay_loop" | "connect_timeout" | "delay_before_retry" | "warmup" => {
+                        set_default(&mut defaults, k, timer(n, arg(n, 0)?)?)
+                    }
                     "retry" => defaults.retry = Some((int(n, arg(n, 0)?, 0, 1_000_000)?, n.loc.clone())),
                     "virtualhost" => defaults.virtualhost = Some(arg(n, 0)?.to_string()),
                     _ => {}
@@ -463,7 +502,10 @@ impl Tx<'_> {
                                 fields.push(field("weight", Value::Int(w), &n.loc));
                             }
                         }
-                        Err(_) => self.warn(&n.loc, format!("real_server weight '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), i32::MAX)),
+                        Err(_) => self.warn(
+                            &n.loc,
+                            format!("real_server weight '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), i32::MAX),
+                        ),
                     },
                     "uthreshold" => fields.push(field("upper_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
                     "lthreshold" => fields.push(field("lower_threshold", Value::Int(int(n, arg(n, 0)?, 0, u32::MAX as i64)?), &n.loc)),
@@ -496,7 +538,6 @@ impl Tx<'_> {
         Ok((fields, checks, addr))
     }
 
-
     /// keepalived's port rules: NAT reals keep their port (none = the virtual server's);
     /// other methods use the virtual server's port (none for fwmark services).
     pub(super) fn real_port(&mut self, n: &Node, r: &PortRules, given: u16, method: &str, what: &str) -> u16 {
@@ -517,5 +558,4 @@ impl Tx<'_> {
         }
         want
     }
-
 }

@@ -2,8 +2,8 @@
 //! keepalived derives or corrects made explicit) and vrrp_sync_group (-> `lvsd.sync_group`).
 //! The notify scripts and smtp_alert of instances and sync groups share one handler.
 
-use crate::import::lua::{self, s};
 use super::*;
+use crate::import::lua::{self, s};
 
 impl Tx<'_> {
     pub(super) fn script(&mut self, n: &Node) -> R<Item> {
@@ -60,7 +60,6 @@ impl Tx<'_> {
         Ok(Item { kind: Kind::Track, name, loc: n.loc.clone(), pre: vec![], body, only_on: None })
     }
 
-
     pub(super) fn vrrp(&mut self, v: &Node) -> R<Item> {
         let name = arg(v, 0)?.to_string();
         let mut body = Vec::new();
@@ -99,7 +98,13 @@ impl Tx<'_> {
                         let p = match int(n, arg(n, 0)?, 1, 255) {
                             Ok(p) => p,
                             Err(_) => {
-                                self.warn(&n.loc, format!("vrrp_instance {name}: priority '{}' is not valid (1..255); keepalived uses 100", shown(&n.args[0])));
+                                self.warn(
+                                    &n.loc,
+                                    format!(
+                                        "vrrp_instance {name}: priority '{}' is not valid (1..255); keepalived uses 100",
+                                        shown(&n.args[0])
+                                    ),
+                                );
                                 100
                             }
                         };
@@ -108,21 +113,29 @@ impl Tx<'_> {
                     // vrrp_adv_handler: "Advert interval (%s) not valid! Must be > 0 - ignoring".
                     "advert_int" => match timer(n, arg(n, 0)?) {
                         Ok(t) if num_text(&t) != "0" => self.set_last(&mut body, n, "advert_int", t),
-                        _ => self.warn(&n.loc, format!("vrrp_instance {name}: advert_int '{}' is not valid; keepalived ignores it", shown(&n.args[0]))),
+                        _ => self.warn(
+                            &n.loc,
+                            format!("vrrp_instance {name}: advert_int '{}' is not valid; keepalived ignores it", shown(&n.args[0])),
+                        ),
                     },
                     // vrrp_version_handler: a second, different version "conflicts ...; ignoring".
-                    "version" => match int(n, arg(n, 0)?, 2, 3) {
-                        Ok(ver) => match get(&body, "version") {
-                            Some(Value::Int(old)) if *old != ver => {
-                                self.warn(&n.loc, format!("vrrp_instance {name}: version {ver} conflicts with version {old} set before; keepalived ignores it"));
-                            }
-                            _ => {
-                                version_set = true;
-                                self.set_last(&mut body, n, "version", Value::Int(ver));
-                            }
-                        },
-                        Err(_) => self.warn(&n.loc, format!("vrrp_instance {name}: version must be 2 or 3; keepalived ignores '{}'", shown(&n.args[0]))),
-                    },
+                    "version" => {
+                        match int(n, arg(n, 0)?, 2, 3) {
+                            Ok(ver) => match get(&body, "version") {
+                                Some(Value::Int(old)) if *old != ver => {
+                                    self.warn(&n.loc, format!("vrrp_instance {name}: version {ver} conflicts with version {old} set before; keepalived ignores it"));
+                                }
+                                _ => {
+                                    version_set = true;
+                                    self.set_last(&mut body, n, "version", Value::Int(ver));
+                                }
+                            },
+                            Err(_) => self.warn(
+                                &n.loc,
+                                format!("vrrp_instance {name}: version must be 2 or 3; keepalived ignores '{}'", shown(&n.args[0])),
+                            ),
+                        }
+                    }
                     "strict_mode" => {
                         strict = if bool_arg(n)? { Some(n.loc.clone()) } else { None };
                     }
@@ -144,7 +157,12 @@ impl Tx<'_> {
                         } else if let Some((mut p, loc)) = pass {
                             if p.chars().count() > 8 {
                                 p = p.chars().take(8).collect();
-                                self.warn(&loc, format!("auth_pass is longer than 8 characters; keepalived uses only the first 8: translated as \"{p}\""));
+                                self.warn(
+                                    &loc,
+                                    format!(
+                                        "auth_pass is longer than 8 characters; keepalived uses only the first 8: translated as \"{p}\""
+                                    ),
+                                );
                             }
                             ah_auth = None;
                             let a = Node { loc: loc.clone(), ..n.clone() };
@@ -159,8 +177,18 @@ impl Tx<'_> {
                             if seen_vips.contains(&addr) {
                                 // keepalived keeps both and counts both in its adverts; lvsd's
                                 // model refuses a VIP listed twice, so the count differs.
-                                self.warn(&a.loc, format!("VIP {} is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first", shown(&addr)));
-                                body.push(Entry::Comment(format!("keepalived: {} (not translated: {} is already a VIP)", a.text, shown(&addr))));
+                                self.warn(
+                                    &a.loc,
+                                    format!(
+                                        "VIP {} is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first",
+                                        shown(&addr)
+                                    ),
+                                );
+                                body.push(Entry::Comment(format!(
+                                    "keepalived: {} (not translated: {} is already a VIP)",
+                                    a.text,
+                                    shown(&addr)
+                                )));
                                 continue;
                             }
                             seen_vips.push(addr);
@@ -215,8 +243,14 @@ impl Tx<'_> {
                         for a in n.children() {
                             match self.scripts.get(&a.key).cloned() {
                                 None => {
-                                    self.warn(&a.loc, format!("track_script '{}' is not defined by a vrrp_script; not translated", shown(&a.key)));
-                                    body.push(Entry::Comment(format!("keepalived: {} (not translated: no vrrp_script '{}')", a.text, a.key)));
+                                    self.warn(
+                                        &a.loc,
+                                        format!("track_script '{}' is not defined by a vrrp_script; not translated", shown(&a.key)),
+                                    );
+                                    body.push(Entry::Comment(format!(
+                                        "keepalived: {} (not translated: no vrrp_script '{}')",
+                                        a.text, a.key
+                                    )));
                                 }
                                 Some((mut sbody, default_w, _)) => {
                                     let w = match a.args.first().map(String::as_str) {
@@ -256,7 +290,14 @@ impl Tx<'_> {
                         } else {
                             // keepalived 2.x reads this as `lvs_sync_daemon IF inst NAME`, sync id = the VRID.
                             let sd = vec![field("interface", s(arg(n, 0)?), &n.loc), field("instance", s(&name), &n.loc)];
-                            self.sync_daemon = Some(Item { kind: Kind::SyncDaemon, name: "sync_daemon".into(), loc: n.loc.clone(), pre: vec![format!("keepalived: {} (in vrrp_instance {name})", n.text)], body: sd, only_on: None });
+                            self.sync_daemon = Some(Item {
+                                kind: Kind::SyncDaemon,
+                                name: "sync_daemon".into(),
+                                loc: n.loc.clone(),
+                                pre: vec![format!("keepalived: {} (in vrrp_instance {name})", n.text)],
+                                body: sd,
+                                only_on: None,
+                            });
                             body.push(Entry::Comment(format!("keepalived: {} (see lvsd.sync_daemon below)", n.text)));
                         }
                     }
@@ -273,7 +314,11 @@ impl Tx<'_> {
         if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {
             // keepalived runs a VRRPv2 instance without VIPs ("at least one is sensible");
             // lvsd's model requires one, so this cannot be imported as it is.
-            return Err(TranslateError::MissingArg(v.loc.clone(), format!("vrrp_instance {}", shown(&name)), "a virtual_ipaddress block with at least one address (lvsd needs one)".into()));
+            return Err(TranslateError::MissingArg(
+                v.loc.clone(),
+                format!("vrrp_instance {}", shown(&name)),
+                "a virtual_ipaddress block with at least one address (lvsd needs one)".into(),
+            ));
         }
         if !garp.is_empty() {
             // keepalived takes what the instance leaves out from global_defs: write the whole
@@ -291,7 +336,15 @@ impl Tx<'_> {
 
     /// What keepalived's vrrp_complete_instance (keepalived/vrrp/vrrp.c) derives or corrects,
     /// made explicit so the instance behaves the same under lvsd's plain defaults.
-    pub(super) fn complete_vrrp(&mut self, v: &Node, name: &str, version_set: bool, body: &mut Vec<Entry>, strict: Option<Loc>, ah: Option<Loc>) {
+    pub(super) fn complete_vrrp(
+        &mut self,
+        v: &Node,
+        name: &str,
+        version_set: bool,
+        body: &mut Vec<Entry>,
+        strict: Option<Loc>,
+        ah: Option<Loc>,
+    ) {
         // Values equal to lvsd's defaults are left out (only the last of a repeated keyword
         // counts, so this is decided here, not where each line is read).
         for (key, default) in [("priority", "100"), ("preempt_delay", "0")] {
@@ -398,7 +451,10 @@ impl Tx<'_> {
                 ((secs * 100.0 + 0.5).floor() / 100.0).clamp(0.01, 40.95)
             };
             if (fixed - secs).abs() > 1e-9 {
-                self.warn(&loc, format!("vrrp_instance {name}: advert_int {secs} is not valid for VRRPv{version}; keepalived uses {fixed}"));
+                self.warn(
+                    &loc,
+                    format!("vrrp_instance {name}: advert_int {secs} is not valid for VRRPv{version}; keepalived uses {fixed}"),
+                );
                 let value = if fixed.fract() == 0.0 { Value::Int(fixed as i64) } else { Value::Num(format!("{fixed}")) };
                 set(body, "advert_int", value);
             }
@@ -491,8 +547,17 @@ impl Tx<'_> {
                     _ => self.other(
                         n,
                         "vrrp_sync_group",
-                        &["track_interface", "track_script", "track_file", "track_process", "track_bfd", "global_tracking",
-                          "sync_group_tracking_weight", "notify_priority_changes", "notify_deleted"],
+                        &[
+                            "track_interface",
+                            "track_script",
+                            "track_file",
+                            "track_process",
+                            "track_bfd",
+                            "global_tracking",
+                            "sync_group_tracking_weight",
+                            "notify_priority_changes",
+                            "notify_deleted",
+                        ],
                         &mut body,
                     )?,
                 }
@@ -512,5 +577,4 @@ impl Tx<'_> {
         }
         Ok(Item { kind: Kind::SyncGroup, name, loc: g.loc.clone(), pre: vec![], body, only_on: None })
     }
-
 }
