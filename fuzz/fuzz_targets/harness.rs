@@ -14,25 +14,14 @@ pub fn check(data: &[u8]) -> bool {
     let Some((&sel, buf)) = data.split_first() else {
         return false;
     };
-    let version = if sel & 1 == 0 {
-        Version::V2
-    } else {
-        Version::V3
-    };
-    let family = if sel & 2 == 0 {
-        Family::Ipv4
-    } else {
-        Family::Ipv6
-    };
+    let version = if sel & 1 == 0 { Version::V2 } else { Version::V3 };
+    let family = if sel & 2 == 0 { Family::Ipv4 } else { Family::Ipv6 };
     let unicast = sel & 4 != 0;
     let (src, dst): (IpAddr, IpAddr) = match (family, unicast) {
         (Family::Ipv4, false) => ("192.0.2.1".parse().unwrap(), family.multicast_group()),
         (Family::Ipv4, true) => ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()),
         (Family::Ipv6, false) => ("fe80::1".parse().unwrap(), family.multicast_group()),
-        (Family::Ipv6, true) => (
-            "2001:db8::1".parse().unwrap(),
-            "2001:db8::2".parse().unwrap(),
-        ),
+        (Family::Ipv6, true) => ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap()),
     };
     let as_v2 = sel & 32 != 0;
 
@@ -47,11 +36,7 @@ pub fn check(data: &[u8]) -> bool {
     if sel & 128 != 0 && msg.len() >= packet::HEADER_LEN {
         msg[6] = 0;
         msg[7] = 0;
-        let sum = if version == Version::V2 {
-            checksum::internet(&msg)
-        } else {
-            checksum::v3(src, dst, &msg, as_v2).unwrap()
-        };
+        let sum = if version == Version::V2 { checksum::internet(&msg) } else { checksum::v3(src, dst, &msg, as_v2).unwrap() };
         msg[6..8].copy_from_slice(&sum.to_be_bytes());
     }
 
@@ -71,11 +56,7 @@ pub fn check(data: &[u8]) -> bool {
     };
     if let (true, Ok(a)) = (sel & 64 != 0, &parsed) {
         expect.vrid = a.vrid;
-        expect.auth = if version == Version::V2 {
-            a.auth.clone()
-        } else {
-            Auth::None
-        };
+        expect.auth = if version == Version::V2 { a.auth.clone() } else { Auth::None };
         expect.advert_int = a.advert_int;
         expect.addresses = a.addresses.clone();
     }
@@ -96,13 +77,9 @@ pub fn check(data: &[u8]) -> bool {
         }
         // VRRPv2 over IPv6 and a v2 interval of 0 pass decode when expected, but encode
         // refuses to produce them; nothing else may fail.
-        Err(e) => assert!(
-            matches!(
-                e,
-                packet::EncodeError::V2Ipv6 | packet::EncodeError::V2Interval(_)
-            ),
-            "decoded advert failed to encode: {e}"
-        ),
+        Err(e) => {
+            assert!(matches!(e, packet::EncodeError::V2Ipv6 | packet::EncodeError::V2Interval(_)), "decoded advert failed to encode: {e}")
+        }
     }
     true
 }
