@@ -7,6 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use lvsd::ipvs::{table::Family, wire};
 
 fuzz_target!(|data: &[u8]| {
+    // A whole datagram: netlink headers, acks and errors, dump ends.
+    let _ = wire::parse_replies(data);
     let _ = wire::parse_genl(data);
     let _ = wire::decode_service(data);
     let _ = wire::decode_dest(data, Family::Inet);

@@ -9,7 +9,7 @@ pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 pub const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 const NLA_HDRLEN: usize = 4;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("truncated {0}")]
     Truncated(&'static str),

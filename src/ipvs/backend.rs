@@ -28,6 +28,27 @@ pub trait Backend {
     }
     /// Apply one op.
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError>;
+    /// Apply ops in order and answer each, as if each were applied alone (a failed op does
+    /// not stop the ones after it). The kernel backend sends them many to a datagram.
+    fn apply_batch(&mut self, ops: &[Op]) -> Vec<Result<(), ApplyError>> {
+        ops.iter().map(|op| self.apply(op)).collect()
+    }
+    /// Read the table (all of it, or only `scope`) and return the ops that turn it into
+    /// `desired` (`reconcile::diff`, deleting extra services that are `owned`) and the extra
+    /// services that are not owned. The kernel backend compares while it reads.
+    fn read_diff(
+        &mut self,
+        desired: &Table,
+        owned: &dyn Fn(&ServiceKey) -> bool,
+        scope: Option<&[ServiceKey]>,
+    ) -> Result<(Vec<Op>, Vec<ServiceKey>), ApplyError> {
+        let actual = match scope {
+            Some(keys) => self.dump_services(keys)?,
+            None => self.dump()?,
+        };
+        let foreign = actual.services.keys().filter(|k| !desired.services.contains_key(k) && !owned(k)).copied().collect();
+        Ok((diff(desired, &actual, owned), foreign))
+    }
     /// Write ops sent so far (for status and benchmarks).
     fn writes(&self) -> u64;
     /// Run the connection sync daemon as `want` says (None: leave it alone). Returns what
@@ -70,6 +91,15 @@ pub struct SyncReport {
     pub dump_error: Option<ApplyError>,
     /// Services in the table that are neither wanted nor ours, left alone.
     pub foreign: Vec<ServiceKey>,
+    /// Where the time went (all attempts summed): for benchmarks and the timing log line.
+    pub timing: SyncTiming,
+}
+
+/// Time spent reading the table and comparing it with the desired one, and writing the diff.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncTiming {
+    pub read: std::time::Duration,
+    pub write: std::time::Duration,
 }
 
 impl SyncReport {
@@ -100,26 +130,28 @@ fn sync_scoped(
 ) -> SyncReport {
     let mut report = SyncReport::default();
     for attempt in 0..2 {
-        let read = match scope {
-            Some(keys) => backend.dump_services(keys),
-            None => backend.dump(),
-        };
-        let actual = match read {
-            Ok(t) => t,
+        let t0 = std::time::Instant::now();
+        let (ops, foreign) = match backend.read_diff(desired, owned, scope) {
+            Ok(r) => r,
             Err(e) => {
                 report.dump_error = Some(e);
                 return report;
             }
         };
-        report.foreign = actual.services.keys().filter(|k| !desired.services.contains_key(k) && !owned(k)).copied().collect();
+        report.foreign = foreign;
+        let t1 = std::time::Instant::now();
+        report.timing.read += t1 - t0;
         let mut raced = false;
-        for op in diff(desired, &actual, owned) {
-            match backend.apply(&op) {
+        let mut answers = backend.apply_batch(&ops).into_iter();
+        for op in ops {
+            // A backend that answers fewer ops than it was given leaves the rest unknown.
+            match answers.next().unwrap_or_else(|| Err(ApplyError::Other("no answer from the backend".into()))) {
                 Ok(()) => report.applied.push(op),
                 Err(ApplyError::Exists | ApplyError::NotFound) if attempt == 0 => raced = true,
                 Err(e) => report.failed.push((op, e)),
             }
         }
+        report.timing.write += t1.elapsed();
         if !raced {
             break;
         }
@@ -210,5 +242,51 @@ mod tests {
         let r = sync_services(&mut m, &Table::default(), &|_| true, &[key]);
         assert!(matches!(r.applied[..], [Op::DelService { .. }]), "{:?}", r.applied);
         assert_eq!(m.table.services.len(), 1);
+    }
+
+    /// A backend that refuses one op (as the kernel refuses a bad request) and applies the rest.
+    struct Refusing {
+        inner: MemoryBackend,
+        refuse: Op,
+    }
+    impl Backend for Refusing {
+        fn dump(&mut self) -> Result<Table, ApplyError> {
+            Ok(self.inner.table.clone())
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
+            self.inner.writes += 1;
+            if *op == self.refuse {
+                return Err(ApplyError::Other(format!("{op}: Numerical result out of range (os error 34)")));
+            }
+            MemoryBackend::apply(&mut self.inner, op).map_err(|_| ApplyError::NotFound)
+        }
+        fn writes(&self) -> u64 {
+            self.inner.writes
+        }
+    }
+
+    #[test]
+    fn one_refused_op_of_a_batch_is_reported_alone_and_the_rest_applied() {
+        let mut want = desired();
+        let key = *want.services.keys().next().unwrap();
+        for i in 2..=5 {
+            want.services
+                .get_mut(&key)
+                .unwrap()
+                .dests
+                .insert(DestKey(format!("198.51.100.{i}:80").parse().unwrap()), Dest::new(Forward::Dr, i));
+        }
+        let refuse = Op::AddDest { svc: key, dest: DestKey("198.51.100.3:80".parse().unwrap()), conf: Dest::new(Forward::Dr, 3) };
+        let mut b = Refusing { inner: MemoryBackend::new(), refuse: refuse.clone() };
+        let r = sync(&mut b, &want, &|_| true);
+        assert_eq!(r.failed.len(), 1);
+        assert_eq!(r.failed[0].0, refuse);
+        assert!(matches!(&r.failed[0].1, ApplyError::Other(m) if m.contains("os error 34")));
+        assert_eq!(r.applied.len(), 5);
+        assert_eq!(b.inner.table.dest_count(), 4, "every real but the refused one");
+        assert!(r.dump_error.is_none());
+        // The next pass sends only the refused op again.
+        let r = sync(&mut b, &want, &|_| true);
+        assert_eq!((r.applied.len(), r.failed.len()), (0, 1));
     }
 }

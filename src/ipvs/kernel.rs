@@ -1,16 +1,14 @@
-//! The kernel IPVS backend: generic netlink through neli (family "IPVS", resolved through
-//! nlctrl), messages from `wire`, and the dump -> diff -> apply loop.
+//! The kernel IPVS backend: generic netlink (family "IPVS", resolved through nlctrl with
+//! neli), messages built and parsed by `wire`, sent by `nlsock`; requests go many to a
+//! datagram and their answers are matched by sequence number.
 
 use super::backend::{ApplyError, Backend};
-use super::reconcile::Op;
-use super::table::{ServiceKey, Table};
-use super::wire::{self, DaemonState, Info, Request, SyncDaemon, Timeouts};
-use neli::consts::nl::{NlmF, Nlmsg};
+use super::nlsock::NlSock;
+use super::reconcile::{Differ, Op};
+use super::table::{DestKey, ServiceConf, ServiceKey, Table};
+use super::wire::{self, DaemonState, Info, NlReply, Request, SyncDaemon, Timeouts};
 use neli::consts::socket::NlFamily;
-use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
 use neli::router::synchronous::NlRouter;
-use neli::socket::synchronous::NlSocketHandle;
-use neli::types::Buffer;
 use neli::utils::Groups;
 use std::io;
 use thiserror::Error;
@@ -45,11 +43,29 @@ impl KernelError {
 
 /// An open IPVS netlink channel. Counts the write requests it sends.
 pub struct Kernel {
-    sock: NlSocketHandle,
+    sock: NlSock,
     family: u16,
     seq: u32,
     writes: u64,
+    /// Reused buffers: the datagram being sent, the one being received.
+    tx: Vec<u8>,
+    rx: Vec<u8>,
 }
+
+/// At most this many requests go in one datagram before their answers are read. An answer
+/// the receive buffer has no room for is lost, so a window's answers must fit it: an ack
+/// takes about 1 KiB of it (with NETLINK_CAP_ACK), a get's reply about 5 KiB (the kernel
+/// allocates a page for it). The socket asks for 2 MiB and gets at least 416 KiB.
+const WINDOW: usize = 64;
+/// The window for gets (many services asked for by key).
+const WINDOW_GETS: usize = 32;
+/// And at most this many bytes of requests (one IPVS request is 60-180 bytes).
+const WINDOW_BYTES: usize = 16 * 1024;
+/// The receive buffer: the kernel never makes a dump datagram larger than 32 KiB.
+const RX_BYTES: usize = 32 * 1024;
+
+/// The answer to one request of a batch.
+type Answer = Result<(), KernelError>;
 
 fn cmd_name(cmd: u8) -> &'static str {
     use wire::cmd::*;
@@ -79,22 +95,6 @@ fn cmd_name(cmd: u8) -> &'static str {
 /// under a second.
 const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn set_recv_timeout(sock: &NlSocketHandle, t: std::time::Duration) -> std::io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
-    // SAFETY: a valid socket and a correctly sized timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
-}
-
 impl Kernel {
     /// Resolve the "IPVS" family and open the socket used for requests.
     pub fn open() -> Result<Kernel, KernelError> {
@@ -103,9 +103,8 @@ impl Kernel {
                 NlRouter::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| KernelError::Socket(e.to_string()))?;
             router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
         };
-        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| KernelError::Socket(e.to_string()))?;
-        set_recv_timeout(&sock, RECV_TIMEOUT).map_err(|e| KernelError::Socket(format!("receive timeout: {e}")))?;
-        Ok(Kernel { sock, family, seq: 0, writes: 0 })
+        let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
+        Ok(Kernel { sock, family, seq: 0, writes: 0, tx: Vec::with_capacity(WINDOW_BYTES + 512), rx: Vec::with_capacity(RX_BYTES) })
     }
 
     /// Write requests sent so far (successful or not).
@@ -116,51 +115,113 @@ impl Kernel {
     /// Send one request and collect the generic-netlink payloads of its replies. `what`
     /// names the request in errors; it is only called when something failed.
     fn call(&mut self, req: &Request, what: impl Fn() -> String) -> Result<Vec<Vec<u8>>, KernelError> {
-        let netlink = |msg: String| KernelError::Netlink { what: what(), msg };
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let mut flags = NlmF::REQUEST | NlmF::ACK;
-        if req.dump {
-            flags |= NlmF::DUMP;
-        }
-        let msg: Nlmsghdr<u16, Buffer> = NlmsghdrBuilder::default()
-            .nl_type(self.family)
-            .nl_flags(flags)
-            .nl_seq(seq)
-            .nl_payload(NlPayload::Payload(Buffer::from(req.genl_payload())))
-            .build()
-            .map_err(|e| netlink(e.to_string()))?;
-        if req.is_write() {
-            self.writes += 1;
-        }
-        self.sock.send(&msg).map_err(|e| netlink(e.to_string()))?;
         let mut out = Vec::new();
-        loop {
-            let (iter, _) = self.sock.recv::<u16, Buffer>().map_err(|e| netlink(e.to_string()))?;
-            for m in iter {
-                let m = m.map_err(|e| netlink(e.to_string()))?;
-                if *m.nl_seq() != seq {
-                    continue; // a late reply to an earlier request
+        let mut answers = self.batch(std::slice::from_ref(req), &|_| what(), &mut |_, p| {
+            out.push(p.to_vec());
+            Ok(())
+        });
+        answers.pop().expect("one answer per request").map(|()| out)
+    }
+
+    /// Send `reqs` and return one answer per request, in order. Requests go out many to a
+    /// datagram (at most WINDOW, WINDOW_BYTES), each flagged NLM_F_ACK and numbered; the
+    /// kernel handles a datagram's messages one after the other, whatever each one's outcome,
+    /// and answers each, so after a datagram its answers are read and matched to the requests
+    /// by sequence number. `on_data(i, payload)` gets the data messages of request `i` (a
+    /// get's reply, a dump's parts); an error it returns becomes that request's answer.
+    /// A dump goes alone: the kernel runs one dump per socket at a time (EBUSY otherwise).
+    /// When answers stop coming (timeout, a receive error, an undecodable datagram), each
+    /// request still unanswered gets an error saying its outcome is unknown.
+    fn batch(
+        &mut self,
+        reqs: &[Request],
+        what: &dyn Fn(usize) -> String,
+        on_data: &mut dyn FnMut(usize, &[u8]) -> Result<(), KernelError>,
+    ) -> Vec<Answer> {
+        let n = reqs.len();
+        let base = self.seq.wrapping_add(1);
+        self.seq = self.seq.wrapping_add(n as u32);
+        let Kernel { sock, family, writes, tx, rx, .. } = self;
+        let mut answers: Vec<Option<Answer>> = (0..n).map(|_| None).collect();
+        let mut closed = vec![false; n];
+        let lost = |i: usize, msg: &str| KernelError::Netlink { what: what(i), msg: msg.to_string() };
+        let mut start = 0;
+        while start < n {
+            tx.clear();
+            let mut end = start;
+            while end < n {
+                let r = &reqs[end];
+                let window = if reqs[start].is_write() { WINDOW } else { WINDOW_GETS };
+                if end > start && (end - start >= window || tx.len() + r.nl_len() > WINDOW_BYTES || r.dump || reqs[start].dump) {
+                    break;
                 }
-                let errno = match m.nl_payload() {
-                    NlPayload::Err(e) => -*e.error(),
-                    // A dump ends with NLMSG_DONE, whose payload is 0 or a negative errno.
-                    NlPayload::DumpExtAck(e) => -*e.error(),
-                    _ => 0,
+                r.encode(*family, base.wrapping_add(end as u32), tx);
+                if r.is_write() {
+                    *writes += 1;
+                }
+                end += 1;
+            }
+            if let Err(e) = sock.send(tx) {
+                let msg = format!("sending the request failed: {e}");
+                for (i, a) in answers.iter_mut().enumerate().take(end).skip(start) {
+                    *a = Some(Err(lost(i, &msg)));
+                }
+                start = end;
+                continue;
+            }
+            let mut open = end - start;
+            while open > 0 {
+                let failed = match sock.recv(rx) {
+                    Ok(dgram) => match wire::parse_replies(dgram) {
+                        Ok(msgs) => {
+                            for m in msgs {
+                                let i = m.seq().wrapping_sub(base) as usize;
+                                if i < start || i >= end || closed[i] {
+                                    continue; // a late answer to an earlier request
+                                }
+                                match m {
+                                    NlReply::Data { payload, .. } => {
+                                        if answers[i].is_none() {
+                                            if let Err(e) = on_data(i, payload) {
+                                                answers[i] = Some(Err(e));
+                                            }
+                                        }
+                                    }
+                                    NlReply::Ack { errno, .. } | NlReply::Done { errno, .. } => {
+                                        closed[i] = true;
+                                        open -= 1;
+                                        if answers[i].is_none() {
+                                            answers[i] = Some(if errno == 0 {
+                                                Ok(())
+                                            } else {
+                                                Err(KernelError::Errno { what: what(i), errno, err: io::Error::from_raw_os_error(errno) })
+                                            });
+                                        }
+                                    }
+                                }
+                            }
+                            None
+                        }
+                        Err(e) => Some(format!("cannot decode the kernel's answer ({e}); outcome unknown")),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        Some(format!("no answer within {} s; outcome unknown", RECV_TIMEOUT.as_secs()))
+                    }
+                    Err(e) => Some(format!("receiving the answer failed ({e}); outcome unknown")),
                 };
-                if errno != 0 {
-                    return Err(KernelError::Errno { what: what(), errno, err: io::Error::from_raw_os_error(errno) });
-                }
-                if *m.nl_type() == u16::from(Nlmsg::Done) {
-                    return Ok(out);
-                }
-                match m.nl_payload() {
-                    NlPayload::Ack(_) | NlPayload::DumpExtAck(_) | NlPayload::Err(_) => return Ok(out),
-                    NlPayload::Payload(p) => out.push(p.as_ref().to_vec()),
-                    NlPayload::Empty => {}
+                if let Some(msg) = failed {
+                    for i in start..end {
+                        if !closed[i] {
+                            closed[i] = true;
+                            answers[i] = Some(Err(lost(i, &msg)));
+                        }
+                    }
+                    break;
                 }
             }
+            start = end;
         }
+        answers.into_iter().map(|a| a.expect("every request answered")).collect()
     }
 
     fn decode<T>(what: &str, r: Result<T, super::attrs::DecodeError>) -> Result<T, KernelError> {
@@ -176,28 +237,31 @@ impl Kernel {
     /// The whole table: every service, then each service's destinations (as ipvsadm does).
     pub fn dump(&mut self) -> Result<Table, KernelError> {
         let mut t = Table::default();
-        for p in self.call(&wire::get_services(), || "list services".into())? {
-            let (k, s) = Self::decode("list services", wire::decode_service(&p))?;
+        let mut answers = self.batch(&[wire::get_services()], &|_| "list services".into(), &mut |_, p| {
+            let (k, s) = Self::decode("list services", wire::decode_service(p))?;
             t.services.insert(k, s);
-        }
+            Ok(())
+        });
+        answers.pop().expect("one answer")?;
         let keys: Vec<ServiceKey> = t.services.keys().copied().collect();
         self.fill_dests(&mut t, &keys)?;
         Ok(t)
     }
 
-    /// Only these services (asked for one by one), with their destinations; those that do
-    /// not exist are left out.
+    /// Only these services (asked for together, many to a datagram), with their
+    /// destinations; those that do not exist are left out.
     pub fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, KernelError> {
         let mut t = Table::default();
-        for k in keys {
-            let what = || format!("get service {}", super::format::service_name(k));
-            match self.call(&wire::get_service(k), what) {
-                Ok(replies) => {
-                    if let Some(p) = replies.first() {
-                        let (k, s) = Self::decode("get service", wire::decode_service(p))?;
-                        t.services.insert(k, s);
-                    }
-                }
+        let reqs: Vec<Request> = keys.iter().map(wire::get_service).collect();
+        let what = |i: usize| format!("get service {}", super::format::service_name(&keys[i]));
+        let answers = self.batch(&reqs, &what, &mut |_, p| {
+            let (k, s) = Self::decode("get service", wire::decode_service(p))?;
+            t.services.insert(k, s);
+            Ok(())
+        });
+        for a in answers {
+            match a {
+                Ok(()) => {}
                 Err(e) if e.is_stale() => {}
                 Err(e) => return Err(e),
             }
@@ -210,35 +274,115 @@ impl Kernel {
     /// Read the destinations of `keys` into `t`; a service deleted meanwhile is dropped.
     fn fill_dests(&mut self, t: &mut Table, keys: &[ServiceKey]) -> Result<(), KernelError> {
         for k in keys {
-            let what = || format!("list real servers of {}", super::format::service_name(k));
-            let replies = match self.call(&wire::get_dests(k), what) {
-                Ok(r) => r,
+            let what = |_: usize| format!("list real servers of {}", super::format::service_name(k));
+            let svc = t.services.get_mut(k).expect("key from this table");
+            let family = k.family();
+            let mut answers = self.batch(&[wire::get_dests(k)], &what, &mut |_, p| {
+                let (dk, d) = Self::decode("list real servers", wire::decode_dest(p, family))?;
+                svc.dests.insert(dk, d);
+                Ok(())
+            });
+            match answers.pop().expect("one answer") {
+                Ok(()) => {}
                 Err(e) if e.is_stale() => {
                     t.services.remove(k);
-                    continue;
                 }
                 Err(e) => return Err(e),
-            };
-            let svc = t.services.get_mut(k).expect("key from this table");
-            for p in replies {
-                let (dk, d) = Self::decode("list real servers", wire::decode_dest(&p, k.family()))?;
-                svc.dests.insert(dk, d);
             }
         }
         Ok(())
     }
 
+    /// The ops that turn the kernel's table (all of it, or only `scope`) into `desired`, and
+    /// the services found that are neither wanted nor `owned`. Computed while the answers
+    /// are read, without building the kernel's table: the services come in one dump (for a
+    /// scope: one get each, many to a datagram), then the destinations of each wanted
+    /// service in one dump each, compared with `desired` as they are decoded; a no-change
+    /// pass keeps nothing per real server. Same ops, in the same order, as
+    /// `reconcile::diff` of a dump.
+    pub fn read_diff(
+        &mut self,
+        desired: &Table,
+        owned: &dyn Fn(&ServiceKey) -> bool,
+        scope: Option<&[ServiceKey]>,
+    ) -> Result<(Vec<Op>, Vec<ServiceKey>), KernelError> {
+        let mut have: Vec<(ServiceKey, ServiceConf)> = Vec::new();
+        let mut keep = |p: &[u8], what: &str| -> Result<(), KernelError> {
+            let (k, s) = Self::decode(what, wire::decode_service(p))?;
+            have.push((k, s.conf));
+            Ok(())
+        };
+        match scope {
+            None => {
+                let mut answers = self.batch(&[wire::get_services()], &|_| "list services".into(), &mut |_, p| keep(p, "list services"));
+                answers.pop().expect("one answer")?;
+            }
+            Some(keys) => {
+                let reqs: Vec<Request> = keys.iter().map(wire::get_service).collect();
+                let what = |i: usize| format!("get service {}", super::format::service_name(&keys[i]));
+                for a in self.batch(&reqs, &what, &mut |_, p| keep(p, "get service")) {
+                    match a {
+                        Ok(()) => {}
+                        Err(e) if e.is_stale() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        have.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut d = Differ::default();
+        // The destinations listed for the service at hand; reused, so no allocation per pass.
+        let mut seen: Vec<DestKey> = Vec::new();
+        for (key, want) in &desired.services {
+            let Ok(i) = have.binary_search_by(|h| h.0.cmp(key)) else {
+                d.missing_service(key, want);
+                continue;
+            };
+            d.service_conf(key, want, &have[i].1);
+            seen.clear();
+            let family = key.family();
+            let what = |_: usize| format!("list real servers of {}", super::format::service_name(key));
+            let mut answers = self.batch(&[wire::get_dests(key)], &what, &mut |_, p| {
+                let (dk, hd) = Self::decode("list real servers", wire::decode_dest(p, family))?;
+                d.dest(key, want, &dk, &hd);
+                seen.push(dk);
+                Ok(())
+            });
+            match answers.pop().expect("one answer") {
+                Ok(()) => d.end_dests(key, want, |dk| seen.contains(dk)),
+                // Deleted meanwhile (by someone else): add it back.
+                Err(e) if e.is_stale() => d.missing_service(key, want),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut foreign = Vec::new();
+        for (key, _) in &have {
+            if !desired.services.contains_key(key) {
+                if owned(key) {
+                    d.extra_service(key);
+                } else {
+                    foreign.push(*key);
+                }
+            }
+        }
+        Ok((d.finish(), foreign))
+    }
+
     /// Apply one reconcile op.
     pub fn apply(&mut self, op: &Op) -> Result<(), KernelError> {
-        let req = match op {
-            Op::AddService { key, conf } => wire::new_service(key, conf),
-            Op::EditService { key, conf } => wire::set_service(key, conf),
-            Op::DelService { key } => wire::del_service(key),
-            Op::AddDest { svc, dest, conf } => wire::new_dest(svc, dest, conf),
-            Op::EditDest { svc, dest, conf } => wire::set_dest(svc, dest, conf),
-            Op::DelDest { svc, dest } => wire::del_dest(svc, dest),
-        };
-        self.call(&req, || op.to_string()).map(|_| ())
+        self.apply_batch(std::slice::from_ref(op)).pop().expect("one answer")
+    }
+
+    /// Apply ops in order, many to a datagram; one answer per op, in order. The kernel goes
+    /// on after a failed op, as it would if each op were sent alone, so each answer is what
+    /// that op alone would have met.
+    pub fn apply_batch(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(WINDOW) {
+            let reqs: Vec<Request> = chunk.iter().map(request).collect();
+            answers.extend(self.batch(&reqs, &|i| chunk[i].to_string(), &mut |_, _| Ok(())));
+        }
+        answers
     }
 
     pub fn timeouts(&mut self) -> Result<Timeouts, KernelError> {
@@ -279,11 +423,34 @@ impl Backend for Kernel {
     fn apply(&mut self, op: &Op) -> Result<(), ApplyError> {
         Kernel::apply(self, op).map_err(apply_error)
     }
+    fn apply_batch(&mut self, ops: &[Op]) -> Vec<Result<(), ApplyError>> {
+        Kernel::apply_batch(self, ops).into_iter().map(|r| r.map_err(apply_error)).collect()
+    }
+    fn read_diff(
+        &mut self,
+        desired: &Table,
+        owned: &dyn Fn(&ServiceKey) -> bool,
+        scope: Option<&[ServiceKey]>,
+    ) -> Result<(Vec<Op>, Vec<ServiceKey>), ApplyError> {
+        Kernel::read_diff(self, desired, owned, scope).map_err(apply_error)
+    }
     fn writes(&self) -> u64 {
         self.writes
     }
     fn sync_daemon(&mut self, want: Option<&SyncDaemon>) -> Result<Vec<String>, ApplyError> {
         sync_daemon(self, want).map_err(apply_error)
+    }
+}
+
+/// The request that carries out `op`.
+fn request(op: &Op) -> Request {
+    match op {
+        Op::AddService { key, conf } => wire::new_service(key, conf),
+        Op::EditService { key, conf } => wire::set_service(key, conf),
+        Op::DelService { key } => wire::del_service(key),
+        Op::AddDest { svc, dest, conf } => wire::new_dest(svc, dest, conf),
+        Op::EditDest { svc, dest, conf } => wire::set_dest(svc, dest, conf),
+        Op::DelDest { svc, dest } => wire::del_dest(svc, dest),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod format;
 pub mod kernel;
 pub mod memory;
+pub mod nlsock;
 pub mod reconcile;
 pub mod table;
 pub mod wire;

@@ -571,3 +571,112 @@ pub fn decode_daemon(payload: &[u8]) -> Result<SyncDaemon, DecodeError> {
     d.mcast_ttl = find(&a, daemon_attr::MCAST_TTL).map(|x| x.u8("mcast ttl")).transpose()?;
     Ok(d)
 }
+
+// --- Netlink framing: several requests in one datagram, replies matched by sequence number ---
+
+/// sizeof(struct nlmsghdr); every message starts 4-byte aligned (NLMSG_ALIGNTO).
+pub const NLMSG_HDRLEN: usize = 16;
+
+/// NLMSG_* control message types (include/uapi/linux/netlink.h).
+pub mod nlmsg {
+    pub const NOOP: u16 = 1;
+    pub const ERROR: u16 = 2;
+    pub const DONE: u16 = 3;
+    pub const OVERRUN: u16 = 4;
+    /// Types below this are control messages; a generic-netlink family's id is at least this.
+    pub const MIN_TYPE: u16 = 0x10;
+}
+
+/// NLM_F_* header flags.
+pub mod nlm_f {
+    pub const REQUEST: u16 = 0x1;
+    pub const MULTI: u16 = 0x2;
+    pub const ACK: u16 = 0x4;
+    /// NLM_F_ROOT | NLM_F_MATCH.
+    pub const DUMP: u16 = 0x300;
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+impl Request {
+    /// Header flags as libnl sets them for ipvsadm: REQUEST | ACK, and DUMP for a dump.
+    pub fn nl_flags(&self) -> u16 {
+        nlm_f::REQUEST | nlm_f::ACK | if self.dump { nlm_f::DUMP } else { 0 }
+    }
+    /// Length of this request as one netlink message (header, genlmsghdr, attributes).
+    pub fn nl_len(&self) -> usize {
+        NLMSG_HDRLEN + 4 + self.attrs.len()
+    }
+    /// Append this request to `buf` as one netlink message of family `family` with sequence
+    /// number `seq` (port id 0: the kernel knows the sender). Several may follow each other in
+    /// one datagram; the kernel answers each in order.
+    pub fn encode(&self, family: u16, seq: u32, buf: &mut Vec<u8>) {
+        let len = self.nl_len();
+        buf.extend_from_slice(&(len as u32).to_ne_bytes());
+        buf.extend_from_slice(&family.to_ne_bytes());
+        buf.extend_from_slice(&self.nl_flags().to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&[self.cmd, GENL_VERSION, 0, 0]);
+        buf.extend_from_slice(&self.attrs);
+        buf.resize(buf.len() - len + align4(len), 0);
+    }
+}
+
+/// One message of a datagram the kernel sent on an IPVS socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NlReply<'a> {
+    /// A message of a family (one service, one real server...): its type (the family's id)
+    /// and generic netlink payload.
+    Data { seq: u32, ty: u16, payload: &'a [u8] },
+    /// NLMSG_ERROR: the answer to the request `seq`; errno 0 is the ack of a success.
+    Ack { seq: u32, errno: i32 },
+    /// NLMSG_DONE: the end of the dump `seq`, with the errno it ended with (0 normally).
+    Done { seq: u32, errno: i32 },
+}
+
+impl NlReply<'_> {
+    pub fn seq(&self) -> u32 {
+        match *self {
+            NlReply::Data { seq, .. } | NlReply::Ack { seq, .. } | NlReply::Done { seq, .. } => seq,
+        }
+    }
+}
+
+/// Split a received datagram into its messages. NLMSG_NOOP and NLMSG_OVERRUN and other
+/// control types carry nothing for us and are skipped. The errno of NLMSG_ERROR and
+/// NLMSG_DONE is returned positive (the kernel sends -errno).
+pub fn parse_replies(mut buf: &[u8]) -> Result<Vec<NlReply<'_>>, DecodeError> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        if buf.len() < NLMSG_HDRLEN {
+            return Err(DecodeError::Truncated("netlink header"));
+        }
+        let len = u32::from_ne_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
+        let ty = u16::from_ne_bytes([buf[4], buf[5]]);
+        let seq = u32::from_ne_bytes(buf[8..12].try_into().expect("4 bytes"));
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            return Err(DecodeError::Truncated("netlink message"));
+        }
+        let body = &buf[NLMSG_HDRLEN..len];
+        // struct nlmsgerr / NLMSG_DONE start with an int: 0 or -errno. An old kernel's DONE
+        // may have no body at all.
+        let errno = |what: &'static str| -> Result<i32, DecodeError> {
+            match body.get(..4) {
+                Some(b) => Ok(i32::from_ne_bytes(b.try_into().expect("4 bytes")).wrapping_neg()),
+                None if what == "netlink done" => Ok(0),
+                None => Err(DecodeError::Truncated(what)),
+            }
+        };
+        match ty {
+            nlmsg::ERROR => out.push(NlReply::Ack { seq, errno: errno("netlink error")? }),
+            nlmsg::DONE => out.push(NlReply::Done { seq, errno: errno("netlink done")? }),
+            t if t >= nlmsg::MIN_TYPE => out.push(NlReply::Data { seq, ty: t, payload: body }),
+            _ => {}
+        }
+        buf = &buf[align4(len).min(buf.len())..];
+    }
+    Ok(out)
+}

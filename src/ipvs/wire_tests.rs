@@ -279,3 +279,128 @@ fn decoded_replies_format_as_ipvsadm_printed_them() {
         assert_eq!(out, printed(name), "{name}");
     }
 }
+
+/// The datagram ipvsadm sent with its IPVS request (not nlctrl's, not the GET_INFO probe).
+fn sent_datagram(name: &str) -> Vec<u8> {
+    let all: Vec<Vec<u8>> = datagrams(&fixture(name))
+        .into_iter()
+        .filter(|(d, b)| *d == Dir::Send && b.len() > 16 && u16::from_ne_bytes([b[4], b[5]]) >= 0x11 && b[16] != cmd::GET_INFO)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(all.len(), 1, "{name}: expected one IPVS datagram");
+    all.into_iter().next().unwrap()
+}
+
+#[test]
+fn encode_whole_messages_like_ipvsadm() {
+    let web = tcp("192.0.2.1:80");
+    for (name, req) in [
+        ("dest-new-nat", wire::new_dest(&web, &dk("198.51.100.2:8080"), &dest(Forward::Nat, 1))),
+        ("svc-new-v4-persistent", wire::new_service(&web, &conf("wrr", P, 50, 0xffff_ffff, None))),
+        ("dest-del", wire::del_dest(&web, &dk("198.51.100.2:8080"))),
+    ] {
+        let theirs = sent_datagram(name);
+        let family = u16::from_ne_bytes([theirs[4], theirs[5]]);
+        let seq = u32::from_ne_bytes(theirs[8..12].try_into().unwrap());
+        let mut ours = Vec::new();
+        req.encode(family, seq, &mut ours);
+        assert_eq!(ours.len(), req.nl_len().next_multiple_of(4), "{name}");
+        // Everything but the port id, which libnl fills in and the kernel ignores.
+        assert_eq!(hex(&ours[..12]), hex(&theirs[..12]), "{name}: header");
+        assert_eq!(hex(&ours[16..]), hex(&theirs[16..]), "{name}: payload");
+    }
+}
+
+#[test]
+fn a_batch_is_messages_back_to_back_each_with_its_sequence_number() {
+    let web = tcp("192.0.2.1:80");
+    let reqs = [
+        wire::new_service(&web, &conf("rr", 0, 0, 0xffff_ffff, None)),
+        wire::new_dest(&web, &dk("198.51.100.1:80"), &dest(Forward::Dr, 1)),
+    ];
+    let mut buf = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        r.encode(0x20, 100 + i as u32, &mut buf);
+    }
+    let mut off = 0;
+    for (i, r) in reqs.iter().enumerate() {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+        assert_eq!(len, r.nl_len());
+        assert_eq!(u16::from_ne_bytes([buf[off + 6], buf[off + 7]]), 0x5, "REQUEST | ACK");
+        assert_eq!(u32::from_ne_bytes(buf[off + 8..off + 12].try_into().unwrap()), 100 + i as u32);
+        assert_eq!(hex(&buf[off + 16..off + len]), hex(&r.genl_payload()));
+        off += len.next_multiple_of(4);
+    }
+    assert_eq!(off, buf.len());
+}
+
+/// Every datagram the kernel sent ipvsadm, split by `parse_replies`.
+fn replies(name: &str) -> Vec<Vec<u8>> {
+    datagrams(&fixture(name)).into_iter().filter(|(d, _)| *d == Dir::Recv).map(|(_, b)| b).collect()
+}
+
+#[test]
+fn parse_the_kernels_answers_as_captured() {
+    // `ipvsadm -L -n`: a services dump (7 services, then NLMSG_DONE with errno 0) and one
+    // destinations dump per service.
+    let mut services = 0;
+    let mut dests = 0;
+    let mut done = 0;
+    for d in replies("list") {
+        for m in wire::parse_replies(&d).unwrap() {
+            match m {
+                // Type 0x10 is nlctrl (resolving "IPVS"); IPVS's id comes after it.
+                wire::NlReply::Data { ty, payload, .. } if ty > 0x10 && payload[0] == cmd::NEW_SERVICE => services += 1,
+                wire::NlReply::Data { ty, payload, .. } if ty > 0x10 && payload[0] == cmd::NEW_DEST => dests += 1,
+                wire::NlReply::Done { errno, .. } => {
+                    assert_eq!(errno, 0);
+                    done += 1
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(services, 7);
+    assert_eq!(dests, table_from("list").1.dest_count());
+    assert_eq!(done, 1 + 7, "one DONE per dump");
+    // A write's ack: NLMSG_ERROR with error 0 and the request's sequence number.
+    let theirs = sent_datagram("dest-del");
+    let seq = u32::from_ne_bytes(theirs[8..12].try_into().unwrap());
+    let answers = replies("dest-del");
+    let acks: Vec<wire::NlReply> = answers.iter().flat_map(|d| wire::parse_replies(d).unwrap()).filter(|m| m.seq() == seq).collect();
+    assert!(acks.contains(&wire::NlReply::Ack { seq, errno: 0 }), "{acks:?}");
+}
+
+#[test]
+fn parse_errors_and_batches_of_answers() {
+    // Two answers in one datagram: an ack, then EEXIST (-17) for the next request, as the
+    // kernel sends them with NETLINK_CAP_ACK (the request's header only).
+    let mut d = Vec::new();
+    for (seq, err) in [(7u32, 0i32), (8, -17)] {
+        d.extend_from_slice(&36u32.to_ne_bytes());
+        d.extend_from_slice(&wire::nlmsg::ERROR.to_ne_bytes());
+        d.extend_from_slice(&0x100u16.to_ne_bytes());
+        d.extend_from_slice(&seq.to_ne_bytes());
+        d.extend_from_slice(&0u32.to_ne_bytes());
+        d.extend_from_slice(&err.to_ne_bytes());
+        d.extend_from_slice(&[0u8; 16]);
+    }
+    assert_eq!(wire::parse_replies(&d).unwrap(), vec![wire::NlReply::Ack { seq: 7, errno: 0 }, wire::NlReply::Ack { seq: 8, errno: 17 }]);
+    use super::attrs::DecodeError;
+    assert_eq!(wire::parse_replies(&d[..10]), Err(DecodeError::Truncated("netlink header")));
+    assert_eq!(wire::parse_replies(&d[..30]), Err(DecodeError::Truncated("netlink message")));
+    let mut short = d[..16].to_vec();
+    short[0] = 16;
+    assert_eq!(wire::parse_replies(&short), Err(DecodeError::Truncated("netlink error")));
+    // An old kernel's NLMSG_DONE without a body; a NOOP is skipped.
+    let mut old = d[..16].to_vec();
+    old[0] = 16;
+    old[4..6].copy_from_slice(&wire::nlmsg::DONE.to_ne_bytes());
+    let mut noop = old.clone();
+    noop[4..6].copy_from_slice(&wire::nlmsg::NOOP.to_ne_bytes());
+    noop.extend_from_slice(&old);
+    assert_eq!(wire::parse_replies(&noop).unwrap(), vec![wire::NlReply::Done { seq: 7, errno: 0 }]);
+    let mut zero = d.clone();
+    zero[0..4].copy_from_slice(&0u32.to_ne_bytes());
+    assert_eq!(wire::parse_replies(&zero), Err(DecodeError::Truncated("netlink message")));
+}

@@ -17,3 +17,27 @@ grep -q '198.51.100.203:443 *Tunnel *gre:+c *1 ' /tmp/tun.txt || { cat /tmp/tun.
 lvsd run $P --once 2>/tmp/once.log > /tmp/once.out
 grep -q 'ipvs: 0 applied, 0 failed, 0 writes' /tmp/once.out || { cat /tmp/once.log; fail "second pass: $(cat /tmp/once.out)"; }
 echo "roundtrip: ok ($(grep -c '^  ->' /tmp/kernel.txt) reals in $(grep -vc '^  ->' /tmp/kernel.txt) services)"
+
+# A batch with one failing request: requests go many to a datagram; the one the kernel
+# refuses is reported with its own error, every other one is applied.
+ip netns add batch
+trap 'ip netns del batch' EXIT
+ip netns exec batch ip link set lo up
+B="-p tests/vm/roundtrip-batch.lua --node lvs01"
+rc=0
+ip netns exec batch lvsd run $B --once 2>/tmp/batch.log > /tmp/batch.out || rc=$?
+cat /tmp/batch.out
+[ $rc -ne 0 ] || fail "batch: a failed request must fail the pass"
+grep -q 'ipvs: 199 applied, 1 failed, 200 writes' /tmp/batch.out || { cat /tmp/batch.log; fail "batch: $(cat /tmp/batch.out)"; }
+grep 'failed' /tmp/batch.log | grep -v 'ipvs sync done' > /tmp/batch.err || true
+[ "$(wc -l < /tmp/batch.err)" = 1 ] || { cat /tmp/batch.log; fail "batch: expected exactly one failed op"; }
+grep -q 'add real 198.51.100.3:8023 to TCP  192.0.2.23:8023 weight 3' /tmp/batch.err || { cat /tmp/batch.err; fail "batch: not the refused request"; }
+grep -q 'os error 34' /tmp/batch.err || { cat /tmp/batch.err; fail "batch: not the kernel's ERANGE"; }
+ip netns exec batch ipvsadm -S -n > /tmp/batch.txt
+[ "$(grep -c '^-A' /tmp/batch.txt)" = 40 ] || fail "batch: services missing"
+[ "$(grep -c '^-a' /tmp/batch.txt)" = 159 ] || { cat /tmp/batch.txt; fail "batch: reals missing"; }
+grep -q '198.51.100.3:8023' /tmp/batch.txt && fail "batch: the refused real is in the table"
+# The next pass tries the refused real again, alone, and meets the same error.
+ip netns exec batch lvsd run $B --once 2>/tmp/batch.log > /tmp/batch.out || true
+grep -q 'ipvs: 0 applied, 1 failed, 1 writes' /tmp/batch.out || { cat /tmp/batch.log; fail "batch, second pass: $(cat /tmp/batch.out)"; }
+echo "roundtrip: batch with one refused request ok"
