@@ -1,12 +1,17 @@
-# IPVS benchmark (prints figures; not part of cargo test): 10,000 services x 4 reals applied
-# to an empty table by `lvsd run --once` against `ipvsadm -R` loading the same table, then a
-# no-change resync and a one-weight change. Run it with scripts/bench-ipvs.
+# IPVS benchmark (prints figures; not part of cargo test): N services x 4 reals (N =
+# LVSD_BENCH_SERVICES, default 10,000) applied to an empty table by `lvsd run --once` against
+# `ipvsadm -R` loading the same table, then a no-change resync and a one-weight change.
+# LVSD_BENCH_PROFILE=1 adds a syscall count (strace -c) of the no-change resync.
+# Run it with scripts/bench-ipvs.
 set -e
+N=${LVSD_BENCH_SERVICES:-10000}
 up() { cut -d' ' -f1 /proc/uptime; }
 secs() { awk "BEGIN{printf \"%.2f\", $2 - $1}"; }
 # The same table as ipvsadm restore rules.
-awk 'BEGIN{for(i=0;i<10000;i++){v=sprintf("192.0.2.%d:%d", i%250+1, 1000+int(i/250));
+awk -v n=$N 'BEGIN{for(i=0;i<n;i++){v=sprintf("192.0.2.%d:%d", i%250+1, 1000+int(i/250));
   printf "-A -t %s -s wrr\n", v; for(r=1;r<=4;r++) printf "-a -t %s -r 198.51.100.%d -g -w 1\n", v, r}}' > /tmp/rules
+sed "s/^local N = 10000\$/local N = $N/" tests/vm/bench.lua > /tmp/bench.lua
+grep -q "^local N = $N\$" /tmp/bench.lua || fail "bench.lua: cannot set N"
 echo "bench: $(grep -c '^-A' /tmp/rules) services, $(grep -c '^-a' /tmp/rules) reals"
 
 # Each tool gets a fresh network namespace, so a fresh IPVS table: after a flush the kernel
@@ -21,32 +26,56 @@ ip netns exec bench-lvsd ip link set lo up
 t0=$(up); ip netns exec bench-ipvsadm ipvsadm -R < /tmp/rules; t1=$(up)
 ipvsadm_s=$(secs $t0 $t1)
 ip netns exec bench-ipvsadm ipvsadm -S -n > /tmp/ipvsadm-save.txt
+t0=$(up); ip netns exec bench-ipvsadm ipvsadm -L -n > /dev/null; t1=$(up)
+list_s=$(secs $t0 $t1)
 
-P="-p tests/vm/bench.lua --node lvs01"
+P="-p /tmp/bench.lua --node lvs01"
+# lvsd's own split of a pass (the `ipvs_timing` log line): reading the table, the diff and
+# the writes, without starting the process and loading the policy.
+timing() { grep -o 'read_ms=[0-9.]*.*write_ms=[0-9.]*' /tmp/once.log | tail -1; }
 run() {
-    LVSD_LOG=warn ip netns exec bench-lvsd lvsd run "$@" --once > /tmp/once.out 2>/tmp/once.log \
+    LVSD_LOG=warn,ipvs_timing=info ip netns exec bench-lvsd lvsd run "$@" --once > /tmp/once.out 2>/tmp/once.log \
         || { cat /tmp/once.log; fail "lvsd run failed"; }
 }
 t0=$(up); run $P; t1=$(up)
 lvsd_s=$(secs $t0 $t1)
-apply_out=$(cat /tmp/once.out)
+apply_out=$(cat /tmp/once.out); apply_t=$(timing)
 ip netns exec bench-lvsd ipvsadm -S -n > /tmp/lvsd-save.txt
 cmp -s /tmp/ipvsadm-save.txt /tmp/lvsd-save.txt && identical=yes || identical=NO
+echo "BENCH services x reals:           $N x 4"
 echo "BENCH ipvsadm -R (empty table):   ${ipvsadm_s} s"
-echo "BENCH lvsd run --once (empty):    ${lvsd_s} s   [$apply_out]"
-echo "BENCH ratio lvsd / ipvsadm -R:    $(awk "BEGIN{printf \"%.2f\", $lvsd_s / $ipvsadm_s}")x"
+echo "BENCH lvsd run --once (empty):    ${lvsd_s} s   [$apply_out] [$apply_t]"
+echo "BENCH ratio lvsd / ipvsadm -R:    $(awk "BEGIN{printf \"%.3f\", $lvsd_s / $ipvsadm_s}")x"
 echo "BENCH same table as ipvsadm -R:   $identical"
 
 t0=$(up); run $P; t1=$(up)
-nochange_s=$(secs $t0 $t1); nochange_out=$(cat /tmp/once.out)
-t0=$(up); run -p tests/vm/bench.lua --node changed; t1=$(up)
-change_s=$(secs $t0 $t1); change_out=$(cat /tmp/once.out)
-t0=$(up); lvsd plan tests/vm/bench.lua --node lvs01 > /dev/null; t1=$(up)
+nochange_s=$(secs $t0 $t1); nochange_out=$(cat /tmp/once.out); nochange_t=$(timing)
+t0=$(up); run -p /tmp/bench.lua --node changed; t1=$(up)
+change_s=$(secs $t0 $t1); change_out=$(cat /tmp/once.out); change_t=$(timing)
+t0=$(up); lvsd plan /tmp/bench.lua --node lvs01 > /dev/null; t1=$(up)
 plan_s=$(secs $t0 $t1)
 
 echo "BENCH   of which policy + plan:   ${plan_s} s (lvsd plan, no kernel)"
-echo "BENCH no-change resync:           ${nochange_s} s   [$nochange_out]"
-echo "BENCH one weight changed:         ${change_s} s   [$change_out]"
+echo "BENCH no-change resync:           ${nochange_s} s   [$nochange_out] [$nochange_t]"
+echo "BENCH one weight changed:         ${change_s} s   [$change_out] [$change_t]"
+echo "BENCH ipvsadm -L -n (same table): ${list_s} s"
+# The kernel part of a pass: the sum of its timing fields.
+ms() { echo "$1" | tr ' ' '\n' | sed -n 's/^[a-z_]*_ms=//p' | awk '{t += $1} END {if (NR) printf "%.0f", t}'; }
+a=$(ms "$apply_t"); r=$(ms "$nochange_t"); c=$(ms "$change_t")
+[ -n "$a" ] && [ -n "$r" ] && [ -n "$c" ] && [ "$a" -gt 0 ] && {
+    echo "BENCH resync / apply (kernel part): ${r} ms / ${a} ms = $(awk "BEGIN{printf \"%.3f\", $r / $a}")"
+    echo "BENCH one change / apply (kernel part): ${c} ms / ${a} ms = $(awk "BEGIN{printf \"%.3f\", $c / $a}")"
+}
+if [ "${LVSD_BENCH_PROFILE:-0}" = 1 ]; then
+    # Where a no-change pass spends its time: syscalls by count and time, and user vs system.
+    LVSD_LOG=warn ip netns exec bench-lvsd strace -c -f -o /tmp/strace.txt lvsd run $P --once > /dev/null 2>&1 || true
+    sed -n '1,14p' /tmp/strace.txt | sed 's/^/BENCH strace: /'
+    grep total /tmp/strace.txt | sed 's/^/BENCH strace: /'
+    LVSD_LOG=warn ip netns exec bench-lvsd sh -c "time lvsd run $P --once" > /dev/null 2>/tmp/time.txt || true
+    tr '\n' ' ' < /tmp/time.txt | sed 's/^/BENCH time (no-change run --once): /'; echo
+    LVSD_LOG=warn sh -c "time lvsd plan /tmp/bench.lua --node lvs01" > /dev/null 2>/tmp/time.txt || true
+    tr '\n' ' ' < /tmp/time.txt | sed 's/^/BENCH time (plan): /'; echo
+fi
 echo "$nochange_out" | grep -q ' 0 writes' || fail "no-change resync wrote"
 echo "$change_out" | grep -q '1 applied, 0 failed, 1 writes' || fail "one change is not one write"
 [ $identical = yes ] || { diff -u /tmp/ipvsadm-save.txt /tmp/lvsd-save.txt | head -20; fail "lvsd made another table than ipvsadm -R"; }
