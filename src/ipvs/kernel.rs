@@ -50,6 +50,8 @@ pub struct Kernel {
     /// Reused buffers: the datagram being sent, the one being received.
     tx: Vec<u8>,
     rx: Vec<u8>,
+    /// Where each datagram of the last receive is in `rx`.
+    got: Vec<(usize, usize)>,
 }
 
 /// At most this many requests go in one datagram before their answers are read. An answer
@@ -61,8 +63,12 @@ const WINDOW: usize = 64;
 const WINDOW_GETS: usize = 32;
 /// And at most this many bytes of requests (one IPVS request is 60-180 bytes).
 const WINDOW_BYTES: usize = 16 * 1024;
-/// The receive buffer: the kernel never makes a dump datagram larger than 32 KiB.
-const RX_BYTES: usize = 32 * 1024;
+/// The receive buffer, cut into slots of one datagram each: 32 KiB for dumps (the kernel
+/// never makes a dump datagram larger), 4 KiB otherwise (an ack is 36 bytes, a get's
+/// reply a few hundred).
+const RX_BYTES: usize = 256 * 1024;
+const DUMP_SLOT: usize = 32 * 1024;
+const SLOT: usize = 4 * 1024;
 
 /// The answer to one request of a batch.
 type Answer = Result<(), KernelError>;
@@ -104,7 +110,7 @@ impl Kernel {
             router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
         };
         let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
-        Ok(Kernel { sock, family, seq: 0, writes: 0, tx: Vec::with_capacity(WINDOW_BYTES + 512), rx: Vec::with_capacity(RX_BYTES) })
+        Ok(Kernel { sock, family, seq: 0, writes: 0, tx: Vec::with_capacity(WINDOW_BYTES + 512), rx: vec![0; RX_BYTES], got: Vec::new() })
     }
 
     /// Write requests sent so far (successful or not).
@@ -141,7 +147,7 @@ impl Kernel {
         let n = reqs.len();
         let base = self.seq.wrapping_add(1);
         self.seq = self.seq.wrapping_add(n as u32);
-        let Kernel { sock, family, writes, tx, rx, .. } = self;
+        let Kernel { sock, family, writes, tx, rx, got, .. } = self;
         let mut answers: Vec<Option<Answer>> = (0..n).map(|_| None).collect();
         let mut closed = vec![false; n];
         let lost = |i: usize, msg: &str| KernelError::Netlink { what: what(i), msg: msg.to_string() };
@@ -169,11 +175,20 @@ impl Kernel {
                 start = end;
                 continue;
             }
+            let slot = if reqs[start].dump { DUMP_SLOT } else { SLOT };
             let mut open = end - start;
             while open > 0 {
-                let failed = match sock.recv(rx) {
-                    Ok(dgram) => match wire::parse_replies(dgram) {
-                        Ok(msgs) => {
+                let failed = match sock.recv_many(rx, slot, got) {
+                    Ok(()) => {
+                        let mut bad = None;
+                        for &(off, len) in got.iter() {
+                            let msgs = match wire::parse_replies(&rx[off..off + len]) {
+                                Ok(m) => m,
+                                Err(e) => {
+                                    bad = Some(format!("cannot decode the kernel's answer ({e}); outcome unknown"));
+                                    break;
+                                }
+                            };
                             for m in msgs {
                                 let i = m.seq().wrapping_sub(base) as usize;
                                 if i < start || i >= end || closed[i] {
@@ -200,10 +215,9 @@ impl Kernel {
                                     }
                                 }
                             }
-                            None
                         }
-                        Err(e) => Some(format!("cannot decode the kernel's answer ({e}); outcome unknown")),
-                    },
+                        bad
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         Some(format!("no answer within {} s; outcome unknown", RECV_TIMEOUT.as_secs()))
                     }

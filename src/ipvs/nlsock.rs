@@ -11,6 +11,9 @@ use std::time::Duration;
 const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_CAP_ACK: libc::c_int = 10;
 
+/// At most this many datagrams per receive.
+const MAX_SLOTS: usize = 64;
+
 /// The receive buffer asked for (the kernel doubles it for its bookkeeping).
 const RCVBUF: libc::c_int = 1 << 20;
 
@@ -82,27 +85,44 @@ impl NlSock {
         }
     }
 
-    /// Receive one datagram into `buf` (its whole capacity is used) and return it. A datagram
-    /// larger than the buffer is an error, not a silent truncation.
-    pub fn recv<'a>(&self, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
-        let cap = buf.capacity();
-        buf.resize(cap, 0);
-        loop {
-            // SAFETY: a valid socket and a live, initialised buffer of `cap` bytes. MSG_TRUNC
-            // makes the kernel return the datagram's real length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, cap, libc::MSG_TRUNC) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+    /// Receive what has come: block for one datagram, then take those already queued,
+    /// into `buf` cut into slots of `slot` bytes (one datagram each). Their (offset, length)
+    /// go to `out`. A datagram larger than its slot is an error, not a silent truncation.
+    /// One recvmmsg(2) returns a whole batch's acks, or a dump's part and its end.
+    pub fn recv_many(&self, buf: &mut [u8], slot: usize, out: &mut Vec<(usize, usize)>) -> io::Result<()> {
+        out.clear();
+        let n = (buf.len() / slot).clamp(1, MAX_SLOTS);
+        let slot = slot.min(buf.len());
+        let base = buf.as_mut_ptr();
+        let mut iov: [libc::iovec; MAX_SLOTS] = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_SLOTS];
+        // SAFETY: mmsghdr is plain data; all zero is a valid empty header.
+        let mut hdrs: [libc::mmsghdr; MAX_SLOTS] = unsafe { std::mem::zeroed() };
+        for i in 0..n {
+            // SAFETY: slot i lies inside `buf` (n * slot <= buf.len()).
+            iov[i] = libc::iovec { iov_base: unsafe { base.add(i * slot) } as *mut libc::c_void, iov_len: slot };
+            hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        let got = loop {
+            // SAFETY: a valid socket; `n` headers, each pointing at its own live iovec and
+            // slot of `buf`, all borrowed for the call only.
+            let r = unsafe {
+                libc::recvmmsg(self.fd.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut())
+            };
+            if r >= 0 {
+                break r as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
-            let n = n as usize;
-            if n > cap {
-                return Err(io::Error::other(format!("a {n}-byte answer does not fit the {cap}-byte buffer")));
+        };
+        for (i, h) in hdrs.iter().enumerate().take(got) {
+            if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                return Err(io::Error::other(format!("an answer does not fit the {slot}-byte buffer")));
             }
-            return Ok(&buf[..n]);
+            out.push((i * slot, h.msg_len as usize));
         }
+        Ok(())
     }
 }
