@@ -84,27 +84,53 @@ pub struct Attr<'a> {
     pub data: &'a [u8],
 }
 
-/// Split a buffer into attributes. Trailing bytes shorter than a header are an error.
-pub fn parse(mut buf: &[u8]) -> Result<Vec<Attr<'_>>, DecodeError> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        if buf.len() < NLA_HDRLEN {
+/// Attributes in a buffer, every length checked once by [`parse`], then read in place: no
+/// allocation however many a reply carries (a dump's thousands of real servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attrs<'a>(&'a [u8]);
+
+impl<'a> Attrs<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = Attr<'a>> + use<'a> {
+        let mut buf = self.0;
+        std::iter::from_fn(move || {
+            // Lengths were checked by `parse`; `get` keeps a bad slice from panicking anyway.
+            let len = u16::from_ne_bytes([*buf.first()?, *buf.get(1)?]) as usize;
+            let ty = u16::from_ne_bytes([*buf.get(2)?, *buf.get(3)?]) & NLA_TYPE_MASK;
+            let data = buf.get(NLA_HDRLEN..len)?;
+            buf = &buf[align4(len).min(buf.len())..];
+            Some(Attr { ty, data })
+        })
+    }
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn get(&self, i: usize) -> Option<Attr<'a>> {
+        self.iter().nth(i)
+    }
+}
+
+/// Check a buffer of attributes. Trailing bytes shorter than a header are an error.
+pub fn parse(buf: &[u8]) -> Result<Attrs<'_>, DecodeError> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        if rest.len() < NLA_HDRLEN {
             return Err(DecodeError::Truncated("attribute header"));
         }
-        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
-        let ty = u16::from_ne_bytes([buf[2], buf[3]]) & NLA_TYPE_MASK;
-        if len < NLA_HDRLEN || len > buf.len() {
+        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+        if len < NLA_HDRLEN || len > rest.len() {
             return Err(DecodeError::Truncated("attribute"));
         }
-        out.push(Attr { ty, data: &buf[NLA_HDRLEN..len] });
-        buf = &buf[align4(len).min(buf.len())..];
+        rest = &rest[align4(len).min(rest.len())..];
     }
-    Ok(out)
+    Ok(Attrs(buf))
 }
 
 /// Look up the last attribute of a type (the kernel's nla_parse keeps the last one too).
-pub fn find<'a>(attrs: &[Attr<'a>], ty: u16) -> Option<Attr<'a>> {
-    attrs.iter().rev().find(|a| a.ty == ty).copied()
+pub fn find<'a>(attrs: &Attrs<'a>, ty: u16) -> Option<Attr<'a>> {
+    attrs.iter().filter(|a| a.ty == ty).last()
 }
 
 impl<'a> Attr<'a> {
@@ -139,7 +165,7 @@ impl<'a> Attr<'a> {
         };
         std::str::from_utf8(d).map(str::to_string).map_err(|_| DecodeError::BadString(what))
     }
-    pub fn nested(&self) -> Result<Vec<Attr<'a>>, DecodeError> {
+    pub fn nested(&self) -> Result<Attrs<'a>, DecodeError> {
         parse(self.data)
     }
 }
@@ -158,8 +184,8 @@ mod tests {
         assert_eq!(w.buf, [0x14, 0, 0x01, 0x80, 6, 0, 1, 0, 2, 0, 0, 0, 8, 0, 6, 0, b'w', b'r', b'r', 0]);
         let top = parse(&w.buf).unwrap();
         assert_eq!(top.len(), 1);
-        assert_eq!(top[0].ty, 1);
-        let inner = top[0].nested().unwrap();
+        assert_eq!(top.get(0).unwrap().ty, 1);
+        let inner = top.get(0).unwrap().nested().unwrap();
         assert_eq!(find(&inner, 1).unwrap().u16("af").unwrap(), 2);
         assert_eq!(find(&inner, 6).unwrap().string("sched").unwrap(), "wrr");
     }
@@ -169,7 +195,7 @@ mod tests {
         // The kernel's replies carry nests without NLA_F_NESTED.
         let buf = [8, 0, 1, 0, 4, 0, 2, 0];
         let top = parse(&buf).unwrap();
-        assert_eq!(top[0].nested().unwrap()[0].ty, 2);
+        assert_eq!(top.get(0).unwrap().nested().unwrap().get(0).unwrap().ty, 2);
         assert_eq!(parse(&[8, 0, 1]), Err(DecodeError::Truncated("attribute header")));
         assert_eq!(parse(&[9, 0, 1, 0, 0, 0, 0, 0]), Err(DecodeError::Truncated("attribute")));
         let a = Attr { ty: 1, data: &[1, 2] };

@@ -4,7 +4,7 @@
 //! Numbers follow `include/uapi/linux/ip_vs.h`. The payloads built here are the generic
 //! netlink part (genlmsghdr + attributes); `kernel.rs` wraps them in a netlink header.
 
-use super::attrs::{self, Attr, DecodeError, Writer, find};
+use super::attrs::{self, Attr, Attrs, DecodeError, Writer, find};
 use super::table::{
     Dest, DestKey, Family, Forward, Protocol, Service, ServiceConf, ServiceKey, Stats, TunnelType, default_netmask, svc_flags,
 };
@@ -402,7 +402,7 @@ impl SyncDaemon {
 /// A reply split into its command and top-level attributes.
 pub struct Reply<'a> {
     pub cmd: u8,
-    pub attrs: Vec<Attr<'a>>,
+    pub attrs: Attrs<'a>,
 }
 
 /// Parse a generic netlink payload (genlmsghdr + attributes).
@@ -413,11 +413,11 @@ pub fn parse_genl(payload: &[u8]) -> Result<Reply<'_>, DecodeError> {
     Ok(Reply { cmd: payload[0], attrs: attrs::parse(&payload[4..])? })
 }
 
-fn need<'a>(attrs: &[Attr<'a>], ty: u16, what: &'static str) -> Result<Attr<'a>, DecodeError> {
+fn need<'a>(attrs: &Attrs<'a>, ty: u16, what: &'static str) -> Result<Attr<'a>, DecodeError> {
     find(attrs, ty).ok_or(DecodeError::Missing(what))
 }
 
-fn decode_stats(a: &[Attr<'_>], wide: bool) -> Result<Stats, DecodeError> {
+fn decode_stats(a: &Attrs<'_>, wide: bool) -> Result<Stats, DecodeError> {
     let get = |ty: u16, what: &'static str, is64: bool| -> Result<u64, DecodeError> {
         match find(a, ty) {
             None => Ok(0),
@@ -442,7 +442,7 @@ fn decode_stats(a: &[Attr<'_>], wide: bool) -> Result<Stats, DecodeError> {
 }
 
 /// Prefer the 64-bit counters; fall back to the 32-bit nest on old kernels.
-fn stats_of(a: &[Attr<'_>], s64: u16, s32: u16) -> Result<Stats, DecodeError> {
+fn stats_of(a: &Attrs<'_>, s64: u16, s32: u16) -> Result<Stats, DecodeError> {
     if let Some(x) = find(a, s64) {
         decode_stats(&x.nested()?, true)
     } else if let Some(x) = find(a, s32) {
@@ -453,7 +453,7 @@ fn stats_of(a: &[Attr<'_>], s64: u16, s32: u16) -> Result<Stats, DecodeError> {
 }
 
 /// The key of a service nest: family and fwmark, or family, protocol, address and port.
-pub fn decode_service_key(a: &[Attr<'_>]) -> Result<ServiceKey, DecodeError> {
+pub fn decode_service_key(a: &Attrs<'_>) -> Result<ServiceKey, DecodeError> {
     let family = family_from_af(need(a, svc_attr::AF, "service af")?.u16("service af")?, "service af")?;
     Ok(if let Some(m) = find(a, svc_attr::FWMARK).map(|x| x.u32("fwmark")).transpose()?.filter(|m| *m != 0) {
         ServiceKey::Fwmark { mark: m, family }
@@ -467,7 +467,7 @@ pub fn decode_service_key(a: &[Attr<'_>]) -> Result<ServiceKey, DecodeError> {
 }
 
 /// Decode a service nest (the attributes inside IPVS_CMD_ATTR_SERVICE).
-pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), DecodeError> {
+pub fn decode_service_attrs(a: &Attrs<'_>) -> Result<(ServiceKey, Service), DecodeError> {
     let key = decode_service_key(a)?;
     let family = key.family();
     let scheduler = need(a, svc_attr::SCHED_NAME, "scheduler")?.string("scheduler")?;
@@ -490,7 +490,7 @@ pub fn decode_service_attrs(a: &[Attr<'_>]) -> Result<(ServiceKey, Service), Dec
 }
 
 /// Decode a destination nest; `svc_family` is used when the kernel omits the address family.
-pub fn decode_dest_attrs(a: &[Attr<'_>], svc_family: Family) -> Result<(DestKey, Dest), DecodeError> {
+pub fn decode_dest_attrs(a: &Attrs<'_>, svc_family: Family) -> Result<(DestKey, Dest), DecodeError> {
     let family = match find(a, dest_attr::ADDR_FAMILY) {
         Some(x) => family_from_af(x.u16("dest af")?, "dest af")?,
         None => svc_family,

@@ -204,7 +204,7 @@ fn table_from(name: &str) -> (wire::Info, Table) {
             (Dir::Send, c) if c == cmd::GET_DEST => {
                 // ipvsadm asks for the services' dests in its own order; follow the request.
                 let r = wire::parse_genl(&m.payload).unwrap();
-                cur = Some(wire::decode_service_key(&r.attrs[0].nested().unwrap()).unwrap());
+                cur = Some(wire::decode_service_key(&r.attrs.get(0).unwrap().nested().unwrap()).unwrap());
             }
             (Dir::Recv, c) if c == cmd::NEW_DEST => {
                 let k = cur.unwrap();
