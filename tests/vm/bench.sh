@@ -28,6 +28,8 @@ ipvsadm_s=$(secs $t0 $t1)
 ip netns exec bench-ipvsadm ipvsadm -S -n > /tmp/ipvsadm-save.txt
 t0=$(up); ip netns exec bench-ipvsadm ipvsadm -L -n > /dev/null; t1=$(up)
 list_s=$(secs $t0 $t1)
+echo "BENCH services x reals:           $N x 4"
+echo "BENCH ipvsadm -R (empty table):   ${ipvsadm_s} s"
 
 P="-p /tmp/bench.lua --node lvs01"
 # lvsd's own split of a pass (the `ipvs_timing` log line): reading the table, the diff and
@@ -42,8 +44,6 @@ lvsd_s=$(secs $t0 $t1)
 apply_out=$(cat /tmp/once.out); apply_t=$(timing)
 ip netns exec bench-lvsd ipvsadm -S -n > /tmp/lvsd-save.txt
 cmp -s /tmp/ipvsadm-save.txt /tmp/lvsd-save.txt && identical=yes || identical=NO
-echo "BENCH services x reals:           $N x 4"
-echo "BENCH ipvsadm -R (empty table):   ${ipvsadm_s} s"
 echo "BENCH lvsd run --once (empty):    ${lvsd_s} s   [$apply_out] [$apply_t]"
 echo "BENCH ratio lvsd / ipvsadm -R:    $(awk "BEGIN{printf \"%.3f\", $lvsd_s / $ipvsadm_s}")x"
 echo "BENCH same table as ipvsadm -R:   $identical"
