@@ -300,7 +300,7 @@ impl Vrrp {
     /// The socket an instance sends and receives on: shared by the instances of one link and
     /// family (multicast) or of one source and peer list (unicast); opened when new.
     fn socket_for(&mut self, v: &VrrpInstance, primary: IpAddr) -> Result<(u64, Rc<VrrpSocket>), String> {
-        let family = if v.is_ipv6() { net::Family::Ipv6 } else { net::Family::Ipv4 };
+        let family = if v.is_ipv6() { net::Family::Inet6 } else { net::Family::Inet };
         let mode =
             if v.unicast_peers.is_empty() { Mode::Multicast } else { Mode::Unicast { src: primary, peers: v.unicast_peers.clone() } };
         let key = (
