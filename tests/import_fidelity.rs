@@ -147,17 +147,30 @@ fn cidr_ranges_in_a_server_group_expand_as_keepalived_does() {
 }
 
 #[test]
-fn a_duplicate_vip_is_kept_once_with_a_warning() {
-    // Not yet the same on the wire: keepalived advertises 3 addresses, lvsd 2 (the policy
-    // model refuses a VIP listed twice: src/model/validate.rs).
+fn a_duplicate_vip_is_advertised_as_keepalived_advertises_it() {
+    // alloc_vrrp_vip (vrrp_data.c) appends a repeated VIP; vrrp_build_vrrp_v2 writes
+    // naddr = vip_cnt and every entry; vrrp_in_chk drops an advert whose count differs.
     let imp = import("fidelity/duplicate-vip.conf");
-    assert!(vrrp_block(&imp.lua, "VI_1").contains("vips = { \"192.0.2.10\", \"192.0.2.11\" },"), "{}", imp.lua);
+    let vi = vrrp_block(&imp.lua, "VI_1");
+    assert!(vi.contains("vips = { \"192.0.2.10\", \"192.0.2.11\", \"192.0.2.10\", \"192.0.2.11\" },"), "{vi}");
     assert_eq!(
         warned(&imp),
         vec![
-            "duplicate-vip.conf:11: VIP 192.0.2.10 is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first"
+            "duplicate-vip.conf:12: VIP 192.0.2.10 is listed twice; keepalived keeps both and its adverts count it twice: kept twice (the address is configured once)",
+            "duplicate-vip.conf:15: VIP 192.0.2.11 is listed twice; keepalived keeps both and its adverts count it twice: kept twice (the address is configured once, with the first entry's settings)",
         ]
     );
+    // The advert lvsd sends: four addresses, as keepalived's.
+    let m = model(&imp.lua, "lvs01");
+    let v = &m.vrrp[0];
+    let primary: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let cfg = lvsd::director::vrrp::fsm_config(v, primary);
+    let ep = lvsd::vrrp::packet::Endpoints { src: primary, dst: "224.0.0.18".parse().unwrap() };
+    let bytes = cfg.advert(100).encode(&ep, false).unwrap();
+    assert_eq!(bytes[3], 4, "the address count");
+    let got = lvsd::vrrp::packet::parse(&bytes, lvsd::vrrp::packet::Family::Inet).unwrap().addresses;
+    let want: Vec<std::net::IpAddr> = ["192.0.2.10", "192.0.2.11", "192.0.2.10", "192.0.2.11"].iter().map(|a| a.parse().unwrap()).collect();
+    assert_eq!(got, want);
     plan(&imp.lua, "lvs01");
 }
 

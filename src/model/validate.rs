@@ -3,6 +3,7 @@
 
 use super::{ForwardMethod, Model, ModelError, SCHED_FLAGS, Vip, VrrpInstance};
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 /// Every rule violated, in policy order. Empty means valid.
 pub fn validate(m: &Model) -> Vec<ModelError> {
@@ -59,10 +60,20 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
             err(errs, format!("vrrp '{}': unicast peer {} is not in the family of the VIPs", v.name, p));
         }
     }
-    let mut seen = HashSet::new();
+    // A VIP listed twice is kept as keepalived keeps it (alloc_vrrp_vip appends without a
+    // check, and vrrp_build_vrrp_v2/v3 write every entry and count them all): the adverts carry
+    // it twice, so a keepalived peer with the same list accepts them; the interface has it once.
+    // Listed twice with different settings, one of them could not be what is configured.
+    let mut seen: HashMap<IpAddr, &super::VipAddr> = HashMap::new();
     for vip in &v.vips {
-        if !seen.insert(vip.addr) {
-            err(errs, format!("vrrp '{}': VIP {} is listed twice", v.name, vip.addr));
+        match seen.get(&vip.addr) {
+            Some(first) if *first != vip => {
+                err(errs, format!("vrrp '{}': VIP {} is listed twice with different settings ({} and {})", v.name, vip.addr, first, vip))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(vip.addr, vip);
+            }
         }
     }
 }

@@ -689,6 +689,24 @@ mod tests {
         assert!(!got.address_mismatch);
     }
 
+    /// A VIP listed twice (keepalived keeps the repeat): the advert carries every entry and
+    /// counts them all, and a receiver with the same list accepts it; one with the list
+    /// without the repeat drops it on the count, as keepalived's vrrp_in_chk does
+    /// ("received an unexpected ip number count").
+    #[test]
+    fn a_repeated_address_is_carried_and_counted() {
+        let mut a = v2_advert(100);
+        a.addresses.push(v4("192.0.2.100"));
+        let buf = a.encode(&mcast_ep(), false).unwrap();
+        assert_eq!(buf[3], 3);
+        assert_eq!(buf.len(), 8 + 3 * 4 + 8);
+        let e = Expect { addresses: a.addresses.clone(), ..v2_expect() };
+        assert_eq!(decode(&buf, &rx(), &e).unwrap().advert, a);
+        assert_eq!(err(&buf, &rx(), &v2_expect()), DropReason::AddressList);
+        let ours_twice = v2_advert(100).encode(&mcast_ep(), false).unwrap();
+        assert_eq!(err(&ours_twice, &rx(), &e), DropReason::AddressList);
+    }
+
     #[test]
     fn v3_ipv6_round_trip_needs_the_pseudo_header() {
         let src: IpAddr = "fe80::1".parse().unwrap();
