@@ -212,3 +212,57 @@ fn nb_get_retry_counts_only_where_keepalived_reads_it() {
     assert_eq!(w[2], "tcp-nb-get-retry.conf:27: keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
     plan(lua, "lvs01");
 }
+
+#[test]
+fn address_families_in_a_server_group_follow_keepalived() {
+    // keepalived 2.2.7 running this file (checker, -C): "(Line 50) Address family of virtual
+    // server and real server 2001:db8::5 don't match - skipping real server.", "MIXED: virtual
+    // server group with IPv4 & IPv6 doesn't match virtual server [MIXED]:0 - ignoring",
+    // "V6ONLY: address family doesn't match virtual server [V6ONLY]:0 - ignoring", "Virtual
+    // server group REMOVED specified but not configured - ignoring virtual server [REMOVED]:0";
+    // at parse: "virtual server group REMOVED cannot have IPv4, IPv6 and fwmark without family
+    // - removing". The second virtual server on MIXED (all reals tunnelled) is kept.
+    let imp = import("fidelity/group-families.conf");
+    let w = warned(&imp);
+    let lines: Vec<&str> = w.iter().map(|w| w.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "group-families.conf:13",
+            "group-families.conf:18",
+            "group-families.conf:32",
+            "group-families.conf:38",
+            "group-families.conf:49",
+        ],
+        "{w:#?}"
+    );
+    assert!(
+        w[0].ends_with("virtual_server_group REMOVED cannot have IPv4, IPv6 and fwmark without family; keepalived removes it"),
+        "{w:#?}"
+    );
+    assert!(w[1].contains("virtual_server group MIXED uses virtual_server_group MIXED, which has IPv4 and IPv6 entries"), "{w:#?}");
+    assert!(w[1].ends_with("keepalived ignores it: not translated"), "{w:#?}");
+    assert!(w[2].contains("uses virtual_server_group V6ONLY, whose address family is not its servers'"), "{w:#?}");
+    assert!(w[3].contains("uses virtual_server_group REMOVED, which is not defined (or was removed)"), "{w:#?}");
+    assert!(w[4].contains("real server 2001:db8::5 80 is not in the virtual server's address family (IPv4)"), "{w:#?}");
+    let (text, _) = plan(&imp.lua, "lvs01");
+    let services: Vec<&str> = text.lines().filter(|l| l.starts_with("TCP")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(services, vec!["192.0.2.10:80", "192.0.2.20:80", "[2001:db8::10]:80"], "{text}");
+    assert!(text.contains("-> [2001:db8::2]:80"), "the tunnelled IPv6 real of the mixed group:\n{text}");
+    assert!(!text.contains("198.51.100.1:") && !text.contains("198.51.100.3:") && !text.contains("198.51.100.4:"), "{text}");
+    assert!(!text.contains("2001:db8::5"), "{text}");
+}
+
+#[test]
+fn a_vip_listed_twice_must_keep_its_settings() {
+    // The address is configured once: two different settings for it cannot both hold.
+    let opts = lvsd::policy::LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let load = |vips: &str| {
+        let src = format!("lvsd.vrrp \"VI_1\" {{ interface = \"eth0\", vrid = 51, vips = {{ {vips} }} }}");
+        lvsd::policy::load_source(&src, std::path::Path::new("policy.lua"), std::path::Path::new("."), &opts).map(|p| p.model)
+    };
+    let m = load("\"192.0.2.10\", \"192.0.2.11\", \"192.0.2.10/32\"").unwrap();
+    assert_eq!(m.vrrp[0].vips.len(), 3);
+    let e = load("\"192.0.2.10\", \"192.0.2.10/24\"").map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("VIP 192.0.2.10 is listed twice with different settings (192.0.2.10/32 and 192.0.2.10/24)"), "{e}");
+}
