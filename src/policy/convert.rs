@@ -894,7 +894,8 @@ pub fn check(kind: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<CheckSpec> {
             name: f.string("name").unwrap_or_else(|| ".".into()),
             qtype: f.string("type").unwrap_or_else(|| "SOA".into()).to_ascii_uppercase(),
         },
-        "smtp" => CheckKind::Smtp { helo: f.string("helo") },
+        // keepalived's helo_name default is the host name: resolved here, so checks need no policy.
+        "smtp" => CheckKind::Smtp { helo: f.string("helo").unwrap_or_else(super::hostname) },
         "exec" => {
             let command = f.argv("command");
             let dynamic = f.flag("dynamic");
