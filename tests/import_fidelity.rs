@@ -215,7 +215,7 @@ fn nb_get_retry_counts_only_where_keepalived_reads_it() {
 
 #[test]
 fn address_families_in_a_server_group_follow_keepalived() {
-    // keepalived 2.2.7 running this file (checker, -C): "(Line 50) Address family of virtual
+    // keepalived 2.2.7 running this file (checker, -C): "(Line 51) Address family of virtual
     // server and real server 2001:db8::5 don't match - skipping real server.", "MIXED: virtual
     // server group with IPv4 & IPv6 doesn't match virtual server [MIXED]:0 - ignoring",
     // "V6ONLY: address family doesn't match virtual server [V6ONLY]:0 - ignoring", "Virtual
@@ -228,11 +228,12 @@ fn address_families_in_a_server_group_follow_keepalived() {
     assert_eq!(
         lines,
         vec![
-            "group-families.conf:13",
-            "group-families.conf:18",
-            "group-families.conf:32",
-            "group-families.conf:38",
-            "group-families.conf:49",
+            "group-families.conf:14",
+            "group-families.conf:19",
+            "group-families.conf:33",
+            "group-families.conf:39",
+            "group-families.conf:50",
+            "group-families.conf:55",
         ],
         "{w:#?}"
     );
@@ -245,12 +246,18 @@ fn address_families_in_a_server_group_follow_keepalived() {
     assert!(w[2].contains("uses virtual_server_group V6ONLY, whose address family is not its servers'"), "{w:#?}");
     assert!(w[3].contains("uses virtual_server_group REMOVED, which is not defined (or was removed)"), "{w:#?}");
     assert!(w[4].contains("real server 2001:db8::5 80 is not in the virtual server's address family (IPv4)"), "{w:#?}");
+    // "(Line 58) Address family of virtual server and sorry server 192.0.2.99 don't match -
+    // skipping sorry server." (keepalived names the block's last line).
+    assert!(w[5].contains("sorry server 192.0.2.99 0 is not in the virtual server's address family (IPv6)"), "{w:#?}");
     let (text, _) = plan(&imp.lua, "lvs01");
     let services: Vec<&str> = text.lines().filter(|l| l.starts_with("TCP")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
     assert_eq!(services, vec!["192.0.2.10:80", "192.0.2.20:80", "[2001:db8::10]:80"], "{text}");
     assert!(text.contains("-> [2001:db8::2]:80"), "the tunnelled IPv6 real of the mixed group:\n{text}");
     assert!(!text.contains("198.51.100.1:") && !text.contains("198.51.100.3:") && !text.contains("198.51.100.4:"), "{text}");
     assert!(!text.contains("2001:db8::5"), "{text}");
+    // The fwmark service takes its real's family; the sorry server of the other one is gone.
+    assert!(text.contains("FWM  9 IPv6 wlc\n  -> [2001:db8::9]:0"), "{text}");
+    assert!(!text.contains("192.0.2.99"), "{text}");
 }
 
 #[test]

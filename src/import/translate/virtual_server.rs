@@ -38,6 +38,10 @@ impl GroupFamilies {
     }
 }
 
+fn family_name(v4: bool) -> &'static str {
+    if v4 { "IPv4" } else { "IPv6" }
+}
+
 /// A virtual server's address family as keepalived works it out.
 #[derive(Default)]
 struct VsFamily {
@@ -110,12 +114,11 @@ impl Tx<'_> {
             },
             ..VsFamily::default()
         };
-        let tunnelled = |m: Option<&Node>| m.and_then(|m| m.args.first()).is_some_and(|x| x.eq_ignore_ascii_case("TUN"));
-        let name = |v4: bool| if v4 { "IPv4" } else { "IPv6" };
+        let tunnelled = |m: &Node| m.args.first().is_some_and(|x| x.eq_ignore_ascii_case("TUN"));
         let mut vs_tun = false;
         for n in vs.children() {
             match n.key.as_str() {
-                "lb_kind" | "lvs_method" => vs_tun = tunnelled(Some(n)),
+                "lb_kind" | "lvs_method" => vs_tun = tunnelled(n),
                 "ip_family" => {
                     let v4 = match n.args.first().map(String::as_str) {
                         Some("inet") => true,
@@ -129,7 +132,7 @@ impl Tx<'_> {
                                 format!(
                                     "ip_family {} conflicts with the virtual server's family ({}); keepalived ignores it",
                                     n.args[0],
-                                    name(af)
+                                    family_name(af)
                                 ),
                             );
                             out.ignored_ip_family = true;
@@ -138,51 +141,18 @@ impl Tx<'_> {
                     }
                 }
                 "real_server" => {
-                    let Some(a) = n.args.first().and_then(|a| a.parse::<IpAddr>().ok()) else { continue };
                     let own = n.children().iter().find(|c| c.key == "lvs_method");
-                    if own.map_or(vs_tun, |m| tunnelled(Some(m))) {
-                        continue;
-                    }
-                    match out.af {
-                        None => out.af = Some(a.is_ipv4()),
-                        Some(af) if af != a.is_ipv4() => {
-                            self.warn(
-                                &n.loc,
-                                format!(
-                                    "real server {} is not in the virtual server's address family ({}) and is not tunnelled; keepalived skips it: not translated",
-                                    shown_all(&n.args),
-                                    name(af)
-                                ),
-                            );
-                            out.skipped.push(n.loc.clone());
-                        }
-                        _ => {}
+                    if !own.map_or(vs_tun, tunnelled) {
+                        self.server_family(&mut out, n, "real server");
                     }
                 }
                 _ => {}
             }
         }
         if let Some(n) = vs.children().iter().find(|c| c.key == "sorry_server") {
-            let sorry_tun = match vs.children().iter().find(|c| c.key == "sorry_server_lvs_method") {
-                Some(m) => tunnelled(Some(m)),
-                None => vs_tun,
-            };
-            if let (Some(a), false) = (n.args.first().and_then(|a| a.parse::<IpAddr>().ok()), sorry_tun) {
-                match out.af {
-                    None => out.af = Some(a.is_ipv4()),
-                    Some(af) if af != a.is_ipv4() => {
-                        self.warn(
-                            &n.loc,
-                            format!(
-                                "sorry server {} is not in the virtual server's address family ({}); keepalived skips it: not translated",
-                                shown_all(&n.args),
-                                name(af)
-                            ),
-                        );
-                        out.skipped.push(n.loc.clone());
-                    }
-                    _ => {}
-                }
+            let own = vs.children().iter().find(|c| c.key == "sorry_server_lvs_method");
+            if !own.map_or(vs_tun, tunnelled) {
+                self.server_family(&mut out, n, "sorry server");
             }
         }
         // vs_end_handler: a fwmark service whose servers are all tunnelled takes their family
@@ -201,6 +171,28 @@ impl Tx<'_> {
             });
         }
         out
+    }
+
+    /// A real or sorry server not tunnelled: it sets the virtual server's family, or is
+    /// skipped when of the other one (rs_end_handler: "Address family of virtual server and
+    /// real server %s don't match - skipping real server."; vs_end_handler for the sorry server).
+    fn server_family(&mut self, out: &mut VsFamily, n: &Node, what: &str) {
+        let Some(a) = n.args.first().and_then(|a| a.parse::<IpAddr>().ok()) else { return };
+        match out.af {
+            None => out.af = Some(a.is_ipv4()),
+            Some(af) if af != a.is_ipv4() => {
+                self.warn(
+                    &n.loc,
+                    format!(
+                        "{what} {} is not in the virtual server's address family ({}) and is not tunnelled; keepalived skips it: not translated",
+                        shown_all(&n.args),
+                        family_name(af)
+                    ),
+                );
+                out.skipped.push(n.loc.clone());
+            }
+            _ => {}
+        }
     }
 
     // ---------------------------------------------------------------- virtual_server
