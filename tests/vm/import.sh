@@ -2,9 +2,10 @@
 # (Debian's, checker only) builds its IPVS table, then lvsd builds one from the imported
 # policy with --once; `ipvsadm -L -n` must print the same table for both. The real servers
 # the checks probe are local addresses with a listener, so keepalived keeps them all up.
-# The fixtures: the seed's pair and NAT HOWTO, the importer's keyword files, and samples/
+# The fixtures: the seed's pair and NAT HOWTO, the importer's keyword files, samples/
 # (the forms of keepalived's doc/samples: virtual_server_group, fwmark, IPv6, sorry_server,
-# quorum, inhibit_on_failure, tunnelling).
+# quorum, inhibit_on_failure, tunnelling) and fidelity/group-families (address families in a
+# virtual_server_group: what keepalived ignores, skips and keeps).
 set -e
 F=tests/fixtures/keepalived
 command -v keepalived >/dev/null || fail "keepalived is not in the initramfs (scripts/vm copies the host's)"
@@ -45,7 +46,8 @@ clean() {
 }
 
 CONFIGS="dr-master dr-backup lvs-nat-howto normalized defaults
-    samples/group samples/fwmark samples/ipv6 samples/sorry samples/quorum samples/inhibit samples/tunnel"
+    samples/group samples/fwmark samples/ipv6 samples/sorry samples/quorum samples/inhibit samples/tunnel
+    fidelity/group-families"
 count=0
 for c in $CONFIGS; do
     f=$(echo $c | tr / -)
