@@ -215,7 +215,7 @@ fn nb_get_retry_counts_only_where_keepalived_reads_it() {
 
 #[test]
 fn address_families_in_a_server_group_follow_keepalived() {
-    // keepalived 2.2.7 running this file (checker, -C): "(Line 51) Address family of virtual
+    // keepalived 2.2.7 running this file (checker, -C): "(Line 52) Address family of virtual
     // server and real server 2001:db8::5 don't match - skipping real server.", "MIXED: virtual
     // server group with IPv4 & IPv6 doesn't match virtual server [MIXED]:0 - ignoring",
     // "V6ONLY: address family doesn't match virtual server [V6ONLY]:0 - ignoring", "Virtual
@@ -228,12 +228,13 @@ fn address_families_in_a_server_group_follow_keepalived() {
     assert_eq!(
         lines,
         vec![
-            "group-families.conf:14",
-            "group-families.conf:19",
-            "group-families.conf:33",
-            "group-families.conf:39",
-            "group-families.conf:50",
-            "group-families.conf:55",
+            "group-families.conf:15",
+            "group-families.conf:20",
+            "group-families.conf:34",
+            "group-families.conf:40",
+            "group-families.conf:51",
+            "group-families.conf:56",
+            "group-families.conf:61",
         ],
         "{w:#?}"
     );
@@ -246,7 +247,7 @@ fn address_families_in_a_server_group_follow_keepalived() {
     assert!(w[2].contains("uses virtual_server_group V6ONLY, whose address family is not its servers'"), "{w:#?}");
     assert!(w[3].contains("uses virtual_server_group REMOVED, which is not defined (or was removed)"), "{w:#?}");
     assert!(w[4].contains("real server 2001:db8::5 80 is not in the virtual server's address family (IPv4)"), "{w:#?}");
-    // "(Line 58) Address family of virtual server and sorry server 192.0.2.99 don't match -
+    // "(Line 59) Address family of virtual server and sorry server 192.0.2.99 don't match -
     // skipping sorry server." (keepalived names the block's last line).
     assert!(w[5].contains("sorry server 192.0.2.99 0 is not in the virtual server's address family (IPv6)"), "{w:#?}");
     let (text, _) = plan(&imp.lua, "lvs01");
@@ -258,6 +259,9 @@ fn address_families_in_a_server_group_follow_keepalived() {
     // The fwmark service takes its real's family; the sorry server of the other one is gone.
     assert!(text.contains("FWM  9 IPv6 wlc\n  -> [2001:db8::9]:0"), "{text}");
     assert!(!text.contains("192.0.2.99"), "{text}");
+    // "(Line 61) (MARKS): fwmark '10' family ipx unknown - ignoring": fwmark 11 alone remains.
+    assert!(w[6].ends_with("fwmark 10: family 'ipx' is not inet or inet6; keepalived ignores the entry"), "{w:#?}");
+    assert!(text.contains("FWM  11 wlc\n  -> 192.0.2.30:0") && !text.contains("FWM  10"), "{text}");
 }
 
 #[test]

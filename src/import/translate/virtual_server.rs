@@ -63,7 +63,15 @@ impl Tx<'_> {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
                 if n.key == "fwmark" {
-                    members.push(GroupMember::Fwmark(int(n, arg(n, 0)?, 1, u32::MAX as i64)?, n.args.get(1).cloned()));
+                    let mark = int(n, arg(n, 0)?, 1, u32::MAX as i64)?;
+                    // alloc_vsg_entry: "fwmark '%u' family %s unknown - ignoring".
+                    match n.args.get(1).map(String::as_str) {
+                        None | Some("inet" | "inet6") => members.push(GroupMember::Fwmark(mark, n.args.get(1).cloned())),
+                        Some(f) => self.warn(
+                            &n.loc,
+                            format!("fwmark {mark}: family '{}' is not inet or inet6; keepalived ignores the entry", shown(f)),
+                        ),
+                    }
                     return Ok(());
                 }
                 let port = match n.args.first() {
