@@ -135,6 +135,11 @@ enum Command {
         /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// The same numbers under other exporters' names too, for their dashboards and alerts:
+        /// node_ipvs (node_exporter's node_ipvs_*), keepalived (the keepalived exporter's
+        /// keepalived_*), both comma-separated, or none.
+        #[arg(long, value_name = "SETS", default_value = "node_ipvs,keepalived")]
+        metrics_compat: lvsd::control::metrics::Compat,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
     /// With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
@@ -284,6 +289,7 @@ fn run_director(
     control: ControlArgs,
     resync: u64,
     metrics: Option<std::net::SocketAddr>,
+    metrics_compat: lvsd::control::metrics::Compat,
 ) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;
@@ -317,6 +323,7 @@ fn run_director(
         debounce: std::time::Duration::from_millis(25),
         backend_name: if dry_run { "memory" } else { "kernel" },
         metrics,
+        metrics_compat,
     };
     let director = match Director::new(opts, backend) {
         Ok(d) => d,
@@ -417,8 +424,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { policy_file, policy, dry_run, once, control, resync, metrics } => {
-            run_director(policy_file, policy, dry_run, once, control, resync, metrics)
+        Command::Run { policy_file, policy, dry_run, once, control, resync, metrics, metrics_compat } => {
+            run_director(policy_file, policy, dry_run, once, control, resync, metrics, metrics_compat)
         }
         Command::Status { kernel: true, stats, rate, json, .. } => {
             use lvsd::ipvs::format::Format;
