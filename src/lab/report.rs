@@ -16,7 +16,7 @@ const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 /// Room above the plot for the phase names.
-const TOP: f64 = 48.0;
+const TOP: f64 = 56.0;
 const PLOT_H: f64 = 240.0;
 /// One VRRP state strip per director below the plot.
 const STRIP_H: f64 = 18.0;
@@ -78,10 +78,12 @@ fn tick_step(top: f64, max: f64) -> f64 {
     }
 }
 
-/// The report's per-real series and failures, and the run's length in seconds.
+/// The report's per-real series and failures, and the span the chart shows, in seconds
+/// since the lab started: from the first phase (setting up is not drawn) to the end.
 struct Series {
     reals: Vec<(String, Vec<f64>)>,
     failed: Vec<f64>,
+    start: f64,
     duration: f64,
 }
 
@@ -101,7 +103,9 @@ fn series(report: &Value) -> Series {
     let buckets = reals.iter().map(|(_, v)| v.len()).chain([failed.len()]).max().unwrap_or(0) as f64;
     let phase_end = arr(&report["phases"]).iter().map(|p| num(&p["end"])).fold(0.0, f64::max);
     let duration = num(&report["duration"]).max(buckets).max(phase_end).max(1.0);
-    Series { reals, failed, duration }
+    let first_phase = arr(&report["phases"]).first().map(|p| num(&p["start"]).floor()).unwrap_or(0.0);
+    let start = first_phase.clamp(0.0, duration - 1.0);
+    Series { reals, failed, start, duration }
 }
 
 /// The chart: one `<svg>`, its parts marked with classes a reader (or a test) can find:
@@ -113,7 +117,10 @@ pub fn chart(report: &Value) -> String {
     let strips_h = directors.len() as f64 * (STRIP_H + STRIP_GAP);
     let height = TOP + PLOT_H + 28.0 + strips_h + 8.0;
     let plot_w = WIDTH - LEFT - RIGHT;
-    let x = |t: f64| LEFT + plot_w * (t / s.duration).clamp(0.0, 1.0);
+    let span = s.duration - s.start;
+    let x = |t: f64| LEFT + plot_w * ((t - s.start) / span).clamp(0.0, 1.0);
+    // Seconds before the chart's start are not drawn.
+    let shown = |i: usize| i as f64 >= s.start;
     let peak = s.reals.iter().flat_map(|(_, v)| v.iter()).chain(s.failed.iter()).copied().fold(0.0, f64::max).max(1.0);
     let ystep = tick_step(peak, 6.0);
     let ytop = (peak / ystep).ceil() * ystep;
@@ -145,8 +152,8 @@ pub fn chart(report: &Value) -> String {
         );
         v += ystep;
     }
-    let xstep = tick_step(s.duration, 12.0);
-    let mut t = 0.0;
+    let xstep = tick_step(span, 12.0);
+    let mut t = (s.start / xstep).ceil() * xstep;
     while t <= s.duration + 1e-9 {
         let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="tick">{t}s</text>"#, x(t), TOP + PLOT_H + 16.0);
         t += xstep;
@@ -165,9 +172,9 @@ pub fn chart(report: &Value) -> String {
         TOP + PLOT_H
     );
     // Failed requests: bars, one per second that had any.
-    let bar = (plot_w / s.duration).max(1.0);
+    let bar = (plot_w / span).max(1.0);
     let _ = writeln!(o, r#"<g class="series failed" data-series="failed">"#);
-    for (i, f) in s.failed.iter().enumerate().filter(|(_, f)| **f > 0.0) {
+    for (i, f) in s.failed.iter().enumerate().filter(|(i, f)| **f > 0.0 && shown(*i)) {
         let _ = writeln!(
             o,
             r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{FAILED}" opacity="0.75"><title>{f} failed at {i}s</title></rect>"#,
@@ -180,7 +187,8 @@ pub fn chart(report: &Value) -> String {
     let _ = writeln!(o, "</g>");
     // One line per real: requests it answered in each second, drawn at the second's middle.
     for (k, (name, v)) in s.reals.iter().enumerate() {
-        let points: Vec<String> = v.iter().enumerate().map(|(i, c)| format!("{:.1},{:.1}", x(i as f64 + 0.5), y(*c))).collect();
+        let points: Vec<String> =
+            v.iter().enumerate().filter(|(i, _)| shown(*i)).map(|(i, c)| format!("{:.1},{:.1}", x(i as f64 + 0.5), y(*c))).collect();
         let _ = writeln!(
             o,
             r#"<polyline class="series real" data-real="{}" points="{}" fill="none" stroke="{}" stroke-width="2" stroke-linejoin="round"><title>{}</title></polyline>"#,
@@ -213,19 +221,24 @@ pub fn chart(report: &Value) -> String {
         }
         let _ = writeln!(o, "</g>");
     }
-    // Phase markers on top: a dashed line at each phase's start through plot and strips.
+    // Phase markers on top: a dashed line at each phase's start through plot and strips; a
+    // name close to the previous one goes a row higher so that the two stay readable.
+    let mut last_label: Option<(f64, bool)> = None;
     for p in arr(&report["phases"]) {
         let xx = x(num(&p["start"]));
         let name = text(&p["name"]);
+        let high = last_label.is_some_and(|(lx, lh)| xx - lx < 70.0 && !lh);
+        last_label = Some((xx, high));
+        let ly = if high { TOP - 24.0 } else { TOP - 8.0 };
         let _ = writeln!(
             o,
-            r##"<g class="phase-marker" data-phase="{n}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{:.1}" y2="{:.1}" stroke="#444" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" transform="rotate(-25 {:.1} {:.1})" class="phase">{n}</text><title>{n}: {}</title></g>"##,
-            TOP - 4.0,
+            r##"<g class="phase-marker" data-phase="{n}"><line x1="{xx:.1}" x2="{xx:.1}" y1="{:.1}" y2="{:.1}" stroke="#444" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" transform="rotate(-20 {:.1} {:.1})" class="phase">{n}</text><title>{n}: {}</title></g>"##,
+            if high { TOP - 20.0 } else { TOP - 4.0 },
             height - 8.0,
             xx + 2.0,
-            TOP - 8.0,
+            ly,
             xx + 2.0,
-            TOP - 8.0,
+            ly,
             esc(text(&p["what"])),
             n = esc(name)
         );
