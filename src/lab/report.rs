@@ -102,7 +102,8 @@ fn series(report: &Value) -> Series {
     let failed: Vec<f64> = arr(&ps["failed"]).iter().map(num).collect();
     let buckets = reals.iter().map(|(_, v)| v.len()).chain([failed.len()]).max().unwrap_or(0) as f64;
     let phase_end = arr(&report["phases"]).iter().map(|p| num(&p["end"])).fold(0.0, f64::max);
-    let duration = num(&report["duration"]).max(buckets).max(phase_end).max(1.0);
+    // Bounded (a report from elsewhere may hold anything): the scale's arithmetic stays exact.
+    let duration = num(&report["duration"]).max(buckets).max(phase_end).clamp(1.0, 1e9);
     let first_phase = arr(&report["phases"]).first().map(|p| num(&p["start"]).floor()).unwrap_or(0.0);
     let start = first_phase.clamp(0.0, duration - 1.0);
     Series { reals, failed, start, duration }
@@ -121,7 +122,7 @@ pub fn chart(report: &Value) -> String {
     let x = |t: f64| LEFT + plot_w * ((t - s.start) / span).clamp(0.0, 1.0);
     // Seconds before the chart's start are not drawn.
     let shown = |i: usize| i as f64 >= s.start;
-    let peak = s.reals.iter().flat_map(|(_, v)| v.iter()).chain(s.failed.iter()).copied().fold(0.0, f64::max).max(1.0);
+    let peak = s.reals.iter().flat_map(|(_, v)| v.iter()).chain(s.failed.iter()).copied().fold(0.0, f64::max).clamp(1.0, 1e12);
     let ystep = tick_step(peak, 6.0);
     let ytop = (peak / ystep).ceil() * ystep;
     let y = |v: f64| TOP + PLOT_H - PLOT_H * (v / ytop).clamp(0.0, 1.0);
@@ -140,8 +141,10 @@ pub fn chart(report: &Value) -> String {
         }
     }
     // Axes and grid.
-    let mut v = 0.0;
-    while v <= ytop + 1e-9 {
+    // Ticks by count, not by adding steps: in a report from elsewhere (--from-json) a value
+    // can be so large that adding a step no longer changes it.
+    for k in 0..=((ytop / ystep).round() as usize).min(20) {
+        let v = k as f64 * ystep;
         let yy = y(v);
         let _ = writeln!(
             o,
@@ -150,13 +153,12 @@ pub fn chart(report: &Value) -> String {
             LEFT - 6.0,
             yy + 4.0
         );
-        v += ystep;
     }
     let xstep = tick_step(span, 12.0);
-    let mut t = (s.start / xstep).ceil() * xstep;
-    while t <= s.duration + 1e-9 {
+    let first = (s.start / xstep).ceil() * xstep;
+    for k in 0..=(((s.duration - first) / xstep).floor().max(0.0) as usize).min(20) {
+        let t = first + k as f64 * xstep;
         let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" class="tick">{t}s</text>"#, x(t), TOP + PLOT_H + 16.0);
-        t += xstep;
     }
     let _ = writeln!(
         o,
@@ -435,6 +437,21 @@ mod tests {
             let page = html(&r);
             assert!(page.contains("<svg") && page.ends_with("</html>\n"));
             assert_eq!(page.matches(r#"class="series real""#).count(), 0);
+        }
+    }
+
+    #[test]
+    fn absurd_numbers_draw_a_bounded_chart() {
+        for (start, end, count) in [(1e20 - 1.0, 1e20, 1e18), (0.0, f64::MAX, f64::MAX), (-5.0, -1.0, -3.0), (3.0, 2.0, 1e-300)] {
+            let r = json!({
+                "reals": ["rs1"], "duration": end,
+                "phases": [{"name": "p", "start": start, "end": end}],
+                "per_second": {"reals": {"rs1": [count, 1, 2]}, "failed": [count]},
+                "vrrp_states": {"lvs01": [{"at": start, "state": "master"}, {"at": end, "state": "down"}]},
+            });
+            let page = html(&r);
+            assert!(page.len() < 20_000, "{start} {end} {count}: {} bytes", page.len());
+            assert!(!page.contains("NaN") && !page.contains("inf"), "{page}");
         }
     }
 
