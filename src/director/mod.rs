@@ -46,6 +46,8 @@ pub struct Options {
     pub backend_name: &'static str,
     /// Prometheus text exposition on this address (opt-in).
     pub metrics: Option<std::net::SocketAddr>,
+    /// The compatible name sets on the metrics page besides lvsd's own.
+    pub metrics_compat: crate::control::metrics::Compat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +156,8 @@ impl Director {
         // Metrics first: an address that cannot be bound fails the start, before the socket exists.
         if let Some(addr) = self.opts.metrics {
             let l = crate::control::metrics::bind(addr).await?;
-            tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
+            let mo = crate::control::metrics::Options { compat: self.opts.metrics_compat, ..Default::default() };
+            tokio::task::spawn_local(crate::control::metrics::serve_with(l, call_tx.clone(), mo));
             tracing::info!("metrics on http://{addr}/metrics");
         }
         if let Some(path) = &self.opts.control {
