@@ -294,3 +294,60 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     drop(rbird);
     println!("whole test: {:.1} s", test_start.elapsed().as_secs_f64());
 }
+
+/// No privileges, no BIRD: announce functions decide, a BIRD that is not there is reported,
+/// the include file says what is wanted, and drain-director still completes.
+#[test]
+fn announce_functions_and_a_missing_bird() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    let src = format!(
+        r#"
+lvsd.bgp {{ socket = "{d}/none.ctl", include = "{d}/lvsd.conf", local_as = 65001, neighbors = {{ {{ address = "192.0.2.1", as = 65000 }} }} }}
+lvsd.service "a" {{ vip = "203.0.113.10:80", scheduler = "mh", reals = {{ "198.51.100.1:80", "198.51.100.2:80" }},
+  announce = function(s) return s.reals_up == 2 and s.quorum and s.service == "a" and s.vip == "203.0.113.10" end }}
+lvsd.service "b" {{ vip = "203.0.113.11:80", scheduler = "mh", reals = {{ "198.51.100.1:80" }},
+  announce = function(s) return s.node == "elsewhere" end }}
+lvsd.service "c" {{ vip = "203.0.113.12:80", scheduler = "wlc", reals = {{ "198.51.100.1:80" }},
+  announce = function(s) error("boom") end }}
+"#
+    );
+    let policy = tmp.path().join("p.lua");
+    std::fs::write(&policy, &src).unwrap();
+    let out = Command::new(lvsd_bin()).args(["check", "--node", "d1"]).arg(&policy).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("p.lua:7: warning: service 'c' is announced over BGP (scale-out) with scheduler wlc"), "{err}");
+
+    let dm = Daemon::start(&src, "d1", &[]);
+    dm.wait_for(|d| d.status()["bgp"]["vips"].as_array().is_some_and(|v| v.len() == 3), "three VIPs in the status");
+    dm.wait_for(|d| d.status()["bgp"]["error"].as_str().is_some_and(|e| e.contains("cannot connect")), "BIRD reported missing");
+    let st = dm.status()["bgp"].clone();
+    assert_eq!(st["bird_up"], false, "{st}");
+    let vip = |i: usize| (st["vips"][i]["wanted"].as_bool().unwrap(), st["vips"][i]["why"].as_str().unwrap().to_string());
+    assert_eq!(vip(0), (true, "a announce function says yes".to_string()));
+    assert_eq!(vip(1), (false, "b announce function says no".to_string()));
+    assert_eq!(vip(2), (false, "c announce function failed".to_string()));
+    assert_eq!(st["vips"][0]["announced"], serde_json::Value::Null, "unknown while BIRD is down");
+    assert!(dm.status()["text"].as_str().unwrap().contains("BGP via BIRD"), "{}", dm.status()["text"]);
+    let conf = std::fs::read_to_string(tmp.path().join("lvsd.conf")).unwrap();
+    assert!(conf.contains("protocol static lvsd_vip_203_0_113_10 {\n  disabled no;"), "{conf}");
+    assert!(conf.contains("protocol static lvsd_vip_203_0_113_11 {\n  disabled yes;"), "{conf}");
+
+    // The director's drain completes without BIRD (nothing can be announced without it).
+    let (code, out, err) = dm.cli(&["drain-director", "--timeout", "10"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("drained:"), "{out}");
+    dm.wait_for(
+        |_| !std::fs::read_to_string(tmp.path().join("lvsd.conf")).unwrap().contains("disabled no"),
+        "every VIP withdrawn in the file",
+    );
+    let r = dm.call(serde_json::json!({"v": 1, "cmd": "undrain_director"}));
+    assert_eq!(r["ok"], true, "{r}");
+    dm.wait_for(|_| std::fs::read_to_string(tmp.path().join("lvsd.conf")).unwrap().contains("disabled no"), "a announced again");
+    // The REPL has the same two actions.
+    dm.repl("lvsd.drain_director(5)\n");
+    dm.wait_for(|d| !d.status()["bgp"]["drain"].is_null(), "drained from the REPL");
+    dm.repl("lvsd.undrain_director()\n");
+    dm.wait_for(|d| d.status()["bgp"]["drain"].is_null(), "undrained from the REPL");
+}

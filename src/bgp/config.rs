@@ -29,6 +29,11 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Text for a `#` comment: a service name with a newline must not end the comment.
+fn comment(s: &str) -> String {
+    s.replace(|c: char| c.is_control(), " ")
+}
+
 /// The include file for `bgp` and the routes in `wanted`.
 pub fn render(bgp: &Bgp, wanted: &[Wanted]) -> String {
     let mut o = String::new();
@@ -61,8 +66,8 @@ pub fn render(bgp: &Bgp, wanted: &[Wanted]) -> String {
         let _ = writeln!(
             o,
             "# {}: {}\nprotocol static {} {{\n  disabled {};\n  {fam} {{ table {}; }};\n  route {} blackhole{attrs};\n}}",
-            w.services.join(", "),
-            w.why,
+            comment(&w.services.join(", ")),
+            comment(&w.why),
             w.protocol(),
             if w.announce { "no" } else { "yes" },
             table(w.addr.is_ipv4()),
@@ -159,6 +164,9 @@ route 203.0.113.10/32 blackhole { bgp_community.add((65001,1)); bgp_med = 10; };
             "{text}"
         );
         assert!(!text.contains("ipv6"), "{text}");
+        let mut evil = route("203.0.113.12", true);
+        evil.services = vec!["x\nprotocol static y {}".into()];
+        assert!(render(&bgp(), &[evil]).contains("# x protocol static y {}: "), "a name stays in its comment");
         // A toggle keeps the shape; a new VIP changes it.
         let a = shape(&bgp(), &[route("203.0.113.10", true)]);
         assert_eq!(a, shape(&bgp(), &[route("203.0.113.10", false)]));

@@ -309,3 +309,68 @@ fn run(rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>, mut plan: Plan) {
         }
     }
 }
+
+/// The `bgp` part of the status document as Prometheus text (the metrics page appends it):
+/// BIRD reachable, each VIP wanted and announced, each session established, the drain.
+pub fn metrics(doc_bgp: &serde_json::Value) -> Result<String, String> {
+    use std::fmt::Write;
+    let s: Status =
+        serde_json::from_value(doc_bgp.clone()).map_err(|e| format!("the status document's bgp does not read as expected: {e}"))?;
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+    };
+    family(&mut o, "lvsd_bgp_bird_up", "1 when BIRD's control socket answers.");
+    let _ = writeln!(o, "lvsd_bgp_bird_up {}", s.bird_up as u8);
+    family(&mut o, "lvsd_bgp_vip_wanted", "1 when the director wants the VIP announced.");
+    for v in &s.vips {
+        let _ = writeln!(o, "lvsd_bgp_vip_wanted{{vip=\"{}\"}} {}", esc(&v.vip), v.wanted as u8);
+    }
+    family(&mut o, "lvsd_bgp_vip_announced", "1 when BIRD exports the VIP's route (absent: BIRD not asked).");
+    for v in &s.vips {
+        if let Some(a) = v.announced {
+            let _ = writeln!(o, "lvsd_bgp_vip_announced{{vip=\"{}\"}} {}", esc(&v.vip), a as u8);
+        }
+    }
+    family(&mut o, "lvsd_bgp_session_established", "1 when the BGP session with the neighbour is established.");
+    for n in &s.sessions {
+        let up = n.state == "up" && n.info.starts_with("Established");
+        let _ = writeln!(o, "lvsd_bgp_session_established{{neighbor=\"{}\"}} {}", esc(&n.neighbor), up as u8);
+    }
+    family(&mut o, "lvsd_director_drained", "1 while the director is drained (drain-director).");
+    let _ = writeln!(o, "lvsd_director_drained {}", (!doc_bgp["drain"].is_null()) as u8);
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_from_the_status_document() {
+        let doc = serde_json::json!({
+            "socket": "/run/bird/bird.ctl", "include": "/etc/bird/lvsd.conf", "bird_up": true, "error": null, "applied": 3,
+            "vips": [
+                { "vip": "203.0.113.10/32", "protocol": "lvsd_vip_203_0_113_10", "wanted": true, "why": "web has quorum", "announced": true, "services": ["web"] },
+                { "vip": "203.0.113.11/32", "protocol": "lvsd_vip_203_0_113_11", "wanted": false, "why": "x", "announced": null, "services": ["x"] },
+            ],
+            "sessions": [{ "neighbor": "192.0.2.1", "protocol": "lvsd_bgp_192_0_2_1", "bfd": true, "state": "up", "info": "Established", "since": "" }],
+            "drain": { "state": "done" },
+        });
+        let m = metrics(&doc).unwrap();
+        for line in [
+            "lvsd_bgp_bird_up 1",
+            "lvsd_bgp_vip_wanted{vip=\"203.0.113.11/32\"} 0",
+            "lvsd_bgp_vip_announced{vip=\"203.0.113.10/32\"} 1",
+            "lvsd_bgp_session_established{neighbor=\"192.0.2.1\"} 1",
+            "lvsd_director_drained 1",
+        ] {
+            assert!(m.lines().any(|l| l == line), "{line} in:\n{m}");
+        }
+        assert!(!m.contains("lvsd_bgp_vip_announced{vip=\"203.0.113.11/32\"}"), "unknown is absent, not 0");
+        assert!(metrics(&serde_json::json!({ "bird_up": "yes" })).is_err(), "a mistyped document is an error");
+        let st = Status { applied: 2, bird_up: true, ..Default::default() };
+        assert!(st.withdrawn(2) && !st.withdrawn(3), "a plan not yet applied is not confirmed");
+    }
+}

@@ -263,7 +263,8 @@ pub fn render(st: &View) -> String {
 
 /// Read a status document and render it.
 pub fn render_doc(doc: Value) -> Result<String, String> {
-    view(doc).map(|v| render(&v))
+    let bgp = doc.get("bgp").filter(|b| !b.is_null()).map(crate::bgp::metrics).transpose()?;
+    view(doc).map(|v| render(&v) + bgp.as_deref().unwrap_or(""))
 }
 
 // ---- serving ----
