@@ -275,6 +275,39 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     daemons[2].wait_for(|d| vip_status(d)["announced"] == true && d.status()["bgp"]["vips"][0]["announced"] == true, "d3 re-enabled");
     wait_hops(router, &all, Duration::from_secs(10), "d3 repaired", &|| logs(&daemons, &birds));
 
+    // lvsd doctor on d2: BIRD, the session, BFD and the route all as they should be.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            lan.host(2).name(),
+            lvsd_bin(),
+            "doctor",
+            "--node",
+            "d2",
+            "--listen",
+            "0",
+            "--connect-timeout",
+            "0.2",
+            "--json",
+        ])
+        .arg("-p")
+        .arg(&daemons[1].policy)
+        .arg("--control")
+        .arg(&daemons[1].socket)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let bgp: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| ["bird", "bgp-peer", "bfd", "announce"].contains(&f["check"].as_str().unwrap()))
+        .collect();
+    assert_eq!(bgp.len(), 4, "{doc:#}");
+    assert!(bgp.iter().all(|f| f["level"] == "PASS"), "{doc:#}");
+
     // SIGTERM on d1: withdrawn before lvsd is gone; its BIRD stays up and keeps it withdrawn.
     unsafe { libc::kill(daemons[0].child.id() as i32, libc::SIGTERM) };
     let t = wait_hops(router, &hops(&[DIRECTORS[1].1, DIRECTORS[2].1]), Duration::from_secs(10), "d1 withdrawn on SIGTERM", &|| {

@@ -228,6 +228,29 @@ pub fn protocols(reply: &Reply) -> Vec<Protocol> {
     out
 }
 
+/// One row of `show bfd sessions` (code 1020).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BfdSession {
+    pub address: std::net::IpAddr,
+    pub interface: String,
+    /// "Up", "Down", "Init", "AdminDown".
+    pub state: String,
+}
+
+/// The rows of a `show bfd sessions` reply: lines of code 1020 that start with an address
+/// (the protocol name and the column heading skipped).
+pub fn bfd_sessions(reply: &Reply) -> Vec<BfdSession> {
+    let mut out = Vec::new();
+    for l in reply.lines.iter().filter(|l| l.code == 1020) {
+        let mut w = l.text.split_whitespace();
+        let (Some(addr), Some(interface), Some(state)) = (w.next(), w.next(), w.next()) else { continue };
+        if let Ok(address) = addr.parse() {
+            out.push(BfdSession { address, interface: interface.to_string(), state: state.to_string() });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +273,18 @@ lvsd_vip_203_0_113_11 Static     lvsd_vips4 down   10:41:02.123  \n\
         assert_eq!(p[1].since, "2026-12-03 10:41:02");
         assert_eq!(p[1].info, "Active Socket: Connection refused");
         assert_eq!((p[2].table.as_str(), p[2].is_up()), ("lvsd_vips4", false));
+    }
+
+    #[test]
+    fn show_bfd_sessions_rows() {
+        // As BIRD 2.0.12 answered here.
+        let r = parse_replies(
+            b"1020-lvsd_bfd:\n IP address                Interface  State      Since         Interval  Timeout\n \
+192.0.2.1                 eth0       Up         11:12:23.424    1.000    0.000\n0000 \n",
+        )
+        .unwrap();
+        let s = bfd_sessions(&r[0]);
+        assert_eq!(s, vec![BfdSession { address: "192.0.2.1".parse().unwrap(), interface: "eth0".into(), state: "Up".into() }]);
     }
 
     #[test]
@@ -323,6 +358,7 @@ lvsd_vip_203_0_113_11 Static     lvsd_vips4 down   10:41:02.123  \n\
                 d.push(chunk);
                 while let Ok(Some(r)) = d.next_reply() {
                     let _ = protocols(&r);
+                    let _ = bfd_sessions(&r);
                 }
             }
         }

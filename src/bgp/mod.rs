@@ -146,6 +146,8 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 struct Loop {
     shared: Arc<Mutex<Shared>>,
     conn: Option<Bird>,
+    /// The socket `conn` is connected to (a reload may move it).
+    conn_socket: std::path::PathBuf,
     /// The include file as last written.
     written: Option<String>,
     /// The shape of the file BIRD last loaded on this connection (None: configure needed).
@@ -176,10 +178,15 @@ impl Loop {
                 Err(e) => self.set_error(Some(format!("cannot write BIRD's include file {}: {e}", plan.bgp.include.display()))),
             }
         }
+        if self.conn.is_some() && self.conn_socket != plan.bgp.socket {
+            self.conn = None;
+            self.next_try = Instant::now();
+        }
         if self.conn.is_none() && Instant::now() >= self.next_try {
             match Bird::connect(&plan.bgp.socket, IO_TIMEOUT) {
                 Ok(b) => {
                     self.conn = Some(b);
+                    self.conn_socket = plan.bgp.socket.clone();
                     self.configured = None;
                     self.event(format!("BIRD's control socket {} answers: re-syncing the announcements", plan.bgp.socket.display()));
                 }
@@ -289,7 +296,7 @@ fn reconcile(b: &mut Bird, plan: &Plan, configured: &mut Option<String>) -> Resu
 }
 
 fn run(rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>, mut plan: Plan) {
-    let mut l = Loop { shared, conn: None, written: None, configured: None, next_try: Instant::now() };
+    let mut l = Loop { shared, conn: None, conn_socket: Default::default(), written: None, configured: None, next_try: Instant::now() };
     loop {
         l.step(&plan);
         let wait = if l.conn.is_some() { POLL } else { RETRY };
