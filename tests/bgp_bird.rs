@@ -322,6 +322,15 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     assert!(conf.contains("disabled yes"), "the include file says withdrawn, for a BIRD that restarts alone:\n{conf}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(next_hops(router), hops(&[DIRECTORS[1].1, DIRECTORS[2].1]));
+
+    // A director that dies without a word (its link goes down): BFD tells the router
+    // before the 3 s hold time would.
+    let t0 = Instant::now();
+    lan.host(3).ip(&["link", "set", "eth0", "down"]).unwrap();
+    let t = wait_hops(router, &hops(&[DIRECTORS[1].1]), Duration::from_secs(10), "d3 gone (BFD)", &|| logs(&daemons, &birds));
+    println!("d3's link down -> route change at the router: {} ms (BFD with BIRD's default timers; hold time 3 s)", t.as_millis());
+    assert!(t0.elapsed() < Duration::from_millis(2500), "BFD, not the hold time, took d3 out: {:?}", t0.elapsed());
+    assert!(rbird.birdc(&["show", "protocols", "d3"]).contains("BFD session down"), "{}", rbird.birdc(&["show", "protocols", "d3"]));
     drop(daemons);
     drop(birds);
     drop(rbird);
