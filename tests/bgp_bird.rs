@@ -270,9 +270,11 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     daemons[2].wait_for(|d| d.status()["bgp"]["bird_up"] == true, "d3's lvsd to reconnect");
     assert!(daemons[2].events("bgp").iter().any(|e| e.contains("re-syncing")), "{:?}", daemons[2].events("bgp"));
     // A VIP disabled behind lvsd's back is enabled again (lvsd reconciles against BIRD).
+    let enabled = |d: &Daemon| d.events("bgp").iter().filter(|e| e.as_str() == "BIRD: enabled lvsd_vip_203_0_113_10").count();
+    let n = enabled(&daemons[2]);
     let out = birds[2].birdc(&["disable", "lvsd_vip_203_0_113_10"]);
     assert!(out.contains("disabled"), "{out}");
-    daemons[2].wait_for(|d| vip_status(d)["announced"] == true && d.status()["bgp"]["vips"][0]["announced"] == true, "d3 re-enabled");
+    daemons[2].wait_for(|d| enabled(d) > n, "d3's lvsd to enable the VIP again");
     wait_hops(router, &all, Duration::from_secs(10), "d3 repaired", &|| logs(&daemons, &birds));
 
     // lvsd doctor on d2: BIRD, the session, BFD and the route all as they should be.
@@ -308,6 +310,27 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     assert_eq!(bgp.len(), 4, "{doc:#}");
     assert!(bgp.iter().all(|f| f["level"] == "PASS"), "{doc:#}");
 
+    // A reload adds a VIP on d2: the include file changes shape, BIRD reconfigures, and
+    // neither the session nor the VIP already announced is disturbed.
+    let since = |out: String| {
+        out.lines().find(|l| l.trim_start().starts_with("d2 ")).map(|l| l.split_whitespace().nth(4).unwrap_or("").to_string())
+    };
+    let before = since(rbird.birdc(&["show", "protocols", "d2"]));
+    assert!(before.as_ref().is_some_and(|s| s.contains(':')), "{before:?}");
+    let src2 = format!(
+        "{src}\nlvsd.service \"api\" {{ vip = \"203.0.113.20:80\", scheduler = \"mh\", announce = true, reals = {{ \"198.51.100.1:80\" }} }}\n"
+    );
+    std::fs::write(&daemons[1].policy, src2).unwrap();
+    let r = daemons[1].call(serde_json::json!({"v": 1, "cmd": "reload"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !router_ns.ip(&["route", "show", "203.0.113.20/32"]).unwrap().contains("192.0.2.3") {
+        assert!(Instant::now() < end, "the new VIP never reached the router\n{}", logs(&daemons, &birds));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(next_hops(router), all, "the other VIP kept its three next hops");
+    assert_eq!(since(rbird.birdc(&["show", "protocols", "d2"])), before, "d2's session was not restarted by the reconfiguration");
+
     // SIGTERM on d1: withdrawn before lvsd is gone; its BIRD stays up and keeps it withdrawn.
     unsafe { libc::kill(daemons[0].child.id() as i32, libc::SIGTERM) };
     let t = wait_hops(router, &hops(&[DIRECTORS[1].1, DIRECTORS[2].1]), Duration::from_secs(10), "d1 withdrawn on SIGTERM", &|| {
@@ -316,7 +339,9 @@ fn vips_follow_quorum_drain_stop_and_bird_restarts() {
     println!("SIGTERM -> route change at the router: {} ms", t.as_millis());
     let code = daemons[0].child.wait().unwrap().code();
     assert_eq!(code, Some(0), "{}", daemons[0].log());
-    assert!(daemons[0].log().contains("every VIP withdrawn before stopping"), "{}", daemons[0].log());
+    let log = daemons[0].log();
+    let line = log.lines().find(|l| l.contains("every VIP withdrawn before stopping")).unwrap_or_else(|| panic!("{log}"));
+    println!("lvsd on d1: {}", &line[line.find("every").unwrap()..]);
     assert!(birds[0].birdc(&["show", "protocols", "lvsd_vip_203_0_113_10"]).contains("down"), "d1's BIRD keeps the VIP withdrawn");
     let conf = std::fs::read_to_string(dir.join("d1/lvsd.conf")).unwrap();
     assert!(conf.contains("disabled yes"), "the include file says withdrawn, for a BIRD that restarts alone:\n{conf}");

@@ -199,8 +199,11 @@ impl Loop {
         let rows = match self.conn.as_mut() {
             None => None,
             Some(b) => match reconcile(b, plan, &mut self.configured) {
-                Ok((rows, refused)) => {
+                Ok((rows, refused, toggled)) => {
                     self.set_error(refused);
+                    for (name, on) in toggled {
+                        self.event(format!("BIRD: {} {name}", if on { "enabled" } else { "disabled" }));
+                    }
                     Some(rows)
                 }
                 Err(e) => {
@@ -261,9 +264,11 @@ fn status_of(plan: &Plan, rows: Option<&[birdc::Protocol]>) -> Status {
 
 /// Bring BIRD to the plan: `configure` when the shape of the include file changed (or on a
 /// new connection), then `enable`/`disable` each VIP whose state differs. Returns BIRD's
-/// protocols, and a refusal worth reporting (a bad include file) that is not a lost
-/// connection.
-fn reconcile(b: &mut Bird, plan: &Plan, configured: &mut Option<String>) -> Result<(Vec<birdc::Protocol>, Option<String>), BirdError> {
+/// protocols, a refusal worth reporting (a bad include file) that is not a lost connection,
+/// and the protocols enabled or disabled.
+type Reconciled = (Vec<birdc::Protocol>, Option<String>, Vec<(String, bool)>);
+
+fn reconcile(b: &mut Bird, plan: &Plan, configured: &mut Option<String>) -> Result<Reconciled, BirdError> {
     let mut refused = None;
     let shape = config::shape(&plan.bgp, &plan.wanted);
     if configured.as_ref() != Some(&shape) {
@@ -276,7 +281,7 @@ fn reconcile(b: &mut Bird, plan: &Plan, configured: &mut Option<String>) -> Resu
         *configured = Some(shape);
     }
     let mut rows = b.protocols("lvsd_*")?;
-    let mut changed = false;
+    let mut toggled = Vec::new();
     for w in &plan.wanted {
         let name = w.protocol();
         // A protocol BIRD does not have yet (a configure in progress) is seen at the next poll.
@@ -285,14 +290,14 @@ fn reconcile(b: &mut Bird, plan: &Plan, configured: &mut Option<String>) -> Resu
             let on = p.state != "down";
             if on != w.announce {
                 b.set_enabled(&name, w.announce)?;
-                changed = true;
+                toggled.push((name, w.announce));
             }
         }
     }
-    if changed {
+    if !toggled.is_empty() {
         rows = b.protocols("lvsd_*")?;
     }
-    Ok((rows, refused))
+    Ok((rows, refused, toggled))
 }
 
 fn run(rx: mpsc::Receiver<Msg>, shared: Arc<Mutex<Shared>>, mut plan: Plan) {
