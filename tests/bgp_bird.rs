@@ -419,4 +419,20 @@ lvsd.service "c" {{ vip = "203.0.113.12:80", scheduler = "wlc", reals = {{ "198.
     dm.wait_for(|d| !d.status()["bgp"]["drain"].is_null(), "drained from the REPL");
     dm.repl("lvsd.undrain_director()\n");
     dm.wait_for(|d| d.status()["bgp"]["drain"].is_null(), "undrained from the REPL");
+
+    // lvsd.bgp taken out of the policy: what was announced is withdrawn.
+    let plain = src.lines().filter(|l| !l.starts_with("lvsd.bgp")).collect::<Vec<_>>().join("\n");
+    let plain = plain.replace("announce = function", "on_up = function");
+    std::fs::write(&dm.policy, plain).unwrap();
+    let r = dm.call(serde_json::json!({"v": 1, "cmd": "reload"}));
+    assert_eq!(r["ok"], true, "{r}");
+    dm.wait_for(
+        |_| !std::fs::read_to_string(tmp.path().join("lvsd.conf")).unwrap().contains("disabled no"),
+        "withdrawn when lvsd.bgp goes",
+    );
+    assert!(
+        dm.status()["bgp"]["vips"].as_array().unwrap().iter().all(|v| v["why"] == "lvsd.bgp left the policy"),
+        "{}",
+        dm.status()["bgp"]
+    );
 }

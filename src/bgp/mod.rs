@@ -111,6 +111,11 @@ impl Speaker {
         Ok(Speaker { tx, shared, thread })
     }
 
+    /// The thread still runs (it ends only when stopped; anything else is a fault).
+    pub fn is_alive(&self) -> bool {
+        !self.thread.is_finished()
+    }
+
     /// Hand over a new plan; returns at once.
     pub fn send(&self, plan: Plan) {
         let _ = self.tx.send(Msg::Plan(Box::new(plan)));

@@ -159,8 +159,20 @@ impl Director {
         self.bgp.sent = Some((bgp, wanted));
     }
 
+    /// Send the last plan again (to a new thread).
+    fn bgp_resend(&mut self) {
+        self.bgp.sent = None;
+        self.bgp_follow();
+    }
+
     /// Periodic: BIRD's events into the log, and the progress of a director drain.
     pub(super) fn bgp_tick(&mut self) {
+        // Supervised: a BGP thread that ended by itself is started again with the last plan.
+        if self.bgp.speaker.as_ref().is_some_and(|s| !s.is_alive()) {
+            self.bgp.speaker = None;
+            self.events.push("bgp_error", "the BGP thread ended; starting it again");
+            self.bgp_resend();
+        }
         let Some(s) = &self.bgp.speaker else { return };
         for e in s.take_events() {
             self.events.push("bgp", e);
