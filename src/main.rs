@@ -203,6 +203,24 @@ enum Command {
         control: ControlArgs,
         instance: String,
     },
+    /// Take the running director out of service (scale-out): withdraw every VIP announced
+    /// over BGP, wait until no new connection arrives and the local ones finished (or the
+    /// timeout passed), then report done.
+    DrainDirector {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Seconds after which the drain is reported done anyway.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Return once the withdrawal is asked for, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Put a drained director back in service: its VIPs are announced again.
+    UndrainDirector {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
     /// Recent events of the running director: transitions, reloads, health changes.
     Events {
         #[command(flatten)]
@@ -368,6 +386,46 @@ fn control_action(control: &ControlArgs, cmd: lvsd::control::Command) -> Result<
     }
 }
 
+/// `lvsd drain-director`: ask, then follow `bgp.drain` in the status until it is done.
+fn drain_director(control: &ControlArgs, timeout: u64, no_wait: bool) -> Result<ExitCode> {
+    let r = control_call(control, lvsd::control::Command::DrainDirector { timeout: Some(timeout) })?;
+    if !r.ok {
+        eprintln!("{}", r.error.unwrap_or_default());
+        return Ok(ExitCode::from(1));
+    }
+    if no_wait {
+        outln!("{}", r.result.unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The director reports done at its timeout; a little more here for a director that stopped answering.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(timeout + 10);
+    let mut shown = String::new();
+    while std::time::Instant::now() < until {
+        let st = control_call(control, lvsd::control::Command::Status)?;
+        let d = st.result.as_ref().map(|v| v["bgp"]["drain"].clone()).unwrap_or_default();
+        let state = d["state"].as_str().unwrap_or("").to_string();
+        if state != shown {
+            match state.as_str() {
+                "withdrawing" => outln!("withdrawing every VIP..."),
+                "waiting" => outln!("withdrawn after {} ms; waiting for the connections to finish...", d["withdrawn_after_ms"]),
+                _ => {}
+            }
+            shown = state.clone();
+        }
+        if state == "done" {
+            outln!("drained: {}", d["note"].as_str().unwrap_or(""));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if d.is_null() {
+            eprintln!("the director is no longer draining (undrained or restarted)");
+            return Ok(ExitCode::from(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!("the director did not report the drain done in time");
+    Ok(ExitCode::from(1))
+}
+
 /// Load a policy, printing every error; None when it is invalid.
 fn load(file: &Path, args: &PolicyArgs) -> Result<Option<policy::Policy>> {
     report(file, policy::load(file, &args.options()))
@@ -400,6 +458,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let deadline = opts.limits.load_time + std::time::Duration::from_secs(2);
             let Some(p) = report(&file, policy::load_with_deadline(&file, &opts, deadline))? else { return Ok(ExitCode::from(1)) };
             let m = &p.model;
+            for w in lvsd::model::warnings(m) {
+                eprintln!("{w}");
+            }
             outln!(
                 "{}: ok: {} service{}, {} real server{}, {} VRRP instance{} (node {})",
                 file.display(),
@@ -487,6 +548,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Yield { control, instance } => control_action(&control, lvsd::control::Command::Yield { instance }),
         Command::Unyield { control, instance } => control_action(&control, lvsd::control::Command::Unyield { instance }),
+        Command::DrainDirector { control, timeout, no_wait } => drain_director(&control, timeout, no_wait),
+        Command::UndrainDirector { control } => control_action(&control, lvsd::control::Command::UndrainDirector),
         Command::Events { control, limit } => {
             let r = control_call(&control, lvsd::control::Command::Events { limit: Some(limit) })?;
             if !r.ok {

@@ -18,9 +18,11 @@ lvsd repl: Lua evaluated inside the running director (a sandbox with read access
   lvsd.state.vrrp                                    VRRP instances
   lvsd.state.services[i].reals                       real servers: health, weight, drain state
   lvsd.state.events                                  recent events
+  lvsd.state.bgp                                     BIRD, BGP sessions, each VIP announced or not
   lvsd.drain(service, real)  lvsd.undrain(service, real)
   lvsd.weight(service, real, w)  lvsd.weight(service, real)   force / clear a weight
   lvsd.check_now(service, real)  lvsd.yield(instance)  lvsd.reload()
+  lvsd.drain_director([timeout])  lvsd.undrain_director()   withdraw / re-announce every VIP
 An expression prints its value; a statement runs. :help this text, :quit leaves.";
 
 const API: &[&str] = &[
@@ -28,6 +30,7 @@ const API: &[&str] = &[
     "lvsd.state.vrrp",
     "lvsd.state.services",
     "lvsd.state.events",
+    "lvsd.state.bgp",
     "lvsd.state.generation",
     "lvsd.state.last_reload",
     "lvsd.drain(",
@@ -36,6 +39,8 @@ const API: &[&str] = &[
     "lvsd.check_now(",
     "lvsd.yield(",
     "lvsd.reload()",
+    "lvsd.drain_director(",
+    "lvsd.undrain_director()",
     "lvsd.node",
     ":help",
     ":quit",

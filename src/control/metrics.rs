@@ -497,7 +497,8 @@ pub fn render_doc(doc: Value) -> Result<String, String> {
 }
 
 pub fn render_doc_with(doc: Value, compat: Compat) -> Result<String, String> {
-    view(doc).map(|v| render_with(&v, compat))
+    let bgp = doc.get("bgp").filter(|b| !b.is_null()).map(crate::bgp::metrics).transpose()?;
+    view(doc).map(|v| render_with(&v, compat) + bgp.as_deref().unwrap_or(""))
 }
 
 // ---- serving ----

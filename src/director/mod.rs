@@ -2,6 +2,7 @@
 //! socket together. Inputs arrive on channels; the director decides and acts.
 
 mod alert;
+mod bgp;
 mod commands;
 mod events;
 pub mod heartbeat;
@@ -105,11 +106,16 @@ pub struct Director {
     reload_requested: bool,
     /// The next policy loaded is applied even when a reload guard refuses it.
     force_reload: bool,
+    /// VIPs announced over BGP by the local BIRD, and `drain-director`.
+    bgp: bgp::BgpState,
 }
 
 impl Director {
     pub fn new(opts: Options, backend: Box<dyn Backend>) -> Result<Director, DirectorError> {
         let policy = policy::load(&opts.policy, &opts.load)?;
+        for w in crate::model::warnings(&policy.model) {
+            tracing::warn!("{w}");
+        }
         let mut events = EventLog::default();
         events.push("reload", format!("policy {} loaded (generation 1)", opts.policy.display()));
         Ok(Director {
@@ -138,6 +144,7 @@ impl Director {
             suspended: HashSet::new(),
             reload_requested: false,
             force_reload: false,
+            bgp: bgp::BgpState::default(),
         })
     }
 
@@ -203,6 +210,8 @@ impl Director {
         let mut watchdog = crate::systemd::Watchdog::from_env();
         let mut watchdog_tick = tokio::time::interval(watchdog.as_ref().map_or(Duration::from_secs(3600), |w| w.ping_every()));
         watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bgp_tick = tokio::time::interval(Duration::from_millis(100));
+        bgp_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.shutdown {
             let report = async {
                 match reports.as_mut() {
@@ -317,6 +326,7 @@ impl Director {
                         w.tick(age, heartbeat::BEAT_EVERY);
                     }
                 }
+                _ = bgp_tick.tick(), if self.bgp.speaker.is_some() => self.bgp_tick(),
                 _ = resync.tick() => { self.resync(); }
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
@@ -327,6 +337,8 @@ impl Director {
                 }
             }
         }
+        // The router moves the traffic away first, while everything here still serves it.
+        self.bgp_withdraw_for_stop().await;
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
         if let Some(h) = self.heartbeat.take() {
             h.shutdown(Duration::from_secs(3)).await;
@@ -342,6 +354,7 @@ impl Director {
             c.stop();
         }
         self.watcher = None;
+        self.bgp_stop();
         crate::systemd::notify("STOPPING=1");
         if let Some(path) = &self.opts.control {
             let _ = std::fs::remove_file(path);

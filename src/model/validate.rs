@@ -10,6 +10,7 @@ pub fn validate(m: &Model) -> Vec<ModelError> {
     let mut errs = Vec::new();
     validate_vrrp(m, &mut errs);
     validate_services(m, &mut errs);
+    validate_bgp(m, &mut errs);
     errs.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
     errs
 }
@@ -215,4 +216,71 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
             }
         }
     }
+}
+
+fn validate_bgp(m: &Model, errs: &mut Vec<ModelError>) {
+    if let Some(b) = &m.bgp {
+        let mut seen = HashSet::new();
+        for n in &b.neighbors {
+            if !seen.insert(n.address) {
+                errs.push(ModelError::new(&b.origin, format!("bgp: neighbor {} is listed twice", n.address)));
+            }
+        }
+    }
+    // One route per VIP address: the services sharing it must agree on its attributes.
+    let mut attrs: HashMap<IpAddr, (&str, &super::Announce)> = HashMap::new();
+    for s in m.services.iter() {
+        let Some(a) = &s.announce else { continue };
+        let err = |errs: &mut Vec<ModelError>, msg: String| errs.push(ModelError::new(&s.origin, msg));
+        if m.bgp.is_none() {
+            err(errs, format!("service '{}': announce needs lvsd.bgp {{ ... }} (the local BIRD and its neighbours)", s.name));
+        }
+        let Vip::Addr { addr, .. } = s.vip else {
+            err(errs, format!("service '{}': announce needs a vip address (a fwmark service has none to announce)", s.name));
+            continue;
+        };
+        if let Some((other, prev)) = attrs.get(&addr.ip()) {
+            if (prev.med, &prev.communities) != (a.med, &a.communities) {
+                err(
+                    errs,
+                    format!(
+                        "service '{}': announce med/communities differ from service '{}' on the same VIP {} (one route per address: give them once)",
+                        s.name,
+                        other,
+                        addr.ip()
+                    ),
+                );
+            }
+        } else {
+            attrs.insert(addr.ip(), (&s.name, a));
+        }
+    }
+}
+
+/// Things worth telling the operator that do not make the policy invalid, in policy order.
+pub fn warnings(m: &Model) -> Vec<ModelError> {
+    let mut out = Vec::new();
+    for s in &m.services {
+        // Several directors behind ECMP each pick a real for a flow the router may move
+        // between them: only a hash of the flow gives every director the same choice.
+        if s.announce.is_some() && s.scheduler != "mh" && s.scheduler != "sh" {
+            out.push(ModelError::new(
+                &s.origin,
+                format!(
+                    "warning: service '{}' is announced over BGP (scale-out) with scheduler {}: directors may send one flow to different reals when the router moves it; use scheduler = \"mh\" (or \"sh\" with the same reals, weights and order on every director)",
+                    s.name, s.scheduler
+                ),
+            ));
+        }
+    }
+    if let Some(b) = &m.bgp {
+        if !m.services.iter().any(|s| s.announce.is_some()) {
+            out.push(ModelError::new(
+                &b.origin,
+                "warning: lvsd.bgp is declared but no service has announce = true: nothing will be announced",
+            ));
+        }
+    }
+    out.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
+    out
 }

@@ -232,6 +232,19 @@ pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
             }
         })?,
     )?;
+    lvsd.set(
+        "bgp",
+        settings(lua, "bgp", |lua, f| {
+            let b = convert::bgp(f);
+            if let Some(mut c) = lua.app_data_mut::<Collected>() {
+                if let Some(prev) = &c.model.bgp {
+                    let e = ModelError::new(&f.origin, format!("bgp is declared twice (first at {})", prev.origin));
+                    c.errors.push(e);
+                }
+                c.model.bgp = b;
+            }
+        })?,
+    )?;
     let check = lua.create_table()?;
     for kind in crate::model::CHECK_KINDS {
         check.set(*kind, check_ctor(lua, kind)?)?;
