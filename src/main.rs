@@ -305,6 +305,8 @@ fn control_call(c: &ControlArgs, cmd: lvsd::control::Command) -> Result<lvsd::co
     Ok(client.call(cmd)?)
 }
 
+// One argument per command-line option of `lvsd run`.
+#[allow(clippy::too_many_arguments)]
 fn run_director(
     file: PathBuf,
     policy: PolicyArgs,
@@ -622,11 +624,11 @@ fn run_lab_in_vm(opts: &lvsd::lab::Options, report: Option<&std::path::Path>) ->
     if let Some(p) = &opts.policy {
         cmd.arg("--file").arg(p);
     }
-    if std::env::var_os("LVSD_VM_CACHE").is_none() {
-        if let Some(cache) = vm::cache_for(&dir, |p| p.exists()) {
-            std::fs::create_dir_all(&cache).map_err(|e| anyhow::anyhow!("{}: {e}", cache.display()))?;
-            cmd.env("LVSD_VM_CACHE", cache);
-        }
+    if std::env::var_os("LVSD_VM_CACHE").is_none()
+        && let Some(cache) = vm::cache_for(&dir, |p| p.exists())
+    {
+        std::fs::create_dir_all(&cache).map_err(|e| anyhow::anyhow!("{}: {e}", cache.display()))?;
+        cmd.env("LVSD_VM_CACHE", cache);
     }
     let status = cmd
         .arg("lab")
@@ -696,11 +698,11 @@ fn run_lab(opts: lvsd::lab::Options, html: Option<PathBuf>) -> Result<ExitCode> 
         }
         outln!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
     }
-    if let Some(path) = html {
-        if let Err(e) = std::fs::write(&path, lvsd::lab::report::html(&report)) {
-            eprintln!("lvsd lab: {}: {e}", path.display());
-            ok = false;
-        }
+    if let Some(path) = html
+        && let Err(e) = std::fs::write(&path, lvsd::lab::report::html(&report))
+    {
+        eprintln!("lvsd lab: {}: {e}", path.display());
+        ok = false;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -54,7 +54,7 @@ struct Complete {
 impl Completer for Complete {
     type Candidate = Pair;
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(|c: char| c == ' ' || c == '(' || c == ',' || c == '"' || c == '\'').map(|i| i + 1).unwrap_or(0);
+        let start = line[..pos].rfind([' ', '(', ',', '"', '\'']).map(|i| i + 1).unwrap_or(0);
         let word = &line[start..pos];
         let pairs =
             self.words.iter().filter(|w| w.starts_with(word)).map(|w| Pair { display: w.clone(), replacement: w.clone() }).collect();
@@ -118,16 +118,16 @@ pub fn pretty(v: &Value) -> String {
 
 fn names(client: &mut Client) -> Vec<String> {
     let mut words: Vec<String> = API.iter().map(|s| s.to_string()).collect();
-    if let Ok(r) = client.call(Command::Status) {
-        if let Some(st) = r.result {
-            for v in st["vrrp"].as_array().into_iter().flatten() {
-                words.extend(v["name"].as_str().map(str::to_string));
-            }
-            for s in st["services"].as_array().into_iter().flatten() {
-                words.extend(s["name"].as_str().map(str::to_string));
-                for r in s["reals"].as_array().into_iter().flatten() {
-                    words.extend(r["address"].as_str().map(str::to_string));
-                }
+    if let Ok(r) = client.call(Command::Status)
+        && let Some(st) = r.result
+    {
+        for v in st["vrrp"].as_array().into_iter().flatten() {
+            words.extend(v["name"].as_str().map(str::to_string));
+        }
+        for s in st["services"].as_array().into_iter().flatten() {
+            words.extend(s["name"].as_str().map(str::to_string));
+            for r in s["reals"].as_array().into_iter().flatten() {
+                words.extend(r["address"].as_str().map(str::to_string));
             }
         }
     }

@@ -207,7 +207,7 @@ impl Capture {
 
     /// Datagrams the capture socket itself lost (SO_RXQ_OVFL, as of its last line).
     fn drops(&self) -> u64 {
-        self.text().lines().filter(|l| !l.starts_with('#')).last().and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).unwrap_or(0)
+        self.text().lines().rfind(|l| !l.starts_with('#')).and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).unwrap_or(0)
     }
 }
 

@@ -331,10 +331,10 @@ impl Director {
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
             }
-            if std::mem::take(&mut self.reload_requested) {
-                if let Some(why) = reloads.request("requested", None) {
-                    reloads.loading = Some((why, self.load_in_background()));
-                }
+            if std::mem::take(&mut self.reload_requested)
+                && let Some(why) = reloads.request("requested", None)
+            {
+                reloads.loading = Some((why, self.load_in_background()));
             }
         }
         // The router moves the traffic away first, while everything here still serves it.

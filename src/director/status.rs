@@ -292,7 +292,7 @@ fn bgp_text(out: &mut String, b: &Value) {
         bird,
         b["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
     );
-    let _ = writeln!(out, "{:<16} {:<28} {:<6} {:<5} {}", "Neighbor", "Protocol", "State", "BFD", "Info");
+    let _ = writeln!(out, "{:<16} {:<28} {:<6} {:<5} Info", "Neighbor", "Protocol", "State", "BFD");
     for s in b["sessions"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
@@ -304,7 +304,7 @@ fn bgp_text(out: &mut String, b: &Value) {
             s["info"].as_str().unwrap_or("")
         );
     }
-    let _ = writeln!(out, "{:<22} {:<9} {:<10} {}", "VIP", "Wanted", "Announced", "Why");
+    let _ = writeln!(out, "{:<22} {:<9} {:<10} Why", "VIP", "Wanted", "Announced");
     for v in b["vips"].as_array().into_iter().flatten() {
         let announced = match v["announced"].as_bool() {
             Some(true) => "yes",

@@ -764,11 +764,11 @@ impl Vrrp {
         }
         self.failed.clear();
         for v in &m.vrrp {
-            if self.index(&v.name).is_none() {
-                if let Err(e) = self.start_instance(v, tracks, now, &mut out) {
-                    errors.push(format!("vrrp '{}': {e}", v.name));
-                    self.failed.push((v.name.clone(), e));
-                }
+            if self.index(&v.name).is_none()
+                && let Err(e) = self.start_instance(v, tracks, now, &mut out)
+            {
+                errors.push(format!("vrrp '{}': {e}", v.name));
+                self.failed.push((v.name.clone(), e));
             }
         }
         self.set_groups(m);

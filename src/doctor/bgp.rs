@@ -63,7 +63,7 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
             out.push(Finding::fail(
                 BIRD,
                 format!("BIRD does not answer on {}: {e}", b.socket.display()),
-                format!("start BIRD 2 (`systemctl start bird`), or set lvsd.bgp's socket to its control socket (`bird -s PATH`); until then no VIP is announced"),
+                "start BIRD 2 (`systemctl start bird`), or set lvsd.bgp's socket to its control socket (`bird -s PATH`); until then no VIP is announced".to_string(),
             ));
             return out;
         }

@@ -57,7 +57,7 @@ fn num(v: &Value) -> f64 {
     v.as_f64().filter(|x| x.is_finite()).unwrap_or(0.0)
 }
 
-fn text<'a>(v: &'a Value) -> &'a str {
+fn text(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 

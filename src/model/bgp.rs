@@ -100,7 +100,7 @@ lvsd.service "dns" { vip = "203.0.113.11:53", protocol = "udp", scheduler = "mh"
     #[test]
     fn one_policy_serves_every_director() {
         for (node, id) in [("d1", "192.0.2.2"), ("d2", "192.0.2.3")] {
-            let m = load(&GOOD.replace("me[lvsd.node]", "me[lvsd.node]"), node).unwrap();
+            let m = load(GOOD, node).unwrap();
             let b = m.bgp.as_ref().unwrap();
             assert_eq!(b.router_id, Some(id.parse().unwrap()));
             assert_eq!((b.local_as, b.med, &b.communities), (65001, Some(10), &vec![(65001, 1)]));

@@ -40,7 +40,7 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
     if v.version == 3 && v.auth_pass.is_some() {
         err(errs, format!("vrrp '{}': auth_pass is VRRPv2 only (RFC 5798 removed authentication)", v.name));
     }
-    if v.version == 2 && v.advert_int_cs % 100 != 0 {
+    if v.version == 2 && !v.advert_int_cs.is_multiple_of(100) {
         err(
             errs,
             format!(
@@ -51,10 +51,10 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
         );
     }
     let fam6 = v.is_ipv6();
-    if let Some(src) = v.unicast_src {
-        if src.is_ipv6() != fam6 {
-            err(errs, format!("vrrp '{}': unicast_src {} is not in the family of the VIPs", v.name, src));
-        }
+    if let Some(src) = v.unicast_src
+        && src.is_ipv6() != fam6
+    {
+        err(errs, format!("vrrp '{}': unicast_src {} is not in the family of the VIPs", v.name, src));
     }
     for p in &v.unicast_peers {
         if p.is_ipv6() != fam6 {
@@ -123,12 +123,11 @@ fn validate_vrrp(m: &Model, errs: &mut Vec<ModelError>) {
             }
         }
     }
-    if let Some(sd) = &m.sync_daemon {
-        if let Some(i) = &sd.instance {
-            if !names.contains_key(i.as_str()) {
-                errs.push(ModelError::new(&sd.origin, format!("sync_daemon: unknown vrrp instance '{i}'")));
-            }
-        }
+    if let Some(sd) = &m.sync_daemon
+        && let Some(i) = &sd.instance
+        && !names.contains_key(i.as_str())
+    {
+        errs.push(ModelError::new(&sd.origin, format!("sync_daemon: unknown vrrp instance '{i}'")));
     }
 }
 
@@ -147,10 +146,11 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
         if let Some(prev) = keys.insert(key.clone(), (&s.name, &s.origin)) {
             err(errs, format!("service '{}': {} is already service '{}' ({})", s.name, key, prev.0, prev.1));
         }
-        if let Vip::Addr { addr, .. } = s.vip {
-            if addr.port() == 0 && s.persistence.is_none() {
-                err(errs, format!("service '{}': port 0 (all ports) needs persistence", s.name));
-            }
+        if let Vip::Addr { addr, .. } = s.vip
+            && addr.port() == 0
+            && s.persistence.is_none()
+        {
+            err(errs, format!("service '{}': port 0 (all ports) needs persistence", s.name));
         }
         if !s.sched_flags.is_empty() && s.scheduler != "sh" && s.scheduler != "mh" {
             err(errs, format!("service '{}': sched_flags only apply to the sh and mh schedulers, not {}", s.name, s.scheduler));
@@ -273,13 +273,10 @@ pub fn warnings(m: &Model) -> Vec<ModelError> {
             ));
         }
     }
-    if let Some(b) = &m.bgp {
-        if !m.services.iter().any(|s| s.announce.is_some()) {
-            out.push(ModelError::new(
-                &b.origin,
-                "warning: lvsd.bgp is declared but no service has announce = true: nothing will be announced",
-            ));
-        }
+    if let Some(b) = &m.bgp
+        && !m.services.iter().any(|s| s.announce.is_some())
+    {
+        out.push(ModelError::new(&b.origin, "warning: lvsd.bgp is declared but no service has announce = true: nothing will be announced"));
     }
     out.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
     out

@@ -367,7 +367,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let check_unicast_src = f.flag("check_unicast_src");
     let relax_unicast_ttl = f.flag("relax_unicast_ttl");
     if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
-        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers".to_string());
+        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
     }
     let on_change = f.function("on_change").map(|h| ctx.hook(h));
     f.require("interface", &interface, "the link VRRP runs on, e.g. interface = \"eth0\"");
@@ -602,10 +602,10 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
         }
     };
     let pe = f.string("pe");
-    if let Some(p) = &pe {
-        if p != "sip" {
-            f.error(format!("unknown persistence engine '{p}' (valid: sip)"));
-        }
+    if let Some(p) = &pe
+        && p != "sip"
+    {
+        f.error(format!("unknown persistence engine '{p}' (valid: sip)"));
     }
     let quorum = f.integer("quorum", 1, u32::MAX as i64).unwrap_or(1) as u32;
     let hysteresis = f.integer("hysteresis", 0, u32::MAX as i64).unwrap_or(0) as u32;
@@ -706,10 +706,11 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
             nf.error(format!("hold = {h}: the hold time must be {HOLD_HINT}"));
         }
         let keepalive = nf.integer("keepalive", 1, 65535).map(|v| v as u16);
-        if let (Some(k), Some(h)) = (keepalive, hold) {
-            if h != 0 && k >= h {
-                nf.error(format!("keepalive = {k} must be below hold = {h} (a third of it is usual)"));
-            }
+        if let (Some(k), Some(h)) = (keepalive, hold)
+            && h != 0
+            && k >= h
+        {
+            nf.error(format!("keepalive = {k} must be below hold = {h} (a third of it is usual)"));
         }
         let source = ip_field(&mut nf, "source");
         let multihop = nf.integer("multihop", 1, 255).map(|v| v as u8);
@@ -719,10 +720,10 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
         }
         nf.require("address", &address, "the neighbour's IP address");
         nf.require("as", &asn, "the neighbour's AS number");
-        if let (Some(a), Some(s)) = (address, source) {
-            if a.is_ipv4() != s.is_ipv4() {
-                nf.error(format!("source {s} is not in the family of address {a}"));
-            }
+        if let (Some(a), Some(s)) = (address, source)
+            && a.is_ipv4() != s.is_ipv4()
+        {
+            nf.error(format!("source {s} is not in the family of address {a}"));
         }
         nf.finish();
         if let (Some(address), Some(asn)) = (address, asn) {
@@ -991,10 +992,10 @@ fn http_url(f: &mut Fields) -> HttpUrl {
     let sv = f.value("status");
     let status = status_set(f, sv).unwrap_or_else(|| vec![(200, 299)]);
     let digest = f.string("digest");
-    if let Some(d) = &digest {
-        if d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()) {
-            f.error(format!("digest '{d}' is not an MD5 hex digest (32 hex digits, as genhash prints)"));
-        }
+    if let Some(d) = &digest
+        && (d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        f.error(format!("digest '{d}' is not an MD5 hex digest (32 hex digits, as genhash prints)"));
     }
     let regex = f.string("regex");
     HttpUrl { path, status, digest, regex }

@@ -513,8 +513,7 @@ impl Tx<'_> {
                 .iter()
                 .filter(|c| c.key == "weight")
                 .filter_map(|c| c.args.first()?.parse::<i64>().ok())
-                .filter(|w| (0..=i32::MAX as i64).contains(w))
-                .last();
+                .rfind(|w| (0..=i32::MAX as i64).contains(w));
             weight_sum += w.unwrap_or(1);
             real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
         }
