@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: policy (Lua) -> model -> director -> reconcile -> backends.
 
+pub mod bgp;
 pub mod build_info;
 pub mod check;
 pub mod control;

@@ -135,6 +135,11 @@ enum Command {
         /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9815 (off by default).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// The same numbers under other exporters' names too, for their dashboards and alerts:
+        /// node_ipvs (node_exporter's node_ipvs_*), keepalived (the keepalived exporter's
+        /// keepalived_*), both comma-separated, or none.
+        #[arg(long, value_name = "SETS", default_value = "node_ipvs,keepalived")]
+        metrics_compat: lvsd::control::metrics::Compat,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
     /// With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
@@ -198,6 +203,24 @@ enum Command {
         control: ControlArgs,
         instance: String,
     },
+    /// Take the running director out of service (scale-out): withdraw every VIP announced
+    /// over BGP, wait until no new connection arrives and the local ones finished (or the
+    /// timeout passed), then report done.
+    DrainDirector {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Seconds after which the drain is reported done anyway.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Return once the withdrawal is asked for, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Put a drained director back in service: its VIPs are announced again.
+    UndrainDirector {
+        #[command(flatten)]
+        control: ControlArgs,
+    },
     /// Recent events of the running director: transitions, reloads, health changes.
     Events {
         #[command(flatten)]
@@ -237,6 +260,12 @@ enum Command {
         /// Check the rehearsal's claims and exit 1 if one does not hold.
         #[arg(long)]
         verify: bool,
+        /// Also write the report as a self-contained HTML page with a timeline chart.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+        /// Run nothing: write --report from a report saved with --json.
+        #[arg(long, value_name = "FILE.json", requires = "report")]
+        from_json: Option<PathBuf>,
     },
     /// Write the manual pages or the shell completions (for packaging).
     #[command(hide = true)]
@@ -276,6 +305,8 @@ fn control_call(c: &ControlArgs, cmd: lvsd::control::Command) -> Result<lvsd::co
     Ok(client.call(cmd)?)
 }
 
+// One argument per command-line option of `lvsd run`.
+#[allow(clippy::too_many_arguments)]
 fn run_director(
     file: PathBuf,
     policy: PolicyArgs,
@@ -284,6 +315,7 @@ fn run_director(
     control: ControlArgs,
     resync: u64,
     metrics: Option<std::net::SocketAddr>,
+    metrics_compat: lvsd::control::metrics::Compat,
 ) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;
@@ -317,6 +349,7 @@ fn run_director(
         debounce: std::time::Duration::from_millis(25),
         backend_name: if dry_run { "memory" } else { "kernel" },
         metrics,
+        metrics_compat,
     };
     let director = match Director::new(opts, backend) {
         Ok(d) => d,
@@ -355,6 +388,46 @@ fn control_action(control: &ControlArgs, cmd: lvsd::control::Command) -> Result<
     }
 }
 
+/// `lvsd drain-director`: ask, then follow `bgp.drain` in the status until it is done.
+fn drain_director(control: &ControlArgs, timeout: u64, no_wait: bool) -> Result<ExitCode> {
+    let r = control_call(control, lvsd::control::Command::DrainDirector { timeout: Some(timeout) })?;
+    if !r.ok {
+        eprintln!("{}", r.error.unwrap_or_default());
+        return Ok(ExitCode::from(1));
+    }
+    if no_wait {
+        outln!("{}", r.result.unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The director reports done at its timeout; a little more here for a director that stopped answering.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(timeout + 10);
+    let mut shown = String::new();
+    while std::time::Instant::now() < until {
+        let st = control_call(control, lvsd::control::Command::Status)?;
+        let d = st.result.as_ref().map(|v| v["bgp"]["drain"].clone()).unwrap_or_default();
+        let state = d["state"].as_str().unwrap_or("").to_string();
+        if state != shown {
+            match state.as_str() {
+                "withdrawing" => outln!("withdrawing every VIP..."),
+                "waiting" => outln!("withdrawn after {} ms; waiting for the connections to finish...", d["withdrawn_after_ms"]),
+                _ => {}
+            }
+            shown = state.clone();
+        }
+        if state == "done" {
+            outln!("drained: {}", d["note"].as_str().unwrap_or(""));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if d.is_null() {
+            eprintln!("the director is no longer draining (undrained or restarted)");
+            return Ok(ExitCode::from(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    eprintln!("the director did not report the drain done in time");
+    Ok(ExitCode::from(1))
+}
+
 /// Load a policy, printing every error; None when it is invalid.
 fn load(file: &Path, args: &PolicyArgs) -> Result<Option<policy::Policy>> {
     report(file, policy::load(file, &args.options()))
@@ -387,6 +460,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let deadline = opts.limits.load_time + std::time::Duration::from_secs(2);
             let Some(p) = report(&file, policy::load_with_deadline(&file, &opts, deadline))? else { return Ok(ExitCode::from(1)) };
             let m = &p.model;
+            for w in lvsd::model::warnings(m) {
+                eprintln!("{w}");
+            }
             outln!(
                 "{}: ok: {} service{}, {} real server{}, {} VRRP instance{} (node {})",
                 file.display(),
@@ -417,8 +493,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { policy_file, policy, dry_run, once, control, resync, metrics } => {
-            run_director(policy_file, policy, dry_run, once, control, resync, metrics)
+        Command::Run { policy_file, policy, dry_run, once, control, resync, metrics, metrics_compat } => {
+            run_director(policy_file, policy, dry_run, once, control, resync, metrics, metrics_compat)
         }
         Command::Status { kernel: true, stats, rate, json, .. } => {
             use lvsd::ipvs::format::Format;
@@ -474,6 +550,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Yield { control, instance } => control_action(&control, lvsd::control::Command::Yield { instance }),
         Command::Unyield { control, instance } => control_action(&control, lvsd::control::Command::Unyield { instance }),
+        Command::DrainDirector { control, timeout, no_wait } => drain_director(&control, timeout, no_wait),
+        Command::UndrainDirector { control } => control_action(&control, lvsd::control::Command::UndrainDirector),
         Command::Events { control, limit } => {
             let r = control_call(&control, lvsd::control::Command::Events { limit: Some(limit) })?;
             if !r.ok {
@@ -493,9 +571,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
+        Command::Lab { mode, reals, requests, scenario, policy, json, verify, report, from_json } => {
+            if let (Some(from), Some(to)) = (from_json, &report) {
+                let text = std::fs::read_to_string(&from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+                let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
+                std::fs::write(to, lvsd::lab::report::html(&saved)).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
-            run_lab(opts)
+            run_lab(opts, report)
         }
         Command::Generate { what, dir } => {
             use clap::CommandFactory;
@@ -515,20 +599,62 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Where the kernel has no IPVS, the lab runs inside the VM tier's guest (scripts/vm), with
-/// the same arguments, its console shown live.
-fn run_lab_in_vm() -> Result<ExitCode> {
-    let script = std::env::var("LVSD_VM_SCRIPT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm").to_string());
-    let args: Vec<String> = std::env::args().skip(2).collect();
-    eprintln!("lvsd lab: this kernel has no IPVS; running the lab in a QEMU guest with Debian's kernel ({script})");
-    let status = std::process::Command::new(&script)
-        .args(["--install", "--verbose", "--lvsd"])
-        .arg(std::env::current_exe()?)
+/// Where the kernel has no IPVS, the lab runs inside a QEMU guest (lvsd::lab::vm) with the
+/// same options, its console shown live; the HTML report is copied back out.
+fn run_lab_in_vm(opts: &lvsd::lab::Options, report: Option<&std::path::Path>) -> Result<ExitCode> {
+    use lvsd::lab::vm;
+    let exe = std::env::current_exe()?;
+    let env_dir = std::env::var_os("LVSD_VM_DIR").map(PathBuf::from);
+    let candidates = vm::candidates(&exe, env_dir.as_deref());
+    let Some(dir) = vm::find(&candidates, |p| p.exists()) else {
+        let tried: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+        eprintln!(
+            "lvsd lab: this kernel has no IPVS, and the guest builder ({} and {}) is in none of: {} (install the lvsd package, or set LVSD_VM_DIR)",
+            vm::SCRIPT,
+            vm::SCENARIO,
+            tried.join(", ")
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let script = dir.join(vm::SCRIPT);
+    eprintln!("lvsd lab: this kernel has no IPVS; running the lab in a QEMU guest with Debian's kernel ({})", script.display());
+    let out = tempfile_dir()?;
+    let mut cmd = std::process::Command::new(&script);
+    cmd.args(["--install", "--verbose", "--lvsd"]).arg(&exe).arg("--out").arg(&out);
+    if let Some(p) = &opts.policy {
+        cmd.arg("--file").arg(p);
+    }
+    if std::env::var_os("LVSD_VM_CACHE").is_none()
+        && let Some(cache) = vm::cache_for(&dir, |p| p.exists())
+    {
+        std::fs::create_dir_all(&cache).map_err(|e| anyhow::anyhow!("{}: {e}", cache.display()))?;
+        cmd.env("LVSD_VM_CACHE", cache);
+    }
+    let status = cmd
         .arg("lab")
-        .env("LVSD_LAB_ARGS", args.join(" "))
+        .env("LVSD_LAB_ARGS", vm::guest_args(opts, report.is_some()).join(" "))
         .status()
-        .map_err(|e| anyhow::anyhow!("{script}: {e}"))?;
-    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", script.display()));
+    let copied = match report {
+        Some(to) => std::fs::copy(out.join(vm::GUEST_REPORT), to).map(|_| ()).map_err(|e| format!("the guest's report: {e}")),
+        None => Ok(()),
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    let code = status?.code().unwrap_or(1).clamp(0, 255) as u8;
+    if let Err(e) = copied {
+        eprintln!("lvsd lab: {e}");
+        return Ok(ExitCode::from(code.max(1)));
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// A fresh private directory for what the guest copies back.
+fn tempfile_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let d = std::env::temp_dir().join(format!("lvsd-lab-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::DirBuilder::new().mode(0o700).create(&d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
+    Ok(d)
 }
 
 fn kernel_has_ipvs() -> bool {
@@ -536,12 +662,12 @@ fn kernel_has_ipvs() -> bool {
         || std::process::Command::new("modprobe").arg("ip_vs").status().is_ok_and(|s| s.success())
 }
 
-fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
+fn run_lab(opts: lvsd::lab::Options, html: Option<PathBuf>) -> Result<ExitCode> {
     if !kernel_has_ipvs() {
-        return run_lab_in_vm();
+        return run_lab_in_vm(&opts, html.as_deref());
     }
     let (json, verify) = (opts.json, opts.verify);
-    let report = match lvsd::lab::run(opts) {
+    let mut report = match lvsd::lab::run(opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lvsd lab: {e}");
@@ -549,6 +675,12 @@ fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
         }
     };
     let left = lvsd::lab::leftovers(std::process::id());
+    let verdicts = if verify { lvsd::lab::verify(&report) } else { Vec::new() };
+    if verify {
+        // In the JSON and the HTML page too.
+        let v = verdicts.iter().map(|(pass, line)| serde_json::json!({ "pass": pass, "line": line })).collect();
+        report["verdicts"] = serde_json::Value::Array(v);
+    }
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -560,11 +692,17 @@ fn run_lab(opts: lvsd::lab::Options) -> Result<ExitCode> {
     }
     if verify {
         out!("\n");
-        for (pass, line) in lvsd::lab::verify(&report) {
-            outln!("{} {line}", if pass { "PASS" } else { "FAIL" });
+        for (pass, line) in &verdicts {
+            outln!("{} {line}", if *pass { "PASS" } else { "FAIL" });
             ok &= pass;
         }
         outln!("{} no namespace left behind", if left.is_empty() { "PASS" } else { "FAIL" });
+    }
+    if let Some(path) = html
+        && let Err(e) = std::fs::write(&path, lvsd::lab::report::html(&report))
+    {
+        eprintln!("lvsd lab: {}: {e}", path.display());
+        ok = false;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

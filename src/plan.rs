@@ -12,7 +12,7 @@ fn state_name(v: &crate::model::VrrpInstance) -> &'static str {
 }
 
 fn secs(cs: u16) -> String {
-    if cs % 100 == 0 { format!("{}s", cs / 100) } else { format!("{:.2}s", cs as f64 / 100.0) }
+    if cs.is_multiple_of(100) { format!("{}s", cs / 100) } else { format!("{:.2}s", cs as f64 / 100.0) }
 }
 
 /// VRRP instances as an aligned table.

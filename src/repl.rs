@@ -18,9 +18,11 @@ lvsd repl: Lua evaluated inside the running director (a sandbox with read access
   lvsd.state.vrrp                                    VRRP instances
   lvsd.state.services[i].reals                       real servers: health, weight, drain state
   lvsd.state.events                                  recent events
+  lvsd.state.bgp                                     BIRD, BGP sessions, each VIP announced or not
   lvsd.drain(service, real)  lvsd.undrain(service, real)
   lvsd.weight(service, real, w)  lvsd.weight(service, real)   force / clear a weight
   lvsd.check_now(service, real)  lvsd.yield(instance)  lvsd.reload()
+  lvsd.drain_director([timeout])  lvsd.undrain_director()   withdraw / re-announce every VIP
 An expression prints its value; a statement runs. :help this text, :quit leaves.";
 
 const API: &[&str] = &[
@@ -28,6 +30,7 @@ const API: &[&str] = &[
     "lvsd.state.vrrp",
     "lvsd.state.services",
     "lvsd.state.events",
+    "lvsd.state.bgp",
     "lvsd.state.generation",
     "lvsd.state.last_reload",
     "lvsd.drain(",
@@ -36,6 +39,8 @@ const API: &[&str] = &[
     "lvsd.check_now(",
     "lvsd.yield(",
     "lvsd.reload()",
+    "lvsd.drain_director(",
+    "lvsd.undrain_director()",
     "lvsd.node",
     ":help",
     ":quit",
@@ -49,7 +54,7 @@ struct Complete {
 impl Completer for Complete {
     type Candidate = Pair;
     fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let start = line[..pos].rfind(|c: char| c == ' ' || c == '(' || c == ',' || c == '"' || c == '\'').map(|i| i + 1).unwrap_or(0);
+        let start = line[..pos].rfind([' ', '(', ',', '"', '\'']).map(|i| i + 1).unwrap_or(0);
         let word = &line[start..pos];
         let pairs =
             self.words.iter().filter(|w| w.starts_with(word)).map(|w| Pair { display: w.clone(), replacement: w.clone() }).collect();
@@ -113,16 +118,16 @@ pub fn pretty(v: &Value) -> String {
 
 fn names(client: &mut Client) -> Vec<String> {
     let mut words: Vec<String> = API.iter().map(|s| s.to_string()).collect();
-    if let Ok(r) = client.call(Command::Status) {
-        if let Some(st) = r.result {
-            for v in st["vrrp"].as_array().into_iter().flatten() {
-                words.extend(v["name"].as_str().map(str::to_string));
-            }
-            for s in st["services"].as_array().into_iter().flatten() {
-                words.extend(s["name"].as_str().map(str::to_string));
-                for r in s["reals"].as_array().into_iter().flatten() {
-                    words.extend(r["address"].as_str().map(str::to_string));
-                }
+    if let Ok(r) = client.call(Command::Status)
+        && let Some(st) = r.result
+    {
+        for v in st["vrrp"].as_array().into_iter().flatten() {
+            words.extend(v["name"].as_str().map(str::to_string));
+        }
+        for s in st["services"].as_array().into_iter().flatten() {
+            words.extend(s["name"].as_str().map(str::to_string));
+            for r in s["reals"].as_array().into_iter().flatten() {
+                words.extend(r["address"].as_str().map(str::to_string));
             }
         }
     }

@@ -207,7 +207,7 @@ impl Capture {
 
     /// Datagrams the capture socket itself lost (SO_RXQ_OVFL, as of its last line).
     fn drops(&self) -> u64 {
-        self.text().lines().filter(|l| !l.starts_with('#')).last().and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).unwrap_or(0)
+        self.text().lines().rfind(|l| !l.starts_with('#')).and_then(|l| l.split_whitespace().nth(5)?.parse().ok()).unwrap_or(0)
     }
 }
 
@@ -604,19 +604,9 @@ fn wrong_password_flood_is_counted_not_logged_per_packet() {
 
     let t0 = Instant::now();
     let report = finish(start_flood(lan.host(1), "auth=15000,interval=5000", 5000));
-    // Let the counters settle (bounded): until every datagram is counted or lost.
     let expected = expected_of(&report);
     let want: u64 = expected.values().sum();
-    let end = Instant::now() + Duration::from_secs(10);
-    let mut i1;
-    loop {
-        i1 = inst(&a);
-        let counted: u64 = dropped(&i1).values().sum::<u64>() - dropped(&i0).values().sum::<u64>();
-        if counted + (kernel_drops(pid) - k0) >= want || Instant::now() > end {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let i1 = settle(&a, &i0, k0, want);
     let window = t0.elapsed().as_secs_f64();
     let log = a.log();
     let added = log.lines().count().saturating_sub(lines0);
@@ -637,6 +627,21 @@ fn wrong_password_flood_is_counted_not_logged_per_packet() {
         tail(&log, 10)
     );
     assert_eq!(a.vrrp_state("VI_1"), "master");
+}
+
+/// The instance's status once the counters have settled after a flood of `want` datagrams
+/// (bounded: 10 s): every one counted as a drop since `i0`, or lost in the kernel since `k0`.
+fn settle(a: &Daemon, i0: &Value, k0: u64, want: u64) -> Value {
+    let pid = a.child.id();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let i1 = inst(a);
+        let counted: u64 = dropped(&i1).values().sum::<u64>() - dropped(i0).values().sum::<u64>();
+        if counted + (kernel_drops(pid) - k0) >= want || Instant::now() > end {
+            return i1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -665,16 +670,7 @@ fn noise_does_not_hide_a_misconfiguration_in_the_log() {
     let report = finish(start_flood(lan.host(1), "checksum=6000,auth=30,interval=30", 2000));
     let expected = expected_of(&report);
     let want: u64 = expected.values().sum();
-    let end = Instant::now() + Duration::from_secs(10);
-    let mut i1;
-    loop {
-        i1 = inst(&a);
-        let counted: u64 = dropped(&i1).values().sum::<u64>() - dropped(&i0).values().sum::<u64>();
-        if counted + (kernel_drops(pid) - k0) >= want || Instant::now() > end {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let i1 = settle(&a, &i0, k0, want);
     assert_counted("lvs01", &dropped(&i0), &dropped(&i1), &expected, kernel_drops(pid) - k0, want);
     let log = a.log();
     let added = &log[log0.min(log.len())..];

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -188,20 +189,142 @@ fn metrics_scrape_parses_as_prometheus_text() {
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     assert!(body.contains("lvsd_policy_generation 1"), "{body}");
     assert!(body.contains("lvsd_real_weight{service=\"web\",real=\"198.51.100.1:80\"} 1"), "{body}");
-    // Parse with the reference client library's parser: every family and sample must be valid.
-    let mut py = Command::new("python3")
-        .args(["-c", "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\nfams = list(text_string_to_metric_families(sys.stdin.read()))\nprint(len(fams), sum(len(f.samples) for f in fams))"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let samples = parse_exposition(body);
+    let families: BTreeSet<&str> = samples.iter().map(|s| s.family.as_str()).collect();
+    assert!(families.len() >= 10, "{families:?}");
+    // node_exporter's names and labels, by default, for the table the memory backend holds.
+    let weight = samples
+        .iter()
+        .find(|s| s.name == "node_ipvs_backend_weight" && s.labels["remote_address"] == "198.51.100.1")
+        .unwrap_or_else(|| panic!("no node_ipvs_backend_weight for 198.51.100.1 in\n{body}"));
+    assert_eq!(weight.value, 1.0);
+    assert_eq!(
+        (weight.labels["local_address"].as_str(), weight.labels["local_port"].as_str(), weight.labels["proto"].as_str()),
+        ("192.0.2.10", "80", "TCP")
+    );
+    check_compat_labels(&samples, &["node_ipvs_connections_total", "node_ipvs_backend_connections_active", "keepalived_up"]);
+    // Every metric the shipped Grafana dashboard queries is on the page.
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!("../examples/grafana-lvsd.json")).unwrap();
+    let names = lvsd_names_in(&dashboard.to_string());
+    assert!(names.len() >= 8, "{names:?}");
+    for n in &names {
+        assert!(body.contains(&format!("# TYPE {n} ")), "the dashboard queries {n}, which lvsd does not export:\n{body}");
+    }
+}
+
+#[test]
+fn metrics_compat_sets_can_be_turned_off() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start(POLICY, "lvs01", &["--metrics", &addr, "--metrics-compat", "none"]);
+    let body = || -> Option<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        r.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    };
+    d.wait_for(|_| body().is_some_and(|b| b.contains("lvsd_real_weight{")), "the metrics page");
+    let page = body().unwrap();
+    assert!(!page.contains("node_ipvs_") && !page.contains("keepalived_"), "{page}");
+    // A set that does not exist is a usage error at start.
+    let out = Command::new(lvsd_bin()).args(["run", "-p", "/nonexistent", "--metrics-compat", "bgp"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node_ipvs, keepalived"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// One sample as the reference parser (the Python client library's) reads it.
+struct Sample {
+    family: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parse a page with prometheus_client's parser: every family and sample must be valid.
+fn parse_exposition(body: &str) -> Vec<Sample> {
+    const PY: &str = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        for f in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       print(json.dumps([f.name, s.name, s.labels, s.value]))\n";
+    let mut py =
+        Command::new("python3").args(["-c", PY]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     py.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
     let out = py.wait_with_output().unwrap();
     assert!(out.status.success(), "prometheus_client rejected the exposition: {}\n{body}", String::from_utf8_lossy(&out.stderr));
-    let counts = String::from_utf8_lossy(&out.stdout);
-    let families: usize = counts.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(families >= 10, "{counts}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (family, name, labels, value): (String, String, BTreeMap<String, String>, f64) = serde_json::from_str(l).unwrap();
+            Sample { family, name, labels, value }
+        })
+        .collect()
+}
+
+/// The label names node_exporter's ipvs collector (collector/ipvs_linux.go) and the keepalived
+/// exporter (github.com/mehdy/keepalived-exporter, internal/collector/collector.go) document
+/// for each of their series.
+fn documented_labels(name: &str) -> Option<&'static [&'static str]> {
+    const BACKEND: &[&str] = &["local_address", "local_port", "remote_address", "remote_port", "proto", "local_mark"];
+    const VRRP: &[&str] = &["iname", "intf", "vrid"];
+    Some(match name {
+        "node_ipvs_connections_total"
+        | "node_ipvs_incoming_packets_total"
+        | "node_ipvs_outgoing_packets_total"
+        | "node_ipvs_incoming_bytes_total"
+        | "node_ipvs_outgoing_bytes_total"
+        | "keepalived_up" => &[],
+        "node_ipvs_backend_connections_active" | "node_ipvs_backend_connections_inactive" | "node_ipvs_backend_weight" => BACKEND,
+        "keepalived_vrrp_state" => &["iname", "intf", "vrid", "ip_address"],
+        "keepalived_gratuitous_arp_delay_total"
+        | "keepalived_advertisements_received_total"
+        | "keepalived_advertisements_sent_total"
+        | "keepalived_become_master_total"
+        | "keepalived_release_master_total"
+        | "keepalived_packet_length_errors_total"
+        | "keepalived_advertisements_interval_errors_total"
+        | "keepalived_ip_ttl_errors_total"
+        | "keepalived_invalid_type_received_total"
+        | "keepalived_address_list_errors_total"
+        | "keepalived_authentication_invalid_total"
+        | "keepalived_authentication_mismatch_total"
+        | "keepalived_authentication_failure_total"
+        | "keepalived_priority_zero_received_total"
+        | "keepalived_priority_zero_sent_total" => VRRP,
+        _ => return None,
+    })
+}
+
+/// Every compatible sample has exactly its documented labels, no other compatible name
+/// appears, and each of `expect` has at least one sample.
+fn check_compat_labels(samples: &[Sample], expect: &[&str]) {
+    for s in samples.iter().filter(|s| s.name.starts_with("node_ipvs_") || s.name.starts_with("keepalived_")) {
+        let documented = documented_labels(&s.name).unwrap_or_else(|| panic!("{} is no documented series", s.name));
+        let got: BTreeSet<&str> = s.labels.keys().map(String::as_str).collect();
+        assert_eq!(got, documented.iter().copied().collect(), "labels of {}", s.name);
+    }
+    for e in expect {
+        assert!(samples.iter().any(|s| s.name == *e), "no {e} sample");
+    }
+}
+
+/// The lvsd_* metric names in a text (a dashboard's queries).
+fn lvsd_names_in(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("lvsd_") {
+        let start = i + at;
+        let before_ok = start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        let end = text[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(text.len(), |e| start + e);
+        if before_ok {
+            out.insert(text[start..end].to_string());
+        }
+        i = end;
+    }
+    out
 }
 
 #[test]
@@ -308,4 +431,24 @@ lvsd.service "web" { vip = "192.0.2.100:80", reals = { "198.51.100.1:80" } }
     assert!(page.starts_with("HTTP/1.0 200 OK"), "{page}");
     assert!(page.contains("lvsd_vrrp_priority{instance=\"VI_1\"} 100"), "{page}");
     assert!(page.contains("lvsd_vrrp_transitions_total{instance=\"VI_1\"} "), "{page}");
+    // The keepalived exporter's series for the same instance, as it labels them.
+    let samples = parse_exposition(page.split_once("\r\n\r\n").unwrap().1);
+    check_compat_labels(
+        &samples,
+        &[
+            "keepalived_vrrp_state",
+            "keepalived_advertisements_sent_total",
+            "keepalived_become_master_total",
+            "keepalived_release_master_total",
+        ],
+    );
+    let one = |name: &str| {
+        samples.iter().find(|s| s.name == name && s.labels["iname"] == "VI_1").unwrap_or_else(|| panic!("no {name} for VI_1:\n{page}"))
+    };
+    let state = one("keepalived_vrrp_state");
+    assert_eq!(state.value, 2.0, "keepalived's MASTER");
+    let labels: Vec<&str> = ["intf", "vrid", "ip_address"].iter().map(|k| state.labels[*k].as_str()).collect();
+    assert_eq!(labels, ["eth0", "51", "192.0.2.100/24"]);
+    assert_eq!(one("keepalived_become_master_total").value, 1.0);
+    assert!(one("keepalived_advertisements_sent_total").value > 0.0);
 }

@@ -147,17 +147,30 @@ fn cidr_ranges_in_a_server_group_expand_as_keepalived_does() {
 }
 
 #[test]
-fn a_duplicate_vip_is_kept_once_with_a_warning() {
-    // Not yet the same on the wire: keepalived advertises 3 addresses, lvsd 2 (the policy
-    // model refuses a VIP listed twice: src/model/validate.rs).
+fn a_duplicate_vip_is_advertised_as_keepalived_advertises_it() {
+    // alloc_vrrp_vip (vrrp_data.c) appends a repeated VIP; vrrp_build_vrrp_v2 writes
+    // naddr = vip_cnt and every entry; vrrp_in_chk drops an advert whose count differs.
     let imp = import("fidelity/duplicate-vip.conf");
-    assert!(vrrp_block(&imp.lua, "VI_1").contains("vips = { \"192.0.2.10\", \"192.0.2.11\" },"), "{}", imp.lua);
+    let vi = vrrp_block(&imp.lua, "VI_1");
+    assert!(vi.contains("vips = { \"192.0.2.10\", \"192.0.2.11\", \"192.0.2.10\", \"192.0.2.11\" },"), "{vi}");
     assert_eq!(
         warned(&imp),
         vec![
-            "duplicate-vip.conf:11: VIP 192.0.2.10 is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first"
+            "duplicate-vip.conf:12: VIP 192.0.2.10 is listed twice; keepalived keeps both and its adverts count it twice: kept twice (the address is configured once)",
+            "duplicate-vip.conf:15: VIP 192.0.2.11 is listed twice; keepalived keeps both and its adverts count it twice: kept twice (the address is configured once, with the first entry's settings)",
         ]
     );
+    // The advert lvsd sends: four addresses, as keepalived's.
+    let m = model(&imp.lua, "lvs01");
+    let v = &m.vrrp[0];
+    let primary: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let cfg = lvsd::director::vrrp::fsm_config(v, primary);
+    let ep = lvsd::vrrp::packet::Endpoints { src: primary, dst: "224.0.0.18".parse().unwrap() };
+    let bytes = cfg.advert(100).encode(&ep, false).unwrap();
+    assert_eq!(bytes[3], 4, "the address count");
+    let got = lvsd::vrrp::packet::parse(&bytes, lvsd::vrrp::packet::Family::Inet).unwrap().addresses;
+    let want: Vec<std::net::IpAddr> = ["192.0.2.10", "192.0.2.11", "192.0.2.10", "192.0.2.11"].iter().map(|a| a.parse().unwrap()).collect();
+    assert_eq!(got, want);
     plan(&imp.lua, "lvs01");
 }
 
@@ -198,4 +211,69 @@ fn nb_get_retry_counts_only_where_keepalived_reads_it() {
     );
     assert_eq!(w[2], "tcp-nb-get-retry.conf:27: keyword 'nb_get_retry' is deprecated (keepalived 2.x: 'retry'); translated as retries");
     plan(lua, "lvs01");
+}
+
+#[test]
+fn address_families_in_a_server_group_follow_keepalived() {
+    // keepalived 2.2.7 running this file (checker, -C): "(Line 52) Address family of virtual
+    // server and real server 2001:db8::5 don't match - skipping real server.", "MIXED: virtual
+    // server group with IPv4 & IPv6 doesn't match virtual server [MIXED]:0 - ignoring",
+    // "V6ONLY: address family doesn't match virtual server [V6ONLY]:0 - ignoring", "Virtual
+    // server group REMOVED specified but not configured - ignoring virtual server [REMOVED]:0";
+    // at parse: "virtual server group REMOVED cannot have IPv4, IPv6 and fwmark without family
+    // - removing". The second virtual server on MIXED (all reals tunnelled) is kept.
+    let imp = import("fidelity/group-families.conf");
+    let w = warned(&imp);
+    let lines: Vec<&str> = w.iter().map(|w| w.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "group-families.conf:15",
+            "group-families.conf:20",
+            "group-families.conf:34",
+            "group-families.conf:40",
+            "group-families.conf:51",
+            "group-families.conf:56",
+            "group-families.conf:61",
+        ],
+        "{w:#?}"
+    );
+    assert!(
+        w[0].ends_with("virtual_server_group REMOVED cannot have IPv4, IPv6 and fwmark without family; keepalived removes it"),
+        "{w:#?}"
+    );
+    assert!(w[1].contains("virtual_server group MIXED uses virtual_server_group MIXED, which has IPv4 and IPv6 entries"), "{w:#?}");
+    assert!(w[1].ends_with("keepalived ignores it: not translated"), "{w:#?}");
+    assert!(w[2].contains("uses virtual_server_group V6ONLY, whose address family is not its servers'"), "{w:#?}");
+    assert!(w[3].contains("uses virtual_server_group REMOVED, which is not defined (or was removed)"), "{w:#?}");
+    assert!(w[4].contains("real server 2001:db8::5 80 is not in the virtual server's address family (IPv4)"), "{w:#?}");
+    // "(Line 59) Address family of virtual server and sorry server 192.0.2.99 don't match -
+    // skipping sorry server." (keepalived names the block's last line).
+    assert!(w[5].contains("sorry server 192.0.2.99 0 is not in the virtual server's address family (IPv6)"), "{w:#?}");
+    let (text, _) = plan(&imp.lua, "lvs01");
+    let services: Vec<&str> = text.lines().filter(|l| l.starts_with("TCP")).map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(services, vec!["192.0.2.10:80", "192.0.2.20:80", "[2001:db8::10]:80"], "{text}");
+    assert!(text.contains("-> [2001:db8::2]:80"), "the tunnelled IPv6 real of the mixed group:\n{text}");
+    assert!(!text.contains("198.51.100.1:") && !text.contains("198.51.100.3:") && !text.contains("198.51.100.4:"), "{text}");
+    assert!(!text.contains("2001:db8::5"), "{text}");
+    // The fwmark service takes its real's family; the sorry server of the other one is gone.
+    assert!(text.contains("FWM  9 IPv6 wlc\n  -> [2001:db8::9]:0"), "{text}");
+    assert!(!text.contains("192.0.2.99"), "{text}");
+    // "(Line 61) (MARKS): fwmark '10' family ipx unknown - ignoring": fwmark 11 alone remains.
+    assert!(w[6].ends_with("fwmark 10: family 'ipx' is not inet or inet6; keepalived ignores the entry"), "{w:#?}");
+    assert!(text.contains("FWM  11 wlc\n  -> 192.0.2.30:0") && !text.contains("FWM  10"), "{text}");
+}
+
+#[test]
+fn a_vip_listed_twice_must_keep_its_settings() {
+    // The address is configured once: two different settings for it cannot both hold.
+    let opts = lvsd::policy::LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let load = |vips: &str| {
+        let src = format!("lvsd.vrrp \"VI_1\" {{ interface = \"eth0\", vrid = 51, vips = {{ {vips} }} }}");
+        lvsd::policy::load_source(&src, std::path::Path::new("policy.lua"), std::path::Path::new("."), &opts).map(|p| p.model)
+    };
+    let m = load("\"192.0.2.10\", \"192.0.2.11\", \"192.0.2.10/32\"").unwrap();
+    assert_eq!(m.vrrp[0].vips.len(), 3);
+    let e = load("\"192.0.2.10\", \"192.0.2.10/24\"").map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("VIP 192.0.2.10 is listed twice with different settings (192.0.2.10/32 and 192.0.2.10/24)"), "{e}");
 }

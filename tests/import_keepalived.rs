@@ -83,11 +83,6 @@ fn keepalived_samples_import_and_pass_check() {
         }
         let imp = lvsd::import::import_file(&path, &Default::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         n += 1;
-        // The fwmark sample puts NAT reals without a port behind a fwmark service, which
-        // keepalived accepts and lvsd's validation currently refuses ("NAT needs a port").
-        if name == "keepalived.conf.fwmark" {
-            continue;
-        }
         plan(&imp.lua, "n1");
         // Whatever keepalived itself does not know, we said something about.
         let out = Command::new("keepalived").args(["-t", "-l", "-f"]).arg(&path).output().unwrap();

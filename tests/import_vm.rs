@@ -1,6 +1,8 @@
-//! `lvsd import` proven against keepalived itself (VM tier, tests/vm/import.sh): for each
-//! keepalived fixture, keepalived 2.2.7 and lvsd on the imported policy build the same IPVS
-//! table, as `ipvsadm -L -n` prints it.
+//! `lvsd import` proven against keepalived itself (VM tier, tests/vm/import.sh): for each of
+//! thirteen keepalived fixtures (the seed's configurations, the importer's keyword files,
+//! samples/ in the forms of keepalived's doc/samples, and fidelity/group-families),
+//! keepalived 2.2.7 and lvsd on the imported policy build the same IPVS table, as
+//! `ipvsadm -L -n` prints it.
 //!
 //! Skips when the VM cannot run here (no qemu, not root, no apt) or keepalived is not
 //! installed on the host (scripts/vm copies the host's into the guest); with

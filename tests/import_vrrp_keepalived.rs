@@ -6,27 +6,16 @@
 mod common;
 mod import_support;
 
-use common::Daemon;
 use common::keepalived::{Keepalived, keepalived_available};
+use common::{Daemon, wait_until as wait};
 use import_support::{fixture, pair};
 use lvsd::net::netns::Lan;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const VIP: &str = "198.51.100.123";
 
 fn has_vip(lan: &Lan, host: usize) -> bool {
     lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains(&format!(" {VIP}/"))
-}
-
-fn wait(what: &str, mut cond: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out: {what}\n{}", log());
 }
 
 #[test]
@@ -73,24 +62,47 @@ fn imported_pair_and_keepalived_form_one_vrrp_pair() {
 /// other's adverts and both hold the VIPs.
 #[test]
 fn strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire() {
-    if !keepalived_available("strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire") {
+    let test = "strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire";
+    let high = import_support::import("fidelity/wire-a.conf").lua;
+    assert!(!high.contains("auth_pass =") && !high.contains("advert_int =") && !high.contains("state ="), "{high}");
+    agree_on_the_wire(test, "lvst", ("fidelity/wire-a.conf", 150), "fidelity/wire-b.conf", |_| {});
+}
+
+/// Issue 16 item 6: a VIP listed twice. keepalived sends and expects three addresses;
+/// lvsd on the imported policy does the same, and holds the address once.
+#[test]
+fn a_duplicate_vip_agrees_with_keepalived_on_the_wire() {
+    let test = "a_duplicate_vip_agrees_with_keepalived_on_the_wire";
+    let high = import_support::import("fidelity/dup-wire-a.conf").lua;
+    assert!(high.contains("vips = { \"198.51.100.123\", \"198.51.100.124\", \"198.51.100.123\" }"), "{high}");
+    agree_on_the_wire(test, "lvdv", ("fidelity/dup-wire-a.conf", 150), "fidelity/dup-wire-b.conf", |lan| {
+        let shown = lan.host(0).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap();
+        assert_eq!(shown.matches(&format!(" {VIP}/")).count(), 1, "the VIP is configured once:\n{shown}");
+    });
+}
+
+/// keepalived on `high.0` (priority `high.1`) and lvsd on the import of `low` (the same
+/// instance at a lower priority): lvsd stays backup and drops none of keepalived's adverts.
+/// Then the other way round: lvsd on the import of `high`, keepalived on `low`, which
+/// accepts lvsd's adverts and never takes the VIP; `master` then looks at the LAN.
+fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, master: impl FnOnce(&Lan)) {
+    if !keepalived_available(test) {
         return;
     }
-    let lan = Lan::new("lvst", 2).unwrap();
+    let lan = Lan::new(prefix, 2).unwrap();
     for h in 0..2 {
         lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
     }
     let ns0 = lan.host(0).name().to_string();
     let conf = |f: &str| std::fs::read_to_string(fixture(f)).unwrap();
-    let high = import_support::import("fidelity/wire-a.conf").lua;
-    let low = import_support::import("fidelity/wire-b.conf").lua;
-    assert!(!high.contains("auth_pass =") && !high.contains("advert_int =") && !high.contains("state ="), "{high}");
+    let high_lua = import_support::import(high.0).lua;
+    let low_lua = import_support::import(low).lua;
 
-    // 1. keepalived (150) is master; lvsd on the imported 100 file stays backup and drops nothing.
-    let k = Keepalived::start(lan.host(1), &conf("fidelity/wire-a.conf"));
+    // 1. keepalived (high) is master; lvsd on the imported low file stays backup and drops nothing.
+    let k = Keepalived::start(lan.host(1), &conf(high.0));
     wait("keepalived master", || has_vip(&lan, 1), || k.log());
-    let mut l = Daemon::start_in(Some(&ns0), &low, "lvs01", &[]);
-    l.wait_for(|d| d.status()["vrrp"][0]["master"]["priority"] == 150, "keepalived's adverts seen");
+    let mut l = Daemon::start_in(Some(&ns0), &low_lua, "lvs01", &[]);
+    l.wait_for(|d| d.status()["vrrp"][0]["master"]["priority"] == high.1, "keepalived's adverts seen");
     assert_eq!(l.vrrp_state("VI_1"), "backup");
     assert!(!has_vip(&lan, 0));
     let dropped = &l.status()["vrrp"][0]["dropped"];
@@ -98,9 +110,9 @@ fn strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire() {
     assert_eq!(l.stop(), 0);
     drop(k);
 
-    // 2. Roles swapped: lvsd (150) is master, keepalived (100) accepts its adverts and stays backup.
-    let k = Keepalived::start(lan.host(1), &conf("fidelity/wire-b.conf"));
-    let l = Daemon::start_in(Some(&ns0), &high, "lvs01", &[]);
+    // 2. Roles swapped: lvsd (high) is master, keepalived (low) accepts its adverts and stays backup.
+    let k = Keepalived::start(lan.host(1), &conf(low));
+    let l = Daemon::start_in(Some(&ns0), &high_lua, "lvs01", &[]);
     wait("lvsd master, keepalived backup", || has_vip(&lan, 0) && !has_vip(&lan, 1), || format!("{}\n{}", l.log(), k.log()));
     wait("keepalived backup", || k.state("VI_1").as_deref() == Some("backup"), || k.log());
     // Held for a few of keepalived's master-down intervals: it never takes over.
@@ -109,4 +121,6 @@ fn strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire() {
         assert!(!has_vip(&lan, 1), "keepalived took the VIP: it rejects lvsd's adverts\n{}", k.log());
     }
     assert_eq!(l.vrrp_state("VI_1"), "master");
+    assert!(!k.log().contains("unexpected ip number count"), "{}", k.log());
+    master(&lan);
 }

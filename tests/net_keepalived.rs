@@ -38,7 +38,7 @@ async fn receives_keepalived_v2_multicast_with_pass_auth() {
     let (a, b) = (lan.host(0), lan.host(1));
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
-    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Inet, Mode::Multicast)).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_v2 }
@@ -86,7 +86,7 @@ async fn receives_keepalived_v3_ipv6_from_link_local() {
     };
     let a_ll = ll(a, a_eth0);
     ll(b, b_eth0);
-    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv6, Mode::Multicast)).unwrap().unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Inet6, Mode::Multicast)).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_v3
@@ -120,7 +120,7 @@ async fn receives_keepalived_unicast() {
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
     let (ia, ib): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Unicast { src: ib, peers: vec![ia] })).unwrap().unwrap();
+    let rx = b.run_in_runtime(|| VrrpSocket::open("eth0", Family::Inet, Mode::Unicast { src: ib, peers: vec![ia] })).unwrap().unwrap();
     let k = Keepalived::start(
         a,
         "global_defs { router_id lvsd_test_uni

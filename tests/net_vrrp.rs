@@ -57,8 +57,8 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
     add(a, "192.0.2.1", 24);
     add(b, "192.0.2.2", 24);
 
-    let rx = open(b, Family::Ipv4, Mode::Multicast);
-    let tx = open(a, Family::Ipv4, Mode::Multicast);
+    let rx = open(b, Family::Inet, Mode::Multicast);
+    let tx = open(a, Family::Inet, Mode::Multicast);
     assert_eq!(tx.source(), "192.0.2.1".parse::<IpAddr>().unwrap());
     assert_eq!(tx.destinations(), &[IpAddr::V4(VRRP_GROUP_V4)]);
 
@@ -97,8 +97,8 @@ async fn multicast_v6_arrives_from_link_local_with_hop_limit_255() {
     // A global address on the sender must not be used as the source.
     add(a, "2001:db8::1", 64);
 
-    let rx = open(b, Family::Ipv6, Mode::Multicast);
-    let tx = open(a, Family::Ipv6, Mode::Multicast);
+    let rx = open(b, Family::Inet6, Mode::Multicast);
+    let tx = open(a, Family::Inet6, Mode::Multicast);
     assert_eq!(tx.source(), IpAddr::V6(a_ll));
 
     let payload = [0x31, 0x33, 0x64, 0x01, 0x00, 0x64, 0x12, 0x34];
@@ -136,9 +136,9 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
         add(h, ip, 24);
     }
     let ip = |i: usize| ips[i].parse::<IpAddr>().unwrap();
-    let mut tx = open(lan.host(0), Family::Ipv4, Mode::Unicast { src: ip(0), peers: vec![ip(1), ip(2)] });
-    let rx1 = open(lan.host(1), Family::Ipv4, Mode::Unicast { src: ip(1), peers: vec![ip(0)] });
-    let rx2 = open(lan.host(2), Family::Ipv4, Mode::Unicast { src: ip(2), peers: vec![ip(0)] });
+    let mut tx = open(lan.host(0), Family::Inet, Mode::Unicast { src: ip(0), peers: vec![ip(1), ip(2)] });
+    let rx1 = open(lan.host(1), Family::Inet, Mode::Unicast { src: ip(1), peers: vec![ip(0)] });
+    let rx2 = open(lan.host(2), Family::Inet, Mode::Unicast { src: ip(2), peers: vec![ip(0)] });
 
     tx.send_each(|dst| format!("for {dst}").into_bytes()).await.unwrap();
     for (rx, i) in [(&rx1, 1), (&rx2, 2)] {
@@ -176,8 +176,8 @@ async fn unicast_v6_arrives_from_configured_source() {
     add(a, "2001:db8::1", 64);
     add(b, "2001:db8::2", 64);
     let (ia, ib): (IpAddr, IpAddr) = ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
-    let tx = open(a, Family::Ipv6, Mode::Unicast { src: ia, peers: vec![ib] });
-    let rx = open(b, Family::Ipv6, Mode::Unicast { src: ib, peers: vec![ia] });
+    let tx = open(a, Family::Inet6, Mode::Unicast { src: ia, peers: vec![ib] });
+    let rx = open(b, Family::Inet6, Mode::Unicast { src: ib, peers: vec![ia] });
     // Neighbour discovery runs first; the packet still arrives within the bound.
     tx.send(b"v6-unicast").await.unwrap();
     let (got, meta) = recv(&rx).await;
@@ -193,19 +193,19 @@ async fn open_reports_bad_configuration() {
     let lan = Lan::new("lvbad", 1).unwrap();
     let a = lan.host(0);
     // No IPv4 address yet: multicast has no source.
-    let e = a.run_in_runtime(|| VrrpSocket::open("eth0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap_err();
+    let e = a.run_in_runtime(|| VrrpSocket::open("eth0", Family::Inet, Mode::Multicast)).unwrap().unwrap_err();
     assert!(e.to_string().contains("no primary IPv4 address"), "{e}");
     let e = a
         .run_in_runtime(|| {
             VrrpSocket::open(
                 "eth0",
-                Family::Ipv4,
+                Family::Inet,
                 Mode::Unicast { src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), peers: vec!["2001:db8::2".parse().unwrap()] },
             )
         })
         .unwrap()
         .unwrap_err();
     assert!(e.to_string().contains("does not belong"), "{e}");
-    let e = a.run_in_runtime(|| VrrpSocket::open("nope0", Family::Ipv4, Mode::Multicast)).unwrap().unwrap_err();
+    let e = a.run_in_runtime(|| VrrpSocket::open("nope0", Family::Inet, Mode::Multicast)).unwrap().unwrap_err();
     assert!(e.to_string().contains("nope0"), "{e}");
 }

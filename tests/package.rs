@@ -1,6 +1,7 @@
 //! The Debian package: built with cargo-deb, installed with dpkg on a clean Debian 12 root made
 //! by debootstrap, then `lvsd --version`, `lvsd check` on the shipped policy and
-//! `systemd-analyze verify` on the installed units (tests/package/run.sh does the work and
+//! `systemd-analyze verify` on the installed units, and `lvsd lab` finding the packaged guest
+//! builder (/usr/share/lvsd/vm) on this kernel without IPVS (tests/package/run.sh does the work and
 //! prints a PASS/FAIL line per check). Root only; fails instead of skipping under
 //! LVSD_REQUIRE_PRIVILEGED=1.
 //!

@@ -11,5 +11,5 @@ const SCENARIOS: &[&str] = &["seed", "roundtrip", "format", "adopt", "daemon"];
 
 #[test]
 fn ipvs_scenarios_in_vm() {
-    common::vm::run_scenarios("IPVS scenarios", &SCENARIOS);
+    common::vm::run_scenarios("IPVS scenarios", SCENARIOS);
 }

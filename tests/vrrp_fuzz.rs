@@ -2,59 +2,30 @@
 //! harness (fuzz/fuzz_targets/harness.rs) fed with mutated keepalived adverts and random
 //! buffers from a fixed-seed PRNG. Must never panic; accepted adverts must round-trip.
 
+mod common;
 #[path = "../fuzz/fuzz_targets/harness.rs"]
 mod harness;
 
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use common::fuzz::{Rng, inputs, mutate};
 
 fn seeds() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    let mut out: Vec<Vec<u8>> =
-        std::fs::read_dir(&dir).expect("fuzz/seeds exists").map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
-    out.sort();
+    let out = inputs(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"));
     assert!(out.len() >= 8);
     out
 }
 
-fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
-    for _ in 0..=rng.below(4) {
-        match rng.below(6) {
-            0 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] ^= 1 << rng.below(8);
+/// The advert's own edits: random bytes appended, the address count, or the first byte.
+fn own(rng: &mut Rng, data: &mut Vec<u8>) {
+    match rng.below(3) {
+        0 => {
+            for _ in 0..rng.below(20) {
+                data.push(rng.next() as u8);
             }
-            1 if !data.is_empty() => {
-                let i = rng.below(data.len());
-                data[i] = rng.next() as u8;
-            }
-            2 => {
-                let n = rng.below(data.len() + 1);
-                data.truncate(n);
-            }
-            3 => {
-                for _ in 0..rng.below(20) {
-                    data.push(rng.next() as u8);
-                }
-            }
-            // Count field and selector are where the interesting edges are.
-            4 if data.len() > 4 => data[4] = rng.next() as u8,
-            _ if !data.is_empty() => data[0] = rng.next() as u8,
-            _ => {}
         }
+        // Count field and selector are where the interesting edges are.
+        1 if data.len() > 4 => data[4] = rng.next() as u8,
+        _ if !data.is_empty() => data[0] = rng.next() as u8,
+        _ => {}
     }
 }
 
@@ -74,7 +45,7 @@ fn mutated_adverts_never_panic() {
         let mut accepted = 0usize;
         for _ in 0..30_000 {
             let mut d = seeds[rng.below(seeds.len())].clone();
-            mutate(&mut rng, &mut d);
+            mutate(&mut rng, &mut d, own);
             accepted += usize::from(harness::check(&d));
         }
         // Some mutations (priority, selector bits) keep adverts valid: the Ok path runs.

@@ -91,7 +91,7 @@ impl Capture {
                     continue;
                 };
                 polled += 1;
-                if polled % 256 == 0 {
+                if polled.is_multiple_of(256) {
                     d2.fetch_add(kernel_drops(&fd), Ordering::Relaxed);
                 }
                 if let Some((mac, kind)) = decode(&buf[..n]) {

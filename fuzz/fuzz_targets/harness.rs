@@ -15,20 +15,20 @@ pub fn check(data: &[u8]) -> bool {
         return false;
     };
     let version = if sel & 1 == 0 { Version::V2 } else { Version::V3 };
-    let family = if sel & 2 == 0 { Family::Ipv4 } else { Family::Ipv6 };
+    let family = if sel & 2 == 0 { Family::Inet } else { Family::Inet6 };
     let unicast = sel & 4 != 0;
     let (src, dst): (IpAddr, IpAddr) = match (family, unicast) {
-        (Family::Ipv4, false) => ("192.0.2.1".parse().unwrap(), family.multicast_group()),
-        (Family::Ipv4, true) => ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()),
-        (Family::Ipv6, false) => ("fe80::1".parse().unwrap(), family.multicast_group()),
-        (Family::Ipv6, true) => ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap()),
+        (Family::Inet, false) => ("192.0.2.1".parse().unwrap(), family.multicast_group()),
+        (Family::Inet, true) => ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()),
+        (Family::Inet6, false) => ("fe80::1".parse().unwrap(), family.multicast_group()),
+        (Family::Inet6, true) => ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap()),
     };
     let as_v2 = sel & 32 != 0;
 
     // Structure-only parsing must never panic either.
     let parsed = packet::parse(buf, family);
-    let _ = packet::parse(buf, Family::Ipv4);
-    let _ = packet::parse(buf, Family::Ipv6);
+    let _ = packet::parse(buf, Family::Inet);
+    let _ = packet::parse(buf, Family::Inet6);
     let _ = packet::peek_vrid(buf);
 
     // Optionally fix the checksum so the later checks are reached too.

@@ -77,10 +77,10 @@ struct Release<'a>(&'a Connects, usize);
 impl Drop for Release<'_> {
     fn drop(&mut self) {
         let mut s = self.0.slots.borrow_mut();
-        if let Some(e) = s.entries[self.1].take() {
-            if e.revents.is_none() {
-                s.pending -= 1;
-            }
+        if let Some(e) = s.entries[self.1].take()
+            && e.revents.is_none()
+        {
+            s.pending -= 1;
         }
         s.free.push(self.1);
     }

@@ -255,7 +255,7 @@ fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
             dns::query(0, name, q).map_err(|e| e.to_string())?;
             Prepared::Dns { name: name.clone(), qtype: q }
         }
-        CheckKind::Smtp { helo } => Prepared::Smtp { helo: helo.clone().unwrap_or_else(crate::policy::hostname) },
+        CheckKind::Smtp { helo } => Prepared::Smtp { helo: helo.clone() },
         CheckKind::Exec { command, dynamic } => {
             if command.is_empty() {
                 return Err("exec check without a command".into());

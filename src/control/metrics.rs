@@ -3,6 +3,11 @@
 //! that, so the numbers are the director's own and a renamed field is an error (503), never a
 //! silent 0. The page is cached for [`CACHE_FOR`] and built by one scrape at a time; at most
 //! [`MAX_IN_FLIGHT`] connections are served at once, the next ones get a 503 at once.
+//!
+//! Besides lvsd's own series the page carries, unless [`Compat`] turns them off, the same
+//! numbers under the names other exporters use, so that dashboards and alert rules written
+//! for them work unchanged: node_exporter's `ipvs` collector (`node_ipvs_*`) and the
+//! keepalived exporter most sites run (github.com/mehdy/keepalived-exporter, `keepalived_*`).
 
 use super::accept::Backoff;
 use super::server::Call;
@@ -64,11 +69,20 @@ pub struct LastReload {
 pub struct VrrpView {
     pub name: String,
     pub state: String,
+    pub interface: Option<String>,
+    pub vrid: Option<u8>,
+    /// As the policy has them: `ADDRESS/PREFIX [dev DEV] ...`.
+    pub vips: Option<Vec<String>>,
     pub priority: Option<u64>,
     pub transitions: Option<u64>,
     pub adverts_sent: Option<u64>,
     pub adverts_received: Option<u64>,
     pub dropped: Option<BTreeMap<String, u64>>,
+    pub became_master: Option<u64>,
+    pub released_master: Option<u64>,
+    pub priority_zero_sent: Option<u64>,
+    pub priority_zero_received: Option<u64>,
+    pub garp_master_delay: Option<u64>,
 }
 
 const VRRP_STATES: [&str; 4] = ["initialize", "backup", "master", "fault"];
@@ -79,11 +93,19 @@ impl VrrpView {
             return Ok(());
         }
         let missing = [
+            ("interface", self.interface.is_none()),
+            ("vrid", self.vrid.is_none()),
+            ("vips", self.vips.is_none()),
             ("priority", self.priority.is_none()),
             ("transitions", self.transitions.is_none()),
             ("adverts_sent", self.adverts_sent.is_none()),
             ("adverts_received", self.adverts_received.is_none()),
             ("dropped", self.dropped.is_none()),
+            ("became_master", self.became_master.is_none()),
+            ("released_master", self.released_master.is_none()),
+            ("priority_zero_sent", self.priority_zero_sent.is_none()),
+            ("priority_zero_received", self.priority_zero_received.is_none()),
+            ("garp_master_delay", self.garp_master_delay.is_none()),
         ];
         match missing.iter().find(|(_, m)| *m) {
             Some((field, _)) => Err(format!("vrrp instance {}: the status has no {field}", self.name)),
@@ -112,6 +134,7 @@ pub struct IpvsService {
 pub struct IpvsReal {
     pub address: String,
     pub port: u16,
+    pub weight: u32,
     pub stats: IpvsStats,
 }
 
@@ -170,9 +193,70 @@ impl Out {
     }
 }
 
-/// Render the view as Prometheus text.
+/// The compatible name sets the page carries besides lvsd's own (both unless turned off:
+/// `lvsd run --metrics-compat node_ipvs|keepalived|none`, a comma-separated list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compat {
+    /// node_exporter's `ipvs` collector: `node_ipvs_*`.
+    pub node_ipvs: bool,
+    /// The keepalived exporter's `keepalived_*`.
+    pub keepalived: bool,
+}
+
+impl Default for Compat {
+    fn default() -> Compat {
+        Compat { node_ipvs: true, keepalived: true }
+    }
+}
+
+impl Compat {
+    pub const NONE: Compat = Compat { node_ipvs: false, keepalived: false };
+}
+
+impl std::str::FromStr for Compat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Compat, String> {
+        let mut c = Compat::NONE;
+        for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match w {
+                "none" => {}
+                "node_ipvs" | "node-ipvs" => c.node_ipvs = true,
+                "keepalived" => c.keepalived = true,
+                other => return Err(format!("unknown set {other:?}: name node_ipvs, keepalived, both (comma-separated) or none")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl std::fmt::Display for Compat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sets: Vec<&str> =
+            [(self.node_ipvs, "node_ipvs"), (self.keepalived, "keepalived")].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        f.write_str(if sets.is_empty() { "none".to_string() } else { sets.join(",") }.as_str())
+    }
+}
+
+/// Render the view as Prometheus text, with both compatible sets.
 pub fn render(st: &View) -> String {
+    render_with(st, Compat::default())
+}
+
+/// Render the view as Prometheus text, with the compatible sets `compat` names.
+pub fn render_with(st: &View, compat: Compat) -> String {
     let mut o = Out(String::new());
+    own(&mut o, st);
+    if compat.node_ipvs {
+        node_ipvs(&mut o, st);
+    }
+    if compat.keepalived {
+        keepalived(&mut o, st);
+    }
+    o.0
+}
+
+/// lvsd's own series.
+fn own(o: &mut Out, st: &View) {
     o.family("lvsd_build_info", "gauge", "Always 1; the labels say which lvsd runs.");
     // This process's own build (the same as the status document's `build`).
     use crate::build_info::{COMMIT, DATE, VERSION};
@@ -258,12 +342,163 @@ pub fn render(st: &View) -> String {
             o.sample("lvsd_ipvs_real_connections", &[("vip", vip), ("real", &real(r)), ("state", "inactive")], r.stats.inact_conns);
         }
     }
-    o.0
 }
 
-/// Read a status document and render it.
+/// node_exporter's `ipvs` collector (collector/ipvs_linux.go): five unlabelled totals and
+/// three gauges per real server, labelled as it labels them (it reads /proc/net/ip_vs).
+fn node_ipvs(o: &mut Out, st: &View) {
+    let services: Vec<&IpvsService> = st.ipvs.iter().flat_map(|t| &t.services).collect();
+    // node_exporter reads the kernel's totals (/proc/net/ip_vs_stats); the sum over the
+    // table's services counts the same packets, less those of services since deleted (a
+    // drop that rate() takes for a counter reset).
+    type Total = (&'static str, fn(&IpvsStats) -> u64, &'static str);
+    let totals: [Total; 5] = [
+        ("node_ipvs_connections_total", |s| s.conns, "The total number of connections made."),
+        ("node_ipvs_incoming_packets_total", |s| s.inpkts, "The total number of incoming packets."),
+        ("node_ipvs_outgoing_packets_total", |s| s.outpkts, "The total number of outgoing packets."),
+        ("node_ipvs_incoming_bytes_total", |s| s.inbytes, "The total amount of incoming data."),
+        ("node_ipvs_outgoing_bytes_total", |s| s.outbytes, "The total amount of outgoing data."),
+    ];
+    for (name, get, help) in totals {
+        o.family(name, "counter", help);
+        o.sample(name, &[], services.iter().map(|s| get(&s.stats)).fold(0u64, u64::wrapping_add));
+    }
+    // The labels as procfs reads /proc/net/ip_vs: a fwmark service has no address, port 0,
+    // proto "FWM" and its mark as the kernel prints it (%08X); the others an empty mark.
+    type Backend = (&'static str, fn(&IpvsReal) -> u64, &'static str);
+    let gauges: [Backend; 3] = [
+        ("node_ipvs_backend_connections_active", |r| r.stats.active_conns, "The current active connections by local and remote address."),
+        (
+            "node_ipvs_backend_connections_inactive",
+            |r| r.stats.inact_conns,
+            "The current inactive connections by local and remote address.",
+        ),
+        ("node_ipvs_backend_weight", |r| r.weight.into(), "The current backend weight by local and remote address."),
+    ];
+    for (name, get, help) in gauges {
+        o.family(name, "gauge", help);
+        for s in &services {
+            let (local_address, local_port, proto, local_mark) = match (s.fwmark, &s.protocol, &s.address, s.port) {
+                (Some(m), ..) => (String::new(), "0".to_string(), "FWM".to_string(), format!("{m:08X}")),
+                (None, p, a, port) => (
+                    a.clone().unwrap_or_default(),
+                    port.unwrap_or(0).to_string(),
+                    p.as_deref().unwrap_or("").to_ascii_uppercase(),
+                    String::new(),
+                ),
+            };
+            for r in &s.reals {
+                let port = r.port.to_string();
+                // In the order client_golang prints them (sorted by name).
+                let labels = [
+                    ("local_address", local_address.as_str()),
+                    ("local_mark", local_mark.as_str()),
+                    ("local_port", local_port.as_str()),
+                    ("proto", proto.as_str()),
+                    ("remote_address", r.address.as_str()),
+                    ("remote_port", port.as_str()),
+                ];
+                o.sample(name, &labels, get(r));
+            }
+        }
+    }
+}
+
+/// keepalived's numbers for a state (VRRP_STATE_INIT .. VRRP_STATE_FAULT), as the exporter
+/// reports them. An instance that is not running is in no state of RFC 5798; keepalived
+/// puts one it cannot run in FAULT.
+fn keepalived_state(state: &str) -> u8 {
+    match state {
+        "initialize" => 0,
+        "backup" => 1,
+        "master" => 2,
+        _ => 3,
+    }
+}
+
+/// A VIP as keepalived prints it in keepalived.data, where the exporter takes its
+/// `ip_address` and `intf` labels from: the address, `/PREFIX` only when not a host
+/// prefix (vrrp_ipaddress.c `ipaddresstos`), and the device.
+fn keepalived_vip(vip: &str, interface: &str) -> (String, String) {
+    let mut words = vip.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let address = match first.split_once('/') {
+        Some((a, p)) if (a.contains(':') && p == "128") || (!a.contains(':') && p == "32") => a.to_string(),
+        _ => first.to_string(),
+    };
+    let mut dev = interface.to_string();
+    while let Some(w) = words.next() {
+        if w == "dev" {
+            dev = words.next().unwrap_or(interface).to_string();
+        }
+    }
+    (address, dev)
+}
+
+/// The keepalived exporter's series (github.com/mehdy/keepalived-exporter,
+/// internal/collector/collector.go), from keepalived's own per-instance counters
+/// (vrrp.c `vrrp->stats`), which lvsd's drop reasons map onto.
+fn keepalived(o: &mut Out, st: &View) {
+    o.family("keepalived_up", "gauge", "Status");
+    o.sample("keepalived_up", &[], 1);
+    o.family("keepalived_vrrp_state", "gauge", "State of vrrp");
+    for v in &st.vrrp {
+        let intf = v.interface.as_deref().unwrap_or("");
+        let vrid = v.vrid.map(|x| x.to_string()).unwrap_or_default();
+        let state = keepalived_state(&v.state);
+        let vips = v.vips.as_deref().unwrap_or(&[]);
+        // With no VIP the exporter still reports the state, with an empty ip_address.
+        let addrs: Vec<(String, String)> =
+            if vips.is_empty() { vec![(String::new(), intf.to_string())] } else { vips.iter().map(|a| keepalived_vip(a, intf)).collect() };
+        for (ip, dev) in addrs {
+            o.sample("keepalived_vrrp_state", &[("iname", &v.name), ("intf", &dev), ("ip_address", &ip), ("vrid", &vrid)], state);
+        }
+    }
+    let dropped = |v: &VrrpView, reasons: &[&str]| -> u64 {
+        v.dropped.iter().flatten().filter(|(r, _)| reasons.contains(&r.as_str())).map(|(_, n)| *n).fold(0u64, u64::wrapping_add)
+    };
+    type Counter = (&'static str, &'static str, fn(&VrrpView, &dyn Fn(&VrrpView, &[&str]) -> u64) -> u64);
+    let counters: [Counter; 15] = [
+        ("keepalived_gratuitous_arp_delay_total", "Gratuitous ARP delay", |v, _| v.garp_master_delay.unwrap_or(0)),
+        ("keepalived_advertisements_received_total", "Advertisements received", |v, _| v.adverts_received.unwrap_or(0)),
+        ("keepalived_advertisements_sent_total", "Advertisements sent", |v, _| v.adverts_sent.unwrap_or(0)),
+        ("keepalived_become_master_total", "Became master", |v, _| v.became_master.unwrap_or(0)),
+        ("keepalived_release_master_total", "Released master", |v, _| v.released_master.unwrap_or(0)),
+        ("keepalived_packet_length_errors_total", "Packet length errors", |v, d| d(v, &["truncated", "length"])),
+        ("keepalived_advertisements_interval_errors_total", "Advertisement interval errors", |v, d| {
+            d(v, &["advert_interval", "zero_interval"])
+        }),
+        ("keepalived_ip_ttl_errors_total", "TTL errors", |v, d| d(v, &["ttl"])),
+        ("keepalived_invalid_type_received_total", "Invalid type errors", |v, d| d(v, &["type"])),
+        ("keepalived_address_list_errors_total", "Address list errors", |v, d| d(v, &["address_list"])),
+        // keepalived counts an auth type it does not know apart from one that differs from
+        // its own; lvsd drops both as `auth_type`, counted here as a mismatch.
+        ("keepalived_authentication_invalid_total", "Authentication invalid", |_, _| 0),
+        ("keepalived_authentication_mismatch_total", "Authentication mismatch", |v, d| d(v, &["auth_type"])),
+        ("keepalived_authentication_failure_total", "Authentication failure", |v, d| d(v, &["auth_failure"])),
+        ("keepalived_priority_zero_received_total", "Priority zero received", |v, _| v.priority_zero_received.unwrap_or(0)),
+        ("keepalived_priority_zero_sent_total", "Priority zero sent", |v, _| v.priority_zero_sent.unwrap_or(0)),
+    ];
+    // Counters only for running instances: keepalived has none for an instance it does not run.
+    let running: Vec<&VrrpView> = st.vrrp.iter().filter(|v| VRRP_STATES.contains(&v.state.as_str())).collect();
+    for (name, help, get) in counters {
+        o.family(name, "counter", help);
+        for v in &running {
+            let vrid = v.vrid.map(|x| x.to_string()).unwrap_or_default();
+            let labels = [("iname", v.name.as_str()), ("intf", v.interface.as_deref().unwrap_or("")), ("vrid", vrid.as_str())];
+            o.sample(name, &labels, get(v, &dropped));
+        }
+    }
+}
+
+/// Read a status document and render it (both compatible sets).
 pub fn render_doc(doc: Value) -> Result<String, String> {
-    view(doc).map(|v| render(&v))
+    render_doc_with(doc, Compat::default())
+}
+
+pub fn render_doc_with(doc: Value, compat: Compat) -> Result<String, String> {
+    let bgp = doc.get("bgp").filter(|b| !b.is_null()).map(crate::bgp::metrics).transpose()?;
+    view(doc).map(|v| render_with(&v, compat) + bgp.as_deref().unwrap_or(""))
 }
 
 // ---- serving ----
@@ -277,17 +512,19 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ControlError> {
 pub struct Options {
     pub cache_for: Duration,
     pub max_in_flight: usize,
+    pub compat: Compat,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { cache_for: CACHE_FOR, max_in_flight: MAX_IN_FLIGHT }
+        Options { cache_for: CACHE_FOR, max_in_flight: MAX_IN_FLIGHT, compat: Compat::default() }
     }
 }
 
 struct Shared {
     tx: mpsc::Sender<Call>,
     cache_for: Duration,
+    compat: Compat,
     /// The last page built; the lock also makes builds one at a time.
     page: tokio::sync::Mutex<Option<(Instant, Arc<str>)>>,
     /// A director that cannot answer would log once per scrape otherwise.
@@ -316,7 +553,8 @@ impl Shared {
         let Some(doc) = r.result.filter(|_| r.ok) else {
             return Err(format!("status: {}", r.error.unwrap_or_default()));
         };
-        tokio::task::spawn_blocking(move || render_doc(doc)).await.map_err(|e| format!("rendering: {e}"))?
+        let compat = self.compat;
+        tokio::task::spawn_blocking(move || render_doc_with(doc, compat)).await.map_err(|e| format!("rendering: {e}"))?
     }
 }
 
@@ -326,7 +564,13 @@ pub async fn serve(listener: TcpListener, tx: mpsc::Sender<Call>) {
 }
 
 pub async fn serve_with(listener: TcpListener, tx: mpsc::Sender<Call>, opts: Options) {
-    let shared = Rc::new(Shared { tx, cache_for: opts.cache_for, page: tokio::sync::Mutex::new(None), log: Default::default() });
+    let shared = Rc::new(Shared {
+        tx,
+        cache_for: opts.cache_for,
+        compat: opts.compat,
+        page: tokio::sync::Mutex::new(None),
+        log: Default::default(),
+    });
     let in_flight = Arc::new(Semaphore::new(opts.max_in_flight));
     let turned_away = Arc::new(Semaphore::new(MAX_TURNED_AWAY));
     let mut backoff = Backoff::default();
@@ -417,8 +661,11 @@ mod tests {
             "last_reload": {"at": 1.5, "ok": true, "errors": [], "generation": 3},
             "ipvs_writes": 7,
             "vrrp": [
-                {"name": "VI_1", "state": "master", "priority": 100, "transitions": 2, "adverts_sent": 10,
-                 "adverts_received": 0, "dropped": {"auth": 3, "ttl": 1}},
+                {"name": "VI_1", "interface": "eth0", "vrid": 51, "vips": ["192.0.2.10/32", "192.0.2.11/24 dev eth1 label eth1:v"],
+                 "state": "master", "priority": 100, "transitions": 2, "adverts_sent": 10,
+                 "adverts_received": 0, "dropped": {"auth_type": 3, "ttl": 1, "truncated": 2, "length": 1},
+                 "became_master": 1, "released_master": 0, "priority_zero_sent": 0, "priority_zero_received": 4,
+                 "garp_master_delay": 5},
                 {"name": "VI_2", "state": "not running", "error": "no such interface"},
             ],
             "services": [{"name": "web", "vip": "TCP  192.0.2.10:80", "scheduler": "wrr", "in_table": true,
@@ -429,8 +676,11 @@ mod tests {
                  "drained": false, "weight_override": null, "state": "down", "active_conns": null, "inact_conns": null, "removal_in": null}]}],
             "ipvs": {"services": [{"protocol": "tcp", "address": "192.0.2.10", "port": 80,
                 "stats": {"conns": 5, "inpkts": 6, "outpkts": 0, "inbytes": 300, "outbytes": 0, "active_conns": 0, "inact_conns": 0},
-                "reals": [{"address": "198.51.100.1", "port": 80,
-                    "stats": {"conns": 5, "inpkts": 6, "outpkts": 0, "inbytes": 300, "outbytes": 0, "active_conns": 1, "inact_conns": 2}}]}]},
+                "reals": [{"address": "198.51.100.1", "port": 80, "weight": 1,
+                    "stats": {"conns": 5, "inpkts": 6, "outpkts": 0, "inbytes": 300, "outbytes": 0, "active_conns": 1, "inact_conns": 2}}]},
+                {"fwmark": 16, "stats": {"conns": 2, "inpkts": 4, "outpkts": 0, "inbytes": 200, "outbytes": 0, "active_conns": 0, "inact_conns": 0},
+                "reals": [{"address": "2001:db8::7", "port": 0, "weight": 3,
+                    "stats": {"conns": 2, "inpkts": 4, "outpkts": 0, "inbytes": 200, "outbytes": 0, "active_conns": 0, "inact_conns": 1}}]}]},
         })
     }
 
@@ -444,7 +694,7 @@ mod tests {
             "lvsd_vrrp_state{instance=\"VI_1\",state=\"master\"} 1",
             "lvsd_vrrp_state{instance=\"VI_2\",state=\"master\"} 0",
             "lvsd_vrrp_priority{instance=\"VI_2\"} 0",
-            "lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"dropped\",reason=\"auth\"} 3",
+            "lvsd_vrrp_adverts_total{instance=\"VI_1\",result=\"dropped\",reason=\"auth_type\"} 3",
             "lvsd_real_up{service=\"web\",real=\"198.51.100.2:80\"} 0",
             "lvsd_real_weight{service=\"web\",real=\"198.51.100.1:80\"} 1",
             "lvsd_ipvs_service_bytes_in_total{vip=\"tcp 192.0.2.10:80\"} 300",
@@ -456,12 +706,86 @@ mod tests {
     }
 
     #[test]
+    fn the_compatible_sets_carry_the_same_numbers() {
+        let page = render_doc(doc()).unwrap();
+        for line in [
+            "node_ipvs_connections_total 7",
+            "node_ipvs_incoming_bytes_total 500",
+            "node_ipvs_backend_connections_inactive{local_address=\"192.0.2.10\",local_mark=\"\",local_port=\"80\",proto=\"TCP\",remote_address=\"198.51.100.1\",remote_port=\"80\"} 2",
+            "node_ipvs_backend_weight{local_address=\"\",local_mark=\"00000010\",local_port=\"0\",proto=\"FWM\",remote_address=\"2001:db8::7\",remote_port=\"0\"} 3",
+            "keepalived_up 1",
+            "keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth0\",ip_address=\"192.0.2.10\",vrid=\"51\"} 2",
+            "keepalived_vrrp_state{iname=\"VI_1\",intf=\"eth1\",ip_address=\"192.0.2.11/24\",vrid=\"51\"} 2",
+            "keepalived_vrrp_state{iname=\"VI_2\",intf=\"\",ip_address=\"\",vrid=\"\"} 3",
+            "keepalived_advertisements_sent_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 10",
+            "keepalived_become_master_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 1",
+            "keepalived_packet_length_errors_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 3",
+            "keepalived_authentication_mismatch_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 3",
+            "keepalived_ip_ttl_errors_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 1",
+            "keepalived_priority_zero_received_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 4",
+            "keepalived_gratuitous_arp_delay_total{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"} 5",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+        }
+        assert!(!page.contains("keepalived_advertisements_sent_total{iname=\"VI_2\""), "no counters for an instance not running");
+        let v = view(doc()).unwrap();
+        let off = render_with(&v, "none".parse().unwrap());
+        assert!(!off.contains("node_ipvs_") && !off.contains("keepalived_") && off.contains("lvsd_vrrp_state"), "{off}");
+        let node = render_with(&v, "node_ipvs".parse().unwrap());
+        assert!(node.contains("node_ipvs_backend_weight") && !node.contains("keepalived_"));
+        let ka = render_with(&v, "keepalived".parse().unwrap());
+        assert!(!ka.contains("node_ipvs_") && ka.contains("keepalived_vrrp_state"));
+        assert_eq!(render_with(&v, "node_ipvs,keepalived".parse().unwrap()), page);
+        assert!("node_ipvs,bgp".parse::<Compat>().is_err());
+        assert_eq!(Compat::default().to_string(), "node_ipvs,keepalived");
+        assert_eq!(Compat::NONE.to_string(), "none");
+    }
+
+    #[test]
+    fn the_dashboard_queries_only_metrics_lvsd_exports() {
+        let dash: Value = serde_json::from_str(include_str!("../../examples/grafana-lvsd.json")).expect("the dashboard is JSON");
+        let page = render_doc(doc()).unwrap();
+        let exprs: Vec<String> = dash["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t["expr"].as_str().map(str::to_string))
+            .collect();
+        assert!(exprs.len() >= 15, "{exprs:?}");
+        let re = regex::Regex::new(r"\b[a-z_]+_[a-z_]+\b").unwrap();
+        let mut seen = 0;
+        for e in &exprs {
+            for m in re.find_iter(e).map(|m| m.as_str()).filter(|m| m.starts_with("lvsd_")) {
+                assert!(page.contains(&format!("# TYPE {m} ")), "the dashboard queries {m}, which lvsd does not export");
+                seen += 1;
+            }
+        }
+        assert!(seen >= exprs.len(), "every query names an lvsd metric");
+    }
+
+    #[test]
+    fn vips_are_labelled_as_keepalived_prints_them() {
+        assert_eq!(keepalived_vip("192.0.2.1/32", "eth0"), ("192.0.2.1".into(), "eth0".into()));
+        assert_eq!(keepalived_vip("192.0.2.1/24 dev eth2 scope global", "eth0"), ("192.0.2.1/24".into(), "eth2".into()));
+        assert_eq!(keepalived_vip("2001:db8::1/128", "eth0"), ("2001:db8::1".into(), "eth0".into()));
+        assert_eq!(keepalived_vip("2001:db8::1/64", "eth0"), ("2001:db8::1/64".into(), "eth0".into()));
+        assert_eq!(keepalived_vip("2001:db8::1/32", "eth0"), ("2001:db8::1/32".into(), "eth0".into()));
+    }
+
+    #[test]
     fn a_renamed_or_missing_field_is_an_error_not_a_zero() {
         let mut d = doc();
         let i = d["vrrp"][0].as_object_mut().unwrap();
         let sent = i.remove("adverts_sent").unwrap();
         i.insert("adverts_tx".into(), sent);
         assert!(render_doc(d).unwrap_err().contains("adverts_sent"));
+        let mut d = doc();
+        d["vrrp"][0].as_object_mut().unwrap().remove("became_master");
+        assert!(render_doc(d).unwrap_err().contains("became_master"));
+        let mut d = doc();
+        d["ipvs"]["services"][0]["reals"][0].as_object_mut().unwrap().remove("weight");
+        assert!(render_doc(d).unwrap_err().contains("weight"));
         let mut d = doc();
         d.as_object_mut().unwrap().remove("ipvs_writes");
         assert!(render_doc(d).unwrap_err().contains("ipvs_writes"));
@@ -513,7 +837,7 @@ mod tests {
     #[test]
     fn a_page_that_cannot_be_built_is_a_503() {
         local(async {
-            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 4 };
+            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 4, ..Options::default() };
             let (addr, _) = start(|| Some(Response::err("busy")), opts).await;
             let r = get(addr).await;
             assert!(r.starts_with("HTTP/1.0 503 Service Unavailable\r\n"), "{r}");
@@ -531,7 +855,7 @@ mod tests {
     #[test]
     fn pages_are_cached_and_built_once_for_concurrent_scrapes() {
         local(async {
-            let cached = Options { cache_for: Duration::from_secs(3600), max_in_flight: 8 };
+            let cached = Options { cache_for: Duration::from_secs(3600), max_in_flight: 8, ..Options::default() };
             let (addr, calls) = start(|| Some(Response::ok(doc())), cached).await;
             let scrapes: Vec<_> = (0..8).map(|_| tokio::task::spawn_local(get(addr))).collect();
             for s in scrapes {
@@ -539,7 +863,7 @@ mod tests {
             }
             assert!(get(addr).await.starts_with("HTTP/1.0 200"));
             assert_eq!(calls.get(), 1, "nine scrapes, one status request");
-            let uncached = Options { cache_for: Duration::ZERO, max_in_flight: 8 };
+            let uncached = Options { cache_for: Duration::ZERO, max_in_flight: 8, ..Options::default() };
             let (addr, calls) = start(|| Some(Response::ok(doc())), uncached).await;
             for _ in 0..3 {
                 get(addr).await;
@@ -551,7 +875,7 @@ mod tests {
     #[test]
     fn scrapes_beyond_the_limit_get_a_503_at_once() {
         local(async {
-            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 2 };
+            let opts = Options { cache_for: Duration::ZERO, max_in_flight: 2, ..Options::default() };
             let (addr, _) = start(|| Some(Response::ok(doc())), opts).await;
             // Two connections that never send their request hold both slots.
             let _a = TcpStream::connect(addr).await.unwrap();

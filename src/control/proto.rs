@@ -58,6 +58,15 @@ pub enum Command {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// Take the director out of service: withdraw every VIP announced over BGP; the
+    /// progress (withdrawn, connections gone, done) is in the status (`bgp.drain`).
+    DrainDirector {
+        /// Seconds after which the drain is reported done anyway (default 300).
+        #[serde(default)]
+        timeout: Option<u64>,
+    },
+    /// Put the director back in service: the VIPs are announced again as their services allow.
+    UndrainDirector,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

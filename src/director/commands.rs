@@ -101,6 +101,8 @@ impl Director {
                 Err(e) => Response::err(e),
             },
             Command::Events { limit } => Response::ok(json!(self.events.recent(limit.unwrap_or(50)))),
+            Command::DrainDirector { timeout } => self.drain_director(timeout),
+            Command::UndrainDirector => self.undrain_director(),
         }
     }
 
@@ -208,6 +210,7 @@ impl Director {
             leaving,
             actual,
             suspended: self.suspended.clone(),
+            bgp: self.bgp_status(),
         }
     }
 

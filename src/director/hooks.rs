@@ -7,10 +7,10 @@ impl Director {
     pub(super) fn on_track_changes(&mut self, changes: Vec<track::TrackChange>) {
         for (instance, name, up, weight) in changes {
             self.events.push("track", format!("{instance}: track {name} is {}", if up { "up" } else { "down" }));
-            if let Some(h) = &self.heartbeat {
-                if let Err(e) = h.send(heartbeat::Command::Track { instance: instance.clone(), name, up, weight }) {
-                    self.events.push("vrrp_error", format!("{instance}: {e}"));
-                }
+            if let Some(h) = &self.heartbeat
+                && let Err(e) = h.send(heartbeat::Command::Track { instance: instance.clone(), name, up, weight })
+            {
+                self.events.push("vrrp_error", format!("{instance}: {e}"));
             }
         }
     }
@@ -39,10 +39,9 @@ impl Director {
                     ("real", p.string(&r.addr.to_string())),
                     ("state", p.string(state)),
                     ("reason", p.string(&reason)),
-                ]) {
-                    if let Err(e) = p.call_hook::<_, ()>(hook, t) {
-                        self.events.push("hook_error", format!("{} {} on_{state}: {e}", vs.name, r.addr));
-                    }
+                ]) && let Err(e) = p.call_hook::<_, ()>(hook, t)
+                {
+                    self.events.push("hook_error", format!("{} {} on_{state}: {e}", vs.name, r.addr));
                 }
             }
             if let Some(argv) = if up { &r.notify_up } else { &r.notify_down } {
@@ -73,12 +72,11 @@ impl Director {
                     ("reason", p.string(&t.reason)),
                 ])
             };
-            if let Some(h) = model.on_change {
-                if let Ok(tbl) = ev(&self.policy, &t.instance) {
-                    if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
-                        self.events.push("hook_error", format!("{} on_change: {e}", t.instance));
-                    }
-                }
+            if let Some(h) = model.on_change
+                && let Ok(tbl) = ev(&self.policy, &t.instance)
+                && let Err(e) = self.policy.call_hook::<_, ()>(h, tbl)
+            {
+                self.events.push("hook_error", format!("{} on_change: {e}", t.instance));
             }
             run_notify(&model.notify, "INSTANCE", &t.instance, t.to, t.priority);
             if model.smtp_alert {
@@ -90,12 +88,11 @@ impl Director {
                 }
                 groups_done.push((g.clone(), t.to));
                 if let Some(gm) = self.policy.model.sync_groups.iter().find(|x| &x.name == g).cloned() {
-                    if let Some(h) = gm.on_change {
-                        if let Ok(tbl) = ev(&self.policy, g) {
-                            if let Err(e) = self.policy.call_hook::<_, ()>(h, tbl) {
-                                self.events.push("hook_error", format!("sync group {g} on_change: {e}"));
-                            }
-                        }
+                    if let Some(h) = gm.on_change
+                        && let Ok(tbl) = ev(&self.policy, g)
+                        && let Err(e) = self.policy.call_hook::<_, ()>(h, tbl)
+                    {
+                        self.events.push("hook_error", format!("sync group {g} on_change: {e}"));
                     }
                     run_notify(&gm.notify, "GROUP", g, t.to, t.priority);
                     if gm.smtp_alert {

@@ -48,6 +48,22 @@ impl Inspector {
         )?;
         let a = actions.clone();
         lvsd.set(
+            "drain_director",
+            lua.create_function(move |_, timeout: Option<u64>| {
+                a.lock().unwrap().push(Command::DrainDirector { timeout });
+                Ok(())
+            })?,
+        )?;
+        let a = actions.clone();
+        lvsd.set(
+            "undrain_director",
+            lua.create_function(move |_, ()| {
+                a.lock().unwrap().push(Command::UndrainDirector);
+                Ok(())
+            })?,
+        )?;
+        let a = actions.clone();
+        lvsd.set(
             "weight",
             lua.create_function(move |_, (s, r, w): (String, String, Option<u32>)| {
                 a.lock().unwrap().push(match w {

@@ -2,6 +2,7 @@
 //! socket together. Inputs arrive on channels; the director decides and acts.
 
 mod alert;
+mod bgp;
 mod commands;
 mod events;
 pub mod heartbeat;
@@ -46,6 +47,8 @@ pub struct Options {
     pub backend_name: &'static str,
     /// Prometheus text exposition on this address (opt-in).
     pub metrics: Option<std::net::SocketAddr>,
+    /// The compatible name sets on the metrics page besides lvsd's own.
+    pub metrics_compat: crate::control::metrics::Compat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,11 +106,16 @@ pub struct Director {
     reload_requested: bool,
     /// The next policy loaded is applied even when a reload guard refuses it.
     force_reload: bool,
+    /// VIPs announced over BGP by the local BIRD, and `drain-director`.
+    bgp: bgp::BgpState,
 }
 
 impl Director {
     pub fn new(opts: Options, backend: Box<dyn Backend>) -> Result<Director, DirectorError> {
         let policy = policy::load(&opts.policy, &opts.load)?;
+        for w in crate::model::warnings(&policy.model) {
+            tracing::warn!("{w}");
+        }
         let mut events = EventLog::default();
         events.push("reload", format!("policy {} loaded (generation 1)", opts.policy.display()));
         Ok(Director {
@@ -136,6 +144,7 @@ impl Director {
             suspended: HashSet::new(),
             reload_requested: false,
             force_reload: false,
+            bgp: bgp::BgpState::default(),
         })
     }
 
@@ -154,7 +163,8 @@ impl Director {
         // Metrics first: an address that cannot be bound fails the start, before the socket exists.
         if let Some(addr) = self.opts.metrics {
             let l = crate::control::metrics::bind(addr).await?;
-            tokio::task::spawn_local(crate::control::metrics::serve(l, call_tx.clone()));
+            let mo = crate::control::metrics::Options { compat: self.opts.metrics_compat, ..Default::default() };
+            tokio::task::spawn_local(crate::control::metrics::serve_with(l, call_tx.clone(), mo));
             tracing::info!("metrics on http://{addr}/metrics");
         }
         if let Some(path) = &self.opts.control {
@@ -200,6 +210,8 @@ impl Director {
         let mut watchdog = crate::systemd::Watchdog::from_env();
         let mut watchdog_tick = tokio::time::interval(watchdog.as_ref().map_or(Duration::from_secs(3600), |w| w.ping_every()));
         watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bgp_tick = tokio::time::interval(Duration::from_millis(100));
+        bgp_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.shutdown {
             let report = async {
                 match reports.as_mut() {
@@ -314,16 +326,19 @@ impl Director {
                         w.tick(age, heartbeat::BEAT_EVERY);
                     }
                 }
+                _ = bgp_tick.tick(), if self.bgp.speaker.is_some() => self.bgp_tick(),
                 _ = resync.tick() => { self.resync(); }
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
             }
-            if std::mem::take(&mut self.reload_requested) {
-                if let Some(why) = reloads.request("requested", None) {
-                    reloads.loading = Some((why, self.load_in_background()));
-                }
+            if std::mem::take(&mut self.reload_requested)
+                && let Some(why) = reloads.request("requested", None)
+            {
+                reloads.loading = Some((why, self.load_in_background()));
             }
         }
+        // The router moves the traffic away first, while everything here still serves it.
+        self.bgp_withdraw_for_stop().await;
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
         if let Some(h) = self.heartbeat.take() {
             h.shutdown(Duration::from_secs(3)).await;
@@ -339,6 +354,7 @@ impl Director {
             c.stop();
         }
         self.watcher = None;
+        self.bgp_stop();
         crate::systemd::notify("STOPPING=1");
         if let Some(path) = &self.opts.control {
             let _ = std::fs::remove_file(path);

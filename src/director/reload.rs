@@ -80,10 +80,10 @@ impl Director {
                 // Recorded once the table has the change, so its time is when it took effect.
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 let tracks = self.tracks.as_mut().map(|t| t.set(&self.policy.model, std::time::Instant::now())).unwrap_or_default();
-                if let Some(h) = &self.heartbeat {
-                    if let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()), tracks)) {
-                        self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
-                    }
+                if let Some(h) = &self.heartbeat
+                    && let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()), tracks))
+                {
+                    self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
                 }
                 self.follow_ha_suspend(true);
                 true

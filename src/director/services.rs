@@ -168,6 +168,8 @@ impl Director {
         }
         self.owned.extend(next.services.keys().copied());
         self.wanted.services.extend(next.services);
+        // Quorum may have changed: the announcements follow (handed over, never waited on).
+        self.bgp_follow();
         self.last_sync = Some(report);
         self.last_sync.as_ref().unwrap()
     }

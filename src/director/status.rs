@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub actual: Option<Table>,
     /// Services held out of the table by `ha_suspend`, by name.
     pub suspended: HashSet<String>,
+    /// BGP announcements and sessions (`crate::bgp::Status` plus `drain`); None: no BGP.
+    pub bgp: Option<Value>,
 }
 
 impl Snapshot {
@@ -154,6 +156,7 @@ pub fn build(d: &Snapshot) -> Value {
         "vrrp": vrrp,
         "services": services,
         "ipvs": actual.map(crate::plan::table_json),
+        "bgp": d.bgp,
     });
     doc["text"] = json!(text(d));
     doc
@@ -207,6 +210,9 @@ fn text(d: &Snapshot) -> String {
                 i["error"].as_str().map(|e| format!("  {e}")).unwrap_or_default(),
             );
         }
+    }
+    if let Some(b) = &d.bgp {
+        bgp_text(&mut out, b);
     }
     out.push('\n');
     let Some(actual) = d.actual.as_ref() else {
@@ -275,6 +281,56 @@ fn text(d: &Snapshot) -> String {
     out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
 }
 
+/// The BGP part: BIRD, each session, each VIP's route, and a director drain.
+fn bgp_text(out: &mut String, b: &Value) {
+    out.push('\n');
+    let bird = if b["bird_up"] == true { "up".to_string() } else { "DOWN".to_string() };
+    let _ = writeln!(
+        out,
+        "BGP via BIRD {} ({}){}",
+        b["socket"].as_str().unwrap_or(""),
+        bird,
+        b["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+    );
+    let _ = writeln!(out, "{:<16} {:<28} {:<6} {:<5} Info", "Neighbor", "Protocol", "State", "BFD");
+    for s in b["sessions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<28} {:<6} {:<5} {}",
+            s["neighbor"].as_str().unwrap_or(""),
+            s["protocol"].as_str().unwrap_or(""),
+            s["state"].as_str().unwrap_or(""),
+            if s["bfd"] == true { "on" } else { "off" },
+            s["info"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(out, "{:<22} {:<9} {:<10} Why", "VIP", "Wanted", "Announced");
+    for v in b["vips"].as_array().into_iter().flatten() {
+        let announced = match v["announced"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:<9} {:<10} {}",
+            v["vip"].as_str().unwrap_or(""),
+            if v["wanted"] == true { "announce" } else { "withdraw" },
+            announced,
+            v["why"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(d) = b["drain"].as_object() {
+        let _ = writeln!(
+            out,
+            "Director drained: {} after {:.1} s{}",
+            d.get("state").and_then(|s| s.as_str()).unwrap_or(""),
+            d.get("for_secs").and_then(|s| s.as_f64()).unwrap_or(0.0),
+            d.get("note").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+    }
+}
+
 /// The configured reals of service `si` that are not in its table entry `live`: no arrow (so
 /// a script reading ipvsadm's `  -> ` lines skips them), the address, then where the
 /// Forward..InActConn columns would be `why` ("(not in the table)"), and the health and weight.
@@ -329,6 +385,7 @@ mod tests {
             overrides: HashMap::new(),
             leaving: HashMap::new(),
             suspended: HashSet::new(),
+            bgp: None,
             model,
         }
     }

@@ -77,6 +77,12 @@ struct Running {
     drops: DropCounters,
     group: Option<(usize, usize)>,
     transitions: u64,
+    /// keepalived's per-instance counters (its `become_master`, `release_master`,
+    /// `pri_zero_sent`, `pri_zero_rcvd`), for the compatible metrics.
+    became_master: u64,
+    released_master: u64,
+    priority_zero_sent: u64,
+    priority_zero_received: u64,
     /// Adverts that failed to send in a row.
     send_failures: u32,
     /// Dropped adverts are logged at most once per period and reason, with the count held
@@ -289,6 +295,10 @@ impl Vrrp {
             drops: DropCounters::default(),
             group: None,
             transitions: 0,
+            became_master: 0,
+            released_master: 0,
+            priority_zero_sent: 0,
+            priority_zero_received: 0,
             send_failures: 0,
             drop_log: Default::default(),
         });
@@ -300,7 +310,7 @@ impl Vrrp {
     /// The socket an instance sends and receives on: shared by the instances of one link and
     /// family (multicast) or of one source and peer list (unicast); opened when new.
     fn socket_for(&mut self, v: &VrrpInstance, primary: IpAddr) -> Result<(u64, Rc<VrrpSocket>), String> {
-        let family = if v.is_ipv6() { net::Family::Ipv6 } else { net::Family::Ipv4 };
+        let family = if v.is_ipv6() { net::Family::Inet6 } else { net::Family::Inet };
         let mode =
             if v.unicast_peers.is_empty() { Mode::Multicast } else { Mode::Unicast { src: primary, peers: v.unicast_peers.clone() } };
         let key = (
@@ -392,6 +402,7 @@ impl Vrrp {
                         }
                     }
                     r.sent += 1;
+                    r.priority_zero_sent += (priority == 0) as u64;
                 }
                 Action::AddVips(addrs) => {
                     for a in addrs {
@@ -410,6 +421,8 @@ impl Vrrp {
                 Action::SendGratuitous { addresses, count, interval } => self.announce(i, &addresses, count, interval),
                 Action::StateChanged { from, to, reason } => {
                     r.transitions += 1;
+                    r.became_master += (to == State::Master) as u64;
+                    r.released_master += (from == State::Master) as u64;
                     out.push(Transition {
                         instance: r.model.name.clone(),
                         from,
@@ -626,6 +639,7 @@ impl Vrrp {
                 match packet::decode(&bytes, &rx, &r.expect) {
                     Ok(got) => {
                         r.received += 1;
+                        r.priority_zero_received += (got.advert.priority == 0) as u64;
                         self.drive(i, Input::advert(meta.src, &got.advert), now, &mut out);
                     }
                     Err(e) => {
@@ -750,11 +764,11 @@ impl Vrrp {
         }
         self.failed.clear();
         for v in &m.vrrp {
-            if self.index(&v.name).is_none() {
-                if let Err(e) = self.start_instance(v, tracks, now, &mut out) {
-                    errors.push(format!("vrrp '{}': {e}", v.name));
-                    self.failed.push((v.name.clone(), e));
-                }
+            if self.index(&v.name).is_none()
+                && let Err(e) = self.start_instance(v, tracks, now, &mut out)
+            {
+                errors.push(format!("vrrp '{}': {e}", v.name));
+                self.failed.push((v.name.clone(), e));
             }
         }
         self.set_groups(m);
@@ -821,6 +835,11 @@ impl Vrrp {
                     "adverts_received": r.received,
                     "dropped": drops,
                     "transitions": r.transitions,
+                    "became_master": r.became_master,
+                    "released_master": r.released_master,
+                    "priority_zero_sent": r.priority_zero_sent,
+                    "priority_zero_received": r.priority_zero_received,
+                    "garp_master_delay": r.model.garp.master_delay,
                     "master_down_interval_ms": r.fsm.master_down_interval().as_millis() as u64,
                 })
             })

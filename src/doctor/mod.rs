@@ -4,6 +4,7 @@
 //! PASS/WARN/FAIL from them in a pure function that unit tests drive with plain values.
 //! Every finding that is not a PASS says how to fix it.
 
+pub mod bgp;
 pub mod events;
 pub mod firewall;
 pub mod forward;
@@ -167,6 +168,9 @@ pub fn run(args: &Args) -> Result<Vec<Finding>, DoctorError> {
             // Bounded: at most ten minutes of listening.
             let heard = peers::gather(m, std::time::Duration::from_secs_f64(args.listen.min(600.0)));
             out.extend(peers::check(m, &heard, &events::vrrp_states(&args.control)));
+        }
+        if m.bgp.is_some() {
+            out.extend(bgp::check(m, &bgp::gather(m, &args.control)));
         }
         out.extend(events::check(&events::gather(&args.control)));
     }

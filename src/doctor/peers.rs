@@ -39,7 +39,7 @@ pub struct Listened {
 }
 
 fn wire_family(i: &VrrpInstance) -> Family {
-    if i.is_ipv6() { Family::Ipv6 } else { Family::Ipv4 }
+    if i.is_ipv6() { Family::Inet6 } else { Family::Inet }
 }
 
 /// Listen for `window` on every (interface, family) the multicast instances use.
@@ -65,7 +65,7 @@ pub fn gather(m: &Model, window: Duration) -> Listened {
     let results = rt.block_on(async {
         let mut tasks = Vec::new();
         for (ifname, v6) in wanted {
-            let fam = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+            let fam = if v6 { Family::Inet6 } else { Family::Inet };
             tasks.push(tokio::spawn(async move {
                 let sock = match VrrpSocket::open(&ifname, fam, Mode::Multicast) {
                     Ok(s) => s,

@@ -128,6 +128,8 @@ impl ImportError {
 }
 
 /// Translate one keepalived configuration file.
+// The error carries every warning found before it: reporting them all at once is the point.
+#[allow(clippy::result_large_err)]
 pub fn import_file(path: &Path, opts: &ParseOptions) -> Result<Import, ImportError> {
     let (nodes, mut warnings) = parser::parse_file(path, opts)?;
     let doc = translate::translate(&nodes, &mut warnings).map_err(|error| ImportError::Invalid { error, warnings: warnings.clone() })?;
@@ -137,6 +139,7 @@ pub fn import_file(path: &Path, opts: &ParseOptions) -> Result<Import, ImportErr
 
 /// Translate the configurations of two directors into one policy for both.
 /// Each file is read with its node name as keepalived's config-id, so `@lvs01` lines apply.
+#[allow(clippy::result_large_err)]
 pub fn import_pair(a: (&str, &Path), b: (&str, &Path)) -> Result<Import, ImportError> {
     let mut warnings = Vec::new();
     let mut docs = Vec::new();

@@ -163,7 +163,9 @@ mod tests {
     fn key(addr: &str) -> ServiceKey {
         ServiceKey::Addr { protocol: Protocol::Tcp, addr: addr.parse().unwrap() }
     }
-    fn table(svcs: &[(&str, &str, &[(&str, u32)])]) -> Table {
+    /// (address, scheduler, [(real, weight)]) per service.
+    type Spec<'a> = (&'a str, &'a str, &'a [(&'a str, u32)]);
+    fn table(svcs: &[Spec]) -> Table {
         let mut t = Table::default();
         for (addr, sched, reals) in svcs {
             let mut s = Service::new(ServiceConf::new(sched, Family::Inet));

@@ -9,6 +9,8 @@
 pub mod http;
 mod observe;
 pub mod policy;
+pub mod report;
+pub mod vm;
 
 use crate::net::netns::{self, Netns};
 use observe::Shared;
@@ -588,11 +590,18 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
             }
         }
     });
+    // Each director's VRRP state over time, for the report's chart.
+    let sockets: Vec<PathBuf> = lab.directors.iter().map(|d| d.socket.clone()).collect();
+    let states = std::thread::spawn({
+        let shared = shared.clone();
+        move || observe::vrrp_states(shared, sockets, t0, Duration::from_millis(250))
+    });
     let result = lab.play();
     lab.settle(0.5).ok();
     shared.stop.store(true, Ordering::SeqCst);
     let _ = load.join();
     let _ = wire.join();
+    let _ = states.join();
     result?;
     Ok(report(&mut lab))
 }
@@ -639,6 +648,29 @@ fn report(lab: &mut Lab) -> Value {
         }));
     }
     let mdi = lab.status(1).and_then(|s| s["vrrp"][0]["master_down_interval_ms"].as_u64()).unwrap_or(0);
+    // Requests per second of the run, by the real that answered and failed; and each
+    // director's VRRP state changes: what the HTML report draws.
+    let secs = requests.iter().map(|r| r.at.saturating_duration_since(lab.t0).as_secs() as usize + 1).max().unwrap_or(0);
+    let mut per_real: BTreeMap<String, Vec<u64>> = reals.iter().map(|r| (r.clone(), vec![0; secs])).collect();
+    let mut failed = vec![0u64; secs];
+    for r in &requests {
+        let s = r.at.saturating_duration_since(lab.t0).as_secs() as usize;
+        match &r.result {
+            Ok(n) => per_real.entry(n.clone()).or_insert_with(|| vec![0; secs])[s] += 1,
+            Err(_) => failed[s] += 1,
+        }
+    }
+    let states = lab.shared.states.lock().unwrap().clone();
+    let vrrp_states: serde_json::Map<String, Value> = lab
+        .directors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let changes: Vec<Value> =
+                states.iter().filter(|(_, j, _)| *j == i).map(|(at, _, st)| json!({ "at": at.as_secs_f64(), "state": st })).collect();
+            (d.name.clone(), Value::Array(changes))
+        })
+        .collect();
     json!({
         "mode": format!("{:?}", lab.opts.mode).to_lowercase(),
         "vip": format!("{}:{}", lab.plan.vip, lab.plan.port),
@@ -649,6 +681,9 @@ fn report(lab: &mut Lab) -> Value {
         "phases": phases,
         "timeline": timeline.iter().map(|(t, m)| json!({ "at": t.as_secs_f64(), "event": m })).collect::<Vec<_>>(),
         "requests": requests.len(),
+        "duration": lab.t0.elapsed().as_secs_f64(),
+        "per_second": { "reals": per_real, "failed": failed },
+        "vrrp_states": vrrp_states,
     })
 }
 

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Request {
     pub phase: usize,
+    /// When it was sent.
+    pub at: Instant,
     /// The real server's name, or the error.
     pub result: Result<String, String>,
 }
@@ -30,6 +32,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     pub requests: Mutex<Vec<Request>>,
     pub adverts: Mutex<Vec<Advert>>,
+    /// Each director's VRRP state when it changed (by director index; "down": no answer).
+    pub states: Mutex<Vec<(Duration, usize, String)>>,
 }
 
 fn get(src: IpAddr, dst: SocketAddr, timeout: Duration) -> Result<String, String> {
@@ -54,8 +58,9 @@ pub fn client(shared: Arc<Shared>, sources: Vec<IpAddr>, vip: SocketAddr, gap: D
         }
         let phase = shared.phase.load(Ordering::Relaxed);
         // A client's TCP retransmits its SYN: give a request the time a browser would.
+        let at = Instant::now();
         let result = get(sources[i % sources.len()], vip, Duration::from_secs(3));
-        shared.requests.lock().unwrap().push(Request { phase, result });
+        shared.requests.lock().unwrap().push(Request { phase, at, result });
         std::thread::sleep(gap);
     }
 }
@@ -83,4 +88,25 @@ pub fn adverts(shared: Arc<Shared>, ifname: &str, t0: Instant) -> std::io::Resul
         shared.adverts.lock().unwrap().push(Advert { at, src, vrid: b[ihl + 1], priority: b[ihl + 2] });
     }
     Ok(())
+}
+
+/// Ask each director (by control socket) for its first VRRP instance's state every `every`
+/// until told to stop, recording the changes; a director that does not answer is "down".
+pub fn vrrp_states(shared: Arc<Shared>, sockets: Vec<std::path::PathBuf>, t0: Instant, every: Duration) {
+    let mut last: Vec<Option<String>> = vec![None; sockets.len()];
+    while !shared.stop.load(Ordering::Relaxed) {
+        for (i, path) in sockets.iter().enumerate() {
+            let state = crate::control::client::Client::connect(path)
+                .ok()
+                .and_then(|mut c| c.call(crate::control::Command::Status).ok())
+                .and_then(|r| r.result)
+                .and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string))
+                .unwrap_or_else(|| "down".into());
+            if last[i].as_ref() != Some(&state) {
+                shared.states.lock().unwrap().push((t0.elapsed(), i, state.clone()));
+                last[i] = Some(state);
+            }
+        }
+        std::thread::sleep(every);
+    }
 }

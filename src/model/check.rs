@@ -83,7 +83,8 @@ pub enum CheckKind {
         qtype: String,
     },
     Smtp {
-        helo: Option<String>,
+        /// The HELO name; keepalived's default, the host name, is filled in when the policy is read.
+        helo: String,
     },
     Exec {
         command: Argv,

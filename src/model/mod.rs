@@ -3,14 +3,16 @@
 //! A policy file is evaluated into a [`Model`]; everything downstream (plan, IPVS, VRRP,
 //! checks) reads only this.
 
+mod bgp;
 mod check;
 mod service;
 mod validate;
 mod vrrp;
 
+pub use bgp::*;
 pub use check::*;
 pub use service::*;
-pub use validate::validate;
+pub use validate::{validate, warnings};
 pub use vrrp::*;
 
 use serde::Serialize;
@@ -127,6 +129,8 @@ pub struct Model {
     pub sync_groups: Vec<SyncGroup>,
     pub services: Vec<VirtualServer>,
     pub sync_daemon: Option<SyncDaemon>,
+    /// `lvsd.bgp`: VIPs announced through the local BIRD (scale-out).
+    pub bgp: Option<Bgp>,
 }
 
 impl Model {

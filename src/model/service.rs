@@ -1,6 +1,6 @@
 //! Virtual services and real servers.
 
-use super::{Argv, CheckSpec, HookRef, Origin};
+use super::{Announce, Argv, CheckSpec, HookRef, Origin};
 use crate::ipvs::table::{Family, Protocol, TunnelType};
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -123,6 +123,8 @@ pub struct VirtualServer {
     pub ha_suspend: bool,
     pub on_up: Option<HookRef>,
     pub on_down: Option<HookRef>,
+    /// Announce the VIP over BGP (`lvsd.bgp`); None: not announced.
+    pub announce: Option<Announce>,
     pub origin: Origin,
 }
 

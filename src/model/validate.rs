@@ -3,12 +3,14 @@
 
 use super::{ForwardMethod, Model, ModelError, SCHED_FLAGS, Vip, VrrpInstance};
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 /// Every rule violated, in policy order. Empty means valid.
 pub fn validate(m: &Model) -> Vec<ModelError> {
     let mut errs = Vec::new();
     validate_vrrp(m, &mut errs);
     validate_services(m, &mut errs);
+    validate_bgp(m, &mut errs);
     errs.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
     errs
 }
@@ -38,7 +40,7 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
     if v.version == 3 && v.auth_pass.is_some() {
         err(errs, format!("vrrp '{}': auth_pass is VRRPv2 only (RFC 5798 removed authentication)", v.name));
     }
-    if v.version == 2 && v.advert_int_cs % 100 != 0 {
+    if v.version == 2 && !v.advert_int_cs.is_multiple_of(100) {
         err(
             errs,
             format!(
@@ -49,20 +51,30 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
         );
     }
     let fam6 = v.is_ipv6();
-    if let Some(src) = v.unicast_src {
-        if src.is_ipv6() != fam6 {
-            err(errs, format!("vrrp '{}': unicast_src {} is not in the family of the VIPs", v.name, src));
-        }
+    if let Some(src) = v.unicast_src
+        && src.is_ipv6() != fam6
+    {
+        err(errs, format!("vrrp '{}': unicast_src {} is not in the family of the VIPs", v.name, src));
     }
     for p in &v.unicast_peers {
         if p.is_ipv6() != fam6 {
             err(errs, format!("vrrp '{}': unicast peer {} is not in the family of the VIPs", v.name, p));
         }
     }
-    let mut seen = HashSet::new();
+    // A VIP listed twice is kept as keepalived keeps it (alloc_vrrp_vip appends without a
+    // check, and vrrp_build_vrrp_v2/v3 write every entry and count them all): the adverts carry
+    // it twice, so a keepalived peer with the same list accepts them; the interface has it once.
+    // Listed twice with different settings, one of them could not be what is configured.
+    let mut seen: HashMap<IpAddr, &super::VipAddr> = HashMap::new();
     for vip in &v.vips {
-        if !seen.insert(vip.addr) {
-            err(errs, format!("vrrp '{}': VIP {} is listed twice", v.name, vip.addr));
+        match seen.get(&vip.addr) {
+            Some(first) if *first != vip => {
+                err(errs, format!("vrrp '{}': VIP {} is listed twice with different settings ({} and {})", v.name, vip.addr, first, vip))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(vip.addr, vip);
+            }
         }
     }
 }
@@ -111,12 +123,11 @@ fn validate_vrrp(m: &Model, errs: &mut Vec<ModelError>) {
             }
         }
     }
-    if let Some(sd) = &m.sync_daemon {
-        if let Some(i) = &sd.instance {
-            if !names.contains_key(i.as_str()) {
-                errs.push(ModelError::new(&sd.origin, format!("sync_daemon: unknown vrrp instance '{i}'")));
-            }
-        }
+    if let Some(sd) = &m.sync_daemon
+        && let Some(i) = &sd.instance
+        && !names.contains_key(i.as_str())
+    {
+        errs.push(ModelError::new(&sd.origin, format!("sync_daemon: unknown vrrp instance '{i}'")));
     }
 }
 
@@ -135,10 +146,11 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
         if let Some(prev) = keys.insert(key.clone(), (&s.name, &s.origin)) {
             err(errs, format!("service '{}': {} is already service '{}' ({})", s.name, key, prev.0, prev.1));
         }
-        if let Vip::Addr { addr, .. } = s.vip {
-            if addr.port() == 0 && s.persistence.is_none() {
-                err(errs, format!("service '{}': port 0 (all ports) needs persistence", s.name));
-            }
+        if let Vip::Addr { addr, .. } = s.vip
+            && addr.port() == 0
+            && s.persistence.is_none()
+        {
+            err(errs, format!("service '{}': port 0 (all ports) needs persistence", s.name));
         }
         if !s.sched_flags.is_empty() && s.scheduler != "sh" && s.scheduler != "mh" {
             err(errs, format!("service '{}': sched_flags only apply to the sh and mh schedulers, not {}", s.name, s.scheduler));
@@ -204,4 +216,68 @@ fn validate_services(m: &Model, errs: &mut Vec<ModelError>) {
             }
         }
     }
+}
+
+fn validate_bgp(m: &Model, errs: &mut Vec<ModelError>) {
+    if let Some(b) = &m.bgp {
+        let mut seen = HashSet::new();
+        for n in &b.neighbors {
+            if !seen.insert(n.address) {
+                errs.push(ModelError::new(&b.origin, format!("bgp: neighbor {} is listed twice", n.address)));
+            }
+        }
+    }
+    // One route per VIP address: the services sharing it must agree on its attributes.
+    let mut attrs: HashMap<IpAddr, (&str, &super::Announce)> = HashMap::new();
+    for s in m.services.iter() {
+        let Some(a) = &s.announce else { continue };
+        let err = |errs: &mut Vec<ModelError>, msg: String| errs.push(ModelError::new(&s.origin, msg));
+        if m.bgp.is_none() {
+            err(errs, format!("service '{}': announce needs lvsd.bgp {{ ... }} (the local BIRD and its neighbours)", s.name));
+        }
+        let Vip::Addr { addr, .. } = s.vip else {
+            err(errs, format!("service '{}': announce needs a vip address (a fwmark service has none to announce)", s.name));
+            continue;
+        };
+        if let Some((other, prev)) = attrs.get(&addr.ip()) {
+            if (prev.med, &prev.communities) != (a.med, &a.communities) {
+                err(
+                    errs,
+                    format!(
+                        "service '{}': announce med/communities differ from service '{}' on the same VIP {} (one route per address: give them once)",
+                        s.name,
+                        other,
+                        addr.ip()
+                    ),
+                );
+            }
+        } else {
+            attrs.insert(addr.ip(), (&s.name, a));
+        }
+    }
+}
+
+/// Things worth telling the operator that do not make the policy invalid, in policy order.
+pub fn warnings(m: &Model) -> Vec<ModelError> {
+    let mut out = Vec::new();
+    for s in &m.services {
+        // Several directors behind ECMP each pick a real for a flow the router may move
+        // between them: only a hash of the flow gives every director the same choice.
+        if s.announce.is_some() && s.scheduler != "mh" && s.scheduler != "sh" {
+            out.push(ModelError::new(
+                &s.origin,
+                format!(
+                    "warning: service '{}' is announced over BGP (scale-out) with scheduler {}: directors may send one flow to different reals when the router moves it; use scheduler = \"mh\" (or \"sh\" with the same reals, weights and order on every director)",
+                    s.name, s.scheduler
+                ),
+            ));
+        }
+    }
+    if let Some(b) = &m.bgp
+        && !m.services.iter().any(|s| s.announce.is_some())
+    {
+        out.push(ModelError::new(&b.origin, "warning: lvsd.bgp is declared but no service has announce = true: nothing will be announced"));
+    }
+    out.sort_by(|a, b| (&a.origin.file, a.origin.line).cmp(&(&b.origin.file, b.origin.line)));
+    out
 }

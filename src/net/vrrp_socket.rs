@@ -101,7 +101,7 @@ impl std::fmt::Debug for VrrpSocket {
 }
 
 fn family_of(a: &IpAddr) -> Family {
-    if a.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
+    if a.is_ipv4() { Family::Inet } else { Family::Inet6 }
 }
 
 fn setsockopt_int(sock: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
@@ -126,19 +126,19 @@ impl VrrpSocket {
         let (src, dests) = match &mode {
             Mode::Multicast => {
                 let src = match family {
-                    Family::Ipv4 => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
-                    Family::Ipv6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
+                    Family::Inet => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
+                    Family::Inet6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
                 };
                 let src = src.ok_or_else(|| VrrpSocketError::NoSourceAddress {
                     ifname: ifname.to_owned(),
                     what: match family {
-                        Family::Ipv4 => "primary IPv4 address",
-                        Family::Ipv6 => "usable IPv6 link-local address",
+                        Family::Inet => "primary IPv4 address",
+                        Family::Inet6 => "usable IPv6 link-local address",
                     },
                 })?;
                 let group = match family {
-                    Family::Ipv4 => IpAddr::V4(VRRP_GROUP_V4),
-                    Family::Ipv6 => IpAddr::V6(VRRP_GROUP_V6),
+                    Family::Inet => IpAddr::V4(VRRP_GROUP_V4),
+                    Family::Inet6 => IpAddr::V6(VRRP_GROUP_V6),
                 };
                 (src, vec![group])
             }
@@ -156,8 +156,8 @@ impl VrrpSocket {
         };
 
         let domain = match family {
-            Family::Ipv4 => Domain::IPV4,
-            Family::Ipv6 => Domain::IPV6,
+            Family::Inet => Domain::IPV4,
+            Family::Inet6 => Domain::IPV6,
         };
         let sock =
             Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP)))).map_err(io_err("socket(SOCK_RAW, 112)"))?;
@@ -165,7 +165,7 @@ impl VrrpSocket {
         sock.bind_device(Some(ifname.as_bytes())).map_err(io_err("SO_BINDTODEVICE"))?;
 
         match family {
-            Family::Ipv4 => {
+            Family::Inet => {
                 // Only deliver groups this socket joined, not every group any socket joined.
                 sock.set_multicast_all_v4(false).map_err(io_err("IP_MULTICAST_ALL"))?;
                 setsockopt_int(&sock, libc::IPPROTO_IP, libc::IP_PKTINFO, 1).map_err(io_err("IP_PKTINFO"))?;
@@ -185,7 +185,7 @@ impl VrrpSocket {
                     sock.bind(&SockAddr::from(SocketAddrV4::new(src4, 0))).map_err(io_err("binding the source address"))?;
                 }
             }
-            Family::Ipv6 => {
+            Family::Inet6 => {
                 match sock.set_multicast_all_v6(false) {
                     // Kernels before 4.20 lack the option; SO_BINDTODEVICE still limits
                     // delivery to this interface.
@@ -300,7 +300,7 @@ impl VrrpSocket {
         }
         let data = &buf[..raw.len];
         match self.family {
-            Family::Ipv4 => {
+            Family::Inet => {
                 // The IPv4 raw socket hands us the IP header: TTL, src and dst come from it.
                 let (hdr_len, total) = ipv4_header_bounds(data).ok_or_else(malformed)?;
                 let meta = RecvMeta {
@@ -311,7 +311,7 @@ impl VrrpSocket {
                 };
                 Ok((data[hdr_len..total].to_vec(), meta))
             }
-            Family::Ipv6 => {
+            Family::Inet6 => {
                 let src = match raw.src {
                     Some(SocketAddr::V6(a)) => IpAddr::V6(*a.ip()),
                     _ => return Err(malformed()),

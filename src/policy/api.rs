@@ -44,10 +44,10 @@ pub fn caller(lua: &Lua) -> Origin {
     for level in 1..4 {
         if let Some(d) = lua.inspect_stack(level) {
             let src = d.source();
-            if let Some(s) = src.source.as_deref() {
-                if let Some(path) = s.strip_prefix('@') {
-                    return Origin { file: PathBuf::from(path), line: d.curr_line().max(0) as u32 };
-                }
+            if let Some(s) = src.source.as_deref()
+                && let Some(path) = s.strip_prefix('@')
+            {
+                return Origin { file: PathBuf::from(path), line: d.curr_line().max(0) as u32 };
             }
         }
     }
@@ -90,26 +90,26 @@ fn declaration(lua: &Lua, kind: &'static str, store: fn(&Lua, &str, &mut Fields,
 }
 
 fn store_vrrp(lua: &Lua, name: &str, f: &mut Fields, ctx: &dyn Ctx) {
-    if let Some(v) = convert::vrrp(name, f, ctx) {
-        if let Some(mut c) = lua.app_data_mut::<Collected>() {
-            c.model.vrrp.push(v);
-        }
+    if let Some(v) = convert::vrrp(name, f, ctx)
+        && let Some(mut c) = lua.app_data_mut::<Collected>()
+    {
+        c.model.vrrp.push(v);
     }
 }
 
 fn store_service(lua: &Lua, name: &str, f: &mut Fields, ctx: &dyn Ctx) {
-    if let Some(v) = convert::service(name, f, ctx) {
-        if let Some(mut c) = lua.app_data_mut::<Collected>() {
-            c.model.services.push(v);
-        }
+    if let Some(v) = convert::service(name, f, ctx)
+        && let Some(mut c) = lua.app_data_mut::<Collected>()
+    {
+        c.model.services.push(v);
     }
 }
 
 fn store_sync_group(lua: &Lua, name: &str, f: &mut Fields, ctx: &dyn Ctx) {
-    if let Some(v) = convert::sync_group(name, f, ctx) {
-        if let Some(mut c) = lua.app_data_mut::<Collected>() {
-            c.model.sync_groups.push(v);
-        }
+    if let Some(v) = convert::sync_group(name, f, ctx)
+        && let Some(mut c) = lua.app_data_mut::<Collected>()
+    {
+        c.model.sync_groups.push(v);
     }
 }
 
@@ -229,6 +229,19 @@ pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
                     c.errors.push(e);
                 }
                 c.model.sync_daemon = sd;
+            }
+        })?,
+    )?;
+    lvsd.set(
+        "bgp",
+        settings(lua, "bgp", |lua, f| {
+            let b = convert::bgp(f);
+            if let Some(mut c) = lua.app_data_mut::<Collected>() {
+                if let Some(prev) = &c.model.bgp {
+                    let e = ModelError::new(&f.origin, format!("bgp is declared twice (first at {})", prev.origin));
+                    c.errors.push(e);
+                }
+                c.model.bgp = b;
             }
         })?,
     )?;

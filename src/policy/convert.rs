@@ -6,7 +6,7 @@ use super::fields::{Fields, int_value};
 use crate::ipvs::table::{Family, Protocol, TunnelType};
 use crate::model::*;
 use mlua::{Function, Table, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// A check declared with `lvsd.check.*`: an index into the policy's check list.
 #[derive(Debug, Clone, Copy)]
@@ -367,7 +367,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let check_unicast_src = f.flag("check_unicast_src");
     let relax_unicast_ttl = f.flag("relax_unicast_ttl");
     if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
-        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers".to_string());
+        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
     }
     let on_change = f.function("on_change").map(|h| ctx.hook(h));
     f.require("interface", &interface, "the link VRRP runs on, e.g. interface = \"eth0\"");
@@ -602,10 +602,10 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
         }
     };
     let pe = f.string("pe");
-    if let Some(p) = &pe {
-        if p != "sip" {
-            f.error(format!("unknown persistence engine '{p}' (valid: sip)"));
-        }
+    if let Some(p) = &pe
+        && p != "sip"
+    {
+        f.error(format!("unknown persistence engine '{p}' (valid: sip)"));
     }
     let quorum = f.integer("quorum", 1, u32::MAX as i64).unwrap_or(1) as u32;
     let hysteresis = f.integer("hysteresis", 0, u32::MAX as i64).unwrap_or(0) as u32;
@@ -617,6 +617,7 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
     let ha_suspend = f.flag("ha_suspend");
     let on_up = f.function("on_up").map(|h| ctx.hook(h));
     let on_down = f.function("on_down").map(|h| ctx.hook(h));
+    let announce = announce_field(f, ctx);
     let weight_fn = f.function("weight").map(|h| ctx.hook(h));
     let checks = checks_field(f, ctx).unwrap_or_default();
     let default_port = match vip {
@@ -651,8 +652,161 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
         ha_suspend,
         on_up,
         on_down,
+        announce,
         origin: f.origin.clone(),
     })
+}
+
+// ---------------------------------------------------------------- bgp
+
+/// "65000:100" -> (65000, 100): a standard community (RFC 1997), two 16-bit halves.
+pub fn parse_community(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("community '{s}' is not \"ASN:VALUE\" with two numbers 0..65535 (e.g. \"65000:100\")");
+    let (a, b) = s.trim().split_once(':').ok_or_else(bad)?;
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+}
+
+fn communities_field(f: &mut Fields) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for c in f.strings("communities").unwrap_or_default() {
+        match parse_community(&c) {
+            Ok(c) => out.push(c),
+            Err(e) => f.error(e),
+        }
+    }
+    out
+}
+
+/// RFC 4271 4.2: a hold time of 0 (no keepalives) or at least 3 seconds.
+const HOLD_HINT: &str = "0 or 3..65535 seconds (RFC 4271 4.2)";
+
+fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
+    let t = match f.value("neighbors") {
+        Value::Nil => return Vec::new(),
+        Value::Table(t) => t,
+        other => {
+            f.error(format!("neighbors must be a list of tables {{ address = \"...\", as = N }}, not a {}", other.type_name()));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
+        let Value::Table(t) = item else {
+            f.error(format!("neighbors entries must be tables {{ address = \"...\", as = N }}, not a {}", item.type_name()));
+            continue;
+        };
+        let what = format!("{} neighbor", f.what());
+        let origin = f.origin.clone();
+        let mut nf = Fields::new(t, what, origin, f.errs);
+        let address = ip_field(&mut nf, "address");
+        let asn = nf.integer("as", 1, u32::MAX as i64).map(|v| v as u32);
+        let bfd = nf.flag("bfd");
+        let hold = nf.integer("hold", 0, 65535).map(|v| v as u16);
+        if let Some(h @ (1 | 2)) = hold {
+            nf.error(format!("hold = {h}: the hold time must be {HOLD_HINT}"));
+        }
+        let keepalive = nf.integer("keepalive", 1, 65535).map(|v| v as u16);
+        if let (Some(k), Some(h)) = (keepalive, hold)
+            && h != 0
+            && k >= h
+        {
+            nf.error(format!("keepalive = {k} must be below hold = {h} (a third of it is usual)"));
+        }
+        let source = ip_field(&mut nf, "source");
+        let multihop = nf.integer("multihop", 1, 255).map(|v| v as u8);
+        let password = nf.string("password");
+        if password.as_ref().is_some_and(|p| p.contains(['"', '\\', '\n'])) {
+            nf.error("password must not contain '\"', '\\' or a newline (it is written into BIRD's configuration)");
+        }
+        nf.require("address", &address, "the neighbour's IP address");
+        nf.require("as", &asn, "the neighbour's AS number");
+        if let (Some(a), Some(s)) = (address, source)
+            && a.is_ipv4() != s.is_ipv4()
+        {
+            nf.error(format!("source {s} is not in the family of address {a}"));
+        }
+        nf.finish();
+        if let (Some(address), Some(asn)) = (address, asn) {
+            out.push(Neighbor { address, asn, bfd, hold, keepalive, source, multihop, password });
+        }
+    }
+    out
+}
+
+/// `lvsd.bgp { socket, include, local_as, router_id, neighbors, communities, med }`.
+pub fn bgp(f: &mut Fields) -> Option<Bgp> {
+    let socket = f.string("socket").unwrap_or_else(|| DEFAULT_BIRD_SOCKET.to_string());
+    let include = f.string("include").unwrap_or_else(|| DEFAULT_BIRD_INCLUDE.to_string());
+    for (k, p) in [("socket", &socket), ("include", &include)] {
+        if !p.starts_with('/') {
+            f.error(format!("{k} = '{p}' must be an absolute path"));
+        }
+    }
+    if include.contains('"') {
+        f.error("include must not contain '\"' (BIRD's include statement quotes it)");
+    }
+    // RFC 6793: four-octet AS numbers; 0 is reserved (RFC 7607).
+    let local_as = f.integer("local_as", 1, u32::MAX as i64).map(|v| v as u32);
+    let router_id = f.string("router_id").and_then(|s| match s.trim().parse::<Ipv4Addr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            f.error(format!("router_id = '{s}' is not an IPv4 address (BGP identifiers are 32 bits, RFC 4271 4.2)"));
+            None
+        }
+    });
+    let neighbors = neighbors_field(f);
+    let communities = communities_field(f);
+    let med = f.integer("med", 0, u32::MAX as i64).map(|v| v as u32);
+    f.require("local_as", &local_as, "this director's AS number, e.g. local_as = 65001");
+    if neighbors.is_empty() && !matches!(f.value("neighbors"), Value::Nil) {
+        f.error("neighbors is empty: give at least one { address = \"...\", as = N }");
+    }
+    f.require("neighbors", &neighbors.first(), "the routers to announce to: neighbors = { { address = \"192.0.2.1\", as = 65000 } }");
+    Some(Bgp {
+        socket: socket.into(),
+        include: include.into(),
+        local_as: local_as?,
+        router_id,
+        neighbors,
+        communities,
+        med,
+        origin: f.origin.clone(),
+    })
+}
+
+/// `announce = true | false | function(state) ... end | { when = true|function, communities, med }`.
+fn announce_field(f: &mut Fields, ctx: &dyn Ctx) -> Option<Announce> {
+    let plain = |when| Some(Announce { when, communities: Vec::new(), med: None });
+    match f.value("announce") {
+        Value::Nil | Value::Boolean(false) => None,
+        Value::Boolean(true) => plain(AnnounceWhen::Quorum),
+        Value::Function(h) => plain(AnnounceWhen::Function(ctx.hook(h))),
+        Value::Table(t) => {
+            let what = format!("{} announce", f.what());
+            let origin = f.origin.clone();
+            let mut af = Fields::new(t, what, origin, f.errs);
+            let when = match af.value("when") {
+                Value::Nil | Value::Boolean(true) => Some(AnnounceWhen::Quorum),
+                Value::Boolean(false) => None,
+                Value::Function(h) => Some(AnnounceWhen::Function(ctx.hook(h))),
+                other => {
+                    af.error(format!("when must be true, false or a function(state), not a {}", other.type_name()));
+                    None
+                }
+            };
+            let communities = communities_field(&mut af);
+            let med = af.integer("med", 0, u32::MAX as i64).map(|v| v as u32);
+            af.finish();
+            Some(Announce { when: when?, communities, med })
+        }
+        other => {
+            f.error(format!(
+                "announce must be true, false, a function(state) or a table {{ when = ..., communities = ..., med = ... }}, not a {}",
+                other.type_name()
+            ));
+            None
+        }
+    }
 }
 
 /// What a real inherits from its service.
@@ -838,10 +992,10 @@ fn http_url(f: &mut Fields) -> HttpUrl {
     let sv = f.value("status");
     let status = status_set(f, sv).unwrap_or_else(|| vec![(200, 299)]);
     let digest = f.string("digest");
-    if let Some(d) = &digest {
-        if d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()) {
-            f.error(format!("digest '{d}' is not an MD5 hex digest (32 hex digits, as genhash prints)"));
-        }
+    if let Some(d) = &digest
+        && (d.len() != 32 || !d.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        f.error(format!("digest '{d}' is not an MD5 hex digest (32 hex digits, as genhash prints)"));
     }
     let regex = f.string("regex");
     HttpUrl { path, status, digest, regex }
@@ -894,7 +1048,8 @@ pub fn check(kind: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<CheckSpec> {
             name: f.string("name").unwrap_or_else(|| ".".into()),
             qtype: f.string("type").unwrap_or_else(|| "SOA".into()).to_ascii_uppercase(),
         },
-        "smtp" => CheckKind::Smtp { helo: f.string("helo") },
+        // keepalived's helo_name default is the host name: resolved here, so checks need no policy.
+        "smtp" => CheckKind::Smtp { helo: f.string("helo").unwrap_or_else(super::hostname) },
         "exec" => {
             let command = f.argv("command");
             let dynamic = f.flag("dynamic");

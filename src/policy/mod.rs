@@ -88,12 +88,11 @@ fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
     };
     let text = text.split("\nstack traceback:").next().unwrap_or("").trim().to_string();
     // Lua messages start with "chunkname:line:"; keep that as the origin.
-    if let Some((file, rest)) = text.split_once(':') {
-        if let Some((line, msg)) = rest.split_once(':') {
-            if let Ok(n) = line.trim().parse::<u32>() {
-                return ModelError::new(&Origin { file: PathBuf::from(file), line: n }, msg.trim());
-            }
-        }
+    if let Some((file, rest)) = text.split_once(':')
+        && let Some((line, msg)) = rest.split_once(':')
+        && let Ok(n) = line.trim().parse::<u32>()
+    {
+        return ModelError::new(&Origin { file: PathBuf::from(file), line: n }, msg.trim());
     }
     ModelError::new(&Origin { file: main.to_path_buf(), line: 0 }, text)
 }

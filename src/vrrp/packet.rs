@@ -51,34 +51,24 @@ impl Version {
     }
 }
 
-/// Address family of an instance: every address in an advert is of this family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-}
+/// Address family of an instance: every address in an advert is of this family. The one
+/// family type of the crate (the IPVS table's); what VRRP needs of it is added here.
+pub use crate::ipvs::table::Family;
 
 impl Family {
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Ipv4,
-            IpAddr::V6(_) => Family::Ipv6,
-        }
-    }
-
     /// Bytes per address in the advert's address list.
     pub fn addr_len(self) -> usize {
         match self {
-            Family::Ipv4 => 4,
-            Family::Ipv6 => 16,
+            Family::Inet => 4,
+            Family::Inet6 => 16,
         }
     }
 
     /// The advert multicast group of this family.
     pub fn multicast_group(self) -> IpAddr {
         match self {
-            Family::Ipv4 => IpAddr::V4(MCAST_V4),
-            Family::Ipv6 => IpAddr::V6(MCAST_V6),
+            Family::Inet => IpAddr::V4(MCAST_V4),
+            Family::Inet6 => IpAddr::V6(MCAST_V6),
         }
     }
 }
@@ -184,7 +174,7 @@ impl Advert {
         out.push(count);
         match self.version {
             Version::V2 => {
-                if family == Family::Ipv6 {
+                if family == Family::Inet6 {
                     return Err(EncodeError::V2Ipv6);
                 }
                 // RFC 3768 section 5.3.7: Adver Int in seconds, default 1.
@@ -510,8 +500,8 @@ fn parse_as(buf: &[u8], family: Family, version: Version) -> Result<Advert, Deco
     let addresses = buf[HEADER_LEN..addr_end]
         .chunks_exact(family.addr_len())
         .map(|c| match family {
-            Family::Ipv4 => IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
-            Family::Ipv6 => {
+            Family::Inet => IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
+            Family::Inet6 => {
                 let mut o = [0u8; 16];
                 o.copy_from_slice(c);
                 IpAddr::V6(Ipv6Addr::from(o))
@@ -631,7 +621,7 @@ mod tests {
     fn v2_expect() -> Expect {
         Expect {
             version: Version::V2,
-            family: Family::Ipv4,
+            family: Family::Inet,
             vrid: 51,
             auth: Auth::pass("1111"),
             advert_int: 100,
@@ -699,6 +689,24 @@ mod tests {
         assert!(!got.address_mismatch);
     }
 
+    /// A VIP listed twice (keepalived keeps the repeat): the advert carries every entry and
+    /// counts them all, and a receiver with the same list accepts it; one with the list
+    /// without the repeat drops it on the count, as keepalived's vrrp_in_chk does
+    /// ("received an unexpected ip number count").
+    #[test]
+    fn a_repeated_address_is_carried_and_counted() {
+        let mut a = v2_advert(100);
+        a.addresses.push(v4("192.0.2.100"));
+        let buf = a.encode(&mcast_ep(), false).unwrap();
+        assert_eq!(buf[3], 3);
+        assert_eq!(buf.len(), 8 + 3 * 4 + 8);
+        let e = Expect { addresses: a.addresses.clone(), ..v2_expect() };
+        assert_eq!(decode(&buf, &rx(), &e).unwrap().advert, a);
+        assert_eq!(err(&buf, &rx(), &v2_expect()), DropReason::AddressList);
+        let ours_twice = v2_advert(100).encode(&mcast_ep(), false).unwrap();
+        assert_eq!(err(&ours_twice, &rx(), &e), DropReason::AddressList);
+    }
+
     #[test]
     fn v3_ipv6_round_trip_needs_the_pseudo_header() {
         let src: IpAddr = "fe80::1".parse().unwrap();
@@ -714,7 +722,7 @@ mod tests {
         let buf = a.encode(&ep, false).unwrap();
         let e = Expect {
             version: Version::V3,
-            family: Family::Ipv6,
+            family: Family::Inet6,
             vrid: 53,
             auth: Auth::None,
             advert_int: 100,
@@ -870,7 +878,7 @@ mod tests {
         let a = Advert { addresses: vec![], ..v3_advert() };
         let ep = Endpoints { src: "fe80::1".parse().unwrap(), dst: IpAddr::V6(MCAST_V6) };
         let buf = a.encode(&ep, false).unwrap();
-        assert_eq!(parse(&buf, Family::Ipv6).unwrap(), a);
+        assert_eq!(parse(&buf, Family::Inet6).unwrap(), a);
     }
 
     // RFC 1071: 0x0000 and 0xffff are the same one's-complement value; accept both.

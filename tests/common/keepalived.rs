@@ -65,7 +65,7 @@ impl Keepalived {
         let needle = format!("({instance}) Entering ");
         log.lines()
             .filter_map(|l| l.split_once(&needle).map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").to_ascii_lowercase()))
-            .last()
+            .next_back()
     }
 
     /// Send a signal to keepalived's parent process.

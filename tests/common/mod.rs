@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests: a director process and control-socket calls.
 #![allow(dead_code)]
 
+pub mod fuzz;
 pub mod keepalived;
 pub mod vm;
 
@@ -202,4 +203,16 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait (bounded: 20 s) until `cond` holds; on timeout fail with `log()`.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool, log: impl Fn() -> String) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out: {what}\n{}", log());
 }

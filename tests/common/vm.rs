@@ -6,12 +6,20 @@ use std::process::Command;
 /// unless LVSD_REQUIRE_PRIVILEGED=1, which makes that a failure (and lets scripts/vm
 /// install what it needs).
 pub fn run_scenarios(what: &str, scenarios: &[&str]) {
+    run_scenarios_with(what, &[], scenarios)
+}
+
+/// As [`run_scenarios`], with more programs (and the libraries they link) in the guest.
+pub fn run_scenarios_with(what: &str, extras: &[&str], scenarios: &[&str]) {
     let required = lvsd::net::netns::privileged_required();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm");
     let mut cmd = Command::new(script);
     cmd.arg("--lvsd").arg(env!("CARGO_BIN_EXE_lvsd"));
     if required {
         cmd.arg("--install");
+    }
+    for e in extras {
+        cmd.arg("--extra").arg(e);
     }
     let status = cmd.args(scenarios).status().expect("run scripts/vm");
     match status.code() {

@@ -30,6 +30,11 @@ fn load(lua: &str, node: &str) -> policy::Policy {
         .unwrap_or_else(|e| panic!("the imported policy does not pass lvsd check:\n{e}\n--- policy:\n{lua}"))
 }
 
+/// The model `lvsd check --node NODE` builds from the policy.
+pub fn model(lua: &str, node: &str) -> lvsd::model::Model {
+    load(lua, node).model
+}
+
 /// `lvsd plan --node NODE` as text and as JSON.
 pub fn plan(lua: &str, node: &str) -> (String, String) {
     let p = load(lua, node);

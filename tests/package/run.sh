@@ -9,8 +9,9 @@
 # root made with debootstrap (cached as target/package/bookworm-*.tar, so later runs only
 # unpack it); `dpkg -i` in that root; inside it `lvsd --version`, `lvsd check` on the shipped
 # /etc/lvsd/policy.lua, the installed files and conffiles; `systemd-analyze verify` of the
-# installed units with the root's own systemd (Debian 12's, 252). Needs root (debootstrap,
-# chroot). Prints PASS/FAIL lines; exits 0 only when every check passed.
+# installed units with the root's own systemd (Debian 12's, 252); the guest builder of
+# `lvsd lab` installed and found by lvsd. Needs root (debootstrap, chroot). Prints PASS/FAIL
+# lines; exits 0 only when every check passed.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -170,6 +171,27 @@ done
 if command -v systemd-analyze >/dev/null; then
     # systemd's own rating of the sandbox, for the record (the host's systemd).
     systemd-analyze security --offline=true --root="$root" lvsd.service 2>/dev/null | tail -1 || true
+fi
+
+# `lvsd lab` on a kernel without IPVS runs the lab in a QEMU guest built by the packaged
+# builder (not a source tree's): the script and the guest scenario are installed, and lvsd
+# finds and runs them. A policy file that does not exist stops the script at its argument
+# checks (after it found the lab scenario and the lvsd binary), before it installs or boots
+# anything.
+for f in /usr/share/lvsd/vm/scripts/vm /usr/share/lvsd/vm/tests/vm/lab.sh /usr/share/lvsd/vm/tests/vm/lib.sh; do
+    [ -s "$root$f" ] && pass "guest builder: $f" || fail "guest builder: $f missing"
+done
+[ -x "$root/usr/share/lvsd/vm/scripts/vm" ] && pass "guest builder: scripts/vm is executable" || fail "guest builder: scripts/vm is not executable"
+if [ -e /proc/net/ip_vs ]; then
+    pass "lvsd lab in the guest: not tried (this kernel has IPVS, the lab would run here)"
+else
+    out=$(in_root lvsd lab --mode nat --verify --policy /nonexistent-policy.lua 2>&1) && code=0 || code=$?
+    if [ "$code" = 2 ] && grep -q "QEMU guest.*(/usr/share/lvsd/vm/scripts/vm)" <<<"$out" \
+        && grep -q "scripts/vm: --file /nonexistent-policy.lua is not a file" <<<"$out"; then
+        pass "lvsd lab without IPVS runs the packaged guest builder /usr/share/lvsd/vm/scripts/vm"
+    else
+        fail "lvsd lab without IPVS (exit $code): $out"
+    fi
 fi
 
 step "dpkg --purge"

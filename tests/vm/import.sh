@@ -2,6 +2,10 @@
 # (Debian's, checker only) builds its IPVS table, then lvsd builds one from the imported
 # policy with --once; `ipvsadm -L -n` must print the same table for both. The real servers
 # the checks probe are local addresses with a listener, so keepalived keeps them all up.
+# The fixtures: the seed's pair and NAT HOWTO, the importer's keyword files, samples/
+# (the forms of keepalived's doc/samples: virtual_server_group, fwmark, IPv6, sorry_server,
+# quorum, inhibit_on_failure, tunnelling) and fidelity/group-families (address families in a
+# virtual_server_group: what keepalived ignores, skips and keeps).
 set -e
 F=tests/fixtures/keepalived
 command -v keepalived >/dev/null || fail "keepalived is not in the initramfs (scripts/vm copies the host's)"
@@ -41,10 +45,15 @@ clean() {
     ipvsadm --stop-daemon backup 2>/dev/null || true
 }
 
-for f in dr-master dr-backup lvs-nat-howto normalized defaults; do
+CONFIGS="dr-master dr-backup lvs-nat-howto normalized defaults
+    samples/group samples/fwmark samples/ipv6 samples/sorry samples/quorum samples/inhibit samples/tunnel
+    fidelity/group-families"
+count=0
+for c in $CONFIGS; do
+    f=$(echo $c | tr / -)
     clean
     serve
-    keepalived --dont-fork --log-console --check -f $F/$f.conf \
+    keepalived --dont-fork --log-console --check -f $F/$c.conf \
         -p /tmp/ka.pid -c /tmp/kc.pid -r /tmp/kv.pid > /tmp/ka-$f.log 2>&1 &
     kpid=$!
     n=0
@@ -63,12 +72,13 @@ for f in dr-master dr-backup lvs-nat-howto normalized defaults; do
     wait $kpid || true
     clean
 
-    lvsd import $F/$f.conf -o /tmp/$f.lua 2> /tmp/import-$f.log || { cat /tmp/import-$f.log; fail "$f: import"; }
+    lvsd import $F/$c.conf -o /tmp/$f.lua 2> /tmp/import-$f.log || { cat /tmp/import-$f.log; fail "$f: import"; }
     lvsd run -p /tmp/$f.lua --node lvs01 --once > /tmp/once-$f.txt 2>&1 || { cat /tmp/once-$f.txt; fail "$f: lvsd run --once"; }
     ipvsadm -L -n > /tmp/lvsd-$f.txt
     same /tmp/keepalived-$f.txt /tmp/lvsd-$f.txt
-    echo "import $f: same table"
+    echo "import $c: same table"
     cat /tmp/lvsd-$f.txt
+    count=$((count+1))
 done
 clean
-echo "import: ok"
+echo "import: ok ($count configs, the same table each)"

@@ -731,11 +731,19 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_server_group_is_an_error_not_a_panic() {
-        let text = "virtual_server_group G {\n}\nvirtual_server group G {\n real_server 192.0.2.9 80 {\n }\n}\n";
-        let (nodes, mut w) = parse_str(Path::new("t.conf"), text, &ParseOptions::default()).unwrap();
-        let e = translate(&nodes, &mut w).unwrap_err().to_string();
-        assert_eq!(e, "t.conf:3: virtual_server: 'G' is not valid (a virtual_server_group with at least one entry)");
+    fn an_empty_server_group_is_removed_and_its_virtual_server_ignored() {
+        // init_vsg: "virtual server group G has no entries - removing"; link_vsg_to_vs:
+        // "Virtual server group G specified but not configured - ignoring virtual server".
+        let (doc, w) = translate_text("virtual_server_group G {\n}\nvirtual_server group G {\n real_server 192.0.2.9 80 {\n }\n}\n");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            w,
+            [
+                "t.conf:1: virtual_server_group G has no entries; keepalived removes it",
+                "t.conf:3: virtual_server group G uses virtual_server_group G, which is not defined (or was removed); keepalived ignores it: not translated",
+            ]
+        );
+        assert!(doc.items.iter().all(|i| !matches!(i.kind, Kind::Service)), "{:?}", doc.items.iter().map(|i| &i.name).collect::<Vec<_>>());
     }
 
     #[test]

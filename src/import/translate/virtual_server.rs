@@ -13,6 +13,46 @@ pub(super) struct PortRules {
     vs_method: String,
 }
 
+/// The families in a virtual_server_group (init_vsg / alloc_vsg_entry: have_ipv4, have_ipv6,
+/// fwmark_no_family).
+#[derive(Default)]
+struct GroupFamilies {
+    v4: bool,
+    v6: bool,
+    fwmark_no_family: bool,
+}
+
+impl GroupFamilies {
+    fn of(members: &[GroupMember]) -> GroupFamilies {
+        let mut g = GroupFamilies::default();
+        for m in members {
+            match m {
+                GroupMember::Addr(a, _) if a.is_ipv4() => g.v4 = true,
+                GroupMember::Addr(..) => g.v6 = true,
+                GroupMember::Fwmark(_, Some(f)) if f == "inet6" => g.v6 = true,
+                GroupMember::Fwmark(_, Some(_)) => g.v4 = true,
+                GroupMember::Fwmark(_, None) => g.fwmark_no_family = true,
+            }
+        }
+        g
+    }
+}
+
+fn family_name(v4: bool) -> &'static str {
+    if v4 { "IPv4" } else { "IPv6" }
+}
+
+/// A virtual server's address family as keepalived works it out.
+#[derive(Default)]
+struct VsFamily {
+    /// Some(true): IPv4, Some(false): IPv6, None: not set (every server tunnelled).
+    af: Option<bool>,
+    /// Real or sorry servers keepalived skips (by their line).
+    skipped: Vec<Loc>,
+    /// `ip_family` conflicting with the family already set.
+    ignored_ip_family: bool,
+}
+
 pub(super) const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
 
 impl Tx<'_> {
@@ -23,7 +63,15 @@ impl Tx<'_> {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
                 if n.key == "fwmark" {
-                    members.push(GroupMember::Fwmark(int(n, arg(n, 0)?, 1, u32::MAX as i64)?, n.args.get(1).cloned()));
+                    let mark = int(n, arg(n, 0)?, 1, u32::MAX as i64)?;
+                    // alloc_vsg_entry: "fwmark '%u' family %s unknown - ignoring".
+                    match n.args.get(1).map(String::as_str) {
+                        None | Some("inet" | "inet6") => members.push(GroupMember::Fwmark(mark, n.args.get(1).cloned())),
+                        Some(f) => self.warn(
+                            &n.loc,
+                            format!("fwmark {mark}: family '{}' is not inet or inet6; keepalived ignores the entry", shown(f)),
+                        ),
+                    }
                     return Ok(());
                 }
                 let port = match n.args.first() {
@@ -37,8 +85,122 @@ impl Tx<'_> {
             })();
             self.keep(r);
         }
-        self.groups.insert(name, members);
+        // init_vsg (check_parser.c): an empty group, or one with IPv4, IPv6 and a fwmark
+        // without a family, is removed; a virtual server naming it is then ignored.
+        let fam = GroupFamilies::of(&members);
+        if members.is_empty() {
+            self.warn(&g.loc, format!("virtual_server_group {} has no entries; keepalived removes it", shown(&name)));
+        } else if fam.v4 && fam.v6 && fam.fwmark_no_family {
+            self.warn(
+                &g.loc,
+                format!("virtual_server_group {} cannot have IPv4, IPv6 and fwmark without family; keepalived removes it", shown(&name)),
+            );
+        } else {
+            self.groups.insert(name, members);
+        }
         Ok(())
+    }
+
+    /// A virtual server keepalived ignores: a warning and the block as comments.
+    fn ignored_vs(&mut self, vs: &Node, why: &str, short: &str) -> Item {
+        self.warn(&vs.loc, format!("virtual_server {} {why}; keepalived ignores it: not translated", shown_all(&vs.args)));
+        let lines = node_lines(vs, 0);
+        let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: {short}, keepalived ignores it)", lines[0]))];
+        note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
+        Item { kind: Kind::Note, name: vs.args.join(" "), loc: vs.loc.clone(), pre: vec![], body: note, only_on: None }
+    }
+
+    /// keepalived's address family of a virtual server, worked out as check_parser.c does in
+    /// file order: an address's own (alloc_vs); `ip_family` unless it conflicts
+    /// (ip_family_handler); the first real server not tunnelled, a later one of the other
+    /// family being skipped (rs_end_handler); a sorry server not tunnelled (vs_end_handler).
+    fn vs_family(&mut self, vs: &Node, targets: &[GroupMember]) -> VsFamily {
+        let mut out = VsFamily {
+            af: match targets {
+                [GroupMember::Addr(a, _)] if vs.args.first().map(String::as_str) != Some("group") => Some(a.is_ipv4()),
+                _ => None,
+            },
+            ..VsFamily::default()
+        };
+        let tunnelled = |m: &Node| m.args.first().is_some_and(|x| x.eq_ignore_ascii_case("TUN"));
+        let mut vs_tun = false;
+        for n in vs.children() {
+            match n.key.as_str() {
+                "lb_kind" | "lvs_method" => vs_tun = tunnelled(n),
+                "ip_family" => {
+                    let v4 = match n.args.first().map(String::as_str) {
+                        Some("inet") => true,
+                        Some("inet6") => false,
+                        _ => continue,
+                    };
+                    match out.af {
+                        Some(af) if af != v4 => {
+                            self.warn(
+                                &n.loc,
+                                format!(
+                                    "ip_family {} conflicts with the virtual server's family ({}); keepalived ignores it",
+                                    n.args[0],
+                                    family_name(af)
+                                ),
+                            );
+                            out.ignored_ip_family = true;
+                        }
+                        _ => out.af = Some(v4),
+                    }
+                }
+                "real_server" => {
+                    let own = n.children().iter().find(|c| c.key == "lvs_method");
+                    if !own.map_or(vs_tun, tunnelled) {
+                        self.server_family(&mut out, n, "real server");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(n) = vs.children().iter().find(|c| c.key == "sorry_server") {
+            let own = vs.children().iter().find(|c| c.key == "sorry_server_lvs_method");
+            if !own.map_or(vs_tun, tunnelled) {
+                self.server_family(&mut out, n, "sorry server");
+            }
+        }
+        // vs_end_handler: a fwmark service whose servers are all tunnelled takes their family
+        // when they share one, else IPv4.
+        if out.af.is_none() && vs.args.first().map(String::as_str) == Some("fwmark") {
+            let mut fams = vs
+                .children()
+                .iter()
+                .filter(|c| c.key == "real_server" || c.key == "sorry_server")
+                .filter_map(|c| c.args.first()?.parse::<IpAddr>().ok())
+                .map(|a| a.is_ipv4());
+            let first = fams.next();
+            out.af = Some(match first {
+                Some(v4) if fams.all(|f| f == v4) => v4,
+                _ => true,
+            });
+        }
+        out
+    }
+
+    /// A real or sorry server not tunnelled: it sets the virtual server's family, or is
+    /// skipped when of the other one (rs_end_handler: "Address family of virtual server and
+    /// real server %s don't match - skipping real server."; vs_end_handler for the sorry server).
+    fn server_family(&mut self, out: &mut VsFamily, n: &Node, what: &str) {
+        let Some(a) = n.args.first().and_then(|a| a.parse::<IpAddr>().ok()) else { return };
+        match out.af {
+            None => out.af = Some(a.is_ipv4()),
+            Some(af) if af != a.is_ipv4() => {
+                self.warn(
+                    &n.loc,
+                    format!(
+                        "{what} {} is not in the virtual server's address family ({}) and is not tunnelled; keepalived skips it: not translated",
+                        shown_all(&n.args),
+                        family_name(af)
+                    ),
+                );
+                out.skipped.push(n.loc.clone());
+            }
+            _ => {}
+        }
     }
 
     // ---------------------------------------------------------------- virtual_server
@@ -50,10 +212,13 @@ impl Tx<'_> {
             Some("group") => {
                 let g = arg(vs, 1)?;
                 match self.groups.get(g) {
-                    // keepalived removes a group without entries ("has no entries - removing").
-                    Some(m) if m.is_empty() => return Err(bad(vs, g, "a virtual_server_group with at least one entry")),
                     Some(m) => m.clone(),
-                    None => return Err(bad(vs, g, "no virtual_server_group of that name")),
+                    // link_vsg_to_vs: "Virtual server group %s specified but not configured -
+                    // ignoring virtual server" (also when the group was removed).
+                    None => {
+                        let why = format!("uses virtual_server_group {}, which is not defined (or was removed)", shown(g));
+                        return Ok(vec![self.ignored_vs(vs, &why, "no such virtual_server_group")]);
+                    }
                 }
             }
             Some(a) => {
@@ -72,6 +237,38 @@ impl Tx<'_> {
                 ));
             }
         };
+
+        let fam = self.vs_family(vs, &targets);
+        if vs.args.first().map(String::as_str) == Some("group") {
+            // link_vsg_to_vs (ipwrapper.c): a group with both families needs a virtual server
+            // whose family is not set (all its servers tunnelled); a one-family group needs
+            // the same family as the virtual server.
+            let g = GroupFamilies::of(&targets);
+            let name = &vs.args[1];
+            if g.v4 && g.v6 && fam.af.is_some() {
+                let why = format!(
+                    "uses virtual_server_group {}, which has IPv4 and IPv6 entries (only a virtual server whose servers are all tunnelled can)",
+                    shown(name)
+                );
+                return Ok(vec![self.ignored_vs(vs, &why, "a group with both address families")]);
+            }
+            if (g.v4 && fam.af == Some(false)) || (g.v6 && fam.af == Some(true)) {
+                let why = format!("uses virtual_server_group {}, whose address family is not its servers'", shown(name));
+                return Ok(vec![self.ignored_vs(vs, &why, "the group's address family differs")]);
+            }
+        }
+        // A fwmark without a family takes the virtual server's (IPv4 when it has none).
+        let fwmark_family = match fam.af {
+            Some(false) => Some("inet6".to_string()),
+            _ => None,
+        };
+        let targets: Vec<GroupMember> = targets
+            .into_iter()
+            .map(|t| match t {
+                GroupMember::Fwmark(m, None) => GroupMember::Fwmark(m, fwmark_family.clone()),
+                t => t,
+            })
+            .collect();
 
         let mut body = Vec::new();
         let mut defaults = CheckDefaults::default();
@@ -92,6 +289,15 @@ impl Tx<'_> {
             let r = (|| -> R<()> {
                 let k = n.key.as_str();
                 match k {
+                    "real_server" | "sorry_server" if fam.skipped.contains(&n.loc) => {
+                        body.push(Entry::Comment(format!(
+                            "keepalived: {} (not translated: not in the virtual server's address family)",
+                            n.text
+                        )));
+                    }
+                    "ip_family" if fam.ignored_ip_family => {
+                        body.push(Entry::Comment(format!("keepalived: {} (not translated: conflicts with the servers' family)", n.text)));
+                    }
                     "real_server" => {
                         // keepalived: "real server ... is duplicated - removing second rs".
                         let same = |o: &&Node| o.args.first() == n.args.first() && o.args.get(1) == n.args.get(1);
@@ -191,6 +397,8 @@ impl Tx<'_> {
                         let e = self.notify_field(n, k, &mut body)?;
                         body.push(e);
                     }
+                    // A fwmark service's family is written with the fwmark.
+                    "ip_family" if is_fwmark || is_group => {}
                     "ip_family" => body.push(field("family", s(arg(n, 0)?), &n.loc)),
                     "sorry_server" => {
                         let a = ip(n, arg(n, 0)?)?;
@@ -236,22 +444,7 @@ impl Tx<'_> {
         }
         if reals.is_empty() {
             // keepalived: "Virtual server ... has no real servers - ignoring".
-            self.warn(
-                &vs.loc,
-                format!("virtual_server {} has no real servers; keepalived ignores it: not translated", shown_all(&vs.args)),
-            );
-            let lines = node_lines(vs, 0);
-            let mut note =
-                vec![Entry::Comment(format!("keepalived: {} (not translated: no real servers, keepalived ignores it)", lines[0]))];
-            note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
-            return Ok(vec![Item {
-                kind: Kind::Note,
-                name: vs.args.join(" "),
-                loc: vs.loc.clone(),
-                pre: vec![],
-                body: note,
-                only_on: None,
-            }]);
+            return Ok(vec![self.ignored_vs(vs, "has no real servers", "no real servers")]);
         }
         if get(&body, "scheduler") == Some(&s("wlc")) {
             take(&mut body, "scheduler");
@@ -320,8 +513,7 @@ impl Tx<'_> {
                 .iter()
                 .filter(|c| c.key == "weight")
                 .filter_map(|c| c.args.first()?.parse::<i64>().ok())
-                .filter(|w| (0..=i32::MAX as i64).contains(w))
-                .last();
+                .rfind(|w| (0..=i32::MAX as i64).contains(w));
             weight_sum += w.unwrap_or(1);
             real_entries.push(self.real_server(r, &ports, &defaults, &mut body)?);
         }

@@ -66,7 +66,8 @@ impl Tx<'_> {
         let mut garp = Vec::new();
         let mut notify = Vec::new();
         let mut version_set = false;
-        let mut seen_vips: Vec<String> = Vec::new();
+        // Each VIP already listed, with its translation (a repeat is written as the first).
+        let mut seen_vips: Vec<(IpAddr, (u8, Vec<String>), Value)> = Vec::new();
         let mut ah_auth: Option<Loc> = None;
         let mut strict: Option<Loc> = self.strict.clone();
         for n in v.children() {
@@ -173,26 +174,28 @@ impl Tx<'_> {
                     "virtual_ipaddress" => {
                         let mut vips = Vec::new();
                         for a in n.children() {
-                            let addr = a.key.split('/').next().unwrap_or("").to_string();
-                            if seen_vips.contains(&addr) {
-                                // keepalived keeps both and counts both in its adverts; lvsd's
-                                // model refuses a VIP listed twice, so the count differs.
+                            let v = self.vip(a, &mut body)?;
+                            let addr = ip(a, a.key.split('/').next().unwrap_or(""))?;
+                            // What the address is configured with: keepalived's default prefix is
+                            // the full length, so 192.0.2.10 and 192.0.2.10/32 are the same.
+                            let full = if addr.is_ipv4() { 32 } else { 128 };
+                            let settings = (a.key.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or(full), a.args.clone());
+                            if let Some((_, first_settings, first)) = seen_vips.iter().find(|(x, ..)| *x == addr) {
+                                // alloc_vrrp_vip appends without a check and the adverts carry
+                                // every entry (vip_cnt), so a keepalived peer expects the repeat.
+                                let same = *first_settings == settings;
                                 self.warn(
                                     &a.loc,
                                     format!(
-                                        "VIP {} is listed twice; keepalived keeps both (its adverts count it twice), lvsd keeps the first",
-                                        shown(&addr)
+                                        "VIP {addr} is listed twice; keepalived keeps both and its adverts count it twice: kept twice (the address is configured once{})",
+                                        if same { "" } else { ", with the first entry's settings" }
                                     ),
                                 );
-                                body.push(Entry::Comment(format!(
-                                    "keepalived: {} (not translated: {} is already a VIP)",
-                                    a.text,
-                                    shown(&addr)
-                                )));
+                                vips.push(first.clone());
                                 continue;
                             }
-                            seen_vips.push(addr);
-                            vips.push(self.vip(a, &mut body)?);
+                            seen_vips.push((addr, settings, v.clone()));
+                            vips.push(v);
                         }
                         append_list(&mut body, field("vips", Value::List(vips), &n.loc));
                     }
