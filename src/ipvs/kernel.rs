@@ -72,6 +72,8 @@ const SLOT: usize = 4 * 1024;
 
 /// The answer to one request of a batch.
 type Answer = Result<(), KernelError>;
+/// Called with each data message of a dump: (request index, payload).
+type OnData<'a> = &'a mut dyn FnMut(usize, &[u8]) -> Result<(), KernelError>;
 
 fn cmd_name(cmd: u8) -> &'static str {
     use wire::cmd::*;
@@ -138,12 +140,7 @@ impl Kernel {
     /// A dump goes alone: the kernel runs one dump per socket at a time (EBUSY otherwise).
     /// When answers stop coming (timeout, a receive error, an undecodable datagram), each
     /// request still unanswered gets an error saying its outcome is unknown.
-    fn batch(
-        &mut self,
-        reqs: &[Request],
-        what: &dyn Fn(usize) -> String,
-        on_data: &mut dyn FnMut(usize, &[u8]) -> Result<(), KernelError>,
-    ) -> Vec<Answer> {
+    fn batch(&mut self, reqs: &[Request], what: &dyn Fn(usize) -> String, on_data: OnData<'_>) -> Vec<Answer> {
         let n = reqs.len();
         let base = self.seq.wrapping_add(1);
         self.seq = self.seq.wrapping_add(n as u32);
@@ -196,10 +193,10 @@ impl Kernel {
                                 }
                                 match m {
                                     NlReply::Data { payload, .. } => {
-                                        if answers[i].is_none() {
-                                            if let Err(e) = on_data(i, payload) {
-                                                answers[i] = Some(Err(e));
-                                            }
+                                        if answers[i].is_none()
+                                            && let Err(e) = on_data(i, payload)
+                                        {
+                                            answers[i] = Some(Err(e));
                                         }
                                     }
                                     NlReply::Ack { errno, .. } | NlReply::Done { errno, .. } => {
@@ -343,7 +340,7 @@ impl Kernel {
                 }
             }
         }
-        have.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        have.sort_unstable_by_key(|a| a.0);
         let mut d = Differ::default();
         // The destinations listed for the service at hand; reused, so no allocation per pass.
         let mut seen: Vec<DestKey> = Vec::new();
