@@ -208,6 +208,7 @@ impl Director {
             leaving,
             actual,
             suspended: self.suspended.clone(),
+            sync: self.sync_status(),
         }
     }
 

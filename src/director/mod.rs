@@ -11,6 +11,7 @@ mod reload;
 mod services;
 pub mod status;
 mod suspend;
+pub mod sync;
 mod track;
 pub mod vrrp;
 
@@ -103,6 +104,8 @@ pub struct Director {
     reload_requested: bool,
     /// The next policy loaded is applied even when a reload guard refuses it.
     force_reload: bool,
+    /// The IPVS connection sync daemons and the local connection count.
+    sync: sync::SyncDaemons,
 }
 
 impl Director {
@@ -136,6 +139,7 @@ impl Director {
             suspended: HashSet::new(),
             reload_requested: false,
             force_reload: false,
+            sync: sync::SyncDaemons::default(),
         })
     }
 
@@ -178,10 +182,11 @@ impl Director {
         checks.start();
         self.checks = Some(checks);
         self.resync();
-        match self.backend.sync_daemon(crate::ipvs::cli::daemon_from_model(&self.policy.model).as_ref()) {
-            Ok(done) => done.into_iter().for_each(|d| self.events.push("sync_daemon", d)),
-            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
-        }
+        // Before VRRP starts: every node begins as backup (a transition adds the master daemon).
+        self.sync_daemons_reconcile();
+        let (count_tx, mut count_rx) = mpsc::unbounded_channel();
+        let mut count_tick = tokio::time::interval(sync::COUNT_EVERY);
+        count_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (track_tx, mut track_rx) = mpsc::unbounded_channel();
         let mut tracks = track::Tracks::new(track_tx);
         tracks.set(&self.policy.model, std::time::Instant::now());
@@ -314,7 +319,9 @@ impl Director {
                         w.tick(age, heartbeat::BEAT_EVERY);
                     }
                 }
-                _ = resync.tick() => { self.resync(); }
+                _ = resync.tick() => { self.resync(); self.sync_daemons_reconcile(); }
+                _ = count_tick.tick() => self.sync_count(&count_tx),
+                Some(c) = count_rx.recv() => self.on_sync_count(c),
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
             }
@@ -332,6 +339,7 @@ impl Director {
                 self.on_report(r);
             }
         }
+        self.sync_daemons_stop().await;
         if self.policy.model.global.release_ipvs_on_stop {
             self.release_ipvs();
         }

@@ -86,6 +86,7 @@ impl Director {
                     }
                 }
                 self.follow_ha_suspend(true);
+                self.sync_daemons_reconcile();
                 true
             }
             Err(e) => {

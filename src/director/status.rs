@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub actual: Option<Table>,
     /// Services held out of the table by `ha_suspend`, by name.
     pub suspended: HashSet<String>,
+    /// The connection sync daemons (null: the policy asks for none).
+    pub sync: Value,
 }
 
 impl Snapshot {
@@ -154,6 +156,7 @@ pub fn build(d: &Snapshot) -> Value {
         "vrrp": vrrp,
         "services": services,
         "ipvs": actual.map(crate::plan::table_json),
+        "sync_daemon": d.sync,
     });
     doc["text"] = json!(text(d));
     doc
@@ -329,6 +332,7 @@ mod tests {
             overrides: HashMap::new(),
             leaving: HashMap::new(),
             suspended: HashSet::new(),
+            sync: Value::Null,
             model,
         }
     }
