@@ -43,7 +43,7 @@ fn the_master_runs_both_daemons_and_a_backup_only_the_backup_one() {
         return;
     }
     let lan = lan("lsd");
-    let src = policy("");
+    let src = policy("preempt_sync_wait = 0,");
     let a = Daemon::start_in(Some(lan.host(0).name()), &src, "lvs01", &[]);
     a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master while alone");
     a.wait_for(|d| daemons(d) == (true, true), "lvs01 runs the master and the backup daemon");
@@ -67,4 +67,39 @@ fn the_master_runs_both_daemons_and_a_backup_only_the_backup_one() {
     assert!(a.events("sync_daemon").iter().any(|e| e == "stopped the master sync daemon on eth0 id 7"));
     b.wait_for(|d| daemons(d) == (true, true), "lvs02 runs both");
     assert_eq!(a.status()["sync_daemon"]["role"], "backup");
+}
+
+/// Sync-aware preemption: a returning node of higher priority holds its preemption until its
+/// connection table stops growing (the in-memory backend has none: it settles at 0 after the
+/// settle time), and says so in its events, in order.
+#[test]
+fn a_returning_master_waits_for_the_connection_table_before_preempting() {
+    if !privileged_or_skip("a_returning_master_waits_for_the_connection_table_before_preempting") {
+        return;
+    }
+    let lan = lan("lsp");
+    let src = policy("preempt_sync_wait = 8,");
+    let a = Daemon::start_in(Some(lan.host(0).name()), &src, "lvs01", &[]);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master while alone");
+    let b = Daemon::start_in(Some(lan.host(1).name()), &src, "lvs02", &[]);
+    b.wait_for(|d| !d.events("preempt_wait").is_empty(), "lvs02 holds its preemption");
+    assert_eq!(b.vrrp_state("VI_1"), "backup");
+    assert_eq!(b.status()["sync_daemon"]["backup"]["running"], true, "the returning node fills its table meanwhile");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 preempts after the wait");
+    a.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs01 backup");
+    let ev = b.events("preempt_wait");
+    assert!(ev[0].starts_with("VI_1: would preempt 192.0.2.1 (priority 100); waiting up to 8.0 s"), "{ev:?}");
+    let released = ev.iter().find(|e| e.contains("settled at 0")).unwrap_or_else(|| panic!("{ev:?}"));
+    // The rule's own figure: the table stayed flat (empty) for the 3 s settle time.
+    let waited: f64 = released.split(" after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
+    assert!((3.0..8.0).contains(&waited), "{released}");
+    assert!(released.ends_with("preempting 192.0.2.1"), "{released}");
+    // The order in the whole log: held, released, then the transition to master.
+    let all: Vec<String> = {
+        let r = b.call(serde_json::json!({"v": 1, "cmd": "events", "limit": 1000}));
+        r["result"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_string()).collect()
+    };
+    let pos = |needle: &str| all.iter().position(|m| m.contains(needle)).unwrap_or_else(|| panic!("{needle} not in {all:?}"));
+    assert!(pos("would preempt") < pos("settled at 0"));
+    assert!(pos("settled at 0") < pos("backup -> master"), "{all:?}");
 }

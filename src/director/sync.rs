@@ -14,6 +14,7 @@
 use super::{Director, vrrp::Transition};
 use crate::ipvs::wire::{DaemonState, SyncDaemon};
 use crate::vrrp::fsm::State;
+use crate::vrrp::preempt_sync::{self, PreemptWait};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -182,6 +183,8 @@ pub struct SyncDaemons {
     pub conns_error: Option<String>,
     /// A count is being read.
     pub reading: bool,
+    /// A preemption held for the connection table: (instance, the master it would preempt, the rule).
+    preempt: Option<(String, std::net::IpAddr, PreemptWait)>,
 }
 
 impl SyncDaemons {
@@ -208,6 +211,9 @@ impl SyncDaemons {
             "connections": self.conns.map(|(c, _)| c),
             "connections_at": self.conns.map(|(_, at)| at),
             "connections_error": self.conns_error,
+            "preempt_wait": self.preempt.as_ref().map(|(i, m, w)| json!({
+                "instance": i, "master": m.to_string(), "waiting_s": w.started().elapsed().as_secs_f64(),
+            })),
         })
     }
 }
@@ -287,7 +293,55 @@ impl Director {
         let Some(sd) = &self.policy.model.sync_daemon else { return };
         let Some(name) = sd.instance.clone() else { return };
         let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
+        if let Some((i, m, w)) = self.sync.preempt.take() {
+            let waited = w.started().elapsed().as_secs_f64();
+            self.events.push(
+                "preempt_wait",
+                format!("{i}: {} -> {} while the preemption of {m} waited ({waited:.1} s): wait ended", t.from, t.to),
+            );
+        }
         self.sync_daemons_apply(t.to == State::Master);
+    }
+
+    /// The heartbeat holds a preemption: watch the table until it settles (or the bound).
+    pub(super) fn on_preempt_held(&mut self, instance: String, master: std::net::IpAddr, priority: u8, bound: std::time::Duration) {
+        self.events.push(
+            "preempt_wait",
+            format!(
+                "{instance}: would preempt {master} (priority {priority}); waiting up to {:.1} s for the connection table to fill from its sync daemon",
+                bound.as_secs_f64()
+            ),
+        );
+        // The backup daemon should run already; make sure (it fills the table).
+        self.sync_daemons_reconcile();
+        let now = std::time::Instant::now();
+        self.sync.preempt = Some((instance, master, PreemptWait::new(now, bound, preempt_sync::SETTLE)));
+    }
+
+    /// A new count (or none) for a held preemption: release it when the rule says so.
+    fn sync_preempt_poll(&mut self) {
+        let kernel = self.opts.backend_name == "kernel";
+        let fresh = self.sync.conns.filter(|_| self.sync.conns_error.is_none()).map(|(c, _)| c.total);
+        let Some((instance, master, w)) = self.sync.preempt.as_mut() else { return };
+        let now = std::time::Instant::now();
+        // The in-memory backend has no connections: an empty table, which settles.
+        let count = if kernel { fresh } else { Some(0) };
+        let verdict = match count {
+            Some(n) => {
+                w.sample(now, n);
+                w.poll(now)
+            }
+            None => w.poll_blind(now),
+        };
+        let Some(release) = verdict else { return };
+        let (instance, master) = (instance.clone(), *master);
+        self.sync.preempt = None;
+        self.events.push("preempt_wait", format!("{instance}: {release}: preempting {master}"));
+        if let Some(h) = &self.heartbeat {
+            if let Err(e) = h.send(super::heartbeat::Command::ReleasePreempt(instance.clone())) {
+                self.events.push("vrrp_error", format!("{instance}: release of the held preemption not sent: {e}"));
+            }
+        }
     }
 
     /// On exit: stop the daemons this process started. A master daemon keeps up to 2 s of
@@ -307,6 +361,9 @@ impl Director {
 
     /// Count the local connection table off the loop; the result comes back on `tx`.
     pub(super) fn sync_count(&mut self, tx: &tokio::sync::mpsc::UnboundedSender<Result<ConnCounts, String>>) {
+        if self.opts.backend_name != "kernel" {
+            self.sync_preempt_poll();
+        }
         if self.policy.model.sync_daemon.is_none() || self.opts.backend_name != "kernel" || self.sync.reading {
             return;
         }
@@ -326,6 +383,7 @@ impl Director {
             }
             Err(e) => self.sync.conns_error = Some(e),
         }
+        self.sync_preempt_poll();
     }
 
     pub(super) fn sync_status(&self) -> Value {
