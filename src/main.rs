@@ -237,6 +237,8 @@ enum Command {
         /// Check the rehearsal's claims and exit 1 if one does not hold.
         #[arg(long)]
         verify: bool,
+        #[command(flatten)]
+        long: lvsd::lab::longlived::Args,
     },
     /// Write the manual pages or the shell completions (for packaging).
     #[command(hide = true)]
@@ -493,8 +495,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { mode, reals, requests, scenario, policy, json, verify } => {
-            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
+        Command::Lab { mode, reals, requests, scenario, policy, json, verify, long } => {
+            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
             run_lab(opts)
         }
         Command::Generate { what, dir } => {
