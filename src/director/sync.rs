@@ -321,7 +321,7 @@ impl Director {
     /// A new count (or none) for a held preemption: release it when the rule says so.
     fn sync_preempt_poll(&mut self) {
         let kernel = self.opts.backend_name == "kernel";
-        let fresh = self.sync.conns.filter(|_| self.sync.conns_error.is_none()).map(|(c, _)| c.total);
+        let fresh = self.sync.conns.filter(|_| self.sync.conns_error.is_none()).map(|(c, _)| c.established);
         let Some((instance, master, w)) = self.sync.preempt.as_mut() else { return };
         let now = std::time::Instant::now();
         // The in-memory backend has no connections: an empty table, which settles.

@@ -9,15 +9,19 @@
 //! `fsm::Config::preempt_sync_wait`) while the node's backup sync daemon fills its table from
 //! the master's sync daemon, and the director releases the hold when:
 //!
-//! 1. the local connection count has not grown for `settle` (it has caught up: the master
+//! 1. the count of established connections in the local table has not grown (by more than
+//!    2%, the churn of a steady load) for `settle` (it has caught up: the master
 //!    re-sends a busy connection at least every 50 packets, `sync_threshold`, and flushes its
 //!    buffer within 2 s, IPVS_SYNC_FLUSH_TIME), or
 //! 2. `bound` (`preempt_sync_wait`) has passed since the hold began (the state machine
 //!    enforces this one itself, so a stuck director cannot keep a node from preempting).
 //!
-//! The count is the whole local table (`/proc/net/ip_vs_conn_sync`): on a backup the VIP is
-//! not here, so it only grows by what the sync daemon brings. Connections that send nothing
-//! during the wait are not re-sent by the master and are not waited for.
+//! The count is of the local table's ESTABLISHED TCP entries (`/proc/net/ip_vs_conn_sync`):
+//! what a preemption would break. On a backup the VIP is not here, so it only grows by what
+//! the sync daemon brings; under a steady load of short connections it levels off (each is
+//! synced again when it closes), where the whole table would keep growing until entries
+//! expire. Connections that send nothing during the wait are not re-sent by the master and
+//! are not waited for.
 //!
 //! Pure: samples and time come in as values; tested on a simulated clock.
 
@@ -84,11 +88,12 @@ impl PreemptWait {
                 self.first = Some(connections);
                 self.max = connections;
             }
-            Some(_) if connections > self.max => {
+            // Growth within the churn of a steady load (2%) does not restart the settle time.
+            Some(_) if connections > self.max + self.max / 50 => {
                 self.max = connections;
                 self.grew_at = now;
             }
-            Some(_) => {}
+            Some(_) => self.max = self.max.max(connections),
         }
     }
 
@@ -172,6 +177,17 @@ mod tests {
         w.sample(t0 + 3 * S, 58);
         assert_eq!(w.poll(t0 + 3 * S), None);
         assert_eq!(w.poll(t0 + 4 * S), Some(Release::Settled { connections: 60, grew_by: 10, waited: 4 * S }));
+    }
+
+    #[test]
+    fn the_churn_of_a_steady_load_is_not_growth() {
+        let t0 = Instant::now();
+        let mut w = wait(t0);
+        w.sample(t0, 500);
+        w.sample(t0 + S, 505);
+        w.sample(t0 + 2 * S, 509);
+        assert_eq!(w.poll(t0 + 2 * S), None);
+        assert_eq!(w.poll(t0 + 3 * S), Some(Release::Settled { connections: 509, grew_by: 9, waited: 3 * S }));
     }
 
     #[test]

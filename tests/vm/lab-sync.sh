@@ -8,7 +8,7 @@ lvsd lab --mode dr --scenario failover --verify --requests 3000 --long-lived 12 
 rc=$?
 cat /tmp/sync.txt
 [ $rc = 0 ] || fail "lab with the sync daemon: rc $rc"
-n=$(grep -c 'lvs02 (backup): ipvsadm -L -n -c lists [1-9][0-9]* ESTABLISHED' /tmp/sync.txt)
+n=$(grep -c '^\[.*lvs02 (backup): ipvsadm -L -n -c lists [1-9][0-9]* ESTABLISHED' /tmp/sync.txt)
 [ "$n" = 3 ] || fail "the backup's ipvsadm -L -n -c did not list the connections before each of the 3 faults ($n)"
 lvsd lab --mode dr --scenario kill --no-sync --requests 1500 --long-lived 12 > /tmp/nosync.txt 2>&1 || fail "lab --no-sync"
 cat /tmp/nosync.txt
