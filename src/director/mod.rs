@@ -332,6 +332,7 @@ impl Director {
             }
         }
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
+        self.sync.stopping = true;
         if let Some(h) = self.heartbeat.take() {
             h.shutdown(Duration::from_secs(3)).await;
             // The stop's own transitions (notify_stop and friends).

@@ -183,8 +183,11 @@ pub struct SyncDaemons {
     pub conns_error: Option<String>,
     /// A count is being read.
     pub reading: bool,
-    /// A preemption held for the connection table: (instance, the master it would preempt, the rule).
-    preempt: Option<(String, std::net::IpAddr, PreemptWait)>,
+    /// lvsd is stopping: the instance's last transition leaves the daemons to `sync_daemons_stop`.
+    pub stopping: bool,
+    /// A preemption held for the connection table: (the instances holding it, the master
+    /// they would preempt, the rule). The members of a sync group hold together.
+    preempt: Option<(Vec<String>, std::net::IpAddr, PreemptWait)>,
 }
 
 impl SyncDaemons {
@@ -212,7 +215,7 @@ impl SyncDaemons {
             "connections_at": self.conns.map(|(_, at)| at),
             "connections_error": self.conns_error,
             "preempt_wait": self.preempt.as_ref().map(|(i, m, w)| json!({
-                "instance": i, "master": m.to_string(), "waiting_s": w.started().elapsed().as_secs_f64(),
+                "instances": i, "master": m.to_string(), "waiting_s": w.started().elapsed().as_secs_f64(),
             })),
         })
     }
@@ -292,12 +295,23 @@ impl Director {
     pub(super) fn follow_sync_daemon(&mut self, ts: &[Transition]) {
         let Some(sd) = &self.policy.model.sync_daemon else { return };
         let Some(name) = sd.instance.clone() else { return };
-        let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
+        let held = |i: &str| self.sync.preempt.as_ref().is_some_and(|p| p.0.iter().any(|h| h == i));
+        let Some(t) = ts.iter().rev().find(|t| t.instance == name || held(&t.instance)) else { return };
+        if t.to == State::Initialize && self.sync.stopping {
+            // lvsd stops: `sync_daemons_stop` lets the master daemon flush first.
+            return;
+        }
         if let Some((i, m, w)) = self.sync.preempt.take() {
             let waited = w.started().elapsed().as_secs_f64();
             self.events.push(
                 "preempt_wait",
-                format!("{i}: {} -> {} while the preemption of {m} waited ({waited:.1} s): wait ended", t.from, t.to),
+                format!(
+                    "{}: {} {} -> {} while the preemption of {m} waited ({waited:.1} s): wait ended",
+                    i.join(", "),
+                    t.instance,
+                    t.from,
+                    t.to
+                ),
             );
         }
         self.sync_daemons_apply(t.to == State::Master);
@@ -312,10 +326,17 @@ impl Director {
                 bound.as_secs_f64()
             ),
         );
+        if let Some((held, _, _)) = self.sync.preempt.as_mut() {
+            // Another member of the group: released with the first.
+            if !held.contains(&instance) {
+                held.push(instance);
+            }
+            return;
+        }
         // The backup daemon should run already; make sure (it fills the table).
         self.sync_daemons_reconcile();
         let now = std::time::Instant::now();
-        self.sync.preempt = Some((instance, master, PreemptWait::new(now, bound, preempt_sync::SETTLE)));
+        self.sync.preempt = Some((vec![instance], master, PreemptWait::new(now, bound, preempt_sync::SETTLE)));
     }
 
     /// A new count (or none) for a held preemption: release it when the rule says so.
@@ -334,12 +355,14 @@ impl Director {
             None => w.poll_blind(now),
         };
         let Some(release) = verdict else { return };
-        let (instance, master) = (instance.clone(), *master);
+        let (instances, master) = (instance.clone(), *master);
         self.sync.preempt = None;
-        self.events.push("preempt_wait", format!("{instance}: {release}: preempting {master}"));
-        if let Some(h) = &self.heartbeat {
-            if let Err(e) = h.send(super::heartbeat::Command::ReleasePreempt(instance.clone())) {
-                self.events.push("vrrp_error", format!("{instance}: release of the held preemption not sent: {e}"));
+        self.events.push("preempt_wait", format!("{}: {release}: preempting {master}", instances.join(", ")));
+        for instance in instances {
+            if let Some(h) = &self.heartbeat {
+                if let Err(e) = h.send(super::heartbeat::Command::ReleasePreempt(instance.clone())) {
+                    self.events.push("vrrp_error", format!("{instance}: release of the held preemption not sent: {e}"));
+                }
             }
         }
     }

@@ -126,9 +126,10 @@ pub struct Vrrp {
     notes: Vec<(&'static str, String)>,
     /// Receive errors are logged at most once per period.
     recv_log: Rc<std::cell::RefCell<LogLimiter>>,
-    /// The instance the connection sync daemon follows: the only one whose preemption waits
-    /// for the connection table (the others have nothing to wait for).
-    sync_instance: Option<String>,
+    /// The instance the connection sync daemon follows and the members of its sync group:
+    /// the only ones whose preemption waits for the connection table (a group member that
+    /// preempted at once would take the others along).
+    sync_instances: Vec<String>,
     /// Preemptions held since the last `take_held`: (instance, master, its priority, bound).
     held: Vec<(String, IpAddr, u8, Duration)>,
 }
@@ -165,6 +166,15 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.check_unicast_src = v.check_unicast_src;
     c.relax_unicast_ttl = v.relax_unicast_ttl;
     c
+}
+
+/// The instance `lvsd.sync_daemon` follows, with the members of its sync group.
+fn sync_instances(m: &model::Model) -> Vec<String> {
+    let Some(name) = m.sync_daemon.as_ref().and_then(|s| s.instance.clone()) else { return Vec::new() };
+    match m.sync_groups.iter().find(|g| g.instances.contains(&name)) {
+        Some(g) => g.instances.clone(),
+        None => vec![name],
+    }
 }
 
 /// The state of the links an instance watches, as inputs for its state machine.
@@ -251,7 +261,7 @@ impl Vrrp {
             link_task: None,
             notes: Vec::new(),
             recv_log: Rc::new(std::cell::RefCell::new(LogLimiter::default())),
-            sync_instance: None,
+            sync_instances: Vec::new(),
             held: Vec::new(),
         }
     }
@@ -340,7 +350,7 @@ impl Vrrp {
         }
         let mut out = Vec::new();
         let mut errors = Vec::new();
-        self.sync_instance = m.sync_daemon.as_ref().and_then(|s| s.instance.clone());
+        self.sync_instances = sync_instances(m);
         for v in &m.vrrp {
             if let Err(e) = self.start_instance(v, &[], now, &mut out) {
                 errors.push(format!("vrrp '{}': {e}", v.name));
@@ -712,7 +722,7 @@ impl Vrrp {
     /// connection table before preempting.
     fn config_for(&self, v: &VrrpInstance, primary: IpAddr) -> Config {
         let mut c = fsm_config(v, primary);
-        if self.sync_instance.as_deref() != Some(v.name.as_str()) {
+        if !self.sync_instances.contains(&v.name) {
             c.preempt_sync_wait = Duration::ZERO;
         }
         c
@@ -734,7 +744,7 @@ impl Vrrp {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let mut keep = Vec::new();
-        self.sync_instance = m.sync_daemon.as_ref().and_then(|s| s.instance.clone());
+        self.sync_instances = sync_instances(m);
         for mut r in std::mem::take(&mut self.running) {
             let same = m.vrrp.iter().find(|v| {
                 v.name == r.model.name

@@ -8,8 +8,9 @@
 //! that at any moment some exist only since the last failover: those are what a returning
 //! master must learn before it preempts (sync-aware preemption).
 //!
-//! Per phase, with the fault at the phase's start (kill, stop, link-down) or at the VIP's
-//! move on the wire (the returns): `open` = connections alive at the fault and answered at
+//! Per phase, with the fault at the VIP's move on the wire (a killed lvsd leaves the VIP and
+//! the kernel's table forwarding until the backup takes over), or at the phase's start when
+//! the VIP did not move: `open` = connections alive at the fault and answered at
 //! least [`SYNCED_AFTER`] before it (the kernel's sync daemon sends within 2 s); `survived`
 //! = those that kept getting answers from the same real after the fault; `broken` = those
 //! that did not. Younger ones are counted apart (`young`).
@@ -299,13 +300,9 @@ pub fn figures(conns: &[Conn], fault: Duration, end: Duration) -> PhaseFigures {
     f
 }
 
-/// Phases in which a fault happens, and whether it is at the start or at the VIP's move.
-fn fault_kind(name: &str) -> Option<bool> {
-    match name {
-        "kill" | "stop" | "link-down" => Some(true),
-        "return-kill" | "return-stop" | "link-up" => Some(false),
-        _ => None,
-    }
+/// Phases in which the VIP moves.
+fn is_fault(name: &str) -> bool {
+    ["kill", "stop", "link-down", "return-kill", "return-stop", "link-up"].contains(&name)
 }
 
 /// Add `long_lived` to each fault phase of the report.
@@ -315,11 +312,13 @@ pub fn annotate(report: &mut Value, t: &Tracker, sync: bool, n: usize) {
     report["sync"] = json!(sync);
     let Some(phases) = report["phases"].as_array_mut() else { return };
     for p in phases {
-        let Some(at_start) = fault_kind(p["name"].as_str().unwrap_or("")) else { continue };
+        if !is_fault(p["name"].as_str().unwrap_or("")) {
+            continue;
+        }
         let start = Duration::from_secs_f64(p["start"].as_f64().unwrap_or(0.0));
         let end = Duration::from_secs_f64(p["end"].as_f64().unwrap_or(0.0));
         let moved = p["failovers"].get(0).and_then(|f| f["at"].as_f64()).map(Duration::from_secs_f64);
-        let fault = if at_start { start } else { moved.unwrap_or(start) };
+        let fault = moved.unwrap_or(start);
         let f = figures(&conns, fault, end);
         let pct = |v: &[u64], q: usize| v.get((v.len().saturating_sub(1)) * q / 100).copied();
         p["long_lived"] = json!({
