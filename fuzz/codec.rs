@@ -38,3 +38,22 @@ pub mod wire;
 pub mod ipvs {
     pub use crate::{attrs, table, wire};
 }
+
+// The IPVS connection table as /proc/net/ip_vs_conn_sync lists it, and the lab's keep-alive
+// answers (conn_sync).
+#[path = "../src/director/sync/conns.rs"]
+pub mod conns;
+#[path = "../src/lab/longlived/answer.rs"]
+pub mod answer;
+
+pub mod director {
+    pub mod sync {
+        pub use crate::conns::*;
+    }
+}
+
+pub mod lab {
+    pub mod longlived {
+        pub use crate::answer::*;
+    }
+}

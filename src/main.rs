@@ -266,6 +266,8 @@ enum Command {
         /// Run nothing: write --report from a report saved with --json.
         #[arg(long, value_name = "FILE.json", requires = "report")]
         from_json: Option<PathBuf>,
+        #[command(flatten)]
+        long: lvsd::lab::longlived::Args,
     },
     /// Write the manual pages or the shell completions (for packaging).
     #[command(hide = true)]
@@ -571,14 +573,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { mode, reals, requests, scenario, policy, json, verify, report, from_json } => {
+        Command::Lab { mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
             if let (Some(from), Some(to)) = (from_json, &report) {
                 let text = std::fs::read_to_string(&from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 std::fs::write(to, lvsd::lab::report::html(&saved)).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify };
+            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
             run_lab(opts, report)
         }
         Command::Generate { what, dir } => {

@@ -50,6 +50,22 @@ pub struct View {
     pub services: Vec<ServiceStatus>,
     /// The backend's table; None when it could not be read.
     pub ipvs: Option<IpvsView>,
+    /// The connection sync daemons (None: the policy asks for none).
+    #[serde(default)]
+    pub sync_daemon: Option<SyncView>,
+}
+
+/// `sync_daemon` in the status document.
+#[derive(Debug, Deserialize)]
+pub struct SyncView {
+    pub master: SyncDaemonView,
+    pub backup: SyncDaemonView,
+    pub connections: Option<crate::director::sync::ConnCounts>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SyncDaemonView {
+    pub running: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,6 +356,16 @@ fn own(o: &mut Out, st: &View) {
         for r in &s.reals {
             o.sample("lvsd_ipvs_real_connections", &[("vip", vip), ("real", &real(r)), ("state", "active")], r.stats.active_conns);
             o.sample("lvsd_ipvs_real_connections", &[("vip", vip), ("real", &real(r)), ("state", "inactive")], r.stats.inact_conns);
+        }
+    }
+    if let Some(sd) = &st.sync_daemon {
+        o.family("lvsd_sync_daemon_running", "gauge", "1 for each IPVS connection sync daemon running, by state.");
+        o.sample("lvsd_sync_daemon_running", &[("state", "master")], sd.master.running as u8);
+        o.sample("lvsd_sync_daemon_running", &[("state", "backup")], sd.backup.running as u8);
+        if let Some(c) = &sd.connections {
+            o.family("lvsd_ipvs_connections", "gauge", "Entries in the local IPVS connection table, by origin.");
+            o.sample("lvsd_ipvs_connections", &[("origin", "local")], c.total - c.synced.min(c.total));
+            o.sample("lvsd_ipvs_connections", &[("origin", "sync")], c.synced);
         }
     }
 }

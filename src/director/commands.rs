@@ -211,6 +211,7 @@ impl Director {
             actual,
             suspended: self.suspended.clone(),
             bgp: self.bgp_status(),
+            sync: self.sync_status(),
         }
     }
 

@@ -27,6 +27,8 @@ pub enum Command {
     },
     Yield(String),
     Unyield(String),
+    /// Sync-aware preemption: the connection table caught up, the instance may preempt.
+    ReleasePreempt(String),
     /// Graceful stop: masters send priority 0 and drop their VIPs; answered when done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -37,6 +39,14 @@ pub enum Report {
     Transitions(Vec<Transition>),
     /// For the event log: (kind, message).
     Note(&'static str, String),
+    /// An instance holds a preemption of `master` for at most `bound` (sync-aware
+    /// preemption): the director watches the connection table and sends `ReleasePreempt`.
+    PreemptHeld {
+        instance: String,
+        master: std::net::IpAddr,
+        priority: u8,
+        bound: Duration,
+    },
 }
 
 /// How many requests and reports may wait. Neither side ever blocks on the other: the
@@ -185,6 +195,9 @@ impl Loop {
         for (kind, msg) in self.vrrp.take_notes() {
             self.report(Report::Note(kind, msg));
         }
+        for (instance, master, priority, bound) in self.vrrp.take_held() {
+            self.report(Report::PreemptHeld { instance, master, priority, bound });
+        }
     }
 }
 
@@ -253,6 +266,10 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
                         Ok(ts) => l.transitions(ts),
                         Err(e) => l.report(Report::Note("vrrp_error", e)),
                     },
+                    Some(Command::ReleasePreempt(name)) => {
+                        let ts = l.vrrp.release_preempt(&name, now);
+                        l.transitions(ts);
+                    }
                     Some(Command::Shutdown(done)) => {
                         let ts = l.vrrp.shutdown(Instant::now()).await;
                         l.transitions(ts);

@@ -133,6 +133,7 @@ impl Director {
         match r {
             heartbeat::Report::Transitions(ts) => self.on_transitions(ts),
             heartbeat::Report::Note(kind, msg) => self.events.push(kind, msg),
+            heartbeat::Report::PreemptHeld { instance, master, priority, bound } => self.on_preempt_held(instance, master, priority, bound),
         }
     }
 }

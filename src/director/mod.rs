@@ -12,6 +12,7 @@ mod reload;
 mod services;
 pub mod status;
 mod suspend;
+pub mod sync;
 mod track;
 pub mod vrrp;
 
@@ -108,6 +109,8 @@ pub struct Director {
     force_reload: bool,
     /// VIPs announced over BGP by the local BIRD, and `drain-director`.
     bgp: bgp::BgpState,
+    /// The IPVS connection sync daemons and the local connection count.
+    sync: sync::SyncDaemons,
 }
 
 impl Director {
@@ -145,6 +148,7 @@ impl Director {
             reload_requested: false,
             force_reload: false,
             bgp: bgp::BgpState::default(),
+            sync: sync::SyncDaemons::default(),
         })
     }
 
@@ -188,10 +192,11 @@ impl Director {
         checks.start();
         self.checks = Some(checks);
         self.resync();
-        match self.backend.sync_daemon(crate::ipvs::cli::daemon_from_model(&self.policy.model).as_ref()) {
-            Ok(done) => done.into_iter().for_each(|d| self.events.push("sync_daemon", d)),
-            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
-        }
+        // Before VRRP starts: every node begins as backup (a transition adds the master daemon).
+        self.sync_daemons_reconcile();
+        let (count_tx, mut count_rx) = mpsc::unbounded_channel();
+        let mut count_tick = tokio::time::interval(sync::COUNT_EVERY);
+        count_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (track_tx, mut track_rx) = mpsc::unbounded_channel();
         let mut tracks = track::Tracks::new(track_tx);
         tracks.set(&self.policy.model, std::time::Instant::now());
@@ -327,7 +332,9 @@ impl Director {
                     }
                 }
                 _ = bgp_tick.tick(), if self.bgp.speaker.is_some() => self.bgp_tick(),
-                _ = resync.tick() => { self.resync(); }
+                _ = resync.tick() => { self.resync(); self.sync_daemons_reconcile(); }
+                _ = count_tick.tick() => self.sync_count(&count_tx),
+                Some(c) = count_rx.recv() => self.on_sync_count(c),
                 _ = drain_sleep => { self.resync(); }
                 Some(r) = report => self.on_report(r),
             }
@@ -340,6 +347,7 @@ impl Director {
         // The router moves the traffic away first, while everything here still serves it.
         self.bgp_withdraw_for_stop().await;
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
+        self.sync.stopping = true;
         if let Some(h) = self.heartbeat.take() {
             h.shutdown(Duration::from_secs(3)).await;
             // The stop's own transitions (notify_stop and friends).
@@ -347,6 +355,7 @@ impl Director {
                 self.on_report(r);
             }
         }
+        self.sync_daemons_stop().await;
         if self.policy.model.global.release_ipvs_on_stop {
             self.release_ipvs();
         }

@@ -86,6 +86,7 @@ impl Director {
                     self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
                 }
                 self.follow_ha_suspend(true);
+                self.sync_daemons_reconcile();
                 true
             }
             Err(e) => {

@@ -209,23 +209,4 @@ impl Director {
     pub(super) fn service_index(&self, id: &RealId) -> Option<usize> {
         self.policy.model.services.iter().position(|s| s.name == id.0)
     }
-
-    /// The IPVS connection sync daemon follows its VRRP instance: master while the instance
-    /// is master, backup otherwise (keepalived's lvs_sync_daemon behaviour).
-    pub(super) fn follow_sync_daemon(&mut self, ts: &[vrrp::Transition]) {
-        let Some(sd) = self.policy.model.sync_daemon.clone() else { return };
-        let Some(name) = sd.instance.clone() else { return };
-        let Some(t) = ts.iter().rev().find(|t| t.instance == name) else { return };
-        let Some(mut want) = crate::ipvs::cli::daemon_from_model(&self.policy.model) else { return };
-        want.state =
-            if t.to == fsm_state::State::Master { crate::ipvs::wire::DaemonState::Master } else { crate::ipvs::wire::DaemonState::Backup };
-        match self.backend.sync_daemon(Some(&want)) {
-            Ok(done) => {
-                for d in done {
-                    self.events.push("sync_daemon", d);
-                }
-            }
-            Err(e) => self.events.push("ipvs_error", format!("sync daemon: {e}")),
-        }
-    }
 }

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub suspended: HashSet<String>,
     /// BGP announcements and sessions (`crate::bgp::Status` plus `drain`); None: no BGP.
     pub bgp: Option<Value>,
+    /// The connection sync daemons (null: the policy asks for none).
+    pub sync: Value,
 }
 
 impl Snapshot {
@@ -157,6 +159,7 @@ pub fn build(d: &Snapshot) -> Value {
         "services": services,
         "ipvs": actual.map(crate::plan::table_json),
         "bgp": d.bgp,
+        "sync_daemon": d.sync,
     });
     doc["text"] = json!(text(d));
     doc
@@ -386,6 +389,7 @@ mod tests {
             leaving: HashMap::new(),
             suspended: HashSet::new(),
             bgp: None,
+            sync: Value::Null,
             model,
         }
     }

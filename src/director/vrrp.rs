@@ -132,6 +132,12 @@ pub struct Vrrp {
     notes: Vec<(&'static str, String)>,
     /// Receive errors are logged at most once per period.
     recv_log: Rc<std::cell::RefCell<LogLimiter>>,
+    /// The instance the connection sync daemon follows and the members of its sync group:
+    /// the only ones whose preemption waits for the connection table (a group member that
+    /// preempted at once would take the others along).
+    sync_instances: Vec<String>,
+    /// Preemptions held since the last `take_held`: (instance, master, its priority, bound).
+    held: Vec<(String, IpAddr, u8, Duration)>,
 }
 
 fn secs(n: u32) -> Duration {
@@ -146,6 +152,7 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.advert_int = v.advert_int_cs;
     c.preempt = !v.nopreempt;
     c.preempt_delay = secs(v.preempt_delay);
+    c.preempt_sync_wait = Duration::from_millis(u64::from(v.preempt_sync_wait_ms));
     c.initial_state = v.state;
     c.addresses = v.vips.iter().map(|a| a.addr).collect();
     c.track_interfaces = v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
@@ -165,6 +172,15 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.check_unicast_src = v.check_unicast_src;
     c.relax_unicast_ttl = v.relax_unicast_ttl;
     c
+}
+
+/// The instance `lvsd.sync_daemon` follows, with the members of its sync group.
+fn sync_instances(m: &model::Model) -> Vec<String> {
+    let Some(name) = m.sync_daemon.as_ref().and_then(|s| s.instance.clone()) else { return Vec::new() };
+    match m.sync_groups.iter().find(|g| g.instances.contains(&name)) {
+        Some(g) => g.instances.clone(),
+        None => vec![name],
+    }
 }
 
 /// The state of the links an instance watches, as inputs for its state machine.
@@ -251,6 +267,8 @@ impl Vrrp {
             link_task: None,
             notes: Vec::new(),
             recv_log: Rc::new(std::cell::RefCell::new(LogLimiter::default())),
+            sync_instances: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -267,7 +285,7 @@ impl Vrrp {
     fn start_instance(&mut self, v: &VrrpInstance, tracks: &[TrackChange], now: Instant, out: &mut Vec<Transition>) -> Result<(), String> {
         let primary = primary_address(v)?;
         let (sock_id, socket) = self.socket_for(v, primary)?;
-        let cfg = fsm_config(v, primary);
+        let cfg = self.config_for(v, primary);
         // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
         // remove them before electing, so that a backup never holds them.
         for a in &cfg.addresses {
@@ -342,6 +360,7 @@ impl Vrrp {
         }
         let mut out = Vec::new();
         let mut errors = Vec::new();
+        self.sync_instances = sync_instances(m);
         for v in &m.vrrp {
             if let Err(e) = self.start_instance(v, &[], now, &mut out) {
                 errors.push(format!("vrrp '{}': {e}", v.name));
@@ -434,6 +453,9 @@ impl Vrrp {
                 }
                 Action::PriorityChanged { from, to } => {
                     tracing::info!("{}: priority {from} -> {to}", r.model.name);
+                }
+                Action::PreemptHeld { master, priority, bound } => {
+                    self.held.push((r.model.name.clone(), master, priority, bound));
                 }
                 Action::Warn(w) => tracing::warn!("{}: {w:?}", r.model.name),
             }
@@ -696,6 +718,30 @@ impl Vrrp {
         Ok(out)
     }
 
+    /// Sync-aware preemption: the connection table caught up, a held preemption may go ahead.
+    pub fn release_preempt(&mut self, name: &str, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        if let Some(i) = self.index(name) {
+            self.drive(i, Input::ReleasePreempt, now, &mut out);
+        }
+        out
+    }
+
+    /// Preemptions held since the last call.
+    pub fn take_held(&mut self) -> Vec<(String, IpAddr, u8, Duration)> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// The state machine's settings for `v`; only the sync daemon's instance waits for the
+    /// connection table before preempting.
+    fn config_for(&self, v: &VrrpInstance, primary: IpAddr) -> Config {
+        let mut c = fsm_config(v, primary);
+        if !self.sync_instances.contains(&v.name) {
+            c.preempt_sync_wait = Duration::ZERO;
+        }
+        c
+    }
+
     pub fn unyield(&mut self, name: &str, now: Instant) -> Result<Vec<Transition>, String> {
         let i = self.index(name).ok_or_else(|| format!("no running VRRP instance '{name}'"))?;
         let mut out = Vec::new();
@@ -712,6 +758,7 @@ impl Vrrp {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let mut keep = Vec::new();
+        self.sync_instances = sync_instances(m);
         for mut r in std::mem::take(&mut self.running) {
             let same = m.vrrp.iter().find(|v| {
                 v.name == r.model.name
@@ -727,8 +774,8 @@ impl Vrrp {
                     let primary = r.fsm.config().primary_address;
                     let socket =
                         if v.unicast_peers == r.model.unicast_peers { Ok((r.sock, r.socket.clone())) } else { self.socket_for(v, primary) };
-                    let updated =
-                        socket.and_then(|s| r.fsm.update_config(now, fsm_config(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
+                    let updated = socket
+                        .and_then(|s| r.fsm.update_config(now, self.config_for(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
                     match updated {
                         Ok(((sock, socket), actions)) => {
                             r.model = v.clone();
@@ -841,6 +888,7 @@ impl Vrrp {
                     "priority_zero_received": r.priority_zero_received,
                     "garp_master_delay": r.model.garp.master_delay,
                     "master_down_interval_ms": r.fsm.master_down_interval().as_millis() as u64,
+                    "preempt_held": r.fsm.preempt_held(Instant::now()),
                 })
             })
             .collect();

@@ -12,6 +12,7 @@ pub mod ipvs;
 pub mod peers;
 pub mod reach;
 pub mod realserver;
+pub mod sync;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -164,6 +165,9 @@ pub fn run(args: &Args) -> Result<Vec<Finding>, DoctorError> {
         out.extend(forward::check(m, &forward::gather()));
         out.extend(reach::check(&reach::gather(m, std::time::Duration::from_secs_f64(args.connect_timeout.max(0.01)))));
         out.extend(ipvs::check(m, &ipvs::gather()));
+        if let Some(f) = sync::gather(m) {
+            out.extend(sync::check(m, &f));
+        }
         if args.listen > 0.0 && !m.vrrp.is_empty() {
             // Bounded: at most ten minutes of listening.
             let heard = peers::gather(m, std::time::Duration::from_secs_f64(args.listen.min(600.0)));

@@ -4,6 +4,7 @@
 use super::memory::{MemoryBackend, MemoryError};
 use super::reconcile::{Op, diff};
 use super::table::{ServiceKey, Table};
+use super::wire::{DaemonState, SyncDaemon};
 
 /// Why one op failed. `Exists`/`NotFound` mean the table changed under us (EEXIST/ESRCH).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,18 @@ pub trait Backend {
     fn sync_daemon(&mut self, _want: Option<&super::wire::SyncDaemon>) -> Result<Vec<String>, ApplyError> {
         Ok(Vec::new())
     }
+    /// The connection sync daemons running now (none for backends without them).
+    fn daemons(&mut self) -> Result<Vec<SyncDaemon>, ApplyError> {
+        Ok(Vec::new())
+    }
+    /// Start one sync daemon.
+    fn start_daemon(&mut self, _d: &SyncDaemon) -> Result<(), ApplyError> {
+        Err(ApplyError::Other("this backend runs no sync daemon".into()))
+    }
+    /// Stop the sync daemon of one state.
+    fn stop_daemon(&mut self, _state: DaemonState) -> Result<(), ApplyError> {
+        Err(ApplyError::Other("this backend runs no sync daemon".into()))
+    }
 }
 
 impl Backend for MemoryBackend {
@@ -79,6 +92,27 @@ impl Backend for MemoryBackend {
     }
     fn writes(&self) -> u64 {
         self.writes
+    }
+    fn daemons(&mut self) -> Result<Vec<SyncDaemon>, ApplyError> {
+        Ok(self.daemons.clone())
+    }
+    /// As the kernel: one daemon per state (EEXIST for a second).
+    fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), ApplyError> {
+        if self.daemons.iter().any(|x| x.state == d.state) {
+            return Err(ApplyError::Exists);
+        }
+        self.daemons.push(d.clone());
+        self.writes += 1;
+        Ok(())
+    }
+    fn stop_daemon(&mut self, state: DaemonState) -> Result<(), ApplyError> {
+        let before = self.daemons.len();
+        self.daemons.retain(|x| x.state != state);
+        if self.daemons.len() == before {
+            return Err(ApplyError::NotFound);
+        }
+        self.writes += 1;
+        Ok(())
     }
 }
 

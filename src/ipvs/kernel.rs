@@ -451,6 +451,27 @@ impl Backend for Kernel {
     fn sync_daemon(&mut self, want: Option<&SyncDaemon>) -> Result<Vec<String>, ApplyError> {
         sync_daemon(self, want).map_err(apply_error)
     }
+    fn daemons(&mut self) -> Result<Vec<SyncDaemon>, ApplyError> {
+        Kernel::daemons(self).map_err(daemon_error)
+    }
+    fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), ApplyError> {
+        Kernel::start_daemon(self, d).map_err(daemon_error)
+    }
+    fn stop_daemon(&mut self, state: DaemonState) -> Result<(), ApplyError> {
+        Kernel::stop_daemon(self, state).map_err(daemon_error)
+    }
+}
+
+/// Sync daemon errors keep their message (EEXIST there is not a table race), with what the
+/// kernel's answer usually means (ip_vs_sync.c start_sync_thread).
+fn daemon_error(e: KernelError) -> ApplyError {
+    let hint = match e.errno() {
+        Some(libc::ENODEV) => " (no such interface: check `interface`)",
+        Some(libc::EEXIST) => " (a daemon of this state already runs, maybe with another sync id)",
+        Some(libc::EINVAL) => " (settings refused: maxlen above what the interface MTU allows, or a group of the wrong family)",
+        _ => "",
+    };
+    ApplyError::Other(format!("{e}{hint}"))
 }
 
 /// The request that carries out `op`.

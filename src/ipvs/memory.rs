@@ -17,6 +17,8 @@ pub struct MemoryBackend {
     pub table: Table,
     /// Number of write ops applied since creation (what the kernel would have been sent).
     pub writes: u64,
+    /// Connection sync daemons "running" (at most one per state, as in the kernel).
+    pub daemons: Vec<super::wire::SyncDaemon>,
 }
 
 impl MemoryBackend {

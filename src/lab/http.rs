@@ -12,23 +12,34 @@ pub fn serve(name: &str, port: u16) -> std::io::Result<()> {
         let Ok(mut s) = stream else { continue };
         let body = body.clone();
         std::thread::spawn(move || {
+            // Long-lived clients (lab::longlived) ask for keep-alive and send a request every
+            // 100 ms; a failover can hold one up for seconds, hence the long wait then.
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut buf = [0u8; 2048];
-            let mut got = 0;
-            while got < buf.len() {
-                match s.read(&mut buf[got..]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        got += n;
-                        if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
+            loop {
+                let mut got = 0;
+                while got < buf.len() {
+                    match s.read(&mut buf[got..]) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            got += n;
+                            if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                                break;
+                            }
                         }
                     }
                 }
+                let keep = String::from_utf8_lossy(&buf[..got]).to_ascii_lowercase().contains("connection: keep-alive");
+                let conn = if keep { "keep-alive" } else { "close" };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {conn}\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(resp.as_bytes()).is_err() || !keep {
+                    return;
+                }
+                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
             }
-            let resp =
-                format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-            let _ = s.write_all(resp.as_bytes());
         });
     }
     Ok(())

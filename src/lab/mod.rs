@@ -7,6 +7,7 @@
 //! failure and on Ctrl-C.
 
 pub mod http;
+pub mod longlived;
 mod observe;
 pub mod policy;
 pub mod report;
@@ -40,6 +41,8 @@ pub enum Scenario {
     Stop,
     /// The master's link goes down, then up.
     Link,
+    /// kill, stop and link (the director failures), without real and reload.
+    Failover,
     /// A real server dies and returns.
     Real,
     /// A weight change in the policy, hot-reloaded on both directors.
@@ -55,6 +58,8 @@ pub struct Options {
     pub policy: Option<PathBuf>,
     pub json: bool,
     pub verify: bool,
+    /// Long-lived connections and the sync daemon.
+    pub long: longlived::Args,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +212,7 @@ impl Lab {
                 policy::from_seed(seed, opts.mode, &plan)
             }
         };
+        let policy_src = longlived::policy(&policy_src, &opts.long);
         let policy_file = dir.join("policy.lua");
         std::fs::write(&policy_file, &policy_src).map_err(setup("policy"))?;
 
@@ -388,6 +394,10 @@ impl Lab {
         F: FnOnce(&mut Lab) -> Result<(), LabError>,
     {
         self.interrupted()?;
+        // What the backup holds, read before the phase (and its fault) begins.
+        if ["kill", "stop", "link-down"].contains(&name) && self.opts.long.long_lived > 0 {
+            self.note_backup_table(1)?;
+        }
         let idx = self.phases.len();
         self.shared.phase.store(idx, Ordering::SeqCst);
         let start = self.t0.elapsed();
@@ -417,7 +427,7 @@ impl Lab {
             (Scenario::Kill, libc::SIGKILL, "kill", "SIGKILL the master (lvs01)"),
             (Scenario::Stop, libc::SIGTERM, "stop", "SIGTERM the master (graceful: priority 0)"),
         ] {
-            if !matches!(s, Scenario::All) && s != scenario {
+            if !matches!(s, Scenario::All | Scenario::Failover) && s != scenario {
                 continue;
             }
             self.phase(name, what, |l| {
@@ -438,7 +448,7 @@ impl Lab {
                 l.settle(STEADY)
             })?;
         }
-        if matches!(s, Scenario::All | Scenario::Link) {
+        if matches!(s, Scenario::All | Scenario::Failover | Scenario::Link) {
             self.phase("link-down", "the master's eth0 goes down", |l| {
                 l.directors[0].ns.ip(&["link", "set", "eth0", "down"]).map_err(setup("link down"))?;
                 l.wait("lvs02 to become master", t, |l| l.vrrp_state(1) == "master")?;
@@ -504,7 +514,9 @@ impl Lab {
             for e in r.result.unwrap_or_default().as_array().into_iter().flatten() {
                 let at = e["at"].as_f64().unwrap_or(0.0) - self.epoch0;
                 let kind = e["kind"].as_str().unwrap_or("");
-                if at >= 0.0 && ["vrrp", "reload", "reload_failed", "health", "ipvs_error"].contains(&kind) {
+                if at >= 0.0
+                    && ["vrrp", "reload", "reload_failed", "health", "ipvs_error", "preempt_wait", "sync_daemon_error"].contains(&kind)
+                {
                     out.push((Duration::from_secs_f64(at), format!("{}: {}", self.directors[i].name, e["message"].as_str().unwrap_or(""))));
                 }
             }
@@ -596,14 +608,33 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
         let shared = shared.clone();
         move || observe::vrrp_states(shared, sockets, t0, Duration::from_millis(250))
     });
+    // Long-lived connections: open, answered, and given the time to reach the backup.
+    let long = Arc::new(longlived::Tracker::default());
+    let long_stop = Arc::new(AtomicBool::new(false));
+    let n = lab.opts.long.long_lived;
+    let sources: Vec<IpAddr> = source_pool().iter().rev().take(n.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect();
+    let held = (n > 0).then(|| longlived::start(lab.client.name(), long.clone(), long_stop.clone(), sources, vip, lab.t0, n));
+    if n > 0 {
+        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| {
+            long.conns.lock().unwrap().iter().filter(|c| !c.answers.is_empty()).count() >= n
+        })?;
+        lab.note(format!("{n} long-lived connections open (a request every 100 ms on each)"));
+        lab.settle(longlived::SYNCED_AFTER.as_secs_f64())?;
+    }
     let result = lab.play();
     lab.settle(0.5).ok();
     shared.stop.store(true, Ordering::SeqCst);
+    long_stop.store(true, Ordering::SeqCst);
     let _ = load.join();
     let _ = wire.join();
     let _ = states.join();
+    if let Some(h) = held {
+        let _ = h.join();
+    }
     result?;
-    Ok(report(&mut lab))
+    let mut r = report(&mut lab);
+    longlived::annotate(&mut r, &long, !lab.opts.long.no_sync, n);
+    Ok(r)
 }
 
 fn report(lab: &mut Lab) -> Value {
@@ -723,6 +754,7 @@ pub fn print(report: &Value) {
             println!("  {:<12}   failed: {}", "", e.as_str().unwrap_or(""));
         }
     }
+    longlived::print(report);
 }
 
 /// The rehearsal's claims, checked: each with a verdict line. True when all hold.
@@ -783,6 +815,7 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
             .any(|e| e["event"].as_str().is_some_and(|m| m.contains("rs2 weight in the tables: lvs01 3, lvs02 3")));
         out.push((reloaded, "reload: both directors reloaded and put rs2 at weight 3".to_string()));
     }
+    out.extend(longlived::verify(report));
     if let Some(p) = phase("reloaded") {
         let (a, b) = (p["distribution"]["rs1"].as_u64().unwrap_or(0), p["distribution"]["rs2"].as_u64().unwrap_or(0));
         if report["weighted"] == true {

@@ -83,6 +83,13 @@ pub fn guest_args(o: &Options, report: bool) -> Vec<String> {
     if o.verify {
         a.push("--verify".into());
     }
+    a.extend(["--long-lived".into(), o.long.long_lived.to_string()]);
+    if o.long.no_sync {
+        a.push("--no-sync".into());
+    }
+    if let Some(w) = o.long.preempt_sync_wait {
+        a.extend(["--preempt-sync-wait".into(), w.to_string()]);
+    }
     if report {
         a.extend(["--report".into(), format!("/out/{GUEST_REPORT}")]);
     }
@@ -95,7 +102,16 @@ mod tests {
     use std::collections::HashSet;
 
     fn opts() -> Options {
-        Options { mode: Mode::Nat, reals: 3, requests: 4000, scenario: Scenario::Kill, policy: None, json: false, verify: false }
+        Options {
+            mode: Mode::Nat,
+            reals: 3,
+            requests: 4000,
+            scenario: Scenario::Kill,
+            policy: None,
+            json: false,
+            verify: false,
+            long: Default::default(),
+        }
     }
 
     #[test]
@@ -132,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_guest_gets_every_option() {
-        assert_eq!(guest_args(&opts(), false).join(" "), "--mode nat --reals 3 --requests 4000 --scenario kill");
+        assert_eq!(guest_args(&opts(), false).join(" "), "--mode nat --reals 3 --requests 4000 --scenario kill --long-lived 16");
         let o = Options {
             policy: Some("/home/op/site.lua".into()),
             json: true,
@@ -143,7 +159,7 @@ mod tests {
         };
         assert_eq!(
             guest_args(&o, true).join(" "),
-            "--mode dr --reals 3 --requests 4000 --scenario all --policy /lvsd/files/site.lua --json --verify --report /out/lab-report.html"
+            "--mode dr --reals 3 --requests 4000 --scenario all --policy /lvsd/files/site.lua --json --verify --long-lived 16 --report /out/lab-report.html"
         );
     }
 }

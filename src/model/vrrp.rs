@@ -127,6 +127,9 @@ pub struct VrrpInstance {
     pub nopreempt: bool,
     /// Seconds after start-up before this instance preempts a lower-priority master.
     pub preempt_delay: u32,
+    /// Sync-aware preemption: the longest a preemption waits for the connection table, in
+    /// milliseconds (0 = preempt at once). Applies to the instance `lvsd.sync_daemon` follows.
+    pub preempt_sync_wait_ms: u32,
     pub unicast_src: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
     pub track_interfaces: Vec<TrackInterface>,

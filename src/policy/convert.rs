@@ -350,6 +350,10 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     };
     let nopreempt = f.flag("nopreempt");
     let preempt_delay = f.integer("preempt_delay", 0, 1000).unwrap_or(0) as u32;
+    let preempt_sync_wait_ms = f
+        .number("preempt_sync_wait", 0.0, 3600.0)
+        .map(|s| (s * 1000.0).round() as u32)
+        .unwrap_or(crate::vrrp::preempt_sync::DEFAULT_BOUND.as_millis() as u32);
     let unicast_src = ip_field(f, "unicast_src");
     let mut unicast_peers = Vec::new();
     for p in f.strings("unicast_peers").unwrap_or_default() {
@@ -384,6 +388,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         state,
         nopreempt,
         preempt_delay,
+        preempt_sync_wait_ms,
         unicast_src,
         unicast_peers,
         track_interfaces,

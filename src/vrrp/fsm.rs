@@ -134,6 +134,10 @@ pub struct Config {
     /// keepalived `preempt_delay`: a lower-priority master is still accepted for this long
     /// after the first of its adverts is seen.
     pub preempt_delay: Duration,
+    /// Sync-aware preemption (`vrrp::preempt_sync`): a preemption of a live master is held
+    /// (its adverts still accepted) for at most this long, or until `Input::ReleasePreempt`.
+    /// Zero: preempt at once.
+    pub preempt_sync_wait: Duration,
     pub initial_state: InitialState,
     /// The virtual addresses.
     pub addresses: Vec<IpAddr>,
@@ -172,6 +176,7 @@ impl Config {
             advert_int: 100,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            preempt_sync_wait: Duration::ZERO,
             initial_state: InitialState::Backup,
             addresses: Vec::new(),
             primary_address,
@@ -273,6 +278,8 @@ pub enum Input {
     Track { name: String, up: bool, weight: i32 },
     /// From the instance's sync group.
     Sync(SyncCommand),
+    /// The connection table has caught up: a held preemption may go ahead.
+    ReleasePreempt,
 }
 
 impl Input {
@@ -368,6 +375,13 @@ pub enum Action {
         from: u8,
         to: u8,
     },
+    /// A preemption of `master` is held for at most `bound` (sync-aware preemption): the
+    /// caller watches the connection table and sends `Input::ReleasePreempt`.
+    PreemptHeld {
+        master: IpAddr,
+        priority: u8,
+        bound: Duration,
+    },
     Warn(Warning),
 }
 
@@ -393,6 +407,10 @@ pub struct Instance {
     down_timer: Option<Instant>,
     /// Until then a lower-priority master is still accepted (keepalived preempt_delay).
     preempt_until: Option<Instant>,
+    /// A preemption held for the connection table: until then at the latest.
+    hold_until: Option<Instant>,
+    /// The hold was released early (the table caught up).
+    hold_released: bool,
     garp_delay_at: Option<Instant>,
     garp_refresh_at: Option<Instant>,
     garp_lower_prio_at: Option<Instant>,
@@ -426,6 +444,8 @@ impl Instance {
             adver_timer: None,
             down_timer: None,
             preempt_until: None,
+            hold_until: None,
+            hold_released: false,
             garp_delay_at: None,
             garp_refresh_at: None,
             garp_lower_prio_at: None,
@@ -514,6 +534,11 @@ impl Instance {
                 self.reevaluate(now, &mut out);
             }
             Input::Sync(cmd) => self.sync(now, cmd, &mut out),
+            Input::ReleasePreempt => {
+                if self.hold_until.is_some() {
+                    self.hold_released = true;
+                }
+            }
         }
         out
     }
@@ -571,6 +596,8 @@ impl Instance {
         self.adver_timer = None;
         self.down_timer = None;
         self.preempt_until = None;
+        self.hold_until = None;
+        self.hold_released = false;
         self.garp_delay_at = None;
         self.garp_refresh_at = None;
         self.garp_lower_prio_at = None;
@@ -710,14 +737,14 @@ impl Instance {
             return;
         }
         match self.state {
-            State::Backup => self.advert_in_backup(now, from, priority, advert_int),
+            State::Backup => self.advert_in_backup(now, from, priority, advert_int, out),
             State::Master => self.advert_in_master(now, from, priority, advert_int, out),
             State::Initialize | State::Fault => {}
         }
     }
 
     /// RFC 5798 6.4.2 "If an ADVERTISEMENT is received", with keepalived's preempt_delay.
-    fn advert_in_backup(&mut self, now: Instant, from: IpAddr, priority: u8, advert_int: u16) {
+    fn advert_in_backup(&mut self, now: Instant, from: IpAddr, priority: u8, advert_int: u16, out: &mut Vec<Action>) {
         if priority == 0 {
             // "If the Priority in the ADVERTISEMENT is zero, then: Set the Master_Down_Timer
             // to Skew_Time".
@@ -726,11 +753,17 @@ impl Instance {
             return;
         }
         let delaying = !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
+        let held = self.cfg.preempt && priority < self.effective && !delaying && self.hold(now, from, priority, out);
         // "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT is greater than
         // or equal to the local Priority, then: Set Master_Adver_Interval to Adver Interval
         // contained in the ADVERTISEMENT; Recompute the Master_Down_Interval; Reset the
         // Master_Down_Timer to Master_Down_Interval. else: Discard the ADVERTISEMENT."
-        if !self.cfg.preempt || priority >= self.effective || delaying {
+        if !self.cfg.preempt || priority >= self.effective || delaying || held {
+            if priority >= self.effective {
+                // No preemption pending: a later one is held afresh.
+                self.hold_until = None;
+                self.hold_released = false;
+            }
             if self.cfg.version == Version::V3 && advert_int > 0 {
                 self.master_adver_int = advert_int.min(packet::V3_MAX_INTERVAL);
             }
@@ -745,6 +778,28 @@ impl Instance {
                 }
             }
         }
+    }
+
+    /// Sync-aware preemption: true while a preemption of `from` is to be held. The first
+    /// such advert starts the hold (at most `preempt_sync_wait`); a release or the bound ends it.
+    fn hold(&mut self, now: Instant, from: IpAddr, priority: u8, out: &mut Vec<Action>) -> bool {
+        let bound = self.cfg.preempt_sync_wait;
+        if bound.is_zero() || self.hold_released {
+            return false;
+        }
+        match self.hold_until {
+            None => {
+                self.hold_until = Some(now + bound);
+                out.push(Action::PreemptHeld { master: from, priority, bound });
+                true
+            }
+            Some(t) => t > now,
+        }
+    }
+
+    /// Whether a preemption is being held now (for status).
+    pub fn preempt_held(&self, now: Instant) -> bool {
+        !self.hold_released && self.hold_until.is_some_and(|t| t > now)
     }
 
     /// RFC 5798 6.4.3 "If an ADVERTISEMENT is received".

@@ -65,3 +65,4 @@
 pub mod checksum;
 pub mod fsm;
 pub mod packet;
+pub mod preempt_sync;

@@ -1,0 +1,431 @@
+//! The kernel's IPVS connection sync daemons, run as the VRRP instance named by
+//! `lvsd.sync_daemon { instance = ... }` says.
+//!
+//! Every node runs the backup daemon, all the time: a node that loses mastership already
+//! holds the table, and a node that returns refills it before it preempts (see
+//! `vrrp::preempt_sync`). The node whose instance is master runs the master daemon as well
+//! (the kernel allows one daemon of each state at once). keepalived switches one daemon for
+//! the other on each transition, so its new backup starts from an empty table.
+//!
+//! lvsd stops on exit only the daemons it started. The local connection table is counted
+//! from `/proc/net/ip_vs_conn_sync` (the kernel has no netlink dump of connections) for
+//! status, metrics and the preemption wait.
+
+use super::{Director, vrrp::Transition};
+use crate::ipvs::wire::{DaemonState, SyncDaemon};
+use crate::vrrp::fsm::State;
+use crate::vrrp::preempt_sync::{self, PreemptWait};
+use serde_json::{Value, json};
+
+mod conns;
+pub use conns::{ConnCounts, ConnLine, ConnLineError, count_conns, parse_conn_line};
+
+/// How often the local connection table is counted.
+pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One change to the running daemons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonOp {
+    Start(SyncDaemon),
+    /// Stop the daemon that runs with these settings.
+    Stop(SyncDaemon),
+}
+
+fn state_name(s: DaemonState) -> &'static str {
+    match s {
+        DaemonState::Master => "master",
+        DaemonState::Backup => "backup",
+    }
+}
+
+/// One line for events: "master sync daemon on eth0 id 7".
+pub fn describe(d: &SyncDaemon) -> String {
+    format!("{} sync daemon on {} id {}", state_name(d.state), d.interface, d.sync_id)
+}
+
+/// True when the running daemon `have` is what `want` asks for. Settings `want` leaves unset
+/// take the kernel's defaults, so only the ones it sets are compared.
+pub fn matches(have: &SyncDaemon, want: &SyncDaemon) -> bool {
+    have.state == want.state
+        && have.interface == want.interface
+        && have.sync_id == want.sync_id
+        && want.sync_maxlen.is_none_or(|v| have.sync_maxlen == Some(v))
+        && want.mcast_group.is_none_or(|v| have.mcast_group == Some(v))
+        && want.mcast_port.is_none_or(|v| have.mcast_port == Some(v))
+        && want.mcast_ttl.is_none_or(|v| have.mcast_ttl == Some(v))
+}
+
+fn with_state(d: &SyncDaemon, state: DaemonState) -> SyncDaemon {
+    SyncDaemon { state, ..d.clone() }
+}
+
+/// The daemons a node runs with the policy's settings `base`: the backup daemon always, the
+/// master daemon too while `master` (its instance is master, or no instance is named).
+pub fn wanted(base: &SyncDaemon, master: bool) -> Vec<SyncDaemon> {
+    let mut v = Vec::new();
+    if master {
+        v.push(with_state(base, DaemonState::Master));
+    }
+    v.push(with_state(base, DaemonState::Backup));
+    v
+}
+
+/// The ops that bring `running` to `want` (stops first: a state holds one daemon). A daemon
+/// of a wanted state with other settings is replaced; one of a state not wanted is stopped
+/// only when it has the policy's settings (`base`: ours, or a previous lvsd's); any other
+/// is left alone.
+pub fn plan(want: &[SyncDaemon], running: &[SyncDaemon], base: &SyncDaemon) -> Vec<DaemonOp> {
+    let mut stops = Vec::new();
+    let mut starts = Vec::new();
+    for s in [DaemonState::Master, DaemonState::Backup] {
+        let have = running.iter().find(|d| d.state == s);
+        let w = want.iter().find(|d| d.state == s);
+        match (have, w) {
+            (Some(h), Some(w)) if !matches(h, w) => {
+                stops.push(DaemonOp::Stop(h.clone()));
+                starts.push(DaemonOp::Start(w.clone()));
+            }
+            (Some(_), Some(_)) => {}
+            (None, Some(w)) => starts.push(DaemonOp::Start(w.clone())),
+            (Some(h), None) if matches(h, &with_state(base, s)) => stops.push(DaemonOp::Stop(h.clone())),
+            (Some(_), None) | (None, None) => {}
+        }
+    }
+    stops.extend(starts);
+    stops
+}
+
+/// Read and count the local table (blocking: run it off the director's loop). Error: the
+/// kernel has no IPVS here, or the file cannot be read.
+pub fn read_conns() -> Result<ConnCounts, String> {
+    std::fs::read_to_string("/proc/net/ip_vs_conn_sync").map(|t| count_conns(&t)).map_err(|e| format!("/proc/net/ip_vs_conn_sync: {e}"))
+}
+
+/// What the director knows of the daemons.
+#[derive(Debug, Default)]
+pub struct SyncDaemons {
+    /// States of the daemons this process started (stopped on exit).
+    started: Vec<DaemonState>,
+    /// The daemons as last read from the backend.
+    running: Vec<SyncDaemon>,
+    /// Whether the master daemon is wanted (None until the first pass).
+    master: Option<bool>,
+    /// The last error, with the policy line (cleared by a pass that succeeds).
+    error: Option<String>,
+    /// The local connection table, as last counted, and when (seconds since the epoch).
+    pub conns: Option<(ConnCounts, f64)>,
+    pub conns_error: Option<String>,
+    /// A count is being read.
+    pub reading: bool,
+    /// lvsd is stopping: the instance's last transition leaves the daemons to `sync_daemons_stop`.
+    pub stopping: bool,
+    /// A preemption held for the connection table: (the instances holding it, the master
+    /// they would preempt, the rule). The members of a sync group hold together.
+    preempt: Option<(Vec<String>, std::net::IpAddr, PreemptWait)>,
+}
+
+impl SyncDaemons {
+    /// The daemons for status and metrics.
+    pub fn status(&self, configured: Option<&crate::model::SyncDaemon>) -> Value {
+        let Some(sd) = configured else { return Value::Null };
+        let daemon = |s: DaemonState| {
+            let d = self.running.iter().find(|d| d.state == s);
+            json!({
+                "running": d.is_some(),
+                "started_here": self.started.contains(&s),
+                "interface": d.map(|d| d.interface.clone()),
+                "sync_id": d.map(|d| d.sync_id),
+            })
+        };
+        json!({
+            "interface": sd.interface,
+            "id": sd.id,
+            "instance": sd.instance,
+            "role": match self.master { Some(true) => "master", Some(false) => "backup", None => "unknown" },
+            "master": daemon(DaemonState::Master),
+            "backup": daemon(DaemonState::Backup),
+            "error": self.error,
+            "connections": self.conns.map(|(c, _)| c),
+            "connections_at": self.conns.map(|(_, at)| at),
+            "connections_error": self.conns_error,
+            "preempt_wait": self.preempt.as_ref().map(|(i, m, w)| json!({
+                "instances": i, "master": m.to_string(), "waiting_s": w.started().elapsed().as_secs_f64(),
+            })),
+        })
+    }
+}
+
+impl Director {
+    /// The policy's daemon settings, if it asks for a sync daemon.
+    fn sync_base(&self) -> Option<SyncDaemon> {
+        crate::ipvs::cli::daemon_from_model(&self.policy.model)
+    }
+
+    /// Whether this node runs the master daemon now: its instance is master (or none is named).
+    fn sync_master_now(&self) -> bool {
+        let Some(sd) = &self.policy.model.sync_daemon else { return false };
+        match &sd.instance {
+            None => true,
+            Some(name) => self.heartbeat.as_ref().and_then(|h| h.state_of(name)) == Some(State::Master),
+        }
+    }
+
+    /// Bring the daemons to what the node's role wants (start, reload, resync, transition).
+    pub(super) fn sync_daemons_apply(&mut self, master: bool) {
+        let Some(base) = self.sync_base() else { return };
+        let origin = self.policy.model.sync_daemon.as_ref().map(|s| s.origin.to_string()).unwrap_or_default();
+        self.sync.master = Some(master);
+        let running = match self.backend.daemons() {
+            Ok(r) => r,
+            Err(e) => {
+                self.sync_error(format!("{origin}: sync daemon: cannot list the running daemons: {e}"));
+                return;
+            }
+        };
+        let mut failed = None;
+        for op in plan(&wanted(&base, master), &running, &base) {
+            match &op {
+                DaemonOp::Stop(d) => match self.backend.stop_daemon(d.state) {
+                    Ok(()) => {
+                        self.sync.started.retain(|s| *s != d.state);
+                        self.events.push("sync_daemon", format!("stopped the {}", describe(d)));
+                    }
+                    Err(e) => failed = Some(format!("{origin}: sync daemon: stop the {}: {e}", describe(d))),
+                },
+                DaemonOp::Start(d) => match self.backend.start_daemon(d) {
+                    Ok(()) => {
+                        if !self.sync.started.contains(&d.state) {
+                            self.sync.started.push(d.state);
+                        }
+                        self.events.push("sync_daemon", format!("started the {}", describe(d)));
+                    }
+                    Err(e) => failed = Some(format!("{origin}: sync daemon: start the {}: {e}", describe(d))),
+                },
+            }
+        }
+        self.sync.running = self.backend.daemons().unwrap_or(running);
+        match failed {
+            Some(e) => self.sync_error(e),
+            None => self.sync.error = None,
+        }
+    }
+
+    fn sync_error(&mut self, e: String) {
+        // Once per distinct error: a resync every few seconds must not flood the log.
+        if self.sync.error.as_deref() != Some(e.as_str()) {
+            tracing::error!("{e}");
+            self.events.push("sync_daemon_error", e.clone());
+        }
+        self.sync.error = Some(e);
+    }
+
+    /// Reconcile with the current role (start, reload, periodic resync).
+    pub(super) fn sync_daemons_reconcile(&mut self) {
+        let master = self.sync_master_now();
+        self.sync_daemons_apply(master);
+    }
+
+    /// The daemons follow their VRRP instance: the master daemon runs while it is master.
+    pub(super) fn follow_sync_daemon(&mut self, ts: &[Transition]) {
+        let Some(sd) = &self.policy.model.sync_daemon else { return };
+        let Some(name) = sd.instance.clone() else { return };
+        let held = |i: &str| self.sync.preempt.as_ref().is_some_and(|p| p.0.iter().any(|h| h == i));
+        let Some(t) = ts.iter().rev().find(|t| t.instance == name || held(&t.instance)) else { return };
+        if t.to == State::Initialize && self.sync.stopping {
+            // lvsd stops: `sync_daemons_stop` lets the master daemon flush first.
+            return;
+        }
+        if let Some((i, m, w)) = self.sync.preempt.take() {
+            let waited = w.started().elapsed().as_secs_f64();
+            self.events.push(
+                "preempt_wait",
+                format!(
+                    "{}: {} {} -> {} while the preemption of {m} waited ({waited:.1} s): wait ended",
+                    i.join(", "),
+                    t.instance,
+                    t.from,
+                    t.to
+                ),
+            );
+        }
+        self.sync_daemons_apply(t.to == State::Master);
+    }
+
+    /// The heartbeat holds a preemption: watch the table until it settles (or the bound).
+    pub(super) fn on_preempt_held(&mut self, instance: String, master: std::net::IpAddr, priority: u8, bound: std::time::Duration) {
+        self.events.push(
+            "preempt_wait",
+            format!(
+                "{instance}: would preempt {master} (priority {priority}); waiting up to {:.1} s for the connection table to fill from its sync daemon",
+                bound.as_secs_f64()
+            ),
+        );
+        if let Some((held, _, _)) = self.sync.preempt.as_mut() {
+            // Another member of the group: released with the first.
+            if !held.contains(&instance) {
+                held.push(instance);
+            }
+            return;
+        }
+        // The backup daemon should run already; make sure (it fills the table).
+        self.sync_daemons_reconcile();
+        let now = std::time::Instant::now();
+        self.sync.preempt = Some((vec![instance], master, PreemptWait::new(now, bound, preempt_sync::SETTLE)));
+    }
+
+    /// A new count (or none) for a held preemption: release it when the rule says so.
+    fn sync_preempt_poll(&mut self) {
+        let kernel = self.opts.backend_name == "kernel";
+        let fresh = self.sync.conns.filter(|_| self.sync.conns_error.is_none()).map(|(c, _)| c.established);
+        let Some((instance, master, w)) = self.sync.preempt.as_mut() else { return };
+        let now = std::time::Instant::now();
+        // The in-memory backend has no connections: an empty table, which settles.
+        let count = if kernel { fresh } else { Some(0) };
+        let verdict = match count {
+            Some(n) => {
+                w.sample(now, n);
+                w.poll(now)
+            }
+            None => w.poll_blind(now),
+        };
+        let Some(release) = verdict else { return };
+        let (instances, master) = (instance.clone(), *master);
+        self.sync.preempt = None;
+        self.events.push("preempt_wait", format!("{}: {release}: preempting {master}", instances.join(", ")));
+        for instance in instances {
+            if let Some(h) = &self.heartbeat
+                && let Err(e) = h.send(super::heartbeat::Command::ReleasePreempt(instance.clone()))
+            {
+                self.events.push("vrrp_error", format!("{instance}: release of the held preemption not sent: {e}"));
+            }
+        }
+    }
+
+    /// On exit: stop the daemons this process started. A master daemon keeps up to 2 s of
+    /// changes in its buffer (IPVS_SYNC_FLUSH_TIME) and drops them when stopped, so it is
+    /// given that long first: the connections opened just before the stop reach the backup.
+    pub(super) async fn sync_daemons_stop(&mut self) {
+        if self.sync.started.contains(&DaemonState::Master) {
+            tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        }
+        for s in std::mem::take(&mut self.sync.started) {
+            match self.backend.stop_daemon(s) {
+                Ok(()) => self.events.push("sync_daemon", format!("stopped the {} sync daemon (lvsd stops)", state_name(s))),
+                Err(e) => tracing::warn!("stopping the {} sync daemon: {e}", state_name(s)),
+            }
+        }
+    }
+
+    /// Count the local connection table off the loop; the result comes back on `tx`.
+    pub(super) fn sync_count(&mut self, tx: &tokio::sync::mpsc::UnboundedSender<Result<ConnCounts, String>>) {
+        if self.opts.backend_name != "kernel" {
+            self.sync_preempt_poll();
+        }
+        if self.policy.model.sync_daemon.is_none() || self.opts.backend_name != "kernel" || self.sync.reading {
+            return;
+        }
+        self.sync.reading = true;
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(read_conns());
+        });
+    }
+
+    pub(super) fn on_sync_count(&mut self, r: Result<ConnCounts, String>) {
+        self.sync.reading = false;
+        match r {
+            Ok(c) => {
+                self.sync.conns = Some((c, super::now_secs()));
+                self.sync.conns_error = None;
+            }
+            Err(e) => self.sync.conns_error = Some(e),
+        }
+        self.sync_preempt_poll();
+    }
+
+    pub(super) fn sync_status(&self) -> Value {
+        self.sync.status(self.policy.model.sync_daemon.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> SyncDaemon {
+        SyncDaemon::new(DaemonState::Backup, "eth0", 7)
+    }
+    fn d(s: DaemonState, ifname: &str, id: u32) -> SyncDaemon {
+        SyncDaemon::new(s, ifname, id)
+    }
+
+    #[test]
+    fn the_master_runs_both_daemons_the_backup_only_its_own() {
+        assert_eq!(wanted(&base(), true).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Master, DaemonState::Backup]);
+        assert_eq!(wanted(&base(), false).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Backup]);
+    }
+
+    #[test]
+    fn becoming_master_starts_the_master_daemon_and_keeps_the_backup_one() {
+        let running = [d(DaemonState::Backup, "eth0", 7)];
+        assert_eq!(plan(&wanted(&base(), true), &running, &base()), [DaemonOp::Start(d(DaemonState::Master, "eth0", 7))]);
+    }
+
+    #[test]
+    fn losing_mastership_stops_only_the_master_daemon() {
+        let running = [d(DaemonState::Master, "eth0", 7), d(DaemonState::Backup, "eth0", 7)];
+        assert_eq!(plan(&wanted(&base(), false), &running, &base()), [DaemonOp::Stop(d(DaemonState::Master, "eth0", 7))]);
+        // Nothing to do when it already matches.
+        assert!(plan(&wanted(&base(), true), &running, &base()).is_empty());
+    }
+
+    #[test]
+    fn a_foreign_daemon_is_left_alone_unless_its_state_is_needed() {
+        // Someone else's master daemon (other id): a backup node leaves it be.
+        let running = [d(DaemonState::Master, "eth1", 9)];
+        assert_eq!(plan(&wanted(&base(), false), &running, &base()), [DaemonOp::Start(d(DaemonState::Backup, "eth0", 7))]);
+        // A master node needs that state: it is replaced, stop first.
+        assert_eq!(
+            plan(&wanted(&base(), true), &running, &base()),
+            [
+                DaemonOp::Stop(d(DaemonState::Master, "eth1", 9)),
+                DaemonOp::Start(d(DaemonState::Master, "eth0", 7)),
+                DaemonOp::Start(d(DaemonState::Backup, "eth0", 7)),
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_left_unset_take_the_kernels_defaults() {
+        let mut have = d(DaemonState::Backup, "eth0", 7);
+        have.sync_maxlen = Some(1472);
+        have.mcast_port = Some(8848);
+        assert!(matches(&have, &base()));
+        let mut other = base();
+        other.mcast_port = Some(9000);
+        assert!(!matches(&have, &other));
+    }
+
+    const SAMPLE: &str = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires\n\
+TCP C6336414 A1B2 CB00710A 0050 C6336415 0050 ESTABLISHED Local      899\n\
+TCP C6336415 A1B3 CB00710A 0050 C6336416 0050 ESTABLISHED Sync       880\n\
+TCP C6336416 A1B4 CB00710A 0050 C6336416 0050 FIN_WAIT    Sync        60\n\
+TCP 2001:0db8:0000:0000:0000:0000:0000:0001 A1B2 2001:0db8:0000:0000:0000:0000:0000:0064 0050 2001:0db8:0000:0000:0000:0000:0000:0015 0050 ESTABLISHED Sync 700\n\
+UDP C6336414 0035 CB00710A 0035 C6336415 0035 UDP         Local      120\n";
+
+    #[test]
+    fn the_kernels_table_is_counted_by_origin_and_state() {
+        let c = count_conns(SAMPLE);
+        assert_eq!(c, ConnCounts { total: 5, synced: 3, established: 3, malformed: 0 });
+        assert_eq!(count_conns(""), ConnCounts::default());
+    }
+
+    #[test]
+    fn bad_lines_are_counted_never_fatal() {
+        let c = count_conns("TCP C6336414 A1B2\nTCP a b c d e f ESTABLISHED Elsewhere 9\n\u{0}\u{ff}\n");
+        assert_eq!(c.malformed, 3);
+        assert_eq!(c.total, 0);
+        assert_eq!(parse_conn_line("TCP a b"), Err(ConnLineError::Fields(3)));
+        assert!(matches!(parse_conn_line("TCP a b c d e f S Elsewhere 9"), Err(ConnLineError::Origin(_))));
+    }
+}
