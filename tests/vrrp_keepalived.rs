@@ -7,7 +7,6 @@ use common::Daemon;
 use common::keepalived::{Keepalived, keepalived_available};
 use lvsd::net::netns::Lan;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 struct Case {
     name: &'static str,
@@ -61,17 +60,6 @@ fn has_vip(lan: &Lan, host: usize, c: &Case) -> bool {
     lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains(&format!("{} ", vip(c)).replace(' ', "/"))
 }
 
-fn wait(what: &str, mut cond: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out: {what}\n{}", log());
-}
-
 fn run_case(c: &Case) {
     let lan = Lan::new("lvka", 2).unwrap();
     for h in 0..2 {
@@ -83,10 +71,14 @@ fn run_case(c: &Case) {
 
     // 1. keepalived (100) alone becomes master; lvsd (150) joins and preempts.
     let k = Keepalived::start(lan.host(1), &keepalived_conf(c, 100));
-    wait(&format!("{}: keepalived master", c.name), || has_vip(&lan, 1, c), || k.log());
+    common::wait_until(&format!("{}: keepalived master", c.name), || has_vip(&lan, 1, c), || k.log());
     let mut l = Daemon::start_in(Some(&ns(0)), &lvsd_policy(c, 150), "lvs01", &[]);
-    wait(&format!("{}: lvsd preempts", c.name), || has_vip(&lan, 0, c) && !has_vip(&lan, 1, c), || format!("{}\n{}", l.log(), k.log()));
-    wait(&format!("{}: keepalived backup", c.name), || k.state("VI_1").as_deref() == Some("backup"), || k.log());
+    common::wait_until(
+        &format!("{}: lvsd preempts", c.name),
+        || has_vip(&lan, 0, c) && !has_vip(&lan, 1, c),
+        || format!("{}\n{}", l.log(), k.log()),
+    );
+    common::wait_until(&format!("{}: keepalived backup", c.name), || k.state("VI_1").as_deref() == Some("backup"), || k.log());
     assert_eq!(l.vrrp_state("VI_1"), "master");
 
     // tcpdump on the keepalived side decodes our adverts as expected.
@@ -114,23 +106,23 @@ fn run_case(c: &Case) {
 
     // 2. lvsd killed: keepalived takes over.
     l.kill9();
-    wait(&format!("{}: keepalived takes over", c.name), || has_vip(&lan, 1, c), || k.log());
+    common::wait_until(&format!("{}: keepalived takes over", c.name), || has_vip(&lan, 1, c), || k.log());
     // 3. lvsd back: it removes its stale VIP and preempts again.
     let mut l = l.restart(Some(&ns(0)), "lvs01", &[]);
-    wait(
+    common::wait_until(
         &format!("{}: lvsd preempts again", c.name),
         || has_vip(&lan, 0, c) && !has_vip(&lan, 1, c),
         || format!("{}\n{}", l.log(), k.log()),
     );
     // 4. lvsd stops gracefully: keepalived takes over at once (priority 0).
     assert_eq!(l.stop(), 0);
-    wait(&format!("{}: keepalived after graceful stop", c.name), || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c), || k.log());
+    common::wait_until(&format!("{}: keepalived after graceful stop", c.name), || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c), || k.log());
     drop(k);
 
     // 5. Roles swapped: keepalived 200 master, lvsd 150 backup; keepalived stops -> lvsd.
     let k = Keepalived::start(lan.host(1), &keepalived_conf(c, 200));
     let l = Daemon::start_in(Some(&ns(0)), &lvsd_policy(c, 150), "lvs01", &[]);
-    wait(
+    common::wait_until(
         &format!("{}: keepalived 200 master", c.name),
         || has_vip(&lan, 1, c) && !has_vip(&lan, 0, c),
         || format!("{}\n{}", l.log(), k.log()),
@@ -139,7 +131,7 @@ fn run_case(c: &Case) {
     let st = l.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 200, "{st}");
     k.signal(libc::SIGTERM);
-    wait(&format!("{}: lvsd takes over from keepalived", c.name), || has_vip(&lan, 0, c), || l.log());
+    common::wait_until(&format!("{}: lvsd takes over from keepalived", c.name), || has_vip(&lan, 0, c), || l.log());
     assert_eq!(l.vrrp_state("VI_1"), "master");
     let dropped = &l.status()["vrrp"][0]["dropped"];
     assert!(dropped.as_object().unwrap().is_empty(), "keepalived's adverts all pass our checks: {dropped}");

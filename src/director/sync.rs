@@ -43,18 +43,6 @@ pub fn describe(d: &SyncDaemon) -> String {
     format!("{} sync daemon on {} id {}", state_name(d.state), d.interface, d.sync_id)
 }
 
-/// True when the running daemon `have` is what `want` asks for. Settings `want` leaves unset
-/// take the kernel's defaults, so only the ones it sets are compared.
-pub fn matches(have: &SyncDaemon, want: &SyncDaemon) -> bool {
-    have.state == want.state
-        && have.interface == want.interface
-        && have.sync_id == want.sync_id
-        && want.sync_maxlen.is_none_or(|v| have.sync_maxlen == Some(v))
-        && want.mcast_group.is_none_or(|v| have.mcast_group == Some(v))
-        && want.mcast_port.is_none_or(|v| have.mcast_port == Some(v))
-        && want.mcast_ttl.is_none_or(|v| have.mcast_ttl == Some(v))
-}
-
 fn with_state(d: &SyncDaemon, state: DaemonState) -> SyncDaemon {
     SyncDaemon { state, ..d.clone() }
 }
@@ -81,13 +69,13 @@ pub fn plan(want: &[SyncDaemon], running: &[SyncDaemon], base: &SyncDaemon) -> V
         let have = running.iter().find(|d| d.state == s);
         let w = want.iter().find(|d| d.state == s);
         match (have, w) {
-            (Some(h), Some(w)) if !matches(h, w) => {
+            (Some(h), Some(w)) if !h.satisfies(w) => {
                 stops.push(DaemonOp::Stop(h.clone()));
                 starts.push(DaemonOp::Start(w.clone()));
             }
             (Some(_), Some(_)) => {}
             (None, Some(w)) => starts.push(DaemonOp::Start(w.clone())),
-            (Some(h), None) if matches(h, &with_state(base, s)) => stops.push(DaemonOp::Stop(h.clone())),
+            (Some(h), None) if h.satisfies(&with_state(base, s)) => stops.push(DaemonOp::Stop(h.clone())),
             (Some(_), None) | (None, None) => {}
         }
     }
@@ -400,10 +388,10 @@ mod tests {
         let mut have = d(DaemonState::Backup, "eth0", 7);
         have.sync_maxlen = Some(1472);
         have.mcast_port = Some(8848);
-        assert!(matches(&have, &base()));
+        assert!(have.satisfies(&base()));
         let mut other = base();
         other.mcast_port = Some(9000);
-        assert!(!matches(&have, &other));
+        assert!(!have.satisfies(&other));
     }
 
     const SAMPLE: &str = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires\n\

@@ -496,18 +496,6 @@ fn apply_error(e: KernelError) -> ApplyError {
     }
 }
 
-/// True when the running daemon `have` is what `want` asks for. Settings `want` leaves
-/// unset take the kernel's defaults, so only the ones it sets are compared.
-fn daemon_matches(have: &SyncDaemon, want: &SyncDaemon) -> bool {
-    have.state == want.state
-        && have.interface == want.interface
-        && have.sync_id == want.sync_id
-        && want.sync_maxlen.is_none_or(|v| have.sync_maxlen == Some(v))
-        && want.mcast_group.is_none_or(|v| have.mcast_group == Some(v))
-        && want.mcast_port.is_none_or(|v| have.mcast_port == Some(v))
-        && want.mcast_ttl.is_none_or(|v| have.mcast_ttl == Some(v))
-}
-
 /// Make the connection sync daemons match `want`: exactly that daemon runs (a daemon of the
 /// other state is stopped, one of the same state with other settings restarted); with
 /// `None`, whatever runs is left alone (it may not be ours). Returns what was done.
@@ -515,16 +503,16 @@ pub fn sync_daemon(k: &mut Kernel, want: Option<&SyncDaemon>) -> Result<Vec<Stri
     let Some(want) = want else { return Ok(Vec::new()) };
     let mut done = Vec::new();
     let running = k.daemons()?;
-    if running.iter().any(|d| daemon_matches(d, want)) && running.len() == 1 {
+    if running.iter().any(|d| d.satisfies(want)) && running.len() == 1 {
         return Ok(done);
     }
     for d in &running {
-        if !daemon_matches(d, want) {
+        if !d.satisfies(want) {
             k.stop_daemon(d.state)?;
             done.push(format!("stop {} sync daemon on {} id {}", state_name(d.state), d.interface, d.sync_id));
         }
     }
-    if !running.iter().any(|d| daemon_matches(d, want)) {
+    if !running.iter().any(|d| d.satisfies(want)) {
         k.start_daemon(want)?;
         done.push(format!("start {} sync daemon on {} id {}", state_name(want.state), want.interface, want.sync_id));
     }
@@ -563,10 +551,10 @@ mod tests {
         have.sync_maxlen = Some(1472);
         have.mcast_port = Some(8848);
         let want = SyncDaemon::new(DaemonState::Master, "eth0", 7);
-        assert!(daemon_matches(&have, &want));
+        assert!(have.satisfies(&want));
         let mut other_port = want.clone();
         other_port.mcast_port = Some(9000);
-        assert!(!daemon_matches(&have, &other_port));
-        assert!(!daemon_matches(&have, &SyncDaemon::new(DaemonState::Backup, "eth0", 7)));
+        assert!(!have.satisfies(&other_port));
+        assert!(!have.satisfies(&SyncDaemon::new(DaemonState::Backup, "eth0", 7)));
     }
 }

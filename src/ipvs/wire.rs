@@ -386,6 +386,18 @@ pub struct SyncDaemon {
 }
 
 impl SyncDaemon {
+    /// True when this running daemon is what `want` asks for. Settings `want` leaves unset
+    /// take the kernel's defaults, so only the ones it sets are compared.
+    pub fn satisfies(&self, want: &SyncDaemon) -> bool {
+        self.state == want.state
+            && self.interface == want.interface
+            && self.sync_id == want.sync_id
+            && want.sync_maxlen.is_none_or(|v| self.sync_maxlen == Some(v))
+            && want.mcast_group.is_none_or(|v| self.mcast_group == Some(v))
+            && want.mcast_port.is_none_or(|v| self.mcast_port == Some(v))
+            && want.mcast_ttl.is_none_or(|v| self.mcast_ttl == Some(v))
+    }
+
     pub fn new(state: DaemonState, interface: &str, sync_id: u32) -> SyncDaemon {
         SyncDaemon {
             state,
