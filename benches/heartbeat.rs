@@ -28,9 +28,12 @@
 //! Prints figures; asserts nothing about time. Every wait is bounded, daemons are killed with
 //! the benchmark (PR_SET_PDEATHSIG) and the namespaces are deleted on drop.
 
+#[path = "../tests/common/lan.rs"]
+mod lan;
 mod support;
 
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lan::Lan;
+use lvsd::net::netns::privileged_or_skip;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;

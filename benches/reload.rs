@@ -23,7 +23,8 @@ mod common;
 mod support;
 
 use common::Daemon;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use common::lan::Lan;
+use lvsd::net::netns::privileged_or_skip;
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

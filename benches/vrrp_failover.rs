@@ -19,7 +19,8 @@ mod support;
 
 use common::Daemon;
 use common::keepalived::Keepalived;
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
+use common::lan::Lan;
+use lvsd::net::netns::{Netns, privileged_or_skip};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use support::{Capture, Frame, Kind, mmm, ms, now};

@@ -4,8 +4,9 @@
 //! and every bad generation is reported.
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lvsd::net::netns::privileged_or_skip;
 use std::time::{Duration, Instant};
 
 const SPIN: &str = "while true do pcall(function() while true do end end) end";

@@ -7,8 +7,9 @@
 //! raw sockets), run in namespaces of their own on the same LAN.
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
+use lvsd::net::netns::{Netns, privileged_or_skip};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;

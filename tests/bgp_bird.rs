@@ -4,8 +4,9 @@
 //! director announcing it (`merge paths on`).
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, Netns, cannot_run, privileged_or_skip};
+use lvsd::net::netns::{Netns, cannot_run, privileged_or_skip};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

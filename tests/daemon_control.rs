@@ -397,7 +397,7 @@ fn metrics_of_a_running_vrrp_instance() {
     if !lvsd::net::netns::privileged_or_skip("metrics_of_a_running_vrrp_instance") {
         return;
     }
-    let lan = lvsd::net::netns::Lan::new("lcm", 1).unwrap();
+    let lan = common::lan::Lan::new("lcm", 1).unwrap();
     let ns = lan.host(0);
     ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
     ns.ip(&["link", "set", "lo", "up"]).unwrap();

@@ -3,8 +3,9 @@
 //! (network namespaces on a bridge), in-memory IPVS, listeners of the test's own as reals.
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lvsd::net::netns::privileged_or_skip;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::time::Duration;

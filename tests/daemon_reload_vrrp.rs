@@ -3,8 +3,9 @@
 //! applied; SIGTERM is not held by it.
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lvsd::net::netns::privileged_or_skip;
 use std::time::{Duration, Instant};
 
 fn lan() -> Lan {

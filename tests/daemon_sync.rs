@@ -4,8 +4,9 @@
 //! plain records, so the test sees what lvsd asked for).
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lvsd::net::netns::privileged_or_skip;
 use serde_json::Value;
 
 fn daemons(d: &Daemon) -> (bool, bool) {

@@ -5,7 +5,8 @@
 mod common;
 use common::Daemon;
 use common::keepalived::{Keepalived, keepalived_available};
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip, unique_name};
+use common::lan::Lan;
+use lvsd::net::netns::{Netns, privileged_or_skip, unique_name};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

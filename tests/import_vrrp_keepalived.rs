@@ -7,9 +7,9 @@ mod common;
 mod import_support;
 
 use common::keepalived::{Keepalived, keepalived_available};
+use common::lan::Lan;
 use common::{Daemon, wait_until as wait};
 use import_support::{fixture, pair};
-use lvsd::net::netns::Lan;
 use std::time::Duration;
 
 const VIP: &str = "198.51.100.123";

@@ -1,13 +1,16 @@
 //! Gratuitous ARP and unsolicited NA, seen on the wire by a packet socket in another
 //! namespace and accepted by that namespace's kernel (root only).
 
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::lan::Lan;
 use lvsd::net::addr::{self, Vip};
 use lvsd::net::garp::{self, Announcer};
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
+use lvsd::net::netns::{Netns, privileged_or_skip};
 use lvsd::net::{link, sysctl};
 use socket2::{Domain, Protocol, Socket, Type};
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 mod common;
 use common::keepalived::{Keepalived, keepalived_available};
 
+use common::lan::Lan;
 use lvsd::net::addr::{self, Vip};
-use lvsd::net::netns::{Lan, Netns};
+use lvsd::net::netns::Netns;
 use lvsd::net::vrrp_socket::{VRRP_GROUP_V4, VRRP_GROUP_V6};
 use lvsd::net::{Family, Mode, RecvMeta, VrrpSocket, link};
 

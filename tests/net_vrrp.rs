@@ -1,10 +1,13 @@
 //! Raw VRRP sockets between network namespaces on a bridge (root only).
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
+use common::lan::Lan;
 use lvsd::net::addr::{self, Vip};
-use lvsd::net::netns::{Lan, Netns, privileged_or_skip};
+use lvsd::net::netns::{Netns, privileged_or_skip};
 use lvsd::net::vrrp_socket::{VRRP_GROUP_V4, VRRP_GROUP_V6};
 use lvsd::net::{Family, Mode, RecvMeta, VrrpSocket, link};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};

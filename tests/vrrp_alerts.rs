@@ -3,7 +3,8 @@
 
 mod common;
 use common::Daemon;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use common::lan::Lan;
+use lvsd::net::netns::privileged_or_skip;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;

@@ -5,7 +5,7 @@
 mod common;
 use common::Daemon;
 use common::keepalived::{Keepalived, keepalived_available};
-use lvsd::net::netns::Lan;
+use common::lan::Lan;
 use std::process::Command;
 
 struct Case {

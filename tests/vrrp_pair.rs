@@ -2,8 +2,9 @@
 //! SIGKILL, graceful handover, preemption and nopreempt, interface fault, sync groups.
 
 mod common;
+use common::lan::Lan;
 use common::*;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use lvsd::net::netns::privileged_or_skip;
 
 /// One policy for both nodes; VRRPv3 at 0.2 s keeps the test short (Master_Down_Interval
 /// about 0.7 s).

@@ -4,7 +4,8 @@
 
 mod common;
 use common::Daemon;
-use lvsd::net::netns::{Lan, privileged_or_skip};
+use common::lan::Lan;
+use lvsd::net::netns::privileged_or_skip;
 use lvsd::vrrp::packet::{Advert, Auth, Endpoints, Version};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;

@@ -171,56 +171,6 @@ pub fn attach(ns: &Netns, ifname: &str, bridge: &str) -> Result<(), NetnsError> 
     Ok(())
 }
 
-/// A switch (a namespace holding bridge `br0`) and hosts, each with an `eth0` plugged into
-/// the bridge. IPv6 duplicate address detection is off in the hosts so link-local and
-/// test addresses are usable at once. Everything is deleted on drop.
-#[derive(Debug)]
-pub struct Lan {
-    /// Dropped before the switch.
-    pub hosts: Vec<Netns>,
-    pub switch: Netns,
-}
-
-impl Lan {
-    /// `prefix` keeps names short and recognisable: `<prefix>-<pid>-<n>`.
-    pub fn new(prefix: &str, hosts: usize) -> Result<Self, NetnsError> {
-        let switch = Netns::create(&unique_name(&format!("{prefix}s")))?;
-        // The switch has no addresses of its own: keep its ports quiet (no IPv6 link-local,
-        // no DAD or MLD packets of its own on the wire that tests capture).
-        let key = super::sysctl::SysctlKey::ipv6_conf("default", "disable_ipv6").expect("static key");
-        switch.run(|| super::sysctl::write(&key, "1"))?.map_err(|e| NetnsError::Failed {
-            cmd: format!("sysctl {key}=1 in {}", switch.name()),
-            status: "error".into(),
-            stderr: e.to_string(),
-        })?;
-        bridge(&switch, "br0")?;
-        let mut lan = Lan { hosts: Vec::new(), switch };
-        for i in 0..hosts {
-            let host = Netns::create(&unique_name(&format!("{prefix}h")))?;
-            lan.hosts.push(host);
-            let host = &lan.hosts[i];
-            for conf in ["all", "default"] {
-                let key = super::sysctl::SysctlKey::ipv6_conf(conf, "accept_dad").expect("static key");
-                host.run(|| super::sysctl::write(&key, "0"))?.map_err(|e| NetnsError::Failed {
-                    cmd: format!("sysctl {key}=0 in {}", host.name()),
-                    status: "error".into(),
-                    stderr: e.to_string(),
-                })?;
-            }
-            let port = format!("p{i}");
-            host.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", lan.switch.name()])?;
-            attach(&lan.switch, &port, "br0")?;
-            lan.switch.ip(&["link", "set", &port, "up"])?;
-            host.ip(&["link", "set", "eth0", "up"])?;
-        }
-        Ok(lan)
-    }
-
-    pub fn host(&self, i: usize) -> &Netns {
-        &self.hosts[i]
-    }
-}
-
 /// Whether privileged (root + netns) tests can run here. When they cannot, print why and
 /// return `false` so the test returns early — unless `LVSD_REQUIRE_PRIVILEGED=1`, in which
 /// case a test that cannot run is a failure (panics).

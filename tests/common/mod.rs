@@ -3,6 +3,7 @@
 
 pub mod fuzz;
 pub mod keepalived;
+pub mod lan;
 pub mod vm;
 
 use std::io::{BufRead, BufReader, Write};
