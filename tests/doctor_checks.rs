@@ -10,7 +10,6 @@ use lvsd::net::netns::{Netns, privileged_or_skip, unique_name};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// `lvsd doctor --json ARGS` inside `ns`: (exit code, findings).
 fn doctor(ns: &Netns, args: &[&str]) -> (i32, Vec<Value>) {
@@ -181,17 +180,6 @@ fn ip_forward_off_with_a_nat_service_and_reals_reachability() {
     assert_eq!(levels(&f, "forward"), ["PASS"], "{f:#?}");
 }
 
-fn wait(what: &str, mut cond: impl FnMut() -> bool, log: impl Fn() -> String) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out: {what}\n{}", log());
-}
-
 fn keepalived_conf(vrid: u8, pass: &str) -> String {
     format!(
         "global_defs {{\n router_id K\n vrrp_version 2\n}}\nvrrp_instance VI_1 {{\n state MASTER\n interface eth0\n virtual_router_id {vrid}\n priority 100\n advert_int 1\n authentication {{\n auth_type PASS\n auth_pass {pass}\n }}\n virtual_ipaddress {{\n 192.0.2.100\n }}\n}}\n"
@@ -216,7 +204,7 @@ fn keepalived_peer_matching_then_vrid_and_auth_mismatch() {
         (51, "2222", Some("192.0.2.2 uses a different password")),
     ] {
         let k = Keepalived::start(lan.host(1), &keepalived_conf(vrid, pass));
-        wait("keepalived master", || k.state("VI_1").as_deref() == Some("master"), || k.log());
+        common::wait_until("keepalived master", || k.state("VI_1").as_deref() == Some("master"), || k.log());
         let (_, f) = doctor(lan.host(0), &args);
         match expect {
             None => {
@@ -243,7 +231,11 @@ fn two_lvsd_masters_seen_from_a_third_namespace() {
     // Different passwords: each drops the other's adverts and both become master.
     let a = Daemon::start_in(Some(lan.host(0).name()), VRRP_POLICY, "a", &[]);
     let b = Daemon::start_in(Some(lan.host(1).name()), &VRRP_POLICY.replace("1111", "2222"), "b", &[]);
-    wait("both masters", || a.vrrp_state("VI_1") == "master" && b.vrrp_state("VI_1") == "master", || format!("{}\n{}", a.log(), b.log()));
+    common::wait_until(
+        "both masters",
+        || a.vrrp_state("VI_1") == "master" && b.vrrp_state("VI_1") == "master",
+        || format!("{}\n{}", a.log(), b.log()),
+    );
     let dir = state_dir();
     let p = policy_file(&dir, VRRP_POLICY);
     let (code, f) = doctor(lan.host(2), &["-p", &p, "--listen", "3", "--control", "/nonexistent/lvsd.sock"]);
