@@ -1,6 +1,7 @@
 //! Fuzz target for BIRD's control-socket reply parser (src/bgp/birdc.rs, compiled alone):
 //! any bytes, cut into chunks anywhere, decode into replies or a typed error, never a panic;
-//! the same bytes give the same replies whole or in chunks.
+//! the same bytes give the same replies whole or in chunks; the protocol and BFD readers take
+//! every reply.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -33,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for r in chunked.iter() {
         let _ = birdc::protocols(r);
+        let _ = birdc::bfd_sessions(r);
     }
     if let Ok(w) = whole {
         assert!(!failed, "whole bytes parse, chunks fail");
