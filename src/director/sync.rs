@@ -7,6 +7,10 @@
 //! (the kernel allows one daemon of each state at once). keepalived switches one daemon for
 //! the other on each transition, so its new backup starts from an empty table.
 //!
+//! Scale-out (`lvsd.bgp` with a service that has `announce`): the router's ECMP may send any
+//! flow to any director, whatever VRRP says, so every director runs both daemons all the time
+//! and all of them share connections (`master_daemon_wanted`).
+//!
 //! lvsd stops on exit only the daemons it started. The local connection table is counted
 //! from `/proc/net/ip_vs_conn_sync` (the kernel has no netlink dump of connections) for
 //! status, metrics and the preemption wait.
@@ -18,6 +22,7 @@ use crate::vrrp::preempt_sync::{self, PreemptWait};
 use serde_json::{Value, json};
 
 mod conns;
+pub mod message;
 pub use conns::{ConnCounts, ConnLine, ConnLineError, count_conns, parse_conn_line};
 
 /// How often the local connection table is counted.
@@ -56,6 +61,24 @@ pub fn wanted(base: &SyncDaemon, master: bool) -> Vec<SyncDaemon> {
     }
     v.push(with_state(base, DaemonState::Backup));
     v
+}
+
+/// Whether the policy is scale-out: `lvsd.bgp` and at least one service announced over it.
+/// Every such director may receive any flow (the router's ECMP picks), so every one of them
+/// is active.
+pub fn scale_out(m: &crate::model::Model) -> bool {
+    m.bgp.is_some() && m.services.iter().any(|s| s.announce.is_some())
+}
+
+/// Whether this node runs the master daemon (besides the backup daemon, which runs always).
+/// The rule: a director sends its connections while it may receive traffic.
+/// - scale-out: always, whatever `instance` says (VRRP does not decide which director the
+///   router sends a flow to; a draining director still serves its open connections, whose
+///   changes the others must keep getting);
+/// - no `instance` named: always (every node is taken to be active);
+/// - otherwise while the named instance is Master (`instance_state`: its state now).
+pub fn master_daemon_wanted(scale_out: bool, instance: Option<&str>, instance_state: Option<State>) -> bool {
+    scale_out || instance.is_none() || instance_state == Some(State::Master)
 }
 
 /// The ops that bring `running` to `want` (stops first: a state holds one daemon). A daemon
@@ -149,13 +172,12 @@ impl Director {
         crate::ipvs::cli::daemon_from_model(&self.policy.model)
     }
 
-    /// Whether this node runs the master daemon now: its instance is master (or none is named).
+    /// Whether this node runs the master daemon now (`master_daemon_wanted`).
     fn sync_master_now(&self) -> bool {
-        let Some(sd) = &self.policy.model.sync_daemon else { return false };
-        match &sd.instance {
-            None => true,
-            Some(name) => self.heartbeat.as_ref().and_then(|h| h.state_of(name)) == Some(State::Master),
-        }
+        let m = &self.policy.model;
+        let Some(sd) = &m.sync_daemon else { return false };
+        let state = sd.instance.as_ref().and_then(|name| self.heartbeat.as_ref().and_then(|h| h.state_of(name)));
+        master_daemon_wanted(scale_out(m), sd.instance.as_deref(), state)
     }
 
     /// Bring the daemons to what the node's role wants (start, reload, resync, transition).
@@ -236,7 +258,8 @@ impl Director {
                 ),
             );
         }
-        self.sync_daemons_apply(t.to == State::Master);
+        let master = master_daemon_wanted(scale_out(&self.policy.model), Some(&name), Some(t.to));
+        self.sync_daemons_apply(master);
     }
 
     /// The heartbeat holds a preemption: watch the table until it settles (or the bound).
@@ -351,6 +374,51 @@ mod tests {
     fn the_master_runs_both_daemons_the_backup_only_its_own() {
         assert_eq!(wanted(&base(), true).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Master, DaemonState::Backup]);
         assert_eq!(wanted(&base(), false).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Backup]);
+    }
+
+    #[test]
+    fn who_runs_the_master_daemon() {
+        use State::*;
+        // The pair: the named instance decides.
+        assert!(master_daemon_wanted(false, Some("VI_1"), Some(Master)));
+        for s in [Backup, Fault, Initialize] {
+            assert!(!master_daemon_wanted(false, Some("VI_1"), Some(s)), "{s:?}");
+        }
+        assert!(!master_daemon_wanted(false, Some("VI_1"), None));
+        // No instance: every node sends.
+        assert!(master_daemon_wanted(false, None, None));
+        // Scale-out: every director sends, whatever VRRP says.
+        for s in [None, Some(Backup), Some(Fault), Some(Initialize), Some(Master)] {
+            assert!(master_daemon_wanted(true, Some("VI_1"), s), "{s:?}");
+            assert!(master_daemon_wanted(true, None, s), "{s:?}");
+        }
+    }
+
+    fn policy(src: &str) -> crate::model::Model {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.lua");
+        std::fs::write(&p, src).unwrap();
+        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
+        crate::policy::load(&p, &opts).unwrap().model
+    }
+
+    #[test]
+    fn scale_out_is_bgp_with_an_announced_service() {
+        let bgp = r#"lvsd.bgp { local_as = 65001, neighbors = { { address = "192.0.2.1", as = 65000 } } }
+lvsd.sync_daemon { interface = "eth0", id = 7 }
+"#;
+        let svc = |announce: bool| {
+            format!(
+                r#"lvsd.service "web" {{ vip = "203.0.113.10:80", scheduler = "mh", announce = {announce}, reals = {{ "198.51.100.1:80" }} }}"#
+            )
+        };
+        assert!(scale_out(&policy(&format!("{bgp}{}", svc(true)))));
+        assert!(!scale_out(&policy(&format!("{bgp}{}", svc(false)))));
+        assert!(!scale_out(&policy(&format!("lvsd.sync_daemon {{ interface = \"eth0\" }}\n{}", svc(false)))));
+        // The whole chain: a scale-out director that is VRRP backup still runs both daemons.
+        let m = policy(&format!("{bgp}{}", svc(true)));
+        let want = wanted(&base(), master_daemon_wanted(scale_out(&m), Some("VI_1"), Some(State::Backup)));
+        assert_eq!(want.iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Master, DaemonState::Backup]);
     }
 
     #[test]
