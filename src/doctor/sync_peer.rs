@@ -212,7 +212,7 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
             )),
             Ok(msg) if msg.sync_id == sd.id => out.push(Finding::pass(
                 CHECK,
-                format!("sync messages from {from} with syncid {} (ours): {} connection(s) in the first", msg.sync_id, msg.conns.len()),
+                format!("sync messages from {from} with syncid {} (ours): {} connection entries in the first", msg.sync_id, msg.conns.len()),
             )),
             Ok(msg) if sd.id == 0 => out.push(Finding::fail(
                 CHECK,
