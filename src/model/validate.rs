@@ -272,6 +272,17 @@ pub fn warnings(m: &Model) -> Vec<ModelError> {
                 ),
             ));
         }
+        // The kernel clears a real's overload flag below l_threshold, and only sets it above
+        // u_threshold: alone, a lower threshold does nothing (keepalived accepts it silently).
+        for r in s.reals.iter().filter(|r| r.lower_threshold != 0 && r.upper_threshold == 0) {
+            out.push(ModelError::new(
+                &s.origin,
+                format!(
+                    "warning: service '{}': real server {}: lower_threshold {} has no effect without upper_threshold",
+                    s.name, r.addr, r.lower_threshold
+                ),
+            ));
+        }
     }
     if let Some(b) = &m.bgp
         && !m.services.iter().any(|s| s.announce.is_some())
