@@ -89,7 +89,14 @@ impl Client {
             }
             _ => ControlError::Io { path: self.path.clone(), source },
         };
-        self.writer.write_all(&encode_request(command)).map_err(io)?;
+        // A daemon that refuses us (we are not root) answers and closes at once: our write may
+        // then find the connection closed, but its answer is still there to be read.
+        let sent = self.writer.write_all(&encode_request(command));
+        if let Err(e) = sent
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(io(e));
+        }
         let mut answer = Vec::new();
         (&mut self.reader).take(MAX_RESPONSE).read_until(b'\n', &mut answer).map_err(io)?;
         if answer.is_empty() {
@@ -131,5 +138,18 @@ mod tests {
         client.set_timeout(Duration::from_millis(200)).unwrap();
         let e = client.call(Command::Status).unwrap_err().to_string();
         assert!(e.contains("did not answer in time"), "{e}");
+    }
+
+    #[test]
+    fn a_refusal_sent_before_our_request_is_read_not_lost_to_a_broken_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lvsd.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut client = Client::connect(&path).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"permission denied: the control socket is root-only\"}\n").unwrap();
+        drop(server);
+        let r = client.call(Command::Status).unwrap();
+        assert_eq!(r.error.as_deref(), Some("permission denied: the control socket is root-only"));
     }
 }
