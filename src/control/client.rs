@@ -128,13 +128,19 @@ mod tests {
         assert_eq!(p.pid, std::process::id() as i32);
     }
 
-    #[test]
-    fn a_daemon_that_never_answers_is_reported_not_waited_for() {
+    /// A client connected to a server socket of our own, and the server's end.
+    fn connected() -> (tempfile::TempDir, Client, UnixStream) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lvsd.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let mut client = Client::connect(&path).unwrap();
-        let _held = listener.accept().unwrap();
+        let client = Client::connect(&path).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (dir, client, server)
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_is_reported_not_waited_for() {
+        let (_dir, mut client, _held) = connected();
         client.set_timeout(Duration::from_millis(200)).unwrap();
         let e = client.call(Command::Status).unwrap_err().to_string();
         assert!(e.contains("did not answer in time"), "{e}");
@@ -142,11 +148,7 @@ mod tests {
 
     #[test]
     fn a_refusal_sent_before_our_request_is_read_not_lost_to_a_broken_pipe() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("lvsd.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let mut client = Client::connect(&path).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
+        let (_dir, mut client, mut server) = connected();
         server.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"permission denied: the control socket is root-only\"}\n").unwrap();
         drop(server);
         let r = client.call(Command::Status).unwrap();
