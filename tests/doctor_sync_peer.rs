@@ -124,8 +124,8 @@ fn doctor_reports_the_peers_sync_id() {
     let (director, peer) = pair("dsq");
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.lua");
-    // No instance named: every director runs the master daemon, so the peer sends to this
-    // node whatever its role (the host kernel has no IPVS: the role is unknown here anyway).
+    // No instance named: every director forwards, so the peer sends to this node whatever its
+    // role (no lvsd runs here: the role is unknown anyway).
     std::fs::write(&policy, "lvsd.sync_daemon { interface = \"eth0\", id = 7 }\n").unwrap();
 
     for (id, level, text) in [(7, "PASS", "sync messages from 192.0.2.2 with syncid 7 (ours)"), (9, "FAIL", "with syncid 9, ours is 7")] {

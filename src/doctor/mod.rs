@@ -181,7 +181,7 @@ pub fn run(args: &Args) -> Result<Vec<Finding>, DoctorError> {
             } else {
                 Default::default()
             };
-            if let Some(p) = sync_peer::gather(m, &f.daemons, window) {
+            if let Some(p) = sync_peer::gather(m, &events::vrrp_states(&args.control), &f.daemons, window) {
                 out.extend(sync_peer::check(m, &p));
             }
         }

@@ -18,9 +18,10 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
 use super::Finding;
 use crate::director::sync::message::{self, SyncMessage, SyncMessageError};
-use crate::director::sync::{master_daemon_wanted, scale_out};
+use crate::director::sync::scale_out;
 use crate::ipvs::wire::{DaemonState, SyncDaemon};
 use crate::model::Model;
+use std::collections::BTreeMap;
 
 const CHECK: &str = "sync";
 /// The kernel's defaults (IP_VS_SYNC_GROUP, IP_VS_SYNC_PORT).
@@ -32,14 +33,13 @@ pub const MAX_LISTEN: Duration = Duration::from_secs(3);
 /// Upper bound on datagrams read, whatever arrives.
 const MAX_DATAGRAMS: usize = 64;
 
-/// This node's part, from its running daemons.
+/// This node's part: the state of the sync daemon's VRRP instance in the running lvsd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The master daemon runs here with the policy's settings.
     Master,
-    /// The daemons could be listed and no master daemon of ours runs.
+    /// Any other state.
     Backup,
-    /// The daemons could not be listed.
+    /// No lvsd answered, or the policy names no instance.
     Unknown,
 }
 
@@ -64,21 +64,30 @@ pub struct Listened {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub role: Role,
-    /// Every director runs the master daemon (scale-out, or no `instance`): peers send to
-    /// this node whatever its role.
+    /// Every director forwards (scale-out, or no `instance`): each one's master daemon sends
+    /// to this node whatever its role.
     pub all_send: bool,
     /// None: not listened, as this node is the master of a pair.
     pub listened: Option<Listened>,
 }
 
-/// This node's role from the running daemons (pure).
-pub fn role(daemons: &Result<Vec<SyncDaemon>, String>, sd: &crate::model::SyncDaemon) -> Role {
-    match daemons {
-        Err(_) => Role::Unknown,
-        Ok(ds) => {
-            let master = ds.iter().any(|d| d.state == DaemonState::Master && d.interface == sd.interface && d.sync_id == u32::from(sd.id));
-            if master { Role::Master } else { Role::Backup }
-        }
+/// This node's role (pure): from the running lvsd's VRRP states ("VI_1" -> "master"); when
+/// no lvsd answers, from the daemons: a master daemon of ours without a backup daemon is a
+/// master (keepalived's layout, or `lvsd run --once` on a node that starts as master), a
+/// backup daemon alone a backup. lvsd itself runs both on every node.
+pub fn role(vrrp_states: &BTreeMap<String, String>, daemons: &Result<Vec<SyncDaemon>, String>, sd: &crate::model::SyncDaemon) -> Role {
+    match sd.instance.as_ref().and_then(|i| vrrp_states.get(i)).map(String::as_str) {
+        Some("master") => return Role::Master,
+        Some(_) => return Role::Backup,
+        None => {}
+    }
+    let ours = |s: DaemonState| {
+        daemons.as_ref().is_ok_and(|ds| ds.iter().any(|d| d.state == s && d.interface == sd.interface && d.sync_id == u32::from(sd.id)))
+    };
+    match (ours(DaemonState::Master), ours(DaemonState::Backup)) {
+        (true, false) => Role::Master,
+        (false, true) => Role::Backup,
+        _ => Role::Unknown,
     }
 }
 
@@ -87,20 +96,25 @@ pub fn group(sd: &crate::model::SyncDaemon) -> SocketAddr {
     SocketAddr::new(sd.group.unwrap_or(IpAddr::V4(DEFAULT_GROUP)), sd.port.unwrap_or(DEFAULT_PORT))
 }
 
-/// Whether to listen (pure): not on the master of a pair, whose peer runs only the backup
-/// daemon and sends nothing.
+/// Whether to listen (pure): not on the master of a pair, whose peer forwards nothing and so
+/// sends nothing.
 pub fn should_listen(role: Role, all_send: bool) -> bool {
     all_send || role != Role::Master
 }
 
 /// Listen for up to `window` (capped at `MAX_LISTEN`; zero: not at all) when it is worth it.
-pub fn gather(m: &Model, daemons: &Result<Vec<SyncDaemon>, String>, window: Duration) -> Option<Facts> {
+pub fn gather(
+    m: &Model,
+    vrrp_states: &BTreeMap<String, String>,
+    daemons: &Result<Vec<SyncDaemon>, String>,
+    window: Duration,
+) -> Option<Facts> {
     let sd = m.sync_daemon.as_ref()?;
     if window.is_zero() {
         return None;
     }
-    let role = role(daemons, sd);
-    let all_send = master_daemon_wanted(scale_out(m), sd.instance.as_deref(), None);
+    let role = role(vrrp_states, daemons, sd);
+    let all_send = scale_out(m) || sd.instance.is_none();
     let mut f = Facts { role, all_send, listened: None };
     if should_listen(role, all_send) {
         let group = group(sd);
@@ -183,7 +197,7 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
     let Some(l) = &f.listened else {
         return vec![Finding::info(
             CHECK,
-            "the peer's sync messages not listened for: this node runs the master sync daemon, and the peer's backup daemon sends nothing to a master (run lvsd doctor on the backup)",
+            "the peer's sync messages not listened for: this node is the pair's master, and the backup forwards no connection, so it sends nothing (run lvsd doctor on the backup)",
         )];
     };
     let heard = match &l.heard {
@@ -234,9 +248,9 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
     }
     if reported.is_empty() {
         let who = match (f.all_send, f.role) {
-            (true, _) => "every director runs the master daemon here (scale-out, or no instance named)",
+            (true, _) => "every director forwards here (scale-out, or no instance named)",
             (false, Role::Backup) => "this node is backup",
-            (false, _) => "this node's role is unknown (the daemons could not be listed)",
+            (false, _) => "this node's role is unknown (no lvsd answered on the control socket, and the daemons do not tell)",
         };
         out.push(Finding::warn(
             CHECK,
@@ -296,15 +310,24 @@ lvsd.service "web" {{ vip = "203.0.113.10:80", reals = {{ "198.51.100.1:80" }} }
     }
 
     #[test]
-    fn the_role_comes_from_our_master_daemon() {
+    fn the_role_comes_from_the_instance_state() {
         let m = model(PAIR);
         let sd = m.sync_daemon.as_ref().unwrap();
-        let both = vec![SyncDaemon::new(DaemonState::Master, "eth0", 7), SyncDaemon::new(DaemonState::Backup, "eth0", 7)];
-        assert_eq!(role(&Ok(both), sd), Role::Master);
-        assert_eq!(role(&Ok(vec![SyncDaemon::new(DaemonState::Backup, "eth0", 7)]), sd), Role::Backup);
-        // Someone else's master daemon does not make this node the pair's master.
-        assert_eq!(role(&Ok(vec![SyncDaemon::new(DaemonState::Master, "eth1", 9)]), sd), Role::Backup);
-        assert_eq!(role(&Err("no IPVS".into()), sd), Role::Unknown);
+        let states = |i: &str, s: &str| BTreeMap::from([(i.to_string(), s.to_string())]);
+        let d = |s| SyncDaemon::new(s, "eth0", 7);
+        let both = Ok(vec![d(DaemonState::Master), d(DaemonState::Backup)]);
+        // The instance's state decides when lvsd answers (every lvsd node runs both daemons).
+        assert_eq!(role(&states("VI_1", "master"), &both, sd), Role::Master);
+        assert_eq!(role(&states("VI_1", "backup"), &both, sd), Role::Backup);
+        assert_eq!(role(&states("VI_1", "fault"), &both, sd), Role::Backup);
+        assert_eq!(role(&BTreeMap::new(), &both, sd), Role::Unknown);
+        // Another instance's mastership does not make this node the pair's master.
+        assert_eq!(role(&states("VI_2", "master"), &both, sd), Role::Unknown);
+        // No lvsd: one daemon of ours tells.
+        assert_eq!(role(&BTreeMap::new(), &Ok(vec![d(DaemonState::Master)]), sd), Role::Master);
+        assert_eq!(role(&BTreeMap::new(), &Ok(vec![d(DaemonState::Backup)]), sd), Role::Backup);
+        assert_eq!(role(&BTreeMap::new(), &Ok(vec![SyncDaemon::new(DaemonState::Master, "eth1", 9)]), sd), Role::Unknown);
+        assert_eq!(role(&BTreeMap::new(), &Err("no IPVS".into()), sd), Role::Unknown);
         assert_eq!(group(sd), "224.0.0.81:8848".parse().unwrap());
         let m = model(r#"lvsd.sync_daemon { interface = "eth0", group = "239.1.2.3", port = 9000 }"#);
         assert_eq!(group(m.sync_daemon.as_ref().unwrap()), "239.1.2.3:9000".parse().unwrap());
@@ -318,7 +341,7 @@ lvsd.service "web" {{ vip = "203.0.113.10:80", reals = {{ "198.51.100.1:80" }} }
         assert!(should_listen(Role::Master, true));
         let f = one(check(&model(PAIR), &Facts { role: Role::Master, all_send: false, listened: None }));
         assert_eq!(f.level, Level::Info);
-        assert!(f.message.contains("sends nothing to a master"), "{}", f.message);
+        assert!(f.message.contains("the backup forwards no connection"), "{}", f.message);
     }
 
     #[test]
@@ -380,11 +403,11 @@ lvsd.service "web" {{ vip = "203.0.113.10:80", reals = {{ "198.51.100.1:80" }} }
     fn nothing_without_a_sync_daemon_or_when_not_listening() {
         let m = model("");
         assert!(check(&m, &facts(Role::Backup, false, Ok(Vec::new()))).is_empty());
-        assert!(gather(&m, &Ok(Vec::new()), MAX_LISTEN).is_none());
-        assert!(gather(&model(PAIR), &Ok(Vec::new()), Duration::ZERO).is_none());
+        assert!(gather(&m, &BTreeMap::new(), &Ok(Vec::new()), MAX_LISTEN).is_none());
+        assert!(gather(&model(PAIR), &BTreeMap::new(), &Ok(Vec::new()), Duration::ZERO).is_none());
         // The master of a pair returns at once, without a socket.
-        let both = Ok(vec![SyncDaemon::new(DaemonState::Master, "eth0", 7)]);
-        let f = gather(&model(PAIR), &both, MAX_LISTEN).unwrap();
+        let master = BTreeMap::from([("VI_1".to_string(), "master".to_string())]);
+        let f = gather(&model(PAIR), &master, &Ok(Vec::new()), MAX_LISTEN).unwrap();
         assert_eq!((f.role, f.all_send, f.listened), (Role::Master, false, None));
     }
 }
