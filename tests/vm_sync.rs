@@ -3,10 +3,13 @@
 //! sync daemon breaks connections at SIGKILL of the master. The half with the daemon (every
 //! connection survives kill, stop, link down and the returns, and the backup's
 //! `ipvsadm -L -n -c` lists them before each fault) is the lab's own claims in tests/vm_lab.rs.
+//! In the same boot, `sync-doctor`: `lvsd doctor` on a real kernel hears the master's sync
+//! messages beside the kernel's backup daemon (PASS with our id, FAIL with another, WARN once
+//! the traffic stops, INFO on the master).
 
 mod common;
 
 #[test]
 fn connections_break_at_failover_without_the_sync_daemon() {
-    common::vm::run_scenarios("sync lab", &["lab-sync"]);
+    common::vm::run_scenarios("sync lab", &["lab-sync", "sync-doctor"]);
 }
