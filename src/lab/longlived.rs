@@ -31,7 +31,7 @@ pub const EVERY: Duration = Duration::from_millis(100);
 /// An answer that takes longer breaks the connection (beyond any failover's stall).
 pub const STALL: Duration = Duration::from_secs(15);
 /// How long one connection is kept before it is closed and opened again.
-pub const LIFETIME: Duration = Duration::from_secs(12);
+pub const LIFETIME: Duration = Duration::from_secs(20);
 /// A connection counts at a fault once it has been answered this long before it. The kernel
 /// queues a connection for sync at its third packet and its master thread sends a buffer once
 /// it is 2 s old, looking once a second (IPVS_SYNC_FLUSH_TIME, IPVS_SYNC_CHECK_PERIOD in
