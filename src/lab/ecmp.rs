@@ -505,6 +505,18 @@ impl Lab {
         }
     }
 
+    /// Director `d` has taken a new connection since `since` (seen on its link).
+    fn took(&self, d: usize, since: Duration) -> bool {
+        self.watch.frames.lock().unwrap().iter().any(|(t, x, s)| *x == d && *s == Seen::Syn && *t >= since)
+    }
+
+    /// Wait (bounded) until director `d` takes a new connection after `since`: ECMP sends it
+    /// flows again (a short phase might otherwise see none by chance).
+    fn wait_took(&self, d: usize, since: Duration) -> Result<(), LabError> {
+        let name = self.directors[d].name.clone();
+        self.wait(&format!("{name} to take a new connection"), Duration::from_secs(30), |l| l.took(d, since))
+    }
+
     fn wait_hops(&self, up: &[usize], what: &str) -> Result<(), LabError> {
         let want = self.hops_of(up);
         self.wait(what, Duration::from_secs(45), |l| l.hops() == want)
@@ -514,7 +526,13 @@ impl Lab {
         let n = self.directors.len();
         let all: Vec<usize> = (0..n).collect();
         let but = |x: usize| -> Vec<usize> { (0..n).filter(|i| *i != x).collect() };
-        self.phase("baseline", "every director announces the VIP; ECMP spreads the flows", None, |l| l.settle(STEADY))?;
+        self.phase("baseline", "every director announces the VIP; ECMP spreads the flows", None, |l| {
+            let start = l.phases[0].start;
+            for d in 0..n {
+                l.wait_took(d, start)?;
+            }
+            l.settle(STEADY)
+        })?;
         // Drain the second director, kill the last: two different directors, also with two.
         let (drained, killed) = (1, n - 1);
         let dn = self.directors[drained].name.clone();
@@ -530,6 +548,7 @@ impl Lab {
             l.control(drained, crate::control::Command::UndrainDirector)?;
             l.wait_hops(&all, &format!("the router to take {dn} back"))?;
             l.note(format!("the router's route has {dn} again"));
+            l.wait_took(drained, l.t0.elapsed())?;
             l.settle(STEADY)
         })?;
         let kn = self.directors[killed].name.clone();
@@ -561,6 +580,7 @@ impl Lab {
             l.start_bird(killed)?;
             l.wait_hops(&all, &format!("the router to take {kn} back"))?;
             l.note(format!("the router's route has {kn} again"));
+            l.wait_took(killed, l.t0.elapsed())?;
             l.settle(STEADY)
         })?;
         let rn = self.reals[0].name.clone();
@@ -578,6 +598,22 @@ impl Lab {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Short requests, one at a time from `sources` in turn, every `gap`, at most `max`. Each
+/// counts in the phase in which it ended: a request cut by the next phase's fault is that
+/// phase's failure.
+fn client(shared: Arc<Shared>, sources: Vec<IpAddr>, vip: SocketAddr, gap: Duration, max: usize) {
+    for i in 0..max {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let at = Instant::now();
+        let result = observe::get(sources[i % sources.len()], vip, Duration::from_secs(3));
+        let phase = shared.phase.load(Ordering::Relaxed);
+        shared.requests.lock().unwrap().push(observe::Request { phase, at, result });
+        std::thread::sleep(gap);
     }
 }
 
@@ -695,7 +731,7 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
     let sources: Vec<IpAddr> = pool.iter().take(SOURCES).map(|o| IpAddr::from([198, 51, 100, *o])).collect();
     let load = spawn_in(lab.client.name(), {
         let shared = shared.clone();
-        move || observe::client(shared, sources, vip, Duration::from_millis(20), max)
+        move || client(shared, sources, vip, Duration::from_millis(20), max)
     });
     let long = Arc::new(Tracker::default());
     let long_stop = Arc::new(AtomicBool::new(false));
@@ -869,6 +905,8 @@ pub fn print(report: &Value) {
             println!("  {:<10}   failed: {}", "", e.as_str().unwrap_or(""));
         }
     }
+    println!("  (route change: the router's kernel route, as `ip monitor` saw it; traffic moved: the target's last new connection");
+    println!("   after a withdrawal, 0 if none came, or its first after a return, in the kernel's packet time)");
     println!("\nPer director: new connections / requests seen on its link (connections per real)");
     let mut head = format!("  {:<10}", "phase");
     for d in &directors {
