@@ -6,7 +6,7 @@
 //! holds long-lived connections while the phases play: baseline, drain one director
 //! (`drain-director`), undrain, a director dies (its link goes down, lvsd and BIRD get
 //! SIGKILL: no BGP notification reaches the router, whose hold timer detects it), it comes
-//! back, a real server dies.
+//! back, a real server dies, and one lvsd gets SIGTERM (it withdraws the VIP before it stops).
 //!
 //! Measured per phase: requests and new connections seen on each director's link (a packet
 //! socket per director), the real of each answer, broken long-lived connections, failed
@@ -48,6 +48,18 @@ pub const MAX_DIRECTORS: usize = 8;
 pub const MAX_REALS: usize = 8;
 /// Sources of the short requests (mh hashes the source address).
 const SOURCES: usize = 16;
+
+/// The short requests' source addresses (from the lab's pool, clear of the long-lived ones).
+fn sources(long_lived: usize) -> Vec<IpAddr> {
+    let pool = source_pool();
+    let n = SOURCES.min(pool.len().saturating_sub(long_lived.max(1)));
+    pool.iter().take(n.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect()
+}
+
+/// The long-lived connections' sources: one each, from the pool's other end.
+fn long_sources(long_lived: usize) -> Vec<IpAddr> {
+    source_pool().iter().rev().take(long_lived.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect()
+}
 
 fn director_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, 2 + i as u8)
@@ -142,6 +154,8 @@ struct Phase {
     /// When the fault was made, and to which director.
     fault: Option<Duration>,
     target: Option<usize>,
+    /// When the target's lvsd had exited (the stop phase).
+    exited: Option<Duration>,
 }
 
 /// What the wire watchers record.
@@ -253,8 +267,9 @@ impl Lab {
         netns::veth(&router, "eth1", &client, "eth0").map_err(setup("veth"))?;
         router.ip(&["addr", "add", "198.51.100.1/24", "dev", "eth1"]).map_err(setup("address"))?;
         client.ip(&["addr", "add", "198.51.100.5/24", "dev", "eth0"]).map_err(setup("address"))?;
-        for o in source_pool() {
-            client.ip(&["addr", "add", &format!("198.51.100.{o}/24"), "dev", "eth0"]).map_err(setup("address"))?;
+        // Only the sources the clients use (each `ip` run costs in a slow guest).
+        for o in sources(opts.long.long_lived).iter().chain(&long_sources(opts.long.long_lived)) {
+            client.ip(&["addr", "add", &format!("{o}/24"), "dev", "eth0"]).map_err(setup("address"))?;
         }
         client.ip(&["route", "add", "default", "via", "198.51.100.1"]).map_err(setup("route"))?;
 
@@ -490,7 +505,7 @@ impl Lab {
         let idx = self.phases.len();
         self.shared.phase.store(idx, Ordering::SeqCst);
         let start = self.t0.elapsed();
-        self.phases.push(Phase { name: name.into(), what: what.into(), start, end: start, fault: None, target });
+        self.phases.push(Phase { name: name.into(), what: what.into(), start, end: start, fault: None, target, exited: None });
         self.note(format!("phase {name}: {what}"));
         action(self)?;
         self.phases[idx].end = self.t0.elapsed();
@@ -503,6 +518,19 @@ impl Lab {
         if let Some(p) = self.phases.last_mut() {
             p.fault = Some(at);
         }
+    }
+
+    /// The long-lived connections (by their source addresses) through director `d` in the
+    /// second before `at`.
+    fn long_lived_on(&self, d: usize, at: Duration) -> usize {
+        long_lived_through(&self.watch.frames.lock().unwrap(), &long_sources(self.opts.long.long_lived), d, at)
+    }
+
+    /// The director that carries the most long-lived connections now: the one whose
+    /// withdrawal or death tests the most of them (with N directors it carries at least 1/N).
+    fn busiest(&self) -> usize {
+        let at = self.t0.elapsed();
+        (0..self.directors.len()).rev().max_by_key(|d| self.long_lived_on(*d, at)).unwrap_or(0)
     }
 
     /// Director `d` has taken a new connection since `since` (seen on its link).
@@ -533,8 +561,8 @@ impl Lab {
             }
             l.settle(STEADY)
         })?;
-        // Drain the second director, kill the last: two different directors, also with two.
-        let (drained, killed) = (1, n - 1);
+        // The director carrying the most long-lived connections is drained, and later killed.
+        let drained = self.busiest();
         let dn = self.directors[drained].name.clone();
         self.phase("drain", &format!("lvsd drain-director on {dn}"), Some(drained), |l| {
             l.fault();
@@ -551,6 +579,7 @@ impl Lab {
             l.wait_took(drained, l.t0.elapsed())?;
             l.settle(STEADY)
         })?;
+        let killed = self.busiest();
         let kn = self.directors[killed].name.clone();
         self.phase(
             "kill",
@@ -597,8 +626,44 @@ impl Lab {
                 l.settle(STEADY)
             })?;
         }
+        let sn = self.directors[0].name.clone();
+        self.phase("stop", &format!("SIGTERM to {sn}'s lvsd: it withdraws the VIP before it stops"), Some(0), |l| {
+            l.fault();
+            if let Some(mut p) = l.directors[0].lvsd.take() {
+                unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+                let end = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < end && !matches!(p.child.try_wait(), Ok(Some(_))) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let at = l.t0.elapsed();
+                if let Some(ph) = l.phases.last_mut() {
+                    ph.exited = Some(at);
+                }
+                l.note(format!("{sn}: lvsd exited"));
+            }
+            l.wait_hops(&but(0), &format!("the router to drop {sn}"))?;
+            l.note(format!("the router's route no longer has {sn}"));
+            l.settle(STEADY)
+        })?;
         Ok(())
     }
+}
+
+/// How many of the long-lived connections' `sources` sent a request through director `d` in
+/// the second before `at`.
+fn long_lived_through(frames: &[(Duration, usize, Seen)], sources: &[IpAddr], d: usize, at: Duration) -> usize {
+    let from = at.saturating_sub(Duration::from_secs(1));
+    let mut seen: Vec<Ipv4Addr> = frames
+        .iter()
+        .filter(|(t, x, _)| *x == d && *t >= from && *t < at)
+        .filter_map(|(_, _, s)| match s {
+            Seen::Request(src) if sources.contains(&IpAddr::V4(*src)) => Some(*src),
+            _ => None,
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 /// Short requests, one at a time from `sources` in turn, every `gap`, at most `max`. Each
@@ -672,6 +737,10 @@ fn capture(watch: Arc<Watch>, director: usize, t0: Instant, epoch0: f64) {
                 continue;
             }
             let outgoing = from.sll_pkttype == libc::PACKET_OUTGOING as u8;
+            // Frames for another host (flooded by the bridge while a director is gone) are not this director's.
+            if !outgoing && from.sll_pkttype != libc::PACKET_HOST as u8 {
+                continue;
+            }
             if let Some(seen) = wire::classify(&buf[..n as usize], outgoing, VIP, PORT) {
                 // The kernel's time of the frame (SIOCGSTAMP): this thread may run late under load.
                 let mut tv: libc::timeval = std::mem::zeroed();
@@ -727,8 +796,7 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
     let capture = lab.watch_directors();
     let shared = lab.shared.clone();
     let max = lab.opts.requests;
-    let pool = source_pool();
-    let sources: Vec<IpAddr> = pool.iter().take(SOURCES).map(|o| IpAddr::from([198, 51, 100, *o])).collect();
+    let sources = sources(lab.opts.long.long_lived);
     let load = spawn_in(lab.client.name(), {
         let shared = shared.clone();
         move || client(shared, sources, vip, Duration::from_millis(20), max)
@@ -736,7 +804,7 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
     let long = Arc::new(Tracker::default());
     let long_stop = Arc::new(AtomicBool::new(false));
     let ln = lab.opts.long.long_lived;
-    let lsources: Vec<IpAddr> = pool.iter().rev().take(ln.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect();
+    let lsources = long_sources(ln);
     let held = (ln > 0).then(|| longlived::start(lab.client.name(), long.clone(), long_stop.clone(), lsources, vip, lab.t0, ln));
     if ln > 0 {
         lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| {
@@ -800,7 +868,7 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
             for (_, _, s) in mine {
                 match s {
                     Seen::Syn => syn += 1,
-                    Seen::Request => req += 1,
+                    Seen::Request(_) => req += 1,
                     Seen::Forwarded(mac) => *to.entry(real_of(*mac)).or_default() += 1,
                 }
             }
@@ -815,15 +883,18 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
         let syns_of =
             |d: usize| frames.iter().filter(move |(t, x, s)| *x == d && *s == Seen::Syn && *t >= fault && *t < p.end).map(|(t, ..)| *t);
         let moved = p.target.and_then(|d| match p.name.as_str() {
-            "drain" | "kill" => Some(syns_of(d).last().map(|t| ms(t - fault)).unwrap_or(0)),
+            "drain" | "kill" | "stop" => Some(syns_of(d).last().map(|t| ms(t - fault)).unwrap_or(0)),
             "undrain" | "return" => syns_of(d).next().map(|t| ms(t - fault)),
             _ => None,
         });
         // New connections that the target took after the router dropped it (drain: must be none).
         let late = match (p.target, change) {
-            (Some(d), Some(c)) if p.name == "drain" => syns_of(d).filter(|t| *t > c + Duration::from_millis(200)).count(),
+            (Some(d), Some(c)) if p.name == "drain" || p.name == "stop" => {
+                syns_of(d).filter(|t| *t > c + Duration::from_millis(200)).count()
+            }
             _ => 0,
         };
+        let on_target = p.target.map(|d| long_lived_through(&frames, &long_sources(lab.opts.long.long_lived), d, fault));
         let failed_after_change = change.map(|c| rs.iter().filter(|r| r.result.is_err() && at(r) > c).count());
         let ll = (p.name != "baseline" && !conns.is_empty()).then(|| {
             let f = longlived::figures(&conns, fault, p.end);
@@ -842,8 +913,8 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
             "errors": errors.iter().take(5).collect::<Vec<_>>(),
             "distribution": dist, "directors": per,
             "route_change_ms": change.map(|c| ms(c - fault)), "route_after": after,
-            "traffic_moved_ms": moved, "new_connections_after_withdrawal": late,
-            "long_lived": ll,
+            "traffic_moved_ms": moved, "exited_ms": p.exited.map(|e| ms(e.saturating_sub(fault))), "new_connections_after_withdrawal": late,
+            "long_lived": ll, "long_lived_on_target": on_target,
         }));
     }
     let mut timeline = lab.notes.clone();
@@ -969,6 +1040,16 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
             format!("{name}: {broken} of {open} long-lived connections broken (longest silence {} ms)", l["longest_gap_ms"]["max"]),
         ));
     };
+    // The fault touched long-lived connections: some went through its target.
+    let touched = |out: &mut Vec<(bool, String)>, p: &Value, name: &str| {
+        if long {
+            let n = u(&p["long_lived_on_target"]);
+            out.push((
+                n > 0,
+                format!("{name}: {n} long-lived connections went through {} at the fault", p["target"].as_str().unwrap_or("")),
+            ));
+        }
+    };
     let took = |p: &Value, d: &str| u(&p["directors"][d]["connections"]);
     if let Some(b) = phase("baseline") {
         let ds: Vec<String> = report["directors"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string)).collect();
@@ -982,6 +1063,7 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
         let t = p["target"].as_str().unwrap_or("");
         out.push((u(&p["failed"]) == 0, format!("drain: no request failed ({} sent)", p["sent"])));
         unbroken(&mut out, &p, "drain");
+        touched(&mut out, &p, "drain");
         out.push((
             !p["route_change_ms"].is_null() && u(&p["new_connections_after_withdrawal"]) == 0,
             format!(
@@ -998,6 +1080,7 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
     }
     if let Some(p) = phase("kill") {
         unbroken(&mut out, &p, "kill");
+        touched(&mut out, &p, "kill");
         let after = u(&p["failed_after_route_change"]);
         out.push((
             !p["route_change_ms"].is_null() && after == 0,
@@ -1012,6 +1095,18 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
         out.push((u(&p["failed"]) == 0, format!("return: no request failed ({} sent)", p["sent"])));
         unbroken(&mut out, &p, "return");
         out.push((took(&p, t) > 0, format!("return: {t} takes new connections again ({})", took(&p, t))));
+    }
+    if let Some(p) = phase("stop") {
+        let t = p["target"].as_str().unwrap_or("");
+        out.push((u(&p["failed"]) == 0, format!("stop: no request failed ({} sent)", p["sent"])));
+        unbroken(&mut out, &p, "stop");
+        out.push((
+            !p["route_change_ms"].is_null() && !p["exited_ms"].is_null() && u(&p["new_connections_after_withdrawal"]) == 0,
+            format!(
+                "stop: {t} withdrew (the router's route changed {} ms after SIGTERM; lvsd exited after {} ms); {t} took {} new connections after the route change",
+                p["route_change_ms"], p["exited_ms"], p["new_connections_after_withdrawal"]
+            ),
+        ));
     }
     if let Some(p) = phase("real-down") {
         out.push((u(&p["ok_at_end"]) >= 3, format!("real-down: the service keeps answering without rs1 ({} failed)", p["failed"])));
@@ -1045,6 +1140,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_lived_connections_are_told_by_their_source() {
+        let s = |o: u8| Seen::Request(Ipv4Addr::new(198, 51, 100, o));
+        let long = long_sources(3);
+        let frames = [
+            (Duration::from_millis(9500), 1, s(254)),
+            (Duration::from_millis(9600), 1, s(254)),
+            (Duration::from_millis(9700), 1, s(253)),
+            (Duration::from_millis(9800), 1, s(20)), // a short request
+            (Duration::from_millis(9900), 2, s(252)),
+            (Duration::from_millis(8000), 1, s(252)), // too long before
+            (Duration::from_millis(9950), 1, Seen::Syn),
+        ];
+        assert_eq!(long_lived_through(&frames, &long, 1, Duration::from_secs(10)), 2);
+        assert_eq!(long_lived_through(&frames, &long, 2, Duration::from_secs(10)), 1);
+        assert_eq!(long_lived_through(&frames, &long, 0, Duration::from_secs(10)), 0);
+        assert!(!sources(3).iter().any(|a| long.contains(a)), "short and long-lived sources apart");
+    }
+
+    #[test]
     fn one_policy_names_every_director_and_real() {
         let p = policy(Path::new("/run/lvsd/lab-1"), 3, 2, true);
         assert!(p.contains("lvs01 = \"192.0.2.2\", lvs02 = \"192.0.2.3\", lvs03 = \"192.0.2.4\""), "{p}");
@@ -1071,27 +1185,41 @@ mod tests {
     #[test]
     fn a_kill_may_fail_requests_only_before_the_route_change() {
         let p = |after: u64, broken: u64| {
-            json!({ "name": "kill", "failed": 5, "failed_after_route_change": after, "route_change_ms": 4100,
+            json!({ "name": "kill", "target": "lvs02", "long_lived_on_target": 2, "failed": 5, "failed_after_route_change": after, "route_change_ms": 4100,
                     "long_lived": { "open": 4, "survived": 4 - broken, "broken": broken, "longest_gap_ms": { "max": 4200 } } })
         };
         let v = verify(&report(p(0, 0)));
-        assert_eq!(v.len(), 2);
+        assert_eq!(v.len(), 3);
         assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
-        assert!(!verify(&report(p(1, 0)))[1].0, "a request failed after the route change");
+        assert!(!verify(&report(p(1, 0)))[2].0, "a request failed after the route change");
         assert!(!verify(&report(p(0, 1)))[0].0, "a connection broke");
-        let no_change = json!({ "name": "kill", "failed": 0, "failed_after_route_change": null, "route_change_ms": null,
+        let no_change = json!({ "name": "kill", "long_lived_on_target": 1, "failed": 0, "failed_after_route_change": null, "route_change_ms": null,
                                 "long_lived": { "open": 4, "survived": 4, "broken": 0 } });
-        assert!(!verify(&report(no_change))[1].0, "the route never changed");
+        assert!(!verify(&report(no_change))[2].0, "the route never changed");
+        let untouched = json!({ "name": "kill", "long_lived_on_target": 0, "failed": 0, "failed_after_route_change": 0, "route_change_ms": 3000,
+                                "long_lived": { "open": 4, "survived": 4, "broken": 0 } });
+        assert!(!verify(&report(untouched))[1].0, "no connection went through the dead director: the claim is empty");
+    }
+
+    #[test]
+    fn a_stop_must_withdraw_and_fail_nothing() {
+        let p = |route: Value, failed: u64| {
+            json!({ "name": "stop", "target": "lvs01", "failed": failed, "sent": 40, "route_change_ms": route, "exited_ms": 900,
+                    "new_connections_after_withdrawal": 0, "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
+        };
+        assert!(verify(&report(p(json!(300), 0))).iter().all(|(ok, _)| *ok));
+        assert!(!verify(&report(p(json!(300), 1)))[0].0);
+        assert!(!verify(&report(p(Value::Null, 0)))[2].0, "the route never changed");
     }
 
     #[test]
     fn a_drain_fails_nothing_and_the_drained_director_takes_nothing() {
         let p = |failed: u64, late: u64| {
-            json!({ "name": "drain", "target": "lvs02", "failed": failed, "sent": 100, "route_change_ms": 30,
+            json!({ "name": "drain", "target": "lvs02", "long_lived_on_target": 3, "failed": failed, "sent": 100, "route_change_ms": 30,
                     "new_connections_after_withdrawal": late, "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
         };
         assert!(verify(&report(p(0, 0))).iter().all(|(ok, _)| *ok));
         assert!(!verify(&report(p(1, 0)))[0].0);
-        assert!(!verify(&report(p(0, 2)))[2].0);
+        assert!(!verify(&report(p(0, 2)))[3].0);
     }
 }

@@ -8,8 +8,9 @@ use std::net::Ipv4Addr;
 pub enum Seen {
     /// A client's SYN for the VIP arriving: a new connection through this director.
     Syn,
-    /// A request (a segment whose data starts with "GET ") for the VIP arriving.
-    Request,
+    /// A request (a segment whose data starts with "GET ") for the VIP arriving, from this
+    /// source address.
+    Request(Ipv4Addr),
     /// A SYN for the VIP leaving again (DR) towards the real with this MAC address.
     Forwarded([u8; 6]),
 }
@@ -58,7 +59,8 @@ pub fn classify(frame: &[u8], outgoing: bool, vip: Ipv4Addr, port: u16) -> Optio
     }
     let data_off = usize::from(tcp[12] >> 4) * 4;
     let data = tcp.get(data_off..)?;
-    (data_off >= 20 && data.starts_with(b"GET ")).then_some(Seen::Request)
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    (data_off >= 20 && data.starts_with(b"GET ")).then_some(Seen::Request(src))
 }
 
 /// One line of `ip -o monitor route` (or `ip -o route show`) about `vip`'s host route: its
@@ -94,6 +96,7 @@ mod tests {
     use super::*;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
 
     /// An Ethernet + IPv4 + TCP frame to VIP:80 with `flags` and `data`.
     fn frame(dst_mac: [u8; 6], flags: u8, data: &[u8]) -> Vec<u8> {
@@ -114,7 +117,7 @@ mod tests {
         let real = [2, 0, 0, 0, 2, 1];
         assert_eq!(classify(&frame([2; 6], SYN, b""), false, VIP, 80), Some(Seen::Syn));
         assert_eq!(classify(&frame(real, SYN, b""), true, VIP, 80), Some(Seen::Forwarded(real)));
-        assert_eq!(classify(&frame([2; 6], 0x18, b"GET / HTTP/1.1\r\n"), false, VIP, 80), Some(Seen::Request));
+        assert_eq!(classify(&frame([2; 6], 0x18, b"GET / HTTP/1.1\r\n"), false, VIP, 80), Some(Seen::Request(CLIENT)));
         // A SYN-ACK, a bare ACK, another port, another address: none.
         assert_eq!(classify(&frame([2; 6], SYN | ACK, b""), false, VIP, 80), None);
         assert_eq!(classify(&frame([2; 6], ACK, b""), false, VIP, 80), None);
@@ -130,7 +133,7 @@ mod tests {
         let f = frame([2; 6], 0x18, b"GET / HTTP/1.1\r\n");
         let enough = 14 + 20 + 20 + 4;
         for n in 0..f.len() {
-            let want = if n >= enough { Some(Seen::Request) } else { None };
+            let want = if n >= enough { Some(Seen::Request(CLIENT)) } else { None };
             assert_eq!(classify(&f[..n], false, VIP, 80), want, "cut at {n}");
         }
         // Padding after the IP packet is not data.
