@@ -894,7 +894,30 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
             }
             _ => 0,
         };
-        let on_target = p.target.map(|d| long_lived_through(&frames, &long_sources(lab.opts.long.long_lived), d, fault));
+        let withdrawn = ["drain", "kill", "stop"].contains(&p.name.as_str());
+        let on_target =
+            p.target.filter(|_| withdrawn).map(|d| long_lived_through(&frames, &long_sources(lab.opts.long.long_lived), d, fault));
+        // The long-lived flows through the target at the fault: when each was first seen at
+        // another director after it (the flow moved, on the wire); the slowest.
+        let flows_moved = p.target.filter(|_| withdrawn).and_then(|d| {
+            let long = long_sources(lab.opts.long.long_lived);
+            let from = fault.saturating_sub(Duration::from_secs(1));
+            let mut srcs: Vec<Ipv4Addr> = frames
+                .iter()
+                .filter(|(t, x, _)| *x == d && *t >= from && *t < fault)
+                .filter_map(|(_, _, s)| match s {
+                    Seen::Request(a) if long.contains(&IpAddr::V4(*a)) => Some(*a),
+                    _ => None,
+                })
+                .collect();
+            srcs.sort_unstable();
+            srcs.dedup();
+            let moved: Vec<Option<Duration>> = srcs
+                .iter()
+                .map(|a| frames.iter().find(|(t, x, s)| *x != d && *t >= fault && *s == Seen::Request(*a)).map(|(t, ..)| *t - fault))
+                .collect();
+            (!moved.is_empty()).then(|| moved.iter().map(|m| m.map(ms)).max().flatten())
+        });
         let failed_after_change = change.map(|c| rs.iter().filter(|r| r.result.is_err() && at(r) > c).count());
         let ll = (p.name != "baseline" && !conns.is_empty()).then(|| {
             let f = longlived::figures(&conns, fault, p.end);
@@ -914,7 +937,7 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
             "distribution": dist, "directors": per,
             "route_change_ms": change.map(|c| ms(c - fault)), "route_after": after,
             "traffic_moved_ms": moved, "exited_ms": p.exited.map(|e| ms(e.saturating_sub(fault))), "new_connections_after_withdrawal": late,
-            "long_lived": ll, "long_lived_on_target": on_target,
+            "long_lived": ll, "long_lived_on_target": on_target, "long_lived_moved_ms": flows_moved,
         }));
     }
     let mut timeline = lab.notes.clone();
@@ -1015,6 +1038,15 @@ pub fn print(report: &Value) {
                 opt(&l["longest_gap_ms"]["median"]),
                 opt(&l["longest_gap_ms"]["max"])
             );
+            if !p["long_lived_on_target"].is_null() {
+                println!(
+                    "  {:<10}   {} through {} at the fault; the last of them seen at another director {} after it",
+                    "",
+                    p["long_lived_on_target"],
+                    p["target"].as_str().unwrap_or(""),
+                    opt(&p["long_lived_moved_ms"])
+                );
+            }
             for r in l["reasons"].as_array().into_iter().flatten() {
                 println!("  {:<10}   broken: {}", "", r.as_str().unwrap_or(""));
             }
