@@ -626,10 +626,11 @@ impl Lab {
                 l.settle(STEADY)
             })?;
         }
-        let sn = self.directors[0].name.clone();
-        self.phase("stop", &format!("SIGTERM to {sn}'s lvsd: it withdraws the VIP before it stops"), Some(0), |l| {
+        let stopped = self.busiest();
+        let sn = self.directors[stopped].name.clone();
+        self.phase("stop", &format!("SIGTERM to {sn}'s lvsd: it withdraws the VIP before it stops"), Some(stopped), |l| {
             l.fault();
-            if let Some(mut p) = l.directors[0].lvsd.take() {
+            if let Some(mut p) = l.directors[stopped].lvsd.take() {
                 unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
                 let end = Instant::now() + Duration::from_secs(30);
                 while Instant::now() < end && !matches!(p.child.try_wait(), Ok(Some(_))) {
@@ -641,7 +642,7 @@ impl Lab {
                 }
                 l.note(format!("{sn}: lvsd exited"));
             }
-            l.wait_hops(&but(0), &format!("the router to drop {sn}"))?;
+            l.wait_hops(&but(stopped), &format!("the router to drop {sn}"))?;
             l.note(format!("the router's route no longer has {sn}"));
             l.settle(STEADY)
         })?;
@@ -736,9 +737,9 @@ fn capture(watch: Arc<Watch>, director: usize, t0: Instant, epoch0: f64) {
                 }
                 continue;
             }
-            let outgoing = from.sll_pkttype == libc::PACKET_OUTGOING as u8;
+            let outgoing = from.sll_pkttype == libc::PACKET_OUTGOING;
             // Frames for another host (flooded by the bridge while a director is gone) are not this director's.
-            if !outgoing && from.sll_pkttype != libc::PACKET_HOST as u8 {
+            if !outgoing && from.sll_pkttype != libc::PACKET_HOST {
                 continue;
             }
             if let Some(seen) = wire::classify(&buf[..n as usize], outgoing, VIP, PORT) {
@@ -883,7 +884,7 @@ fn report(lab: &Lab, long: &Tracker) -> Value {
         let syns_of =
             |d: usize| frames.iter().filter(move |(t, x, s)| *x == d && *s == Seen::Syn && *t >= fault && *t < p.end).map(|(t, ..)| *t);
         let moved = p.target.and_then(|d| match p.name.as_str() {
-            "drain" | "kill" | "stop" => Some(syns_of(d).last().map(|t| ms(t - fault)).unwrap_or(0)),
+            "drain" | "kill" | "stop" => Some(syns_of(d).next_back().map(|t| ms(t - fault)).unwrap_or(0)),
             "undrain" | "return" => syns_of(d).next().map(|t| ms(t - fault)),
             _ => None,
         });
