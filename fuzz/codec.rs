@@ -43,12 +43,16 @@ pub mod ipvs {
 // answers (conn_sync).
 #[path = "../src/director/sync/conns.rs"]
 pub mod conns;
+// The kernel's sync messages on the wire, as `lvsd doctor` hears them (conn_sync).
+#[path = "../src/director/sync/message.rs"]
+pub mod message;
 #[path = "../src/lab/longlived/answer.rs"]
 pub mod answer;
 
 pub mod director {
     pub mod sync {
         pub use crate::conns::*;
+        pub use crate::message;
     }
 }
 

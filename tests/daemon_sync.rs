@@ -1,5 +1,6 @@
-//! The IPVS connection sync daemons in the running director, following VRRP: every node runs
-//! the backup daemon, the master runs the master daemon too; status shows both. Two
+//! The IPVS connection sync daemons in the running director: every node runs both, whatever
+//! its VRRP role (a backup forwards nothing, so its master daemon sends nothing; a new master
+//! sends from its first packet); status shows both. Two
 //! directors on one LAN (network namespaces on a bridge), in-memory IPVS (its daemons are
 //! plain records, so the test sees what lvsd asked for).
 
@@ -39,8 +40,8 @@ fn lan(name: &str) -> Lan {
 }
 
 #[test]
-fn the_master_runs_both_daemons_and_a_backup_only_the_backup_one() {
-    if !privileged_or_skip("the_master_runs_both_daemons_and_a_backup_only_the_backup_one") {
+fn every_node_runs_both_daemons_whatever_its_role() {
+    if !privileged_or_skip("every_node_runs_both_daemons_whatever_its_role") {
         return;
     }
     let lan = lan("lsd");
@@ -50,24 +51,23 @@ fn the_master_runs_both_daemons_and_a_backup_only_the_backup_one() {
     a.wait_for(|d| daemons(d) == (true, true), "lvs01 runs the master and the backup daemon");
     let st = a.status();
     let sd: &Value = &st["sync_daemon"];
-    assert_eq!(sd["role"], "master", "{sd}");
     assert_eq!(sd["master"]["started_here"], true, "{sd}");
+    assert_eq!(sd["backup"]["started_here"], true, "{sd}");
     assert_eq!(sd["id"], 7);
     assert!(sd["error"].is_null(), "{sd}");
     let ev = a.events("sync_daemon");
     assert!(ev.iter().any(|e| e == "started the backup sync daemon on eth0 id 7"), "{ev:?}");
     assert!(ev.iter().any(|e| e == "started the master sync daemon on eth0 id 7"), "{ev:?}");
-    // The backup daemon started first: it runs before VRRP decides anything.
-    let first = ev.iter().position(|e| e.contains("started the")).unwrap();
-    assert!(ev[first].contains("backup"), "{ev:?}");
 
-    // A peer of higher priority takes over: lvs01 stops its master daemon, keeps its backup one.
+    // A peer of higher priority takes over: both nodes run both daemons; nothing is switched.
     let b = Daemon::start_in(Some(lan.host(1).name()), &src, "lvs02", &[]);
+    b.wait_for(|d| daemons(d) == (true, true), "lvs02 runs both from start-up");
     a.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs01 backup");
-    a.wait_for(|d| daemons(d) == (false, true), "lvs01 keeps only the backup daemon");
-    assert!(a.events("sync_daemon").iter().any(|e| e == "stopped the master sync daemon on eth0 id 7"));
-    b.wait_for(|d| daemons(d) == (true, true), "lvs02 runs both");
-    assert_eq!(a.status()["sync_daemon"]["role"], "backup");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master");
+    assert_eq!(daemons(&a), (true, true), "lvs01 keeps both daemons as backup");
+    let ev = a.events("sync_daemon");
+    assert!(!ev.iter().any(|e| e.starts_with("stopped")), "{ev:?}");
+    assert_eq!(ev.len(), 2, "{ev:?}");
 }
 
 /// Sync-aware preemption: a returning node of higher priority holds its preemption until its

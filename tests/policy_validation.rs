@@ -194,3 +194,19 @@ fn errors_before_a_lua_error_are_kept() {
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[1].starts_with("bad.lua:2: boom"), "{errs:?}");
 }
+
+#[test]
+fn thresholds_lower_above_upper_is_an_error_lower_alone_a_warning_the_kernel_refuses_it_too() {
+    let real = |t: &str| format!("lvsd.service \"s\" {{ vip = \"192.0.2.1:80\", reals = {{ {{ address = \"198.51.100.1:80\", {t} }} }} }}");
+    rejects(&real("upper_threshold = 10, lower_threshold = 20"), 1, "lower_threshold 20 is above upper_threshold 10");
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let m =
+        load_source(&real("lower_threshold = 20"), Path::new("ok.lua"), Path::new("."), &opts).expect("a lower threshold alone is valid");
+    let w: Vec<String> = lvsd::model::warnings(&m.model).iter().map(|e| e.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with("ok.lua:1: ") && w.contains("lower_threshold 20 without upper_threshold: the kernel refuses")),
+        "{w:?}"
+    );
+    let m = load_source(&real("upper_threshold = 30, lower_threshold = 20"), Path::new("ok.lua"), Path::new("."), &opts).unwrap();
+    assert!(lvsd::model::warnings(&m.model).is_empty());
+}

@@ -3,7 +3,8 @@
 //! every real server serves, the backup takes over after SIGKILL within the bound set by
 //! Master_Down_Interval, a graceful stop fails no request, a dead real server leaves the
 //! table and comes back, a hot-reloaded weight shows in the distribution, and no namespace
-//! is left behind.
+//! is left behind; every long-lived connection open at a fault survives it (the sync daemon),
+//! and in DR the backup lists the master's connections before each fault.
 
 mod common;
 

@@ -7,9 +7,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 /// Longest response line read (a thousand services' status is a few MB).
 const MAX_RESPONSE: u64 = 256 << 20;
+/// A daemon that has not answered (or taken a request) in this long is stuck: say so rather
+/// than hang the operator's shell. Every command answers at once or after bounded work (a
+/// check's timeout, a Lua evaluation's instruction limit), far below this.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Client {
     path: String,
@@ -63,18 +68,37 @@ impl Client {
         let stream = UnixStream::connect(path)
             .map_err(|source| ControlError::Io { path: format!("{shown} (is `lvsd run` running, and are you root?)"), source })?;
         check_server(&stream, &shown)?;
-        let writer = stream.try_clone().map_err(|source| ControlError::Io { path: shown.clone(), source })?;
+        let io = |source| ControlError::Io { path: shown.clone(), source };
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;
+        stream.set_write_timeout(Some(ANSWER_TIMEOUT)).map_err(io)?;
+        let writer = stream.try_clone().map_err(io)?;
         Ok(Client { path: shown, reader: BufReader::new(stream), writer })
     }
 
-    pub fn call(&mut self, command: Command) -> Result<Response, ControlError> {
+    /// Change how long [`Client::call`] waits for the daemon (default [`ANSWER_TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), ControlError> {
         let io = |source| ControlError::Io { path: self.path.clone(), source };
-        self.writer.write_all(&encode_request(command)).map_err(io)?;
+        self.writer.set_read_timeout(Some(timeout)).map_err(io)?;
+        self.writer.set_write_timeout(Some(timeout)).map_err(io)
+    }
+
+    pub fn call(&mut self, command: Command) -> Result<Response, ControlError> {
+        let io = |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ControlError::Protocol(format!("{}: the daemon did not answer in time; it may be stuck (see its log)", self.path))
+            }
+            _ => ControlError::Io { path: self.path.clone(), source },
+        };
+        // A daemon that refuses us (we are not root) answers and closes at once: our write may
+        // then find the connection closed, but its answer is still there to be read.
+        let sent = self.writer.write_all(&encode_request(command));
+        if let Err(e) = sent
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(io(e));
+        }
         let mut answer = Vec::new();
-        (&mut self.reader)
-            .take(MAX_RESPONSE)
-            .read_until(b'\n', &mut answer)
-            .map_err(|source| ControlError::Io { path: self.path.clone(), source })?;
+        (&mut self.reader).take(MAX_RESPONSE).read_until(b'\n', &mut answer).map_err(io)?;
         if answer.is_empty() {
             return Err(ControlError::Protocol("the daemon closed the connection".into()));
         }
@@ -102,5 +126,32 @@ mod tests {
         let p = peer_of(&a).unwrap();
         assert_eq!(p.uid, unsafe { libc::geteuid() });
         assert_eq!(p.pid, std::process::id() as i32);
+    }
+
+    /// A client connected to a server socket of our own, and the server's end.
+    fn connected() -> (tempfile::TempDir, Client, UnixStream) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lvsd.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let client = Client::connect(&path).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (dir, client, server)
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_is_reported_not_waited_for() {
+        let (_dir, mut client, _held) = connected();
+        client.set_timeout(Duration::from_millis(200)).unwrap();
+        let e = client.call(Command::Status).unwrap_err().to_string();
+        assert!(e.contains("did not answer in time"), "{e}");
+    }
+
+    #[test]
+    fn a_refusal_sent_before_our_request_is_read_not_lost_to_a_broken_pipe() {
+        let (_dir, mut client, mut server) = connected();
+        server.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"permission denied: the control socket is root-only\"}\n").unwrap();
+        drop(server);
+        let r = client.call(Command::Status).unwrap();
+        assert_eq!(r.error.as_deref(), Some("permission denied: the control socket is root-only"));
     }
 }

@@ -51,6 +51,9 @@ pub(super) struct BgpState {
     pub(super) drain: Option<DirectorDrain>,
     /// The director is stopping: everything is withdrawn.
     stopping: bool,
+    /// The last failure of each service's announce function: logged when it changes, not at
+    /// every resync.
+    announce_failed: std::cell::RefCell<HashMap<String, String>>,
 }
 
 impl Director {
@@ -90,17 +93,26 @@ impl Director {
                 ("drained", Value::Boolean(self.bgp.drain.is_some())),
             ])
             .ok()?;
-        match self.policy.call_hook::<_, Value>(h, t) {
-            Ok(Value::Boolean(b)) => Some(b),
-            Ok(Value::Nil) => Some(false),
-            Ok(other) => {
-                tracing::warn!("{}: announce function returned a {}, not true or false: withdrawn", vs.name, other.type_name());
-                None
+        let (answer, failure) = match self.policy.call_hook::<_, Value>(h, t) {
+            Ok(Value::Boolean(b)) => (Some(b), None),
+            Ok(Value::Nil) => (Some(false), None),
+            Ok(other) => (None, Some(format!("announce function returned a {}, not true or false: withdrawn", other.type_name()))),
+            Err(e) => (None, Some(format!("announce function failed: {e}"))),
+        };
+        self.note_announce_failure(&vs.name, failure);
+        answer
+    }
+
+    /// Log an announce function's failure when it starts or changes, and its recovery.
+    fn note_announce_failure(&self, service: &str, failure: Option<String>) {
+        let mut failed = self.bgp.announce_failed.borrow_mut();
+        match failure {
+            Some(f) if failed.get(service) != Some(&f) => {
+                tracing::warn!("{service}: {f}");
+                failed.insert(service.to_string(), f);
             }
-            Err(e) => {
-                tracing::warn!("{}: announce function failed: {e}", vs.name);
-                None
-            }
+            None if failed.remove(service).is_some() => tracing::info!("{service}: announce function works again"),
+            _ => {}
         }
     }
 

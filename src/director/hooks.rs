@@ -58,7 +58,7 @@ impl Director {
         if ts.is_empty() {
             return;
         }
-        self.follow_sync_daemon(&ts);
+        self.preempt_wait_on_transitions(&ts);
         let mut groups_done: Vec<(String, fsm_state::State)> = Vec::new();
         for t in ts {
             self.events.push("vrrp", format!("{}: {} -> {} ({}, priority {})", t.instance, t.from, t.to, t.reason, t.priority));

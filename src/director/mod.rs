@@ -192,7 +192,7 @@ impl Director {
         checks.start();
         self.checks = Some(checks);
         self.resync();
-        // Before VRRP starts: every node begins as backup (a transition adds the master daemon).
+        // Before VRRP starts: both daemons, on every node (see director::sync).
         self.sync_daemons_reconcile();
         let (count_tx, mut count_rx) = mpsc::unbounded_channel();
         let mut count_tick = tokio::time::interval(sync::COUNT_EVERY);
@@ -347,7 +347,6 @@ impl Director {
         // The router moves the traffic away first, while everything here still serves it.
         self.bgp_withdraw_for_stop().await;
         self.omega(&(0..self.policy.model.services.len()).collect::<Vec<_>>());
-        self.sync.stopping = true;
         if let Some(h) = self.heartbeat.take() {
             h.shutdown(Duration::from_secs(3)).await;
             // The stop's own transitions (notify_stop and friends).

@@ -1,11 +1,19 @@
-//! The kernel's IPVS connection sync daemons, run as the VRRP instance named by
-//! `lvsd.sync_daemon { instance = ... }` says.
+//! The kernel's IPVS connection sync daemons, from `lvsd.sync_daemon { ... }`.
 //!
-//! Every node runs the backup daemon, all the time: a node that loses mastership already
-//! holds the table, and a node that returns refills it before it preempts (see
-//! `vrrp::preempt_sync`). The node whose instance is master runs the master daemon as well
-//! (the kernel allows one daemon of each state at once). keepalived switches one daemon for
-//! the other on each transition, so its new backup starts from an empty table.
+//! Every node runs both daemons, from start-up to exit (the kernel allows one daemon of each
+//! state at once):
+//! - the backup daemon fills the local table from the others, so a node that becomes master
+//!   already holds the connections, and a node that returns refills it before it preempts
+//!   (see `vrrp::preempt_sync`);
+//! - the master daemon sends the connections this node's IPVS forwards. A backup that holds no
+//!   VIP forwards nothing, so it sends nothing; a node that becomes master sends from its first
+//!   packet, with no window between the VRRP transition and the daemon's start (a connection
+//!   opened in that window would reach the backup only at its 50th packet,
+//!   `net.ipv4.vs.sync_period`); and a former master still forwarding stray packets keeps the
+//!   new master's entries fresh. In scale-out (`lvsd.bgp`) every director forwards and sends.
+//!
+//! keepalived instead switches one daemon for the other on each transition: its new backup
+//! starts from an empty table and its new master sends only after the switch.
 //!
 //! lvsd stops on exit only the daemons it started. The local connection table is counted
 //! from `/proc/net/ip_vs_conn_sync` (the kernel has no netlink dump of connections) for
@@ -13,11 +21,11 @@
 
 use super::{Director, vrrp::Transition};
 use crate::ipvs::wire::{DaemonState, SyncDaemon};
-use crate::vrrp::fsm::State;
 use crate::vrrp::preempt_sync::{self, PreemptWait};
 use serde_json::{Value, json};
 
 mod conns;
+pub mod message;
 pub use conns::{ConnCounts, ConnLine, ConnLineError, count_conns, parse_conn_line};
 
 /// How often the local connection table is counted.
@@ -47,15 +55,16 @@ fn with_state(d: &SyncDaemon, state: DaemonState) -> SyncDaemon {
     SyncDaemon { state, ..d.clone() }
 }
 
-/// The daemons a node runs with the policy's settings `base`: the backup daemon always, the
-/// master daemon too while `master` (its instance is master, or no instance is named).
-pub fn wanted(base: &SyncDaemon, master: bool) -> Vec<SyncDaemon> {
-    let mut v = Vec::new();
-    if master {
-        v.push(with_state(base, DaemonState::Master));
-    }
-    v.push(with_state(base, DaemonState::Backup));
-    v
+/// The daemons a node runs with the policy's settings `base`: both, always (see the module).
+pub fn wanted(base: &SyncDaemon) -> Vec<SyncDaemon> {
+    vec![with_state(base, DaemonState::Master), with_state(base, DaemonState::Backup)]
+}
+
+/// Whether the policy is scale-out: `lvsd.bgp` and at least one service announced over it.
+/// Every such director may receive any flow (the router's ECMP picks), so every one of them
+/// is active.
+pub fn scale_out(m: &crate::model::Model) -> bool {
+    m.bgp.is_some() && m.services.iter().any(|s| s.announce.is_some())
 }
 
 /// The ops that bring `running` to `want` (stops first: a state holds one daemon). A daemon
@@ -96,8 +105,6 @@ pub struct SyncDaemons {
     started: Vec<DaemonState>,
     /// The daemons as last read from the backend.
     running: Vec<SyncDaemon>,
-    /// Whether the master daemon is wanted (None until the first pass).
-    master: Option<bool>,
     /// The last error, with the policy line (cleared by a pass that succeeds).
     error: Option<String>,
     /// The local connection table, as last counted, and when (seconds since the epoch).
@@ -105,8 +112,6 @@ pub struct SyncDaemons {
     pub conns_error: Option<String>,
     /// A count is being read.
     pub reading: bool,
-    /// lvsd is stopping: the instance's last transition leaves the daemons to `sync_daemons_stop`.
-    pub stopping: bool,
     /// A preemption held for the connection table: (the instances holding it, the master
     /// they would preempt, the rule). The members of a sync group hold together.
     preempt: Option<(Vec<String>, std::net::IpAddr, PreemptWait)>,
@@ -129,7 +134,6 @@ impl SyncDaemons {
             "interface": sd.interface,
             "id": sd.id,
             "instance": sd.instance,
-            "role": match self.master { Some(true) => "master", Some(false) => "backup", None => "unknown" },
             "master": daemon(DaemonState::Master),
             "backup": daemon(DaemonState::Backup),
             "error": self.error,
@@ -149,20 +153,10 @@ impl Director {
         crate::ipvs::cli::daemon_from_model(&self.policy.model)
     }
 
-    /// Whether this node runs the master daemon now: its instance is master (or none is named).
-    fn sync_master_now(&self) -> bool {
-        let Some(sd) = &self.policy.model.sync_daemon else { return false };
-        match &sd.instance {
-            None => true,
-            Some(name) => self.heartbeat.as_ref().and_then(|h| h.state_of(name)) == Some(State::Master),
-        }
-    }
-
-    /// Bring the daemons to what the node's role wants (start, reload, resync, transition).
-    pub(super) fn sync_daemons_apply(&mut self, master: bool) {
+    /// Bring the daemons to what the policy wants (start, reload, resync).
+    pub(super) fn sync_daemons_reconcile(&mut self) {
         let Some(base) = self.sync_base() else { return };
         let origin = self.policy.model.sync_daemon.as_ref().map(|s| s.origin.to_string()).unwrap_or_default();
-        self.sync.master = Some(master);
         let running = match self.backend.daemons() {
             Ok(r) => r,
             Err(e) => {
@@ -171,7 +165,7 @@ impl Director {
             }
         };
         let mut failed = None;
-        for op in plan(&wanted(&base, master), &running, &base) {
+        for op in plan(&wanted(&base), &running, &base) {
             match &op {
                 DaemonOp::Stop(d) => match self.backend.stop_daemon(d.state) {
                     Ok(()) => {
@@ -207,22 +201,11 @@ impl Director {
         self.sync.error = Some(e);
     }
 
-    /// Reconcile with the current role (start, reload, periodic resync).
-    pub(super) fn sync_daemons_reconcile(&mut self) {
-        let master = self.sync_master_now();
-        self.sync_daemons_apply(master);
-    }
-
-    /// The daemons follow their VRRP instance: the master daemon runs while it is master.
-    pub(super) fn follow_sync_daemon(&mut self, ts: &[Transition]) {
-        let Some(sd) = &self.policy.model.sync_daemon else { return };
-        let Some(name) = sd.instance.clone() else { return };
+    /// A transition of a held instance ends its preemption wait (the daemons do not follow
+    /// transitions: both run always).
+    pub(super) fn preempt_wait_on_transitions(&mut self, ts: &[Transition]) {
         let held = |i: &str| self.sync.preempt.as_ref().is_some_and(|p| p.0.iter().any(|h| h == i));
-        let Some(t) = ts.iter().rev().find(|t| t.instance == name || held(&t.instance)) else { return };
-        if t.to == State::Initialize && self.sync.stopping {
-            // lvsd stops: `sync_daemons_stop` lets the master daemon flush first.
-            return;
-        }
+        let Some(t) = ts.iter().rev().find(|t| held(&t.instance)) else { return };
         if let Some((i, m, w)) = self.sync.preempt.take() {
             let waited = w.started().elapsed().as_secs_f64();
             self.events.push(
@@ -236,7 +219,6 @@ impl Director {
                 ),
             );
         }
-        self.sync_daemons_apply(t.to == State::Master);
     }
 
     /// The heartbeat holds a preemption: watch the table until it settles (or the bound).
@@ -348,33 +330,54 @@ mod tests {
     }
 
     #[test]
-    fn the_master_runs_both_daemons_the_backup_only_its_own() {
-        assert_eq!(wanted(&base(), true).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Master, DaemonState::Backup]);
-        assert_eq!(wanted(&base(), false).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Backup]);
+    fn every_node_runs_both_daemons() {
+        assert_eq!(wanted(&base()).iter().map(|d| d.state).collect::<Vec<_>>(), [DaemonState::Master, DaemonState::Backup]);
+    }
+
+    fn policy(src: &str) -> crate::model::Model {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.lua");
+        std::fs::write(&p, src).unwrap();
+        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
+        crate::policy::load(&p, &opts).unwrap().model
     }
 
     #[test]
-    fn becoming_master_starts_the_master_daemon_and_keeps_the_backup_one() {
+    fn scale_out_is_bgp_with_an_announced_service() {
+        let bgp = r#"lvsd.bgp { local_as = 65001, neighbors = { { address = "192.0.2.1", as = 65000 } } }
+lvsd.sync_daemon { interface = "eth0", id = 7 }
+"#;
+        let svc = |announce: bool| {
+            format!(
+                r#"lvsd.service "web" {{ vip = "203.0.113.10:80", scheduler = "mh", announce = {announce}, reals = {{ "198.51.100.1:80" }} }}"#
+            )
+        };
+        assert!(scale_out(&policy(&format!("{bgp}{}", svc(true)))));
+        assert!(!scale_out(&policy(&format!("{bgp}{}", svc(false)))));
+        assert!(!scale_out(&policy(&format!("lvsd.sync_daemon {{ interface = \"eth0\" }}\n{}", svc(false)))));
+    }
+
+    #[test]
+    fn a_missing_daemon_is_started_and_a_full_set_left_alone() {
         let running = [d(DaemonState::Backup, "eth0", 7)];
-        assert_eq!(plan(&wanted(&base(), true), &running, &base()), [DaemonOp::Start(d(DaemonState::Master, "eth0", 7))]);
-    }
-
-    #[test]
-    fn losing_mastership_stops_only_the_master_daemon() {
+        assert_eq!(plan(&wanted(&base()), &running, &base()), [DaemonOp::Start(d(DaemonState::Master, "eth0", 7))]);
         let running = [d(DaemonState::Master, "eth0", 7), d(DaemonState::Backup, "eth0", 7)];
-        assert_eq!(plan(&wanted(&base(), false), &running, &base()), [DaemonOp::Stop(d(DaemonState::Master, "eth0", 7))]);
-        // Nothing to do when it already matches.
-        assert!(plan(&wanted(&base(), true), &running, &base()).is_empty());
+        assert!(plan(&wanted(&base()), &running, &base()).is_empty());
+        // Ours with another id (a reload changed it) is replaced.
+        let running = [d(DaemonState::Master, "eth0", 9), d(DaemonState::Backup, "eth0", 7)];
+        assert_eq!(
+            plan(&wanted(&base()), &running, &base()),
+            [DaemonOp::Stop(d(DaemonState::Master, "eth0", 9)), DaemonOp::Start(d(DaemonState::Master, "eth0", 7))]
+        );
     }
 
     #[test]
     fn a_foreign_daemon_is_left_alone_unless_its_state_is_needed() {
-        // Someone else's master daemon (other id): a backup node leaves it be.
+        // Someone else's master daemon (other id): the state is needed, so it is replaced,
+        // stop first.
         let running = [d(DaemonState::Master, "eth1", 9)];
-        assert_eq!(plan(&wanted(&base(), false), &running, &base()), [DaemonOp::Start(d(DaemonState::Backup, "eth0", 7))]);
-        // A master node needs that state: it is replaced, stop first.
         assert_eq!(
-            plan(&wanted(&base(), true), &running, &base()),
+            plan(&wanted(&base()), &running, &base()),
             [
                 DaemonOp::Stop(d(DaemonState::Master, "eth1", 9)),
                 DaemonOp::Start(d(DaemonState::Master, "eth0", 7)),

@@ -13,6 +13,7 @@ pub mod peers;
 pub mod reach;
 pub mod realserver;
 pub mod sync;
+pub mod sync_peer;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub enum DoctorError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
+    /// Not a result: a check that does not apply here, and why (counts as passing).
+    Info,
     Pass,
     Warn,
     Fail,
@@ -45,6 +48,7 @@ pub enum Level {
 impl std::fmt::Display for Level {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Level::Info => "INFO",
             Level::Pass => "PASS",
             Level::Warn => "WARN",
             Level::Fail => "FAIL",
@@ -65,6 +69,9 @@ pub struct Finding {
 impl Finding {
     pub fn pass(check: &'static str, message: impl Into<String>) -> Finding {
         Finding { check, level: Level::Pass, message: message.into(), fix: None }
+    }
+    pub fn info(check: &'static str, message: impl Into<String>) -> Finding {
+        Finding { check, level: Level::Info, message: message.into(), fix: None }
     }
     pub fn warn(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
         Finding { check, level: Level::Warn, message: message.into(), fix: Some(fix.into()) }
@@ -108,7 +115,8 @@ pub struct Args {
     /// The control socket of a running lvsd, for its recent errors.
     #[arg(long = "control", default_value = crate::control::DEFAULT_PATH)]
     pub control: PathBuf,
-    /// Seconds to listen for VRRP adverts on each instance's interface (0: skip).
+    /// Seconds to listen for VRRP adverts on each instance's interface, and (at most 3) for
+    /// the peer's connection sync messages (0: skip).
     #[arg(long, default_value_t = 3.0)]
     pub listen: f64,
     /// Run the real-server checks (the default without a policy).
@@ -167,6 +175,15 @@ pub fn run(args: &Args) -> Result<Vec<Finding>, DoctorError> {
         out.extend(ipvs::check(m, &ipvs::gather()));
         if let Some(f) = sync::gather(m) {
             out.extend(sync::check(m, &f));
+            // Bounded: at most sync_peer::MAX_LISTEN, less when a message arrives (NaN: none).
+            let window = if args.listen > 0.0 {
+                sync_peer::MAX_LISTEN.min(std::time::Duration::from_secs_f64(args.listen.min(3.0)))
+            } else {
+                Default::default()
+            };
+            if let Some(p) = sync_peer::gather(m, &events::vrrp_states(&args.control), &f.daemons, window) {
+                out.extend(sync_peer::check(m, &p));
+            }
         }
         if args.listen > 0.0 && !m.vrrp.is_empty() {
             // Bounded: at most ten minutes of listening.
@@ -204,6 +221,7 @@ mod tests {
     fn exit_codes() {
         assert_eq!(exit_code(&[]), 0);
         assert_eq!(exit_code(&[Finding::pass("a", "ok")]), 0);
+        assert_eq!(exit_code(&[Finding::info("a", "skipped")]), 0);
         assert_eq!(exit_code(&[Finding::pass("a", "ok"), Finding::warn("b", "hm", "x")]), 2);
         assert_eq!(exit_code(&[Finding::fail("a", "no", "x"), Finding::warn("b", "hm", "x")]), 1);
     }

@@ -101,7 +101,8 @@ pub fn apply_dry_run(desired: &Table, remove_foreign: bool) -> ApplyReport {
 }
 
 /// The sync daemon a policy asks for, in the state its VRRP instance starts in (master
-/// when it names none): a VRRP transition later switches it.
+/// when it names none): the one `lvsd run --once` starts (no VRRP runs there). The running
+/// director starts both states from these settings (`director::sync`).
 pub fn daemon_from_model(m: &crate::model::Model) -> Option<SyncDaemon> {
     let sd = m.sync_daemon.as_ref()?;
     let backup = sd

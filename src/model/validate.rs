@@ -272,6 +272,17 @@ pub fn warnings(m: &Model) -> Vec<ModelError> {
                 ),
             ));
         }
+        // The kernel refuses l_threshold > u_threshold with ERANGE even when u_threshold is 0
+        // (none). keepalived accepts such a real and fails to add it; so do we, but we say so.
+        for r in s.reals.iter().filter(|r| r.lower_threshold != 0 && r.upper_threshold == 0) {
+            out.push(ModelError::new(
+                &s.origin,
+                format!(
+                    "warning: service '{}': real server {}: lower_threshold {} without upper_threshold: the kernel refuses to add this real (ERANGE)",
+                    s.name, r.addr, r.lower_threshold
+                ),
+            ));
+        }
     }
     if let Some(b) = &m.bgp
         && !m.services.iter().any(|s| s.announce.is_some())

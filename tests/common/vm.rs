@@ -27,6 +27,15 @@ pub fn run_scenarios_with(what: &str, extras: &[&str], scenarios: &[&str]) {
         Some(77) => {
             lvsd::net::netns::cannot_run(what, "the VM tier cannot run here");
         }
-        other => panic!("{what}: scripts/vm exited with {other:?} (console log above)"),
+        other => panic!("{what}: scripts/vm exited with {other:?} (console log above)\n{}", failed_claims()),
     }
+}
+
+/// The guest's FAIL lines and scenario ends, so that the reason is in the panic message even
+/// when only the tail of a long run's output is kept.
+fn failed_claims() -> String {
+    let cache = std::env::var("LVSD_VM_CACHE").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/vm-cache").into());
+    let log = std::fs::read_to_string(format!("{cache}/console.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("FAIL") || l.contains(" broken: ") || l.contains("SCENARIO-END")).collect();
+    lines.join("\n")
 }

@@ -1,0 +1,93 @@
+//! `lvsd.global { ... }`: the director's global settings (keepalived's global_defs).
+
+use super::*;
+
+pub fn global(f: &mut Fields, g: &mut Global) {
+    if let Some(v) = f.string("router_id") {
+        g.router_id = Some(v);
+    }
+    if let Some(v) = f.strings("notification_email") {
+        g.notification_email = v;
+    }
+    if let Some(v) = f.string("notification_email_from") {
+        g.notification_email_from = Some(v);
+    }
+    if let Some(v) = f.string("smtp_server") {
+        g.smtp_server = Some(v);
+    }
+    if let Some(v) = f.integer("smtp_connect_timeout", 1, 3600) {
+        g.smtp_connect_timeout = v as u32;
+    }
+    if let Some(v) = f.boolean("enable_script_security") {
+        g.enable_script_security = v;
+    }
+    if let Some(v) = garp_field(f) {
+        g.garp = v;
+    }
+    match f.string("foreign").as_deref() {
+        None => {}
+        Some("keep") => g.foreign = Foreign::Keep,
+        Some("remove") => g.foreign = Foreign::Remove,
+        Some(other) => f.error(format!("unknown foreign '{other}' (valid: keep, remove)")),
+    }
+    if let Some(v) = f.integer("drain_timeout", 0, 86_400) {
+        g.drain_timeout = v as u32;
+    }
+    if let Some(v) = f.boolean("release_ipvs_on_stop") {
+        g.release_ipvs_on_stop = v;
+    }
+    if let Some(v) = f.number("reload_guard", 0.0, 1.0) {
+        g.reload_guard = v;
+    }
+}
+
+pub(super) fn garp_field(f: &mut Fields) -> Option<Garp> {
+    let t = match f.value("garp") {
+        Value::Nil => return None,
+        Value::Table(t) => t,
+        other => {
+            f.error(format!("garp must be a table, not a {}", other.type_name()));
+            return None;
+        }
+    };
+    let what = format!("{} garp", f.what());
+    let origin = f.origin.clone();
+    let mut g = Garp::default();
+    let mut gf = Fields::new(t, what, origin, f.errs);
+    let int = |gf: &mut Fields, k: &'static str, hi: i64, d: u32| gf.integer(k, 0, hi).map(|v| v as u32).unwrap_or(d);
+    g.master_delay = int(&mut gf, "master_delay", 1000, g.master_delay);
+    g.master_repeat = int(&mut gf, "master_repeat", 1000, g.master_repeat);
+    g.master_refresh = int(&mut gf, "master_refresh", 86_400, g.master_refresh);
+    g.master_refresh_repeat = int(&mut gf, "master_refresh_repeat", 1000, g.master_refresh_repeat);
+    g.interval = gf.number("interval", 0.0, 1.0).unwrap_or(g.interval);
+    g.lower_prio_delay = int(&mut gf, "lower_prio_delay", 1000, g.lower_prio_delay);
+    g.lower_prio_repeat = int(&mut gf, "lower_prio_repeat", 1000, g.lower_prio_repeat);
+    gf.finish();
+    Some(g)
+}
+
+pub(super) fn notify_field(f: &mut Fields) -> Notify {
+    let t = match f.value("notify") {
+        Value::Nil => return Notify::default(),
+        Value::Table(t) => t,
+        other => {
+            f.error(format!(
+                "notify must be a table {{ master = {{argv}}, backup = ..., fault = ..., stop = ..., any = ... }}, not a {}",
+                other.type_name()
+            ));
+            return Notify::default();
+        }
+    };
+    let what = format!("{} notify", f.what());
+    let origin = f.origin.clone();
+    let mut nf = Fields::new(t, what, origin, f.errs);
+    let n = Notify {
+        master: nf.argv("master"),
+        backup: nf.argv("backup"),
+        fault: nf.argv("fault"),
+        stop: nf.argv("stop"),
+        any: nf.argv("any"),
+    };
+    nf.finish();
+    n
+}

@@ -1,0 +1,277 @@
+//! `lvsd.vrrp`, tracks, sync groups and the sync daemon.
+
+use super::global::{garp_field, notify_field};
+use super::*;
+
+/// "192.0.2.1", "192.0.2.1/24", "192.0.2.1/24 dev eth1 label eth1:1 scope global".
+pub fn parse_vip(s: &str) -> Result<VipAddr, String> {
+    let mut words = s.split_whitespace();
+    let first = words.next().ok_or_else(|| "empty VIP".to_string())?;
+    let (ip, prefix) = match first.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (first, None),
+    };
+    let addr: IpAddr = ip.parse().map_err(|_| format!("VIP '{first}' is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n >= 1 && n <= max => n,
+            _ => return Err(format!("VIP '{first}': prefix must be 1..{max}")),
+        },
+    };
+    let mut vip = VipAddr { addr, prefix, dev: None, label: None, scope: None };
+    while let Some(k) = words.next() {
+        let v = words.next().ok_or_else(|| format!("VIP '{s}': '{k}' needs a value"))?.to_string();
+        match k {
+            "dev" => vip.dev = Some(v),
+            "label" => vip.label = Some(v),
+            "scope" => vip.scope = Some(v),
+            other => return Err(format!("VIP '{s}': unknown option '{other}' (valid: dev, label, scope)")),
+        }
+    }
+    Ok(vip)
+}
+
+fn vips_field(f: &mut Fields) -> Vec<VipAddr> {
+    let t = match f.value("vips") {
+        Value::Nil => return Vec::new(),
+        Value::Table(t) => t,
+        Value::String(s) => {
+            return match parse_vip(&s.to_string_lossy()) {
+                Ok(v) => vec![v],
+                Err(e) => {
+                    f.error(e);
+                    Vec::new()
+                }
+            };
+        }
+        other => {
+            f.error(format!("vips must be a list of addresses, not a {}", other.type_name()));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
+        match item {
+            Value::String(s) => match parse_vip(&s.to_string_lossy()) {
+                Ok(v) => out.push(v),
+                Err(e) => f.error(e),
+            },
+            Value::Table(t) => {
+                let what = format!("{} vip", f.what());
+                let origin = f.origin.clone();
+                let mut vf = Fields::new(t, what, origin, f.errs);
+                let addr = vf.string("address");
+                let prefix = vf.integer("prefix", 1, 128);
+                let dev = vf.string("dev");
+                let label = vf.string("label");
+                let scope = vf.string("scope");
+                vf.finish();
+                let Some(addr) = addr else {
+                    f.error("a vip table needs address = \"...\"");
+                    continue;
+                };
+                match parse_vip(&addr) {
+                    Ok(mut v) => {
+                        if let Some(p) = prefix {
+                            let max = if v.addr.is_ipv4() { 32 } else { 128 };
+                            if p > max {
+                                f.error(format!("vip {addr}: prefix {p} is out of range (1..{max})"));
+                            }
+                            v.prefix = p as u8;
+                        }
+                        v.dev = dev.or(v.dev);
+                        v.label = label.or(v.label);
+                        v.scope = scope.or(v.scope);
+                        out.push(v);
+                    }
+                    Err(e) => f.error(e),
+                }
+            }
+            other => f.error(format!("vips entries must be strings or tables, not a {}", other.type_name())),
+        }
+    }
+    out
+}
+
+pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
+    let interface = f.string("interface");
+    let vrid = f.integer("vrid", 1, 255);
+    let priority = f.integer("priority", 1, 255).unwrap_or(100) as u8;
+    let version = match f.integer("version", 2, 3) {
+        Some(v) => v as u8,
+        None => 2,
+    };
+    let advert_int_cs = match version {
+        // RFC 3768 5.3.7: Adver Int is in seconds (8 bits).
+        2 => f.number("advert_int", 1.0, 255.0).map(|n| (n * 100.0).round() as u16).unwrap_or(100),
+        // RFC 5798 5.2.7: Max Adver Int is in centiseconds (12 bits): 0.01 .. 40.95 s.
+        _ => f.number("advert_int", 0.01, 40.95).map(|n| (n * 100.0).round() as u16).unwrap_or(100),
+    };
+    let auth_pass = f.string("auth_pass");
+    if let Some(p) = &auth_pass {
+        // keepalived keeps at most 8 characters (RFC 3768 5.3.10: the field is 8 octets).
+        if p.len() > 8 || p.is_empty() {
+            f.error(format!("auth_pass must be 1 to 8 characters (got {})", p.len()));
+        }
+    }
+    let vips = vips_field(f);
+    let state = match one_of(f, "state", &["master", "backup"], "backup").as_str() {
+        "master" => InitialState::Master,
+        _ => InitialState::Backup,
+    };
+    let nopreempt = f.flag("nopreempt");
+    let preempt_delay = f.integer("preempt_delay", 0, 1000).unwrap_or(0) as u32;
+    let preempt_sync_wait_ms = f
+        .number("preempt_sync_wait", 0.0, 3600.0)
+        .map(|s| (s * 1000.0).round() as u32)
+        .unwrap_or(crate::vrrp::preempt_sync::DEFAULT_BOUND.as_millis() as u32);
+    let unicast_src = ip_field(f, "unicast_src");
+    let mut unicast_peers = Vec::new();
+    for p in f.strings("unicast_peers").unwrap_or_default() {
+        match parse_ip(&p) {
+            Some(ip) => unicast_peers.push(ip),
+            None => f.error(format!("unicast peer '{p}' is not an IP address")),
+        }
+    }
+    let track_interfaces = track_interfaces_field(f);
+    let tracks = tracks_field(f, ctx);
+    let garp = garp_field(f).unwrap_or_default();
+    let notify = notify_field(f);
+    let smtp_alert = f.flag("smtp_alert");
+    let v3_checksum_as_v2 = f.flag("v3_checksum_as_v2");
+    let check_unicast_src = f.flag("check_unicast_src");
+    let relax_unicast_ttl = f.flag("relax_unicast_ttl");
+    if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
+        f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
+    }
+    let on_change = f.function("on_change").map(|h| ctx.hook(h));
+    f.require("interface", &interface, "the link VRRP runs on, e.g. interface = \"eth0\"");
+    f.require("vrid", &vrid, "1..255, the same on both directors");
+    Some(VrrpInstance {
+        name: name.to_string(),
+        interface: interface?,
+        vrid: vrid? as u8,
+        priority,
+        version,
+        advert_int_cs,
+        auth_pass,
+        vips,
+        state,
+        nopreempt,
+        preempt_delay,
+        preempt_sync_wait_ms,
+        unicast_src,
+        unicast_peers,
+        track_interfaces,
+        tracks,
+        garp,
+        notify,
+        smtp_alert,
+        v3_checksum_as_v2,
+        check_unicast_src,
+        relax_unicast_ttl,
+        on_change,
+        origin: f.origin.clone(),
+    })
+}
+
+fn track_interfaces_field(f: &mut Fields) -> Vec<TrackInterface> {
+    let t = match f.value("track_interfaces") {
+        Value::Nil => return Vec::new(),
+        Value::Table(t) => t,
+        other => {
+            f.error(format!("track_interfaces must be a list, not a {}", other.type_name()));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
+        match item {
+            Value::String(s) => out.push(TrackInterface { name: s.to_string_lossy(), weight: 0 }),
+            Value::Table(t) => {
+                let what = format!("{} track_interfaces", f.what());
+                let origin = f.origin.clone();
+                let mut tf = Fields::new(t, what, origin, f.errs);
+                let name = tf.string("name");
+                let weight = tf.integer("weight", -254, 254).unwrap_or(0) as i32;
+                tf.finish();
+                match name {
+                    Some(name) => out.push(TrackInterface { name, weight }),
+                    None => f.error("track_interfaces entry needs name = \"...\""),
+                }
+            }
+            other => f.error(format!("track_interfaces entries must be names or tables, not a {}", other.type_name())),
+        }
+    }
+    out
+}
+
+fn tracks_field(f: &mut Fields, ctx: &dyn Ctx) -> Vec<Track> {
+    let v = f.value("track");
+    let items: Vec<Value> = match v {
+        Value::Nil => return Vec::new(),
+        Value::UserData(_) => vec![v],
+        Value::Table(t) => t.sequence_values::<Value>().filter_map(|x| x.ok()).collect(),
+        other => {
+            f.error(format!("track must be a list of lvsd.track.* values, not a {}", other.type_name()));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Value::UserData(ud) if ud.is::<TrackHandle>() => {
+                let i = ud.borrow::<TrackHandle>().map(|h| h.0).unwrap_or(usize::MAX);
+                out.extend(ctx.track(i));
+            }
+            other => f.error(format!("track entries must be made with lvsd.track.exec/lua, not a {}", other.type_name())),
+        }
+    }
+    out
+}
+
+pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Track> {
+    let name = f.string("name").unwrap_or_else(|| format!("track{n}"));
+    let k = match kind {
+        "exec" => f.argv("command").map(|command| TrackKind::Exec { command }),
+        _ => f.function("run").map(|r| TrackKind::Lua { run: ctx.hook(r) }),
+    };
+    let interval = f.number("interval", 0.01, 86_400.0).unwrap_or(1.0);
+    let timeout = f.number("timeout", 0.0, 86_400.0).unwrap_or(0.0);
+    let weight = f.integer("weight", -254, 254).unwrap_or(0) as i32;
+    let rise = f.integer("rise", 1, 1000).unwrap_or(1) as u32;
+    let fall = f.integer("fall", 1, 1000).unwrap_or(1) as u32;
+    if k.is_none() {
+        f.error(if kind == "exec" {
+            "command = { \"/path/to/program\", ... } is required"
+        } else {
+            "run = function() ... end is required"
+        });
+    }
+    Some(Track { name, kind: k?, interval, timeout, weight, rise, fall, origin: f.origin.clone() })
+}
+
+pub fn sync_group(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<SyncGroup> {
+    let instances = f.strings("instances").unwrap_or_default();
+    if instances.is_empty() {
+        f.error("instances = { \"VI_1\", ... } is required");
+    }
+    let notify = notify_field(f);
+    let smtp_alert = f.flag("smtp_alert");
+    let on_change = f.function("on_change").map(|h| ctx.hook(h));
+    Some(SyncGroup { name: name.to_string(), instances, notify, smtp_alert, on_change, origin: f.origin.clone() })
+}
+
+pub fn sync_daemon(f: &mut Fields) -> Option<SyncDaemon> {
+    let interface = f.string("interface");
+    let id = f.integer("id", 0, 255).unwrap_or(0) as u8;
+    let maxlen = f.integer("maxlen", 1, 65507).map(|v| v as u16);
+    let port = f.integer("port", 1, 65535).map(|v| v as u16);
+    let ttl = f.integer("ttl", 1, 255).map(|v| v as u8);
+    let group = ip_field(f, "group");
+    let instance = f.string("instance");
+    f.require("interface", &interface, "the link the sync traffic uses");
+    Some(SyncDaemon { interface: interface?, id, maxlen, port, ttl, group, instance, origin: f.origin.clone() })
+}
