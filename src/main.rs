@@ -242,6 +242,13 @@ enum Command {
     /// The production setup rehearsed on this machine: two directors, real servers and a
     /// client in network namespaces, a bounded load, failures played out, timings measured.
     Lab {
+        /// pair: two directors and VRRP; ecmp: N active directors behind a BIRD router's
+        /// ECMP route, announcing the VIP over BGP (needs bird2).
+        #[arg(long, value_enum, default_value = "pair")]
+        topology: lvsd::lab::Topology,
+        /// Directors of the ecmp topology.
+        #[arg(long, default_value_t = 3)]
+        directors: usize,
         #[arg(long, value_enum, default_value = "dr")]
         mode: lvsd::lab::Mode,
         /// Number of real servers.
@@ -573,14 +580,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
+        Command::Lab { topology, directors, mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
             if let (Some(from), Some(to)) = (from_json, &report) {
                 let text = std::fs::read_to_string(&from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 std::fs::write(to, lvsd::lab::report::html(&saved)).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let opts = lvsd::lab::Options { mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
+            let opts =
+                lvsd::lab::Options { topology, directors, mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
             run_lab(opts, report)
         }
         Command::Generate { what, dir } => {
@@ -625,6 +633,17 @@ fn run_lab_in_vm(opts: &lvsd::lab::Options, report: Option<&std::path::Path>) ->
     cmd.args(["--install", "--verbose", "--lvsd"]).arg(&exe).arg("--out").arg(&out);
     if let Some(p) = &opts.policy {
         cmd.arg("--file").arg(p);
+    }
+    for x in vm::extras(opts) {
+        if !x.exists() {
+            eprintln!(
+                "lvsd lab: the {:?} topology runs BIRD in the guest: {} is missing (apt-get install bird2)",
+                opts.topology,
+                x.display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        cmd.arg("--extra").arg(x);
     }
     if std::env::var_os("LVSD_VM_CACHE").is_none()
         && let Some(cache) = vm::cache_for(&dir, |p| p.exists())

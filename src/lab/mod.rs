@@ -6,6 +6,7 @@
 //! Namespaces and processes are owned by guards and removed when the lab ends, also on
 //! failure and on Ctrl-C.
 
+pub mod ecmp;
 pub mod http;
 pub mod longlived;
 mod observe;
@@ -49,8 +50,20 @@ pub enum Scenario {
     Reload,
 }
 
+/// How the directors stand in front of the reals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Topology {
+    /// Two directors, one VIP moved by VRRP (the classic pair).
+    Pair,
+    /// N active directors behind a BIRD router's ECMP route, announcing over BGP (ecmp.rs).
+    Ecmp,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub topology: Topology,
+    /// Directors of the ecmp topology (the pair has two).
+    pub directors: usize,
     pub mode: Mode,
     pub reals: usize,
     pub requests: usize,
@@ -547,6 +560,9 @@ fn failovers(adverts: &[observe::Advert], vrid: u8) -> Vec<(Duration, IpAddr, Ip
 }
 
 pub fn run(opts: Options) -> Result<Value, LabError> {
+    if opts.topology == Topology::Ecmp {
+        return ecmp::run(opts);
+    }
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
     let mut lab = Lab::build(opts)?;
     lab.note(format!(
@@ -727,6 +743,9 @@ fn report(lab: &mut Lab) -> Value {
 
 /// The summary table for people.
 pub fn print(report: &Value) {
+    if report["topology"] == "ecmp" {
+        return ecmp::print(report);
+    }
     println!("\nTimeline");
     for e in report["timeline"].as_array().into_iter().flatten() {
         println!("  {:8.2}s  {}", e["at"].as_f64().unwrap_or(0.0), e["event"].as_str().unwrap_or(""));
@@ -766,6 +785,9 @@ pub fn print(report: &Value) {
 
 /// The rehearsal's claims, checked: each with a verdict line. True when all hold.
 pub fn verify(report: &Value) -> Vec<(bool, String)> {
+    if report["topology"] == "ecmp" {
+        return ecmp::verify(report);
+    }
     let mut out = Vec::new();
     let phase = |n: &str| report["phases"].as_array().and_then(|ps| ps.iter().find(|p| p["name"] == n)).cloned();
     let mdi = report["master_down_interval_ms"].as_u64().unwrap_or(4000) as f64 / 1000.0;

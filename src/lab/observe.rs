@@ -36,7 +36,7 @@ pub struct Shared {
     pub states: Mutex<Vec<(Duration, usize, String)>>,
 }
 
-fn get(src: IpAddr, dst: SocketAddr, timeout: Duration) -> Result<String, String> {
+pub(super) fn get(src: IpAddr, dst: SocketAddr, timeout: Duration) -> Result<String, String> {
     let sock = socket2::Socket::new(socket2::Domain::for_address(dst), socket2::Type::STREAM, None).map_err(|e| e.to_string())?;
     sock.bind(&SocketAddr::new(src, 0).into()).map_err(|e| format!("bind {src}: {e}"))?;
     sock.connect_timeout(&dst.into(), timeout).map_err(|e| format!("connect: {e}"))?;

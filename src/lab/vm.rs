@@ -5,7 +5,7 @@
 //! out in full, so it checks the same claims; files go in and out through the script's
 //! `--file` and `--out`.
 
-use super::{Mode, Options, Scenario};
+use super::{Mode, Options, Scenario, Topology};
 use std::path::{Path, PathBuf};
 
 /// Where the package installs the guest builder (Cargo.toml, `[package.metadata.deb]`).
@@ -73,6 +73,9 @@ pub fn guest_args(o: &Options, report: bool) -> Vec<String> {
         "--scenario".into(),
         value::<Scenario>(&o.scenario),
     ];
+    if o.topology == Topology::Ecmp {
+        a.extend(["--topology".into(), value::<Topology>(&o.topology), "--directors".into(), o.directors.to_string()]);
+    }
     if let Some(p) = &o.policy {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.lua".into());
         a.extend(["--policy".into(), format!("/lvsd/files/{name}")]);
@@ -96,6 +99,14 @@ pub fn guest_args(o: &Options, report: bool) -> Vec<String> {
     a
 }
 
+/// BIRD, which the ecmp topology runs in the guest (Debian's `bird2` on the host).
+pub const BIRD: [&str; 2] = ["/usr/sbin/bird", "/usr/sbin/birdc"];
+
+/// The programs the guest needs beyond lvsd's own (`scripts/vm --extra`).
+pub fn extras(o: &Options) -> Vec<PathBuf> {
+    if o.topology == Topology::Ecmp { BIRD.iter().map(PathBuf::from).collect() } else { Vec::new() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +114,8 @@ mod tests {
 
     fn opts() -> Options {
         Options {
+            topology: Topology::Pair,
+            directors: 3,
             mode: Mode::Nat,
             reals: 3,
             requests: 4000,
@@ -161,5 +174,12 @@ mod tests {
             guest_args(&o, true).join(" "),
             "--mode dr --reals 3 --requests 4000 --scenario all --policy /lvsd/files/site.lua --json --verify --long-lived 16 --report /out/lab-report.html"
         );
+        assert!(extras(&o).is_empty());
+        let e = Options { topology: Topology::Ecmp, directors: 4, mode: Mode::Dr, ..opts() };
+        assert_eq!(
+            guest_args(&e, false).join(" "),
+            "--mode dr --reals 3 --requests 4000 --scenario kill --topology ecmp --directors 4 --long-lived 16"
+        );
+        assert_eq!(extras(&e), [PathBuf::from("/usr/sbin/bird"), PathBuf::from("/usr/sbin/birdc")]);
     }
 }

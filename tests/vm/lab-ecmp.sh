@@ -1,0 +1,15 @@
+# lvsd lab --topology ecmp: a BIRD router's ECMP route (L4 hash) over three directors, each
+# running BIRD and lvsd (mh, DR, the sync daemon on every director), with short requests and
+# long-lived connections from a client behind the router. Phases: baseline, drain-director,
+# undrain, a director dies (link down, lvsd and BIRD killed: the router's hold timer
+# detects), it returns, a real server dies, SIGTERM to a director's lvsd. --verify checks
+# that every director takes traffic, that drain and undrain fail no request and break no
+# connection, that the kill breaks no established connection and fails only requests sent
+# before the router's route changed, that the return breaks none, and that SIGTERM withdraws
+# the VIP and fails no request. Needs BIRD in the guest:
+#   scripts/vm --extra /usr/sbin/bird --extra /usr/sbin/birdc lab-ecmp
+lvsd lab --topology ecmp --directors 3 --verify --requests 3000 --long-lived 8 > /tmp/ecmp.txt 2>&1
+rc=$?
+cat /tmp/ecmp.txt
+[ $rc = 0 ] || fail "lvsd lab --topology ecmp --verify: rc $rc"
+echo "lab-ecmp: ok"
