@@ -587,6 +587,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 std::fs::write(to, lvsd::lab::report::html(&saved)).map_err(|e| anyhow::anyhow!("{}: {e}", to.display()))?;
                 return Ok(ExitCode::SUCCESS);
             }
+            if topology == lvsd::lab::Topology::Ecmp && report.is_some() {
+                anyhow::bail!("--report draws the pair lab's timeline; with --topology ecmp use --json");
+            }
             let opts =
                 lvsd::lab::Options { topology, directors, mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
             run_lab(opts, report)
