@@ -1,0 +1,401 @@
+//! `lvsd lab --topology ecmp`: scale-out rehearsed on one machine. A router (BIRD) peers over
+//! eBGP with N directors, each running its own BIRD and lvsd with one shared policy
+//! (`lvsd.bgp`, `mh`, DR, the sync daemon on every director); the router's kernel route to
+//! the VIP has one next hop per announcing director, chosen per flow by an L4 hash
+//! (`fib_multipath_hash_policy = 1`). A client behind the router sends short requests and
+//! holds long-lived connections while the phases play: baseline, drain one director
+//! (`drain-director`), undrain, a director dies (its link goes down, lvsd and BIRD get
+//! SIGKILL: no BGP notification reaches the router, whose hold timer detects it), it comes
+//! back, a real server dies, and one lvsd gets SIGTERM (it withdraws the VIP before it stops).
+//!
+//! Measured per phase: requests and new connections seen on each director's link (a packet
+//! socket per director), the real of each answer, broken long-lived connections, failed
+//! requests, and the time from the fault to the router's kernel route change (`ip -o monitor
+//! route` in the router) and to the traffic moving on the wire.
+
+mod play;
+mod setup;
+mod summary;
+pub mod wire;
+
+use super::longlived::{self, Tracker};
+use super::observe::{self, Shared};
+use super::{LabError, Options, Proc, setup, source_pool, spawn_in};
+use crate::net::netns::{self, Netns};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wire::Seen;
+
+use play::{capture, client, long_lived_through};
+use summary::report;
+pub use summary::{print, verify};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+pub const PORT: u16 = 80;
+const ROUTER: &str = "192.0.2.1";
+const ROUTER_AS: u32 = 65000;
+const DIRECTOR_AS: u32 = 65001;
+/// BGP timers: the router notices a dead director when the hold time passes without a
+/// keepalive. BIRD's smallest hold time is 3 s; TCG on a busy host can stall a BIRD for a
+/// second or more, so a little more than that. (BFD would detect in well under a second, but
+/// its 100 ms-scale timers flap under TCG.)
+pub const HOLD: u32 = 4;
+pub const KEEPALIVE: u32 = 1;
+/// How long each phase runs after its fault has taken effect.
+const STEADY: f64 = 3.0;
+/// The most directors (addresses 192.0.2.2..) and reals (192.0.2.11..) the lab lays out.
+pub const MAX_DIRECTORS: usize = 8;
+pub const MAX_REALS: usize = 8;
+/// Sources of the short requests (mh hashes the source address).
+const SOURCES: usize = 16;
+
+/// The short requests' source addresses (from the lab's pool, clear of the long-lived ones).
+fn sources(long_lived: usize) -> Vec<IpAddr> {
+    let pool = source_pool();
+    let n = SOURCES.min(pool.len().saturating_sub(long_lived.max(1)));
+    pool.iter().take(n.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect()
+}
+
+/// The long-lived connections' sources: one each, from the pool's other end.
+fn long_sources(long_lived: usize) -> Vec<IpAddr> {
+    source_pool().iter().rev().take(long_lived.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect()
+}
+
+fn director_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 2 + i as u8)
+}
+
+fn real_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, 11 + i as u8)
+}
+
+/// Locally administered MAC addresses: a forwarded SYN's destination names its real.
+fn real_mac(i: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x02, i as u8 + 1]
+}
+
+fn mac_text(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn director_name(i: usize) -> String {
+    format!("lvs{:02}", i + 1)
+}
+
+/// The one policy every director runs (`--node lvsNN` picks its router id and files).
+pub fn policy(dir: &Path, directors: usize, reals: usize, sync: bool) -> String {
+    let ids: Vec<String> = (0..directors).map(|i| format!("{} = \"{}\"", director_name(i), director_addr(i))).collect();
+    let rs: Vec<String> = (0..reals).map(|i| format!("\"{}:{PORT}\"", real_addr(i))).collect();
+    let mut s = format!(
+        "-- lvsd lab --topology ecmp: every director announces the VIP to the router while it can serve it.\n\
+         local ids = {{ {ids} }}\n\
+         local here = \"{dir}/\" .. lvsd.node\n\
+         lvsd.bgp {{\n  socket = here .. \"/bird.ctl\", include = here .. \"/lvsd.conf\",\n  local_as = {DIRECTOR_AS}, router_id = ids[lvsd.node],\n  \
+         neighbors = {{ {{ address = \"{ROUTER}\", as = {ROUTER_AS}, hold = {HOLD}, keepalive = {KEEPALIVE} }} }},\n}}\n\
+         -- mh gives every director the same choice of real for a flow; DR sends the answers past the directors.\n\
+         lvsd.service \"web\" {{\n  vip = \"{VIP}:{PORT}\", scheduler = \"mh\", forward = \"dr\", announce = true,\n  \
+         check = lvsd.check.tcp {{ interval = 0.5, timeout = 1, retries = 0 }},\n  reals = {{ {rs} }},\n}}\n",
+        ids = ids.join(", "),
+        dir = dir.display(),
+        rs = rs.join(", "),
+    );
+    if sync {
+        s.push_str("-- Every director runs the master and the backup daemon: each learns the others' connections.\n");
+        s.push_str("lvsd.sync_daemon { interface = \"eth0\", id = 52 }\n");
+    }
+    s
+}
+
+/// The router's BIRD: one eBGP session per director, the merged (ECMP) route into the kernel.
+pub fn router_bird(dir: &Path, directors: usize) -> String {
+    let mut s = format!(
+        "log \"{}/router-bird.log\" all;\nrouter id {ROUTER};\nprotocol device {{ scan time 1; }}\n\
+         protocol kernel {{ merge paths on; ipv4 {{ import none; export all; }}; }}\n",
+        dir.display()
+    );
+    for i in 0..directors {
+        s.push_str(&format!(
+            "protocol bgp {} {{ local as {ROUTER_AS}; neighbor {} as {DIRECTOR_AS}; hold time {HOLD}; keepalive time {KEEPALIVE}; \
+             connect delay time 1; connect retry time 1; error wait time 1, 2; ipv4 {{ import all; export none; }}; }}\n",
+            director_name(i),
+            director_addr(i)
+        ));
+    }
+    s
+}
+
+/// A director's BIRD: what lvsd writes (its include file) and nothing else.
+pub fn director_bird(dir: &Path, name: &str) -> String {
+    format!("log \"{0}/{name}/bird.log\" all;\nprotocol device {{ scan time 1; }}\ninclude \"{0}/{name}/lvsd.conf\";\n", dir.display())
+}
+
+struct Director {
+    // Processes before the namespace (fields drop in declaration order).
+    lvsd: Option<Proc>,
+    bird: Option<Proc>,
+    name: String,
+    ns: Netns,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+struct Real {
+    http: Option<Proc>,
+    name: String,
+    ns: Netns,
+}
+
+#[derive(Debug, Clone)]
+struct Phase {
+    name: String,
+    what: String,
+    start: Duration,
+    end: Duration,
+    /// When the fault was made, and to which director.
+    fault: Option<Duration>,
+    target: Option<usize>,
+    /// When the target's lvsd had exited (the stop phase).
+    exited: Option<Duration>,
+}
+
+/// What the wire watchers record.
+#[derive(Default)]
+struct Watch {
+    /// (when, director, what)
+    frames: Mutex<Vec<(Duration, usize, Seen)>>,
+    /// The router's next hops for the VIP after each change, from `ip monitor`.
+    routes: Mutex<Vec<(Duration, Vec<Ipv4Addr>)>>,
+    stop: AtomicBool,
+}
+
+struct Lab {
+    opts: Options,
+    t0: Instant,
+    /// The wall clock at `t0` (the kernel stamps frames with it).
+    epoch0: f64,
+    dir: PathBuf,
+    exe: PathBuf,
+    policy_file: PathBuf,
+    monitor: Option<Proc>,
+    router_bird: Option<Proc>,
+    directors: Vec<Director>,
+    reals: Vec<Real>,
+    client: Netns,
+    router: Netns,
+    _lan: Netns,
+    phases: Vec<Phase>,
+    notes: Vec<(Duration, String)>,
+    shared: Arc<Shared>,
+    watch: Arc<Watch>,
+}
+
+/// A veth `ifname` (with `mac`, if given) in `host`, its peer `port` on the LAN's bridge.
+fn plug(host: &Netns, ifname: &str, mac: Option<[u8; 6]>, lan: &Netns, port: &str) -> Result<(), LabError> {
+    let mac = mac.map(mac_text);
+    let mut args = vec!["link", "add", ifname];
+    if let Some(m) = &mac {
+        args.extend(["address", m.as_str()]);
+    }
+    args.extend(["type", "veth", "peer", "name", port, "netns", lan.name()]);
+    host.ip(&args).map_err(setup("veth"))?;
+    netns::attach(lan, port, "br0").map_err(setup("bridge port"))?;
+    lan.ip(&["link", "set", port, "up"]).map_err(setup("port up"))?;
+    host.ip(&["link", "set", ifname, "up"]).map_err(setup("link up"))?;
+    Ok(())
+}
+
+fn sysctls(ns: &Netns, keys: &[&str]) -> Result<(), LabError> {
+    for k in keys {
+        ns.exec("sysctl", &["-qw", k]).map_err(setup("sysctl"))?;
+    }
+    Ok(())
+}
+
+pub fn run(opts: Options) -> Result<Value, LabError> {
+    unsafe { libc::signal(libc::SIGINT, super::on_sigint as *const () as libc::sighandler_t) };
+    let mut lab = Lab::build(opts)?;
+    let n = lab.directors.len();
+    lab.note(format!(
+        "topology: router {ROUTER} (BIRD, AS {ROUTER_AS}, ECMP with an L4 hash) peering with {n} directors {} (each BIRD + lvsd, AS {DIRECTOR_AS}, hold time {HOLD} s), {} real servers (DR) behind VIP {VIP}:{PORT} (mh), client 198.51.100.5 behind the router",
+        (0..n).map(|i| format!("{} ({})", director_name(i), director_addr(i))).collect::<Vec<_>>().join(", "),
+        lab.reals.len(),
+    ));
+    lab.prepare_reals()?;
+    lab.start_router()?;
+    for i in 0..n {
+        lab.start_lvsd(i)?;
+    }
+    // lvsd writes BIRD's include file; then each director's BIRD starts.
+    lab.wait("every lvsd to want the VIP announced", Duration::from_secs(45), |l| (0..n).all(|i| l.wants_vip(i)))?;
+    lab.note("every lvsd wants the VIP announced; each director's BIRD starts");
+    for i in 0..n {
+        lab.start_bird(i)?;
+    }
+    let all: Vec<usize> = (0..n).collect();
+    lab.wait_hops(&all, "the router's ECMP route over every director")?;
+    let want = vec![true; lab.reals.len()];
+    lab.wait("every real in every director's table", Duration::from_secs(45), |l| (0..n).all(|i| l.reals_in(i, &want)))?;
+    lab.note(format!("the router's route to {VIP}: {} next hops; every real in every table", n));
+    let vip = SocketAddr::new(IpAddr::V4(VIP), PORT);
+    lab.wait("the VIP to answer", Duration::from_secs(30), |l| {
+        let ok = Arc::new(AtomicBool::new(false));
+        let ok2 = ok.clone();
+        let _ = spawn_in(l.client.name(), move || {
+            ok2.store(std::net::TcpStream::connect_timeout(&vip, Duration::from_millis(500)).is_ok(), Ordering::SeqCst);
+        })
+        .join();
+        ok.load(Ordering::SeqCst)
+    })?;
+
+    let capture = lab.watch_directors();
+    let shared = lab.shared.clone();
+    let max = lab.opts.requests;
+    let sources = sources(lab.opts.long.long_lived);
+    let load = spawn_in(lab.client.name(), {
+        let shared = shared.clone();
+        move || client(shared, sources, vip, Duration::from_millis(20), max)
+    });
+    let long = Arc::new(Tracker::default());
+    let long_stop = Arc::new(AtomicBool::new(false));
+    let ln = lab.opts.long.long_lived;
+    let lsources = long_sources(ln);
+    let held = (ln > 0).then(|| longlived::start(lab.client.name(), long.clone(), long_stop.clone(), lsources, vip, lab.t0, ln));
+    if ln > 0 {
+        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| {
+            long.conns.lock().unwrap().iter().filter(|c| !c.answers.is_empty()).count() >= ln
+        })?;
+        lab.note(format!("{ln} long-lived connections open (a request every 100 ms on each)"));
+        lab.settle(longlived::SYNCED_AFTER.as_secs_f64())?;
+    }
+    let result = lab.play();
+    lab.settle(0.5).ok();
+    shared.stop.store(true, Ordering::SeqCst);
+    long_stop.store(true, Ordering::SeqCst);
+    lab.watch.stop.store(true, Ordering::SeqCst);
+    let _ = load.join();
+    if let Some(h) = held {
+        let _ = h.join();
+    }
+    for c in capture {
+        let _ = c.join();
+    }
+    result?;
+    Ok(report(&lab, &long))
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Every lvsd gets SIGTERM at once (each withdraws through its BIRD first), bounded.
+        for d in &self.directors {
+            if let Some(p) = &d.lvsd {
+                unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+            }
+        }
+        let end = Instant::now() + Duration::from_secs(4);
+        for d in &mut self.directors {
+            if let Some(p) = d.lvsd.as_mut() {
+                while Instant::now() < end && !matches!(p.child.try_wait(), Ok(Some(_))) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        self.watch.stop.store(true, Ordering::SeqCst);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lived_connections_are_told_by_their_source() {
+        let s = |o: u8| Seen::Request(Ipv4Addr::new(198, 51, 100, o));
+        let long = long_sources(3);
+        let frames = [
+            (Duration::from_millis(9500), 1, s(254)),
+            (Duration::from_millis(9600), 1, s(254)),
+            (Duration::from_millis(9700), 1, s(253)),
+            (Duration::from_millis(9800), 1, s(20)), // a short request
+            (Duration::from_millis(9900), 2, s(252)),
+            (Duration::from_millis(8000), 1, s(252)), // too long before
+            (Duration::from_millis(9950), 1, Seen::Syn),
+        ];
+        assert_eq!(long_lived_through(&frames, &long, 1, Duration::from_secs(10)), 2);
+        assert_eq!(long_lived_through(&frames, &long, 2, Duration::from_secs(10)), 1);
+        assert_eq!(long_lived_through(&frames, &long, 0, Duration::from_secs(10)), 0);
+        assert!(!sources(3).iter().any(|a| long.contains(a)), "short and long-lived sources apart");
+    }
+
+    #[test]
+    fn one_policy_names_every_director_and_real() {
+        let p = policy(Path::new("/run/lvsd/lab-1"), 3, 2, true);
+        assert!(p.contains("lvs01 = \"192.0.2.2\", lvs02 = \"192.0.2.3\", lvs03 = \"192.0.2.4\""), "{p}");
+        assert!(p.contains("reals = { \"192.0.2.11:80\", \"192.0.2.12:80\" }"), "{p}");
+        assert!(p.contains("scheduler = \"mh\", forward = \"dr\", announce = true"));
+        assert!(p.contains(&format!("hold = {HOLD}, keepalive = {KEEPALIVE}")));
+        assert!(p.contains("lvsd.sync_daemon { interface = \"eth0\", id = 52 }"));
+        assert!(!policy(Path::new("/x"), 2, 1, false).contains("sync_daemon"));
+    }
+
+    #[test]
+    fn the_router_peers_with_every_director() {
+        let r = router_bird(Path::new("/d"), 3);
+        assert_eq!(r.matches("protocol bgp ").count(), 3);
+        assert!(r.contains("protocol bgp lvs03 { local as 65000; neighbor 192.0.2.4 as 65001;"), "{r}");
+        assert!(r.contains("merge paths on"));
+        assert!(director_bird(Path::new("/d"), "lvs02").contains("include \"/d/lvs02/lvsd.conf\";"));
+    }
+
+    fn report(kill: Value) -> Value {
+        json!({ "long_lived_connections": 4, "directors": ["lvs01", "lvs02"], "phases": [kill] })
+    }
+
+    #[test]
+    fn a_kill_may_fail_requests_only_before_the_route_change() {
+        let p = |after: u64, broken: u64| {
+            json!({ "name": "kill", "target": "lvs02", "long_lived_on_target": 2, "failed": 5, "failed_after_route_change": after, "route_change_ms": 4100,
+                    "long_lived": { "open": 4, "survived": 4 - broken, "broken": broken, "longest_gap_ms": { "max": 4200 } } })
+        };
+        let v = verify(&report(p(0, 0)));
+        assert_eq!(v.len(), 3);
+        assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
+        assert!(!verify(&report(p(1, 0)))[2].0, "a request failed after the route change");
+        assert!(!verify(&report(p(0, 1)))[0].0, "a connection broke");
+        let no_change = json!({ "name": "kill", "long_lived_on_target": 1, "failed": 0, "failed_after_route_change": null, "route_change_ms": null,
+                                "long_lived": { "open": 4, "survived": 4, "broken": 0 } });
+        assert!(!verify(&report(no_change))[2].0, "the route never changed");
+        let untouched = json!({ "name": "kill", "long_lived_on_target": 0, "failed": 0, "failed_after_route_change": 0, "route_change_ms": 3000,
+                                "long_lived": { "open": 4, "survived": 4, "broken": 0 } });
+        assert!(!verify(&report(untouched))[1].0, "no connection went through the dead director: the claim is empty");
+    }
+
+    #[test]
+    fn a_stop_must_withdraw_and_fail_nothing() {
+        let p = |route: Value, failed: u64| {
+            json!({ "name": "stop", "target": "lvs01", "failed": failed, "sent": 40, "route_change_ms": route, "exited_ms": 900,
+                    "new_connections_after_withdrawal": 0, "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
+        };
+        assert!(verify(&report(p(json!(300), 0))).iter().all(|(ok, _)| *ok));
+        assert!(!verify(&report(p(json!(300), 1)))[0].0);
+        assert!(!verify(&report(p(Value::Null, 0)))[2].0, "the route never changed");
+    }
+
+    #[test]
+    fn a_drain_fails_nothing_and_the_drained_director_takes_nothing() {
+        let p = |failed: u64, late: u64| {
+            json!({ "name": "drain", "target": "lvs02", "long_lived_on_target": 3, "failed": failed, "sent": 100, "route_change_ms": 30,
+                    "new_connections_after_withdrawal": late, "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
+        };
+        assert!(verify(&report(p(0, 0))).iter().all(|(ok, _)| *ok));
+        assert!(!verify(&report(p(1, 0)))[0].0);
+        assert!(!verify(&report(p(0, 2)))[3].0);
+    }
+}
