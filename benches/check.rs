@@ -108,6 +108,14 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
             rss_kib().saturating_sub(rss0) / 1024,
             m.probe_count(),
         );
+        // Per check and per real, the figures to set beside keepalived's (whose checker needs
+        // IPVS, so it runs only in the VM: scripts/bench-check-vm).
+        println!(
+            "  per check: user {:.1} us + system {:.1} us; manager's RSS per real {:.2} KiB",
+            user / results.max(1) as f64 * 1e6,
+            sys / results.max(1) as f64 * 1e6,
+            rss_kib().saturating_sub(rss0) as f64 / addrs.len().max(1) as f64,
+        );
         for (e, n) in &why {
             println!("  failed {n} times: {e}");
         }

@@ -1,6 +1,7 @@
-//! VRRP benchmark (issue 4): takeover after the master's death, graceful handover, and the
-//! CPU and memory of 100 instances at advert 0.1 s — lvsd against keepalived 2.2.7, same
-//! topology, measured on the wire.
+//! VRRP benchmark (issues 4 and 20): takeover after the master's death, graceful handover, the
+//! CPU and memory of 100 instances at advert 0.1 s, and at advert 0.01 s takeover and one
+//! instance pair's CPU and late adverts — lvsd against keepalived 2.2.7, same topology,
+//! measured on the wire.
 //!
 //! Topology: a bridge with three hosts. h0 runs the master (always lvsd, priority 200), h1 the
 //! backup under test (lvsd or keepalived, priority 100), h2 captures every frame with an
@@ -8,8 +9,9 @@
 //! of the dead master (or its priority-0 advert) to the first gratuitous ARP for the VIP from
 //! the backup.
 //!
-//!   sudo cargo bench --bench vrrp_failover                      # everything, ~3 minutes
-//!   sudo cargo bench --bench vrrp_failover -- --reps 5 --cpu-secs 20 [failover] [graceful] [cpu]
+//!   sudo cargo bench --bench vrrp_failover                      # everything, ~7 minutes
+//!   sudo cargo bench --bench vrrp_failover -- --reps 5 --cpu-secs 20 [failover] [graceful] [cpu] [fast]
+//!   sudo cargo bench --bench vrrp_failover -- --fast-secs 20 --keepalived-rt 1 fast
 //!
 //! Prints figures; asserts nothing about time.
 
@@ -70,6 +72,8 @@ impl Case {
 }
 
 const CASES: [Case; 2] = [Case { version: 2, advert: 1.0 }, Case { version: 3, advert: 0.1 }];
+/// The fastest advert RFC 5798 allows (5.2.7: Max Adver Int is in centiseconds).
+const FAST: Case = Case { version: 3, advert: 0.01 };
 
 /// Gratuitous ARP settings of the 100-instance runs: keepalived's defaults (5 at once and 5
 /// more after 5 s) or one per address and no second burst.
@@ -95,9 +99,17 @@ fn lvsd_policy(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> S
     )
 }
 
+/// keepalived's `vrrp_rt_priority` (`--keepalived-rt P`; 0: keepalived's default, none). lvsd's
+/// VRRP thread runs at SCHED_RR priority 1 whenever it may.
+static KEEPALIVED_RT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 fn keepalived_conf(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> String {
     let garp = if count > 1 && garp_reduced() { " vrrp_garp_master_delay 0\n vrrp_garp_master_repeat 1\n" } else { "" };
-    let mut s = format!("global_defs {{\n router_id K\n vrrp_version {version}\n{garp}}}\n");
+    let rt = match KEEPALIVED_RT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => String::new(),
+        p => format!(" vrrp_rt_priority {p}\n"),
+    };
+    let mut s = format!("global_defs {{\n router_id K\n vrrp_version {version}\n{garp}{rt}}}\n");
     for i in 1..=count {
         let (name, vrid, vip) =
             if count == 1 { ("VI_1".to_string(), 51, VIP.to_string()) } else { (format!("VI_{i}"), i, format!("198.51.100.{i}")) };
@@ -248,7 +260,7 @@ fn takeover(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], which: Impl, c: Case, si
     Ok(Sample { wire: t_garp - last, from_signal: t_garp - t_sig, first_advert: first_advert - last, early_gap })
 }
 
-fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, graceful: bool) -> Vec<String> {
+fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, graceful: bool, cases: &[Case]) -> Vec<String> {
     let (sig, title) = if graceful {
         (libc::SIGTERM, "graceful handover (SIGTERM to the master: priority 0), priority-0 advert -> first GARP of the backup")
     } else {
@@ -256,11 +268,11 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
     };
     println!("\n## VRRP {title}; {reps} repetitions, ms");
     println!(
-        "| case | backup | limit (ms) | median | min | max | signal->GARP median | ->first advert median | new master's largest gap, first 5 adverts (max) | lvsd/keepalived (median) |"
+        "| case | backup | limit (ms) | median | min | max | within limit + 5 ms | signal->GARP median | ->first advert median | new master's largest gap, first 5 adverts (max) | lvsd/keepalived (median) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut lines = Vec::new();
-    for c in CASES {
+    for &c in cases {
         let limit = if graceful { c.skew() } else { c.mdi() };
         let mut medians = Vec::new();
         for which in [Impl::Lvsd, Impl::Keepalived] {
@@ -278,8 +290,9 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
             medians.push(med);
             let ratio = if which == Impl::Keepalived { format!("{:.3}", medians[0] / medians[1]) } else { String::new() };
             let limit_name = if graceful { "Skew_Time" } else { "MDI" };
+            let within = s.iter().filter(|x| x.wire <= limit + 0.005).count();
             let line = format!(
-                "| {} | {} ({} ok) | {limit_name} {} | {} | {} | {} | {} | {} | {} | {ratio} |",
+                "| {} | {} ({} ok) | {limit_name} {} | {} | {} | {} | {within} of {} | {} | {} | {} | {ratio} |",
                 c.label(),
                 which.name(),
                 s.len(),
@@ -287,6 +300,7 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
                 ms(med),
                 ms(min),
                 ms(max),
+                s.len(),
                 ms(sig_med),
                 ms(adv_med),
                 ms(gap_max)
@@ -294,6 +308,99 @@ fn bench_takeovers(lan: &Lan, cap: &Capture, macs: &[[u8; 6]], reps: usize, grac
             println!("{line}");
             lines.push(line);
         }
+    }
+    lines
+}
+
+/// One instance pair (master on h0, backup on h1, same implementation) at the case's advert
+/// interval: CPU of each over `secs`, and the master's adverts on the wire — how many came
+/// later than interval + 5 ms after the previous one, the largest gap, the 99th percentile.
+fn bench_pair(lan: &Lan, cap: &Capture, c: Case, secs: f64) -> Vec<String> {
+    let late_after = c.advert + 0.005;
+    println!("\n## One VRRP instance pair, {}, over {secs} s (master on h0, backup on h1, same implementation; GARP defaults)", c.label());
+    println!(
+        "| implementation | master, % of one core | backup, % of one core | pair, % of one core | RSS KiB (master / backup) | master adverts/s | largest gap, ms | 99th percentile, ms | later than {} ms | adverts from the backup | state changes (master / backup) | capture drops |",
+        ms(late_after)
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut lines = Vec::new();
+    let mut pair_cpu = Vec::new();
+    for which in [Impl::Lvsd, Impl::Keepalived] {
+        del_vips(lan);
+        let master = Node::start(which, lan.host(0), c.version, c.advert, 1, MASTER_PRIO, "master");
+        if !support::wait_until(Duration::from_secs(10), || master.state() == "master") {
+            eprintln!("{}: the master never became master:\n{}", which.name(), master.log());
+            continue;
+        }
+        // Past the second GARP burst (master_delay, 5 s) before the backup starts.
+        std::thread::sleep(Duration::from_secs(6));
+        let backup = Node::start(which, lan.host(1), c.version, c.advert, 1, BACKUP_PRIO, "backup");
+        if !support::wait_until(Duration::from_secs(10), || backup.state() == "backup") {
+            eprintln!("{}: the backup never became backup:\n{}", which.name(), backup.log());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let pids = [master.pids(), backup.pids()];
+        let before = [support::usage_of(&pids[0]), support::usage_of(&pids[1])];
+        let trans_before = [master.transitions(), backup.transitions()];
+        let drops_before = cap.drops();
+        cap.clear();
+        let t0 = now();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let after = [support::usage_of(&pids[0]), support::usage_of(&pids[1])];
+        let t1 = now();
+        let fs = cap.frames();
+        let drops = cap.drops() - drops_before;
+        let trans: Vec<String> = [(&master, 0), (&backup, 1)]
+            .iter()
+            .map(|(n, i)| match (trans_before[*i], n.transitions()) {
+                (Some(a), Some(b)) => (b - a).to_string(),
+                _ => "?".to_string(),
+            })
+            .collect();
+        let of = |src: Ipv4Addr| -> Vec<f64> {
+            fs.iter().filter(|f| matches!(f.kind, Kind::Vrrp { src: s, vrid: 51, .. } if s == src)).map(|f| f.t).collect()
+        };
+        let adverts = of(MASTER_IP);
+        let mut gaps: Vec<f64> = adverts.windows(2).map(|w| w[1] - w[0]).collect();
+        // The partial gaps at the window's edges count when they are already late.
+        if let (Some(first), Some(last)) = (adverts.first(), adverts.last()) {
+            gaps.extend([first - t0, t1 - last].into_iter().filter(|g| *g > late_after));
+        }
+        gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let late = gaps.iter().filter(|g| **g > late_after).count();
+        let largest = gaps.last().copied().unwrap_or(f64::NAN);
+        let p99 = gaps.get((gaps.len() as f64 * 0.99) as usize).copied().unwrap_or(largest);
+        let cpu = [after[0].0 - before[0].0, after[1].0 - before[1].0];
+        let pct = |x: f64| 100.0 * x / (t1 - t0);
+        pair_cpu.push(pct(cpu[0] + cpu[1]));
+        let line = format!(
+            "| {} ({} + {} processes) | {:.2} | {:.2} | **{:.2}** | {} / {} | {:.1} | {} | {} | {late} of {} | {} | {} / {} | {drops} |",
+            which.name(),
+            pids[0].len(),
+            pids[1].len(),
+            pct(cpu[0]),
+            pct(cpu[1]),
+            pct(cpu[0] + cpu[1]),
+            after[0].1,
+            after[1].1,
+            adverts.len() as f64 / (t1 - t0),
+            ms(largest),
+            ms(p99),
+            gaps.len(),
+            of(BACKUP_IP).len(),
+            trans[0],
+            trans[1],
+        );
+        println!("{line}");
+        lines.push(line);
+        drop(backup);
+        drop(master);
+        del_vips(lan);
+    }
+    if pair_cpu.len() == 2 {
+        let line = format!("| ratio lvsd/keepalived (pair CPU) | | | {:.2} | | | | | | | | |", pair_cpu[0] / pair_cpu[1]);
+        println!("{line}");
+        lines.push(line);
     }
     lines
 }
@@ -428,12 +535,21 @@ fn main() {
     let reps = opt("--reps", 5.0) as usize;
     let cpu_secs = opt("--cpu-secs", 20.0);
     NICE.store(opt("--nice", 0.0) as i32, std::sync::atomic::Ordering::Relaxed);
-    let parts: Vec<&str> = args.iter().map(String::as_str).filter(|a| ["failover", "graceful", "cpu"].contains(a)).collect();
+    let fast_secs = opt("--fast-secs", 20.0);
+    KEEPALIVED_RT.store(opt("--keepalived-rt", 0.0) as i32, std::sync::atomic::Ordering::Relaxed);
+    let parts: Vec<&str> = args.iter().map(String::as_str).filter(|a| ["failover", "graceful", "cpu", "fast"].contains(a)).collect();
     let want = |p: &str| parts.is_empty() || parts.contains(&p);
 
     println!("# VRRP benchmark: lvsd vs keepalived ({})", version_of_keepalived());
     println!("machine: {}", support::machine());
-    println!("daemons under test run at nice {}", NICE.load(std::sync::atomic::Ordering::Relaxed));
+    match NICE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => println!("daemons under test run at the benchmark's own nice value ({})", unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }),
+        n => println!("daemons under test run at nice {n}"),
+    }
+    match KEEPALIVED_RT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => println!("keepalived: no vrrp_rt_priority (its default); lvsd's VRRP thread: SCHED_RR 1"),
+        p => println!("keepalived: vrrp_rt_priority {p}; lvsd's VRRP thread: SCHED_RR 1"),
+    }
     let lan = Lan::new("bv", 3).expect("namespaces");
     for (h, a) in [(0, MASTER_IP), (1, BACKUP_IP), (2, Ipv4Addr::new(192, 0, 2, 3))] {
         lan.host(h).ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]).unwrap();
@@ -441,10 +557,14 @@ fn main() {
     let macs: Vec<[u8; 6]> = (0..3).map(|h| support::mac_of(lan.host(h), "eth0")).collect();
     let cap = Capture::start(lan.host(2), "eth0");
     if want("failover") {
-        bench_takeovers(&lan, &cap, &macs, reps, false);
+        bench_takeovers(&lan, &cap, &macs, reps, false, &CASES);
     }
     if want("graceful") {
-        bench_takeovers(&lan, &cap, &macs, reps, true);
+        bench_takeovers(&lan, &cap, &macs, reps, true, &CASES);
+    }
+    if want("fast") {
+        bench_takeovers(&lan, &cap, &macs, reps, false, &[FAST]);
+        bench_pair(&lan, &cap, FAST, fast_secs);
     }
     if want("cpu") {
         bench_cpu(&lan, &cap, cpu_secs);

@@ -103,6 +103,26 @@ fn out_of_range_numbers() {
     );
 }
 
+/// RFC 5798 5.2.7: Max Adver Int is 12 bits of centiseconds, so VRRPv3 goes down to 0.01 s;
+/// RFC 3768 5.3.7: VRRPv2's Adver Int is whole seconds.
+#[test]
+fn ten_millisecond_adverts_are_v3_only() {
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let src = r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, advert_int = 0.01, vips = { "192.0.2.1" } }"#;
+    let p = load_source(src, Path::new("ok.lua"), Path::new("."), &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.model.vrrp[0].advert_int_cs, 1);
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3, advert_int = 0.005, vips = { "192.0.2.1" } }"#,
+        1,
+        "advert_int = 0.005 is out of range (0.01..40.95)",
+    );
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 2, advert_int = 0.01, vips = { "192.0.2.1" } }"#,
+        1,
+        "advert_int = 0.01 is out of range (1..255)",
+    );
+}
+
 #[test]
 fn duplicate_service() {
     rejects(

@@ -233,6 +233,37 @@ fn takeover_after_master_silence_exactly_at_master_down_interval() {
     assert_eq!(reason(&actions(&got)), Some(Reason::MasterDown));
 }
 
+// RFC 5798 5.2.7: the smallest interval is 1 centisecond. Master_Down_Interval =
+// 3 * 10 ms + 156 * 10 ms / 256; a master advertises every 10 ms without drift and a backup
+// takes over exactly Master_Down_Interval after the last advert it heard.
+#[test]
+fn v3_at_ten_milliseconds() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.version = Version::V3;
+    c.advert_int = 1;
+    assert_eq!(Instance::new(c.clone()).master_down_interval(), ms(30) + us(6_093));
+    let (mut m, t) = master(c.clone(), t0);
+    let got = run_until(&mut m, t + ms(1000));
+    let adverts: Vec<Instant> = got.iter().filter(|(_, a)| matches!(a, Action::SendAdvert { .. })).map(|(t, _)| *t).collect();
+    assert_eq!(adverts.len(), 100);
+    assert!(adverts.iter().enumerate().all(|(k, a)| *a == t + ms(10 * (k as u64 + 1))), "{adverts:?}");
+
+    let mut b = started(c, t0);
+    let mut last = t0;
+    for k in 1..=20 {
+        last = t0 + ms(10 * k);
+        run_until(&mut b, last);
+        b.handle(last, Input::Advert { from: ip(OTHER), priority: 150, advert_int: 1 });
+    }
+    assert_eq!(b.state(), State::Backup);
+    let mdi = b.master_down_interval();
+    assert!(run_until(&mut b, last + mdi - us(1)).is_empty());
+    let got = run_until(&mut b, last + mdi);
+    assert_eq!(reason(&actions(&got)), Some(Reason::MasterDown));
+    assert_eq!(b.state(), State::Master);
+}
+
 // RFC 5798 6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the ADVERTISEMENT;
 // Recompute the Master_Down_Interval".
 #[test]

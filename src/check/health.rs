@@ -60,29 +60,85 @@ impl CheckResult {
     }
 }
 
-/// The last [`HISTORY`] results, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct History(VecDeque<CheckResult>);
+/// The last [`HISTORY`] results, oldest first, kept compact: 10,000 checks keep 100,000 of
+/// them, so each is a [`Past`] (72 bytes, the rare parts boxed) in a deque of exactly
+/// [`HISTORY`], not a [`CheckResult`] (120 bytes) in one grown to 16.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History(VecDeque<Past>);
+
+/// One result as the history keeps it (no body).
+#[derive(Debug, Clone, PartialEq)]
+struct Past {
+    at: SystemTime,
+    latency: Duration,
+    error: Option<Box<str>>,
+    values: Option<Box<BTreeMap<String, Scalar>>>,
+    weight: Option<u32>,
+    status: Option<u16>,
+    ok: bool,
+}
+
+impl From<CheckResult> for Past {
+    fn from(r: CheckResult) -> Past {
+        Past {
+            at: r.at,
+            latency: r.latency,
+            error: r.error.map(String::into_boxed_str),
+            values: (!r.values.is_empty()).then(|| Box::new(r.values)),
+            weight: r.weight,
+            status: r.status,
+            ok: r.ok,
+        }
+    }
+}
+
+impl From<&Past> for CheckResult {
+    fn from(p: &Past) -> CheckResult {
+        CheckResult {
+            at: p.at,
+            ok: p.ok,
+            latency: p.latency,
+            error: p.error.as_deref().map(str::to_owned),
+            status: p.status,
+            weight: p.weight,
+            values: p.values.as_deref().cloned().unwrap_or_default(),
+            body: None,
+        }
+    }
+}
 
 impl History {
-    pub fn push(&mut self, mut r: CheckResult) {
-        r.body = None;
+    pub fn push(&mut self, r: CheckResult) {
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(HISTORY);
+        }
         if self.0.len() == HISTORY {
             self.0.pop_front();
         }
-        self.0.push_back(r);
+        self.0.push_back(r.into());
     }
-    pub fn last(&self) -> Option<&CheckResult> {
-        self.0.back()
+    pub fn last(&self) -> Option<CheckResult> {
+        self.0.back().map(CheckResult::from)
     }
-    pub fn iter(&self) -> impl Iterator<Item = &CheckResult> {
-        self.0.iter()
+    /// Whether the latest result failed, and why (without copying the rest of it).
+    pub fn last_error(&self) -> Option<&str> {
+        self.0.back().and_then(|p| p.error.as_deref())
+    }
+    pub fn iter(&self) -> impl Iterator<Item = CheckResult> + '_ {
+        self.0.iter().map(CheckResult::from)
     }
     pub fn len(&self) -> usize {
         self.0.len()
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// Shown as the results it holds (status, the REPL's history).
+impl Serialize for History {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
     }
 }
 
@@ -119,8 +175,12 @@ impl Health {
         &self.history
     }
 
-    pub fn last(&self) -> Option<&CheckResult> {
+    pub fn last(&self) -> Option<CheckResult> {
         self.history.last()
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.history.last_error()
     }
 
     /// Change rise/fall on reload without losing the state or the history.
@@ -256,6 +316,24 @@ mod tests {
         assert_eq!(h.history().iter().next().unwrap().latency, Duration::from_millis(15));
         assert_eq!(h.last().unwrap().latency, Duration::from_millis(24));
         assert!(h.history().iter().all(|r| r.body.is_none()));
+    }
+
+    /// The compact form keeps every field status shows: a result read back (and serialized)
+    /// is the one recorded, less its body.
+    #[test]
+    fn history_gives_back_what_was_recorded() {
+        let mut h = History::default();
+        let mut r = CheckResult::down(Duration::from_nanos(1_234_567), "connect to 192.0.2.1:80: refused");
+        r.status = Some(503);
+        r.weight = Some(7);
+        r.values.insert("load".into(), Scalar::Num(0.5));
+        r.body = Some("<html>".into());
+        h.push(r.clone());
+        h.push(ok());
+        r.body = None;
+        assert_eq!(h.iter().next(), Some(r.clone()));
+        assert_eq!(h.last_error(), None);
+        assert_eq!(serde_json::to_value(&h).unwrap(), serde_json::to_value([r, h.last().unwrap()]).unwrap());
     }
 
     #[test]

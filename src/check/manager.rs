@@ -419,7 +419,7 @@ impl Inner {
         let quiet = r.weight.is_none() && !p.weighs && !self.opts.every_result;
         let (t, r) = if quiet {
             let Some(t) = p.health.record(r) else { return };
-            (Some(t), p.health.last().expect("just recorded").clone())
+            (Some(t), p.health.last().expect("just recorded"))
         } else {
             (p.health.record(r.clone()), r)
         };
@@ -482,14 +482,7 @@ impl Inner {
                     .iter()
                     .map(|&i| &self.probes[i])
                     .find(|p| !p.health.is_up())
-                    .map(|p| {
-                        format!(
-                            "{} {}: {}",
-                            p.prober.spec.kind.name(),
-                            p.prober.target,
-                            p.health.last().and_then(|l| l.error.clone()).unwrap_or_else(|| "failed".into())
-                        )
-                    })
+                    .map(|p| format!("{} {}: {}", p.prober.spec.kind.name(), p.prober.target, p.health.last_error().unwrap_or("failed")))
                     .unwrap_or_default();
                 Some(RealChange::Down { reason })
             }
@@ -550,7 +543,8 @@ async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Probe
         tracing::error!(target: "check", "{} check of {}: {why}; restarting it in {:.1}s", prober.spec.kind.name(), prober.target, wait.as_secs_f64());
         rc.borrow_mut().fail(id, format!("{why}; restarted"));
         drop(rc);
-        tokio::time::sleep(wait).await;
+        // Boxed: a timer kept in every idle probe task for this rare wait is memory for nothing.
+        Box::pin(tokio::time::sleep(wait)).await;
     }
 }
 
@@ -582,9 +576,9 @@ async fn run_once(prober: &Prober, ctx: &RunCtx) -> CheckResult {
 }
 
 async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Prober>, timing: &Timing, first: bool) {
-    let c = prober.spec.common.clone();
+    let (interval, warmup) = (prober.spec.common.interval, prober.spec.common.warmup);
     if first {
-        timing.sleep(c.interval, first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64())).await;
+        timing.sleep(interval, first_delay(interval, warmup, timing.jitter, fastrand::f64())).await;
     }
     let mut id = usize::MAX;
     loop {
@@ -596,7 +590,9 @@ async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Pr
             (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
         if let Some(ctx) = ctx {
-            let r = run_once(prober, &ctx).await;
+            // Boxed: a run's state (timeouts, connect, retry timer) lives only while it runs,
+            // not in each of 10,000 idle probe tasks between runs.
+            let r = Box::pin(run_once(prober, &ctx)).await;
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
@@ -604,7 +600,7 @@ async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Pr
             id = found;
             inner.record(id, r);
         }
-        timing.sleep(c.interval, jittered(c.interval, timing.jitter, fastrand::f64())).await;
+        timing.sleep(interval, jittered(interval, timing.jitter, fastrand::f64())).await;
     }
 }
 

@@ -2,8 +2,9 @@
 //! every service and real that uses it. Pure.
 
 use crate::model::{CheckSpec, Model};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Identity of a probe. Two checks are the same probe when they hit the same address and
 /// port with the same settings; where they were declared does not matter.
@@ -11,18 +12,25 @@ use std::net::SocketAddr;
 pub struct ProbeKey {
     pub target: SocketAddr,
     /// The spec without its origin, in a canonical text form (CheckSpec holds floats,
-    /// which are not `Hash`).
-    pub spec: String,
+    /// which are not `Hash`). Shared by every probe of the same spec (one service's reals
+    /// usually have one): a copy per probe and per clone of the key cost ~1 KiB per real.
+    pub spec: Arc<str>,
 }
 
 impl ProbeKey {
     pub fn new(real: SocketAddr, spec: &CheckSpec) -> ProbeKey {
-        let target = SocketAddr::new(real.ip(), spec.common.port.unwrap_or(real.port()));
-        // The port is folded into the target, so `port = 80` on a real at :80 is the same probe.
+        ProbeKey { target: Self::target(real, spec), spec: Self::canonical(spec).into() }
+    }
+
+    /// The port is folded into the target, so `port = 80` on a real at :80 is the same probe.
+    fn target(real: SocketAddr, spec: &CheckSpec) -> SocketAddr {
+        SocketAddr::new(real.ip(), spec.common.port.unwrap_or(real.port()))
+    }
+
+    fn canonical(spec: &CheckSpec) -> String {
         let mut common = spec.common.clone();
         common.port = None;
-        let spec = serde_json::to_string(&(&common, &spec.kind)).expect("check spec serializes");
-        ProbeKey { target, spec }
+        serde_json::to_string(&(&common, &spec.kind)).expect("check spec serializes")
     }
 }
 
@@ -55,12 +63,29 @@ impl Plan {
     pub fn of(model: &Model) -> Plan {
         let mut plan = Plan::default();
         let mut index: HashMap<ProbeKey, usize> = HashMap::new();
+        // Canonical texts made so far, by text: equal specs share one.
+        let mut texts: HashSet<Arc<str>> = HashSet::new();
+        // The last spec seen and its text: reals of a service mostly share their spec.
+        let mut last: Option<(&CheckSpec, Arc<str>)> = None;
         for (si, vs) in model.services.iter().enumerate() {
             let mut reals = Vec::with_capacity(vs.reals.len());
             for (ri, r) in vs.reals.iter().enumerate() {
                 let mut ids = Vec::with_capacity(r.checks.len());
                 for spec in &r.checks {
-                    let key = ProbeKey::new(r.addr, spec);
+                    let text = match &last {
+                        Some((s, t)) if *s == spec => t.clone(),
+                        _ => {
+                            let t = ProbeKey::canonical(spec);
+                            let t = texts.get(t.as_str()).cloned().unwrap_or_else(|| {
+                                let t: Arc<str> = t.into();
+                                texts.insert(t.clone());
+                                t
+                            });
+                            last = Some((spec, t.clone()));
+                            t
+                        }
+                    };
+                    let key = ProbeKey { target: ProbeKey::target(r.addr, spec), spec: text };
                     let id = *index.entry(key.clone()).or_insert_with(|| {
                         plan.probes.push(Probe { key, spec: spec.clone(), users: Vec::new(), alpha: false });
                         plan.probes.len() - 1
