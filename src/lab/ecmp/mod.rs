@@ -163,6 +163,8 @@ struct Phase {
     target: Option<usize>,
     /// When the target's lvsd had exited (the stop phase).
     exited: Option<Duration>,
+    /// When the dead real had left every director's table (the real-down phase).
+    real_gone: Option<Duration>,
 }
 
 /// What the wire watchers record.
@@ -375,6 +377,16 @@ mod tests {
         let untouched = json!({ "name": "kill", "long_lived_on_target": 0, "failed": 0, "failed_after_route_change": 0, "route_change_ms": 3000,
                                 "long_lived": { "open": 4, "survived": 4, "broken": 0 } });
         assert!(!verify(&report(untouched))[1].0, "no connection went through the dead director: the claim is empty");
+    }
+
+    #[test]
+    fn a_dead_real_may_fail_requests_only_until_every_director_took_it_out() {
+        let p = |sent: u64, failed: u64| json!({ "name": "real-down", "failed": 4, "real_gone_ms": 2400, "after_real_gone": { "sent": sent, "failed": failed } });
+        let v = verify(&report(p(12, 0)));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].0 && v[0].1.contains("0 of 12 requests failed (4 failed before)"), "{v:?}");
+        assert!(!verify(&report(p(12, 1)))[0].0, "a request failed after the real left every table");
+        assert!(!verify(&report(p(2, 0)))[0].0, "too few requests to tell");
     }
 
     #[test]

@@ -11,7 +11,16 @@ impl Lab {
         let idx = self.phases.len();
         self.shared.phase.store(idx, Ordering::SeqCst);
         let start = self.t0.elapsed();
-        self.phases.push(Phase { name: name.into(), what: what.into(), start, end: start, fault: None, target, exited: None });
+        self.phases.push(Phase {
+            name: name.into(),
+            what: what.into(),
+            start,
+            end: start,
+            fault: None,
+            target,
+            exited: None,
+            real_gone: None,
+        });
         self.note(format!("phase {name}: {what}"));
         action(self)?;
         self.phases[idx].end = self.t0.elapsed();
@@ -128,6 +137,10 @@ impl Lab {
                 l.wait(&format!("{rn} to leave every director's table"), Duration::from_secs(45), |l| {
                     (0..l.directors.len()).all(|i| l.reals_in(i, &want))
                 })?;
+                let at = l.t0.elapsed();
+                if let Some(ph) = l.phases.last_mut() {
+                    ph.real_gone = Some(at);
+                }
                 l.note(format!("{rn} is out of every director's table"));
                 l.settle(STEADY)
             })?;

@@ -106,6 +106,11 @@ pub(super) fn report(lab: &Lab, long: &Tracker) -> Value {
             "fault": p.fault.map(|f| f.as_secs_f64()), "target": p.target.map(|d| names[d].clone()),
             "sent": rs.len(), "failed": errors.len(), "ok_at_end": rs.iter().rev().take_while(|r| r.result.is_ok()).count(),
             "failed_after_route_change": failed_after_change,
+            "real_gone_ms": p.real_gone.map(|g| ms(g.saturating_sub(fault))),
+            "after_real_gone": p.real_gone.map(|g| {
+                let after: Vec<_> = rs.iter().filter(|r| at(r) >= g).collect();
+                json!({ "sent": after.len(), "failed": after.iter().filter(|r| r.result.is_err()).count() })
+            }),
             "errors": errors.iter().take(5).collect::<Vec<_>>(),
             "distribution": dist, "directors": per,
             "route_change_ms": change.map(|c| ms(c - fault)), "route_after": after,
@@ -314,7 +319,16 @@ pub fn verify(report: &Value) -> Vec<(bool, String)> {
         ));
     }
     if let Some(p) = phase("real-down") {
-        out.push((u(&p["ok_at_end"]) >= 3, format!("real-down: the service keeps answering without rs1 ({} failed)", p["failed"])));
+        // Requests fail until every director's check has taken the real out; after that none may.
+        let (sent, failed) = (u(&p["after_real_gone"]["sent"]), u(&p["after_real_gone"]["failed"]));
+        out.push((
+            sent >= 3 && failed == 0,
+            format!(
+                "real-down: once rs1 left every director's table ({} ms after its death), {failed} of {sent} requests failed ({} failed before)",
+                p["real_gone_ms"],
+                u(&p["failed"]).saturating_sub(failed)
+            ),
+        ));
     }
     out
 }
