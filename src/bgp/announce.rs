@@ -125,12 +125,9 @@ pub fn wanted(model: &Model, view: impl Fn(usize) -> ServiceView, drained: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{LoadOptions, load_source};
-    use std::path::Path;
 
     fn model(src: &str) -> Model {
-        let o = LoadOptions { node: "d1".into(), limits: Default::default() };
-        load_source(src, Path::new("p.lua"), Path::new("."), &o).unwrap().model
+        crate::policy::test_model(src, "d1")
     }
 
     const SRC: &str = r#"

@@ -335,11 +335,7 @@ mod tests {
     }
 
     fn policy(src: &str) -> crate::model::Model {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("p.lua");
-        std::fs::write(&p, src).unwrap();
-        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
-        crate::policy::load(&p, &opts).unwrap().model
+        crate::policy::test_model(src, "n")
     }
 
     #[test]

@@ -165,7 +165,6 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::doctor::Level;
-    use crate::policy::{LoadOptions, load_source};
 
     fn model() -> Model {
         let src = r#"
@@ -173,8 +172,7 @@ lvsd.bgp { local_as = 65001, neighbors = { { address = "192.0.2.1", as = 65000, 
 lvsd.service "web" { vip = "203.0.113.10:80", scheduler = "mh", announce = true, reals = { "198.51.100.1:80" } }
 lvsd.service "dns" { vip = "203.0.113.11:53", protocol = "udp", scheduler = "mh", announce = true, reals = { "198.51.100.1:53" } }
 "#;
-        let o = LoadOptions { node: "d1".into(), limits: Default::default() };
-        load_source(src, Path::new("p.lua"), Path::new("."), &o).unwrap().model
+        crate::policy::test_model(src, "d1")
     }
 
     fn proto(name: &str, state: &str, info: &str) -> Protocol {

@@ -280,11 +280,7 @@ mod tests {
 
     fn inst() -> VrrpInstance {
         let src = r#"lvsd.vrrp "VI_1" { interface = "eth0", vrid = 51, priority = 100, advert_int = 1, auth_pass = "1111", vips = { "192.0.2.100" } }"#;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("p.lua");
-        std::fs::write(&p, src).unwrap();
-        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
-        let mut i = crate::policy::load(&p, &opts).unwrap().model.vrrp.remove(0);
+        let mut i = crate::policy::test_model(src, "n").vrrp.remove(0);
         assert_eq!(i.state, InitialState::Backup);
         i.vips = vec![VipAddr { addr: "192.0.2.100".parse().unwrap(), prefix: 32, dev: None, label: None, scope: None }];
         i

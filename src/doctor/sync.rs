@@ -149,11 +149,7 @@ mod tests {
 lvsd.service "web" {{ vip = "192.0.2.100:80", forward = "nat", persistence = 50, reals = {{ "198.51.100.1:80" }} }}
 {extra}"#
         );
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("p.lua");
-        std::fs::write(&p, src).unwrap();
-        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
-        crate::policy::load(&p, &opts).unwrap().model
+        crate::policy::test_model(&src, "n")
     }
 
     fn facts(daemons: Vec<SyncDaemon>, mtu: Option<u32>, sysctls: &[(&str, i64)]) -> Facts {

@@ -282,11 +282,7 @@ mod tests {
 lvsd.service "web" {{ vip = "203.0.113.10:80", reals = {{ "198.51.100.1:80" }} }}
 {extra}"#
         );
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("p.lua");
-        std::fs::write(&p, src).unwrap();
-        let opts = crate::policy::LoadOptions { node: "n".into(), limits: crate::policy::Limits::default() };
-        crate::policy::load(&p, &opts).unwrap().model
+        crate::policy::test_model(&src, "n")
     }
 
     const PAIR: &str = r#"lvsd.sync_daemon { interface = "eth0", id = 7, instance = "VI_1" }"#;

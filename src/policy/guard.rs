@@ -63,8 +63,7 @@ mod tests {
     use std::path::Path;
 
     fn model(src: &str) -> Model {
-        let opts = LoadOptions { node: "n".into(), limits: Default::default() };
-        load_source(src, Path::new("p.lua"), Path::new("."), &opts).unwrap_or_else(|e| panic!("{e}")).model
+        crate::policy::test_model(src, "n")
     }
 
     fn services(n: usize, guard: Option<f64>) -> Model {

@@ -190,3 +190,11 @@ impl Policy {
         self.lua.create_string(s).map(mlua::Value::String).unwrap_or(mlua::Value::Nil)
     }
 }
+
+/// For unit tests: the model of policy text `src` as the file `p.lua` on node `node`
+/// (panics with the policy's errors).
+#[cfg(test)]
+pub fn test_model(src: &str, node: &str) -> Model {
+    let opts = LoadOptions { node: node.into(), limits: Limits::default() };
+    load_source(src, Path::new("p.lua"), Path::new("."), &opts).unwrap_or_else(|e| panic!("{e}")).model
+}
