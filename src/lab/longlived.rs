@@ -192,7 +192,7 @@ fn slot(t: Arc<Tracker>, stop: Arc<AtomicBool>, src: IpAddr, vip: SocketAddr, t0
 }
 
 /// Start `n` slots from the client's `sources` (in its namespace); joined by the handle.
-pub fn start(
+fn start(
     client_ns: &str,
     t: Arc<Tracker>,
     stop: Arc<AtomicBool>,
@@ -215,6 +215,43 @@ pub fn start(
             let _ = s.join();
         }
     })
+}
+
+/// A lab run's long-lived connections: their tracker, and the thread holding them until
+/// [`Held::finish`].
+pub struct Held {
+    pub tracker: Arc<Tracker>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Held {
+    /// Open `n` (none when 0) from `sources`, in the client's namespace.
+    pub fn open(client_ns: &str, sources: Vec<IpAddr>, vip: SocketAddr, t0: Instant, n: usize) -> Held {
+        let (tracker, stop) = (Arc::new(Tracker::default()), Arc::new(AtomicBool::new(false)));
+        let thread = (n > 0).then(|| start(client_ns, tracker.clone(), stop.clone(), sources, vip, t0, n));
+        Held { tracker, stop, thread }
+    }
+
+    /// How many have had an answer.
+    pub fn answered(&self) -> usize {
+        self.tracker.conns.lock().unwrap().iter().filter(|c| !c.answers.is_empty()).count()
+    }
+
+    /// Close them all and wait for the thread.
+    pub fn finish(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Also on an early return: the connections are closed and their thread joined.
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// What happened to the long-lived connections at one fault.

@@ -95,6 +95,25 @@ fn source_pool() -> Vec<u8> {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Err once ^C came: every wait of a lab checks it.
+fn interrupted() -> Result<(), LabError> {
+    if INTERRUPTED.load(Ordering::SeqCst) { Err(LabError::Interrupted) } else { Ok(()) }
+}
+
+/// Poll `cond` every 50 ms for at most `limit`: Ok(true) once it holds, Ok(false) when the
+/// time is up, Err on ^C.
+fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Result<bool, LabError> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        interrupted()?;
+        if cond() {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(false)
+}
+
 extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
@@ -188,10 +207,6 @@ impl Lab {
             println!("[{:7.2}s] {msg}", self.t0.elapsed().as_secs_f64());
         }
         self.notes.push((self.t0.elapsed(), msg));
-    }
-
-    fn interrupted(&self) -> Result<(), LabError> {
-        if INTERRUPTED.load(Ordering::SeqCst) { Err(LabError::Interrupted) } else { Ok(()) }
     }
 
     fn lvsd(&self, ns: &Netns, args: &[&str], log: &Path) -> Result<Child, LabError> {
@@ -371,13 +386,8 @@ impl Lab {
 
     /// Wait (bounded) until `cond` holds, polling every 50 ms.
     fn wait(&self, what: &str, limit: Duration, cond: impl Fn(&Lab) -> bool) -> Result<(), LabError> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            self.interrupted()?;
-            if cond(self) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if poll_until(limit, || cond(self))? {
+            return Ok(());
         }
         let mut msg = format!("timed out after {limit:?} waiting for {what}");
         for d in &self.directors {
@@ -406,7 +416,7 @@ impl Lab {
     where
         F: FnOnce(&mut Lab) -> Result<(), LabError>,
     {
-        self.interrupted()?;
+        interrupted()?;
         // What the backup holds, read before the phase (and its fault) begins.
         if ["kill", "stop", "link-down"].contains(&name) && self.opts.long.long_lived > 0 {
             self.note_backup_table(1)?;
@@ -422,12 +432,7 @@ impl Lab {
     }
 
     fn settle(&self, secs: f64) -> Result<(), LabError> {
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        while Instant::now() < end {
-            self.interrupted()?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        poll_until(Duration::from_secs_f64(secs), || false).map(drop)
     }
 
     fn play(&mut self) -> Result<(), LabError> {
@@ -625,31 +630,24 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
         move || observe::vrrp_states(shared, sockets, t0, Duration::from_millis(250))
     });
     // Long-lived connections: open, answered, and given the time to reach the backup.
-    let long = Arc::new(longlived::Tracker::default());
-    let long_stop = Arc::new(AtomicBool::new(false));
     let n = lab.opts.long.long_lived;
     let sources: Vec<IpAddr> = source_pool().iter().rev().take(n.max(1)).map(|o| IpAddr::from([198, 51, 100, *o])).collect();
-    let held = (n > 0).then(|| longlived::start(lab.client.name(), long.clone(), long_stop.clone(), sources, vip, lab.t0, n));
+    let mut held = longlived::Held::open(lab.client.name(), sources, vip, lab.t0, n);
     if n > 0 {
-        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| {
-            long.conns.lock().unwrap().iter().filter(|c| !c.answers.is_empty()).count() >= n
-        })?;
+        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| held.answered() >= n)?;
         lab.note(format!("{n} long-lived connections open (a request every 100 ms on each)"));
         lab.settle(longlived::SYNCED_AFTER.as_secs_f64())?;
     }
     let result = lab.play();
     lab.settle(0.5).ok();
     shared.stop.store(true, Ordering::SeqCst);
-    long_stop.store(true, Ordering::SeqCst);
+    held.finish();
     let _ = load.join();
     let _ = wire.join();
     let _ = states.join();
-    if let Some(h) = held {
-        let _ = h.join();
-    }
     result?;
     let mut r = report(&mut lab);
-    longlived::annotate(&mut r, &long, !lab.opts.long.no_sync, n);
+    longlived::annotate(&mut r, &held.tracker, !lab.opts.long.no_sync, n);
     Ok(r)
 }
 

@@ -264,32 +264,24 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
         let shared = shared.clone();
         move || client(shared, sources, vip, Duration::from_millis(20), max)
     });
-    let long = Arc::new(Tracker::default());
-    let long_stop = Arc::new(AtomicBool::new(false));
     let ln = lab.opts.long.long_lived;
-    let lsources = long_sources(ln);
-    let held = (ln > 0).then(|| longlived::start(lab.client.name(), long.clone(), long_stop.clone(), lsources, vip, lab.t0, ln));
+    let mut held = longlived::Held::open(lab.client.name(), long_sources(ln), vip, lab.t0, ln);
     if ln > 0 {
-        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| {
-            long.conns.lock().unwrap().iter().filter(|c| !c.answers.is_empty()).count() >= ln
-        })?;
+        lab.wait("the long-lived connections to be answered", Duration::from_secs(30), |_| held.answered() >= ln)?;
         lab.note(format!("{ln} long-lived connections open (a request every 100 ms on each)"));
         lab.settle(longlived::SYNCED_AFTER.as_secs_f64())?;
     }
     let result = lab.play();
     lab.settle(0.5).ok();
     shared.stop.store(true, Ordering::SeqCst);
-    long_stop.store(true, Ordering::SeqCst);
+    held.finish();
     lab.watch.stop.store(true, Ordering::SeqCst);
     let _ = load.join();
-    if let Some(h) = held {
-        let _ = h.join();
-    }
     for c in capture {
         let _ = c.join();
     }
     result?;
-    Ok(report(&lab, &long))
+    Ok(report(&lab, &held.tracker))
 }
 
 impl Drop for Lab {

@@ -7,7 +7,7 @@ impl Lab {
     where
         F: FnOnce(&mut Lab) -> Result<(), LabError>,
     {
-        self.interrupted()?;
+        super::super::interrupted()?;
         let idx = self.phases.len();
         self.shared.phase.store(idx, Ordering::SeqCst);
         let start = self.t0.elapsed();

@@ -114,27 +114,13 @@ impl Lab {
         })
     }
 
-    pub(super) fn interrupted(&self) -> Result<(), LabError> {
-        if super::super::INTERRUPTED.load(Ordering::SeqCst) { Err(LabError::Interrupted) } else { Ok(()) }
-    }
-
     pub(super) fn settle(&self, secs: f64) -> Result<(), LabError> {
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        while Instant::now() < end {
-            self.interrupted()?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        super::super::poll_until(Duration::from_secs_f64(secs), || false).map(drop)
     }
 
     pub(super) fn wait(&self, what: &str, limit: Duration, cond: impl Fn(&Lab) -> bool) -> Result<(), LabError> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            self.interrupted()?;
-            if cond(self) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if super::super::poll_until(limit, || cond(self))? {
+            return Ok(());
         }
         let mut msg = format!("timed out after {limit:?} waiting for {what}; the router's route: {:?}", self.hops());
         let tail = |path: PathBuf| {
