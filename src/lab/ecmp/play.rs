@@ -189,13 +189,18 @@ pub(super) fn long_lived_through(frames: &[(Duration, usize, Seen)], sources: &[
 /// Short requests, one at a time from `sources` in turn, every `gap`, at most `max`. Each
 /// counts in the phase in which it ended: a request cut by the next phase's fault is that
 /// phase's failure.
+/// How long a short request may take to connect, and then to be answered.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(7);
+
 pub(super) fn client(shared: Arc<Shared>, sources: Vec<IpAddr>, vip: SocketAddr, gap: Duration, max: usize) {
     for i in 0..max {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let at = Instant::now();
-        let result = observe::get(sources[i % sources.len()], vip, Duration::from_secs(3));
+        // Room for three SYNs (at 0, 1 and 3 s), as any client retries: one lost SYN on a
+        // loaded emulated LAN is not an outage (it failed a request 3 s after a stop once).
+        let result = observe::get(sources[i % sources.len()], vip, CONNECT_TIMEOUT);
         let phase = shared.phase.load(Ordering::Relaxed);
         shared.requests.lock().unwrap().push(observe::Request { phase, at, result });
         std::thread::sleep(gap);
