@@ -383,13 +383,16 @@ mod tests {
 
     #[test]
     fn a_stop_must_withdraw_and_fail_nothing() {
-        let p = |route: Value, failed: u64| {
-            json!({ "name": "stop", "target": "lvs01", "failed": failed, "sent": 40, "route_change_ms": route, "exited_ms": 900,
-                    "new_connections_after_withdrawal": 0, "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
+        let p = |route: Value, failed: u64, after: u64| {
+            json!({ "name": "stop", "target": "lvs01", "failed": failed, "failed_after_route_change": after, "sent": 40,
+                    "route_change_ms": route, "exited_ms": 900, "new_connections_after_withdrawal": 0,
+                    "long_lived": { "open": 4, "survived": 4, "broken": 0 } })
         };
-        assert!(verify(&report(p(json!(300), 0))).iter().all(|(ok, _)| *ok));
-        assert!(!verify(&report(p(json!(300), 1)))[0].0);
-        assert!(!verify(&report(p(Value::Null, 0)))[2].0, "the route never changed");
+        assert!(verify(&report(p(json!(300), 0, 0))).iter().all(|(ok, _)| *ok));
+        assert!(!verify(&report(p(json!(300), 1, 0)))[0].0, "a request failed before the route change");
+        let later = verify(&report(p(json!(300), 1, 1)));
+        assert!(later[0].0 && later[0].1.contains("1 failed after it"), "{later:?}");
+        assert!(!verify(&report(p(Value::Null, 0, 0)))[2].0, "the route never changed");
     }
 
     #[test]
