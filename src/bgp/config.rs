@@ -85,14 +85,36 @@ pub fn render(bgp: &Bgp, wanted: &[Wanted]) -> String {
         if let Some(ttl) = n.multihop {
             let _ = writeln!(o, "  multihop {ttl};");
         }
-        if n.bfd {
-            let _ = writeln!(o, "  bfd on;");
+        match (n.bfd, n.bfd_interval_ms, n.bfd_multiplier) {
+            (false, ..) => {}
+            (true, None, None) => {
+                let _ = writeln!(o, "  bfd on;");
+            }
+            (true, interval, mult) => {
+                let mut opts = String::new();
+                if let Some(ms) = interval {
+                    let _ = write!(opts, " min rx interval {ms} ms; min tx interval {ms} ms;");
+                }
+                if let Some(m) = mult {
+                    let _ = write!(opts, " multiplier {m};");
+                }
+                let _ = writeln!(o, "  bfd {{{opts} }};");
+            }
         }
         if let Some(h) = n.hold {
             let _ = writeln!(o, "  hold time {h};");
         }
         if let Some(k) = n.keepalive {
             let _ = writeln!(o, "  keepalive time {k};");
+        }
+        if let Some(t) = n.connect_delay {
+            let _ = writeln!(o, "  connect delay time {t};");
+        }
+        if let Some(t) = n.connect_retry {
+            let _ = writeln!(o, "  connect retry time {t};");
+        }
+        if let Some((a, b)) = n.error_wait {
+            let _ = writeln!(o, "  error wait time {a}, {b};");
         }
         if let Some(p) = &n.password {
             let _ = writeln!(o, "  password {};", quoted(p));
@@ -124,8 +146,13 @@ mod tests {
                 address: "192.0.2.1".parse().unwrap(),
                 asn: 65000,
                 bfd: true,
+                bfd_interval_ms: None,
+                bfd_multiplier: None,
                 hold: Some(9),
                 keepalive: Some(3),
+                connect_retry: None,
+                connect_delay: None,
+                error_wait: None,
                 source: None,
                 multihop: None,
                 password: None,
@@ -172,5 +199,21 @@ route 203.0.113.10/32 blackhole { bgp_community.add((65001,1)); bgp_med = 10; };
         assert_eq!(a, shape(&bgp(), &[route("203.0.113.10", false)]));
         assert_ne!(a, shape(&bgp(), &[route("203.0.113.10", true), route("2001:db8::10", true)]));
         assert!(shape(&bgp(), &[route("2001:db8::10", true)]).contains("ipv6 table lvsd_vips6;"));
+    }
+
+    #[test]
+    fn session_timers() {
+        let mut b = bgp();
+        let n = &mut b.neighbors[0];
+        (n.bfd_interval_ms, n.bfd_multiplier) = (Some(300), Some(5));
+        (n.connect_retry, n.connect_delay, n.error_wait) = (Some(5), Some(1), Some((2, 30)));
+        let text = render(&b, &[]);
+        let want = "  bfd { min rx interval 300 ms; min tx interval 300 ms; multiplier 5; };\n  hold time 9;\n  \
+keepalive time 3;\n  connect delay time 1;\n  connect retry time 5;\n  error wait time 2, 30;\n";
+        assert!(text.contains(want), "{text}");
+        b.neighbors[0].bfd_interval_ms = None;
+        assert!(render(&b, &[]).contains("  bfd { multiplier 5; };\n"));
+        b.neighbors[0].bfd = false;
+        assert!(!render(&b, &[]).contains("bfd"), "no BFD session and no protocol bfd");
     }
 }

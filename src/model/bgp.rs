@@ -35,10 +35,24 @@ pub struct Neighbor {
     pub asn: u32,
     /// BFD on the session (BIRD runs it; a `protocol bfd` is written when any neighbour has it).
     pub bfd: bool,
+    /// BFD's transmit and receive interval in milliseconds; None: BIRD's default (10 ms
+    /// receive, 100 ms transmit), which a loaded or emulated host may not keep up with.
+    pub bfd_interval_ms: Option<u32>,
+    /// BFD's detection multiplier (RFC 5880 6.8.4: missed packets before the session is
+    /// down); None: BIRD's default (5).
+    pub bfd_multiplier: Option<u8>,
     /// Hold time in seconds (RFC 4271 4.2: 0 or at least 3); None: BIRD's default (240).
     pub hold: Option<u16>,
     /// Keepalive time in seconds; None: BIRD's default (a third of the hold time).
     pub keepalive: Option<u16>,
+    /// Seconds before a failed connect is tried again (RFC 4271 8: ConnectRetryTimer); None:
+    /// BIRD's default (120).
+    pub connect_retry: Option<u16>,
+    /// Seconds from start to the first connect; None: BIRD's default (5).
+    pub connect_delay: Option<u16>,
+    /// Seconds before a session that failed is restarted, first and longest (it doubles on
+    /// failures in a row); None: BIRD's default (60, 300).
+    pub error_wait: Option<(u16, u16)>,
     /// The session's local address (`source address`), when the route to the neighbour would pick another.
     pub source: Option<IpAddr>,
     /// Multihop eBGP (TTL); None: a directly connected neighbour.
@@ -106,12 +120,23 @@ lvsd.service "dns" { vip = "203.0.113.11:53", protocol = "udp", scheduler = "mh"
             assert_eq!((b.local_as, b.med, &b.communities), (65001, Some(10), &vec![(65001, 1)]));
             let n = &b.neighbors[0];
             assert_eq!((n.address.to_string(), n.asn, n.bfd, n.hold, n.keepalive), ("192.0.2.1".into(), 65000, true, Some(9), Some(3)));
+            assert_eq!((n.bfd_interval_ms, n.bfd_multiplier, n.connect_retry, n.error_wait), (None, None, None, None));
             assert_eq!(m.services[0].announce.as_ref().unwrap().when, AnnounceWhen::Quorum);
             let tls = m.services[1].announce.as_ref().unwrap();
             assert!(matches!(tls.when, AnnounceWhen::Function(_)));
             assert_eq!((tls.communities.clone(), tls.med), (vec![(65000, 7)], Some(5)));
             assert_eq!(m.services[2].announce, None, "no announce: not announced");
         }
+    }
+
+    #[test]
+    fn session_timers() {
+        let src = "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 65000, \
+bfd = { interval = 0.3, multiplier = 4 }, connect_retry = 5, connect_delay = 0, error_wait = { min = 2, max = 30 } } } }";
+        let m = load(src, "d1").unwrap();
+        let n = &m.bgp.as_ref().unwrap().neighbors[0];
+        assert_eq!((n.bfd, n.bfd_interval_ms, n.bfd_multiplier), (true, Some(300), Some(4)), "a bfd table turns BFD on");
+        assert_eq!((n.connect_retry, n.connect_delay, n.error_wait), (Some(5), Some(0), Some((2, 30))));
     }
 
     fn rejects(src: &str, line: u32, needle: &str) {
@@ -155,6 +180,32 @@ lvsd.service "dns" { vip = "203.0.113.11:53", protocol = "udp", scheduler = "mh"
             "lvsd.bgp { local_as = 65001, socket = \"bird.ctl\", neighbors = { { address = \"192.0.2.1\", as = 1 } } }",
             1,
             "absolute path",
+        );
+        rejects(
+            "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, error_wait = { min = 30, max = 2 } } } }",
+            1,
+            "min = 30 is above max = 2",
+        );
+        rejects(
+            "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, error_wait = { min = 3 } } } }",
+            1,
+            "max is required",
+        );
+        rejects(
+            "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, bfd = { multiplier = 0 } } } }",
+            1,
+            "multiplier",
+        );
+        rejects(
+            "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, bfd = { intervall = 1 } } } }",
+            1,
+            "intervall",
+        );
+        rejects("lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, bfd = 1 } } }", 1, "bfd must be");
+        rejects(
+            "lvsd.bgp { local_as = 65001, neighbors = { { address = \"192.0.2.1\", as = 1, connect_retry = 0 } } }",
+            1,
+            "connect_retry",
         );
         rejects("lvsd.bgp { local_as = 65001, neighbours = {}, neighbors = { { address = \"192.0.2.1\", as = 1 } } }", 1, "neighbours");
         rejects(

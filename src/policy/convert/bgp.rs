@@ -24,6 +24,55 @@ fn communities_field(f: &mut Fields) -> Vec<(u16, u16)> {
 /// RFC 4271 4.2: a hold time of 0 (no keepalives) or at least 3 seconds.
 const HOLD_HINT: &str = "0 or 3..65535 seconds (RFC 4271 4.2)";
 
+/// `bfd = true | false | { interval = SECONDS, multiplier = N }` (a table turns BFD on).
+fn bfd_field(nf: &mut Fields) -> (bool, Option<u32>, Option<u8>) {
+    match nf.value("bfd") {
+        Value::Nil | Value::Boolean(false) => (false, None, None),
+        Value::Boolean(true) => (true, None, None),
+        Value::Table(t) => {
+            let what = format!("{} bfd", nf.what());
+            let origin = nf.origin.clone();
+            let mut bf = Fields::new(t, what, origin, nf.errs);
+            // RFC 5880 6.8.2: intervals in microseconds; BIRD takes whole milliseconds here.
+            let interval = bf.number("interval", 0.001, 60.0).map(|s| (s * 1000.0).round() as u32);
+            // RFC 5880 4.1: Detect Mult is 8 bits and must not be zero.
+            let multiplier = bf.integer("multiplier", 1, 255).map(|v| v as u8);
+            bf.finish();
+            (true, interval, multiplier)
+        }
+        other => {
+            nf.error(format!("bfd must be true, false or {{ interval = SECONDS, multiplier = N }}, not a {}", other.type_name()));
+            (false, None, None)
+        }
+    }
+}
+
+/// `error_wait = { min = SECONDS, max = SECONDS }`.
+fn error_wait_field(nf: &mut Fields) -> Option<(u16, u16)> {
+    let t = match nf.value("error_wait") {
+        Value::Nil => return None,
+        Value::Table(t) => t,
+        other => {
+            nf.error(format!("error_wait must be {{ min = SECONDS, max = SECONDS }}, not a {}", other.type_name()));
+            return None;
+        }
+    };
+    let what = format!("{} error_wait", nf.what());
+    let origin = nf.origin.clone();
+    let mut ef = Fields::new(t, what, origin, nf.errs);
+    let min = ef.integer("min", 1, 65535).map(|v| v as u16);
+    let max = ef.integer("max", 1, 65535).map(|v| v as u16);
+    ef.require("min", &min, "the first wait after a failure, in seconds (BIRD's default 60)");
+    ef.require("max", &max, "the longest wait after failures in a row, in seconds (BIRD's default 300)");
+    if let (Some(a), Some(b)) = (min, max)
+        && a > b
+    {
+        ef.error(format!("min = {a} is above max = {b}"));
+    }
+    ef.finish();
+    Some((min?, max?))
+}
+
 fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
     let t = match f.value("neighbors") {
         Value::Nil => return Vec::new(),
@@ -44,7 +93,7 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
         let mut nf = Fields::new(t, what, origin, f.errs);
         let address = ip_field(&mut nf, "address");
         let asn = nf.integer("as", 1, u32::MAX as i64).map(|v| v as u32);
-        let bfd = nf.flag("bfd");
+        let (bfd, bfd_interval_ms, bfd_multiplier) = bfd_field(&mut nf);
         let hold = nf.integer("hold", 0, 65535).map(|v| v as u16);
         if let Some(h @ (1 | 2)) = hold {
             nf.error(format!("hold = {h}: the hold time must be {HOLD_HINT}"));
@@ -56,6 +105,9 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
         {
             nf.error(format!("keepalive = {k} must be below hold = {h} (a third of it is usual)"));
         }
+        let connect_retry = nf.integer("connect_retry", 1, 65535).map(|v| v as u16);
+        let connect_delay = nf.integer("connect_delay", 0, 65535).map(|v| v as u16);
+        let error_wait = error_wait_field(&mut nf);
         let source = ip_field(&mut nf, "source");
         let multihop = nf.integer("multihop", 1, 255).map(|v| v as u8);
         let password = nf.string("password");
@@ -71,7 +123,21 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
         }
         nf.finish();
         if let (Some(address), Some(asn)) = (address, asn) {
-            out.push(Neighbor { address, asn, bfd, hold, keepalive, source, multihop, password });
+            out.push(Neighbor {
+                address,
+                asn,
+                bfd,
+                bfd_interval_ms,
+                bfd_multiplier,
+                hold,
+                keepalive,
+                connect_retry,
+                connect_delay,
+                error_wait,
+                source,
+                multihop,
+                password,
+            });
         }
     }
     out
