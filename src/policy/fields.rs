@@ -23,8 +23,23 @@ impl<'e> Fields<'e> {
         Fields { table, what: what.into(), origin, asked: Vec::new(), errs }
     }
 
-    pub fn what(&self) -> &str {
-        &self.what
+    /// The fields of a table inside this one, named "<what> <label>" in errors, which go to
+    /// the same list.
+    pub fn nested(&mut self, table: Table, label: &str) -> Fields<'_> {
+        Fields::new(table, format!("{} {label}", self.what), self.origin.clone(), self.errs)
+    }
+
+    /// The fields of the table at `key`: None when it is absent, or (reported) when it is not
+    /// a table; `shape` says what it should be.
+    pub fn table(&mut self, key: &'static str, shape: &str) -> Option<Fields<'_>> {
+        match self.value(key) {
+            Value::Nil => None,
+            Value::Table(t) => Some(self.nested(t, key)),
+            v => {
+                self.wrong_type(key, shape, &v);
+                None
+            }
+        }
     }
 
     /// Report a required key that is absent (a present but bad value was reported already).

@@ -30,9 +30,7 @@ fn bfd_field(nf: &mut Fields) -> (bool, Option<u32>, Option<u8>) {
         Value::Nil | Value::Boolean(false) => (false, None, None),
         Value::Boolean(true) => (true, None, None),
         Value::Table(t) => {
-            let what = format!("{} bfd", nf.what());
-            let origin = nf.origin.clone();
-            let mut bf = Fields::new(t, what, origin, nf.errs);
+            let mut bf = nf.nested(t, "bfd");
             // RFC 5880 6.8.2: intervals in microseconds; BIRD takes whole milliseconds here.
             let interval = bf.number("interval", 0.001, 60.0).map(|s| (s * 1000.0).round() as u32);
             // RFC 5880 4.1: Detect Mult is 8 bits and must not be zero.
@@ -49,17 +47,7 @@ fn bfd_field(nf: &mut Fields) -> (bool, Option<u32>, Option<u8>) {
 
 /// `error_wait = { min = SECONDS, max = SECONDS }`.
 fn error_wait_field(nf: &mut Fields) -> Option<(u16, u16)> {
-    let t = match nf.value("error_wait") {
-        Value::Nil => return None,
-        Value::Table(t) => t,
-        other => {
-            nf.error(format!("error_wait must be {{ min = SECONDS, max = SECONDS }}, not a {}", other.type_name()));
-            return None;
-        }
-    };
-    let what = format!("{} error_wait", nf.what());
-    let origin = nf.origin.clone();
-    let mut ef = Fields::new(t, what, origin, nf.errs);
+    let mut ef = nf.table("error_wait", "a table { min = SECONDS, max = SECONDS }")?;
     let min = ef.integer("min", 1, 65535).map(|v| v as u16);
     let max = ef.integer("max", 1, 65535).map(|v| v as u16);
     ef.require("min", &min, "the first wait after a failure, in seconds (BIRD's default 60)");
@@ -88,9 +76,7 @@ fn neighbors_field(f: &mut Fields) -> Vec<Neighbor> {
             f.error(format!("neighbors entries must be tables {{ address = \"...\", as = N }}, not a {}", item.type_name()));
             continue;
         };
-        let what = format!("{} neighbor", f.what());
-        let origin = f.origin.clone();
-        let mut nf = Fields::new(t, what, origin, f.errs);
+        let mut nf = f.nested(t, "neighbor");
         let address = ip_field(&mut nf, "address");
         let asn = nf.integer("as", 1, u32::MAX as i64).map(|v| v as u32);
         let (bfd, bfd_interval_ms, bfd_multiplier) = bfd_field(&mut nf);
@@ -192,9 +178,7 @@ pub(super) fn announce_field(f: &mut Fields, ctx: &dyn Ctx) -> Option<Announce> 
         Value::Boolean(true) => plain(AnnounceWhen::Quorum),
         Value::Function(h) => plain(AnnounceWhen::Function(ctx.hook(h))),
         Value::Table(t) => {
-            let what = format!("{} announce", f.what());
-            let origin = f.origin.clone();
-            let mut af = Fields::new(t, what, origin, f.errs);
+            let mut af = f.nested(t, "announce");
             let when = match af.value("when") {
                 Value::Nil | Value::Boolean(true) => Some(AnnounceWhen::Quorum),
                 Value::Boolean(false) => None,

@@ -75,9 +75,7 @@ pub fn check(kind: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<CheckSpec> {
             let has_own = !matches!(urls_v, Value::Nil);
             if let Value::Table(t) = urls_v {
                 for u in t.sequence_values::<Table>().filter_map(|x| x.ok()) {
-                    let what = format!("{} url", f.what());
-                    let origin = f.origin.clone();
-                    let mut uf = Fields::new(u, what, origin, f.errs);
+                    let mut uf = f.nested(u, "url");
                     urls.push(http_url(&mut uf));
                     uf.finish();
                 }

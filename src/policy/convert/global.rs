@@ -42,18 +42,8 @@ pub fn global(f: &mut Fields, g: &mut Global) {
 }
 
 pub(super) fn garp_field(f: &mut Fields) -> Option<Garp> {
-    let t = match f.value("garp") {
-        Value::Nil => return None,
-        Value::Table(t) => t,
-        other => {
-            f.error(format!("garp must be a table, not a {}", other.type_name()));
-            return None;
-        }
-    };
-    let what = format!("{} garp", f.what());
-    let origin = f.origin.clone();
+    let mut gf = f.table("garp", "a table")?;
     let mut g = Garp::default();
-    let mut gf = Fields::new(t, what, origin, f.errs);
     let int = |gf: &mut Fields, k: &'static str, hi: i64, d: u32| gf.integer(k, 0, hi).map(|v| v as u32).unwrap_or(d);
     g.master_delay = int(&mut gf, "master_delay", 1000, g.master_delay);
     g.master_repeat = int(&mut gf, "master_repeat", 1000, g.master_repeat);
@@ -67,20 +57,9 @@ pub(super) fn garp_field(f: &mut Fields) -> Option<Garp> {
 }
 
 pub(super) fn notify_field(f: &mut Fields) -> Notify {
-    let t = match f.value("notify") {
-        Value::Nil => return Notify::default(),
-        Value::Table(t) => t,
-        other => {
-            f.error(format!(
-                "notify must be a table {{ master = {{argv}}, backup = ..., fault = ..., stop = ..., any = ... }}, not a {}",
-                other.type_name()
-            ));
-            return Notify::default();
-        }
+    let Some(mut nf) = f.table("notify", "a table { master = {argv}, backup = ..., fault = ..., stop = ..., any = ... }") else {
+        return Notify::default();
     };
-    let what = format!("{} notify", f.what());
-    let origin = f.origin.clone();
-    let mut nf = Fields::new(t, what, origin, f.errs);
     let n = Notify {
         master: nf.argv("master"),
         backup: nf.argv("backup"),

@@ -76,18 +76,7 @@ fn forward_of(s: &str) -> ForwardMethod {
 }
 
 fn tunnel_field(f: &mut Fields, key: &'static str) -> Option<Tunnel> {
-    let v = f.value(key);
-    let t = match v {
-        Value::Nil => return None,
-        Value::Table(t) => t,
-        other => {
-            f.error(format!("{key} must be a table {{ type = \"ipip\"|\"gue\"|\"gre\", port, csum }}, not a {}", other.type_name()));
-            return None;
-        }
-    };
-    let what = format!("{} {key}", f.what());
-    let origin = f.origin.clone();
-    let mut tf = Fields::new(t, what, origin, f.errs);
+    let mut tf = f.table(key, "a table { type = \"ipip\"|\"gue\"|\"gre\", port, csum }")?;
     let kind = match one_of(&mut tf, "type", &["ipip", "gue", "gre"], "ipip").as_str() {
         "gue" => TunnelType::Gue,
         "gre" => TunnelType::Gre,

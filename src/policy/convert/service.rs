@@ -180,6 +180,7 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
         }
     };
     let mut out = Vec::new();
+    let origin = f.origin.clone();
     for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
         let base = |addr| RealServer {
             addr,
@@ -195,7 +196,7 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
             on_down: None,
             notify_up: None,
             notify_down: None,
-            origin: f.origin.clone(),
+            origin: origin.clone(),
         };
         match item {
             Value::String(s) => match parse_addr_port(&s.to_string_lossy(), d.default_port) {
@@ -203,9 +204,7 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
                 Err(e) => f.error(format!("real server {e}")),
             },
             Value::Table(t) => {
-                let what = format!("{} real", f.what());
-                let origin = f.origin.clone();
-                let mut rf = Fields::new(t, what, origin, f.errs);
+                let mut rf = f.nested(t, "real");
                 let addr = rf.string("address");
                 let Some(addr) = addr else {
                     rf.error("address = \"addr:port\" is required");
@@ -268,9 +267,7 @@ fn sorry_field(f: &mut Fields, forward: ForwardMethod, default_port: Option<u16>
             }
         },
         Value::Table(t) => {
-            let what = format!("{} sorry_server", f.what());
-            let origin = f.origin.clone();
-            let mut sf = Fields::new(t, what, origin, f.errs);
+            let mut sf = f.nested(t, "sorry_server");
             let addr = sf.string("address");
             let fw = one_of(
                 &mut sf,

@@ -59,9 +59,7 @@ fn vips_field(f: &mut Fields) -> Vec<VipAddr> {
                 Err(e) => f.error(e),
             },
             Value::Table(t) => {
-                let what = format!("{} vip", f.what());
-                let origin = f.origin.clone();
-                let mut vf = Fields::new(t, what, origin, f.errs);
+                let mut vf = f.nested(t, "vip");
                 let addr = vf.string("address");
                 let prefix = vf.integer("prefix", 1, 128);
                 let dev = vf.string("dev");
@@ -191,9 +189,7 @@ fn track_interfaces_field(f: &mut Fields) -> Vec<TrackInterface> {
         match item {
             Value::String(s) => out.push(TrackInterface { name: s.to_string_lossy(), weight: 0 }),
             Value::Table(t) => {
-                let what = format!("{} track_interfaces", f.what());
-                let origin = f.origin.clone();
-                let mut tf = Fields::new(t, what, origin, f.errs);
+                let mut tf = f.nested(t, "track_interfaces");
                 let name = tf.string("name");
                 let weight = tf.integer("weight", -254, 254).unwrap_or(0) as i32;
                 tf.finish();
