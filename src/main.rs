@@ -71,13 +71,30 @@ struct PolicyArgs {
     /// most 10,000,000 each call, and 100 ms).
     #[arg(long, default_value_t = 200_000_000)]
     instruction_limit: u64,
+    /// Wall-clock limit for evaluating the policy, in seconds (a large policy on a slow or
+    /// emulated machine may need more).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = load_time_secs)]
+    load_time_limit: f64,
+}
+
+/// A load-time limit: a positive number of seconds, at most a day.
+fn load_time_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 impl PolicyArgs {
     fn options(&self) -> LoadOptions {
         LoadOptions {
             node: self.node.clone().unwrap_or_else(policy::hostname),
-            limits: Limits { memory: self.memory_limit << 20, instructions: self.instruction_limit, ..Limits::default() },
+            limits: Limits {
+                memory: self.memory_limit << 20,
+                instructions: self.instruction_limit,
+                load_time: std::time::Duration::from_secs_f64(self.load_time_limit),
+                ..Limits::default()
+            },
         }
     }
 }

@@ -401,3 +401,20 @@ fn enable_script_security_refuses_programs_others_can_change() {
     let lax = src(prog.to_str().unwrap()).replace("enable_script_security = true", "enable_script_security = false");
     assert!(load_source(&lax, Path::new("p.lua"), Path::new("."), &opts(small())).is_ok());
 }
+
+#[test]
+fn load_time_limit_is_the_operators() {
+    let dir = tempfile::tempdir().unwrap();
+    // Endless, and far under the instruction limit: only the wall clock stops it.
+    let p = write(dir.path(), "spin.lua", "while true do end\n");
+    let (code, err) = lvsd_check(&p, &["--instruction-limit", "1000000000000", "--load-time-limit", "0.3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("time limit of 300 ms exceeded"), "{err}");
+    assert!(names_a_line(&err, "spin.lua"), "{err}");
+    // Not a positive number of seconds: refused before loading anything.
+    for bad in ["0", "-1", "ten", "NaN"] {
+        let (code, err) = lvsd_check(&p, &[&format!("--load-time-limit={bad}")]);
+        assert_eq!(code, Some(2), "{bad}: {err}");
+        assert!(err.contains("--load-time-limit"), "{bad}: {err}");
+    }
+}
