@@ -125,6 +125,11 @@ impl Meter {
         self.exceeded.load(Relaxed) != NOT_EXCEEDED
     }
 
+    /// Whether the limit exceeded was the time, not the instructions.
+    pub fn exceeded_time(&self) -> bool {
+        self.exceeded.load(Relaxed) == BY_TIME
+    }
+
     /// What was exceeded, for the error message.
     pub fn message(&self) -> String {
         match self.exceeded.load(Relaxed) {
@@ -441,6 +446,10 @@ impl Budget {
     }
     pub fn exceeded(&self) -> bool {
         self.meter.exceeded()
+    }
+    /// Whether the limit the running entry exceeded was its time, not its instructions.
+    pub fn exceeded_time(&self) -> bool {
+        self.meter.exceeded_time()
     }
     pub fn message(&self) -> String {
         self.meter.message()

@@ -410,6 +410,9 @@ fn load_time_limit_is_the_operators() {
     let (code, err) = lvsd_check(&p, &["--instruction-limit", "1000000000000", "--load-time-limit", "0.3"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("time limit of 300 ms exceeded"), "{err}");
+    assert!(err.contains("raise --load-time-limit"), "the error names the option: {err}");
+    let (_, err) = lvsd_check(&p, &["--instruction-limit", "1000000"]);
+    assert!(err.contains("instruction limit of 1000000 exceeded") && err.contains("raise --instruction-limit"), "{err}");
     assert!(names_a_line(&err, "spin.lua"), "{err}");
     // Not a positive number of seconds: refused before loading anything.
     for bad in ["0", "-1", "ten", "NaN"] {

@@ -138,13 +138,21 @@ pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Re
     api::install(&lua, &opts.node).map_err(|e| invalid(e.to_string()))?;
     lua.set_app_data(api::Collected { main_file: name.to_path_buf(), ..Default::default() });
 
-    let result =
-        budget.run(opts.limits.load(), || lua.load(src).set_name(format!("@{}", name.display())).set_mode(mlua::ChunkMode::Text).exec());
+    // Which limit stopped the load, read before `run` re-arms the meter.
+    let (result, over) = budget.run(opts.limits.load(), || {
+        let r = lua.load(src).set_name(format!("@{}", name.display())).set_mode(mlua::ChunkMode::Text).exec();
+        (r, budget.exceeded().then(|| budget.exceeded_time()))
+    });
 
     let collected = lua.remove_app_data::<api::Collected>().expect("collector");
     let mut errors = collected.errors;
     if let Err(e) = &result {
-        errors.push(lua_error(e, name, &budget));
+        let mut err = lua_error(e, name, &budget);
+        if let Some(by_time) = over {
+            let option = if by_time { "--load-time-limit" } else { "--instruction-limit" };
+            err.message.push_str(&format!("; raise {option} if the policy really needs more"));
+        }
+        errors.push(err);
     }
     let mut model = collected.model;
     model.node = opts.node.clone();
