@@ -8,7 +8,8 @@
 # the new director learns the others' connections, that drain and undrain fail no request and break no
 # connection, that the kill breaks no established connection and fails only requests sent
 # before the router's route changed, that the return breaks none, and that SIGTERM withdraws
-# the VIP and fails no request. Needs BIRD in the guest:
+# the VIP and fails no request, and that the router's route changes only at the faults.
+# Needs BIRD in the guest:
 #   scripts/vm --extra /usr/sbin/bird --extra /usr/sbin/birdc lab-ecmp
 # --env LAB_ECMP_SCHEDULER=wlc: the same run with wlc (the claims that need the consistent
 # hash are then reported, not checked); --env LAB_ECMP_NO_SYNC=1: without the sync daemon.

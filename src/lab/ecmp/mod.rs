@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wire::Seen;
 
-use play::{capture, client, long_lived_listed_in, long_lived_through};
+use play::{capture, client, long_lived_listed_in, long_lived_through, open_entry};
 use summary::report;
 pub use summary::{print, verify};
 
@@ -442,14 +442,14 @@ mod tests {
                     "long_lived": { "open": 4, "survived": 4, "broken": 0 },
                     "added": { "table_at_route_change": { "listed": 2, "synced": 2 }, "table_at_end": { "listed": listed, "synced": synced },
                                "learned_ms": if listed >= 4 { json!(3000) } else { Value::Null }, "alive": 4,
-                               "long_lived_moved_here": 1, "moved_here_without_entry": 1, "new_connections_after_route_change": took } })
+                               "long_lived_moved_here": 1, "moved_here_without_synced_entry": 1, "new_connections_after_route_change": took } })
         };
         let mut r = report(p(0, 5, 4, 3));
         r["sync"] = json!(true);
         let v = verify(&r);
         assert_eq!(v.len(), 5, "{v:?}");
         assert!(v.iter().all(|(ok, _)| *ok), "{v:?}");
-        assert!(v[4].1.contains("1 long-lived flows onto lvs03, 1 of them before it had their entry [reported]"), "{v:?}");
+        assert!(v[4].1.contains("1 long-lived flows onto lvs03, 1 of them without a synced entry there [reported]"), "{v:?}");
         let bad = |x: Value, i: usize, why: &str| {
             let mut r = report(x);
             r["sync"] = json!(true);
@@ -473,6 +473,22 @@ mod tests {
         let v = verify(&r);
         assert!(v[0].0 && v[0].1.contains("2 of 4 long-lived connections broken") && v[0].1.contains("not claimed: wlc"), "{v:?}");
         assert!(v[1].0 && v[2].0, "the claims that hold for any scheduler still checked: {v:?}");
+    }
+
+    #[test]
+    fn a_route_change_no_fault_explains_is_a_flap() {
+        let r = |changes: [u64; 3]| {
+            json!({ "long_lived_connections": 0, "directors": ["lvs01"], "phases": [
+                { "name": "baseline", "route_changes": changes[0], "directors": { "lvs01": { "connections": 1 } }, "distribution": { "rs1": 1 }, "failed": 0 },
+                { "name": "drain", "route_changes": changes[1], "failed": 0, "route_change_ms": 30, "new_connections_after_withdrawal": 0 },
+                { "name": "real-down", "route_changes": changes[2], "failed": 0, "after_real_gone": { "sent": 5, "failed": 0 } } ] })
+        };
+        let line = |v: Vec<(bool, String)>| v.into_iter().find(|(_, l)| l.starts_with("routes:")).expect("a routes verdict");
+        let ok = line(verify(&r([0, 1, 0])));
+        assert!(ok.0 && ok.1.contains("baseline 0, drain 1, real-down 0"), "{ok:?}");
+        assert!(!line(verify(&r([0, 3, 0]))).0, "the drained director came back and left again");
+        assert!(!line(verify(&r([2, 1, 0]))).0, "a flap in the baseline");
+        assert!(!line(verify(&r([0, 1, 1]))).0, "a flap while a real died");
     }
 
     #[test]

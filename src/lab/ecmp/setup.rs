@@ -79,6 +79,13 @@ impl Lab {
             // A flow ECMP moves here mid-stream: IPVS schedules its first non-SYN packet too
             // (mh picks the same real) when the sync daemon has not told this director yet.
             let _ = d.exec("sysctl", &["-qw", "net.ipv4.vs.sloppy_tcp=1"]);
+            // A real taken out of the table leaves entries behind (in DR the director sees only
+            // the client's side, so FIN_WAIT lasts its 2 min; every director holds synced
+            // copies): a new SYN that reuses a client port of one of them is dropped silently
+            // while expire_nodest_conn is 0 (ip_vs_in: "the destination server is not
+            // available"). 1: the entry is expired and the SYN scheduled anew (kernel 5.9+
+            // also expires them when the real is deleted).
+            let _ = d.exec("sysctl", &["-qw", "net.ipv4.vs.expire_nodest_conn=1"]);
             let ddir = dir.join(&name);
             std::fs::create_dir_all(&ddir).map_err(setup("director directory"))?;
             std::fs::write(ddir.join("bird.conf"), director_bird(&dir, &name)).map_err(setup("bird.conf"))?;
