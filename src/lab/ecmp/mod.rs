@@ -3,11 +3,12 @@
 //! (`lvsd.bgp`, `mh`, DR, the sync daemon on every director); the router's kernel route to
 //! the VIP has one next hop per announcing director, chosen per flow by an L4 hash
 //! (`fib_multipath_hash_policy = 1`). A client behind the router sends short requests and
-//! holds long-lived connections while the phases play: baseline (every director but the last),
-//! the last director joins (its sync daemons learn the others' connections; ECMP moves some
-//! flows onto it), drain one director (`drain-director`), undrain, a director dies (its link goes down, lvsd and BIRD get
-//! SIGKILL: no BGP notification reaches the router, whose hold timer detects it), it comes
-//! back, a real server dies, and one lvsd gets SIGTERM (it withdraws the VIP before it stops).
+//! holds long-lived connections while the phases play: baseline (every director but the
+//! last), the last director joins (its sync daemons learn the others' connections; ECMP moves
+//! some flows onto it), drain one director (`drain-director`), undrain, a director dies (its
+//! link goes down, lvsd and BIRD get SIGKILL: no BGP notification reaches the router, whose
+//! BFD session detects it), it comes back, a real server dies, and one lvsd gets SIGTERM (it
+//! withdraws the VIP before it stops).
 //!
 //! Measured per phase: requests and new connections seen on each director's link (a packet
 //! socket per director), the real of each answer, broken long-lived connections, failed
@@ -43,16 +44,16 @@ pub const PORT: u16 = 80;
 const ROUTER: &str = "192.0.2.1";
 const ROUTER_AS: u32 = 65000;
 const DIRECTOR_AS: u32 = 65001;
-/// BGP timers: the router notices a dead director when the hold time passes without a
-/// keepalive. BIRD's smallest hold time is 3 s; TCG on a busy host can stall a BIRD for a
-/// second or more, so a little more than that. (BFD would detect in well under a second, but
-/// its 100 ms-scale timers flap under TCG.)
+/// BGP timers, behind BFD: BIRD's smallest hold time is 3 s; TCG on a busy host can stall a
+/// BIRD for a second or more, so a little more than that.
 pub const HOLD: u32 = 4;
 pub const KEEPALIVE: u32 = 1;
 /// BFD on the router's sessions: (interval in ms, multiplier), set on the router; the
 /// directors' BIRD (lvsd's `protocol bfd`, BIRD's defaults) negotiates up to it (RFC 5880
-/// 6.8.2: the slower side's interval). None: the hold timer detects.
-pub const BFD: Option<(u32, u32)> = None;
+/// 6.8.2: the slower side's interval), so the router declares a director dead after 5 x 300
+/// ms of silence. 100 ms-scale timers flapped under TCG; these passed three VM runs in a row
+/// with no route change that no fault explained. None: the hold timer detects.
+pub const BFD: Option<(u32, u32)> = Some((300, 5));
 
 /// How the router detects a dead director, for the report.
 pub fn detection() -> String {
@@ -199,6 +200,8 @@ struct Phase {
     table_at_route: Option<Vec<wire::Conn>>,
     table_at_end: Option<Vec<wire::Conn>>,
     learned: Option<(Duration, usize)>,
+    /// The real-down phase: entries left naming the dead real in each director's table.
+    stale: Option<Vec<Option<usize>>>,
 }
 
 /// What the wire watchers record.
@@ -260,8 +263,9 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
     let mut lab = Lab::build(opts)?;
     let n = lab.directors.len();
     lab.note(format!(
-        "topology: router {ROUTER} (BIRD, AS {ROUTER_AS}, ECMP with an L4 hash) peering with {n} directors {} (each BIRD + lvsd, AS {DIRECTOR_AS}, hold time {HOLD} s; the last one joins in the add phase), {} real servers (DR) behind VIP {VIP}:{PORT} ({}), client 198.51.100.5 behind the router",
+        "topology: router {ROUTER} (BIRD, AS {ROUTER_AS}, ECMP with an L4 hash) peering with {n} directors {} (each BIRD + lvsd, AS {DIRECTOR_AS}; detection: {}; the last one joins in the add phase), {} real servers (DR) behind VIP {VIP}:{PORT} ({}), client 198.51.100.5 behind the router",
         (0..n).map(|i| format!("{} ({})", director_name(i), director_addr(i))).collect::<Vec<_>>().join(", "),
+        detection(),
         lab.reals.len(),
         lab.scheduler,
     ));
@@ -385,6 +389,11 @@ mod tests {
         assert_eq!(r.matches("protocol bgp ").count(), 3);
         assert!(r.contains("protocol bgp lvs03 { local as 65000; neighbor 192.0.2.4 as 65001;"), "{r}");
         assert!(r.contains("merge paths on"));
+        if let Some((i, m)) = BFD {
+            assert!(r.contains(&format!("protocol bfd {{ interface \"eth0\" {{ interval {i} ms; multiplier {m}; }}; }}")), "{r}");
+            assert_eq!(r.matches(" bfd on;").count(), 3, "{r}");
+            assert!(policy(Path::new("/x"), 2, 1, true, SCHEDULER).contains("keepalive = 1, bfd = true }"));
+        }
         assert!(director_bird(Path::new("/d"), "lvs02").contains("include \"/d/lvs02/lvsd.conf\";"));
     }
 

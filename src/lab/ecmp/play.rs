@@ -24,6 +24,7 @@ impl Lab {
             table_at_route: None,
             table_at_end: None,
             learned: None,
+            stale: None,
         });
         self.note(format!("phase {name}: {what}"));
         action(self)?;
@@ -179,7 +180,7 @@ impl Lab {
         let kn = self.directors[killed].name.clone();
         self.phase(
             "kill",
-            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router's hold timer, {HOLD} s, detects)"),
+            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router detects: {})", detection()),
             Some(killed),
             |l| {
                 // The link first: the kernel closing BIRD's socket must not tell the router. The
@@ -223,7 +224,14 @@ impl Lab {
                     ph.real_gone = Some(at);
                 }
                 l.note(format!("{rn} is out of every director's table"));
-                l.settle(STEADY)
+                l.settle(STEADY)?;
+                // Entries still naming the dead real: each would swallow a SYN that reuses its
+                // client port unless the kernel expires it (expire_nodest_conn).
+                let dead = real_addr(0);
+                let stale: Vec<Option<usize>> =
+                    (0..l.directors.len()).map(|i| l.table(i).map(|t| t.iter().filter(|c| c.real == dead).count())).collect();
+                l.phases.last_mut().expect("in a phase").stale = Some(stale);
+                Ok(())
             })?;
         }
         let stopped = self.busiest();

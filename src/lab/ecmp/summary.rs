@@ -147,6 +147,7 @@ pub(super) fn report(lab: &Lab, long: &Tracker) -> Value {
             "errors": errors.iter().take(5).collect::<Vec<_>>(),
             "distribution": dist, "directors": per,
             "route_change_ms": change.map(|c| ms(c - fault)), "route_after": after, "route_changes": route_changes, "added": added,
+            "stale_entries": p.stale.as_ref().map(|v| names.iter().zip(v).map(|(n, c)| (n.clone(), json!(c))).collect::<serde_json::Map<_, _>>()),
             "traffic_moved_ms": moved, "exited_ms": p.exited.map(|e| ms(e.saturating_sub(fault))), "new_connections_after_withdrawal": late,
             "long_lived": ll, "long_lived_on_target": on_target, "long_lived_moved_ms": flows_moved,
         }));
@@ -218,6 +219,10 @@ pub fn print(report: &Value) {
     println!("  (route change: the router's kernel route, as `ip monitor` saw it; traffic moved: the target's last new connection");
     println!("   after a withdrawal, 0 if none came, or its first after a return or an add, in the kernel's packet time;");
     println!("   changes: how many times the router's route to the VIP changed during the phase)");
+    for p in report["phases"].as_array().into_iter().flatten().filter(|p| p["stale_entries"].is_object()) {
+        let per: Vec<String> = p["stale_entries"].as_object().into_iter().flatten().map(|(d, n)| format!("{d} {n}")).collect();
+        println!("  {}: entries still naming the dead real at the phase's end: {}", p["name"].as_str().unwrap_or(""), per.join(", "));
+    }
     for p in report["phases"].as_array().into_iter().flatten().filter(|p| !p["added"].is_null()) {
         let a = &p["added"];
         let t = |v: &Value| format!("{} of the long-lived connections ({} from the sync daemons)", v["listed"], v["synced"]);
