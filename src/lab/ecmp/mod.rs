@@ -200,8 +200,9 @@ struct Phase {
     table_at_route: Option<Vec<wire::Conn>>,
     table_at_end: Option<Vec<wire::Conn>>,
     learned: Option<(Duration, usize)>,
-    /// The real-down phase: entries left naming the dead real in each director's table.
-    stale: Option<Vec<Option<usize>>>,
+    /// The real-down phase: entries left naming the dead real in each director's table, by
+    /// state and origin.
+    stale: Option<Vec<Option<BTreeMap<String, usize>>>>,
 }
 
 /// What the wire watchers record.

@@ -228,8 +228,17 @@ impl Lab {
                 // Entries still naming the dead real: each would swallow a SYN that reuses its
                 // client port unless the kernel expires it (expire_nodest_conn).
                 let dead = real_addr(0);
-                let stale: Vec<Option<usize>> =
-                    (0..l.directors.len()).map(|i| l.table(i).map(|t| t.iter().filter(|c| c.real == dead).count())).collect();
+                let stale: Vec<Option<BTreeMap<String, usize>>> = (0..l.directors.len())
+                    .map(|i| {
+                        l.table(i).map(|t| {
+                            let mut by: BTreeMap<String, usize> = BTreeMap::new();
+                            for c in t.iter().filter(|c| c.real == dead) {
+                                *by.entry(format!("{} {}", c.state, if c.synced { "synced" } else { "local" })).or_default() += 1;
+                            }
+                            by
+                        })
+                    })
+                    .collect();
                 l.phases.last_mut().expect("in a phase").stale = Some(stale);
                 Ok(())
             })?;

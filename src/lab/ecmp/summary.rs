@@ -220,8 +220,16 @@ pub fn print(report: &Value) {
     println!("   after a withdrawal, 0 if none came, or its first after a return or an add, in the kernel's packet time;");
     println!("   changes: how many times the router's route to the VIP changed during the phase)");
     for p in report["phases"].as_array().into_iter().flatten().filter(|p| p["stale_entries"].is_object()) {
-        let per: Vec<String> = p["stale_entries"].as_object().into_iter().flatten().map(|(d, n)| format!("{d} {n}")).collect();
-        println!("  {}: entries still naming the dead real at the phase's end: {}", p["name"].as_str().unwrap_or(""), per.join(", "));
+        let per: Vec<String> = p["stale_entries"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(d, by)| {
+                let n: Vec<String> = by.as_object().into_iter().flatten().map(|(k, n)| format!("{n} {k}")).collect();
+                format!("{d} {}", if n.is_empty() { "none".into() } else { n.join(", ") })
+            })
+            .collect();
+        println!("  {}: entries still naming the dead real at the phase's end: {}", p["name"].as_str().unwrap_or(""), per.join("; "));
     }
     for p in report["phases"].as_array().into_iter().flatten().filter(|p| !p["added"].is_null()) {
         let a = &p["added"];
