@@ -72,8 +72,8 @@ impl Lab {
         seen.len()
     }
 
-    /// Of the long-lived connections' sources, how many a table lists as ESTABLISHED towards
-    /// the VIP, and how many of those came from the sync daemons.
+    /// Of the long-lived connections' sources, how many a table lists with an open entry
+    /// towards the VIP, and how many of those came from the sync daemons.
     pub(super) fn long_lived_listed(&self, table: &[wire::Conn]) -> (usize, usize) {
         long_lived_listed_in(table, &long_sources(self.opts.long.long_lived))
     }
@@ -139,7 +139,9 @@ impl Lab {
                 "the router's route has {an}; its table lists {} of the long-lived connections ({} from the sync daemons)",
                 listed.0, listed.1
             ));
-            l.phases.last_mut().expect("in a phase").table_at_route = table;
+            if let Some(ph) = l.phases.last_mut() {
+                ph.table_at_route = table;
+            }
             l.wait_took(added, l.t0.elapsed())?;
             l.settle(STEADY)?;
             // Every long-lived connection should be in its table by now: learned from the
@@ -153,9 +155,10 @@ impl Lab {
             let listed = table.as_deref().map(|t| l.long_lived_listed(t)).unwrap_or_default();
             let alive = l.long_lived_open();
             l.note(format!("{an}'s table lists {} of {alive} long-lived connections ({} from the sync daemons)", listed.0, listed.1));
-            let ph = l.phases.last_mut().expect("in a phase");
-            ph.table_at_end = table;
-            ph.learned = learned.get();
+            if let Some(ph) = l.phases.last_mut() {
+                ph.table_at_end = table;
+                ph.learned = learned.get();
+            }
             Ok(())
         })?;
         // The director carrying the most long-lived connections is drained, and later killed.
@@ -225,8 +228,10 @@ impl Lab {
                 }
                 l.note(format!("{rn} is out of every director's table"));
                 l.settle(STEADY)?;
-                // Entries still naming the dead real: each would swallow a SYN that reuses its
-                // client port unless the kernel expires it (expire_nodest_conn).
+                // Entries still naming the dead real. One bound to the deleted real drops a SYN
+                // that reuses its client port, silently, unless the kernel expired it
+                // (expire_nodest_conn); a synced one made after the real was deleted here is
+                // bound to no real, so nothing expires it before its timeout.
                 let dead = real_addr(0);
                 let stale: Vec<Option<BTreeMap<String, usize>>> = (0..l.directors.len())
                     .map(|i| {
@@ -239,7 +244,9 @@ impl Lab {
                         })
                     })
                     .collect();
-                l.phases.last_mut().expect("in a phase").stale = Some(stale);
+                if let Some(ph) = l.phases.last_mut() {
+                    ph.stale = Some(stale);
+                }
                 Ok(())
             })?;
         }
