@@ -2,7 +2,7 @@
 # running BIRD and lvsd (mh, DR, the sync daemon on every director), with short requests and
 # long-lived connections from a client behind the router. Phases: baseline (two directors),
 # add (the third joins: its sync daemons learn the others' connections), drain-director,
-# undrain, a director dies (link down, lvsd and BIRD killed: the router's BFD session
+# undrain, a director dies (link down, lvsd and BIRD killed: the router's hold timer
 # detects), it returns, a real server dies, SIGTERM to a director's lvsd. --verify checks
 # that every director takes traffic, that the add fails no request, breaks no connection and
 # the new director learns the others' connections, that drain and undrain fail no request and break no

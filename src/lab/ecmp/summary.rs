@@ -249,8 +249,11 @@ pub fn print(report: &Value) {
             }
         );
         println!(
-            "  ECMP moved {} long-lived flows onto it, {} without a synced entry (mh + sloppy_tcp scheduled them); it took {} new connections after the route change",
-            a["long_lived_moved_here"], a["moved_here_without_synced_entry"], a["new_connections_after_route_change"]
+            "  ECMP moved {} long-lived flows onto it, {} without a synced entry ({} scheduled them anew, sloppy_tcp); it took {} new connections after the route change",
+            a["long_lived_moved_here"],
+            a["moved_here_without_synced_entry"],
+            report["scheduler"].as_str().unwrap_or(SCHEDULER),
+            a["new_connections_after_route_change"]
         );
     }
     println!("\nPer director: new connections / requests seen on its link (connections per real)");
