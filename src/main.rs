@@ -266,6 +266,9 @@ enum Command {
         /// Directors of the ecmp topology.
         #[arg(long, default_value_t = 3)]
         directors: usize,
+        /// The ecmp topology's scheduler (default mh, the consistent hash; wlc to see what it saves).
+        #[arg(long, value_parser = ["mh", "sh", "wlc", "rr"])]
+        scheduler: Option<String>,
         #[arg(long, value_enum, default_value = "dr")]
         mode: lvsd::lab::Mode,
         /// Number of real servers.
@@ -597,7 +600,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { topology, directors, mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
+        Command::Lab { topology, directors, scheduler, mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
             if let (Some(from), Some(to)) = (from_json, &report) {
                 let text = std::fs::read_to_string(&from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
@@ -607,8 +610,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if topology == lvsd::lab::Topology::Ecmp && report.is_some() {
                 anyhow::bail!("--report draws the pair lab's timeline; with --topology ecmp use --json");
             }
-            let opts =
-                lvsd::lab::Options { topology, directors, mode, reals: reals.max(1), requests, scenario, policy, json, verify, long };
+            if topology != lvsd::lab::Topology::Ecmp && scheduler.is_some() {
+                anyhow::bail!("--scheduler is for --topology ecmp (the pair lab's policy names its own)");
+            }
+            let opts = lvsd::lab::Options {
+                topology,
+                directors,
+                scheduler,
+                mode,
+                reals: reals.max(1),
+                requests,
+                scenario,
+                policy,
+                json,
+                verify,
+                long,
+            };
             run_lab(opts, report)
         }
         Command::Generate { what, dir } => {

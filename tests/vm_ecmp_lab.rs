@@ -1,9 +1,11 @@
 //! Scale-out rehearsed in the VM tier: `lvsd lab --topology ecmp --verify` with three
 //! directors behind a BIRD router's ECMP route (tests/vm/lab-ecmp.sh). The lab checks its
-//! own claims: every director takes traffic; drain-director and undrain fail no request and
-//! break no long-lived connection; a director that dies breaks no established connection
-//! (mh + DR, the sync daemon) and fails only requests sent before the router's route changed;
-//! its return breaks none.
+//! own claims: every director takes traffic; a third director that joins fails no request,
+//! breaks no long-lived connection, learns the others' connections from the sync daemons and
+//! takes new ones; drain-director and undrain fail no request and break no long-lived
+//! connection; a director that dies breaks no established connection (mh + DR, the sync
+//! daemon) and fails only requests sent before the router's route changed; its return breaks
+//! none; the router's route changes only at the faults.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Fuzz target for what the ecmp lab reads (src/lab/ecmp/wire.rs, compiled alone): frames
 //! from a packet socket on each director's link and the router's `ip -o monitor route`
-//! lines. No input may panic them; a forwarded SYN names the frame's own destination.
+//! lines and a director's `/proc/net/ip_vs_conn_sync`. No input may panic them; a forwarded
+//! SYN names the frame's own destination.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     for line in text.lines() {
         if let Some(hops) = wire::route_line(line, vip) {
             assert!(hops.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        }
+        if let Some(c) = wire::conn_line(line) {
+            assert!(c.state.chars().count() <= 16 && c.protocol.chars().count() <= 8, "bounded");
         }
     }
 });

@@ -64,6 +64,8 @@ pub struct Options {
     pub topology: Topology,
     /// Directors of the ecmp topology (the pair has two).
     pub directors: usize,
+    /// The ecmp topology's scheduler (None: mh).
+    pub scheduler: Option<String>,
     pub mode: Mode,
     pub reals: usize,
     pub requests: usize,

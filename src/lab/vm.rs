@@ -75,6 +75,9 @@ pub fn guest_args(o: &Options, report: bool) -> Vec<String> {
     ];
     if o.topology == Topology::Ecmp {
         a.extend(["--topology".into(), value::<Topology>(&o.topology), "--directors".into(), o.directors.to_string()]);
+        if let Some(s) = &o.scheduler {
+            a.extend(["--scheduler".into(), s.clone()]);
+        }
     }
     if let Some(p) = &o.policy {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.lua".into());
@@ -116,6 +119,7 @@ mod tests {
         Options {
             topology: Topology::Pair,
             directors: 3,
+            scheduler: None,
             mode: Mode::Nat,
             reals: 3,
             requests: 4000,
@@ -180,6 +184,8 @@ mod tests {
             guest_args(&e, false).join(" "),
             "--mode dr --reals 3 --requests 4000 --scenario kill --topology ecmp --directors 4 --long-lived 16"
         );
+        let w = Options { scheduler: Some("wlc".into()), ..e.clone() };
+        assert!(guest_args(&w, false).join(" ").contains("--topology ecmp --directors 4 --scheduler wlc --long-lived"));
         assert_eq!(extras(&e), [PathBuf::from("/usr/sbin/bird"), PathBuf::from("/usr/sbin/birdc")]);
     }
 }

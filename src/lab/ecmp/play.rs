@@ -1,6 +1,7 @@
 //! The ecmp lab's phases, its client and the capture on each director's link.
 
 use super::*;
+use std::cell::Cell;
 
 impl Lab {
     pub(super) fn phase<F>(&mut self, name: &str, what: &str, target: Option<usize>, action: F) -> Result<(), LabError>
@@ -20,6 +21,10 @@ impl Lab {
             target,
             exited: None,
             real_gone: None,
+            table_at_route: None,
+            table_at_end: None,
+            learned: None,
+            stale: None,
         });
         self.note(format!("phase {name}: {what}"));
         action(self)?;
@@ -48,6 +53,31 @@ impl Lab {
         (0..self.directors.len()).rev().max_by_key(|d| self.long_lived_on(*d, at)).unwrap_or(0)
     }
 
+    /// The long-lived connections alive now: their sources sent a request through some
+    /// director in the last second.
+    pub(super) fn long_lived_open(&self) -> usize {
+        let (frames, at) = (self.watch.frames.lock().unwrap(), self.t0.elapsed());
+        let long = long_sources(self.opts.long.long_lived);
+        let from = at.saturating_sub(Duration::from_secs(1));
+        let mut seen: Vec<Ipv4Addr> = frames
+            .iter()
+            .filter(|(t, _, _)| *t >= from && *t < at)
+            .filter_map(|(_, _, s)| match s {
+                Seen::Request(a) if long.contains(&IpAddr::V4(*a)) => Some(*a),
+                _ => None,
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+
+    /// Of the long-lived connections' sources, how many a table lists with an open entry
+    /// towards the VIP, and how many of those came from the sync daemons.
+    pub(super) fn long_lived_listed(&self, table: &[wire::Conn]) -> (usize, usize) {
+        long_lived_listed_in(table, &long_sources(self.opts.long.long_lived))
+    }
+
     /// Director `d` has taken a new connection since `since` (seen on its link).
     pub(super) fn took(&self, d: usize, since: Duration) -> bool {
         self.watch.frames.lock().unwrap().iter().any(|(t, x, s)| *x == d && *s == Seen::Syn && *t >= since)
@@ -69,12 +99,67 @@ impl Lab {
         let n = self.directors.len();
         let all: Vec<usize> = (0..n).collect();
         let but = |x: usize| -> Vec<usize> { (0..n).filter(|i| *i != x).collect() };
-        self.phase("baseline", "every director announces the VIP; ECMP spreads the flows", None, |l| {
+        let added = n - 1;
+        let an = self.directors[added].name.clone();
+        self.phase("baseline", &format!("every director but {an} announces the VIP; ECMP spreads the flows"), None, |l| {
             let start = l.phases[0].start;
-            for d in 0..n {
+            for d in 0..added {
                 l.wait_took(d, start)?;
             }
             l.settle(STEADY)
+        })?;
+        self.phase("add", &format!("{an} joins: lvsd (its sync daemons learn the others' connections), then BIRD"), Some(added), |l| {
+            l.fault();
+            // When its table first listed every long-lived connection alive (looked at while
+            // waiting for the rest).
+            let learned: Cell<Option<(Duration, usize)>> = Cell::new(None);
+            let look = |l: &Lab| {
+                if learned.get().is_none() {
+                    let alive = l.long_lived_open();
+                    if alive > 0 && l.table(added).is_some_and(|t| l.long_lived_listed(&t).0 >= alive) {
+                        learned.set(Some((l.t0.elapsed(), alive)));
+                    }
+                }
+            };
+            l.start_lvsd(added)?;
+            l.wait(&format!("{an}'s lvsd to want the VIP announced"), Duration::from_secs(45), |l| {
+                look(l);
+                l.wants_vip(added)
+            })?;
+            l.note(format!("{an}: lvsd wants the VIP announced (its service has quorum); its BIRD starts"));
+            l.start_bird(added)?;
+            let want = l.hops_of(&all);
+            l.wait(&format!("the router to take {an} in"), Duration::from_secs(45), |l| {
+                look(l);
+                l.hops() == want
+            })?;
+            let table = l.table(added);
+            let listed = table.as_deref().map(|t| l.long_lived_listed(t)).unwrap_or_default();
+            l.note(format!(
+                "the router's route has {an}; its table lists {} of the long-lived connections ({} from the sync daemons)",
+                listed.0, listed.1
+            ));
+            if let Some(ph) = l.phases.last_mut() {
+                ph.table_at_route = table;
+            }
+            l.wait_took(added, l.t0.elapsed())?;
+            l.settle(STEADY)?;
+            // Every long-lived connection should be in its table by now: learned from the
+            // others' sync daemons, or scheduled here (mh + sloppy_tcp) when ECMP moved it
+            // before its entry came. Bounded: what it lists then is the figure.
+            super::super::poll_until(Duration::from_secs(15), || {
+                look(l);
+                learned.get().is_some()
+            })?;
+            let table = l.table(added);
+            let listed = table.as_deref().map(|t| l.long_lived_listed(t)).unwrap_or_default();
+            let alive = l.long_lived_open();
+            l.note(format!("{an}'s table lists {} of {alive} long-lived connections ({} from the sync daemons)", listed.0, listed.1));
+            if let Some(ph) = l.phases.last_mut() {
+                ph.table_at_end = table;
+                ph.learned = learned.get();
+            }
+            Ok(())
         })?;
         // The director carrying the most long-lived connections is drained, and later killed.
         let drained = self.busiest();
@@ -98,7 +183,7 @@ impl Lab {
         let kn = self.directors[killed].name.clone();
         self.phase(
             "kill",
-            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router's hold timer, {HOLD} s, detects)"),
+            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router detects: {})", detection()),
             Some(killed),
             |l| {
                 // The link first: the kernel closing BIRD's socket must not tell the router. The
@@ -142,7 +227,27 @@ impl Lab {
                     ph.real_gone = Some(at);
                 }
                 l.note(format!("{rn} is out of every director's table"));
-                l.settle(STEADY)
+                l.settle(STEADY)?;
+                // Entries still naming the dead real. One bound to the deleted real drops a SYN
+                // that reuses its client port, silently, unless the kernel expired it
+                // (expire_nodest_conn); a synced one made after the real was deleted here is
+                // bound to no real, so nothing expires it before its timeout.
+                let dead = real_addr(0);
+                let stale: Vec<Option<BTreeMap<String, usize>>> = (0..l.directors.len())
+                    .map(|i| {
+                        l.table(i).map(|t| {
+                            let mut by: BTreeMap<String, usize> = BTreeMap::new();
+                            for c in t.iter().filter(|c| c.real == dead) {
+                                *by.entry(format!("{} {}", c.state, if c.synced { "synced" } else { "local" })).or_default() += 1;
+                            }
+                            by
+                        })
+                    })
+                    .collect();
+                if let Some(ph) = l.phases.last_mut() {
+                    ph.stale = Some(stale);
+                }
+                Ok(())
             })?;
         }
         let stopped = self.busiest();
@@ -167,6 +272,26 @@ impl Lab {
         })?;
         Ok(())
     }
+}
+
+/// An entry of a connection not closing: a flow scheduled mid-stream (sloppy_tcp) need not
+/// show ESTABLISHED.
+pub(super) fn open_entry(c: &wire::Conn) -> bool {
+    c.protocol == "TCP"
+        && c.vip == VIP
+        && c.vport == PORT
+        && !["FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK"].contains(&c.state.as_str())
+}
+
+/// Of `sources`, how many `table` lists with an open TCP entry towards the VIP, and how many
+/// of those entries the backup daemon made (origin Sync).
+pub(super) fn long_lived_listed_in(table: &[wire::Conn], sources: &[IpAddr]) -> (usize, usize) {
+    let mut seen: Vec<(Ipv4Addr, bool)> =
+        table.iter().filter(|c| open_entry(c)).filter(|c| sources.contains(&IpAddr::V4(c.client))).map(|c| (c.client, c.synced)).collect();
+    // A synced entry first, where a source has two.
+    seen.sort_unstable_by_key(|(a, s)| (*a, !*s));
+    seen.dedup_by_key(|(a, _)| *a);
+    (seen.len(), seen.iter().filter(|(_, s)| *s).count())
 }
 
 /// How many of the long-lived connections' `sources` sent a request through director `d` in

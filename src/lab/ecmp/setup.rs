@@ -42,8 +42,9 @@ impl Lab {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(setup("lab directory"))?;
         }
         let reals_n = opts.reals.clamp(1, MAX_REALS);
+        let scheduler = opts.scheduler.clone().unwrap_or_else(|| SCHEDULER.into());
         let policy_file = dir.join("policy.lua");
-        std::fs::write(&policy_file, policy(&dir, n, reals_n, !opts.long.no_sync)).map_err(setup("policy"))?;
+        std::fs::write(&policy_file, policy(&dir, n, reals_n, !opts.long.no_sync, &scheduler)).map_err(setup("policy"))?;
 
         let id = std::process::id();
         let ns = |name: &str| Netns::create(&format!("lab{id}-{name}")).map_err(setup("namespace"));
@@ -78,6 +79,13 @@ impl Lab {
             // A flow ECMP moves here mid-stream: IPVS schedules its first non-SYN packet too
             // (mh picks the same real) when the sync daemon has not told this director yet.
             let _ = d.exec("sysctl", &["-qw", "net.ipv4.vs.sloppy_tcp=1"]);
+            // A real taken out of the table leaves entries behind (in DR the director sees only
+            // the client's side, so FIN_WAIT lasts its 2 min; every director holds synced
+            // copies): a new SYN that reuses a client port of one of them is dropped silently
+            // while expire_nodest_conn is 0 (ip_vs_in: "the destination server is not
+            // available"). 1: the entry is expired and the SYN scheduled anew (kernel 5.9+
+            // also expires them when the real is deleted).
+            let _ = d.exec("sysctl", &["-qw", "net.ipv4.vs.expire_nodest_conn=1"]);
             let ddir = dir.join(&name);
             std::fs::create_dir_all(&ddir).map_err(setup("director directory"))?;
             std::fs::write(ddir.join("bird.conf"), director_bird(&dir, &name)).map_err(setup("bird.conf"))?;
@@ -95,6 +103,7 @@ impl Lab {
         std::fs::write(dir.join("router-bird.conf"), router_bird(&dir, n)).map_err(setup("bird.conf"))?;
         Ok(Lab {
             opts,
+            scheduler,
             t0: Instant::now(),
             epoch0: super::super::now_epoch(),
             dir,
@@ -262,6 +271,13 @@ impl Lab {
             self.start_http(i)?;
         }
         Ok(())
+    }
+
+    /// Director `i`'s IPVS connection table (None: it cannot be read).
+    pub(super) fn table(&self, i: usize) -> Option<Vec<wire::Conn>> {
+        // On a thread in its namespace (thread-self: /proc/self/net is the process's).
+        let text = self.directors[i].ns.run(|| std::fs::read_to_string("/proc/thread-self/net/ip_vs_conn_sync")).ok()?.ok()?;
+        Some(text.lines().filter_map(wire::conn_line).collect())
     }
 
     /// A packet socket on each director's link: new connections, requests and forwards.

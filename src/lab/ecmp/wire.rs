@@ -1,5 +1,6 @@
-//! What the ecmp lab reads: frames on each director's link and the router's `ip -o monitor
-//! route` lines. Pure (std only, its own file so that the fuzz crate compiles it alone).
+//! What the ecmp lab reads: frames on each director's link, the router's `ip -o monitor
+//! route` lines and a director's `/proc/net/ip_vs_conn_sync`. Pure (std only, its own file so
+//! that the fuzz crate compiles it alone).
 
 use std::net::Ipv4Addr;
 
@@ -91,6 +92,50 @@ pub fn route_line(line: &str, vip: Ipv4Addr) -> Option<Vec<Ipv4Addr>> {
     Some(hops)
 }
 
+/// One IPv4 entry of a director's IPVS connection table (`/proc/net/ip_vs_conn_sync`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    pub protocol: String,
+    pub client: Ipv4Addr,
+    pub client_port: u16,
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    pub real: Ipv4Addr,
+    pub state: String,
+    /// Created by this director's backup daemon from another director's message (origin
+    /// "Sync"), not scheduled here ("Local").
+    pub synced: bool,
+}
+
+/// One line of `/proc/net/ip_vs_conn_sync`. The kernel writes (ip_vs_conn.c,
+/// ip_vs_conn_sync_seq_show) "%-3s %08X %04X %08X %04X %08X %04X %-11s %-6s %7u" for IPv4:
+/// Pro FromIP FPrt ToIP TPrt DestIP DPrt State Origin Expires. `None`: the header, an IPv6
+/// entry or anything else.
+pub fn conn_line(line: &str) -> Option<Conn> {
+    let f: Vec<&str> = line.split_ascii_whitespace().collect();
+    if f.len() != 10 {
+        return None;
+    }
+    let addr = |s: &str| (s.len() == 8).then(|| u32::from_str_radix(s, 16).ok()).flatten().map(Ipv4Addr::from);
+    let port = |s: &str| (s.len() == 4).then(|| u16::from_str_radix(s, 16).ok()).flatten();
+    let synced = match f[8] {
+        o if o.eq_ignore_ascii_case("sync") => true,
+        o if o.eq_ignore_ascii_case("local") => false,
+        _ => return None,
+    };
+    f[9].parse::<u32>().ok()?;
+    Some(Conn {
+        protocol: f[0].chars().take(8).collect(),
+        client: addr(f[1])?,
+        client_port: port(f[2])?,
+        vip: addr(f[3])?,
+        vport: port(f[4])?,
+        real: addr(f[5])?,
+        state: f[7].chars().take(16).collect(),
+        synced,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +202,25 @@ mod tests {
         assert_eq!(route_line("203.0.113.10 dev lo table local", VIP), None);
         assert_eq!(route_line("", VIP), None);
         assert_eq!(route_line("Deleted", VIP), None);
+    }
+
+    #[test]
+    fn conn_table_lines_give_client_real_and_origin() {
+        let head = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Origin Expires";
+        assert_eq!(conn_line(head), None);
+        let synced = conn_line("TCP C63364FE 9C40 CB00710A 0050 C000020B 0050 ESTABLISHED SYNC       897").unwrap();
+        assert_eq!(synced.client, Ipv4Addr::new(198, 51, 100, 254));
+        assert_eq!((synced.client_port, synced.vport), (40000, 80));
+        assert_eq!((synced.vip, synced.real), (VIP, Ipv4Addr::new(192, 0, 2, 11)));
+        assert_eq!((synced.protocol.as_str(), synced.state.as_str(), synced.synced), ("TCP", "ESTABLISHED", true));
+        let local = conn_line("TCP C6336414 9C41 CB00710A 0050 C000020C 0050 FIN_WAIT    Local        2").unwrap();
+        assert!(!local.synced);
+        assert_eq!(local.state, "FIN_WAIT");
+        // Short or odd fields, an unknown origin, an IPv6 entry: none.
+        assert_eq!(conn_line("TCP C63364 9C40 CB00710A 0050 C000020B 0050 ESTABLISHED Sync 897"), None);
+        assert_eq!(conn_line("TCP C63364FE 9C40 CB00710A 0050 C000020B 0050 ESTABLISHED Elsewhere 897"), None);
+        assert_eq!(conn_line("TCP 2001:0db8::1 9C40 2001:0db8::10 0050 2001:0db8::11 0050 ESTABLISHED Sync 897").map(|c| c.client), None);
+        assert_eq!(conn_line("TCP C63364FE 9C40 CB00710A 0050 C000020B 0050 ESTABLISHED Sync"), None);
+        assert_eq!(conn_line(""), None);
     }
 }
