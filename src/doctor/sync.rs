@@ -115,7 +115,8 @@ pub fn check(m: &Model, f: &Facts) -> Vec<Finding> {
     if get("expire_nodest_conn") == Some(0) {
         out.push(Finding::warn(
             CHECK,
-            "net.ipv4.vs.expire_nodest_conn = 0: connections to a real server taken out of the table hang until they time out",
+            "net.ipv4.vs.expire_nodest_conn = 0: connections to a real server taken out of the table hang until they time out, \
+and a new connection that reuses a client port of one (every director holds synced copies) is dropped without an answer",
             "sysctl -w net.ipv4.vs.expire_nodest_conn=1 (the client's next packet is dropped and it reconnects)",
         ));
     }
