@@ -269,6 +269,10 @@ enum Command {
         /// The ecmp topology's scheduler (default mh, the consistent hash; wlc to see what it saves).
         #[arg(long, value_parser = ["mh", "sh", "wlc", "rr"])]
         scheduler: Option<String>,
+        /// How the ecmp topology's router detects a dead director (default bfd; the hold timer
+        /// in the emulated guest, which stalls for longer than BFD allows).
+        #[arg(long, value_enum)]
+        detect: Option<lvsd::lab::Detect>,
         #[arg(long, value_enum, default_value = "dr")]
         mode: lvsd::lab::Mode,
         /// Number of real servers.
@@ -600,7 +604,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repl { control } => Ok(ExitCode::from(lvsd::repl::run(&control.path)? as u8)),
         Command::Realserver(args) => Ok(ExitCode::from(lvsd::realserver::run_cli(&args)?)),
         Command::Doctor(args) => Ok(ExitCode::from(lvsd::doctor::run_cli(&args)?)),
-        Command::Lab { topology, directors, scheduler, mode, reals, requests, scenario, policy, json, verify, report, from_json, long } => {
+        Command::Lab {
+            topology,
+            directors,
+            scheduler,
+            detect,
+            mode,
+            reals,
+            requests,
+            scenario,
+            policy,
+            json,
+            verify,
+            report,
+            from_json,
+            long,
+        } => {
             if let (Some(from), Some(to)) = (from_json, &report) {
                 let text = std::fs::read_to_string(&from).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
                 let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", from.display()))?;
@@ -613,10 +632,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if topology != lvsd::lab::Topology::Ecmp && scheduler.is_some() {
                 anyhow::bail!("--scheduler is for --topology ecmp (the pair lab's policy names its own)");
             }
+            if topology != lvsd::lab::Topology::Ecmp && detect.is_some() {
+                anyhow::bail!("--detect is for --topology ecmp (the pair detects by VRRP)");
+            }
             let opts = lvsd::lab::Options {
                 topology,
                 directors,
                 scheduler,
+                detect,
                 mode,
                 reals: reals.max(1),
                 requests,

@@ -59,6 +59,15 @@ pub enum Topology {
     Ecmp,
 }
 
+/// How the ecmp topology's router notices a dead director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Detect {
+    /// BFD on every BGP session (what a production site runs).
+    Bfd,
+    /// The BGP hold timer alone (an emulated guest stalls longer than BFD allows).
+    Hold,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub topology: Topology,
@@ -66,6 +75,9 @@ pub struct Options {
     pub directors: usize,
     /// The ecmp topology's scheduler (None: mh).
     pub scheduler: Option<String>,
+    /// How the ecmp topology's router detects a dead director (None: BFD, or the hold timer
+    /// when the lab runs in the emulated guest).
+    pub detect: Option<Detect>,
     pub mode: Mode,
     pub reals: usize,
     pub requests: usize,

@@ -5,7 +5,7 @@
 //! out in full, so it checks the same claims; files go in and out through the script's
 //! `--file` and `--out`.
 
-use super::{Mode, Options, Scenario, Topology};
+use super::{Detect, Mode, Options, Scenario, Topology};
 use std::path::{Path, PathBuf};
 
 /// Where the package installs the guest builder (Cargo.toml, `[package.metadata.deb]`).
@@ -78,6 +78,9 @@ pub fn guest_args(o: &Options, report: bool) -> Vec<String> {
         if let Some(s) = &o.scheduler {
             a.extend(["--scheduler".into(), s.clone()]);
         }
+        // Under emulation the guest stalls for longer than BFD's detection time: unless asked
+        // for, the router there detects by the hold timer.
+        a.extend(["--detect".into(), value::<Detect>(&o.detect.unwrap_or(Detect::Hold))]);
     }
     if let Some(p) = &o.policy {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy.lua".into());
@@ -120,6 +123,7 @@ mod tests {
             topology: Topology::Pair,
             directors: 3,
             scheduler: None,
+            detect: None,
             mode: Mode::Nat,
             reals: 3,
             requests: 4000,
@@ -182,10 +186,10 @@ mod tests {
         let e = Options { topology: Topology::Ecmp, directors: 4, mode: Mode::Dr, ..opts() };
         assert_eq!(
             guest_args(&e, false).join(" "),
-            "--mode dr --reals 3 --requests 4000 --scenario kill --topology ecmp --directors 4 --long-lived 16"
+            "--mode dr --reals 3 --requests 4000 --scenario kill --topology ecmp --directors 4 --detect hold --long-lived 16"
         );
-        let w = Options { scheduler: Some("wlc".into()), ..e.clone() };
-        assert!(guest_args(&w, false).join(" ").contains("--topology ecmp --directors 4 --scheduler wlc --long-lived"));
+        let w = Options { scheduler: Some("wlc".into()), detect: Some(Detect::Bfd), ..e.clone() };
+        assert!(guest_args(&w, false).join(" ").contains("--topology ecmp --directors 4 --scheduler wlc --detect bfd --long-lived"));
         assert_eq!(extras(&e), [PathBuf::from("/usr/sbin/bird"), PathBuf::from("/usr/sbin/birdc")]);
     }
 }

@@ -12,8 +12,10 @@
 # Needs BIRD in the guest:
 #   scripts/vm --extra /usr/sbin/bird --extra /usr/sbin/birdc lab-ecmp
 # --env LAB_ECMP_SCHEDULER=wlc: the same run with wlc (the claims that need the consistent
-# hash are then reported, not checked); --env LAB_ECMP_NO_SYNC=1: without the sync daemon.
-lvsd lab --topology ecmp --directors 3 --verify --requests 4000 --long-lived 8 \
+# hash are then reported, not checked); --env LAB_ECMP_NO_SYNC=1: without the sync daemon;
+# --env LAB_ECMP_DETECT=bfd: BFD detects the kill (under emulation the guest can stall for
+# longer than BFD's 1.5 s, so the test runs on the hold timer).
+lvsd lab --topology ecmp --directors 3 --verify --requests 4000 --long-lived 8 --detect "${LAB_ECMP_DETECT:-hold}" \
     ${LAB_ECMP_SCHEDULER:+--scheduler "$LAB_ECMP_SCHEDULER"} ${LAB_ECMP_NO_SYNC:+--no-sync} > /tmp/ecmp.txt 2>&1
 rc=$?
 cat /tmp/ecmp.txt

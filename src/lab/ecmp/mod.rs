@@ -22,7 +22,7 @@ pub mod wire;
 
 use super::longlived::{self, Tracker};
 use super::observe::{self, Shared};
-use super::{LabError, Options, Proc, setup, source_pool, spawn_in};
+use super::{Detect, LabError, Options, Proc, setup, source_pool, spawn_in};
 use crate::net::netns::{self, Netns};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -49,17 +49,16 @@ const DIRECTOR_AS: u32 = 65001;
 /// second or more, so a little more than that.
 pub const HOLD: u32 = 4;
 pub const KEEPALIVE: u32 = 1;
-/// BFD on the router's sessions: (interval in ms, multiplier), set on the router; the
-/// directors' BIRD (lvsd's `protocol bfd`, BIRD's defaults) negotiates up to it (RFC 5880
-/// 6.8.2: the slower side's interval). None: the hold timer detects. Under TCG, 100 ms-scale
-/// timers flapped; 300 ms x 5 detected the kill in 1.1-1.4 s and passed 8 guest runs, but in
-/// the 9th the router dropped two live directors at once (a stalled guest), and their BGP
-/// stayed down for BIRD's error wait, failing the run: not stable enough for the VM tier.
-pub const BFD: Option<(u32, u32)> = None;
+/// BFD's timers with `--detect bfd` (interval in ms, multiplier), on the router and in the
+/// directors' policy (`bfd = { interval, multiplier }`). Under TCG, 100 ms-scale timers
+/// flapped; 300 ms x 5 detected the kill in 1.1-1.4 s and passed 8 guest runs, but in the 9th
+/// the router dropped two live directors at once (a stalled guest): not stable enough for the
+/// VM tier, which detects by the hold timer.
+pub const BFD: (u32, u32) = (300, 5);
 
 /// How the router detects a dead director, for the report.
-pub fn detection() -> String {
-    match BFD {
+pub fn detection(bfd: Option<(u32, u32)>) -> String {
+    match bfd {
         Some((i, m)) => format!("BFD ({i} ms x {m}), BGP hold timer {HOLD} s behind it"),
         None => format!("BGP hold timer {HOLD} s (keepalive {KEEPALIVE} s), no BFD"),
     }
@@ -116,7 +115,7 @@ pub fn consistent(scheduler: &str) -> bool {
 }
 
 /// The one policy every director runs (`--node lvsNN` picks its router id and files).
-pub fn policy(dir: &Path, directors: usize, reals: usize, sync: bool, scheduler: &str) -> String {
+pub fn policy(dir: &Path, directors: usize, reals: usize, sync: bool, scheduler: &str, bfd: Option<(u32, u32)>) -> String {
     let ids: Vec<String> = (0..directors).map(|i| format!("{} = \"{}\"", director_name(i), director_addr(i))).collect();
     let rs: Vec<String> = (0..reals).map(|i| format!("\"{}:{PORT}\"", real_addr(i))).collect();
     let mut s = format!(
@@ -124,12 +123,13 @@ pub fn policy(dir: &Path, directors: usize, reals: usize, sync: bool, scheduler:
          local ids = {{ {ids} }}\n\
          local here = \"{dir}/\" .. lvsd.node\n\
          lvsd.bgp {{\n  socket = here .. \"/bird.ctl\", include = here .. \"/lvsd.conf\",\n  local_as = {DIRECTOR_AS}, router_id = ids[lvsd.node],\n  \
-         neighbors = {{ {{ address = \"{ROUTER}\", as = {ROUTER_AS}, hold = {HOLD}, keepalive = {KEEPALIVE}{bfd} }} }},\n}}\n\
+         neighbors = {{ {{ address = \"{ROUTER}\", as = {ROUTER_AS}, hold = {HOLD}, keepalive = {KEEPALIVE}{bfd},\n    \
+         connect_delay = 1, connect_retry = 1, error_wait = {{ min = 1, max = 2 }} }} }},\n}}\n\
          -- mh gives every director the same choice of real for a flow; DR sends the answers past the directors.\n\
          lvsd.service \"web\" {{\n  vip = \"{VIP}:{PORT}\", scheduler = \"{scheduler}\", forward = \"dr\", announce = true,\n  \
          check = lvsd.check.tcp {{ interval = 0.5, timeout = 1, retries = 0 }},\n  reals = {{ {rs} }},\n}}\n",
         ids = ids.join(", "),
-        bfd = if BFD.is_some() { ", bfd = true" } else { "" },
+        bfd = bfd.map(|(i, m)| format!(", bfd = {{ interval = {}, multiplier = {m} }}", f64::from(i) / 1000.0)).unwrap_or_default(),
         dir = dir.display(),
         rs = rs.join(", "),
     );
@@ -141,16 +141,16 @@ pub fn policy(dir: &Path, directors: usize, reals: usize, sync: bool, scheduler:
 }
 
 /// The router's BIRD: one eBGP session per director, the merged (ECMP) route into the kernel.
-pub fn router_bird(dir: &Path, directors: usize) -> String {
+pub fn router_bird(dir: &Path, directors: usize, bfd: Option<(u32, u32)>) -> String {
     let mut s = format!(
         "log \"{}/router-bird.log\" all;\nrouter id {ROUTER};\nprotocol device {{ scan time 1; }}\n\
          protocol kernel {{ merge paths on; ipv4 {{ import none; export all; }}; }}\n",
         dir.display()
     );
-    if let Some((interval, mult)) = BFD {
+    if let Some((interval, mult)) = bfd {
         s.push_str(&format!("protocol bfd {{ interface \"eth0\" {{ interval {interval} ms; multiplier {mult}; }}; }}\n"));
     }
-    let bfd = if BFD.is_some() { " bfd on;" } else { "" };
+    let bfd = if bfd.is_some() { " bfd on;" } else { "" };
     for i in 0..directors {
         s.push_str(&format!(
             "protocol bgp {} {{ local as {ROUTER_AS}; neighbor {} as {DIRECTOR_AS}; hold time {HOLD}; keepalive time {KEEPALIVE}; \
@@ -220,6 +220,8 @@ struct Watch {
 struct Lab {
     opts: Options,
     scheduler: String,
+    /// BFD's timers on every session (None: the hold timer detects).
+    bfd: Option<(u32, u32)>,
     t0: Instant,
     /// The wall clock at `t0` (the kernel stamps frames with it).
     epoch0: f64,
@@ -268,7 +270,7 @@ pub fn run(opts: Options) -> Result<Value, LabError> {
     lab.note(format!(
         "topology: router {ROUTER} (BIRD, AS {ROUTER_AS}, ECMP with an L4 hash) peering with {n} directors {} (each BIRD + lvsd, AS {DIRECTOR_AS}; detection: {}; the last one joins in the add phase), {} real servers (DR) behind VIP {VIP}:{PORT} ({}), client 198.51.100.5 behind the router",
         (0..n).map(|i| format!("{} ({})", director_name(i), director_addr(i))).collect::<Vec<_>>().join(", "),
-        detection(),
+        detection(lab.bfd),
         lab.reals.len(),
         lab.scheduler,
     ));
@@ -375,28 +377,36 @@ mod tests {
 
     #[test]
     fn one_policy_names_every_director_and_real() {
-        let p = policy(Path::new("/run/lvsd/lab-1"), 3, 2, true, SCHEDULER);
+        let p = policy(Path::new("/run/lvsd/lab-1"), 3, 2, true, SCHEDULER, None);
         assert!(p.contains("lvs01 = \"192.0.2.2\", lvs02 = \"192.0.2.3\", lvs03 = \"192.0.2.4\""), "{p}");
         assert!(p.contains("reals = { \"192.0.2.11:80\", \"192.0.2.12:80\" }"), "{p}");
         assert!(p.contains("scheduler = \"mh\", forward = \"dr\", announce = true"));
         assert!(p.contains(&format!("hold = {HOLD}, keepalive = {KEEPALIVE}")));
         assert!(p.contains("lvsd.sync_daemon { interface = \"eth0\", id = 52 }"));
-        assert!(!policy(Path::new("/x"), 2, 1, false, SCHEDULER).contains("sync_daemon"));
-        assert!(policy(Path::new("/x"), 2, 1, true, "wlc").contains("scheduler = \"wlc\", forward = \"dr\""));
+        assert!(!policy(Path::new("/x"), 2, 1, false, SCHEDULER, None).contains("sync_daemon"));
+        assert!(policy(Path::new("/x"), 2, 1, true, "wlc", None).contains("scheduler = \"wlc\", forward = \"dr\""));
         assert!(consistent("mh") && consistent("sh") && !consistent("wlc") && !consistent("rr"));
     }
 
     #[test]
     fn the_router_peers_with_every_director() {
-        let r = router_bird(Path::new("/d"), 3);
+        let r = router_bird(Path::new("/d"), 3, None);
         assert_eq!(r.matches("protocol bgp ").count(), 3);
         assert!(r.contains("protocol bgp lvs03 { local as 65000; neighbor 192.0.2.4 as 65001;"), "{r}");
         assert!(r.contains("merge paths on"));
-        if let Some((i, m)) = BFD {
-            assert!(r.contains(&format!("protocol bfd {{ interface \"eth0\" {{ interval {i} ms; multiplier {m}; }}; }}")), "{r}");
-            assert_eq!(r.matches(" bfd on;").count(), 3, "{r}");
-            assert!(policy(Path::new("/x"), 2, 1, true, SCHEDULER).contains("keepalive = 1, bfd = true }"));
-        }
+        assert!(!r.contains("bfd"), "{r}");
+        let b = router_bird(Path::new("/d"), 3, Some((300, 5)));
+        assert!(b.contains("protocol bfd { interface \"eth0\" { interval 300 ms; multiplier 5; }; }"), "{b}");
+        assert_eq!(b.matches(" bfd on;").count(), 3, "{b}");
+        let p = policy(Path::new("/x"), 2, 1, true, SCHEDULER, Some((300, 5)));
+        assert!(p.contains("keepalive = 1, bfd = { interval = 0.3, multiplier = 5 },"), "{p}");
+        // The policy loads, and its session timers reach the model.
+        let m = crate::policy::test_model(&p, "lvs02");
+        let n = &m.bgp.as_ref().unwrap().neighbors[0];
+        assert_eq!(
+            (n.bfd, n.bfd_interval_ms, n.bfd_multiplier, n.error_wait, n.connect_retry),
+            (true, Some(300), Some(5), Some((1, 2)), Some(1))
+        );
         assert!(director_bird(Path::new("/d"), "lvs02").contains("include \"/d/lvs02/lvsd.conf\";"));
     }
 

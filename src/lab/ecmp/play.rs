@@ -183,7 +183,7 @@ impl Lab {
         let kn = self.directors[killed].name.clone();
         self.phase(
             "kill",
-            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router detects: {})", detection()),
+            &format!("{kn} dies: its link goes down, lvsd and BIRD get SIGKILL (the router detects: {})", detection(self.bfd)),
             Some(killed),
             |l| {
                 // The link first: the kernel closing BIRD's socket must not tell the router. The

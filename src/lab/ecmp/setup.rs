@@ -43,8 +43,9 @@ impl Lab {
         }
         let reals_n = opts.reals.clamp(1, MAX_REALS);
         let scheduler = opts.scheduler.clone().unwrap_or_else(|| SCHEDULER.into());
+        let bfd = (opts.detect.unwrap_or(Detect::Bfd) == Detect::Bfd).then_some(BFD);
         let policy_file = dir.join("policy.lua");
-        std::fs::write(&policy_file, policy(&dir, n, reals_n, !opts.long.no_sync, &scheduler)).map_err(setup("policy"))?;
+        std::fs::write(&policy_file, policy(&dir, n, reals_n, !opts.long.no_sync, &scheduler, bfd)).map_err(setup("policy"))?;
 
         let id = std::process::id();
         let ns = |name: &str| Netns::create(&format!("lab{id}-{name}")).map_err(setup("namespace"));
@@ -100,10 +101,11 @@ impl Lab {
             r.ip(&["route", "add", "default", "via", ROUTER]).map_err(setup("route"))?;
             reals.push(Real { http: None, name, ns: r });
         }
-        std::fs::write(dir.join("router-bird.conf"), router_bird(&dir, n)).map_err(setup("bird.conf"))?;
+        std::fs::write(dir.join("router-bird.conf"), router_bird(&dir, n, bfd)).map_err(setup("bird.conf"))?;
         Ok(Lab {
             opts,
             scheduler,
+            bfd,
             t0: Instant::now(),
             epoch0: super::super::now_epoch(),
             dir,

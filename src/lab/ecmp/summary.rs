@@ -165,7 +165,7 @@ pub(super) fn report(lab: &Lab, long: &Tracker) -> Value {
         "vip": format!("{VIP}:{PORT}"),
         "directors": names,
         "reals": reals,
-        "detection": detection(),
+        "detection": detection(lab.bfd),
         "sync": !lab.opts.long.no_sync,
         "sloppy_tcp": true,
         "long_lived_connections": lab.opts.long.long_lived,
