@@ -223,6 +223,7 @@ impl CheckManager {
         }
         // The driven probes are scheduled again by `start`; their runs in flight end here.
         inner.grid.clear_probes();
+        inner.driven.waiting.borrow_mut().clear();
         let runs = std::mem::take(&mut *inner.driven.runs.borrow_mut());
         for p in &mut inner.probes {
             if let Some(t) = p.task.take() {
@@ -587,12 +588,19 @@ impl Timing {
     }
 }
 
+/// Runs the driver starts before it lets the connect poller run: thousands due at one grid
+/// point (the first runs of a large site come within a tenth of the interval) are started
+/// in batches, so that only a few hundred runs are in flight at once, not all of them.
+const START_BATCH: usize = 256;
+
 /// A driven probe's run, and how it ended (`Err`: it panicked, with the message).
 type Outcome = (Rc<Prober>, Result<CheckResult, String>);
 
 /// The driven probes' runs in flight, and the restarts of those that panicked.
 #[derive(Default)]
 struct Driven {
+    /// Due, waiting for their batch (see [`START_BATCH`]).
+    waiting: RefCell<std::collections::VecDeque<Rc<Prober>>>,
     runs: RefCell<FuturesUnordered<Pin<Box<dyn Future<Output = Outcome>>>>>,
     /// Probes whose run panicked: restarts so far and when the last one was (as a task's
     /// supervision counts them).
@@ -607,14 +615,24 @@ struct Driven {
 /// task's), the first run after a random part of `warmup`.
 async fn drive(inner: Weak<RefCell<Inner>>, timing: Timing, driven: Rc<Driven>) {
     let mut due = Vec::new();
+    let mut batch = Vec::with_capacity(START_BATCH);
     let mut done = Vec::new();
     loop {
         timing.grid.take_due(&mut due);
-        for prober in due.drain(..) {
+        let more = {
+            let mut waiting = driven.waiting.borrow_mut();
+            waiting.extend(due.drain(..));
+            let n = waiting.len().min(START_BATCH);
+            batch.extend(waiting.drain(..n));
+            !waiting.is_empty()
+        };
+        for prober in batch.drain(..) {
             start_run(&inner, &timing, &driven, prober);
         }
         if driven.runs.borrow().is_empty() {
-            timing.grid.due().await;
+            if !more {
+                timing.grid.due().await;
+            }
             continue;
         }
         // Polls the runs (the new ones start their connects here) until some end or more
@@ -626,10 +644,20 @@ async fn drive(inner: Weak<RefCell<Inner>>, timing: Timing, driven: Rc<Driven>) 
             }
             if done.is_empty() { Poll::Pending } else { Poll::Ready(()) }
         });
-        tokio::select! {
-            biased;
-            _ = finished => {}
-            _ = timing.grid.due() => {}
+        if !more {
+            tokio::select! {
+                biased;
+                _ = finished => {}
+                _ = timing.grid.due() => {}
+            }
+        } else {
+            // More are due: start this batch's connects, let the connect poller finish them,
+            // then start the next batch.
+            tokio::select! {
+                biased;
+                _ = finished => {}
+                _ = tokio::task::yield_now() => {}
+            }
         }
         for (prober, outcome) in done.drain(..) {
             finish_run(&inner, &timing, &driven, prober, outcome);
@@ -988,6 +1016,25 @@ mod tests {
             assert!(per_s < 2.0 * 1.0 / 0.045 + 5.0, "{per_s} connects/s: runs doubled");
             m.stop();
         });
+    }
+
+    /// What a driven run holds while in flight (hundreds are, every grid point at 10,000
+    /// checks a second): the run's future, boxed once, stays small.
+    #[test]
+    fn a_bare_run_in_flight_is_small() {
+        let src = r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { timeout = 1 }, reals = { "127.0.0.1:1" } }"#;
+        let opts = LoadOptions { node: "t".into(), limits: Default::default() };
+        let p = load_source(src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
+        let prober = Prober::new(&p.model.services[0].reals[0].checks[0], "127.0.0.1:1".parse().unwrap());
+        let ctx = RunCtx {
+            lua: None,
+            rs: RsInfo { address: prober.target, port: 1, service: String::new(), weight: 0 },
+            instructions: 0,
+            connects: None,
+        };
+        let run = run_once(&prober, &ctx);
+        // 608 bytes in a debug build when this was written.
+        assert!(std::mem::size_of_val(&run) <= 1024, "{} bytes", std::mem::size_of_val(&run));
     }
 
     /// The timer and the connect poller are started again when they panic.

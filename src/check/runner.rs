@@ -173,9 +173,11 @@ impl Prober {
             };
             // `attempt` boxes each kind's future: its buffers live only while it runs, not in
             // every idle task.
+            // The timeout (a timer and a second attempt future) boxed: a bare connect, run
+            // without one, keeps a run future of a few hundred bytes while in flight.
             let mut r = match bound {
                 None => self.attempt(ctx, timeout).await,
-                Some(bound) => match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
+                Some(bound) => match Box::pin(tokio::time::timeout(bound, self.attempt(ctx, timeout))).await {
                     Ok(r) => r,
                     Err(_) => CheckResult::down(Duration::ZERO, timed_out(c.timeout)),
                 },
@@ -188,7 +190,8 @@ impl Prober {
                 return r;
             }
             attempt += 1;
-            tokio::time::sleep(secs(c.retry_delay)).await;
+            // Boxed: only failing runs wait.
+            Box::pin(tokio::time::sleep(secs(c.retry_delay))).await;
         }
     }
 
