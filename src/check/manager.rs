@@ -133,7 +133,6 @@ struct Inner {
     lua: Lua,
     opts: CheckOptions,
     probes: Vec<ProbeSlot>,
-    index: HashMap<ProbeKey, usize>,
     reals: Vec<Vec<RealSlot>>,
     tx: mpsc::UnboundedSender<CheckEvent>,
     started: bool,
@@ -164,7 +163,6 @@ impl CheckManager {
             lua,
             opts,
             probes: Vec::new(),
-            index: HashMap::new(),
             reals: Vec::new(),
             tx,
             started: false,
@@ -292,18 +290,18 @@ impl CheckManager {
 
     /// Run every check of a real now (REPL), record the results as usual and return them.
     pub async fn run_now(&self, si: usize, ri: usize) -> Vec<CheckResult> {
-        let jobs: Vec<(ProbeKey, Rc<Prober>, RunCtx)> = {
+        let jobs: Vec<(Rc<Prober>, RunCtx)> = {
             let inner = self.inner.borrow();
             let Some(slot) = inner.reals.get(si).and_then(|s| s.get(ri)) else { return Vec::new() };
-            slot.probes.iter().map(|&p| (inner.probes[p].key.clone(), inner.probes[p].prober.clone(), inner.ctx(p))).collect()
+            slot.probes.iter().map(|&p| (inner.probes[p].prober.clone(), inner.ctx(p))).collect()
         };
         let mut out = Vec::new();
-        for (key, prober, ctx) in jobs {
+        for (prober, ctx) in jobs {
             let run = CatchUnwind::new(run_once(&prober, &ctx)).await;
             let mut inner = self.inner.borrow_mut();
             let r = match run {
                 Ok(r) => {
-                    if let Some(id) = inner.index.get(&key).copied() {
+                    if let Some(id) = inner.slot_of(&prober) {
                         inner.record(id, r.clone());
                     }
                     r
@@ -311,7 +309,7 @@ impl CheckManager {
                 Err(m) => {
                     let why = format!("check panicked: {m}");
                     tracing::error!(target: "check", "{} check of {}: {why}", prober.spec.kind.name(), prober.target);
-                    if let Some(id) = inner.index.get(&key).copied() {
+                    if let Some(id) = inner.slot_of(&prober) {
                         inner.fail(id, why.clone());
                     }
                     CheckResult::down(Duration::ZERO, why)
@@ -336,8 +334,8 @@ impl CheckManager {
             timing.schedule(first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64()), p.prober.clone());
             return;
         }
-        let (key, prober) = (p.key.clone(), p.prober.clone());
-        p.task = Some(tokio::task::spawn_local(supervised(weak, key, prober, timing)));
+        let prober = p.prober.clone();
+        p.task = Some(tokio::task::spawn_local(supervised(weak, prober, timing)));
     }
 
     fn install(&self, model: Model, lua: Option<Lua>) {
@@ -357,7 +355,6 @@ impl CheckManager {
         }
         let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
         let mut probes = Vec::with_capacity(plan.probes.len());
-        let mut index = HashMap::with_capacity(plan.probes.len());
         for p in plan.probes {
             let weighs = p.users.iter().any(|&(si, ri)| model.services[si].reals[ri].weight_fn.is_some());
             let slot = match old.remove(&p.key) {
@@ -378,7 +375,6 @@ impl CheckManager {
                     driven: false,
                 },
             };
-            index.insert(p.key, probes.len());
             probes.push(slot);
         }
         for (i, p) in probes.iter().enumerate() {
@@ -420,7 +416,6 @@ impl CheckManager {
         }
         inner.names = model.services.iter().map(|vs| vs.name.as_str().into()).collect();
         inner.probes = probes;
-        inner.index = index;
         inner.reals = reals;
         let started = inner.started;
         let n = inner.probes.len();
@@ -444,7 +439,9 @@ impl Inner {
         Timing { jitter: self.opts.jitter, tick: self.opts.tick, grid: self.grid.clone() }
     }
 
-    /// The index of `prober`'s probe, if it is still the manager's.
+    /// The index of `prober`'s probe, if it is still the manager's: `install` keeps each
+    /// prober's `slot` up to date (an unchanged probe keeps its prober across a reload), so a
+    /// run finds its probe without hashing the key's spec text, and without a map by key.
     fn slot_of(&self, prober: &Rc<Prober>) -> Option<usize> {
         let i = prober.slot.get();
         self.probes.get(i).is_some_and(|p| Rc::ptr_eq(&p.prober, prober)).then_some(i)
@@ -467,16 +464,6 @@ impl Inner {
             instructions: self.opts.instructions,
             connects: self.poller.as_ref().map(|_| self.connects.clone()),
         }
-    }
-
-    /// The probe's index now: `hint` (where it was last time) when that slot still holds
-    /// this prober (a reload keeps the slot, prober and all, of an unchanged probe), which
-    /// spares hashing and comparing the key's spec text on every run.
-    fn find(&self, key: &ProbeKey, prober: &Rc<Prober>, hint: usize) -> Option<usize> {
-        if self.probes.get(hint).is_some_and(|p| Rc::ptr_eq(&p.prober, prober)) {
-            return Some(hint);
-        }
-        self.index.get(key).copied()
     }
 
     /// Take one result of probe `key`: update its health, then every real using it.
@@ -741,19 +728,18 @@ fn panicked(rc: &Rc<RefCell<Inner>>, timing: &Timing, driven: &Driven, prober: R
 /// A probe's task: its loop, started again whenever it panics or ends while the probe is
 /// still wanted. Each failure takes the probe down at once (see [`Inner::fail`]) and waits a
 /// backoff before the restart; the restarted loop runs at once, without the warm-up wait.
-async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing) {
+async fn supervised(inner: Weak<RefCell<Inner>>, prober: Rc<Prober>, timing: Timing) {
     let base = Duration::from_secs_f64(prober.spec.common.interval.max(1.0));
     let mut failures = 0;
     let mut first = true;
     loop {
         let started = Instant::now();
-        // Borrows what it needs from here: no copy of the key per probe.
-        let outcome = CatchUnwind::new(probe_loop(&inner, &key, &prober, &timing, first)).await;
+        let outcome = CatchUnwind::new(probe_loop(&inner, &prober, &timing, first)).await;
         first = false;
         let Some(rc) = inner.upgrade() else { return };
         // Still this task's probe (a reload may have put another prober under the same key:
         // that one has a task of its own).
-        let id = rc.borrow().index.get(&key).copied().filter(|&id| Rc::ptr_eq(&rc.borrow().probes[id].prober, &prober));
+        let id = rc.borrow().slot_of(&prober);
         let Some(id) = id else { return };
         let why = match outcome {
             // The loop ends by itself only when its probe is gone: here it is not.
@@ -800,18 +786,16 @@ async fn run_once(prober: &Prober, ctx: &RunCtx) -> CheckResult {
     prober.run(ctx).await
 }
 
-async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Prober>, timing: &Timing, first: bool) {
+async fn probe_loop(inner: &Weak<RefCell<Inner>>, prober: &Rc<Prober>, timing: &Timing, first: bool) {
     let (interval, warmup) = (prober.spec.common.interval, prober.spec.common.warmup);
     if first {
         timing.sleep(interval, first_delay(interval, warmup, timing.jitter, fastrand::f64())).await;
     }
-    let mut id = usize::MAX;
     loop {
         let ctx = {
             let Some(inner) = inner.upgrade() else { return };
             let inner = inner.borrow();
-            let Some(found) = inner.find(key, prober, id) else { return };
-            id = found;
+            let Some(id) = inner.slot_of(prober) else { return };
             (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
         if let Some(ctx) = ctx {
@@ -821,8 +805,7 @@ async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Pr
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
-            let Some(found) = inner.find(key, prober, id) else { return };
-            id = found;
+            let Some(id) = inner.slot_of(prober) else { return };
             inner.record(id, r);
         }
         timing.sleep(interval, jittered(interval, timing.jitter, fastrand::f64())).await;

@@ -104,8 +104,8 @@ pub struct Prober {
     pub spec: Arc<CheckSpec>,
     pub target: SocketAddr,
     prepared: Prepared,
-    /// The check manager's index of this probe (`usize::MAX` when it has none): runs of bare
-    /// TCP probes, which have no task of their own, find their probe by it.
+    /// The check manager's index of this probe (`usize::MAX` when it has none): a run finds
+    /// its probe by it.
     pub(crate) slot: std::cell::Cell<usize>,
 }
 
