@@ -1,11 +1,13 @@
-//! The check manager: runs every probe a model needs as a local tokio task, keeps each
-//! probe's health, combines them per real (up only if all its checks are up), applies
-//! dynamic weights, and tells the director about changes over a channel.
+//! The check manager: runs every probe a model needs, keeps each probe's health, combines them per real (up only if all its checks are up), applies
+//! dynamic weights, and tells the director about changes over a channel. Bare TCP probes
+//! (a connect, nothing sent or expected: most of a large site's) have no task of their own:
+//! they wait on the start grid as an `Rc` each, and one driver task per manager runs those
+//! due, with only the runs in flight held as futures. Other probes run as a local task each.
 //!
 //! Runs on the director's current-thread runtime inside a `LocalSet` (the Lua state is not
 //! `Send`); `start` must be called from within that LocalSet.
 //!
-//! Every task is supervised: a probe task that panics (or ends while its probe is still
+//! Every probe is supervised: a probe (task or driven run) that panics (or ends while its probe is still
 //! wanted) takes its probe down at once, which sends the director a `Down` event with the
 //! reason, and is started again after a backoff; the timer and the connect poller, on
 //! which every probe waits, are restarted the same way.
@@ -16,16 +18,19 @@ use super::health::{CheckResult, Health, History, Transition};
 use super::lua::{RsInfo, call_weight};
 use super::registry::{Plan, ProbeKey};
 use super::runner::{Prober, RunCtx};
-use super::supervise::{CatchUnwind, MAX_BACKOFF, backoff};
+use super::supervise::{CatchUnwind, MAX_BACKOFF, backoff, panic_message};
 use crate::desired::RealState;
-use crate::model::Model;
+use crate::model::{HookRef, Model, Origin};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mlua::Lua;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -101,10 +106,20 @@ struct ProbeSlot {
     /// Every service using this probe is suspended (`ha_suspend`): runs are skipped.
     suspended: bool,
     task: Option<JoinHandle<()>>,
+    /// A bare TCP probe scheduled on the grid for the driver (instead of a task).
+    driven: bool,
 }
 
+/// One real: what the manager needs of the model's `RealServer` (not a copy of it: the
+/// director holds the model), and its state.
 struct RealSlot {
-    probes: Vec<usize>,
+    addr: SocketAddr,
+    /// The weight the policy gives it.
+    weight: u32,
+    weight_fn: Option<HookRef>,
+    /// Where the real was declared, for the weight function's errors (reals with one only).
+    origin: Option<Box<Origin>>,
+    probes: Box<[usize]>,
     state: RealState,
     /// Weight set by a check (exec dynamic, Lua); keepalived keeps it until changed.
     check_weight: Option<u32>,
@@ -113,11 +128,11 @@ struct RealSlot {
 }
 
 struct Inner {
-    model: Model,
+    /// The name of each service of the model.
+    names: Vec<Box<str>>,
     lua: Lua,
     opts: CheckOptions,
     probes: Vec<ProbeSlot>,
-    index: HashMap<ProbeKey, usize>,
     reals: Vec<Vec<RealSlot>>,
     tx: mpsc::UnboundedSender<CheckEvent>,
     started: bool,
@@ -127,6 +142,9 @@ struct Inner {
     /// When probe runs start; its timer task runs while the probes do.
     grid: Rc<Grid>,
     ticker: Option<JoinHandle<()>>,
+    /// Runs bare TCP probes as they come due on the grid; its task runs while the probes do.
+    driven: Rc<Driven>,
+    driver: Option<JoinHandle<()>>,
 }
 
 pub struct CheckManager {
@@ -141,11 +159,10 @@ impl CheckManager {
 
     pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
         let inner = Inner {
-            model: Model::default(),
+            names: Vec::new(),
             lua,
             opts,
             probes: Vec::new(),
-            index: HashMap::new(),
             reals: Vec::new(),
             tx,
             started: false,
@@ -153,6 +170,8 @@ impl CheckManager {
             poller: None,
             grid: Rc::new(Grid::new(Instant::now())),
             ticker: None,
+            driven: Rc::default(),
+            driver: None,
         };
         let m = CheckManager { inner: Rc::new(RefCell::new(inner)) };
         m.install(model, None);
@@ -172,6 +191,14 @@ impl CheckManager {
                 let grid = inner.grid.clone();
                 inner.ticker = Some(tokio::task::spawn_local(keep_running("timer", move || grid.clone().run())));
             }
+            if inner.driver.is_none() {
+                let weak = Rc::downgrade(&self.inner);
+                let timing = inner.timing();
+                let driven = inner.driven.clone();
+                inner.driver = Some(tokio::task::spawn_local(keep_running("probe driver", move || {
+                    drive(weak.clone(), timing.clone(), driven.clone())
+                })));
+            }
         }
         let n = self.inner.borrow().probes.len();
         for id in 0..n {
@@ -189,11 +216,21 @@ impl CheckManager {
         if let Some(t) = inner.ticker.take() {
             t.abort();
         }
+        if let Some(t) = inner.driver.take() {
+            t.abort();
+        }
+        // The driven probes are scheduled again by `start`; their runs in flight end here.
+        inner.grid.clear_probes();
+        inner.driven.waiting.borrow_mut().clear();
+        let runs = std::mem::take(&mut *inner.driven.runs.borrow_mut());
         for p in &mut inner.probes {
             if let Some(t) = p.task.take() {
                 t.abort();
             }
+            p.driven = false;
         }
+        drop(inner);
+        drop(runs);
     }
 
     /// Hot reload: probes whose (target, spec) is unchanged keep running with their health
@@ -214,7 +251,6 @@ impl CheckManager {
     pub fn real_status(&self, si: usize, ri: usize) -> Option<RealStatus> {
         let inner = self.inner.borrow();
         let slot = inner.reals.get(si)?.get(ri)?;
-        let rs = &inner.model.services[si].reals[ri];
         let (state, weight) = match slot.state {
             RealState::Up(w) => ("up", Some(w)),
             RealState::Down => ("down", None),
@@ -233,7 +269,7 @@ impl CheckManager {
                 }
             })
             .collect();
-        Some(RealStatus { address: rs.addr, state: state.into(), weight, checks })
+        Some(RealStatus { address: slot.addr, state: state.into(), weight, checks })
     }
 
     /// keepalived's `ha_suspend`: `services[si]` tells whether service `si` is suspended. A
@@ -254,18 +290,18 @@ impl CheckManager {
 
     /// Run every check of a real now (REPL), record the results as usual and return them.
     pub async fn run_now(&self, si: usize, ri: usize) -> Vec<CheckResult> {
-        let jobs: Vec<(ProbeKey, Rc<Prober>, RunCtx)> = {
+        let jobs: Vec<(Rc<Prober>, RunCtx)> = {
             let inner = self.inner.borrow();
             let Some(slot) = inner.reals.get(si).and_then(|s| s.get(ri)) else { return Vec::new() };
-            slot.probes.iter().map(|&p| (inner.probes[p].key.clone(), inner.probes[p].prober.clone(), inner.ctx(p))).collect()
+            slot.probes.iter().map(|&p| (inner.probes[p].prober.clone(), inner.ctx(p))).collect()
         };
         let mut out = Vec::new();
-        for (key, prober, ctx) in jobs {
+        for (prober, ctx) in jobs {
             let run = CatchUnwind::new(run_once(&prober, &ctx)).await;
             let mut inner = self.inner.borrow_mut();
             let r = match run {
                 Ok(r) => {
-                    if let Some(id) = inner.index.get(&key).copied() {
+                    if let Some(id) = inner.slot_of(&prober) {
                         inner.record(id, r.clone());
                     }
                     r
@@ -273,7 +309,7 @@ impl CheckManager {
                 Err(m) => {
                     let why = format!("check panicked: {m}");
                     tracing::error!(target: "check", "{} check of {}: {why}", prober.spec.kind.name(), prober.target);
-                    if let Some(id) = inner.index.get(&key).copied() {
+                    if let Some(id) = inner.slot_of(&prober) {
                         inner.fail(id, why.clone());
                     }
                     CheckResult::down(Duration::ZERO, why)
@@ -287,13 +323,19 @@ impl CheckManager {
     fn spawn(&self, id: usize) {
         let weak = Rc::downgrade(&self.inner);
         let mut inner = self.inner.borrow_mut();
-        let timing = Timing { jitter: inner.opts.jitter, tick: inner.opts.tick, grid: inner.grid.clone() };
+        let timing = inner.timing();
         let p = &mut inner.probes[id];
-        if p.task.is_some() {
+        if p.task.is_some() || p.driven {
             return;
         }
-        let (key, prober) = (p.key.clone(), p.prober.clone());
-        p.task = Some(tokio::task::spawn_local(supervised(weak, key, prober, timing)));
+        if p.prober.is_bare_tcp() {
+            p.driven = true;
+            let c = &p.prober.spec.common;
+            timing.schedule(first_delay(c.interval, c.warmup, timing.jitter, fastrand::f64()), p.prober.clone());
+            return;
+        }
+        let prober = p.prober.clone();
+        p.task = Some(tokio::task::spawn_local(supervised(weak, prober, timing)));
     }
 
     fn install(&self, model: Model, lua: Option<Lua>) {
@@ -305,16 +347,14 @@ impl CheckManager {
         // Old reals by (service name, address), with the keys of their probes.
         type Kept = (Vec<ProbeKey>, Option<u32>, Option<u32>);
         let mut old_reals: HashMap<(String, SocketAddr), Kept> = HashMap::new();
-        for (si, vs) in inner.model.services.iter().enumerate() {
-            for (ri, r) in vs.reals.iter().enumerate() {
-                let slot = &inner.reals[si][ri];
+        for (name, row) in inner.names.iter().zip(&inner.reals) {
+            for slot in row {
                 let keys = slot.probes.iter().map(|&p| inner.probes[p].key.clone()).collect();
-                old_reals.insert((vs.name.clone(), r.addr), (keys, slot.check_weight, slot.fn_weight));
+                old_reals.insert((name.to_string(), slot.addr), (keys, slot.check_weight, slot.fn_weight));
             }
         }
         let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
         let mut probes = Vec::with_capacity(plan.probes.len());
-        let mut index = HashMap::with_capacity(plan.probes.len());
         for p in plan.probes {
             let weighs = p.users.iter().any(|&(si, ri)| model.services[si].reals[ri].weight_fn.is_some());
             let slot = match old.remove(&p.key) {
@@ -325,28 +365,33 @@ impl CheckManager {
                     s
                 }
                 None => ProbeSlot {
-                    prober: Rc::new(Prober::new(&p.spec, p.key.target)),
+                    prober: Rc::new(Prober::shared(p.spec.clone(), p.key.target)),
                     health: Health::new(p.spec.common.rise, p.spec.common.fall, p.alpha),
                     key: p.key.clone(),
                     users: p.users,
                     weighs,
                     suspended: false,
                     task: None,
+                    driven: false,
                 },
             };
-            index.insert(p.key, probes.len());
             probes.push(slot);
+        }
+        for (i, p) in probes.iter().enumerate() {
+            p.prober.slot.set(i);
         }
         for (_, mut gone) in old {
             if let Some(t) = gone.task.take() {
                 t.abort();
             }
+            // A driven probe's next run finds no slot and ends it.
+            gone.prober.slot.set(usize::MAX);
         }
         let mut reals = Vec::with_capacity(model.services.len());
         for (si, vs) in model.services.iter().enumerate() {
             let mut row = Vec::with_capacity(vs.reals.len());
             for (ri, r) in vs.reals.iter().enumerate() {
-                let ids = plan.reals[si][ri].clone();
+                let ids: Box<[usize]> = plan.reals[si][ri].as_slice().into();
                 let keys: Vec<ProbeKey> = ids.iter().map(|&i| probes[i].key.clone()).collect();
                 let (check_weight, fn_weight) = match old_reals.get(&(vs.name.clone(), r.addr)) {
                     Some((k, cw, fw)) if *k == keys => (*cw, *fw),
@@ -355,13 +400,22 @@ impl CheckManager {
                 let all_up = ids.iter().all(|&i| probes[i].health.is_up());
                 let w = fn_weight.or(check_weight).unwrap_or(r.weight);
                 let state = if all_up { RealState::Up(w) } else { RealState::Down };
-                row.push(RealSlot { probes: ids, state, check_weight, fn_weight });
+                let origin = r.weight_fn.map(|_| Box::new(r.origin.clone()));
+                row.push(RealSlot {
+                    addr: r.addr,
+                    weight: r.weight,
+                    weight_fn: r.weight_fn,
+                    origin,
+                    probes: ids,
+                    state,
+                    check_weight,
+                    fn_weight,
+                });
             }
             reals.push(row);
         }
-        inner.model = model;
+        inner.names = model.services.iter().map(|vs| vs.name.as_str().into()).collect();
         inner.probes = probes;
-        inner.index = index;
         inner.reals = reals;
         let started = inner.started;
         let n = inner.probes.len();
@@ -381,15 +435,26 @@ impl Drop for CheckManager {
 }
 
 impl Inner {
+    fn timing(&self) -> Timing {
+        Timing { jitter: self.opts.jitter, tick: self.opts.tick, grid: self.grid.clone() }
+    }
+
+    /// The index of `prober`'s probe, if it is still the manager's: `install` keeps each
+    /// prober's `slot` up to date (an unchanged probe keeps its prober across a reload), so a
+    /// run finds its probe without hashing the key's spec text, and without a map by key.
+    fn slot_of(&self, prober: &Rc<Prober>) -> Option<usize> {
+        let i = prober.slot.get();
+        self.probes.get(i).is_some_and(|p| Rc::ptr_eq(&p.prober, prober)).then_some(i)
+    }
+
     fn ctx(&self, id: usize) -> RunCtx {
         let p = &self.probes[id];
         let target = p.prober.target;
         // Built per run: only a Lua check pays for the state and the real's details.
         let rs = if p.prober.is_lua() {
             let (si, ri) = p.users[0];
-            let vs = &self.model.services[si];
-            let r = &vs.reals[ri];
-            RsInfo { address: r.addr, port: target.port(), service: vs.name.clone(), weight: r.weight }
+            let r = &self.reals[si][ri];
+            RsInfo { address: r.addr, port: target.port(), service: self.names[si].to_string(), weight: r.weight }
         } else {
             RsInfo { address: target, port: target.port(), service: String::new(), weight: 0 }
         };
@@ -399,16 +464,6 @@ impl Inner {
             instructions: self.opts.instructions,
             connects: self.poller.as_ref().map(|_| self.connects.clone()),
         }
-    }
-
-    /// The probe's index now: `hint` (where it was last time) when that slot still holds
-    /// this prober (a reload keeps the slot, prober and all, of an unchanged probe), which
-    /// spares hashing and comparing the key's spec text on every run.
-    fn find(&self, key: &ProbeKey, prober: &Rc<Prober>, hint: usize) -> Option<usize> {
-        if self.probes.get(hint).is_some_and(|p| Rc::ptr_eq(&p.prober, prober)) {
-            return Some(hint);
-        }
-        self.index.get(key).copied()
     }
 
     /// Take one result of probe `key`: update its health, then every real using it.
@@ -453,24 +508,24 @@ impl Inner {
     }
 
     fn update_real(&mut self, si: usize, ri: usize, probe: usize, r: &CheckResult, weigh: bool) {
-        let vs = &self.model.services[si];
-        let rs = &vs.reals[ri];
+        let rs = &self.reals[si][ri];
+        let (addr, weight, weight_fn) = (rs.addr, rs.weight, rs.weight_fn);
         let all_up = self.reals[si][ri].probes.iter().all(|&i| self.probes[i].health.is_up());
         if let Some(w) = r.weight {
             self.reals[si][ri].check_weight = Some(w);
         }
-        if let Some(f) = rs.weight_fn.filter(|_| weigh) {
-            let info =
-                RsInfo { address: rs.addr, port: self.probes[probe].prober.target.port(), service: vs.name.clone(), weight: rs.weight };
+        if let Some(f) = weight_fn.filter(|_| weigh) {
+            let info = RsInfo { address: addr, port: self.probes[probe].prober.target.port(), service: self.names[si].to_string(), weight };
             match call_weight(&self.lua, f, &info, r, self.opts.instructions) {
                 Ok(w) => self.reals[si][ri].fn_weight = Some(w),
                 Err(e) => {
-                    tracing::warn!(target: "check", "{}: weight function for {} in '{}' failed, keeping the previous weight: {e}", rs.origin, rs.addr, vs.name)
+                    let origin = self.reals[si][ri].origin.as_deref().map(ToString::to_string).unwrap_or_default();
+                    tracing::warn!(target: "check", "{origin}: weight function for {addr} in '{}' failed, keeping the previous weight: {e}", self.names[si])
                 }
             }
         }
         let slot = &mut self.reals[si][ri];
-        let w = slot.fn_weight.or(slot.check_weight).unwrap_or(rs.weight);
+        let w = slot.fn_weight.or(slot.check_weight).unwrap_or(weight);
         let new_state = if all_up { RealState::Up(w) } else { RealState::Down };
         let old = slot.state;
         slot.state = new_state;
@@ -491,7 +546,7 @@ impl Inner {
         };
         if old != new_state || self.opts.every_result {
             if let Some(c) = &change {
-                tracing::info!(target: "check", "real {} of '{}' is {}", rs.addr, vs.name, match c { RealChange::Up => "up".to_string(), RealChange::Down { reason } => format!("down ({reason})") });
+                tracing::info!(target: "check", "real {addr} of '{}' is {}", self.names[si], match c { RealChange::Up => "up".to_string(), RealChange::Down { reason } => format!("down ({reason})") });
             }
             let _ = self.tx.send(CheckEvent { service: si, real: ri, result: r.clone(), new_state, change });
         }
@@ -499,6 +554,7 @@ impl Inner {
 }
 
 /// When a probe's runs start.
+#[derive(Clone)]
 struct Timing {
     jitter: f64,
     tick: Duration,
@@ -511,24 +567,179 @@ impl Timing {
     async fn sleep(&self, interval: f64, wait: Duration) {
         self.grid.sleep(wait, grid_step(interval, self.tick)).await
     }
+
+    /// Hand a driven probe to the driver `wait` from now, moved onto the grid.
+    fn schedule(&self, wait: Duration, prober: Rc<Prober>) {
+        let step = grid_step(prober.spec.common.interval, self.tick);
+        self.grid.schedule(wait, step, prober)
+    }
+}
+
+/// Runs the driver starts before it lets the connect poller run: thousands due at one grid
+/// point (the first runs of a large site come within a tenth of the interval) are started
+/// in batches, so that only a few hundred runs are in flight at once, not all of them.
+const START_BATCH: usize = 256;
+
+/// A driven probe's run, and how it ended (`Err`: it panicked, with the message).
+type Outcome = (Rc<Prober>, Result<CheckResult, String>);
+
+/// The driven probes' runs in flight, and the restarts of those that panicked.
+#[derive(Default)]
+struct Driven {
+    /// Due, waiting for their batch (see [`START_BATCH`]).
+    waiting: RefCell<std::collections::VecDeque<Rc<Prober>>>,
+    runs: RefCell<FuturesUnordered<Pin<Box<dyn Future<Output = Outcome>>>>>,
+    /// Probes whose run panicked: restarts so far and when the last one was (as a task's
+    /// supervision counts them).
+    #[allow(clippy::type_complexity)]
+    failures: RefCell<HashMap<*const Prober, (Weak<Prober>, u32, Instant)>>,
+}
+
+/// The driver of the bare TCP probes: starts the runs of the probes due on the grid, and
+/// records each result as it comes, then puts the probe back on the grid for its next run.
+/// Timing is a probe task's: a run every interval (jittered), `retries` attempts of
+/// `timeout` each `retry_delay` apart within a run (the run is `Prober::run`, the same as a
+/// task's), the first run after a random part of `warmup`.
+async fn drive(inner: Weak<RefCell<Inner>>, timing: Timing, driven: Rc<Driven>) {
+    let mut due = Vec::new();
+    let mut batch = Vec::with_capacity(START_BATCH);
+    let mut done = Vec::new();
+    loop {
+        timing.grid.take_due(&mut due);
+        let more = {
+            let mut waiting = driven.waiting.borrow_mut();
+            waiting.extend(due.drain(..));
+            let n = waiting.len().min(START_BATCH);
+            batch.extend(waiting.drain(..n));
+            !waiting.is_empty()
+        };
+        for prober in batch.drain(..) {
+            start_run(&inner, &timing, &driven, prober);
+        }
+        if driven.runs.borrow().is_empty() {
+            if !more {
+                timing.grid.due().await;
+            }
+            continue;
+        }
+        // Polls the runs (the new ones start their connects here) until some end or more
+        // probes come due.
+        let finished = poll_fn(|cx| {
+            let mut runs = driven.runs.borrow_mut();
+            while let Poll::Ready(Some(o)) = runs.poll_next_unpin(cx) {
+                done.push(o);
+            }
+            if done.is_empty() { Poll::Pending } else { Poll::Ready(()) }
+        });
+        if !more {
+            tokio::select! {
+                biased;
+                _ = finished => {}
+                _ = timing.grid.due() => {}
+            }
+        } else {
+            // More are due: start this batch's connects, let the connect poller finish them,
+            // then start the next batch.
+            tokio::select! {
+                biased;
+                _ = finished => {}
+                _ = tokio::task::yield_now() => {}
+            }
+        }
+        for (prober, outcome) in done.drain(..) {
+            finish_run(&inner, &timing, &driven, prober, outcome);
+        }
+    }
+}
+
+fn start_run(inner: &Weak<RefCell<Inner>>, timing: &Timing, driven: &Driven, prober: Rc<Prober>) {
+    let Some(rc) = inner.upgrade() else { return };
+    let ctx = {
+        let inner = rc.borrow();
+        // Gone from the model: no more runs.
+        let Some(id) = inner.slot_of(&prober) else { return };
+        (!inner.probes[id].suspended).then(|| inner.ctx(id))
+    };
+    match ctx {
+        Some(ctx) => driven.runs.borrow_mut().push(Box::pin(async move {
+            let r = CatchUnwind::new(run_once(&prober, &ctx)).await;
+            (prober, r)
+        })),
+        // Suspended: this run is skipped.
+        None => {
+            let interval = prober.spec.common.interval;
+            timing.schedule(jittered(interval, timing.jitter, fastrand::f64()), prober)
+        }
+    }
+}
+
+fn finish_run(inner: &Weak<RefCell<Inner>>, timing: &Timing, driven: &Driven, prober: Rc<Prober>, outcome: Result<CheckResult, String>) {
+    let Some(rc) = inner.upgrade() else { return };
+    let r = match outcome {
+        Ok(r) => r,
+        Err(m) => return panicked(&rc, timing, driven, prober, m),
+    };
+    // Recording runs the weight functions: a panic there is the probe's, as in a task.
+    let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut inner = rc.borrow_mut();
+        // The model may have changed while the check ran.
+        let Some(id) = inner.slot_of(&prober) else { return false };
+        inner.record(id, r);
+        true
+    }));
+    match recorded {
+        Ok(true) => {
+            let interval = prober.spec.common.interval;
+            timing.schedule(jittered(interval, timing.jitter, fastrand::f64()), prober)
+        }
+        Ok(false) => {}
+        Err(p) => panicked(&rc, timing, driven, prober, panic_message(p.as_ref())),
+    }
+}
+
+/// A driven probe's run panicked: as for a probe task that did (see [`supervised`]), the
+/// probe goes down at once and runs again after a backoff.
+fn panicked(rc: &Rc<RefCell<Inner>>, timing: &Timing, driven: &Driven, prober: Rc<Prober>, m: String) {
+    let Some(id) = rc.borrow().slot_of(&prober) else { return };
+    let base = Duration::from_secs_f64(prober.spec.common.interval.max(1.0));
+    let now = Instant::now();
+    let n = {
+        let mut failures = driven.failures.borrow_mut();
+        // Entries of probes gone since are dropped here, before one's address is reused.
+        failures.retain(|_, (w, _, _)| w.strong_count() > 0);
+        let e = failures.entry(Rc::as_ptr(&prober)).or_insert_with(|| (Rc::downgrade(&prober), 0, now));
+        if now.duration_since(e.2) > MAX_BACKOFF {
+            e.1 = 0;
+        }
+        e.1 += 1;
+        e.1
+    };
+    let wait = backoff(base, n);
+    let why = format!("probe task panicked: {m}");
+    tracing::error!(target: "check", "{} check of {}: {why}; restarting it in {:.1}s", prober.spec.kind.name(), prober.target, wait.as_secs_f64());
+    rc.borrow_mut().fail(id, format!("{why}; restarted"));
+    if let Some(e) = driven.failures.borrow_mut().get_mut(&Rc::as_ptr(&prober)) {
+        // Counted from the restart, as a task's time runs from its loop's start.
+        e.2 = now + wait;
+    }
+    timing.schedule(wait, prober);
 }
 
 /// A probe's task: its loop, started again whenever it panics or ends while the probe is
 /// still wanted. Each failure takes the probe down at once (see [`Inner::fail`]) and waits a
 /// backoff before the restart; the restarted loop runs at once, without the warm-up wait.
-async fn supervised(inner: Weak<RefCell<Inner>>, key: ProbeKey, prober: Rc<Prober>, timing: Timing) {
+async fn supervised(inner: Weak<RefCell<Inner>>, prober: Rc<Prober>, timing: Timing) {
     let base = Duration::from_secs_f64(prober.spec.common.interval.max(1.0));
     let mut failures = 0;
     let mut first = true;
     loop {
         let started = Instant::now();
-        // Borrows what it needs from here: no copy of the key per probe.
-        let outcome = CatchUnwind::new(probe_loop(&inner, &key, &prober, &timing, first)).await;
+        let outcome = CatchUnwind::new(probe_loop(&inner, &prober, &timing, first)).await;
         first = false;
         let Some(rc) = inner.upgrade() else { return };
         // Still this task's probe (a reload may have put another prober under the same key:
         // that one has a task of its own).
-        let id = rc.borrow().index.get(&key).copied().filter(|&id| Rc::ptr_eq(&rc.borrow().probes[id].prober, &prober));
+        let id = rc.borrow().slot_of(&prober);
         let Some(id) = id else { return };
         let why = match outcome {
             // The loop ends by itself only when its probe is gone: here it is not.
@@ -575,18 +786,16 @@ async fn run_once(prober: &Prober, ctx: &RunCtx) -> CheckResult {
     prober.run(ctx).await
 }
 
-async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Prober>, timing: &Timing, first: bool) {
+async fn probe_loop(inner: &Weak<RefCell<Inner>>, prober: &Rc<Prober>, timing: &Timing, first: bool) {
     let (interval, warmup) = (prober.spec.common.interval, prober.spec.common.warmup);
     if first {
         timing.sleep(interval, first_delay(interval, warmup, timing.jitter, fastrand::f64())).await;
     }
-    let mut id = usize::MAX;
     loop {
         let ctx = {
             let Some(inner) = inner.upgrade() else { return };
             let inner = inner.borrow();
-            let Some(found) = inner.find(key, prober, id) else { return };
-            id = found;
+            let Some(id) = inner.slot_of(prober) else { return };
             (!inner.probes[id].suspended).then(|| inner.ctx(id))
         };
         if let Some(ctx) = ctx {
@@ -596,8 +805,7 @@ async fn probe_loop(inner: &Weak<RefCell<Inner>>, key: &ProbeKey, prober: &Rc<Pr
             let Some(inner) = inner.upgrade() else { return };
             let mut inner = inner.borrow_mut();
             // The model may have changed while the check ran.
-            let Some(found) = inner.find(key, prober, id) else { return };
-            id = found;
+            let Some(id) = inner.slot_of(prober) else { return };
             inner.record(id, r);
         }
         timing.sleep(interval, jittered(interval, timing.jitter, fastrand::f64())).await;
@@ -727,6 +935,89 @@ mod tests {
             let ev = next(&mut rx).await;
             assert!(matches!(ev.change, Some(RealChange::Down { .. })), "{ev:?}");
         });
+    }
+
+    /// Bare TCP probes have no task: the driver runs them. A probe dropped by a reload stops
+    /// connecting, a suspended one skips its runs, and a stopped manager's probes run again
+    /// after `start`, once each (not twice).
+    #[test]
+    fn bare_tcp_probes_run_without_a_task_of_their_own() {
+        local(async {
+            let (a, seen_a) = counting_server().await;
+            let (b, seen_b) = counting_server().await;
+            let policy = |reals: &str| {
+                let src = format!(
+                    r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ interval = 0.05, timeout = 1, retries = 0 }}, reals = {{ {reals} }} }}
+                    lvsd.service "h" {{ vip = "192.0.2.2:80", check = lvsd.check.tcp {{ interval = 0.05, timeout = 1, retries = 0, send = "x" }}, reals = {{ "{b}" }} }}"#
+                );
+                let opts = LoadOptions { node: "t".into(), limits: Default::default() };
+                load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap()
+            };
+            let p = policy(&format!(r#""{a}", "{b}""#));
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let m = CheckManager::new(p.model, p.lua, tx);
+            m.start();
+            {
+                let inner = m.inner.borrow();
+                let kinds: Vec<(bool, bool)> = inner.probes.iter().map(|p| (p.driven, p.task.is_some())).collect();
+                // a and b bare (driven), b with `send` (a task)
+                assert_eq!(kinds, vec![(true, false), (true, false), (false, true)]);
+            }
+            assert!(wait_until(|| seen_a.get() >= 3 && seen_b.get() >= 6).await);
+
+            // a dropped: its runs end; b's go on.
+            let p = policy(&format!(r#""{b}""#));
+            m.update(p.model, p.lua);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (na, nb) = (seen_a.get(), seen_b.get());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(seen_a.get(), na, "a dropped probe still connects");
+            assert!(seen_b.get() >= nb + 4);
+
+            // Suspended: no runs; resumed: runs again.
+            m.suspend(&[true, true]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let nb = seen_b.get();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(seen_b.get(), nb, "a suspended probe still connects");
+            m.suspend(&[false, false]);
+            assert!(wait_until(|| seen_b.get() >= nb + 4).await);
+
+            // Stopped: no runs; started again: one run per interval, not two.
+            m.stop();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let nb = seen_b.get();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(seen_b.get(), nb, "a stopped manager still connects");
+            m.start();
+            m.start();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (nb, t0) = (seen_b.get(), Instant::now());
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            // b: its bare probe every 50 ms (± 10 %) and its `send` probe as often.
+            let per_s = (seen_b.get() - nb) as f64 / t0.elapsed().as_secs_f64();
+            assert!(per_s < 2.0 * 1.0 / 0.045 + 5.0, "{per_s} connects/s: runs doubled");
+            m.stop();
+        });
+    }
+
+    /// What a driven run holds while in flight (hundreds are, every grid point at 10,000
+    /// checks a second): the run's future, boxed once, stays small.
+    #[test]
+    fn a_bare_run_in_flight_is_small() {
+        let src = r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { timeout = 1 }, reals = { "127.0.0.1:1" } }"#;
+        let opts = LoadOptions { node: "t".into(), limits: Default::default() };
+        let p = load_source(src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
+        let prober = Prober::new(&p.model.services[0].reals[0].checks[0], "127.0.0.1:1".parse().unwrap());
+        let ctx = RunCtx {
+            lua: None,
+            rs: RsInfo { address: prober.target, port: 1, service: String::new(), weight: 0 },
+            instructions: 0,
+            connects: None,
+        };
+        let run = run_once(&prober, &ctx);
+        // 608 bytes in a debug build when this was written.
+        assert!(std::mem::size_of_val(&run) <= 1024, "{} bytes", std::mem::size_of_val(&run));
     }
 
     /// The timer and the connect poller are started again when they panic.

@@ -44,7 +44,7 @@ impl std::fmt::Display for ProbeKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     pub key: ProbeKey,
-    pub spec: CheckSpec,
+    pub spec: Arc<CheckSpec>,
     /// (service index, real index) of every user, in model order.
     pub users: Vec<(usize, usize)>,
     /// Any user wants alpha (start down).
@@ -66,14 +66,14 @@ impl Plan {
         // Canonical texts made so far, by text: equal specs share one.
         let mut texts: HashSet<Arc<str>> = HashSet::new();
         // The last spec seen and its text: reals of a service mostly share their spec.
-        let mut last: Option<(&CheckSpec, Arc<str>)> = None;
+        let mut last: Option<(&Arc<CheckSpec>, Arc<str>)> = None;
         for (si, vs) in model.services.iter().enumerate() {
             let mut reals = Vec::with_capacity(vs.reals.len());
             for (ri, r) in vs.reals.iter().enumerate() {
                 let mut ids = Vec::with_capacity(r.checks.len());
                 for spec in &r.checks {
                     let text = match &last {
-                        Some((s, t)) if *s == spec => t.clone(),
+                        Some((s, t)) if Arc::ptr_eq(s, spec) || *s == spec => t.clone(),
                         _ => {
                             let t = ProbeKey::canonical(spec);
                             let t = texts.get(t.as_str()).cloned().unwrap_or_else(|| {

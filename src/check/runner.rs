@@ -9,6 +9,7 @@ use crate::model::{CheckKind, CheckSpec, HookRef};
 use regex::bytes::Regex;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
@@ -99,15 +100,25 @@ pub struct RunCtx {
 
 /// A check spec ready to run against one target.
 pub struct Prober {
-    pub spec: CheckSpec,
+    /// Shared with the model and every probe of the same spec.
+    pub spec: Arc<CheckSpec>,
     pub target: SocketAddr,
     prepared: Prepared,
+    /// The check manager's index of this probe (`usize::MAX` when it has none): a run finds
+    /// its probe by it.
+    pub(crate) slot: std::cell::Cell<usize>,
 }
 
 impl Prober {
     /// Lua checks need the Lua state and the real's details in their context; others do not.
     pub fn is_lua(&self) -> bool {
         matches!(self.prepared, Prepared::Lua { .. })
+    }
+
+    /// A bare TCP check (nothing to send or expect): a connect that the check manager's
+    /// connect poller can finish, run without a task of its own.
+    pub fn is_bare_tcp(&self) -> bool {
+        matches!(self.prepared, Prepared::Tcp { send: None, expect: None })
     }
 }
 
@@ -125,11 +136,16 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 impl Prober {
     pub fn new(spec: &CheckSpec, target: SocketAddr) -> Prober {
-        let prepared = match prepare(spec, target) {
+        Prober::shared(Arc::new(spec.clone()), target)
+    }
+
+    /// A prober holding the model's spec itself, not a copy.
+    pub fn shared(spec: Arc<CheckSpec>, target: SocketAddr) -> Prober {
+        let prepared = match prepare(&spec, target) {
             Ok(p) => p,
             Err(m) => Prepared::Invalid(m),
         };
-        Prober { spec: spec.clone(), target, prepared }
+        Prober { spec, target, prepared, slot: std::cell::Cell::new(usize::MAX) }
     }
 
     /// The connect poller, for a bare TCP check (nothing to send or expect) when there is one.
@@ -157,9 +173,11 @@ impl Prober {
             };
             // `attempt` boxes each kind's future: its buffers live only while it runs, not in
             // every idle task.
+            // The timeout (a timer and a second attempt future) boxed: a bare connect, run
+            // without one, keeps a run future of a few hundred bytes while in flight.
             let mut r = match bound {
                 None => self.attempt(ctx, timeout).await,
-                Some(bound) => match tokio::time::timeout(bound, self.attempt(ctx, timeout)).await {
+                Some(bound) => match Box::pin(tokio::time::timeout(bound, self.attempt(ctx, timeout))).await {
                     Ok(r) => r,
                     Err(_) => CheckResult::down(Duration::ZERO, timed_out(c.timeout)),
                 },
@@ -172,7 +190,8 @@ impl Prober {
                 return r;
             }
             attempt += 1;
-            tokio::time::sleep(secs(c.retry_delay)).await;
+            // Boxed: only failing runs wait.
+            Box::pin(tokio::time::sleep(secs(c.retry_delay))).await;
         }
     }
 

@@ -201,7 +201,7 @@ impl Director {
         let mut tracks = track::Tracks::new(track_tx);
         tracks.set(&self.policy.model, std::time::Instant::now());
         self.tracks = Some(tracks);
-        let mut reports = match heartbeat::Heartbeat::start(self.policy.model.clone()) {
+        let mut reports = match heartbeat::Heartbeat::start(self.policy.model.without_services()) {
             Ok((h, reports)) => {
                 self.heartbeat = Some(h);
                 Some(reports)

@@ -81,7 +81,7 @@ impl Director {
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
                 let tracks = self.tracks.as_mut().map(|t| t.set(&self.policy.model, std::time::Instant::now())).unwrap_or_default();
                 if let Some(h) = &self.heartbeat
-                    && let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.clone()), tracks))
+                    && let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.without_services()), tracks))
                 {
                     self.events.push("vrrp_error", format!("the new VRRP settings were not applied: {e}"));
                 }

@@ -15,6 +15,7 @@
 use super::{Argv, HookRef, Origin};
 use serde::Serialize;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub const CHECK_KINDS: &[&str] = &["tcp", "http", "https", "udp", "dns", "smtp", "exec", "lua"];
 
@@ -116,4 +117,9 @@ pub struct CheckSpec {
     pub common: CheckCommon,
     pub kind: CheckKind,
     pub origin: Origin,
+}
+
+/// Serializes shared specs as the specs themselves (serde's `rc` feature is not enabled).
+pub fn serialize_specs<S: serde::Serializer>(specs: &[Arc<CheckSpec>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(specs.iter().map(|c| &**c))
 }

@@ -4,6 +4,7 @@ use super::{Announce, Argv, CheckSpec, HookRef, Origin};
 use crate::ipvs::table::{Family, Protocol, TunnelType};
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The IPVS schedulers (ipvsadm(8)).
 pub const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
@@ -72,8 +73,10 @@ pub struct RealServer {
     /// Forwarding method of this real (default: the service's).
     pub forward: ForwardMethod,
     pub tunnel: Tunnel,
-    /// Checks of this real (default: the service's).
-    pub checks: Vec<CheckSpec>,
+    /// Checks of this real (default: the service's). Shared: every real of a service holds
+    /// the same specs, not a copy each (10,000 reals held ~2 MiB of copies per model).
+    #[serde(serialize_with = "super::check::serialize_specs")]
+    pub checks: Vec<Arc<CheckSpec>>,
     pub inhibit_on_failure: bool,
     pub weight_fn: Option<HookRef>,
     pub on_up: Option<HookRef>,

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct Collected {
     pub model: Model,
     pub errors: Vec<ModelError>,
-    pub checks: Vec<CheckSpec>,
+    /// Shared with every real that uses the check.
+    pub checks: Vec<std::sync::Arc<CheckSpec>>,
     pub tracks: Vec<Track>,
     pub main_file: PathBuf,
 }
@@ -29,7 +30,7 @@ impl Ctx for LuaCtx<'_> {
         hooks.raw_set(n, f).expect("hook table");
         HookRef(n)
     }
-    fn check(&self, i: usize) -> Option<CheckSpec> {
+    fn check(&self, i: usize) -> Option<std::sync::Arc<CheckSpec>> {
         self.0.app_data_ref::<Collected>()?.checks.get(i).cloned()
     }
     fn track(&self, i: usize) -> Option<Track> {
@@ -141,7 +142,7 @@ fn check_ctor(lua: &Lua, kind: &'static str) -> mlua::Result<Function> {
         push_errors(lua, errs);
         let mut c = lua.app_data_mut::<Collected>().expect("collector");
         let spec = spec.unwrap_or_else(|| placeholder_check(kind));
-        c.checks.push(spec);
+        c.checks.push(spec.into());
         Ok(CheckHandle(c.checks.len() - 1))
     })
 }

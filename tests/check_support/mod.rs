@@ -33,7 +33,7 @@ pub fn one_real(check: &str, real: SocketAddr) -> Policy {
 }
 
 pub fn spec_of(p: &Policy) -> CheckSpec {
-    p.model.services[0].reals[0].checks[0].clone()
+    CheckSpec::clone(&p.model.services[0].reals[0].checks[0])
 }
 
 /// A port on 127.0.0.1 with nothing listening (bound, then closed).

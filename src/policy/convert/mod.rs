@@ -21,7 +21,7 @@ impl mlua::UserData for TrackHandle {}
 /// What conversion needs from the policy engine: hook registration and declared checks.
 pub trait Ctx {
     fn hook(&self, f: Function) -> HookRef;
-    fn check(&self, i: usize) -> Option<CheckSpec>;
+    fn check(&self, i: usize) -> Option<std::sync::Arc<CheckSpec>>;
     fn track(&self, i: usize) -> Option<Track>;
 }
 
@@ -96,7 +96,7 @@ fn tunnel_field(f: &mut Fields, key: &'static str) -> Option<Tunnel> {
 }
 
 /// `check = <check>` or `check = { <check>, ... }` or `check = false`.
-fn checks_field(f: &mut Fields, ctx: &dyn Ctx) -> Option<Vec<CheckSpec>> {
+fn checks_field(f: &mut Fields, ctx: &dyn Ctx) -> Option<Vec<std::sync::Arc<CheckSpec>>> {
     let v = f.value("check");
     let handles: Vec<Value> = match v {
         Value::Nil => return None,

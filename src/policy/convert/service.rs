@@ -164,7 +164,7 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
 struct RealDefaults {
     forward: ForwardMethod,
     tunnel: Tunnel,
-    checks: Vec<CheckSpec>,
+    checks: Vec<std::sync::Arc<CheckSpec>>,
     inhibit_on_failure: bool,
     weight_fn: Option<HookRef>,
     default_port: Option<u16>,
