@@ -1,6 +1,8 @@
 //! The kernel IPVS backend: generic netlink (family "IPVS", resolved through nlctrl with
 //! neli), messages built and parsed by `wire`, sent by `nlsock`; requests go many to a
-//! datagram and their answers are matched by sequence number.
+//! datagram and their answers are matched by sequence number. A whole-table resync reads
+//! IPv4 services' destinations through the older sockopt interface where it shows them all
+//! (`sockopt`: one getsockopt per service costs far less than one dump).
 
 use super::backend::{ApplyError, Backend};
 use super::nlsock::{NlSock, SockoptSock};
@@ -328,8 +330,9 @@ impl Kernel {
     /// the services found that are neither wanted nor `owned`. Computed while the answers
     /// are read, without building the kernel's table: the services come in one dump (for a
     /// scope: one get each, many to a datagram), then the destinations of each wanted
-    /// service in one dump each, compared with `desired` as they are decoded; a no-change
-    /// pass keeps nothing per real server. Same ops, in the same order, as
+    /// service in one dump each (in a whole-table pass, one getsockopt each where that
+    /// shows them all: `sockopt_dests`), compared with `desired` as they are decoded; a
+    /// no-change pass keeps nothing per real server. Same ops, in the same order, as
     /// `reconcile::diff` of a dump.
     pub fn read_diff(
         &mut self,
