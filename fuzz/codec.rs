@@ -34,9 +34,12 @@ pub mod attrs;
 pub mod table;
 #[path = "../src/ipvs/wire.rs"]
 pub mod wire;
+// The buffers the kernel fills for IP_VS_SO_GET_DESTS / GET_SERVICES (ipvs_sockopt).
+#[path = "../src/ipvs/sockopt.rs"]
+pub mod sockopt;
 
 pub mod ipvs {
-    pub use crate::{attrs, table, wire};
+    pub use crate::{attrs, sockopt, table, wire};
 }
 
 // The IPVS connection table as /proc/net/ip_vs_conn_sync lists it, and the lab's keep-alive

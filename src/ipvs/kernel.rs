@@ -1,11 +1,14 @@
 //! The kernel IPVS backend: generic netlink (family "IPVS", resolved through nlctrl with
 //! neli), messages built and parsed by `wire`, sent by `nlsock`; requests go many to a
-//! datagram and their answers are matched by sequence number.
+//! datagram and their answers are matched by sequence number. A whole-table resync reads
+//! IPv4 services' destinations through the older sockopt interface where it shows them all
+//! (`sockopt`: one getsockopt per service costs far less than one dump).
 
 use super::backend::{ApplyError, Backend};
-use super::nlsock::NlSock;
+use super::nlsock::{NlSock, SockoptSock};
 use super::reconcile::{Differ, Op};
-use super::table::{DestKey, ServiceConf, ServiceKey, Table};
+use super::sockopt::{self, SockoptError};
+use super::table::{DestKey, Family, Forward, Service, ServiceConf, ServiceKey, Table};
 use super::wire::{self, DaemonState, Info, NlReply, Request, SyncDaemon, Timeouts};
 use neli::consts::socket::NlFamily;
 use neli::router::synchronous::NlRouter;
@@ -25,6 +28,8 @@ pub enum KernelError {
     Netlink { what: String, msg: String },
     #[error("{what}: cannot decode the kernel's reply: {err}")]
     Decode { what: String, err: super::attrs::DecodeError },
+    #[error("{what}: cannot decode the kernel's sockopt answer: {err}")]
+    Sockopt { what: String, err: SockoptError },
 }
 
 impl KernelError {
@@ -52,6 +57,12 @@ pub struct Kernel {
     rx: Vec<u8>,
     /// Where each datagram of the last receive is in `rx`.
     got: Vec<(usize, usize)>,
+    /// The sockopt interface, for reading destinations cheaply where it shows them all
+    /// (`read_diff`); None when the socket cannot be opened (no CAP_NET_RAW): netlink only.
+    so: Option<SockoptSock>,
+    /// Reused sockopt buffers: the argument of a call, the services' destination counts.
+    so_buf: Vec<u8>,
+    so_counts: Vec<(ServiceKey, u32)>,
 }
 
 /// At most this many requests go in one datagram before their answers are read. An answer
@@ -112,7 +123,18 @@ impl Kernel {
             router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
         };
         let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
-        Ok(Kernel { sock, family, seq: 0, writes: 0, tx: Vec::with_capacity(WINDOW_BYTES + 512), rx: vec![0; RX_BYTES], got: Vec::new() })
+        Ok(Kernel {
+            sock,
+            family,
+            seq: 0,
+            writes: 0,
+            tx: Vec::with_capacity(WINDOW_BYTES + 512),
+            rx: vec![0; RX_BYTES],
+            got: Vec::new(),
+            so: SockoptSock::open().ok(),
+            so_buf: Vec::new(),
+            so_counts: Vec::new(),
+        })
     }
 
     /// Write requests sent so far (successful or not).
@@ -308,8 +330,9 @@ impl Kernel {
     /// the services found that are neither wanted nor `owned`. Computed while the answers
     /// are read, without building the kernel's table: the services come in one dump (for a
     /// scope: one get each, many to a datagram), then the destinations of each wanted
-    /// service in one dump each, compared with `desired` as they are decoded; a no-change
-    /// pass keeps nothing per real server. Same ops, in the same order, as
+    /// service in one dump each (in a whole-table pass, one getsockopt each where that
+    /// shows them all: `sockopt_dests`), compared with `desired` as they are decoded; a
+    /// no-change pass keeps nothing per real server. Same ops, in the same order, as
     /// `reconcile::diff` of a dump.
     pub fn read_diff(
         &mut self,
@@ -341,6 +364,9 @@ impl Kernel {
             }
         }
         have.sort_unstable_by_key(|a| a.0);
+        // A whole-table pass first asks the sockopt interface how many destinations each
+        // IPv4 service has (one call for all); a scope is a few services: netlink alone.
+        let counted = scope.is_none() && self.so.is_some() && self.sockopt_counts(&have)?;
         let mut d = Differ::default();
         // The destinations listed for the service at hand; reused, so no allocation per pass.
         let mut seen: Vec<DestKey> = Vec::new();
@@ -351,6 +377,24 @@ impl Kernel {
             };
             d.service_conf(key, want, &have[i].1);
             seen.clear();
+            if counted && sockopt_shows_all(key, want) {
+                match self.sockopt_dests(key)? {
+                    Some(SockoptRead::Dests(dests)) => {
+                        for (dk, hd) in dests.dests() {
+                            d.dest(key, want, &dk, &hd);
+                            seen.push(dk);
+                        }
+                        d.end_dests(key, want, |dk| seen.contains(dk));
+                        continue;
+                    }
+                    Some(SockoptRead::Gone) => {
+                        d.missing_service(key, want);
+                        continue;
+                    }
+                    // It may hide some: read it by netlink.
+                    None => {}
+                }
+            }
             let family = key.family();
             let what = |_: usize| format!("list real servers of {}", super::format::service_name(key));
             let mut answers = self.batch(&[wire::get_dests(key)], &what, &mut |_, p| {
@@ -377,6 +421,52 @@ impl Kernel {
             }
         }
         Ok((d.finish(), foreign))
+    }
+
+    /// Ask the sockopt interface for every IPv4 service and its number of destinations (of
+    /// both families) into `so_counts`, sorted by key. Room is made for the IPv4 services
+    /// `have` lists; one the kernel has beyond those is not listed, so it goes by netlink.
+    /// False when there is nothing to ask about. An error fails the read, as a failed dump.
+    fn sockopt_counts(&mut self, have: &[(ServiceKey, ServiceConf)]) -> Result<bool, KernelError> {
+        const WHAT: &str = "list services (sockopt)";
+        self.so_counts.clear();
+        let Some(so) = &self.so else { return Ok(false) };
+        let n = have.iter().filter(|(k, _)| k.family() == Family::Inet).count();
+        if n == 0 {
+            return Ok(false);
+        }
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let sockopt_err = |err| KernelError::Sockopt { what: WHAT.into(), err };
+        sockopt::get_services_request(n, &mut self.so_buf).map_err(sockopt_err)?;
+        so.get(sockopt::IP_VS_SO_GET_SERVICES, &mut self.so_buf).map_err(|err| errno_error(WHAT.into(), err))?;
+        sockopt::parse_get_services(&self.so_buf, &mut self.so_counts).map_err(sockopt_err)?;
+        self.so_counts.sort_unstable_by_key(|c| c.0);
+        Ok(true)
+    }
+
+    /// The destinations of `key` through IP_VS_SO_GET_DESTS, when that answer shows all of
+    /// them: the service is listed in `so_counts` with N destinations, the kernel fills
+    /// exactly N of the N + 1 entries asked for (fewer: some are of the other family, or
+    /// went meanwhile; N + 1: some came meanwhile), and none forwards by tunnel (whose
+    /// settings this interface leaves out). None otherwise: the caller reads it by netlink.
+    /// A failed call is an error as a failed dump is (ESRCH: the service went meanwhile).
+    fn sockopt_dests(&mut self, key: &ServiceKey) -> Result<Option<SockoptRead<'_>>, KernelError> {
+        let Some(so) = &self.so else { return Ok(None) };
+        let Ok(i) = self.so_counts.binary_search_by(|c| c.0.cmp(key)) else { return Ok(None) };
+        let n = self.so_counts[i].1;
+        let what = || format!("list real servers of {} (sockopt)", super::format::service_name(key));
+        if sockopt::get_dests_request(key, n.saturating_add(1), &mut self.so_buf).is_err() {
+            return Ok(None); // more than one call may ask for
+        }
+        match so.get(sockopt::IP_VS_SO_GET_DESTS, &mut self.so_buf) {
+            Ok(()) => {}
+            Err(err) => {
+                let e = errno_error(what(), err);
+                return if e.errno() == Some(libc::ESRCH) { Ok(Some(SockoptRead::Gone)) } else { Err(e) };
+            }
+        }
+        let got = sockopt::parse_get_dests(&self.so_buf).map_err(|err| KernelError::Sockopt { what: what(), err })?;
+        Ok(answer_shows_all(&got, key, n).then_some(SockoptRead::Dests(got)))
     }
 
     /// Apply one reconcile op.
@@ -474,6 +564,35 @@ fn daemon_error(e: KernelError) -> ApplyError {
     ApplyError::Other(format!("{e}{hint}"))
 }
 
+/// What a sockopt read of one service's destinations found.
+enum SockoptRead<'a> {
+    Dests(sockopt::GetDests<'a>),
+    /// The service is no longer there (ESRCH).
+    Gone,
+}
+
+/// Whether the sockopt interface can show every destination `want` asks for: an IPv4
+/// service, no wanted real of the other family (the interface skips those), none by
+/// tunnel (it has no tunnel settings).
+fn sockopt_shows_all(key: &ServiceKey, want: &Service) -> bool {
+    key.family() == Family::Inet && want.dests.iter().all(|(dk, d)| dk.0.is_ipv4() && d.forward != Forward::Tun)
+}
+
+/// Whether a sockopt answer for `key` is all of the service, `n` being its number of
+/// destinations of every family (it was asked for n + 1): exactly n came back, and no
+/// tunnel, whose settings the answer leaves out.
+fn answer_shows_all(got: &sockopt::GetDests<'_>, key: &ServiceKey, n: u32) -> bool {
+    got.key == *key && got.len() == n as usize && got.dests().all(|(_, d)| d.forward != Forward::Tun)
+}
+
+/// A failed system call, as a failed netlink request is reported.
+fn errno_error(what: String, err: io::Error) -> KernelError {
+    match err.raw_os_error() {
+        Some(errno) => KernelError::Errno { what, errno, err },
+        None => KernelError::Netlink { what, msg: err.to_string() },
+    }
+}
+
 /// The request that carries out `op`.
 fn request(op: &Op) -> Request {
     match op {
@@ -543,6 +662,62 @@ mod tests {
             ApplyError::Other(m) => assert!(m.starts_with("add service TCP  192.0.2.1:80 rr: "), "{m}"),
             e => panic!("{e:?}"),
         }
+    }
+
+    /// A get-dests answer for `key` asking `asked` entries, the first ones filled with
+    /// `dests` (the kernel's layout, as sockopt.rs documents it).
+    fn answer(key: &ServiceKey, asked: u32, dests: &[(&str, Forward)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        sockopt::get_dests_request(key, asked, &mut buf).unwrap();
+        for (i, (addr, fwd)) in dests.iter().enumerate() {
+            let e = &mut buf[sockopt::GET_DESTS_LEN + i * sockopt::DEST_ENTRY_LEN..][..sockopt::DEST_ENTRY_LEN];
+            let a: std::net::SocketAddrV4 = addr.parse().unwrap();
+            e.fill(0);
+            e[0..4].copy_from_slice(&a.ip().octets());
+            e[4..6].copy_from_slice(&a.port().to_be_bytes());
+            e[8..12].copy_from_slice(&fwd.conn_flags().to_ne_bytes());
+            e[12..16].copy_from_slice(&1u32.to_ne_bytes());
+        }
+        buf
+    }
+
+    #[test]
+    fn a_sockopt_answer_is_used_only_when_it_shows_every_destination() {
+        let key = ServiceKey::Addr { protocol: super::super::table::Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() };
+        let two = [("198.51.100.1:80", Forward::Dr), ("198.51.100.2:80", Forward::Nat)];
+        let shows = |buf: &[u8], n: u32| answer_shows_all(&sockopt::parse_get_dests(buf).unwrap(), &key, n);
+        assert!(shows(&answer(&key, 3, &two), 2));
+        // The kernel counts 3 (one of the other family, which it leaves out): netlink.
+        assert!(!shows(&answer(&key, 4, &two), 3));
+        // One more than counted: added meanwhile.
+        assert!(!shows(&answer(&key, 2, &two), 1));
+        // A tunnel: its settings are not in the answer.
+        assert!(!shows(&answer(&key, 3, &[two[0], ("198.51.100.3:80", Forward::Tun)]), 2));
+        // An answer for another service.
+        let other = ServiceKey::Fwmark { mark: 1, family: Family::Inet };
+        assert!(!shows(&answer(&other, 3, &two), 2));
+        // No destinations, as counted.
+        assert!(shows(&answer(&key, 1, &[]), 0));
+    }
+
+    #[test]
+    fn services_with_ipv6_or_tunnel_reals_are_read_by_netlink() {
+        use super::super::table::{Dest, DestKey, Protocol};
+        let v4 = ServiceKey::Addr { protocol: Protocol::Tcp, addr: "192.0.2.1:80".parse().unwrap() };
+        let v6 = ServiceKey::Addr { protocol: Protocol::Tcp, addr: "[2001:db8::1]:80".parse().unwrap() };
+        let svc = |reals: &[(&str, Forward)]| {
+            let mut s = Service::new(ServiceConf::new("rr", Family::Inet));
+            for (a, f) in reals {
+                s.dests.insert(DestKey(a.parse().unwrap()), Dest::new(*f, 1));
+            }
+            s
+        };
+        assert!(sockopt_shows_all(&v4, &svc(&[("198.51.100.1:80", Forward::Dr), ("198.51.100.2:80", Forward::Nat)])));
+        assert!(sockopt_shows_all(&ServiceKey::Fwmark { mark: 3, family: Family::Inet }, &svc(&[])));
+        assert!(!sockopt_shows_all(&ServiceKey::Fwmark { mark: 3, family: Family::Inet6 }, &svc(&[])));
+        assert!(!sockopt_shows_all(&v6, &svc(&[("[2001:db8::10]:80", Forward::Dr)])));
+        assert!(!sockopt_shows_all(&v4, &svc(&[("198.51.100.1:80", Forward::Tun)])));
+        assert!(!sockopt_shows_all(&v4, &svc(&[("198.51.100.1:80", Forward::Dr), ("[2001:db8::10]:80", Forward::Tun)])));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod memory;
 pub mod nlsock;
 pub mod reconcile;
+pub mod sockopt;
 pub mod table;
 pub mod wire;
 #[cfg(test)]

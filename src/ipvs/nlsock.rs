@@ -126,3 +126,38 @@ impl NlSock {
         Ok(())
     }
 }
+
+/// The socket of IPVS's sockopt interface: a raw IPv4 socket, as libipvs opens it
+/// (`socket(AF_INET, SOCK_RAW, IPPROTO_RAW)`; needs CAP_NET_RAW to open and CAP_NET_ADMIN
+/// for the calls). Only `getsockopt` is used on it; nothing is sent or received.
+pub struct SockoptSock {
+    fd: OwnedFd,
+}
+
+impl SockoptSock {
+    pub fn open() -> io::Result<SockoptSock> {
+        // SAFETY: plain socket(2); the descriptor is owned at once.
+        let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) })?;
+        // SAFETY: fd was just returned by socket(2) and nothing else owns it.
+        Ok(SockoptSock { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// `getsockopt(IPPROTO_IP, cmd)` with `buf` as the argument the kernel reads and fills
+    /// in place; its length is what the kernel checks (the kernel does not change it).
+    pub fn get(&self, cmd: libc::c_int, buf: &mut [u8]) -> io::Result<()> {
+        let want = libc::socklen_t::try_from(buf.len()).map_err(|_| io::Error::other("sockopt argument too large"))?;
+        loop {
+            let mut len = want;
+            // SAFETY: a valid socket and a live, writable buffer of `len` bytes.
+            let rc =
+                unsafe { libc::getsockopt(self.fd.as_raw_fd(), libc::IPPROTO_IP, cmd, buf.as_mut_ptr() as *mut libc::c_void, &mut len) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
