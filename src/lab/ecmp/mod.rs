@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wire::Seen;
 
-use play::{capture, client, long_lived_listed_in, long_lived_through, open_entry};
+use play::{capture, client, long_lived_listed_in, long_lived_through, open_entry, requesters};
 use summary::report;
 pub use summary::{print, verify};
 

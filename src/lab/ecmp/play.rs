@@ -57,19 +57,8 @@ impl Lab {
     /// director in the last second.
     pub(super) fn long_lived_open(&self) -> usize {
         let (frames, at) = (self.watch.frames.lock().unwrap(), self.t0.elapsed());
-        let long = long_sources(self.opts.long.long_lived);
         let from = at.saturating_sub(Duration::from_secs(1));
-        let mut seen: Vec<Ipv4Addr> = frames
-            .iter()
-            .filter(|(t, _, _)| *t >= from && *t < at)
-            .filter_map(|(_, _, s)| match s {
-                Seen::Request(a) if long.contains(&IpAddr::V4(*a)) => Some(*a),
-                _ => None,
-            })
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen.len()
+        requesters(&frames, &long_sources(self.opts.long.long_lived), |t, _| t >= from && t < at).len()
     }
 
     /// Of the long-lived connections' sources, how many a table lists with an open entry
@@ -298,17 +287,23 @@ pub(super) fn long_lived_listed_in(table: &[wire::Conn], sources: &[IpAddr]) -> 
 /// the second before `at`.
 pub(super) fn long_lived_through(frames: &[(Duration, usize, Seen)], sources: &[IpAddr], d: usize, at: Duration) -> usize {
     let from = at.saturating_sub(Duration::from_secs(1));
+    requesters(frames, sources, |t, x| x == d && t >= from && t < at).len()
+}
+
+/// The `sources` that sent a request in the frames `keep` takes (by time and director),
+/// each once, in order.
+pub(super) fn requesters(frames: &[(Duration, usize, Seen)], sources: &[IpAddr], keep: impl Fn(Duration, usize) -> bool) -> Vec<Ipv4Addr> {
     let mut seen: Vec<Ipv4Addr> = frames
         .iter()
-        .filter(|(t, x, _)| *x == d && *t >= from && *t < at)
+        .filter(|(t, x, _)| keep(*t, *x))
         .filter_map(|(_, _, s)| match s {
-            Seen::Request(src) if sources.contains(&IpAddr::V4(*src)) => Some(*src),
+            Seen::Request(a) if sources.contains(&IpAddr::V4(*a)) => Some(*a),
             _ => None,
         })
         .collect();
     seen.sort_unstable();
     seen.dedup();
-    seen.len()
+    seen
 }
 
 /// Short requests, one at a time from `sources` in turn, every `gap`, at most `max`. Each

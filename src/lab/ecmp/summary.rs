@@ -75,16 +75,7 @@ pub(super) fn report(lab: &Lab, long: &Tracker) -> Value {
         let flows_moved = p.target.filter(|_| withdrawn).and_then(|d| {
             let long = long_sources(lab.opts.long.long_lived);
             let from = fault.saturating_sub(Duration::from_secs(1));
-            let mut srcs: Vec<Ipv4Addr> = frames
-                .iter()
-                .filter(|(t, x, _)| *x == d && *t >= from && *t < fault)
-                .filter_map(|(_, _, s)| match s {
-                    Seen::Request(a) if long.contains(&IpAddr::V4(*a)) => Some(*a),
-                    _ => None,
-                })
-                .collect();
-            srcs.sort_unstable();
-            srcs.dedup();
+            let srcs = requesters(&frames, &long, |t, x| x == d && t >= from && t < fault);
             let moved: Vec<Option<Duration>> = srcs
                 .iter()
                 .map(|a| frames.iter().find(|(t, x, s)| *x != d && *t >= fault && *s == Seen::Request(*a)).map(|(t, ..)| *t - fault))
@@ -103,16 +94,7 @@ pub(super) fn report(lab: &Lab, long: &Tracker) -> Value {
         };
         let added = p.target.filter(|_| p.name == "add").map(|d| {
             let after = change.unwrap_or(p.end);
-            let mut here: Vec<Ipv4Addr> = frames
-                .iter()
-                .filter(|(t, x, _)| *x == d && *t >= after && *t < p.end)
-                .filter_map(|(_, _, s)| match s {
-                    Seen::Request(a) if long.contains(&IpAddr::V4(*a)) => Some(*a),
-                    _ => None,
-                })
-                .collect();
-            here.sort_unstable();
-            here.dedup();
+            let here = requesters(&frames, &long, |t, x| x == d && t >= after && t < p.end);
             // Synced entries only: the table is read just after the route change, when a
             // flow ECMP moved may already have an entry scheduled here.
             let known: Vec<Ipv4Addr> = p.table_at_route.iter().flatten().filter(|c| c.synced && open_entry(c)).map(|c| c.client).collect();
