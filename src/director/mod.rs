@@ -335,7 +335,7 @@ impl Director {
                 _ = resync.tick() => { self.resync(); self.sync_daemons_reconcile(); }
                 _ = count_tick.tick() => self.sync_count(&count_tx),
                 Some(c) = count_rx.recv() => self.on_sync_count(c),
-                _ = drain_sleep => { self.resync(); }
+                _ = drain_sleep => { self.sync_changed(); }
                 Some(r) = report => self.on_report(r),
             }
             if std::mem::take(&mut self.reload_requested)

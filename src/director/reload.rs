@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// The longest a policy load may take before it is abandoned.
-const LOAD_DEADLINE: Duration = Duration::from_secs(15);
+/// How long past its own time limit (`--load-time-limit`, which the Lua hook enforces) a load
+/// may run before it is abandoned: what the hook cannot stop (a C call that does not end).
+const LOAD_GRACE: Duration = Duration::from_secs(5);
 
 /// Drop a value (a Lua state) on a thread of its own, never waited for.
 fn drop_elsewhere<T: Send + 'static>(value: T) {
@@ -23,6 +24,7 @@ impl Director {
         let (path, opts) = (self.opts.policy.clone(), self.opts.load.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let shown = path.display().to_string();
+        let deadline = opts.limits.load_time + LOAD_GRACE;
         let spawned = std::thread::Builder::new().name("lvsd-load".into()).spawn(move || {
             let _ = tx.send(policy::load(&path, &opts));
         });
@@ -30,12 +32,12 @@ impl Director {
             if let Err(e) = spawned {
                 return Err(PolicyError::Failed(format!("{shown}: cannot start a thread to load it: {e}")));
             }
-            match tokio::time::timeout(LOAD_DEADLINE, rx).await {
+            match tokio::time::timeout(deadline, rx).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(PolicyError::Failed(format!("{shown}: the load ended without a result"))),
                 Err(_) => Err(PolicyError::Failed(format!(
                     "{shown}: loading took longer than {} s and was abandoned (an endless loop in C code?)",
-                    LOAD_DEADLINE.as_secs()
+                    deadline.as_secs_f64()
                 ))),
             }
         })
@@ -61,6 +63,8 @@ impl Director {
                     .collect();
                 self.omega(&gone);
                 let old = std::mem::replace(&mut self.policy, p);
+                // Foreign services are judged on a whole pass only.
+                let whole = old.model.global.foreign != self.policy.model.global.foreign;
                 // Closing a big Lua state takes a while too; on a thread nobody waits for.
                 drop_elsewhere(old);
                 self.generation += 1;
@@ -75,7 +79,11 @@ impl Director {
                     c.update(self.policy.model.clone(), self.policy.lua.clone());
                 }
                 let checked = started.elapsed();
-                self.resync();
+                if whole {
+                    self.resync();
+                } else {
+                    self.sync_changed();
+                }
                 tracing::debug!("reload applied: checks updated in {checked:?}, IPVS synced at {:?}", started.elapsed());
                 // Recorded once the table has the change, so its time is when it took effect.
                 self.events.push("reload", format!("policy reloaded ({why}): generation {}", self.generation));
@@ -153,5 +161,91 @@ impl Reloads {
         }
         self.again.get_or_insert_with(|| (why.to_string(), Vec::new())).1.extend(reply);
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::memory::MemoryBackend;
+    use crate::ipvs::reconcile::Op;
+    use std::sync::{Arc, Mutex};
+
+    /// The memory backend, noting how many services each pass read (None: the whole table).
+    struct Counting(MemoryBackend, Arc<Mutex<Vec<Option<usize>>>>);
+
+    impl Backend for Counting {
+        fn dump(&mut self) -> Result<Table, backend::ApplyError> {
+            self.0.dump()
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), backend::ApplyError> {
+            Backend::apply(&mut self.0, op)
+        }
+        fn read_diff(
+            &mut self,
+            desired: &Table,
+            owned: &dyn Fn(&ServiceKey) -> bool,
+            scope: Option<&[ServiceKey]>,
+        ) -> Result<(Vec<Op>, Vec<ServiceKey>), backend::ApplyError> {
+            self.1.lock().unwrap().push(scope.map(|s| s.len()));
+            self.0.read_diff(desired, owned, scope)
+        }
+        fn writes(&self) -> u64 {
+            self.0.writes()
+        }
+    }
+
+    fn policy(weight: u32, with_b: bool) -> String {
+        let mut s =
+            format!("lvsd.service 'a' {{ vip = '192.0.2.10:80', reals = {{ {{ address = '198.51.100.1:80', weight = {weight} }} }} }}\n");
+        if with_b {
+            s += "lvsd.service 'b' { vip = '192.0.2.11:80', reals = { '198.51.100.2:80' } }\n";
+        }
+        s + "lvsd.service 'c' { vip = '192.0.2.12:80', reals = { '198.51.100.3:80' } }\n"
+    }
+
+    #[test]
+    fn a_reload_reads_and_writes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.lua");
+        std::fs::write(&file, policy(1, true)).unwrap();
+        let opts = Options {
+            policy: file.clone(),
+            load: LoadOptions { node: "lvs01".into(), limits: Default::default() },
+            control: None,
+            resync_interval: Duration::from_secs(10),
+            debounce: Duration::from_millis(25),
+            backend_name: "memory",
+            metrics: None,
+            metrics_compat: Default::default(),
+        };
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let mut d = Director::new(opts, Box::new(Counting(MemoryBackend::new(), reads.clone()))).unwrap();
+        assert_eq!(d.resync().applied.len(), 6, "3 services and their reals");
+        let writes = d.backend.writes();
+
+        // What the reload's passes read: no whole table, and at most this many services.
+        let reload = |d: &mut Director, src: String, services: usize| {
+            std::fs::write(&file, src).unwrap();
+            reads.lock().unwrap().clear();
+            let p = policy::load(&file, &d.opts.load);
+            assert!(d.apply_reload("test", p));
+            let seen = reads.lock().unwrap().clone();
+            assert!(!seen.is_empty() && seen.iter().all(|r| r.is_some()), "{seen:?}");
+            assert_eq!(seen.iter().flatten().max(), Some(&services), "{seen:?}");
+        };
+        // Nothing changed: nothing read, nothing written.
+        reload(&mut d, policy(1, true), 0);
+        assert_eq!(d.backend.writes(), writes);
+        // One weight changed and one service gone: those two are read, two writes.
+        reload(&mut d, policy(7, false), 2);
+        assert_eq!(d.backend.writes(), writes + 2);
+        let table = d.backend.dump().unwrap();
+        assert_eq!(table.services.len(), 2);
+        let a = table.services.values().find(|s| s.dests.len() == 1 && s.dests.values().any(|x| x.weight == 7));
+        assert!(a.is_some(), "the new weight is in the table: {table:?}");
+        // The periodic pass still reads the whole table.
+        d.resync();
+        assert_eq!(reads.lock().unwrap().last(), Some(&None));
     }
 }

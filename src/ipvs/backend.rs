@@ -136,6 +136,14 @@ pub struct SyncTiming {
     pub write: std::time::Duration,
 }
 
+/// `read_ms=… write_ms=…`: the `ipvs_timing` log line's fields, which the benchmarks read.
+impl std::fmt::Display for SyncTiming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        write!(f, "read_ms={:.1} write_ms={:.1}", ms(self.read), ms(self.write))
+    }
+}
+
 impl SyncReport {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.dump_error.is_none()

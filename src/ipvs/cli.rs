@@ -153,7 +153,5 @@ pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
         );
     }
     tracing::info!(applied = r.sync.applied.len(), failed = r.sync.failed.len(), writes = r.writes, "ipvs sync done");
-    let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
-    let t = &r.sync.timing;
-    tracing::info!(target: "ipvs_timing", "read_ms={} write_ms={}", ms(t.read), ms(t.write));
+    tracing::info!(target: "ipvs_timing", "{}", r.sync.timing);
 }

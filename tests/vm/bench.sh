@@ -68,6 +68,32 @@ a=$(ms "$apply_t"); r=$(ms "$nochange_t"); c=$(ms "$change_t")
     echo "BENCH resync / apply (kernel part): ${r} ms / ${a} ms = $(awk "BEGIN{printf \"%.3f\", $r / $a}")"
     echo "BENCH one change / apply (kernel part): ${c} ms / ${a} ms = $(awk "BEGIN{printf \"%.3f\", $c / $a}")"
 }
+# A running director: a save that changes one weight is read and written for that service
+# alone (the reload's `ipvs_timing` line says how many services it read).
+sed 's/lvsd.node == "changed"/LIVE_CHANGE/' /tmp/bench.lua > /tmp/live-a.lua
+sed 's/LIVE_CHANGE/false/' /tmp/live-a.lua > /tmp/live.lua
+LVSD_LOG=warn,ipvs_timing=debug ip netns exec bench-lvsd lvsd run -p /tmp/live.lua --node lvs01 $L --resync 3600 \
+    --control /tmp/live.sock > /tmp/live.log 2>&1 &
+live=$!
+# Bounded waits for the n-th timing line of a pass over this reach.
+wait_pass() {
+    local i=0
+    while [ "$(grep -c "reach=$1" /tmp/live.log)" -lt 1 ]; do
+        kill -0 $live 2>/dev/null || { cat /tmp/live.log; fail "the running director exited"; }
+        i=$((i + 1)); [ $i -le 1200 ] || fail "no $1 pass in 600 s"
+        sleep 0.5
+    done
+}
+wait_pass Whole
+sed 's/LIVE_CHANGE/true/' /tmp/live-a.lua > /tmp/live.new && mv /tmp/live.new /tmp/live.lua
+wait_pass Changed
+live_t=$(grep 'reach=Changed' /tmp/live.log | tail -1 | grep -o 'read_ms=.*')
+kill -TERM $live; wait $live || true
+echo "BENCH running director, one weight saved: [$live_t]"
+l=$(ms "$(echo "$live_t" | grep -o 'read_ms=[0-9.]* write_ms=[0-9.]*')")
+[ -n "$l" ] && [ -n "$a" ] && [ "$a" -gt 0 ] && echo "BENCH running one change / apply (kernel part): ${l} ms / ${a} ms = $(awk "BEGIN{printf \"%.4f\", $l / $a}")"
+echo "$live_t" | grep -q 'services=1 applied=1' || fail "the reload did not touch exactly one service: $live_t"
+
 if [ "${LVSD_BENCH_PROFILE:-0}" = 1 ]; then
     # Where a no-change pass spends its time: syscalls by count and time, and user vs system.
     LVSD_LOG=warn ip netns exec bench-lvsd strace -c -f -o /tmp/strace.txt lvsd run $P --once > /dev/null 2>&1 || true
