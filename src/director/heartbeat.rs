@@ -149,7 +149,7 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 const VIEW_EVERY: Duration = Duration::from_millis(100);
 /// The longest the loop waits between turns when idle (the maintenance tick).
 pub const BEAT_EVERY: Duration = MAINTAIN_EVERY;
-/// Packets handled before timers are looked at again.
+/// Link events handled before timers are looked at again.
 const BATCH: usize = 64;
 
 struct Loop {
@@ -213,26 +213,22 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
     l.publish(true);
     let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut timer = Timer::new();
     loop {
-        let deadline = l.vrrp.next_deadline();
-        let timer = async {
-            match deadline {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                None => std::future::pending().await,
-            }
-        };
+        timer.set(l.vrrp.next_deadline());
         // Timers first: an advert that is due goes out before any packet is looked at.
         tokio::select! {
             biased;
-            _ = timer => {
+            _ = timer.fired() => {
                 // Adverts already received come first: on a starved machine the master's advert
                 // may be waiting here while the backup's timer runs out, and it cancels that timer.
-                let mut ts = Vec::new();
-                for _ in 0..BATCH {
-                    let Ok(input) = inputs.try_recv() else { break };
-                    ts.extend(l.vrrp.on_input(input, Instant::now()));
-                }
+                // (Only sockets the runtime saw readable are read: no system call otherwise.)
+                let mut ts = l.vrrp.receive(Instant::now());
                 ts.extend(l.vrrp.on_timeout(Instant::now()));
+                l.transitions(ts);
+            }
+            _ = l.vrrp.readable() => {
+                let ts = l.vrrp.receive(Instant::now());
                 l.transitions(ts);
             }
             Some(input) = inputs.recv() => {
@@ -294,6 +290,59 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
         l.publish(false);
         if let Ok(mut v) = l.view.lock() {
             v.last_beat = Some(Instant::now());
+        }
+    }
+}
+
+/// The state machines' next deadline as one tokio sleep, kept armed between turns.
+///
+/// A tokio timer set earlier than every other timer of the runtime wakes the runtime's
+/// driver (an eventfd write, then an `epoll_wait` that returns at once) even on the driver's
+/// own thread — for a master at advert 0.01 s, after every advert: the advert just sent
+/// leaves its next one as the earliest timer. A second sleep (`ahead`), never awaited, is
+/// kept at the deadline after next, predicted from the last period (`deadline + (deadline -
+/// fired)`): the next deadline is then never earlier than the earliest timer and the wake-up
+/// is saved. A wrong prediction only costs that wake-up; `ahead` never fires anything.
+struct Timer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    ahead: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The deadline `sleep` is set to (None: no deadline, the branch is off).
+    armed: Option<Instant>,
+    /// The deadline that fired last, while the next one is not set yet.
+    fired: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        Timer { sleep: Box::pin(tokio::time::sleep_until(far)), ahead: Box::pin(tokio::time::sleep_until(far)), armed: None, fired: None }
+    }
+
+    /// Arm for `deadline` (unchanged: nothing to do).
+    fn set(&mut self, deadline: Option<Instant>) {
+        if deadline == self.armed {
+            return;
+        }
+        self.armed = deadline;
+        let Some(t) = deadline else { return };
+        self.sleep.as_mut().reset(tokio::time::Instant::from_std(t));
+        if let Some(f) = self.fired.take()
+            && t > f
+        {
+            self.ahead.as_mut().reset(tokio::time::Instant::from_std(t + (t - f)));
+        }
+    }
+
+    /// Completes when the armed deadline is reached; never without one.
+    async fn fired(&mut self) {
+        match self.armed {
+            Some(t) => {
+                self.sleep.as_mut().await;
+                // A completed sleep completes again at once: it must be set anew.
+                self.armed = None;
+                self.fired = Some(t);
+            }
+            None => std::future::pending().await,
         }
     }
 }
