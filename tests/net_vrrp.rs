@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::lan::Lan;
 use lvsd::net::addr::{self, Vip};
 use lvsd::net::netns::{Netns, privileged_or_skip};
-use lvsd::net::vrrp_socket::{VRRP_GROUP_V4, VRRP_GROUP_V6};
+use lvsd::net::vrrp_socket::{RECV_BATCH, RecvBuffers, VRRP_GROUP_V4, VRRP_GROUP_V6};
 use lvsd::net::{Family, Mode, RecvMeta, VrrpSocket, link};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -86,6 +86,56 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, b"ttl-one");
     assert_eq!(meta.ttl, 1);
+}
+
+/// Read with `recv_queued` as the heartbeat does (wait for readiness, then read what is
+/// queued) until `want` datagrams have come; bounded by [`WAIT`].
+async fn read_queued(rx: &VrrpSocket, bufs: &mut RecvBuffers, want: usize) -> Vec<Vec<u8>> {
+    let end = Instant::now() + WAIT;
+    let mut got = Vec::new();
+    while got.len() < want {
+        let left = end.saturating_duration_since(Instant::now());
+        tokio::time::timeout(left, std::future::poll_fn(|cx| rx.poll_recv_ready(cx)))
+            .await
+            .unwrap_or_else(|_| panic!("{} of {want} datagrams within 5 s", got.len()));
+        let n = rx.recv_queued(bufs).unwrap();
+        assert!(n <= RECV_BATCH);
+        for i in 0..n {
+            let (bytes, meta) = rx.packet_in(bufs, i).unwrap().unwrap();
+            assert_eq!((meta.src, meta.ttl), ("192.0.2.1".parse().unwrap(), 255));
+            got.push(bytes.to_vec());
+        }
+        assert!(rx.packet_in(bufs, n).is_none());
+    }
+    got
+}
+
+#[tokio::test]
+async fn queued_datagrams_are_read_in_batches_and_later_ones_wake_the_reader() {
+    if !privileged_or_skip("queued_datagrams_are_read_in_batches_and_later_ones_wake_the_reader") {
+        return;
+    }
+    let lan = Lan::new("lvqb", 2).unwrap();
+    let (a, b) = (lan.host(0), lan.host(1));
+    add(a, "192.0.2.1", 24);
+    add(b, "192.0.2.2", 24);
+    let rx = open(b, Family::Inet, Mode::Multicast);
+    let tx = open(a, Family::Inet, Mode::Multicast);
+    let payload = |i: u8| vec![0x31, 0x33, 0x64, 0x01, 0x00, 0x01, 0xaa, i, 192, 0, 2, 100];
+    let mut bufs = RecvBuffers::default();
+
+    // More than one batch: all of them, in order.
+    let n = RECV_BATCH as u8 + 3;
+    for i in 0..n {
+        tx.send(&payload(i)).await.unwrap();
+    }
+    assert_eq!(read_queued(&rx, &mut bufs, n.into()).await, (0..n).map(payload).collect::<Vec<_>>());
+    // The queue is empty; a datagram that arrives after a read that emptied it is seen.
+    assert_eq!(rx.recv_queued(&mut bufs).unwrap(), 0);
+    for i in [100, 101] {
+        tx.send(&payload(i)).await.unwrap();
+        assert_eq!(read_queued(&rx, &mut bufs, 1).await, vec![payload(i)]);
+    }
 }
 
 #[tokio::test]

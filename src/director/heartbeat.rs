@@ -149,7 +149,7 @@ const MAINTAIN_EVERY: Duration = Duration::from_secs(1);
 const VIEW_EVERY: Duration = Duration::from_millis(100);
 /// The longest the loop waits between turns when idle (the maintenance tick).
 pub const BEAT_EVERY: Duration = MAINTAIN_EVERY;
-/// Packets handled before timers are looked at again.
+/// Link events handled before timers are looked at again.
 const BATCH: usize = 64;
 
 struct Loop {
@@ -213,26 +213,22 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
     l.publish(true);
     let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut timer = Timer::new();
     loop {
-        let deadline = l.vrrp.next_deadline();
-        let timer = async {
-            match deadline {
-                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                None => std::future::pending().await,
-            }
-        };
+        timer.set(l.vrrp.next_deadline());
         // Timers first: an advert that is due goes out before any packet is looked at.
         tokio::select! {
             biased;
-            _ = timer => {
+            _ = timer.fired() => {
                 // Adverts already received come first: on a starved machine the master's advert
                 // may be waiting here while the backup's timer runs out, and it cancels that timer.
-                let mut ts = Vec::new();
-                for _ in 0..BATCH {
-                    let Ok(input) = inputs.try_recv() else { break };
-                    ts.extend(l.vrrp.on_input(input, Instant::now()));
-                }
+                // (Only sockets the runtime saw readable are read: no system call otherwise.)
+                let mut ts = l.vrrp.receive(Instant::now());
                 ts.extend(l.vrrp.on_timeout(Instant::now()));
+                l.transitions(ts);
+            }
+            _ = l.vrrp.readable() => {
+                let ts = l.vrrp.receive(Instant::now());
                 l.transitions(ts);
             }
             Some(input) = inputs.recv() => {
@@ -295,5 +291,97 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
         if let Ok(mut v) = l.view.lock() {
             v.last_beat = Some(Instant::now());
         }
+    }
+}
+
+/// The state machines' next deadline, on a timerfd of the heartbeat's own.
+///
+/// tokio's timers cost a master at advert 0.01 s wake-ups it need not have: a timer set
+/// earlier than every other one of the runtime (the next advert, after each advert) writes
+/// the runtime's eventfd and makes the next `epoll_wait` return at once; a deadline in the
+/// next 64 ms block of tokio's timer wheel wakes the thread at the block's start to move
+/// it down a level (about one advert in six, and as often on a backup); a sleep pushed later
+/// (a backup's down timer, at each advert) still wakes at its first deadline. A timerfd
+/// wakes `epoll_wait` once, at the deadline to the nanosecond (tokio rounds up to the
+/// next millisecond), for one `timerfd_settime` when the deadline changes. Without a
+/// timerfd (none could be made), a tokio sleep as before.
+struct Timer {
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    /// The deadline the timer is set to (None: none, the branch is off).
+    armed: Option<Instant>,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain system call; a valid fd is owned by the OwnedFd from here on.
+        let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        let fd = if raw < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            // SAFETY: `raw` was just created and is owned by nothing else; the OwnedFd closes it
+            // only when dropped, which happens only when the AsyncFd is dropped.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(std::os::fd::OwnedFd::from_raw_fd(raw), tokio::io::Interest::READABLE)
+            }
+            .map_err(std::io::Error::from)
+        };
+        let fd = fd.map_err(|e| tracing::warn!("VRRP timer: no timerfd ({e}), tokio's timer instead")).ok();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        Timer { fd, armed: None, sleep: Box::pin(tokio::time::sleep_until(far)) }
+    }
+
+    /// Set for `deadline` (unchanged: nothing to do).
+    fn set(&mut self, deadline: Option<Instant>) {
+        if deadline == self.armed {
+            return;
+        }
+        self.armed = deadline;
+        let Some(fd) = &self.fd else {
+            if let Some(t) = deadline {
+                self.sleep.as_mut().set(tokio::time::sleep_until(tokio::time::Instant::from_std(t)));
+            }
+            return;
+        };
+        use std::os::fd::AsRawFd;
+        // Relative to now: Instant is CLOCK_MONOTONIC; a zero value would disarm, so a
+        // deadline already past is 1 ns away. No deadline disarms.
+        let left = deadline.map(|t| t.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1))).unwrap_or_default();
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+            it_value: libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long },
+        };
+        // SAFETY: a valid timerfd and a valid itimerspec; the old value is not asked for.
+        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+            // Cannot happen with a valid fd and value; tokio's timer then, for good.
+            tracing::warn!("VRRP timer: timerfd_settime: {}; tokio's timer instead", std::io::Error::last_os_error());
+            self.fd = None;
+            self.armed = None;
+            self.set(deadline);
+        }
+    }
+
+    /// Completes when the deadline set is reached; never without one. (May complete early
+    /// once after a change of deadline, for an expiry of the previous one: the state
+    /// machines then find nothing due.)
+    async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        match &self.fd {
+            Some(fd) => match fd.readable().await {
+                // The expiry count is not read: setting the timer again resets it, and each
+                // expiry is a new edge for epoll.
+                Ok(mut guard) => guard.clear_ready(),
+                Err(e) => {
+                    tracing::warn!("VRRP timer: {e}; tokio's timer instead");
+                    self.fd = None;
+                }
+            },
+            None => self.sleep.as_mut().await,
+        }
+        // Set again at the next turn, even to the same deadline.
+        self.armed = None;
     }
 }

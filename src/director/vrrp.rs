@@ -4,7 +4,7 @@
 
 use super::track::TrackChange;
 use crate::model::{self, VrrpInstance};
-use crate::net::{self, Mode, VrrpSocket, VrrpSocketError};
+use crate::net::{self, Mode, VrrpSocket};
 use crate::ratelimit::LogLimiter;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
@@ -16,32 +16,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// What arrives from the sockets and the link watcher.
+/// What arrives from the link watcher. (The sockets are read by the heartbeat's loop itself,
+/// [`Vrrp::readable`] and [`Vrrp::receive`]: one wake-up per packet, no task in between.)
 pub enum VrrpInput {
-    Packet {
-        id: u64,
-        bytes: Vec<u8>,
-        meta: net::RecvMeta,
-    },
-    /// A datagram on socket `id` that is not VRRP at all (unreadable IP header, or larger
-    /// than any advert): one counted drop, nothing else.
-    Malformed {
-        id: u64,
-    },
-    /// Receiving failed on socket `id` (not a bad datagram): its link is checked at once.
-    RecvFailed {
-        id: u64,
-    },
-    Link {
-        name: String,
-        ifindex: u32,
-        up: bool,
-    },
+    Link { name: String, ifindex: u32, up: bool },
 }
 
-/// How many packets may wait between the sockets and the state machines. When the heartbeat
-/// is behind, the receive tasks wait and the kernel's socket buffer takes the rest.
+/// How many link events may wait for the state machines.
 pub const INPUT_QUEUE: usize = 1024;
+
+/// Batches read from one socket per turn of the heartbeat loop (each up to
+/// [`net::vrrp_socket::RECV_BATCH`] datagrams): timers are looked at again after that many.
+const RECV_ROUNDS: usize = 8;
+
+/// How long a socket whose receive failed (not a bad datagram: the socket itself) is left
+/// alone before it is read again, so that a persistent error cannot spin the loop.
+const RECV_PAUSE: Duration = Duration::from_millis(20);
 
 /// Adverts that failed in a row before the instance goes to Fault (its socket is reopened).
 const SEND_FAULT_AFTER: u32 = 3;
@@ -104,7 +94,8 @@ struct Sock {
     family: net::Family,
     mode: Mode,
     socket: Rc<VrrpSocket>,
-    task: JoinHandle<()>,
+    /// Receiving failed: not read again before this.
+    paused_until: Option<Instant>,
     /// Sending failed persistently: the instances on it are in Fault until it is reopened.
     broken: bool,
     /// Receiving failed: look at the link at the next maintenance.
@@ -131,7 +122,10 @@ pub struct Vrrp {
     /// Notes for the director's event log (a VIP put back, a socket reopened).
     notes: Vec<(&'static str, String)>,
     /// Receive errors are logged at most once per period.
-    recv_log: Rc<std::cell::RefCell<LogLimiter>>,
+    recv_log: LogLimiter,
+    /// Receive buffers, shared by the sockets (read one after the other); taken while a
+    /// batch is handled.
+    rx: Option<Box<net::vrrp_socket::RecvBuffers>>,
     /// The instance the connection sync daemon follows and the members of its sync group:
     /// the only ones whose preemption waits for the connection table (a group member that
     /// preempted at once would take the others along).
@@ -226,33 +220,6 @@ fn primary_address(v: &VrrpInstance) -> Result<IpAddr, String> {
     })
 }
 
-/// The task that receives from one socket. A datagram that is not VRRP is one counted drop
-/// and the next is read at once: garbage on the LAN must never delay a valid advert.
-fn spawn_receiver(id: u64, sock: Rc<VrrpSocket>, tx: mpsc::Sender<VrrpInput>, log: Rc<std::cell::RefCell<LogLimiter>>) -> JoinHandle<()> {
-    tokio::task::spawn_local(async move {
-        loop {
-            let input = match sock.recv().await {
-                Ok((bytes, meta)) => VrrpInput::Packet { id, bytes, meta },
-                Err(VrrpSocketError::Malformed { .. }) => VrrpInput::Malformed { id },
-                Err(e) => {
-                    if let Some(held) = log.borrow_mut().allow(Instant::now()) {
-                        tracing::warn!("VRRP receive: {e} ({held} more such errors not logged)");
-                    }
-                    if tx.send(VrrpInput::RecvFailed { id }).await.is_err() {
-                        return;
-                    }
-                    // A real socket error (not a bad packet) repeats until the link is fixed.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            };
-            if tx.send(input).await.is_err() {
-                return;
-            }
-        }
-    })
-}
-
 impl Vrrp {
     pub fn new(tx: mpsc::Sender<VrrpInput>) -> Vrrp {
         Vrrp {
@@ -266,7 +233,8 @@ impl Vrrp {
             outbox: Vec::new(),
             link_task: None,
             notes: Vec::new(),
-            recv_log: Rc::new(std::cell::RefCell::new(LogLimiter::default())),
+            recv_log: LogLimiter::default(),
+            rx: None,
             sync_instances: Vec::new(),
             held: Vec::new(),
         }
@@ -345,8 +313,16 @@ impl Vrrp {
                 let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode.clone()).map_err(|e| e.to_string())?);
                 let id = self.next_id;
                 self.next_id += 1;
-                let task = spawn_receiver(id, socket.clone(), self.tx.clone(), self.recv_log.clone());
-                self.sockets.push(Sock { id, key, family, mode, socket: socket.clone(), task, broken: false, suspect: false });
+                self.sockets.push(Sock {
+                    id,
+                    key,
+                    family,
+                    mode,
+                    socket: socket.clone(),
+                    paused_until: None,
+                    broken: false,
+                    suspect: false,
+                });
                 (id, socket)
             }
         };
@@ -590,11 +566,9 @@ impl Vrrp {
             }
         };
         let (id, ifname) = (s.id, s.key.0.clone());
-        let task = spawn_receiver(id, socket.clone(), self.tx.clone(), self.recv_log.clone());
         let s = &mut self.sockets[k];
-        s.task.abort();
-        s.task = task;
         s.socket = socket.clone();
+        s.paused_until = None;
         let was_broken = std::mem::take(&mut s.broken);
         s.suspect = false;
         // Packet sockets for gratuitous ARP are bound to the old ifindex too.
@@ -612,8 +586,115 @@ impl Vrrp {
         }
     }
 
+    /// The state machines' next timer, or the end of a socket's receive pause.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.running.iter().filter_map(|r| r.fsm.poll_timeout()).min()
+        let pauses = self.sockets.iter().filter_map(|s| s.paused_until);
+        self.running.iter().filter_map(|r| r.fsm.poll_timeout()).chain(pauses).min()
+    }
+
+    /// Completes when a socket (not paused) may have datagrams waiting: then [`receive`](Self::receive).
+    pub fn readable(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut ready = false;
+            for s in self.sockets.iter().filter(|s| s.paused_until.is_none()) {
+                ready |= s.socket.poll_recv_ready(cx).is_ready();
+            }
+            if ready { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+    }
+
+    /// Handle the datagrams waiting on every socket the runtime has seen readable (at most
+    /// [`RECV_ROUNDS`] batches each), without waiting; a socket whose pause is over is read
+    /// again.
+    pub fn receive(&mut self, now: Instant) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let mut bufs = self.rx.take().unwrap_or_default();
+        for k in 0..self.sockets.len() {
+            match self.sockets[k].paused_until {
+                Some(t) if t > now => continue,
+                Some(_) => self.sockets[k].paused_until = None,
+                None => {}
+            }
+            let (id, socket) = (self.sockets[k].id, self.sockets[k].socket.clone());
+            for _ in 0..RECV_ROUNDS {
+                let n = match socket.recv_queued(&mut bufs) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if let Some(held) = self.recv_log.allow(now) {
+                            tracing::warn!("VRRP receive: {e} ({held} more such errors not logged)");
+                        }
+                        // A real socket error (not a bad packet) repeats until the link is
+                        // fixed: look at the link at the next maintenance, read again later.
+                        let s = &mut self.sockets[k];
+                        s.suspect = true;
+                        s.paused_until = Some(now + RECV_PAUSE);
+                        break;
+                    }
+                };
+                for i in 0..n {
+                    match socket.packet_in(&bufs, i) {
+                        Some(Ok((bytes, meta))) => self.on_packet(id, bytes, meta, now, &mut out),
+                        // Not VRRP at all (unreadable IP header, or larger than any advert):
+                        // one counted drop, and the next is read at once.
+                        Some(Err(_)) => self.on_malformed(id, now),
+                        None => {}
+                    }
+                }
+                if n < net::vrrp_socket::RECV_BATCH {
+                    break;
+                }
+            }
+        }
+        self.rx = Some(bufs);
+        out
+    }
+
+    /// A datagram on socket `id` that is not VRRP at all: one counted drop, nothing else.
+    fn on_malformed(&mut self, id: u64, now: Instant) {
+        if let Some(first) = self.running.iter().position(|r| r.sock == id) {
+            let r = &mut self.running[first];
+            r.drops.record(packet::DropReason::Malformed);
+            if let Some(held) = r.drop_log.entry(packet::DropReason::Malformed).or_default().allow(now) {
+                tracing::debug!("{}: datagram that is not VRRP dropped ({held} more drops not logged)", r.model.name);
+            }
+        }
+    }
+
+    /// One datagram from socket `id`, for the instance of its VRID there.
+    fn on_packet(&mut self, id: u64, bytes: &[u8], meta: net::RecvMeta, now: Instant, out: &mut Vec<Transition>) {
+        let vrid = packet::peek_vrid(bytes);
+        let on_sock = |r: &Running| r.sock == id;
+        let Some(i) = self.running.iter().position(|r| on_sock(r) && Some(r.model.vrid) == vrid) else {
+            // No instance of ours has this VRID here (or the packet is too short to
+            // say): count it once, on the first instance of the link.
+            if let Some(first) = self.running.iter().position(on_sock) {
+                let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
+                tracing::debug!("advert from {} for VRID {vrid:?}: no such instance here", meta.src);
+                self.running[first].drops.record(reason);
+            }
+            return;
+        };
+        let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
+        let r = &mut self.running[i];
+        match packet::decode(bytes, &rx, &r.expect) {
+            Ok(got) => {
+                r.received += 1;
+                r.priority_zero_received += (got.advert.priority == 0) as u64;
+                self.drive(i, Input::advert(meta.src, &got.advert), now, out);
+            }
+            Err(e) => {
+                r.drops.record(e.reason());
+                // One line per period at most: a flood must not become a log flood.
+                if let Some(held) = r.drop_log.entry(e.reason()).or_default().allow(now) {
+                    let more = if held > 0 { format!(" ({held} more drops not logged)") } else { String::new() };
+                    if e.reason().is_misconfiguration() {
+                        tracing::warn!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
+                    } else {
+                        tracing::debug!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
+                    }
+                }
+            }
+        }
     }
 
     pub fn on_timeout(&mut self, now: Instant) -> Vec<Transition> {
@@ -629,55 +710,6 @@ impl Vrrp {
     pub fn on_input(&mut self, input: VrrpInput, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
         match input {
-            VrrpInput::Malformed { id } => {
-                if let Some(first) = self.running.iter().position(|r| r.sock == id) {
-                    let r = &mut self.running[first];
-                    r.drops.record(packet::DropReason::Malformed);
-                    if let Some(held) = r.drop_log.entry(packet::DropReason::Malformed).or_default().allow(now) {
-                        tracing::debug!("{}: datagram that is not VRRP dropped ({held} more drops not logged)", r.model.name);
-                    }
-                }
-            }
-            VrrpInput::RecvFailed { id } => {
-                if let Some(s) = self.sockets.iter_mut().find(|s| s.id == id) {
-                    s.suspect = true;
-                }
-            }
-            VrrpInput::Packet { id, bytes, meta } => {
-                let vrid = packet::peek_vrid(&bytes);
-                let on_sock = |r: &Running| r.sock == id;
-                let Some(i) = self.running.iter().position(|r| on_sock(r) && Some(r.model.vrid) == vrid) else {
-                    // No instance of ours has this VRID here (or the packet is too short to
-                    // say): count it once, on the first instance of the link.
-                    if let Some(first) = self.running.iter().position(on_sock) {
-                        let reason = if vrid.is_none() { packet::DropReason::Truncated } else { packet::DropReason::Vrid };
-                        tracing::debug!("advert from {} for VRID {vrid:?}: no such instance here", meta.src);
-                        self.running[first].drops.record(reason);
-                    }
-                    return out;
-                };
-                let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
-                let r = &mut self.running[i];
-                match packet::decode(&bytes, &rx, &r.expect) {
-                    Ok(got) => {
-                        r.received += 1;
-                        r.priority_zero_received += (got.advert.priority == 0) as u64;
-                        self.drive(i, Input::advert(meta.src, &got.advert), now, &mut out);
-                    }
-                    Err(e) => {
-                        r.drops.record(e.reason());
-                        // One line per period at most: a flood must not become a log flood.
-                        if let Some(held) = r.drop_log.entry(e.reason()).or_default().allow(now) {
-                            let more = if held > 0 { format!(" ({held} more drops not logged)") } else { String::new() };
-                            if e.reason().is_misconfiguration() {
-                                tracing::warn!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
-                            } else {
-                                tracing::debug!("{}: advert from {} dropped: {e}{more}", r.model.name, meta.src);
-                            }
-                        }
-                    }
-                }
-            }
             VrrpInput::Link { name, ifindex, up } => {
                 // A link of ours that came back under a new ifindex (deleted and re-created)
                 // needs new sockets before it can carry adverts again.
@@ -838,13 +870,7 @@ impl Vrrp {
     /// Close sockets no instance uses any more (after the shutdown adverts went out).
     fn close_unused_sockets(&mut self) {
         let used: Vec<u64> = self.running.iter().map(|r| r.sock).collect();
-        self.sockets.retain(|s| {
-            let keep = used.contains(&s.id);
-            if !keep {
-                s.task.abort();
-            }
-            keep
-        });
+        self.sockets.retain(|s| used.contains(&s.id));
     }
 
     /// Graceful stop: masters send priority 0 and drop their VIPs (RFC 5798 6.4.3).

@@ -7,6 +7,7 @@ use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::task::{Context, Poll, Waker};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
@@ -294,8 +295,52 @@ impl VrrpSocket {
             op: "recvmsg",
             source,
         })?;
+        self.packet(&buf, &raw).map(|(bytes, meta)| (bytes.to_vec(), meta))
+    }
+
+    /// Ready when datagrams may be waiting; otherwise `cx` is woken when some arrive. For a
+    /// loop that reads with [`recv_queued`](Self::recv_queued) itself instead of a task per
+    /// socket: one wake-up per packet, not one for a reader task and one for its channel.
+    pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        // An error (the runtime shutting down) is ready too: `recv_queued` reports it.
+        self.fd.poll_read_ready(cx).map(|_| ())
+    }
+
+    /// Read the datagrams waiting, at most [`RECV_BATCH`], with one `recvmmsg` and without
+    /// waiting; 0 when none waited (or the runtime has not seen the socket readable). Read
+    /// each with [`packet_in`](Self::packet_in). The socket stays readable for
+    /// [`poll_recv_ready`](Self::poll_recv_ready) only when the batch was full: a shorter one
+    /// emptied the queue, and any datagram arriving later is a new readiness event (epoll
+    /// reports every arrival), so no second call finding the socket empty is needed.
+    pub fn recv_queued(&self, bufs: &mut RecvBuffers) -> Result<usize, VrrpSocketError> {
+        bufs.count = 0;
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(ready) = self.fd.poll_read_ready(&mut cx) else { return Ok(0) };
+        let io_err = |source| VrrpSocketError::Io { ifname: self.ifname.clone(), op: "recvmmsg", source };
+        let mut guard = ready.map_err(io_err)?;
+        let n = match guard.try_io(|s| recvmmsg(s.get_ref(), bufs)) {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(io_err(e)),
+            // Nothing waited: `try_io` cleared the readiness.
+            Err(_) => return Ok(0),
+        };
+        if n < RECV_BATCH {
+            guard.clear_ready();
+        }
+        bufs.count = n;
+        Ok(n)
+    }
+
+    /// Datagram `i` of the last [`recv_queued`](Self::recv_queued): the VRRP bytes and what the
+    /// kernel says about it. `None` past the datagrams read.
+    pub fn packet_in<'a>(&self, bufs: &'a RecvBuffers, i: usize) -> Option<Result<(&'a [u8], RecvMeta), VrrpSocketError>> {
+        (i < bufs.count).then(|| self.packet(&bufs.bufs[i], &bufs.raw[i]))
+    }
+
+    /// The VRRP bytes of one datagram in `buf` and what the kernel says about it.
+    fn packet<'a>(&self, buf: &'a [u8], raw: &RawRecv) -> Result<(&'a [u8], RecvMeta), VrrpSocketError> {
         let malformed = || VrrpSocketError::Malformed { ifname: self.ifname.clone(), len: raw.len };
-        if raw.truncated {
+        if raw.truncated || raw.len > buf.len() {
             return Err(malformed());
         }
         let data = &buf[..raw.len];
@@ -309,7 +354,7 @@ impl VrrpSocket {
                     ttl: data[8],
                     ifindex: raw.ifindex.unwrap_or(self.ifindex),
                 };
-                Ok((data[hdr_len..total].to_vec(), meta))
+                Ok((&data[hdr_len..total], meta))
             }
             Family::Inet6 => {
                 let src = match raw.src {
@@ -322,9 +367,33 @@ impl VrrpSocket {
                     ttl: raw.hoplimit.ok_or_else(malformed)?,
                     ifindex: raw.ifindex.unwrap_or(self.ifindex),
                 };
-                Ok((data.to_vec(), meta))
+                Ok((data, meta))
             }
         }
+    }
+}
+
+/// How many datagrams one [`VrrpSocket::recv_queued`] reads at most.
+pub const RECV_BATCH: usize = 8;
+
+/// Buffers for [`VrrpSocket::recv_queued`], kept between calls: receiving allocates nothing.
+pub struct RecvBuffers {
+    bufs: Box<[[u8; RECV_BUF]; RECV_BATCH]>,
+    raw: [RawRecv; RECV_BATCH],
+    /// Datagrams read by the last call.
+    count: usize,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        const EMPTY: RawRecv = RawRecv { len: 0, truncated: false, src: None, ifindex: None, dst6: None, hoplimit: None };
+        RecvBuffers { bufs: Box::new([[0; RECV_BUF]; RECV_BATCH]), raw: [EMPTY; RECV_BATCH], count: 0 }
+    }
+}
+
+impl std::fmt::Debug for RecvBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBuffers").field("count", &self.count).finish()
     }
 }
 
@@ -395,17 +464,53 @@ fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut out =
-        RawRecv { len: n as usize, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, src: None, ifindex: None, dst6: None, hoplimit: None };
+    Ok(raw_of(&msg, n as usize, &name))
+}
+
+/// Read up to [`RECV_BATCH`] datagrams into `bufs` with one `recvmmsg` (the socket is
+/// non-blocking: it returns what is queued, or `WouldBlock` when nothing is).
+fn recvmmsg(sock: &Socket, bufs: &mut RecvBuffers) -> io::Result<usize> {
+    // SAFETY: all-zero sockaddr_storage / mmsghdr are valid initial values.
+    let mut names: [libc::sockaddr_storage; RECV_BATCH] = unsafe { zeroed() };
+    let mut control = [[MaybeUninit::<u64>::uninit(); 32]; RECV_BATCH];
+    let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { zeroed() };
+    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { zeroed() };
+    for i in 0..RECV_BATCH {
+        iovs[i] = libc::iovec { iov_base: bufs.bufs[i].as_mut_ptr().cast(), iov_len: RECV_BUF };
+        let m = &mut msgs[i].msg_hdr;
+        m.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        m.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        m.msg_iov = &mut iovs[i];
+        m.msg_iovlen = 1;
+        m.msg_control = control[i].as_mut_ptr().cast();
+        m.msg_controllen = size_of_val(&control[i]);
+    }
+    // SAFETY: every mmsghdr points at live buffers of the stated sizes for the duration of the
+    // call; a null timeout.
+    let n = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), RECV_BATCH as libc::c_uint, 0, std::ptr::null_mut()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (n as usize).min(RECV_BATCH);
+    for i in 0..n {
+        bufs.raw[i] = raw_of(&msgs[i].msg_hdr, msgs[i].msg_len as usize, &names[i]);
+    }
+    Ok(n)
+}
+
+/// What one `recvmsg` (or one message of a `recvmmsg`) returned: its length, flags, source
+/// and the control messages the socket asked for.
+fn raw_of(msg: &libc::msghdr, len: usize, name: &libc::sockaddr_storage) -> RawRecv {
+    let mut out = RawRecv { len, truncated: msg.msg_flags & libc::MSG_TRUNC != 0, src: None, ifindex: None, dst6: None, hoplimit: None };
     out.src = match i32::from(name.ss_family) {
         libc::AF_INET6 if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the kernel wrote a sockaddr_in6 (family checked, length checked).
-            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast()) };
+            let sin6: libc::sockaddr_in6 = unsafe { std::ptr::read_unaligned((name as *const libc::sockaddr_storage).cast()) };
             Some(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(sin6.sin6_addr.s6_addr), 0, 0, sin6.sin6_scope_id)))
         }
         libc::AF_INET if msg.msg_namelen as usize >= size_of::<libc::sockaddr_in>() => {
             // SAFETY: as above, for sockaddr_in.
-            let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned((&name as *const libc::sockaddr_storage).cast()) };
+            let sin: libc::sockaddr_in = unsafe { std::ptr::read_unaligned((name as *const libc::sockaddr_storage).cast()) };
             Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), 0)))
         }
         _ => None,
@@ -413,7 +518,7 @@ fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
 
     // SAFETY: walking the control buffer the kernel filled, with the libc CMSG macros.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             let data = libc::CMSG_DATA(c);
             match ((*c).cmsg_level, (*c).cmsg_type) {
@@ -432,10 +537,10 @@ fn recvmsg(sock: &Socket, buf: &mut [u8]) -> io::Result<RawRecv> {
                 }
                 _ => {}
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
+            c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
