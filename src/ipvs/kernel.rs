@@ -131,7 +131,9 @@ impl Kernel {
             tx: Vec::with_capacity(WINDOW_BYTES + 512),
             rx: vec![0; RX_BYTES],
             got: Vec::new(),
-            so: SockoptSock::open().ok(),
+            so: SockoptSock::open()
+                .inspect_err(|e| tracing::info!("no IPVS sockopt socket ({e}): whole-table reads go by netlink alone, which is slower"))
+                .ok(),
             so_buf: Vec::new(),
             so_counts: Vec::new(),
         })
