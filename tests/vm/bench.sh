@@ -72,8 +72,9 @@ a=$(ms "$apply_t"); r=$(ms "$nochange_t"); c=$(ms "$change_t")
 # alone (the reload's `ipvs_timing` line says how many services it read).
 sed 's/lvsd.node == "changed"/LIVE_CHANGE/' /tmp/bench.lua > /tmp/live-a.lua
 sed 's/LIVE_CHANGE/false/' /tmp/live-a.lua > /tmp/live.lua
+mkdir -p -m 0700 /run/lvsd-live
 LVSD_LOG=warn,ipvs_timing=debug ip netns exec bench-lvsd lvsd run -p /tmp/live.lua --node lvs01 $L --resync 3600 \
-    --control /tmp/live.sock > /tmp/live.log 2>&1 &
+    --control /run/lvsd-live/ctl.sock > /tmp/live.log 2>&1 &
 live=$!
 # Bounded waits for the n-th timing line of a pass over this reach.
 wait_pass() {
