@@ -101,6 +101,11 @@ impl Plan {
             }
             plan.reals.push(reals);
         }
+        // A probe mostly has one user, and a first push leaves room for four: the probe
+        // slots keep these lists for as long as the policy runs.
+        for p in &mut plan.probes {
+            p.users.shrink_to_fit();
+        }
         plan
     }
 }

@@ -59,12 +59,8 @@ enum Prepared {
         send: Option<Vec<u8>>,
         expect: Option<Vec<u8>>,
     },
-    Http {
-        method: String,
-        urls: Vec<Url>,
-        host: Option<String>,
-        tls: Option<http::Tls>,
-    },
+    /// Boxed: as large as two of the others, and every probe holds one `Prepared`.
+    Http(Box<HttpPrepared>),
     Udp {
         payload: Vec<u8>,
         expect: Option<Vec<u8>>,
@@ -120,6 +116,13 @@ impl Prober {
     pub fn is_bare_tcp(&self) -> bool {
         matches!(self.prepared, Prepared::Tcp { send: None, expect: None })
     }
+}
+
+struct HttpPrepared {
+    method: String,
+    urls: Vec<Url>,
+    host: Option<String>,
+    tls: Option<http::Tls>,
 }
 
 fn secs(s: f64) -> Duration {
@@ -213,7 +216,7 @@ impl Prober {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
-            Prepared::Http { method, urls, host, tls } => Box::pin(http_check(t, bind, method, urls, host.as_deref(), tls.as_ref())).await,
+            Prepared::Http(h) => Box::pin(http_check(t, bind, &h.method, &h.urls, h.host.as_deref(), h.tls.as_ref())).await,
             Prepared::Udp { payload, expect } => match Box::pin(udp(t, bind, payload, expect.as_deref(), timeout)).await {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
@@ -263,7 +266,7 @@ fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
             } else {
                 None
             };
-            Prepared::Http { method: method.to_ascii_uppercase(), urls: out, host: virtualhost.clone(), tls }
+            Prepared::Http(Box::new(HttpPrepared { method: method.to_ascii_uppercase(), urls: out, host: virtualhost.clone(), tls }))
         }
         CheckKind::Udp { payload, expect } => Prepared::Udp {
             payload: payload.as_ref().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),

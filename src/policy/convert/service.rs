@@ -179,7 +179,9 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
             return Vec::new();
         }
     };
-    let mut out = Vec::new();
+    // Sized once (grown by pushes, 40 reals left room for 64: 1.2 MiB unused at 10,000
+    // reals), at most 4,096 ahead of what is read: the length is the policy's to say.
+    let mut out = Vec::with_capacity(t.raw_len().min(4096));
     let origin = f.origin.clone();
     for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
         let base = |addr| RealServer {
@@ -253,6 +255,8 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
             other => f.error(format!("reals entries must be \"addr:port\" strings or tables, not a {}", other.type_name())),
         }
     }
+    // Entries in error were not pushed.
+    out.shrink_to_fit();
     out
 }
 
