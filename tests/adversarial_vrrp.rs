@@ -4,7 +4,8 @@
 //! master, every bad datagram one counted drop, adverts on time, a rate-limited log.
 //!
 //! The hostile traffic and the advert capture come from tests/support/vrrp_flood.py (python3
-//! raw sockets), run in namespaces of their own on the same LAN.
+//! raw sockets), run in namespaces of their own on the same LAN. Case 4 stalls one of two
+//! links (a `tc` token bucket that passes nothing) and watches the adverts on the other.
 
 mod common;
 use common::lan::Lan;
@@ -684,4 +685,77 @@ fn noise_does_not_hide_a_misconfiguration_in_the_log() {
             tail(added, 10)
         );
     }
+}
+
+/// Case 4: one of the director's links stops transmitting while it is up (a stalled driver, a
+/// paused port): everything sent on it stays queued until its socket's send buffer is full and
+/// the kernel refuses more. The adverts on the director's other links must go on as before,
+/// and the instance on the stalled link must say why it cannot advertise and go to fault
+/// rather than claim to be master.
+#[test]
+fn a_link_that_stops_transmitting_holds_up_no_other_link() {
+    let _one = serial();
+    if !privileged_or_skip("a_link_that_stops_transmitting_holds_up_no_other_link") {
+        return;
+    }
+    const OTHER_IP: &str = "198.51.100.1";
+    const OTHER_MONITOR: &str = "198.51.100.8";
+    let lan = lan("avq", &[MASTER_IP, MONITOR_IP]);
+    let (d, m) = (lan.host(0), lan.host(1));
+    // A second link, straight to the monitor.
+    d.ip(&["link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", m.name()]).unwrap();
+    for (ns, a) in [(d, OTHER_IP), (m, OTHER_MONITOR)] {
+        ns.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth1"]).unwrap();
+        ns.ip(&["link", "set", "eth1", "up"]).unwrap();
+    }
+    // Adverts every 10 ms: the stalled socket's send buffer (some hundreds of adverts) fills
+    // within seconds.
+    let src = format!(
+        r#"
+lvsd.vrrp "VI_1" {{
+  interface = "eth0", vrid = {VRID}, version = 3, advert_int = 0.01, state = "master", priority = 200,
+  vips = {{ "{VIP}/24" }},
+}}
+lvsd.vrrp "VI_2" {{
+  interface = "eth1", vrid = {VRID}, version = 3, advert_int = 0.01, state = "master", priority = 200,
+  vips = {{ "198.51.100.100/24" }},
+}}
+"#
+    );
+    let a = start(&lan, 0, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.vrrp_state("VI_2") == "master", "both instances master");
+    let cap = Capture::start(m, OTHER_MONITOR, &[OTHER_IP]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Stall eth0: a token bucket of 8 bits a second holds every frame queued.
+    let from = epoch_now();
+    let tc = d.exec("tc", &["qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "8bit", "burst", "1600", "limit", "10mb"]).unwrap();
+    assert!(tc.status.success(), "tc: {}", String::from_utf8_lossy(&tc.stderr));
+    let hold = Duration::from_secs(6);
+    std::thread::sleep(hold);
+    let to = from + hold.as_secs_f64();
+    let faults: Vec<String> = a.events("vrrp_error").into_iter().filter(|e| e.starts_with("VI_1:")).collect();
+
+    let seen = cap.seen();
+    let times: Vec<f64> = seen.iter().filter(|s| s.src == OTHER_IP && s.at >= from && s.at <= to).map(|s| s.at).collect();
+    let mut gap: f64 = 0.0;
+    for w in std::iter::once(from).chain(times.iter().copied()).chain(std::iter::once(to)).collect::<Vec<_>>().windows(2) {
+        gap = gap.max(w[1] - w[0]);
+    }
+    eprintln!(
+        "eth0 stalled for {} s: {} adverts of VI_2 on eth1, largest gap {:.0} ms; VI_1: {faults:?}",
+        hold.as_secs(),
+        times.len(),
+        gap * 1e3
+    );
+    // 10 ms adverts: a generous bound for a loaded two-core machine, far below the seconds
+    // a heartbeat waiting on the stalled link would go silent for.
+    assert!(gap < 0.5, "VI_2's adverts on eth1 stopped for {:.0} ms while eth0 was stalled", gap * 1e3);
+    assert!(times.len() >= 100, "only {} adverts of VI_2 on eth1 in {} s", times.len(), hold.as_secs());
+    assert_eq!(a.vrrp_state("VI_2"), "master");
+    assert!(
+        faults.iter().any(|e| e.contains("could not be sent") && e.contains("fault")),
+        "VI_1 never said its adverts could not be sent: {faults:?}\nlog:\n{}",
+        tail(&a.log(), 10)
+    );
 }

@@ -66,7 +66,7 @@ async fn multicast_v4_arrives_with_ttl_255_and_addresses() {
     assert_eq!(tx.destinations(), &[IpAddr::V4(VRRP_GROUP_V4)]);
 
     let payload = [0x21, 0x33, 0x64, 0x01, 0x00, 0x01, 0xaa, 0xbb, 192, 0, 2, 100];
-    tx.send(&payload).await.unwrap();
+    tx.send(&payload).unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, payload, "payload without the IP header");
     assert_eq!(meta, RecvMeta { src: "192.0.2.1".parse().unwrap(), dst: IpAddr::V4(VRRP_GROUP_V4), ttl: 255, ifindex: eth0_index(b) });
@@ -127,13 +127,13 @@ async fn queued_datagrams_are_read_in_batches_and_later_ones_wake_the_reader() {
     // More than one batch: all of them, in order.
     let n = RECV_BATCH as u8 + 3;
     for i in 0..n {
-        tx.send(&payload(i)).await.unwrap();
+        tx.send(&payload(i)).unwrap();
     }
     assert_eq!(read_queued(&rx, &mut bufs, n.into()).await, (0..n).map(payload).collect::<Vec<_>>());
     // The queue is empty; a datagram that arrives after a read that emptied it is seen.
     assert_eq!(rx.recv_queued(&mut bufs).unwrap(), 0);
     for i in [100, 101] {
-        tx.send(&payload(i)).await.unwrap();
+        tx.send(&payload(i)).unwrap();
         assert_eq!(read_queued(&rx, &mut bufs, 1).await, vec![payload(i)]);
     }
 }
@@ -155,7 +155,7 @@ async fn multicast_v6_arrives_from_link_local_with_hop_limit_255() {
     assert_eq!(tx.source(), IpAddr::V6(a_ll));
 
     let payload = [0x31, 0x33, 0x64, 0x01, 0x00, 0x64, 0x12, 0x34];
-    tx.send(&payload).await.unwrap();
+    tx.send(&payload).unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, payload);
     assert_eq!(meta, RecvMeta { src: IpAddr::V6(a_ll), dst: IpAddr::V6(VRRP_GROUP_V6), ttl: 255, ifindex: eth0_index(b) });
@@ -193,7 +193,7 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     let rx1 = open(lan.host(1), Family::Inet, Mode::Unicast { src: ip(1), peers: vec![ip(0)] });
     let rx2 = open(lan.host(2), Family::Inet, Mode::Unicast { src: ip(2), peers: vec![ip(0)] });
 
-    tx.send_each(|dst| format!("for {dst}").into_bytes()).await.unwrap();
+    tx.send_each(|dst| format!("for {dst}").into_bytes()).unwrap();
     for (rx, i) in [(&rx1, 1), (&rx2, 2)] {
         let (got, meta) = recv(rx).await;
         assert_eq!(got, format!("for {}", ip(i)).into_bytes());
@@ -203,14 +203,14 @@ async fn unicast_v4_reaches_each_peer_with_its_own_payload() {
     }
 
     // Same bytes to every peer with send().
-    tx.send(b"same").await.unwrap();
+    tx.send(b"same").unwrap();
     assert_eq!(recv(&rx1).await.0, b"same");
     assert_eq!(recv(&rx2).await.0, b"same");
 
     // Peers replaced on reload: only the remaining peer hears the next advert.
     tx.set_unicast_peers(vec![ip(2)]).unwrap();
     assert_eq!(tx.destinations(), &[ip(2)]);
-    tx.send(b"only-two").await.unwrap();
+    tx.send(b"only-two").unwrap();
     assert_eq!(recv(&rx2).await.0, b"only-two");
     assert_silent(&rx1).await;
     assert!(tx.set_unicast_peers(vec![]).is_err());
@@ -232,7 +232,7 @@ async fn unicast_v6_arrives_from_configured_source() {
     let tx = open(a, Family::Inet6, Mode::Unicast { src: ia, peers: vec![ib] });
     let rx = open(b, Family::Inet6, Mode::Unicast { src: ib, peers: vec![ia] });
     // Neighbour discovery runs first; the packet still arrives within the bound.
-    tx.send(b"v6-unicast").await.unwrap();
+    tx.send(b"v6-unicast").unwrap();
     let (got, meta) = recv(&rx).await;
     assert_eq!(got, b"v6-unicast");
     assert_eq!(meta, RecvMeta { src: ia, dst: ib, ttl: 255, ifindex: eth0_index(b) });

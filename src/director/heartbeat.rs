@@ -188,8 +188,8 @@ impl Loop {
         }
     }
 
-    async fn flush(&mut self) {
-        let ts = self.vrrp.flush(Instant::now()).await;
+    fn flush(&mut self) {
+        let ts = self.vrrp.flush(Instant::now());
         self.vrrp.tidy();
         self.transitions(ts);
         for (kind, msg) in self.vrrp.take_notes() {
@@ -209,7 +209,7 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
         l.report(Report::Note("vrrp_error", e));
     }
     l.transitions(ts);
-    l.flush().await;
+    l.flush();
     l.publish(true);
     let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -267,7 +267,7 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
                         l.transitions(ts);
                     }
                     Some(Command::Shutdown(done)) => {
-                        let ts = l.vrrp.shutdown(Instant::now()).await;
+                        let ts = l.vrrp.shutdown(Instant::now());
                         l.transitions(ts);
                         l.publish(true);
                         let _ = done.send(());
@@ -276,7 +276,7 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
                     // The director is gone without a graceful stop: stop anyway, so that no
                     // VIP outlives the process's will to advertise it.
                     None => {
-                        l.vrrp.shutdown(Instant::now()).await;
+                        l.vrrp.shutdown(Instant::now());
                         return;
                     }
                 }
@@ -286,7 +286,7 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
                 l.transitions(ts);
             }
         }
-        l.flush().await;
+        l.flush();
         l.publish(false);
         if let Ok(mut v) = l.view.lock() {
             v.last_beat = Some(Instant::now());

@@ -482,10 +482,10 @@ impl Vrrp {
     /// Send the adverts the last inputs produced. An instance whose adverts keep failing
     /// (its link was deleted and re-created, say) goes to Fault, visibly, and its socket is
     /// reopened at the next maintenance: a master that cannot advertise must not keep its VIPs.
-    pub async fn flush(&mut self, now: Instant) -> Vec<Transition> {
+    pub fn flush(&mut self, now: Instant) -> Vec<Transition> {
         let mut failing = Vec::new();
         for (name, sock, bytes, dst) in std::mem::take(&mut self.outbox) {
-            let sent = sock.send_to(&bytes, dst).await;
+            let sent = sock.send_to(&bytes, dst);
             let Some(i) = self.index(&name) else { continue };
             let r = &mut self.running[i];
             match sent {
@@ -874,12 +874,12 @@ impl Vrrp {
     }
 
     /// Graceful stop: masters send priority 0 and drop their VIPs (RFC 5798 6.4.3).
-    pub async fn shutdown(&mut self, now: Instant) -> Vec<Transition> {
+    pub fn shutdown(&mut self, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
         for r in std::mem::take(&mut self.running) {
             self.stop_one(r, now, &mut out);
         }
-        self.flush(now).await;
+        self.flush(now);
         self.close_unused_sockets();
         if let Some(t) = self.link_task.take() {
             t.abort();

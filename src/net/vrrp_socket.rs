@@ -209,10 +209,15 @@ impl VrrpSocket {
             }
         }
 
+        // Readable only: sends never wait for room (`send_to`), and a write interest would
+        // wake the runtime each time an advert leaves the send buffer.
         // SAFETY: the Socket owns its fd and closes it only when dropped, which happens only
         // when the AsyncFd is dropped.
-        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE) }
-            .map_err(|e| VrrpSocketError::Io { ifname: ifname.to_owned(), op: "registering with tokio", source: e.into() })?;
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }.map_err(|e| VrrpSocketError::Io {
+            ifname: ifname.to_owned(),
+            op: "registering with tokio",
+            source: e.into(),
+        })?;
         Ok(VrrpSocket { fd, family, ifname: ifname.to_owned(), ifindex, src, dests })
     }
 
@@ -253,25 +258,28 @@ impl VrrpSocket {
     /// Send the same bytes to every destination. Right for multicast and for VRRPv2; for
     /// VRRPv3 unicast the checksum depends on the destination: use [`send_each`](Self::send_each).
     /// Tries every destination; returns the first error.
-    pub async fn send(&self, payload: &[u8]) -> Result<(), VrrpSocketError> {
-        self.send_each(|_| payload.to_vec()).await
+    pub fn send(&self, payload: &[u8]) -> Result<(), VrrpSocketError> {
+        self.send_each(|_| payload.to_vec())
     }
 
     /// Send a payload built for each destination (VRRPv3 checksums cover the destination
     /// address). Tries every destination; returns the first error.
-    pub async fn send_each(&self, mut build: impl FnMut(IpAddr) -> Vec<u8>) -> Result<(), VrrpSocketError> {
+    pub fn send_each(&self, mut build: impl FnMut(IpAddr) -> Vec<u8>) -> Result<(), VrrpSocketError> {
         let mut first_err = None;
         for &dst in &self.dests {
             let payload = build(dst);
-            if let Err(e) = self.send_to(&payload, dst).await {
+            if let Err(e) = self.send_to(&payload, dst) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Send one payload to one destination.
-    pub async fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), VrrpSocketError> {
+    /// Send one payload to one destination, never waiting. A link that transmits nothing
+    /// fills the socket's send buffer; a raw socket then fails with ENOBUFS at once, and any
+    /// send that would block is an error too: waiting for room would hold up every other
+    /// instance's adverts behind this one link.
+    pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), VrrpSocketError> {
         let sa = match dst {
             IpAddr::V4(a) => SockAddr::from(SocketAddrV4::new(a, 0)),
             IpAddr::V6(a) => SockAddr::from(SocketAddrV6::new(a, 0, 0, scope_for(&a, self.ifindex))),
@@ -279,7 +287,8 @@ impl VrrpSocket {
         if family_of(&dst) != self.family {
             return Err(VrrpSocketError::FamilyMismatch { addr: dst, family: self.family });
         }
-        self.fd.async_io(Interest::WRITABLE, |s| s.send_to(payload, &sa)).await.map(|_| ()).map_err(|source| VrrpSocketError::Send {
+        // The socket is non-blocking (it is registered with the runtime).
+        self.fd.get_ref().send_to(payload, &sa).map(|_| ()).map_err(|source| VrrpSocketError::Send {
             ifname: self.ifname.clone(),
             dst,
             source,
