@@ -79,7 +79,8 @@ impl Heartbeat {
         let view = Arc::new(Mutex::new(View::default()));
         let shared = view.clone();
         std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            // Sockets and timers only: no signal or child-process driver to look at on every turn.
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
                 Ok(rt) => rt,
                 Err(e) => {
                     tracing::error!("VRRP runtime: {e}");
