@@ -79,8 +79,8 @@ impl ServiceKey {
     }
 }
 
-/// ipvsadm's sort order (libipvs `ipvs_cmp_services`): fwmark, family, protocol, address, port.
-/// Address differences are computed as C `int` subtraction of host-order words, as libipvs does.
+/// ipvsadm's sort order (libipvs `ipvs_cmp_services`): fwmark, family, protocol, address, port,
+/// with addresses in plain numeric order (see [`cmp_addr_port`]).
 impl Ord for ServiceKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         fn parts(k: &ServiceKey) -> (u32, u16, u16, Option<SocketAddr>) {
@@ -103,30 +103,14 @@ impl PartialOrd for ServiceKey {
     }
 }
 
-/// libipvs compares addresses word by word with `int r = ntohl(a) - ntohl(b)`; the
-/// subtraction wraps, so we reproduce it to sort exactly as ipvsadm does. Ties fall back
-/// to a plain comparison so that distinct keys never compare equal.
+/// Address, then port, both in numeric order: a total order, which the maps and sorted lists
+/// keyed by it need. libipvs compares host-order words with a C `int` subtraction, which wraps:
+/// that is no order at all once two addresses are 2^31 or more apart (10.0.0.1 > 192.0.2.1 >
+/// 100.64.0.1 > 10.0.0.1), and a map or binary search built on it misses keys it holds. Where
+/// a table's addresses lie within such a span (as 192.0.2.0/24 and 203.0.113.0/24 do) both
+/// orders agree, so listings still come out as ipvsadm's.
 pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
-    // Host-order words of an address; IPv4 uses the first. No allocation: a resync sorts
-    // every destination of the table with this.
-    fn words(ip: &IpAddr) -> ([u32; 4], usize) {
-        match ip {
-            IpAddr::V4(v4) => ([u32::from(*v4), 0, 0, 0], 1),
-            IpAddr::V6(v6) => {
-                let s = v6.segments().map(u32::from);
-                ([s[0] << 16 | s[1], s[2] << 16 | s[3], s[4] << 16 | s[5], s[6] << 16 | s[7]], 4)
-            }
-        }
-    }
-    let ((wa, na), (wb, nb)) = (words(&a.ip()), words(&b.ip()));
-    let mut r: i32 = 0;
-    for (x, y) in wa[..na].iter().zip(&wb[..nb]) {
-        r = x.wrapping_sub(*y) as i32;
-        if r != 0 {
-            break;
-        }
-    }
-    r.cmp(&0).then((a.port() as i32 - b.port() as i32).cmp(&0)).then_with(|| a.ip().cmp(&b.ip()))
+    a.ip().cmp(&b.ip()).then(a.port().cmp(&b.port()))
 }
 
 /// IP_VS_SVC_F_* flags.
@@ -362,15 +346,52 @@ mod tests {
     }
 
     #[test]
-    fn addresses_compare_as_libipvs_does() {
+    fn addresses_compare_in_numeric_order() {
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.2:80")), Less);
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:81"), &sa("192.0.2.1:80")), Greater);
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.1:80")), Equal);
-        // ntohl(a) - ntohl(b) as C int: 1.0.0.0 - 203.0.113.1 wraps to a positive number.
-        assert_eq!(cmp_addr_port(&sa("1.0.0.0:80"), &sa("203.0.113.1:80")), Greater);
-        // IPv6: word by word, the first difference decides, with the same wrap.
+        // libipvs's wrapping subtraction would put 1.0.0.0 after 203.0.113.1.
+        assert_eq!(cmp_addr_port(&sa("1.0.0.0:80"), &sa("203.0.113.1:80")), Less);
         assert_eq!(cmp_addr_port(&sa("[2001:db8::1]:80"), &sa("[2001:db8:0:1::]:80")), Less);
-        assert_eq!(cmp_addr_port(&sa("[2001:db8::8000:1]:80"), &sa("[2001:db8::1]:80")), Less);
+        assert_eq!(cmp_addr_port(&sa("[2001:db8::8000:1]:80"), &sa("[2001:db8::1]:80")), Greater);
         assert_eq!(cmp_addr_port(&sa("[2001:db8::2]:80"), &sa("[2001:db8::1]:80")), Greater);
+    }
+
+    /// Addresses spread over the whole space (more than 2^31 apart, where libipvs's
+    /// comparison goes round in a circle): the order is transitive, and a table keyed by it
+    /// finds every service and destination it holds.
+    #[test]
+    fn tables_find_every_key_whatever_the_addresses() {
+        let addrs: Vec<SocketAddr> = (0..600u32)
+            .map(|i| {
+                let ip = std::net::Ipv4Addr::from(i.wrapping_mul(0x9E37_79B9));
+                SocketAddr::new(ip.into(), 80 + (i % 3) as u16)
+            })
+            .chain(["10.0.0.1:80", "100.64.0.1:80", "192.0.2.1:80", "[2001:db8::1]:80", "[2001:db8::8000:1]:80"].map(sa))
+            .collect();
+        for a in &addrs {
+            for b in &addrs {
+                for c in addrs.iter().step_by(37) {
+                    if cmp_addr_port(a, b) == Less && cmp_addr_port(b, c) == Less {
+                        assert_eq!(cmp_addr_port(a, c), Less, "{a} < {b} < {c}");
+                    }
+                }
+            }
+        }
+        let mut t = Table::default();
+        for (i, a) in addrs.iter().enumerate() {
+            let key = ServiceKey::Addr { protocol: Protocol::Tcp, addr: *a };
+            let mut svc = Service::new(ServiceConf::new("rr", Family::of(&a.ip())));
+            svc.dests.insert(DestKey(addrs[(i * 7) % addrs.len()]), Dest::new(Forward::Dr, 1));
+            t.services.insert(key, svc);
+        }
+        for (i, a) in addrs.iter().enumerate() {
+            let svc = t.services.get(&ServiceKey::Addr { protocol: Protocol::Tcp, addr: *a });
+            let svc = svc.unwrap_or_else(|| panic!("service {a} not found"));
+            assert!(svc.dests.contains_key(&DestKey(addrs[(i * 7) % addrs.len()])));
+        }
+        let mut keys: Vec<ServiceKey> = t.services.keys().copied().collect();
+        keys.sort_unstable();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
     }
 }
