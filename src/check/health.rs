@@ -127,10 +127,10 @@ impl Past {
             latency: far.then_some(latency),
         });
         let status = r.status.map_or(0, |s| u64::from(s) + 1);
-        let bits = u64::from(r.ok) * Past::OK
-            | u64::from(rare.is_some()) * Past::RARE
-            | status << Past::STATUS_SHIFT
-            | latency.min(Past::LATENCY_FAR) << Past::LATENCY_SHIFT;
+        let bits = (u64::from(r.ok) * Past::OK)
+            | (u64::from(rare.is_some()) * Past::RARE)
+            | (status << Past::STATUS_SHIFT)
+            | (latency.min(Past::LATENCY_FAR) << Past::LATENCY_SHIFT);
         (Past { at: to_nanos(r.at), bits }, rare)
     }
 
