@@ -2,7 +2,7 @@
 //! No clock and no I/O: callers pass results in, transitions come out.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How many results each check keeps for status and the REPL.
@@ -61,23 +61,29 @@ impl CheckResult {
 }
 
 /// The last [`HISTORY`] results, oldest first, kept compact: 10,000 checks keep 100,000 of
-/// them, so each is a [`Past`] (32 bytes, the rare parts boxed) in a deque of exactly
-/// [`HISTORY`], not a [`CheckResult`] (120 bytes) in one grown to 16.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History(VecDeque<Past>);
+/// them, so each is a [`Past`] of 16 bytes in a ring held in place (no allocation), not a
+/// [`CheckResult`] (120 bytes). What few results have beyond that (an error, Lua values, a
+/// check's weight) is kept beside the ring, only for the results that have it.
+#[derive(Clone, Default)]
+pub struct History {
+    ring: [Past; HISTORY],
+    /// Where the oldest result is in `ring`.
+    head: u8,
+    len: u8,
+    /// The rare parts of the results that have one (see [`Past::RARE`]), oldest first.
+    rare: Vec<Rare>,
+}
 
 /// One result as the history keeps it (no body). Times are whole nanoseconds, as exact as
 /// the `SystemTime` and `Duration` they came from (for any date from 1678 to 2262).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Past {
     /// When, in nanoseconds since the Unix epoch (negative before it).
     at: i64,
-    /// Latency in nanoseconds.
-    latency: u64,
-    /// Error, custom values and the check's weight: most results have none of them.
-    rare: Option<Box<Rare>>,
-    status: Option<u16>,
-    ok: bool,
+    /// Bit 0: ok; bit 1: the result has a [`Rare`] part; bits 2-18: the HTTP status + 1
+    /// (0: none); bits 19-63: the latency in nanoseconds (up to 9.7 hours), or all ones when
+    /// it does not fit (then it is in the rare part).
+    bits: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +91,8 @@ struct Rare {
     error: Option<Box<str>>,
     values: BTreeMap<String, Scalar>,
     weight: Option<u32>,
+    /// The latency in nanoseconds, when it is too long for [`Past`].
+    latency: Option<u64>,
 }
 
 fn to_nanos(t: SystemTime) -> i64 {
@@ -99,23 +107,50 @@ fn from_nanos(n: i64) -> SystemTime {
     if n >= 0 { UNIX_EPOCH + d } else { UNIX_EPOCH - d }
 }
 
-impl From<CheckResult> for Past {
-    fn from(r: CheckResult) -> Past {
-        let rare = (r.error.is_some() || !r.values.is_empty() || r.weight.is_some())
-            .then(|| Box::new(Rare { error: r.error.map(String::into_boxed_str), values: r.values, weight: r.weight }));
-        Past { at: to_nanos(r.at), latency: u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX), rare, status: r.status, ok: r.ok }
-    }
-}
+impl Past {
+    const OK: u64 = 1;
+    const RARE: u64 = 2;
+    const STATUS_SHIFT: u32 = 2;
+    const STATUS_MASK: u64 = (1 << 17) - 1;
+    const LATENCY_SHIFT: u32 = 19;
+    /// All ones in the latency's bits: the latency is in the rare part.
+    const LATENCY_FAR: u64 = u64::MAX >> Past::LATENCY_SHIFT;
 
-impl From<&Past> for CheckResult {
-    fn from(p: &Past) -> CheckResult {
-        let rare = p.rare.as_deref();
+    /// The compact form of `r`, and its rare part if it has one.
+    fn of(r: CheckResult) -> (Past, Option<Rare>) {
+        let latency = u64::try_from(r.latency.as_nanos()).unwrap_or(u64::MAX);
+        let far = latency >= Past::LATENCY_FAR;
+        let rare = (far || r.error.is_some() || !r.values.is_empty() || r.weight.is_some()).then(|| Rare {
+            error: r.error.map(String::into_boxed_str),
+            values: r.values,
+            weight: r.weight,
+            latency: far.then_some(latency),
+        });
+        let status = r.status.map_or(0, |s| u64::from(s) + 1);
+        let bits = (u64::from(r.ok) * Past::OK)
+            | (u64::from(rare.is_some()) * Past::RARE)
+            | (status << Past::STATUS_SHIFT)
+            | (latency.min(Past::LATENCY_FAR) << Past::LATENCY_SHIFT);
+        (Past { at: to_nanos(r.at), bits }, rare)
+    }
+
+    fn has_rare(self) -> bool {
+        self.bits & Past::RARE != 0
+    }
+
+    /// The result back; `rare` is this result's rare part (when it has one).
+    fn result(self, rare: Option<&Rare>) -> CheckResult {
+        let latency = match self.bits >> Past::LATENCY_SHIFT {
+            Past::LATENCY_FAR => rare.and_then(|r| r.latency).unwrap_or(u64::MAX),
+            n => n,
+        };
+        let status = (self.bits >> Past::STATUS_SHIFT) & Past::STATUS_MASK;
         CheckResult {
-            at: from_nanos(p.at),
-            ok: p.ok,
-            latency: Duration::from_nanos(p.latency),
+            at: from_nanos(self.at),
+            ok: self.bits & Past::OK != 0,
+            latency: Duration::from_nanos(latency),
             error: rare.and_then(|r| r.error.as_deref()).map(str::to_owned),
-            status: p.status,
+            status: status.checked_sub(1).map(|s| s as u16),
             weight: rare.and_then(|r| r.weight),
             values: rare.map(|r| r.values.clone()).unwrap_or_default(),
             body: None,
@@ -125,29 +160,66 @@ impl From<&Past> for CheckResult {
 
 impl History {
     pub fn push(&mut self, r: CheckResult) {
-        if self.0.capacity() == 0 {
-            self.0.reserve_exact(HISTORY);
+        if usize::from(self.len) == HISTORY {
+            if self.ring[usize::from(self.head)].has_rare() {
+                self.rare.remove(0);
+                if self.rare.is_empty() {
+                    // The check is well again: give the room back.
+                    self.rare = Vec::new();
+                }
+            }
+            self.head = ((usize::from(self.head) + 1) % HISTORY) as u8;
+            self.len -= 1;
         }
-        if self.0.len() == HISTORY {
-            self.0.pop_front();
+        let (past, rare) = Past::of(r);
+        if let Some(rare) = rare {
+            if self.rare.capacity() == 0 {
+                self.rare.reserve_exact(HISTORY);
+            }
+            self.rare.push(rare);
         }
-        self.0.push_back(r.into());
+        self.ring[(usize::from(self.head) + usize::from(self.len)) % HISTORY] = past;
+        self.len += 1;
+    }
+    fn newest(&self) -> Option<Past> {
+        let n = usize::from(self.len).checked_sub(1)?;
+        Some(self.ring[(usize::from(self.head) + n) % HISTORY])
     }
     pub fn last(&self) -> Option<CheckResult> {
-        self.0.back().map(CheckResult::from)
+        let p = self.newest()?;
+        // The newest result's rare part, if it has one, is the last kept.
+        Some(p.result(self.rare.last().filter(|_| p.has_rare())))
     }
     /// Whether the latest result failed, and why (without copying the rest of it).
     pub fn last_error(&self) -> Option<&str> {
-        self.0.back().and_then(|p| p.rare.as_deref()?.error.as_deref())
+        self.newest().filter(|p| p.has_rare())?;
+        self.rare.last()?.error.as_deref()
     }
     pub fn iter(&self) -> impl Iterator<Item = CheckResult> + '_ {
-        self.0.iter().map(CheckResult::from)
+        let mut rare = self.rare.iter();
+        (0..usize::from(self.len)).map(move |k| {
+            let p = self.ring[(usize::from(self.head) + k) % HISTORY];
+            p.result(if p.has_rare() { rare.next() } else { None })
+        })
     }
     pub fn len(&self) -> usize {
-        self.0.len()
+        usize::from(self.len)
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
+    }
+}
+
+/// Equal when they hold the same results.
+impl PartialEq for History {
+    fn eq(&self, other: &History) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -352,12 +424,47 @@ mod tests {
         assert_eq!(serde_json::to_value(&h).unwrap(), serde_json::to_value([r, h.last().unwrap()]).unwrap());
     }
 
-    /// What 10,000 checks x 10 results cost: 32 bytes each.
+    /// What 10,000 checks x 10 results cost: 16 bytes each, in place.
     #[test]
     fn a_kept_result_is_small() {
-        assert_eq!(std::mem::size_of::<Past>(), 32);
+        assert_eq!(std::mem::size_of::<Past>(), 16);
+        assert!(std::mem::size_of::<History>() <= 192, "{}", std::mem::size_of::<History>());
         let before = UNIX_EPOCH - Duration::from_nanos(1_500);
         assert_eq!(from_nanos(to_nanos(before)), before);
+    }
+
+    /// Rare parts stay with their results as the ring turns, and what does not fit the
+    /// compact form (a latency of days, status 0 or 65535) comes back as it was.
+    #[test]
+    fn history_keeps_rare_parts_in_step() {
+        let mut h = History::default();
+        let mut all = Vec::new();
+        for i in 0..37u64 {
+            let mut r = if i % 3 == 0 { CheckResult::down(Duration::from_nanos(i), format!("error {i}")) } else { ok() };
+            r.at = UNIX_EPOCH + Duration::from_secs(i);
+            match i % 7 {
+                1 => r.status = Some(0),
+                2 => r.status = Some(u16::MAX),
+                3 => r.latency = Duration::from_secs(3 * 86_400),
+                4 => r.latency = Duration::MAX,
+                5 => r.weight = Some(i as u32),
+                _ => {}
+            }
+            h.push(r.clone());
+            if r.latency == Duration::MAX {
+                r.latency = Duration::from_nanos(u64::MAX);
+            }
+            all.push(r);
+            let want = &all[all.len().saturating_sub(HISTORY)..];
+            assert_eq!(h.iter().collect::<Vec<_>>(), want, "after {i}");
+            assert_eq!(h.last().as_ref(), want.last());
+            assert_eq!(h.last_error(), want.last().unwrap().error.as_deref());
+        }
+        for _ in 0..HISTORY {
+            h.push(ok());
+        }
+        assert_eq!(h.rare.capacity(), 0, "a well check keeps no room for rare parts");
+        assert_eq!(h.len(), HISTORY);
     }
 
     #[test]

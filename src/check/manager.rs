@@ -30,6 +30,7 @@ use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -97,10 +98,11 @@ pub struct RealStatus {
 }
 
 struct ProbeSlot {
-    key: ProbeKey,
+    /// The spec's canonical text: with the prober's target, the probe's [`ProbeKey`].
+    spec: Arc<str>,
     prober: Rc<Prober>,
     health: Health,
-    users: Vec<(usize, usize)>,
+    users: Few<(usize, usize)>,
     /// A real using this probe has a weight function, which sees every result.
     weighs: bool,
     /// Every service using this probe is suspended (`ha_suspend`): runs are skipped.
@@ -110,16 +112,48 @@ struct ProbeSlot {
     driven: bool,
 }
 
+impl ProbeSlot {
+    fn key(&self) -> ProbeKey {
+        ProbeKey { target: self.prober.target, spec: self.spec.clone() }
+    }
+}
+
+/// A short list held in place when it has one item, as most have (a probe's users, a
+/// real's probes): 10,000 lists of one cost an allocation each otherwise.
+enum Few<T> {
+    One(T),
+    Many(Box<[T]>),
+}
+
+impl<T: Copy> From<&[T]> for Few<T> {
+    fn from(v: &[T]) -> Few<T> {
+        match v {
+            [one] => Few::One(*one),
+            _ => Few::Many(v.into()),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Few<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::One(t) => std::slice::from_ref(t),
+            Few::Many(v) => v,
+        }
+    }
+}
+
 /// One real: what the manager needs of the model's `RealServer` (not a copy of it: the
 /// director holds the model), and its state.
 struct RealSlot {
     addr: SocketAddr,
     /// The weight the policy gives it.
     weight: u32,
-    weight_fn: Option<HookRef>,
-    /// Where the real was declared, for the weight function's errors (reals with one only).
-    origin: Option<Box<Origin>>,
-    probes: Box<[usize]>,
+    /// The weight function, and where the real was declared for its errors (reals with
+    /// one only: boxed, as most have none).
+    weight_fn: Option<Box<(HookRef, Arc<Origin>)>>,
+    probes: Few<usize>,
     state: RealState,
     /// Weight set by a check (exec dynamic, Lua); keepalived keeps it until changed.
     check_weight: Option<u32>,
@@ -349,17 +383,17 @@ impl CheckManager {
         let mut old_reals: HashMap<(String, SocketAddr), Kept> = HashMap::new();
         for (name, row) in inner.names.iter().zip(&inner.reals) {
             for slot in row {
-                let keys = slot.probes.iter().map(|&p| inner.probes[p].key.clone()).collect();
+                let keys = slot.probes.iter().map(|&p| inner.probes[p].key()).collect();
                 old_reals.insert((name.to_string(), slot.addr), (keys, slot.check_weight, slot.fn_weight));
             }
         }
-        let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key.clone(), p)).collect();
+        let mut old: HashMap<ProbeKey, ProbeSlot> = inner.probes.drain(..).map(|p| (p.key(), p)).collect();
         let mut probes = Vec::with_capacity(plan.probes.len());
         for p in plan.probes {
             let weighs = p.users.iter().any(|&(si, ri)| model.services[si].reals[ri].weight_fn.is_some());
             let slot = match old.remove(&p.key) {
                 Some(mut s) => {
-                    s.users = p.users;
+                    s.users = p.users.as_slice().into();
                     s.weighs = weighs;
                     s.suspended = false;
                     s
@@ -367,8 +401,8 @@ impl CheckManager {
                 None => ProbeSlot {
                     prober: Rc::new(Prober::shared(p.spec.clone(), p.key.target)),
                     health: Health::new(p.spec.common.rise, p.spec.common.fall, p.alpha),
-                    key: p.key.clone(),
-                    users: p.users,
+                    spec: p.key.spec.clone(),
+                    users: p.users.as_slice().into(),
                     weighs,
                     suspended: false,
                     task: None,
@@ -391,8 +425,8 @@ impl CheckManager {
         for (si, vs) in model.services.iter().enumerate() {
             let mut row = Vec::with_capacity(vs.reals.len());
             for (ri, r) in vs.reals.iter().enumerate() {
-                let ids: Box<[usize]> = plan.reals[si][ri].as_slice().into();
-                let keys: Vec<ProbeKey> = ids.iter().map(|&i| probes[i].key.clone()).collect();
+                let ids: Few<usize> = plan.reals[si][ri].as_slice().into();
+                let keys: Vec<ProbeKey> = ids.iter().map(|&i| probes[i].key()).collect();
                 let (check_weight, fn_weight) = match old_reals.get(&(vs.name.clone(), r.addr)) {
                     Some((k, cw, fw)) if *k == keys => (*cw, *fw),
                     _ => (None, None),
@@ -400,12 +434,10 @@ impl CheckManager {
                 let all_up = ids.iter().all(|&i| probes[i].health.is_up());
                 let w = fn_weight.or(check_weight).unwrap_or(r.weight);
                 let state = if all_up { RealState::Up(w) } else { RealState::Down };
-                let origin = r.weight_fn.map(|_| Box::new(r.origin.clone()));
                 row.push(RealSlot {
                     addr: r.addr,
                     weight: r.weight,
-                    weight_fn: r.weight_fn,
-                    origin,
+                    weight_fn: r.weight_fn.map(|f| Box::new((f, r.origin.clone()))),
                     probes: ids,
                     state,
                     check_weight,
@@ -509,7 +541,7 @@ impl Inner {
 
     fn update_real(&mut self, si: usize, ri: usize, probe: usize, r: &CheckResult, weigh: bool) {
         let rs = &self.reals[si][ri];
-        let (addr, weight, weight_fn) = (rs.addr, rs.weight, rs.weight_fn);
+        let (addr, weight, weight_fn) = (rs.addr, rs.weight, rs.weight_fn.as_ref().map(|f| f.0));
         let all_up = self.reals[si][ri].probes.iter().all(|&i| self.probes[i].health.is_up());
         if let Some(w) = r.weight {
             self.reals[si][ri].check_weight = Some(w);
@@ -519,7 +551,7 @@ impl Inner {
             match call_weight(&self.lua, f, &info, r, self.opts.instructions) {
                 Ok(w) => self.reals[si][ri].fn_weight = Some(w),
                 Err(e) => {
-                    let origin = self.reals[si][ri].origin.as_deref().map(ToString::to_string).unwrap_or_default();
+                    let origin = self.reals[si][ri].weight_fn.as_ref().map(|f| f.1.to_string()).unwrap_or_default();
                     tracing::warn!(target: "check", "{origin}: weight function for {addr} in '{}' failed, keeping the previous weight: {e}", self.names[si])
                 }
             }
@@ -822,6 +854,19 @@ mod tests {
     thread_local! {
         /// Targets whose probe panics in its next run (this thread's managers only).
         static PANIC_AT: RefCell<Vec<SocketAddr>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A list of one is held in place; others are the slice they were made from.
+    #[test]
+    fn few_holds_one_in_place() {
+        let one: Few<(usize, usize)> = [(3, 4)].as_slice().into();
+        assert!(matches!(one, Few::One(_)));
+        assert_eq!(&*one, &[(3, 4)]);
+        let none: Few<usize> = [].as_slice().into();
+        assert!(none.is_empty());
+        let many: Few<usize> = [1, 2, 3].as_slice().into();
+        assert_eq!(&*many, &[1, 2, 3]);
+        assert!(std::mem::size_of::<Few<(usize, usize)>>() <= 24);
     }
 
     fn panic_next_run(target: SocketAddr) {

@@ -71,7 +71,7 @@ impl Plan {
             let mut reals = Vec::with_capacity(vs.reals.len());
             for (ri, r) in vs.reals.iter().enumerate() {
                 let mut ids = Vec::with_capacity(r.checks.len());
-                for spec in &r.checks {
+                for spec in r.checks.iter() {
                     let text = match &last {
                         Some((s, t)) if Arc::ptr_eq(s, spec) || *s == spec => t.clone(),
                         _ => {

@@ -54,16 +54,18 @@ struct Url {
     regex: Option<Regex>,
 }
 
+/// Byte strings boxed (not `Vec`s): every probe holds one `Prepared`, sized by its largest
+/// variant.
 enum Prepared {
     Tcp {
-        send: Option<Vec<u8>>,
-        expect: Option<Vec<u8>>,
+        send: Option<Box<[u8]>>,
+        expect: Option<Box<[u8]>>,
     },
     /// Boxed: as large as two of the others, and every probe holds one `Prepared`.
     Http(Box<HttpPrepared>),
     Udp {
-        payload: Vec<u8>,
-        expect: Option<Vec<u8>>,
+        payload: Box<[u8]>,
+        expect: Option<Box<[u8]>>,
     },
     Dns {
         name: String,
@@ -244,7 +246,7 @@ impl Prober {
 fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
     Ok(match &spec.kind {
         CheckKind::Tcp { send, expect } => {
-            Prepared::Tcp { send: send.as_ref().map(|s| s.as_bytes().to_vec()), expect: expect.as_ref().map(|s| s.as_bytes().to_vec()) }
+            Prepared::Tcp { send: send.as_ref().map(|s| s.as_bytes().into()), expect: expect.as_ref().map(|s| s.as_bytes().into()) }
         }
         CheckKind::Http { tls, method, urls, virtualhost, sni, verify } => {
             let mut out = Vec::new();
@@ -269,8 +271,8 @@ fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
             Prepared::Http(Box::new(HttpPrepared { method: method.to_ascii_uppercase(), urls: out, host: virtualhost.clone(), tls }))
         }
         CheckKind::Udp { payload, expect } => Prepared::Udp {
-            payload: payload.as_ref().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
-            expect: expect.as_ref().map(|s| s.as_bytes().to_vec()),
+            payload: payload.as_ref().map(|s| s.as_bytes().into()).unwrap_or_default(),
+            expect: expect.as_ref().map(|s| s.as_bytes().into()),
         },
         CheckKind::Dns { name, qtype } => {
             let q = dns::qtype(qtype).map_err(|e| e.to_string())?;

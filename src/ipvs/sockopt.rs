@@ -176,7 +176,8 @@ fn dest_entry(e: &[u8]) -> (DestKey, Dest) {
         active_conns: u32_ne(e, D_ACTIVE),
         inact_conns: u32_ne(e, D_INACT),
         persist_conns: u32_ne(e, D_PERSIST),
-    };
+    }
+    .into();
     (DestKey(SocketAddr::new(IpAddr::V4(ipv4(e, 0)), port(e, D_PORT))), d)
 }
 

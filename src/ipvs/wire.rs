@@ -521,10 +521,11 @@ pub fn decode_dest_attrs(a: &Attrs<'_>, svc_family: Family) -> Result<(DestKey, 
     }
     d.tun_port = find(a, dest_attr::TUN_PORT).map(|x| x.be16("tunnel port")).transpose()?.unwrap_or(0);
     d.tun_flags = find(a, dest_attr::TUN_FLAGS).map(|x| x.u16("tunnel flags")).transpose()?.unwrap_or(0);
-    d.stats = stats_of(a, dest_attr::STATS64, dest_attr::STATS)?;
-    d.stats.active_conns = u32_or0(dest_attr::ACTIVE_CONNS, "active conns")?;
-    d.stats.inact_conns = u32_or0(dest_attr::INACT_CONNS, "inactive conns")?;
-    d.stats.persist_conns = u32_or0(dest_attr::PERSIST_CONNS, "persistent conns")?;
+    let mut stats = stats_of(a, dest_attr::STATS64, dest_attr::STATS)?;
+    stats.active_conns = u32_or0(dest_attr::ACTIVE_CONNS, "active conns")?;
+    stats.inact_conns = u32_or0(dest_attr::INACT_CONNS, "inactive conns")?;
+    stats.persist_conns = u32_or0(dest_attr::PERSIST_CONNS, "persistent conns")?;
+    d.stats = stats.into();
     Ok((DestKey(SocketAddr::new(ip, port)), d))
 }
 

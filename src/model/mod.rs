@@ -17,13 +17,26 @@ pub use vrrp::*;
 
 use serde::Serialize;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
-/// Where a declaration came from: file and line, for every error message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+/// Where a declaration came from: file and line, for every error message. The path is
+/// shared: every real of a service holds its service's (10,000 reals held a copy each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Origin {
-    pub file: PathBuf,
+    #[serde(serialize_with = "serialize_path")]
+    pub file: Arc<Path>,
     pub line: u32,
+}
+
+impl Default for Origin {
+    fn default() -> Origin {
+        Origin { file: Path::new("").into(), line: 0 }
+    }
+}
+
+fn serialize_path<S: serde::Serializer>(p: &Arc<Path>, s: S) -> Result<S::Ok, S::Error> {
+    p.serialize(s)
 }
 
 impl fmt::Display for Origin {
@@ -50,7 +63,7 @@ impl ModelError {
 /// A Lua function kept by the policy engine (hook, weight function, check body).
 /// The model only holds its index; the policy engine owns the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct HookRef(pub usize);
+pub struct HookRef(pub u32);
 
 /// An external program given as an argument vector: never run through a shell unless the
 /// policy itself names one.

@@ -74,16 +74,23 @@ pub struct RealServer {
     pub forward: ForwardMethod,
     pub tunnel: Tunnel,
     /// Checks of this real (default: the service's). Shared: every real of a service holds
-    /// the same specs, not a copy each (10,000 reals held ~2 MiB of copies per model).
+    /// the same specs, and the same list of them, not a copy each (10,000 reals held ~2 MiB
+    /// of copies per model).
     #[serde(serialize_with = "super::check::serialize_specs")]
-    pub checks: Vec<Arc<CheckSpec>>,
+    pub checks: Arc<[Arc<CheckSpec>]>,
     pub inhibit_on_failure: bool,
     pub weight_fn: Option<HookRef>,
     pub on_up: Option<HookRef>,
     pub on_down: Option<HookRef>,
     pub notify_up: Option<Argv>,
     pub notify_down: Option<Argv>,
-    pub origin: Origin,
+    /// Shared with the other reals of its declaration (the service's place in the policy).
+    #[serde(serialize_with = "serialize_shared")]
+    pub origin: Arc<Origin>,
+}
+
+fn serialize_shared<S: serde::Serializer>(o: &Arc<Origin>, s: S) -> Result<S::Ok, S::Error> {
+    o.as_ref().serialize(s)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -26,7 +26,9 @@ struct LuaCtx<'a>(&'a Lua);
 impl Ctx for LuaCtx<'_> {
     fn hook(&self, f: Function) -> HookRef {
         let hooks: Table = self.0.named_registry_value(HOOKS).expect("hook table");
-        let n = hooks.raw_len() + 1;
+        // A u32 (an `Option<HookRef>` in 8 bytes: each real has three): the policy's memory
+        // limit keeps the table far below 2^32 functions.
+        let n = u32::try_from(hooks.raw_len() + 1).expect("fewer than 2^32 hooks");
         hooks.raw_set(n, f).expect("hook table");
         HookRef(n)
     }
@@ -48,11 +50,11 @@ pub fn caller(lua: &Lua) -> Origin {
             if let Some(s) = src.source.as_deref()
                 && let Some(path) = s.strip_prefix('@')
             {
-                return Origin { file: PathBuf::from(path), line: d.curr_line().max(0) as u32 };
+                return Origin { file: std::path::Path::new(path).into(), line: d.curr_line().max(0) as u32 };
             }
         }
     }
-    Origin { file: main, line: 0 }
+    Origin { file: main.into(), line: 0 }
 }
 
 /// A Lua error positioned at the calling line, for misuse of the API itself.

@@ -76,7 +76,8 @@ fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
         mlua::Error::RuntimeError(m) => m.clone(),
         mlua::Error::MemoryError(_) => {
             let (file, line) = budget.last_seen();
-            let origin = if file.is_empty() { Origin { file: main.to_path_buf(), line: 0 } } else { Origin { file: file.into(), line } };
+            let origin =
+                if file.is_empty() { Origin { file: main.into(), line: 0 } } else { Origin { file: Path::new(&file).into(), line } };
             return ModelError::new(
                 &origin,
                 "memory limit exceeded while evaluating the policy (near this line; raise --memory-limit if the policy really needs more)",
@@ -92,9 +93,9 @@ fn lua_error(e: &mlua::Error, main: &Path, budget: &Budget) -> ModelError {
         && let Some((line, msg)) = rest.split_once(':')
         && let Ok(n) = line.trim().parse::<u32>()
     {
-        return ModelError::new(&Origin { file: PathBuf::from(file), line: n }, msg.trim());
+        return ModelError::new(&Origin { file: Path::new(file).into(), line: n }, msg.trim());
     }
-    ModelError::new(&Origin { file: main.to_path_buf(), line: 0 }, text)
+    ModelError::new(&Origin { file: main.into(), line: 0 }, text)
 }
 
 /// Load, evaluate and validate a policy file (at most [`sandbox::MAX_FILE`] bytes).
@@ -128,7 +129,7 @@ pub fn load_with_deadline(path: &Path, opts: &LoadOptions, deadline: std::time::
 /// Evaluate policy text as if it were the file `name` in directory `dir`.
 pub fn load_source(src: &str, name: &Path, dir: &Path, opts: &LoadOptions) -> Result<Policy, PolicyError> {
     let budget = Budget::default();
-    let invalid = |m: String| PolicyError::Invalid(vec![ModelError::new(&Origin { file: name.to_path_buf(), line: 0 }, m)]);
+    let invalid = |m: String| PolicyError::Invalid(vec![ModelError::new(&Origin { file: name.into(), line: 0 }, m)]);
     let lua = sandbox::new_state(opts.limits, &budget).map_err(|e| invalid(format!("cannot create the Lua state: {e}")))?;
     let files = Arc::new(Mutex::new(Vec::new()));
     // The policy file itself is being loaded: a `require` of it is circular.

@@ -124,10 +124,10 @@ pub fn programs(m: &Model) -> Vec<(&Argv, &Origin, String)> {
         for r in &s.reals {
             for (k, a) in [("notify_up", &r.notify_up), ("notify_down", &r.notify_down)] {
                 if let Some(a) = a {
-                    out.push((a, &r.origin, format!("service '{}' real {} {k}", s.name, r.addr)));
+                    out.push((a, &*r.origin, format!("service '{}' real {} {k}", s.name, r.addr)));
                 }
             }
-            for c in &r.checks {
+            for c in r.checks.iter() {
                 if let crate::model::CheckKind::Exec { command, .. } = &c.kind {
                     out.push((command, &c.origin, format!("service '{}' real {} check.exec", s.name, r.addr)));
                 }

@@ -122,7 +122,7 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
     let on_down = f.function("on_down").map(|h| ctx.hook(h));
     let announce = announce_field(f, ctx);
     let weight_fn = f.function("weight").map(|h| ctx.hook(h));
-    let checks = checks_field(f, ctx).unwrap_or_default();
+    let checks = checks_field(f, ctx).unwrap_or_default().into();
     let default_port = match vip {
         Some(Vip::Addr { addr, .. }) => Some(addr.port()),
         _ => Some(0),
@@ -164,7 +164,7 @@ pub fn service(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VirtualServe
 struct RealDefaults {
     forward: ForwardMethod,
     tunnel: Tunnel,
-    checks: Vec<std::sync::Arc<CheckSpec>>,
+    checks: std::sync::Arc<[std::sync::Arc<CheckSpec>]>,
     inhibit_on_failure: bool,
     weight_fn: Option<HookRef>,
     default_port: Option<u16>,
@@ -182,7 +182,7 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
     // Sized once (grown by pushes, 40 reals left room for 64: 1.2 MiB unused at 10,000
     // reals), at most 4,096 ahead of what is read: the length is the policy's to say.
     let mut out = Vec::with_capacity(t.raw_len().min(4096));
-    let origin = f.origin.clone();
+    let origin = std::sync::Arc::new(f.origin.clone());
     for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
         let base = |addr| RealServer {
             addr,
@@ -240,7 +240,7 @@ fn reals_field(f: &mut Fields, ctx: &dyn Ctx, d: &RealDefaults) -> Vec<RealServe
                     r.tunnel = t;
                 }
                 if let Some(c) = checks_field(&mut rf, ctx) {
-                    r.checks = c;
+                    r.checks = c.into();
                 }
                 if let Some(b) = rf.boolean("inhibit_on_failure") {
                     r.inhibit_on_failure = b;
