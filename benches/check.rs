@@ -71,7 +71,7 @@ fn run(name: &str, check: &str, addrs: &[SocketAddr], seconds: u64) {
     let rss0 = rss_kib();
     set.block_on(&rt, async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions { every_result: true, ..Default::default() });
+        let m = CheckManager::with_options(&p.model, p.lua.clone(), tx, CheckOptions { every_result: true, ..Default::default() });
         let rss_new = rss_kib();
         m.start();
         // Let the first-run spread (10% of the interval) pass, then measure.

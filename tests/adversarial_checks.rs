@@ -162,7 +162,7 @@ async fn all_go_down_and_are_probed_again(cases: Vec<Case>) {
         .collect();
     let p = policy(&services);
     let (tx, mut rx) = mpsc::unbounded_channel::<CheckEvent>();
-    let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions::default());
+    let m = CheckManager::with_options(&p.model, p.lua.clone(), tx, CheckOptions::default());
     for (i, c) in cases.iter().enumerate() {
         assert_eq!(m.real_state(i, 0), RealState::Up(1), "{} starts up", c.name);
     }
@@ -463,7 +463,7 @@ fn hostile_dns_servers() {
         let p =
             policy(&format!("lvsd.service \"s\" {{ vip = \"192.0.2.1:53\", check = {}, reals = {{ \"{}\" }} }}", good.check, good.target));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let m = CheckManager::new(p.model.clone(), p.lua.clone(), tx);
+        let m = CheckManager::new(&p.model, p.lua.clone(), tx);
         m.start();
         assert!(check_support::wait_until(Duration::from_secs(10), || good.seen.connections.get() >= 3).await);
         assert!(rx.try_recv().is_err(), "the real with a long but valid reply changed state");

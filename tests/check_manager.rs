@@ -51,7 +51,7 @@ impl Toggle {
 
 fn manager(p: &Policy, opts: CheckOptions) -> (CheckManager, mpsc::UnboundedReceiver<CheckEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, opts);
+    let m = CheckManager::with_options(&p.model, p.lua.clone(), tx, opts);
     m.start();
     (m, rx)
 }
@@ -286,7 +286,7 @@ fn reload_keeps_history_of_unchanged_checks() {
             r#"lvsd.service "t" {{ vip = "192.0.2.9:80", reals = {{ {{ address = "{b}", check = lvsd.check.tcp {{ interval = 0.05, timeout = 1, retries = 0, rise = 2 }} }} }} }}
             lvsd.service "s" {{ vip = "192.0.2.1:80", check = {check}, reals = {{ "{a}" }} }}"#
         ));
-        m.update(p2.model.clone(), p2.lua.clone());
+        m.update(&p2.model, p2.lua.clone());
         assert_eq!(m.probe_count(), 2);
         let kept = m.real_status(1, 0).unwrap().checks[0].history.len();
         assert!(kept >= 3, "history lost: {kept}");

@@ -95,7 +95,7 @@ fn blackholed_reals_time_out_without_blocking_others() {
             }} }}"#
         ));
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let m = CheckManager::with_options(p.model.clone(), p.lua.clone(), tx, CheckOptions::default());
+        let m = CheckManager::with_options(&p.model, p.lua.clone(), tx, CheckOptions::default());
         m.start();
         let blackholed = [(0, 0), (0, 1), (1, 0)];
         let all_down = || blackholed.iter().all(|&(s, r)| m.real_state(s, r) == RealState::Down);

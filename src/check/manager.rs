@@ -187,11 +187,11 @@ pub struct CheckManager {
 
 impl CheckManager {
     /// Probes for `model`; events go to `tx`. Nothing runs until [`start`](Self::start).
-    pub fn new(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>) -> CheckManager {
+    pub fn new(model: &Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>) -> CheckManager {
         CheckManager::with_options(model, lua, tx, CheckOptions::default())
     }
 
-    pub fn with_options(model: Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
+    pub fn with_options(model: &Model, lua: Lua, tx: mpsc::UnboundedSender<CheckEvent>, opts: CheckOptions) -> CheckManager {
         let inner = Inner {
             names: Vec::new(),
             lua,
@@ -271,7 +271,7 @@ impl CheckManager {
     /// and history; others stop or start. Reals keep their state and dynamic weights when
     /// their service name, address and checks are unchanged. Read [`real_state`](Self::real_state)
     /// afterwards: no events are sent for the swap itself.
-    pub fn update(&self, model: Model, lua: Lua) {
+    pub fn update(&self, model: &Model, lua: Lua) {
         self.install(model, Some(lua));
     }
 
@@ -372,8 +372,8 @@ impl CheckManager {
         p.task = Some(tokio::task::spawn_local(supervised(weak, prober, timing)));
     }
 
-    fn install(&self, model: Model, lua: Option<Lua>) {
-        let plan = Plan::of(&model);
+    fn install(&self, model: &Model, lua: Option<Lua>) {
+        let plan = Plan::of(model);
         let mut inner = self.inner.borrow_mut();
         if let Some(lua) = lua {
             inner.lua = lua;
@@ -931,7 +931,7 @@ mod tests {
             let opts = LoadOptions { node: "t".into(), limits: Default::default() };
             let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let m = CheckManager::new(p.model, p.lua, tx);
+            let m = CheckManager::new(&p.model, p.lua, tx);
             m.start();
             assert!(wait_until(|| accepted.get() >= 2).await, "the probe runs");
             assert_eq!(m.real_state(0, 0), RealState::Up(1));
@@ -970,7 +970,7 @@ mod tests {
             let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
             let (tx, mut rx) = mpsc::unbounded_channel();
             // Not started: only the forced runs reach the target.
-            let m = CheckManager::new(p.model, p.lua, tx);
+            let m = CheckManager::new(&p.model, p.lua, tx);
             assert!(m.run_now(0, 0).await[0].ok);
             panic_next_run(addr);
             let r = m.run_now(0, 0).await;
@@ -1000,7 +1000,7 @@ mod tests {
             };
             let p = policy(&format!(r#""{a}", "{b}""#));
             let (tx, _rx) = mpsc::unbounded_channel();
-            let m = CheckManager::new(p.model, p.lua, tx);
+            let m = CheckManager::new(&p.model, p.lua, tx);
             m.start();
             {
                 let inner = m.inner.borrow();
@@ -1012,7 +1012,7 @@ mod tests {
 
             // a dropped: its runs end; b's go on.
             let p = policy(&format!(r#""{b}""#));
-            m.update(p.model, p.lua);
+            m.update(&p.model, p.lua);
             tokio::time::sleep(Duration::from_millis(100)).await;
             let (na, nb) = (seen_a.get(), seen_b.get());
             tokio::time::sleep(Duration::from_millis(300)).await;

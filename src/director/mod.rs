@@ -188,7 +188,7 @@ impl Director {
         if let Err(e) = crate::check::install_net(&self.policy.lua) {
             self.events.push("check_error", format!("lvsd.net: {e}"));
         }
-        let checks = std::rc::Rc::new(crate::check::CheckManager::new(self.policy.model.clone(), self.policy.lua.clone(), check_tx));
+        let checks = std::rc::Rc::new(crate::check::CheckManager::new(&self.policy.model, self.policy.lua.clone(), check_tx));
         checks.start();
         self.checks = Some(checks);
         self.resync();

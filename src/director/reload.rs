@@ -76,7 +76,7 @@ impl Director {
                     if let Err(e) = crate::check::install_net(&self.policy.lua) {
                         self.events.push("check_error", format!("lvsd.net: {e}"));
                     }
-                    c.update(self.policy.model.clone(), self.policy.lua.clone());
+                    c.update(&self.policy.model, self.policy.lua.clone());
                 }
                 let checked = started.elapsed();
                 if whole {
