@@ -80,7 +80,7 @@ impl ServiceKey {
 }
 
 /// ipvsadm's sort order (libipvs `ipvs_cmp_services`): fwmark, family, protocol, address, port,
-/// with addresses in plain numeric order (see [`cmp_addr_port`]).
+/// with addresses compared as [`cmp_addr_port`] says.
 impl Ord for ServiceKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         fn parts(k: &ServiceKey) -> (u32, u16, u16, Option<SocketAddr>) {
@@ -103,14 +103,27 @@ impl PartialOrd for ServiceKey {
     }
 }
 
-/// Address, then port, both in numeric order: a total order, which the maps and sorted lists
-/// keyed by it need. libipvs compares host-order words with a C `int` subtraction, which wraps:
-/// that is no order at all once two addresses are 2^31 or more apart (10.0.0.1 > 192.0.2.1 >
-/// 100.64.0.1 > 10.0.0.1), and a map or binary search built on it misses keys it holds. Where
-/// a table's addresses lie within such a span (as 192.0.2.0/24 and 203.0.113.0/24 do) both
-/// orders agree, so listings still come out as ipvsadm's.
+/// Family, then the address's host-order 32-bit words, each compared as a C `int`, then the
+/// port: a total order, which the maps and sorted lists keyed by it need. libipvs (and so
+/// ipvsadm's listing) compares the same words by the sign of their wrapping difference,
+/// which is no order at all once two words are 2^31 or more apart (for IPv4 10.0.0.1 >
+/// 192.0.2.1 > 100.64.0.1 > 10.0.0.1), and a map or binary search built on it misses keys it
+/// holds. The two agree whenever a word's difference does not wrap as signed numbers, which
+/// covers the usual tables (10/8 beside 192.168/16, 2001:db8::10 beside 2001:db8:ffff::1),
+/// so listings still come out as ipvsadm's.
 pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
-    a.ip().cmp(&b.ip()).then(a.port().cmp(&b.port()))
+    // Host-order words, as signed numbers. No allocation: a resync sorts every destination.
+    fn words(ip: &IpAddr) -> [i32; 4] {
+        match ip {
+            IpAddr::V4(v4) => [u32::from(*v4) as i32, 0, 0, 0],
+            IpAddr::V6(v6) => {
+                let s = v6.segments().map(u32::from);
+                [s[0] << 16 | s[1], s[2] << 16 | s[3], s[4] << 16 | s[5], s[6] << 16 | s[7]].map(|w| w as i32)
+            }
+        }
+    }
+    let family = |ip: &IpAddr| ip.is_ipv6();
+    family(&a.ip()).cmp(&family(&b.ip())).then_with(|| words(&a.ip()).cmp(&words(&b.ip()))).then(a.port().cmp(&b.port()))
 }
 
 /// IP_VS_SVC_F_* flags.
@@ -410,14 +423,19 @@ mod tests {
     }
 
     #[test]
-    fn addresses_compare_in_numeric_order() {
+    fn addresses_compare_as_libipvs_where_it_is_an_order() {
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.2:80")), Less);
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:81"), &sa("192.0.2.1:80")), Greater);
         assert_eq!(cmp_addr_port(&sa("192.0.2.1:80"), &sa("192.0.2.1:80")), Equal);
-        // libipvs's wrapping subtraction would put 1.0.0.0 after 203.0.113.1.
-        assert_eq!(cmp_addr_port(&sa("1.0.0.0:80"), &sa("203.0.113.1:80")), Less);
+        // As libipvs: 1.0.0.0 - 203.0.113.1 as a C int is positive, and so is the signed
+        // comparison (203 is negative as an int).
+        assert_eq!(cmp_addr_port(&sa("1.0.0.0:80"), &sa("203.0.113.1:80")), Greater);
+        assert_eq!(cmp_addr_port(&sa("10.0.0.1:80"), &sa("192.168.0.1:80")), Greater);
         assert_eq!(cmp_addr_port(&sa("[2001:db8::1]:80"), &sa("[2001:db8:0:1::]:80")), Less);
-        assert_eq!(cmp_addr_port(&sa("[2001:db8::8000:1]:80"), &sa("[2001:db8::1]:80")), Greater);
+        assert_eq!(cmp_addr_port(&sa("[2001:db8::8000:1]:80"), &sa("[2001:db8::1]:80")), Less);
+        assert_eq!(cmp_addr_port(&sa("[2001:db8:ffff::1]:80"), &sa("[2001:db8::10]:80")), Less);
+        // IPv4 before IPv6, whatever the words.
+        assert_eq!(cmp_addr_port(&sa("203.0.113.1:80"), &sa("[::1]:80")), Less);
         assert_eq!(cmp_addr_port(&sa("[2001:db8::2]:80"), &sa("[2001:db8::1]:80")), Greater);
     }
 
