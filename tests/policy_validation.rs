@@ -181,6 +181,22 @@ fn unknown_names_list_the_valid_ones() {
     );
 }
 
+/// A declaration with more keys than are kept per table is still read whole: its valid keys
+/// (wherever the table's order puts them) take effect and every unknown key is named.
+#[test]
+fn a_table_with_hundreds_of_keys_is_read_whole() {
+    let extra: String = (0..300).map(|i| format!("x{i} = {i}, ")).collect();
+    let src = format!(
+        "lvsd.service \"s\" {{ {extra}vip = \"192.0.2.1:80\", scheduler = \"sched-of-nowhere\", reals = {{ \"198.51.100.1\" }} }}"
+    );
+    let errs = errors(&src);
+    let unknown = errs.iter().filter(|e| e.contains("unknown key 'x")).count();
+    assert_eq!(unknown, 300, "{}", errs.join("\n"));
+    // The scheduler was read (and rejected), not taken as absent.
+    assert!(errs.iter().any(|e| e.contains("sched-of-nowhere")), "{}", errs.join("\n"));
+    assert!(!errs.iter().any(|e| e.contains("vip = ")), "the vip was read: {}", errs.join("\n"));
+}
+
 #[test]
 fn structural_rules() {
     rejects(

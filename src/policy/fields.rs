@@ -6,13 +6,32 @@ use mlua::{Function, Table, Value};
 
 /// One declaration's table being read. Every key the reader asks for is recorded, so that
 /// `finish` can list exactly the valid keys when it meets an unknown one.
+///
+/// The table's keys are read once, when the reader is made: asking the table for each of a
+/// declaration's thirty-odd possible keys made a Lua string of every key name, most of them
+/// absent, and that was most of the cost of loading a policy with thousands of services.
 pub struct Fields<'e> {
     table: Table,
+    keys: Vec<Key>,
+    /// More keys than [`KEPT`]: values past the first ones are read from the table when asked.
+    overflow: bool,
     what: String,
     pub origin: Origin,
     asked: Vec<&'static str>,
     pub errs: &'e mut Vec<ModelError>,
 }
+
+/// A key of the table, as `finish` names it, and its value when kept.
+struct Key {
+    name: String,
+    /// A string key (a number key may print as "[1]" but is never asked for).
+    string: bool,
+    value: Option<Value>,
+}
+
+/// Values kept per table; past this a table is read key by key. Each kept value holds a slot
+/// of the interpreter's reference stack, which a table with a million keys would exhaust.
+const KEPT: usize = 64;
 
 pub fn type_name(v: &Value) -> &'static str {
     v.type_name()
@@ -20,7 +39,23 @@ pub fn type_name(v: &Value) -> &'static str {
 
 impl<'e> Fields<'e> {
     pub fn new(table: Table, what: impl Into<String>, origin: Origin, errs: &'e mut Vec<ModelError>) -> Fields<'e> {
-        Fields { table, what: what.into(), origin, asked: Vec::new(), errs }
+        let mut keys = Vec::new();
+        let mut overflow = false;
+        // Raw, as the reads were: no __pairs or __index of the policy's runs here.
+        let read = table.for_each::<Value, Value>(|k, v| {
+            let keep = keys.len() < KEPT;
+            overflow |= !keep;
+            let (name, string) = (key_name(&k), matches!(k, Value::String(_)));
+            keys.push(Key { name, string, value: (keep && string).then_some(v) });
+            Ok(())
+        });
+        if read.is_err() {
+            // Cannot happen (a raw walk of the table's own keys); read key by key then, and
+            // leave unknown keys unreported.
+            keys.clear();
+            overflow = true;
+        }
+        Fields { table, keys, overflow, what: what.into(), origin, asked: Vec::new(), errs }
     }
 
     /// The fields of a table inside this one, named "<what> <label>" in errors, which go to
@@ -44,7 +79,7 @@ impl<'e> Fields<'e> {
 
     /// Report a required key that is absent (a present but bad value was reported already).
     pub fn require<T>(&mut self, key: &str, v: &Option<T>, hint: &str) {
-        if v.is_none() && matches!(self.table.raw_get::<Value>(key), Ok(Value::Nil)) {
+        if v.is_none() && matches!(self.get(key), Value::Nil) {
             self.error(format!("{key} is required ({hint})"));
         }
     }
@@ -57,7 +92,16 @@ impl<'e> Fields<'e> {
     /// The raw value of `key` (nil when absent).
     pub fn value(&mut self, key: &'static str) -> Value {
         self.asked.push(key);
-        self.table.raw_get::<Value>(key).unwrap_or(Value::Nil)
+        self.get(key)
+    }
+
+    fn get(&self, key: &str) -> Value {
+        match self.keys.iter().find(|k| k.string && k.name == key) {
+            Some(Key { value: Some(v), .. }) => v.clone(),
+            Some(_) => self.table.raw_get::<Value>(key).unwrap_or(Value::Nil),
+            None if self.overflow => self.table.raw_get::<Value>(key).unwrap_or(Value::Nil),
+            None => Value::Nil,
+        }
     }
 
     fn wrong_type(&mut self, key: &str, want: &str, got: &Value) {
@@ -178,20 +222,25 @@ impl<'e> Fields<'e> {
 
     /// Report every key of the table that no reader asked for, with the valid keys.
     pub fn finish(self) {
-        let Fields { table, what, origin, mut asked, errs } = self;
+        let Fields { keys, what, origin, mut asked, errs, .. } = self;
+        let unknown: Vec<String> = keys.into_iter().map(|k| k.name).filter(|n| !asked.contains(&n.as_str())).collect();
+        if unknown.is_empty() {
+            return;
+        }
         asked.sort();
         asked.dedup();
-        for pair in table.pairs::<Value, Value>() {
-            let Ok((k, _)) = pair else { continue };
-            let name = match &k {
-                Value::String(s) => s.to_string_lossy(),
-                Value::Integer(i) => format!("[{i}]"),
-                other => format!("<{}>", other.type_name()),
-            };
-            if !asked.contains(&name.as_str()) {
-                errs.push(ModelError::new(&origin, format!("{what}: unknown key '{name}' (valid keys: {})", asked.join(", "))));
-            }
+        for name in unknown {
+            errs.push(ModelError::new(&origin, format!("{what}: unknown key '{name}' (valid keys: {})", asked.join(", "))));
         }
+    }
+}
+
+/// A key as errors name it.
+fn key_name(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Integer(i) => format!("[{i}]"),
+        other => format!("<{}>", other.type_name()),
     }
 }
 
