@@ -186,9 +186,8 @@ fn unknown_names_list_the_valid_ones() {
 #[test]
 fn a_table_with_hundreds_of_keys_is_read_whole() {
     let extra: String = (0..300).map(|i| format!("x{i} = {i}, ")).collect();
-    let src = format!(
-        "lvsd.service \"s\" {{ {extra}vip = \"192.0.2.1:80\", scheduler = \"sched-of-nowhere\", reals = {{ \"198.51.100.1\" }} }}"
-    );
+    let src =
+        format!("lvsd.service \"s\" {{ {extra}vip = \"192.0.2.1:80\", scheduler = \"sched-of-nowhere\", reals = {{ \"198.51.100.1\" }} }}");
     let errs = errors(&src);
     let unknown = errs.iter().filter(|e| e.contains("unknown key 'x")).count();
     assert_eq!(unknown, 300, "{}", errs.join("\n"));

@@ -21,12 +21,15 @@ pub struct Fields<'e> {
     pub errs: &'e mut Vec<ModelError>,
 }
 
-/// A key of the table, as `finish` names it, and its value when kept.
+/// A key of the table, as `finish` names it, and its value until it is asked for.
 struct Key {
     name: String,
     /// A string key (a number key may print as "[1]" but is never asked for).
     string: bool,
+    /// Taken by the first reader; one that asks again reads the table.
     value: Option<Value>,
+    /// Some reader asked for it: not an unknown key.
+    asked: bool,
 }
 
 /// Values kept per table; past this a table is read key by key. Each kept value holds a slot
@@ -46,7 +49,7 @@ impl<'e> Fields<'e> {
             let keep = keys.len() < KEPT;
             overflow |= !keep;
             let (name, string) = (key_name(&k), matches!(k, Value::String(_)));
-            keys.push(Key { name, string, value: (keep && string).then_some(v) });
+            keys.push(Key { name, string, value: (keep && string).then_some(v), asked: false });
             Ok(())
         });
         if read.is_err() {
@@ -79,7 +82,8 @@ impl<'e> Fields<'e> {
 
     /// Report a required key that is absent (a present but bad value was reported already).
     pub fn require<T>(&mut self, key: &str, v: &Option<T>, hint: &str) {
-        if v.is_none() && matches!(self.get(key), Value::Nil) {
+        let present = self.keys.iter().any(|k| k.string && k.name == key);
+        if v.is_none() && !present && (!self.overflow || matches!(self.table.raw_get::<Value>(key), Ok(Value::Nil))) {
             self.error(format!("{key} is required ({hint})"));
         }
     }
@@ -95,13 +99,17 @@ impl<'e> Fields<'e> {
         self.get(key)
     }
 
-    fn get(&self, key: &str) -> Value {
-        match self.keys.iter().find(|k| k.string && k.name == key) {
-            Some(Key { value: Some(v), .. }) => v.clone(),
-            Some(_) => self.table.raw_get::<Value>(key).unwrap_or(Value::Nil),
-            None if self.overflow => self.table.raw_get::<Value>(key).unwrap_or(Value::Nil),
-            None => Value::Nil,
-        }
+    fn get(&mut self, key: &str) -> Value {
+        let found = self.keys.iter_mut().find(|k| k.string && k.name == key);
+        let kept = match found {
+            Some(k) => {
+                k.asked = true;
+                k.value.take()
+            }
+            None if !self.overflow => return Value::Nil,
+            None => None,
+        };
+        kept.unwrap_or_else(|| self.table.raw_get::<Value>(key).unwrap_or(Value::Nil))
     }
 
     fn wrong_type(&mut self, key: &str, want: &str, got: &Value) {
@@ -223,7 +231,7 @@ impl<'e> Fields<'e> {
     /// Report every key of the table that no reader asked for, with the valid keys.
     pub fn finish(self) {
         let Fields { keys, what, origin, mut asked, errs, .. } = self;
-        let unknown: Vec<String> = keys.into_iter().map(|k| k.name).filter(|n| !asked.contains(&n.as_str())).collect();
+        let unknown: Vec<String> = keys.into_iter().filter(|k| !k.asked).map(|k| k.name).collect();
         if unknown.is_empty() {
             return;
         }
@@ -257,4 +265,46 @@ pub fn int_value(v: &Value, key: &str, lo: i64, hi: i64) -> Result<Option<i64>, 
         return Err(Some(format!("{key} = {n} is out of range ({lo}..{hi})")));
     }
     Ok(Some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(lua: &mlua::Lua, src: &str) -> Table {
+        lua.load(src).eval().unwrap()
+    }
+
+    #[test]
+    fn a_key_asked_twice_has_its_value_both_times() {
+        let lua = mlua::Lua::new();
+        let mut errs = Vec::new();
+        let mut f = Fields::new(table(&lua, r#"{ vip = "192.0.2.1:80", weight = 3 }"#), "service 's'", Origin::default(), &mut errs);
+        assert_eq!(f.string("vip").as_deref(), Some("192.0.2.1:80"));
+        assert_eq!(f.string("vip").as_deref(), Some("192.0.2.1:80"));
+        assert_eq!(f.integer("weight", 0, 10), Some(3));
+        assert_eq!(f.string("absent"), None);
+        let weight = Some(3);
+        f.require("weight", &weight, "");
+        f.require("absent", &None::<i64>, "say it");
+        f.finish();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].to_string().contains("absent is required (say it)"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_valid_ones() {
+        let lua = mlua::Lua::new();
+        let mut errs = Vec::new();
+        let mut f =
+            Fields::new(table(&lua, r#"{ vip = "192.0.2.1:80", [1] = "x", weigth = 2 }"#), "service 's'", Origin::default(), &mut errs);
+        let _ = f.string("vip");
+        let _ = f.integer("weight", 0, 10);
+        f.finish();
+        let mut got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        got.sort();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("unknown key '[1]' (valid keys: vip, weight)"), "{got:?}");
+        assert!(got[1].contains("unknown key 'weigth' (valid keys: vip, weight)"), "{got:?}");
+    }
 }
