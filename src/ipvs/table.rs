@@ -89,6 +89,11 @@ impl Ord for ServiceKey {
                 ServiceKey::Fwmark { mark, family } => (*mark, family.af(), 0, None),
             }
         }
+        // The usual case, two address services, without building the general tuple (a
+        // service table's maps compare keys often): mark 0 on both sides, then the same fields.
+        if let (ServiceKey::Addr { protocol: p1, addr: a1 }, ServiceKey::Addr { protocol: p2, addr: a2 }) = (self, other) {
+            return a1.is_ipv6().cmp(&a2.is_ipv6()).then(p1.number().cmp(&p2.number())).then_with(|| cmp_addr_port(a1, a2));
+        }
         let (m1, f1, p1, a1) = parts(self);
         let (m2, f2, p2, a2) = parts(other);
         (m1 as i64).cmp(&(m2 as i64)).then(f1.cmp(&f2)).then(p1.cmp(&p2)).then_with(|| match (a1, a2) {
@@ -121,6 +126,9 @@ pub fn cmp_addr_port(a: &SocketAddr, b: &SocketAddr) -> std::cmp::Ordering {
                 [s[0] << 16 | s[1], s[2] << 16 | s[3], s[4] << 16 | s[5], s[6] << 16 | s[7]].map(|w| w as i32)
             }
         }
+    }
+    if let (SocketAddr::V4(x), SocketAddr::V4(y)) = (a, b) {
+        return (u32::from(*x.ip()) as i32).cmp(&(u32::from(*y.ip()) as i32)).then(x.port().cmp(&y.port()));
     }
     let family = |ip: &IpAddr| ip.is_ipv6();
     family(&a.ip()).cmp(&family(&b.ip())).then_with(|| words(&a.ip()).cmp(&words(&b.ip()))).then(a.port().cmp(&b.port()))
@@ -475,6 +483,43 @@ mod tests {
         let mut keys: Vec<ServiceKey> = t.services.keys().copied().collect();
         keys.sort_unstable();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// Service keys sort by fwmark, family, protocol, address words (signed), port, whichever
+    /// kinds meet: the shortcut for two address services gives the order its definition gives.
+    #[test]
+    fn service_keys_sort_as_defined() {
+        fn definition(k: &ServiceKey) -> (i64, u16, u16, [i32; 4], u16) {
+            let words = |ip: IpAddr| match ip {
+                IpAddr::V4(v4) => [u32::from(v4) as i32, 0, 0, 0],
+                IpAddr::V6(v6) => {
+                    let o = v6.octets();
+                    std::array::from_fn(|i| u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]) as i32)
+                }
+            };
+            match k {
+                ServiceKey::Addr { protocol, addr } => (0, Family::of(&addr.ip()).af(), protocol.number(), words(addr.ip()), addr.port()),
+                ServiceKey::Fwmark { mark, family } => (*mark as i64, family.af(), 0, [0; 4], 0),
+            }
+        }
+        let addrs =
+            ["10.0.0.1:80", "10.0.0.1:81", "100.64.0.1:80", "192.0.2.1:80", "[2001:db8::1]:80", "[2001:db8::8000:1]:80", "[::1]:80"];
+        let mut keys: Vec<ServiceKey> = Vec::new();
+        for a in addrs.map(sa) {
+            for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
+                keys.push(ServiceKey::Addr { protocol, addr: a });
+            }
+        }
+        for mark in [0, 1, 7, u32::MAX] {
+            for family in [Family::Inet, Family::Inet6] {
+                keys.push(ServiceKey::Fwmark { mark, family });
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), definition(a).cmp(&definition(b)), "{a:?} against {b:?}");
+            }
+        }
     }
 
     /// A desired destination carries no counters; one read with counters reads them back,

@@ -36,6 +36,9 @@ struct Key {
 /// of the interpreter's reference stack, which a table with a million keys would exhaust.
 const KEPT: usize = 64;
 
+/// Keys a declaration's reader usually asks for, at most.
+const ASKED: usize = 48;
+
 pub fn type_name(v: &Value) -> &'static str {
     v.type_name()
 }
@@ -58,7 +61,8 @@ impl<'e> Fields<'e> {
             keys.clear();
             overflow = true;
         }
-        Fields { table, keys, overflow, what: what.into(), origin, asked: Vec::new(), errs }
+        // Room for what a service asks (about forty keys): one allocation instead of growing.
+        Fields { table, keys, overflow, what: what.into(), origin, asked: Vec::with_capacity(ASKED), errs }
     }
 
     /// The fields of a table inside this one, named "<what> <label>" in errors, which go to
