@@ -36,7 +36,8 @@ struct Key {
 /// of the interpreter's reference stack, which a table with a million keys would exhaust.
 const KEPT: usize = 64;
 
-/// Keys a declaration's reader usually asks for, at most.
+/// Room for the keys a declaration's reader asks for (a service asks about forty): one
+/// allocation instead of growing.
 const ASKED: usize = 48;
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -61,7 +62,6 @@ impl<'e> Fields<'e> {
             keys.clear();
             overflow = true;
         }
-        // Room for what a service asks (about forty keys): one allocation instead of growing.
         Fields { table, keys, overflow, what: what.into(), origin, asked: Vec::with_capacity(ASKED), errs }
     }
 
@@ -86,8 +86,9 @@ impl<'e> Fields<'e> {
 
     /// Report a required key that is absent (a present but bad value was reported already).
     pub fn require<T>(&mut self, key: &str, v: &Option<T>, hint: &str) {
-        let present = self.keys.iter().any(|k| k.string && k.name == key);
-        if v.is_none() && !present && (!self.overflow || matches!(self.table.raw_get::<Value>(key), Ok(Value::Nil))) {
+        // Absent: not among the keys read, and (if they could not all be read) not in the table.
+        let absent = entry(&mut self.keys, key).is_none() && (!self.overflow || matches!(self.table.raw_get::<Value>(key), Ok(Value::Nil)));
+        if v.is_none() && absent {
             self.error(format!("{key} is required ({hint})"));
         }
     }
@@ -104,8 +105,7 @@ impl<'e> Fields<'e> {
     }
 
     fn get(&mut self, key: &str) -> Value {
-        let found = self.keys.iter_mut().find(|k| k.string && k.name == key);
-        let kept = match found {
+        let kept = match entry(&mut self.keys, key) {
             Some(k) => {
                 k.asked = true;
                 k.value.take()
@@ -245,6 +245,11 @@ impl<'e> Fields<'e> {
             errs.push(ModelError::new(&origin, format!("{what}: unknown key '{name}' (valid keys: {})", asked.join(", "))));
         }
     }
+}
+
+/// The table's string key `key`, if it has one.
+fn entry<'k>(keys: &'k mut [Key], key: &str) -> Option<&'k mut Key> {
+    keys.iter_mut().find(|k| k.string && k.name == key)
 }
 
 /// A key as errors name it.
