@@ -156,10 +156,13 @@ impl Kernel {
     }
 
     /// Send `reqs` and return one answer per request, in order. Requests go out many to a
-    /// datagram (at most WINDOW, WINDOW_BYTES), each flagged NLM_F_ACK and numbered; the
-    /// kernel handles a datagram's messages one after the other, whatever each one's outcome,
-    /// and answers each, so after a datagram its answers are read and matched to the requests
-    /// by sequence number. `on_data(i, payload)` gets the data messages of request `i` (a
+    /// datagram (at most WINDOW, WINDOW_BYTES), each numbered; the kernel handles a
+    /// datagram's messages one after the other, whatever each one's outcome. Gets and the
+    /// datagram's last request are flagged NLM_F_ACK and always answered; the other writes
+    /// are answered only when they fail, which saves the kernel an answer to make and this
+    /// process one to read per write. So after a datagram its answers are read and matched to
+    /// the requests by sequence number until the last request's answer, which closes the
+    /// writes that said nothing. `on_data(i, payload)` gets the data messages of request `i` (a
     /// get's reply, a dump's parts); an error it returns becomes that request's answer.
     /// A dump goes alone: the kernel runs one dump per socket at a time (EBUSY otherwise).
     /// When answers stop coming (timeout, a receive error, an undecodable datagram), each
@@ -174,19 +177,24 @@ impl Kernel {
         let lost = |i: usize, msg: &str| KernelError::Netlink { what: what(i), msg: msg.to_string() };
         let mut start = 0;
         while start < n {
-            tx.clear();
-            let mut end = start;
+            let (mut end, mut bytes) = (start, 0);
             while end < n {
                 let r = &reqs[end];
                 let window = if reqs[start].is_write() { WINDOW } else { WINDOW_GETS };
-                if end > start && (end - start >= window || tx.len() + r.nl_len() > WINDOW_BYTES || r.dump || reqs[start].dump) {
+                if end > start && (end - start >= window || bytes + r.nl_len() > WINDOW_BYTES || r.dump || reqs[start].dump) {
                     break;
                 }
-                r.encode(*family, base.wrapping_add(end as u32), tx);
+                bytes += r.nl_space();
+                end += 1;
+            }
+            tx.clear();
+            for (i, r) in reqs.iter().enumerate().take(end).skip(start) {
+                // A write is answered only when it fails; the datagram's last request always
+                // is, and its answer says that every request before it was handled.
+                r.encode(*family, base.wrapping_add(i as u32), !r.is_write() || i + 1 == end, tx);
                 if r.is_write() {
                     *writes += 1;
                 }
-                end += 1;
             }
             if let Err(e) = sock.send(tx) {
                 let msg = format!("sending the request failed: {e}");
@@ -232,6 +240,22 @@ impl Kernel {
                                             } else {
                                                 Err(KernelError::Errno { what: what(i), errno, err: io::Error::from_raw_os_error(errno) })
                                             });
+                                        }
+                                        if i + 1 == end {
+                                            // The last request's answer: the ones before it that
+                                            // are still open were writes that succeeded (a get
+                                            // is answered by itself, before; unless lost).
+                                            for j in start..i {
+                                                if !closed[j] {
+                                                    closed[j] = true;
+                                                    answers[j] = Some(if reqs[j].is_write() {
+                                                        Ok(())
+                                                    } else {
+                                                        Err(lost(j, "no answer; outcome unknown"))
+                                                    });
+                                                }
+                                            }
+                                            open = 0;
                                         }
                                     }
                                 }

@@ -614,9 +614,15 @@ fn align4(n: usize) -> usize {
 }
 
 impl Request {
-    /// Header flags as libnl sets them for ipvsadm: REQUEST | ACK, and DUMP for a dump.
-    pub fn nl_flags(&self) -> u16 {
-        nlm_f::REQUEST | nlm_f::ACK | if self.dump { nlm_f::DUMP } else { 0 }
+    /// Header flags: REQUEST, DUMP for a dump, and ACK when a success must be answered too
+    /// (libnl sets it on every request of ipvsadm's). Without it the kernel answers only a
+    /// failure: netlink_rcv_skb acks a message "if (nlh->nlmsg_flags & NLM_F_ACK || err)".
+    pub fn nl_flags(&self, ack: bool) -> u16 {
+        nlm_f::REQUEST | if ack { nlm_f::ACK } else { 0 } | if self.dump { nlm_f::DUMP } else { 0 }
+    }
+    /// Length of this request in a datagram, padding included.
+    pub fn nl_space(&self) -> usize {
+        align4(self.nl_len())
     }
     /// Length of this request as one netlink message (header, genlmsghdr, attributes).
     pub fn nl_len(&self) -> usize {
@@ -624,12 +630,12 @@ impl Request {
     }
     /// Append this request to `buf` as one netlink message of family `family` with sequence
     /// number `seq` (port id 0: the kernel knows the sender). Several may follow each other in
-    /// one datagram; the kernel answers each in order.
-    pub fn encode(&self, family: u16, seq: u32, buf: &mut Vec<u8>) {
+    /// one datagram; the kernel handles them in order. `ack`: see [`Request::nl_flags`].
+    pub fn encode(&self, family: u16, seq: u32, ack: bool, buf: &mut Vec<u8>) {
         let len = self.nl_len();
         buf.extend_from_slice(&(len as u32).to_ne_bytes());
         buf.extend_from_slice(&family.to_ne_bytes());
-        buf.extend_from_slice(&self.nl_flags().to_ne_bytes());
+        buf.extend_from_slice(&self.nl_flags(ack).to_ne_bytes());
         buf.extend_from_slice(&seq.to_ne_bytes());
         buf.extend_from_slice(&0u32.to_ne_bytes());
         buf.extend_from_slice(&[self.cmd, GENL_VERSION, 0, 0]);

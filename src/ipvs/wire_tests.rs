@@ -303,7 +303,7 @@ fn encode_whole_messages_like_ipvsadm() {
         let family = u16::from_ne_bytes([theirs[4], theirs[5]]);
         let seq = u32::from_ne_bytes(theirs[8..12].try_into().unwrap());
         let mut ours = Vec::new();
-        req.encode(family, seq, &mut ours);
+        req.encode(family, seq, true, &mut ours);
         assert_eq!(ours.len(), req.nl_len().next_multiple_of(4), "{name}");
         // Everything but the port id, which libnl fills in and the kernel ignores.
         assert_eq!(hex(&ours[..12]), hex(&theirs[..12]), "{name}: header");
@@ -320,13 +320,15 @@ fn a_batch_is_messages_back_to_back_each_with_its_sequence_number() {
     ];
     let mut buf = Vec::new();
     for (i, r) in reqs.iter().enumerate() {
-        r.encode(0x20, 100 + i as u32, &mut buf);
+        r.encode(0x20, 100 + i as u32, i + 1 == reqs.len(), &mut buf);
     }
     let mut off = 0;
     for (i, r) in reqs.iter().enumerate() {
         let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
         assert_eq!(len, r.nl_len());
-        assert_eq!(u16::from_ne_bytes([buf[off + 6], buf[off + 7]]), 0x5, "REQUEST | ACK");
+        let flags = u16::from_ne_bytes([buf[off + 6], buf[off + 7]]);
+        // Only the last asks for an answer to a success.
+        assert_eq!(flags, if i + 1 == reqs.len() { 0x5 } else { 0x1 }, "REQUEST (| ACK)");
         assert_eq!(u32::from_ne_bytes(buf[off + 8..off + 12].try_into().unwrap()), 100 + i as u32);
         assert_eq!(hex(&buf[off + 16..off + len]), hex(&r.genl_payload()));
         off += len.next_multiple_of(4);

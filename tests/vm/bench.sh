@@ -73,6 +73,8 @@ a=$(ms "$apply_t"); r=$(ms "$nochange_t"); c=$(ms "$change_t")
 sed 's/lvsd.node == "changed"/LIVE_CHANGE/' /tmp/bench.lua > /tmp/live-a.lua
 sed 's/LIVE_CHANGE/false/' /tmp/live-a.lua > /tmp/live.lua
 mkdir -p -m 0700 /run/lvsd-live
+# Made here: the background job opens it after this shell may already have looked.
+: > /tmp/live.log
 LVSD_LOG=warn,ipvs_timing=debug ip netns exec bench-lvsd lvsd run -p /tmp/live.lua --node lvs01 $L --resync 3600 \
     --control /run/lvsd-live/ctl.sock > /tmp/live.log 2>&1 &
 live=$!
