@@ -124,11 +124,23 @@ pub fn decide(want: &Listing, g: &Gathered) -> Vec<Finding> {
     let mut out = Vec::new();
     for (svc, reals) in want {
         let Some(kreals) = have.get(svc) else {
-            out.push(Finding::fail(
-                CHECK,
-                format!("service {svc} is in the policy but not in the kernel"),
-                "start `lvsd run -p POLICY` (it installs and repairs the table), then check `lvsd status`",
-            ));
+            out.push(if source == PROC {
+                // The file can leave services out: the kernel's walk of it counts this
+                // namespace's services while the file position counts every namespace's.
+                Finding::warn(
+                    CHECK,
+                    format!(
+                        "service {svc} is in the policy but not in {PROC} (which can leave services out when another network namespace has an IPVS table)"
+                    ),
+                    "run `lvsd doctor` as root to read the table over netlink",
+                )
+            } else {
+                Finding::fail(
+                    CHECK,
+                    format!("service {svc} is in the policy but not in the kernel"),
+                    "start `lvsd run -p POLICY` (it installs and repairs the table), then check `lvsd status`",
+                )
+            });
             continue;
         };
         for (r, fwd) in reals {
@@ -214,8 +226,14 @@ FWM  00000007 wlc
         assert!(f.iter().any(|x| x.message.contains("FWM 7") && x.fix.as_ref().unwrap().contains("-f 7")));
         want.insert("UDP 192.0.2.10:53".into(), BTreeMap::new());
         want.get_mut("TCP 192.0.2.10:80").unwrap().insert("198.51.100.1:80".parse().unwrap(), "Tunnel".into());
-        let f = decide(&want, &Gathered::Table(have, PROC));
+        let f = decide(&want, &Gathered::Table(have.clone(), "netlink"));
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("UDP 192.0.2.10:53")));
+        assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("forwarded by Route")));
+        // Read from the file, a missing service may only be missing from the file.
+        let f = decide(&want, &Gathered::Table(have, PROC));
+        let missing = f.iter().find(|x| x.message.contains("UDP 192.0.2.10:53")).unwrap();
+        assert_eq!(missing.level, Level::Warn);
+        assert!(missing.message.contains("not in /proc/net/ip_vs") && missing.fix.as_ref().unwrap().contains("as root"), "{missing:?}");
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("forwarded by Route")));
     }
 
