@@ -4,12 +4,13 @@
 //! IPv4 services' destinations through the older sockopt interface where it shows them all
 //! (`sockopt`: one getsockopt per service costs far less than one dump).
 
+use super::answers::{self, Answer, Answers, OnData};
 use super::backend::{ApplyError, Backend};
 use super::nlsock::{NlSock, SockoptSock};
 use super::reconcile::{Differ, Op};
 use super::sockopt::{self, SockoptError};
 use super::table::{DestKey, Family, Forward, Service, ServiceConf, ServiceKey, Table};
-use super::wire::{self, DaemonState, Info, NlReply, Request, SyncDaemon, Timeouts};
+use super::wire::{self, DaemonState, Info, Request, SyncDaemon, Timeouts};
 use neli::consts::socket::NlFamily;
 use neli::router::synchronous::NlRouter;
 use neli::utils::Groups;
@@ -65,30 +66,12 @@ pub struct Kernel {
     so_counts: Vec<(ServiceKey, u32)>,
 }
 
-/// At most this many requests go in one datagram before their answers are read. An answer
-/// the receive buffer has no room for is lost, so a window's answers must fit it even when
-/// every request fails: an error answer takes about 1 KiB of it (with NETLINK_CAP_ACK), so
-/// 256 KiB at most; a get's reply about 5 KiB (the kernel allocates a page for it). The
-/// socket asks for 2 MiB and gets at least 416 KiB. Each datagram costs something of its
-/// own: 256 writes to a datagram instead of 64 took an apply of 10,000 x 4 in the guest
-/// from 990 to 807 ms.
-const WINDOW: usize = 256;
-/// The window for gets (many services asked for by key).
-const WINDOW_GETS: usize = 32;
-/// And at most this many bytes of requests (one IPVS request is 60-180 bytes), well below
-/// the socket's send buffer.
-const WINDOW_BYTES: usize = 48 * 1024;
 /// The receive buffer, cut into slots of one datagram each: 32 KiB for dumps (the kernel
 /// never makes a dump datagram larger), 4 KiB otherwise (an ack is 36 bytes, a get's
 /// reply a few hundred).
 const RX_BYTES: usize = 256 * 1024;
 const DUMP_SLOT: usize = 32 * 1024;
 const SLOT: usize = 4 * 1024;
-
-/// The answer to one request of a batch.
-type Answer = Result<(), KernelError>;
-/// Called with each data message of a dump: (request index, payload).
-type OnData<'a> = &'a mut dyn FnMut(usize, &[u8]) -> Result<(), KernelError>;
 
 fn cmd_name(cmd: u8) -> &'static str {
     use wire::cmd::*;
@@ -132,7 +115,7 @@ impl Kernel {
             family,
             seq: 0,
             writes: 0,
-            tx: Vec::with_capacity(WINDOW_BYTES + 512),
+            tx: Vec::with_capacity(answers::WINDOW_BYTES + 512),
             rx: vec![0; RX_BYTES],
             got: Vec::new(),
             so: SockoptSock::open()
@@ -159,132 +142,55 @@ impl Kernel {
         answers.pop().expect("one answer per request").map(|()| out)
     }
 
-    /// Send `reqs` and return one answer per request, in order. Requests go out many to a
-    /// datagram (at most WINDOW, WINDOW_BYTES), each numbered; the kernel handles a
-    /// datagram's messages one after the other, whatever each one's outcome. Gets and the
-    /// datagram's last request are flagged NLM_F_ACK and always answered; the other writes
-    /// are answered only when they fail, which saves the kernel an answer to make and this
-    /// process one to read per write. So after a datagram its answers are read and matched to
-    /// the requests by sequence number until the last request's answer, which closes the
-    /// writes that said nothing. `on_data(i, payload)` gets the data messages of request `i` (a
-    /// get's reply, a dump's parts); an error it returns becomes that request's answer.
-    /// A dump goes alone: the kernel runs one dump per socket at a time (EBUSY otherwise).
-    /// When answers stop coming (timeout, a receive error, an undecodable datagram), each
-    /// request still unanswered gets an error saying its outcome is unknown.
+    /// Send `reqs` and return one answer per request, in order: many to a datagram, the
+    /// datagram's answers read and matched to its requests (`answers`: which requests ask
+    /// for an answer, and what silence means) before the next datagram goes.
+    /// `on_data(i, payload)` gets the data messages of request `i` (a get's reply, a dump's
+    /// parts); an error it returns becomes that request's answer. When answers stop coming
+    /// (timeout, a receive error, an undecodable datagram), each request still unanswered
+    /// gets an error saying its outcome is unknown.
     fn batch(&mut self, reqs: &[Request], what: &dyn Fn(usize) -> String, on_data: OnData<'_>) -> Vec<Answer> {
         let n = reqs.len();
         let base = self.seq.wrapping_add(1);
         self.seq = self.seq.wrapping_add(n as u32);
         let Kernel { sock, family, writes, tx, rx, got, .. } = self;
-        let mut answers: Vec<Option<Answer>> = (0..n).map(|_| None).collect();
-        let mut closed = vec![false; n];
-        let lost = |i: usize, msg: &str| KernelError::Netlink { what: what(i), msg: msg.to_string() };
+        let mut answers = Answers::new(base, n);
         let mut start = 0;
         while start < n {
-            let (mut end, mut bytes) = (start, 0);
-            while end < n {
-                let r = &reqs[end];
-                let window = if reqs[start].is_write() { WINDOW } else { WINDOW_GETS };
-                if end > start && (end - start >= window || bytes + r.nl_len() > WINDOW_BYTES || r.dump || reqs[start].dump) {
-                    break;
-                }
-                bytes += r.nl_space();
-                end += 1;
-            }
+            let range = start..answers::datagram_end(reqs, start);
+            start = range.end;
             tx.clear();
-            for (i, r) in reqs.iter().enumerate().take(end).skip(start) {
-                // A write is answered only when it fails; the datagram's last request always
-                // is, and its answer says that every request before it was handled.
-                r.encode(*family, base.wrapping_add(i as u32), !r.is_write() || i + 1 == end, tx);
-                if r.is_write() {
-                    *writes += 1;
-                }
+            for i in range.clone() {
+                reqs[i].encode(*family, base.wrapping_add(i as u32), answers::asks_ack(reqs, &range, i), tx);
+                *writes += u64::from(reqs[i].is_write());
             }
             if let Err(e) = sock.send(tx) {
-                let msg = format!("sending the request failed: {e}");
-                for (i, a) in answers.iter_mut().enumerate().take(end).skip(start) {
-                    *a = Some(Err(lost(i, &msg)));
-                }
-                start = end;
+                answers.give_up(&range, &format!("sending the request failed: {e}"), what);
                 continue;
             }
-            let slot = if reqs[start].dump { DUMP_SLOT } else { SLOT };
-            let mut open = end - start;
-            while open > 0 {
+            let slot = if reqs[range.start].dump { DUMP_SLOT } else { SLOT };
+            while !answers.settled(&range) {
                 let failed = match sock.recv_many(rx, slot, got) {
-                    Ok(()) => {
-                        let mut bad = None;
-                        for &(off, len) in got.iter() {
-                            let msgs = match wire::parse_replies(&rx[off..off + len]) {
-                                Ok(m) => m,
-                                Err(e) => {
-                                    bad = Some(format!("cannot decode the kernel's answer ({e}); outcome unknown"));
-                                    break;
-                                }
-                            };
+                    Ok(()) => got.iter().find_map(|&(off, len)| match wire::parse_replies(&rx[off..off + len]) {
+                        Ok(msgs) => {
                             for m in msgs {
-                                let i = m.seq().wrapping_sub(base) as usize;
-                                if i < start || i >= end || closed[i] {
-                                    continue; // a late answer to an earlier request
-                                }
-                                match m {
-                                    NlReply::Data { payload, .. } => {
-                                        if answers[i].is_none()
-                                            && let Err(e) = on_data(i, payload)
-                                        {
-                                            answers[i] = Some(Err(e));
-                                        }
-                                    }
-                                    NlReply::Ack { errno, .. } | NlReply::Done { errno, .. } => {
-                                        closed[i] = true;
-                                        open -= 1;
-                                        if answers[i].is_none() {
-                                            answers[i] = Some(if errno == 0 {
-                                                Ok(())
-                                            } else {
-                                                Err(KernelError::Errno { what: what(i), errno, err: io::Error::from_raw_os_error(errno) })
-                                            });
-                                        }
-                                        if i + 1 == end {
-                                            // The last request's answer: the ones before it that
-                                            // are still open were writes that succeeded (a get
-                                            // is answered by itself, before; unless lost).
-                                            for j in start..i {
-                                                if !closed[j] {
-                                                    closed[j] = true;
-                                                    answers[j] = Some(if reqs[j].is_write() {
-                                                        Ok(())
-                                                    } else {
-                                                        Err(lost(j, "no answer; outcome unknown"))
-                                                    });
-                                                }
-                                            }
-                                            open = 0;
-                                        }
-                                    }
-                                }
+                                answers.take(m, reqs, &range, what, on_data);
                             }
+                            None
                         }
-                        bad
-                    }
+                        Err(e) => Some(format!("cannot decode the kernel's answer ({e}); outcome unknown")),
+                    }),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         Some(format!("no answer within {} s; outcome unknown", RECV_TIMEOUT.as_secs()))
                     }
                     Err(e) => Some(format!("receiving the answer failed ({e}); outcome unknown")),
                 };
                 if let Some(msg) = failed {
-                    for i in start..end {
-                        if !closed[i] {
-                            closed[i] = true;
-                            answers[i] = Some(Err(lost(i, &msg)));
-                        }
-                    }
-                    break;
+                    answers.give_up(&range, &msg, what);
                 }
             }
-            start = end;
         }
-        answers.into_iter().map(|a| a.expect("every request answered")).collect()
+        answers.into_answers()
     }
 
     fn decode<T>(what: &str, r: Result<T, super::attrs::DecodeError>) -> Result<T, KernelError> {
@@ -509,7 +415,7 @@ impl Kernel {
     /// that op alone would have met.
     pub fn apply_batch(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
         let mut answers = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(WINDOW) {
+        for chunk in ops.chunks(answers::WINDOW) {
             let reqs: Vec<Request> = chunk.iter().map(request).collect();
             answers.extend(self.batch(&reqs, &|i| chunk[i].to_string(), &mut |_, _| Ok(())));
         }

@@ -1,5 +1,6 @@
 //! IPVS: the table type, the ipvsadm-compatible formatter, the pure reconcile diff and the backends.
 
+pub mod answers;
 pub mod attrs;
 pub mod backend;
 pub mod cli;
