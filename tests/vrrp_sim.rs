@@ -38,7 +38,7 @@ impl Lan {
 
     fn advert_bytes(&self, from: usize, priority: u8) -> (Vec<u8>, Endpoints) {
         let c = self.routers[from].fsm.config();
-        let ep = Endpoints { src: c.primary_address, dst: c.destinations()[0] };
+        let ep = Endpoints { src: c.primary_address, dst: c.destinations().next().unwrap() };
         (c.advert(priority).encode(&ep, c.v3_checksum_as_v2).unwrap(), ep)
     }
 
@@ -312,7 +312,7 @@ fn v3_unicast_pair_elects_and_fails_over() {
         c
     };
     let a = peer("192.0.2.1", "192.0.2.2", 120);
-    assert_eq!(a.destinations(), vec![ip("192.0.2.2")]);
+    assert_eq!(a.destinations().collect::<Vec<_>>(), [ip("192.0.2.2")]);
     assert!(a.expect().unicast);
     let mut lan = converge_and_check(Lan::new(vec![a, peer("192.0.2.2", "192.0.2.1", 110)]), 0);
     assert_eq!(lan.routers[1].drops.total(), 0);

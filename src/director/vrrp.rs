@@ -367,8 +367,10 @@ impl Vrrp {
 
     /// Feed one input to one instance, then whatever its sync group asks of the others.
     fn drive(&mut self, idx: usize, input: Input, now: Instant, out: &mut Vec<Transition>) {
-        let mut queue = VecDeque::from([(idx, input)]);
-        while let Some((i, input)) = queue.pop_front() {
+        // Members of a sync group queue their commands here (none otherwise: no allocation).
+        let mut queue = VecDeque::new();
+        let mut first = Some((idx, input));
+        while let Some((i, input)) = first.take().or_else(|| queue.pop_front()) {
             let actions = self.running[i].fsm.handle(now, input);
             self.perform(i, actions, out);
             if let Some((gi, mi)) = self.running[i].group {
@@ -389,9 +391,10 @@ impl Vrrp {
             match a {
                 Action::SendAdvert { priority } => {
                     let c = r.fsm.config();
+                    let advert = c.advert(priority);
                     for dst in c.destinations() {
                         let ep = Endpoints { src: c.primary_address, dst };
-                        match c.advert(priority).encode(&ep, c.v3_checksum_as_v2) {
+                        match advert.encode(&ep, c.v3_checksum_as_v2) {
                             Ok(bytes) => self.outbox.push((r.model.name.clone(), r.socket.clone(), bytes, dst)),
                             Err(e) => tracing::error!("{}: cannot encode advert: {e}", r.model.name),
                         }
@@ -484,7 +487,9 @@ impl Vrrp {
     /// reopened at the next maintenance: a master that cannot advertise must not keep its VIPs.
     pub fn flush(&mut self, now: Instant) -> Vec<Transition> {
         let mut failing = Vec::new();
-        for (name, sock, bytes, dst) in std::mem::take(&mut self.outbox) {
+        // Taken and put back: the queue keeps its room from one advert to the next.
+        let mut outbox = std::mem::take(&mut self.outbox);
+        for (name, sock, bytes, dst) in outbox.drain(..) {
             let sent = sock.send_to(&bytes, dst);
             let Some(i) = self.index(&name) else { continue };
             let r = &mut self.running[i];
@@ -501,6 +506,7 @@ impl Vrrp {
                 }
             }
         }
+        self.outbox = outbox;
         let mut out = Vec::new();
         for (i, e) in failing {
             let id = self.running[i].sock;
@@ -869,8 +875,8 @@ impl Vrrp {
 
     /// Close sockets no instance uses any more (after the shutdown adverts went out).
     fn close_unused_sockets(&mut self) {
-        let used: Vec<u64> = self.running.iter().map(|r| r.sock).collect();
-        self.sockets.retain(|s| used.contains(&s.id));
+        let running = &self.running;
+        self.sockets.retain(|s| running.iter().any(|r| r.sock == s.id));
     }
 
     /// Graceful stop: masters send priority 0 and drop their VIPs (RFC 5798 6.4.3).

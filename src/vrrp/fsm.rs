@@ -197,14 +197,16 @@ impl Config {
         Family::of(&self.primary_address)
     }
 
-    /// Where adverts go: the unicast peers, or the family's multicast group.
     /// Whether the state of link `name` matters to this instance (its own or a tracked one).
     pub fn watches_interface(&self, name: &str) -> bool {
         self.interface == name || self.track_interfaces.iter().any(|t| t.name == name)
     }
 
-    pub fn destinations(&self) -> Vec<IpAddr> {
-        if self.unicast_peers.is_empty() { vec![self.family().multicast_group()] } else { self.unicast_peers.clone() }
+    /// Where adverts go: the unicast peers, or the family's multicast group. (An iterator:
+    /// asked at every advert.)
+    pub fn destinations(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let group = self.unicast_peers.is_empty().then(|| self.family().multicast_group());
+        group.into_iter().chain(self.unicast_peers.iter().copied())
     }
 
     /// What [`packet::decode`] must check for this instance.
