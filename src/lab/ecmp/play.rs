@@ -306,19 +306,23 @@ pub(super) fn requesters(frames: &[(Duration, usize, Seen)], sources: &[IpAddr],
     seen
 }
 
+/// How long a short request may take to connect, and then to be answered. A client sends its
+/// SYN at 0, 1, 3 and 7 s (an initial RTO of 1 s, doubled at each try); the router drops a
+/// dead director 3-4 s after its death (the hold timer, `HOLD`), so a request sent to it at
+/// its death gets through only with its fourth SYN, at 7 s. At 7 s the request gave up just
+/// then, and ended in the next phase as that phase's failure.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
 /// Short requests, one at a time from `sources` in turn, every `gap`, at most `max`. Each
 /// counts in the phase in which it ended: a request cut by the next phase's fault is that
 /// phase's failure.
-/// How long a short request may take to connect, and then to be answered.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(7);
-
 pub(super) fn client(shared: Arc<Shared>, sources: Vec<IpAddr>, vip: SocketAddr, gap: Duration, max: usize) {
     for i in 0..max {
         if shared.stop.load(Ordering::Relaxed) {
             break;
         }
         let at = Instant::now();
-        // Room for three SYNs (at 0, 1 and 3 s), as any client retries: one lost SYN on a
+        // Room for four SYNs (see CONNECT_TIMEOUT), as any client retries: one lost SYN on a
         // loaded emulated LAN is not an outage (it failed a request 3 s after a stop once).
         let result = observe::get(sources[i % sources.len()], vip, CONNECT_TIMEOUT);
         let phase = shared.phase.load(Ordering::Relaxed);
