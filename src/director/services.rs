@@ -163,9 +163,7 @@ impl Director {
         } else {
             backend::sync_services(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k), &scope)
         };
-        for op in &report.applied {
-            tracing::info!(target: "ipvs", "{op}");
-        }
+        report.log_applied();
         tracing::debug!(target: "ipvs_timing", "{} reach={reach:?} services={} applied={}", report.timing, scope.len(), report.applied.len());
         for (op, e) in &report.failed {
             self.events.push("ipvs_error", format!("{op}: {e} (will retry at the next resync)"));

@@ -144,9 +144,30 @@ impl std::fmt::Display for SyncTiming {
     }
 }
 
+/// Writes logged one line each at info level per pass; the rest are counted in one line and
+/// listed at debug level. A first pass at 10,000 services x 4 makes 50,000 writes: one line
+/// each would go past journald's default burst (10,000 lines in 30 s per unit, the rest
+/// dropped, other lines with them) and take most of the pass's CPU to format.
+pub const OPS_LOGGED: usize = 100;
+
 impl SyncReport {
     pub fn ok(&self) -> bool {
         self.failed.is_empty() && self.dump_error.is_none()
+    }
+
+    /// Log what was written: every op up to [`OPS_LOGGED`], then a count.
+    pub fn log_applied(&self) {
+        let (shown, rest) = self.applied.split_at(self.applied.len().min(OPS_LOGGED));
+        for op in shown {
+            tracing::info!(target: "ipvs", "{op}");
+        }
+        if rest.is_empty() {
+            return;
+        }
+        tracing::info!(target: "ipvs", "and {} more writes (listed at debug level: LVSD_LOG=info,ipvs=debug)", rest.len());
+        for op in rest {
+            tracing::debug!(target: "ipvs", "{op}");
+        }
     }
 }
 
@@ -330,5 +351,49 @@ mod tests {
         // The next pass sends only the refused op again.
         let r = sync(&mut b, &want, &|_| true);
         assert_eq!((r.applied.len(), r.failed.len()), (0, 1));
+    }
+
+    /// A log line sink for one test.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(level: tracing::Level, r: &SyncReport) -> Vec<String> {
+        let out = Lines::default();
+        let w = out.clone();
+        let sub = tracing_subscriber::fmt().with_writer(move || w.clone()).with_ansi(false).with_max_level(level).finish();
+        tracing::subscriber::with_default(sub, || r.log_applied());
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_large_pass_logs_its_first_writes_and_a_count() {
+        let key = *desired().services.keys().next().unwrap();
+        let op = |i: u32| Op::AddDest {
+            svc: key,
+            dest: DestKey(std::net::SocketAddr::new(std::net::Ipv4Addr::from(0xc633_6400 + i).into(), 80)),
+            conf: Dest::new(Forward::Dr, 1),
+        };
+        let mut r = SyncReport { applied: (0..OPS_LOGGED as u32 + 150).map(op).collect(), ..Default::default() };
+        let info = logged(tracing::Level::INFO, &r);
+        assert_eq!(info.len(), OPS_LOGGED + 1, "{info:?}");
+        assert!(info[0].contains("198.51.100.0:80"), "{}", info[0]);
+        assert!(info[OPS_LOGGED].contains("and 150 more writes"), "{}", info[OPS_LOGGED]);
+        let debug = logged(tracing::Level::DEBUG, &r);
+        assert_eq!(debug.len(), OPS_LOGGED + 151);
+        assert!(debug.last().unwrap().contains(&std::net::Ipv4Addr::from(0xc633_6400 + OPS_LOGGED as u32 + 149).to_string()));
+        // A pass of a few writes logs each and no count.
+        r.applied.truncate(3);
+        let info = logged(tracing::Level::INFO, &r);
+        assert_eq!(info.len(), 3, "{info:?}");
     }
 }

@@ -135,9 +135,7 @@ pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     if let Some(e) = &r.sync.dump_error {
         tracing::error!(error = %e, "cannot read the IPVS table");
     }
-    for op in &r.sync.applied {
-        tracing::info!(op = %op, "applied");
-    }
+    r.sync.log_applied();
     for d in &r.daemon_ops {
         tracing::info!(op = %d, "applied");
     }
