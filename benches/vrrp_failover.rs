@@ -12,6 +12,7 @@
 //!   sudo cargo bench --bench vrrp_failover                      # everything, ~7 minutes
 //!   sudo cargo bench --bench vrrp_failover -- --reps 5 --cpu-secs 20 [failover] [graceful] [cpu] [fast]
 //!   sudo cargo bench --bench vrrp_failover -- --fast-secs 20 --keepalived-rt 1 fast
+//!   sudo cargo bench --bench vrrp_failover -- --fast-secs 20 --lvsd-rt 0 fast    # lvsd not real-time
 //!
 //! Prints figures; asserts nothing about time.
 
@@ -83,7 +84,18 @@ fn garp_reduced() -> bool {
     GARP_REDUCED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// lvsd's `vrrp_rt_priority` (`--lvsd-rt P`; unset: lvsd's default, SCHED_RR 1; 0: the
+/// ordinary class, as keepalived's default).
+static LVSD_RT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 fn lvsd_policy(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> String {
+    match LVSD_RT.load(std::sync::atomic::Ordering::Relaxed) {
+        -1 => lvsd_instances(version, advert, count, prio, state),
+        p => format!("lvsd.global {{ vrrp_rt_priority = {p} }}\n{}", lvsd_instances(version, advert, count, prio, state)),
+    }
+}
+
+fn lvsd_instances(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> String {
     if count > 1 && garp_reduced() {
         return format!(
             "for i = 1, {count} do\n  lvsd.vrrp(\"VI_\" .. i) {{ interface = \"eth0\", vrid = i, version = {version}, advert_int = {advert}, priority = {prio}, state = \"{state}\", vips = {{ \"198.51.100.\" .. i }}, garp = {{ master_delay = 0, master_repeat = 1 }} }}\nend\n"
@@ -99,8 +111,7 @@ fn lvsd_policy(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> S
     )
 }
 
-/// keepalived's `vrrp_rt_priority` (`--keepalived-rt P`; 0: keepalived's default, none). lvsd's
-/// VRRP thread runs at SCHED_RR priority 1 whenever it may.
+/// keepalived's `vrrp_rt_priority` (`--keepalived-rt P`; 0: keepalived's default, none).
 static KEEPALIVED_RT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn keepalived_conf(version: u8, advert: f64, count: u32, prio: u8, state: &str) -> String {
@@ -537,6 +548,7 @@ fn main() {
     NICE.store(opt("--nice", 0.0) as i32, std::sync::atomic::Ordering::Relaxed);
     let fast_secs = opt("--fast-secs", 20.0);
     KEEPALIVED_RT.store(opt("--keepalived-rt", 0.0) as i32, std::sync::atomic::Ordering::Relaxed);
+    LVSD_RT.store(opt("--lvsd-rt", -1.0) as i32, std::sync::atomic::Ordering::Relaxed);
     let parts: Vec<&str> = args.iter().map(String::as_str).filter(|a| ["failover", "graceful", "cpu", "fast"].contains(a)).collect();
     let want = |p: &str| parts.is_empty() || parts.contains(&p);
 
@@ -547,8 +559,13 @@ fn main() {
         n => println!("daemons under test run at nice {n}"),
     }
     match KEEPALIVED_RT.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => println!("keepalived: no vrrp_rt_priority (its default); lvsd's VRRP thread: SCHED_RR 1"),
-        p => println!("keepalived: vrrp_rt_priority {p}; lvsd's VRRP thread: SCHED_RR 1"),
+        0 => println!("keepalived: no vrrp_rt_priority (its default)"),
+        p => println!("keepalived: vrrp_rt_priority {p}"),
+    }
+    match LVSD_RT.load(std::sync::atomic::Ordering::Relaxed) {
+        -1 => println!("lvsd: no vrrp_rt_priority (its default: the VRRP thread at SCHED_RR 1)"),
+        0 => println!("lvsd: vrrp_rt_priority = 0 (the VRRP thread in the ordinary class)"),
+        p => println!("lvsd: vrrp_rt_priority = {p} (the VRRP thread at SCHED_RR {p})"),
     }
     let lan = Lan::new("bv", 3).expect("namespaces");
     for (h, a) in [(0, MASTER_IP), (1, BACKUP_IP), (2, Ipv4Addr::new(192, 0, 2, 3))] {

@@ -198,3 +198,40 @@ fn a_unicast_peer_change_is_applied_in_place() {
     assert_eq!(d.vrrp_state("VI_1"), "master");
     assert_eq!(d.events("vrrp").len(), transitions, "no restart, no transition: {:?}", d.events("vrrp"));
 }
+
+/// The VRRP thread's scheduling class and real-time priority (`/proc/PID/task/TID/stat`
+/// fields 41 and 40; see proc(5)).
+fn vrrp_thread_scheduling(d: &Daemon) -> (u32, u32) {
+    let pid = d.child.id();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        if std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim() != "lvsd-vrrp" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the command name, which is in parentheses, start at field 3.
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        return (f[41 - 3].parse().unwrap(), f[40 - 3].parse().unwrap());
+    }
+    panic!("no lvsd-vrrp thread in {pid}");
+}
+
+#[test]
+fn the_vrrp_threads_scheduling_follows_the_policy() {
+    if !privileged_or_skip("the_vrrp_threads_scheduling_follows_the_policy") {
+        return;
+    }
+    const RR: u32 = libc::SCHED_RR as u32;
+    const OTHER: u32 = libc::SCHED_OTHER as u32;
+    let service = r#"lvsd.service "web" { vip = "192.0.2.100:80", reals = { "198.51.100.1:80" } }"#;
+    let d = Daemon::start(service, "lvs01", &[]);
+    // The heartbeat takes a new generation's setting after the director has: wait for it.
+    let takes = |d: &Daemon, want: (u32, u32), what: &str| d.wait_for(|d| vrrp_thread_scheduling(d) == want, what);
+    takes(&d, (RR, 1), "by default the lowest real-time priority");
+    reload_to(&d, &format!("lvsd.global {{ vrrp_rt_priority = 0 }}\n{service}"));
+    takes(&d, (OTHER, 0), "0: the ordinary class, as keepalived by default");
+    reload_to(&d, &format!("lvsd.global {{ vrrp_rt_priority = 40 }}\n{service}"));
+    takes(&d, (RR, 40), "40: SCHED_RR at 40");
+    reload_to(&d, service);
+    takes(&d, (RR, 1), "the setting removed: the default again");
+}

@@ -34,6 +34,7 @@ fn every_supported_keyword_has_its_lvsd_spelling() {
         "smtp_server = \"192.0.2.25:25\"",
         "smtp_connect_timeout = 20",
         "enable_script_security = true",
+        "vrrp_rt_priority = 50",
         "master_delay = 10",
         "lower_prio_repeat = 3",
         "interval = 0.001",

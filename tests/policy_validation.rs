@@ -95,6 +95,13 @@ fn out_of_range_numbers() {
         "weight = 65536 is out of range (0..65535)",
     );
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:70000" }"#, 1, "is not an address:port");
+    rejects("lvsd.global { vrrp_rt_priority = 100 }", 1, "vrrp_rt_priority = 100 is out of range (0..99)");
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    for (src, want) in [("", None), ("lvsd.global { vrrp_rt_priority = 0 }", Some(0)), ("lvsd.global { vrrp_rt_priority = 99 }", Some(99))]
+    {
+        let p = load_source(src, Path::new("ok.lua"), Path::new("."), &opts).unwrap();
+        assert_eq!(p.model.global.vrrp_rt_priority, want, "{src}");
+    }
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.tcp { timeout = -1 } }"#, 1, "timeout = -1 is out of range");
     rejects(
         r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.http { status = 99 } }"#,

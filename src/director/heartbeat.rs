@@ -87,7 +87,6 @@ impl Heartbeat {
                     return;
                 }
             };
-            realtime();
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, run(model, rx, report_tx, shared));
         })?;
@@ -132,17 +131,28 @@ impl Heartbeat {
     }
 }
 
-/// Run the heartbeat's thread at a real-time priority (SCHED_RR, the lowest such priority):
-/// a busy machine (a spinning hook, a big resync, other daemons) must not delay an advert.
-/// Nothing runs on this thread but VRRP, which never spins; the kernel's real-time throttling
-/// still leaves the rest of the machine its share. Without CAP_SYS_NICE it stays as it was.
-fn realtime() {
-    let param = libc::sched_param { sched_priority: 1 };
+/// The heartbeat thread's scheduling class, `lvsd.global { vrrp_rt_priority = N }`. By default
+/// the lowest real-time priority (SCHED_RR 1): a busy machine (a spinning hook, a big resync,
+/// other daemons) must not delay an advert. Nothing runs on this thread but VRRP, which never
+/// spins; the kernel's real-time throttling still leaves the rest of the machine its share.
+/// 0 is the ordinary class, keepalived's default: a real-time wake-up costs more, and at
+/// 10 ms adverts that is most of the thread's CPU, but adverts then wait for the machine.
+/// Raising the class needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it the thread stays as
+/// it was.
+fn set_scheduling(priority: Option<u8>) -> Result<(), String> {
+    let p = priority.unwrap_or(DEFAULT_RT_PRIORITY);
+    let class = if p == 0 { libc::SCHED_OTHER } else { libc::SCHED_RR };
+    let param = libc::sched_param { sched_priority: i32::from(p) };
     // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
-        tracing::debug!("VRRP thread: no real-time priority: {}", std::io::Error::last_os_error());
+    if unsafe { libc::sched_setscheduler(0, class, &param) } != 0 {
+        let class = if p == 0 { "the ordinary scheduling class".to_string() } else { format!("real-time priority {p}") };
+        return Err(format!("VRRP thread: cannot take {class}: {}", std::io::Error::last_os_error()));
     }
+    Ok(())
 }
+
+/// SCHED_RR's lowest priority: above every ordinary thread, below any other real-time one.
+const DEFAULT_RT_PRIORITY: u8 = 1;
 
 /// How often sockets and VIPs are compared with what they should be (a link re-created, a
 /// VIP deleted by hand), and the longest the view may lag behind the counters.
@@ -165,6 +175,19 @@ impl Loop {
     fn report(&mut self, r: Report) {
         if self.reports.try_send(r).is_err() {
             self.lost += 1;
+        }
+    }
+
+    /// Take the scheduling the policy asks for; a failure is an event only when the policy
+    /// asked (the default needs a privilege tests and `--dry-run` runs may lack).
+    fn schedule(&mut self, priority: Option<u8>) {
+        match set_scheduling(priority) {
+            Ok(()) => {}
+            Err(e) if priority.is_some() => {
+                tracing::warn!("{e}");
+                self.report(Report::Note("vrrp_error", e));
+            }
+            Err(e) => tracing::debug!("{e}"),
         }
     }
 
@@ -205,6 +228,8 @@ impl Loop {
 async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sender<Report>, view: Arc<Mutex<View>>) {
     let (in_tx, mut inputs) = mpsc::channel(vrrp::INPUT_QUEUE);
     let mut l = Loop { vrrp: Vrrp::new(in_tx), reports, view, view_at: None, lost: 0 };
+    let mut priority = model.global.vrrp_rt_priority;
+    l.schedule(priority);
     let (ts, errors) = l.vrrp.start(&model, Instant::now());
     for e in errors {
         l.report(Report::Note("vrrp_error", e));
@@ -244,6 +269,10 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
                 let now = Instant::now();
                 match cmd {
                     Some(Command::Update(m, tracks)) => {
+                        if m.global.vrrp_rt_priority != priority {
+                            priority = m.global.vrrp_rt_priority;
+                            l.schedule(priority);
+                        }
                         let (ts, errors) = l.vrrp.update(&m, &tracks, now);
                         for e in errors {
                             l.report(Report::Note("vrrp_error", e));

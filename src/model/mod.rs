@@ -89,6 +89,10 @@ pub struct Global {
     pub release_ipvs_on_stop: bool,
     /// The largest share (0..1) of the running services a reload may remove unless forced.
     pub reload_guard: f64,
+    /// The VRRP thread's scheduling: None is lvsd's default (SCHED_RR at priority 1),
+    /// Some(1..=99) SCHED_RR at that priority (keepalived's `vrrp_rt_priority`), Some(0) the
+    /// ordinary class (keepalived's default).
+    pub vrrp_rt_priority: Option<u8>,
 }
 
 impl Default for Global {
@@ -105,6 +109,7 @@ impl Default for Global {
             drain_timeout: 0,
             release_ipvs_on_stop: true,
             reload_guard: 0.5,
+            vrrp_rt_priority: None,
         }
     }
 }

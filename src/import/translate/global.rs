@@ -1,5 +1,6 @@
-//! global_defs: router_id and e-mail settings, vrrp_version, the global gratuitous ARP
-//! settings (the defaults of every instance's garp_*), and the IPVS sync daemon.
+//! global_defs: router_id and e-mail settings, vrrp_version, the VRRP process's real-time
+//! priority, the global gratuitous ARP settings (the defaults of every instance's garp_*), and
+//! the IPVS sync daemon.
 
 use super::*;
 use crate::import::lua::s;
@@ -33,6 +34,19 @@ impl Tx<'_> {
                     }
                     "smtp_connect_timeout" => body.push(field(k, Value::Int(int(n, arg(n, 0)?, 1, 3600)?), &n.loc)),
                     "enable_script_security" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    "vrrp_rt_priority" => {
+                        // keepalived takes SCHED_RR's 1..99 and brings a value outside to the
+                        // nearest end with a warning (global_parser.c, get_realtime_priority).
+                        let v = int(n, arg(n, 0)?, i32::MIN.into(), i32::MAX.into())?;
+                        let p = v.clamp(1, 99);
+                        if p != v {
+                            self.warn(
+                                &n.loc,
+                                format!("vrrp_rt_priority {v} is outside 1..99: keepalived takes {p}, and so does the policy"),
+                            );
+                        }
+                        body.push(field(k, Value::Int(p), &n.loc));
+                    }
                     "vrrp_version" => {
                         let v = int(n, arg(n, 0)?, 2, 3)?;
                         self.version = Some(v);

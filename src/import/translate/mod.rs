@@ -377,7 +377,6 @@ const GLOBAL_KNOWN: &[&str] = &[
     "vrrp_cpu_affinity",
     "checker_cpu_affinity",
     "bfd_cpu_affinity",
-    "vrrp_rt_priority",
     "checker_rt_priority",
     "bfd_rt_priority",
     "vrrp_rlimit_rttime",
@@ -707,6 +706,18 @@ mod tests {
         let (nodes, mut w) = parse_str(Path::new("t.conf"), &text, &ParseOptions::default()).unwrap();
         let doc = translate(&nodes, &mut w).unwrap();
         (doc, w)
+    }
+
+    #[test]
+    fn a_real_time_priority_outside_1_to_99_is_brought_in_as_keepalived_does() {
+        for (given, want) in [("0", 1), ("-5", 1), ("150", 99), ("40", 40)] {
+            let (doc, w) = translate_text(&format!("global_defs {{\n vrrp_rt_priority {given}\n}}\n"));
+            let text = crate::import::lua::render(&doc, "", None);
+            assert!(text.contains(&format!("vrrp_rt_priority = {want},")), "{given}: {text}");
+            let warned =
+                w.iter().any(|w| w.to_string().contains(&format!("vrrp_rt_priority {given} is outside 1..99: keepalived takes {want}")));
+            assert_eq!(warned, given != "40", "{given}: {w:?}");
+        }
     }
 
     #[test]

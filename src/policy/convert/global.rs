@@ -39,6 +39,9 @@ pub fn global(f: &mut Fields, g: &mut Global) {
     if let Some(v) = f.number("reload_guard", 0.0, 1.0) {
         g.reload_guard = v;
     }
+    if let Some(v) = f.integer("vrrp_rt_priority", 0, 99) {
+        g.vrrp_rt_priority = Some(v as u8);
+    }
 }
 
 pub(super) fn garp_field(f: &mut Fields) -> Option<Garp> {
