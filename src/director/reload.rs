@@ -248,4 +248,55 @@ mod tests {
         d.resync();
         assert_eq!(reads.lock().unwrap().last(), Some(&None));
     }
+
+    /// The memory backend, refusing every real server's add as a kernel would (ERANGE).
+    struct RefusingReals(MemoryBackend);
+
+    impl Backend for RefusingReals {
+        fn dump(&mut self) -> Result<Table, backend::ApplyError> {
+            self.0.dump()
+        }
+        fn apply(&mut self, op: &Op) -> Result<(), backend::ApplyError> {
+            match op {
+                Op::AddDest { .. } => Err(backend::ApplyError::Other("Numerical result out of range (os error 34)".into())),
+                _ => Backend::apply(&mut self.0, op),
+            }
+        }
+        fn writes(&self) -> u64 {
+            self.0.writes()
+        }
+    }
+
+    #[test]
+    fn a_pass_of_many_failed_writes_notes_a_few_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.lua");
+        // 3 services of 20 reals: 60 refused writes a pass.
+        std::fs::write(
+            &file,
+            "for s = 1, 3 do lvsd.service('s' .. s) { vip = '192.0.2.' .. s .. ':80', reals = (function() local r = {} for i = 1, 20 do r[i] = '198.51.100.' .. i .. ':80' end return r end)() } end\n",
+        )
+        .unwrap();
+        let opts = Options {
+            policy: file,
+            load: LoadOptions { node: "lvs01".into(), limits: Default::default() },
+            control: None,
+            resync_interval: Duration::from_secs(10),
+            debounce: Duration::from_millis(25),
+            backend_name: "memory",
+            metrics: None,
+            metrics_compat: Default::default(),
+        };
+        let mut d = Director::new(opts, Box::new(RefusingReals(MemoryBackend::new()))).unwrap();
+        d.events.push("vrrp", "VI_1: BACKUP -> MASTER");
+        for pass in 1..=3 {
+            let r = d.resync();
+            assert_eq!(r.failed.len(), 60, "pass {pass}");
+            let errors: Vec<String> = d.events.recent(1000).into_iter().filter(|e| e.kind == "ipvs_error").map(|e| e.message).collect();
+            assert_eq!(errors.len(), pass * (super::super::services::FAILURES_NOTED + 1), "pass {pass}: {errors:?}");
+            assert!(errors[0].contains("198.51.100.") && errors[0].contains("os error 34"), "{}", errors[0]);
+            assert_eq!(errors.last().unwrap(), "and 40 more failed writes (will retry at the next resync; listed at debug level)");
+        }
+        assert_eq!(d.events.count("vrrp"), 1, "the transition is still in the log");
+    }
 }

@@ -5,6 +5,11 @@
 use super::hooks::spawn_program;
 use super::*;
 
+/// Failed writes noted as one event each per pass; the rest go in one event that counts
+/// them. A kernel that refuses every write (a scheduler module missing, say) must not push
+/// VRRP transitions and reloads out of the event log at every resync.
+pub(super) const FAILURES_NOTED: usize = 20;
+
 /// A service whose quorum was gained or lost.
 pub(super) struct QuorumChange {
     service: usize,
@@ -165,8 +170,16 @@ impl Director {
         };
         report.log_applied();
         tracing::debug!(target: "ipvs_timing", "{} reach={reach:?} services={} applied={}", report.timing, scope.len(), report.applied.len());
-        for (op, e) in &report.failed {
+        let (noted, rest) = report.failed.split_at(report.failed.len().min(FAILURES_NOTED));
+        for (op, e) in noted {
             self.events.push("ipvs_error", format!("{op}: {e} (will retry at the next resync)"));
+        }
+        if !rest.is_empty() {
+            let n = rest.len();
+            self.events.push("ipvs_error", format!("and {n} more failed writes (will retry at the next resync; listed at debug level)"));
+            for (op, e) in rest {
+                tracing::debug!(target: "ipvs", "{op}: {e}");
+            }
         }
         if let Some(e) = &report.dump_error {
             self.events.push("ipvs_error", format!("reading the IPVS table failed: {e}"));
