@@ -135,10 +135,9 @@ impl Heartbeat {
 /// the lowest real-time priority (SCHED_RR 1): a busy machine (a spinning hook, a big resync,
 /// other daemons) must not delay an advert. Nothing runs on this thread but VRRP, which never
 /// spins; the kernel's real-time throttling still leaves the rest of the machine its share.
-/// 0 is the ordinary class, keepalived's default: a real-time wake-up costs more, and at
-/// 10 ms adverts that is most of the thread's CPU, but adverts then wait for the machine.
-/// Raising the class needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it the thread stays as
-/// it was.
+/// 0 is the ordinary class, keepalived's default (without `vrrp_rt_priority`): adverts then
+/// take their turn with everything else on the machine. Raising the class needs CAP_SYS_NICE
+/// (or RLIMIT_RTPRIO); without it the thread stays as it was.
 fn set_scheduling(priority: Option<u8>) -> Result<(), String> {
     let p = priority.unwrap_or(DEFAULT_RT_PRIORITY);
     let class = if p == 0 { libc::SCHED_OTHER } else { libc::SCHED_RR };
