@@ -126,6 +126,20 @@ proc_calls=$(awk '$NF == "read" {print $4}' /tmp/proc-strace.txt)
 echo "BENCH /proc/net/ip_vs services listed: $((listed - 2)) of $N with ipvsadm's table in another namespace, $((alone - 2)) alone"
 [ -n "$a" ] && [ "$a" -gt 0 ] && echo "BENCH read /proc/net/ip_vs once ($proc_bytes bytes, $proc_calls read calls) / apply (kernel part): ${proc_ms} ms / ${a} ms = $(awk "BEGIN{printf \"%.3f\", $proc_ms / $a}")"
 
+# The same apply at lvsd's default log level (info), as a director starts: the log holds the
+# first writes and a count; then with every write listed (LVSD_LOG=info,ipvs=debug), as the
+# default was before. Each in a fresh namespace, on stderr to a file.
+for log in info info,ipvs=debug; do
+    ip netns add bench-lvsd-log
+    ip netns exec bench-lvsd-log ip link set lo up
+    t0=$(up)
+    LVSD_LOG=$log ip netns exec bench-lvsd-log lvsd run $P --once > /dev/null 2>/tmp/once-log.txt \
+        || { ip netns del bench-lvsd-log; tail -5 /tmp/once-log.txt; fail "lvsd run (LVSD_LOG=$log) failed"; }
+    t1=$(up)
+    ip netns del bench-lvsd-log
+    echo "BENCH lvsd run --once (empty), LVSD_LOG=$log: $(secs $t0 $t1) s, $(wc -l < /tmp/once-log.txt) log lines"
+done
+
 if [ "${LVSD_BENCH_PROFILE:-0}" = 1 ]; then
     # Where a no-change pass spends its time: syscalls by count and time, and user vs system.
     LVSD_LOG=warn ip netns exec bench-lvsd strace -c -f -o /tmp/strace.txt lvsd run $P --once > /dev/null 2>&1 || true
