@@ -204,13 +204,10 @@ mod tests {
         s + "lvsd.service 'c' { vip = '192.0.2.12:80', reals = { '198.51.100.3:80' } }\n"
     }
 
-    #[test]
-    fn a_reload_reads_and_writes_only_what_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("policy.lua");
-        std::fs::write(&file, policy(1, true)).unwrap();
-        let opts = Options {
-            policy: file.clone(),
+    /// A director's options for a test: the memory backend, no control socket.
+    fn options(file: &std::path::Path) -> Options {
+        Options {
+            policy: file.to_path_buf(),
             load: LoadOptions { node: "lvs01".into(), limits: Default::default() },
             control: None,
             resync_interval: Duration::from_secs(10),
@@ -218,7 +215,15 @@ mod tests {
             backend_name: "memory",
             metrics: None,
             metrics_compat: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_reload_reads_and_writes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("policy.lua");
+        std::fs::write(&file, policy(1, true)).unwrap();
+        let opts = options(&file);
         let reads = Arc::new(Mutex::new(Vec::new()));
         let mut d = Director::new(opts, Box::new(Counting(MemoryBackend::new(), reads.clone()))).unwrap();
         assert_eq!(d.resync().applied.len(), 6, "3 services and their reals");
@@ -277,16 +282,7 @@ mod tests {
             "for s = 1, 3 do lvsd.service('s' .. s) { vip = '192.0.2.' .. s .. ':80', reals = (function() local r = {} for i = 1, 20 do r[i] = '198.51.100.' .. i .. ':80' end return r end)() } end\n",
         )
         .unwrap();
-        let opts = Options {
-            policy: file,
-            load: LoadOptions { node: "lvs01".into(), limits: Default::default() },
-            control: None,
-            resync_interval: Duration::from_secs(10),
-            debounce: Duration::from_millis(25),
-            backend_name: "memory",
-            metrics: None,
-            metrics_compat: Default::default(),
-        };
+        let opts = options(&file);
         let mut d = Director::new(opts, Box::new(RefusingReals(MemoryBackend::new()))).unwrap();
         d.events.push("vrrp", "VI_1: BACKUP -> MASTER");
         for pass in 1..=3 {
