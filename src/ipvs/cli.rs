@@ -130,7 +130,8 @@ pub fn summary(r: &ApplyReport) -> String {
     )
 }
 
-/// Log what a pass did: one line per op, the foreign-service warning, a summary.
+/// Log what a pass did: its writes and failures (the first ones one per line), the
+/// foreign-service warning, a summary.
 pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     if let Some(e) = &r.sync.dump_error {
         tracing::error!(error = %e, "cannot read the IPVS table");
@@ -139,8 +140,17 @@ pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     for d in &r.daemon_ops {
         tracing::info!(op = %d, "applied");
     }
-    for (op, err) in &r.sync.failed {
+    // As many failed writes one per line as written ones, then a count: a kernel refusing
+    // every write (a scheduler module missing) would otherwise fill the log.
+    let (shown, rest) = r.sync.failed.split_at(r.sync.failed.len().min(super::backend::OPS_LOGGED));
+    for (op, err) in shown {
         tracing::error!(op = %op, error = %err, "failed");
+    }
+    if !rest.is_empty() {
+        tracing::error!(target: "ipvs", "and {} more failed writes (listed at debug level: LVSD_LOG=info,ipvs=debug)", rest.len());
+    }
+    for (op, err) in rest {
+        tracing::debug!(target: "ipvs", op = %op, error = %err, "failed");
     }
     if !r.foreign.is_empty() && !remove_foreign {
         let names: Vec<String> = r.foreign.iter().map(format::service_name).collect();
