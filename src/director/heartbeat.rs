@@ -5,6 +5,7 @@
 
 use super::track::TrackChange;
 use super::vrrp::{self, Transition, Vrrp};
+use super::vrrp_status::InstanceStatus;
 use crate::model::Model;
 use crate::vrrp::fsm::State;
 use serde_json::Value;
@@ -57,7 +58,7 @@ const QUEUE: usize = 1024;
 /// The heartbeat's state as the director sees it (status, ha_suspend).
 #[derive(Debug, Default, Clone)]
 pub struct View {
-    pub status: Vec<Value>,
+    pub status: Vec<InstanceStatus>,
     pub states: HashMap<String, State>,
     /// Reports that could not be delivered (the director was not reading).
     pub lost_reports: u64,
@@ -101,8 +102,10 @@ impl Heartbeat {
         self.view.lock().ok()?.states.get(name).copied()
     }
 
+    /// Each instance's status as JSON (made here, on the caller's thread).
     pub fn status(&self) -> Vec<Value> {
-        self.view.lock().map(|v| v.status.clone()).unwrap_or_default()
+        let status = self.view.lock().map(|v| v.status.clone()).unwrap_or_default();
+        status.iter().map(InstanceStatus::to_json).collect()
     }
 
     /// When the heartbeat loop last went round (it does at least every [`BEAT_EVERY`]).

@@ -15,6 +15,7 @@ mod suspend;
 pub mod sync;
 mod track;
 pub mod vrrp;
+pub mod vrrp_status;
 
 pub use events::{Event, EventLog, now_secs};
 use reload::Reloads;

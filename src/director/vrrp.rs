@@ -8,7 +8,8 @@ use crate::net::{self, Mode, VrrpSocket};
 use crate::ratelimit::LogLimiter;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
-use serde_json::{Value, json};
+use super::vrrp_status::{Fixed, InstanceStatus, Master, RunningStatus};
+use std::sync::Arc;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -59,6 +60,8 @@ struct Running {
     /// multicast mode).
     sock: u64,
     model: VrrpInstance,
+    /// The model's part of the instance's status, made again when the model changes.
+    fixed: Arc<Fixed>,
     fsm: Instance,
     expect: Expect,
     socket: Rc<VrrpSocket>,
@@ -273,6 +276,7 @@ impl Vrrp {
         self.running.push(Running {
             sock: sock_id,
             model: v.clone(),
+            fixed: Fixed::of(v),
             fsm,
             expect,
             socket,
@@ -817,6 +821,7 @@ impl Vrrp {
                     match updated {
                         Ok(((sock, socket), actions)) => {
                             r.model = v.clone();
+                            r.fixed = Fixed::of(v);
                             r.expect = r.fsm.config().expect();
                             (r.sock, r.socket) = (sock, socket);
                             keep.push((r, actions));
@@ -893,41 +898,27 @@ impl Vrrp {
         out
     }
 
-    pub fn status(&self) -> Vec<Value> {
-        let mut v: Vec<Value> = self
-            .running
-            .iter()
-            .map(|r| {
-                let drops: serde_json::Map<String, Value> =
-                    r.drops.iter().filter(|(_, n)| *n > 0).map(|(k, n)| (k.as_str().to_string(), json!(n))).collect();
-                json!({
-                    "name": r.model.name,
-                    "interface": r.model.interface,
-                    "vrid": r.model.vrid,
-                    "version": r.model.version,
-                    "state": r.fsm.state().as_str(),
-                    "priority": r.fsm.effective_priority(),
-                    "configured_priority": r.model.priority,
-                    "master": r.fsm.master().map(|(a, p)| json!({ "address": a.to_string(), "priority": p })),
-                    "vips": r.model.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "adverts_sent": r.sent,
-                    "adverts_received": r.received,
-                    "dropped": drops,
-                    "transitions": r.transitions,
-                    "became_master": r.became_master,
-                    "released_master": r.released_master,
-                    "priority_zero_sent": r.priority_zero_sent,
-                    "priority_zero_received": r.priority_zero_received,
-                    "garp_master_delay": r.model.garp.master_delay,
-                    "master_down_interval_ms": r.fsm.master_down_interval().as_millis() as u64,
-                    "preempt_held": r.fsm.preempt_held(Instant::now()),
-                })
-            })
-            .collect();
-        for (name, e) in &self.failed {
-            v.push(json!({ "name": name, "state": "not running", "error": e }));
-        }
-        v
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        let now = Instant::now();
+        let running = self.running.iter().map(|r| {
+            InstanceStatus::Running(Box::new(RunningStatus {
+                fixed: r.fixed.clone(),
+                state: r.fsm.state().as_str(),
+                priority: r.fsm.effective_priority(),
+                master: r.fsm.master().map(|(address, priority)| Master { address, priority }),
+                adverts_sent: r.sent,
+                adverts_received: r.received,
+                dropped: r.drops.clone(),
+                transitions: r.transitions,
+                became_master: r.became_master,
+                released_master: r.released_master,
+                priority_zero_sent: r.priority_zero_sent,
+                priority_zero_received: r.priority_zero_received,
+                master_down_interval_ms: r.fsm.master_down_interval().as_millis() as u64,
+                preempt_held: r.fsm.preempt_held(now),
+            }))
+        });
+        running.chain(self.failed.iter().map(|(name, e)| InstanceStatus::failed(name, e))).collect()
     }
 
     pub fn state_of(&self, name: &str) -> Option<State> {
