@@ -3,16 +3,16 @@
 //! transitions. It runs on the heartbeat's thread (`heartbeat.rs`), never on the director's.
 
 use super::track::TrackChange;
+use super::vrrp_status::{Fixed, InstanceStatus, Master, RunningStatus};
 use crate::model::{self, VrrpInstance};
 use crate::net::{self, Mode, VrrpSocket};
 use crate::ratelimit::LogLimiter;
 use crate::vrrp::fsm::{self, Action, Config, Input, Instance, State, SyncGroup};
 use crate::vrrp::packet::{self, Auth, DropCounters, Endpoints, Expect, RxMeta, Version};
-use super::vrrp_status::{Fixed, InstanceStatus, Master, RunningStatus};
-use std::sync::Arc;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -14,7 +14,11 @@ use std::sync::Arc;
 pub enum InstanceStatus {
     Running(Box<RunningStatus>),
     /// An instance that could not start, with why.
-    Failed { name: String, state: &'static str, error: String },
+    Failed {
+        name: String,
+        state: &'static str,
+        error: String,
+    },
 }
 
 impl InstanceStatus {
