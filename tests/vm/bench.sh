@@ -95,10 +95,15 @@ periodic_t=$(grep 'reach=Whole' /tmp/live.log | sed -n 2p | grep -o 'read_ms=.*'
 sed 's/LIVE_CHANGE/true/' /tmp/live-a.lua > /tmp/live.new && mv /tmp/live.new /tmp/live.lua
 wait_pass Changed
 live_t=$(grep 'reach=Changed' /tmp/live.log | tail -1 | grep -o 'read_ms=.*')
+# What `lvsd status --json` costs at this size (the director reads the whole table for it).
+t0=$(up); ip netns exec bench-lvsd lvsd status --control /run/lvsd-live/ctl.sock --json > /tmp/status.json 2>/tmp/status.err \
+    && status_ok="$(wc -c < /tmp/status.json) bytes" || status_ok="failed: $(tail -1 /tmp/status.err)"; t1=$(up)
+status_s=$(secs $t0 $t1)
 kill -TERM $live; wait $live || true
 echo "BENCH running director, first pass at start:      [$start_t]"
 echo "BENCH running director, periodic no-change resync: [$periodic_t]"
 echo "BENCH running director, one weight saved: [$live_t]"
+echo "BENCH running director, lvsd status --json: ${status_s} s, ${status_ok}"
 l=$(ms "$(echo "$live_t" | grep -o 'read_ms=[0-9.]* write_ms=[0-9.]*')")
 [ -n "$l" ] && [ -n "$a" ] && [ "$a" -gt 0 ] && echo "BENCH running one change / apply (kernel part): ${l} ms / ${a} ms = $(awk "BEGIN{printf \"%.4f\", $l / $a}")"
 p=$(ms "$(echo "$periodic_t" | grep -o 'read_ms=[0-9.]* write_ms=[0-9.]*')")
