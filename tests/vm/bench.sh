@@ -76,7 +76,7 @@ mkdir -p -m 0700 /run/lvsd-live
 # Made here: the background job opens it after this shell may already have looked.
 : > /tmp/live.log
 LVSD_LOG=warn,ipvs_timing=debug ip netns exec bench-lvsd lvsd run -p /tmp/live.lua --node lvs01 $L --resync 3600 \
-    --control /run/lvsd-live/ctl.sock > /tmp/live.log 2>&1 &
+    --control /run/lvsd-live/ctl.sock --metrics 127.0.0.1:9815 > /tmp/live.log 2>&1 &
 live=$!
 # Bounded waits for the n-th timing line of a pass over this reach (n = $2, default 1).
 wait_pass() {
@@ -95,15 +95,28 @@ periodic_t=$(grep 'reach=Whole' /tmp/live.log | sed -n 2p | grep -o 'read_ms=.*'
 sed 's/LIVE_CHANGE/true/' /tmp/live-a.lua > /tmp/live.new && mv /tmp/live.new /tmp/live.lua
 wait_pass Changed
 live_t=$(grep 'reach=Changed' /tmp/live.log | tail -1 | grep -o 'read_ms=.*')
-# What `lvsd status --json` costs at this size (the director reads the whole table for it).
-t0=$(up); ip netns exec bench-lvsd lvsd status --control /run/lvsd-live/ctl.sock --json > /tmp/status.json 2>/tmp/status.err \
-    && status_ok="$(wc -c < /tmp/status.json) bytes" || status_ok="failed: $(tail -1 /tmp/status.err)"; t1=$(up)
-status_s=$(secs $t0 $t1)
+# What `lvsd status --json` costs at this size (the director reads the whole table for it),
+# and how long the director's loop is busy with it: `lvsd events`, sent half a second after,
+# is answered only when the loop is free again.
+t0=$(up)
+ip netns exec bench-lvsd lvsd status --control /run/lvsd-live/ctl.sock --json > /tmp/status.json 2>/tmp/status.err &
+status_pid=$!
+sleep 0.5
+e0=$(up); ip netns exec bench-lvsd lvsd events --control /run/lvsd-live/ctl.sock > /dev/null 2>&1 || true; e1=$(up)
+wait $status_pid && status_ok="$(wc -c < /tmp/status.json) bytes" || status_ok="failed: $(tail -1 /tmp/status.err)"
+t1=$(up)
+status_s=$(secs $t0 $t1); events_s=$(secs $e0 $e1)
+# A metrics scrape, which is built from the same document.
+t0=$(up)
+ip netns exec bench-lvsd wget -q -O /tmp/metrics.txt http://127.0.0.1:9815/metrics 2>/tmp/metrics.err \
+    && metrics_ok="$(wc -c < /tmp/metrics.txt) bytes" || metrics_ok="failed: $(tail -1 /tmp/metrics.err)"
+t1=$(up); metrics_s=$(secs $t0 $t1)
 kill -TERM $live; wait $live || true
 echo "BENCH running director, first pass at start:      [$start_t]"
 echo "BENCH running director, periodic no-change resync: [$periodic_t]"
 echo "BENCH running director, one weight saved: [$live_t]"
-echo "BENCH running director, lvsd status --json: ${status_s} s, ${status_ok}"
+echo "BENCH running director, lvsd status --json: ${status_s} s, ${status_ok}; lvsd events sent 0.5 s after it answered in ${events_s} s"
+echo "BENCH running director, a metrics scrape: ${metrics_s} s, ${metrics_ok}"
 l=$(ms "$(echo "$live_t" | grep -o 'read_ms=[0-9.]* write_ms=[0-9.]*')")
 [ -n "$l" ] && [ -n "$a" ] && [ "$a" -gt 0 ] && echo "BENCH running one change / apply (kernel part): ${l} ms / ${a} ms = $(awk "BEGIN{printf \"%.4f\", $l / $a}")"
 p=$(ms "$(echo "$periodic_t" | grep -o 'read_ms=[0-9.]* write_ms=[0-9.]*')")
