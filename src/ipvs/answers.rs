@@ -141,6 +141,9 @@ mod tests {
     fn writes(n: usize) -> Vec<Request> {
         (0..n).map(|_| req(cmd::NEW_DEST)).collect()
     }
+    fn gets(n: usize) -> Vec<Request> {
+        (0..n).map(|_| req(cmd::GET_SERVICE)).collect()
+    }
     fn what(i: usize) -> String {
         format!("request {i}")
     }
@@ -220,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_get_whose_answer_never_came_is_unknown() {
-        let reqs = vec![req(cmd::GET_SERVICE), req(cmd::GET_SERVICE)];
+        let reqs = gets(2);
         let mut a = Answers::new(1, 2);
         let r = 0..2;
         a.take(ack(2, 0), &reqs, &r, &what, &mut no_data);
@@ -231,7 +234,7 @@ mod tests {
 
     #[test]
     fn data_goes_to_its_reader_whose_error_is_the_answer() {
-        let reqs = vec![req(cmd::GET_SERVICE), req(cmd::GET_SERVICE)];
+        let reqs = gets(2);
         let mut a = Answers::new(10, 2);
         let r = 0..2;
         let mut seen = Vec::new();
