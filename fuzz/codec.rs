@@ -64,3 +64,11 @@ pub mod lab {
         pub use crate::answer::*;
     }
 }
+
+// What the kernel says over rtnetlink: answers, address and link notifications (rtnl_reply).
+#[path = "../src/net/rtnl_msg.rs"]
+pub mod rtnl_msg;
+
+pub mod net {
+    pub use crate::rtnl_msg;
+}

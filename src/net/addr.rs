@@ -11,9 +11,9 @@ use neli::types::{Buffer, RtBuffer};
 use thiserror::Error;
 
 use super::link::{self, LinkError};
-use neli::nl::NlPayload;
-
 use super::rtnl::{self, Datagram, RtnlError, Subscription};
+use super::rtnl_msg::{self, Change};
+pub use super::rtnl_msg::{AddrInfo, Scope};
 
 #[derive(Debug, Error)]
 pub enum AddrError {
@@ -36,36 +36,6 @@ pub enum AddrError {
     BadLabel { label: String, ifname: String },
     #[error("label {label:?} given for IPv6 address {addr}: IPv6 addresses have no labels")]
     LabelOnIpv6 { label: String, addr: IpAddr },
-}
-
-/// Address scope (`ip addr add ... scope`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Scope {
-    #[default]
-    Global,
-    Site,
-    Link,
-    Host,
-}
-
-impl Scope {
-    fn to_rt(self) -> RtScope {
-        match self {
-            Scope::Global => RtScope::Universe,
-            Scope::Site => RtScope::Site,
-            Scope::Link => RtScope::Link,
-            Scope::Host => RtScope::Host,
-        }
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            200 => Scope::Site,
-            253 => Scope::Link,
-            254 => Scope::Host,
-            _ => Scope::Global,
-        }
-    }
 }
 
 /// An address to put on (or take off) an interface.
@@ -142,11 +112,20 @@ impl Vip {
             .ifa_family(family)
             .ifa_prefixlen(self.prefix_len)
             .ifa_flags(flags)
-            .ifa_scope(self.scope.to_rt())
+            .ifa_scope(rt_scope(self.scope))
             .ifa_index(ifindex)
             .rtattrs(attrs)
             .build()
             .map_err(|e| bad(e.to_string()))
+    }
+}
+
+fn rt_scope(scope: Scope) -> RtScope {
+    match scope {
+        Scope::Global => RtScope::Universe,
+        Scope::Site => RtScope::Site,
+        Scope::Link => RtScope::Link,
+        Scope::Host => RtScope::Host,
     }
 }
 
@@ -180,77 +159,6 @@ pub fn del_address(vip: &Vip) -> Result<bool, AddrError> {
     }
 }
 
-/// One address on a link as the kernel reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddrInfo {
-    pub ifindex: u32,
-    pub addr: IpAddr,
-    pub prefix_len: u8,
-    pub label: Option<String>,
-    pub scope: Scope,
-    /// IFA_F_* bits (from IFA_FLAGS when present, which carries the full 32 bits).
-    pub flags: u32,
-}
-
-impl AddrInfo {
-    pub fn is_secondary(&self) -> bool {
-        self.flags & libc::IFA_F_SECONDARY != 0
-    }
-    /// Still doing duplicate address detection (IPv6): not usable as a source yet.
-    pub fn is_tentative(&self) -> bool {
-        self.flags & libc::IFA_F_TENTATIVE != 0
-    }
-    pub fn is_dad_failed(&self) -> bool {
-        self.flags & libc::IFA_F_DADFAILED != 0
-    }
-    pub fn is_nodad(&self) -> bool {
-        self.flags & libc::IFA_F_NODAD != 0
-    }
-
-    fn from_msg(m: &Ifaddrmsg) -> Option<Self> {
-        let mut local = None;
-        let mut address = None;
-        let mut label = None;
-        let mut flags = u32::from(m.ifa_flags().bits());
-        for attr in m.rtattrs().iter() {
-            let p: &[u8] = attr.rta_payload().as_ref();
-            match *attr.rta_type() {
-                Ifa::Local => local = ip_from(p),
-                Ifa::Address => address = ip_from(p),
-                Ifa::Label => {
-                    let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
-                    label = Some(String::from_utf8_lossy(&p[..end]).into_owned());
-                }
-                Ifa::Flags if p.len() >= 4 => flags = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]),
-                _ => {}
-            }
-        }
-        // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on
-        // point-to-point links); IPv6 usually sends only IFA_ADDRESS.
-        let addr = local.or(address)?;
-        Some(AddrInfo {
-            ifindex: *m.ifa_index(),
-            addr,
-            prefix_len: *m.ifa_prefixlen(),
-            label,
-            scope: Scope::from_u8(u8::from(*m.ifa_scope())),
-            flags,
-        })
-    }
-}
-
-fn ip_from(p: &[u8]) -> Option<IpAddr> {
-    match p.len() {
-        4 => Some(IpAddr::V4(Ipv4Addr::new(p[0], p[1], p[2], p[3]))),
-        16 => {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(p);
-            Some(IpAddr::V6(Ipv6Addr::from(o)))
-        }
-        _ => None,
-    }
-}
-
 /// All addresses (both families) on the interface `ifname`.
 pub fn list_addresses(ifname: &str) -> Result<Vec<AddrInfo>, AddrError> {
     let idx = link::ifindex(ifname)?;
@@ -272,12 +180,7 @@ pub fn list_all_addresses() -> Result<Vec<AddrInfo>, AddrError> {
         .build()
         .map_err(|e| AddrError::List(RtnlError::Malformed { op: "getaddr", detail: e.to_string() }))?;
     let replies = rtnl::request("getaddr dump", Rtm::Getaddr, NlmF::DUMP, req).map_err(AddrError::List)?;
-    let mut out = Vec::new();
-    for p in &replies {
-        let m: Ifaddrmsg = rtnl::decode("getaddr dump", p).map_err(AddrError::List)?;
-        out.extend(AddrInfo::from_msg(&m));
-    }
-    Ok(out)
+    rtnl_msg::addresses("getaddr dump", &replies).map_err(|e| AddrError::List(e.into()))
 }
 
 /// The interface's primary IPv4 address (the first one that is not secondary), which
@@ -336,8 +239,8 @@ impl AddrWatcher {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
-            let msgs = match self.sub.next("address watch").await.map_err(AddrError::List)? {
-                Datagram::Messages(bytes) => rtnl::parse_datagram("address watch", bytes).map_err(AddrError::List)?,
+            let changes = match self.sub.next("address watch").await.map_err(AddrError::List)? {
+                Datagram::Messages(bytes) => rtnl_msg::address_changes(bytes).map_err(|e| AddrError::List(e.into()))?,
                 Datagram::Overrun => {
                     tracing::warn!("address watcher overrun, re-reading addresses");
                     let now = list_all_addresses()?;
@@ -353,18 +256,10 @@ impl AddrWatcher {
                     continue;
                 }
             };
-            for m in msgs {
-                let ty = Rtm::from(*m.nl_type());
-                let NlPayload::Payload(p) = m.nl_payload() else {
-                    continue;
-                };
-                let msg: Ifaddrmsg = rtnl::decode("address watch", p).map_err(AddrError::List)?;
-                let Some(info) = AddrInfo::from_msg(&msg) else {
-                    continue;
-                };
-                if ty == Rtm::Newaddr {
+            for Change { present, info } in changes {
+                if present {
                     self.seen(info);
-                } else if ty == Rtm::Deladdr {
+                } else {
                     self.known.remove(&key(&info));
                     self.pending.push_back(AddrEvent { present: false, info });
                 }

@@ -5,12 +5,13 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 
 use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
-use neli::nl::NlPayload;
+use neli::consts::rtnl::{RtAddrFamily, Rtm};
 use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder};
 use thiserror::Error;
 
 use super::rtnl::{self, Datagram, RtnlError, Subscription};
+use super::rtnl_msg::{self, Change};
+pub use super::rtnl_msg::{LinkInfo, OperState};
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -27,85 +28,6 @@ pub enum LinkError {
         #[source]
         source: RtnlError,
     },
-}
-
-/// RFC 2863 operational state as the kernel reports it (IFLA_OPERSTATE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperState {
-    Unknown,
-    NotPresent,
-    Down,
-    LowerLayerDown,
-    Testing,
-    Dormant,
-    Up,
-}
-
-impl OperState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => OperState::NotPresent,
-            2 => OperState::Down,
-            3 => OperState::LowerLayerDown,
-            4 => OperState::Testing,
-            5 => OperState::Dormant,
-            6 => OperState::Up,
-            _ => OperState::Unknown,
-        }
-    }
-}
-
-/// One link as the kernel describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub ifindex: u32,
-    pub name: String,
-    /// IFF_UP: administratively up (`ip link set up`).
-    pub admin_up: bool,
-    /// IFF_LOWER_UP: carrier present.
-    pub carrier: bool,
-    /// IFF_RUNNING: the kernel considers the link operational.
-    pub running: bool,
-    pub oper_state: OperState,
-    /// Hardware address (6 bytes on Ethernet; empty on loopback-like links without one).
-    pub mac: Vec<u8>,
-    pub mtu: Option<u32>,
-}
-
-impl LinkInfo {
-    /// Usable for traffic: administratively up and operational (carrier present).
-    /// This is the "up" that link events report.
-    pub fn is_up(&self) -> bool {
-        self.admin_up && self.running
-    }
-
-    fn from_msg(msg: &Ifinfomsg) -> Self {
-        let flags = *msg.ifi_flags();
-        let mut info = LinkInfo {
-            ifindex: *msg.ifi_index() as u32,
-            name: String::new(),
-            admin_up: flags.contains(Iff::UP),
-            carrier: flags.contains(Iff::LOWERUP),
-            running: flags.contains(Iff::RUNNING),
-            oper_state: OperState::Unknown,
-            mac: Vec::new(),
-            mtu: None,
-        };
-        for attr in msg.rtattrs().iter() {
-            let p: &[u8] = attr.rta_payload().as_ref();
-            match *attr.rta_type() {
-                Ifla::Ifname => {
-                    let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
-                    info.name = String::from_utf8_lossy(&p[..end]).into_owned();
-                }
-                Ifla::Operstate if !p.is_empty() => info.oper_state = OperState::from_u8(p[0]),
-                Ifla::Address => info.mac = p.to_vec(),
-                Ifla::Mtu if p.len() >= 4 => info.mtu = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
-                _ => {}
-            }
-        }
-        info
-    }
 }
 
 /// Interface index of `name` in the calling thread's network namespace.
@@ -136,8 +58,9 @@ pub fn link_by_index(index: u32) -> Result<LinkInfo, LinkError> {
         }
         r => r?,
     };
-    let first = replies.first().ok_or_else(|| LinkError::NoSuchLink(format!("ifindex {index}")))?;
-    Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("getlink", first)?))
+    let first = replies.get(..1).ok_or_else(|| LinkError::NoSuchLink(format!("ifindex {index}")))?;
+    let mut links = rtnl_msg::links("getlink", first).map_err(RtnlError::from)?;
+    Ok(links.remove(0))
 }
 
 /// The link called `name`.
@@ -149,7 +72,7 @@ pub fn link_by_name(name: &str) -> Result<LinkInfo, LinkError> {
 pub fn list_links() -> Result<Vec<LinkInfo>, LinkError> {
     let req = getlink_request(0)?;
     let replies = rtnl::request("getlink dump", Rtm::Getlink, NlmF::DUMP, req)?;
-    replies.iter().map(|p| Ok(LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("getlink dump", p)?))).collect()
+    Ok(rtnl_msg::links("getlink dump", &replies).map_err(RtnlError::from)?)
 }
 
 /// Set a link administratively up or down (`ip link set dev NAME up|down`), e.g. the
@@ -205,8 +128,8 @@ impl LinkWatcher {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
-            let msgs = match self.sub.next("link watch").await? {
-                Datagram::Messages(bytes) => rtnl::parse_datagram("link watch", bytes)?,
+            let changes = match self.sub.next("link watch").await? {
+                Datagram::Messages(bytes) => rtnl_msg::link_changes(bytes).map_err(RtnlError::from)?,
                 Datagram::Overrun => {
                     // Kernel dropped notifications: resynchronise from a fresh dump.
                     tracing::warn!("link watcher overrun, re-reading link state");
@@ -214,19 +137,11 @@ impl LinkWatcher {
                     continue;
                 }
             };
-            for m in msgs {
-                let ty = Rtm::from(*m.nl_type());
-                if ty != Rtm::Newlink && ty != Rtm::Dellink {
-                    continue;
-                }
-                let NlPayload::Payload(p) = m.nl_payload() else {
-                    continue;
-                };
-                let info = LinkInfo::from_msg(&rtnl::decode::<Ifinfomsg>("link watch", p)?);
-                if ty == Rtm::Dellink {
-                    self.removed(info.ifindex, info.name);
-                } else {
+            for Change { present, info } in changes {
+                if present {
                     self.update(info);
+                } else {
+                    self.removed(info.ifindex, info.name);
                 }
             }
         }

@@ -29,6 +29,7 @@ pub mod garp;
 pub mod link;
 pub mod netns;
 mod rtnl;
+pub mod rtnl_msg;
 pub mod sysctl;
 pub mod vrrp_socket;
 

@@ -3,15 +3,16 @@
 use std::io::{self, Cursor};
 use std::os::fd::AsRawFd;
 
-use neli::consts::nl::{NlmF, Nlmsg};
+use neli::consts::nl::NlmF;
 use neli::consts::rtnl::Rtm;
 use neli::consts::socket::{Msg, NlFamily};
 use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::socket::NlSocket;
-use neli::types::{Buffer, NlBuffer};
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
+use neli::{Size, ToBytes};
 use thiserror::Error;
+
+use super::rtnl_msg::{self, Answer, Malformed};
 
 /// Kernel replies never exceed this in one datagram for the requests we make (dumps are
 /// split by the kernel into datagrams of at most a page or so).
@@ -37,6 +38,12 @@ pub enum RtnlError {
     },
     #[error("rtnetlink {op}: malformed message: {detail}")]
     Malformed { op: &'static str, detail: String },
+}
+
+impl From<Malformed> for RtnlError {
+    fn from(Malformed { op, source }: Malformed) -> Self {
+        RtnlError::Malformed { op, detail: source.to_string() }
+    }
 }
 
 impl RtnlError {
@@ -69,23 +76,9 @@ pub(crate) fn open_socket(groups: Groups) -> Result<NlSocket, RtnlError> {
     Ok(sock)
 }
 
-/// Parse every netlink message in one datagram, payloads left as raw bytes.
-pub(crate) fn parse_datagram(op: &'static str, bytes: &[u8]) -> Result<NlBuffer<u16, Buffer>, RtnlError> {
-    NlBuffer::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })
-}
-
-/// Decode a raw payload into a typed rtnetlink message (Ifaddrmsg, Ifinfomsg, ...).
-pub(crate) fn decode<R>(op: &'static str, payload: &Buffer) -> Result<R, RtnlError>
-where
-    R: FromBytesWithInput<Input = usize>,
-{
-    let bytes: &[u8] = payload.as_ref();
-    R::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len()).map_err(|e| RtnlError::Malformed { op, detail: e.to_string() })
-}
-
 /// Send one request and collect the payloads of every reply until the final ACK or DONE.
 /// `flags` gets REQUEST and ACK added.
-pub(crate) fn request<P>(op: &'static str, ty: Rtm, flags: NlmF, payload: P) -> Result<Vec<Buffer>, RtnlError>
+pub(crate) fn request<P>(op: &'static str, ty: Rtm, flags: NlmF, payload: P) -> Result<Vec<Vec<u8>>, RtnlError>
 where
     P: Size + ToBytes,
 {
@@ -108,23 +101,11 @@ where
             if n == 0 {
                 return Ok(replies);
             }
-            for m in parse_datagram(op, &buf[..n])? {
-                // Our socket is private to this call; anything not ours is not expected.
-                if *m.nl_seq() != 1 {
-                    continue;
-                }
-                let is_done = *m.nl_type() == u16::from(Nlmsg::Done);
-                match m.nl_payload() {
-                    NlPayload::Ack(_) => return Ok(replies),
-                    NlPayload::DumpExtAck(_) => return Ok(replies),
-                    NlPayload::Err(e) => {
-                        return Err(RtnlError::Kernel { op, source: io::Error::from_raw_os_error(-*e.error()) });
-                    }
-                    NlPayload::Payload(p) if !is_done => replies.push(p.clone()),
-                    // DONE ends a dump; with ACK set the kernel still sends no separate ACK.
-                    _ if is_done => return Ok(replies),
-                    NlPayload::Payload(_) | NlPayload::Empty => {}
-                }
+            // Our socket is private to this call: only our one request is answered on it.
+            match rtnl_msg::read_answers(op, &buf[..n], 1, &mut replies)? {
+                Answer::More => {}
+                Answer::Done => return Ok(replies),
+                Answer::Refused(errno) => return Err(RtnlError::Kernel { op, source: io::Error::from_raw_os_error(errno) }),
             }
         }
     })
