@@ -16,4 +16,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = wire::decode_info(data);
     let _ = wire::decode_config(data);
     let _ = wire::decode_daemon(data);
+    let _ = wire::decode_family_id(data);
 });

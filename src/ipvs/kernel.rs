@@ -1,5 +1,5 @@
-//! The kernel IPVS backend: generic netlink (family "IPVS", resolved through nlctrl with
-//! neli), messages built and parsed by `wire`, sent by `nlsock`; requests go many to a
+//! The kernel IPVS backend: generic netlink (family "IPVS", its id asked of nlctrl),
+//! messages built and parsed by `wire`, sent by `nlsock`; requests go many to a
 //! datagram and their answers are matched by sequence number. A whole-table resync reads
 //! IPv4 services' destinations through the older sockopt interface where it shows them all
 //! (`sockopt`: one getsockopt per service costs far less than one dump).
@@ -11,9 +11,6 @@ use super::reconcile::{Differ, Op};
 use super::sockopt::{self, SockoptError};
 use super::table::{DestKey, Family, Forward, Service, ServiceConf, ServiceKey, Table};
 use super::wire::{self, DaemonState, Info, Request, SyncDaemon, Timeouts};
-use neli::consts::socket::NlFamily;
-use neli::router::synchronous::NlRouter;
-use neli::utils::Groups;
 use std::io;
 use thiserror::Error;
 
@@ -104,15 +101,11 @@ const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 impl Kernel {
     /// Resolve the "IPVS" family and open the socket used for requests.
     pub fn open() -> Result<Kernel, KernelError> {
-        let family = {
-            let (router, _) =
-                NlRouter::connect(NlFamily::Generic, None, Groups::empty()).map_err(|e| KernelError::Socket(e.to_string()))?;
-            router.resolve_genl_family(wire::FAMILY_NAME).map_err(|_| KernelError::NoIpvs)?
-        };
         let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
-        Ok(Kernel {
+        let mut kernel = Kernel {
             sock,
-            family,
+            // nlctrl until it has told the IPVS family's id.
+            family: wire::GENL_ID_CTRL,
             seq: 0,
             writes: 0,
             tx: Vec::with_capacity(answers::WINDOW_BYTES + 512),
@@ -123,7 +116,22 @@ impl Kernel {
                 .ok(),
             so_buf: Vec::new(),
             so_counts: Vec::new(),
-        })
+        };
+        kernel.family = kernel.family_id()?;
+        // nlctrl's command number is an IPVS write's: the question is not counted as one.
+        kernel.writes = 0;
+        Ok(kernel)
+    }
+
+    /// The IPVS family's id, asked of nlctrl (the kernel numbers families as they register).
+    fn family_id(&mut self) -> Result<u16, KernelError> {
+        let what = || format!("resolve generic netlink family {:?}", wire::FAMILY_NAME);
+        let replies = match self.call(&wire::get_family(wire::FAMILY_NAME), what) {
+            Err(e) if e.errno() == Some(libc::ENOENT) => return Err(KernelError::NoIpvs),
+            r => r?,
+        };
+        let p = replies.first().ok_or(KernelError::Netlink { what: what(), msg: "no reply".into() })?;
+        Self::decode("resolve the IPVS family", wire::decode_family_id(p))
     }
 
     /// Write requests sent so far (successful or not).

@@ -13,6 +13,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The generic netlink family name, resolved to an id through nlctrl.
 pub const FAMILY_NAME: &str = "IPVS";
+/// nlctrl, the generic netlink family that names the others (linux/genetlink.h), its
+/// command asking for a family by name, and the attributes of that question and answer.
+pub const GENL_ID_CTRL: u16 = 0x10;
+const CTRL_CMD_GETFAMILY: u8 = 3;
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+const CTRL_ATTR_FAMILY_NAME: u16 = 2;
 /// IPVS_GENL_VERSION.
 pub const GENL_VERSION: u8 = 0x1;
 
@@ -278,6 +284,11 @@ pub fn del_dest(svc: &ServiceKey, dest: &DestKey) -> Request {
 pub fn get_dests(svc: &ServiceKey) -> Request {
     Request::new(cmd::GET_DEST, true, |w| put_service_key(w, svc))
 }
+/// nlctrl's CTRL_CMD_GETFAMILY for the family called `name`: sent to [`GENL_ID_CTRL`], it
+/// is answered with the family's id ([`decode_family_id`]), or ENOENT when there is none.
+pub fn get_family(name: &str) -> Request {
+    Request::new(CTRL_CMD_GETFAMILY, false, |w| w.string(CTRL_ATTR_FAMILY_NAME, name))
+}
 pub fn get_info() -> Request {
     Request::new(cmd::GET_INFO, false, |_| {})
 }
@@ -539,6 +550,11 @@ pub fn decode_service(payload: &[u8]) -> Result<(ServiceKey, Service), DecodeErr
 pub fn decode_dest(payload: &[u8], svc_family: Family) -> Result<(DestKey, Dest), DecodeError> {
     let r = parse_genl(payload)?;
     decode_dest_attrs(&need(&r.attrs, cmd_attr::DEST, "dest")?.nested()?, svc_family)
+}
+
+/// The family id in nlctrl's answer to [`get_family`].
+pub fn decode_family_id(payload: &[u8]) -> Result<u16, DecodeError> {
+    need(&parse_genl(payload)?.attrs, CTRL_ATTR_FAMILY_ID, "family id")?.u16("family id")
 }
 
 pub fn decode_info(payload: &[u8]) -> Result<Info, DecodeError> {

@@ -406,3 +406,17 @@ fn parse_errors_and_batches_of_answers() {
     zero[0..4].copy_from_slice(&0u32.to_ne_bytes());
     assert_eq!(wire::parse_replies(&zero), Err(DecodeError::Truncated("netlink message")));
 }
+
+/// The question ipvsadm (libnl's genl_ctrl_resolve) asks nlctrl is ours byte for byte, and
+/// the id read from nlctrl's answer is the one ipvsadm then sent its IPVS request to.
+#[test]
+fn the_family_is_resolved_as_libnl_resolves_it() {
+    let all = messages(&fixture("svc-new-v4-persistent"));
+    let asked = all.iter().find(|m| m.dir == Dir::Send && m.ty == wire::GENL_ID_CTRL).expect("a question to nlctrl");
+    // libnl numbers the question's version 1, as we do; the attributes must be the same.
+    assert_eq!(hex(&asked.payload), hex(&wire::get_family(wire::FAMILY_NAME).genl_payload()));
+    let answer = all.iter().find(|m| m.dir == Dir::Recv && m.ty == wire::GENL_ID_CTRL).expect("nlctrl's answer");
+    let id = wire::decode_family_id(&answer.payload).unwrap();
+    assert!(all.iter().any(|m| m.dir == Dir::Send && m.ty == id), "no request went to family {id}");
+    assert!(wire::decode_family_id(&answer.payload[..8]).is_err());
+}
