@@ -542,12 +542,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { control, json, .. } => {
-            let r = control_call(&control, lvsd::control::Command::Status)?;
-            let Some(v) = r.result.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
+            let r = lvsd::control::client::Client::connect(&control.path)?.call_written(lvsd::control::Command::Status)?;
+            let Some(doc) = r.written.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
             if json {
-                outln!("{}", serde_json::to_string_pretty(&v)?);
+                // Indented as it is read, never held as a tree (a big policy's status is tens of MB).
+                let mut pretty = Vec::with_capacity(doc.get().len() * 2);
+                serde_transcode::transcode(
+                    &mut serde_json::Deserializer::from_str(doc.get()),
+                    &mut serde_json::Serializer::pretty(&mut pretty),
+                )?;
+                outln!("{}", String::from_utf8_lossy(&pretty));
             } else {
-                out!("{}", v["text"].as_str().unwrap_or(""));
+                #[derive(serde::Deserialize)]
+                struct Text {
+                    text: String,
+                }
+                out!("{}", serde_json::from_str::<Text>(doc.get())?.text);
             }
             Ok(ExitCode::SUCCESS)
         }

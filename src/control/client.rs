@@ -83,6 +83,28 @@ impl Client {
     }
 
     pub fn call(&mut self, command: Command) -> Result<Response, ControlError> {
+        let answer = self.exchange(command)?;
+        serde_json::from_slice(&answer).map_err(|e| ControlError::Protocol(format!("bad response: {e}")))
+    }
+
+    /// [`Client::call`] with the result left as the JSON text the daemon wrote
+    /// (`Response::written`): a status of 10,000 services is printed without becoming a tree
+    /// of `Value`s first.
+    pub fn call_written(&mut self, command: Command) -> Result<Response, ControlError> {
+        #[derive(serde::Deserialize)]
+        struct Written {
+            v: u32,
+            ok: bool,
+            result: Option<Box<serde_json::value::RawValue>>,
+            error: Option<String>,
+        }
+        let answer = self.exchange(command)?;
+        let r: Written = serde_json::from_slice(&answer).map_err(|e| ControlError::Protocol(format!("bad response: {e}")))?;
+        Ok(Response { v: r.v, ok: r.ok, result: None, error: r.error, written: r.result })
+    }
+
+    /// Send one request and read its answer line.
+    fn exchange(&mut self, command: Command) -> Result<Vec<u8>, ControlError> {
         let io = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
                 ControlError::Protocol(format!("{}: the daemon did not answer in time; it may be stuck (see its log)", self.path))
@@ -102,7 +124,7 @@ impl Client {
         if answer.is_empty() {
             return Err(ControlError::Protocol("the daemon closed the connection".into()));
         }
-        serde_json::from_slice(&answer).map_err(|e| ControlError::Protocol(format!("bad response: {e}")))
+        Ok(answer)
     }
 }
 

@@ -53,6 +53,9 @@ pub struct View {
     /// The connection sync daemons (None: the policy asks for none).
     #[serde(default)]
     pub sync_daemon: Option<SyncView>,
+    /// Announcements and sessions (None: no BGP), rendered by `bgp::metrics`.
+    #[serde(default)]
+    pub bgp: Option<Value>,
 }
 
 /// `sync_daemon` in the status document.
@@ -177,7 +180,16 @@ impl IpvsService {
 
 /// Read a status document into the typed view; any missing or mistyped field is an error.
 pub fn view(doc: Value) -> Result<View, String> {
-    let v: View = serde_json::from_value(doc).map_err(|e| format!("the status document does not read as expected: {e}"))?;
+    checked(serde_json::from_value(doc))
+}
+
+/// [`view`] of the document as JSON text, read straight into the view (no `Value`s).
+pub fn view_of_text(doc: &str) -> Result<View, String> {
+    checked(serde_json::from_str(doc))
+}
+
+fn checked(v: Result<View, serde_json::Error>) -> Result<View, String> {
+    let v = v.map_err(|e| format!("the status document does not read as expected: {e}"))?;
     for i in &v.vrrp {
         i.check()?;
     }
@@ -523,8 +535,12 @@ pub fn render_doc(doc: Value) -> Result<String, String> {
 }
 
 pub fn render_doc_with(doc: Value, compat: Compat) -> Result<String, String> {
-    let bgp = doc.get("bgp").filter(|b| !b.is_null()).map(crate::bgp::metrics).transpose()?;
-    view(doc).map(|v| render_with(&v, compat) + bgp.as_deref().unwrap_or(""))
+    render_view(view(doc)?, compat)
+}
+
+fn render_view(v: View, compat: Compat) -> Result<String, String> {
+    let bgp = v.bgp.as_ref().map(crate::bgp::metrics).transpose()?;
+    Ok(render_with(&v, compat) + bgp.as_deref().unwrap_or(""))
 }
 
 // ---- serving ----
@@ -576,11 +592,13 @@ impl Shared {
             Ok(Err(_)) => return Err("the director dropped the request".into()),
             Ok(Ok(r)) => r,
         };
-        let Some(doc) = r.result.filter(|_| r.ok) else {
-            return Err(format!("status: {}", r.error.unwrap_or_default()));
-        };
         let compat = self.compat;
-        tokio::task::spawn_blocking(move || render_doc_with(doc, compat)).await.map_err(|e| format!("rendering: {e}"))?
+        let render = match (r.ok, r.written, r.result) {
+            (true, Some(text), _) => tokio::task::spawn_blocking(move || render_view(view_of_text(text.get())?, compat)),
+            (true, None, Some(doc)) => tokio::task::spawn_blocking(move || render_doc_with(doc, compat)),
+            _ => return Err(format!("status: {}", r.error.unwrap_or_default())),
+        };
+        render.await.map_err(|e| format!("rendering: {e}"))?
     }
 }
 

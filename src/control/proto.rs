@@ -3,6 +3,7 @@
 //! this file alone.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line accepted, newline included; the server never reads more than this
@@ -84,15 +85,39 @@ pub struct Response {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A result already written as JSON (the status document), sent as `result`: built
+    /// straight from the director's data, never as a tree of `Value`s. Read back as `result`.
+    #[serde(skip)]
+    pub written: Option<Box<RawValue>>,
 }
 
 impl Response {
     pub fn ok(result: serde_json::Value) -> Response {
-        Response { v: PROTOCOL_VERSION, ok: true, result: Some(result), error: None }
+        Response { v: PROTOCOL_VERSION, ok: true, result: Some(result), error: None, written: None }
+    }
+    pub fn ok_written(result: Box<RawValue>) -> Response {
+        Response { v: PROTOCOL_VERSION, ok: true, result: None, error: None, written: Some(result) }
     }
     pub fn err(msg: impl Into<String>) -> Response {
-        Response { v: PROTOCOL_VERSION, ok: false, result: None, error: Some(msg.into()) }
+        Response { v: PROTOCOL_VERSION, ok: false, result: None, error: Some(msg.into()), written: None }
     }
+}
+
+/// A response as one line of JSON.
+pub fn encode_response(r: &Response) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Written<'a> {
+        v: u32,
+        ok: bool,
+        result: &'a RawValue,
+    }
+    let mut line = match &r.written {
+        Some(result) => serde_json::to_vec(&Written { v: r.v, ok: r.ok, result }),
+        None => serde_json::to_vec(r),
+    }
+    .unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
 /// Why a request line was refused; the text is what the client reads back.
@@ -141,6 +166,18 @@ mod tests {
 
     /// The fuzz target's property on stable, with fixed seeds: byte-mutated requests never
     /// panic the parser, and whatever it accepts encodes and parses back to itself.
+    #[test]
+    fn a_written_result_reads_back_as_the_result() {
+        let doc = serde_json::json!({ "services": [{ "name": "web", "reals": [1, 2] }], "text": "a \"quoted\"\nline" });
+        let written = Response::ok_written(serde_json::value::to_raw_value(&doc).unwrap());
+        let line = encode_response(&written);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back: Response = serde_json::from_slice(&line).unwrap();
+        assert!(back.ok && back.error.is_none());
+        assert_eq!(back.result, Some(doc.clone()));
+        assert_eq!(encode_response(&written), encode_response(&Response::ok(doc)), "the same line either way");
+    }
+
     #[test]
     fn mutated_requests_parse_or_fail_cleanly() {
         let seeds: [&[u8]; 4] = [

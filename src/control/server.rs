@@ -2,7 +2,7 @@
 //! request loop.
 
 use super::accept::Backoff;
-use super::{Command, ControlError, MAX_REQUEST, Response, parse_request};
+use super::{Command, ControlError, MAX_REQUEST, Response, encode_response, parse_request};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,9 +171,7 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Call>) {
 }
 
 async fn reply(mut stream: UnixStream, r: Response) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(&r).unwrap_or_default();
-    line.push(b'\n');
-    stream.write_all(&line).await
+    stream.write_all(&encode_response(&r)).await
 }
 
 async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>) -> std::io::Result<()> {
@@ -200,13 +198,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>) -> std::io::Resu
             }
         };
         // A big reply (status of a thousand services) is serialized off the event loop.
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = serde_json::to_vec(&resp).unwrap_or_default();
-            line.push(b'\n');
-            line
-        })
-        .await
-        .unwrap_or_default();
+        let line = tokio::task::spawn_blocking(move || encode_response(&resp)).await.unwrap_or_default();
         wr.write_all(&line).await?;
         if too_long {
             return Ok(());

@@ -219,9 +219,10 @@ impl Director {
     pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>) {
         let snap = self.snapshot();
         tokio::task::spawn_local(async move {
-            let doc = tokio::task::spawn_blocking(move || status::build(&snap)).await;
+            let doc = tokio::task::spawn_blocking(move || status::render(&snap)).await;
             let _ = reply.send(match doc {
-                Ok(d) => Response::ok(d),
+                Ok(Ok(d)) => Response::ok_written(d),
+                Ok(Err(e)) => Response::err(format!("status: {e}")),
                 Err(e) => Response::err(format!("status: {e}")),
             });
         });

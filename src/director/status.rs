@@ -8,7 +8,9 @@ use crate::desired::{RealState, service_key};
 use crate::ipvs::format::{self, Format};
 use crate::ipvs::table::{DestKey, ServiceKey, Table};
 use crate::model::Model;
+use crate::plan::TableDoc;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -127,42 +129,78 @@ fn services(d: &Snapshot) -> Vec<ServiceStatus> {
     services
 }
 
+/// The document as a `Value`, for callers in the process that read fields of it.
 pub fn build(d: &Snapshot) -> Value {
-    let m = &d.model;
-    let actual = d.actual.as_ref();
-    let services = services(d);
-    let vrrp: Vec<Value> = match &d.vrrp {
-        Some(v) => v.clone(),
-        None => m
-            .vrrp
-            .iter()
-            .map(|v| {
-                json!({
-                    "name": v.name, "interface": v.interface, "vrid": v.vrid, "version": v.version,
-                    "priority": v.priority, "state": "not running",
-                    "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    serde_json::to_value(Doc::new(d)).unwrap_or_default()
+}
+
+/// The document as JSON text, written straight from the snapshot: at 10,000 services a tree
+/// of `Value`s first cost ten times the time and memory of the text itself.
+pub fn render(d: &Snapshot) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(&Doc::new(d))
+}
+
+/// The status document (`lvsd status --json`, version [`STATUS_VERSION`]).
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: u32,
+    build: Value,
+    node: &'a str,
+    policy: &'a str,
+    generation: u64,
+    last_reload: &'a ReloadStatus,
+    reloads: Reloads,
+    backend: &'a str,
+    ipvs_writes: u64,
+    vrrp: Vec<Value>,
+    services: Vec<ServiceStatus>,
+    ipvs: Option<TableDoc<'a>>,
+    bgp: &'a Option<Value>,
+    sync_daemon: &'a Value,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Reloads {
+    ok: u64,
+    failed: u64,
+}
+
+impl<'a> Doc<'a> {
+    fn new(d: &'a Snapshot) -> Doc<'a> {
+        let m = &d.model;
+        let vrrp = match &d.vrrp {
+            Some(v) => v.clone(),
+            None => m
+                .vrrp
+                .iter()
+                .map(|v| {
+                    json!({
+                        "name": v.name, "interface": v.interface, "vrid": v.vrid, "version": v.version,
+                        "priority": v.priority, "state": "not running",
+                        "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    })
                 })
-            })
-            .collect(),
-    };
-    let mut doc = json!({
-        "version": STATUS_VERSION,
-        "build": crate::build_info::json(),
-        "node": m.node,
-        "policy": d.policy,
-        "generation": d.generation,
-        "last_reload": d.last_reload,
-        "reloads": { "ok": d.reloads.0, "failed": d.reloads.1 },
-        "backend": d.backend,
-        "ipvs_writes": d.writes,
-        "vrrp": vrrp,
-        "services": services,
-        "ipvs": actual.map(crate::plan::table_json),
-        "bgp": d.bgp,
-        "sync_daemon": d.sync,
-    });
-    doc["text"] = json!(text(d));
-    doc
+                .collect(),
+        };
+        Doc {
+            version: STATUS_VERSION,
+            build: crate::build_info::json(),
+            node: &m.node,
+            policy: &d.policy,
+            generation: d.generation,
+            last_reload: &d.last_reload,
+            reloads: Reloads { ok: d.reloads.0, failed: d.reloads.1 },
+            backend: d.backend,
+            ipvs_writes: d.writes,
+            vrrp,
+            services: services(d),
+            ipvs: d.actual.as_ref().map(TableDoc::new),
+            bgp: &d.bgp,
+            sync_daemon: &d.sync,
+            text: text(d),
+        }
+    }
 }
 
 /// ipvsadm-style lines with health, drain state and the configured weight beside them.
@@ -414,6 +452,18 @@ mod tests {
         let text = build(&snapshot(|_| None))["text"].as_str().unwrap().to_string();
         assert!(text.contains("IPVS table: cannot be read"), "{text}");
         assert_eq!(text.lines().filter(|l| l.contains("(table unknown)")).count(), 2, "{text}");
+    }
+
+    #[test]
+    fn the_written_document_is_the_document() {
+        for snap in [snapshot(without_second), snapshot(|_| None)] {
+            let written: Value = serde_json::from_str(render(&snap).unwrap().get()).unwrap();
+            assert_eq!(written, build(&snap));
+            assert_eq!(written["services"][0]["reals"][1]["in_table"], json!(false));
+        }
+        let doc = build(&snapshot(without_second));
+        assert_eq!(doc["ipvs"]["services"][0]["reals"].as_array().map(Vec::len), Some(1));
+        assert_eq!(doc["ipvs"]["services"][0]["netmask"], json!("255.255.255.255"));
     }
 
     #[test]
