@@ -7,7 +7,7 @@ use crate::ipvs::table::{DestKey, Service, ServiceKey};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Drain {
     /// Services no longer wanted, kept (every real at weight 0) until the deadline.
     services: HashMap<ServiceKey, Instant>,

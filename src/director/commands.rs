@@ -1,6 +1,8 @@
 //! Control commands (drain, weights, checks, yield, eval) and the status snapshot.
 
 use super::*;
+use crate::drain::Drain;
+use crate::ipvs::backend::Reader;
 
 impl Director {
     pub(super) fn real_index(&self, id: &RealId) -> Option<(usize, usize)> {
@@ -179,23 +181,14 @@ impl Director {
     }
 
     pub fn status(&mut self) -> serde_json::Value {
-        status::build(&self.snapshot())
+        status::build(&self.snapshot().finish())
     }
 
-    /// What the status document needs, copied out (the document is built from it).
-    pub fn snapshot(&mut self) -> status::Snapshot {
-        let actual = self.backend.dump().ok();
-        let now = std::time::Instant::now();
-        let mut leaving = HashMap::new();
-        for (k, svc) in actual.iter().flat_map(|t| t.services.iter()) {
-            for dk in svc.dests.keys() {
-                if let Some(until) = self.drain.until(k, dk) {
-                    leaving.insert((*k, *dk), until.saturating_duration_since(now).as_secs_f64().ceil() as u64);
-                }
-            }
-        }
+    /// What the status document needs, copied out (the document is built from it), but for
+    /// the table, which [`Pending::finish`] reads.
+    pub fn snapshot(&mut self) -> Pending {
         let m = &self.policy.model;
-        status::Snapshot {
+        let snap = status::Snapshot {
             model: m.clone(),
             policy: self.opts.policy.display().to_string(),
             generation: self.generation,
@@ -207,19 +200,20 @@ impl Director {
             states: m.services.iter().enumerate().map(|(si, vs)| (0..vs.reals.len()).map(|ri| self.real_state(si, ri)).collect()).collect(),
             drained: self.drained.clone(),
             overrides: self.weight_overrides.clone(),
-            leaving,
-            actual,
+            leaving: HashMap::new(),
+            actual: None,
             suspended: self.suspended.clone(),
             bgp: self.bgp_status(),
             sync: self.sync_status(),
-        }
+        };
+        Pending { snap, read: self.backend.reader(), drain: self.drain.clone() }
     }
 
-    /// Answer a status request: the document is built on a worker thread.
+    /// Answer a status request: the table is read and the document built on a worker thread.
     pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>) {
-        let snap = self.snapshot();
+        let pending = self.snapshot();
         tokio::task::spawn_local(async move {
-            let doc = tokio::task::spawn_blocking(move || status::render(&snap)).await;
+            let doc = tokio::task::spawn_blocking(move || status::render(&pending.finish())).await;
             let _ = reply.send(match doc {
                 Ok(Ok(d)) => Response::ok_written(d),
                 Ok(Err(e)) => Response::err(format!("status: {e}")),
@@ -249,5 +243,31 @@ impl Director {
                 let _ = reply.send(Response::err("checks are not running in this director"));
             }
         }
+    }
+}
+
+/// A status snapshot whose table is still to be read.
+pub struct Pending {
+    snap: status::Snapshot,
+    read: Reader,
+    /// When each draining entry leaves the table.
+    drain: Drain,
+}
+
+impl Pending {
+    /// Read the table (a kernel dump, on the caller's thread) and complete the snapshot.
+    pub fn finish(self) -> status::Snapshot {
+        let Pending { mut snap, read, drain } = self;
+        let actual = read().ok();
+        let now = std::time::Instant::now();
+        for (k, svc) in actual.iter().flat_map(|t| t.services.iter()) {
+            for dk in svc.dests.keys() {
+                if let Some(until) = drain.until(k, dk) {
+                    snap.leaving.insert((*k, *dk), until.saturating_duration_since(now).as_secs_f64().ceil() as u64);
+                }
+            }
+        }
+        snap.actual = actual;
+        snap
     }
 }

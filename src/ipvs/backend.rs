@@ -17,9 +17,20 @@ pub enum ApplyError {
     Other(String),
 }
 
+/// A read of the whole table to be made later, on another thread (see [`Backend::reader`]).
+pub type Reader = Box<dyn FnOnce() -> Result<Table, ApplyError> + Send>;
+
 pub trait Backend {
     /// Read the whole table.
     fn dump(&mut self) -> Result<Table, ApplyError>;
+    /// What reads the whole table as `dump` does, but on a worker: a status of a big table is
+    /// not read on the director's loop. Made on the caller's thread, since a netlink socket
+    /// belongs to the namespace of the thread that opens it. By default the table is read now
+    /// (an in-memory table is only copied).
+    fn reader(&mut self) -> Reader {
+        let table = self.dump();
+        Box::new(move || table)
+    }
     /// Read only these services (those that do not exist are left out). Backends that can
     /// ask for one service at a time override this; the default reads everything.
     fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, ApplyError> {

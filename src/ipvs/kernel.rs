@@ -462,6 +462,16 @@ impl Backend for Kernel {
     fn dump(&mut self) -> Result<Table, ApplyError> {
         Kernel::dump(self).map_err(apply_error)
     }
+    /// A socket of its own, so the dump goes on while this one keeps writing.
+    fn reader(&mut self) -> super::backend::Reader {
+        match Kernel::open() {
+            Ok(mut other) => Box::new(move || Kernel::dump(&mut other).map_err(apply_error)),
+            Err(e) => {
+                let e = apply_error(e);
+                Box::new(move || Err(e))
+            }
+        }
+    }
     fn dump_services(&mut self, keys: &[ServiceKey]) -> Result<Table, ApplyError> {
         Kernel::dump_services(self, keys).map_err(apply_error)
     }
