@@ -584,6 +584,15 @@ impl Shared {
         Ok(body)
     }
 
+    /// Drop a page past its time: at 10,000 services it is tens of MB, and the next scrape
+    /// (seconds later) builds its own anyway.
+    async fn forget_stale(&self) {
+        let mut page = self.page.lock().await;
+        if page.as_ref().is_some_and(|(at, _)| at.elapsed() >= self.cache_for) {
+            *page = None;
+        }
+    }
+
     async fn build(&self) -> Result<String, String> {
         let (otx, orx) = oneshot::channel();
         self.tx.send((Command::Status, otx)).await.map_err(|_| "the director is not running".to_string())?;
@@ -630,8 +639,10 @@ pub async fn serve_with(listener: TcpListener, tx: mpsc::Sender<Call>, opts: Opt
         if let Ok(slot) = in_flight.clone().try_acquire_owned() {
             let shared = shared.clone();
             tokio::task::spawn_local(async move {
-                let _slot = slot;
                 scrape(stream, &shared).await;
+                drop(slot);
+                tokio::time::sleep(shared.cache_for).await;
+                shared.forget_stale().await;
             });
         } else if let Ok(slot) = turned_away.clone().try_acquire_owned() {
             tokio::task::spawn_local(async move {
@@ -913,6 +924,26 @@ mod tests {
                 get(addr).await;
             }
             assert_eq!(calls.get(), 3);
+        });
+    }
+
+    #[test]
+    fn a_page_past_its_time_is_let_go() {
+        local(async {
+            let shared = |cache_for| Shared {
+                tx: mpsc::channel(1).0,
+                cache_for,
+                compat: Compat::default(),
+                page: tokio::sync::Mutex::new(Some((Instant::now(), Arc::from("page")))),
+                log: Default::default(),
+            };
+            let fresh = shared(Duration::from_secs(3600));
+            fresh.forget_stale().await;
+            assert!(fresh.page.lock().await.is_some(), "still within its time");
+            let stale = shared(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            stale.forget_stale().await;
+            assert!(stale.page.lock().await.is_none());
         });
     }
 
