@@ -201,8 +201,27 @@ fn checked(v: Result<View, serde_json::Error>) -> Result<View, String> {
 
 // ---- rendering ----
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A label value escaped for the text format (see [`push_escaped`]).
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    push_escaped(&mut out, s);
+    out
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn push_escaped(out: &mut String, s: &str) {
+    if !s.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
 }
 
 struct Out(String);
@@ -211,13 +230,21 @@ impl Out {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
+    /// One line, written in place: a page of 10,000 services has half a million of them.
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
-        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", esc(v))).collect();
-        if l.is_empty() {
-            let _ = writeln!(self.0, "{name} {v}");
-        } else {
-            let _ = writeln!(self.0, "{name}{{{}}} {v}", l.join(","));
+        let out = &mut self.0;
+        out.push_str(name);
+        for (i, (k, value)) in labels.iter().enumerate() {
+            out.push(if i == 0 { '{' } else { ',' });
+            out.push_str(k);
+            out.push_str("=\"");
+            push_escaped(out, value);
+            out.push('"');
         }
+        if !labels.is_empty() {
+            out.push('}');
+        }
+        let _ = writeln!(out, " {v}");
     }
 }
 
@@ -925,6 +952,15 @@ mod tests {
             }
             assert_eq!(calls.get(), 3);
         });
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_says() {
+        let mut o = Out(String::new());
+        o.sample("x", &[("a", "q\"b\\c\nd"), ("e", "")], 1);
+        o.sample("y", &[], 2.5);
+        assert_eq!(o.0, "x{a=\"q\\\"b\\\\c\\nd\",e=\"\"} 1\ny 2.5\n");
+        assert_eq!(esc("q\"b\\c\nd"), "q\\\"b\\\\c\\nd");
     }
 
     #[test]
