@@ -30,6 +30,8 @@ pub fn check(data: &[u8]) -> bool {
     let _ = packet::parse(buf, Family::Inet);
     let _ = packet::parse(buf, Family::Inet6);
     let _ = packet::peek_vrid(buf);
+    // The same bytes as an IPv4 raw socket's datagram, split before the VRRP decoder sees it.
+    let _ = packet::split_ipv4(buf);
 
     // Optionally fix the checksum so the later checks are reached too.
     let mut msg = buf.to_vec();

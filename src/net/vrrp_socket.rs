@@ -356,14 +356,14 @@ impl VrrpSocket {
         match self.family {
             Family::Inet => {
                 // The IPv4 raw socket hands us the IP header: TTL, src and dst come from it.
-                let (hdr_len, total) = ipv4_header_bounds(data).ok_or_else(malformed)?;
+                let (head, message) = crate::vrrp::packet::split_ipv4(data).ok_or_else(malformed)?;
                 let meta = RecvMeta {
-                    src: IpAddr::V4(Ipv4Addr::new(data[12], data[13], data[14], data[15])),
-                    dst: IpAddr::V4(Ipv4Addr::new(data[16], data[17], data[18], data[19])),
-                    ttl: data[8],
+                    src: IpAddr::V4(head.src),
+                    dst: IpAddr::V4(head.dst),
+                    ttl: head.ttl,
                     ifindex: raw.ifindex.unwrap_or(self.ifindex),
                 };
-                Ok((&data[hdr_len..total], meta))
+                Ok((message, meta))
             }
             Family::Inet6 => {
                 let src = match raw.src {
@@ -428,21 +428,6 @@ fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result
         )
     };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// Header length and total length of an IPv4 datagram, checked against the buffer.
-fn ipv4_header_bounds(data: &[u8]) -> Option<(usize, usize)> {
-    if data.len() < 20 || data[0] >> 4 != 4 {
-        return None;
-    }
-    let hdr_len = usize::from(data[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([data[2], data[3]]));
-    // The kernel may report total length without trusting it; never read past the buffer.
-    let total = total.min(data.len());
-    if hdr_len < 20 || hdr_len > total {
-        return None;
-    }
-    Some((hdr_len, total))
 }
 
 struct RawRecv {
@@ -555,25 +540,6 @@ fn raw_of(msg: &libc::msghdr, len: usize, name: &libc::sockaddr_storage) -> RawR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv4_header_parsing() {
-        let mut pkt = vec![0u8; 28];
-        pkt[0] = 0x45;
-        pkt[2..4].copy_from_slice(&28u16.to_be_bytes());
-        assert_eq!(ipv4_header_bounds(&pkt), Some((20, 28)));
-        // Options: IHL 6.
-        pkt[0] = 0x46;
-        assert_eq!(ipv4_header_bounds(&pkt), Some((24, 28)));
-        // Not IPv4, too short, IHL < 5, IHL beyond data.
-        pkt[0] = 0x65;
-        assert_eq!(ipv4_header_bounds(&pkt), None);
-        assert_eq!(ipv4_header_bounds(&pkt[..10]), None);
-        pkt[0] = 0x44;
-        assert_eq!(ipv4_header_bounds(&pkt), None);
-        pkt[0] = 0x4f;
-        assert_eq!(ipv4_header_bounds(&pkt), None);
-    }
 
     #[test]
     fn scope_ids() {

@@ -228,6 +228,35 @@ fn expected_len(version: Version, family: Family, count: u8) -> usize {
 
 /// The VRID of a message, without any check: lets the socket layer find the instance a
 /// packet is for before decoding it against that instance.
+/// What an IPv4 raw socket hands over besides the VRRP message: the IP header's source,
+/// destination and TTL (RFC 5798 5.1.1.3: the TTL must be 255).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Head {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+}
+
+/// An IPv4 datagram as received on a raw socket, split into its header and its payload
+/// (the VRRP message). None when it is not IPv4 or its lengths do not fit the buffer; a
+/// total length past the buffer is cut to it, one shorter ends the payload there.
+pub fn split_ipv4(data: &[u8]) -> Option<(Ipv4Head, &[u8])> {
+    if data.len() < 20 || data[0] >> 4 != 4 {
+        return None;
+    }
+    let hdr_len = usize::from(data[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([data[2], data[3]])).min(data.len());
+    if hdr_len < 20 || hdr_len > total {
+        return None;
+    }
+    let head = Ipv4Head {
+        src: Ipv4Addr::new(data[12], data[13], data[14], data[15]),
+        dst: Ipv4Addr::new(data[16], data[17], data[18], data[19]),
+        ttl: data[8],
+    };
+    Some((head, &data[hdr_len..total]))
+}
+
 pub fn peek_vrid(buf: &[u8]) -> Option<u8> {
     buf.get(1).copied()
 }
@@ -613,6 +642,37 @@ fn same_addresses(got: &[IpAddr], ours: &[IpAddr]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv4_datagram_splits_into_head_and_message() {
+        let mut pkt = vec![0u8; 28];
+        pkt[0] = 0x45;
+        pkt[2..4].copy_from_slice(&28u16.to_be_bytes());
+        pkt[8] = 255;
+        pkt[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        pkt[16..20].copy_from_slice(&[224, 0, 0, 18]);
+        pkt[20] = 0x31;
+        let (head, msg) = split_ipv4(&pkt).unwrap();
+        assert_eq!(head, Ipv4Head { src: Ipv4Addr::new(192, 0, 2, 1), dst: MCAST_V4, ttl: 255 });
+        assert_eq!((msg.len(), msg[0]), (8, 0x31));
+        // Options: IHL 6.
+        pkt[0] = 0x46;
+        assert_eq!(split_ipv4(&pkt).unwrap().1.len(), 4);
+        // A total length shorter than the buffer ends the message; a longer one is cut to it.
+        pkt[0] = 0x45;
+        pkt[2..4].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(split_ipv4(&pkt).unwrap().1.len(), 4);
+        pkt[2..4].copy_from_slice(&900u16.to_be_bytes());
+        assert_eq!(split_ipv4(&pkt).unwrap().1.len(), 8);
+        // Not IPv4, too short, IHL < 5, IHL beyond the data.
+        pkt[0] = 0x65;
+        assert_eq!(split_ipv4(&pkt), None);
+        assert_eq!(split_ipv4(&pkt[..10]), None);
+        pkt[0] = 0x44;
+        assert_eq!(split_ipv4(&pkt), None);
+        pkt[0] = 0x4f;
+        assert_eq!(split_ipv4(&pkt), None);
+    }
 
     fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
