@@ -72,3 +72,14 @@ pub mod rtnl_msg;
 pub mod net {
     pub use crate::rtnl_msg;
 }
+
+// What `lvsd doctor` reads from other programs and /proc: firewall rules (`nft -j list
+// ruleset`, `iptables-save`) and the kernel's IPVS listing (doctor_input).
+#[path = "../src/doctor/ruleset.rs"]
+pub mod ruleset;
+#[path = "../src/doctor/proc_ipvs.rs"]
+pub mod proc_ipvs;
+
+pub mod doctor {
+    pub use crate::{proc_ipvs, ruleset};
+}

@@ -10,8 +10,10 @@ pub mod firewall;
 pub mod forward;
 pub mod ipvs;
 pub mod peers;
+pub mod proc_ipvs;
 pub mod reach;
 pub mod realserver;
+pub mod ruleset;
 pub mod sync;
 pub mod sync_peer;
 
