@@ -156,7 +156,7 @@ enum Command {
         /// node_ipvs (node_exporter's node_ipvs_*), keepalived (the keepalived exporter's
         /// keepalived_*), both comma-separated, or none.
         #[arg(long, value_name = "SETS", default_value = "node_ipvs,keepalived")]
-        metrics_compat: lvsd::control::metrics::Compat,
+        metrics_compat: lvsd::control::metrics_page::Compat,
     },
     /// The running director's view: VRRP, services, real servers, health, weights.
     /// With --kernel: the kernel's IPVS table exactly as `ipvsadm -L -n` prints it.
@@ -348,7 +348,7 @@ fn run_director(
     control: ControlArgs,
     resync: u64,
     metrics: Option<std::net::SocketAddr>,
-    metrics_compat: lvsd::control::metrics::Compat,
+    metrics_compat: lvsd::control::metrics_page::Compat,
 ) -> Result<ExitCode> {
     use lvsd::director::{Director, Options};
     use lvsd::ipvs::backend::Backend;

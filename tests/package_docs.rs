@@ -162,7 +162,7 @@ fn status_and_metrics_carry_the_build() {
     let v = lvsd(&["--version"]);
     let (commit, date) = (b["commit"].as_str().unwrap(), b["date"].as_str().unwrap());
     assert!(v.contains(&format!("(commit {commit}, built {date})")), "{v} vs {b}");
-    let page = lvsd::control::metrics::render(&lvsd::control::metrics::view(st.clone()).unwrap());
+    let page = lvsd::control::metrics_page::render(&lvsd::control::metrics_page::view(st.clone()).unwrap());
     let line = format!("lvsd_build_info{{version=\"{}\",commit=\"{commit}\",date=\"{date}\"}} 1", env!("CARGO_PKG_VERSION"));
     assert!(page.lines().any(|l| l == line), "no {line} in\n{page}");
     assert!(page.contains("# TYPE lvsd_build_info gauge"), "{page}");

@@ -333,7 +333,7 @@ pub fn metrics(doc_bgp: &serde_json::Value) -> Result<String, String> {
     use std::fmt::Write;
     let s: Status =
         serde_json::from_value(doc_bgp.clone()).map_err(|e| format!("the status document's bgp does not read as expected: {e}"))?;
-    let esc = crate::control::metrics::esc;
+    let esc = crate::control::metrics_page::esc;
     let mut o = String::new();
     let family = |o: &mut String, name: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -11,6 +11,7 @@
 pub mod accept;
 pub mod client;
 pub mod metrics;
+pub mod metrics_page;
 pub mod proto;
 pub mod server;
 

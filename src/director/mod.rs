@@ -50,7 +50,7 @@ pub struct Options {
     /// Prometheus text exposition on this address (opt-in).
     pub metrics: Option<std::net::SocketAddr>,
     /// The compatible name sets on the metrics page besides lvsd's own.
-    pub metrics_compat: crate::control::metrics::Compat,
+    pub metrics_compat: crate::control::metrics_page::Compat,
 }
 
 #[derive(Debug, thiserror::Error)]
