@@ -10,6 +10,7 @@ pub mod desired;
 pub mod director;
 pub mod doctor;
 pub mod drain;
+pub mod heap;
 pub mod import;
 pub mod ipvs;
 pub mod lab;

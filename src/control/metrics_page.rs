@@ -542,7 +542,10 @@ pub fn render_doc_with(doc: Value, compat: Compat) -> Result<String, String> {
 
 pub(crate) fn render_view(v: View, compat: Compat) -> Result<String, String> {
     let bgp = v.bgp.as_ref().map(crate::bgp::metrics).transpose()?;
-    Ok(render_with(&v, compat) + bgp.as_deref().unwrap_or(""))
+    let page = render_with(&v, compat) + bgp.as_deref().unwrap_or("");
+    drop(v);
+    crate::heap::give_back();
+    Ok(page)
 }
 
 #[cfg(test)]

@@ -213,7 +213,12 @@ impl Director {
     pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>) {
         let pending = self.snapshot();
         tokio::task::spawn_local(async move {
-            let doc = tokio::task::spawn_blocking(move || status::render(&pending.finish())).await;
+            let doc = tokio::task::spawn_blocking(move || {
+                let doc = status::render(&pending.finish());
+                crate::heap::give_back();
+                doc
+            })
+            .await;
             let _ = reply.send(match doc {
                 Ok(Ok(d)) => Response::ok_written(d),
                 Ok(Err(e)) => Response::err(format!("status: {e}")),
