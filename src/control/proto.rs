@@ -21,7 +21,11 @@ pub struct RealRef {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Command {
     /// The director's whole view (see `director::status`).
-    Status,
+    Status {
+        /// Only the ipvsadm-style text (`lvsd status`), not the whole document.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        text_only: bool,
+    },
     /// Reload the policy now; `force` applies it even when a reload guard refuses it (an
     /// empty policy, or one that removes too many services).
     Reload {
@@ -162,6 +166,11 @@ mod tests {
         assert_eq!(c, Command::SetWeight { real: RealRef { service: "web".into(), real: "198.51.100.1:80".into() }, weight: 7 });
         assert_eq!(parse_request(&encode_request(c.clone())), Ok(c));
         assert_eq!(parse_request(b"{\"v\":1,\"cmd\":\"events\"}"), Ok(Command::Events { limit: None }));
+        // The whole document is asked for as it always was; only the text with a flag.
+        assert_eq!(encode_request(Command::Status { text_only: false }), b"{\"v\":1,\"cmd\":\"status\"}\n");
+        let text = parse_request(b"{\"v\":1,\"cmd\":\"status\",\"text_only\":true}").unwrap();
+        assert_eq!(text, Command::Status { text_only: true });
+        assert_eq!(parse_request(&encode_request(text.clone())), Ok(text));
     }
 
     /// The fuzz target's property on stable, with fixed seeds: byte-mutated requests never

@@ -48,7 +48,7 @@ impl Director {
     /// Handle one control request.
     pub fn handle(&mut self, cmd: Command) -> Response {
         match cmd {
-            Command::Status => Response::ok(self.status()),
+            Command::Status { .. } => Response::ok(self.status()),
             // From the REPL: the load runs in the background like any other (never on the
             // event loop); its result is in the status and the events.
             Command::Reload { force } => {
@@ -210,11 +210,13 @@ impl Director {
     }
 
     /// Answer a status request: the table is read and the document built on a worker thread.
-    pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>) {
+    /// `text_only`: the document has only its text (what `lvsd status` prints).
+    pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>, text_only: bool) {
         let pending = self.snapshot();
         tokio::task::spawn_local(async move {
             let doc = tokio::task::spawn_blocking(move || {
-                let doc = status::render(&pending.finish());
+                let snap = pending.finish();
+                let doc = if text_only { status::render_text(&snap) } else { status::render(&snap) };
                 crate::heap::give_back();
                 doc
             })

@@ -140,6 +140,12 @@ pub fn render(d: &Snapshot) -> Result<Box<RawValue>, serde_json::Error> {
     serde_json::value::to_raw_value(&Doc::new(d))
 }
 
+/// Only the document's version and text: what `lvsd status` prints, without the 15 times
+/// larger rest of the document (at 10,000 services, 3 of 51 MB).
+pub fn render_text(d: &Snapshot) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(&json!({ "version": STATUS_VERSION, "text": text(d) }))
+}
+
 /// The status document (`lvsd status --json`, version [`STATUS_VERSION`]).
 #[derive(Serialize)]
 struct Doc<'a> {
@@ -464,6 +470,15 @@ mod tests {
         let doc = build(&snapshot(without_second));
         assert_eq!(doc["ipvs"]["services"][0]["reals"].as_array().map(Vec::len), Some(1));
         assert_eq!(doc["ipvs"]["services"][0]["netmask"], json!("255.255.255.255"));
+    }
+
+    #[test]
+    fn the_text_alone_is_the_documents_text() {
+        let snap = snapshot(without_second);
+        let only: Value = serde_json::from_str(render_text(&snap).unwrap().get()).unwrap();
+        assert_eq!(only.as_object().map(|o| o.len()), Some(2), "{only}");
+        assert_eq!(only["version"], json!(STATUS_VERSION));
+        assert_eq!(only["text"], build(&snap)["text"]);
     }
 
     #[test]
