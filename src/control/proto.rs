@@ -173,8 +173,6 @@ mod tests {
         assert_eq!(parse_request(&encode_request(text.clone())), Ok(text));
     }
 
-    /// The fuzz target's property on stable, with fixed seeds: byte-mutated requests never
-    /// panic the parser, and whatever it accepts encodes and parses back to itself.
     #[test]
     fn a_written_result_reads_back_as_the_result() {
         let doc = serde_json::json!({ "services": [{ "name": "web", "reals": [1, 2] }], "text": "a \"quoted\"\nline" });
@@ -187,6 +185,8 @@ mod tests {
         assert_eq!(encode_response(&written), encode_response(&Response::ok(doc)), "the same line either way");
     }
 
+    /// The fuzz target's property on stable, with fixed seeds: byte-mutated requests never
+    /// panic the parser, and whatever it accepts encodes and parses back to itself.
     #[test]
     fn mutated_requests_parse_or_fail_cleanly() {
         let seeds: [&[u8]; 4] = [
