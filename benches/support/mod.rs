@@ -253,16 +253,17 @@ pub fn mmm(xs: &[f64]) -> (f64, f64, f64) {
     (med, v[0], v[n - 1])
 }
 
-/// CPU seconds (utime + stime) and resident memory (KiB) of one process, from /proc.
+/// CPU seconds and resident memory (KiB) of one process, from /proc. The CPU is the sum of
+/// its threads' time on a CPU in `/proc/PID/task/*/schedstat`, counted in nanoseconds by the
+/// scheduler: utime + stime from `stat` are sampled at the clock tick, and a thread that wakes
+/// a hundred times a second for microseconds is charged whole ticks or none, depending on
+/// when it runs (its scheduling class changes that, not only its work).
 pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); utime is field 14, stime field 15.
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).unwrap_or_default();
+        ns += stat.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -270,7 +271,7 @@ pub fn proc_usage(pid: u32) -> Option<(f64, u64)> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|x| x.parse().ok())
         .unwrap_or(0);
-    Some(((utime + stime) as f64 / hz, rss))
+    Some((ns as f64 / 1e9, rss))
 }
 
 /// Sum of [`proc_usage`] over several processes.
