@@ -126,7 +126,7 @@ impl AddrInfo {
                 IFA_ADDRESS => address = ip_from(a.data),
                 IFA_LABEL => label = Some(c_string(a.data)),
                 // The whole 32 bits; the header's byte holds only the low eight.
-                IFA_FLAGS => flags = ne_u32(a.data).unwrap_or(flags),
+                IFA_FLAGS => flags = a.u32("address flags").unwrap_or(flags),
                 _ => {}
             }
         }
@@ -210,7 +210,7 @@ impl LinkInfo {
                 IFLA_IFNAME => info.name = c_string(a.data),
                 IFLA_OPERSTATE => info.oper_state = a.data.first().map_or(OperState::Unknown, |&v| OperState::from_u8(v)),
                 IFLA_ADDRESS => info.mac = a.data.to_vec(),
-                IFLA_MTU => info.mtu = ne_u32(a.data),
+                IFLA_MTU => info.mtu = a.u32("mtu").ok(),
                 _ => {}
             }
         }
@@ -276,10 +276,6 @@ fn ip_from(p: &[u8]) -> Option<IpAddr> {
 fn c_string(p: &[u8]) -> String {
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
     String::from_utf8_lossy(&p[..end]).into_owned()
-}
-
-fn ne_u32(p: &[u8]) -> Option<u32> {
-    p.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 #[cfg(test)]
