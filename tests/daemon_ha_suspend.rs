@@ -6,8 +6,8 @@ mod common;
 use common::lan::Lan;
 use common::*;
 use lvsd::net::netns::privileged_or_skip;
-use serde_json::Value;
-use std::net::TcpListener;
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 /// The service named `name` in a status document.
@@ -19,9 +19,18 @@ fn in_table(d: &Daemon, name: &str) -> bool {
     service(&d.status(), name)["in_table"] == true
 }
 
-/// Connections accepted since the last call (the checks' connects).
-fn accepted(l: &TcpListener) -> usize {
-    std::iter::from_fn(|| l.accept().ok()).count()
+/// The times of the results of the real's check that the director holds (its last ten). A
+/// bare TCP check is half-open, so the listener never has a connection to count.
+fn runs(d: &Daemon, service: &str, real: SocketAddr) -> Vec<f64> {
+    let h = d.call(json!({"v": 1, "cmd": "history", "service": service, "real": real.to_string()}));
+    assert_eq!(h["ok"], true, "{h}");
+    let at = |r: &Value| r["at"]["secs_since_epoch"].as_f64().unwrap() + r["at"]["nanos_since_epoch"].as_f64().unwrap() / 1e9;
+    h["result"]["checks"][0]["history"].as_array().map(|rs| rs.iter().map(at).collect()).unwrap_or_default()
+}
+
+/// The time of the check's latest result (0 before the first).
+fn last_run(d: &Daemon, service: &str, real: SocketAddr) -> f64 {
+    runs(d, service, real).pop().unwrap_or(0.0)
 }
 
 #[test]
@@ -37,8 +46,6 @@ fn ha_suspend_follows_mastership_of_the_vip() {
     // The reals of lvs01's services listen in its namespace: one for the suspended service,
     // one for the others, so that their checks are separate probes.
     let (web, other) = lan.host(0).run(|| (TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap())).unwrap();
-    web.set_nonblocking(true).unwrap();
-    other.set_nonblocking(true).unwrap();
     let (wa, oa) = (web.local_addr().unwrap(), other.local_addr().unwrap());
     let src = format!(
         r#"
@@ -58,7 +65,7 @@ lvsd.service "local" {{ vip = "198.51.100.7:80", ha_suspend = true, check = chec
     a.wait_for(|d| in_table(d, "web"), "the ha_suspend service in the master's table");
     assert!(in_table(&a, "plain") && in_table(&a, "local"));
     std::thread::sleep(Duration::from_millis(600));
-    assert!(accepted(&web) >= 2, "the master checks the ha_suspend service's real");
+    assert!(runs(&a, "web", wa).len() >= 2, "the master checks the ha_suspend service's real");
 
     // A peer of higher priority takes the VIP: lvs01 holds the service out and stops checking.
     let mut b = Daemon::start_in(Some(lan.host(1).name()), &src, "lvs02", &[]);
@@ -71,11 +78,11 @@ lvsd.service "local" {{ vip = "198.51.100.7:80", ha_suspend = true, check = chec
     assert!(in_table(&a, "plain") && in_table(&a, "local"));
     assert!(a.events("ha_suspend").iter().any(|e| e.contains("web: suspended")), "{:?}", a.events("ha_suspend"));
     std::thread::sleep(Duration::from_millis(300)); // a run in flight at the change
-    accepted(&web);
-    accepted(&other);
+    let (web_then, other_then) = (last_run(&a, "web", wa), last_run(&a, "plain", oa));
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(accepted(&web), 0, "a suspended service's checks do not run");
-    assert!(accepted(&other) >= 2, "the other services' checks run on");
+    assert_eq!(last_run(&a, "web", wa), web_then, "a suspended service's checks do not run");
+    let other_now = runs(&a, "plain", oa);
+    assert!(other_now.iter().filter(|&t| *t > other_then).count() >= 2, "the other services' checks run on: {other_then} {other_now:?}");
 
     // The peer goes away: lvs01 is master again and the service comes back, checks and all.
     b.kill9();
@@ -83,5 +90,6 @@ lvsd.service "local" {{ vip = "198.51.100.7:80", ha_suspend = true, check = chec
     a.wait_for(|d| in_table(d, "web"), "the ha_suspend service back in the table");
     assert!(a.events("ha_suspend").iter().any(|e| e.contains("web: resumed")), "{:?}", a.events("ha_suspend"));
     std::thread::sleep(Duration::from_millis(600));
-    assert!(accepted(&web) >= 2, "checks resumed");
+    assert!(runs(&a, "web", wa).iter().filter(|&t| *t > web_then).count() >= 2, "checks resumed");
+    drop((web, other));
 }

@@ -894,18 +894,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("an event within 10 s").expect("the channel is open")
     }
 
-    /// A listener counting the connections it accepts.
-    async fn counting_server() -> (SocketAddr, Rc<Cell<usize>>) {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let n = Rc::new(Cell::new(0));
-        let c = n.clone();
+    /// A listener that accepts nothing: a bare check is half-open, so there is never a
+    /// connection to accept (the kernel answers the SYN).
+    fn listener() -> (SocketAddr, std::net::TcpListener) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        (l.local_addr().unwrap(), l)
+    }
+
+    /// A manager that reports every result, and a task that counts the successful ones per
+    /// target (the runs that reached it) and passes on the events that change a real.
+    fn counting(model: &Model, lua: Lua) -> (CheckManager, Rc<RefCell<HashMap<SocketAddr, usize>>>, mpsc::UnboundedReceiver<CheckEvent>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let m = CheckManager::with_options(model, lua, tx, CheckOptions { every_result: true, ..Default::default() });
+        let seen = Rc::new(RefCell::new(HashMap::new()));
+        let (changes_tx, changes) = mpsc::unbounded_channel();
+        let (view, counts) = (CheckManager { inner: m.inner.clone() }, seen.clone());
         tokio::task::spawn_local(async move {
-            while l.accept().await.is_ok() {
-                c.set(c.get() + 1);
+            while let Some(ev) = rx.recv().await {
+                if ev.result.ok
+                    && let Some(st) = view.real_status(ev.service, ev.real)
+                {
+                    *counts.borrow_mut().entry(st.address).or_insert(0) += 1;
+                }
+                if ev.change.is_some() {
+                    let _ = changes_tx.send(ev);
+                }
             }
         });
-        (addr, n)
+        (m, seen, changes)
+    }
+
+    fn count(seen: &RefCell<HashMap<SocketAddr, usize>>, a: SocketAddr) -> usize {
+        seen.borrow().get(&a).copied().unwrap_or(0)
     }
 
     async fn wait_until(mut f: impl FnMut() -> bool) -> bool {
@@ -924,16 +944,16 @@ mod tests {
     #[test]
     fn a_panicking_probe_takes_its_real_down_and_is_restarted() {
         local(async {
-            let (addr, accepted) = counting_server().await;
+            let (addr, _l) = listener();
             let src = format!(
                 r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ interval = 0.1, timeout = 1, retries = 0, fall = 3, rise = 2 }}, reals = {{ "{addr}" }} }}"#
             );
             let opts = LoadOptions { node: "t".into(), limits: Default::default() };
             let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let m = CheckManager::new(&p.model, p.lua, tx);
+            let (m, seen, mut rx) = counting(&p.model, p.lua);
+            let accepted = || count(&seen, addr);
             m.start();
-            assert!(wait_until(|| accepted.get() >= 2).await, "the probe runs");
+            assert!(wait_until(|| accepted() >= 2).await, "the probe runs");
             assert_eq!(m.real_state(0, 0), RealState::Up(1));
 
             panic_next_run(addr);
@@ -946,13 +966,13 @@ mod tests {
             let h = m.real_status(0, 0).unwrap();
             assert!(h.checks[0].history.last().unwrap().error.as_deref().unwrap().contains("panicked"));
 
-            let before = accepted.get();
+            let before = accepted();
             let ev = next(&mut rx).await;
             assert_eq!(ev.change, Some(RealChange::Up), "{ev:?}");
-            assert!(accepted.get() >= before + 2, "the restarted probe connects again");
+            assert!(accepted() >= before + 2, "the restarted probe connects again");
             // and the restarted probe is the manager's: it goes on running
-            let now = accepted.get();
-            assert!(wait_until(|| accepted.get() > now + 2).await);
+            let now = accepted();
+            assert!(wait_until(|| accepted() > now + 2).await);
             m.stop();
         });
     }
@@ -962,7 +982,7 @@ mod tests {
     #[test]
     fn a_panic_in_a_forced_run_is_a_result() {
         local(async {
-            let (addr, _) = counting_server().await;
+            let (addr, _l) = listener();
             let src = format!(
                 r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ timeout = 1, retries = 0, fall = 3 }}, reals = {{ "{addr}" }} }}"#
             );
@@ -988,8 +1008,7 @@ mod tests {
     #[test]
     fn bare_tcp_probes_run_without_a_task_of_their_own() {
         local(async {
-            let (a, seen_a) = counting_server().await;
-            let (b, seen_b) = counting_server().await;
+            let ((a, _la), (b, _lb)) = (listener(), listener());
             let policy = |reals: &str| {
                 let src = format!(
                     r#"lvsd.service "s" {{ vip = "192.0.2.1:80", check = lvsd.check.tcp {{ interval = 0.05, timeout = 1, retries = 0 }}, reals = {{ {reals} }} }}
@@ -999,8 +1018,8 @@ mod tests {
                 load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap()
             };
             let p = policy(&format!(r#""{a}", "{b}""#));
-            let (tx, _rx) = mpsc::unbounded_channel();
-            let m = CheckManager::new(&p.model, p.lua, tx);
+            let (m, seen, _changes) = counting(&p.model, p.lua);
+            let (seen_a, seen_b) = (|| count(&seen, a), || count(&seen, b));
             m.start();
             {
                 let inner = m.inner.borrow();
@@ -1008,39 +1027,42 @@ mod tests {
                 // a and b bare (driven), b with `send` (a task)
                 assert_eq!(kinds, vec![(true, false), (true, false), (false, true)]);
             }
-            assert!(wait_until(|| seen_a.get() >= 3 && seen_b.get() >= 6).await);
+            assert!(wait_until(|| seen_a() >= 3 && seen_b() >= 6).await);
 
             // a dropped: its runs end; b's go on.
             let p = policy(&format!(r#""{b}""#));
             m.update(&p.model, p.lua);
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let (na, nb) = (seen_a.get(), seen_b.get());
+            // A run of a's probe would now panic (and its results would go nowhere to count).
+            panic_next_run(a);
+            let nb = seen_b();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(seen_a.get(), na, "a dropped probe still connects");
-            assert!(seen_b.get() >= nb + 4);
+            let ran = PANIC_AT.with(|p| std::mem::take(&mut *p.borrow_mut())).is_empty();
+            assert!(!ran, "a dropped probe still runs");
+            assert!(seen_b() >= nb + 4);
 
             // Suspended: no runs; resumed: runs again.
             m.suspend(&[true, true]);
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let nb = seen_b.get();
+            let nb = seen_b();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            assert_eq!(seen_b.get(), nb, "a suspended probe still connects");
+            assert_eq!(seen_b(), nb, "a suspended probe still connects");
             m.suspend(&[false, false]);
-            assert!(wait_until(|| seen_b.get() >= nb + 4).await);
+            assert!(wait_until(|| seen_b() >= nb + 4).await);
 
             // Stopped: no runs; started again: one run per interval, not two.
             m.stop();
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let nb = seen_b.get();
+            let nb = seen_b();
             tokio::time::sleep(Duration::from_millis(200)).await;
-            assert_eq!(seen_b.get(), nb, "a stopped manager still connects");
+            assert_eq!(seen_b(), nb, "a stopped manager still connects");
             m.start();
             m.start();
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let (nb, t0) = (seen_b.get(), Instant::now());
+            let (nb, t0) = (seen_b(), Instant::now());
             tokio::time::sleep(Duration::from_millis(1000)).await;
             // b: its bare probe every 50 ms (± 10 %) and its `send` probe as often.
-            let per_s = (seen_b.get() - nb) as f64 / t0.elapsed().as_secs_f64();
+            let per_s = (seen_b() - nb) as f64 / t0.elapsed().as_secs_f64();
             assert!(per_s < 2.0 * 1.0 / 0.045 + 5.0, "{per_s} connects/s: runs doubled");
             m.stop();
         });
