@@ -4,13 +4,16 @@
 //!
 //! 1. N loopback listeners (served by a separate thread), each TCP-checked every second by
 //!    one CheckManager on a current-thread runtime, set up as the daemon sets it up: CPU
-//!    seconds per minute of the manager's thread, checks per second (connections the
-//!    listeners accepted), RSS.
+//!    seconds per minute of the manager's thread, checks per second (handshakes the
+//!    listeners' kernel answered: a bare check is half-open, never accepted), RSS.
 //! 2. N Lua checks per second (each opens a TCP connection with lvsd.net.tcp): CPU of the
 //!    manager's thread. `--lua-pure N`: Lua checks without network calls.
 //!
 //! The keepalived comparison (the same checks, in the VM where its IPVS setup works) is
 //! `scripts/bench-check-vm` (tests/vm/bench-check.sh).
+
+#[path = "support/net_counters.rs"]
+mod net_counters;
 
 use lvsd::check::{CheckManager, CheckOptions};
 use std::net::SocketAddr;
@@ -81,30 +84,11 @@ enum Count<'a> {
     Results,
 }
 
-/// A counter of this network namespace's `/proc/net/snmp` or `/proc/net/netstat` (`table`
-/// is the line's prefix, e.g. "Tcp:"); 0 when absent.
-fn net_counter(file: &str, table: &str, name: &str) -> u64 {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    let mut lines = text.lines().filter(|l| l.starts_with(table));
-    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        if let Some(i) = names.split_whitespace().position(|n| n == name) {
-            return values.split_whitespace().nth(i).and_then(|v| v.parse().ok()).unwrap_or(0);
-        }
-    }
-    0
-}
-
-/// Handshakes a listener of this namespace answered and that then either became a
-/// connection (`PassiveOpens`) or were reset before it (`EmbryonicRsts`: a half-open check).
-fn handshakes() -> u64 {
-    net_counter("/proc/net/snmp", "Tcp:", "PassiveOpens") + net_counter("/proc/net/netstat", "TcpExt:", "EmbryonicRsts")
-}
-
 impl Count<'_> {
     fn now(&self) -> u64 {
         match self {
             Count::Accepted(a) => a.load(Ordering::Relaxed),
-            Count::Handshakes => handshakes(),
+            Count::Handshakes => net_counters::handshakes(),
             Count::Results => 0,
         }
     }

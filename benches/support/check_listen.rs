@@ -7,12 +7,16 @@
 //! every connection and closes it at once. Every second it replaces FILE with one line:
 //!
 //!   <CLOCK_BOOTTIME seconds> <connections accepted so far> <sockets that accepted one in the
-//!   last 3 s> <sockets>
+//!   last 3 s> <sockets> <handshakes answered in this network namespace so far>
 //!
 //! so a reader gets exact rates from two samples (the same clock as the guest's /proc/uptime),
-//! and can see that every listener is being checked, not only some of them. The first line is
+//! and can see that every listener is being checked, not only some of them. A half-open check
+//! (lvsd's bare TCP check) is never accepted: the last figure, the namespace's kernel
+//! counters, counts it and a full handshake alike (see net_counters.rs). The first line is
 //! written once every socket listens. One thread (a current-thread tokio runtime), so it takes
 //! at most one CPU away from the daemon under test.
+
+mod net_counters;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,7 +92,15 @@ fn main() {
         loop {
             let now = boot_ms();
             let fresh = last.iter().filter(|t| now.saturating_sub(t.load(Relaxed)) <= 3000).count();
-            let line = format!("{}.{:03} {} {} {}\n", now / 1000, now % 1000, total.load(Relaxed), fresh, addrs.len());
+            let line = format!(
+                "{}.{:03} {} {} {} {}\n",
+                now / 1000,
+                now % 1000,
+                total.load(Relaxed),
+                fresh,
+                addrs.len(),
+                net_counters::handshakes()
+            );
             if std::fs::write(&tmp, line).and_then(|_| std::fs::rename(&tmp, &count_file)).is_err() {
                 eprintln!("check-listen: cannot write {count_file}");
             }
