@@ -436,7 +436,7 @@ fn drain_director(control: &ControlArgs, timeout: u64, no_wait: bool) -> Result<
     let until = std::time::Instant::now() + std::time::Duration::from_secs(timeout + 10);
     let mut shown = String::new();
     while std::time::Instant::now() < until {
-        let st = control_call(control, lvsd::control::Command::Status { text_only: false })?;
+        let st = control_call(control, lvsd::control::Command::Status { text_only: false, brief: true })?;
         let d = st.result.as_ref().map(|v| v["bgp"]["drain"].clone()).unwrap_or_default();
         let state = d["state"].as_str().unwrap_or("").to_string();
         if state != shown {
@@ -542,8 +542,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { control, json, .. } => {
-            let r =
-                lvsd::control::client::Client::connect(&control.path)?.call_written(lvsd::control::Command::Status { text_only: !json })?;
+            let r = lvsd::control::client::Client::connect(&control.path)?
+                .call_written(lvsd::control::Command::Status { text_only: !json, brief: false })?;
             let Some(doc) = r.written.filter(|_| r.ok) else { anyhow::bail!("{}", r.error.unwrap_or_default()) };
             if json {
                 // Indented as it is read, never held as a tree (a big policy's status is tens of MB).

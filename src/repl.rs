@@ -118,7 +118,7 @@ pub fn pretty(v: &Value) -> String {
 
 fn names(client: &mut Client) -> Vec<String> {
     let mut words: Vec<String> = API.iter().map(|s| s.to_string()).collect();
-    if let Ok(r) = client.call(Command::Status { text_only: false })
+    if let Ok(r) = client.call(Command::Status { text_only: false, brief: false })
         && let Some(st) = r.result
     {
         for v in st["vrrp"].as_array().into_iter().flatten() {

@@ -164,7 +164,7 @@ mod tests {
     fn a_daemon_that_never_answers_is_reported_not_waited_for() {
         let (_dir, mut client, _held) = connected();
         client.set_timeout(Duration::from_millis(200)).unwrap();
-        let e = client.call(Command::Status { text_only: false }).unwrap_err().to_string();
+        let e = client.call(Command::Status { text_only: false, brief: false }).unwrap_err().to_string();
         assert!(e.contains("did not answer in time"), "{e}");
     }
 
@@ -173,7 +173,7 @@ mod tests {
         let (_dir, mut client, mut server) = connected();
         server.write_all(b"{\"v\":1,\"ok\":false,\"error\":\"permission denied: the control socket is root-only\"}\n").unwrap();
         drop(server);
-        let r = client.call(Command::Status { text_only: false }).unwrap();
+        let r = client.call(Command::Status { text_only: false, brief: false }).unwrap();
         assert_eq!(r.error.as_deref(), Some("permission denied: the control socket is root-only"));
     }
 }

@@ -81,7 +81,10 @@ impl Shared {
 
     async fn build(&self) -> Result<String, String> {
         let (otx, orx) = oneshot::channel();
-        self.tx.send((Command::Status { text_only: false }, otx)).await.map_err(|_| "the director is not running".to_string())?;
+        self.tx
+            .send((Command::Status { text_only: false, brief: false }, otx))
+            .await
+            .map_err(|_| "the director is not running".to_string())?;
         let r = match tokio::time::timeout(STATUS_WITHIN, orx).await {
             Err(_) => return Err(format!("the director did not answer within {STATUS_WITHIN:?}")),
             Ok(Err(_)) => return Err("the director dropped the request".into()),

@@ -25,6 +25,10 @@ pub enum Command {
         /// Only the ipvsadm-style text (`lvsd status`), not the whole document.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         text_only: bool,
+        /// The document without its services, table and text: the director's own state
+        /// (VRRP, BGP, sync daemon, reloads), for clients that poll it. The table is not read.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        brief: bool,
     },
     /// Reload the policy now; `force` applies it even when a reload guard refuses it (an
     /// empty policy, or one that removes too many services).
@@ -167,10 +171,13 @@ mod tests {
         assert_eq!(parse_request(&encode_request(c.clone())), Ok(c));
         assert_eq!(parse_request(b"{\"v\":1,\"cmd\":\"events\"}"), Ok(Command::Events { limit: None }));
         // The whole document is asked for as it always was; only the text with a flag.
-        assert_eq!(encode_request(Command::Status { text_only: false }), b"{\"v\":1,\"cmd\":\"status\"}\n");
+        assert_eq!(encode_request(Command::Status { text_only: false, brief: false }), b"{\"v\":1,\"cmd\":\"status\"}\n");
         let text = parse_request(b"{\"v\":1,\"cmd\":\"status\",\"text_only\":true}").unwrap();
-        assert_eq!(text, Command::Status { text_only: true });
+        assert_eq!(text, Command::Status { text_only: true, brief: false });
         assert_eq!(parse_request(&encode_request(text.clone())), Ok(text));
+        let brief = parse_request(b"{\"v\":1,\"cmd\":\"status\",\"brief\":true}").unwrap();
+        assert_eq!(brief, Command::Status { text_only: false, brief: true });
+        assert_eq!(parse_request(&encode_request(brief.clone())), Ok(brief));
     }
 
     #[test]

@@ -152,7 +152,6 @@ impl Director {
 
     /// Evaluate; `check_now` actions are left in `checks` for the caller (they are async).
     fn eval_with(&mut self, code: &str, checks: &mut Vec<RealRef>) -> Response {
-        let status = self.status();
         let insp = match self.inspect.take() {
             Some(i) => i,
             None => match inspect::Inspector::new(&self.policy.model.node, self.opts.load.limits) {
@@ -160,7 +159,8 @@ impl Director {
                 Err(e) => return Response::err(format!("cannot create the inspection state: {e}")),
             },
         };
-        let (result, actions) = insp.eval(code, &status, &self.events.recent(100));
+        let events = self.events.recent(100);
+        let (result, actions) = insp.eval(code, &mut || self.status(), &events);
         self.inspect = Some(insp);
         let mut action_results = Vec::new();
         for a in actions {
@@ -181,12 +181,12 @@ impl Director {
     }
 
     pub fn status(&mut self) -> serde_json::Value {
-        status::build(&self.snapshot().finish())
+        status::build(&self.snapshot(true).finish())
     }
 
     /// What the status document needs, copied out (the document is built from it), but for
-    /// the table, which [`Pending::finish`] reads.
-    pub fn snapshot(&mut self) -> Pending {
+    /// the table, which [`Pending::finish`] reads if `table`.
+    pub fn snapshot(&mut self, table: bool) -> Pending {
         let m = &self.policy.model;
         let snap = status::Snapshot {
             model: m.clone(),
@@ -206,17 +206,18 @@ impl Director {
             bgp: self.bgp_status(),
             sync: self.sync_status(),
         };
-        Pending { snap, read: self.backend.reader(), drain: self.drain.clone() }
+        Pending { snap, read: table.then(|| self.backend.reader()), drain: self.drain.clone() }
     }
 
     /// Answer a status request: the table is read and the document built on a worker thread.
-    /// `text_only`: the document has only its text (what `lvsd status` prints).
-    pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>, text_only: bool) {
-        let pending = self.snapshot();
+    /// `text_only`: the document has only its text (what `lvsd status` prints); `brief`: it
+    /// has neither services, table nor text, and the table is not read.
+    pub(super) fn status_reply(&mut self, reply: tokio::sync::oneshot::Sender<Response>, text_only: bool, brief: bool) {
+        let pending = self.snapshot(!brief || text_only);
         tokio::task::spawn_local(async move {
             let doc = tokio::task::spawn_blocking(move || {
                 let snap = pending.finish();
-                let doc = if text_only { status::render_text(&snap) } else { status::render(&snap) };
+                let doc = if text_only { status::render_text(&snap) } else { status::render(&snap, brief) };
                 crate::heap::give_back();
                 doc
             })
@@ -256,7 +257,7 @@ impl Director {
 /// A status snapshot whose table is still to be read.
 pub struct Pending {
     snap: status::Snapshot,
-    read: Reader,
+    read: Option<Reader>,
     /// When each draining entry leaves the table.
     drain: Drain,
 }
@@ -265,7 +266,7 @@ impl Pending {
     /// Read the table (a kernel dump, on the caller's thread) and complete the snapshot.
     pub fn finish(self) -> status::Snapshot {
         let Pending { mut snap, read, drain } = self;
-        let actual = read().ok();
+        let actual = read.and_then(|read| read().ok());
         let now = std::time::Instant::now();
         for (k, svc) in actual.iter().flat_map(|t| t.services.iter()) {
             for dk in svc.dests.keys() {

@@ -11,6 +11,8 @@ pub struct Inspector {
     lua: Lua,
     budget: Budget,
     actions: Arc<Mutex<Vec<Command>>>,
+    /// The state's memory limit, which `lvsd.state` is made beyond (see `eval_inner`).
+    memory: usize,
 }
 
 fn real(service: String, real: String) -> RealRef {
@@ -106,14 +108,15 @@ impl Inspector {
             })?,
         )?;
         lua.globals().set("lvsd", lvsd)?;
-        Ok(Inspector { lua, budget, actions })
+        Ok(Inspector { lua, budget, actions, memory: limits.memory })
     }
 
     /// Evaluate `code`: first as `return <code>`, then as a statement (as a REPL should).
+    /// `status` makes the status document, asked only if the code reads `lvsd.state`.
     pub fn eval(
         &self,
         code: &str,
-        status: &serde_json::Value,
+        status: &mut dyn FnMut() -> serde_json::Value,
         events: &[super::Event],
     ) -> (Result<serde_json::Value, String>, Vec<Command>) {
         self.actions.lock().unwrap().clear();
@@ -121,26 +124,55 @@ impl Inspector {
         (result, self.actions.lock().unwrap().drain(..).collect())
     }
 
-    fn eval_inner(&self, code: &str, status: &serde_json::Value, events: &[super::Event]) -> Result<serde_json::Value, String> {
+    fn eval_inner(
+        &self,
+        code: &str,
+        status: &mut dyn FnMut() -> serde_json::Value,
+        events: &[super::Event],
+    ) -> Result<serde_json::Value, String> {
         let lua = &self.lua;
         // A fresh entry before anything touches the state: a previous eval that hit its limit
         // leaves the meter exceeded, and even mlua's own calls below would raise that again.
         self.budget.reset();
-        let set_state = || -> mlua::Result<()> {
-            let state = lua.to_value(status)?;
-            if let Value::Table(t) = &state {
-                t.set("events", lua.to_value(events)?)?;
-            }
-            lua.globals().get::<mlua::Table>("lvsd")?.set("state", state)?;
-            Ok(())
-        };
-        set_state().map_err(|e| e.to_string())?;
-        let chunk = match lua.load(format!("return {code}")).set_name("=repl").into_function() {
-            Ok(f) => f,
-            Err(_) => lua.load(code).set_name("=repl").into_function().map_err(|e| clean(&e))?,
-        };
-        let values: MultiValue = chunk.call(()).map_err(|e| clean(&e))?;
-        let mut out: Vec<serde_json::Value> = values.into_iter().map(|v| to_json(lua, v)).collect();
+        let lvsd: mlua::Table = lua.globals().get("lvsd").map_err(|e| e.to_string())?;
+        let result = lua.scope(|scope| {
+            // `lvsd.state` is made when the code first reads it: at 10,000 services reading
+            // the table and making the document takes seconds and more memory than the
+            // evaluation's limit, and most evaluations (drain, weight, yield) never read it.
+            let make = scope.create_function_mut(|lua, (t, key): (mlua::Table, Value)| {
+                if !matches!(&key, Value::String(k) if k == "state") {
+                    return Ok(Value::Nil);
+                }
+                // Our data, not the code's: it is not counted against the code's memory or time.
+                let (used, limit) = (lua.used_memory(), lua.set_memory_limit(0)?);
+                let state = lua.to_value(&status());
+                let grown = lua.used_memory().saturating_sub(used);
+                lua.set_memory_limit(limit.saturating_add(grown))?;
+                let state = state?;
+                if let Value::Table(st) = &state {
+                    st.set("events", lua.to_value(events)?)?;
+                }
+                t.raw_set("state", &state)?;
+                self.budget.reset();
+                Ok(state)
+            })?;
+            let meta = lua.create_table()?;
+            meta.set("__index", make)?;
+            lvsd.raw_set("state", Value::Nil)?;
+            lvsd.set_metatable(Some(meta));
+            let chunk = match lua.load(format!("return {code}")).set_name("=repl").into_function() {
+                Ok(f) => f,
+                Err(_) => lua.load(code).set_name("=repl").into_function()?,
+            };
+            let values: MultiValue = chunk.call(())?;
+            Ok(values.into_iter().map(|v| to_json(lua, v)).collect::<Vec<_>>())
+        });
+        // The state and its room go with this evaluation.
+        lvsd.set_metatable(None);
+        let _ = lvsd.raw_set("state", Value::Nil);
+        let _ = lua.gc_collect();
+        let _ = lua.set_memory_limit(self.memory);
+        let mut out = result.map_err(|e| clean(&e))?;
         Ok(match out.len() {
             0 => serde_json::Value::Null,
             1 => out.remove(0),
@@ -164,5 +196,60 @@ fn to_json(lua: &Lua, v: Value) -> serde_json::Value {
             serde_json::Value::String(format!("<{}>", v.type_name()))
         }
         _ => lua.from_value::<serde_json::Value>(v.clone()).unwrap_or_else(|_| serde_json::Value::String(format!("<{}>", v.type_name()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn inspector(memory: usize) -> Inspector {
+        Inspector::new("lvs01", Limits { memory, ..Limits::default() }).unwrap()
+    }
+
+    /// Actions do not make the status document; reading `lvsd.state` makes it once per
+    /// evaluation, with the events in it.
+    #[test]
+    fn the_state_is_made_only_when_read() {
+        let insp = inspector(Limits::default().memory);
+        let made = std::cell::Cell::new(0);
+        let mut status = || {
+            made.set(made.get() + 1);
+            json!({ "generation": 7, "services": [] })
+        };
+        let events = [crate::director::Event { at: 1.0, kind: "reload", message: "loaded".into() }];
+        let (r, actions) = insp.eval("lvsd.drain('web', '198.51.100.1:80')", &mut status, &events);
+        assert_eq!(r, Ok(serde_json::Value::Null));
+        assert_eq!(actions, vec![Command::Drain(real("web".into(), "198.51.100.1:80".into()))]);
+        assert_eq!(made.get(), 0);
+        let (r, _) = insp.eval("lvsd.state.generation + lvsd.state.generation", &mut status, &events);
+        assert_eq!(r, Ok(json!(14)));
+        assert_eq!(made.get(), 1);
+        let (r, _) = insp.eval("lvsd.state.events[1].message", &mut status, &events);
+        assert_eq!(r, Ok(json!("loaded")));
+        assert_eq!(made.get(), 2);
+        // Not kept from one evaluation to the next: the next one makes it afresh.
+        let (r, _) = insp.eval("rawget(lvsd, 'state')", &mut status, &events);
+        assert_eq!(r, Ok(serde_json::Value::Null));
+        assert_eq!(made.get(), 2);
+        assert_eq!(insp.eval("lvsd.nothing", &mut status, &events).0, Ok(serde_json::Value::Null));
+    }
+
+    /// A state larger than the evaluation's memory limit (a large site's) is read whole; the
+    /// code itself stays limited, and so does the next evaluation.
+    #[test]
+    fn a_state_beyond_the_memory_limit_is_read() {
+        let limit = 4 << 20;
+        let insp = inspector(limit);
+        let reals: Vec<_> = (0..40_000).map(|i| json!({ "address": format!("198.51.100.{}:{}", i % 250, i), "weight": 1 })).collect();
+        let mut status = || json!({ "services": [{ "name": "web", "reals": reals }] });
+        let (r, _) = insp.eval("#lvsd.state.services[1].reals", &mut status, &[]);
+        assert_eq!(r, Ok(json!(40_000)));
+        let (r, _) = insp.eval("#lvsd.state.services[1].reals, string.rep('x', 8 << 20)", &mut status, &[]);
+        assert!(r.as_ref().is_err_and(|e| e.contains("memory")), "{r:?}");
+        let (r, _) = insp.eval("#string.rep('x', 8 << 20)", &mut status, &[]);
+        assert!(r.as_ref().is_err_and(|e| e.contains("memory")), "{r:?}");
+        assert_eq!(insp.eval("1 + 1", &mut status, &[]).0, Ok(json!(2)));
     }
 }

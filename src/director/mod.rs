@@ -313,8 +313,8 @@ impl Director {
                     } else if let Command::Eval { code } = cmd {
                         self.eval_reply(&code, reply);
                         self.rewatch(&watch_tx);
-                    } else if let Command::Status { text_only } = cmd {
-                        self.status_reply(reply, text_only);
+                    } else if let Command::Status { text_only, brief } = cmd {
+                        self.status_reply(reply, text_only, brief);
                     } else if let Command::Reload { force } = cmd {
                         self.force_reload |= force;
                         if let Some(why) = reloads.request("requested", Some(reply)) {

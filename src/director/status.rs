@@ -131,13 +131,13 @@ fn services(d: &Snapshot) -> Vec<ServiceStatus> {
 
 /// The document as a `Value`, for callers in the process that read fields of it.
 pub fn build(d: &Snapshot) -> Value {
-    serde_json::to_value(Doc::new(d)).unwrap_or_default()
+    serde_json::to_value(Doc::new(d, false)).unwrap_or_default()
 }
 
 /// The document as JSON text, written straight from the snapshot: at 10,000 services a tree
 /// of `Value`s first cost ten times the time and memory of the text itself.
-pub fn render(d: &Snapshot) -> Result<Box<RawValue>, serde_json::Error> {
-    serde_json::value::to_raw_value(&Doc::new(d))
+pub fn render(d: &Snapshot, brief: bool) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(&Doc::new(d, brief))
 }
 
 /// Only the document's version and text: what `lvsd status` prints, without the 15 times
@@ -159,11 +159,16 @@ struct Doc<'a> {
     backend: &'a str,
     ipvs_writes: u64,
     vrrp: Vec<Value>,
-    services: Vec<ServiceStatus>,
-    ipvs: Option<TableDoc<'a>>,
+    /// Left out of a brief document (as are `ipvs` and `text`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<ServiceStatus>>,
+    /// None inside: the table could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipvs: Option<Option<TableDoc<'a>>>,
     bgp: &'a Option<Value>,
     sync_daemon: &'a Value,
-    text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -173,7 +178,7 @@ struct Reloads {
 }
 
 impl<'a> Doc<'a> {
-    fn new(d: &'a Snapshot) -> Doc<'a> {
+    fn new(d: &'a Snapshot, brief: bool) -> Doc<'a> {
         let m = &d.model;
         let vrrp = match &d.vrrp {
             Some(v) => v.clone(),
@@ -200,11 +205,11 @@ impl<'a> Doc<'a> {
             backend: d.backend,
             ipvs_writes: d.writes,
             vrrp,
-            services: services(d),
-            ipvs: d.actual.as_ref().map(TableDoc::new),
+            services: (!brief).then(|| services(d)),
+            ipvs: (!brief).then(|| d.actual.as_ref().map(TableDoc::new)),
             bgp: &d.bgp,
             sync_daemon: &d.sync,
-            text: text(d),
+            text: (!brief).then(|| text(d)),
         }
     }
 }
@@ -463,13 +468,28 @@ mod tests {
     #[test]
     fn the_written_document_is_the_document() {
         for snap in [snapshot(without_second), snapshot(|_| None)] {
-            let written: Value = serde_json::from_str(render(&snap).unwrap().get()).unwrap();
+            let written: Value = serde_json::from_str(render(&snap, false).unwrap().get()).unwrap();
             assert_eq!(written, build(&snap));
             assert_eq!(written["services"][0]["reals"][1]["in_table"], json!(false));
         }
+        // A table that cannot be read is null, not absent.
+        assert_eq!(build(&snapshot(|_| None)).get("ipvs"), Some(&Value::Null));
         let doc = build(&snapshot(without_second));
         assert_eq!(doc["ipvs"]["services"][0]["reals"].as_array().map(Vec::len), Some(1));
         assert_eq!(doc["ipvs"]["services"][0]["netmask"], json!("255.255.255.255"));
+    }
+
+    /// A brief document is the whole one less its services, table and text.
+    #[test]
+    fn a_brief_document_is_the_document_without_its_services() {
+        let snap = snapshot(without_second);
+        let brief: Value = serde_json::from_str(render(&snap, true).unwrap().get()).unwrap();
+        let mut whole = build(&snap);
+        for part in ["services", "ipvs", "text"] {
+            assert!(whole.as_object_mut().unwrap().remove(part).is_some(), "{part}");
+        }
+        assert_eq!(brief, whole);
+        assert!(brief.get("vrrp").is_some() && brief.get("bgp").is_some() && brief.get("generation").is_some(), "{brief}");
     }
 
     #[test]

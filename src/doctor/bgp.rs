@@ -46,7 +46,7 @@ fn lvsd_status(control: &Path) -> Option<serde_json::Value> {
     crate::control::client::check_server(&s, &control.display().to_string()).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     s.set_write_timeout(Some(Duration::from_secs(3))).ok()?;
-    (&s).write_all(&crate::control::proto::encode_request(crate::control::Command::Status { text_only: false })).ok()?;
+    (&s).write_all(&crate::control::proto::encode_request(crate::control::Command::Status { text_only: false, brief: true })).ok()?;
     let mut line = Vec::new();
     std::io::Read::take(std::io::BufReader::new(&s), 64 << 20).read_until(b'\n', &mut line).ok()?;
     let r: crate::control::Response = serde_json::from_slice(&line).ok()?;

@@ -386,7 +386,7 @@ impl Lab {
     /// The director's status document, if it answers.
     fn status(&self, i: usize) -> Option<Value> {
         let mut c = crate::control::client::Client::connect(&self.directors[i].socket).ok()?;
-        let r = c.call(crate::control::Command::Status { text_only: false }).ok()?;
+        let r = c.call(crate::control::Command::Status { text_only: false, brief: false }).ok()?;
         r.result
     }
 

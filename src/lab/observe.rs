@@ -98,7 +98,7 @@ pub fn vrrp_states(shared: Arc<Shared>, sockets: Vec<std::path::PathBuf>, t0: In
         for (i, path) in sockets.iter().enumerate() {
             let state = crate::control::client::Client::connect(path)
                 .ok()
-                .and_then(|mut c| c.call(crate::control::Command::Status { text_only: false }).ok())
+                .and_then(|mut c| c.call(crate::control::Command::Status { text_only: false, brief: true }).ok())
                 .and_then(|r| r.result)
                 .and_then(|s| s["vrrp"].get(0).and_then(|v| v["state"].as_str()).map(str::to_string))
                 .unwrap_or_else(|| "down".into());

@@ -149,7 +149,7 @@ impl Lab {
 
     pub(super) fn status(&self, i: usize) -> Option<Value> {
         let mut c = crate::control::client::Client::connect(&self.directors[i].socket).ok()?;
-        c.call(crate::control::Command::Status { text_only: false }).ok()?.result
+        c.call(crate::control::Command::Status { text_only: false, brief: false }).ok()?.result
     }
 
     pub(super) fn control(&self, i: usize, cmd: crate::control::Command) -> Result<Value, LabError> {
