@@ -160,7 +160,19 @@ impl Director {
             },
         };
         let events = self.events.recent(100);
-        let (result, actions) = insp.eval(code, &mut || self.status(), &events);
+        let mut made = false;
+        let (result, actions) = insp.eval(
+            code,
+            &mut || {
+                made = true;
+                status::render(&self.snapshot(true).finish(), false).map_err(|e| format!("status: {e}"))
+            },
+            &events,
+        );
+        if made {
+            // Tens of MB at a large site, freed by the evaluation's end.
+            crate::heap::give_back();
+        }
         self.inspect = Some(insp);
         let mut action_results = Vec::new();
         for a in actions {

@@ -5,6 +5,7 @@
 use crate::control::{Command, RealRef};
 use crate::policy::sandbox::{self, Budget, Limits};
 use mlua::{Lua, LuaSerdeExt, MultiValue, Value};
+use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex};
 
 pub struct Inspector {
@@ -112,11 +113,11 @@ impl Inspector {
     }
 
     /// Evaluate `code`: first as `return <code>`, then as a statement (as a REPL should).
-    /// `status` makes the status document, asked only if the code reads `lvsd.state`.
+    /// `status` writes the status document, asked only if the code reads `lvsd.state`.
     pub fn eval(
         &self,
         code: &str,
-        status: &mut dyn FnMut() -> serde_json::Value,
+        status: &mut dyn FnMut() -> Result<Box<RawValue>, String>,
         events: &[super::Event],
     ) -> (Result<serde_json::Value, String>, Vec<Command>) {
         self.actions.lock().unwrap().clear();
@@ -127,7 +128,7 @@ impl Inspector {
     fn eval_inner(
         &self,
         code: &str,
-        status: &mut dyn FnMut() -> serde_json::Value,
+        status: &mut dyn FnMut() -> Result<Box<RawValue>, String>,
         events: &[super::Event],
     ) -> Result<serde_json::Value, String> {
         let lua = &self.lua;
@@ -144,8 +145,11 @@ impl Inspector {
                     return Ok(Value::Nil);
                 }
                 // Our data, not the code's: it is not counted against the code's memory or time.
+                // Read from the written document as Lua takes it, never whole as a `Value`.
+                let doc = status().map_err(mlua::Error::runtime)?;
                 let (used, limit) = (lua.used_memory(), lua.set_memory_limit(0)?);
-                let state = lua.to_value(&status());
+                let state = lua.to_value(&serde_transcode::Transcoder::new(&mut serde_json::Deserializer::from_str(doc.get())));
+                drop(doc);
                 let grown = lua.used_memory().saturating_sub(used);
                 lua.set_memory_limit(limit.saturating_add(grown))?;
                 let state = state?;
@@ -204,6 +208,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn written(v: serde_json::Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
+    }
+
     fn inspector(memory: usize) -> Inspector {
         Inspector::new("lvs01", Limits { memory, ..Limits::default() }).unwrap()
     }
@@ -216,7 +224,7 @@ mod tests {
         let made = std::cell::Cell::new(0);
         let mut status = || {
             made.set(made.get() + 1);
-            json!({ "generation": 7, "services": [] })
+            Ok(written(json!({ "generation": 7, "services": [] })))
         };
         let events = [crate::director::Event { at: 1.0, kind: "reload", message: "loaded".into() }];
         let (r, actions) = insp.eval("lvsd.drain('web', '198.51.100.1:80')", &mut status, &events);
@@ -243,7 +251,8 @@ mod tests {
         let limit = 4 << 20;
         let insp = inspector(limit);
         let reals: Vec<_> = (0..40_000).map(|i| json!({ "address": format!("198.51.100.{}:{}", i % 250, i), "weight": 1 })).collect();
-        let mut status = || json!({ "services": [{ "name": "web", "reals": reals }] });
+        let doc = json!({ "services": [{ "name": "web", "reals": reals }] });
+        let mut status = || Ok(written(doc.clone()));
         let (r, _) = insp.eval("#lvsd.state.services[1].reals", &mut status, &[]);
         assert_eq!(r, Ok(json!(40_000)));
         let (r, _) = insp.eval("#lvsd.state.services[1].reals, string.rep('x', 8 << 20)", &mut status, &[]);
