@@ -951,9 +951,9 @@ mod tests {
             let opts = LoadOptions { node: "t".into(), limits: Default::default() };
             let p = load_source(&src, Path::new("t.lua"), Path::new("."), &opts).unwrap();
             let (m, seen, mut rx) = counting(&p.model, p.lua);
-            let accepted = || count(&seen, addr);
+            let reached = || count(&seen, addr);
             m.start();
-            assert!(wait_until(|| accepted() >= 2).await, "the probe runs");
+            assert!(wait_until(|| reached() >= 2).await, "the probe runs");
             assert_eq!(m.real_state(0, 0), RealState::Up(1));
 
             panic_next_run(addr);
@@ -966,13 +966,13 @@ mod tests {
             let h = m.real_status(0, 0).unwrap();
             assert!(h.checks[0].history.last().unwrap().error.as_deref().unwrap().contains("panicked"));
 
-            let before = accepted();
+            let before = reached();
             let ev = next(&mut rx).await;
             assert_eq!(ev.change, Some(RealChange::Up), "{ev:?}");
-            assert!(accepted() >= before + 2, "the restarted probe connects again");
+            assert!(reached() >= before + 2, "the restarted probe connects again");
             // and the restarted probe is the manager's: it goes on running
-            let now = accepted();
-            assert!(wait_until(|| accepted() > now + 2).await);
+            let now = reached();
+            assert!(wait_until(|| reached() > now + 2).await);
             m.stop();
         });
     }

@@ -12,7 +12,7 @@ pub struct Inspector {
     lua: Lua,
     budget: Budget,
     actions: Arc<Mutex<Vec<Command>>>,
-    /// The state's memory limit, which `lvsd.state` is made beyond (see `eval_inner`).
+    /// The evaluation's memory limit; `lvsd.state` is made beyond it (see `eval_inner`).
     memory: usize,
 }
 
