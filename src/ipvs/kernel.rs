@@ -101,26 +101,33 @@ const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 impl Kernel {
     /// Resolve the "IPVS" family and open the socket used for requests.
     pub fn open() -> Result<Kernel, KernelError> {
-        let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
-        let mut kernel = Kernel {
-            sock,
-            // nlctrl until it has told the IPVS family's id.
-            family: wire::GENL_ID_CTRL,
-            seq: 0,
-            writes: 0,
-            tx: Vec::with_capacity(answers::WINDOW_BYTES + 512),
-            rx: vec![0; RX_BYTES],
-            got: Vec::new(),
-            so: SockoptSock::open()
-                .inspect_err(|e| tracing::info!("no IPVS sockopt socket ({e}): whole-table reads go by netlink alone, which is slower"))
-                .ok(),
-            so_buf: Vec::new(),
-            so_counts: Vec::new(),
-        };
+        // nlctrl until it has told the IPVS family's id.
+        let mut kernel = Kernel::netlink_only(wire::GENL_ID_CTRL)?;
+        kernel.tx.reserve(answers::WINDOW_BYTES + 512);
+        kernel.so = SockoptSock::open()
+            .inspect_err(|e| tracing::info!("no IPVS sockopt socket ({e}): whole-table reads go by netlink alone, which is slower"))
+            .ok();
         kernel.family = kernel.family_id()?;
         // nlctrl's command number is an IPVS write's: the question is not counted as one.
         kernel.writes = 0;
         Ok(kernel)
+    }
+
+    /// A netlink socket to the family `family`, without the sockopt one: enough for a dump.
+    fn netlink_only(family: u16) -> Result<Kernel, KernelError> {
+        let sock = NlSock::open(RECV_TIMEOUT).map_err(|e| KernelError::Socket(e.to_string()))?;
+        Ok(Kernel {
+            sock,
+            family,
+            seq: 0,
+            writes: 0,
+            tx: Vec::new(),
+            rx: vec![0; RX_BYTES],
+            got: Vec::new(),
+            so: None,
+            so_buf: Vec::new(),
+            so_counts: Vec::new(),
+        })
     }
 
     /// The IPVS family's id, asked of nlctrl (the kernel numbers families as they register).
@@ -462,9 +469,10 @@ impl Backend for Kernel {
     fn dump(&mut self) -> Result<Table, ApplyError> {
         Kernel::dump(self).map_err(apply_error)
     }
-    /// A socket of its own, so the dump goes on while this one keeps writing.
+    /// A socket of its own, so the dump goes on while this one keeps writing (a netlink one
+    /// only: the family's id is known, and a dump reads nothing by sockopt).
     fn reader(&mut self) -> super::backend::Reader {
-        match Kernel::open() {
+        match Kernel::netlink_only(self.family) {
             Ok(mut other) => Box::new(move || Kernel::dump(&mut other).map_err(apply_error)),
             Err(e) => {
                 let e = apply_error(e);
