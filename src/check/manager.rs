@@ -901,9 +901,12 @@ mod tests {
         (l.local_addr().unwrap(), l)
     }
 
+    /// Successful results per target.
+    type Seen = RefCell<HashMap<SocketAddr, usize>>;
+
     /// A manager that reports every result, and a task that counts the successful ones per
     /// target (the runs that reached it) and passes on the events that change a real.
-    fn counting(model: &Model, lua: Lua) -> (CheckManager, Rc<RefCell<HashMap<SocketAddr, usize>>>, mpsc::UnboundedReceiver<CheckEvent>) {
+    fn counting(model: &Model, lua: Lua) -> (CheckManager, Rc<Seen>, mpsc::UnboundedReceiver<CheckEvent>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let m = CheckManager::with_options(model, lua, tx, CheckOptions { every_result: true, ..Default::default() });
         let seen = Rc::new(RefCell::new(HashMap::new()));
@@ -924,7 +927,7 @@ mod tests {
         (m, seen, changes)
     }
 
-    fn count(seen: &RefCell<HashMap<SocketAddr, usize>>, a: SocketAddr) -> usize {
+    fn count(seen: &Seen, a: SocketAddr) -> usize {
         seen.borrow().get(&a).copied().unwrap_or(0)
     }
 
