@@ -256,7 +256,7 @@ snap
 holds table $D/undrained.txt || { dump; fail "undrained: not back at weight 2"; }
 echo "  undrained: weight 2"
 
-# The status reads the kernel's table on a netlink socket of its own: every real is in it.
+# The status reads the kernel's table on a netlink socket of its own and lists its reals.
 st=$(lvsd status --control $CTL) || { dump; fail "lvsd status"; }
 case $st in *"cannot be read"*|*"table unknown"*) dump; fail "lvsd status did not read the kernel's table";; esac
 [ "$(echo "$st" | grep -c '^  -> 198\.51\.100\.')" -ge 5 ] || { echo "$st"; fail "lvsd status lists fewer reals than the table holds"; }
