@@ -353,9 +353,13 @@ mod tests {
             assert_eq!(c.pool.borrow()[0].len(), 0);
             c.check(up, None, Duration::from_secs(5)).await.unwrap();
             assert_eq!(c.pool.borrow()[0].len(), 1);
-            // IPv6 sockets are kept apart.
+            // IPv6 sockets are kept apart, and half-open too.
             if let Ok(open6) = TcpListener::bind("[::1]:0") {
-                c.check(open6.local_addr().unwrap(), None, Duration::from_secs(5)).await.unwrap();
+                open6.set_nonblocking(true).unwrap();
+                for _ in 0..2 {
+                    c.check(open6.local_addr().unwrap(), None, Duration::from_secs(5)).await.unwrap();
+                    assert!(open6.accept().is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock), "an IPv6 handshake completed");
+                }
                 c.check(up, None, Duration::from_secs(5)).await.unwrap();
                 assert_eq!(c.pool.borrow()[1].len(), 1);
                 assert_eq!(c.pool.borrow()[0].len(), 1);
