@@ -132,7 +132,7 @@ pub fn shape(bgp: &Bgp, wanted: &[Wanted]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::Neighbor;
 

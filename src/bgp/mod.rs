@@ -82,6 +82,23 @@ impl Status {
     pub fn withdrawn(&self, seq: u64) -> bool {
         !self.bird_up || (self.applied >= seq && self.vips.iter().all(|v| v.announced != Some(true)))
     }
+
+    /// This status with the VIPs as `wanted` says, each with what BIRD last reported of its
+    /// route. The BGP thread reports a plan only once it has been through BIRD (a configure
+    /// can take seconds); the director shows what it wants from the moment it decides, and
+    /// `applied` still says which plan BIRD has.
+    pub fn with_wanted(mut self, wanted: &[Wanted]) -> Status {
+        let reported = std::mem::take(&mut self.vips);
+        self.vips = wanted
+            .iter()
+            .map(|w| {
+                let protocol = w.protocol();
+                let announced = reported.iter().find(|v| v.protocol == protocol).and_then(|v| v.announced);
+                VipStatus { vip: w.net(), protocol, wanted: w.announce, why: w.why.clone(), announced, services: w.services.clone() }
+            })
+            .collect();
+        self
+    }
 }
 
 enum Msg {
@@ -389,5 +406,32 @@ mod tests {
         assert!(metrics(&serde_json::json!({ "bird_up": "yes" })).is_err(), "a mistyped document is an error");
         let st = Status { applied: 2, bird_up: true, ..Default::default() };
         assert!(st.withdrawn(2) && !st.withdrawn(3), "a plan not yet applied is not confirmed");
+    }
+
+    #[test]
+    fn the_wanted_vips_are_shown_before_bird_has_them() {
+        let want = |last: u8, announce: bool, why: &str| Wanted {
+            addr: std::net::IpAddr::from([203, 0, 113, last]),
+            prefix: 32,
+            announce,
+            why: why.into(),
+            communities: vec![],
+            med: None,
+            services: vec![format!("s{last}")],
+        };
+        let old = [want(10, false, "director drained"), want(11, false, "director drained")];
+        let mut reported = status_of(&Plan { seq: 4, bgp: config::tests::bgp(), wanted: old.to_vec() }, Some(&[]));
+        reported.vips[0].announced = Some(false);
+        let new = [want(12, true, "s12 has quorum"), want(10, true, "s10 has quorum")];
+        let st = reported.clone().with_wanted(&new);
+        let shown: Vec<_> = st.vips.iter().map(|v| (v.vip.as_str(), v.wanted, v.why.as_str(), v.announced)).collect();
+        assert_eq!(
+            shown,
+            [("203.0.113.12/32", true, "s12 has quorum", None), ("203.0.113.10/32", true, "s10 has quorum", Some(false))],
+            "the plan's VIPs, with BIRD's last word on each (none yet for a new one)"
+        );
+        assert_eq!(st.vips[1].services, ["s10"]);
+        assert_eq!((st.applied, st.bird_up), (reported.applied, reported.bird_up), "which plan BIRD has is BIRD's to say");
+        assert!(!st.withdrawn(5), "a plan BIRD has not had is not confirmed");
     }
 }

@@ -320,7 +320,11 @@ impl Director {
     /// The `bgp` part of the status document (null without lvsd.bgp and no thread).
     pub(super) fn bgp_status(&self) -> Option<serde_json::Value> {
         let s = self.bgp.speaker.as_ref()?;
-        let mut v = serde_json::to_value(s.status()).ok()?;
+        let st = match &self.bgp.sent {
+            Some((_, wanted)) => s.status().with_wanted(wanted),
+            None => s.status(),
+        };
+        let mut v = serde_json::to_value(st).ok()?;
         v["drain"] = match &self.bgp.drain {
             None => serde_json::Value::Null,
             Some(d) => json!({
