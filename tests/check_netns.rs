@@ -27,8 +27,9 @@ fn privileged() -> bool {
 struct Netns(String);
 
 impl Netns {
-    fn new() -> Netns {
-        let name = format!("lvsd-check-{}", std::process::id());
+    /// `tag`: the test's own, as tests of this file run at once.
+    fn new(tag: &str) -> Netns {
+        let name = format!("lvsd-{tag}-{}", std::process::id());
         let ns = Netns(name);
         ns.ip(&["netns", "add", &ns.0]);
         ns
@@ -71,7 +72,7 @@ fn blackholed_reals_time_out_without_blocking_others() {
     if !privileged() {
         return;
     }
-    let ns = Netns::new();
+    let ns = Netns::new("check");
     ns.exec(&["link", "set", "lo", "up"]);
     ns.exec(&["link", "add", "bh0", "type", "veth", "peer", "name", "bh1"]);
     ns.exec(&["addr", "add", "198.51.100.1/24", "dev", "bh0"]);
@@ -109,5 +110,52 @@ fn blackholed_reals_time_out_without_blocking_others() {
         assert!(st.checks[0].history.len() >= 8, "the good check was held up: {} results", st.checks[0].history.len());
         assert!(st.checks[0].history.iter().all(|r| r.ok));
         assert_eq!(m.real_state(0, 2), RealState::Up(1));
+    });
+}
+
+/// `ping`: an echo request to the real's address, up on its reply. Addresses of the namespace
+/// itself answer (the kernel replies to its own addresses); one taken away goes unanswered
+/// and its real goes down, until the address is back.
+#[test]
+fn ping_checks_follow_the_address() {
+    if !privileged() {
+        return;
+    }
+    let ns = Netns::new("ping");
+    ns.exec(&["link", "set", "lo", "up"]);
+    ns.exec(&["link", "add", "pg0", "type", "veth", "peer", "name", "pg1"]);
+    ns.exec(&["addr", "add", "198.51.100.1/24", "dev", "pg0"]);
+    ns.exec(&["addr", "add", "198.51.100.5/32", "dev", "pg0"]);
+    ns.exec(&["addr", "add", "2001:db8::1/64", "dev", "pg0", "nodad"]);
+    ns.exec(&["link", "set", "pg0", "up"]);
+    ns.exec(&["link", "set", "pg1", "up"]);
+    let _inside = enter(&ns);
+    local(async {
+        let p = policy(
+            r#"local ping = lvsd.check.ping { interval = 0.1, timeout = 0.5, retries = 0 }
+            lvsd.service "s" { vip = "192.0.2.1:80", reals = {
+                { address = "198.51.100.5:80", check = ping },
+                { address = "198.51.100.1:80", check = ping },
+            } }
+            lvsd.service "s6" { vip = "[2001:db8:1::1]:80", reals = {
+                { address = "[2001:db8::1]:80", check = ping },
+            } }"#,
+        );
+        assert_eq!(p.model.services[0].reals[0].checks[0].kind.name(), "ping");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let m = CheckManager::with_options(&p.model, p.lua.clone(), tx, CheckOptions::default());
+        m.start();
+        let up = |s: usize, r: usize| matches!(m.real_state(s, r), RealState::Up(_));
+        assert!(wait_until(Duration::from_secs(15), || up(0, 0) && up(0, 1) && up(1, 0)).await, "answered pings bring every real up");
+
+        // 198.51.100.5 leaves: on the link, but nobody answers for it.
+        ns.exec(&["addr", "del", "198.51.100.5/32", "dev", "pg0"]);
+        assert!(wait_until(Duration::from_secs(15), || m.real_state(0, 0) == RealState::Down).await, "an unanswered ping takes it down");
+        let e = m.real_status(0, 0).unwrap().checks[0].history.last().unwrap().error.clone().unwrap();
+        assert!(e.contains("timed out") || e.contains("unreachable"), "{e}");
+        assert!(up(0, 1) && up(1, 0), "the others stay up");
+
+        ns.exec(&["addr", "add", "198.51.100.5/32", "dev", "pg0"]);
+        assert!(wait_until(Duration::from_secs(15), || up(0, 0)).await, "it comes back with its address");
     });
 }

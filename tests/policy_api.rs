@@ -145,6 +145,7 @@ fn every_check_kind() {
           lvsd.check.udp { payload = "ping", expect = "pong" },
           lvsd.check.dns {},
           lvsd.check.smtp { helo = "lvs01.example.org" },
+          lvsd.check.ping { timeout = 1 },
           lvsd.check.exec { command = { "/usr/local/bin/chk", "--fast" }, dynamic = true, timeout = 2 },
           lvsd.check.lua { run = function(rs) return true end, interval = 2 },
         }
@@ -170,9 +171,10 @@ fn every_check_kind() {
         k => panic!("{k:?}"),
     }
     assert_eq!(c[4].kind, CheckKind::Dns { name: ".".into(), qtype: "SOA".into() });
-    assert!(matches!(&c[6].kind, CheckKind::Exec { dynamic: true, .. }));
-    assert_eq!(c[6].common.timeout, 2.0);
-    assert_eq!(c[7].common.interval, 2.0);
+    assert_eq!((&c[6].kind, c[6].common.timeout), (&CheckKind::Ping, 1.0));
+    assert!(matches!(&c[7].kind, CheckKind::Exec { dynamic: true, .. }));
+    assert_eq!(c[7].common.timeout, 2.0);
+    assert_eq!(c[8].common.interval, 2.0);
 }
 
 #[test]

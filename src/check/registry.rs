@@ -1,7 +1,7 @@
 //! Which probes a model needs: one probe per (target address, port, check spec), shared by
 //! every service and real that uses it. Pure.
 
-use crate::model::{CheckSpec, Model};
+use crate::model::{CheckKind, CheckSpec, Model};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +23,10 @@ impl ProbeKey {
     }
 
     /// The port is folded into the target, so `port = 80` on a real at :80 is the same probe.
+    /// A ping has no port: one probe per address, whatever the reals' ports.
     fn target(real: SocketAddr, spec: &CheckSpec) -> SocketAddr {
-        SocketAddr::new(real.ip(), spec.common.port.unwrap_or(real.port()))
+        let port = if matches!(spec.kind, CheckKind::Ping) { 0 } else { spec.common.port.unwrap_or(real.port()) };
+        SocketAddr::new(real.ip(), port)
     }
 
     fn canonical(spec: &CheckSpec) -> String {
@@ -141,6 +143,21 @@ mod tests {
         assert_eq!(p.reals[0][0][0], p.reals[3][0][0]); // port = 80 probes the same address and port
         assert_eq!(p.probes[p.reals[0][0][0]].users, vec![(0, 0), (1, 0), (3, 0)]);
         assert_eq!(p.probes[p.reals[3][0][0]].key.target, "198.51.100.1:80".parse().unwrap());
+    }
+
+    #[test]
+    fn a_ping_is_one_probe_per_address_whatever_the_port() {
+        let m = model(
+            r#"
+            local ping = lvsd.check.ping { interval = 1 }
+            lvsd.service "web" { vip = "192.0.2.1:80", check = ping, reals = { "198.51.100.1:80", "198.51.100.2:80" } }
+            lvsd.service "tls" { vip = "192.0.2.1:443", check = ping, reals = { "198.51.100.1:443" } }
+            "#,
+        );
+        let p = Plan::of(&m);
+        assert_eq!(p.probes.len(), 2, "{:#?}", p.probes.iter().map(|p| &p.key).collect::<Vec<_>>());
+        assert_eq!(p.reals[0][0][0], p.reals[1][0][0], "198.51.100.1 is pinged once for both services");
+        assert_eq!(p.probes[p.reals[0][0][0]].key.target, "198.51.100.1:0".parse().unwrap());
     }
 
     #[test]

@@ -74,6 +74,7 @@ enum Prepared {
     Smtp {
         helo: String,
     },
+    Ping,
     Exec {
         argv: Vec<String>,
         dynamic: bool,
@@ -231,6 +232,10 @@ impl Prober {
                 Ok(()) => CheckResult::up(z),
                 Err(e) => CheckResult::down(z, e),
             },
+            Prepared::Ping => match Box::pin(super::ping::ping(t.ip(), bind)).await {
+                Ok(()) => CheckResult::up(z),
+                Err(e) => CheckResult::down(z, e),
+            },
             Prepared::Exec { argv, dynamic } => Box::pin(exec(argv, *dynamic, timeout)).await,
             Prepared::Lua { run } => match &ctx.lua {
                 None => CheckResult::down(z, "no Lua state for a Lua check"),
@@ -280,6 +285,7 @@ fn prepare(spec: &CheckSpec, target: SocketAddr) -> Result<Prepared, String> {
             Prepared::Dns { name: name.clone(), qtype: q }
         }
         CheckKind::Smtp { helo } => Prepared::Smtp { helo: helo.clone() },
+        CheckKind::Ping => Prepared::Ping,
         CheckKind::Exec { command, dynamic } => {
             if command.is_empty() {
                 return Err("exec check without a command".into());

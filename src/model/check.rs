@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub const CHECK_KINDS: &[&str] = &["tcp", "http", "https", "udp", "dns", "smtp", "exec", "lua"];
+pub const CHECK_KINDS: &[&str] = &["tcp", "http", "https", "udp", "dns", "smtp", "ping", "exec", "lua"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckCommon {
@@ -87,6 +87,8 @@ pub enum CheckKind {
         /// The HELO name; keepalived's default, the host name, is filled in when the policy is read.
         helo: String,
     },
+    /// An ICMP echo to the real's address (keepalived's PING_CHECK); no port.
+    Ping,
     Exec {
         command: Argv,
         /// keepalived's misc_dynamic: exit codes 2..=255 set the weight to code - 2.
@@ -106,6 +108,7 @@ impl CheckKind {
             CheckKind::Udp { .. } => "udp",
             CheckKind::Dns { .. } => "dns",
             CheckKind::Smtp { .. } => "smtp",
+            CheckKind::Ping => "ping",
             CheckKind::Exec { .. } => "exec",
             CheckKind::Lua { .. } => "lua",
         }

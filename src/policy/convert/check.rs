@@ -100,6 +100,7 @@ pub fn check(kind: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<CheckSpec> {
         },
         // keepalived's helo_name default is the host name: resolved here, so checks need no policy.
         "smtp" => CheckKind::Smtp { helo: f.string("helo").unwrap_or_else(crate::policy::hostname) },
+        "ping" => CheckKind::Ping,
         "exec" => {
             let command = f.argv("command");
             let dynamic = f.flag("dynamic");
