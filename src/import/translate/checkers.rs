@@ -1,5 +1,5 @@
 //! The health checkers of a real_server (TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK, DNS_CHECK,
-//! UDP_CHECK, MISC_CHECK) -> `lvsd.check.*`, with keepalived's per-checker defaults and the
+//! UDP_CHECK, PING_CHECK, MISC_CHECK) -> `lvsd.check.*`, with keepalived's per-checker defaults and the
 //! settings inherited from the virtual_server and real_server.
 
 use super::*;
@@ -15,6 +15,7 @@ impl Tx<'_> {
             "SMTP_CHECK" => "smtp",
             "DNS_CHECK" => "dns",
             "UDP_CHECK" => "udp",
+            "PING_CHECK" => "ping",
             _ => "exec",
         };
         let mut d = inherited.clone();

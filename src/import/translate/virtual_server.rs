@@ -715,10 +715,10 @@ impl Tx<'_> {
                         fields.push(e);
                     }
                     "alpha" => self.unsupported(n, "alpha is per service in lvsd", &mut comments),
-                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "MISC_CHECK" => {
+                    "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "MISC_CHECK" => {
                         checks.push(self.check(n, port, &defaults, &mut comments)?);
                     }
-                    "PING_CHECK" | "BFD_CHECK" | "FILE_CHECK" => self.unsupported(n, "no such check in lvsd", &mut comments),
+                    "BFD_CHECK" | "FILE_CHECK" => self.unsupported(n, "no such check in lvsd", &mut comments),
                     _ => self.other(n, "real_server", RS_KNOWN, &mut comments)?,
                 }
                 Ok(())
