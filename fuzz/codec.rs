@@ -11,16 +11,18 @@ pub mod vrrp {
     pub use crate::{checksum, packet};
 }
 
-// What check targets answer: HTTP responses, DNS replies, SMTP replies.
+// What check targets answer: HTTP responses, DNS replies, SMTP replies, ICMP echo replies.
 #[path = "../src/check/dns.rs"]
 pub mod dns;
 #[path = "../src/check/http_response.rs"]
 pub mod http_response;
 #[path = "../src/check/smtp.rs"]
 pub mod smtp;
+#[path = "../src/check/icmp.rs"]
+pub mod icmp;
 
 pub mod check {
-    pub use crate::{dns, http_response, smtp};
+    pub use crate::{dns, http_response, icmp, smtp};
 }
 
 /// The cost bound of Lua string patterns (pure, no Lua).

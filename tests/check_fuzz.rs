@@ -76,3 +76,8 @@ fn dns_replies() {
 fn smtp_replies() {
     run("smtp_reply", check_harness::smtp, 5_000);
 }
+
+#[test]
+fn icmp_replies() {
+    run("icmp_reply", check_harness::icmp, 5_000);
+}

@@ -5,7 +5,7 @@
 //! parsers are incremental), and whatever is accepted stays within the limits.
 
 use lvsd::check::http_response::{self, Limits, Parser};
-use lvsd::check::{dns, smtp};
+use lvsd::check::{dns, icmp, smtp};
 
 /// Cut `data` into pieces whose sizes come from `sizes` (cycled; 0 means 1).
 fn pieces<'a>(mut data: &'a [u8], sizes: &[u8]) -> Vec<&'a [u8]> {
@@ -77,6 +77,42 @@ pub fn dns(data: &[u8]) {
         assert_eq!(r.header.id, 0x1234);
         assert!(r.header.response && !r.header.truncated && r.header.rcode == 0);
         assert!(r.question.expect("checked replies have our question").name.eq_ignore_ascii_case(&query[12..query.len() - 4]));
+    }
+}
+
+/// Byte 0: bit 0 reads the rest as ICMPv6 (bare) rather than IPv4 (with its header), bit 1
+/// makes the ICMP message the echo reply to the request with id 0x1234 and sequence 7 (so
+/// that `Ours` is reached); the rest is the datagram. A datagram is ours only if it
+/// is that reply.
+pub fn icmp(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let v6 = sel & 1 != 0;
+    let mut d = rest.to_vec();
+    let start = if v6 { 0 } else { d.first().map_or(0, |b| usize::from(b & 0x0f) * 4) };
+    if sel & 2 != 0 && d.len() >= start + icmp::REQUEST_LEN {
+        let mut reply = icmp::echo_request(v6, 0x1234, 7);
+        reply[0] = if v6 { icmp::ECHO_REPLY_V6 } else { icmp::ECHO_REPLY_V4 };
+        if !v6 {
+            // The internet checksum (RFC 1071) made again for the new type.
+            reply[2..4].fill(0);
+            let mut sum: u32 = reply.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            reply[2..4].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        }
+        d[start..start + icmp::REQUEST_LEN].copy_from_slice(&reply);
+        // The message is the rest of the datagram: nothing after the reply.
+        d.truncate(start + icmp::REQUEST_LEN);
+    }
+    let r = icmp::read(v6, &d, 0x1234, 7);
+    if sel & 2 != 0 && d.len() >= start + icmp::REQUEST_LEN && (v6 || (start >= 20 && d[9] == 1 && d[0] >> 4 == 4)) {
+        assert_eq!(r, Ok(icmp::Received::Ours), "our reply behind a valid header: {d:?}");
+    }
+    if r == Ok(icmp::Received::Ours) {
+        let m = &d[start..];
+        let reply_type = if v6 { icmp::ECHO_REPLY_V6 } else { icmp::ECHO_REPLY_V4 };
+        assert!(m.len() >= 8 && m[0] == reply_type && m[1] == 0 && m[4..8] == [0x12, 0x34, 0, 7], "{d:?}");
     }
 }
 
