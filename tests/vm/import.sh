@@ -5,7 +5,8 @@
 # The fixtures: the seed's pair and NAT HOWTO, the importer's keyword files, samples/
 # (the forms of keepalived's doc/samples: virtual_server_group, fwmark, IPv6, sorry_server,
 # quorum, inhibit_on_failure, tunnelling) and fidelity/group-families (address families in a
-# virtual_server_group: what keepalived ignores, skips and keeps).
+# virtual_server_group: what keepalived ignores, skips and keeps). Then fidelity/ping-check
+# runs: keepalived's PING_CHECK and the imported ping check must take out the same real.
 set -e
 F=tests/fixtures/keepalived
 command -v keepalived >/dev/null || fail "keepalived is not in the initramfs (scripts/vm copies the host's)"
@@ -82,3 +83,46 @@ for c in $CONFIGS; do
 done
 clean
 echo "import: ok ($count configs, the same table each)"
+
+# PING_CHECK, running: keepalived and the imported policy take the same real out of the table.
+# 198.51.100.156 is a local address (the kernel answers its pings); 203.0.113.9 is routed into
+# a dummy interface, which drops what it is given.
+ip link add deadnet type dummy
+ip link set deadnet up
+ip addr add 203.0.113.1/24 dev deadnet
+P=fidelity/ping-check
+reals() { ipvsadm -L -n | awk '$1 == "->" && $2 ~ /^[0-9]/ {print $2}' | sort | tr '\n' ' '; }
+# until_reals WHO WANT LOG: wait at most 30 s for the table's reals to be WANT, then check
+# that they stay so for 3 s (a check of 1 s with no retry would have taken an answering real
+# out by then).
+until_reals() {
+    n=0
+    until [ "$(reals)" = "$2" ]; do
+        n=$((n+1))
+        [ $n -lt 300 ] || { ipvsadm -L -n; cat $3; fail "$1: the table's reals are not '$2' after 30 s"; }
+        sleep 0.1
+    done
+    sleep 3
+    [ "$(reals)" = "$2" ] || { ipvsadm -L -n; cat $3; fail "$1: the table's reals changed from '$2'"; }
+}
+keepalived --dont-fork --log-console --check -f $F/$P.conf \
+    -p /tmp/ka.pid -c /tmp/kc.pid -r /tmp/kv.pid > /tmp/ka-ping.log 2>&1 &
+kpid=$!
+until_reals keepalived "198.51.100.156:80 " /tmp/ka-ping.log
+ipvsadm -L -n > /tmp/keepalived-ping.txt
+kill $kpid
+wait $kpid || true
+clean
+lvsd import $F/$P.conf -o /tmp/ping.lua 2> /tmp/import-ping.log || { cat /tmp/import-ping.log; fail "ping: import"; }
+grep -q 'lvsd.check.ping' /tmp/ping.lua || { cat /tmp/ping.lua; fail "ping: PING_CHECK not imported as a ping check"; }
+mkdir -p -m 0700 /run/lvsd-ping
+lvsd run -p /tmp/ping.lua --node lvs01 --control /run/lvsd-ping/ctl.sock 2> /tmp/lvsd-ping.log &
+lpid=$!
+until_reals lvsd "198.51.100.156:80 " /tmp/lvsd-ping.log
+ipvsadm -L -n > /tmp/lvsd-ping.txt
+kill $lpid
+wait $lpid || true
+clean
+same /tmp/keepalived-ping.txt /tmp/lvsd-ping.txt
+echo "import ping: keepalived and lvsd keep the answering real, drop the silent one"
+cat /tmp/lvsd-ping.txt
