@@ -277,3 +277,15 @@ fn a_vip_listed_twice_must_keep_its_settings() {
     let e = load("\"192.0.2.10\", \"192.0.2.10/24\"").map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("VIP 192.0.2.10 is listed twice with different settings (192.0.2.10/32 and 192.0.2.10/24)"), "{e}");
 }
+
+#[test]
+fn a_ping_check_is_a_ping_check() {
+    // check_ping.c: one echo request per try, up on the reply; the common checker options
+    // (connect_timeout, retry, delay_loop) as for TCP_CHECK. tests/vm/import.sh runs this
+    // file against keepalived.
+    let imp = import("fidelity/ping-check.conf");
+    assert_eq!(warned(&imp), Vec::<String>::new());
+    assert!(imp.lua.contains("check = lvsd.check.ping { interval = 1, timeout = 1, retries = 0 },"), "{}", imp.lua);
+    let (text, _) = plan(&imp.lua, "lvs01");
+    assert!(text.contains("  -> 203.0.113.9:80"), "every real starts in the table, as keepalived's:\n{text}");
+}
