@@ -92,37 +92,32 @@ ip link set deadnet up
 ip addr add 203.0.113.1/24 dev deadnet
 P=fidelity/ping-check
 reals() { ipvsadm -L -n | awk '$1 == "->" && $2 ~ /^[0-9]/ {print $2}' | sort | tr '\n' ' '; }
-# until_reals WHO WANT LOG: wait at most 30 s for the table's reals to be WANT, then check
-# that they stay so for 3 s (a check of 1 s with no retry would have taken an answering real
-# out by then).
-until_reals() {
+# settle WHO PID: wait at most 30 s for the table's reals to be the answering one alone, check
+# that they stay so for 3 s (a check of 1 s with no retry would have taken it out by then),
+# keep the table in /tmp/WHO-ping.txt and stop PID. Its log is /tmp/WHO-ping.log.
+settle() {
+    want="198.51.100.156:80 "
     n=0
-    until [ "$(reals)" = "$2" ]; do
+    until [ "$(reals)" = "$want" ]; do
         n=$((n+1))
-        [ $n -lt 300 ] || { ipvsadm -L -n; cat $3; fail "$1: the table's reals are not '$2' after 30 s"; }
+        [ $n -lt 300 ] || { ipvsadm -L -n; cat /tmp/$1-ping.log; fail "$1: the table's reals are not '$want' after 30 s"; }
         sleep 0.1
     done
     sleep 3
-    [ "$(reals)" = "$2" ] || { ipvsadm -L -n; cat $3; fail "$1: the table's reals changed from '$2'"; }
+    [ "$(reals)" = "$want" ] || { ipvsadm -L -n; cat /tmp/$1-ping.log; fail "$1: the table's reals changed from '$want'"; }
+    ipvsadm -L -n > /tmp/$1-ping.txt
+    kill $2
+    wait $2 || true
+    clean
 }
 keepalived --dont-fork --log-console --check -f $F/$P.conf \
-    -p /tmp/ka.pid -c /tmp/kc.pid -r /tmp/kv.pid > /tmp/ka-ping.log 2>&1 &
-kpid=$!
-until_reals keepalived "198.51.100.156:80 " /tmp/ka-ping.log
-ipvsadm -L -n > /tmp/keepalived-ping.txt
-kill $kpid
-wait $kpid || true
-clean
+    -p /tmp/ka.pid -c /tmp/kc.pid -r /tmp/kv.pid > /tmp/keepalived-ping.log 2>&1 &
+settle keepalived $!
 lvsd import $F/$P.conf -o /tmp/ping.lua 2> /tmp/import-ping.log || { cat /tmp/import-ping.log; fail "ping: import"; }
 grep -q 'lvsd.check.ping' /tmp/ping.lua || { cat /tmp/ping.lua; fail "ping: PING_CHECK not imported as a ping check"; }
 mkdir -p -m 0700 /run/lvsd-ping
 lvsd run -p /tmp/ping.lua --node lvs01 --control /run/lvsd-ping/ctl.sock 2> /tmp/lvsd-ping.log &
-lpid=$!
-until_reals lvsd "198.51.100.156:80 " /tmp/lvsd-ping.log
-ipvsadm -L -n > /tmp/lvsd-ping.txt
-kill $lpid
-wait $lpid || true
-clean
+settle lvsd $!
 same /tmp/keepalived-ping.txt /tmp/lvsd-ping.txt
 echo "import ping: keepalived and lvsd keep the answering real, drop the silent one"
 cat /tmp/lvsd-ping.txt
