@@ -2,9 +2,10 @@
 //! hysteresis, shared probes, dynamic weights, and the manager that runs them for a model.
 //!
 //! Pure parts (no clock, no I/O): [`health`], [`weight`], [`registry`], and the parsers of
-//! what targets answer: [`http_response`], [`dns`], [`smtp`], [`icmp`] (each with a fuzz target
-//! under fuzz/). I/O: [`runner`], [`http`] (the client), `ping`, [`lua`], [`manager`] (with its start
-//! grid, `grid`, its connect poller, `connects`, and the supervision of its tasks, `supervise`).
+//! what targets answer: [`http_response`], [`dns`], [`smtp`], [`icmp`] (each with a fuzz
+//! target under fuzz/). I/O: [`runner`], [`http`] (the client), `ping`, [`lua`], [`manager`]
+//! (with its start grid, `grid`, its connect poller, `connects`, and the supervision of its
+//! tasks, `supervise`).
 
 mod connects;
 pub mod dns;

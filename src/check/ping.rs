@@ -53,8 +53,8 @@ fn socket(target: IpAddr, bind: Option<IpAddr>) -> std::io::Result<Socket> {
 }
 
 /// One echo request to `target` from `bind` (if any); Ok when its reply arrives. Waits until
-/// then: the caller's timeout ends it. An ICMP error about the request (host unreachable)
-/// fails it at once.
+/// then: the caller's timeout ends it. An error the socket reports (the kernel's host
+/// unreachable, when it reports one) fails it at once.
 pub async fn ping(target: IpAddr, bind: Option<IpAddr>) -> Result<(), String> {
     let v6 = target.is_ipv6();
     let sock = socket(target, bind).map_err(|e| format!("ICMP socket for {target}: {e}"))?;

@@ -1,6 +1,6 @@
 //! The health checkers of a real_server (TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK, DNS_CHECK,
-//! UDP_CHECK, PING_CHECK, MISC_CHECK) -> `lvsd.check.*`, with keepalived's per-checker defaults and the
-//! settings inherited from the virtual_server and real_server.
+//! UDP_CHECK, PING_CHECK, MISC_CHECK) -> `lvsd.check.*`, with keepalived's per-checker
+//! defaults and the settings inherited from the virtual_server and real_server.
 
 use super::*;
 use crate::import::lua::s;
