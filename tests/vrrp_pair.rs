@@ -222,3 +222,61 @@ fn hundred_saves_on_the_master_flap_nothing() {
     assert!(st["generation"].as_u64().unwrap() > 2, "reloads happened: {}", st["generation"]);
     assert!(st["reloads"]["failed"].as_u64().unwrap() >= 1 || st["last_reload"]["ok"] == true);
 }
+
+/// An instance with a source address of its own and no peers (keepalived's `mcast_src_ip`,
+/// or `unicast_src_ip` without `unicast_peer`, which keepalived runs as multicast): its
+/// multicast adverts leave from that address, so VRRPv3's checksum, which covers it, holds at
+/// the peer, and the peer sees that address as the master.
+#[test]
+fn multicast_adverts_leave_from_the_configured_source() {
+    if !privileged_or_skip("multicast_adverts_leave_from_the_configured_source") {
+        return;
+    }
+    let lan = lan();
+    // A second address on lvs01's link, not its primary one.
+    lan.host(0).ip(&["addr", "add", "192.0.2.9/24", "dev", "eth0"]).unwrap();
+    let src = policy(r#"unicast_src = lvsd.node == "lvs01" and "192.0.2.9" or nil,"#);
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
+    // Ten adverts later lvs02 is still backup and has dropped none of them.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["state"], "backup", "{st}");
+    assert_eq!(st["vrrp"][0]["master"]["address"], "192.0.2.9", "{st}");
+    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+    assert_eq!(a.vrrp_state("VI_1"), "master");
+}
+
+/// The same for IPv6: lvs01 has two link-local addresses and sends from the one the policy
+/// names, whichever the kernel lists first (here it lists the newer, fe80::9, first; before
+/// adverts carried their source, lvs02 never settled as lvs01's backup here).
+#[test]
+fn ipv6_multicast_adverts_leave_from_the_configured_source() {
+    if !privileged_or_skip("ipv6_multicast_adverts_leave_from_the_configured_source") {
+        return;
+    }
+    let lan = lan();
+    lan.host(0).ip(&["addr", "add", "fe80::8/64", "dev", "eth0", "nodad"]).unwrap();
+    lan.host(0).ip(&["addr", "add", "fe80::9/64", "dev", "eth0", "nodad"]).unwrap();
+    let src = r#"
+local master = lvsd.node == "lvs01"
+lvsd.vrrp "VI_6" {
+  interface = "eth0", vrid = 61, version = 3, advert_int = 0.2,
+  state = master and "master" or "backup", priority = master and 100 or 90,
+  vips = { "2001:db8::100/64" },
+  unicast_src = master and "fe80::8" or nil,
+}
+"#;
+    let a = start(&lan, 0, src);
+    let b = start(&lan, 1, src);
+    a.wait_for(|d| d.vrrp_state("VI_6") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_6") == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["state"], "backup", "{st}");
+    assert_eq!(st["vrrp"][0]["master"]["address"], "fe80::8", "{st}");
+    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+    assert_eq!(a.vrrp_state("VI_6"), "master");
+}

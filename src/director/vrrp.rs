@@ -120,7 +120,9 @@ pub struct Vrrp {
     next_id: u64,
     /// Adverts waiting to be sent by `flush`, in order, with the instance that sends them.
     /// (The instance is named: stopping ones are no longer in `running`.)
-    outbox: Vec<(String, Rc<VrrpSocket>, Vec<u8>, IpAddr)>,
+    /// Adverts to send: the instance, its socket, the bytes, the destination, and the source
+    /// when it is not the socket's own.
+    outbox: Vec<(String, Rc<VrrpSocket>, Vec<u8>, IpAddr, Option<IpAddr>)>,
     link_task: Option<JoinHandle<()>>,
     /// Notes for the director's event log (a VIP put back, a socket reopened).
     notes: Vec<(&'static str, String)>,
@@ -396,10 +398,13 @@ impl Vrrp {
                 Action::SendAdvert { priority } => {
                     let c = r.fsm.config();
                     let advert = c.advert(priority);
+                    // The address the advert says it is from (VRRPv3's checksum covers it) is
+                    // the one it leaves from.
+                    let src = (c.primary_address != r.socket.src()).then_some(c.primary_address);
                     for dst in c.destinations() {
                         let ep = Endpoints { src: c.primary_address, dst };
                         match advert.encode(&ep, c.v3_checksum_as_v2) {
-                            Ok(bytes) => self.outbox.push((r.model.name.clone(), r.socket.clone(), bytes, dst)),
+                            Ok(bytes) => self.outbox.push((r.model.name.clone(), r.socket.clone(), bytes, dst, src)),
                             Err(e) => tracing::error!("{}: cannot encode advert: {e}", r.model.name),
                         }
                     }
@@ -493,8 +498,8 @@ impl Vrrp {
         let mut failing = Vec::new();
         // Taken and put back: the queue keeps its room from one advert to the next.
         let mut outbox = std::mem::take(&mut self.outbox);
-        for (name, sock, bytes, dst) in outbox.drain(..) {
-            let sent = sock.send_to(&bytes, dst);
+        for (name, sock, bytes, dst, src) in outbox.drain(..) {
+            let sent = sock.send_from(&bytes, dst, src);
             let Some(i) = self.index(&name) else { continue };
             let r = &mut self.running[i];
             match sent {

@@ -275,11 +275,24 @@ impl VrrpSocket {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// The address packets leave from unless a send names another.
+    pub fn src(&self) -> IpAddr {
+        self.src
+    }
+
     /// Send one payload to one destination, never waiting. A link that transmits nothing
     /// fills the socket's send buffer; a raw socket then fails with ENOBUFS at once, and any
     /// send that would block is an error too: waiting for room would hold up every other
     /// instance's adverts behind this one link.
     pub fn send_to(&self, payload: &[u8], dst: IpAddr) -> Result<(), VrrpSocketError> {
+        self.send_from(payload, dst, None)
+    }
+
+    /// As [`send_to`](Self::send_to), from `src` when it is given and is not the socket's own
+    /// source: a local address of the instance's own (keepalived's `mcast_src_ip`). The
+    /// kernel is given it with the packet (IP_PKTINFO / IPV6_PKTINFO), so that the instances
+    /// of one link keep sharing its multicast socket whatever their sources.
+    pub fn send_from(&self, payload: &[u8], dst: IpAddr, src: Option<IpAddr>) -> Result<(), VrrpSocketError> {
         let sa = match dst {
             IpAddr::V4(a) => SockAddr::from(SocketAddrV4::new(a, 0)),
             IpAddr::V6(a) => SockAddr::from(SocketAddrV6::new(a, 0, 0, scope_for(&a, self.ifindex))),
@@ -287,12 +300,18 @@ impl VrrpSocket {
         if family_of(&dst) != self.family {
             return Err(VrrpSocketError::FamilyMismatch { addr: dst, family: self.family });
         }
+        let from = src.filter(|s| *s != self.src);
+        if let Some(s) = from
+            && family_of(&s) != self.family
+        {
+            return Err(VrrpSocketError::FamilyMismatch { addr: s, family: self.family });
+        }
         // The socket is non-blocking (it is registered with the runtime).
-        self.fd.get_ref().send_to(payload, &sa).map(|_| ()).map_err(|source| VrrpSocketError::Send {
-            ifname: self.ifname.clone(),
-            dst,
-            source,
-        })
+        let sent = match from {
+            None => self.fd.get_ref().send_to(payload, &sa).map(|_| ()),
+            Some(s) => sendmsg_from(self.fd.get_ref(), payload, &sa, s, self.ifindex),
+        };
+        sent.map_err(|source| VrrpSocketError::Send { ifname: self.ifname.clone(), dst, source })
     }
 
     /// Receive the next packet: the VRRP bytes (IP header removed) and what the kernel
@@ -428,6 +447,54 @@ fn set_multicast_if_v4(sock: &Socket, ifindex: u32, src: Ipv4Addr) -> io::Result
         )
     };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// sendmsg(2) of `payload` to `dst` with the source address `src` and the interface in a
+/// packet-info control message (ip(7) IP_PKTINFO `ipi_spec_dst`, ipv6(7) IPV6_PKTINFO).
+fn sendmsg_from(sock: &Socket, payload: &[u8], dst: &SockAddr, src: IpAddr, ifindex: u32) -> io::Result<()> {
+    // u64 alignment satisfies cmsghdr alignment; 64 bytes hold either control message.
+    let mut control = [0u64; 8];
+    let (level, kind, len) = match src {
+        IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO, size_of::<libc::in_pktinfo>()),
+        IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, size_of::<libc::in6_pktinfo>()),
+    };
+    let mut iov = libc::iovec { iov_base: payload.as_ptr() as *mut libc::c_void, iov_len: payload.len() };
+    // SAFETY: an all-zero msghdr is a valid initial value.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = dst.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = dst.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(len as u32) } as usize;
+    debug_assert!(msg.msg_controllen <= size_of_val(&control));
+    // SAFETY: msg_control points at `control`, which has room for one control message of
+    // `len` bytes (checked above); CMSG_FIRSTHDR and CMSG_DATA stay inside it, and the data
+    // is written unaligned.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = level;
+        (*c).cmsg_type = kind;
+        (*c).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+        match src {
+            IpAddr::V4(a) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: ifindex as i32,
+                    ipi_spec_dst: libc::in_addr { s_addr: u32::from(a).to_be() },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in_pktinfo>(), info);
+            }
+            IpAddr::V6(a) => {
+                let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: a.octets() }, ipi6_ifindex: ifindex };
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>(), info);
+            }
+        }
+    }
+    // SAFETY: msg points at live buffers of the stated sizes for the duration of the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 struct RawRecv {
