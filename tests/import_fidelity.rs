@@ -289,3 +289,15 @@ fn a_ping_check_is_a_ping_check() {
     let (text, _) = plan(&imp.lua, "lvs01");
     assert!(text.contains("  -> 203.0.113.9:80"), "every real starts in the table, as keepalived's:\n{text}");
 }
+
+#[test]
+fn mcast_src_ip_is_the_source_of_the_adverts() {
+    // vrrp_parser.c: mcast_src_ip and unicast_src_ip both set the instance's source address
+    // (vrrp_srcip_handler); lvsd's unicast_src is that address for multicast adverts too
+    // (tests/vrrp_pair.rs `multicast_adverts_leave_from_the_configured_source`).
+    let imp = import("fidelity/mcast-src.conf");
+    assert_eq!(warned(&imp), Vec::<String>::new());
+    assert!(imp.lua.contains("  unicast_src = \"192.0.2.9\",\n"), "{}", imp.lua);
+    assert!(!imp.lua.contains("unicast_peers"), "{}", imp.lua);
+    plan(&imp.lua, "lvs01");
+}

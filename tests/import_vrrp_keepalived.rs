@@ -124,3 +124,30 @@ fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, mast
     assert!(!k.log().contains("unexpected ip number count"), "{}", k.log());
     master(&lan);
 }
+
+/// `mcast_src_ip` on the wire (VRRPv3, whose checksum covers the source address): lvsd on the
+/// import of msrc-wire-a.conf sends its multicast adverts from 192.0.2.9, not its interface's
+/// primary address, and keepalived on msrc-wire-b.conf accepts them and stays backup.
+#[test]
+fn a_configured_source_address_agrees_with_keepalived_on_the_wire() {
+    if !keepalived_available("a_configured_source_address_agrees_with_keepalived_on_the_wire") {
+        return;
+    }
+    let lan = Lan::new("lvms", 2).unwrap();
+    for h in 0..2 {
+        lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
+    }
+    lan.host(0).ip(&["addr", "add", "192.0.2.9/24", "dev", "eth0"]).unwrap();
+    let high = import_support::import("fidelity/msrc-wire-a.conf").lua;
+    assert!(high.contains("unicast_src = \"192.0.2.9\""), "{high}");
+    let k = Keepalived::start(lan.host(1), &std::fs::read_to_string(fixture("fidelity/msrc-wire-b.conf")).unwrap());
+    let l = Daemon::start_in(Some(lan.host(0).name()), &high, "lvs01", &[]);
+    wait("lvsd master, keepalived backup", || has_vip(&lan, 0) && !has_vip(&lan, 1), || format!("{}\n{}", l.log(), k.log()));
+    wait("keepalived backup", || k.state("VI_1").as_deref() == Some("backup"), || k.log());
+    // Held for more than keepalived's master-down interval (3 adverts of 1 s and its skew).
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!has_vip(&lan, 1), "keepalived took the VIP: it rejects lvsd's adverts\n{}", k.log());
+    }
+    assert_eq!(l.vrrp_state("VI_1"), "master");
+}

@@ -457,7 +457,6 @@ const VRRP_KNOWN: &[&str] = &[
     "track_file",
     "track_process",
     "track_bfd",
-    "mcast_src_ip",
     "mcast_dst_ip",
     "track_src_ip",
     "unicast_fault_no_peer",

@@ -199,7 +199,9 @@ impl Tx<'_> {
                         }
                         append_list(&mut body, field("vips", Value::List(vips), &n.loc));
                     }
-                    "unicast_src_ip" => self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?)),
+                    // keepalived sets the adverts' source with either (vrrp_srcip_handler):
+                    // without unicast peers both are the multicast adverts' source.
+                    "unicast_src_ip" | "mcast_src_ip" => self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?)),
                     "unicast_peer" => {
                         let mut peers = Vec::new();
                         for a in n.children() {
