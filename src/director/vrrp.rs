@@ -120,9 +120,8 @@ pub struct Vrrp {
     next_id: u64,
     /// Adverts waiting to be sent by `flush`, in order, with the instance that sends them.
     /// (The instance is named: stopping ones are no longer in `running`.)
-    /// Adverts to send: the instance, its socket, the bytes, the destination, and the source
-    /// when it is not the socket's own.
-    outbox: Vec<(String, Rc<VrrpSocket>, Vec<u8>, IpAddr, Option<IpAddr>)>,
+    /// Adverts to send.
+    outbox: Vec<Outgoing>,
     link_task: Option<JoinHandle<()>>,
     /// Notes for the director's event log (a VIP put back, a socket reopened).
     notes: Vec<(&'static str, String)>,
@@ -223,6 +222,16 @@ fn primary_address(v: &VrrpInstance) -> Result<IpAddr, String> {
     found.ok_or_else(|| {
         format!("{} has no {} address to send adverts from", v.interface, if v.is_ipv6() { "IPv6 link-local" } else { "IPv4" })
     })
+}
+
+/// One advert on its way out.
+struct Outgoing {
+    instance: String,
+    socket: Rc<VrrpSocket>,
+    bytes: Vec<u8>,
+    dst: IpAddr,
+    /// The source when it is not the socket's own (a configured `unicast_src`).
+    src: Option<IpAddr>,
 }
 
 impl Vrrp {
@@ -404,7 +413,9 @@ impl Vrrp {
                     for dst in c.destinations() {
                         let ep = Endpoints { src: c.primary_address, dst };
                         match advert.encode(&ep, c.v3_checksum_as_v2) {
-                            Ok(bytes) => self.outbox.push((r.model.name.clone(), r.socket.clone(), bytes, dst, src)),
+                            Ok(bytes) => {
+                                self.outbox.push(Outgoing { instance: r.model.name.clone(), socket: r.socket.clone(), bytes, dst, src })
+                            }
                             Err(e) => tracing::error!("{}: cannot encode advert: {e}", r.model.name),
                         }
                     }
@@ -498,9 +509,9 @@ impl Vrrp {
         let mut failing = Vec::new();
         // Taken and put back: the queue keeps its room from one advert to the next.
         let mut outbox = std::mem::take(&mut self.outbox);
-        for (name, sock, bytes, dst, src) in outbox.drain(..) {
-            let sent = sock.send_from(&bytes, dst, src);
-            let Some(i) = self.index(&name) else { continue };
+        for Outgoing { instance, socket, bytes, dst, src } in outbox.drain(..) {
+            let sent = socket.send_from(&bytes, dst, src);
+            let Some(i) = self.index(&instance) else { continue };
             let r = &mut self.running[i];
             match sent {
                 Ok(()) => r.send_failures = 0,
