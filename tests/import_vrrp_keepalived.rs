@@ -14,6 +14,27 @@ use std::time::Duration;
 
 const VIP: &str = "198.51.100.123";
 
+/// Two directors on one LAN, 192.0.2.1 and 192.0.2.2.
+fn two_directors(prefix: &str) -> Lan {
+    let lan = Lan::new(prefix, 2).unwrap();
+    for h in 0..2 {
+        lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
+    }
+    lan
+}
+
+/// lvsd on host 0 becomes master of VI_1 and keepalived on host 1 backup, and keepalived does
+/// not take the VIP for 4 s, more than its master-down interval: it accepts lvsd's adverts.
+fn keepalived_stays_backup(lan: &Lan, l: &Daemon, k: &Keepalived) {
+    wait("lvsd master, keepalived backup", || has_vip(lan, 0) && !has_vip(lan, 1), || format!("{}\n{}", l.log(), k.log()));
+    wait("keepalived backup", || k.state("VI_1").as_deref() == Some("backup"), || k.log());
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!has_vip(lan, 1), "keepalived took the VIP: it rejects lvsd's adverts\n{}", k.log());
+    }
+    assert_eq!(l.vrrp_state("VI_1"), "master");
+}
+
 fn has_vip(lan: &Lan, host: usize) -> bool {
     lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains(&format!(" {VIP}/"))
 }
@@ -23,10 +44,7 @@ fn imported_pair_and_keepalived_form_one_vrrp_pair() {
     if !keepalived_available("imported_pair_and_keepalived_form_one_vrrp_pair") {
         return;
     }
-    let lan = Lan::new("lvim", 2).unwrap();
-    for h in 0..2 {
-        lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
-    }
+    let lan = two_directors("lvim");
     let ns0 = lan.host(0).name().to_string();
     let policy = pair(("lvs01", "dr-master.conf"), ("lvs02", "dr-backup.conf")).lua;
     let master_conf = std::fs::read_to_string(fixture("dr-master.conf")).unwrap();
@@ -89,10 +107,7 @@ fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, mast
     if !keepalived_available(test) {
         return;
     }
-    let lan = Lan::new(prefix, 2).unwrap();
-    for h in 0..2 {
-        lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
-    }
+    let lan = two_directors(prefix);
     let ns0 = lan.host(0).name().to_string();
     let conf = |f: &str| std::fs::read_to_string(fixture(f)).unwrap();
     let high_lua = import_support::import(high.0).lua;
@@ -113,14 +128,7 @@ fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, mast
     // 2. Roles swapped: lvsd (high) is master, keepalived (low) accepts its adverts and stays backup.
     let k = Keepalived::start(lan.host(1), &conf(low));
     let l = Daemon::start_in(Some(&ns0), &high_lua, "lvs01", &[]);
-    wait("lvsd master, keepalived backup", || has_vip(&lan, 0) && !has_vip(&lan, 1), || format!("{}\n{}", l.log(), k.log()));
-    wait("keepalived backup", || k.state("VI_1").as_deref() == Some("backup"), || k.log());
-    // Held for a few of keepalived's master-down intervals: it never takes over.
-    for _ in 0..40 {
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!has_vip(&lan, 1), "keepalived took the VIP: it rejects lvsd's adverts\n{}", k.log());
-    }
-    assert_eq!(l.vrrp_state("VI_1"), "master");
+    keepalived_stays_backup(&lan, &l, &k);
     assert!(!k.log().contains("unexpected ip number count"), "{}", k.log());
     master(&lan);
 }
@@ -133,21 +141,11 @@ fn a_configured_source_address_agrees_with_keepalived_on_the_wire() {
     if !keepalived_available("a_configured_source_address_agrees_with_keepalived_on_the_wire") {
         return;
     }
-    let lan = Lan::new("lvms", 2).unwrap();
-    for h in 0..2 {
-        lan.host(h).ip(&["addr", "add", &format!("192.0.2.{}/24", h + 1), "dev", "eth0"]).unwrap();
-    }
+    let lan = two_directors("lvms");
     lan.host(0).ip(&["addr", "add", "192.0.2.9/24", "dev", "eth0"]).unwrap();
     let high = import_support::import("fidelity/msrc-wire-a.conf").lua;
     assert!(high.contains("unicast_src = \"192.0.2.9\""), "{high}");
     let k = Keepalived::start(lan.host(1), &std::fs::read_to_string(fixture("fidelity/msrc-wire-b.conf")).unwrap());
     let l = Daemon::start_in(Some(lan.host(0).name()), &high, "lvs01", &[]);
-    wait("lvsd master, keepalived backup", || has_vip(&lan, 0) && !has_vip(&lan, 1), || format!("{}\n{}", l.log(), k.log()));
-    wait("keepalived backup", || k.state("VI_1").as_deref() == Some("backup"), || k.log());
-    // Held for more than keepalived's master-down interval (3 adverts of 1 s and its skew).
-    for _ in 0..40 {
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!has_vip(&lan, 1), "keepalived took the VIP: it rejects lvsd's adverts\n{}", k.log());
-    }
-    assert_eq!(l.vrrp_state("VI_1"), "master");
+    keepalived_stays_backup(&lan, &l, &k);
 }

@@ -236,17 +236,23 @@ fn multicast_adverts_leave_from_the_configured_source() {
     // A second address on lvs01's link, not its primary one.
     lan.host(0).ip(&["addr", "add", "192.0.2.9/24", "dev", "eth0"]).unwrap();
     let src = policy(r#"unicast_src = lvsd.node == "lvs01" and "192.0.2.9" or nil,"#);
-    let a = start(&lan, 0, &src);
-    let b = start(&lan, 1, &src);
-    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_1") == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
-    // Ten adverts later lvs02 is still backup and has dropped none of them.
+    backup_hears_master_from(&lan, &src, "VI_1", "192.0.2.9");
+}
+
+/// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
+/// of `instance`, sees the master at `address`, and ten adverts later still does and has
+/// dropped none of them.
+fn backup_hears_master_from(lan: &Lan, src: &str, instance: &str, address: &str) {
+    let a = start(lan, 0, src);
+    let b = start(lan, 1, src);
+    a.wait_for(|d| d.vrrp_state(instance) == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state(instance) == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
     std::thread::sleep(std::time::Duration::from_secs(2));
     let st = b.status();
     assert_eq!(st["vrrp"][0]["state"], "backup", "{st}");
-    assert_eq!(st["vrrp"][0]["master"]["address"], "192.0.2.9", "{st}");
+    assert_eq!(st["vrrp"][0]["master"]["address"], address, "{st}");
     assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
-    assert_eq!(a.vrrp_state("VI_1"), "master");
+    assert_eq!(a.vrrp_state(instance), "master");
 }
 
 /// The same for IPv6: lvs01 has two link-local addresses and sends from the one the policy
@@ -269,14 +275,5 @@ lvsd.vrrp "VI_6" {
   unicast_src = master and "fe80::8" or nil,
 }
 "#;
-    let a = start(&lan, 0, src);
-    let b = start(&lan, 1, src);
-    a.wait_for(|d| d.vrrp_state("VI_6") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_6") == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let st = b.status();
-    assert_eq!(st["vrrp"][0]["state"], "backup", "{st}");
-    assert_eq!(st["vrrp"][0]["master"]["address"], "fe80::8", "{st}");
-    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
-    assert_eq!(a.vrrp_state("VI_6"), "master");
+    backup_hears_master_from(&lan, src, "VI_6", "fe80::8");
 }
