@@ -120,7 +120,6 @@ pub struct Vrrp {
     next_id: u64,
     /// Adverts waiting to be sent by `flush`, in order, with the instance that sends them.
     /// (The instance is named: stopping ones are no longer in `running`.)
-    /// Adverts to send.
     outbox: Vec<Outgoing>,
     link_task: Option<JoinHandle<()>>,
     /// Notes for the director's event log (a VIP put back, a socket reopened).
