@@ -31,7 +31,12 @@ pub fn vrrp_text(m: &Model) -> String {
             v.priority.to_string(),
             state_name(v).to_string(),
             secs(v.advert_int_cs),
-            v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+            v.vips
+                .iter()
+                .map(|a| a.to_string())
+                .chain(v.excluded_vips.iter().map(|a| format!("{a} (excluded)")))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]);
     }
     let widths: Vec<usize> = (0..head.len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
@@ -172,6 +177,7 @@ pub fn json(m: &Model, t: &Table) -> Value {
                 "priority": v.priority, "state": state_name(v).to_ascii_lowercase(),
                 "advert_int": v.advert_int_secs(),
                 "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "excluded_vips": v.excluded_vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "auth": v.auth_pass.is_some(), "nopreempt": v.nopreempt, "preempt_delay": v.preempt_delay,
                 "unicast_src": v.unicast_src, "unicast_peers": v.unicast_peers,
             })

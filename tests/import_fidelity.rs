@@ -164,7 +164,7 @@ fn a_duplicate_vip_is_advertised_as_keepalived_advertises_it() {
     let m = model(&imp.lua, "lvs01");
     let v = &m.vrrp[0];
     let primary: std::net::IpAddr = "192.0.2.1".parse().unwrap();
-    let cfg = lvsd::director::vrrp::fsm_config(v, primary);
+    let cfg = lvsd::director::vrrp::fsm_config(v, primary, 1500);
     let ep = lvsd::vrrp::packet::Endpoints { src: primary, dst: "224.0.0.18".parse().unwrap() };
     let bytes = cfg.advert(100).encode(&ep, false).unwrap();
     assert_eq!(bytes[3], 4, "the address count");
@@ -300,4 +300,53 @@ fn mcast_src_ip_is_the_source_of_the_adverts() {
     assert!(imp.lua.contains("  unicast_src = \"192.0.2.9\",\n"), "{}", imp.lua);
     assert!(!imp.lua.contains("unicast_peers"), "{}", imp.lua);
     plan(&imp.lua, "lvs01");
+}
+
+#[test]
+fn excluded_addresses_are_held_and_not_advertised() {
+    // vrrp_parser.c: virtual_ipaddress_excluded (vrrp_evip_handler) takes addresses of either
+    // family, held with the VIPs but in no advert; a virtual_ipaddress entry of the other
+    // family than the instance's first address is ignored (alloc_vrrp_vip).
+    let imp = import("fidelity/evip-wire-a.conf");
+    assert_eq!(
+        warned(&imp),
+        vec![
+            "evip-wire-a.conf:18: virtual_ipaddress 2001:db8::5: not of the instance's family, set by its first address; keepalived ignores it"
+        ]
+    );
+    assert!(imp.lua.contains("  vips = { \"198.51.100.123\" },\n"), "{}", imp.lua);
+    assert!(imp.lua.contains("  excluded_vips = { \"2001:db8::123/64\", \"198.51.100.200\" },\n"), "{}", imp.lua);
+    let m = model(&imp.lua, "lvs01");
+    let v = &m.vrrp[0];
+    assert_eq!(v.version, 2, "the excluded IPv6 address does not make the instance IPv6");
+    let primary: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let cfg = lvsd::director::vrrp::fsm_config(v, primary, 1500);
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    assert_eq!(cfg.advert(150).addresses, vec![ip("198.51.100.123")]);
+    assert_eq!(cfg.held(), vec![ip("198.51.100.123"), ip("2001:db8::123"), ip("198.51.100.200")]);
+    let (text, json) = plan(&imp.lua, "lvs01");
+    assert!(text.contains("198.51.100.123/32, 2001:db8::123/64 (excluded), 198.51.100.200/32 (excluded)"), "{text}");
+    assert!(json.contains("\"excluded_vips\": [\n        \"2001:db8::123/64\",\n        \"198.51.100.200/32\"\n      ]"), "{json}");
+}
+
+#[test]
+fn vips_past_what_an_advert_carries_are_held_but_not_advertised() {
+    // vrrp.c, vrrp_complete_instance: "Number of VIPs (95) exceeds maximum/space available in
+    // packet (max 89 addresses) - excess moved to eVIPs" for IPv6 on a 1500-byte link.
+    let vips: String = (1..=95).map(|i| format!("        2001:db8::{i:x}\n")).collect();
+    let conf = format!("vrrp_instance VI_6 {{\n    interface eth0\n    virtual_router_id 64\n    virtual_ipaddress {{\n{vips}    }}\n}}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.conf");
+    std::fs::write(&path, conf).unwrap();
+    let imp = lvsd::import::import_file(&path, &Default::default()).unwrap();
+    let m = model(&imp.lua, "lvs01");
+    let v = &m.vrrp[0];
+    assert_eq!((v.version, v.vips.len()), (3, 95));
+    let cfg = lvsd::director::vrrp::fsm_config(v, "fe80::1".parse().unwrap(), 1500);
+    assert_eq!(cfg.addresses.len(), 89);
+    assert_eq!(cfg.addresses[88].to_string(), "2001:db8::59");
+    assert_eq!(cfg.excluded.len(), 6);
+    assert_eq!(cfg.held().len(), 95);
+    // On a larger MTU all fit.
+    assert_eq!(lvsd::director::vrrp::fsm_config(v, "fe80::1".parse().unwrap(), 9000).addresses.len(), 95);
 }

@@ -83,7 +83,7 @@ fn strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire() {
     let test = "strict_mode_and_repeated_keywords_agree_with_keepalived_on_the_wire";
     let high = import_support::import("fidelity/wire-a.conf").lua;
     assert!(!high.contains("auth_pass =") && !high.contains("advert_int =") && !high.contains("state ="), "{high}");
-    agree_on_the_wire(test, "lvst", ("fidelity/wire-a.conf", 150), "fidelity/wire-b.conf", |_| {});
+    agree_on_the_wire(test, "lvst", ("fidelity/wire-a.conf", 150), "fidelity/wire-b.conf", |_, _| {});
 }
 
 /// Issue 16 item 6: a VIP listed twice. keepalived sends and expects three addresses;
@@ -93,17 +93,40 @@ fn a_duplicate_vip_agrees_with_keepalived_on_the_wire() {
     let test = "a_duplicate_vip_agrees_with_keepalived_on_the_wire";
     let high = import_support::import("fidelity/dup-wire-a.conf").lua;
     assert!(high.contains("vips = { \"198.51.100.123\", \"198.51.100.124\", \"198.51.100.123\" }"), "{high}");
-    agree_on_the_wire(test, "lvdv", ("fidelity/dup-wire-a.conf", 150), "fidelity/dup-wire-b.conf", |lan| {
+    agree_on_the_wire(test, "lvdv", ("fidelity/dup-wire-a.conf", 150), "fidelity/dup-wire-b.conf", |lan, lvsd_master| {
+        if !lvsd_master {
+            return;
+        }
         let shown = lan.host(0).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap();
         assert_eq!(shown.matches(&format!(" {VIP}/")).count(), 1, "the VIP is configured once:\n{shown}");
+    });
+}
+
+/// `virtual_ipaddress_excluded`: keepalived leaves those addresses out of its adverts and
+/// ignores a VIP of the other family; lvsd on the import does the same (an address count that
+/// differed would make each side drop the other's adverts), holds the excluded addresses with
+/// the VIP as master and none of them as backup.
+#[test]
+fn excluded_addresses_agree_with_keepalived_on_the_wire() {
+    let test = "excluded_addresses_agree_with_keepalived_on_the_wire";
+    let excluded = |lan: &Lan, host: usize| {
+        let shown = lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap();
+        ["2001:db8::123/64", "198.51.100.200/32", "2001:db8::5/"].map(|a| shown.contains(&format!(" {a}")))
+    };
+    agree_on_the_wire(test, "lvev", ("fidelity/evip-wire-a.conf", 150), "fidelity/evip-wire-b.conf", |lan, lvsd_master| {
+        // The master holds the excluded addresses (not the ignored VIP), the backup none.
+        let (m, b) = if lvsd_master { (0, 1) } else { (1, 0) };
+        assert_eq!(excluded(lan, m), [true, true, false], "the master (lvsd: {lvsd_master})");
+        assert_eq!(excluded(lan, b), [false, false, false], "the backup (lvsd: {})", !lvsd_master);
     });
 }
 
 /// keepalived on `high.0` (priority `high.1`) and lvsd on the import of `low` (the same
 /// instance at a lower priority): lvsd stays backup and drops none of keepalived's adverts.
 /// Then the other way round: lvsd on the import of `high`, keepalived on `low`, which
-/// accepts lvsd's adverts and never takes the VIP; `master` then looks at the LAN.
-fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, master: impl FnOnce(&Lan)) {
+/// accepts lvsd's adverts and never takes the VIP. `roles` looks at the LAN in each case,
+/// told whether lvsd (host 0) is the master.
+fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, roles: impl Fn(&Lan, bool)) {
     if !keepalived_available(test) {
         return;
     }
@@ -122,6 +145,7 @@ fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, mast
     assert!(!has_vip(&lan, 0));
     let dropped = &l.status()["vrrp"][0]["dropped"];
     assert!(dropped.as_object().unwrap().is_empty(), "keepalived's adverts all pass lvsd's checks: {dropped}");
+    roles(&lan, false);
     assert_eq!(l.stop(), 0);
     drop(k);
 
@@ -130,7 +154,7 @@ fn agree_on_the_wire(test: &str, prefix: &str, high: (&str, u8), low: &str, mast
     let l = Daemon::start_in(Some(&ns0), &high_lua, "lvs01", &[]);
     keepalived_stays_backup(&lan, &l, &k);
     assert!(!k.log().contains("unexpected ip number count"), "{}", k.log());
-    master(&lan);
+    roles(&lan, true);
 }
 
 /// `mcast_src_ip` on the wire (VRRPv3, whose checksum covers the source address): lvsd on the

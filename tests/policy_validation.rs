@@ -252,3 +252,25 @@ fn thresholds_lower_above_upper_is_an_error_lower_alone_a_warning_the_kernel_ref
     let m = load_source(&real("upper_threshold = 30, lower_threshold = 20"), Path::new("ok.lua"), Path::new("."), &opts).unwrap();
     assert!(lvsd::model::warnings(&m.model).is_empty());
 }
+
+#[test]
+fn excluded_vips_take_either_family_and_the_vips_syntax() {
+    let ok = r#"lvsd.vrrp "A" { interface = "eth0", vrid = 51, vips = { "192.0.2.1" },
+  excluded_vips = { "2001:db8::1/64", { address = "192.0.2.9", dev = "eth1" } } }"#;
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let m = load_source(ok, Path::new("ok.lua"), Path::new("."), &opts).unwrap().model;
+    let shown: Vec<String> = m.vrrp[0].excluded_vips.iter().map(|v| v.to_string()).collect();
+    assert_eq!(shown, ["2001:db8::1/64", "192.0.2.9/32 dev eth1"]);
+    assert!(!m.vrrp[0].is_ipv6(), "the family is the VIPs'");
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 51, vips = { "192.0.2.1" }, excluded_vips = 5 }"#,
+        1,
+        "excluded_vips must be a list of addresses, not a integer",
+    );
+    // Held once on the interface: one address cannot have two settings across the lists.
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 51, vips = { "192.0.2.1" }, excluded_vips = { "192.0.2.1/24" } }"#,
+        1,
+        "VIP 192.0.2.1 is listed twice with different settings (192.0.2.1/32 and 192.0.2.1/24)",
+    );
+}

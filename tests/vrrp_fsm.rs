@@ -583,6 +583,44 @@ fn update_config_keeps_state() {
     assert_eq!(i.state(), State::Master);
 }
 
+// keepalived's virtual_ipaddress_excluded: held and announced with the VIPs while master
+// (vrrp_state_become_master adds the evip list, vrrp_send_link_update sends for it), in no
+// advert and not compared with a peer's address list.
+#[test]
+fn excluded_addresses_are_held_but_not_advertised() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.excluded = vec![ip("2001:db8::100"), ip("192.0.2.150")];
+    let held = vec![ip("192.0.2.100"), ip("2001:db8::100"), ip("192.0.2.150")];
+    assert_eq!(c.advert(100).addresses, vec![ip("192.0.2.100")]);
+    assert_eq!(c.expect().addresses, vec![ip("192.0.2.100")]);
+    let mut i = started(c, t0);
+    let up = t0 + i.master_down_interval();
+    let a = actions(&run_until(&mut i, up));
+    assert!(a.contains(&Action::AddVips(held.clone())), "{a:?}");
+    assert!(a.contains(&Action::SendGratuitous { addresses: held.clone(), count: 5, interval: Duration::ZERO }), "{a:?}");
+    // The delayed repeat of the gratuitous ARP/NA (garp_master_delay) covers them too.
+    let later = actions(&run_until(&mut i, up + ms(5_000)));
+    assert!(later.contains(&Action::SendGratuitous { addresses: held.clone(), count: 5, interval: Duration::ZERO }), "{later:?}");
+    // A reload that drops one excluded address and adds another applies the difference only.
+    let mut c = cfg(100);
+    c.excluded = vec![ip("2001:db8::100"), ip("2001:db8::101")];
+    let now = up + ms(5_100);
+    let a = i.update_config(now, c).unwrap();
+    assert_eq!(
+        a,
+        vec![
+            Action::RemoveVips(vec![ip("192.0.2.150")]),
+            Action::AddVips(vec![ip("2001:db8::101")]),
+            Action::SendGratuitous { addresses: vec![ip("2001:db8::101")], count: 5, interval: Duration::ZERO },
+        ]
+    );
+    // Preempted: every held address goes.
+    let a = i.handle(now, advert(OTHER, 200));
+    assert!(a.contains(&Action::RemoveVips(vec![ip("192.0.2.100"), ip("2001:db8::100"), ip("2001:db8::101")])), "{a:?}");
+    assert_eq!(i.state(), State::Backup);
+}
+
 #[test]
 fn update_config_in_backup_does_not_flap() {
     let t0 = Instant::now();

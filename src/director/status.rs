@@ -190,6 +190,7 @@ impl<'a> Doc<'a> {
                         "name": v.name, "interface": v.interface, "vrid": v.vrid, "version": v.version,
                         "priority": v.priority, "state": "not running",
                         "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                        "excluded_vips": v.excluded_vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     })
                 })
                 .collect(),

@@ -13,7 +13,7 @@ pub fn suspended(vs: &VirtualServer, instances: &[VrrpInstance], is_master: impl
         return false;
     }
     let Vip::Addr { addr, .. } = vs.vip else { return false };
-    let mut owners = instances.iter().filter(|v| v.vips.iter().any(|a| a.addr == addr.ip())).peekable();
+    let mut owners = instances.iter().filter(|v| v.held_vips().any(|a| a.addr == addr.ip())).peekable();
     owners.peek().is_some() && !owners.any(|v| is_master(&v.name))
 }
 
@@ -28,9 +28,11 @@ mod tests {
         let src = r#"
 lvsd.vrrp "VI_1" { interface = "eth0", vrid = 1, vips = { "192.0.2.100" } }
 lvsd.vrrp "VI_2" { interface = "eth0", vrid = 2, vips = { "192.0.2.100", "192.0.2.101/24" } }
+lvsd.vrrp "VI_3" { interface = "eth0", vrid = 3, vips = { "192.0.2.103" }, excluded_vips = { "2001:db8::103" } }
 lvsd.service "web" { vip = "192.0.2.100:80", ha_suspend = true, reals = { "198.51.100.1:80" } }
 lvsd.service "other" { vip = "192.0.2.101:80", ha_suspend = true, reals = { "198.51.100.1:80" } }
 lvsd.service "plain" { vip = "192.0.2.100:81", reals = { "198.51.100.1:80" } }
+lvsd.service "v6" { vip = "[2001:db8::103]:80", ha_suspend = true, reals = { "[2001:db8::1]:80" } }
 lvsd.service "local" { vip = "198.51.100.7:80", ha_suspend = true, reals = { "198.51.100.1:80" } }
 "#;
         let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
@@ -44,6 +46,9 @@ lvsd.service "local" { vip = "198.51.100.7:80", ha_suspend = true, reals = { "19
         assert!(!at("web", &["VI_1"]));
         assert!(at("other", &["VI_1"]), "VI_1 does not hold 192.0.2.101");
         assert!(!at("other", &["VI_2"]));
+        // An excluded address is held like a VIP.
+        assert!(at("v6", &["VI_1"]));
+        assert!(!at("v6", &["VI_3"]));
         // Not set, or a VIP of no instance: never suspended.
         assert!(!at("plain", &[]));
         assert!(!at("local", &[]));

@@ -141,8 +141,9 @@ fn secs(n: u32) -> Duration {
     Duration::from_secs(n as u64)
 }
 
-/// The policy's instance as the state machine's configuration.
-pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
+/// The policy's instance as the state machine's configuration, on a link of `mtu` bytes: VIPs
+/// past what one advert carries there are held but not advertised, as keepalived does.
+pub fn fsm_config(v: &VrrpInstance, primary: IpAddr, mtu: u32) -> Config {
     let mut c = Config::new(&v.interface, v.vrid, primary);
     c.version = if v.version == 3 { Version::V3 } else { Version::V2 };
     c.priority = v.priority;
@@ -152,6 +153,9 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr) -> Config {
     c.preempt_sync_wait = Duration::from_millis(u64::from(v.preempt_sync_wait_ms));
     c.initial_state = v.state;
     c.addresses = v.vips.iter().map(|a| a.addr).collect();
+    let fits = packet::max_addresses(c.version, c.family(), mtu);
+    c.excluded = c.addresses.split_off(fits.min(c.addresses.len()));
+    c.excluded.extend(v.excluded_vips.iter().map(|a| a.addr));
     c.track_interfaces = v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
     let g = &v.garp;
     c.garp = fsm::Garp {
@@ -189,7 +193,7 @@ fn link_inputs(v: &VrrpInstance) -> Vec<Input> {
 }
 
 fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
-    let m = v.vips.iter().find(|a| a.addr == addr);
+    let m = v.held_vips().find(|a| a.addr == addr);
     let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.interface.clone());
     let mut vip = net::Vip::host(addr, &dev);
     if let Some(m) = m {
@@ -269,7 +273,7 @@ impl Vrrp {
         let cfg = self.config_for(v, primary);
         // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
         // remove them before electing, so that a backup never holds them.
-        for a in &cfg.addresses {
+        for a in &cfg.held() {
             if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
                 tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
             }
@@ -561,7 +565,7 @@ impl Vrrp {
                 continue;
             }
             let vips: Vec<(IpAddr, net::Vip)> =
-                self.running[i].fsm.config().addresses.iter().map(|a| (*a, net_vip(&self.running[i].model, *a))).collect();
+                self.running[i].fsm.config().held().into_iter().map(|a| (a, net_vip(&self.running[i].model, a))).collect();
             for (a, vip) in vips {
                 let name = &self.running[i].model.name;
                 match net::addr::add_address(&vip) {
@@ -792,7 +796,18 @@ impl Vrrp {
     /// The state machine's settings for `v`; only the sync daemon's instance waits for the
     /// connection table before preempting.
     fn config_for(&self, v: &VrrpInstance, primary: IpAddr) -> Config {
-        let mut c = fsm_config(v, primary);
+        // keepalived's default when the link's MTU is unknown.
+        let mtu = net::link_by_name(&v.interface).ok().and_then(|l| l.mtu).unwrap_or(1500);
+        let mut c = fsm_config(v, primary, mtu);
+        if c.addresses.len() < v.vips.len() {
+            tracing::warn!(
+                "{}: {} VIPs, but an advert on {} (MTU {mtu}) carries {}: the rest are held but not advertised, as keepalived does",
+                v.name,
+                v.vips.len(),
+                v.interface,
+                c.addresses.len()
+            );
+        }
         if !self.sync_instances.contains(&v.name) {
             c.preempt_sync_wait = Duration::ZERO;
         }

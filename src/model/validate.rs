@@ -65,8 +65,9 @@ fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
     // check, and vrrp_build_vrrp_v2/v3 write every entry and count them all): the adverts carry
     // it twice, so a keepalived peer with the same list accepts them; the interface has it once.
     // Listed twice with different settings, one of them could not be what is configured.
+    // The excluded VIPs are held the same way (an address in both lists is held once).
     let mut seen: HashMap<IpAddr, &super::VipAddr> = HashMap::new();
-    for vip in &v.vips {
+    for vip in v.held_vips() {
         match seen.get(&vip.addr) {
             Some(first) if *first != vip => {
                 err(errs, format!("vrrp '{}': VIP {} is listed twice with different settings ({} and {})", v.name, vip.addr, first, vip))

@@ -123,6 +123,9 @@ pub struct VrrpInstance {
     pub advert_int_cs: u16,
     pub auth_pass: Option<String>,
     pub vips: Vec<VipAddr>,
+    /// keepalived's `virtual_ipaddress_excluded`: held with the VIPs while master, but not
+    /// listed in adverts (so of either family, and beyond what one advert carries).
+    pub excluded_vips: Vec<VipAddr>,
     pub state: InitialState,
     pub nopreempt: bool,
     /// Seconds after start-up before this instance preempts a lower-priority master.
@@ -152,6 +155,10 @@ impl VrrpInstance {
     /// The address family of the instance: that of its VIPs (IPv4 when it has none).
     pub fn is_ipv6(&self) -> bool {
         self.vips.first().is_some_and(|v| v.addr.is_ipv6())
+    }
+    /// Every address the instance holds while master: the VIPs, then the excluded ones.
+    pub fn held_vips(&self) -> impl Iterator<Item = &VipAddr> {
+        self.vips.iter().chain(&self.excluded_vips)
     }
     /// Advert interval in seconds, for display.
     pub fn advert_int_secs(&self) -> f64 {

@@ -139,8 +139,11 @@ pub struct Config {
     /// Zero: preempt at once.
     pub preempt_sync_wait: Duration,
     pub initial_state: InitialState,
-    /// The virtual addresses.
+    /// The virtual addresses: in every advert, and held while master.
     pub addresses: Vec<IpAddr>,
+    /// Held while master with `addresses` (and announced with them), but in no advert:
+    /// keepalived's `virtual_ipaddress_excluded`. Either family.
+    pub excluded: Vec<IpAddr>,
     /// Our advert source address; breaks ties between equal priorities (RFC 5798 6.4.3).
     pub primary_address: IpAddr,
     /// The instance's own interface: down always means Fault.
@@ -179,6 +182,7 @@ impl Config {
             preempt_sync_wait: Duration::ZERO,
             initial_state: InitialState::Backup,
             addresses: Vec::new(),
+            excluded: Vec::new(),
             primary_address,
             interface: interface.to_string(),
             track_interfaces: Vec::new(),
@@ -241,6 +245,13 @@ impl Config {
 
     pub fn is_owner(&self) -> bool {
         self.priority == 255
+    }
+
+    /// Every address held while master: the advertised ones, then the excluded ones.
+    pub fn held(&self) -> Vec<IpAddr> {
+        let mut all = self.addresses.clone();
+        all.extend(self.excluded.iter().filter(|a| !self.addresses.contains(a)));
+        all
     }
 }
 
@@ -559,8 +570,9 @@ impl Instance {
         }
         let mut out = Vec::new();
         if self.state == State::Master {
-            let removed: Vec<IpAddr> = self.cfg.addresses.iter().filter(|a| !cfg.addresses.contains(a)).copied().collect();
-            let added: Vec<IpAddr> = cfg.addresses.iter().filter(|a| !self.cfg.addresses.contains(a)).copied().collect();
+            let (old, new) = (self.cfg.held(), cfg.held());
+            let removed: Vec<IpAddr> = old.iter().filter(|a| !new.contains(a)).copied().collect();
+            let added: Vec<IpAddr> = new.iter().filter(|a| !old.contains(a)).copied().collect();
             if !removed.is_empty() {
                 out.push(Action::RemoveVips(removed));
             }
@@ -613,10 +625,10 @@ impl Instance {
         self.clear_timers();
         self.master = None;
         out.push(Action::SendAdvert { priority: self.effective });
-        out.push(Action::AddVips(self.cfg.addresses.clone()));
+        out.push(Action::AddVips(self.cfg.held()));
         let g = &self.cfg.garp;
         if g.master_repeat > 0 {
-            out.push(Action::SendGratuitous { addresses: self.cfg.addresses.clone(), count: g.master_repeat, interval: g.interval });
+            out.push(Action::SendGratuitous { addresses: self.cfg.held(), count: g.master_repeat, interval: g.interval });
         }
         if !g.master_delay.is_zero() && g.master_repeat > 0 {
             self.garp_delay_at = Some(now + g.master_delay);
@@ -631,7 +643,7 @@ impl Instance {
         let was_master = self.state == State::Master;
         self.clear_timers();
         if was_master {
-            out.push(Action::RemoveVips(self.cfg.addresses.clone()));
+            out.push(Action::RemoveVips(self.cfg.held()));
         }
         self.down_timer = Some(now + self.master_down_interval());
         self.set_state(State::Backup, reason, out);
@@ -641,7 +653,7 @@ impl Instance {
         if self.state == State::Master {
             // keepalived: a master going to Fault tells the backup with priority 0.
             out.push(Action::SendAdvert { priority: 0 });
-            out.push(Action::RemoveVips(self.cfg.addresses.clone()));
+            out.push(Action::RemoveVips(self.cfg.held()));
         }
         self.clear_timers();
         self.master = None;
@@ -672,7 +684,7 @@ impl Instance {
             // 0; Transition to the Initialize state".
             State::Master => {
                 out.push(Action::SendAdvert { priority: 0 });
-                out.push(Action::RemoveVips(self.cfg.addresses.clone()));
+                out.push(Action::RemoveVips(self.cfg.held()));
             }
             // RFC 5798 6.4.2: "Cancel the Master_Down_Timer; Transition to the Initialize state".
             State::Backup | State::Fault => {}
@@ -721,7 +733,7 @@ impl Instance {
     }
 
     fn garp(&self, count: u32) -> Action {
-        Action::SendGratuitous { addresses: self.cfg.addresses.clone(), count, interval: self.cfg.garp.interval }
+        Action::SendGratuitous { addresses: self.cfg.held(), count, interval: self.cfg.garp.interval }
     }
 
     fn advert(&mut self, now: Instant, from: IpAddr, priority: u8, advert_int: u16, out: &mut Vec<Action>) {

@@ -220,6 +220,20 @@ impl Advert {
     }
 }
 
+/// How many addresses an advert carries on a link of `mtu` bytes, as keepalived counts them
+/// (`vrrp_complete_instance`): what fits after an Ethernet, an IP and the VRRP header (and
+/// VRRPv2's authentication data), and at most 255, the 8-bit count. keepalived holds the
+/// rest without advertising them, as excluded addresses; a peer must do the same to agree.
+pub fn max_addresses(version: Version, family: Family, mtu: u32) -> usize {
+    let ip_header = match family {
+        Family::Inet => 20,
+        Family::Inet6 => 40,
+    };
+    let auth = if version == Version::V2 { V2_AUTH_LEN } else { 0 };
+    let room = (mtu as usize).saturating_sub(14 + ip_header + HEADER_LEN + auth);
+    (room / family.addr_len()).min(usize::from(u8::MAX))
+}
+
 /// Length of a complete message with `count` addresses.
 fn expected_len(version: Version, family: Family, count: u8) -> usize {
     let auth = if version == Version::V2 { V2_AUTH_LEN } else { 0 };
@@ -672,6 +686,18 @@ mod tests {
         assert_eq!(split_ipv4(&pkt), None);
         pkt[0] = 0x4f;
         assert_eq!(split_ipv4(&pkt), None);
+    }
+
+    #[test]
+    fn an_advert_carries_what_keepalived_fits_in_the_mtu() {
+        // keepalived on Ethernet (1500): 255 IPv4 addresses (the count's limit), 89 IPv6 ones
+        // ((1500 - 14 - 40 - 8) / 16).
+        assert_eq!(max_addresses(Version::V2, Family::Inet, 1500), 255);
+        assert_eq!(max_addresses(Version::V3, Family::Inet6, 1500), 89);
+        // A small MTU: (576 - 14 - 20 - 8 - 8) / 4 and without v2's authentication data.
+        assert_eq!(max_addresses(Version::V2, Family::Inet, 576), 131);
+        assert_eq!(max_addresses(Version::V3, Family::Inet, 576), 133);
+        assert_eq!(max_addresses(Version::V3, Family::Inet6, 0), 0);
     }
 
     fn v4(s: &str) -> IpAddr {

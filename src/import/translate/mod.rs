@@ -468,7 +468,6 @@ const VRRP_KNOWN: &[&str] = &[
     "lower_prio_no_advert",
     "higher_prio_send_advert",
     "auth_hmac",
-    "virtual_ipaddress_excluded",
     "no_virtual_ipaddress",
     "promote_secondaries",
     "virtual_routes",

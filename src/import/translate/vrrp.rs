@@ -70,6 +70,9 @@ impl Tx<'_> {
         let mut seen_vips: Vec<(IpAddr, (u8, Vec<String>), Value)> = Vec::new();
         let mut ah_auth: Option<Loc> = None;
         let mut strict: Option<Loc> = self.strict.clone();
+        // The instance's family (true: IPv6), set by the first address of unicast_src_ip,
+        // unicast_peer or virtual_ipaddress; keepalived skips those of the other family.
+        let mut family: Option<bool> = None;
         for n in v.children() {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
@@ -176,6 +179,9 @@ impl Tx<'_> {
                         for a in n.children() {
                             let v = self.vip(a, &mut body)?;
                             let addr = ip(a, a.key.split('/').next().unwrap_or(""))?;
+                            if !self.same_family(&mut family, a, addr, "virtual_ipaddress", &mut body) {
+                                continue;
+                            }
                             // What the address is configured with: keepalived's default prefix is
                             // the full length, so 192.0.2.10 and 192.0.2.10/32 are the same.
                             let full = if addr.is_ipv4() { 32 } else { 128 };
@@ -199,13 +205,28 @@ impl Tx<'_> {
                         }
                         append_list(&mut body, field("vips", Value::List(vips), &n.loc));
                     }
+                    // Held with the VIPs, in no advert: any family (vrrp_evip_handler).
+                    "virtual_ipaddress_excluded" => {
+                        let mut vips = Vec::new();
+                        for a in n.children() {
+                            vips.push(self.vip(a, &mut body)?);
+                        }
+                        append_list(&mut body, field("excluded_vips", Value::List(vips), &n.loc));
+                    }
                     // keepalived sets the adverts' source with either (vrrp_srcip_handler):
                     // without unicast peers both are the multicast adverts' source.
-                    "unicast_src_ip" | "mcast_src_ip" => self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?)),
+                    "unicast_src_ip" | "mcast_src_ip" => {
+                        let addr = ip(n, arg(n, 0)?)?;
+                        if self.same_family(&mut family, n, addr, k, &mut body) {
+                            self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?));
+                        }
+                    }
                     "unicast_peer" => {
                         let mut peers = Vec::new();
                         for a in n.children() {
-                            ip(a, &a.key)?;
+                            if !self.same_family(&mut family, a, ip(a, &a.key)?, "unicast_peer", &mut body) {
+                                continue;
+                            }
                             if !a.args.is_empty() {
                                 self.unsupported_arg_of(a, "unicast_peer", &a.args.join(" "), &mut body);
                             }
@@ -467,6 +488,20 @@ impl Tx<'_> {
                 take(body, "advert_int");
             }
         }
+    }
+
+    /// Whether `addr` is of the instance's family, which the first address sets. One of the
+    /// other family is skipped with a warning, as keepalived skips it ("address family must
+    /// match VRRP instance - ignoring").
+    fn same_family(&mut self, family: &mut Option<bool>, n: &Node, addr: IpAddr, keyword: &str, body: &mut Vec<Entry>) -> bool {
+        let v6 = addr.is_ipv6();
+        if *family.get_or_insert(v6) == v6 {
+            return true;
+        }
+        let why = "not of the instance's family, set by its first address; keepalived ignores it";
+        self.warn(&n.loc, format!("{keyword} {addr}: {why}"));
+        body.push(Entry::Comment(format!("keepalived: {} (not translated: {why})", n.text)));
+        false
     }
 
     /// `192.0.2.1/24 dev eth0 label eth0:1 scope global brd ...` -> the lvsd VIP string.

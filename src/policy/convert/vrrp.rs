@@ -33,8 +33,9 @@ pub fn parse_vip(s: &str) -> Result<VipAddr, String> {
     Ok(vip)
 }
 
-fn vips_field(f: &mut Fields) -> Vec<VipAddr> {
-    let t = match f.value("vips") {
+/// `vips` or `excluded_vips`: a list of VIP strings or tables (or one string).
+fn vips_field(f: &mut Fields, key: &'static str) -> Vec<VipAddr> {
+    let t = match f.value(key) {
         Value::Nil => return Vec::new(),
         Value::Table(t) => t,
         Value::String(s) => {
@@ -47,7 +48,7 @@ fn vips_field(f: &mut Fields) -> Vec<VipAddr> {
             };
         }
         other => {
-            f.error(format!("vips must be a list of addresses, not a {}", other.type_name()));
+            f.error(format!("{key} must be a list of addresses, not a {}", other.type_name()));
             return Vec::new();
         }
     };
@@ -87,7 +88,7 @@ fn vips_field(f: &mut Fields) -> Vec<VipAddr> {
                     Err(e) => f.error(e),
                 }
             }
-            other => f.error(format!("vips entries must be strings or tables, not a {}", other.type_name())),
+            other => f.error(format!("{key} entries must be strings or tables, not a {}", other.type_name())),
         }
     }
     out
@@ -114,7 +115,8 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
             f.error(format!("auth_pass must be 1 to 8 characters (got {})", p.len()));
         }
     }
-    let vips = vips_field(f);
+    let vips = vips_field(f, "vips");
+    let excluded_vips = vips_field(f, "excluded_vips");
     let state = match one_of(f, "state", &["master", "backup"], "backup").as_str() {
         "master" => InitialState::Master,
         _ => InitialState::Backup,
@@ -156,6 +158,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         advert_int_cs,
         auth_pass,
         vips,
+        excluded_vips,
         state,
         nopreempt,
         preempt_delay,
