@@ -719,6 +719,24 @@ mod tests {
     }
 
     #[test]
+    fn the_first_address_sets_the_instances_family() {
+        // keepalived skips what does not match: unicast_src_ip and unicast_peer entries
+        // ("MUST be of the same family !!! Skipping...") and VIPs ("address family must
+        // match VRRP instance ... - ignoring"), whichever came first.
+        let (doc, w) = translate_text(
+            "vrrp_instance V {\n unicast_src_ip 2001:db8::1\n unicast_peer {\n  192.0.2.2\n  2001:db8::2\n }\n virtual_ipaddress {\n  192.0.2.10\n  2001:db8::10\n }\n}\n",
+        );
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("unicast_src = \"2001:db8::1\""), "{text}");
+        assert!(text.contains("unicast_peers = { \"2001:db8::2\" }"), "{text}");
+        assert!(text.contains("vips = { \"2001:db8::10\" }"), "{text}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("t.conf:4: unicast_peer 192.0.2.2: not of the instance's family"), "{w:?}");
+        assert!(w[1].starts_with("t.conf:8: virtual_ipaddress 192.0.2.10: not of the instance's family"), "{w:?}");
+    }
+
+    #[test]
     fn group_ranges_expand() {
         let (doc, _) = translate_text(
             "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n real_server 192.0.2.9 80 {\n }\n}\n",
