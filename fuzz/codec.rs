@@ -6,9 +6,12 @@
 pub mod checksum;
 #[path = "../src/vrrp/packet.rs"]
 pub mod packet;
+// What a tracked file holds (track_file).
+#[path = "../src/vrrp/track_file.rs"]
+pub mod track_file;
 
 pub mod vrrp {
-    pub use crate::{checksum, packet};
+    pub use crate::{checksum, packet, track_file};
 }
 
 // What check targets answer: HTTP responses, DNS replies, SMTP replies, ICMP echo replies.

@@ -81,3 +81,8 @@ fn smtp_replies() {
 fn icmp_replies() {
     run("icmp_reply", check_harness::icmp, 5_000);
 }
+
+#[test]
+fn track_files() {
+    run("track_file", check_harness::track_file, 5_000);
+}

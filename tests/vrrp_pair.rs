@@ -186,6 +186,40 @@ fn exec_track_lowers_priority_and_the_peer_preempts() {
     a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 back at 100 preempts");
 }
 
+/// keepalived's track_file, the operator's maintenance switch: the number in the file times
+/// the weight (1) is added to the priority, -254 is Fault, a missing file is 0.
+#[test]
+fn a_tracked_file_moves_the_priority_and_faults_at_minus_254() {
+    if !privileged_or_skip("a_tracked_file_moves_the_priority_and_faults_at_minus_254") {
+        return;
+    }
+    let lan = lan();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maintenance");
+    let extra =
+        format!("track = master and {{ lvsd.track.file {{ name = \"maint\", path = \"{}\", interval = 0.2 }} }} or nil,", file.display());
+    let src = policy(&extra);
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master (no file: 0)");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    std::fs::write(&file, "-20\n").unwrap();
+    a.wait_for(|d| d.status()["vrrp"][0]["priority"] == 80, "priority 100 - 20");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 (90) preempts lvs01 (80)");
+    assert!(a.events("track").iter().any(|e| e.contains("track maint is down (weight -20)")), "{:?}", a.events("track"));
+    std::fs::write(&file, "15").unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.status()["vrrp"][0]["priority"] == 115, "lvs01 at 115 preempts");
+    std::fs::write(&file, "-254").unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "-254 is Fault");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over");
+    // Not a number keepalived takes: ignored, the last value stands.
+    std::fs::write(&file, "99999999999").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(a.vrrp_state("VI_1"), "fault");
+    std::fs::remove_file(&file).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.status()["vrrp"][0]["priority"] == 100, "no file: back at 100");
+}
+
 #[test]
 fn hundred_saves_on_the_master_flap_nothing() {
     if !privileged_or_skip("hundred_saves_on_the_master_flap_nothing") {

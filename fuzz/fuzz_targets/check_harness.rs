@@ -1,11 +1,13 @@
-//! Fuzz cases for the parsers of what check targets answer, shared by the cargo-fuzz targets
-//! (http_response, dns_reply, smtp_reply) and the fixed-seed test (tests/check_fuzz.rs).
+//! Fuzz cases for the parsers of what check targets answer (and of what a tracked file holds),
+//! shared by the cargo-fuzz targets (http_response, dns_reply, smtp_reply, icmp_reply,
+//! track_file) and the fixed-seed test (tests/check_fuzz.rs).
 //!
 //! Besides "never panics": a response fed in pieces parses exactly as when fed at once (the
 //! parsers are incremental), and whatever is accepted stays within the limits.
 
 use lvsd::check::http_response::{self, Limits, Parser};
 use lvsd::check::{dns, icmp, smtp};
+use lvsd::vrrp::track_file;
 
 /// Cut `data` into pieces whose sizes come from `sizes` (cycled; 0 means 1).
 fn pieces<'a>(mut data: &'a [u8], sizes: &[u8]) -> Vec<&'a [u8]> {
@@ -147,5 +149,30 @@ pub fn smtp(data: &[u8]) {
         assert!(!r.lines.is_empty() && r.lines.len() <= smtp::MAX_LINES);
         assert!(r.lines.iter().all(|l| l.len() <= 3 * smtp::MAX_LINE));
         assert!((100..600).contains(&r.code));
+    }
+}
+
+/// A tracked file's contents: the number is within what keepalived takes, a plain decimal
+/// number reads as itself, and every status is a priority change in range or Fault.
+pub fn track_file(data: &[u8]) {
+    let v = track_file::value(data);
+    if let Some(n) = v {
+        assert!((i64::from(i32::MIN)..=i64::from(i32::MAX) + 1).contains(&n), "{n}");
+    }
+    let head = &data[..data.len().min(127)];
+    if let Ok(text) = std::str::from_utf8(head)
+        && let Ok(n) = text.trim_start_matches([' ', '\t', '\n', '\r']).parse::<i32>()
+        && !text.trim_start().starts_with('0')
+        && !text.trim_start().starts_with("+0")
+        && !text.trim_start().starts_with("-0")
+    {
+        assert_eq!(v, Some(i64::from(n)), "{text:?}");
+    }
+    let weight = data.first().map_or(0, |&b| i32::from(b as i8));
+    for reverse in [false, true] {
+        let (up, w) = track_file::status(v.unwrap_or(0), weight, reverse);
+        assert!((-253..=253).contains(&w), "{w}");
+        assert!(up || w <= 0, "down with a positive change");
+        assert!(!up || w >= 0, "up with a negative change");
     }
 }

@@ -6,7 +6,8 @@ use super::*;
 impl Director {
     pub(super) fn on_track_changes(&mut self, changes: Vec<track::TrackChange>) {
         for (instance, name, up, weight) in changes {
-            self.events.push("track", format!("{instance}: track {name} is {}", if up { "up" } else { "down" }));
+            let weight_shown = if weight == 0 { String::new() } else { format!(" (weight {weight})") };
+            self.events.push("track", format!("{instance}: track {name} is {}{weight_shown}", if up { "up" } else { "down" }));
             if let Some(h) = &self.heartbeat
                 && let Err(e) = h.send(heartbeat::Command::Track { instance: instance.clone(), name, up, weight })
             {

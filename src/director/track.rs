@@ -1,9 +1,11 @@
-//! VRRP track functions (keepalived's vrrp_script as Lua or exec): run each on its interval,
-//! apply rise/fall, and tell the instance when one changes.
+//! VRRP track functions (keepalived's vrrp_script as Lua or exec, its track_file): run or read
+//! each on its interval, apply rise/fall (or the file's number), and tell the instance when one
+//! changes.
 
 use crate::check::{CheckResult, Health};
 use crate::model::{Model, Track, TrackKind};
 use crate::policy::Policy;
+use crate::vrrp::track_file;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -11,6 +13,8 @@ pub struct TrackRun {
     pub instance: String,
     pub track: Track,
     health: Health,
+    /// A file track's last number (None until it is first read).
+    value: Option<i64>,
     /// Whether the instance has been told this track's state yet.
     reported: bool,
     next: Instant,
@@ -18,11 +22,35 @@ pub struct TrackRun {
     busy: bool,
 }
 
-/// An exec track's result, from its task.
+/// An exec or file track's result, from its task.
 pub struct TrackDone {
     pub index: usize,
     pub generation: u64,
-    pub result: CheckResult,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    /// A program ran.
+    Ran(CheckResult),
+    /// A file was read: its number, or None when it is to be ignored (keepalived's "Invalid
+    /// number ... - ignoring", or a read that did not finish in time): the last one stands,
+    /// 0 before any.
+    Read(Option<i64>),
+}
+
+impl TrackRun {
+    /// (up, weight) as the instance takes it.
+    fn state(&self) -> (bool, i32) {
+        match &self.track.kind {
+            TrackKind::File { reverse, .. } => track_file::status(self.value.unwrap_or(0), self.track.weight, *reverse),
+            _ => (self.health.is_up(), self.track.weight),
+        }
+    }
+
+    fn change(&self) -> TrackChange {
+        let (up, weight) = self.state();
+        (self.instance.clone(), self.track.name.clone(), up, weight)
+    }
 }
 
 pub struct Tracks {
@@ -61,6 +89,7 @@ impl Tracks {
                         instance: v.name.clone(),
                         track: t.clone(),
                         health: Health::new(t.rise, t.fall, false),
+                        value: None,
                         reported: false,
                         next: now,
                         busy: false,
@@ -69,8 +98,7 @@ impl Tracks {
                 self.runs.push(run);
             }
         }
-        let known =
-            self.runs.iter().filter(|r| r.reported).map(|r| (r.instance.clone(), r.track.name.clone(), r.health.is_up(), r.track.weight));
+        let known = self.runs.iter().filter(|r| r.reported).map(TrackRun::change);
         let removed = old.into_iter().filter(|r| r.reported).map(|r| (r.instance, r.track.name, true, 0));
         known.chain(removed).collect()
     }
@@ -101,14 +129,31 @@ impl Tracks {
                         Ok(_) => CheckResult::up(t0.elapsed()),
                         Err(e) => CheckResult::down(t0.elapsed(), e),
                     };
-                    out.extend(self.record(i, result));
+                    out.extend(self.record(i, Outcome::Ran(result)));
                 }
                 TrackKind::Exec { command } => {
                     r.busy = true;
                     let (argv, timeout, tx, generation) = (command.clone(), Self::timeout(&r.track), self.tx.clone(), self.generation);
                     tokio::task::spawn_local(async move {
                         let result = crate::check::runner::exec(&argv, false, timeout).await;
-                        let _ = tx.send(TrackDone { index: i, generation, result });
+                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Ran(result) });
+                    });
+                }
+                TrackKind::File { path, .. } => {
+                    r.busy = true;
+                    let (path, timeout, tx, generation) = (path.clone(), Self::timeout(&r.track), self.tx.clone(), self.generation);
+                    tokio::task::spawn_local(async move {
+                        // A blocking read, off this thread and bounded: a file on a hung mount
+                        // holds one blocking thread, not the director.
+                        let read = tokio::task::spawn_blocking(move || read_track_file(&path));
+                        let value = match tokio::time::timeout(timeout, read).await {
+                            Ok(Ok(v)) => v,
+                            _ => {
+                                tracing::warn!("track file: no read within {timeout:?}; the last value stands");
+                                None
+                            }
+                        };
+                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Read(value) });
                     });
                 }
             }
@@ -121,16 +166,39 @@ impl Tracks {
             return None;
         }
         self.runs[d.index].busy = false;
-        self.record(d.index, d.result)
+        self.record(d.index, d.outcome)
     }
 
-    fn record(&mut self, i: usize, result: CheckResult) -> Option<TrackChange> {
+    fn record(&mut self, i: usize, outcome: Outcome) -> Option<TrackChange> {
         let r = &mut self.runs[i];
-        let changed = r.health.record(result).is_some();
+        let before = r.state();
+        let changed = match outcome {
+            Outcome::Ran(result) => r.health.record(result).is_some(),
+            Outcome::Read(v) => {
+                // Ignored, the last number stands; before any, 0 (keepalived's initial status).
+                r.value = v.or(r.value).or(Some(0));
+                r.state() != before
+            }
+        };
         if changed || !r.reported {
             r.reported = true;
-            return Some((r.instance.clone(), r.track.name.clone(), r.health.is_up(), r.track.weight));
+            return Some(r.change());
         }
         None
     }
+}
+
+/// A tracked file's number, read as keepalived reads it: the first 127 bytes, without waiting
+/// (O_NONBLOCK: a FIFO does not block); a file that cannot be opened or read is 0.
+fn read_track_file(path: &std::path::Path) -> Option<i64> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut buf = [0u8; 127];
+    let n =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).and_then(|mut f| f.read(&mut buf)).unwrap_or(0);
+    let v = track_file::value(&buf[..n]);
+    if v.is_none() {
+        tracing::warn!("track file {}: not a number keepalived would take; the last value stands", path.display());
+    }
+    v
 }

@@ -49,6 +49,10 @@ pub enum TrackKind {
     Exec { command: Argv },
     /// Call a Lua function; a true result = up.
     Lua { run: HookRef },
+    /// Read a number from a file each interval (keepalived's track_file): the priority changes
+    /// by number x weight (negated with `reverse`), or, with weight 0, any number but 0 is
+    /// Fault ([`crate::vrrp::track_file`]). A missing file reads as 0.
+    File { path: std::path::PathBuf, reverse: bool },
 }
 
 /// keepalived's vrrp_script / track_script, as a track function.
@@ -60,7 +64,8 @@ pub struct Track {
     pub interval: f64,
     /// Seconds before a run counts as failed; 0 = the interval (keepalived's behaviour).
     pub timeout: f64,
-    /// 0: failure sends the instance to Fault; otherwise priority changes by weight.
+    /// 0: failure sends the instance to Fault; otherwise priority changes by weight (a file
+    /// track's weight multiplies its number).
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,

@@ -256,6 +256,7 @@ pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
     let track = lua.create_table()?;
     track.set("exec", track_ctor(lua, "exec")?)?;
     track.set("lua", track_ctor(lua, "lua")?)?;
+    track.set("file", track_ctor(lua, "file")?)?;
     lvsd.set("track", track)?;
     let log = lua.create_table()?;
     log.set("debug", log_fn(lua, tracing::Level::DEBUG)?)?;

@@ -6,6 +6,7 @@
 //! - [`fsm`]: the per-instance state machine, sans-IO (`handle(now, input) -> actions`,
 //!   `poll_timeout()`), plus the [`fsm::SyncGroup`] helper.
 //! - [`checksum`]: the Internet checksum with the VRRPv3 pseudo-headers.
+//! - [`track_file`]: keepalived's tracked files, a number read as a priority change or Fault.
 //!
 //! How the director drives one instance:
 //!
@@ -66,3 +67,4 @@ pub mod checksum;
 pub mod fsm;
 pub mod packet;
 pub mod preempt_sync;
+pub mod track_file;

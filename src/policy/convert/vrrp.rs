@@ -235,19 +235,24 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
     let name = f.string("name").unwrap_or_else(|| format!("track{n}"));
     let k = match kind {
         "exec" => f.argv("command").map(|command| TrackKind::Exec { command }),
+        "file" => file_track(f),
         _ => f.function("run").map(|r| TrackKind::Lua { run: ctx.hook(r) }),
     };
     let interval = f.number("interval", 0.01, 86_400.0).unwrap_or(1.0);
     let timeout = f.number("timeout", 0.0, 86_400.0).unwrap_or(0.0);
-    let weight = f.integer("weight", -254, 254).unwrap_or(0) as i32;
-    let rise = f.integer("rise", 1, 1000).unwrap_or(1) as u32;
-    let fall = f.integer("fall", 1, 1000).unwrap_or(1) as u32;
-    if k.is_none() {
-        f.error(if kind == "exec" {
-            "command = { \"/path/to/program\", ... } is required"
-        } else {
-            "run = function() ... end is required"
-        });
+    // keepalived's default weight is 0 for a script and 1 for a file.
+    let weight = f.integer("weight", -254, 254).unwrap_or(if kind == "file" { 1 } else { 0 }) as i32;
+    // A file's number counts as soon as it is read: no rise or fall.
+    let (rise, fall) = match kind {
+        "file" => (1, 1),
+        _ => (f.integer("rise", 1, 1000).unwrap_or(1) as u32, f.integer("fall", 1, 1000).unwrap_or(1) as u32),
+    };
+    match kind {
+        _ if k.is_some() => {}
+        "exec" => f.error("command = { \"/path/to/program\", ... } is required"),
+        // Said by file_track.
+        "file" => {}
+        _ => f.error("run = function() ... end is required"),
     }
     Some(Track { name, kind: k?, interval, timeout, weight, rise, fall, origin: f.origin.clone() })
 }
@@ -273,4 +278,18 @@ pub fn sync_daemon(f: &mut Fields) -> Option<SyncDaemon> {
     let instance = f.string("instance");
     f.require("interface", &interface, "the link the sync traffic uses");
     Some(SyncDaemon { interface: interface?, id, maxlen, port, ttl, group, instance, origin: f.origin.clone() })
+}
+
+/// `lvsd.track.file { path = "/...", reverse = false }`: an absolute path (the daemon's working
+/// directory is not the policy's).
+fn file_track(f: &mut Fields) -> Option<TrackKind> {
+    let reverse = f.flag("reverse");
+    let path = f.string("path");
+    f.require("path", &path, "the file's absolute path");
+    let path = path?;
+    if !path.starts_with('/') {
+        f.error(format!("path '{path}' must be absolute"));
+        return None;
+    }
+    Some(TrackKind::File { path: path.into(), reverse })
 }
