@@ -350,3 +350,29 @@ fn vips_past_what_an_advert_carries_are_held_but_not_advertised() {
     // On a larger MTU all fit.
     assert_eq!(lvsd::director::vrrp::fsm_config(v, "fe80::1".parse().unwrap(), 9000).addresses.len(), 95);
 }
+
+#[test]
+fn tracked_files_are_read_as_keepalived_defines_them() {
+    let imp = import("fidelity/track-file.conf");
+    assert_eq!(
+        warned(&imp),
+        vec![
+            "track-file.conf:10: keyword 'vrrp_track_file' is deprecated (keepalived 2.x: 'track_file'); translated as lvsd.track.file",
+            "track-file.conf:11: track_file prio: relative path 'run/prio' is read from / by keepalived: translated as \"/run/prio\"",
+            "track-file.conf:33: vrrp_instance VI_1: track file missing not found; keepalived ignores it",
+            "track-file.conf:34: vrrp_instance VI_1: duplicate track_file maint; keepalived ignores it",
+        ]
+    );
+    for needle in [
+        "local maint = lvsd.track.file {\n  name = \"maint\",\n  path = \"/etc/keepalived/maintenance\",\n  -- keepalived: init_file (a missing file reads as 0 in lvsd too)\n}",
+        "local prio = lvsd.track.file {\n  name = \"prio\",\n  path = \"/run/prio\",\n  weight = -2,\n  reverse = true,\n}",
+        "local chk_file = lvsd.track.file {\n  name = \"chk_file\",\n  path = \"/etc/keepalived/chk\",\n}",
+        "    chk,\n    maint,\n    lvsd.track.file { name = \"prio\", path = \"/run/prio\", weight = 3 },\n    chk_file,\n  },",
+    ] {
+        assert!(imp.lua.contains(needle), "missing {needle:?} in\n{}", imp.lua);
+    }
+    let m = model(&imp.lua, "lvs01");
+    let tracks: Vec<(&str, i32)> = m.vrrp[0].tracks.iter().map(|t| (t.name.as_str(), t.weight)).collect();
+    assert_eq!(tracks, [("chk", 0), ("maint", 1), ("prio", 3), ("chk_file", 1)]);
+    plan(&imp.lua, "lvs01");
+}

@@ -173,3 +173,48 @@ fn a_configured_source_address_agrees_with_keepalived_on_the_wire() {
     let l = Daemon::start_in(Some(lan.host(0).name()), &high, "lvs01", &[]);
     keepalived_stays_backup(&lan, &l, &k);
 }
+
+/// `track_file`: keepalived and lvsd on the import read the same file to the same priority (a
+/// negative number, a hexadecimal one), and -254 is Fault on both.
+#[test]
+fn a_tracked_file_is_read_as_keepalived_reads_it() {
+    if !keepalived_available("a_tracked_file_is_read_as_keepalived_reads_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maintenance");
+    let conf = |f: &str| std::fs::read_to_string(fixture(f)).unwrap().replace("/etc/keepalived/maintenance", &file.display().to_string());
+    let (high, low) = (conf("fidelity/tfile-wire-a.conf"), conf("fidelity/tfile-wire-b.conf"));
+    let lua = |text: &str, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        lvsd::import::import_file(&path, &Default::default()).unwrap().lua
+    };
+    let (high_lua, low_lua) = (lua(&high, "a.conf"), lua(&low, "b.conf"));
+    assert!(high_lua.contains(&format!("path = \"{}\"", file.display())), "{high_lua}");
+    let lan = two_directors("lvtf");
+    let ns0 = lan.host(0).name().to_string();
+    let master_priority = |l: &Daemon| l.status()["vrrp"][0]["master"]["priority"].clone();
+
+    // 1. keepalived reads the file; lvsd (backup) sees the priority it advertises.
+    std::fs::write(&file, "-20\n").unwrap();
+    let k = Keepalived::start(lan.host(1), &high);
+    wait("keepalived master", || has_vip(&lan, 1), || k.log());
+    let l = Daemon::start_in(Some(&ns0), &low_lua, "lvs01", &[]);
+    l.wait_for(|d| master_priority(d) == 130, "keepalived advertises 150 - 20");
+    std::fs::write(&file, "0x10").unwrap();
+    l.wait_for(|d| master_priority(d) == 166, "keepalived advertises 150 + 16");
+    drop(l);
+    drop(k);
+
+    // 2. lvsd on the same file reads the same, and goes to Fault at -254: keepalived takes over.
+    let k = Keepalived::start(lan.host(1), &low);
+    let l = Daemon::start_in(Some(&ns0), &high_lua, "lvs01", &[]);
+    keepalived_stays_backup(&lan, &l, &k);
+    assert_eq!(l.status()["vrrp"][0]["priority"], 166, "lvsd reads 0x10 as 16");
+    std::fs::write(&file, "-20\n").unwrap();
+    l.wait_for(|d| d.status()["vrrp"][0]["priority"] == 130, "lvsd at 150 - 20");
+    std::fs::write(&file, "-254").unwrap();
+    l.wait_for(|d| d.vrrp_state("VI_1") == "fault", "-254 is Fault");
+    wait("keepalived takes over", || has_vip(&lan, 1) && !has_vip(&lan, 0), || k.log());
+}

@@ -10,6 +10,8 @@ pub enum Kind {
     Global,
     /// `local NAME = lvsd.track.exec { ... }`, shared by the VRRP instances that track it.
     Track,
+    /// `local NAME = lvsd.track.file { ... }`, the same for a tracked file.
+    TrackFile,
     Vrrp,
     SyncGroup,
     /// `lvsd.sync_daemon { ... }` (the IPVS connection sync daemon).
@@ -106,7 +108,7 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
         let mut ind = 0;
         if let Some(n) = &item.only_on {
             // A `local` inside the `if` would be out of scope for the instances using it.
-            if item.kind == Kind::Track {
+            if matches!(item.kind, Kind::Track | Kind::TrackFile) {
                 out.push_str(&format!("local {}\n", ident(&item.name)));
             }
             out.push_str(&format!("if node == {} then\n", quote(n)));
@@ -119,6 +121,8 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
             Kind::Global => Some("lvsd.global ".to_string()),
             Kind::Track if item.only_on.is_some() => Some(format!("{} = lvsd.track.exec ", ident(&item.name))),
             Kind::Track => Some(format!("local {} = lvsd.track.exec ", ident(&item.name))),
+            Kind::TrackFile if item.only_on.is_some() => Some(format!("{} = lvsd.track.file ", ident(&item.name))),
+            Kind::TrackFile => Some(format!("local {} = lvsd.track.file ", ident(&item.name))),
             Kind::Vrrp => Some(format!("lvsd.vrrp {} ", quote(&item.name))),
             Kind::SyncGroup => Some(format!("lvsd.sync_group {} ", quote(&item.name))),
             Kind::SyncDaemon => Some("lvsd.sync_daemon ".to_string()),
@@ -148,6 +152,7 @@ fn section_title(k: &Kind) -> Option<&'static str> {
     match k {
         Kind::Global => Some("Global settings (keepalived global_defs)"),
         Kind::Track => Some("Tracking scripts (keepalived vrrp_script)"),
+        Kind::TrackFile => Some("Tracked files (keepalived track_file)"),
         Kind::Vrrp => Some("VRRP instances"),
         Kind::SyncGroup => Some("Sync groups"),
         Kind::SyncDaemon => Some("IPVS connection sync daemon"),

@@ -63,6 +63,7 @@
 
 mod checkers;
 mod global;
+mod track_file;
 mod values;
 mod virtual_server;
 mod vrrp;
@@ -149,6 +150,8 @@ struct Tx<'w> {
     version: Option<i64>,
     /// vrrp_script name -> (its body, default weight, where it is defined)
     scripts: HashMap<String, (Vec<Entry>, i64, Loc)>,
+    /// track_file name -> how it is written
+    track_files: HashMap<String, track_file::TrackFile>,
     /// virtual_server_group name -> members
     groups: HashMap<String, Vec<GroupMember>>,
     /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
@@ -174,6 +177,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         w: warnings,
         version: None,
         scripts: HashMap::new(),
+        track_files: HashMap::new(),
         groups: HashMap::new(),
         sync_daemon: None,
         global_garp: Vec::new(),
@@ -205,9 +209,14 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
             _ => {}
         }
     }
+    // Tracked files after every vrrp_script: a file's Lua name avoids the scripts'.
+    for n in nodes.iter().filter(|n| matches!(n.key.as_str(), "track_file" | "vrrp_track_file")) {
+        let r = tx.track_file(n);
+        tracks.extend(tx.ok(r));
+    }
     for n in nodes {
         match n.key.as_str() {
-            "global_defs" | "vrrp_script" | "virtual_server_group" => {}
+            "global_defs" | "vrrp_script" | "virtual_server_group" | "track_file" | "vrrp_track_file" => {}
             "vrrp_instance" => {
                 let r = tx.vrrp(n);
                 vrrps.extend(tx.ok(r));
@@ -303,8 +312,6 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "static_rules",
     "linkbeat_interfaces",
     "track_group",
-    "track_file",
-    "vrrp_track_file",
     "vrrp_track_process",
     "bfd_instance",
     "garp_group",
@@ -454,7 +461,6 @@ const VRRP_KNOWN: &[&str] = &[
     "use_ipvlan",
     "native_ipv6",
     "dont_track_primary",
-    "track_file",
     "track_process",
     "track_bfd",
     "mcast_dst_ip",

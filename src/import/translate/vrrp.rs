@@ -73,6 +73,8 @@ impl Tx<'_> {
         // The instance's family (true: IPv6), set by the first address of unicast_src_ip,
         // unicast_peer or virtual_ipaddress; keepalived skips those of the other family.
         let mut family: Option<bool> = None;
+        // The tracked files already listed (keepalived ignores a repeat).
+        let mut track_files = Vec::new();
         for n in v.children() {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
@@ -300,6 +302,12 @@ impl Tx<'_> {
                                 }
                             }
                         }
+                        if !list.is_empty() {
+                            append_list(&mut body, field("track", Value::List(list), &n.loc));
+                        }
+                    }
+                    "track_file" => {
+                        let list = self.instance_track_files(n, &name, &mut track_files);
                         if !list.is_empty() {
                             append_list(&mut body, field("track", Value::List(list), &n.loc));
                         }

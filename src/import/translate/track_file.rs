@@ -1,0 +1,178 @@
+//! track_file / vrrp_track_file (-> `lvsd.track.file`) and an instance's `track_file` block,
+//! as keepalived 2.2.7 reads them (trackers/track_file.c).
+
+use super::*;
+use crate::import::lua::{self, s};
+
+/// A tracked file as defined at the top level.
+pub(super) struct TrackFile {
+    /// The Lua local (and lvsd track name) it is written as.
+    local: String,
+    body: Vec<Entry>,
+    weight: i64,
+    reverse: bool,
+}
+
+impl Tx<'_> {
+    /// `track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`.
+    pub(super) fn track_file(&mut self, n: &Node) -> R<Item> {
+        let name = arg(n, 0)?.to_string();
+        if n.key == "vrrp_track_file" {
+            self.warn(&n.loc, "keyword 'vrrp_track_file' is deprecated (keepalived 2.x: 'track_file'); translated as lvsd.track.file");
+        }
+        // A vrrp_script of the same name keeps it: lvsd names an instance's tracks apart.
+        let local = if self.scripts.contains_key(&name) { format!("{name}_file") } else { name.clone() };
+        let mut body = vec![field("name", s(&local), &n.loc)];
+        let (mut path, mut weight, mut reverse) = (None::<String>, 1, false);
+        for c in n.children() {
+            let r = (|| -> R<()> {
+                match c.key.as_str() {
+                    // "File already set for track file NAME - ignoring".
+                    "file" if path.is_some() => {
+                        self.warn(&c.loc, format!("track_file {name}: file already set; keepalived ignores this one"))
+                    }
+                    "file" => {
+                        let p = arg(c, 0)?;
+                        // keepalived runs in / (it daemonizes): a relative path is from there.
+                        let abs = if p.starts_with('/') { p.to_string() } else { format!("/{p}") };
+                        if abs != p {
+                            self.warn(
+                                &c.loc,
+                                format!("track_file {name}: relative path '{p}' is read from / by keepalived: translated as \"{abs}\""),
+                            );
+                        }
+                        body.push(field("path", s(&abs), &c.loc));
+                        path = Some(abs);
+                    }
+                    // "Weight already set for track file NAME - ignoring" (only a weight other
+                    // than the default 1 counts as set).
+                    "weight" if weight != 1 => {
+                        self.warn(&c.loc, format!("track_file {name}: weight already set; keepalived ignores this one"))
+                    }
+                    "weight" => {
+                        weight = match int(c, arg(c, 0)?, -254, 254) {
+                            Ok(w) => w,
+                            Err(_) => {
+                                self.warn(
+                                    &c.loc,
+                                    format!("track_file {name}: weight '{}' is not in -254..254; keepalived uses 1", shown(&c.args[0])),
+                                );
+                                1
+                            }
+                        };
+                        match c.args.get(1).map(String::as_str) {
+                            None => {}
+                            Some("reverse") => reverse = true,
+                            Some(other) => self.warn(
+                                &c.loc,
+                                format!("track_file {name}: unknown weight option '{}'; keepalived ignores it", shown(other)),
+                            ),
+                        }
+                    }
+                    "init_file" => self.init_file(c, &name, &mut body),
+                    _ => self.other(c, "track_file", &[], &mut body)?,
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        if path.is_none() {
+            // "No file set for track_file NAME - ignoring".
+            let mut note = Vec::new();
+            self.unsupported(n, "no file line: keepalived ignores it too", &mut note);
+            return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
+        }
+        if weight != 1 {
+            body.push(field("weight", Value::Int(weight), &n.loc));
+        }
+        if reverse {
+            body.push(field("reverse", Value::Bool(true), &n.loc));
+        }
+        if self.track_files.contains_key(&name) {
+            return Err(TranslateError::Duplicate(n.loc.clone(), "track_file".into(), shown(&name), n.loc.clone()));
+        }
+        self.track_files.insert(name, TrackFile { local: local.clone(), body: body.clone(), weight, reverse });
+        Ok(Item { kind: Kind::TrackFile, name: local, loc: n.loc.clone(), pre: vec![], body, only_on: None })
+    }
+
+    /// `init_file [VALUE] [overwrite]`: keepalived writes VALUE (0) into the file when it is
+    /// missing (always, with overwrite). A missing file already reads as 0, so creating it
+    /// with 0 changes nothing; anything else lvsd does not do.
+    fn init_file(&mut self, c: &Node, name: &str, body: &mut Vec<Entry>) {
+        let value: i64 = c.args.iter().find_map(|a| a.parse().ok()).unwrap_or(0);
+        if value == 0 && !c.args.iter().any(|a| a == "overwrite") {
+            body.push(Entry::Comment(format!("keepalived: {} (a missing file reads as 0 in lvsd too)", c.text)));
+        } else {
+            self.unsupported(c, &format!("lvsd does not write track_file {name}'s file"), body);
+        }
+    }
+
+    /// An instance's `track_file { NAME [weight N [reverse|noreverse]] ... }`: each into the
+    /// instance's `track` list, a copy of the file track where the weight differs.
+    pub(super) fn instance_track_files(&mut self, n: &Node, instance: &str, seen: &mut Vec<String>) -> Vec<Value> {
+        let mut list = Vec::new();
+        for a in n.children() {
+            let name = a.key.as_str();
+            let Some(tf) = self.track_files.get(name) else {
+                self.warn(&a.loc, format!("vrrp_instance {instance}: track file {} not found; keepalived ignores it", shown(name)));
+                continue;
+            };
+            let (local, mut body, defined) = (tf.local.clone(), tf.body.clone(), (tf.weight, tf.reverse));
+            let (mut weight, mut reverse) = defined;
+            if seen.iter().any(|x| x == name) {
+                self.warn(&a.loc, format!("vrrp_instance {instance}: duplicate track_file {}; keepalived ignores it", shown(name)));
+                continue;
+            }
+            let ignored = |tx: &mut Self, why: &str| {
+                tx.warn(&a.loc, format!("vrrp_instance {instance}: track_file {}: {why}; keepalived ignores it", shown(name)))
+            };
+            match (a.args.first().map(String::as_str), a.args.get(1), a.args.get(2).map(String::as_str)) {
+                (None, ..) => {}
+                (Some("weight"), None, _) => {
+                    ignored(self, "weight without a value");
+                    continue;
+                }
+                (Some("weight"), Some(w), opt) => {
+                    match int(a, w, -254, 254) {
+                        Ok(w) => weight = w,
+                        Err(_) => self.warn(
+                            &a.loc,
+                            format!(
+                                "vrrp_instance {instance}: track_file {}: weight '{}' is not in -254..254; keepalived uses the file's",
+                                shown(name),
+                                shown(w)
+                            ),
+                        ),
+                    }
+                    match opt {
+                        None => {}
+                        Some("reverse") => reverse = true,
+                        Some("noreverse") => reverse = false,
+                        Some(other) => {
+                            ignored(self, &format!("unknown weight option '{}'", shown(other)));
+                            continue;
+                        }
+                    }
+                }
+                (Some(other), ..) => {
+                    ignored(self, &format!("unknown option '{}'", shown(other)));
+                    continue;
+                }
+            }
+            seen.push(name.to_string());
+            if (weight, reverse) == defined {
+                list.push(Value::Ident(lua::ident(&local)));
+            } else {
+                body.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight" || f.key == "reverse"));
+                if weight != 1 {
+                    body.push(field("weight", Value::Int(weight), &a.loc));
+                }
+                if reverse {
+                    body.push(field("reverse", Value::Bool(true), &a.loc));
+                }
+                list.push(Value::Call("lvsd.track.file".into(), body));
+            }
+        }
+        list
+    }
+}
