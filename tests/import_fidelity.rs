@@ -376,3 +376,15 @@ fn tracked_files_are_read_as_keepalived_defines_them() {
     assert_eq!(tracks, [("chk", 0), ("maint", 1), ("prio", 3), ("chk_file", 1)]);
     plan(&imp.lua, "lvs01");
 }
+
+#[test]
+fn a_reversed_weight_is_kept_and_can_be_undone_per_instance() {
+    let imp = import("fidelity/script-reverse.conf");
+    assert_eq!(warned(&imp), Vec::<String>::new());
+    let m = model(&imp.lua, "lvs01");
+    let t = |i: usize| (m.vrrp[i].tracks[0].weight, m.vrrp[i].tracks[0].reverse);
+    assert_eq!(t(0), (20, true));
+    assert_eq!(t(1), (20, false), "noreverse in track_script");
+    let ti = &m.vrrp[2].track_interfaces[0];
+    assert_eq!((ti.name.as_str(), ti.weight, ti.reverse), ("eth1", 30, true));
+}

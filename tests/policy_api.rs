@@ -82,7 +82,10 @@ fn vrrp_full_declaration() {
     assert_eq!(v.vips[1].label.as_deref(), Some("x"));
     assert_eq!(
         v.track_interfaces,
-        vec![TrackInterface { name: "eth2".into(), weight: 0 }, TrackInterface { name: "eth3".into(), weight: -20 },]
+        vec![
+            TrackInterface { name: "eth2".into(), weight: 0, reverse: false },
+            TrackInterface { name: "eth3".into(), weight: -20, reverse: false },
+        ]
     );
     assert_eq!(v.tracks[0].name, "chk");
     assert_eq!(v.tracks[0].fall, 3);
@@ -282,19 +285,21 @@ fn a_file_track_has_keepalived_defaults_and_no_rise_or_fall() {
             lvsd.track.file { path = "/run/prio", weight = -2, reverse = true, interval = 0.5 } } }"#,
     );
     let t = &p.model.vrrp[0].tracks;
-    assert_eq!(t[0].kind, TrackKind::File { path: "/etc/lvsd/maintenance".into(), reverse: false });
+    assert_eq!(t[0].kind, TrackKind::File { path: "/etc/lvsd/maintenance".into() });
+    assert!(!t[0].reverse);
     assert_eq!((t[0].weight, t[0].interval, t[0].rise, t[0].fall), (1, 1.0, 1, 1), "keepalived's weight 1");
-    assert_eq!(t[1].kind, TrackKind::File { path: "/run/prio".into(), reverse: true });
+    assert_eq!(t[1].kind, TrackKind::File { path: "/run/prio".into() });
+    assert!(t[1].reverse);
     assert_eq!((t[1].weight, t[1].interval), (-2, 0.5));
     let src = "lvsd.track.file { path = \"maintenance\" }\n\
                lvsd.track.file { name = \"x\" }\n\
                lvsd.track.file { path = \"/m\", rise = 2 }\n\
-               lvsd.track.exec { command = { \"/bin/true\" }, reverse = true }\n";
+               lvsd.track.exec { command = { \"/bin/true\" }, reverse = 1 }\n";
     let Err(PolicyError::Invalid(errs)) = load_source(src, Path::new("bad.lua"), Path::new("."), &opts("n")) else { panic!("must fail") };
     let errs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 4, "{errs:?}");
     assert!(errs[0].starts_with("bad.lua:1: ") && errs[0].contains("path 'maintenance' must be absolute"), "{errs:?}");
     assert!(errs[1].starts_with("bad.lua:2: ") && errs[1].contains("path is required (the file's absolute path)"), "{errs:?}");
     assert!(errs[2].starts_with("bad.lua:3: ") && errs[2].contains("unknown key 'rise'"), "{errs:?}");
-    assert!(errs[3].starts_with("bad.lua:4: ") && errs[3].contains("unknown key 'reverse'"), "{errs:?}");
+    assert!(errs[3].starts_with("bad.lua:4: ") && errs[3].contains("reverse must be true or false"), "{errs:?}");
 }

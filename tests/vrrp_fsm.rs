@@ -481,7 +481,10 @@ fn startup_with_interface_down_goes_to_fault() {
 fn tracked_interface_weight_changes_priority() {
     let t0 = Instant::now();
     let mut c = cfg(100);
-    c.track_interfaces = vec![TrackedInterface { name: "eth1".into(), weight: -60 }, TrackedInterface { name: "eth2".into(), weight: 0 }];
+    c.track_interfaces = vec![
+        TrackedInterface { name: "eth1".into(), weight: -60, reverse: false },
+        TrackedInterface { name: "eth2".into(), weight: 0, reverse: false },
+    ];
     let (mut i, t) = master(c, t0);
     let a = i.handle(t, Input::Interface { name: "eth1".into(), up: false });
     assert_eq!(a, vec![Action::PriorityChanged { from: 100, to: 40 }]);
@@ -493,6 +496,32 @@ fn tracked_interface_weight_changes_priority() {
     // Weight 0: Fault.
     let a = i.handle(t + ms(1200), Input::Interface { name: "eth2".into(), up: false });
     assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
+}
+
+// keepalived track_interface `weight N reverse` (vrrp_track.c, initialise_interface_tracking_
+// priorities and the multiplier at -1): a positive weight is taken off while the link is up, a
+// negative one added while it is down, and weight 0 is Fault while the link is up.
+#[test]
+fn a_reversed_interface_weight_works_the_other_way() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.track_interfaces = vec![
+        TrackedInterface { name: "eth1".into(), weight: 30, reverse: true },
+        TrackedInterface { name: "eth2".into(), weight: -20, reverse: true },
+    ];
+    let mut i = started(c, t0);
+    assert_eq!(i.effective_priority(), 70, "eth1 up: -30");
+    let a = i.handle(t0, Input::Interface { name: "eth1".into(), up: false });
+    assert_eq!(a, vec![Action::PriorityChanged { from: 70, to: 100 }]);
+    let a = i.handle(t0, Input::Interface { name: "eth2".into(), up: false });
+    assert_eq!(a, vec![Action::PriorityChanged { from: 100, to: 120 }], "eth2 down: +20");
+    let mut c = cfg(100);
+    c.track_interfaces = vec![TrackedInterface { name: "eth3".into(), weight: 0, reverse: true }];
+    let mut i = Instance::new(c);
+    let a = i.handle(t0, Input::Startup);
+    assert_eq!(transitions(&a), vec![(State::Initialize, State::Fault)], "eth3 up with weight 0 reversed: Fault");
+    let a = i.handle(t0, Input::Interface { name: "eth3".into(), up: false });
+    assert_eq!(transitions(&a), vec![(State::Fault, State::Backup)]);
 }
 
 // keepalived vrrp_script semantics for Lua track functions: positive weight added while up,
@@ -632,7 +661,7 @@ fn update_config_in_backup_does_not_flap() {
     // Tracking a new interface that is already known down moves to Fault.
     i.handle(t0 + ms(700), Input::Interface { name: "eth1".into(), up: false });
     let mut c = cfg(100);
-    c.track_interfaces = vec![TrackedInterface { name: "eth1".into(), weight: 0 }];
+    c.track_interfaces = vec![TrackedInterface { name: "eth1".into(), weight: 0, reverse: false }];
     let a = i.update_config(t0 + ms(800), c).unwrap();
     assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
 }

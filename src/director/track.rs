@@ -42,7 +42,10 @@ impl TrackRun {
     /// (up, weight) as the instance takes it.
     fn state(&self) -> (bool, i32) {
         match &self.track.kind {
-            TrackKind::File { reverse, .. } => track_file::status(self.value.unwrap_or(0), self.track.weight, *reverse),
+            TrackKind::File { .. } => track_file::status(self.value.unwrap_or(0), self.track.weight, self.track.reverse),
+            // keepalived's process_script_update_priority with the multiplier at -1: the
+            // opposite weight, under the opposite condition, is the same change.
+            _ if self.track.reverse => (!self.health.is_up(), -self.track.weight),
             _ => (self.health.is_up(), self.track.weight),
         }
     }
@@ -201,4 +204,58 @@ fn read_track_file(path: &std::path::Path) -> Option<i64> {
         tracing::warn!("track file {}: not a number keepalived would take; the last value stands", path.display());
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracks(src: &str) -> Tracks {
+        let m = crate::policy::test_model(src, "n");
+        let mut t = Tracks::new(mpsc::unbounded_channel().0);
+        assert!(t.set(&m, Instant::now()).is_empty(), "nothing reported yet");
+        t
+    }
+
+    fn ran(t: &mut Tracks, i: usize, ok: bool) -> Option<(bool, i32)> {
+        let r = if ok { CheckResult::up(Duration::ZERO) } else { CheckResult::down(Duration::ZERO, "no") };
+        t.record(i, Outcome::Ran(r)).map(|(_, _, up, w)| (up, w))
+    }
+
+    #[test]
+    fn a_reversed_track_changes_the_priority_the_other_way() {
+        let mut t = tracks(
+            r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "192.0.2.1" }, track = {
+  lvsd.track.exec { name = "plus", command = { "/bin/true" }, weight = 20, reverse = true },
+  lvsd.track.exec { name = "minus", command = { "/bin/true" }, weight = -20, reverse = true },
+  lvsd.track.exec { name = "zero", command = { "/bin/true" }, reverse = true },
+  lvsd.track.exec { name = "plain", command = { "/bin/true" }, weight = 20 } } }"#,
+        );
+        // weight 20 reversed: -20 while up (down with -20, as the state machine takes it).
+        assert_eq!(ran(&mut t, 0, true), Some((false, -20)));
+        assert_eq!(ran(&mut t, 0, false), Some((true, -20)));
+        // weight -20 reversed: +20 while down.
+        assert_eq!(ran(&mut t, 1, true), Some((false, 20)));
+        assert_eq!(ran(&mut t, 1, false), Some((true, 20)));
+        // weight 0 reversed: success is Fault.
+        assert_eq!(ran(&mut t, 2, true), Some((false, 0)));
+        assert_eq!(ran(&mut t, 2, false), Some((true, 0)));
+        assert_eq!(ran(&mut t, 3, true), Some((true, 20)));
+        assert_eq!(ran(&mut t, 3, true), None, "no change, nothing to tell");
+    }
+
+    #[test]
+    fn a_file_track_tells_its_number_once_read() {
+        let mut t = tracks(
+            r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, vips = { "192.0.2.1" }, track = {
+  lvsd.track.file { name = "f", path = "/nonexistent/lvsd-track", weight = -3 } } }"#,
+        );
+        let read = |t: &mut Tracks, v: Option<i64>| t.record(0, Outcome::Read(v)).map(|(_, _, up, w)| (up, w));
+        // An ignored first read counts as 0: told as neutral.
+        assert_eq!(read(&mut t, None), Some((true, 0)));
+        assert_eq!(read(&mut t, Some(5)), Some((false, -15)));
+        assert_eq!(read(&mut t, None), None, "the last number stands");
+        assert_eq!(read(&mut t, Some(5)), None);
+        assert_eq!(read(&mut t, Some(-100)), Some((true, 253)));
+    }
 }

@@ -156,7 +156,8 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr, mtu: u32) -> Config {
     let fits = packet::max_addresses(c.version, c.family(), mtu);
     c.excluded = c.addresses.split_off(fits.min(c.addresses.len()));
     c.excluded.extend(v.excluded_vips.iter().map(|a| a.addr));
-    c.track_interfaces = v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight }).collect();
+    c.track_interfaces =
+        v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight, reverse: t.reverse }).collect();
     let g = &v.garp;
     c.garp = fsm::Garp {
         master_delay: secs(g.master_delay),

@@ -40,6 +40,8 @@ pub struct TrackInterface {
     pub name: String,
     /// 0: the instance goes to Fault when the link is down; otherwise the priority changes by weight.
     pub weight: i32,
+    /// keepalived's `weight N reverse`: the weight works the other way round.
+    pub reverse: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +54,7 @@ pub enum TrackKind {
     /// Read a number from a file each interval (keepalived's track_file): the priority changes
     /// by number x weight (negated with `reverse`), or, with weight 0, any number but 0 is
     /// Fault ([`crate::vrrp::track_file`]). A missing file reads as 0.
-    File { path: std::path::PathBuf, reverse: bool },
+    File { path: std::path::PathBuf },
 }
 
 /// keepalived's vrrp_script / track_script, as a track function.
@@ -67,6 +69,10 @@ pub struct Track {
     /// 0: failure sends the instance to Fault; otherwise priority changes by weight (a file
     /// track's weight multiplies its number).
     pub weight: i32,
+    /// keepalived's `weight N reverse`: the weight works the other way round. A program or Lua
+    /// track then changes the priority by -weight while up (weight > 0) or by +|weight| while
+    /// down (weight < 0); with weight 0, success is Fault. A file's number is negated.
+    pub reverse: bool,
     pub rise: u32,
     pub fall: u32,
     pub origin: Origin,

@@ -118,6 +118,17 @@ pub struct TrackedInterface {
     /// 0: down means Fault. Otherwise added to the priority: positive while up, negative
     /// while down (keepalived `weight`).
     pub weight: i32,
+    /// keepalived's `weight N reverse`: the other way round (-weight while up for a positive
+    /// weight, +|weight| while down for a negative one; with weight 0, up is Fault).
+    pub reverse: bool,
+}
+
+impl TrackedInterface {
+    /// (up, weight) as an unreversed track would be: the opposite weight under the opposite
+    /// condition is the same change.
+    fn as_plain(&self, up: bool) -> (bool, i32) {
+        if self.reverse { (!up, -self.weight) } else { (up, self.weight) }
+    }
 }
 
 /// What one instance needs to run; the director maps the policy model into it.
@@ -892,7 +903,8 @@ impl Instance {
             }
         };
         for t in self.cfg.track_interfaces.iter().filter(|t| t.weight != 0) {
-            add(!self.down_interfaces.contains(&t.name), t.weight);
+            let (up, w) = t.as_plain(!self.down_interfaces.contains(&t.name));
+            add(up, w);
         }
         for (up, w) in self.tracks.values() {
             add(*up, *w);
@@ -906,7 +918,8 @@ impl Instance {
         }
         let owner = self.cfg.is_owner();
         for t in &self.cfg.track_interfaces {
-            if (t.weight == 0 || owner) && self.down_interfaces.contains(&t.name) {
+            let (up, w) = t.as_plain(!self.down_interfaces.contains(&t.name));
+            if (w == 0 || owner) && !up {
                 return Some(Reason::InterfaceDown(t.name.clone()));
             }
         }

@@ -31,7 +31,7 @@ impl Tx<'_> {
                             body.push(field("weight", Value::Int(weight), &c.loc));
                         }
                         if c.args.get(1).map(String::as_str) == Some("reverse") {
-                            self.unsupported_arg(c, "reverse", &mut body);
+                            body.push(field("reverse", Value::Bool(true), &c.loc));
                         }
                     }
                     "rise" | "fall" => {
@@ -256,10 +256,11 @@ impl Tx<'_> {
                             match a.args.first().map(String::as_str) {
                                 Some("weight") => {
                                     let w = int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?;
+                                    let mut entry = vec![field("name", s(&a.key), &a.loc), field("weight", Value::Int(w), &a.loc)];
                                     if a.args.get(2).map(String::as_str) == Some("reverse") {
-                                        self.unsupported_arg_of(a, "track_interface", "reverse", &mut body);
+                                        entry.push(field("reverse", Value::Bool(true), &a.loc));
                                     }
-                                    list.push(Value::Table(vec![field("name", s(&a.key), &a.loc), field("weight", Value::Int(w), &a.loc)]));
+                                    list.push(Value::Table(entry));
                                 }
                                 _ => list.push(s(&a.key)),
                             }
@@ -281,23 +282,32 @@ impl Tx<'_> {
                                     )));
                                 }
                                 Some((mut sbody, default_w, _)) => {
-                                    let w = match a.args.first().map(String::as_str) {
-                                        Some("weight") => Some(int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?),
-                                        _ => None,
-                                    };
-                                    if a.args.iter().any(|x| x == "reverse") {
-                                        self.unsupported_arg_of(a, "track_script", "reverse", &mut body);
-                                    }
-                                    match w {
-                                        Some(w) if w != default_w => {
-                                            // A different weight here: a copy of the script's check.
-                                            sbody.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight"));
-                                            if w != 0 {
-                                                sbody.push(field("weight", Value::Int(w), &a.loc));
-                                            }
-                                            list.push(Value::Call("lvsd.track.exec".into(), sbody));
+                                    let default_rev = get(&sbody, "reverse").is_some();
+                                    let (w, rev) = match a.args.first().map(String::as_str) {
+                                        Some("weight") => {
+                                            let w = int(a, a.args.get(1).map(String::as_str).unwrap_or(""), -253, 253)?;
+                                            // vrrp_alloc_track_script: reverse or noreverse after the weight.
+                                            let rev = match a.args.get(2).map(String::as_str) {
+                                                Some("reverse") => true,
+                                                Some("noreverse") => false,
+                                                _ => default_rev,
+                                            };
+                                            (w, rev)
                                         }
-                                        _ => list.push(Value::Ident(lua::ident(&a.key))),
+                                        _ => (default_w, default_rev),
+                                    };
+                                    if (w, rev) == (default_w, default_rev) {
+                                        list.push(Value::Ident(lua::ident(&a.key)));
+                                    } else {
+                                        // Another weight here: a copy of the script's track.
+                                        sbody.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight" || f.key == "reverse"));
+                                        if w != 0 {
+                                            sbody.push(field("weight", Value::Int(w), &a.loc));
+                                        }
+                                        if rev {
+                                            sbody.push(field("reverse", Value::Bool(true), &a.loc));
+                                        }
+                                        list.push(Value::Call("lvsd.track.exec".into(), sbody));
                                     }
                                 }
                             }

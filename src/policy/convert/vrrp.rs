@@ -190,14 +190,15 @@ fn track_interfaces_field(f: &mut Fields) -> Vec<TrackInterface> {
     let mut out = Vec::new();
     for item in t.sequence_values::<Value>().filter_map(|x| x.ok()) {
         match item {
-            Value::String(s) => out.push(TrackInterface { name: s.to_string_lossy(), weight: 0 }),
+            Value::String(s) => out.push(TrackInterface { name: s.to_string_lossy(), weight: 0, reverse: false }),
             Value::Table(t) => {
                 let mut tf = f.nested(t, "track_interfaces");
                 let name = tf.string("name");
                 let weight = tf.integer("weight", -254, 254).unwrap_or(0) as i32;
+                let reverse = tf.flag("reverse");
                 tf.finish();
                 match name {
-                    Some(name) => out.push(TrackInterface { name, weight }),
+                    Some(name) => out.push(TrackInterface { name, weight, reverse }),
                     None => f.error("track_interfaces entry needs name = \"...\""),
                 }
             }
@@ -242,6 +243,7 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
     let timeout = f.number("timeout", 0.0, 86_400.0).unwrap_or(0.0);
     // keepalived's default weight is 0 for a script and 1 for a file.
     let weight = f.integer("weight", -254, 254).unwrap_or(if kind == "file" { 1 } else { 0 }) as i32;
+    let reverse = f.flag("reverse");
     // A file's number counts as soon as it is read: no rise or fall.
     let (rise, fall) = match kind {
         "file" => (1, 1),
@@ -254,7 +256,7 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
         "file" => {}
         _ => f.error("run = function() ... end is required"),
     }
-    Some(Track { name, kind: k?, interval, timeout, weight, rise, fall, origin: f.origin.clone() })
+    Some(Track { name, kind: k?, interval, timeout, weight, reverse, rise, fall, origin: f.origin.clone() })
 }
 
 pub fn sync_group(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<SyncGroup> {
@@ -280,10 +282,9 @@ pub fn sync_daemon(f: &mut Fields) -> Option<SyncDaemon> {
     Some(SyncDaemon { interface: interface?, id, maxlen, port, ttl, group, instance, origin: f.origin.clone() })
 }
 
-/// `lvsd.track.file { path = "/...", reverse = false }`: an absolute path (the daemon's working
-/// directory is not the policy's).
+/// `lvsd.track.file { path = "/..." }`: an absolute path (the daemon's working directory is
+/// not the policy's).
 fn file_track(f: &mut Fields) -> Option<TrackKind> {
-    let reverse = f.flag("reverse");
     let path = f.string("path");
     f.require("path", &path, "the file's absolute path");
     let path = path?;
@@ -291,5 +292,5 @@ fn file_track(f: &mut Fields) -> Option<TrackKind> {
         f.error(format!("path '{path}' must be absolute"));
         return None;
     }
-    Some(TrackKind::File { path: path.into(), reverse })
+    Some(TrackKind::File { path: path.into() })
 }
