@@ -220,6 +220,37 @@ fn a_tracked_file_moves_the_priority_and_faults_at_minus_254() {
     a.wait_for(|d| d.vrrp_state("VI_1") == "master" && d.status()["vrrp"][0]["priority"] == 100, "no file: back at 100");
 }
 
+/// An address owner whose maintenance file says -254 when it starts is never master, not even
+/// for the moment before the file is first read (keepalived reads it before starting); the
+/// file gone, the owner takes over.
+#[test]
+fn an_owner_in_maintenance_at_start_is_never_master() {
+    if !privileged_or_skip("an_owner_in_maintenance_at_start_is_never_master") {
+        return;
+    }
+    let lan = lan();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maintenance");
+    std::fs::write(&file, "-254\n").unwrap();
+    let extra = format!(
+        "priority = master and 255 or 90, track = master and {{ lvsd.track.file {{ name = \"maint\", path = \"{}\", interval = 0.2 }} }} or nil,",
+        file.display()
+    );
+    let src = policy(&extra);
+    let b = start(&lan, 1, &src);
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master alone");
+    let a = start(&lan, 0, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "the owner in Fault (maintenance)");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(a.vrrp_state("VI_1"), "fault");
+    let to_master: Vec<String> = a.events("vrrp").into_iter().filter(|e| e.contains("-> master")).collect();
+    assert!(to_master.is_empty(), "the owner was master: {to_master:?}");
+    assert!(b.events("vrrp").iter().filter(|e| e.contains("-> backup")).count() == 1, "lvs02 never left master: {:?}", b.events("vrrp"));
+    std::fs::remove_file(&file).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "the owner takes over");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+}
+
 #[test]
 fn hundred_saves_on_the_master_flap_nothing() {
     if !privileged_or_skip("hundred_saves_on_the_master_flap_nothing") {

@@ -284,6 +284,16 @@ impl Vrrp {
         for input in link_inputs(v).into_iter().filter(|i| matches!(i, Input::Interface { up: false, .. })) {
             fsm.handle(now, input);
         }
+        // Tracks that have not told their state yet and would put the instance in Fault hold
+        // it there until they do, as keepalived keeps an instance out of Backup and Master
+        // until its weight-0 scripts have run once ("Entering FAULT STATE (init)"); a file is
+        // read once before keepalived starts, so a file track waits whatever its weight. An
+        // owner would otherwise be master for the moment before a failing track reports.
+        for t in v.tracks.iter().filter(|t| t.weight == 0 || matches!(t.kind, model::TrackKind::File { .. })) {
+            if !tracks.iter().any(|c| c.0 == v.name && c.1 == t.name) {
+                fsm.handle(now, Input::Track { name: t.name.clone(), up: false, weight: 0 });
+            }
+        }
         // Tracks already known (a reload restarting the instance): before it elects itself.
         for (_, name, up, weight) in tracks.iter().filter(|t| t.0 == v.name) {
             fsm.handle(now, Input::Track { name: name.clone(), up: *up, weight: *weight });
