@@ -304,6 +304,37 @@ fn multicast_adverts_leave_from_the_configured_source() {
     backup_hears_master_from(&lan, &src, "VI_1", "192.0.2.9");
 }
 
+/// A configured source that is not an address of the host: every advert would fail. The
+/// instance stays in Fault (it used to go back to Master after each send fault, taking and
+/// announcing the VIPs every few seconds) until the address is there, and goes back to Fault
+/// when it is taken away.
+#[test]
+fn a_source_that_is_not_local_holds_the_instance_in_fault() {
+    if !privileged_or_skip("a_source_that_is_not_local_holds_the_instance_in_fault") {
+        return;
+    }
+    let lan = lan();
+    let src = policy(r#"unicast_src = lvsd.node == "lvs01" and "192.0.2.77" or nil,"#);
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "lvs01 in Fault");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(a.vrrp_state("VI_1"), "fault");
+    let events = a.events("vrrp");
+    assert!(!events.iter().any(|e| e.contains("-> master")), "lvs01 was master: {events:?}");
+    let errors = a.events("vrrp_error");
+    assert!(errors.iter().any(|e| e.contains("unicast_src 192.0.2.77 is not an address of this host")), "{errors:?}");
+    // The address arrives: lvs01 (100) takes over from lvs02 (90), from that address.
+    lan.host(0).ip(&["addr", "add", "192.0.2.77/24", "dev", "eth0"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master once its source is there");
+    b.wait_for(|d| d.status()["vrrp"][0]["master"]["address"] == "192.0.2.77", "lvs02 hears lvs01 from 192.0.2.77");
+    // And goes: Fault again, lvs02 takes over.
+    lan.host(0).ip(&["addr", "del", "192.0.2.77/24", "dev", "eth0"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "lvs01 in Fault without its source");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master again");
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

@@ -39,6 +39,10 @@ const SEND_FAULT_AFTER: u32 = 3;
 
 /// The track name that puts an instance in Fault while its socket cannot send.
 const SEND_TRACK: &str = "lvsd.send";
+/// Down while the instance's configured `unicast_src` is not a usable address of the host:
+/// every advert would fail, and an instance that went back to Master after each send fault
+/// would take the VIPs (and announce them) again and again.
+const SOURCE_TRACK: &str = "lvsd.source";
 
 /// A state change, for hooks, notify programs and the event log.
 #[derive(Debug, Clone)]
@@ -78,6 +82,8 @@ struct Running {
     priority_zero_received: u64,
     /// Adverts that failed to send in a row.
     send_failures: u32,
+    /// Its `unicast_src` is not a usable address of the host (the instance is in Fault).
+    source_missing: bool,
     /// Dropped adverts are logged at most once per period and reason, with the count held
     /// back (one limiter per reason: noise must not hide a misconfiguration).
     drop_log: std::collections::HashMap<packet::DropReason, LogLimiter>,
@@ -315,9 +321,15 @@ impl Vrrp {
             priority_zero_sent: 0,
             priority_zero_received: 0,
             send_failures: 0,
+            source_missing: false,
             drop_log: Default::default(),
         });
         let idx = self.running.len() - 1;
+        // Before it elects itself: a source it cannot send from holds it in Fault.
+        if v.unicast_src.is_some() {
+            let addrs = net::addr::list_all_addresses().unwrap_or_default();
+            self.check_source(idx, &addrs, now, out);
+        }
         self.drive(idx, Input::Startup, now, out);
         Ok(())
     }
@@ -571,6 +583,12 @@ impl Vrrp {
             }
             self.reopen(k, now, &mut out);
         }
+        if self.running.iter().any(|r| r.model.unicast_src.is_some()) {
+            let addrs = net::addr::list_all_addresses().unwrap_or_default();
+            for i in 0..self.running.len() {
+                self.check_source(i, &addrs, now, &mut out);
+            }
+        }
         for i in 0..self.running.len() {
             if self.running[i].fsm.state() != State::Master {
                 continue;
@@ -591,6 +609,30 @@ impl Vrrp {
             }
         }
         out
+    }
+
+    /// Whether instance `i`'s configured source is among `addrs` (usable: an IPv6 one that is
+    /// still tentative or failed DAD cannot be sent from); Fault while it is not. `addrs` empty
+    /// (the dump failed) changes nothing.
+    fn check_source(&mut self, i: usize, addrs: &[net::addr::AddrInfo], now: Instant, out: &mut Vec<Transition>) {
+        let Some(src) = self.running[i].model.unicast_src else { return };
+        if addrs.is_empty() {
+            return;
+        }
+        let missing = !addrs.iter().any(|a| a.addr == src && !a.is_tentative() && !a.is_dad_failed());
+        let r = &mut self.running[i];
+        if missing == r.source_missing {
+            return;
+        }
+        r.source_missing = missing;
+        let name = r.model.name.clone();
+        let note = if missing {
+            format!("{name}: unicast_src {src} is not an address of this host: fault until it is")
+        } else {
+            format!("{name}: unicast_src {src} is an address of this host again")
+        };
+        self.notes.push(("vrrp_error", note));
+        self.drive(i, Input::Track { name: SOURCE_TRACK.into(), up: !missing, weight: 0 }, now, out);
     }
 
     /// Open socket `k` again on its link as it is now; on success its instances leave the
