@@ -335,6 +335,31 @@ fn a_source_that_is_not_local_holds_the_instance_in_fault() {
     b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 master again");
 }
 
+/// A send fault whose cause stays (the only unicast peer is the LAN's broadcast address, which
+/// a socket without SO_BROADCAST may not send to) lasts twice as long
+/// each time the instance comes back and still cannot send, instead of making it Master (with
+/// the VIPs) every few seconds.
+#[test]
+fn a_send_fault_that_keeps_coming_back_is_held_longer_each_time() {
+    if !privileged_or_skip("a_send_fault_that_keeps_coming_back_is_held_longer_each_time") {
+        return;
+    }
+    let lan = lan();
+    let src = policy(r#"unicast_peers = { "192.0.2.255" },"#);
+    let a = start(&lan, 0, &src);
+    let holds = |d: &Daemon| -> Vec<String> {
+        d.events("vrrp_error")
+            .iter()
+            .filter_map(|e| e.split("fault for at least ").nth(1))
+            .map(|h| h.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    a.wait_for(|d| holds(d).len() >= 3, "three send faults");
+    assert_eq!(holds(&a)[..3], ["1 s", "2 s", "4 s"], "{:?}", a.events("vrrp_error"));
+    let errors = a.events("vrrp_error");
+    assert!(errors[0].contains("Permission denied"), "{errors:?}");
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

@@ -37,6 +37,13 @@ const RECV_PAUSE: Duration = Duration::from_millis(20);
 /// Adverts that failed in a row before the instance goes to Fault (its socket is reopened).
 const SEND_FAULT_AFTER: u32 = 3;
 
+/// How long the first send fault lasts at least; each one after it with no advert sent in
+/// between lasts twice as long as the one before, up to [`SEND_HOLD_MAX`]. A cause that stays
+/// (a unicast peer with no route) would otherwise make the instance Master again every few
+/// seconds, take the VIPs and announce them while its peer holds them.
+const SEND_HOLD_FIRST: Duration = Duration::from_secs(1);
+const SEND_HOLD_MAX: Duration = Duration::from_secs(64);
+
 /// The track name that puts an instance in Fault while its socket cannot send.
 const SEND_TRACK: &str = "lvsd.send";
 /// Down while the instance's configured `unicast_src` is not a usable address of the host:
@@ -84,6 +91,10 @@ struct Running {
     send_failures: u32,
     /// Its `unicast_src` is not a usable address of the host (the instance is in Fault).
     source_missing: bool,
+    /// Send faults with no advert sent since the first of them.
+    send_faults: u32,
+    /// In a send fault: the earliest it may end.
+    send_hold_until: Option<Instant>,
     /// Dropped adverts are logged at most once per period and reason, with the count held
     /// back (one limiter per reason: noise must not hide a misconfiguration).
     drop_log: std::collections::HashMap<packet::DropReason, LogLimiter>,
@@ -322,6 +333,8 @@ impl Vrrp {
             priority_zero_received: 0,
             send_failures: 0,
             source_missing: false,
+            send_faults: 0,
+            send_hold_until: None,
             drop_log: Default::default(),
         });
         let idx = self.running.len() - 1;
@@ -540,7 +553,10 @@ impl Vrrp {
             let Some(i) = self.index(&instance) else { continue };
             let r = &mut self.running[i];
             match sent {
-                Ok(()) => r.send_failures = 0,
+                Ok(()) => {
+                    r.send_failures = 0;
+                    r.send_faults = 0;
+                }
                 Err(e) => {
                     r.send_failures = r.send_failures.saturating_add(1);
                     if r.send_failures <= SEND_FAULT_AFTER {
@@ -559,10 +575,17 @@ impl Vrrp {
             if let Some(s) = self.sockets.iter_mut().find(|s| s.id == id) {
                 s.broken = true;
             }
-            let name = self.running[i].model.name.clone();
+            let r = &mut self.running[i];
+            r.send_faults = r.send_faults.saturating_add(1);
+            let hold = SEND_HOLD_FIRST.saturating_mul(1 << (r.send_faults - 1).min(6)).min(SEND_HOLD_MAX);
+            r.send_hold_until = Some(now + hold);
+            let name = r.model.name.clone();
             self.notes.push((
                 "vrrp_error",
-                format!("{name}: {SEND_FAULT_AFTER} adverts in a row could not be sent ({e}): fault until the socket is reopened"),
+                format!(
+                    "{name}: {SEND_FAULT_AFTER} adverts in a row could not be sent ({e}): fault for at least {} s, until the socket is reopened",
+                    hold.as_secs()
+                ),
             ));
             self.drive(i, Input::Track { name: SEND_TRACK.into(), up: false, weight: 0 }, now, &mut out);
         }
@@ -582,6 +605,14 @@ impl Vrrp {
                 continue;
             }
             self.reopen(k, now, &mut out);
+        }
+        // Send faults whose hold is over, on a socket that works again.
+        for i in 0..self.running.len() {
+            let r = &self.running[i];
+            let broken = self.sockets.iter().any(|s| s.id == r.sock && s.broken);
+            if r.send_hold_until.is_some_and(|t| t <= now) && !broken {
+                self.end_send_fault(i, now, &mut out);
+            }
         }
         if self.running.iter().any(|r| r.model.unicast_src.is_some()) {
             let addrs = net::addr::list_all_addresses().unwrap_or_default();
@@ -662,10 +693,15 @@ impl Vrrp {
             }
             self.running[i].socket = socket.clone();
             self.running[i].send_failures = 0;
-            if was_broken {
-                self.drive(i, Input::Track { name: SEND_TRACK.into(), up: true, weight: 0 }, now, out);
+            if was_broken && self.running[i].send_hold_until.is_none_or(|t| t <= now) {
+                self.end_send_fault(i, now, out);
             }
         }
+    }
+
+    fn end_send_fault(&mut self, i: usize, now: Instant, out: &mut Vec<Transition>) {
+        self.running[i].send_hold_until = None;
+        self.drive(i, Input::Track { name: SEND_TRACK.into(), up: true, weight: 0 }, now, out);
     }
 
     /// The state machines' next timer, or the end of a socket's receive pause.
