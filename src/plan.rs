@@ -178,6 +178,7 @@ pub fn json(m: &Model, t: &Table) -> Value {
                 "advert_int": v.advert_int_secs(),
                 "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "excluded_vips": v.excluded_vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "routes": v.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                 "auth": v.auth_pass.is_some(), "nopreempt": v.nopreempt, "preempt_delay": v.preempt_delay,
                 "unicast_src": v.unicast_src, "unicast_peers": v.unicast_peers,
             })

@@ -388,3 +388,26 @@ fn a_reversed_weight_is_kept_and_can_be_undone_per_instance() {
     let ti = &m.vrrp[2].track_interfaces[0];
     assert_eq!((ti.name.as_str(), ti.weight, ti.reverse), ("eth1", 30, true));
 }
+
+#[test]
+fn virtual_routes_are_routes_and_an_or_route_is_reported() {
+    let imp = import("fidelity/routes-wire-a.conf");
+    assert_eq!(
+        warned(&imp),
+        vec![
+            "routes-wire-a.conf:23: virtual_routes entry '203.0.113.0/25 via 192.0.2.252 or 192.0.2.253' is not translated: option 'or' has no equivalent in lvsd's routes"
+        ]
+    );
+    let m = model(&imp.lua, "lvs01");
+    let routes: Vec<String> = m.vrrp[0].routes.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        routes,
+        [
+            "203.0.113.0/24 via 192.0.2.254 dev eth0 src 198.51.100.123",
+            "blackhole 198.51.100.128/25",
+            "198.51.100.0/26 dev eth0 table 100 metric 7"
+        ]
+    );
+    let (text, _) = plan(&imp.lua, "lvs01");
+    assert!(!text.is_empty());
+}

@@ -152,7 +152,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
             "unsupported.conf:15: keyword 'use_vmac' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:16: keyword 'authentication' is not supported by lvsd (AH authentication; only PASS is supported)",
             "unsupported.conf:21: keyword 'virtual_ipaddress' option 'brd 192.0.2.255' is not supported by lvsd (no equivalent in the lvsd policy API)",
-            "unsupported.conf:23: keyword 'virtual_routes' is not supported by lvsd (no equivalent in the lvsd policy API)",
+            "unsupported.conf:23: keyword 'virtual_rules' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:26: keyword 'notify_master' option 'run as user root' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:32: keyword 'smtp_alert' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:38: keyword 'regex_no_match' is not supported by lvsd (no equivalent in the lvsd policy API)",
@@ -165,7 +165,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
         "-- keepalived:   192.0.2.200/24 dev eth0",
         "  -- keepalived: authentication { (not translated: AH authentication; only PASS is supported)",
         "  -- keepalived: 192.0.2.10 brd 192.0.2.255 (not translated: option 'brd 192.0.2.255')",
-        "  -- keepalived: virtual_routes { (not translated: no equivalent in the lvsd policy API)",
+        "  -- keepalived: virtual_rules { (not translated: no equivalent in the lvsd policy API)",
     ] {
         assert!(imp.lua.lines().any(|l| l == comment), "missing {comment:?} in\n{}", imp.lua);
     }

@@ -121,6 +121,35 @@ fn excluded_addresses_agree_with_keepalived_on_the_wire() {
     });
 }
 
+/// `virtual_routes`: lvsd on the import installs the routes keepalived installs, as master
+/// only (the "or" route, not carried, aside).
+#[test]
+fn virtual_routes_agree_with_keepalived() {
+    let test = "virtual_routes_agree_with_keepalived";
+    let high = import_support::import("fidelity/routes-wire-a.conf");
+    assert!(high.lua.contains("\"203.0.113.0/24 via 192.0.2.254 dev eth0 src 198.51.100.123\""), "{}", high.lua);
+    let held = |lan: &Lan, host: usize| {
+        let main = lan.host(host).ip(&["route", "show"]).unwrap();
+        // A table with no route in it does not exist: an error, read as empty.
+        let t100 = lan.host(host).ip(&["route", "show", "table", "100"]).unwrap_or_default();
+        [
+            main.lines().any(|l| l.starts_with("203.0.113.0/24 via 192.0.2.254 dev eth0") && l.contains("src 198.51.100.123")),
+            main.lines().any(|l| l.starts_with("blackhole 198.51.100.128/25")),
+            t100.lines().any(|l| l.starts_with("198.51.100.0/26 dev eth0") && l.contains("metric 7")),
+        ]
+    };
+    agree_on_the_wire(test, "lvrt", ("fidelity/routes-wire-a.conf", 150), "fidelity/routes-wire-b.conf", |lan, lvsd_master| {
+        let (m, b) = if lvsd_master { (0, 1) } else { (1, 0) };
+        assert_eq!(
+            held(lan, m),
+            [true; 3],
+            "the master (lvsd: {lvsd_master}):\n{}",
+            lan.host(m).ip(&["route", "show", "table", "all"]).unwrap()
+        );
+        assert_eq!(held(lan, b), [false; 3], "the backup (lvsd: {})", !lvsd_master);
+    });
+}
+
 /// keepalived on `high.0` (priority `high.1`) and lvsd on the import of `low` (the same
 /// instance at a lower priority): lvsd stays backup and drops none of keepalived's adverts.
 /// Then the other way round: lvsd on the import of `high`, keepalived on `low`, which

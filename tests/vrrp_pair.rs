@@ -360,6 +360,59 @@ fn a_send_fault_that_keeps_coming_back_is_held_longer_each_time() {
     assert!(errors[0].contains("Permission denied"), "{errors:?}");
 }
 
+/// keepalived's virtual_routes: the master holds the routes (one through a VIP as its source,
+/// a blackhole, one in another table), the backup none; they move with mastership, follow a
+/// reload on the master, and come back when the kernel drops them with their link.
+#[test]
+fn routes_follow_the_master() {
+    if !privileged_or_skip("routes_follow_the_master") {
+        return;
+    }
+    let lan = lan();
+    let routes = r#"routes = { "203.0.113.0/24 via 192.0.2.254 src 192.0.2.100", "blackhole 198.51.100.128/25",
+  "198.51.100.0/25 dev eth0 table 100 metric 7" },"#;
+    let src = policy(routes);
+    let shown = |h: usize| {
+        let main = lan.host(h).ip(&["route", "show"]).unwrap();
+        // A table with no route in it does not exist: an error, read as empty.
+        let t100 = lan.host(h).ip(&["route", "show", "table", "100"]).unwrap_or_default();
+        [
+            main.lines().any(|l| l.starts_with("203.0.113.0/24 via 192.0.2.254 dev eth0") && l.contains("src 192.0.2.100")),
+            main.lines().any(|l| l.starts_with("blackhole 198.51.100.128/25")),
+            t100.lines().any(|l| l.starts_with("198.51.100.0/25 dev eth0") && l.contains("metric 7")),
+        ]
+    };
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    assert_eq!(shown(0), [true; 3], "{}", lan.host(0).ip(&["route", "show", "table", "all"]).unwrap());
+    assert_eq!(shown(1), [false; 3]);
+    assert_eq!(a.status()["vrrp"][0]["routes"][1], "blackhole 198.51.100.128/25");
+    // A reload on the master: one route goes, one comes.
+    let g = a.status()["generation"].as_u64().unwrap();
+    let changed = policy(
+        r#"routes = { "203.0.113.0/24 via 192.0.2.254 src 192.0.2.100", "unreachable 198.51.100.192/26",
+  "198.51.100.0/25 dev eth0 table 100 metric 7" },"#,
+    );
+    std::fs::write(&a.policy, &changed).unwrap();
+    a.wait_for(|d| d.status()["generation"].as_u64().unwrap() > g, "the reload");
+    let main = lan.host(0).ip(&["route", "show"]).unwrap();
+    assert!(!main.contains("blackhole 198.51.100.128/25") && main.contains("unreachable 198.51.100.192/26"), "{main}");
+    assert_eq!(a.vrrp_state("VI_1"), "master");
+    // The link goes down and up: the kernel drops the routes through it; they come back.
+    lan.host(0).ip(&["link", "set", "eth0", "down"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "lvs01 in Fault");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over");
+    assert!(shown(1)[0], "lvs02 holds the routes");
+    assert!(!lan.host(0).ip(&["route", "show"]).unwrap().contains("unreachable 198.51.100.192/26"), "lvs01 in Fault holds none");
+    lan.host(0).ip(&["link", "set", "eth0", "up"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 takes over again");
+    a.wait_for(|_| shown(0) == [true, false, true], "lvs01 holds the routes again");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    assert_eq!(shown(1), [false; 3], "lvs02 let them go");
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

@@ -191,6 +191,7 @@ impl<'a> Doc<'a> {
                         "priority": v.priority, "state": "not running",
                         "vips": v.vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                         "excluded_vips": v.excluded_vips.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                        "routes": v.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                     })
                 })
                 .collect(),

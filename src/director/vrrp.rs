@@ -210,6 +210,47 @@ fn link_inputs(v: &VrrpInstance) -> Vec<Input> {
         .collect()
 }
 
+fn scope_of(name: Option<&str>) -> net::Scope {
+    match name {
+        Some("host") => net::Scope::Host,
+        Some("link") => net::Scope::Link,
+        Some("site") => net::Scope::Site,
+        _ => net::Scope::Global,
+    }
+}
+
+/// The policy's route as the netlink adapter takes it.
+fn net_route(r: &model::VirtualRoute) -> net::route::Route {
+    use model::RouteType;
+    net::route::Route {
+        dst: r.dst,
+        prefix_len: r.prefix,
+        via: r.via,
+        dev: r.dev.clone(),
+        src: r.src,
+        scope: r.scope.as_deref().map(|s| scope_of(Some(s))),
+        table: r.table,
+        metric: r.metric,
+        kind: match r.kind {
+            RouteType::Unicast => net::route::RouteKind::Unicast,
+            RouteType::Blackhole => net::route::RouteKind::Blackhole,
+            RouteType::Unreachable => net::route::RouteKind::Unreachable,
+            RouteType::Prohibit => net::route::RouteKind::Prohibit,
+        },
+    }
+}
+
+/// Install (or remove) routes of instance `name`. A route the kernel refuses is reported and
+/// the others still go in: the VIPs, already there, matter more than any one route.
+fn set_routes(name: &str, routes: &[model::VirtualRoute], add: bool, notes: &mut Vec<(&'static str, String)>) {
+    for r in routes {
+        let done = if add { net::route::add_route(&net_route(r)) } else { net::route::del_route(&net_route(r)) };
+        if let Err(e) = done {
+            notes.push(("vrrp_error", format!("{name}: {} route {r}: {e}", if add { "adding" } else { "removing" })));
+        }
+    }
+}
+
 fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
     let m = v.held_vips().find(|a| a.addr == addr);
     let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.interface.clone());
@@ -219,12 +260,7 @@ fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
         if let Some(l) = &m.label {
             vip = vip.with_label(l);
         }
-        vip = vip.with_scope(match m.scope.as_deref() {
-            Some("host") => net::Scope::Host,
-            Some("link") => net::Scope::Link,
-            Some("site") => net::Scope::Site,
-            _ => net::Scope::Global,
-        });
+        vip = vip.with_scope(scope_of(m.scope.as_deref()));
     }
     vip
 }
@@ -294,6 +330,11 @@ impl Vrrp {
         for a in &cfg.held() {
             if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
                 tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
+            }
+        }
+        for r in &v.routes {
+            if let Ok(true) = net::route::del_route(&net_route(r)) {
+                tracing::warn!("{}: removed stale route {r} left by an earlier run", v.name);
             }
         }
         let mut fsm = Instance::new(cfg);
@@ -441,6 +482,14 @@ impl Vrrp {
 
     fn perform(&mut self, i: usize, actions: Vec<Action>, out: &mut Vec<Transition>) {
         for a in actions {
+            // Routes go in once master (after the VIPs a route may take as its source) and
+            // out when it stops being master.
+            if let Action::StateChanged { from, to, .. } = &a
+                && (*from == State::Master) != (*to == State::Master)
+            {
+                let r = &self.running[i];
+                set_routes(&r.model.name, &r.model.routes, *to == State::Master, &mut self.notes);
+            }
             let r = &mut self.running[i];
             match a {
                 Action::SendAdvert { priority } => {
@@ -636,6 +685,16 @@ impl Vrrp {
                     Ok(false) => {}
                     // The link is gone: the link watcher puts the instance in Fault.
                     Err(e) => tracing::debug!("{name}: VIP {a}: {e}"),
+                }
+            }
+            // The kernel drops a link's routes when it goes down, and their source's when
+            // that address goes: put them back as the VIPs are.
+            let r = &self.running[i];
+            for route in &r.model.routes {
+                match net::route::add_route(&net_route(route)) {
+                    Ok(true) => self.notes.push(("vip", format!("{}: route {route} was missing: added again", r.model.name))),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("{}: route {route}: {e}", r.model.name),
                 }
             }
         }
@@ -939,11 +998,12 @@ impl Vrrp {
                         .and_then(|s| r.fsm.update_config(now, self.config_for(v, primary)).map(|a| (s, a)).map_err(|e| e.to_string()));
                     match updated {
                         Ok(((sock, socket), actions)) => {
+                            let old_routes = std::mem::take(&mut r.model.routes);
                             r.model = v.clone();
                             r.fixed = Fixed::of(v);
                             r.expect = r.fsm.config().expect();
                             (r.sock, r.socket) = (sock, socket);
-                            keep.push((r, actions));
+                            keep.push((r, actions, old_routes));
                         }
                         Err(e) => {
                             errors.push(format!("vrrp '{}': {e}", v.name));
@@ -955,12 +1015,21 @@ impl Vrrp {
             }
         }
         let mut pending = Vec::new();
-        for (r, actions) in keep {
+        for (r, actions, old_routes) in keep {
             self.running.push(r);
-            pending.push((self.running.len() - 1, actions));
+            pending.push((self.running.len() - 1, actions, old_routes));
         }
-        for (i, actions) in pending {
+        for (i, actions, old_routes) in pending {
             self.perform(i, actions, &mut out);
+            // A master's routes follow the policy: after its new VIPs, as when it became master.
+            if self.running[i].fsm.state() == State::Master {
+                let r = &self.running[i];
+                let gone: Vec<_> = old_routes.iter().filter(|x| !r.model.routes.contains(x)).cloned().collect();
+                let new: Vec<_> = r.model.routes.iter().filter(|x| !old_routes.contains(x)).cloned().collect();
+                let name = r.model.name.clone();
+                set_routes(&name, &gone, false, &mut self.notes);
+                set_routes(&name, &new, true, &mut self.notes);
+            }
             // The new settings may track links the instance was never told about.
             let model = self.running[i].model.clone();
             for input in link_inputs(&model) {

@@ -41,6 +41,7 @@ pub struct Fixed {
     configured_priority: u8,
     vips: Vec<String>,
     excluded_vips: Vec<String>,
+    routes: Vec<String>,
     garp_master_delay: u32,
 }
 
@@ -54,6 +55,7 @@ impl Fixed {
             configured_priority: m.priority,
             vips: m.vips.iter().map(|a| a.to_string()).collect(),
             excluded_vips: m.excluded_vips.iter().map(|a| a.to_string()).collect(),
+            routes: m.routes.iter().map(|r| r.to_string()).collect(),
             garp_master_delay: m.garp.master_delay,
         })
     }
@@ -112,6 +114,7 @@ mod tests {
             configured_priority: 150,
             vips: vec!["192.0.2.100/32".into()],
             excluded_vips: vec!["2001:db8::100/128".into()],
+            routes: vec!["203.0.113.0/24 via 192.0.2.254".into()],
             garp_master_delay: 5,
         });
         let mut dropped = DropCounters::default();
@@ -137,7 +140,7 @@ mod tests {
             "name": "VI_1", "interface": "eth0", "vrid": 51, "version": 3, "state": "backup",
             "priority": 140, "configured_priority": 150,
             "master": { "address": "192.0.2.2", "priority": 200 },
-            "vips": ["192.0.2.100/32"], "excluded_vips": ["2001:db8::100/128"], "adverts_sent": 7, "adverts_received": 9,
+            "vips": ["192.0.2.100/32"], "excluded_vips": ["2001:db8::100/128"], "routes": ["203.0.113.0/24 via 192.0.2.254"], "adverts_sent": 7, "adverts_received": 9,
             "dropped": { "ttl": 2 }, "transitions": 1, "became_master": 2, "released_master": 3,
             "priority_zero_sent": 4, "priority_zero_received": 5, "garp_master_delay": 5,
             "master_down_interval_ms": 3609, "preempt_held": false,

@@ -35,6 +35,65 @@ impl std::fmt::Display for VipAddr {
     }
 }
 
+/// keepalived's `virtual_routes`: a route the master installs after its VIPs and removes when
+/// it stops being master. Written as `ip route` takes it ([`std::fmt::Display`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRoute {
+    pub kind: RouteType,
+    pub dst: IpAddr,
+    pub prefix: u8,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// The preferred source (often a VIP: the route then needs it, as keepalived adds it after).
+    pub src: Option<IpAddr>,
+    /// "host", "link", "site" or "global"; None: ip(8)'s choice (link for a route through a
+    /// device alone, global otherwise).
+    pub scope: Option<String>,
+    /// None: the main table.
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+impl std::fmt::Display for VirtualRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            RouteType::Unicast => {}
+            RouteType::Blackhole => write!(f, "blackhole ")?,
+            RouteType::Unreachable => write!(f, "unreachable ")?,
+            RouteType::Prohibit => write!(f, "prohibit ")?,
+        }
+        write!(f, "{}/{}", self.dst, self.prefix)?;
+        if let Some(v) = &self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if let Some(s) = &self.src {
+            write!(f, " src {s}")?;
+        }
+        if let Some(s) = &self.scope {
+            write!(f, " scope {s}")?;
+        }
+        if let Some(t) = &self.table {
+            write!(f, " table {t}")?;
+        }
+        if let Some(m) = &self.metric {
+            write!(f, " metric {m}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrackInterface {
     pub name: String,
@@ -137,6 +196,8 @@ pub struct VrrpInstance {
     /// keepalived's `virtual_ipaddress_excluded`: held with the VIPs while master, but not
     /// listed in adverts (so of either family, and beyond what one advert carries).
     pub excluded_vips: Vec<VipAddr>,
+    /// keepalived's `virtual_routes`.
+    pub routes: Vec<VirtualRoute>,
     pub state: InitialState,
     pub nopreempt: bool,
     /// Seconds after start-up before this instance preempts a lower-priority master.

@@ -11,6 +11,7 @@
 //! - [`garp`]: `send_garp`, `send_unsolicited_na`, or an [`garp::Announcer`] kept open for
 //!   repeated announcements.
 //! - [`link`]: `ifindex`, `link_by_name`, `set_link_up`, [`LinkWatcher`].
+//! - [`route`]: `add_route(&Route)` / `del_route(&Route)` (idempotent, like [`addr`]).
 //! - [`sysctl`]: `read`, `read_int`, `write`, `replace` on a [`SysctlKey`].
 //!
 //! Raw socket semantics the caller must know: every IP-protocol-112 socket on an interface
@@ -28,6 +29,7 @@ pub mod addr;
 pub mod garp;
 pub mod link;
 pub mod netns;
+pub mod route;
 mod rtnl;
 pub mod rtnl_msg;
 pub mod sysctl;
@@ -36,6 +38,7 @@ pub mod vrrp_socket;
 pub use addr::{AddrError, AddrEvent, AddrInfo, AddrWatcher, Scope, Vip};
 pub use garp::{Announcer, GarpError, announce, send_garp, send_unsolicited_na};
 pub use link::{LinkError, LinkEvent, LinkInfo, LinkWatcher, OperState, ifindex, link_by_name, set_link_up};
+pub use route::{Route, RouteError, RouteKind};
 pub use rtnl::RtnlError;
 pub use sysctl::{SysctlError, SysctlKey};
 pub use vrrp_socket::{Family, Mode, RecvMeta, VrrpSocket, VrrpSocketError};

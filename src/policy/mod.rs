@@ -11,7 +11,7 @@ pub mod sandbox;
 pub mod security;
 pub mod watch;
 
-pub use convert::{parse_addr_port, parse_vip};
+pub use convert::{parse_addr_port, parse_route, parse_vip};
 pub use sandbox::Limits;
 
 use crate::model::{Model, ModelError, Origin};

@@ -63,6 +63,7 @@
 
 mod checkers;
 mod global;
+mod routes;
 mod track_file;
 mod values;
 mod virtual_server;
@@ -476,7 +477,6 @@ const VRRP_KNOWN: &[&str] = &[
     "auth_hmac",
     "no_virtual_ipaddress",
     "promote_secondaries",
-    "virtual_routes",
     "virtual_rules",
     "accept",
     "no_accept",

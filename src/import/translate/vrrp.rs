@@ -316,6 +316,12 @@ impl Tx<'_> {
                             append_list(&mut body, field("track", Value::List(list), &n.loc));
                         }
                     }
+                    "virtual_routes" => {
+                        let list = self.virtual_routes(n, &mut body);
+                        if !list.is_empty() {
+                            append_list(&mut body, field("routes", Value::List(list), &n.loc));
+                        }
+                    }
                     "track_file" => {
                         let list = self.instance_track_files(n, &name, &mut track_files);
                         if !list.is_empty() {

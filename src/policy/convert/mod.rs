@@ -134,4 +134,4 @@ pub use bgp::bgp;
 pub use check::check;
 pub use global::global;
 pub use service::service;
-pub use vrrp::{parse_vip, sync_daemon, sync_group, track, vrrp};
+pub use vrrp::{parse_route, parse_vip, sync_daemon, sync_group, track, vrrp};

@@ -33,6 +33,91 @@ pub fn parse_vip(s: &str) -> Result<VipAddr, String> {
     Ok(vip)
 }
 
+/// "203.0.113.0/24 via 192.0.2.254 dev eth0 src 192.0.2.100 scope link table 100 metric 5",
+/// "blackhole 198.51.100.0/24", "default via 192.0.2.254": a route as `ip route add` takes it
+/// (`gw` for via, `preference` or `priority` for metric, as keepalived also reads them).
+pub fn parse_route(s: &str) -> Result<VirtualRoute, String> {
+    let mut words = s.split_whitespace().peekable();
+    let kind = match words.peek().copied() {
+        Some("blackhole") => RouteType::Blackhole,
+        Some("unreachable") => RouteType::Unreachable,
+        Some("prohibit") => RouteType::Prohibit,
+        _ => RouteType::Unicast,
+    };
+    if kind != RouteType::Unicast {
+        words.next();
+    }
+    if words.peek() == Some(&"to") {
+        words.next();
+    }
+    let dst_word = words.next().ok_or_else(|| format!("route '{s}': no destination"))?;
+    let mut r = VirtualRoute {
+        kind,
+        dst: IpAddr::from([0, 0, 0, 0]),
+        prefix: 0,
+        via: None,
+        dev: None,
+        src: None,
+        scope: None,
+        table: None,
+        metric: None,
+    };
+    let ip = |w: &str| w.parse::<IpAddr>().map_err(|_| format!("route '{s}': '{w}' is not an IP address"));
+    let num = |w: &str| w.parse::<u32>().map_err(|_| format!("route '{s}': '{w}' is not a number"));
+    while let Some(k) = words.next() {
+        let v = words.next().ok_or_else(|| format!("route '{s}': '{k}' needs a value"))?;
+        match k {
+            "via" | "gw" => r.via = Some(ip(v)?),
+            "dev" => r.dev = Some(v.to_string()),
+            "src" => r.src = Some(ip(v)?),
+            "scope" if ["host", "link", "site", "global"].contains(&v) => r.scope = Some(v.to_string()),
+            "scope" => return Err(format!("route '{s}': unknown scope '{v}' (valid: host, link, site, global)")),
+            "table" => r.table = Some(if v == "main" { 254 } else { num(v)? }),
+            "metric" | "preference" | "priority" => r.metric = Some(num(v)?),
+            other => {
+                return Err(format!("route '{s}': unknown option '{other}' (valid: via, dev, src, scope, table, metric)"));
+            }
+        }
+    }
+    // "default" is the family of the gateway or source given with it (IPv4 without either).
+    let v6 = r.via.or(r.src).is_some_and(|a| a.is_ipv6());
+    let (dst, prefix) = match dst_word.split_once('/') {
+        _ if dst_word == "default" => (if v6 { IpAddr::from([0u16; 8]) } else { IpAddr::from([0u8; 4]) }, Some(0)),
+        Some((a, p)) => (ip(a)?, Some(p.parse::<u8>().map_err(|_| format!("route '{s}': bad prefix length '{p}'"))?)),
+        None => (ip(dst_word)?, None),
+    };
+    let max = if dst.is_ipv4() { 32 } else { 128 };
+    r.dst = dst;
+    r.prefix = prefix.unwrap_or(max);
+    if r.prefix > max {
+        return Err(format!("route '{s}': prefix length {} is more than {max}", r.prefix));
+    }
+    for a in [r.via, r.src].into_iter().flatten() {
+        if a.is_ipv4() != dst.is_ipv4() {
+            return Err(format!("route '{s}': {a} is not of the destination's family"));
+        }
+    }
+    if kind != RouteType::Unicast && (r.via.is_some() || r.dev.is_some()) {
+        let word = s.split_whitespace().next().unwrap_or_default();
+        return Err(format!("route '{s}': a {word} route takes no via or dev"));
+    }
+    if kind == RouteType::Unicast && r.via.is_none() && r.dev.is_none() {
+        return Err(format!("route '{s}': give via ADDRESS or dev INTERFACE"));
+    }
+    Ok(r)
+}
+
+fn routes_field(f: &mut Fields) -> Vec<VirtualRoute> {
+    let mut out = Vec::new();
+    for s in f.strings("routes").unwrap_or_default() {
+        match parse_route(&s) {
+            Ok(r) => out.push(r),
+            Err(e) => f.error(e),
+        }
+    }
+    out
+}
+
 /// `vips` or `excluded_vips`: a list of VIP strings or tables (or one string).
 fn vips_field(f: &mut Fields, key: &'static str) -> Vec<VipAddr> {
     let t = match f.value(key) {
@@ -117,6 +202,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     }
     let vips = vips_field(f, "vips");
     let excluded_vips = vips_field(f, "excluded_vips");
+    let routes = routes_field(f);
     let state = match one_of(f, "state", &["master", "backup"], "backup").as_str() {
         "master" => InitialState::Master,
         _ => InitialState::Backup,
@@ -159,6 +245,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         auth_pass,
         vips,
         excluded_vips,
+        routes,
         state,
         nopreempt,
         preempt_delay,
@@ -293,4 +380,37 @@ fn file_track(f: &mut Fields) -> Option<TrackKind> {
         return None;
     }
     Some(TrackKind::File { path: path.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_read_as_ip_route_takes_them() {
+        for (given, shown) in [
+            ("203.0.113.0/24 via 192.0.2.254 dev eth0", "203.0.113.0/24 via 192.0.2.254 dev eth0"),
+            ("to 203.0.113.0/24 gw 192.0.2.254 preference 5", "203.0.113.0/24 via 192.0.2.254 metric 5"),
+            ("198.51.100.7 dev eth1 scope link src 198.51.100.1", "198.51.100.7/32 dev eth1 src 198.51.100.1 scope link"),
+            ("blackhole 198.51.100.0/24 table 100", "blackhole 198.51.100.0/24 table 100"),
+            ("default via 192.0.2.254 table main", "0.0.0.0/0 via 192.0.2.254 table 254"),
+            ("default via 2001:db8::1", "::/0 via 2001:db8::1"),
+            ("unreachable 2001:db8:5::/48", "unreachable 2001:db8:5::/48"),
+        ] {
+            assert_eq!(parse_route(given).map(|r| r.to_string()).as_deref(), Ok(shown), "{given}");
+        }
+        for (given, error) in [
+            ("203.0.113.0/24", "give via ADDRESS or dev INTERFACE"),
+            ("203.0.113.0/33 dev eth0", "prefix length 33 is more than 32"),
+            ("203.0.113.0/24 via 2001:db8::1", "2001:db8::1 is not of the destination's family"),
+            ("blackhole 203.0.113.0/24 dev eth0", "a blackhole route takes no via or dev"),
+            ("203.0.113.0/24 dev", "'dev' needs a value"),
+            ("203.0.113.0/24 dev eth0 onlink x", "unknown option 'onlink'"),
+            ("203.0.113.0/24 dev eth0 scope nowhere", "unknown scope 'nowhere'"),
+            ("", "no destination"),
+        ] {
+            let e = parse_route(given).unwrap_err();
+            assert!(e.contains(error), "{given}: {e}");
+        }
+    }
 }
