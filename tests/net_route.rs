@@ -51,7 +51,7 @@ fn round_trip(ns: &Netns, r: &Route, show: &[&str], start: &str, expect: &[&str]
     assert!(shown(ns, show, start).is_none(), "{what}: already there before adding");
     assert!(ns.run(|| route::add_route(r)).unwrap().unwrap(), "{what}: first add adds");
     let line = shown(ns, show, start).unwrap_or_else(|| panic!("{what}: not in `ip {}`:\n{}", show.join(" "), ns.ip(show).unwrap()));
-    for word in expect.iter().chain(&["proto static"]) {
+    for word in expect.iter().chain(&["proto keepalived"]) {
         assert!(line.contains(word), "{what}: {word:?} missing from {line:?}");
     }
     assert!(!ns.run(|| route::add_route(r)).unwrap().unwrap(), "{what}: second add reports no change");
@@ -127,6 +127,11 @@ fn delete_removes_only_the_route_named() {
 
     assert!(ns.run(|| route::del_route(&r)).unwrap().unwrap());
     assert!(shown(&ns, MAIN, "203.0.113.0/24").is_none());
+
+    // The operator's own route, the same but for its protocol, is not ours to delete.
+    ns.ip(&["route", "add", "203.0.113.0/24", "via", "192.0.2.254", "metric", "5", "proto", "static"]).unwrap();
+    assert!(!ns.run(|| route::del_route(&r)).unwrap().unwrap());
+    assert!(shown(&ns, MAIN, "203.0.113.0/24").unwrap().contains("proto static"));
 }
 
 #[test]

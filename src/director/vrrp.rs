@@ -991,6 +991,7 @@ impl Vrrp {
             });
             match same {
                 Some(v) => {
+                    let was_master = r.fsm.state() == State::Master;
                     let primary = r.fsm.config().primary_address;
                     let socket =
                         if v.unicast_peers == r.model.unicast_peers { Ok((r.sock, r.socket.clone())) } else { self.socket_for(v, primary) };
@@ -1003,7 +1004,7 @@ impl Vrrp {
                             r.fixed = Fixed::of(v);
                             r.expect = r.fsm.config().expect();
                             (r.sock, r.socket) = (sock, socket);
-                            keep.push((r, actions, old_routes));
+                            keep.push((r, actions, was_master.then_some(old_routes)));
                         }
                         Err(e) => {
                             errors.push(format!("vrrp '{}': {e}", v.name));
@@ -1021,14 +1022,18 @@ impl Vrrp {
         }
         for (i, actions, old_routes) in pending {
             self.perform(i, actions, &mut out);
-            // A master's routes follow the policy: after its new VIPs, as when it became master.
-            if self.running[i].fsm.state() == State::Master {
+            // A master's routes follow the policy: the ones it no longer has go (whatever its
+            // state now: leaving Master removed only the new policy's), the new ones come after
+            // its new VIPs, as when it became master.
+            if let Some(old_routes) = old_routes {
                 let r = &self.running[i];
                 let gone: Vec<_> = old_routes.iter().filter(|x| !r.model.routes.contains(x)).cloned().collect();
                 let new: Vec<_> = r.model.routes.iter().filter(|x| !old_routes.contains(x)).cloned().collect();
-                let name = r.model.name.clone();
+                let (name, master) = (r.model.name.clone(), r.fsm.state() == State::Master);
                 set_routes(&name, &gone, false, &mut self.notes);
-                set_routes(&name, &new, true, &mut self.notes);
+                if master {
+                    set_routes(&name, &new, true, &mut self.notes);
+                }
             }
             // The new settings may track links the instance was never told about.
             let model = self.running[i].model.clone();

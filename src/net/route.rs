@@ -98,6 +98,11 @@ pub struct Route {
     pub kind: RouteKind,
 }
 
+/// The protocol routes are added with and deleted by: RTPROT_KEEPALIVED, what keepalived's
+/// virtual routes carry (`ip route` shows "proto keepalived"), so that `ip route flush proto
+/// keepalived` clears them as before and a delete never takes an operator's own route.
+const PROTOCOL: u8 = 18;
+
 /// Which request a message is built for: they differ in flags, protocol and scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -184,8 +189,9 @@ impl Route {
     }
 
     /// The RTM_NEWROUTE / RTM_DELROUTE payload, `oif` being `dev`'s index. Delete carries
-    /// the same attributes so that only this route matches, with protocol unspecified and
-    /// scope "nowhere" (any), as `ip route del` sends.
+    /// the same attributes and protocol so that only this route, as added here, matches (an
+    /// operator's identical static route is left alone), with scope "nowhere" (any), as
+    /// `ip route del` sends.
     fn message(&self, oif: Option<u32>, op: Op) -> Result<Rtmsg, RtnlError> {
         let bad = |e: String| RtnlError::Malformed { op: "build route", detail: e };
         let mut attrs: Vec<(Rta, Vec<u8>)> = vec![(Rta::Dst, octets(self.dst))];
@@ -210,9 +216,10 @@ impl Route {
             .map(|(ty, payload)| RtattrBuilder::default().rta_type(ty).rta_payload(Buffer::from(payload)).build())
             .collect::<Result<RtBuffer<Rta, Buffer>, _>>()
             .map_err(|e| bad(e.to_string()))?;
-        let (protocol, scope) = match op {
-            Op::Add => (Rtprot::Static, self.scope_or_default()),
-            Op::Del => (Rtprot::Unspec, RtScope::Nowhere),
+        let protocol = Rtprot::from(PROTOCOL);
+        let scope = match op {
+            Op::Add => self.scope_or_default(),
+            Op::Del => RtScope::Nowhere,
         };
         RtmsgBuilder::default()
             .rtm_family(if self.dst.is_ipv4() { RtAddrFamily::Inet } else { RtAddrFamily::Inet6 })
@@ -339,7 +346,7 @@ mod tests {
         assert_eq!(*m.rtm_family(), RtAddrFamily::Inet);
         assert_eq!(*m.rtm_dst_len(), 24);
         assert_eq!(*m.rtm_table(), RtTable::Main);
-        assert_eq!(*m.rtm_protocol(), Rtprot::Static);
+        assert_eq!(*m.rtm_protocol(), Rtprot::from(18));
         assert_eq!(*m.rtm_scope(), RtScope::Universe);
         assert_eq!(*m.rtm_type(), Rtn::Unicast);
         assert_eq!(
@@ -355,11 +362,11 @@ mod tests {
     }
 
     #[test]
-    fn delete_matches_any_protocol_and_scope_with_the_same_attributes() {
+    fn delete_matches_our_protocol_and_any_scope_with_the_same_attributes() {
         let r = Route { via: Some("192.0.2.254".parse().unwrap()), table: Some(100), metric: Some(7), ..route("203.0.113.0", 24) };
         let add = r.message(None, Op::Add).unwrap();
         let del = r.message(None, Op::Del).unwrap();
-        assert_eq!(*del.rtm_protocol(), Rtprot::Unspec);
+        assert_eq!(*del.rtm_protocol(), *add.rtm_protocol());
         assert_eq!(*del.rtm_scope(), RtScope::Nowhere);
         assert_eq!(attrs(&add), attrs(&del));
         assert_eq!((*del.rtm_table(), *del.rtm_type(), *del.rtm_dst_len()), (*add.rtm_table(), *add.rtm_type(), *add.rtm_dst_len()));
