@@ -411,3 +411,13 @@ fn virtual_routes_are_routes_and_an_or_route_is_reported() {
     let (text, _) = plan(&imp.lua, "lvs01");
     assert!(!text.is_empty());
 }
+
+#[test]
+fn a_labelled_vip_is_still_ipv4() {
+    let imp = import("fidelity/vip-label.conf");
+    assert_eq!(warned(&imp), Vec::<String>::new());
+    let m = model(&imp.lua, "lvs01");
+    let v = &m.vrrp[0];
+    assert_eq!((v.version, v.auth_pass.as_deref()), (2, Some("1111")), "{}", imp.lua);
+    assert_eq!(v.vips[0].label.as_deref(), Some("eth0:1"));
+}

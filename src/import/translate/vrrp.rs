@@ -402,7 +402,9 @@ impl Tx<'_> {
                 take(body, key);
             }
         }
-        let ipv6 = matches!(get(body, "vips"), Some(Value::List(l)) if l.iter().any(|x| matches!(x, Value::Str(s) if s.contains(':'))));
+        // The address alone: a label ("label eth0:1") has a colon too.
+        let v6 = |s: &str| s.split(['/', ' ']).next().is_some_and(|a| a.contains(':'));
+        let ipv6 = matches!(get(body, "vips"), Some(Value::List(l)) if l.iter().any(|x| matches!(x, Value::Str(s) if v6(s))));
         // The version: IPv6 instances always use VRRPv3, others the global vrrp_version.
         let version = match get(body, "version") {
             Some(Value::Int(n)) => *n,
