@@ -53,7 +53,7 @@ fn dr_warnings_name_file_and_line() {
     assert_eq!(
         warnings(&import("dr-master.conf")),
         vec![
-            "dr-master.conf:18: keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon",
+            "dr-master.conf:18: keyword 'lvs_sync_daemon_inteface' is a misspelling of 'lvs_sync_daemon_interface' from keepalived's documentation, which keepalived does not read (it starts no sync daemon); translated as lvsd.sync_daemon, as the configuration means",
             "dr-master.conf:36: keyword 'nat_mask' is not supported by lvsd (obsolete: only used by Linux 2.2 LVS; keepalived 2.x ignores it)",
             "dr-master.conf:44: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2 (only HTTP_GET and SSL_GET take it), so keepalived retries 1 time(s), not 3: translated as retries = 1",
             "dr-master.conf:54: keyword 'nb_get_retry' is not read in TCP_CHECK by keepalived 2.2 (only HTTP_GET and SSL_GET take it), so keepalived retries 1 time(s), not 3: translated as retries = 1",

@@ -13,9 +13,10 @@
 //!   validating (ports, quorum, duplicate reals, VRRP priority/state, ...) are made too.
 //! - Nothing is dropped silently: every keyword without a home in lvsd is a warning
 //!   `FILE:LINE: ...` on stderr and a `-- keepalived: <line> (not translated: why)` comment
-//!   where it would have gone. Old keepalived 1.x spellings (`lvs_id`,
-//!   `lvs_sync_daemon_inteface`) are translated with a warning that keepalived 2.2 ignores
-//!   them; `nb_get_retry` counts only in HTTP_GET/SSL_GET, as in keepalived 2.2.
+//!   where it would have gone. keepalived 1.x's `lvs_id`, and `lvs_sync_daemon_inteface` (a
+//!   misspelling from keepalived's documentation, which no keepalived parser read), are
+//!   translated with a warning that keepalived 2.2 ignores them; `nb_get_retry` counts only
+//!   in HTTP_GET/SSL_GET, as in keepalived 2.2.
 //! - Repeated keywords, values keepalived ignores with a warning, `vrrp_strict`, AH
 //!   authentication: read as keepalived 2.2.7 reads them, each change said in a warning.
 //! - Malformed input (unbalanced braces, unknown blocks, bad numbers, include loops) is an

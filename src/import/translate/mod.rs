@@ -42,7 +42,7 @@
 //! | auth_pass                       | only the first 8 characters used   | man    | max 8                 | truncated + warn  |
 //! | nat_mask                        | ignored (Linux 2.2 LVS only; 2.2.7 "Unknown keyword") | run | - | comment + warn |
 //! | nb_get_retry                    | = retry in HTTP_GET/SSL_GET; unknown elsewhere (2.2.7) | run | - | HTTP/SSL: retries + warn; else ignored + warn |
-//! | lvs_sync_daemon_inteface        | unknown keyword in 2.2.7 (1.x misspelling) | run | -         | translated + warn |
+//! | lvs_sync_daemon_inteface        | unknown keyword (a misspelling in keepalived's docs; no parser read it) | run | - | translated + warn |
 //!
 //! keepalived also corrects some settings when it validates the configuration
 //! (validate_check_config in keepalived/check/check_data.c; each prints a message with

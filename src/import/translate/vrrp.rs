@@ -333,7 +333,7 @@ impl Tx<'_> {
                     }
                     "lvs_sync_daemon_interface" | "lvs_sync_daemon_inteface" => {
                         if k.ends_with("inteface") {
-                            self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is keepalived 1.x's misspelt 'lvs_sync_daemon_interface' (keepalived 2.2 ignores it); translated as lvsd.sync_daemon");
+                            self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is a misspelling of 'lvs_sync_daemon_interface' from keepalived's documentation, which keepalived does not read (it starts no sync daemon); translated as lvsd.sync_daemon, as the configuration means");
                         }
                         if self.sync_daemon.is_some() {
                             self.unsupported(n, "only one IPVS sync daemon; the first one declared is used", &mut body);
