@@ -577,7 +577,15 @@ fn build_tree(lines: &[Line]) -> Result<Vec<Node>, ParseError> {
     for line in lines {
         let toks = tokenize(&line.loc, &line.text)?;
         let mut pending: Option<Node> = None;
-        for tok in toks {
+        for (t, tok) in toks.into_iter().enumerate() {
+            // keepalived also takes a block's `{` at the start of the next line (its parser's
+            // "bob_needed"): the statement before, if it has no block yet, owns it.
+            if t == 0 && matches!(tok, Tok::Open) {
+                let level = &mut stack.last_mut().unwrap().0;
+                if level.last().is_some_and(|n| n.block.is_none()) {
+                    pending = level.pop();
+                }
+            }
             match tok {
                 Tok::Word(w) => match &mut pending {
                     Some(n) => n.args.push(w),
@@ -816,6 +824,19 @@ mod tests {
         assert_eq!(ch[0].args, vec!["x y", "z"]);
         assert_eq!(ch[0].loc.line, 2);
         assert_eq!(ch[1].children()[0].key, "d");
+    }
+
+    #[test]
+    fn a_block_may_open_on_the_next_line() {
+        // keepalived's parser takes `{` at the start of the line after its keyword.
+        let n = parse("vrrp_script chk\n{\n  script x\n}\nTCP_CHECK\n  {\n  connect_timeout 3 }\n");
+        assert_eq!(n.len(), 2);
+        assert_eq!((n[0].key.as_str(), n[0].children()[0].key.as_str()), ("vrrp_script", "script"));
+        assert_eq!((n[1].key.as_str(), n[1].children()[0].args[0].as_str()), ("TCP_CHECK", "3"));
+        // Not after a statement that has its block already, nor at the start.
+        let bad = |t: &str| parse_str(Path::new("t.conf"), t, &ParseOptions::default()).unwrap_err().to_string();
+        assert!(bad("a { b }\n{\n}\n").contains("'{' without a keyword before it"));
+        assert!(bad("{\n}\n").contains("'{' without a keyword before it"));
     }
 
     #[test]
