@@ -743,6 +743,18 @@ mod tests {
     }
 
     #[test]
+    fn a_vip_keepalived_cannot_read_is_skipped_and_the_others_kept() {
+        // vrrp_data.c: "VRRP parsed invalid IP fwmark. skipping IP..." (keepalived -t).
+        let (doc, w) = translate_text("vrrp_instance V {\n virtual_ipaddress {\n  fwmark 21\n  192.0.2.10\n }\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("vips = { \"192.0.2.10\" }"), "{text}");
+        assert!(text.contains("-- keepalived: fwmark 21 (not translated: not an address keepalived reads"), "{text}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("t.conf:3: virtual_ipaddress entry 'fwmark 21': not an address keepalived reads"), "{w:?}");
+    }
+
+    #[test]
     fn group_ranges_expand() {
         let (doc, _) = translate_text(
             "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n real_server 192.0.2.9 80 {\n }\n}\n",

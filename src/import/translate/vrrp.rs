@@ -179,8 +179,21 @@ impl Tx<'_> {
                     "virtual_ipaddress" => {
                         let mut vips = Vec::new();
                         for a in n.children() {
-                            let v = self.vip(a, &mut body)?;
-                            let addr = ip(a, a.key.split('/').next().unwrap_or(""))?;
+                            // keepalived skips an entry it cannot read ("invalid address") and
+                            // keeps the others.
+                            let read = self.vip(a, &mut body).and_then(|v| Ok((v, ip(a, a.key.split('/').next().unwrap_or(""))?)));
+                            let (v, addr) = match read {
+                                Ok(x) => x,
+                                Err(e) => {
+                                    // The error without its file and line, which the warning has.
+                                    let e = e.to_string();
+                                    let detail = e.split_once(": ").map_or(e.as_str(), |(_, m)| m);
+                                    let why = format!("not an address keepalived reads ({detail}); keepalived skips it");
+                                    self.warn(&a.loc, format!("virtual_ipaddress entry '{}': {why}", a.text.trim()));
+                                    body.push(Entry::Comment(format!("keepalived: {} (not translated: {why})", a.text.trim())));
+                                    continue;
+                                }
+                            };
                             if !self.same_family(&mut family, a, addr, "virtual_ipaddress", &mut body) {
                                 continue;
                             }
