@@ -755,6 +755,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_script_weight_is_reported_not_fatal() {
+        let (doc, w) = translate_text("vrrp_script chk {\n script \"/bin/true\"\n weight - 2\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("local chk = lvsd.track.exec") && !text.contains("weight ="), "{text}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert!(w.iter().any(|w| w.starts_with("t.conf:3: vrrp_script chk: weight '-' is not in -253..253")), "{w:?}");
+    }
+
+    #[test]
     fn group_ranges_expand() {
         let (doc, _) = translate_text(
             "virtual_server_group G {\n 192.0.2.1-3 80\n 192.0.2.254-192.0.3.1 81\n fwmark 7\n}\nvirtual_server group G {\n protocol TCP\n real_server 192.0.2.9 80 {\n }\n}\n",

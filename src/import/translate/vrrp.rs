@@ -26,7 +26,13 @@ impl Tx<'_> {
                         }
                     }
                     "weight" => {
-                        weight = int(c, arg(c, 0)?, -253, 253)?;
+                        // vrrp_vscript_weight_handler reports a bad weight and goes on, with a
+                        // weight it never set: 0 here (failure = Fault), said in a warning.
+                        weight = int(c, arg(c, 0)?, -253, 253).unwrap_or_else(|_| {
+                            let w = shown(&c.args[0]);
+                            self.warn(&c.loc, format!("vrrp_script {name}: weight '{w}' is not in -253..253; keepalived runs the script with an undefined weight: translated as weight 0 (failure = Fault)"));
+                            0
+                        });
                         if weight != 0 {
                             body.push(field("weight", Value::Int(weight), &c.loc));
                         }
