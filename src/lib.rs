@@ -21,6 +21,7 @@ pub mod model;
 pub mod net;
 pub mod plan;
 pub mod policy;
+pub mod programs;
 pub mod ratelimit;
 pub mod realserver;
 pub mod repl;

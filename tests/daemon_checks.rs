@@ -69,3 +69,40 @@ lvsd.service "web" {{
     assert!(!in_table(&d, &real), "the health change still took effect");
     assert_eq!(d.status()["generation"], 1, "the director still answers");
 }
+
+/// keepalived's script_user: the programs the policy names run as that user and group, with
+/// none of root's supplementary groups.
+#[test]
+fn programs_run_as_the_script_user() {
+    if !need_root("programs_run_as_the_script_user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The program, as nobody, writes here.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = dir.path().join("ids");
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p1 = l1.local_addr().unwrap().port();
+    let src = format!(
+        r#"
+lvsd.global {{ script_user = "nobody", script_group = "nogroup" }}
+lvsd.service "web" {{
+  vip = "192.0.2.10:80",
+  check = lvsd.check.exec {{ command = {{ "/bin/sh", "-c", "echo $(id -u) $(id -g) $(id -G) > {}" }}, interval = 0.2 }},
+  reals = {{ "127.0.0.1:{p1}" }},
+}}
+"#,
+        out.display()
+    );
+    let d = Daemon::start(&src, "lvs01", &[]);
+    d.wait_for(|_| std::fs::read_to_string(&out).is_ok_and(|s| s.ends_with('\n')), "the check's program to write its ids");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "65534 65534 65534");
+    // A user the host does not have: the policy is refused, naming the line.
+    let bad = "lvsd.global { script_user = \"no-such-user-here\" }\n";
+    let p = dir.path().join("bad.lua");
+    std::fs::write(&p, bad).unwrap();
+    let out = std::process::Command::new(lvsd_bin()).arg("check").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.lua:1: ") && err.contains("script_user 'no-such-user-here' is not a user of this host"), "{err}");
+}

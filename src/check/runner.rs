@@ -438,9 +438,8 @@ async fn smtp(t: SocketAddr, bind: Option<IpAddr>, helo: &str) -> Result<(), Str
 /// Run a program (no shell); kill its process group at the timeout.
 pub async fn exec(argv: &[String], dynamic: bool, timeout: Duration) -> CheckResult {
     let z = Duration::ZERO;
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(std::process::Stdio::null())
+    let mut cmd = crate::programs::command(argv);
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .process_group(0)

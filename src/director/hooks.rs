@@ -164,7 +164,7 @@ pub(super) fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: f
 pub(super) fn spawn_program(argv: Vec<String>) {
     {
         let shown = argv.join(" ");
-        match tokio::process::Command::new(&argv[0]).args(&argv[1..]).kill_on_drop(false).spawn() {
+        match crate::programs::command(&argv).kill_on_drop(false).spawn() {
             Ok(mut child) => {
                 tokio::task::spawn_local(async move {
                     match child.wait().await {

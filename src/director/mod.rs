@@ -189,6 +189,7 @@ impl Director {
         if let Err(e) = crate::check::install_net(&self.policy.lua) {
             self.events.push("check_error", format!("lvsd.net: {e}"));
         }
+        crate::programs::set_run_as(self.policy.model.global.script_user);
         let checks = std::rc::Rc::new(crate::check::CheckManager::new(&self.policy.model, self.policy.lua.clone(), check_tx));
         checks.start();
         self.checks = Some(checks);

@@ -63,6 +63,7 @@ impl Director {
                     .collect();
                 self.omega(&gone);
                 let old = std::mem::replace(&mut self.policy, p);
+                crate::programs::set_run_as(self.policy.model.global.script_user);
                 // Foreign services are judged on a whole pass only.
                 let whole = old.model.global.foreign != self.policy.model.global.foreign;
                 // Closing a big Lua state takes a while too; on a thread nobody waits for.

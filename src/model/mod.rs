@@ -69,6 +69,13 @@ pub struct HookRef(pub u32);
 /// policy itself names one.
 pub type Argv = Vec<String>;
 
+/// A user and group to run programs as, looked up when the policy is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Settings that apply to the whole director (keepalived's global_defs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Global {
@@ -79,6 +86,9 @@ pub struct Global {
     /// keepalived default: 30 s.
     pub smtp_connect_timeout: u32,
     pub enable_script_security: bool,
+    /// keepalived's `script_user USER [GROUP]`: the user (and group) the programs the policy
+    /// names run as (checks, tracks, notify and quorum programs); None: root, as lvsd runs.
+    pub script_user: Option<RunAs>,
     pub garp: Garp,
     /// What to do with IPVS services that are not in the policy.
     pub foreign: Foreign,
@@ -104,6 +114,7 @@ impl Default for Global {
             smtp_server: None,
             smtp_connect_timeout: 30,
             enable_script_security: false,
+            script_user: None,
             garp: Garp::default(),
             foreign: Foreign::Keep,
             drain_timeout: 0,

@@ -34,6 +34,13 @@ impl Tx<'_> {
                     }
                     "smtp_connect_timeout" => body.push(field(k, Value::Int(int(n, arg(n, 0)?, 1, 3600)?), &n.loc)),
                     "enable_script_security" => body.push(field(k, Value::Bool(true), &n.loc)),
+                    // script_user USER [GROUP] (global_parser.c, script_user_handler).
+                    "script_user" => {
+                        body.push(field("script_user", s(arg(n, 0)?), &n.loc));
+                        if let Some(g) = n.args.get(1) {
+                            body.push(field("script_group", s(g), &n.loc));
+                        }
+                    }
                     "vrrp_rt_priority" => {
                         // keepalived takes SCHED_RR's 1..99 and brings a value outside to the
                         // nearest end with a warning (global_parser.c, get_realtime_priority).

@@ -403,7 +403,6 @@ const GLOBAL_KNOWN: &[&str] = &[
     "enable_dbus",
     "dbus_service_name",
     "dbus_no_interface_name",
-    "script_user",
     "notify_fifo",
     "notify_fifo_script",
     "vrrp_notify_fifo",
@@ -761,6 +760,14 @@ mod tests {
         assert!(text.contains("local chk = lvsd.track.exec") && !text.contains("weight ="), "{text}");
         let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
         assert!(w.iter().any(|w| w.starts_with("t.conf:3: vrrp_script chk: weight '-' is not in -253..253")), "{w:?}");
+    }
+
+    #[test]
+    fn script_user_and_its_group_are_kept() {
+        let (doc, w) = translate_text("global_defs {\n script_user nobody nogroup\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("script_user = \"nobody\",\n  script_group = \"nogroup\","), "{text}");
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]
