@@ -70,6 +70,11 @@ impl Tx<'_> {
                             garp.push(("master_delay", Value::Int(0), n.loc.clone()));
                         }
                     }
+                    // The spacing of unsolicited neighbour advertisements: lvsd spaces them as its
+                    // gratuitous ARPs; keepalived's default, 0, is lvsd's too.
+                    "vrrp_gna_interval" if timer(n, arg(n, 0)?).is_ok_and(|t| num_text(&t) == "0") => {
+                        body.push(Entry::Comment(format!("keepalived: {} (the default)", n.text)));
+                    }
                     _ if k.starts_with("vrrp_garp_") && garp_key(&k[5..]).is_some() => {
                         garp.push((garp_key(&k[5..]).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
                     }

@@ -487,8 +487,6 @@ const VRRP_KNOWN: &[&str] = &[
     "notify_deleted",
     "kernel_rx_buf_size",
     "linkbeat_use_polling",
-    "garp_interval",
-    "gna_interval",
     "gna_master_delay",
 ];
 
@@ -768,6 +766,19 @@ mod tests {
         let text = crate::import::lua::render(&doc, "", None);
         assert!(text.contains("script_user = \"nobody\",\n  script_group = \"nogroup\","), "{text}");
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn gna_interval_0_is_the_default_and_instance_garp_intervals_are_not_keywords() {
+        let (doc, w) = translate_text("global_defs {\n vrrp_gna_interval 0\n}\nvrrp_instance V {\n garp_interval 1\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("-- keepalived: vrrp_gna_interval 0 (the default)"), "{text}");
+        let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        // keepalived 2.2.7: "Unknown keyword 'garp_interval'" (only a garp_group has one).
+        assert_eq!(
+            w,
+            ["t.conf:5: keyword 'garp_interval' is not supported by lvsd (not a keepalived 2.2 keyword here; keepalived ignores it too)"]
+        );
     }
 
     #[test]

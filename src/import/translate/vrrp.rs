@@ -370,7 +370,9 @@ impl Tx<'_> {
                             body.push(Entry::Comment(format!("keepalived: {} (see lvsd.sync_daemon below)", n.text)));
                         }
                     }
-                    _ if k.starts_with("garp_") && garp_key(k).is_some() => {
+                    // An instance has no garp_interval (keepalived 2.2: "Unknown keyword"; only
+                    // global_defs' vrrp_garp_interval and a garp_group have one).
+                    _ if k.starts_with("garp_") && k != "garp_interval" && garp_key(k).is_some() => {
                         garp.push((garp_key(k).unwrap(), timer(n, arg(n, 0)?)?, n.loc.clone()));
                     }
                     _ => self.other(n, "vrrp_instance", VRRP_KNOWN, &mut body)?,
