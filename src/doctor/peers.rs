@@ -161,7 +161,9 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
         (Version::V2, Some(p)) => Auth::pass(p),
         _ => Auth::None,
     };
-    let vips: BTreeSet<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
+    // What an advert carries: the VIPs that fit one on an Ethernet link (the rest are held but
+    // not advertised, by lvsd and keepalived alike).
+    let vips: BTreeSet<IpAddr> = i.vips.iter().take(packet::max_addresses(version, fam, 1500)).map(|v| v.addr).collect();
     let on_link: Vec<&Heard> = l.heard.iter().filter(|h| h.ifname == i.interface && Family::of(&h.src) == fam).collect();
     let same: Vec<&Heard> = on_link.iter().copied().filter(|h| h.advert.vrid == i.vrid).collect();
     let name = format!("{} (VRID {} on {})", i.name, i.vrid, i.interface);
@@ -322,6 +324,21 @@ mod tests {
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("different password")), "{f:?}");
         assert!(f.iter().any(|x| x.level == Level::Fail && x.message.contains("advertises VIPs")), "{f:?}");
         assert!(!f.iter().any(|x| x.message.contains("1111") || x.message.contains("2222")), "never print passwords");
+    }
+
+    #[test]
+    fn vips_past_an_adverts_room_are_not_expected_in_it() {
+        // 300 IPv4 VIPs: an advert carries the first 255 (the count's limit), at lvsd and at
+        // keepalived.
+        let mut i = inst();
+        i.vips = (0..300u32)
+            .map(|n| VipAddr { addr: std::net::Ipv4Addr::from(0xc000_0200 + n).into(), prefix: 32, dev: None, label: None, scope: None })
+            .collect();
+        let first: Vec<String> = i.vips[..255].iter().map(|v| v.addr.to_string()).collect();
+        let first: Vec<&str> = first.iter().map(String::as_str).collect();
+        let l = Listened { window: 3.0, heard: vec![heard("198.51.100.2", 51, 100, "1111", &first)], errors: vec![] };
+        let f = instance(&i, &l, None);
+        assert!(f.iter().all(|x| x.level == Level::Pass), "{f:?}");
     }
 
     #[test]
