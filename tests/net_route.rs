@@ -17,17 +17,7 @@ fn ns_with_eth0(prefix: &str) -> Netns {
 }
 
 fn route(dst: &str, prefix_len: u8) -> Route {
-    Route {
-        dst: dst.parse().unwrap(),
-        prefix_len,
-        via: None,
-        dev: None,
-        src: None,
-        scope: None,
-        table: None,
-        metric: None,
-        kind: RouteKind::Unicast,
-    }
+    Route::to(dst.parse().unwrap(), prefix_len)
 }
 
 /// The line of `ip ARGS` (a `route show`) that starts with `start`, if any.

@@ -120,7 +120,7 @@ impl Vip {
     }
 }
 
-fn rt_scope(scope: Scope) -> RtScope {
+pub(super) fn rt_scope(scope: Scope) -> RtScope {
     match scope {
         Scope::Global => RtScope::Universe,
         Scope::Site => RtScope::Site,

@@ -11,6 +11,7 @@ use neli::rtnl::{RtattrBuilder, Rtmsg, RtmsgBuilder};
 use neli::types::{Buffer, RtBuffer};
 use thiserror::Error;
 
+use super::addr::rt_scope;
 use super::link::{self, LinkError};
 use super::rtnl::{self, RtnlError};
 pub use super::rtnl_msg::Scope;
@@ -96,6 +97,13 @@ pub struct Route {
     /// RTA_PRIORITY; `None` leaves the kernel's default (0 for IPv4, 1024 for IPv6).
     pub metric: Option<u32>,
     pub kind: RouteKind,
+}
+
+impl Route {
+    /// A unicast route to `dst/prefix_len` with nothing else set.
+    pub fn to(dst: IpAddr, prefix_len: u8) -> Route {
+        Route { dst, prefix_len, via: None, dev: None, src: None, scope: None, table: None, metric: None, kind: RouteKind::Unicast }
+    }
 }
 
 /// The protocol routes are added with and deleted by: RTPROT_KEEPALIVED, what keepalived's
@@ -266,15 +274,6 @@ fn octets(a: IpAddr) -> Vec<u8> {
     }
 }
 
-fn rt_scope(scope: Scope) -> RtScope {
-    match scope {
-        Scope::Global => RtScope::Universe,
-        Scope::Site => RtScope::Site,
-        Scope::Link => RtScope::Link,
-        Scope::Host => RtScope::Host,
-    }
-}
-
 fn scope_name(scope: Scope) -> &'static str {
     match scope {
         Scope::Global => "global",
@@ -312,17 +311,7 @@ mod tests {
     use super::*;
 
     fn route(dst: &str, prefix_len: u8) -> Route {
-        Route {
-            dst: dst.parse().unwrap(),
-            prefix_len,
-            via: None,
-            dev: None,
-            src: None,
-            scope: None,
-            table: None,
-            metric: None,
-            kind: RouteKind::Unicast,
-        }
+        Route::to(dst.parse().unwrap(), prefix_len)
     }
 
     fn attrs(m: &Rtmsg) -> Vec<(Rta, Vec<u8>)> {
