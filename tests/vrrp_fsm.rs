@@ -498,6 +498,22 @@ fn tracked_interface_weight_changes_priority() {
     assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
 }
 
+// keepalived `dont_track_primary`: the own interface's link state is not a Fault.
+#[test]
+fn dont_track_primary_ignores_the_own_interface() {
+    let t0 = Instant::now();
+    let mut c = cfg(100);
+    c.dont_track_primary = true;
+    let (mut i, t) = master(c, t0);
+    let a = i.handle(t, Input::Interface { name: "eth0".into(), up: false });
+    assert!(transitions(&a).is_empty(), "{a:?}");
+    assert_eq!(i.state(), State::Master);
+    // Without it, the same link going down is a Fault.
+    let (mut i, t) = master(cfg(100), t0);
+    let a = i.handle(t, Input::Interface { name: "eth0".into(), up: false });
+    assert_eq!(transitions(&a), vec![(State::Master, State::Fault)]);
+}
+
 // keepalived track_interface `weight N reverse` (vrrp_track.c, initialise_interface_tracking_
 // priorities and the multiplier at -1): a positive weight is taken off while the link is up, a
 // negative one added while it is down, and weight 0 is Fault while the link is up.

@@ -190,6 +190,7 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr, mtu: u32) -> Config {
     c.v3_checksum_as_v2 = v.v3_checksum_as_v2;
     c.check_unicast_src = v.check_unicast_src;
     c.relax_unicast_ttl = v.relax_unicast_ttl;
+    c.dont_track_primary = v.dont_track_primary;
     c
 }
 

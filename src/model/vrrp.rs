@@ -219,6 +219,8 @@ pub struct VrrpInstance {
     /// Accept unicast adverts whatever their TTL / hop limit (peers behind a router).
     /// Off by default: RFC 5798 7.1 wants 255.
     pub relax_unicast_ttl: bool,
+    /// keepalived's `dont_track_primary`: the interface going down is not a Fault.
+    pub dont_track_primary: bool,
     pub on_change: Option<HookRef>,
     pub origin: Origin,
 }

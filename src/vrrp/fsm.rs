@@ -157,8 +157,11 @@ pub struct Config {
     pub excluded: Vec<IpAddr>,
     /// Our advert source address; breaks ties between equal priorities (RFC 5798 6.4.3).
     pub primary_address: IpAddr,
-    /// The instance's own interface: down always means Fault.
+    /// The instance's own interface: down means Fault, unless `dont_track_primary`.
     pub interface: String,
+    /// keepalived's `dont_track_primary`: the own interface's link state is not followed (a
+    /// cross-over cable between the directors goes down with the peer).
+    pub dont_track_primary: bool,
     pub track_interfaces: Vec<TrackedInterface>,
     /// Answer a lower-priority advert with ours at once (keepalived's default).
     pub lower_prio_advert: bool,
@@ -196,6 +199,7 @@ impl Config {
             excluded: Vec::new(),
             primary_address,
             interface: interface.to_string(),
+            dont_track_primary: false,
             track_interfaces: Vec::new(),
             lower_prio_advert: true,
             garp: Garp::default(),
@@ -913,7 +917,7 @@ impl Instance {
     }
 
     fn own_fault_reason(&self) -> Option<Reason> {
-        if self.down_interfaces.contains(&self.cfg.interface) {
+        if !self.cfg.dont_track_primary && self.down_interfaces.contains(&self.cfg.interface) {
             return Some(Reason::InterfaceDown(self.cfg.interface.clone()));
         }
         let owner = self.cfg.is_owner();

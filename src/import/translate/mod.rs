@@ -460,7 +460,6 @@ const VRRP_KNOWN: &[&str] = &[
     "vmac_xmit_base",
     "use_ipvlan",
     "native_ipv6",
-    "dont_track_primary",
     "track_process",
     "track_bfd",
     "mcast_dst_ip",
@@ -779,6 +778,14 @@ mod tests {
             w,
             ["t.conf:5: keyword 'garp_interval' is not supported by lvsd (not a keepalived 2.2 keyword here; keepalived ignores it too)"]
         );
+    }
+
+    #[test]
+    fn dont_track_primary_is_kept() {
+        let (doc, w) = translate_text("vrrp_instance V {\n dont_track_primary\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("dont_track_primary = true,"), "{text}");
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

@@ -259,7 +259,7 @@ impl Tx<'_> {
                             body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
                         }
                     }
-                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" => {
+                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" => {
                         if get(&body, k).is_none() {
                             body.push(field(k, Value::Bool(true), &n.loc));
                         }

@@ -229,6 +229,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let v3_checksum_as_v2 = f.flag("v3_checksum_as_v2");
     let check_unicast_src = f.flag("check_unicast_src");
     let relax_unicast_ttl = f.flag("relax_unicast_ttl");
+    let dont_track_primary = f.flag("dont_track_primary");
     if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
         f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
     }
@@ -260,6 +261,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         v3_checksum_as_v2,
         check_unicast_src,
         relax_unicast_ttl,
+        dont_track_primary,
         on_change,
         origin: f.origin.clone(),
     })
