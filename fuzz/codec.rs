@@ -6,12 +6,14 @@
 pub mod checksum;
 #[path = "../src/vrrp/packet.rs"]
 pub mod packet;
-// What a tracked file holds (track_file).
+// What a tracked file holds (track_file), and what /proc says of a process (proc_entry).
 #[path = "../src/vrrp/track_file.rs"]
 pub mod track_file;
+#[path = "../src/vrrp/track_process.rs"]
+pub mod track_process;
 
 pub mod vrrp {
-    pub use crate::{checksum, packet, track_file};
+    pub use crate::{checksum, packet, track_file, track_process};
 }
 
 // What check targets answer: HTTP responses, DNS replies, SMTP replies, ICMP echo replies.

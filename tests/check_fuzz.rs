@@ -86,3 +86,8 @@ fn icmp_replies() {
 fn track_files() {
     run("track_file", check_harness::track_file, 5_000);
 }
+
+#[test]
+fn proc_entries() {
+    run("proc_entry", check_harness::proc_entry, 5_000);
+}

@@ -421,3 +421,44 @@ fn a_labelled_vip_is_still_ipv4() {
     assert_eq!((v.version, v.auth_pass.as_deref()), (2, Some("1111")), "{}", imp.lua);
     assert_eq!(v.vips[0].label.as_deref(), Some("eth0:1"));
 }
+
+#[test]
+fn tracked_processes_are_read_as_keepalived_defines_them() {
+    use lvsd::model::TrackKind;
+    use lvsd::vrrp::track_process::ParamMatch;
+    let imp = import("fidelity/track-process.conf");
+    assert_eq!(
+        warned(&imp),
+        vec![
+            "track-process.conf:15: keyword 'delay' is not supported by lvsd (lvsd counts the processes each interval; use rise and fall)",
+            "track-process.conf:26: vrrp_instance VI_1: track process nginx not found; keepalived ignores it",
+        ]
+    );
+    let m = model(&imp.lua, "lvs01");
+    let t = &m.vrrp[0].tracks;
+    assert_eq!(t.len(), 2);
+    assert_eq!((t[0].name.as_str(), t[0].weight), ("haproxy", -30), "the instance's weight");
+    assert_eq!(
+        t[0].kind,
+        TrackKind::Process {
+            process: "haproxy".into(),
+            params: None,
+            param_match: ParamMatch::None,
+            full_command: false,
+            quorum: 1,
+            quorum_max: u32::MAX
+        }
+    );
+    assert_eq!(
+        t[1].kind,
+        TrackKind::Process {
+            process: "/usr/sbin/bird".into(),
+            params: Some(vec!["-c".into(), "/etc/bird/bird.conf".into()]),
+            param_match: ParamMatch::Partial,
+            full_command: true,
+            quorum: 1,
+            quorum_max: 2
+        }
+    );
+    assert_eq!(t[1].weight, 0);
+}

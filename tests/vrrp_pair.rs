@@ -416,6 +416,32 @@ fn routes_follow_the_master() {
     assert_eq!(shown(1), [false; 3], "lvs02 let them go");
 }
 
+/// keepalived's vrrp_track_process: the instance is up while its process runs (a copy of
+/// sleep under a name of its own), Fault when it is gone, and back when it runs again.
+#[test]
+fn a_tracked_process_holds_the_instance() {
+    if !privileged_or_skip("a_tracked_process_holds_the_instance") {
+        return;
+    }
+    let lan = lan();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("lvsdtrk{}", std::process::id() % 100_000);
+    let prog = dir.path().join(&name);
+    std::fs::copy("/bin/sleep", &prog).unwrap();
+    let run = || std::process::Command::new(&prog).arg("600").spawn().unwrap();
+    let mut p = run();
+    let extra = format!("track = {{ lvsd.track.process {{ name = \"proc\", process = \"{name}\", interval = 0.2 }} }},");
+    let a = start(&lan, 0, &policy(&extra));
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master while its process runs");
+    p.kill().unwrap();
+    p.wait().unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "fault", "Fault once the process is gone");
+    let mut p = run();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "master again");
+    p.kill().unwrap();
+    p.wait().unwrap();
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

@@ -1,13 +1,13 @@
 //! Fuzz cases for the parsers of what check targets answer (and of what a tracked file holds),
 //! shared by the cargo-fuzz targets (http_response, dns_reply, smtp_reply, icmp_reply,
-//! track_file) and the fixed-seed test (tests/check_fuzz.rs).
+//! track_file, proc_entry) and the fixed-seed test (tests/check_fuzz.rs).
 //!
 //! Besides "never panics": a response fed in pieces parses exactly as when fed at once (the
 //! parsers are incremental), and whatever is accepted stays within the limits.
 
 use lvsd::check::http_response::{self, Limits, Parser};
 use lvsd::check::{dns, icmp, smtp};
-use lvsd::vrrp::track_file;
+use lvsd::vrrp::{track_file, track_process};
 
 /// Cut `data` into pieces whose sizes come from `sizes` (cycled; 0 means 1).
 fn pieces<'a>(mut data: &'a [u8], sizes: &[u8]) -> Vec<&'a [u8]> {
@@ -174,5 +174,26 @@ pub fn track_file(data: &[u8]) {
         assert!((-253..=253).contains(&w), "{w}");
         assert!(up || w <= 0, "down with a positive change");
         assert!(!up || w >= 0, "up with a negative change");
+    }
+}
+
+/// What /proc holds for a process: the first byte picks how it is matched, the rest is split
+/// at the first 0xff into /proc/PID/stat and /proc/PID/cmdline. A name read from stat is what
+/// lies between its parentheses; a match is only ever of the configured name.
+pub fn proc_entry(data: &[u8]) {
+    use track_process::{ParamMatch, ProcessSpec};
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let (stat, cmdline) = match rest.iter().position(|&b| b == 0xff) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let Some((comm, _zombie)) = track_process::stat_comm(stat) else { return };
+    assert!(comm.len() < stat.len() && !comm.contains(&b')'), "{stat:?}");
+    let param_match = [ParamMatch::None, ParamMatch::Exact, ParamMatch::Initial, ParamMatch::Partial][usize::from(sel & 3)];
+    let full_command = sel & 4 != 0 || param_match != ParamMatch::None;
+    let spec = ProcessSpec { process: "haproxy".into(), params: (sel & 8 != 0).then(|| vec!["-f".into()]), param_match, full_command };
+    if track_process::matches(&spec, comm, cmdline) {
+        let name: &[u8] = if full_command { cmdline.split(|&b| b == 0).next().unwrap_or_default() } else { comm };
+        assert!(name == b"haproxy" || name.starts_with(b"haproxy\0"), "{comm:?} {cmdline:?}");
     }
 }

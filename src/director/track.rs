@@ -5,7 +5,7 @@
 use crate::check::{CheckResult, Health};
 use crate::model::{Model, Track, TrackKind};
 use crate::policy::Policy;
-use crate::vrrp::track_file;
+use crate::vrrp::{track_file, track_process};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -142,6 +142,30 @@ impl Tracks {
                         let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Ran(result) });
                     });
                 }
+                TrackKind::Process { process, params, param_match, full_command, quorum, quorum_max } => {
+                    r.busy = true;
+                    let spec = track_process::ProcessSpec {
+                        process: process.clone(),
+                        params: params.clone(),
+                        param_match: *param_match,
+                        full_command: *full_command,
+                    };
+                    let (range, timeout, tx, generation) =
+                        ((*quorum, *quorum_max), Self::timeout(&r.track), self.tx.clone(), self.generation);
+                    tokio::task::spawn_local(async move {
+                        let t0 = Instant::now();
+                        // Off this thread and bounded, as a file's read.
+                        let count = tokio::task::spawn_blocking(move || count_processes(&spec));
+                        let result = match tokio::time::timeout(timeout, count).await {
+                            Ok(Ok(n)) if track_process::quorum_met(n, range.0, range.1) => CheckResult::up(t0.elapsed()),
+                            Ok(Ok(n)) => {
+                                CheckResult::down(t0.elapsed(), format!("{n} processes running, quorum {}..={}", range.0, range.1))
+                            }
+                            _ => CheckResult::down(t0.elapsed(), "/proc was not read in time"),
+                        };
+                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Ran(result) });
+                    });
+                }
                 TrackKind::File { path, .. } => {
                     r.busy = true;
                     let (path, timeout, tx, generation) = (path.clone(), Self::timeout(&r.track), self.tx.clone(), self.generation);
@@ -189,6 +213,35 @@ impl Tracks {
         }
         None
     }
+}
+
+/// How many running processes `spec` counts, from /proc as keepalived reads it (zombies not
+/// counted; a process that ends while it is read is not either).
+fn count_processes(spec: &track_process::ProcessSpec) -> u32 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let stat = read_head(&format!("/proc/{pid}/stat"), 512);
+        let Some((comm, zombie)) = track_process::stat_comm(&stat) else { continue };
+        if zombie {
+            continue;
+        }
+        let cmdline = if spec.full_command { read_head(&format!("/proc/{pid}/cmdline"), 4096) } else { Vec::new() };
+        n += track_process::matches(spec, comm, &cmdline) as u32;
+    }
+    n
+}
+
+/// At most the first `max` bytes of a file (none when it cannot be read).
+fn read_head(path: &str, max: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(max).read_to_end(&mut buf);
+    }
+    buf
 }
 
 /// A tracked file's number, read as keepalived reads it: the first 127 bytes, without waiting

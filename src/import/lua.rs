@@ -12,6 +12,8 @@ pub enum Kind {
     Track,
     /// `local NAME = lvsd.track.file { ... }`, the same for a tracked file.
     TrackFile,
+    /// `local NAME = lvsd.track.process { ... }`, and for a tracked process.
+    TrackProcess,
     Vrrp,
     SyncGroup,
     /// `lvsd.sync_daemon { ... }` (the IPVS connection sync daemon).
@@ -108,7 +110,7 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
         let mut ind = 0;
         if let Some(n) = &item.only_on {
             // A `local` inside the `if` would be out of scope for the instances using it.
-            if matches!(item.kind, Kind::Track | Kind::TrackFile) {
+            if matches!(item.kind, Kind::Track | Kind::TrackFile | Kind::TrackProcess) {
                 out.push_str(&format!("local {}\n", ident(&item.name)));
             }
             out.push_str(&format!("if node == {} then\n", quote(n)));
@@ -123,6 +125,8 @@ pub fn render(doc: &Doc, header: &str, pair: Option<()>) -> String {
             Kind::Track => Some(format!("local {} = lvsd.track.exec ", ident(&item.name))),
             Kind::TrackFile if item.only_on.is_some() => Some(format!("{} = lvsd.track.file ", ident(&item.name))),
             Kind::TrackFile => Some(format!("local {} = lvsd.track.file ", ident(&item.name))),
+            Kind::TrackProcess if item.only_on.is_some() => Some(format!("{} = lvsd.track.process ", ident(&item.name))),
+            Kind::TrackProcess => Some(format!("local {} = lvsd.track.process ", ident(&item.name))),
             Kind::Vrrp => Some(format!("lvsd.vrrp {} ", quote(&item.name))),
             Kind::SyncGroup => Some(format!("lvsd.sync_group {} ", quote(&item.name))),
             Kind::SyncDaemon => Some("lvsd.sync_daemon ".to_string()),
@@ -153,6 +157,7 @@ fn section_title(k: &Kind) -> Option<&'static str> {
         Kind::Global => Some("Global settings (keepalived global_defs)"),
         Kind::Track => Some("Tracking scripts (keepalived vrrp_script)"),
         Kind::TrackFile => Some("Tracked files (keepalived track_file)"),
+        Kind::TrackProcess => Some("Tracked processes (keepalived vrrp_track_process)"),
         Kind::Vrrp => Some("VRRP instances"),
         Kind::SyncGroup => Some("Sync groups"),
         Kind::SyncDaemon => Some("IPVS connection sync daemon"),

@@ -114,6 +114,17 @@ pub enum TrackKind {
     /// by number x weight (negated with `reverse`), or, with weight 0, any number but 0 is
     /// Fault ([`crate::vrrp::track_file`]). A missing file reads as 0.
     File { path: std::path::PathBuf },
+    /// Count the running processes of a name each interval (keepalived's
+    /// vrrp_track_process): up while the count is within `quorum..=quorum_max`
+    /// ([`crate::vrrp::track_process`]).
+    Process {
+        process: String,
+        params: Option<Vec<String>>,
+        param_match: crate::vrrp::track_process::ParamMatch,
+        full_command: bool,
+        quorum: u32,
+        quorum_max: u32,
+    },
 }
 
 /// keepalived's vrrp_script / track_script, as a track function.

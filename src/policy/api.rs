@@ -257,6 +257,7 @@ pub fn install(lua: &Lua, node: &str) -> mlua::Result<()> {
     track.set("exec", track_ctor(lua, "exec")?)?;
     track.set("lua", track_ctor(lua, "lua")?)?;
     track.set("file", track_ctor(lua, "file")?)?;
+    track.set("process", track_ctor(lua, "process")?)?;
     lvsd.set("track", track)?;
     let log = lua.create_table()?;
     log.set("debug", log_fn(lua, tracing::Level::DEBUG)?)?;

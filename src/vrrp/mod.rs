@@ -7,6 +7,7 @@
 //!   `poll_timeout()`), plus the [`fsm::SyncGroup`] helper.
 //! - [`checksum`]: the Internet checksum with the VRRPv3 pseudo-headers.
 //! - [`track_file`]: keepalived's tracked files, a number read as a priority change or Fault.
+//! - [`track_process`]: keepalived's tracked processes, counted from /proc.
 //!
 //! How the director drives one instance:
 //!
@@ -68,3 +69,4 @@ pub mod fsm;
 pub mod packet;
 pub mod preempt_sync;
 pub mod track_file;
+pub mod track_process;

@@ -64,7 +64,7 @@
 mod checkers;
 mod global;
 mod routes;
-mod track_file;
+mod tracked;
 mod values;
 mod virtual_server;
 mod vrrp;
@@ -152,7 +152,9 @@ struct Tx<'w> {
     /// vrrp_script name -> (its body, default weight, where it is defined)
     scripts: HashMap<String, (Vec<Entry>, i64, Loc)>,
     /// track_file name -> how it is written
-    track_files: HashMap<String, track_file::TrackFile>,
+    track_files: HashMap<String, tracked::TrackDef>,
+    /// vrrp_track_process name -> how it is written
+    track_processes: HashMap<String, tracked::TrackDef>,
     /// virtual_server_group name -> members
     groups: HashMap<String, Vec<GroupMember>>,
     /// `lvsd.sync_daemon`, from global lvs_sync_daemon or an instance's lvs_sync_daemon_interface.
@@ -179,6 +181,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         version: None,
         scripts: HashMap::new(),
         track_files: HashMap::new(),
+        track_processes: HashMap::new(),
         groups: HashMap::new(),
         sync_daemon: None,
         global_garp: Vec::new(),
@@ -210,14 +213,18 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
             _ => {}
         }
     }
-    // Tracked files after every vrrp_script: a file's Lua name avoids the scripts'.
+    // Tracked files and processes after every vrrp_script: their Lua names avoid the scripts'.
     for n in nodes.iter().filter(|n| matches!(n.key.as_str(), "track_file" | "vrrp_track_file")) {
         let r = tx.track_file(n);
         tracks.extend(tx.ok(r));
     }
+    for n in nodes.iter().filter(|n| n.key == "vrrp_track_process") {
+        let r = tx.track_process(n);
+        tracks.extend(tx.ok(r));
+    }
     for n in nodes {
         match n.key.as_str() {
-            "global_defs" | "vrrp_script" | "virtual_server_group" | "track_file" | "vrrp_track_file" => {}
+            "global_defs" | "vrrp_script" | "virtual_server_group" | "track_file" | "vrrp_track_file" | "vrrp_track_process" => {}
             "vrrp_instance" => {
                 let r = tx.vrrp(n);
                 vrrps.extend(tx.ok(r));
@@ -313,7 +320,6 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "static_rules",
     "linkbeat_interfaces",
     "track_group",
-    "vrrp_track_process",
     "bfd_instance",
     "garp_group",
     "interface_up_down_delays",
@@ -460,7 +466,6 @@ const VRRP_KNOWN: &[&str] = &[
     "vmac_xmit_base",
     "use_ipvlan",
     "native_ipv6",
-    "track_process",
     "track_bfd",
     "mcast_dst_ip",
     "track_src_ip",

@@ -1,16 +1,24 @@
-//! track_file / vrrp_track_file (-> `lvsd.track.file`) and an instance's `track_file` block,
-//! as keepalived 2.2.7 reads them (trackers/track_file.c).
+//! track_file / vrrp_track_file (-> `lvsd.track.file`), vrrp_track_process (->
+//! `lvsd.track.process`), and an instance's `track_file` and `track_process` blocks, as
+//! keepalived 2.2.7 reads them (trackers/track_file.c, vrrp/vrrp_track.c).
 
 use super::*;
 use crate::import::lua::{self, s};
 
-/// A tracked file as defined at the top level.
-pub(super) struct TrackFile {
+/// A tracked file or process as defined at the top level.
+pub(super) struct TrackDef {
     /// The Lua local (and lvsd track name) it is written as.
     local: String,
     body: Vec<Entry>,
     weight: i64,
     reverse: bool,
+}
+
+/// What an instance's tracking block names.
+#[derive(Clone, Copy)]
+pub(super) enum Tracked {
+    File,
+    Process,
 }
 
 impl Tx<'_> {
@@ -91,8 +99,109 @@ impl Tx<'_> {
         if self.track_files.contains_key(&name) {
             return Err(TranslateError::Duplicate(n.loc.clone(), "track_file".into(), shown(&name), n.loc.clone()));
         }
-        self.track_files.insert(name, TrackFile { local: local.clone(), body: body.clone(), weight, reverse });
+        self.track_files.insert(name, TrackDef { local: local.clone(), body: body.clone(), weight, reverse });
         Ok(Item { kind: Kind::TrackFile, name: local, loc: n.loc.clone(), pre: vec![], body, only_on: None })
+    }
+
+    /// `vrrp_track_process NAME { process PROG [ARGS...]; param_match [initial|partial];
+    /// full_command; quorum N; quorum_max N; weight N [reverse] }` (vrrp_parser.c,
+    /// vrrp_tprocess_*_handler).
+    pub(super) fn track_process(&mut self, n: &Node) -> R<Item> {
+        let name = arg(n, 0)?.to_string();
+        // Apart from the scripts' and files' names (an instance's tracks are named apart).
+        let taken = |x: &str| self.scripts.contains_key(x) || self.track_files.values().any(|t| t.local == x);
+        let local = if taken(&name) { format!("{name}_process") } else { name.clone() };
+        let mut body = vec![field("name", s(&local), &n.loc)];
+        let (mut have_process, mut weight, mut reverse) = (false, 0, false);
+        let (mut quorum, mut quorum_max) = (1i64, None::<i64>);
+        for c in n.children() {
+            let r = (|| -> R<()> {
+                match c.key.as_str() {
+                    "process" if have_process => {
+                        self.warn(&c.loc, format!("vrrp_track_process {name}: process already set; keepalived ignores this one"))
+                    }
+                    "process" => {
+                        have_process = true;
+                        body.push(field("process", s(arg(c, 0)?), &c.loc));
+                        if c.args.len() > 1 {
+                            body.push(field("params", Value::List(c.args[1..].iter().map(|a| s(a)).collect()), &c.loc));
+                        }
+                    }
+                    "param_match" => match c.args.first().map(String::as_str) {
+                        None => body.push(field("param_match", s("exact"), &c.loc)),
+                        Some(m @ ("initial" | "partial")) => body.push(field("param_match", s(m), &c.loc)),
+                        Some(other) => self.warn(
+                            &c.loc,
+                            format!("vrrp_track_process {name}: param_match '{}' is not valid; keepalived ignores it", shown(other)),
+                        ),
+                    },
+                    "full_command" => body.push(field("full_command", Value::Bool(true), &c.loc)),
+                    "quorum" => match int(c, arg(c, 0)?, 1, 65535) {
+                        Ok(q) if quorum_max.is_none_or(|m| q <= m) => quorum = q,
+                        _ => self.warn(
+                            &c.loc,
+                            format!("vrrp_track_process {name}: quorum '{}' is not valid; keepalived ignores it", shown(&c.args[0])),
+                        ),
+                    },
+                    "quorum_max" => match int(c, arg(c, 0)?, 0, 65535) {
+                        // quorum_max 0 (with no quorum given) tracks that none runs.
+                        Ok(0) if quorum <= 1 => {
+                            quorum_max = Some(0);
+                            quorum = 0;
+                        }
+                        Ok(m) if m >= quorum => quorum_max = Some(m),
+                        _ => self.warn(
+                            &c.loc,
+                            format!("vrrp_track_process {name}: quorum_max '{}' is not valid; keepalived ignores it", shown(&c.args[0])),
+                        ),
+                    },
+                    "weight" if weight != 0 => {
+                        self.warn(&c.loc, format!("vrrp_track_process {name}: weight already set; keepalived ignores this one"))
+                    }
+                    "weight" => match int(c, arg(c, 0)?, -254, 254) {
+                        Ok(w) => {
+                            weight = w;
+                            reverse = c.args.get(1).map(String::as_str) == Some("reverse");
+                        }
+                        Err(_) => self.warn(
+                            &c.loc,
+                            format!("vrrp_track_process {name}: weight '{}' is not in -254..254; keepalived ignores it", shown(&c.args[0])),
+                        ),
+                    },
+                    // keepalived hears of each process start and end at once and can wait before
+                    // counting them; lvsd counts each interval, its fall and rise do the waiting.
+                    "delay" | "fork_delay" | "terminate_delay" => {
+                        self.unsupported(c, "lvsd counts the processes each interval; use rise and fall", &mut body)
+                    }
+                    _ => self.other(c, "vrrp_track_process", &[], &mut body)?,
+                }
+                Ok(())
+            })();
+            self.keep(r);
+        }
+        if !have_process {
+            // "track process 'NAME' process name not specified".
+            let mut note = Vec::new();
+            self.unsupported(n, "no process line: keepalived ignores it too", &mut note);
+            return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
+        }
+        if quorum != 1 {
+            body.push(field("quorum", Value::Int(quorum), &n.loc));
+        }
+        if let Some(m) = quorum_max {
+            body.push(field("quorum_max", Value::Int(m), &n.loc));
+        }
+        if weight != 0 {
+            body.push(field("weight", Value::Int(weight), &n.loc));
+        }
+        if reverse {
+            body.push(field("reverse", Value::Bool(true), &n.loc));
+        }
+        if self.track_processes.contains_key(&name) {
+            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_track_process".into(), shown(&name), n.loc.clone()));
+        }
+        self.track_processes.insert(name, TrackDef { local: local.clone(), body: body.clone(), weight, reverse });
+        Ok(Item { kind: Kind::TrackProcess, name: local, loc: n.loc.clone(), pre: vec![], body, only_on: None })
     }
 
     /// `init_file [VALUE] [overwrite]`: keepalived writes VALUE (0) into the file when it is
@@ -107,24 +216,33 @@ impl Tx<'_> {
         }
     }
 
-    /// An instance's `track_file { NAME [weight N [reverse|noreverse]] ... }`: each into the
-    /// instance's `track` list, a copy of the file track where the weight differs.
-    pub(super) fn instance_track_files(&mut self, n: &Node, instance: &str, seen: &mut Vec<String>) -> Vec<Value> {
+    /// An instance's `track_file` or `track_process` block (`NAME [weight N
+    /// [reverse|noreverse]]` each): each into the instance's `track` list, a copy of the
+    /// defined track where the weight differs.
+    pub(super) fn instance_tracks(&mut self, n: &Node, instance: &str, of: Tracked, seen: &mut Vec<String>) -> Vec<Value> {
+        let (keyword, label, ctor, default_weight) = match of {
+            Tracked::File => ("track_file", "track file", "lvsd.track.file", 1),
+            Tracked::Process => ("track_process", "track process", "lvsd.track.process", 0),
+        };
         let mut list = Vec::new();
         for a in n.children() {
             let name = a.key.as_str();
-            let Some(tf) = self.track_files.get(name) else {
-                self.warn(&a.loc, format!("vrrp_instance {instance}: track file {} not found; keepalived ignores it", shown(name)));
+            let defs = match of {
+                Tracked::File => &self.track_files,
+                Tracked::Process => &self.track_processes,
+            };
+            let Some(tf) = defs.get(name) else {
+                self.warn(&a.loc, format!("vrrp_instance {instance}: {label} {} not found; keepalived ignores it", shown(name)));
                 continue;
             };
             let (local, mut body, defined) = (tf.local.clone(), tf.body.clone(), (tf.weight, tf.reverse));
             let (mut weight, mut reverse) = defined;
-            if seen.iter().any(|x| x == name) {
-                self.warn(&a.loc, format!("vrrp_instance {instance}: duplicate track_file {}; keepalived ignores it", shown(name)));
+            if seen.iter().any(|x| *x == format!("{keyword} {name}")) {
+                self.warn(&a.loc, format!("vrrp_instance {instance}: duplicate {keyword} {}; keepalived ignores it", shown(name)));
                 continue;
             }
             let ignored = |tx: &mut Self, why: &str| {
-                tx.warn(&a.loc, format!("vrrp_instance {instance}: track_file {}: {why}; keepalived ignores it", shown(name)))
+                tx.warn(&a.loc, format!("vrrp_instance {instance}: {keyword} {}: {why}; keepalived ignores it", shown(name)))
             };
             match (a.args.first().map(String::as_str), a.args.get(1), a.args.get(2).map(String::as_str)) {
                 (None, ..) => {}
@@ -138,7 +256,7 @@ impl Tx<'_> {
                         Err(_) => self.warn(
                             &a.loc,
                             format!(
-                                "vrrp_instance {instance}: track_file {}: weight '{}' is not in -254..254; keepalived uses the file's",
+                                "vrrp_instance {instance}: {keyword} {}: weight '{}' is not in -254..254; keepalived uses the defined one",
                                 shown(name),
                                 shown(w)
                             ),
@@ -159,18 +277,18 @@ impl Tx<'_> {
                     continue;
                 }
             }
-            seen.push(name.to_string());
+            seen.push(format!("{keyword} {name}"));
             if (weight, reverse) == defined {
                 list.push(Value::Ident(lua::ident(&local)));
             } else {
                 body.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight" || f.key == "reverse"));
-                if weight != 1 {
+                if weight != default_weight {
                     body.push(field("weight", Value::Int(weight), &a.loc));
                 }
                 if reverse {
                     body.push(field("reverse", Value::Bool(true), &a.loc));
                 }
-                list.push(Value::Call("lvsd.track.file".into(), body));
+                list.push(Value::Call(ctor.into(), body));
             }
         }
         list

@@ -79,7 +79,7 @@ impl Tx<'_> {
         // The instance's family (true: IPv6), set by the first address of unicast_src_ip,
         // unicast_peer or virtual_ipaddress; keepalived skips those of the other family.
         let mut family: Option<bool> = None;
-        // The tracked files already listed (keepalived ignores a repeat).
+        // The tracked files and processes already listed (keepalived ignores a repeat).
         let mut track_files = Vec::new();
         for n in v.children() {
             // An error in one statement is recorded; the others are still translated.
@@ -341,8 +341,9 @@ impl Tx<'_> {
                             append_list(&mut body, field("routes", Value::List(list), &n.loc));
                         }
                     }
-                    "track_file" => {
-                        let list = self.instance_track_files(n, &name, &mut track_files);
+                    "track_file" | "track_process" => {
+                        let of = if k == "track_file" { tracked::Tracked::File } else { tracked::Tracked::Process };
+                        let list = self.instance_tracks(n, &name, of, &mut track_files);
                         if !list.is_empty() {
                             append_list(&mut body, field("track", Value::List(list), &n.loc));
                         }

@@ -326,6 +326,7 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
     let k = match kind {
         "exec" => f.argv("command").map(|command| TrackKind::Exec { command }),
         "file" => file_track(f),
+        "process" => process_track(f),
         _ => f.function("run").map(|r| TrackKind::Lua { run: ctx.hook(r) }),
     };
     let interval = f.number("interval", 0.01, 86_400.0).unwrap_or(1.0);
@@ -341,8 +342,8 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
     match kind {
         _ if k.is_some() => {}
         "exec" => f.error("command = { \"/path/to/program\", ... } is required"),
-        // Said by file_track.
-        "file" => {}
+        // Said by file_track and process_track.
+        "file" | "process" => {}
         _ => f.error("run = function() ... end is required"),
     }
     Some(Track { name, kind: k?, interval, timeout, weight, reverse, rise, fall, origin: f.origin.clone() })
@@ -369,6 +370,35 @@ pub fn sync_daemon(f: &mut Fields) -> Option<SyncDaemon> {
     let instance = f.string("instance");
     f.require("interface", &interface, "the link the sync traffic uses");
     Some(SyncDaemon { interface: interface?, id, maxlen, port, ttl, group, instance, origin: f.origin.clone() })
+}
+
+/// `lvsd.track.process { process = "haproxy", params = { ... }, param_match = "exact",
+/// full_command = false, quorum = 1, quorum_max = ... }`, with keepalived's defaults: no
+/// arguments compared unless given (then exactly, and against the program as started).
+fn process_track(f: &mut Fields) -> Option<TrackKind> {
+    use crate::vrrp::track_process::ParamMatch;
+    let process = f.string("process");
+    f.require("process", &process, "the process's name, or with full_command its program");
+    let params = f.strings("params");
+    let param_match = match f.string("param_match").as_deref() {
+        None if params.is_some() => ParamMatch::Exact,
+        None => ParamMatch::None,
+        Some("exact") => ParamMatch::Exact,
+        Some("initial") => ParamMatch::Initial,
+        Some("partial") => ParamMatch::Partial,
+        Some(other) => {
+            f.error(format!("unknown param_match '{other}' (valid: exact, initial, partial)"));
+            ParamMatch::Exact
+        }
+    };
+    // Arguments are read from the command line, so comparing them compares the program too.
+    let full_command = f.flag("full_command") || param_match != ParamMatch::None;
+    let quorum = f.integer("quorum", 0, 65535).unwrap_or(1) as u32;
+    let quorum_max = f.integer("quorum_max", 0, 65535).map(|n| n as u32).unwrap_or(u32::MAX);
+    if quorum > quorum_max {
+        f.error(format!("quorum {quorum} is more than quorum_max {quorum_max}"));
+    }
+    Some(TrackKind::Process { process: process?, params, param_match, full_command, quorum, quorum_max })
 }
 
 /// `lvsd.track.file { path = "/..." }`: an absolute path (the daemon's working directory is
