@@ -1,6 +1,6 @@
-//! VRRP track functions (keepalived's vrrp_script as Lua or exec, its track_file): run or read
-//! each on its interval, apply rise/fall (or the file's number), and tell the instance when one
-//! changes.
+//! VRRP track functions (keepalived's vrrp_script as Lua or exec, its track_file and
+//! vrrp_track_process): run or read each on its interval, apply rise/fall (or the file's
+//! number), and tell the instance when one changes.
 
 use crate::check::{CheckResult, Health};
 use crate::model::{Model, Track, TrackKind};
@@ -22,7 +22,7 @@ pub struct TrackRun {
     busy: bool,
 }
 
-/// An exec or file track's result, from its task.
+/// An exec, process or file track's result, from its task.
 pub struct TrackDone {
     pub index: usize,
     pub generation: u64,
@@ -30,7 +30,7 @@ pub struct TrackDone {
 }
 
 pub enum Outcome {
-    /// A program ran.
+    /// A program ran, or the processes were counted.
     Ran(CheckResult),
     /// A file was read: its number, or None when it is to be ignored (keepalived's "Invalid
     /// number ... - ignoring", or a read that did not finish in time): the last one stands,
