@@ -442,6 +442,37 @@ fn a_tracked_process_holds_the_instance() {
     p.wait().unwrap();
 }
 
+/// keepalived's skip_check_adv_addr: a master reloaded with one more VIP before its backup is
+/// still heard by a backup that skips the address check for the master it knows; one that
+/// checks drops the adverts and takes over (two masters until the backup is reloaded too).
+#[test]
+fn skip_check_adv_addr_keeps_hearing_a_master_with_new_vips() {
+    if !privileged_or_skip("skip_check_adv_addr_keeps_hearing_a_master_with_new_vips") {
+        return;
+    }
+    for skip in [true, false] {
+        let lan = lan();
+        let src = policy(if skip { "skip_check_adv_addr = true," } else { "" });
+        let a = start(&lan, 0, &src);
+        let b = start(&lan, 1, &src);
+        a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+        b.wait_for(|d| d.vrrp_state("VI_1") == "backup" && !d.status()["vrrp"][0]["master"].is_null(), "lvs02 backup, hearing lvs01");
+        let g = a.status()["generation"].as_u64().unwrap();
+        std::fs::write(&a.policy, src.replace(r#"vips = { "192.0.2.100/24" }"#, r#"vips = { "192.0.2.100/24", "192.0.2.101/24" }"#))
+            .unwrap();
+        a.wait_for(|d| d.status()["generation"].as_u64().unwrap() > g, "lvs01 reloaded with a second VIP");
+        if skip {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let st = b.status();
+            assert_eq!(st["vrrp"][0]["state"], "backup", "{st}");
+            assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+        } else {
+            b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 drops the adverts and takes over");
+            assert!(b.status()["vrrp"][0]["dropped"]["address_list"].as_u64().unwrap_or(0) > 0, "{}", b.status());
+        }
+    }
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

@@ -854,7 +854,18 @@ impl Vrrp {
         };
         let rx = RxMeta { src: meta.src, dst: meta.dst, ttl: meta.ttl };
         let r = &mut self.running[i];
-        match packet::decode(bytes, &rx, &r.expect) {
+        let mut decoded = packet::decode(bytes, &rx, &r.expect);
+        // keepalived's skip_check_adv_addr (vrrp_state_backup): the addresses of an advert from
+        // the master already known are not checked again; every other check still is.
+        if matches!(decoded, Err(packet::DecodeError::AddressList { .. }))
+            && r.model.skip_check_adv_addr
+            && r.fsm.master().is_some_and(|(m, _)| m == meta.src)
+            && let Ok(advert) = packet::parse(bytes, r.expect.family)
+        {
+            let expect = Expect { addresses: advert.addresses, ..r.expect.clone() };
+            decoded = packet::decode(bytes, &rx, &expect);
+        }
+        match decoded {
             Ok(got) => {
                 r.received += 1;
                 r.priority_zero_received += (got.advert.priority == 0) as u64;

@@ -232,6 +232,10 @@ pub struct VrrpInstance {
     pub relax_unicast_ttl: bool,
     /// keepalived's `dont_track_primary`: the interface going down is not a Fault.
     pub dont_track_primary: bool,
+    /// keepalived's `skip_check_adv_addr`: the address list of adverts from the master already
+    /// known is not checked again (a master that adds a VIP before its backup does is still
+    /// heard).
+    pub skip_check_adv_addr: bool,
     pub on_change: Option<HookRef>,
     pub origin: Origin,
 }

@@ -60,6 +60,10 @@ impl Tx<'_> {
                         body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as version = {v})", n.text)));
                     }
                     "lvs_sync_daemon" => self.global_sync_daemon(n)?,
+                    "vrrp_skip_check_adv_addr" => {
+                        self.skip_check_adv_addr = true;
+                        body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as keepalived does)", n.text)));
+                    }
                     "vrrp_strict" => {
                         self.strict = Some(n.loc.clone());
                         body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as keepalived does)", n.text)));

@@ -166,6 +166,8 @@ struct Tx<'w> {
     errors: Vec<TranslateError>,
     /// global_defs vrrp_strict (each instance's strict_mode defaults to it).
     strict: Option<Loc>,
+    /// global_defs vrrp_skip_check_adv_addr (each instance's skip_check_adv_addr defaults to it).
+    skip_check_adv_addr: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +189,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         global_garp: Vec::new(),
         errors: Vec::new(),
         strict: None,
+        skip_check_adv_addr: false,
     };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
@@ -377,7 +380,6 @@ const GLOBAL_KNOWN: &[&str] = &[
     "vrrp_ipsets",
     "disable_local_igmp",
     "vrrp_check_unicast_src",
-    "vrrp_skip_check_adv_addr",
     "vrrp_strict",
     "vrrp_notify_priority_changes",
     "max_auto_priority",
@@ -483,7 +485,6 @@ const VRRP_KNOWN: &[&str] = &[
     "virtual_rules",
     "accept",
     "no_accept",
-    "skip_check_adv_addr",
     "strict_mode",
     "debug",
     "notify_master_rx_lower_pri",
@@ -791,6 +792,17 @@ mod tests {
         let text = crate::import::lua::render(&doc, "", None);
         assert!(text.contains("dont_track_primary = true,"), "{text}");
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn skip_check_adv_addr_global_and_per_instance() {
+        let (doc, w) = translate_text("global_defs {\n vrrp_skip_check_adv_addr\n}\nvrrp_instance V {\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("skip_check_adv_addr = true,"), "{text}");
+        assert!(w.is_empty(), "{w:?}");
+        let (doc, _) = translate_text("vrrp_instance V {\n skip_check_adv_addr\n}\nvrrp_instance W {\n virtual_router_id 2\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert_eq!(text.matches("skip_check_adv_addr = true,").count(), 1, "{text}");
     }
 
     #[test]

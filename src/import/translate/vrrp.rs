@@ -259,7 +259,7 @@ impl Tx<'_> {
                             body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
                         }
                     }
-                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" => {
+                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" | "skip_check_adv_addr" => {
                         if get(&body, k).is_none() {
                             body.push(field(k, Value::Bool(true), &n.loc));
                         }
@@ -381,6 +381,9 @@ impl Tx<'_> {
                 Ok(())
             })();
             self.keep(r);
+        }
+        if self.skip_check_adv_addr && get(&body, "skip_check_adv_addr").is_none() {
+            body.push(field("skip_check_adv_addr", Value::Bool(true), &v.loc));
         }
         self.complete_vrrp(v, &name, version_set, &mut body, strict, ah_auth);
         if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {

@@ -230,6 +230,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let check_unicast_src = f.flag("check_unicast_src");
     let relax_unicast_ttl = f.flag("relax_unicast_ttl");
     let dont_track_primary = f.flag("dont_track_primary");
+    let skip_check_adv_addr = f.flag("skip_check_adv_addr");
     if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
         f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
     }
@@ -262,6 +263,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         check_unicast_src,
         relax_unicast_ttl,
         dont_track_primary,
+        skip_check_adv_addr,
         on_change,
         origin: f.origin.clone(),
     })
