@@ -21,6 +21,26 @@ pub(super) enum Tracked {
     Process,
 }
 
+impl Tracked {
+    /// keepalived's weight when none is given: 1 for a file, 0 for a process.
+    fn default_weight(self) -> i64 {
+        match self {
+            Tracked::File => 1,
+            Tracked::Process => 0,
+        }
+    }
+}
+
+/// A track's weight (unless the default) and `reverse`, as fields.
+fn push_weight(body: &mut Vec<Entry>, weight: i64, default: i64, reverse: bool, loc: &Loc) {
+    if weight != default {
+        body.push(field("weight", Value::Int(weight), loc));
+    }
+    if reverse {
+        body.push(field("reverse", Value::Bool(true), loc));
+    }
+}
+
 impl Tx<'_> {
     /// `track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`.
     pub(super) fn track_file(&mut self, n: &Node) -> R<Item> {
@@ -90,17 +110,22 @@ impl Tx<'_> {
             self.unsupported(n, "no file line: keepalived ignores it too", &mut note);
             return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
         }
-        if weight != 1 {
-            body.push(field("weight", Value::Int(weight), &n.loc));
+        self.define(Tracked::File, n, name, TrackDef { local, body, weight, reverse })
+    }
+
+    /// Record a defined track (a name defined twice is an error) and write it out.
+    fn define(&mut self, of: Tracked, n: &Node, name: String, mut def: TrackDef) -> R<Item> {
+        push_weight(&mut def.body, def.weight, of.default_weight(), def.reverse, &n.loc);
+        let (defs, kind) = match of {
+            Tracked::File => (&mut self.track_files, Kind::TrackFile),
+            Tracked::Process => (&mut self.track_processes, Kind::TrackProcess),
+        };
+        if defs.contains_key(&name) {
+            return Err(TranslateError::Duplicate(n.loc.clone(), n.key.clone(), shown(&name), n.loc.clone()));
         }
-        if reverse {
-            body.push(field("reverse", Value::Bool(true), &n.loc));
-        }
-        if self.track_files.contains_key(&name) {
-            return Err(TranslateError::Duplicate(n.loc.clone(), "track_file".into(), shown(&name), n.loc.clone()));
-        }
-        self.track_files.insert(name, TrackDef { local: local.clone(), body: body.clone(), weight, reverse });
-        Ok(Item { kind: Kind::TrackFile, name: local, loc: n.loc.clone(), pre: vec![], body, only_on: None })
+        let item = Item { kind, name: def.local.clone(), loc: n.loc.clone(), pre: vec![], body: def.body.clone(), only_on: None };
+        defs.insert(name, def);
+        Ok(item)
     }
 
     /// `vrrp_track_process NAME { process PROG [ARGS...]; param_match [initial|partial];
@@ -191,17 +216,7 @@ impl Tx<'_> {
         if let Some(m) = quorum_max {
             body.push(field("quorum_max", Value::Int(m), &n.loc));
         }
-        if weight != 0 {
-            body.push(field("weight", Value::Int(weight), &n.loc));
-        }
-        if reverse {
-            body.push(field("reverse", Value::Bool(true), &n.loc));
-        }
-        if self.track_processes.contains_key(&name) {
-            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_track_process".into(), shown(&name), n.loc.clone()));
-        }
-        self.track_processes.insert(name, TrackDef { local: local.clone(), body: body.clone(), weight, reverse });
-        Ok(Item { kind: Kind::TrackProcess, name: local, loc: n.loc.clone(), pre: vec![], body, only_on: None })
+        self.define(Tracked::Process, n, name, TrackDef { local, body, weight, reverse })
     }
 
     /// `init_file [VALUE] [overwrite]`: keepalived writes VALUE (0) into the file when it is
@@ -220,9 +235,9 @@ impl Tx<'_> {
     /// [reverse|noreverse]]` each): each into the instance's `track` list, a copy of the
     /// defined track where the weight differs.
     pub(super) fn instance_tracks(&mut self, n: &Node, instance: &str, of: Tracked, seen: &mut Vec<String>) -> Vec<Value> {
-        let (keyword, label, ctor, default_weight) = match of {
-            Tracked::File => ("track_file", "track file", "lvsd.track.file", 1),
-            Tracked::Process => ("track_process", "track process", "lvsd.track.process", 0),
+        let (keyword, label, ctor) = match of {
+            Tracked::File => ("track_file", "track file", "lvsd.track.file"),
+            Tracked::Process => ("track_process", "track process", "lvsd.track.process"),
         };
         let mut list = Vec::new();
         for a in n.children() {
@@ -282,12 +297,7 @@ impl Tx<'_> {
                 list.push(Value::Ident(lua::ident(&local)));
             } else {
                 body.retain(|e| !matches!(e, Entry::Field(f) if f.key == "weight" || f.key == "reverse"));
-                if weight != default_weight {
-                    body.push(field("weight", Value::Int(weight), &a.loc));
-                }
-                if reverse {
-                    body.push(field("reverse", Value::Bool(true), &a.loc));
-                }
+                push_weight(&mut body, weight, of.default_weight(), reverse, &a.loc);
                 list.push(Value::Call(ctor.into(), body));
             }
         }
