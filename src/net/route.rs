@@ -111,7 +111,7 @@ impl Route {
 /// keepalived` clears them as before and a delete never takes an operator's own route.
 const PROTOCOL: u8 = 18;
 
-/// Which request a message is built for: they differ in flags, protocol and scope.
+/// Which request a message is built for: they differ in flags and scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Add,
