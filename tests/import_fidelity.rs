@@ -462,3 +462,22 @@ fn tracked_processes_are_read_as_keepalived_defines_them() {
     );
     assert_eq!(t[1].weight, 0);
 }
+
+#[test]
+fn an_instance_without_vips_runs_as_keepalived_runs_it() {
+    let imp = import("fidelity/no-vip.conf");
+    assert_eq!(
+        warned(&imp),
+        vec![
+            "no-vip.conf:4: vrrp_instance VI_2: no virtual_ipaddress; keepalived runs it (\"at least one is sensible\"), and so does lvsd",
+            "no-vip.conf:9: keyword 'vrrp_instance' is not supported by lvsd (no virtual_ipaddress: keepalived requires one for VRRPv3 and strict mode and ignores the instance)",
+        ]
+    );
+    let m = model(&imp.lua, "lvs01");
+    assert_eq!(m.vrrp.len(), 1);
+    assert_eq!((m.vrrp[0].name.as_str(), m.vrrp[0].vips.len(), m.vrrp[0].version), ("VI_2", 0, 2));
+    let cfg = lvsd::director::vrrp::fsm_config(&m.vrrp[0], "192.0.2.1".parse().unwrap(), 1500);
+    let ep = lvsd::vrrp::packet::Endpoints { src: "192.0.2.1".parse().unwrap(), dst: "224.0.0.18".parse().unwrap() };
+    let bytes = cfg.advert(100).encode(&ep, false).unwrap();
+    assert_eq!(bytes[3], 0, "the advert lists no address, as keepalived's");
+}

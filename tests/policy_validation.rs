@@ -216,7 +216,7 @@ fn structural_rules() {
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", fwmark = 1 }"#, 1, "either vip or fwmark");
     rejects(r#"lvsd.service "s" { protocol = "tcp" }"#, 1, "vip = \"addr:port\" (or fwmark = N) is required");
     rejects(r#"lvsd.vrrp "A" { vrid = 1, vips = { "192.0.2.1" } }"#, 1, "interface is required");
-    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1 }"#, 1, "vips is empty");
+    rejects(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1, version = 3 }"#, 1, "a VRRPv3 instance needs at least one virtual address");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = lvsd.check.exec { } }"#, 1, "command = {");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", check = "tcp" }"#, 1, "check must be an lvsd.check.* value");
     rejects(r#"lvsd.service "s" { vip = "192.0.2.1:80", quorum = 2, hysteresis = 2 }"#, 1, "hysteresis 2 must be below quorum 2");
@@ -273,4 +273,12 @@ fn excluded_vips_take_either_family_and_the_vips_syntax() {
         1,
         "VIP 192.0.2.1 is listed twice with different settings (192.0.2.1/32 and 192.0.2.1/24)",
     );
+}
+
+#[test]
+fn a_vrrp_v2_instance_may_have_no_vip() {
+    // keepalived runs one ("No VIP specified; at least one is sensible"): its adverts list none.
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let m = load_source(r#"lvsd.vrrp "A" { interface = "eth0", vrid = 1 }"#, Path::new("ok.lua"), Path::new("."), &opts).unwrap().model;
+    assert!(m.vrrp[0].vips.is_empty() && !m.vrrp[0].is_ipv6());
 }

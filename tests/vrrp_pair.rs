@@ -473,6 +473,28 @@ fn skip_check_adv_addr_keeps_hearing_a_master_with_new_vips() {
     }
 }
 
+/// A VRRPv2 instance without VIPs (keepalived runs one; notify programs may set an address):
+/// its adverts list no address, the pair elects one master and the backup drops nothing.
+#[test]
+fn an_instance_without_vips_still_elects_one_master() {
+    if !privileged_or_skip("an_instance_without_vips_still_elects_one_master") {
+        return;
+    }
+    let lan = lan();
+    let src = r#"
+lvsd.vrrp "VI_0" { interface = "eth0", vrid = 60, priority = lvsd.node == "lvs01" and 150 or 100 }
+"#;
+    let a = start(&lan, 0, src);
+    let b = start(&lan, 1, src);
+    a.wait_for(|d| d.vrrp_state("VI_0") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_0") == "backup" && d.status()["vrrp"][0]["master"]["priority"] == 150, "lvs02 backup, hearing lvs01");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let st = b.status();
+    assert_eq!((st["vrrp"][0]["state"].as_str(), &st["vrrp"][0]["dropped"]), (Some("backup"), &serde_json::json!({})), "{st}");
+    drop(a);
+    b.wait_for(|d| d.vrrp_state("VI_0") == "master", "lvs02 takes over");
+}
+
 /// lvs01 (the policy's master) and lvs02 on `lan` with policy `src`: lvs02 settles as backup
 /// of `instance`, sees the master at `address`, and ten adverts later still does and has
 /// dropped none of them.

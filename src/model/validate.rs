@@ -17,8 +17,10 @@ pub fn validate(m: &Model) -> Vec<ModelError> {
 
 fn validate_instance(v: &VrrpInstance, errs: &mut Vec<ModelError>) {
     let err = |errs: &mut Vec<ModelError>, msg: String| errs.push(ModelError::new(&v.origin, msg));
-    if v.vips.is_empty() {
-        err(errs, format!("vrrp '{}': vips is empty; an instance needs at least one virtual address", v.name));
+    // keepalived runs a VRRPv2 instance without VIPs (its adverts list none; notify programs
+    // may set an address), but not a VRRPv3 one (vrrp_complete_instance).
+    if v.vips.is_empty() && v.version == 3 {
+        err(errs, format!("vrrp '{}': vips is empty; a VRRPv3 instance needs at least one virtual address", v.name));
     }
     if let Some(first) = v.vips.first() {
         for vip in &v.vips[1..] {

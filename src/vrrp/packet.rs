@@ -507,7 +507,8 @@ impl DropCounters {
 }
 
 /// Structure-only parse: header, version 2 or 3, type, exact length. No checksum, no
-/// context. For display and for tests; the receive path uses [`decode`].
+/// context. For display, tests, and reading the address list an advert carries; the receive
+/// checks are [`decode`]'s.
 pub fn parse(buf: &[u8], family: Family) -> Result<Advert, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { len: buf.len() });

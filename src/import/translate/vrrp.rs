@@ -385,15 +385,25 @@ impl Tx<'_> {
         if self.skip_check_adv_addr && get(&body, "skip_check_adv_addr").is_none() {
             body.push(field("skip_check_adv_addr", Value::Bool(true), &v.loc));
         }
+        let strict_mode = strict.is_some();
         self.complete_vrrp(v, &name, version_set, &mut body, strict, ah_auth);
         if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {
-            // keepalived runs a VRRPv2 instance without VIPs ("at least one is sensible");
-            // lvsd's model requires one, so this cannot be imported as it is.
-            return Err(TranslateError::MissingArg(
-                v.loc.clone(),
-                format!("vrrp_instance {}", shown(&name)),
-                "a virtual_ipaddress block with at least one address (lvsd needs one)".into(),
-            ));
+            // vrrp_complete_instance: "No VIP specified; at least one is required" for VRRPv3
+            // and strict mode (the instance is dropped), "... is sensible" otherwise (it runs,
+            // its adverts listing no address: notify programs may set one).
+            if strict_mode || get(&body, "version") == Some(&Value::Int(3)) {
+                let mut note = Vec::new();
+                self.unsupported(
+                    v,
+                    "no virtual_ipaddress: keepalived requires one for VRRPv3 and strict mode and ignores the instance",
+                    &mut note,
+                );
+                return Ok(Item { kind: Kind::Note, name, loc: v.loc.clone(), pre: vec![], body: note, only_on: None });
+            }
+            self.warn(
+                &v.loc,
+                format!("vrrp_instance {name}: no virtual_ipaddress; keepalived runs it (\"at least one is sensible\"), and so does lvsd"),
+            );
         }
         if !garp.is_empty() {
             // keepalived takes what the instance leaves out from global_defs: write the whole
