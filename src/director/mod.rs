@@ -14,6 +14,7 @@ pub mod status;
 mod suspend;
 pub mod sync;
 mod track;
+mod vmac;
 pub mod vrrp;
 pub mod vrrp_status;
 

@@ -3,6 +3,7 @@
 //! transitions. It runs on the heartbeat's thread (`heartbeat.rs`), never on the director's.
 
 use super::track::TrackChange;
+use super::vmac::Vmacs;
 use super::vrrp_status::{Fixed, InstanceStatus, Master, RunningStatus};
 use crate::model::{self, VrrpInstance};
 use crate::net::{self, Mode, VrrpSocket};
@@ -152,6 +153,8 @@ pub struct Vrrp {
     sync_instances: Vec<String>,
     /// Preemptions held since the last `take_held`: (instance, master, its priority, bound).
     held: Vec<(String, IpAddr, u8, Duration)>,
+    /// The instances' virtual MAC interfaces.
+    vmacs: Vmacs,
 }
 
 fn secs(n: u32) -> Duration {
@@ -175,6 +178,10 @@ pub fn fsm_config(v: &VrrpInstance, primary: IpAddr, mtu: u32) -> Config {
     c.excluded.extend(v.excluded_vips.iter().map(|a| a.addr));
     c.track_interfaces =
         v.track_interfaces.iter().map(|t| fsm::TrackedInterface { name: t.name.clone(), weight: t.weight, reverse: t.reverse }).collect();
+    // The virtual MAC interface is followed as the instance's own (keepalived's vrrp->ifp).
+    if let Some(m) = v.vmac.as_ref().filter(|_| !v.dont_track_primary) {
+        c.track_interfaces.push(fsm::TrackedInterface { name: m.name.clone(), weight: 0, reverse: false });
+    }
     let g = &v.garp;
     c.garp = fsm::Garp {
         master_delay: secs(g.master_delay),
@@ -206,6 +213,7 @@ fn sync_instances(m: &model::Model) -> Vec<String> {
 /// The state of the links an instance watches, as inputs for its state machine.
 fn link_inputs(v: &VrrpInstance) -> Vec<Input> {
     std::iter::once(&v.interface)
+        .chain(v.vmac.as_ref().map(|m| &m.name))
         .chain(v.track_interfaces.iter().map(|t| &t.name))
         .map(|name| Input::Interface { name: name.clone(), up: net::link_by_name(name).map(|l| l.is_up()).unwrap_or(false) })
         .collect()
@@ -254,7 +262,7 @@ fn set_routes(name: &str, routes: &[model::VirtualRoute], add: bool, notes: &mut
 
 fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
     let m = v.held_vips().find(|a| a.addr == addr);
-    let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.interface.clone());
+    let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.vip_interface().to_owned());
     let mut vip = net::Vip::host(addr, &dev);
     if let Some(m) = m {
         vip = vip.with_prefix(m.prefix);
@@ -309,6 +317,7 @@ impl Vrrp {
             rx: None,
             sync_instances: Vec::new(),
             held: Vec::new(),
+            vmacs: Vmacs::default(),
         }
     }
 
@@ -324,6 +333,7 @@ impl Vrrp {
     /// Open the socket and start the state machine of one instance.
     fn start_instance(&mut self, v: &VrrpInstance, tracks: &[TrackChange], now: Instant, out: &mut Vec<Transition>) -> Result<(), String> {
         let primary = primary_address(v)?;
+        self.vmacs.ensure(v, primary, &mut self.notes)?;
         let (sock_id, socket) = self.socket_for(v, primary)?;
         let cfg = self.config_for(v, primary);
         // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
@@ -396,7 +406,7 @@ impl Vrrp {
         let mode =
             if v.unicast_peers.is_empty() { Mode::Multicast } else { Mode::Unicast { src: primary, peers: v.unicast_peers.clone() } };
         let key = (
-            v.interface.clone(),
+            v.advert_interface().to_owned(),
             v.is_ipv6(),
             match &mode {
                 Mode::Multicast => None,
@@ -406,7 +416,7 @@ impl Vrrp {
         let (sock_id, socket) = match self.sockets.iter().find(|s| s.key == key) {
             Some(s) => (s.id, s.socket.clone()),
             None => {
-                let socket = Rc::new(VrrpSocket::open(&v.interface, family, mode.clone()).map_err(|e| e.to_string())?);
+                let socket = Rc::new(VrrpSocket::open(v.advert_interface(), family, mode.clone()).map_err(|e| e.to_string())?);
                 let id = self.next_id;
                 self.next_id += 1;
                 self.sockets.push(Sock {
@@ -647,6 +657,12 @@ impl Vrrp {
     /// and at once when the link watcher sees one of our links change.
     pub fn maintain(&mut self, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
+        // Before the sockets: one on a virtual MAC made again is reopened below.
+        let with_vmac: Vec<_> =
+            self.running.iter().filter(|r| r.model.vmac.is_some()).map(|r| (&r.model, r.fsm.config().primary_address)).collect();
+        if !with_vmac.is_empty() {
+            self.vmacs.restore(&with_vmac, &mut self.notes);
+        }
         for k in 0..self.sockets.len() {
             let s = &self.sockets[k];
             let current = net::ifindex(&s.key.0).ok();
@@ -1000,6 +1016,7 @@ impl Vrrp {
                     && v.is_ipv6() == r.model.is_ipv6()
                     && v.unicast_peers.is_empty() == r.model.unicast_peers.is_empty()
                     && v.unicast_src == r.model.unicast_src
+                    && v.vmac == r.model.vmac
             });
             match same {
                 Some(v) => {
@@ -1073,6 +1090,7 @@ impl Vrrp {
     /// Called by the director after `flush`: sockets of stopped instances can go now.
     pub fn tidy(&mut self) {
         self.close_unused_sockets();
+        self.vmacs.tidy(self.running.iter().map(|r| &r.model), &mut self.notes);
     }
 
     fn stop_one(&mut self, mut r: Running, now: Instant, out: &mut Vec<Transition>) {
@@ -1096,7 +1114,7 @@ impl Vrrp {
             self.stop_one(r, now, &mut out);
         }
         self.flush(now);
-        self.close_unused_sockets();
+        self.tidy();
         if let Some(t) = self.link_task.take() {
             t.abort();
         }

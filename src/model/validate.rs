@@ -86,8 +86,22 @@ fn validate_vrrp(m: &Model, errs: &mut Vec<ModelError>) {
     let mut names: HashMap<&str, &VrrpInstance> = HashMap::new();
     // (interface, family, vrid): VRRP routers are identified by VRID per LAN and family.
     let mut vrids: HashMap<(&str, bool, u8), &VrrpInstance> = HashMap::new();
+    let mut vmacs: HashMap<&str, &VrrpInstance> = HashMap::new();
     for v in &m.vrrp {
         validate_instance(v, errs);
+        if let Some(vm) = &v.vmac {
+            // keepalived gives a second instance with the same default name another one
+            // (vrrp1.VRID, vrrp6.VRID); here the policy names it.
+            if let Some(prev) = vmacs.insert(&vm.name, v) {
+                errs.push(ModelError::new(
+                    &v.origin,
+                    format!("vrrp '{}': use_vmac {} is already the virtual MAC interface of '{}': give it another name", v.name, vm.name, prev.name),
+                ));
+            }
+            if m.vrrp.iter().any(|o| o.interface == vm.name) {
+                errs.push(ModelError::new(&v.origin, format!("vrrp '{}': use_vmac {} is an instance's own interface", v.name, vm.name)));
+            }
+        }
         if let Some(prev) = names.insert(&v.name, v) {
             errs.push(ModelError::new(&v.origin, format!("vrrp '{}' is declared twice (first at {})", v.name, prev.origin)));
         }

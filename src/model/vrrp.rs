@@ -236,11 +236,34 @@ pub struct VrrpInstance {
     /// known is not checked again (a master that adds a VIP before its backup does is still
     /// heard).
     pub skip_check_adv_addr: bool,
+    /// keepalived's `use_vmac`: the VIPs live on a macvlan carrying the virtual router MAC.
+    pub vmac: Option<Vmac>,
     pub on_change: Option<HookRef>,
     pub origin: Origin,
 }
 
+/// keepalived's `use_vmac [NAME]` and `vmac_xmit_base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vmac {
+    /// The macvlan's name: keepalived's default is `vrrp.VRID`.
+    pub name: String,
+    /// Adverts leave and arrive on the instance's own interface (with its MAC); only the VIPs
+    /// are on the macvlan. Required with unicast peers, as keepalived forces it.
+    pub xmit_base: bool,
+}
+
 impl VrrpInstance {
+    /// The link adverts go out on: the virtual MAC interface, unless adverts use the base.
+    pub fn advert_interface(&self) -> &str {
+        match &self.vmac {
+            Some(m) if !m.xmit_base => &m.name,
+            _ => &self.interface,
+        }
+    }
+    /// The link VIPs without a `dev` of their own go on: the virtual MAC interface if any.
+    pub fn vip_interface(&self) -> &str {
+        self.vmac.as_ref().map_or(&self.interface, |m| &m.name)
+    }
     /// The address family of the instance: that of its VIPs (IPv4 when it has none).
     pub fn is_ipv6(&self) -> bool {
         self.vips.first().is_some_and(|v| v.addr.is_ipv6())

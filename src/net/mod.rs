@@ -12,6 +12,7 @@
 //!   repeated announcements.
 //! - [`link`]: `ifindex`, `link_by_name`, `set_link_up`, [`LinkWatcher`].
 //! - [`route`]: `add_route(&Route)` / `del_route(&Route)` (idempotent, like [`addr`]).
+//! - [`vmac`]: `ensure(&Vmac)` / `remove(name)` for a VRRP virtual MAC interface.
 //! - [`sysctl`]: `read`, `read_int`, `write`, `replace` on a [`SysctlKey`].
 //!
 //! Raw socket semantics the caller must know: every IP-protocol-112 socket on an interface
@@ -33,6 +34,7 @@ pub mod route;
 mod rtnl;
 pub mod rtnl_msg;
 pub mod sysctl;
+pub mod vmac;
 pub mod vrrp_socket;
 
 pub use addr::{AddrError, AddrEvent, AddrInfo, AddrWatcher, Scope, Vip};

@@ -37,7 +37,12 @@ const IFA_FLAGS: u16 = 8;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
 const IFLA_OPERSTATE: u16 = 16;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_MACVLAN_MODE: u16 = 1;
 
 /// Where a request's answers stand after one datagram of them.
 #[derive(Debug, PartialEq, Eq)]
@@ -180,6 +185,12 @@ pub struct LinkInfo {
     /// Hardware address (6 bytes on Ethernet; empty on loopback-like links without one).
     pub mac: Vec<u8>,
     pub mtu: Option<u32>,
+    /// The link it is stacked on (IFLA_LINK), e.g. a macvlan's lower device.
+    pub lower: Option<u32>,
+    /// The driver kind of a virtual link (IFLA_INFO_KIND: "macvlan", "veth", ...).
+    pub kind: Option<String>,
+    /// A macvlan's mode (IFLA_MACVLAN_MODE: 1 private, 2 vepa, 4 bridge, 8 passthru).
+    pub macvlan_mode: Option<u32>,
 }
 
 impl LinkInfo {
@@ -204,6 +215,9 @@ impl LinkInfo {
             oper_state: OperState::Unknown,
             mac: Vec::new(),
             mtu: None,
+            lower: None,
+            kind: None,
+            macvlan_mode: None,
         };
         for a in attrs::parse(rest)?.iter() {
             match a.ty {
@@ -211,6 +225,21 @@ impl LinkInfo {
                 IFLA_OPERSTATE => info.oper_state = a.data.first().map_or(OperState::Unknown, |&v| OperState::from_u8(v)),
                 IFLA_ADDRESS => info.mac = a.data.to_vec(),
                 IFLA_MTU => info.mtu = a.u32("mtu").ok(),
+                IFLA_LINK => info.lower = a.u32("link").ok(),
+                // What a link is stacked as only matters for VRRP's own macvlans: an
+                // unreadable nest leaves it unknown rather than the whole link unreadable.
+                IFLA_LINKINFO => {
+                    for i in a.nested().iter().flat_map(|n| n.iter()) {
+                        match i.ty {
+                            IFLA_INFO_KIND => info.kind = Some(c_string(i.data)),
+                            IFLA_INFO_DATA if info.kind.as_deref() == Some("macvlan") => {
+                                let mode = i.nested().ok().and_then(|d| d.iter().find(|m| m.ty == IFLA_MACVLAN_MODE));
+                                info.macvlan_mode = mode.and_then(|m| m.u32("macvlan mode").ok());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
         }

@@ -105,6 +105,21 @@ fn family_of(a: &IpAddr) -> Family {
     if a.is_ipv4() { Family::Inet } else { Family::Inet6 }
 }
 
+/// The interface's primary IPv4 address; for a VRRP virtual MAC interface, which has none
+/// (a macvlan), that of the link under it, as keepalived's adverts carry.
+fn primary_ipv4_or_lower(ifindex: u32) -> Result<Option<std::net::Ipv4Addr>, VrrpSocketError> {
+    if let Some(a) = addr::primary_ipv4(ifindex)? {
+        return Ok(Some(a));
+    }
+    match link::link_by_index(ifindex)? {
+        l if l.kind.as_deref() == Some("macvlan") => match l.lower {
+            Some(lower) => Ok(addr::primary_ipv4(lower)?),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 fn setsockopt_int(sock: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: valid fd, int-sized option value.
     let rc = unsafe {
@@ -127,7 +142,7 @@ impl VrrpSocket {
         let (src, dests) = match &mode {
             Mode::Multicast => {
                 let src = match family {
-                    Family::Inet => addr::primary_ipv4(ifindex)?.map(IpAddr::V4),
+                    Family::Inet => primary_ipv4_or_lower(ifindex)?.map(IpAddr::V4),
                     Family::Inet6 => addr::link_local_ipv6(ifindex)?.map(IpAddr::V6),
                 };
                 let src = src.ok_or_else(|| VrrpSocketError::NoSourceAddress {

@@ -231,6 +231,7 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
     let relax_unicast_ttl = f.flag("relax_unicast_ttl");
     let dont_track_primary = f.flag("dont_track_primary");
     let skip_check_adv_addr = f.flag("skip_check_adv_addr");
+    let vmac = vmac_field(f, vrid, unicast_peers.is_empty());
     if (check_unicast_src || relax_unicast_ttl) && unicast_peers.is_empty() {
         f.error("check_unicast_src and relax_unicast_ttl apply to unicast instances: give unicast_peers");
     }
@@ -264,9 +265,49 @@ pub fn vrrp(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<VrrpInstance> {
         relax_unicast_ttl,
         dont_track_primary,
         skip_check_adv_addr,
+        vmac,
         on_change,
         origin: f.origin.clone(),
     })
+}
+
+/// `use_vmac = true` (named `vrrp.VRID`, keepalived's default) or `use_vmac = "NAME"`, and
+/// `vmac_xmit_base = true`.
+fn vmac_field(f: &mut Fields, vrid: Option<i64>, multicast: bool) -> Option<Vmac> {
+    let name = match f.value("use_vmac") {
+        Value::Nil | Value::Boolean(false) => None,
+        Value::Boolean(true) => vrid.map(|id| format!("vrrp.{id}")),
+        Value::String(s) => {
+            let s = s.to_string_lossy();
+            // The kernel's rule for link names (dev_valid_name): 1..15 bytes, no '/', ':'
+            // or white space, not "." or "..".
+            let valid = !s.is_empty()
+                && s.len() < 16
+                && s != "."
+                && s != ".."
+                && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            if !valid {
+                f.error(format!("use_vmac: {s:?} is not a usable interface name (1 to 15 characters, no '/', ':' or spaces)"));
+            }
+            valid.then_some(s)
+        }
+        other => {
+            f.error(format!("use_vmac must be true or an interface name, not a {}", other.type_name()));
+            None
+        }
+    };
+    let xmit_base = f.flag("vmac_xmit_base");
+    let Some(name) = name else {
+        if xmit_base {
+            f.error("vmac_xmit_base applies to an instance with use_vmac");
+        }
+        return None;
+    };
+    if !multicast && !xmit_base {
+        // keepalived forces it ("unicast with use_vmac requires vmac_xmit_base").
+        f.error("use_vmac with unicast_peers needs vmac_xmit_base = true (adverts to peers leave from the instance's own interface)");
+    }
+    Some(Vmac { name, xmit_base })
 }
 
 fn track_interfaces_field(f: &mut Fields) -> Vec<TrackInterface> {

@@ -1,0 +1,130 @@
+//! `use_vmac` (keepalived's virtual MAC interface): two lvsd directors and a client on one
+//! LAN. The VIP answers with the virtual router MAC of RFC 5798 7.3 whichever director holds
+//! it, so the client's ARP entry never changes across a failover; the switch learns that MAC
+//! on the master's port.
+
+mod common;
+use common::lan::Lan;
+use common::*;
+use lvsd::net::netns::privileged_or_skip;
+
+const VMAC: &str = "00:00:5e:00:01:33";
+
+fn policy(extra: &str) -> String {
+    format!(
+        r#"
+local master = lvsd.node == "lvs01"
+lvsd.vrrp "VI_1" {{
+  interface = "eth0", vrid = 51, version = 3, advert_int = 0.2,
+  state = master and "master" or "backup",
+  priority = master and 100 or 90,
+  vips = {{ "192.0.2.100/24" }},
+  use_vmac = true,
+  {extra}
+}}
+"#
+    )
+}
+
+fn lan() -> Lan {
+    let lan = Lan::new("lvm", 3).unwrap();
+    for (i, h) in lan.hosts.iter().enumerate() {
+        h.ip(&["addr", "add", &format!("192.0.2.{}/24", i + 1), "dev", "eth0"]).unwrap();
+    }
+    // The directors know the client: their answers (from the VIP, out of eth0) never ask for
+    // it, which would teach the client eth0's MAC for the VIP (ARP requests carry the sender).
+    let client_mac = lan.host(2).ip(&["-br", "link", "show", "dev", "eth0"]).unwrap();
+    let client_mac = client_mac.split_whitespace().nth(2).unwrap().to_string();
+    for h in 0..2 {
+        lan.host(h).ip(&["neigh", "replace", "192.0.2.3", "lladdr", &client_mac, "dev", "eth0", "nud", "permanent"]).unwrap();
+    }
+    lan
+}
+
+fn start(lan: &Lan, host: usize, src: &str) -> Daemon {
+    Daemon::start_in(Some(lan.host(host).name()), src, &format!("lvs0{}", host + 1), &[])
+}
+
+/// `ip -o addr show dev DEV` on a host ("" when the link is not there).
+fn addrs(lan: &Lan, host: usize, dev: &str) -> String {
+    lan.host(host).ip(&["-o", "addr", "show", "dev", dev]).unwrap_or_default()
+}
+
+fn link(lan: &Lan, host: usize, dev: &str) -> String {
+    lan.host(host).ip(&["-d", "link", "show", "dev", dev]).unwrap_or_default()
+}
+
+/// The client forgets the VIP, sends it a datagram (so asks for its MAC) and reports the
+/// MAC it learned.
+fn client_sees(lan: &Lan) -> String {
+    let client = lan.host(2);
+    client.ip(&["neigh", "flush", "dev", "eth0"]).unwrap();
+    let sent = client.run(|| std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"x", "192.0.2.100:9"))).unwrap();
+    assert!(sent.is_ok(), "{sent:?}");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = client.ip(&["neigh", "show", "192.0.2.100"]).unwrap_or_default();
+        if seen.contains("lladdr") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    seen
+}
+
+/// The bridge port the switch learned the virtual MAC on.
+fn learned_on(lan: &Lan) -> String {
+    let fdb = lan.switch.exec("bridge", &["fdb", "show", "br", "br0"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    fdb.lines().find(|l| l.starts_with(VMAC)).and_then(|l| l.split_whitespace().nth(2)).unwrap_or("none").to_string()
+}
+
+#[test]
+fn the_vip_keeps_its_mac_across_a_failover() {
+    if !privileged_or_skip("the_vip_keeps_its_mac_across_a_failover") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let mut a = start(&lan, 0, &src);
+    let mut b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+
+    // Both directors have the macvlan (private mode, the virtual MAC); only the master has
+    // the VIP, on it and not on eth0.
+    for h in 0..2 {
+        let l = link(&lan, h, "vrrp.51");
+        assert!(l.contains(VMAC) && l.contains("macvlan mode private"), "host {h}: {l}");
+    }
+    assert!(addrs(&lan, 0, "vrrp.51").contains("192.0.2.100/24"), "{}", addrs(&lan, 0, "vrrp.51"));
+    assert!(!addrs(&lan, 0, "eth0").contains("192.0.2.100"));
+    assert!(!addrs(&lan, 1, "vrrp.51").contains("192.0.2.100"));
+    assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
+    assert_eq!(learned_on(&lan), "p0", "the switch learned the virtual MAC on the master's port");
+    // Adverts from the virtual MAC are heard: the backup knows its master and drops nothing.
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
+    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+
+    // The master dies: the backup takes over, announces the same MAC from its port; the
+    // client's entry is the same MAC and the VIP answers.
+    a.kill9();
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over");
+    assert!(addrs(&lan, 1, "vrrp.51").contains("192.0.2.100/24"));
+    wait_until("the switch learns the MAC on lvs02's port", || learned_on(&lan) == "p1", || b.log());
+    assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
+
+    // The dead master's run left its macvlan: a new run takes it as it is, and preempts.
+    let a = a.restart(Some(lan.host(0).name()), "lvs01", &[]);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 preempts");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 steps down");
+    wait_until("the switch learns the MAC on lvs01's port again", || learned_on(&lan) == "p0", || a.log());
+    assert!(client_sees(&lan).contains(VMAC));
+
+    // A stopped director removes its macvlan.
+    assert_eq!(b.stop(), 0);
+    assert_eq!(link(&lan, 1, "vrrp.51"), "", "the macvlan is gone after a stop");
+    let mut a = a;
+    assert_eq!(a.stop(), 0);
+    assert_eq!(link(&lan, 0, "vrrp.51"), "");
+}
