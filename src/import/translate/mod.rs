@@ -67,6 +67,7 @@ mod routes;
 mod tracked;
 mod values;
 mod virtual_server;
+mod vmac;
 mod vrrp;
 
 use std::collections::HashMap;
@@ -168,6 +169,8 @@ struct Tx<'w> {
     strict: Option<Loc>,
     /// global_defs vrrp_skip_check_adv_addr (each instance's skip_check_adv_addr defaults to it).
     skip_check_adv_addr: bool,
+    /// The virtual MAC interface names given so far, in instance order.
+    vmac_names: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +193,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         errors: Vec::new(),
         strict: None,
         skip_check_adv_addr: false,
+        vmac_names: Vec::new(),
     };
     let mut globals = Vec::new();
     let mut tracks = Vec::new();
@@ -463,9 +467,7 @@ const GLOBAL_KNOWN: &[&str] = &[
 
 const VRRP_KNOWN: &[&str] = &[
     "vrf",
-    "use_vmac",
     "use_vmac_addr",
-    "vmac_xmit_base",
     "use_ipvlan",
     "native_ipv6",
     "track_bfd",
@@ -695,7 +697,7 @@ mod tests {
         assert_eq!(strs(argv("x ''")), vec!["x", ""]);
     }
 
-    fn translate_text(text: &str) -> (Doc, Vec<Warning>) {
+    pub(super) fn translate_text(text: &str) -> (Doc, Vec<Warning>) {
         // lvsd needs a VIP per instance: give one (on the opening line, so line numbers stay)
         // to each instance written without.
         let parts: Vec<&str> = text.split("vrrp_instance ").collect();

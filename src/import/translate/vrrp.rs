@@ -259,7 +259,9 @@ impl Tx<'_> {
                             body.push(field("relax_unicast_ttl", Value::Bool(true), &n.loc));
                         }
                     }
-                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" | "skip_check_adv_addr" => {
+                    "use_vmac" => self.use_vmac(n, &mut body),
+                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" | "skip_check_adv_addr"
+                    | "vmac_xmit_base" => {
                         if get(&body, k).is_none() {
                             body.push(field(k, Value::Bool(true), &n.loc));
                         }
@@ -386,6 +388,7 @@ impl Tx<'_> {
             body.push(field("skip_check_adv_addr", Value::Bool(true), &v.loc));
         }
         let strict_mode = strict.is_some();
+        self.complete_vmac(v, &name, family == Some(true), &mut body);
         self.complete_vrrp(v, &name, version_set, &mut body, strict, ah_auth);
         if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {
             // vrrp_complete_instance: "No VIP specified; at least one is required" for VRRPv3
