@@ -35,8 +35,9 @@ fn keepalived_stays_backup(lan: &Lan, l: &Daemon, k: &Keepalived) {
     assert_eq!(l.vrrp_state("VI_1"), "master");
 }
 
+/// On any of the host's links (eth0, or the virtual MAC interface of `use_vmac`).
 fn has_vip(lan: &Lan, host: usize) -> bool {
-    lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains(&format!(" {VIP}/"))
+    lan.host(host).ip(&["-o", "addr", "show"]).unwrap().contains(&format!(" {VIP}/"))
 }
 
 #[test]
@@ -147,6 +148,26 @@ fn virtual_routes_agree_with_keepalived() {
             lan.host(m).ip(&["route", "show", "table", "all"]).unwrap()
         );
         assert_eq!(held(lan, b), [false; 3], "the backup (lvsd: {})", !lvsd_master);
+    });
+}
+
+/// `use_vmac`: keepalived and lvsd on the import both make vrrp.66 with the virtual router
+/// MAC; the master holds the VIP on it, not on eth0; each hears the other's adverts, sent
+/// from that MAC.
+#[test]
+fn use_vmac_agrees_with_keepalived_on_the_wire() {
+    let test = "use_vmac_agrees_with_keepalived_on_the_wire";
+    let high = import_support::import("fidelity/vmac-wire-a.conf");
+    assert!(high.lua.contains("use_vmac = true,"), "{}", high.lua);
+    agree_on_the_wire(test, "lvvm", ("fidelity/vmac-wire-a.conf", 150), "fidelity/vmac-wire-b.conf", |lan, lvsd_master| {
+        let (m, b) = if lvsd_master { (0, 1) } else { (1, 0) };
+        for h in [m, b] {
+            let link = lan.host(h).ip(&["-d", "link", "show", "dev", "vrrp.66"]).unwrap_or_default();
+            assert!(link.contains("00:00:5e:00:01:42") && link.contains("macvlan mode private"), "host {h} (lvsd: {}): {link}", h == 0);
+        }
+        let on = |h: usize, dev: &str| lan.host(h).ip(&["-o", "addr", "show", "dev", dev]).unwrap().contains(&format!(" {VIP}/24"));
+        assert!(on(m, "vrrp.66") && !on(m, "eth0"), "the master (lvsd: {lvsd_master}) holds the VIP on vrrp.66");
+        assert!(!on(b, "vrrp.66"), "the backup (lvsd: {}) holds none", !lvsd_master);
     });
 }
 
