@@ -149,7 +149,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
         vec![
             "unsupported.conf:5: keyword 'lvs_flush' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:8: keyword 'static_ipaddress' is not supported by lvsd (no equivalent in the lvsd policy API)",
-            "unsupported.conf:15: keyword 'use_vmac' is not supported by lvsd (no equivalent in the lvsd policy API)",
+            "unsupported.conf:15: keyword 'use_ipvlan' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:16: keyword 'authentication' is not supported by lvsd (AH authentication; only PASS is supported)",
             "unsupported.conf:21: keyword 'virtual_ipaddress' option 'brd 192.0.2.255' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:23: keyword 'virtual_rules' is not supported by lvsd (no equivalent in the lvsd policy API)",
