@@ -4,56 +4,16 @@
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::capture::{capture, wait_frame};
 use common::lan::Lan;
 use lvsd::net::addr::{self, Vip};
 use lvsd::net::garp::{self, Announcer};
 use lvsd::net::netns::{Netns, privileged_or_skip};
-use lvsd::net::{link, sysctl};
-use socket2::{Domain, Protocol, Socket, Type};
+use lvsd::net::sysctl;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A packet socket receiving every frame on `eth0` of the namespace it is created in.
-fn capture(ns: &Netns) -> Socket {
-    ns.run(|| {
-        let all = (libc::ETH_P_ALL as u16).to_be();
-        let s = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(i32::from(all)))).unwrap();
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = all;
-        sll.sll_ifindex = link::ifindex("eth0").unwrap() as i32;
-        let rc = unsafe {
-            libc::bind(s.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t)
-        };
-        assert_eq!(rc, 0, "bind packet socket: {}", std::io::Error::last_os_error());
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        s
-    })
-    .unwrap()
-}
-
-/// Read frames (bounded in time and count) until `want` accepts one.
-fn wait_frame(sock: &Socket, what: &str, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-    let start = Instant::now();
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
-    for _ in 0..10_000 {
-        assert!(start.elapsed() < WAIT, "no {what} seen within {WAIT:?}");
-        let n = match sock.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => panic!("capture: {e}"),
-        };
-        // SAFETY: recv initialised the first n bytes.
-        let frame: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-        if want(&frame) {
-            return frame;
-        }
-    }
-    panic!("no {what} among 10000 frames");
-}
 
 /// Poll `ip neigh` (bounded) until the entry for `ip` shows `mac`.
 fn wait_neigh(ns: &Netns, ip: &str, mac: &str) {

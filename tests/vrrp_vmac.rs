@@ -4,11 +4,13 @@
 //! on the master's port.
 
 mod common;
+use common::capture::{capture, is_vrrp, wait_frame};
 use common::lan::Lan;
 use common::*;
 use lvsd::net::netns::privileged_or_skip;
 
 const VMAC: &str = "00:00:5e:00:01:33";
+const VMAC_BYTES: [u8; 6] = [0, 0, 0x5e, 0, 1, 0x33];
 
 fn policy(extra: &str) -> String {
     format!(
@@ -101,6 +103,9 @@ fn the_vip_keeps_its_mac_across_a_failover() {
     assert!(!addrs(&lan, 1, "vrrp.51").contains("192.0.2.100"));
     assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
     assert_eq!(learned_on(&lan), "p0", "the switch learned the virtual MAC on the master's port");
+    // RFC 5798 7.3: the adverts' source MAC is the virtual router MAC.
+    let advert = wait_frame(&capture(lan.host(2)), "an advert", is_vrrp);
+    assert_eq!(advert[6..12], VMAC_BYTES, "source MAC of {advert:02x?}");
     // Adverts from the virtual MAC are heard: the backup knows its master and drops nothing.
     let st = b.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
@@ -127,4 +132,71 @@ fn the_vip_keeps_its_mac_across_a_failover() {
     let mut a = a;
     assert_eq!(a.stop(), 0);
     assert_eq!(link(&lan, 0, "vrrp.51"), "");
+}
+
+fn mac_of(lan: &Lan, host: usize) -> Vec<u8> {
+    let l = lan.host(host).ip(&["-br", "link", "show", "dev", "eth0"]).unwrap();
+    let mac = l.split_whitespace().nth(2).unwrap();
+    mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+}
+
+/// vmac_xmit_base: the VIP is on the macvlan and answers with the virtual MAC, but adverts
+/// leave from eth0 with eth0's MAC; the backup hears them there.
+#[test]
+fn xmit_base_sends_adverts_from_the_interface() {
+    if !privileged_or_skip("xmit_base_sends_adverts_from_the_interface") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("vmac_xmit_base = true,");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    assert!(addrs(&lan, 0, "vrrp.51").contains("192.0.2.100/24"));
+    assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
+    let advert = wait_frame(&capture(lan.host(2)), "an advert", is_vrrp);
+    assert_eq!(advert[6..12], mac_of(&lan, 0)[..], "source MAC of {advert:02x?}");
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
+    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+}
+
+/// IPv6: the macvlan has the IPv6 virtual MAC and no address of its own but the link-local
+/// one adverts leave from; the VIP is found at the virtual MAC by neighbour discovery.
+#[test]
+fn ipv6_vips_answer_from_the_ipv6_virtual_mac() {
+    if !privileged_or_skip("ipv6_vips_answer_from_the_ipv6_virtual_mac") {
+        return;
+    }
+    let lan = lan();
+    for h in 0..3 {
+        lan.host(h).ip(&["addr", "add", &format!("2001:db8::{}/64", h + 1), "dev", "eth0", "nodad"]).unwrap();
+    }
+    let client_mac = lan.host(2).ip(&["-br", "link", "show", "dev", "eth0"]).unwrap().split_whitespace().nth(2).unwrap().to_string();
+    for h in 0..2 {
+        lan.host(h).ip(&["-6", "neigh", "replace", "2001:db8::3", "lladdr", &client_mac, "dev", "eth0", "nud", "permanent"]).unwrap();
+    }
+    let src = policy("").replace("\"192.0.2.100/24\"", "\"2001:db8::100/64\"");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let l = link(&lan, 0, "vrrp.51");
+    assert!(l.contains("00:00:5e:00:02:33") && l.contains("addrgenmode none"), "{l}");
+    let on_vmac = addrs(&lan, 0, "vrrp.51");
+    assert!(on_vmac.contains("2001:db8::100/64"), "{on_vmac}");
+    let ll = addrs(&lan, 0, "eth0").lines().find(|l| l.contains("fe80::")).unwrap().split_whitespace().nth(3).unwrap().to_string();
+    assert!(on_vmac.contains(&ll), "the base's link-local {ll} is the macvlan's only other address: {on_vmac}");
+    assert_eq!(on_vmac.lines().count(), 2, "{on_vmac}");
+    let st = b.status();
+    assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
+    assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+    let client = lan.host(2);
+    client.run(|| std::net::UdpSocket::bind("[::]:0").and_then(|s| s.send_to(b"x", "[2001:db8::100]:9"))).unwrap().unwrap();
+    wait_until(
+        "the client finds the VIP at the IPv6 virtual MAC",
+        || client.ip(&["-6", "neigh", "show", "2001:db8::100"]).unwrap_or_default().contains("00:00:5e:00:02:33"),
+        || client.ip(&["-6", "neigh"]).unwrap_or_default(),
+    );
 }

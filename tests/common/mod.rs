@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests: a director process and control-socket calls.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod fuzz;
 pub mod keepalived;
 pub mod lan;
