@@ -110,6 +110,7 @@ fn the_vip_keeps_its_mac_across_a_failover() {
     let st = b.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
     assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+    assert_eq!(st["vrrp"][0]["vmac"], "vrrp.51", "{st}");
 
     // The master dies: the backup takes over, announces the same MAC from its port; the
     // client's entry is the same MAC and the VIP answers.
@@ -125,6 +126,15 @@ fn the_vip_keeps_its_mac_across_a_failover() {
     b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 steps down");
     wait_until("the switch learns the MAC on lvs01's port again", || learned_on(&lan) == "p0", || a.log());
     assert!(client_sees(&lan).contains(VMAC));
+
+    // The macvlan deleted by hand: the master is in Fault and lvs02 takes over; lvs01 makes it
+    // again within a second (with a new socket on it) and preempts.
+    lan.host(0).ip(&["link", "del", "vrrp.51"]).unwrap();
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over from the faulted master");
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 preempts again");
+    assert!(a.events("vrrp").iter().any(|e| e.contains("vrrp.51 was missing: made again")), "{:?}", a.events("vrrp"));
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 steps down again");
+    assert!(addrs(&lan, 0, "vrrp.51").contains("192.0.2.100/24"));
 
     // A stopped director removes its macvlan.
     assert_eq!(b.stop(), 0);

@@ -36,6 +36,9 @@ impl InstanceStatus {
 pub struct Fixed {
     name: String,
     interface: String,
+    /// The virtual MAC interface (`use_vmac`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vmac: Option<String>,
     vrid: u8,
     version: u8,
     configured_priority: u8,
@@ -50,6 +53,7 @@ impl Fixed {
         Arc::new(Fixed {
             name: m.name.clone(),
             interface: m.interface.clone(),
+            vmac: m.vmac.as_ref().map(|v| v.name.clone()),
             vrid: m.vrid,
             version: m.version,
             configured_priority: m.priority,
@@ -109,6 +113,7 @@ mod tests {
         let fixed = Arc::new(Fixed {
             name: "VI_1".into(),
             interface: "eth0".into(),
+            vmac: None,
             vrid: 51,
             version: 3,
             configured_priority: 150,
