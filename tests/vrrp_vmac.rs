@@ -210,3 +210,33 @@ fn ipv6_vips_answer_from_the_ipv6_virtual_mac() {
         || client.ip(&["-6", "neigh"]).unwrap_or_default(),
     );
 }
+
+/// `lvsd doctor` on the backup hears the master's adverts where they arrive: on the virtual
+/// MAC interface, which takes the frames from that MAC from eth0.
+#[test]
+fn doctor_hears_the_master_on_the_virtual_mac() {
+    if !privileged_or_skip("doctor_hears_the_master_on_the_virtual_mac") {
+        return;
+    }
+    let lan = lan();
+    let src = policy("");
+    let a = start(&lan, 0, &src);
+    let b = start(&lan, 1, &src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let out = lan
+        .host(1)
+        .exec(
+            lvsd_bin(),
+            &["doctor", "--json", "-p", b.policy.to_str().unwrap(), "--node", "lvs02", "--listen", "2", "--control", b.socket.to_str().unwrap()],
+        )
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vrrp: Vec<&serde_json::Value> = doc["findings"].as_array().unwrap().iter().filter(|f| f["check"] == "vrrp").collect();
+    assert!(
+        vrrp.iter().any(|f| f["level"] == "PASS"
+            && f["message"].as_str().unwrap().contains("VI_1 (VRID 51 on vrrp.51): master 192.0.2.1 (priority 100)")),
+        "{vrrp:#?}"
+    );
+    assert!(vrrp.iter().all(|f| f["level"] == "PASS"), "{vrrp:#?}");
+}

@@ -43,8 +43,8 @@ pub fn probes(model: Option<&Model>, rs_vips: &[IpAddr]) -> Vec<Probe> {
                 proto: 112,
                 daddr,
                 dport: None,
-                iif: Some(i.interface.clone()),
-                what: format!("VRRP (protocol 112) of {} to {daddr} on {}", i.name, i.interface),
+                iif: Some(i.advert_interface().to_owned()),
+                what: format!("VRRP (protocol 112) of {} to {daddr} on {}", i.name, i.advert_interface()),
             });
         }
         for s in &m.services {

@@ -42,12 +42,19 @@ fn wire_family(i: &VrrpInstance) -> Family {
     if i.is_ipv6() { Family::Inet6 } else { Family::Inet }
 }
 
+/// Where the instance's adverts arrive: its virtual MAC interface while there is one (the
+/// kernel hands frames from the virtual MAC to it alone), else its own interface.
+fn listen_on(i: &VrrpInstance) -> String {
+    let a = i.advert_interface();
+    if a != i.interface && crate::net::ifindex(a).is_err() { i.interface.clone() } else { a.to_owned() }
+}
+
 /// Listen for `window` on every (interface, family) the multicast instances use.
 pub fn gather(m: &Model, window: Duration) -> Listened {
     let mut out = Listened { window: window.as_secs_f64(), ..Listened::default() };
     let mut wanted: BTreeSet<(String, bool)> = BTreeSet::new();
     for i in m.vrrp.iter().filter(|i| i.unicast_peers.is_empty()) {
-        wanted.insert((i.interface.clone(), i.is_ipv6()));
+        wanted.insert((listen_on(i), i.is_ipv6()));
     }
     if wanted.is_empty() {
         return out;
@@ -145,7 +152,7 @@ pub fn check(m: &Model, l: &Listened, local: &BTreeMap<String, String>) -> Vec<F
             out.push(Finding::pass(CHECK, format!("{}: unicast peers, adverts not listened for", i.name)));
             continue;
         }
-        if l.errors.iter().any(|(ifn, _)| *ifn == i.interface) {
+        if l.errors.iter().any(|(ifn, _)| *ifn == listen_on(i)) {
             continue;
         }
         out.extend(instance(i, l, local.get(&i.name).map(String::as_str)));
@@ -164,9 +171,10 @@ fn instance(i: &VrrpInstance, l: &Listened, local: Option<&str>) -> Vec<Finding>
     // What an advert carries: the VIPs that fit one on an Ethernet link (the rest are held but
     // not advertised, by lvsd and keepalived alike).
     let vips: BTreeSet<IpAddr> = i.vips.iter().take(packet::max_addresses(version, fam, 1500)).map(|v| v.addr).collect();
-    let on_link: Vec<&Heard> = l.heard.iter().filter(|h| h.ifname == i.interface && Family::of(&h.src) == fam).collect();
+    let link = listen_on(i);
+    let on_link: Vec<&Heard> = l.heard.iter().filter(|h| h.ifname == link && Family::of(&h.src) == fam).collect();
     let same: Vec<&Heard> = on_link.iter().copied().filter(|h| h.advert.vrid == i.vrid).collect();
-    let name = format!("{} (VRID {} on {})", i.name, i.vrid, i.interface);
+    let name = format!("{} (VRID {} on {link})", i.name, i.vrid);
     let mut bad = false;
 
     for h in same.iter().filter(|h| !h.ours) {
