@@ -151,7 +151,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
             "unsupported.conf:8: keyword 'static_ipaddress' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:15: keyword 'use_ipvlan' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:16: keyword 'authentication' is not supported by lvsd (AH authentication; only PASS is supported)",
-            "unsupported.conf:21: keyword 'virtual_ipaddress' option 'brd 192.0.2.255' is not supported by lvsd (no equivalent in the lvsd policy API)",
+            "unsupported.conf:21: keyword 'virtual_ipaddress' option 'peer 192.0.2.11' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:23: keyword 'virtual_rules' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:26: keyword 'notify_master' option 'run as user root' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:32: keyword 'smtp_alert' is not supported by lvsd (no equivalent in the lvsd policy API)",
@@ -164,7 +164,7 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
         "-- keepalived: static_ipaddress { (not translated: no equivalent in the lvsd policy API)",
         "-- keepalived:   192.0.2.200/24 dev eth0",
         "  -- keepalived: authentication { (not translated: AH authentication; only PASS is supported)",
-        "  -- keepalived: 192.0.2.10 brd 192.0.2.255 (not translated: option 'brd 192.0.2.255')",
+        "  -- keepalived: 192.0.2.10 peer 192.0.2.11 (not translated: option 'peer 192.0.2.11')",
         "  -- keepalived: virtual_rules { (not translated: no equivalent in the lvsd policy API)",
     ] {
         assert!(imp.lua.lines().any(|l| l == comment), "missing {comment:?} in\n{}", imp.lua);

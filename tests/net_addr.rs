@@ -205,3 +205,17 @@ async fn address_watcher_sees_changes_made_by_others() {
     let listed = ns.run(|| addr::list_addresses("eth0")).unwrap().unwrap();
     assert!(listed.iter().any(|a| a.addr == "2001:db8::5".parse::<IpAddr>().unwrap() && !a.is_tentative()));
 }
+
+#[test]
+fn vip_with_a_broadcast_address() {
+    if !privileged_or_skip("vip_with_a_broadcast_address") {
+        return;
+    }
+    let ns = ns_with_eth0("lvab");
+    let vip = Vip::host("192.0.2.10".parse().unwrap(), "eth0").with_prefix(24).with_broadcast(Some("192.0.2.255".parse().unwrap()));
+    assert!(ns.run(|| addr::add_address(&vip)).unwrap().unwrap());
+    let out = ip_addr_lines(&ns, "eth0");
+    assert!(out.contains("inet 192.0.2.10/24 brd 192.0.2.255 scope global eth0"), "{out}");
+    assert!(ns.run(|| addr::del_address(&vip)).unwrap().unwrap());
+    assert!(!ip_addr_lines(&ns, "eth0").contains("192.0.2.10"));
+}

@@ -306,3 +306,22 @@ lvsd.vrrp "B" { interface = "eth0", vrid = 52, vips = { "192.0.2.2" }, use_vmac 
     );
     rejects(&format!("{base}use_vmac = \"eth1\" }}\nlvsd.vrrp \"B\" {{ interface = \"eth1\", vrid = 52, vips = {{ \"192.0.2.2\" }} }}"), 1, "is an instance's own interface");
 }
+
+#[test]
+fn a_vip_broadcast_is_read_as_ip_reads_it() {
+    use lvsd::policy::parse_vip;
+    let brd = |s: &str| parse_vip(s).map(|v| v.broadcast.map(|b| b.to_string()));
+    assert_eq!(brd("192.0.2.10/24 brd 192.0.2.255"), Ok(Some("192.0.2.255".into())));
+    assert_eq!(brd("192.0.2.10/24 brd +"), Ok(Some("192.0.2.255".into())));
+    assert_eq!(brd("192.0.2.10/24 broadcast -"), Ok(Some("192.0.2.0".into())));
+    assert_eq!(brd("192.0.2.10/30 brd +"), Ok(Some("192.0.2.11".into())));
+    assert_eq!(parse_vip("192.0.2.10/24 brd +").unwrap().to_string(), "192.0.2.10/24 brd 192.0.2.255");
+    assert!(brd("192.0.2.10/31 brd +").unwrap_err().contains("needs a prefix of 30 or less"));
+    assert!(brd("2001:db8::1/64 brd +").unwrap_err().contains("IPv6 addresses have no broadcast"));
+    assert!(brd("192.0.2.10/24 brd x").unwrap_err().contains("is not an IPv4 address, + or -"));
+    rejects(
+        r#"lvsd.vrrp "A" { interface = "eth0", vrid = 51, vips = { { address = "192.0.2.1/24", broadcast = "+" }, { address = "192.0.2.2", broadcast = "+" } } }"#,
+        1,
+        "brd + needs a prefix of 30 or less",
+    );
+}

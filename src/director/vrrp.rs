@@ -269,7 +269,7 @@ fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
         if let Some(l) = &m.label {
             vip = vip.with_label(l);
         }
-        vip = vip.with_scope(scope_of(m.scope.as_deref()));
+        vip = vip.with_scope(scope_of(m.scope.as_deref())).with_broadcast(m.broadcast);
     }
     vip
 }

@@ -292,7 +292,7 @@ mod tests {
         let src = r#"lvsd.vrrp "VI_1" { interface = "eth0", vrid = 51, priority = 100, advert_int = 1, auth_pass = "1111", vips = { "192.0.2.100" } }"#;
         let mut i = crate::policy::test_model(src, "n").vrrp.remove(0);
         assert_eq!(i.state, InitialState::Backup);
-        i.vips = vec![VipAddr { addr: "192.0.2.100".parse().unwrap(), prefix: 32, dev: None, label: None, scope: None }];
+        i.vips = vec![VipAddr { addr: "192.0.2.100".parse().unwrap(), prefix: 32, dev: None, label: None, scope: None, broadcast: None }];
         i
     }
 
@@ -340,7 +340,7 @@ mod tests {
         // keepalived.
         let mut i = inst();
         i.vips = (0..300u32)
-            .map(|n| VipAddr { addr: std::net::Ipv4Addr::from(0xc000_0200 + n).into(), prefix: 32, dev: None, label: None, scope: None })
+            .map(|n| VipAddr { addr: std::net::Ipv4Addr::from(0xc000_0200 + n).into(), prefix: 32, dev: None, label: None, scope: None, broadcast: None })
             .collect();
         let first: Vec<String> = i.vips[..255].iter().map(|v| v.addr.to_string()).collect();
         let first: Vec<&str> = first.iter().map(String::as_str).collect();

@@ -17,6 +17,8 @@ pub struct VipAddr {
     pub dev: Option<String>,
     pub label: Option<String>,
     pub scope: Option<String>,
+    /// IPv4 broadcast address (`brd`), resolved from `+` / `-` when read.
+    pub broadcast: Option<std::net::Ipv4Addr>,
 }
 
 impl std::fmt::Display for VipAddr {
@@ -30,6 +32,9 @@ impl std::fmt::Display for VipAddr {
         }
         if let Some(s) = &self.scope {
             write!(f, " scope {s}")?;
+        }
+        if let Some(b) = &self.broadcast {
+            write!(f, " brd {b}")?;
         }
         Ok(())
     }

@@ -47,12 +47,14 @@ pub struct Vip {
     /// IPv4 only: `eth0:0`, `lo:123` (must be the interface name or start with `<ifname>:`).
     pub label: Option<String>,
     pub scope: Scope,
+    /// IPv4 broadcast address (IFA_BROADCAST).
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 impl Vip {
     /// A host address (/32 or /128), global scope, no label.
     pub fn host(addr: IpAddr, ifname: &str) -> Self {
-        Vip { addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, ifname: ifname.to_owned(), label: None, scope: Scope::Global }
+        Vip { addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, ifname: ifname.to_owned(), label: None, scope: Scope::Global, broadcast: None }
     }
 
     pub fn with_prefix(mut self, prefix_len: u8) -> Self {
@@ -67,6 +69,11 @@ impl Vip {
 
     pub fn with_scope(mut self, scope: Scope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    pub fn with_broadcast(mut self, broadcast: Option<Ipv4Addr>) -> Self {
+        self.broadcast = broadcast;
         self
     }
 
@@ -98,6 +105,11 @@ impl Vip {
         for ty in [Ifa::Local, Ifa::Address] {
             attrs.push(
                 RtattrBuilder::default().rta_type(ty).rta_payload(Buffer::from(octets.clone())).build().map_err(|e| bad(e.to_string()))?,
+            );
+        }
+        if let Some(b) = self.broadcast {
+            attrs.push(
+                RtattrBuilder::default().rta_type(Ifa::Broadcast).rta_payload(Buffer::from(b.octets().to_vec())).build().map_err(|e| bad(e.to_string()))?,
             );
         }
         if let Some(label) = &self.label {

@@ -729,6 +729,21 @@ mod tests {
     }
 
     #[test]
+    fn a_vip_broadcast_is_kept_as_keepalived_reads_it() {
+        let (doc, w) = translate_text(
+            "vrrp_instance V {\n virtual_ipaddress {\n 192.0.2.10/24 brd + dev eth0\n 192.0.2.11/24 brd 192.0.2.255\n 192.0.2.12/31 brd +\n 192.0.2.13/24 brd nowhere\n }\n}\n",
+        );
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("\"192.0.2.10/24 brd + dev eth0\""), "{text}");
+        assert!(text.contains("\"192.0.2.11/24 brd 192.0.2.255\""), "{text}");
+        // A prefix too long for + or -: kept without broadcast; an unreadable one skips the VIP.
+        assert!(text.contains("\"192.0.2.12/31\""), "{text}");
+        assert!(!text.contains("\"192.0.2.13"), "{text}");
+        assert!(w.iter().any(|w| w.message.contains("brd + needs a prefix of 30 or less")), "{w:?}");
+        assert!(w.iter().any(|w| w.message.contains("192.0.2.13/24 brd nowhere") && w.message.contains("keepalived skips it")), "{w:?}");
+    }
+
+    #[test]
     fn the_first_address_sets_the_instances_family() {
         // keepalived skips what does not match: unicast_src_ip and unicast_peer entries
         // ("MUST be of the same family !!! Skipping...") and VIPs ("address family must

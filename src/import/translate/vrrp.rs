@@ -586,7 +586,25 @@ impl Tx<'_> {
                     out.push(format!("{opt} {val}"));
                     i += 2;
                 }
-                "brd" | "peer" | "preferred_lft" | "track_group" => {
+                "brd" | "broadcast" => {
+                    let val = a.args.get(i + 1).ok_or_else(|| TranslateError::MissingArg(a.loc.clone(), opt.into(), "a value".into()))?;
+                    let prefix: u8 = addr.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or(32);
+                    if bare.contains(':') {
+                        // add_addr_to_vector: "trying to assign a broadcast ... to the IPv6 address ... skipping VIP".
+                        return Err(TranslateError::BadValue(a.loc.clone(), "brd".into(), val.clone(), "an IPv6 address has no broadcast".into()));
+                    }
+                    if matches!(val.as_str(), "+" | "-") && prefix > 30 {
+                        let why = format!("brd {val} needs a prefix of 30 or less; keepalived sets none");
+                        self.warn(&a.loc, format!("virtual_ipaddress {addr}: {why}"));
+                        body.push(Entry::Comment(format!("keepalived: {} (brd not translated: {why})", a.text.trim())));
+                    } else if matches!(val.as_str(), "+" | "-") || val.parse::<std::net::Ipv4Addr>().is_ok() {
+                        out.push(format!("brd {val}"));
+                    } else {
+                        return Err(TranslateError::BadValue(a.loc.clone(), "brd".into(), val.clone(), "not an IPv4 address, + or -".into()));
+                    }
+                    i += 2;
+                }
+                "peer" | "preferred_lft" | "track_group" => {
                     let what = format!("{opt} {}", a.args.get(i + 1).map(String::as_str).unwrap_or(""));
                     self.unsupported_arg_of(a, "virtual_ipaddress", &what, body);
                     i += 2;

@@ -20,17 +20,40 @@ pub fn parse_vip(s: &str) -> Result<VipAddr, String> {
             _ => return Err(format!("VIP '{first}': prefix must be 1..{max}")),
         },
     };
-    let mut vip = VipAddr { addr, prefix, dev: None, label: None, scope: None };
+    let mut vip = VipAddr { addr, prefix, dev: None, label: None, scope: None, broadcast: None };
+    let mut brd = None;
     while let Some(k) = words.next() {
         let v = words.next().ok_or_else(|| format!("VIP '{s}': '{k}' needs a value"))?.to_string();
         match k {
             "dev" => vip.dev = Some(v),
             "label" => vip.label = Some(v),
             "scope" => vip.scope = Some(v),
-            other => return Err(format!("VIP '{s}': unknown option '{other}' (valid: dev, label, scope)")),
+            "brd" | "broadcast" => brd = Some(v),
+            other => return Err(format!("VIP '{s}': unknown option '{other}' (valid: dev, label, scope, brd)")),
         }
     }
+    if let Some(b) = brd {
+        set_broadcast(&mut vip, &b)?;
+    }
     Ok(vip)
+}
+
+/// `brd ADDRESS`, or as ip(8) and keepalived read them `brd +` (the host bits set) and `brd -`
+/// (the host bits clear), which need a prefix of 30 or less.
+pub fn set_broadcast(vip: &mut VipAddr, spec: &str) -> Result<(), String> {
+    let IpAddr::V4(a) = vip.addr else {
+        return Err(format!("VIP {}: IPv6 addresses have no broadcast address", vip.addr));
+    };
+    let host_bits = u32::MAX.checked_shr(u32::from(vip.prefix)).unwrap_or(0);
+    vip.broadcast = Some(match spec {
+        "+" | "-" if vip.prefix > 30 => {
+            return Err(format!("VIP {}/{}: brd {spec} needs a prefix of 30 or less", vip.addr, vip.prefix));
+        }
+        "+" => (u32::from(a) | host_bits).into(),
+        "-" => (u32::from(a) & !host_bits).into(),
+        b => b.parse().map_err(|_| format!("VIP {}: brd '{b}' is not an IPv4 address, + or -", vip.addr))?,
+    });
+    Ok(())
 }
 
 /// "203.0.113.0/24 via 192.0.2.254 dev eth0 src 192.0.2.100 scope link table 100 metric 5",
@@ -151,6 +174,7 @@ fn vips_field(f: &mut Fields, key: &'static str) -> Vec<VipAddr> {
                 let dev = vf.string("dev");
                 let label = vf.string("label");
                 let scope = vf.string("scope");
+                let brd = vf.string("broadcast");
                 vf.finish();
                 let Some(addr) = addr else {
                     f.error("a vip table needs address = \"...\"");
@@ -168,6 +192,11 @@ fn vips_field(f: &mut Fields, key: &'static str) -> Vec<VipAddr> {
                         v.dev = dev.or(v.dev);
                         v.label = label.or(v.label);
                         v.scope = scope.or(v.scope);
+                        if let Some(b) = brd
+                            && let Err(e) = set_broadcast(&mut v, &b)
+                        {
+                            f.error(e);
+                        }
                         out.push(v);
                     }
                     Err(e) => f.error(e),
