@@ -54,6 +54,12 @@ impl Tx<'_> {
                         }
                         body.push(field(k, Value::Int(p), &n.loc));
                     }
+                    // keepalived raises its VRRP process to SCHED_RR (up to this priority) once it
+                    // sees itself scheduled late; lvsd's VRRP thread is SCHED_RR from the start.
+                    "max_auto_priority" | "min_auto_priority_delay" => body.push(Entry::Comment(format!(
+                        "keepalived: {} (lvsd's VRRP thread runs at real-time priority from the start: vrrp_rt_priority, 1 unless set)",
+                        n.text
+                    ))),
                     "vrrp_version" => {
                         let v = int(n, arg(n, 0)?, 2, 3)?;
                         self.version = Some(v);

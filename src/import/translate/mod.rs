@@ -386,8 +386,6 @@ const GLOBAL_KNOWN: &[&str] = &[
     "vrrp_check_unicast_src",
     "vrrp_strict",
     "vrrp_notify_priority_changes",
-    "max_auto_priority",
-    "min_auto_priority_delay",
     "vrrp_priority",
     "checker_priority",
     "bfd_priority",
@@ -741,6 +739,14 @@ mod tests {
         assert!(!text.contains("\"192.0.2.13"), "{text}");
         assert!(w.iter().any(|w| w.message.contains("brd + needs a prefix of 30 or less")), "{w:?}");
         assert!(w.iter().any(|w| w.message.contains("192.0.2.13/24 brd nowhere") && w.message.contains("keepalived skips it")), "{w:?}");
+    }
+
+    #[test]
+    fn max_auto_priority_is_noted_not_warned() {
+        let (doc, w) = translate_text("global_defs {\n max_auto_priority 50\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("-- keepalived: max_auto_priority 50 (lvsd's VRRP thread runs at real-time priority from the start"), "{text}");
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]
