@@ -290,7 +290,8 @@ fn use_vmac_names_its_interface_and_needs_xmit_base_with_unicast() {
 lvsd.vrrp "B" { interface = "eth0", vrid = 52, vips = { "192.0.2.2" }, use_vmac = "vmac52", vmac_xmit_base = true,
   unicast_peers = { "192.0.2.9" } }"#;
     let m = load_source(ok, Path::new("ok.lua"), Path::new("."), &opts).unwrap().model;
-    let vm: Vec<_> = m.vrrp.iter().map(|v| (v.vmac.clone().unwrap(), v.advert_interface().to_string(), v.vip_interface().to_string())).collect();
+    let vm: Vec<_> =
+        m.vrrp.iter().map(|v| (v.vmac.clone().unwrap(), v.advert_interface().to_string(), v.vip_interface().to_string())).collect();
     assert_eq!((vm[0].0.name.as_str(), vm[0].0.xmit_base, vm[0].1.as_str(), vm[0].2.as_str()), ("vrrp.51", false, "vrrp.51", "vrrp.51"));
     assert_eq!((vm[1].0.name.as_str(), vm[1].0.xmit_base, vm[1].1.as_str(), vm[1].2.as_str()), ("vmac52", true, "eth0", "vmac52"));
 
@@ -300,11 +301,17 @@ lvsd.vrrp "B" { interface = "eth0", vrid = 52, vips = { "192.0.2.2" }, use_vmac 
     rejects(&format!("{base}vmac_xmit_base = true }}"), 1, "vmac_xmit_base applies to an instance with use_vmac");
     rejects(&format!("{base}use_vmac = true, unicast_peers = {{ \"192.0.2.9\" }} }}"), 1, "needs vmac_xmit_base = true");
     rejects(
-        &format!("{base}use_vmac = true }}\nlvsd.vrrp \"B\" {{ interface = \"eth1\", vrid = 51, vips = {{ \"192.0.2.2\" }}, use_vmac = true }}"),
+        &format!(
+            "{base}use_vmac = true }}\nlvsd.vrrp \"B\" {{ interface = \"eth1\", vrid = 51, vips = {{ \"192.0.2.2\" }}, use_vmac = true }}"
+        ),
         2,
         "use_vmac vrrp.51 is already the virtual MAC interface of 'A'",
     );
-    rejects(&format!("{base}use_vmac = \"eth1\" }}\nlvsd.vrrp \"B\" {{ interface = \"eth1\", vrid = 52, vips = {{ \"192.0.2.2\" }} }}"), 1, "is an instance's own interface");
+    rejects(
+        &format!("{base}use_vmac = \"eth1\" }}\nlvsd.vrrp \"B\" {{ interface = \"eth1\", vrid = 52, vips = {{ \"192.0.2.2\" }} }}"),
+        1,
+        "is an instance's own interface",
+    );
 }
 
 #[test]

@@ -76,7 +76,11 @@ fn client_sees(lan: &Lan) -> String {
 
 /// The bridge port the switch learned the virtual MAC on.
 fn learned_on(lan: &Lan) -> String {
-    let fdb = lan.switch.exec("bridge", &["fdb", "show", "br", "br0"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let fdb = lan
+        .switch
+        .exec("bridge", &["fdb", "show", "br", "br0"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     fdb.lines().find(|l| l.starts_with(VMAC)).and_then(|l| l.split_whitespace().nth(2)).unwrap_or("none").to_string()
 }
 
@@ -228,7 +232,18 @@ fn doctor_hears_the_master_on_the_virtual_mac() {
         .host(1)
         .exec(
             lvsd_bin(),
-            &["doctor", "--json", "-p", b.policy.to_str().unwrap(), "--node", "lvs02", "--listen", "2", "--control", b.socket.to_str().unwrap()],
+            &[
+                "doctor",
+                "--json",
+                "-p",
+                b.policy.to_str().unwrap(),
+                "--node",
+                "lvs02",
+                "--listen",
+                "2",
+                "--control",
+                b.socket.to_str().unwrap(),
+            ],
         )
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -16,6 +16,7 @@ pub mod sync;
 mod track;
 mod vmac;
 pub mod vrrp;
+mod vrrp_config;
 pub mod vrrp_status;
 
 pub use events::{Event, EventLog, now_secs};

@@ -340,7 +340,14 @@ mod tests {
         // keepalived.
         let mut i = inst();
         i.vips = (0..300u32)
-            .map(|n| VipAddr { addr: std::net::Ipv4Addr::from(0xc000_0200 + n).into(), prefix: 32, dev: None, label: None, scope: None, broadcast: None })
+            .map(|n| VipAddr {
+                addr: std::net::Ipv4Addr::from(0xc000_0200 + n).into(),
+                prefix: 32,
+                dev: None,
+                label: None,
+                scope: None,
+                broadcast: None,
+            })
             .collect();
         let first: Vec<String> = i.vips[..255].iter().map(|v| v.addr.to_string()).collect();
         let first: Vec<&str> = first.iter().map(String::as_str).collect();

@@ -95,7 +95,10 @@ fn validate_vrrp(m: &Model, errs: &mut Vec<ModelError>) {
             if let Some(prev) = vmacs.insert(&vm.name, v) {
                 errs.push(ModelError::new(
                     &v.origin,
-                    format!("vrrp '{}': use_vmac {} is already the virtual MAC interface of '{}': give it another name", v.name, vm.name, prev.name),
+                    format!(
+                        "vrrp '{}': use_vmac {} is already the virtual MAC interface of '{}': give it another name",
+                        v.name, vm.name, prev.name
+                    ),
                 ));
             }
             if m.vrrp.iter().any(|o| o.interface == vm.name) {

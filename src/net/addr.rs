@@ -54,7 +54,14 @@ pub struct Vip {
 impl Vip {
     /// A host address (/32 or /128), global scope, no label.
     pub fn host(addr: IpAddr, ifname: &str) -> Self {
-        Vip { addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, ifname: ifname.to_owned(), label: None, scope: Scope::Global, broadcast: None }
+        Vip {
+            addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+            ifname: ifname.to_owned(),
+            label: None,
+            scope: Scope::Global,
+            broadcast: None,
+        }
     }
 
     pub fn with_prefix(mut self, prefix_len: u8) -> Self {
@@ -109,7 +116,11 @@ impl Vip {
         }
         if let Some(b) = self.broadcast {
             attrs.push(
-                RtattrBuilder::default().rta_type(Ifa::Broadcast).rta_payload(Buffer::from(b.octets().to_vec())).build().map_err(|e| bad(e.to_string()))?,
+                RtattrBuilder::default()
+                    .rta_type(Ifa::Broadcast)
+                    .rta_payload(Buffer::from(b.octets().to_vec()))
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
             );
         }
         if let Some(label) = &self.label {

@@ -83,7 +83,10 @@ fn attr(ty: Ifla, payload: Vec<u8>) -> Result<neli::rtnl::Rtattr<Ifla, Buffer>, 
 }
 
 fn ifinfo(index: u32, attrs: Vec<neli::rtnl::Rtattr<Ifla, Buffer>>, up: bool) -> Result<Ifinfomsg, RtnlError> {
-    let b = IfinfomsgBuilder::default().ifi_family(RtAddrFamily::Unspecified).ifi_index(index as i32).rtattrs(attrs.into_iter().collect::<RtBuffer<Ifla, Buffer>>());
+    let b = IfinfomsgBuilder::default()
+        .ifi_family(RtAddrFamily::Unspecified)
+        .ifi_index(index as i32)
+        .rtattrs(attrs.into_iter().collect::<RtBuffer<Ifla, Buffer>>());
     let b = if up { b.up() } else { b };
     b.build().map_err(|e| RtnlError::Malformed { op: "build link", detail: e.to_string() })
 }

@@ -745,7 +745,10 @@ mod tests {
     fn max_auto_priority_is_noted_not_warned() {
         let (doc, w) = translate_text("global_defs {\n max_auto_priority 50\n}\n");
         let text = crate::import::lua::render(&doc, "", None);
-        assert!(text.contains("-- keepalived: max_auto_priority 50 (lvsd's VRRP thread runs at real-time priority from the start"), "{text}");
+        assert!(
+            text.contains("-- keepalived: max_auto_priority 50 (lvsd's VRRP thread runs at real-time priority from the start"),
+            "{text}"
+        );
         assert!(w.is_empty(), "{w:?}");
     }
 

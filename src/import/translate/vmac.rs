@@ -30,7 +30,10 @@ impl Tx<'_> {
         let Some(vmac) = get(body, "use_vmac").cloned() else {
             if let Some(f) = take(body, "vmac_xmit_base") {
                 let loc = f.loc.clone().unwrap_or(v.loc.clone());
-                self.warn(&loc, format!("vrrp_instance {name}: vmac_xmit_base is only valid with a vmac; keepalived ignores it: not translated"));
+                self.warn(
+                    &loc,
+                    format!("vrrp_instance {name}: vmac_xmit_base is only valid with a vmac; keepalived ignores it: not translated"),
+                );
                 body.push(Entry::Comment("keepalived: vmac_xmit_base (not translated: no use_vmac)".into()));
             }
             return;

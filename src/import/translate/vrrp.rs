@@ -260,7 +260,11 @@ impl Tx<'_> {
                         }
                     }
                     "use_vmac" => self.use_vmac(n, &mut body),
-                    "nopreempt" | "check_unicast_src" | "v3_checksum_as_v2" | "dont_track_primary" | "skip_check_adv_addr"
+                    "nopreempt"
+                    | "check_unicast_src"
+                    | "v3_checksum_as_v2"
+                    | "dont_track_primary"
+                    | "skip_check_adv_addr"
                     | "vmac_xmit_base" => {
                         if get(&body, k).is_none() {
                             body.push(field(k, Value::Bool(true), &n.loc));
@@ -591,7 +595,12 @@ impl Tx<'_> {
                     let prefix: u8 = addr.split('/').nth(1).and_then(|p| p.parse().ok()).unwrap_or(32);
                     if bare.contains(':') {
                         // add_addr_to_vector: "trying to assign a broadcast ... to the IPv6 address ... skipping VIP".
-                        return Err(TranslateError::BadValue(a.loc.clone(), "brd".into(), val.clone(), "an IPv6 address has no broadcast".into()));
+                        return Err(TranslateError::BadValue(
+                            a.loc.clone(),
+                            "brd".into(),
+                            val.clone(),
+                            "an IPv6 address has no broadcast".into(),
+                        ));
                     }
                     if matches!(val.as_str(), "+" | "-") && prefix > 30 {
                         let why = format!("brd {val} needs a prefix of 30 or less; keepalived sets none");
@@ -600,7 +609,12 @@ impl Tx<'_> {
                     } else if matches!(val.as_str(), "+" | "-") || val.parse::<std::net::Ipv4Addr>().is_ok() {
                         out.push(format!("brd {val}"));
                     } else {
-                        return Err(TranslateError::BadValue(a.loc.clone(), "brd".into(), val.clone(), "not an IPv4 address, + or -".into()));
+                        return Err(TranslateError::BadValue(
+                            a.loc.clone(),
+                            "brd".into(),
+                            val.clone(),
+                            "not an IPv4 address, + or -".into(),
+                        ));
                     }
                     i += 2;
                 }

@@ -310,11 +310,8 @@ fn vmac_field(f: &mut Fields, vrid: Option<i64>, multicast: bool) -> Option<Vmac
             let s = s.to_string_lossy();
             // The kernel's rule for link names (dev_valid_name): 1..15 bytes, no '/', ':'
             // or white space, not "." or "..".
-            let valid = !s.is_empty()
-                && s.len() < 16
-                && s != "."
-                && s != ".."
-                && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+            let valid =
+                !s.is_empty() && s.len() < 16 && s != "." && s != ".." && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
             if !valid {
                 f.error(format!("use_vmac: {s:?} is not a usable interface name (1 to 15 characters, no '/', ':' or spaces)"));
             }
