@@ -174,6 +174,16 @@ fn xmit_base_sends_adverts_from_the_interface() {
     let st = b.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
     assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+
+    // A reload without use_vmac restarts the instance on eth0 and removes the macvlan.
+    let g = a.status()["generation"].as_u64().unwrap();
+    std::fs::write(&a.policy, src.replace("use_vmac = true,", "").replace("vmac_xmit_base = true,", "")).unwrap();
+    a.wait_for(|d| d.status()["generation"].as_u64().unwrap() > g, "the reload");
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master again");
+    wait_until("the macvlan removed", || link(&lan, 0, "vrrp.51").is_empty(), || a.log());
+    assert!(addrs(&lan, 0, "eth0").contains("192.0.2.100/24"), "{}", addrs(&lan, 0, "eth0"));
+    let mac: Vec<String> = mac_of(&lan, 0).iter().map(|b| format!("{b:02x}")).collect();
+    assert!(client_sees(&lan).contains(&mac.join(":")), "{}", client_sees(&lan));
 }
 
 /// IPv6: the macvlan has the IPv6 virtual MAC and no address of its own but the link-local

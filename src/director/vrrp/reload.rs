@@ -3,7 +3,8 @@
 use super::*;
 
 impl Vrrp {
-    /// A new policy: instances whose identity (interface, VRID, version, family) is unchanged
+    /// A new policy: instances whose identity (interface, VRID, version, family, unicast or
+    /// multicast, source, virtual MAC) is unchanged
     /// keep their state and get the new settings in place; others stop or start.
     /// `tracks` is the state of every track function (as the director knows it): instances
     /// started now learn it before they elect themselves, kept ones get the new weights.
