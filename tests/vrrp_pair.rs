@@ -533,3 +533,28 @@ lvsd.vrrp "VI_6" {
 "#;
     backup_hears_master_from(&lan, src, "VI_6", "fe80::8");
 }
+
+/// An instance that cannot start (its interface has no address yet: the network came up after
+/// lvsd) holds nothing, is tried again each second with its reason reported once, and starts
+/// as soon as it can.
+#[test]
+fn an_instance_that_could_not_start_starts_when_it_can() {
+    if !privileged_or_skip("an_instance_that_could_not_start_starts_when_it_can") {
+        return;
+    }
+    let lan = Lan::new("lvf", 1).unwrap();
+    let a = start(&lan, 0, &policy(""));
+    let st = a.status();
+    assert_eq!(st["vrrp"][0]["state"], "not running", "{st}");
+    assert!(st["vrrp"][0]["error"].as_str().unwrap().contains("eth0 has no IPv4 address to send adverts from"), "{st}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(a.vrrp_state("VI_1"), "not running");
+    assert!(!has_vip(&lan, 0));
+    let reported = a.events("vrrp_error").iter().filter(|e| e.contains("has no IPv4 address")).count();
+    assert_eq!(reported, 1, "the same reason is reported once: {:?}", a.events("vrrp_error"));
+
+    lan.host(0).ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]).unwrap();
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "the instance starts and, alone, becomes master");
+    assert!(has_vip(&lan, 0));
+    assert!(a.events("vrrp").iter().any(|e| e.contains("vrrp 'VI_1' started (it could not: ")), "{:?}", a.events("vrrp"));
+}

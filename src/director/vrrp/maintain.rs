@@ -10,6 +10,9 @@ impl Vrrp {
     /// and at once when the link watcher sees one of our links change.
     pub fn maintain(&mut self, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
+        if !self.failed.is_empty() {
+            self.retry_failed(now, &mut out);
+        }
         // Before the sockets: one on a virtual MAC made again is reopened below.
         let with_vmac: Vec<_> =
             self.running.iter().filter(|r| r.model.vmac.is_some()).map(|r| (&r.model, r.fsm.config().primary_address)).collect();
@@ -125,6 +128,32 @@ impl Vrrp {
             if was_broken && self.running[i].send_hold_until.is_none_or(|t| t <= now) {
                 self.end_send_fault(i, now, out);
             }
+        }
+    }
+
+    /// Start again the instances that could not start (their link had no address yet, their
+    /// virtual MAC name was taken): until one does it holds nothing, which is safe. A new
+    /// reason is reported, the same one once.
+    fn retry_failed(&mut self, now: Instant, out: &mut Vec<Transition>) {
+        let tracks = std::mem::take(&mut self.tracks);
+        let mut started = false;
+        for (v, before) in std::mem::take(&mut self.failed) {
+            match self.start_instance(&v, &tracks, now, out) {
+                Ok(()) => {
+                    self.notes.push(("vrrp", format!("vrrp '{}' started (it could not: {before})", v.name)));
+                    started = true;
+                }
+                Err(e) => {
+                    if e != before {
+                        self.notes.push(("vrrp_error", format!("vrrp '{}': {e}", v.name)));
+                    }
+                    self.failed.push((v, e));
+                }
+            }
+        }
+        self.tracks = tracks;
+        if started {
+            self.set_groups();
         }
     }
 

@@ -138,8 +138,13 @@ pub struct Vrrp {
     /// costs an RCU grace period on close).
     announcers: std::collections::HashMap<String, Rc<net::Announcer>>,
     groups: Vec<Group>,
-    /// Instances that could not start, with the reason (shown in status).
-    failed: Vec<(String, String)>,
+    /// Instances that could not start, with the reason (shown in status); tried again at
+    /// each upkeep (`maintain`).
+    failed: Vec<(VrrpInstance, String)>,
+    /// The policy's sync groups, for instances that start late.
+    group_defs: Vec<model::SyncGroup>,
+    /// The last state each track reported, for instances that start late.
+    tracks: Vec<TrackChange>,
     tx: mpsc::Sender<VrrpInput>,
     next_id: u64,
     /// Adverts waiting to be sent by `flush`, in order, with the instance that sends them.
@@ -192,6 +197,8 @@ impl Vrrp {
             announcers: Default::default(),
             groups: Vec::new(),
             failed: Vec::new(),
+            group_defs: Vec::new(),
+            tracks: Vec::new(),
             tx,
             next_id: 1,
             outbox: Vec::new(),
@@ -330,19 +337,20 @@ impl Vrrp {
         for v in &m.vrrp {
             if let Err(e) = self.start_instance(v, &[], now, &mut out) {
                 errors.push(format!("vrrp '{}': {e}", v.name));
-                self.failed.push((v.name.clone(), e));
+                self.failed.push((v.clone(), e));
             }
         }
-        self.set_groups(m);
+        self.group_defs = m.sync_groups.clone();
+        self.set_groups();
         (out, errors)
     }
 
-    fn set_groups(&mut self, m: &model::Model) {
+    fn set_groups(&mut self) {
         self.groups.clear();
         for r in &mut self.running {
             r.group = None;
         }
-        for (gi, g) in m.sync_groups.iter().enumerate() {
+        for (gi, g) in self.group_defs.iter().enumerate() {
             let mut fsm = SyncGroup::new(g.instances.len());
             for (mi, name) in g.instances.iter().enumerate() {
                 if let Some(idx) = self.index(name) {
@@ -692,6 +700,10 @@ impl Vrrp {
     /// A track function changed (or reported for the first time).
     pub fn track(&mut self, instance: &str, name: &str, up: bool, weight: i32, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
+        match self.tracks.iter_mut().find(|t| t.0 == instance && t.1 == name) {
+            Some(t) => (t.2, t.3) = (up, weight),
+            None => self.tracks.push((instance.to_owned(), name.to_owned(), up, weight)),
+        }
         if let Some(i) = self.index(instance) {
             self.drive(i, Input::Track { name: name.to_string(), up, weight }, now, &mut out);
         }
@@ -773,7 +785,7 @@ impl Vrrp {
                 preempt_held: r.fsm.preempt_held(now),
             }))
         });
-        running.chain(self.failed.iter().map(|(name, e)| InstanceStatus::failed(name, e))).collect()
+        running.chain(self.failed.iter().map(|(v, e)| InstanceStatus::failed(&v.name, e))).collect()
     }
 
     pub fn state_of(&self, name: &str) -> Option<State> {

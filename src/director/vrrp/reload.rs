@@ -82,22 +82,25 @@ impl Vrrp {
             }
         }
         self.failed.clear();
+        self.tracks = tracks.to_vec();
         for v in &m.vrrp {
             if self.index(&v.name).is_none()
                 && let Err(e) = self.start_instance(v, tracks, now, &mut out)
             {
                 errors.push(format!("vrrp '{}': {e}", v.name));
-                self.failed.push((v.name.clone(), e));
+                self.failed.push((v.clone(), e));
             }
         }
-        self.set_groups(m);
+        self.group_defs = m.sync_groups.clone();
+        self.set_groups();
         (out, errors)
     }
 
     /// Called by the director after `flush`: sockets of stopped instances can go now.
     pub fn tidy(&mut self) {
         self.close_unused_sockets();
-        self.vmacs.tidy(self.running.iter().map(|r| &r.model), &mut self.notes);
+        // An instance that could not start keeps its virtual MAC for the next try.
+        self.vmacs.tidy(self.running.iter().map(|r| &r.model).chain(self.failed.iter().map(|f| &f.0)), &mut self.notes);
     }
 
     pub(super) fn stop_one(&mut self, mut r: Running, now: Instant, out: &mut Vec<Transition>) {
@@ -121,6 +124,7 @@ impl Vrrp {
             self.stop_one(r, now, &mut out);
         }
         self.flush(now);
+        self.failed.clear();
         self.tidy();
         if let Some(t) = self.link_task.take() {
             t.abort();
