@@ -168,12 +168,21 @@ fn xmit_base_sends_adverts_from_the_interface() {
     a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
     b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
     assert!(addrs(&lan, 0, "vrrp.51").contains("192.0.2.100/24"));
-    assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
     let advert = wait_frame(&capture(lan.host(2)), "an advert", is_vrrp);
     assert_eq!(advert[6..12], mac_of(&lan, 0)[..], "source MAC of {advert:02x?}");
+    assert!(client_sees(&lan).contains(VMAC), "{}", client_sees(&lan));
     let st = b.status();
     assert_eq!(st["vrrp"][0]["master"]["priority"], 100, "{st}");
     assert_eq!(st["vrrp"][0]["dropped"], serde_json::json!({}), "{st}");
+
+    // The macvlan deleted by hand (adverts on eth0 go on): lvs01 faults, lvs02 takes over
+    // and announces the MAC from its port; lvs01 makes the macvlan again and, master again,
+    // announces it from the new one (the switch learns it back on p0 before anyone asks).
+    lan.host(0).ip(&["link", "del", "vrrp.51"]).unwrap();
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over from the faulted master");
+    wait_until("the switch learns the MAC on lvs02's port", || learned_on(&lan) == "p1", || b.log());
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 preempts again");
+    wait_until("lvs01 announces from the new macvlan", || learned_on(&lan) == "p0", || a.log());
 
     // A reload without use_vmac restarts the instance on eth0 and removes the macvlan.
     let g = a.status()["generation"].as_u64().unwrap();

@@ -65,18 +65,24 @@ impl Vmacs {
         Ok(())
     }
 
-    /// Make again the interfaces of `running` instances that are gone (deleted by hand).
-    pub fn restore(&mut self, running: &[(&VrrpInstance, IpAddr)], notes: &mut Vec<(&'static str, String)>) {
+    /// Make again the interfaces of `running` instances that are gone (deleted by hand);
+    /// returns the names made again.
+    pub fn restore(&mut self, running: &[(&VrrpInstance, IpAddr)], notes: &mut Vec<(&'static str, String)>) -> Vec<String> {
+        let mut made = Vec::new();
         for (v, primary) in running {
             let Some(m) = &v.vmac else { continue };
             if net::ifindex(&m.name).is_ok() {
                 continue;
             }
             match self.ensure(v, *primary, notes) {
-                Ok(()) => notes.push(("vrrp", format!("{}: {} was missing: made again", v.name, m.name))),
+                Ok(()) => {
+                    notes.push(("vrrp", format!("{}: {} was missing: made again", v.name, m.name)));
+                    made.push(m.name.clone());
+                }
                 Err(e) => tracing::debug!("{}: {e}", v.name),
             }
         }
+        made
     }
 
     /// Remove what no instance of `running` uses any more; put the base links' and

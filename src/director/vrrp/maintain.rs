@@ -17,7 +17,10 @@ impl Vrrp {
         let with_vmac: Vec<_> =
             self.running.iter().filter(|r| r.model.vmac.is_some()).map(|r| (&r.model, r.fsm.config().primary_address)).collect();
         if !with_vmac.is_empty() {
-            self.vmacs.restore(&with_vmac, &mut self.notes);
+            // Their gratuitous ARP sockets were bound to the interfaces that went.
+            for name in self.vmacs.restore(&with_vmac, &mut self.notes) {
+                self.announcers.remove(&name);
+            }
         }
         for k in 0..self.sockets.len() {
             let s = &self.sockets[k];
