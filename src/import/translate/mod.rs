@@ -483,7 +483,6 @@ const VRRP_KNOWN: &[&str] = &[
     "no_virtual_ipaddress",
     "promote_secondaries",
     "virtual_rules",
-    "accept",
     "no_accept",
     "strict_mode",
     "debug",
@@ -750,6 +749,31 @@ mod tests {
             "{text}"
         );
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn unicast_addresses_lose_a_mask_as_keepalived_reads_them() {
+        let (doc, w) =
+            translate_text("vrrp_instance V {\n unicast_src_ip 192.0.2.1/24\n unicast_peer {\n 192.0.2.2/24\n 192.0.2.3-9\n }\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("unicast_src = \"192.0.2.1\","), "{text}");
+        assert!(text.contains("unicast_peers = { \"192.0.2.2\", \"192.0.2.3\" },"), "{text}");
+        assert!(
+            w.iter().any(|w| w.message.contains("unicast_peer 192.0.2.2/24: keepalived reads the address alone and drops '/24'")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn check_unicast_src_without_peers_and_accept() {
+        let (doc, w) = translate_text("vrrp_instance V {\n check_unicast_src\n accept\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(!text.contains("check_unicast_src = true"), "{text}");
+        assert!(text.contains("-- keepalived: accept (lvsd never blocks traffic to the VIPs)"), "{text}");
+        assert!(w.iter().any(|w| w.message.contains("check_unicast_src applies to unicast peers and there are none")), "{w:?}");
+        assert_eq!(w.len(), 1, "{w:?}");
+        let (doc, _) = translate_text("vrrp_instance V {\n check_unicast_src\n unicast_peer {\n 192.0.2.2\n }\n}\n");
+        assert!(crate::import::lua::render(&doc, "", None).contains("check_unicast_src = true"));
     }
 
     #[test]

@@ -237,21 +237,23 @@ impl Tx<'_> {
                     // keepalived sets the adverts' source with either (vrrp_srcip_handler):
                     // without unicast peers both are the multicast adverts' source.
                     "unicast_src_ip" | "mcast_src_ip" => {
-                        let addr = ip(n, arg(n, 0)?)?;
+                        let text = self.host_address(n, arg(n, 0)?, k);
+                        let addr = ip(n, &text)?;
                         if self.same_family(&mut family, n, addr, k, &mut body) {
-                            self.set_last(&mut body, n, "unicast_src", s(arg(n, 0)?));
+                            self.set_last(&mut body, n, "unicast_src", s(&text));
                         }
                     }
                     "unicast_peer" => {
                         let mut peers = Vec::new();
                         for a in n.children() {
-                            if !self.same_family(&mut family, a, ip(a, &a.key)?, "unicast_peer", &mut body) {
+                            let text = self.host_address(a, &a.key, "unicast_peer");
+                            if !self.same_family(&mut family, a, ip(a, &text)?, "unicast_peer", &mut body) {
                                 continue;
                             }
                             if !a.args.is_empty() {
                                 self.unsupported_arg_of(a, "unicast_peer", &a.args.join(" "), &mut body);
                             }
-                            peers.push(s(&a.key));
+                            peers.push(s(&text));
                         }
                         append_list(&mut body, field("unicast_peers", Value::List(peers), &n.loc));
                         // keepalived does not check the TTL of unicast adverts; lvsd does unless told.
@@ -260,6 +262,9 @@ impl Tx<'_> {
                         }
                     }
                     "use_vmac" => self.use_vmac(n, &mut body),
+                    // keepalived's accept mode lifts the firewall rules its strict mode adds
+                    // against traffic to the VIPs; lvsd adds none, so it always accepts.
+                    "accept" => body.push(Entry::Comment(format!("keepalived: {} (lvsd never blocks traffic to the VIPs)", n.text))),
                     "nopreempt"
                     | "check_unicast_src"
                     | "v3_checksum_as_v2"
@@ -393,6 +398,13 @@ impl Tx<'_> {
         }
         let strict_mode = strict.is_some();
         self.complete_vmac(v, &name, family == Some(true), &mut body);
+        let unicast = matches!(get(&body, "unicast_peers"), Some(Value::List(l)) if !l.is_empty());
+        if !unicast && let Some(f) = take(&mut body, "check_unicast_src") {
+            // keepalived reads it and has no unicast adverts to check.
+            let loc = f.loc.clone().unwrap_or(v.loc.clone());
+            self.warn(&loc, format!("vrrp_instance {name}: check_unicast_src applies to unicast peers and there are none; keepalived ignores it: not translated"));
+            body.push(Entry::Comment("keepalived: check_unicast_src (not translated: no unicast_peer)".into()));
+        }
         self.complete_vrrp(v, &name, version_set, &mut body, strict, ah_auth);
         if !matches!(get(&body, "vips"), Some(Value::List(l)) if !l.is_empty()) {
             // vrrp_complete_instance: "No VIP specified; at least one is required" for VRRPv3
@@ -570,6 +582,18 @@ impl Tx<'_> {
         self.warn(&n.loc, format!("{keyword} {addr}: {why}"));
         body.push(Entry::Comment(format!("keepalived: {} (not translated: {why})", n.text)));
         false
+    }
+
+    /// A unicast address as keepalived reads it (inet_stosockaddr): a mask or range after it
+    /// (`192.0.2.1/24`, `192.0.2.1-9`) is dropped, with a warning here.
+    fn host_address(&mut self, n: &Node, text: &str, keyword: &str) -> String {
+        let Some(cut) = text.find(['/', '-']) else { return text.to_string() };
+        let bare = text[..cut].to_string();
+        self.warn(
+            &n.loc,
+            format!("{keyword} {text}: keepalived reads the address alone and drops '{}': translated as {bare}", &text[cut..]),
+        );
+        bare
     }
 
     /// `192.0.2.1/24 dev eth0 label eth0:1 scope global brd ...` -> the lvsd VIP string.
