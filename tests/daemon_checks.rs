@@ -106,3 +106,50 @@ lvsd.service "web" {{
     assert!(!out.status.success());
     assert!(err.contains("bad.lua:1: ") && err.contains("script_user 'no-such-user-here' is not a user of this host"), "{err}");
 }
+
+/// A program's own user (keepalived's `user USER [GROUP]` of a script): it runs as that user
+/// whatever the `script_user`; the others keep running as the `script_user`, or root.
+#[test]
+fn a_program_runs_as_its_own_user() {
+    if !need_root("a_program_runs_as_its_own_user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (own, plain) = (dir.path().join("own"), dir.path().join("plain"));
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p1 = l1.local_addr().unwrap().port();
+    let write_ids = |f: &std::path::Path| format!(r#""/bin/sh", "-c", "echo $(id -u) $(id -g) > {}""#, f.display());
+    let src = format!(
+        r#"
+lvsd.service "web" {{
+  vip = "192.0.2.10:80",
+  check = lvsd.check.exec {{ command = {{ {}, user = "nobody", group = "nogroup" }}, interval = 0.2 }},
+  reals = {{ "127.0.0.1:{p1}" }},
+}}
+lvsd.service "web2" {{
+  vip = "192.0.2.11:80",
+  check = lvsd.check.exec {{ command = {{ {} }}, interval = 0.2 }},
+  reals = {{ "127.0.0.1:{p1}" }},
+}}
+"#,
+        write_ids(&own),
+        write_ids(&plain)
+    );
+    let d = Daemon::start(&src, "lvs01", &[]);
+    for f in [&own, &plain] {
+        d.wait_for(|_| std::fs::read_to_string(f).is_ok_and(|s| s.ends_with('\n')), "the checks' programs to write their ids");
+    }
+    assert_eq!(std::fs::read_to_string(&own).unwrap().trim(), "65534 65534");
+    assert_eq!(std::fs::read_to_string(&plain).unwrap().trim(), "0 0");
+    // A misspelt key would run the program as root: refused.
+    let p = dir.path().join("bad.lua");
+    std::fs::write(&p, "lvsd.vrrp \"A\" { interface = \"eth0\", vrid = 1, vips = { \"192.0.2.1\" },\n  notify = { master = { \"/bin/true\", usr = \"nobody\" } } }\n").unwrap();
+    let out = std::process::Command::new(lvsd_bin()).arg("check").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.lua:1: ") && err.contains("master: unknown key 'usr' (valid: the program's arguments, user, group)"),
+        "{err}"
+    );
+}

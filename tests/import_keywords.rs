@@ -153,7 +153,6 @@ fn unsupported_keywords_warn_with_file_and_line_and_stay_as_comments() {
             "unsupported.conf:16: keyword 'authentication' is not supported by lvsd (AH authentication; only PASS is supported)",
             "unsupported.conf:21: keyword 'virtual_ipaddress' option 'peer 192.0.2.11' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:23: keyword 'virtual_rules' is not supported by lvsd (no equivalent in the lvsd policy API)",
-            "unsupported.conf:26: keyword 'notify_master' option 'run as user root' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:32: keyword 'smtp_alert' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:38: keyword 'regex_no_match' is not supported by lvsd (no equivalent in the lvsd policy API)",
             "unsupported.conf:40: keyword 'http_protocol' is not supported by lvsd (no equivalent in the lvsd policy API)",

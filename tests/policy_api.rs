@@ -89,7 +89,7 @@ fn vrrp_full_declaration() {
     );
     assert_eq!(v.tracks[0].name, "chk");
     assert_eq!(v.tracks[0].fall, 3);
-    assert_eq!(v.tracks[0].kind, TrackKind::Exec { command: vec!["/bin/true".into()] });
+    assert_eq!(v.tracks[0].kind, TrackKind::Exec { command: vec!["/bin/true".to_string()].into() });
     assert_eq!(v.garp.master_delay, 1);
     assert_eq!(v.garp.master_refresh_repeat, 1);
     assert_eq!(v.notify.master.as_ref().unwrap()[1], "master");

@@ -76,7 +76,7 @@ enum Prepared {
     },
     Ping,
     Exec {
-        argv: Vec<String>,
+        argv: crate::model::Argv,
         dynamic: bool,
     },
     Lua {
@@ -436,7 +436,7 @@ async fn smtp(t: SocketAddr, bind: Option<IpAddr>, helo: &str) -> Result<(), Str
 }
 
 /// Run a program (no shell); kill its process group at the timeout.
-pub async fn exec(argv: &[String], dynamic: bool, timeout: Duration) -> CheckResult {
+pub async fn exec(argv: &crate::model::Argv, dynamic: bool, timeout: Duration) -> CheckResult {
     let z = Duration::ZERO;
     let mut cmd = crate::programs::command(argv);
     cmd.stdin(std::process::Stdio::null())

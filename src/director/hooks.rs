@@ -149,10 +149,10 @@ pub(super) fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: f
         State::Fault => n.fault.clone(),
         State::Initialize => n.stop.clone(),
     };
-    let mut runs: Vec<Vec<String>> = specific.into_iter().collect();
+    let mut runs: Vec<crate::model::Argv> = specific.into_iter().collect();
     if let Some(mut any) = n.any.clone() {
         let state = if to == State::Initialize { "STOP".to_string() } else { to.as_str().to_ascii_uppercase() };
-        any.extend([kind.to_string(), name.to_string(), state, priority.to_string()]);
+        any.args.extend([kind.to_string(), name.to_string(), state, priority.to_string()]);
         runs.push(any);
     }
     for argv in runs {
@@ -161,7 +161,7 @@ pub(super) fn run_notify(n: &crate::model::Notify, kind: &str, name: &str, to: f
 }
 
 /// Run a program the policy named (an argument vector, no shell) and log how it ended.
-pub(super) fn spawn_program(argv: Vec<String>) {
+pub(super) fn spawn_program(argv: crate::model::Argv) {
     {
         let shown = argv.join(" ");
         match crate::programs::command(&argv).kill_on_drop(false).spawn() {

@@ -73,6 +73,8 @@ pub enum Value {
     Ident(String),
     /// Pair form: a value that differs per node, `node == "a" and X or Y`.
     PerNode(Vec<(String, Value)>),
+    /// `key = value` among a list's items: `{ "/bin/check", user = "nobody" }`.
+    Named(String, Box<Value>),
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -249,6 +251,7 @@ fn value(v: &Value, ind: usize) -> String {
         Value::Num(n) => n.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Ident(i) => i.clone(),
+        Value::Named(k, v) => format!("{k} = {}", value(v, ind)),
         Value::List(items) => {
             let parts: Vec<String> = items.iter().map(|x| value(x, ind + 1)).collect();
             let one = if parts.is_empty() { "{}".to_string() } else { format!("{{ {} }}", parts.join(", ")) };

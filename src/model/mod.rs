@@ -67,7 +67,33 @@ pub struct HookRef(pub u32);
 
 /// An external program given as an argument vector: never run through a shell unless the
 /// policy itself names one.
-pub type Argv = Vec<String>;
+/// A program to run: its argument vector (the first is the program) and, when the policy
+/// names one (keepalived's `user USER [GROUP]` of a script), the user and group it runs as;
+/// otherwise it runs as the global `script_user`, or root. Shown as the argument vector.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Argv {
+    pub args: Vec<String>,
+    pub run_as: Option<RunAs>,
+}
+
+impl std::ops::Deref for Argv {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.args
+    }
+}
+
+impl From<Vec<String>> for Argv {
+    fn from(args: Vec<String>) -> Self {
+        Argv { args, run_as: None }
+    }
+}
+
+impl Serialize for Argv {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.args.serialize(s)
+    }
+}
 
 /// A user and group to run programs as, looked up when the policy is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

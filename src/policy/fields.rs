@@ -1,7 +1,7 @@
 //! Reading a Lua table into typed fields, collecting every error instead of stopping at the
 //! first, and naming the keys that were not understood.
 
-use crate::model::{ModelError, Origin};
+use crate::model::{Argv, ModelError, Origin, RunAs};
 use mlua::{Function, Table, Value};
 
 /// One declaration's table being read. Every key the reader asks for is recorded, so that
@@ -39,6 +39,21 @@ const KEPT: usize = 64;
 /// Room for the keys a declaration's reader asks for (a service asks about forty): one
 /// allocation instead of growing.
 const ASKED: usize = 48;
+
+/// The ids of `user` (and `group`, else the user's own group), from the host's user database.
+pub fn run_as(user: &str, group: Option<&str>) -> Result<RunAs, String> {
+    use nix::unistd::{Group, User};
+    let u = User::from_name(user).map_err(|e| format!("user '{user}': {e}"))?;
+    let u = u.ok_or_else(|| format!("user '{user}' is not a user of this host"))?;
+    let gid = match group {
+        None => u.gid,
+        Some(g) => {
+            let found = Group::from_name(g).map_err(|e| format!("group '{g}': {e}"))?;
+            found.ok_or_else(|| format!("group '{g}' is not a group of this host"))?.gid
+        }
+    };
+    Ok(RunAs { uid: u.uid.as_raw(), gid: gid.as_raw() })
+}
 
 pub fn type_name(v: &Value) -> &'static str {
     v.type_name()
@@ -222,14 +237,56 @@ impl<'e> Fields<'e> {
         }
     }
 
-    /// An argument vector for an external program: a non-empty list of strings.
-    pub fn argv(&mut self, key: &'static str) -> Option<Vec<String>> {
-        let v = self.strings(key)?;
-        if v.is_empty() || v[0].is_empty() {
+    /// An argument vector for an external program: a non-empty list of strings, and in the
+    /// same table, optionally, the user (and group) it runs as: `{ "/path", "arg", user =
+    /// "nobody", group = "nogroup" }` (keepalived's `user USER [GROUP]` of a script).
+    pub fn argv(&mut self, key: &'static str) -> Option<Argv> {
+        let v = self.value(key);
+        let run_as = match &v {
+            Value::Table(t) => self.program_user(key, t),
+            _ => None,
+        };
+        let args = self.strings_of(key, v)?;
+        if args.is_empty() || args[0].is_empty() {
             self.error(format!("{key} must name a program: {{ \"/path/to/program\", \"arg\", ... }}"));
             return None;
         }
-        Some(v)
+        Some(Argv { args, run_as })
+    }
+
+    /// The `user` and `group` keys of a program's table, looked up on this host; any other
+    /// named key is an error (a misspelt `usr` would run the program as root).
+    fn program_user(&mut self, key: &str, t: &Table) -> Option<RunAs> {
+        let (mut user, mut group) = (None, None);
+        for (k, v) in t.pairs::<Value, Value>().filter_map(|p| p.ok()) {
+            let Value::String(k) = k else { continue };
+            let slot = match k.to_string_lossy().as_str() {
+                "user" => &mut user,
+                "group" => &mut group,
+                other => {
+                    self.error(format!("{key}: unknown key '{other}' (valid: the program's arguments, user, group)"));
+                    continue;
+                }
+            };
+            match v {
+                Value::String(s) => *slot = Some(s.to_string_lossy()),
+                other => self.wrong_type(&format!("{key}.{}", k.to_string_lossy()), "a string", &other),
+            }
+        }
+        match (user, group) {
+            (Some(u), g) => match run_as(&u, g.as_deref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.error(format!("{key}: {e}"));
+                    None
+                }
+            },
+            (None, Some(_)) => {
+                self.error(format!("{key}: group needs user"));
+                None
+            }
+            (None, None) => None,
+        }
     }
 
     /// Report every key of the table that no reader asked for, with the valid keys.

@@ -23,6 +23,7 @@ impl Tx<'_> {
         let mut specific = Vec::new();
         let mut urls: Vec<Vec<Entry>> = Vec::new();
         let mut sni_enabled = false;
+        let mut user: Option<(Node, Vec<String>)> = None;
         let mut ignored_nb: Option<(i64, Node)> = None;
         for n in c.children() {
             // An error in one statement is recorded; the others are still translated.
@@ -82,6 +83,7 @@ impl Tx<'_> {
                     }
                     "misc_timeout" if func == "exec" => specific.push(field("timeout", timer(n, arg(n, 0)?)?, &n.loc)),
                     "misc_dynamic" if func == "exec" => specific.push(field("dynamic", Value::Bool(true), &n.loc)),
+                    "user" if func == "exec" => user = Some((n.clone(), n.args.clone())),
                     "host" if func == "smtp" => {
                         self.unsupported(n, "extra hosts in one SMTP_CHECK; an lvsd check probes its real server", body)
                     }
@@ -90,6 +92,12 @@ impl Tx<'_> {
                 Ok(())
             })();
             self.keep(r);
+        }
+        if let Some((n, words)) = user
+            && let Some(mut cmd) = get(&specific, "command").cloned()
+        {
+            self.run_as(&n, &mut cmd, &words);
+            set(&mut specific, "command", cmd);
         }
         if sni_enabled && !specific.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "sni")) {
             // keepalived sends the virtualhost as SNI when no sni_name is given.

@@ -507,7 +507,6 @@ const CHECK_KNOWN: &[&str] = &[
     "fast_recovery",
     "tls_compliant",
     "enable_sni",
-    "user",
     "min_reply_length",
     "max_reply_length",
     "host",
@@ -611,6 +610,22 @@ impl Tx<'_> {
         Value::List(vec![s("/bin/sh"), s("-c"), s(&line)])
     }
 
+    /// keepalived's `user USER [GROUP]` of a script (or the words after a notify script):
+    /// the program's own user and group, named in its argument table.
+    fn run_as(&mut self, n: &Node, cmd: &mut Value, words: &[String]) {
+        let Value::List(items) = cmd else { return };
+        let mut words = words.iter();
+        if let Some(u) = words.next() {
+            items.push(Value::Named("user".into(), Box::new(s(u))));
+        }
+        if let Some(g) = words.next() {
+            items.push(Value::Named("group".into(), Box::new(s(g))));
+        }
+        if words.next().is_some() {
+            self.warn(&n.loc, format!("keyword '{}': words after the user and group; keepalived ignores them", shown(&n.key)));
+        }
+    }
+
     /// Record an error and go on.
     fn keep(&mut self, r: R<()>) {
         if let Err(e) = r {
@@ -661,12 +676,8 @@ impl Tx<'_> {
         }
     }
 
-    /// Part of a keyword's arguments has no home: warn and keep the line as a comment.
-    fn unsupported_arg(&mut self, n: &Node, what: &str, body: &mut Vec<Entry>) {
-        self.unsupported_arg_of(n, &n.key.clone(), what, body)
-    }
-
-    /// As `unsupported_arg`, naming the enclosing keyword (list entries have no keyword).
+    /// A keyword's option lvsd has no home for, naming the enclosing keyword (list entries
+    /// have no keyword of their own).
     fn unsupported_arg_of(&mut self, n: &Node, keyword: &str, what: &str, body: &mut Vec<Entry>) {
         let what = what.split(' ').map(shown).collect::<Vec<_>>().join(" ");
         self.warn(&n.loc, format!("keyword '{keyword}' option '{what}' is not supported by lvsd ({NO_HOME})"));
@@ -774,6 +785,18 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         let (doc, _) = translate_text("vrrp_instance V {\n check_unicast_src\n unicast_peer {\n 192.0.2.2\n }\n}\n");
         assert!(crate::import::lua::render(&doc, "", None).contains("check_unicast_src = true"));
+    }
+
+    #[test]
+    fn a_scripts_own_user_is_kept() {
+        let (doc, w) = translate_text(
+            "vrrp_script chk {\n user nobody nogroup\n script \"/usr/local/bin/chk --fast\"\n}\n\
+             vrrp_instance V {\n notify_master \"/usr/local/bin/up\" keepalived_script\n track_script {\n chk\n }\n}\n",
+        );
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("command = { \"/usr/local/bin/chk\", \"--fast\", user = \"nobody\", group = \"nogroup\" },"), "{text}");
+        assert!(text.contains("master = { \"/usr/local/bin/up\", user = \"keepalived_script\" }"), "{text}");
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

@@ -394,7 +394,7 @@ impl Tx<'_> {
                             .warn(&n.loc, format!("hysteresis '{}' is not in 0..{}; keepalived ignores it", shown(&n.args[0]), u32::MAX)),
                     },
                     "quorum_up" | "quorum_down" => {
-                        let e = self.notify_field(n, k, &mut body)?;
+                        let e = self.notify_field(n, k)?;
                         body.push(e);
                     }
                     // A fwmark service's family is written with the fwmark.
@@ -711,7 +711,7 @@ impl Tx<'_> {
                     }
                     "inhibit_on_failure" => fields.push(field("inhibit_on_failure", Value::Bool(bool_arg(n)?), &n.loc)),
                     "notify_up" | "notify_down" => {
-                        let e = self.notify_field(n, k, &mut comments)?;
+                        let e = self.notify_field(n, k)?;
                         fields.push(e);
                     }
                     "alpha" => self.unsupported(n, "alpha is per service in lvsd", &mut comments),

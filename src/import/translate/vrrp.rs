@@ -10,6 +10,7 @@ impl Tx<'_> {
         let name = arg(n, 0)?.to_string();
         let mut body = vec![field("name", s(&name), &n.loc)];
         let mut weight = 0;
+        let mut user: Option<(Node, Vec<String>)> = None;
         for c in n.children() {
             // An error in one statement is recorded; the others are still translated.
             let r = (|| -> R<()> {
@@ -46,12 +47,19 @@ impl Tx<'_> {
                             body.push(field(k, Value::Int(v), &c.loc));
                         }
                     }
-                    "user" | "init_fail" => self.unsupported(c, NO_HOME, &mut body),
+                    "user" => user = Some((c.clone(), c.args.clone())),
+                    "init_fail" => self.unsupported(c, NO_HOME, &mut body),
                     _ => self.other(c, "vrrp_script", &[], &mut body)?,
                 }
                 Ok(())
             })();
             self.keep(r);
+        }
+        if let Some((c, words)) = user
+            && let Some(mut cmd) = get(&body, "command").cloned()
+        {
+            self.run_as(&c, &mut cmd, &words);
+            set(&mut body, "command", cmd);
         }
         if !body.iter().any(|e| matches!(e, Entry::Field(f) if f.key == "command")) {
             // keepalived: "No script set for vrrp_script NAME - removing".
@@ -672,19 +680,17 @@ impl Tx<'_> {
                     self.warn(&n.loc, format!("keyword '{k}' repeated; keepalived keeps the first script: not translated"));
                     return Ok(());
                 }
-                notify.push(self.notify_field(n, key, body)?);
+                notify.push(self.notify_field(n, key)?);
             }
         }
         Ok(())
     }
 
     /// `notify_master "/path/script arg" [user [group]]` -> `master = { argv }`.
-    pub(super) fn notify_field(&mut self, n: &Node, key: &str, body: &mut Vec<Entry>) -> R<Entry> {
+    pub(super) fn notify_field(&mut self, n: &Node, key: &str) -> R<Entry> {
         let script = arg(n, 0)?;
-        if n.args.len() > 1 {
-            self.unsupported_arg(n, &format!("run as user {}", n.args[1..].join(" ")), body);
-        }
-        let cmd = self.command(n, script);
+        let mut cmd = self.command(n, script);
+        self.run_as(n, &mut cmd, &n.args[1..]);
         Ok(field(key, cmd, &n.loc))
     }
 

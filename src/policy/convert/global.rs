@@ -2,21 +2,6 @@
 
 use super::*;
 
-/// The ids of `user` (and `group`, else the user's own group), from the host's user database.
-fn run_as(user: &str, group: Option<&str>) -> Result<RunAs, String> {
-    use nix::unistd::{Group, User};
-    let u = User::from_name(user).map_err(|e| format!("script_user '{user}': {e}"))?;
-    let u = u.ok_or_else(|| format!("script_user '{user}' is not a user of this host"))?;
-    let gid = match group {
-        None => u.gid,
-        Some(g) => {
-            let found = Group::from_name(g).map_err(|e| format!("script_group '{g}': {e}"))?;
-            found.ok_or_else(|| format!("script_group '{g}' is not a group of this host"))?.gid
-        }
-    };
-    Ok(RunAs { uid: u.uid.as_raw(), gid: gid.as_raw() })
-}
-
 pub fn global(f: &mut Fields, g: &mut Global) {
     if let Some(v) = f.string("router_id") {
         g.router_id = Some(v);
@@ -38,9 +23,10 @@ pub fn global(f: &mut Fields, g: &mut Global) {
     }
     let (user, group) = (f.string("script_user"), f.string("script_group"));
     if let Some(user) = user {
-        match run_as(&user, group.as_deref()) {
+        match crate::policy::fields::run_as(&user, group.as_deref()) {
             Ok(r) => g.script_user = Some(r),
-            Err(e) => f.error(e),
+            // The message names `user` or `group`: said here as the keywords are written.
+            Err(e) => f.error(format!("script_{e}")),
         }
     } else if group.is_some() {
         f.error("script_group needs script_user");
