@@ -558,3 +558,25 @@ fn an_instance_that_could_not_start_starts_when_it_can() {
     assert!(has_vip(&lan, 0));
     assert!(a.events("vrrp").iter().any(|e| e.contains("vrrp 'VI_1' started (it could not: ")), "{:?}", a.events("vrrp"));
 }
+
+/// keepalived's `init_fail`: a weighted track counts as failed until its program first
+/// succeeds, so the instance starts at its lowered priority; without it, at its own.
+#[test]
+fn init_fail_starts_a_weighted_track_failed() {
+    if !privileged_or_skip("init_fail_starts_a_weighted_track_failed") {
+        return;
+    }
+    let lan = lan();
+    let track = |init_fail: bool| {
+        format!(
+            r#"track = {{ lvsd.track.exec {{ name = "slow", command = {{ "/bin/sh", "-c", "sleep 1.5" }}, weight = -50, interval = 5, timeout = 4, init_fail = {init_fail} }} }},"#
+        )
+    };
+    let priority = |d: &Daemon| d.repl("lvsd.state.vrrp[1].priority\n").lines().last().unwrap_or("").to_string();
+    let a = start(&lan, 0, &policy(&track(true)));
+    assert_eq!(priority(&a), "50", "failed from the start");
+    a.wait_for(|d| priority(d) == "100", "the first success gives the priority back");
+    drop(a);
+    let b = start(&lan, 1, &policy(&track(false)));
+    assert_eq!(priority(&b), "90", "up until a first failure");
+}

@@ -43,10 +43,7 @@ impl TrackRun {
     fn state(&self) -> (bool, i32) {
         match &self.track.kind {
             TrackKind::File { .. } => track_file::status(self.value.unwrap_or(0), self.track.weight, self.track.reverse),
-            // keepalived's process_script_update_priority with the multiplier at -1: the
-            // opposite weight, under the opposite condition, is the same change.
-            _ if self.track.reverse => (!self.health.is_up(), -self.track.weight),
-            _ => (self.health.is_up(), self.track.weight),
+            _ => self.track.as_reported(self.health.is_up()),
         }
     }
 
@@ -91,7 +88,8 @@ impl Tracks {
                     None => TrackRun {
                         instance: v.name.clone(),
                         track: t.clone(),
-                        health: Health::new(t.rise, t.fall, false),
+                        // init_fail: down until `rise` successes (Health's "alpha" start).
+                        health: Health::new(t.rise, t.fall, t.init_fail),
                         value: None,
                         reported: false,
                         next: now,

@@ -150,7 +150,19 @@ pub struct Track {
     pub reverse: bool,
     pub rise: u32,
     pub fall: u32,
+    /// keepalived's `init_fail`: a program or Lua track counts as failed until it has
+    /// succeeded `rise` times (else it counts as up until its first failure).
+    pub init_fail: bool,
     pub origin: Origin,
+}
+
+impl Track {
+    /// A program or Lua track's result as the instance takes it: (up, weight). keepalived's
+    /// `reverse` (process_script_update_priority with the multiplier at -1): the opposite
+    /// weight, under the opposite condition, is the same change.
+    pub fn as_reported(&self, healthy: bool) -> (bool, i32) {
+        if self.reverse { (!healthy, -self.weight) } else { (healthy, self.weight) }
+    }
 }
 
 /// Gratuitous ARP / unsolicited NA timing (keepalived's vrrp_garp_* / garp_*).

@@ -254,6 +254,13 @@ impl Vrrp {
                 fsm.handle(now, Input::Track { name: t.name.clone(), up: false, weight: 0 });
             }
         }
+        // init_fail: a track not heard from yet counts as failed from the start.
+        for t in v.tracks.iter().filter(|t| t.init_fail && t.weight != 0) {
+            if !tracks.iter().any(|c| c.0 == v.name && c.1 == t.name) {
+                let (up, weight) = t.as_reported(false);
+                fsm.handle(now, Input::Track { name: t.name.clone(), up, weight });
+            }
+        }
         // Tracks already known (a reload restarting the instance): before it elects itself.
         for (_, name, up, weight) in tracks.iter().filter(|t| t.0 == v.name) {
             fsm.handle(now, Input::Track { name: name.clone(), up: *up, weight: *weight });

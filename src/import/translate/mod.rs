@@ -790,12 +790,13 @@ mod tests {
     #[test]
     fn a_scripts_own_user_is_kept() {
         let (doc, w) = translate_text(
-            "vrrp_script chk {\n user nobody nogroup\n script \"/usr/local/bin/chk --fast\"\n}\n\
+            "vrrp_script chk {\n user nobody nogroup\n init_fail\n script \"/usr/local/bin/chk --fast\"\n}\n\
              vrrp_instance V {\n notify_master \"/usr/local/bin/up\" keepalived_script\n track_script {\n chk\n }\n}\n",
         );
         let text = crate::import::lua::render(&doc, "", None);
         assert!(text.contains("command = { \"/usr/local/bin/chk\", \"--fast\", user = \"nobody\", group = \"nogroup\" },"), "{text}");
         assert!(text.contains("master = { \"/usr/local/bin/up\", user = \"keepalived_script\" }"), "{text}");
+        assert!(text.contains("  init_fail = true,\n"), "{text}");
         assert!(w.is_empty(), "{w:?}");
     }
 

@@ -48,7 +48,7 @@ impl Tx<'_> {
                         }
                     }
                     "user" => user = Some((c.clone(), c.args.clone())),
-                    "init_fail" => self.unsupported(c, NO_HOME, &mut body),
+                    "init_fail" => body.push(field("init_fail", Value::Bool(true), &c.loc)),
                     _ => self.other(c, "vrrp_script", &[], &mut body)?,
                 }
                 Ok(())

@@ -408,6 +408,7 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
         "file" => (1, 1),
         _ => (f.integer("rise", 1, 1000).unwrap_or(1) as u32, f.integer("fall", 1, 1000).unwrap_or(1) as u32),
     };
+    let init_fail = matches!(kind, "exec" | "lua") && f.flag("init_fail");
     match kind {
         _ if k.is_some() => {}
         "exec" => f.error("command = { \"/path/to/program\", ... } is required"),
@@ -415,7 +416,7 @@ pub fn track(kind: &str, f: &mut Fields, ctx: &dyn Ctx, n: usize) -> Option<Trac
         "file" | "process" => {}
         _ => f.error("run = function() ... end is required"),
     }
-    Some(Track { name, kind: k?, interval, timeout, weight, reverse, rise, fall, origin: f.origin.clone() })
+    Some(Track { name, kind: k?, interval, timeout, weight, reverse, rise, fall, init_fail, origin: f.origin.clone() })
 }
 
 pub fn sync_group(name: &str, f: &mut Fields, ctx: &dyn Ctx) -> Option<SyncGroup> {
