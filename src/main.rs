@@ -360,7 +360,8 @@ fn run_director(
         let report = if dry_run {
             lvsd::ipvs::cli::apply_dry_run(&table, remove)
         } else {
-            lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref())?
+            let timeouts = lvsd::ipvs::cli::timeouts_from_model(&p.model);
+            lvsd::ipvs::cli::apply_once(&table, remove, lvsd::ipvs::cli::daemon_from_model(&p.model).as_ref(), timeouts.as_ref())?
         };
         lvsd::ipvs::cli::log_report(&report, remove);
         outln!("{}", lvsd::ipvs::cli::summary(&report));

@@ -104,3 +104,28 @@ fn a_returning_master_waits_for_the_connection_table_before_preempting() {
     assert!(pos("would preempt") < pos("settled at 0"));
     assert!(pos("settled at 0") < pos("backup -> master"), "{all:?}");
 }
+
+/// `lvs_timeouts` (keepalived's, `ipvsadm --set`) in the running director: set at start from
+/// the kernel's defaults, set again by a reload that changes them, left alone by one that
+/// does not. (The kernel's side is the VM tier's tests/vm/daemon.sh.)
+#[test]
+fn lvs_timeouts_are_set_at_start_and_by_a_reload() {
+    let src = |udp: u32| {
+        format!(
+            "lvsd.global {{ lvs_timeouts = {{ tcp = 7200, udp = {udp} }} }}\n\
+             lvsd.service \"web\" {{ vip = \"192.0.2.100:80\", reals = {{ \"192.0.2.21:80\" }} }}\n"
+        )
+    };
+    let d = Daemon::start(&src(60), "lvs01", &[]);
+    let set = |d: &Daemon| d.events("ipvs").into_iter().filter(|e| e.contains("connection timeouts")).collect::<Vec<_>>();
+    d.wait_for(|d| !set(d).is_empty(), "the timeouts set at start");
+    assert!(set(&d)[0].contains("connection timeouts (tcp tcpfin udp) 7200 120 60, were 900 120 300"), "{:?}", set(&d));
+    for (udp, events) in [(90, 2), (90, 2)] {
+        let g = d.status()["generation"].as_u64().unwrap();
+        // The same policy again with a comment: a reload that changes nothing of them.
+        std::fs::write(&d.policy, format!("{}-- {g}\n", src(udp))).unwrap();
+        d.wait_for(|d| d.status()["generation"].as_u64().unwrap() > g, "the reload");
+        assert_eq!(set(&d).len(), events, "{:?}", set(&d));
+    }
+    assert!(set(&d)[1].contains("7200 120 90, were 7200 120 60"), "{:?}", set(&d));
+}

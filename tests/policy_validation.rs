@@ -332,3 +332,13 @@ fn a_vip_broadcast_is_read_as_ip_reads_it() {
         "brd + needs a prefix of 30 or less",
     );
 }
+
+#[test]
+fn lvs_timeouts_take_seconds_up_to_31_days() {
+    let opts = LoadOptions { node: "lvs01".into(), limits: Default::default() };
+    let ok = r#"lvsd.global { lvs_timeouts = { tcp = 7200, udp = 60 } }"#;
+    let m = load_source(ok, Path::new("ok.lua"), Path::new("."), &opts).unwrap().model;
+    assert_eq!(m.global.lvs_timeouts, Some(lvsd::model::LvsTimeouts { tcp: 7200, tcp_fin: 0, udp: 60 }));
+    rejects(r#"lvsd.global { lvs_timeouts = { tcp = 2678401 } }"#, 1, "tcp");
+    rejects(r#"lvsd.global { lvs_timeouts = { tcp_fin = 60 } }"#, 1, "tcp_fin");
+}

@@ -13,6 +13,7 @@ mod services;
 pub mod status;
 mod suspend;
 pub mod sync;
+mod timeouts;
 mod track;
 mod vmac;
 pub mod vrrp;
@@ -114,6 +115,8 @@ pub struct Director {
     bgp: bgp::BgpState,
     /// The IPVS connection sync daemons and the local connection count.
     sync: sync::SyncDaemons,
+    /// The last error setting `lvs_timeouts` (said once).
+    timeouts_error: Option<String>,
 }
 
 impl Director {
@@ -152,6 +155,7 @@ impl Director {
             force_reload: false,
             bgp: bgp::BgpState::default(),
             sync: sync::SyncDaemons::default(),
+            timeouts_error: None,
         })
     }
 
@@ -198,6 +202,7 @@ impl Director {
         self.resync();
         // Before VRRP starts: both daemons, on every node (see director::sync).
         self.sync_daemons_reconcile();
+        self.lvs_timeouts_reconcile();
         let (count_tx, mut count_rx) = mpsc::unbounded_channel();
         let mut count_tick = tokio::time::interval(sync::COUNT_EVERY);
         count_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -336,7 +341,7 @@ impl Director {
                     }
                 }
                 _ = bgp_tick.tick(), if self.bgp.speaker.is_some() => self.bgp_tick(),
-                _ = resync.tick() => { self.resync(); self.sync_daemons_reconcile(); }
+                _ = resync.tick() => { self.resync(); self.sync_daemons_reconcile(); self.lvs_timeouts_reconcile(); }
                 _ = count_tick.tick() => self.sync_count(&count_tx),
                 Some(c) = count_rx.recv() => self.on_sync_count(c),
                 _ = drain_sleep => { self.sync_changed(); }

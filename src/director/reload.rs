@@ -96,6 +96,7 @@ impl Director {
                 }
                 self.follow_ha_suspend(true);
                 self.sync_daemons_reconcile();
+                self.lvs_timeouts_reconcile();
                 true
             }
             Err(e) => {

@@ -4,7 +4,7 @@
 use super::memory::{MemoryBackend, MemoryError};
 use super::reconcile::{Op, diff};
 use super::table::{ServiceKey, Table};
-use super::wire::{DaemonState, SyncDaemon};
+use super::wire::{DaemonState, SyncDaemon, Timeouts};
 
 /// Why one op failed. `Exists`/`NotFound` mean the table changed under us (EEXIST/ESRCH).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +80,24 @@ pub trait Backend {
     fn stop_daemon(&mut self, _state: DaemonState) -> Result<(), ApplyError> {
         Err(ApplyError::Other("this backend runs no sync daemon".into()))
     }
+    /// The connection timeouts (`ipvsadm -L --timeout`).
+    fn timeouts(&mut self) -> Result<Timeouts, ApplyError> {
+        Err(ApplyError::Other("this backend has no connection timeouts".into()))
+    }
+    /// Set them (`ipvsadm --set`); a 0 leaves that one as it is.
+    fn set_timeouts(&mut self, _t: &Timeouts) -> Result<(), ApplyError> {
+        Err(ApplyError::Other("this backend has no connection timeouts".into()))
+    }
+}
+
+/// Bring the connection timeouts to `want` (a 0 leaves one as it is), reading them first so
+/// that timeouts already right cost no write. Returns the ones from before when it set them.
+pub fn reconcile_timeouts(b: &mut dyn Backend, want: &Timeouts) -> Result<Option<Timeouts>, ApplyError> {
+    let now = b.timeouts()?;
+    if super::memory::set_timeouts(now, want) == now {
+        return Ok(None);
+    }
+    b.set_timeouts(want).map(|()| Some(now))
 }
 
 impl Backend for MemoryBackend {
@@ -106,6 +124,14 @@ impl Backend for MemoryBackend {
     }
     fn daemons(&mut self) -> Result<Vec<SyncDaemon>, ApplyError> {
         Ok(self.daemons.clone())
+    }
+    fn timeouts(&mut self) -> Result<Timeouts, ApplyError> {
+        Ok(self.timeouts)
+    }
+    fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), ApplyError> {
+        self.timeouts = super::memory::set_timeouts(self.timeouts, t);
+        self.writes += 1;
+        Ok(())
     }
     /// As the kernel: one daemon per state (EEXIST for a second).
     fn start_daemon(&mut self, d: &SyncDaemon) -> Result<(), ApplyError> {
@@ -237,6 +263,17 @@ fn sync_scoped(
 mod tests {
     use super::*;
     use crate::ipvs::table::{Dest, DestKey, Family, Forward, Protocol, Service, ServiceConf};
+
+    #[test]
+    fn timeouts_are_set_once_and_a_zero_leaves_one_as_it_is() {
+        let mut b = MemoryBackend::new();
+        let want = Timeouts { tcp: 7200, tcp_fin: 0, udp: 60 };
+        assert_eq!(reconcile_timeouts(&mut b, &want), Ok(Some(Timeouts { tcp: 900, tcp_fin: 120, udp: 300 })));
+        assert_eq!(b.timeouts, Timeouts { tcp: 7200, tcp_fin: 120, udp: 60 });
+        let writes = b.writes;
+        assert_eq!(reconcile_timeouts(&mut b, &want), Ok(None), "already right: nothing sent");
+        assert_eq!(b.writes, writes);
+    }
 
     fn desired() -> Table {
         let mut t = Table::default();

@@ -62,13 +62,16 @@ pub struct ApplyReport {
     pub writes: u64,
     /// Services in the kernel that the policy does not have (kept, or removed when asked).
     pub foreign: Vec<ServiceKey>,
-    /// Sync daemon changes ("start master sync daemon on eth0 id 7").
+    /// Sync daemon changes ("start master sync daemon on eth0 id 7") and connection
+    /// timeouts set.
     pub daemon_ops: Vec<String>,
+    /// The connection timeouts could not be read or set.
+    pub timeouts_error: Option<String>,
 }
 
 impl ApplyReport {
     pub fn ok(&self) -> bool {
-        self.sync.ok()
+        self.sync.ok() && self.timeouts_error.is_none()
     }
 }
 
@@ -81,18 +84,41 @@ fn sync_noting_foreign(b: &mut dyn Backend, desired: &Table, remove_foreign: boo
         foreign.borrow_mut().insert(*k);
         remove_foreign
     });
-    ApplyReport { sync, writes: b.writes() - before, foreign: foreign.into_inner().into_iter().collect(), daemon_ops: Vec::new() }
+    ApplyReport {
+        sync,
+        writes: b.writes() - before,
+        foreign: foreign.into_inner().into_iter().collect(),
+        daemon_ops: Vec::new(),
+        timeouts_error: None,
+    }
 }
 
 /// `lvsd run --once`: make the kernel's table equal `desired` once, and the sync daemon
 /// what the policy asks for (if it asks).
-pub fn apply_once(desired: &Table, remove_foreign: bool, daemon: Option<&SyncDaemon>) -> Result<ApplyReport, KernelError> {
+pub fn apply_once(
+    desired: &Table,
+    remove_foreign: bool,
+    daemon: Option<&SyncDaemon>,
+    timeouts: Option<&super::wire::Timeouts>,
+) -> Result<ApplyReport, KernelError> {
     let mut k = Kernel::open()?;
     let mut report = sync_noting_foreign(&mut k, desired, remove_foreign);
     let before = k.writes();
     report.daemon_ops = kernel::sync_daemon(&mut k, daemon)?;
+    if let Some(t) = timeouts {
+        match super::backend::reconcile_timeouts(&mut k, t) {
+            Ok(Some(_)) => report.daemon_ops.push(format!("set connection timeouts (tcp tcpfin udp) {} {} {}", t.tcp, t.tcp_fin, t.udp)),
+            Ok(None) => {}
+            Err(e) => report.timeouts_error = Some(e.to_string()),
+        }
+    }
     report.writes += k.writes() - before;
     Ok(report)
+}
+
+/// The connection timeouts a policy asks for, as the kernel takes them.
+pub fn timeouts_from_model(m: &crate::model::Model) -> Option<super::wire::Timeouts> {
+    m.global.lvs_timeouts.map(|t| super::wire::Timeouts { tcp: t.tcp, tcp_fin: t.tcp_fin, udp: t.udp })
 }
 
 /// `lvsd run --once --dry-run`: the same pass against an empty in-memory table.
@@ -139,6 +165,9 @@ pub fn log_report(r: &ApplyReport, remove_foreign: bool) {
     r.sync.log_applied();
     for d in &r.daemon_ops {
         tracing::info!(op = %d, "applied");
+    }
+    if let Some(e) = &r.timeouts_error {
+        tracing::error!(error = %e, "cannot set lvs_timeouts");
     }
     // As many failed writes one per line as written ones, then a count: a kernel refusing
     // every write (a scheduler module missing) would otherwise fill the log.

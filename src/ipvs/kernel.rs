@@ -512,6 +512,12 @@ impl Backend for Kernel {
     fn stop_daemon(&mut self, state: DaemonState) -> Result<(), ApplyError> {
         Kernel::stop_daemon(self, state).map_err(daemon_error)
     }
+    fn timeouts(&mut self) -> Result<Timeouts, ApplyError> {
+        Kernel::timeouts(self).map_err(apply_error)
+    }
+    fn set_timeouts(&mut self, t: &Timeouts) -> Result<(), ApplyError> {
+        Kernel::set_timeouts(self, t).map_err(apply_error)
+    }
 }
 
 /// Sync daemon errors keep their message (EEXIST there is not a table race), with what the

@@ -12,13 +12,30 @@ pub enum MemoryError {
     NotFound(String),
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryBackend {
     pub table: Table,
     /// Number of write ops applied since creation (what the kernel would have been sent).
     pub writes: u64,
     /// Connection sync daemons "running" (at most one per state, as in the kernel).
     pub daemons: Vec<super::wire::SyncDaemon>,
+    /// Connection timeouts, the kernel's defaults at first.
+    pub timeouts: super::wire::Timeouts,
+}
+
+/// The kernel's connection timeouts before anyone sets them (ip_vs_proto_tcp.c, _udp.c).
+pub const DEFAULT_TIMEOUTS: super::wire::Timeouts = super::wire::Timeouts { tcp: 900, tcp_fin: 120, udp: 300 };
+
+/// `old` after a SET_CONFIG of `t`: as the kernel's ip_vs_set_timeout, a 0 changes nothing.
+pub fn set_timeouts(old: super::wire::Timeouts, t: &super::wire::Timeouts) -> super::wire::Timeouts {
+    let pick = |new: u32, old: u32| if new == 0 { old } else { new };
+    super::wire::Timeouts { tcp: pick(t.tcp, old.tcp), tcp_fin: pick(t.tcp_fin, old.tcp_fin), udp: pick(t.udp, old.udp) }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> MemoryBackend {
+        MemoryBackend { table: Table::default(), writes: 0, daemons: Vec::new(), timeouts: DEFAULT_TIMEOUTS }
+    }
 }
 
 impl MemoryBackend {

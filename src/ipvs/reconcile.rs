@@ -258,7 +258,7 @@ mod tests {
         use crate::ipvs::memory::MemoryBackend;
         let have = table(&[(A, "wrr", &[(R1, 1), (R2, 1)]), ("192.0.2.9:80", "rr", &[(R1, 1)])]);
         let want = table(&[(A, "rr", &[(R2, 3)]), ("192.0.2.3:53", "sh", &[(R1, 1)])]);
-        let mut mem = MemoryBackend { table: have.clone(), writes: 0, daemons: Vec::new() };
+        let mut mem = MemoryBackend { table: have.clone(), ..MemoryBackend::default() };
         for op in diff(&want, &have, |_| true) {
             mem.apply(&op).unwrap();
         }

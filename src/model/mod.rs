@@ -129,6 +129,17 @@ pub struct Global {
     /// Some(1..=99) SCHED_RR at that priority (keepalived's `vrrp_rt_priority`), Some(0) the
     /// ordinary class (keepalived's default).
     pub vrrp_rt_priority: Option<u8>,
+    /// IPVS connection timeouts (keepalived's `lvs_timeouts`, `ipvsadm --set`), in seconds;
+    /// None leaves the kernel's as they are.
+    pub lvs_timeouts: Option<LvsTimeouts>,
+}
+
+/// `lvs_timeouts`: each is seconds, 0 leaves that one as it is (as SET_CONFIG reads 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LvsTimeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
 }
 
 impl Default for Global {
@@ -147,6 +158,7 @@ impl Default for Global {
             release_ipvs_on_stop: true,
             reload_guard: 0.5,
             vrrp_rt_priority: None,
+            lvs_timeouts: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 # Sync daemons: two director namespaces joined by a veth pair; lvsd starts the master
 # daemon on one and the backup daemon on the other, ipvsadm sees them, a second pass does
-# nothing, and a role switch stops one daemon and starts the other.
+# nothing, and a role switch stops one daemon and starts the other. The connection
+# timeouts (lvs_timeouts) are set once, tcpfin left at the kernel's 120.
 set -e
 ip netns add d1
 ip netns add d2
@@ -20,6 +21,8 @@ cat /tmp/d1.txt /tmp/d2.txt
 grep -q 'master sync daemon (mcast=eth0, syncid=7,' /tmp/d1.txt || fail "no master daemon on d1"
 grep -q 'backup sync daemon (mcast=eth0, syncid=7,' /tmp/d2.txt || fail "no backup daemon on d2"
 [ "$(wc -l < /tmp/d1.txt)" = 1 ] || fail "d1 runs more than one daemon"
+ip netns exec d1 ipvsadm -L --timeout | tee /tmp/d1.txt
+grep -q 'Timeout (tcp tcpfin udp): 7200 120 60' /tmp/d1.txt || fail "lvs_timeouts not set on d1"
 # Nothing to do the second time.
 ip netns exec d1 lvsd run $P --node lvs01 --once > /tmp/d1.out 2>/tmp/d1.log
 grep -q 'ipvs: 0 applied, 0 failed, 0 writes' /tmp/d1.out || fail "second pass: $(cat /tmp/d1.out)"

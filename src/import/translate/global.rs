@@ -66,6 +66,11 @@ impl Tx<'_> {
                         body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as version = {v})", n.text)));
                     }
                     "lvs_sync_daemon" => self.global_sync_daemon(n)?,
+                    "lvs_timeouts" => {
+                        if let Some(t) = self.lvs_timeouts(n) {
+                            body.push(field("lvs_timeouts", Value::Table(t), &n.loc));
+                        }
+                    }
                     "vrrp_skip_check_adv_addr" => {
                         self.skip_check_adv_addr = true;
                         body.push(Entry::Comment(format!("keepalived: {} (applied to each VRRP instance as keepalived does)", n.text)));
@@ -173,4 +178,31 @@ pub(super) fn resolve_garp(own: &[(&'static str, Value, Loc)], inherited: &[(&'s
         }
     }
     out
+}
+
+impl Tx<'_> {
+    /// `lvs_timeouts tcp N tcpfin N udp N`, read as keepalived's global_parser.c reads it:
+    /// a bad value or a missing one is skipped with a warning, the others kept.
+    fn lvs_timeouts(&mut self, n: &Node) -> Option<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut args = n.args.iter();
+        while let Some(k) = args.next() {
+            if !matches!(k.as_str(), "tcp" | "tcpfin" | "udp") {
+                self.warn(&n.loc, format!("lvs_timeouts: unknown option '{}'; keepalived ignores it", shown(k)));
+                continue;
+            }
+            match args.next().map(|v| (v, v.parse::<u32>())) {
+                Some((_, Ok(v))) if v <= 86_400 * 31 => out.push(field(k, Value::Int(v.into()), &n.loc)),
+                Some((v, _)) => {
+                    self.warn(&n.loc, format!("lvs_timeouts: {k} '{}' is not 0..2678400 seconds; keepalived ignores it", shown(v)))
+                }
+                None => self.warn(&n.loc, format!("lvs_timeouts: no value for {k}; keepalived ignores it")),
+            }
+        }
+        if out.is_empty() {
+            self.warn(&n.loc, "lvs_timeouts without a timeout; keepalived ignores it");
+            return None;
+        }
+        Some(out)
+    }
 }

@@ -364,7 +364,6 @@ const GLOBAL_KNOWN: &[&str] = &[
     "vrrp_mcast_group6",
     "default_interface",
     "lvs_sync_daemon",
-    "lvs_timeouts",
     "lvs_flush",
     "lvs_flush_on_stop",
     "vrrp_gna_interval",
@@ -798,6 +797,15 @@ mod tests {
         assert!(text.contains("master = { \"/usr/local/bin/up\", user = \"keepalived_script\" }"), "{text}");
         assert!(text.contains("  init_fail = true,\n"), "{text}");
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn lvs_timeouts_are_read_as_keepalived_reads_them() {
+        let (doc, w) = translate_text("global_defs {\n lvs_timeouts tcp 7200 udp x tcpfin 60 foo\n}\n");
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("lvs_timeouts = { tcp = 7200, tcpfin = 60 },"), "{text}");
+        assert!(w.iter().any(|w| w.message.contains("lvs_timeouts: udp 'x' is not 0..2678400 seconds")), "{w:?}");
+        assert!(w.iter().any(|w| w.message.contains("lvs_timeouts: unknown option 'foo'")), "{w:?}");
     }
 
     #[test]

@@ -49,6 +49,13 @@ pub fn global(f: &mut Fields, g: &mut Global) {
     if let Some(v) = f.number("reload_guard", 0.0, 1.0) {
         g.reload_guard = v;
     }
+    // keepalived's bound (LVS_MAX_TIMEOUT): 31 days.
+    if let Some(mut t) = f.table("lvs_timeouts", "{ tcp = 7200, tcpfin = 120, udp = 300 }") {
+        let mut get = |k: &'static str| t.integer(k, 0, 86_400 * 31).unwrap_or(0) as u32;
+        let lt = LvsTimeouts { tcp: get("tcp"), tcp_fin: get("tcpfin"), udp: get("udp") };
+        t.finish();
+        g.lvs_timeouts = Some(lt);
+    }
     if let Some(v) = f.integer("vrrp_rt_priority", 0, 99) {
         g.vrrp_rt_priority = Some(v as u8);
     }
