@@ -47,6 +47,15 @@ fn start(lan: &Lan, host: usize, src: &str) -> Daemon {
     Daemon::start_in(Some(lan.host(host).name()), src, &format!("lvs0{}", host + 1), &[])
 }
 
+/// lvs01 master and lvs02 backup, both running `src`.
+fn pair(lan: &Lan, src: &str) -> (Daemon, Daemon) {
+    let a = start(lan, 0, src);
+    let b = start(lan, 1, src);
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    (a, b)
+}
+
 /// `ip -o addr show dev DEV` on a host ("" when the link is not there).
 fn addrs(lan: &Lan, host: usize, dev: &str) -> String {
     lan.host(host).ip(&["-o", "addr", "show", "dev", dev]).unwrap_or_default()
@@ -91,10 +100,7 @@ fn the_vip_keeps_its_mac_across_a_failover() {
     }
     let lan = lan();
     let src = policy("");
-    let mut a = start(&lan, 0, &src);
-    let mut b = start(&lan, 1, &src);
-    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (mut a, mut b) = pair(&lan, &src);
 
     // Both directors have the macvlan (private mode, the virtual MAC); only the master has
     // the VIP, on it and not on eth0.
@@ -163,10 +169,7 @@ fn xmit_base_sends_adverts_from_the_interface() {
     }
     let lan = lan();
     let src = policy("vmac_xmit_base = true,");
-    let a = start(&lan, 0, &src);
-    let b = start(&lan, 1, &src);
-    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (a, b) = pair(&lan, &src);
     assert!(addrs(&lan, 0, "vrrp.51").contains("192.0.2.100/24"));
     let advert = wait_frame(&capture(lan.host(2)), "an advert", is_vrrp);
     assert_eq!(advert[6..12], mac_of(&lan, 0)[..], "source MAC of {advert:02x?}");
@@ -211,10 +214,7 @@ fn ipv6_vips_answer_from_the_ipv6_virtual_mac() {
         lan.host(h).ip(&["-6", "neigh", "replace", "2001:db8::3", "lladdr", &client_mac, "dev", "eth0", "nud", "permanent"]).unwrap();
     }
     let src = policy("").replace("\"192.0.2.100/24\"", "\"2001:db8::100/64\"");
-    let a = start(&lan, 0, &src);
-    let b = start(&lan, 1, &src);
-    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (_a, b) = pair(&lan, &src);
     let l = link(&lan, 0, "vrrp.51");
     assert!(l.contains("00:00:5e:00:02:33") && l.contains("addrgenmode none"), "{l}");
     let on_vmac = addrs(&lan, 0, "vrrp.51");
@@ -243,10 +243,7 @@ fn doctor_hears_the_master_on_the_virtual_mac() {
     }
     let lan = lan();
     let src = policy("");
-    let a = start(&lan, 0, &src);
-    let b = start(&lan, 1, &src);
-    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
-    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let (_a, b) = pair(&lan, &src);
     let out = lan
         .host(1)
         .exec(
