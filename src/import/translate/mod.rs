@@ -809,6 +809,17 @@ mod tests {
     }
 
     #[test]
+    fn a_vrrp_script_defined_twice_is_the_first() {
+        let (doc, w) = translate_text(
+            "vrrp_script chk {\n script \"/bin/true\"\n}\nvrrp_script chk {\n script \"/bin/false\"\n}\nvrrp_instance V {\n track_script {\n chk\n }\n}\n",
+        );
+        let text = crate::import::lua::render(&doc, "", None);
+        assert!(text.contains("command = { \"/bin/true\" },"), "{text}");
+        assert!(!text.contains("command = { \"/bin/false\" }"), "{text}");
+        assert!(w.iter().any(|w| w.message.contains("vrrp_script chk: defined again (first at line 1)")), "{w:?}");
+    }
+
+    #[test]
     fn the_first_address_sets_the_instances_family() {
         // keepalived skips what does not match: unicast_src_ip and unicast_peer entries
         // ("MUST be of the same family !!! Skipping...") and VIPs ("address family must

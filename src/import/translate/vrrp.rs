@@ -68,7 +68,13 @@ impl Tx<'_> {
             return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
         }
         if let Some((_, _, first)) = self.scripts.get(&name) {
-            return Err(TranslateError::Duplicate(n.loc.clone(), "vrrp_script".into(), shown(&name), first.clone()));
+            // keepalived keeps both and a track_script finds the first (find_script_by_name).
+            let why = format!("defined again (first at line {}); keepalived's instances use the first", first.line);
+            self.warn(&n.loc, format!("vrrp_script {}: {why}: not translated", shown(&name)));
+            let lines = node_lines(n, 0);
+            let mut note = vec![Entry::Comment(format!("keepalived: {} (not translated: {why})", lines[0]))];
+            note.extend(lines[1..].iter().map(|l| Entry::Comment(format!("keepalived: {l}"))));
+            return Ok(Item { kind: Kind::Note, name, loc: n.loc.clone(), pre: vec![], body: note, only_on: None });
         }
         self.scripts.insert(name.clone(), (body.clone(), weight, n.loc.clone()));
         Ok(Item { kind: Kind::Track, name, loc: n.loc.clone(), pre: vec![], body, only_on: None })
