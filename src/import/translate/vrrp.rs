@@ -380,8 +380,11 @@ impl Tx<'_> {
                         if k.ends_with("inteface") {
                             self.warn(&n.loc, "keyword 'lvs_sync_daemon_inteface' is a misspelling of 'lvs_sync_daemon_interface' from keepalived's documentation, which keepalived does not read (it starts no sync daemon); translated as lvsd.sync_daemon, as the configuration means");
                         }
-                        if self.sync_daemon.is_some() {
-                            self.unsupported(n, "only one IPVS sync daemon; the first one declared is used", &mut body);
+                        if let Some(first) = &self.sync_daemon {
+                            // vrrp_lvs_syncd_handler: "has already been specified ... - ignoring".
+                            let why = format!("already given (line {}); keepalived ignores this one too", first.loc.line);
+                            self.warn(&n.loc, format!("{k}: {why}: not translated"));
+                            body.push(Entry::Comment(format!("keepalived: {} (not translated: {why})", n.text)));
                         } else {
                             // keepalived 2.x reads this as `lvs_sync_daemon IF inst NAME`, sync id = the VRID.
                             let sd = vec![field("interface", s(arg(n, 0)?), &n.loc), field("instance", s(&name), &n.loc)];
