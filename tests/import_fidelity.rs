@@ -427,17 +427,13 @@ fn tracked_processes_are_read_as_keepalived_defines_them() {
     use lvsd::model::TrackKind;
     use lvsd::vrrp::track_process::ParamMatch;
     let imp = import("fidelity/track-process.conf");
-    assert_eq!(
-        warned(&imp),
-        vec![
-            "track-process.conf:15: keyword 'delay' is not supported by lvsd (lvsd counts the processes each interval; use rise and fall)",
-            "track-process.conf:26: vrrp_instance VI_1: track process nginx not found; keepalived ignores it",
-        ]
-    );
+    assert_eq!(warned(&imp), vec!["track-process.conf:27: vrrp_instance VI_1: track process nginx not found; keepalived ignores it",]);
     let m = model(&imp.lua, "lvs01");
     let t = &m.vrrp[0].tracks;
     assert_eq!(t.len(), 2);
     assert_eq!((t[0].name.as_str(), t[0].weight), ("haproxy", -30), "the instance's weight");
+    // delay 0.5: a loss or a start is taken when the next count (a second later) still sees it.
+    assert_eq!((t[0].rise, t[0].fall, t[1].rise, t[1].fall), (1, 1, 2, 2));
     assert_eq!(
         t[0].kind,
         TrackKind::Process {

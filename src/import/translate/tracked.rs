@@ -139,9 +139,11 @@ impl Tx<'_> {
         let mut body = vec![field("name", s(&local), &n.loc)];
         let (mut have_process, mut weight, mut reverse) = (false, 0, false);
         let (mut quorum, mut quorum_max) = (1i64, None::<i64>);
+        let (mut terminate, mut fork) = (None, None);
         for c in n.children() {
             let r = (|| -> R<()> {
-                match c.key.as_str() {
+                let k = c.key.as_str();
+                match k {
                     "process" if have_process => {
                         self.warn(&c.loc, format!("vrrp_track_process {name}: process already set; keepalived ignores this one"))
                     }
@@ -193,11 +195,26 @@ impl Tx<'_> {
                             format!("vrrp_track_process {name}: weight '{}' is not in -254..254; keepalived ignores it", shown(&c.args[0])),
                         ),
                     },
-                    // keepalived hears of each process start and end at once and can wait before
-                    // counting them; lvsd counts each interval, its fall and rise do the waiting.
-                    "delay" | "fork_delay" | "terminate_delay" => {
-                        self.unsupported(c, "lvsd counts the processes each interval; use rise and fall", &mut body)
-                    }
+                    // keepalived hears of each process start and end at once and waits this
+                    // long before counting it (`delay` sets both); lvsd counts each second, its
+                    // fall and rise do the waiting (below).
+                    "delay" | "fork_delay" | "terminate_delay" => match arg(c, 0)?.parse::<f64>() {
+                        Ok(d) if (0.000_001..=3600.0).contains(&d) => {
+                            if k != "fork_delay" {
+                                terminate = Some((d, c.loc.clone()));
+                            }
+                            if k != "terminate_delay" {
+                                fork = Some((d, c.loc.clone()));
+                            }
+                        }
+                        _ => self.warn(
+                            &c.loc,
+                            format!(
+                                "vrrp_track_process {name}: {k} '{}' is not 0.000001..3600 seconds; keepalived ignores it",
+                                shown(&c.args[0])
+                            ),
+                        ),
+                    },
                     _ => self.other(c, "vrrp_track_process", &[], &mut body)?,
                 }
                 Ok(())
@@ -215,6 +232,15 @@ impl Tx<'_> {
         }
         if let Some(m) = quorum_max {
             body.push(field("quorum_max", Value::Int(m), &n.loc));
+        }
+        // Counted once a second (the track's interval): a change seen then that lasts `fall`
+        // (`rise`) counts in all is taken, which is about the delay later.
+        for (key, delay) in [("fall", terminate), ("rise", fork)] {
+            if let Some((d, loc)) = delay {
+                let times = (1.0 + d.ceil()).min(1000.0) as i64;
+                let what = if key == "fall" { "terminate_delay" } else { "fork_delay" };
+                body.push(note_field(key, Value::Int(times), &loc, &format!("keepalived's {what} {d} s, counted each second")));
+            }
         }
         self.define(Tracked::Process, n, name, TrackDef { local, body, weight, reverse })
     }
