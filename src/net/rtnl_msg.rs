@@ -40,9 +40,10 @@ const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const IFLA_MACVLAN_MODE: u16 = 1;
+// Inside IFLA_LINKINFO, and a macvlan's IFLA_INFO_DATA (linux/if_link.h).
+pub(super) const IFLA_INFO_KIND: u16 = 1;
+pub(super) const IFLA_INFO_DATA: u16 = 2;
+pub(super) const IFLA_MACVLAN_MODE: u16 = 1;
 
 /// Where a request's answers stand after one datagram of them.
 #[derive(Debug, PartialEq, Eq)]

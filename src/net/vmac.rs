@@ -12,15 +12,13 @@ use thiserror::Error;
 
 use super::link::{self, LinkError};
 use super::rtnl::{self, RtnlError};
+use super::rtnl_msg::{IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_MACVLAN_MODE};
 use super::sysctl::{self, SysctlError, SysctlKey};
 use crate::ipvs::attrs::Writer;
 
 /// IFLA_MACVLAN_MODE private: the macvlan receives only frames for its own MAC (and
 /// multicast), never those of its siblings.
 pub const MACVLAN_MODE_PRIVATE: u32 = 1;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const IFLA_MACVLAN_MODE: u16 = 1;
 const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
 const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 
