@@ -54,6 +54,8 @@ pub enum Report {
 /// director's requests are tried (a full queue is an error it reports), the heartbeat's
 /// reports too (a director that stopped reading loses reports, never adverts).
 const QUEUE: usize = 1024;
+/// How long the director waits for the instances to start before it goes on without them.
+const STARTUP_WAIT: Duration = Duration::from_secs(5);
 
 /// The heartbeat's state as the director sees it (status, ha_suspend).
 #[derive(Debug, Default, Clone)]
@@ -79,6 +81,7 @@ impl Heartbeat {
         let (report_tx, report_rx) = mpsc::channel(QUEUE);
         let view = Arc::new(Mutex::new(View::default()));
         let shared = view.clone();
+        let (started_tx, started) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || {
             // Sockets and timers only: no signal or child-process driver to look at on every turn.
             let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
@@ -89,8 +92,12 @@ impl Heartbeat {
                 }
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run(model, rx, report_tx, shared));
+            local.block_on(&rt, run(model, rx, report_tx, shared, started_tx));
         })?;
+        // Ready once the instances have started and their state is in the view, so that the
+        // first status after start-up (and systemd's READY) shows them. A thread that could
+        // not start drops the sender and ends the wait at once.
+        let _ = started.recv_timeout(STARTUP_WAIT);
         Ok((Heartbeat { tx, view }, report_rx))
     }
 
@@ -227,7 +234,13 @@ impl Loop {
     }
 }
 
-async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sender<Report>, view: Arc<Mutex<View>>) {
+async fn run(
+    model: Model,
+    mut cmds: mpsc::Receiver<Command>,
+    reports: mpsc::Sender<Report>,
+    view: Arc<Mutex<View>>,
+    started: std::sync::mpsc::SyncSender<()>,
+) {
     let (in_tx, mut inputs) = mpsc::channel(vrrp::INPUT_QUEUE);
     let mut l = Loop { vrrp: Vrrp::new(in_tx), reports, view, view_at: None, lost: 0 };
     let mut priority = model.global.vrrp_rt_priority;
@@ -239,6 +252,7 @@ async fn run(model: Model, mut cmds: mpsc::Receiver<Command>, reports: mpsc::Sen
     l.transitions(ts);
     l.flush();
     l.publish(true);
+    let _ = started.send(());
     let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut timer = Timer::new();
