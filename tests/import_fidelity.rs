@@ -477,3 +477,32 @@ fn an_instance_without_vips_runs_as_keepalived_runs_it() {
     let bytes = cfg.advert(100).encode(&ep, false).unwrap();
     assert_eq!(bytes[3], 0, "the advert lists no address, as keepalived's");
 }
+
+#[test]
+fn a_service_declared_twice_is_one_service_as_keepalived_makes_it() {
+    // keepalived 2.2.7 adds both blocks to IPVS and takes EEXIST for success (ipvswrapper.c
+    // ipvs_talk): one service with the first block's scheduler and no persistence, the second
+    // block's reals added with their own forwarding, the real in both as the first made it.
+    // tests/vm/import.sh compares the kernel tables of keepalived and lvsd for this file.
+    let imp = import("samples/duplicate.conf");
+    assert_eq!(imp.lua.matches("lvsd.service ").count(), 1, "{}", imp.lua);
+    let w = warnings(&imp);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(w[0].starts_with("samples/duplicate.conf:26: virtual_server 203.0.113.60:80 is declared again (first at "), "{w:#?}");
+    assert!(w[0].contains("except 198.51.100.157:80 (already there: the first one's stays)"), "{w:#?}");
+    assert!(w[0].ends_with("its service settings differ (scheduler, persistence): keepalived keeps the first one's"), "{w:#?}");
+    let (text, _) = plan(&imp.lua, "lvs01");
+    assert!(text.contains("TCP  203.0.113.60:80 rr\n"), "{text}");
+    for real in
+        ["192.0.2.61:80                Tunnel  3", "192.0.2.62:80                Route   1", "198.51.100.157:80            Route   1"]
+    {
+        assert!(text.contains(real), "{real}:\n{text}");
+    }
+    // The first block's check stays with its reals; the second block's reals had none.
+    let p = load(&imp.lua, "lvs01");
+    let checks: Vec<(String, usize)> = p.model.services[0].reals.iter().map(|r| (r.addr.to_string(), r.checks.len())).collect();
+    assert_eq!(
+        checks,
+        [("198.51.100.156:80", 1), ("198.51.100.157:80", 1), ("192.0.2.61:80", 0), ("192.0.2.62:80", 0)].map(|(a, n)| (a.to_string(), n))
+    );
+}

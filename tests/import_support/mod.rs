@@ -24,7 +24,7 @@ pub fn pair(a: (&str, &str), b: (&str, &str)) -> Import {
     import_pair((a.0, &fixture(a.1)), (b.0, &fixture(b.1))).unwrap_or_else(|e| panic!("pair: {e}"))
 }
 
-fn load(lua: &str, node: &str) -> policy::Policy {
+pub fn load(lua: &str, node: &str) -> policy::Policy {
     let opts = LoadOptions { node: node.into(), limits: Limits { memory: 64 << 20, instructions: 200_000_000, ..Limits::default() } };
     policy::load_source(lua, Path::new("policy.lua"), Path::new("."), &opts)
         .unwrap_or_else(|e| panic!("the imported policy does not pass lvsd check:\n{e}\n--- policy:\n{lua}"))

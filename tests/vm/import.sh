@@ -4,7 +4,7 @@
 # the checks probe are local addresses with a listener, so keepalived keeps them all up.
 # The fixtures: the seed's pair and NAT HOWTO, the importer's keyword files, samples/
 # (the forms of keepalived's doc/samples: virtual_server_group, fwmark, IPv6, sorry_server,
-# quorum, inhibit_on_failure, tunnelling) and fidelity/group-families (address families in a
+# quorum, inhibit_on_failure, tunnelling, one service in two blocks) and fidelity/group-families (address families in a
 # virtual_server_group: what keepalived ignores, skips and keeps). Then fidelity/ping-check
 # runs: keepalived's PING_CHECK and the imported ping check must take out the same real.
 set -e
@@ -48,7 +48,7 @@ clean() {
 
 CONFIGS="dr-master dr-backup lvs-nat-howto normalized defaults
     samples/group samples/fwmark samples/ipv6 samples/sorry samples/quorum samples/inhibit samples/tunnel
-    fidelity/group-families"
+    samples/duplicate fidelity/group-families"
 count=0
 for c in $CONFIGS; do
     f=$(echo $c | tr / -)

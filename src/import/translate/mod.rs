@@ -63,6 +63,7 @@
 
 mod checkers;
 mod global;
+mod merge;
 mod routes;
 mod tracked;
 mod values;
@@ -261,6 +262,7 @@ pub fn translate(nodes: &[Node], warnings: &mut Vec<Warning>) -> R<Doc> {
         }
     }
     let syncs = tx.sync_members(syncs, &vrrps);
+    let services = tx.merge_duplicate_services(services);
     if !tx.errors.is_empty() {
         let order = file_order(nodes);
         let mut errors = std::mem::take(&mut tx.errors);
