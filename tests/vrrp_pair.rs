@@ -580,3 +580,30 @@ fn init_fail_starts_a_weighted_track_failed() {
     let b = start(&lan, 1, &policy(&track(false)));
     assert_eq!(priority(&b), "90", "up until a first failure");
 }
+
+/// The VRRP thread's loop failing (a bug; injected here, debug builds only) must not leave the
+/// master's VIP up with nobody advertising it, which would make two holders once the backup
+/// takes over: the VIP is taken down at once, the instance goes to Fault with an event saying
+/// why, and it starts again, elects, and (the higher priority) takes the VIP back.
+#[test]
+fn a_failed_vrrp_thread_lets_go_of_the_vip_and_starts_again() {
+    if !privileged_or_skip("a_failed_vrrp_thread_lets_go_of_the_vip_and_starts_again") {
+        return;
+    }
+    let lan = lan();
+    let a = Daemon::start_in_env(Some(lan.host(0).name()), &policy(""), "lvs01", &[("LVSD_TEST_VRRP_PANIC_AFTER", "2")]);
+    let b = start(&lan, 1, &policy(""));
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    let failed = |d: &Daemon| d.events("vrrp_error").into_iter().find(|e| e.contains("the VRRP thread failed"));
+    a.wait_for(|d| failed(d).is_some(), "the injected failure");
+    let why = failed(&a).unwrap();
+    assert!(why.contains("injected panic") && why.contains("taken down: VI_1 VIP 192.0.2.100"), "{why}");
+    assert!(a.events("vrrp").iter().any(|e| e.contains("VI_1: master -> fault (the VRRP thread failed")), "{:?}", a.events("vrrp"));
+    b.wait_for(|d| d.events("vrrp").iter().any(|e| e.contains("backup -> master (master_down")), "lvs02 takes over");
+    // Started again: the higher priority preempts, and one director holds the VIP.
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master again");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup again");
+    assert!(has_vip(&lan, 0) && !has_vip(&lan, 1));
+    assert!(a.log().contains("injected panic"), "the panic is in the log");
+}

@@ -20,7 +20,7 @@ mod ping;
 pub mod registry;
 pub mod runner;
 pub mod smtp;
-mod supervise;
+pub(crate) mod supervise;
 pub mod weight;
 
 pub use connects::Connects;

@@ -40,6 +40,9 @@ pub enum Report {
     Transitions(Vec<Transition>),
     /// For the event log: (kind, message).
     Note(&'static str, String),
+    /// The loop failed and its instances were stopped (why, and what was taken down); they
+    /// start again shortly, without their tracks' states until the director sends them.
+    Restarting(String),
     /// An instance holds a preemption of `master` for at most `bound` (sync-aware
     /// preemption): the director watches the connection table and sends `ReleasePreempt`.
     PreemptHeld {
@@ -82,18 +85,7 @@ impl Heartbeat {
         let view = Arc::new(Mutex::new(View::default()));
         let shared = view.clone();
         let (started_tx, started) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || {
-            // Sockets and timers only: no signal or child-process driver to look at on every turn.
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("VRRP runtime: {e}");
-                    return;
-                }
-            };
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, run(model, rx, report_tx, shared, started_tx));
-        })?;
+        std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || supervise(model, rx, report_tx, shared, started_tx))?;
         // Ready once the instances have started and their state is in the view, so that the
         // first status after start-up (and systemd's READY) shows them. A thread that could
         // not start drops the sender and ends the wait at once.
@@ -234,25 +226,114 @@ impl Loop {
     }
 }
 
-async fn run(
-    model: Model,
+/// The heartbeat thread: the loop, started again when it fails. A panic in it (a bug: no
+/// input from outside may cause one) would leave a master's addresses up with nobody
+/// advertising them, so that the backup takes over and both hold them. Instead every
+/// instance's addresses and routes are taken down at once, the director is told why, and
+/// after a wait (doubled at each failure in a row, at most 30 s) the instances start again from the
+/// latest model, as at start-up: they elect anew and the director sends their tracks' states.
+fn supervise(
+    mut model: Model,
     mut cmds: mpsc::Receiver<Command>,
     reports: mpsc::Sender<Report>,
     view: Arc<Mutex<View>>,
     started: std::sync::mpsc::SyncSender<()>,
 ) {
+    use crate::check::supervise::{backoff, panic_message};
+    let mut started = Some(started);
+    let mut failures = 0u32;
+    loop {
+        // Sockets and timers only: no signal or child-process driver to look at on every turn.
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("VRRP runtime: {e}");
+                let _ = reports.try_send(Report::Note("vrrp_error", format!("cannot start the VRRP thread's runtime: {e}")));
+                return;
+            }
+        };
+        let local = tokio::task::LocalSet::new();
+        let since = Instant::now();
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            local.block_on(&rt, run(&mut model, &mut cmds, reports.clone(), view.clone(), started.take()))
+        }));
+        let Err(p) = ran else { return };
+        drop(local);
+        drop(rt);
+        // A loop that ran for a while before it failed starts again after the first wait.
+        failures = if since.elapsed() > STEADY { 1 } else { failures + 1 };
+        let wait = backoff(RESTART_AFTER, failures);
+        let (taken, moves) = release_all(&model, &view);
+        let taken = if taken.is_empty() { "nothing was held".to_string() } else { format!("taken down: {}", taken.join(", ")) };
+        let why = format!(
+            "the VRRP thread failed ({}): every instance stopped and {taken}; starting them again in {wait:?}",
+            panic_message(p.as_ref())
+        );
+        tracing::error!("{why}");
+        let _ = reports.try_send(Report::Restarting(why));
+        if !moves.is_empty() {
+            let _ = reports.try_send(Report::Transitions(moves));
+        }
+        std::thread::sleep(wait);
+    }
+}
+
+/// The first wait before the instances start again after the loop failed.
+const RESTART_AFTER: Duration = Duration::from_millis(500);
+/// How long the loop must have run for its next failure to count as a first one.
+const STEADY: Duration = Duration::from_secs(60);
+
+/// After the loop failed: no instance holds anything and the view shows none running (a
+/// panic while the view was locked left it poisoned: its data is replaced whole here).
+/// Returns what was taken down, and each instance's move to Fault for the director (its
+/// notify programs and hooks run as for any other move).
+fn release_all(model: &Model, view: &Mutex<View>) -> (Vec<String>, Vec<Transition>) {
+    view.clear_poison();
+    let mut was = HashMap::new();
+    if let Ok(mut v) = view.lock() {
+        was = std::mem::take(&mut v.states);
+        let lost_reports = v.lost_reports;
+        *v = View { lost_reports, ..View::default() };
+    }
+    let mut taken = Vec::new();
+    let mut moves = Vec::new();
+    for v in &model.vrrp {
+        taken.extend(super::vrrp_config::release_held(v).into_iter().map(|w| format!("{} {w}", v.name)));
+        if let Some(&from) = was.get(&v.name).filter(|s| **s != State::Fault) {
+            moves.push(Transition {
+                instance: v.name.clone(),
+                from,
+                to: State::Fault,
+                reason: "the VRRP thread failed".into(),
+                priority: v.priority,
+                group: model.sync_groups.iter().find(|g| g.instances.contains(&v.name)).map(|g| g.name.clone()),
+            });
+        }
+    }
+    (taken, moves)
+}
+
+async fn run(
+    model: &mut Model,
+    cmds: &mut mpsc::Receiver<Command>,
+    reports: mpsc::Sender<Report>,
+    view: Arc<Mutex<View>>,
+    started: Option<std::sync::mpsc::SyncSender<()>>,
+) {
     let (in_tx, mut inputs) = mpsc::channel(vrrp::INPUT_QUEUE);
     let mut l = Loop { vrrp: Vrrp::new(in_tx), reports, view, view_at: None, lost: 0 };
     let mut priority = model.global.vrrp_rt_priority;
     l.schedule(priority);
-    let (ts, errors) = l.vrrp.start(&model, Instant::now());
+    let (ts, errors) = l.vrrp.start(model, Instant::now());
     for e in errors {
         l.report(Report::Note("vrrp_error", e));
     }
     l.transitions(ts);
     l.flush();
     l.publish(true);
-    let _ = started.send(());
+    if let Some(started) = started {
+        let _ = started.send(());
+    }
     let mut maintain = tokio::time::interval(MAINTAIN_EVERY);
     maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut timer = Timer::new();
@@ -295,6 +376,7 @@ async fn run(
                         }
                         l.transitions(ts);
                         l.publish(true);
+                        *model = *m;
                     }
                     Some(Command::Track { instance, name, up, weight }) => {
                         let ts = l.vrrp.track(&instance, &name, up, weight, now);
@@ -328,6 +410,8 @@ async fn run(
                 }
             }
             _ = maintain.tick() => {
+                #[cfg(debug_assertions)]
+                injected::panic_if_due();
                 let ts = l.vrrp.maintain(Instant::now());
                 l.transitions(ts);
             }
@@ -429,5 +513,28 @@ impl Timer {
         }
         // Set again at the next turn, even to the same deadline.
         self.armed = None;
+    }
+}
+
+/// Fault injection for the tests of [`supervise`], in debug builds only:
+/// `LVSD_TEST_VRRP_PANIC_AFTER=SECS` makes the loop panic once, at the first maintenance
+/// tick that many seconds after its first one.
+#[cfg(debug_assertions)]
+mod injected {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    static AT: OnceLock<Option<Instant>> = OnceLock::new();
+
+    pub fn panic_if_due() {
+        let at = AT.get_or_init(|| {
+            let secs: f64 = std::env::var("LVSD_TEST_VRRP_PANIC_AFTER").ok()?.parse().ok()?;
+            Some(Instant::now() + Duration::from_secs_f64(secs))
+        });
+        if at.is_some_and(|t| Instant::now() >= t) && !FIRED.swap(true, Ordering::SeqCst) {
+            panic!("injected panic (LVSD_TEST_VRRP_PANIC_AFTER)");
+        }
     }
 }

@@ -134,6 +134,16 @@ impl Director {
         match r {
             heartbeat::Report::Transitions(ts) => self.on_transitions(ts),
             heartbeat::Report::Note(kind, msg) => self.events.push(kind, msg),
+            heartbeat::Report::Restarting(why) => {
+                self.events.push("vrrp_error", why);
+                // Read by the instances once they have started again.
+                let tracks = self.tracks.as_ref().map(|t| t.known()).unwrap_or_default();
+                if let Some(h) = &self.heartbeat
+                    && let Err(e) = h.send(heartbeat::Command::Update(Box::new(self.policy.model.without_services()), tracks))
+                {
+                    self.events.push("vrrp_error", format!("the tracks' states were not sent to the restarted instances: {e}"));
+                }
+            }
             heartbeat::Report::PreemptHeld { instance, master, priority, bound } => self.on_preempt_held(instance, master, priority, bound),
         }
     }

@@ -99,9 +99,15 @@ impl Tracks {
                 self.runs.push(run);
             }
         }
-        let known = self.runs.iter().filter(|r| r.reported).map(TrackRun::change);
         let removed = old.into_iter().filter(|r| r.reported).map(|r| (r.instance, r.track.name, true, 0));
-        known.chain(removed).collect()
+        let mut known = self.known();
+        known.extend(removed);
+        known
+    }
+
+    /// The state of every track that has reported, for instances started again.
+    pub fn known(&self) -> Vec<TrackChange> {
+        self.runs.iter().filter(|r| r.reported).map(TrackRun::change).collect()
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

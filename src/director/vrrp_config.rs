@@ -101,6 +101,24 @@ pub(super) fn net_route(r: &model::VirtualRoute) -> net::route::Route {
     }
 }
 
+/// Take down what an instance holds while master, its addresses and routes, whatever its
+/// state: at its start (a run killed with SIGKILL left them) and when the VRRP thread failed.
+/// Returns what was there ("VIP 192.0.2.100", "route ...").
+pub fn release_held(v: &VrrpInstance) -> Vec<String> {
+    let mut taken = Vec::new();
+    for a in v.held_vips() {
+        if let Ok(true) = net::addr::del_address(&net_vip(v, a.addr)) {
+            taken.push(format!("VIP {}", a.addr));
+        }
+    }
+    for r in &v.routes {
+        if let Ok(true) = net::route::del_route(&net_route(r)) {
+            taken.push(format!("route {r}"));
+        }
+    }
+    taken
+}
+
 pub(super) fn net_vip(v: &VrrpInstance, addr: IpAddr) -> net::Vip {
     let m = v.held_vips().find(|a| a.addr == addr);
     let dev = m.and_then(|a| a.dev.clone()).unwrap_or_else(|| v.vip_interface().to_owned());

@@ -45,7 +45,15 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let policy = dir.path().join("policy.lua");
         std::fs::write(&policy, policy_src).unwrap();
-        Daemon::start_with(dir, policy, netns, node, extra)
+        Daemon::start_with(dir, policy, netns, node, extra, &[])
+    }
+
+    /// As [`Daemon::start_in`], with variables added to the daemon's environment.
+    pub fn start_in_env(netns: Option<&str>, policy_src: &str, node: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.lua");
+        std::fs::write(&policy, policy_src).unwrap();
+        Daemon::start_with(dir, policy, netns, node, &[], env)
     }
 
     /// Start again with the same directory and policy (after a kill).
@@ -56,10 +64,17 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(&me.policy, dir.path().join("policy.lua")).unwrap();
         let policy = dir.path().join("policy.lua");
-        Daemon::start_with(dir, policy, netns, node, extra)
+        Daemon::start_with(dir, policy, netns, node, extra, &[])
     }
 
-    fn start_with(dir: tempfile::TempDir, policy: PathBuf, netns: Option<&str>, node: &str, extra: &[&str]) -> Daemon {
+    fn start_with(
+        dir: tempfile::TempDir,
+        policy: PathBuf,
+        netns: Option<&str>,
+        node: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let socket = dir.path().join("ctl").join("lvsd.sock");
         let mut cmd = match netns {
             Some(ns) => {
@@ -72,6 +87,7 @@ impl Daemon {
         let child = cmd
             .args(["run", "-p", policy.to_str().unwrap(), "--node", node, "--dry-run", "--control", socket.to_str().unwrap()])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(dir.path().join("lvsd.log")).unwrap()))
             .spawn()

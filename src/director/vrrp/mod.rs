@@ -9,7 +9,7 @@ mod reload;
 use super::track::TrackChange;
 use super::vmac::Vmacs;
 pub use super::vrrp_config::fsm_config;
-use super::vrrp_config::{link_inputs, net_route, net_vip, primary_address, sync_instances};
+use super::vrrp_config::{link_inputs, net_route, net_vip, primary_address, release_held, sync_instances};
 use super::vrrp_status::{Fixed, InstanceStatus, Master, RunningStatus};
 use crate::model::{self, VrrpInstance};
 use crate::net::{self, Mode, VrrpSocket};
@@ -229,15 +229,8 @@ impl Vrrp {
         let cfg = self.config_for(v, primary);
         // A previous run killed with SIGKILL leaves its VIPs behind (as keepalived does):
         // remove them before electing, so that a backup never holds them.
-        for a in &cfg.held() {
-            if let Ok(true) = net::addr::del_address(&net_vip(v, *a)) {
-                tracing::warn!("{}: removed stale VIP {} left by an earlier run", v.name, a);
-            }
-        }
-        for r in &v.routes {
-            if let Ok(true) = net::route::del_route(&net_route(r)) {
-                tracing::warn!("{}: removed stale route {r} left by an earlier run", v.name);
-            }
+        for what in release_held(v) {
+            tracing::warn!("{}: removed stale {what} left by an earlier run", v.name);
         }
         let mut fsm = Instance::new(cfg);
         let expect = fsm.config().expect();
