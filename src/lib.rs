@@ -12,6 +12,8 @@ pub mod doctor;
 pub mod drain;
 pub mod heap;
 pub mod import;
+#[cfg(debug_assertions)]
+pub mod injected;
 pub mod ipvs;
 pub mod lab;
 pub mod limits;

@@ -607,3 +607,24 @@ fn a_failed_vrrp_thread_lets_go_of_the_vip_and_starts_again() {
     assert!(has_vip(&lan, 0) && !has_vip(&lan, 1));
     assert!(a.log().contains("injected panic"), "the panic is in the log");
 }
+
+/// The director's loop failing (a bug; injected, debug builds only) ends the process, but not
+/// as a SIGKILL would: the VRRP thread stops its instances first, as on a graceful stop, so the
+/// backup takes over after Skew_Time and no VIP outlives the process.
+#[test]
+fn a_failed_director_loop_hands_over_before_the_process_ends() {
+    if !privileged_or_skip("a_failed_director_loop_hands_over_before_the_process_ends") {
+        return;
+    }
+    let lan = lan();
+    let mut a = Daemon::start_in_env(Some(lan.host(0).name()), &policy(""), "lvs01", &[("LVSD_TEST_DIRECTOR_PANIC_AFTER", "2")]);
+    let b = start(&lan, 1, &policy(""));
+    a.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs01 master");
+    b.wait_for(|d| d.vrrp_state("VI_1") == "backup", "lvs02 backup");
+    assert_ne!(a.exit_code(), 0, "a failure is not a clean exit");
+    assert!(a.log().contains("injected panic"), "{}", a.log());
+    b.wait_for(|d| d.vrrp_state("VI_1") == "master", "lvs02 takes over");
+    assert!(b.events("vrrp").iter().any(|e| e.contains("backup -> master (master_stopped")), "{:?}", b.events("vrrp"));
+    assert!(!has_vip(&lan, 0), "the failed director's VIP is gone");
+    assert!(has_vip(&lan, 1));
+}

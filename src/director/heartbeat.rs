@@ -75,6 +75,24 @@ pub struct View {
 pub struct Heartbeat {
     tx: mpsc::Sender<Command>,
     view: Arc<Mutex<View>>,
+    /// Disconnected when the thread has ended.
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+/// How long a director that goes away without a graceful stop waits for the instances to stop.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+impl Drop for Heartbeat {
+    /// The director's loop ending without a graceful stop (it panicked, and the process is
+    /// about to exit): closing the queue makes the VRRP loop stop its instances (priority 0
+    /// adverts, VIPs down), and the process waits for that, bounded, so that no VIP outlives
+    /// it and the backup takes over at once. After a graceful stop the thread has ended and
+    /// nothing waits.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.tx, closed));
+        let _ = self.ended.recv_timeout(STOP_WAIT);
+    }
 }
 
 impl Heartbeat {
@@ -85,12 +103,16 @@ impl Heartbeat {
         let view = Arc::new(Mutex::new(View::default()));
         let shared = view.clone();
         let (started_tx, started) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || supervise(model, rx, report_tx, shared, started_tx))?;
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new().name("lvsd-vrrp".into()).spawn(move || {
+            let _ended = ended_tx;
+            supervise(model, rx, report_tx, shared, started_tx)
+        })?;
         // Ready once the instances have started and their state is in the view, so that the
         // first status after start-up (and systemd's READY) shows them. A thread that could
         // not start drops the sender and ends the wait at once.
         let _ = started.recv_timeout(STARTUP_WAIT);
-        Ok((Heartbeat { tx, view }, report_rx))
+        Ok((Heartbeat { tx, view, ended }, report_rx))
     }
 
     pub fn view(&self) -> View {
@@ -411,7 +433,7 @@ async fn run(
             }
             _ = maintain.tick() => {
                 #[cfg(debug_assertions)]
-                injected::panic_if_due();
+                crate::injected::VRRP.panic_if_due();
                 let ts = l.vrrp.maintain(Instant::now());
                 l.transitions(ts);
             }
@@ -513,28 +535,5 @@ impl Timer {
         }
         // Set again at the next turn, even to the same deadline.
         self.armed = None;
-    }
-}
-
-/// Fault injection for the tests of [`supervise`], in debug builds only:
-/// `LVSD_TEST_VRRP_PANIC_AFTER=SECS` makes the loop panic once, at the first maintenance
-/// tick that many seconds after its first one.
-#[cfg(debug_assertions)]
-mod injected {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
-
-    static FIRED: AtomicBool = AtomicBool::new(false);
-    static AT: OnceLock<Option<Instant>> = OnceLock::new();
-
-    pub fn panic_if_due() {
-        let at = AT.get_or_init(|| {
-            let secs: f64 = std::env::var("LVSD_TEST_VRRP_PANIC_AFTER").ok()?.parse().ok()?;
-            Some(Instant::now() + Duration::from_secs_f64(secs))
-        });
-        if at.is_some_and(|t| Instant::now() >= t) && !FIRED.swap(true, Ordering::SeqCst) {
-            panic!("injected panic (LVSD_TEST_VRRP_PANIC_AFTER)");
-        }
     }
 }

@@ -227,6 +227,8 @@ impl Director {
         let mut bgp_tick = tokio::time::interval(Duration::from_millis(100));
         bgp_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.shutdown {
+            #[cfg(debug_assertions)]
+            crate::injected::DIRECTOR.panic_if_due();
             let report = async {
                 match reports.as_mut() {
                     Some(r) => r.recv().await,

@@ -159,6 +159,18 @@ impl Daemon {
         self.child.wait().unwrap().code().unwrap_or(-1)
     }
 
+    /// The exit code once the daemon has ended on its own, waiting at most 10 s.
+    pub fn exit_code(&mut self) -> i32 {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < end, "lvsd is still running; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn kill9(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         let _ = self.child.wait();
