@@ -252,8 +252,9 @@ impl Loop {
 /// input from outside may cause one) would leave a master's addresses up with nobody
 /// advertising them, so that the backup takes over and both hold them. Instead every
 /// instance's addresses and routes are taken down at once, the director is told why, and
-/// after a wait (doubled at each failure in a row, at most 30 s) the instances start again from the
-/// latest model, as at start-up: they elect anew and the director sends their tracks' states.
+/// after a wait (doubled at each failure in a row, at most 30 s) the instances start again
+/// from the latest model, as at start-up: they elect anew and the director sends their
+/// tracks' states.
 fn supervise(
     mut model: Model,
     mut cmds: mpsc::Receiver<Command>,
