@@ -14,6 +14,8 @@ pub struct Fault {
 
 /// The VRRP thread's loop (director::heartbeat).
 pub static VRRP: Fault = Fault::new("LVSD_TEST_VRRP_PANIC_AFTER");
+/// The VRRP thread's link watcher, on a link change (director::vrrp).
+pub static LINK_WATCH: Fault = Fault::new("LVSD_TEST_LINK_WATCH_PANIC_AFTER");
 /// The director's loop (director::Director::run).
 pub static DIRECTOR: Fault = Fault::new("LVSD_TEST_DIRECTOR_PANIC_AFTER");
 

@@ -10,6 +10,13 @@ impl Vrrp {
     /// and at once when the link watcher sees one of our links change.
     pub fn maintain(&mut self, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
+        // The link watcher never ends while the instances run: one that did (a panic: a bug)
+        // is started again, reading every link's state anew, so that no link change goes
+        // unseen for more than a second.
+        if self.link_task.as_ref().is_some_and(|t| t.is_finished()) {
+            self.notes.push(("vrrp_error", "the link watcher stopped: watching again, every link's state read anew".into()));
+            self.link_task = Some(super::spawn_link_watch(self.tx.clone(), true));
+        }
         if !self.failed.is_empty() {
             self.retry_failed(now, &mut out);
         }

@@ -329,7 +329,7 @@ impl Vrrp {
     /// Start every instance of the model; failures are kept for status and returned.
     pub fn start(&mut self, m: &model::Model, now: Instant) -> (Vec<Transition>, Vec<String>) {
         if self.link_task.is_none() {
-            self.link_task = Some(spawn_link_watch(self.tx.clone()));
+            self.link_task = Some(spawn_link_watch(self.tx.clone(), false));
         }
         let mut out = Vec::new();
         let mut errors = Vec::new();
@@ -806,10 +806,11 @@ impl Vrrp {
 }
 
 /// Follow link changes. A watcher error is fatal for that watcher: a new one is made (its
-/// first dump is replayed, so a change missed in between is not lost).
-fn spawn_link_watch(tx: mpsc::Sender<VrrpInput>) -> JoinHandle<()> {
+/// first dump is replayed, so a change missed in between is not lost); `replay` replays the
+/// first one's too (a watcher started again after the task ended).
+pub(super) fn spawn_link_watch(tx: mpsc::Sender<VrrpInput>, replay: bool) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
-        let mut first = true;
+        let mut first = !replay;
         loop {
             let mut w = match net::LinkWatcher::new() {
                 Ok(w) => w,
@@ -830,6 +831,8 @@ fn spawn_link_watch(tx: mpsc::Sender<VrrpInput>) -> JoinHandle<()> {
             loop {
                 match w.next().await {
                     Ok(ev) => {
+                        #[cfg(debug_assertions)]
+                        crate::injected::LINK_WATCH.panic_if_due();
                         if tx.send(VrrpInput::Link { name: ev.name, ifindex: ev.ifindex, up: ev.up }).await.is_err() {
                             return;
                         }
