@@ -53,6 +53,33 @@ impl TrackRun {
     }
 }
 
+/// Run one exec, process or file track as a task of its own and send its outcome back. A
+/// task that panicked (a bug) still sends one, `on_panic`'s, so that the track is not left
+/// busy, never to run again, with its last state standing.
+fn spawn_run(
+    tx: mpsc::UnboundedSender<TrackDone>,
+    index: usize,
+    generation: u64,
+    on_panic: fn(String) -> Outcome,
+    run: impl std::future::Future<Output = Outcome> + 'static,
+) {
+    tokio::task::spawn_local(async move {
+        let outcome = crate::check::supervise::CatchUnwind::new(run).await.unwrap_or_else(on_panic);
+        let _ = tx.send(TrackDone { index, generation, outcome });
+    });
+}
+
+/// A program or process count that failed: down, saying why.
+fn ran_down(panic: String) -> Outcome {
+    Outcome::Ran(CheckResult::down(Duration::ZERO, format!("the track's task failed: {panic}")))
+}
+
+/// A file read that failed: ignored, as a read that did not finish in time (the last value stands).
+fn not_read(panic: String) -> Outcome {
+    tracing::warn!("track file: the read failed ({panic}); the last value stands");
+    Outcome::Read(None)
+}
+
 pub struct Tracks {
     runs: Vec<TrackRun>,
     /// Bumped when the policy changes, so that results of old runs are ignored.
@@ -141,10 +168,13 @@ impl Tracks {
                 TrackKind::Exec { command } => {
                     r.busy = true;
                     let (argv, timeout, tx, generation) = (command.clone(), Self::timeout(&r.track), self.tx.clone(), self.generation);
-                    tokio::task::spawn_local(async move {
-                        let result = crate::check::runner::exec(&argv, false, timeout).await;
-                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Ran(result) });
-                    });
+                    spawn_run(
+                        tx,
+                        i,
+                        generation,
+                        ran_down,
+                        async move { Outcome::Ran(crate::check::runner::exec(&argv, false, timeout).await) },
+                    );
                 }
                 TrackKind::Process { process, params, param_match, full_command, quorum, quorum_max } => {
                     r.busy = true;
@@ -156,7 +186,7 @@ impl Tracks {
                     };
                     let (range, timeout, tx, generation) =
                         ((*quorum, *quorum_max), Self::timeout(&r.track), self.tx.clone(), self.generation);
-                    tokio::task::spawn_local(async move {
+                    spawn_run(tx, i, generation, ran_down, async move {
                         let t0 = Instant::now();
                         // Off this thread and bounded, as a file's read.
                         let count = tokio::task::spawn_blocking(move || count_processes(&spec));
@@ -167,13 +197,13 @@ impl Tracks {
                             }
                             _ => CheckResult::down(t0.elapsed(), "/proc was not read in time"),
                         };
-                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Ran(result) });
+                        Outcome::Ran(result)
                     });
                 }
                 TrackKind::File { path, .. } => {
                     r.busy = true;
                     let (path, timeout, tx, generation) = (path.clone(), Self::timeout(&r.track), self.tx.clone(), self.generation);
-                    tokio::task::spawn_local(async move {
+                    spawn_run(tx, i, generation, not_read, async move {
                         // A blocking read, off this thread and bounded: a file on a hung mount
                         // holds one blocking thread, not the director.
                         let read = tokio::task::spawn_blocking(move || read_track_file(&path));
@@ -184,7 +214,7 @@ impl Tracks {
                                 None
                             }
                         };
-                        let _ = tx.send(TrackDone { index: i, generation, outcome: Outcome::Read(value) });
+                        Outcome::Read(value)
                     });
                 }
             }
@@ -277,6 +307,26 @@ mod tests {
     fn ran(t: &mut Tracks, i: usize, ok: bool) -> Option<(bool, i32)> {
         let r = if ok { CheckResult::up(Duration::ZERO) } else { CheckResult::down(Duration::ZERO, "no") };
         t.record(i, Outcome::Ran(r)).map(|(_, _, up, w)| (up, w))
+    }
+
+    /// A track's task that panicked still reports: the program's run as down (saying why),
+    /// the file's read as not done; so the track is free to run again.
+    #[test]
+    fn a_track_task_that_panics_still_reports() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        local.block_on(&rt, async {
+            spawn_run(tx.clone(), 3, 7, ran_down, async { panic!("boom") });
+            spawn_run(tx, 4, 7, not_read, async { panic!("bang") });
+            let ran = rx.recv().await.unwrap();
+            assert_eq!((ran.index, ran.generation), (3, 7));
+            let Outcome::Ran(r) = ran.outcome else { panic!("not a run") };
+            assert!(!r.ok && r.error.as_deref() == Some("the track's task failed: boom"), "{:?}", r.error);
+            let read = rx.recv().await.unwrap();
+            assert_eq!(read.index, 4);
+            assert!(matches!(read.outcome, Outcome::Read(None)));
+        });
     }
 
     #[test]
