@@ -169,7 +169,16 @@ impl Director {
             backend::sync_services(self.backend.as_mut(), &next, &|k| remove_all || owned.contains(k), &scope)
         };
         report.log_applied();
-        tracing::debug!(target: "ipvs_timing", "{} reach={reach:?} services={} applied={}", report.timing, scope.len(), report.applied.len());
+        // pass_ms: the whole pass on the director's loop (the wanted table made, the read,
+        // the writes); read_ms and write_ms are the backend's part of it.
+        tracing::debug!(
+            target: "ipvs_timing",
+            "{} reach={reach:?} services={} applied={} pass_ms={:.1}",
+            report.timing,
+            scope.len(),
+            report.applied.len(),
+            now.elapsed().as_secs_f64() * 1000.0
+        );
         let (noted, rest) = report.failed.split_at(report.failed.len().min(FAILURES_NOTED));
         for (op, e) in noted {
             self.events.push("ipvs_error", format!("{op}: {e} (will retry at the next resync)"));
