@@ -32,10 +32,15 @@ impl Drain {
         }
         match (want, prev) {
             (Some(mut want), prev) => {
-                self.services.remove(&key);
+                // Nothing draining is the usual case: no lookup per real then.
+                if !self.services.is_empty() {
+                    self.services.remove(&key);
+                }
                 for (dk, d) in prev.map(|p| &p.dests).into_iter().flatten() {
                     if want.dests.contains_key(dk) {
-                        self.dests.remove(&(key, *dk));
+                        if !self.dests.is_empty() {
+                            self.dests.remove(&(key, *dk));
+                        }
                         continue;
                     }
                     let deadline = *self.dests.entry((key, *dk)).or_insert(now + timeout);

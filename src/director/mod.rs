@@ -82,13 +82,16 @@ pub struct Director {
     generation: u64,
     last_reload: ReloadStatus,
     backend: Box<dyn Backend>,
-    /// Services we put in the table (so we may delete them when the policy drops them).
-    owned: HashSet<ServiceKey>,
+    /// Services we put in the table (so we may delete them when the policy drops them); in
+    /// key order, so that a whole pass makes it again from its sorted keys without hashing.
+    owned: std::collections::BTreeSet<ServiceKey>,
     /// The table as last sent to the backend (drains included): what `drain` compares with.
     wanted: Table,
     drain: crate::drain::Drain,
     /// Each service's quorum state (with hysteresis), by service name.
     quorum: HashMap<String, crate::check::Quorum>,
+    /// The policy's services in IPVS key order, for the generation it was made of.
+    key_order: (u64, Vec<(ServiceKey, usize)>),
     warned_foreign: HashSet<ServiceKey>,
     drained: HashSet<RealId>,
     weight_overrides: HashMap<RealId, u32>,
@@ -133,10 +136,11 @@ impl Director {
             policy,
             generation: 1,
             backend,
-            owned: HashSet::new(),
+            owned: std::collections::BTreeSet::new(),
             wanted: Table::default(),
             drain: crate::drain::Drain::default(),
             quorum: HashMap::new(),
+            key_order: (0, Vec::new()),
             warned_foreign: HashSet::new(),
             drained: HashSet::new(),
             weight_overrides: HashMap::new(),
