@@ -72,9 +72,32 @@ impl Drain {
         }
     }
 
+    /// The same as `apply(key, Some(svc), Some(svc.clone()), ..)`, which returns `svc` as it
+    /// is, without the copy: a service wanted exactly as installed drains nothing, and a
+    /// drain of it or of its reals is over.
+    pub fn keep(&mut self, key: ServiceKey, svc: &Service, timeout: Duration) {
+        if timeout.is_zero() {
+            self.forget(key);
+            return;
+        }
+        if !self.services.is_empty() {
+            self.services.remove(&key);
+        }
+        if !self.dests.is_empty() {
+            for dk in svc.dests.keys() {
+                self.dests.remove(&(key, *dk));
+            }
+        }
+    }
+
     fn forget(&mut self, key: ServiceKey) {
-        self.services.remove(&key);
-        self.dests.retain(|(k, _), _| *k != key);
+        // Called for every service of every pass when drains are off: no hashing then.
+        if !self.services.is_empty() {
+            self.services.remove(&key);
+        }
+        if !self.dests.is_empty() {
+            self.dests.retain(|(k, _), _| *k != key);
+        }
     }
 
     /// When the next grace period ends (the director syncs then).

@@ -4,7 +4,6 @@
 
 use super::hooks::spawn_program;
 use super::*;
-use crate::ipvs::table::Service;
 use std::time::Instant;
 
 /// Failed writes noted as one event each per pass; the rest go in one event that counts
@@ -43,6 +42,13 @@ impl Director {
     /// Service `si` as wanted now, and its quorum change if it has one (keepalived's quorum
     /// with hysteresis). Computes only: the caller records the change and runs its programs.
     pub(super) fn want_service(&mut self, si: usize) -> (ServiceKey, crate::ipvs::table::Service, Option<QuorumChange>) {
+        let (up, change) = self.want_quorum(si);
+        let (k, svc) = desired::service(&self.policy.model.services[si], |ri| self.real_state(si, ri), up);
+        (k, svc, change)
+    }
+
+    /// Service `si`'s quorum now (kept with its hysteresis), and its change if any.
+    fn want_quorum(&mut self, si: usize) -> (bool, Option<QuorumChange>) {
         let vs = &self.policy.model.services[si];
         let live = desired::live_weight(vs, |ri| self.real_state(si, ri));
         // Looked up before inserted: `entry` would take a copy of the name at every pass.
@@ -53,9 +59,7 @@ impl Director {
         q.quorum = vs.quorum as u64;
         q.hysteresis = vs.hysteresis as u64;
         let (changed, up) = (q.update(live), q.up);
-        let change = changed.map(|up| QuorumChange { service: si, up, live });
-        let (k, svc) = desired::service(vs, |ri| self.real_state(si, ri), up);
-        (k, svc, change)
+        (up, changed.map(|up| QuorumChange { service: si, up, live }))
     }
 
     /// Record a quorum change and run quorum_up / quorum_down.
@@ -239,12 +243,13 @@ impl Director {
             self.key_order = (self.generation, order);
         }
         let order = std::mem::take(&mut self.key_order.1);
-        let mut want: Vec<(ServiceKey, Option<Service>)> = Vec::with_capacity(n);
+        // (key, service, its quorum, wanted at all): what the service is made of, not yet made.
+        let mut want: Vec<(ServiceKey, usize, bool, bool)> = Vec::with_capacity(n);
         let mut quorum_changes = Vec::new();
-        for &(_, si) in &order {
-            let (k, svc, change) = self.want_service(si);
+        for &(k, si) in &order {
+            let (up, change) = self.want_quorum(si);
             quorum_changes.extend(change);
-            want.push((k, (!self.ha_suspended(si)).then_some(svc)));
+            want.push((k, si, up, !self.ha_suspended(si)));
         }
         self.key_order.1 = order;
         // In the policy's order, as they would be met one by one.
@@ -263,14 +268,34 @@ impl Director {
                 (Some(w), None) => w.0,
                 (None, Some(o)) => o.0,
             };
-            let wanted = if want.peek().is_some_and(|w| w.0 == k) { want.next().and_then(|w| w.1) } else { None };
+            let wanted = if want.peek().is_some_and(|w| w.0 == k) { want.next().filter(|w| w.3) } else { None };
             let prev = if old.peek().is_some_and(|o| o.0 == k) { old.next().map(|o| o.1) } else { None };
-            let svc = self.drain.apply(k, prev.as_ref(), wanted, now, timeout);
-            if reach == Reach::Changed && svc == prev {
-                // Wanted as before: left out of the pass, neither read nor written.
-                kept.extend(prev.map(|s| (k, s)));
-                continue;
-            }
+            let unchanged = match (&wanted, &prev) {
+                (Some((_, si, up, _)), Some(p)) => {
+                    desired::service_is(&self.policy.model.services[*si], |ri| self.real_state(*si, ri), *up, p)
+                }
+                _ => false,
+            };
+            let svc = if unchanged {
+                // Wanted exactly as installed: nothing made, nothing copied.
+                let p = prev.expect("unchanged: installed");
+                self.drain.keep(k, &p, timeout);
+                if reach == Reach::Changed {
+                    // Left out of the pass, neither read nor written.
+                    kept.push((k, p));
+                    continue;
+                }
+                Some(p)
+            } else {
+                let made =
+                    wanted.map(|(_, si, up, _)| desired::service(&self.policy.model.services[si], |ri| self.real_state(si, ri), up).1);
+                let svc = self.drain.apply(k, prev.as_ref(), made, now, timeout);
+                if reach == Reach::Changed && svc == prev {
+                    kept.extend(prev.map(|s| (k, s)));
+                    continue;
+                }
+                svc
+            };
             scope.push(k);
             pass.extend(svc.map(|s| (k, s)));
         }
