@@ -90,7 +90,8 @@ pub struct Director {
     drain: crate::drain::Drain,
     /// Each service's quorum state (with hysteresis), by service name.
     quorum: HashMap<String, crate::check::Quorum>,
-    /// The policy's services in IPVS key order, for the generation it was made of.
+    /// The policy's services in IPVS key order, for the generation it was made of (a reload
+    /// bumps the generation as it swaps the policy in).
     key_order: (u64, Vec<(ServiceKey, usize)>),
     warned_foreign: HashSet<ServiceKey>,
     drained: HashSet<RealId>,

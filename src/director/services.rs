@@ -247,6 +247,7 @@ impl Director {
         let mut want: Vec<(ServiceKey, usize, bool, bool)> = Vec::with_capacity(n);
         let mut quorum_changes = Vec::new();
         for &(k, si) in &order {
+            debug_assert_eq!(k, desired::service_key(&self.policy.model.services[si].vip), "key order of another generation");
             let (up, change) = self.want_quorum(si);
             quorum_changes.extend(change);
             want.push((k, si, up, !self.ha_suspended(si)));
