@@ -90,6 +90,9 @@ pub struct Director {
     drain: crate::drain::Drain,
     /// Each service's quorum state (with hysteresis), by service name.
     quorum: HashMap<String, crate::check::Quorum>,
+    /// Set by a reload for its pass: which services of the new generation are declared
+    /// exactly as before, so that the pass need not look at them (empty: look at all).
+    declared_as_before: Vec<bool>,
     /// The policy's services in IPVS key order, for the generation it was made of (a reload
     /// bumps the generation as it swaps the policy in).
     key_order: (u64, Vec<(ServiceKey, usize)>),
@@ -142,6 +145,7 @@ impl Director {
             drain: crate::drain::Drain::default(),
             quorum: HashMap::new(),
             key_order: (0, Vec::new()),
+            declared_as_before: Vec::new(),
             warned_foreign: HashSet::new(),
             drained: HashSet::new(),
             weight_overrides: HashMap::new(),

@@ -62,6 +62,7 @@ impl Director {
                     .filter(|&si| !p.model.services.iter().any(|s| s.name == self.policy.model.services[si].name))
                     .collect();
                 self.omega(&gone);
+                let as_before = declared_as_before(&self.policy.model, &p.model);
                 let old = std::mem::replace(&mut self.policy, p);
                 crate::programs::set_run_as(self.policy.model.global.script_user);
                 // Foreign services are judged on a whole pass only.
@@ -83,6 +84,7 @@ impl Director {
                 if whole {
                     self.resync();
                 } else {
+                    self.declared_as_before = as_before;
                     self.sync_changed();
                 }
                 tracing::debug!("reload applied: checks updated in {checked:?}, IPVS synced at {:?}", started.elapsed());
@@ -164,6 +166,18 @@ impl Reloads {
         self.again.get_or_insert_with(|| (why.to_string(), Vec::new())).1.extend(reply);
         None
     }
+}
+
+/// For each service of `new`: declared exactly as in `old` (the same name, settings and
+/// reals, and the same VRRP instances and drain time, which its wanted state also follows),
+/// so that its wanted state cannot have changed with the policy. Empty when the instances or
+/// the drain time changed: every service is looked at then.
+fn declared_as_before(old: &crate::model::Model, new: &crate::model::Model) -> Vec<bool> {
+    if old.vrrp != new.vrrp || old.global.drain_timeout != new.global.drain_timeout {
+        return Vec::new();
+    }
+    let before: HashMap<&str, &crate::model::VirtualServer> = old.services.iter().map(|s| (s.name.as_str(), s)).collect();
+    new.services.iter().map(|s| before.get(s.name.as_str()).is_some_and(|o| *o == s)).collect()
 }
 
 #[cfg(test)]
@@ -254,6 +268,22 @@ mod tests {
         // The periodic pass still reads the whole table.
         d.resync();
         assert_eq!(reads.lock().unwrap().last(), Some(&None));
+    }
+
+    #[test]
+    fn services_declared_as_before_are_known_by_name() {
+        let m = |src: &str| crate::policy::test_model(src, "lvs01");
+        let old = m(&policy(1, true));
+        // 'a' changed its weight, 'b' left, 'c' moved a line up (its origin changed with it).
+        assert_eq!(declared_as_before(&old, &m(&policy(7, false))), vec![false, false]);
+        assert_eq!(declared_as_before(&old, &old), vec![true, true, true]);
+        let reordered = "lvsd.service 'x' { vip = '192.0.2.13:80', reals = { '198.51.100.4:80' } }\n".to_string() + &policy(1, true);
+        let shifted = declared_as_before(&old, &m(&reordered));
+        assert_eq!(shifted, vec![false, false, false, false], "every origin moved a line down");
+        // The VRRP instances changed: every service is looked at.
+        let with_vrrp = policy(1, true) + "lvsd.vrrp 'VI_1' { interface = 'eth0', vrid = 1, vips = { '192.0.2.100' } }\n";
+        assert!(declared_as_before(&old, &m(&with_vrrp)).is_empty());
+        assert_eq!(declared_as_before(&m(&with_vrrp), &m(&with_vrrp)), vec![true, true, true]);
     }
 
     /// The memory backend, refusing every real server's add as a kernel would (ERANGE).

@@ -243,14 +243,21 @@ impl Director {
             self.key_order = (self.generation, order);
         }
         let order = std::mem::take(&mut self.key_order.1);
-        // (key, service, its quorum, wanted at all): what the service is made of, not yet made.
-        let mut want: Vec<(ServiceKey, usize, bool, bool)> = Vec::with_capacity(n);
+        // A reload's pass leaves the services declared as before as they are installed.
+        let as_before = std::mem::take(&mut self.declared_as_before);
+        let as_before = |si: usize| reach == Reach::Changed && as_before.get(si).copied().unwrap_or(false);
+        // (key, service, its quorum, wanted at all, as before): what the service is made of.
+        let mut want: Vec<(ServiceKey, usize, bool, bool, bool)> = Vec::with_capacity(n);
         let mut quorum_changes = Vec::new();
         for &(k, si) in &order {
             debug_assert_eq!(k, desired::service_key(&self.policy.model.services[si].vip), "key order of another generation");
+            if as_before(si) {
+                want.push((k, si, true, true, true));
+                continue;
+            }
             let (up, change) = self.want_quorum(si);
             quorum_changes.extend(change);
-            want.push((k, si, up, !self.ha_suspended(si)));
+            want.push((k, si, up, !self.ha_suspended(si), false));
         }
         self.key_order.1 = order;
         // In the policy's order, as they would be met one by one.
@@ -269,10 +276,16 @@ impl Director {
                 (Some(w), None) => w.0,
                 (None, Some(o)) => o.0,
             };
-            let wanted = if want.peek().is_some_and(|w| w.0 == k) { want.next().filter(|w| w.3) } else { None };
+            let w = if want.peek().is_some_and(|w| w.0 == k) { want.next() } else { None };
             let prev = if old.peek().is_some_and(|o| o.0 == k) { old.next().map(|o| o.1) } else { None };
+            if w.is_some_and(|w| w.4) {
+                // Declared as before (a reload's pass): as installed, not looked at.
+                kept.extend(prev.map(|s| (k, s)));
+                continue;
+            }
+            let wanted = w.filter(|w| w.3);
             let unchanged = match (&wanted, &prev) {
-                (Some((_, si, up, _)), Some(p)) => {
+                (Some((_, si, up, ..)), Some(p)) => {
                     desired::service_is(&self.policy.model.services[*si], |ri| self.real_state(*si, ri), *up, p)
                 }
                 _ => false,
@@ -289,7 +302,7 @@ impl Director {
                 Some(p)
             } else {
                 let made =
-                    wanted.map(|(_, si, up, _)| desired::service(&self.policy.model.services[si], |ri| self.real_state(si, ri), up).1);
+                    wanted.map(|(_, si, up, ..)| desired::service(&self.policy.model.services[si], |ri| self.real_state(si, ri), up).1);
                 let svc = self.drain.apply(k, prev.as_ref(), made, now, timeout);
                 if reach == Reach::Changed && svc == prev {
                     kept.extend(prev.map(|s| (k, s)));
