@@ -32,6 +32,14 @@ fn lan() -> Lan {
     lan
 }
 
+/// A second link in lvs01 that a test can take down (`trk1`, whose peer `trk0` goes down
+/// with it): a veth pair inside the namespace.
+fn tracked_link(lan: &Lan) {
+    lan.host(0).ip(&["link", "add", "trk0", "type", "veth", "peer", "name", "trk1"]).unwrap();
+    lan.host(0).ip(&["link", "set", "trk0", "up"]).unwrap();
+    lan.host(0).ip(&["link", "set", "trk1", "up"]).unwrap();
+}
+
 fn has_vip(lan: &Lan, host: usize) -> bool {
     lan.host(host).ip(&["-o", "addr", "show", "dev", "eth0"]).unwrap().contains("192.0.2.100/24")
 }
@@ -140,10 +148,7 @@ fn sync_group_moves_together() {
         return;
     }
     let lan = lan();
-    // A second link in lvs01 that the test can take down: a veth pair inside the namespace.
-    lan.host(0).ip(&["link", "add", "trk0", "type", "veth", "peer", "name", "trk1"]).unwrap();
-    lan.host(0).ip(&["link", "set", "trk0", "up"]).unwrap();
-    lan.host(0).ip(&["link", "set", "trk1", "up"]).unwrap();
+    tracked_link(&lan);
     let src = r#"
 local master = lvsd.node == "lvs01"
 lvsd.vrrp "VI_1" { interface = "eth0", vrid = 51, version = 3, advert_int = 0.2,
@@ -638,9 +643,7 @@ fn a_failed_link_watcher_is_started_again_and_misses_no_link() {
         return;
     }
     let lan = lan();
-    lan.host(0).ip(&["link", "add", "trk0", "type", "veth", "peer", "name", "trk1"]).unwrap();
-    lan.host(0).ip(&["link", "set", "trk0", "up"]).unwrap();
-    lan.host(0).ip(&["link", "set", "trk1", "up"]).unwrap();
+    tracked_link(&lan);
     let a = Daemon::start_in_env(
         Some(lan.host(0).name()),
         &policy("track_interfaces = { \"trk0\" },"),
